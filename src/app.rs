@@ -1,0 +1,259 @@
+//! Builds hale from its configuration: opens the store, starts the writer and background loops, binds
+//! every service's listener (port 0 picks a free port) and runs until told to shut down.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{from_fn, Condition};
+use actix_web::{web, App, HttpRequest, HttpServer};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::http::{self, ApiError, HttpContext};
+use crate::kind::ServiceKind;
+use crate::metrics::{HealthMetrics, ServiceMetrics};
+use crate::services::{self, AppState};
+use crate::store::writer::{self, WriterHandle, WriterSettings};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr} for {service}: {source}")]
+    Bind {
+        service: ServiceKind,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running hale: its services, background loops and store.
+pub struct Application {
+    state: AppState,
+    servers: Vec<RunningServer>,
+    background: TaskTracker,
+    cancel: CancellationToken,
+    writer: WriterHandle,
+}
+
+struct RunningServer {
+    kind: ServiceKind,
+    addr: SocketAddr,
+    handle: ServerHandle,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Application {
+    /// Starts every service (or only `only`) on the current tokio runtime.
+    pub async fn start(
+        config: Config,
+        db_path: &Path,
+        only: Option<ServiceKind>,
+    ) -> Result<Self, StartError> {
+        Self::start_with_clock(config, db_path, only, Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with_clock(
+        config: Config,
+        db_path: &Path,
+        only: Option<ServiceKind>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let kinds: Vec<ServiceKind> = ServiceKind::ALL
+            .into_iter()
+            .filter(|k| only.is_none_or(|o| o == *k))
+            .collect();
+        // Bind first: a port in use is reported before anything else starts.
+        let mut listeners = Vec::new();
+        for kind in &kinds {
+            let addr = listen_addr(&config, *kind);
+            let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
+                service: *kind,
+                addr,
+                source,
+            })?;
+            listeners.push((*kind, listener));
+        }
+
+        let store = Store::open(db_path).await?;
+        let (check_writer, writer) = writer::spawn(
+            store.clone(),
+            WriterSettings {
+                flush_interval: std::time::Duration::from_millis(config.storage.flush_interval_ms),
+                batch_size: config.storage.batch_size,
+            },
+        );
+        let metrics: Vec<(ServiceKind, ServiceMetrics)> = ServiceKind::ALL
+            .into_iter()
+            .map(|k| (k, ServiceMetrics::new(k)))
+            .collect();
+        let health_proxy_metrics = &metrics[0].1;
+        let health_metrics = HealthMetrics::register(health_proxy_metrics.registry());
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            writer: check_writer,
+            health_metrics,
+            clock,
+            started_at: Instant::now(),
+        };
+
+        let mut servers = Vec::new();
+        for (kind, listener) in listeners {
+            let service_metrics = metrics
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_else(|| ServiceMetrics::new(kind));
+            let addr = listener.local_addr().map_err(|source| StartError::Bind {
+                service: kind,
+                addr: listen_addr(&state.config, kind),
+                source,
+            })?;
+            let server =
+                build_server(kind, listener, state.clone(), service_metrics).map_err(|source| {
+                    StartError::Bind {
+                        service: kind,
+                        addr,
+                        source,
+                    }
+                })?;
+            let handle = server.handle();
+            tracing::info!(service = kind.as_str(), %addr, "listening");
+            servers.push(RunningServer {
+                kind,
+                addr,
+                handle,
+                task: tokio::spawn(server),
+            });
+        }
+
+        Ok(Self {
+            state,
+            servers,
+            background: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+            writer,
+        })
+    }
+
+    /// The bound address of a service, if it runs.
+    pub fn addr(&self, kind: ServiceKind) -> Option<SocketAddr> {
+        self.servers.iter().find(|s| s.kind == kind).map(|s| s.addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs until `shutdown` completes (or a server stops by itself), then shuts down gracefully.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) {
+        let servers_done =
+            futures_util::future::select_all(self.servers.iter_mut().map(|s| &mut s.task));
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutdown signal received"),
+            (result, index, _) = servers_done => {
+                tracing::error!(service = index, outcome = ?result, "an HTTP service stopped by itself; shutting down");
+            }
+        }
+        self.shutdown().await;
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops the background loops, drains the writer and
+    /// closes the database, logging each step.
+    pub async fn shutdown(self) {
+        tracing::info!(
+            timeout_s = self.state.config.http.shutdown_timeout_s,
+            "stopping HTTP services; in-flight requests may finish"
+        );
+        futures_util::future::join_all(self.servers.iter().map(|s| s.handle.stop(true))).await;
+        for server in self.servers {
+            if !server.task.is_finished() {
+                let _ = server.task.await;
+            }
+        }
+        tracing::info!("stopping background loops");
+        self.cancel.cancel();
+        self.background.close();
+        self.background.wait().await;
+        tracing::info!("draining the check writer");
+        self.writer.shutdown().await;
+        tracing::info!("closing the database");
+        self.state.store.close().await;
+        tracing::info!("shutdown complete");
+    }
+}
+
+fn listen_addr(config: &Config, kind: ServiceKind) -> SocketAddr {
+    match kind {
+        ServiceKind::HealthProxy => config.listen.health_proxy,
+        ServiceKind::McpBridge => config.listen.mcp_bridge,
+        ServiceKind::BossApi => config.listen.boss_api,
+    }
+}
+
+fn build_server(
+    kind: ServiceKind,
+    listener: TcpListener,
+    state: AppState,
+    metrics: ServiceMetrics,
+) -> std::io::Result<Server> {
+    let http_config = state.config.http.clone();
+    let limit = http_config.body_limit_bytes;
+    let openapi = services::openapi(kind);
+    let state = web::Data::new(state);
+    let context = web::Data::new(HttpContext {
+        kind,
+        metrics,
+        body_limit: limit,
+    });
+    let origins = http_config.cors_origins.clone();
+    let server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .app_data(state.clone())
+            .app_data(context.clone())
+            .app_data(http::json_config(limit))
+            .app_data(http::query_config())
+            .app_data(http::path_config())
+            .app_data(http::payload_config(limit))
+            .configure(services::configure(kind))
+            .split_for_parts();
+        app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .service(web::redirect("/docs", "/docs/"))
+            .default_service(web::to(no_route))
+            .wrap(Condition::new(!origins.is_empty(), http::cors(&origins)))
+            .wrap(from_fn(http::observe))
+    })
+    .workers(http_config.workers)
+    .shutdown_timeout(http_config.shutdown_timeout_s)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    // A path that exists under another method is a 405, not a 404.
+    if req.resource_map().has_resource(req.path()) {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let path: String = req.path().chars().take(200).collect();
+    Err(ApiError::NotFound(format!(
+        "no route for {} {path}",
+        req.method()
+    )))
+}

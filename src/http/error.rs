@@ -1,0 +1,121 @@
+//! `ApiError`: the one error type every handler returns, rendered as
+//! `{"error": {"code", "message", "request_id"}}`. Server errors say nothing of their cause to the client;
+//! the cause goes to the log.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::metrics::ErrorType;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code such as `not_found` or `bad_request`.
+    #[schema(example = "bad_request")]
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The request's `X-Request-ID`, to find its log lines.
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal server error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.error_type().as_str()
+    }
+
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            Self::BadRequest(_) => ErrorType::BadRequest,
+            Self::NotFound(_) => ErrorType::NotFound,
+            Self::MethodNotAllowed => ErrorType::MethodNotAllowed,
+            Self::PayloadTooLarge { .. } => ErrorType::PayloadTooLarge,
+            Self::Unavailable(_) => ErrorType::Unavailable,
+            Self::Internal(_) => ErrorType::Internal,
+        }
+    }
+
+    /// The body a client sees; `request_id` is filled in by the request middleware.
+    pub fn body(&self, request_id: Option<String>) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+                request_id,
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(self.body(None))
+    }
+}
+
+/// The error type and public message for an error response that did not come from an `ApiError`
+/// (actix's own 404, 405, payload and extractor errors).
+pub(crate) fn describe_status(status: StatusCode) -> (ErrorType, String) {
+    match status.as_u16() {
+        400 => (ErrorType::BadRequest, "bad request".to_owned()),
+        401 => (
+            ErrorType::Unauthorized,
+            "authentication required".to_owned(),
+        ),
+        404 => (ErrorType::NotFound, "no such route".to_owned()),
+        405 => (ErrorType::MethodNotAllowed, "method not allowed".to_owned()),
+        413 => (
+            ErrorType::PayloadTooLarge,
+            "request body is too large".to_owned(),
+        ),
+        429 => (ErrorType::RateLimited, "too many requests".to_owned()),
+        503 => (ErrorType::Unavailable, "service unavailable".to_owned()),
+        504 => (ErrorType::Timeout, "upstream timed out".to_owned()),
+        s if s >= 500 => (ErrorType::Internal, "internal server error".to_owned()),
+        _ => (
+            ErrorType::Other,
+            status
+                .canonical_reason()
+                .unwrap_or("request failed")
+                .to_lowercase(),
+        ),
+    }
+}

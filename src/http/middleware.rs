@@ -1,0 +1,190 @@
+//! The request middleware of every service: one place that gives each request its id, span, log line,
+//! metrics, security headers and JSON error body.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::http::error::{describe_status, ApiError, ErrorBody, ErrorDetail};
+use crate::http::HttpContext;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Swagger UI needs its own scripts, inline styles and data: images; nothing else is allowed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The request id of the current request, in its extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Wraps every request of a service (install with `actix_web::middleware::from_fn(observe)`).
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let Some(ctx) = req.app_data::<web::Data<HttpContext>>().cloned() else {
+        // Only reachable if a service forgot its context: fail loudly in the response, not with a panic.
+        let err = ApiError::Internal("the service has no HTTP context".into());
+        return Ok(req.error_response(err));
+    };
+    let request_id =
+        incoming_request_id(req.headers()).unwrap_or_else(|| Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        service = ctx.kind.as_str(),
+        request_id = %request_id,
+        method = %method,
+    );
+
+    let declared_len = content_length(req.headers());
+    let res = if declared_len.is_some_and(|len| len > ctx.body_limit) {
+        req.error_response(ApiError::PayloadTooLarge {
+            limit: ctx.body_limit,
+        })
+    } else {
+        // The request cannot be cloned before routing, so an `Err` from an inner middleware (CORS refusing an
+        // origin) leaves without our body; it is still logged and counted.
+        match next.call(req).instrument(span.clone()).await {
+            Ok(res) => res.map_into_boxed_body(),
+            Err(err) => {
+                let status = err.as_response_error().status_code();
+                ctx.metrics.request_finished(
+                    &method,
+                    "unmatched",
+                    status.as_u16(),
+                    started.elapsed(),
+                );
+                ctx.metrics.error(describe_status(status).0);
+                tracing::info!(parent: &span, status = status.as_u16(), error = %err, "request refused by middleware");
+                return Err(err);
+            }
+        }
+    };
+
+    let status = res.status();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let mut res = if status.is_client_error() || status.is_server_error() {
+        let (error_type, message) = match res.response().error() {
+            Some(err) => match err.as_error::<ApiError>() {
+                Some(api) => (api.error_type(), api.to_string()),
+                // actix's own client errors (extractors) describe the request, not our internals.
+                None if status.is_client_error() => (describe_status(status).0, err.to_string()),
+                None => describe_status(status),
+            },
+            None => describe_status(status),
+        };
+        if status.is_server_error() {
+            if let Some(err) = res.response().error() {
+                tracing::error!(parent: &span, error = %err, cause = ?err, route = %route, "request failed");
+            }
+        }
+        ctx.metrics.error(error_type);
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: error_type.as_str().to_owned(),
+                message,
+                request_id: Some(request_id.clone()),
+            },
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        res.map_body(|head, _| {
+            head.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            BoxBody::new(json)
+        })
+    } else {
+        res
+    };
+
+    let is_docs = res.request().path().starts_with("/docs");
+    let headers = res.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !is_docs {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+
+    let elapsed = started.elapsed();
+    ctx.metrics
+        .request_finished(&method, &route, status.as_u16(), elapsed);
+    tracing::info!(
+        parent: &span,
+        service = ctx.kind.as_str(),
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        status = status.as_u16(),
+        latency_ms = (elapsed.as_micros() as f64) / 1000.0,
+        "request finished"
+    );
+    Ok(res)
+}
+
+/// A client's request id is kept when it is short and plain; anything else is replaced.
+fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let plain = !raw.is_empty()
+        && raw.len() <= MAX_REQUEST_ID_LEN
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    plain.then(|| raw.to_owned())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_id(id: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static(REQUEST_ID_HEADER),
+            HeaderValue::from_str(id).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn plain_request_ids_are_kept_and_others_replaced() {
+        assert_eq!(
+            incoming_request_id(&with_id("abc-123_x.y:z")).as_deref(),
+            Some("abc-123_x.y:z")
+        );
+        assert_eq!(incoming_request_id(&with_id("has space")), None);
+        assert_eq!(incoming_request_id(&with_id(&"a".repeat(129))), None);
+        assert_eq!(incoming_request_id(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! hale keeps a handful of HTTP services healthy and proves it with numbers.
+//! The modules, in reading order: the command line and the app that wires everything, then the parts.
+
+pub mod app;
+pub mod breaker;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod kind;
+pub mod metrics;
+pub mod probe;
+pub mod services;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,161 @@
+//! The Health Proxy's own metrics: probes, targets, the health score, breakers and the store writer.
+
+use std::time::Duration;
+
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+use crate::breaker::BreakerState;
+use crate::metrics::names;
+use crate::probe::Outcome;
+
+/// Probe latency buckets in seconds: dense around the 200 ms p95 target.
+const CHECK_BUCKETS: [f64; 20] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.4, 0.5,
+    0.75, 1.0, 2.0, 5.0, 10.0,
+];
+
+#[derive(Debug, Clone)]
+pub struct HealthMetrics {
+    checks: IntCounterVec,
+    check_durations: HistogramVec,
+    target_up: IntGaugeVec,
+    score: Gauge,
+    breaker_state: IntGaugeVec,
+    breaker_transitions: IntCounterVec,
+    rows_written: IntCounter,
+    rows_dropped: IntCounter,
+    queue_depth: IntGauge,
+}
+
+impl HealthMetrics {
+    /// Registers the Health Proxy's collectors on its service registry.
+    pub fn register(registry: &Registry) -> Self {
+        let valid = "static metric definition is valid";
+        let metrics = Self {
+            checks: IntCounterVec::new(
+                Opts::new(
+                    names::HEALTH_CHECK_TOTAL,
+                    "Health checks made, by target and outcome.",
+                ),
+                &["target", "outcome"],
+            )
+            .expect(valid),
+            check_durations: HistogramVec::new(
+                HistogramOpts::new(
+                    names::HEALTH_CHECK_DURATION_SECONDS,
+                    "Time a health check took, by target, in seconds.",
+                )
+                .buckets(CHECK_BUCKETS.to_vec()),
+                &["target"],
+            )
+            .expect(valid),
+            target_up: IntGaugeVec::new(
+                Opts::new(
+                    names::TARGET_UP,
+                    "1 if the target's latest check was up, else 0.",
+                ),
+                &["target"],
+            )
+            .expect(valid),
+            score: Gauge::new(
+                names::HEALTH_SCORE,
+                "Weighted health of all targets, 0 to 100.",
+            )
+            .expect(valid),
+            breaker_state: IntGaugeVec::new(
+                Opts::new(
+                    names::CIRCUIT_BREAKER_STATE,
+                    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+                ),
+                &["breaker"],
+            )
+            .expect(valid),
+            breaker_transitions: IntCounterVec::new(
+                Opts::new(
+                    names::CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
+                    "Circuit breaker transitions, by breaker and new state.",
+                ),
+                &["breaker", "to"],
+            )
+            .expect(valid),
+            rows_written: IntCounter::new(
+                names::STORE_ROWS_WRITTEN_TOTAL,
+                "Health-check rows written to the database.",
+            )
+            .expect(valid),
+            rows_dropped: IntCounter::new(
+                names::STORE_ROWS_DROPPED_TOTAL,
+                "Health-check rows dropped after repeated write failures.",
+            )
+            .expect(valid),
+            queue_depth: IntGauge::new(
+                names::STORE_QUEUE_DEPTH,
+                "Health-check rows waiting for the batching writer.",
+            )
+            .expect(valid),
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+            Box::new(metrics.checks.clone()),
+            Box::new(metrics.check_durations.clone()),
+            Box::new(metrics.target_up.clone()),
+            Box::new(metrics.score.clone()),
+            Box::new(metrics.breaker_state.clone()),
+            Box::new(metrics.breaker_transitions.clone()),
+            Box::new(metrics.rows_written.clone()),
+            Box::new(metrics.rows_dropped.clone()),
+            Box::new(metrics.queue_depth.clone()),
+        ];
+        for collector in collectors {
+            // Each name is a distinct constant, registered once per registry.
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        metrics
+    }
+
+    /// Records one finished check. Checks skipped by an open breaker have no latency.
+    pub fn check_finished(&self, target: &str, outcome: Outcome, elapsed: Option<Duration>) {
+        self.checks
+            .with_label_values(&[target, outcome.as_str()])
+            .inc();
+        if let Some(elapsed) = elapsed {
+            self.check_durations
+                .with_label_values(&[target])
+                .observe(elapsed.as_secs_f64());
+        }
+        self.target_up
+            .with_label_values(&[target])
+            .set(i64::from(outcome.is_up()));
+    }
+
+    pub fn set_score(&self, score: f64) {
+        self.score.set(score);
+    }
+
+    pub fn breaker_state(&self, breaker: &str, state: BreakerState) {
+        self.breaker_state
+            .with_label_values(&[breaker])
+            .set(state.gauge_value());
+    }
+
+    pub fn breaker_transition(&self, breaker: &str, to: BreakerState) {
+        self.breaker_transitions
+            .with_label_values(&[breaker, to.as_str()])
+            .inc();
+        self.breaker_state(breaker, to);
+    }
+
+    /// Brings the writer gauges up to date with the writer's own counters (called at scrape time).
+    pub fn writer_observed(&self, written: u64, dropped: u64, queued: usize) {
+        self.rows_written
+            .inc_by(written.saturating_sub(self.rows_written.get()));
+        self.rows_dropped
+            .inc_by(dropped.saturating_sub(self.rows_dropped.get()));
+        self.queue_depth
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+    }
+}

@@ -1,0 +1,173 @@
+//! The only module that knows the prometheus crate: one registry per HTTP service (so a Prometheus scraping
+//! all three ports never counts a series twice), typed recording methods, label values from closed sets.
+
+mod health;
+pub mod names;
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::kind::ServiceKind;
+
+pub use health::HealthMetrics;
+
+/// The content type of the Prometheus text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Request latency buckets, in seconds.
+const HTTP_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The `type` label of `errors_total`: why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RateLimited,
+    Internal,
+    Unavailable,
+    Timeout,
+    Other,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The metrics of one HTTP service and the registry they live in.
+#[derive(Debug, Clone)]
+pub struct ServiceMetrics {
+    service: ServiceKind,
+    registry: Registry,
+    up: IntGaugeVec,
+    requests: IntCounterVec,
+    durations: HistogramVec,
+    errors: IntCounterVec,
+}
+
+impl ServiceMetrics {
+    pub fn new(service: ServiceKind) -> Self {
+        let registry = Registry::new();
+        let up = IntGaugeVec::new(
+            Opts::new(
+                names::SERVICE_UP,
+                "1 while the service can do its job, else 0.",
+            ),
+            &["service"],
+        )
+        .expect("static metric definition is valid");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                names::HTTP_REQUESTS_TOTAL,
+                "HTTP requests answered, by method, matched route and status.",
+            ),
+            &["service", "method", "route", "status"],
+        )
+        .expect("static metric definition is valid");
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                names::HTTP_REQUEST_DURATION_SECONDS,
+                "Time to answer an HTTP request, by matched route, in seconds.",
+            )
+            .buckets(HTTP_BUCKETS.to_vec()),
+            &["service", "route"],
+        )
+        .expect("static metric definition is valid");
+        let errors = IntCounterVec::new(
+            Opts::new(
+                names::ERRORS_TOTAL,
+                "Requests answered with an error, by error type.",
+            ),
+            &["service", "type"],
+        )
+        .expect("static metric definition is valid");
+        for collector in [
+            Box::new(up.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
+            Box::new(durations.clone()),
+            Box::new(errors.clone()),
+        ] {
+            // Names are distinct constants on a fresh registry, so registration cannot clash.
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        up.with_label_values(&[service.as_str()]).set(1);
+        Self {
+            service,
+            registry,
+            up,
+            requests,
+            durations,
+            errors,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up
+            .with_label_values(&[self.service.as_str()])
+            .set(i64::from(up));
+    }
+
+    /// Counts one answered request. `route` must be a route pattern (bounded), never a raw path.
+    pub fn request_finished(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        self.requests
+            .with_label_values(&[self.service.as_str(), method_label(method), route, &status])
+            .inc();
+        self.durations
+            .with_label_values(&[self.service.as_str(), route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn error(&self, kind: ErrorType) {
+        self.errors
+            .with_label_values(&[self.service.as_str(), kind.as_str()])
+            .inc();
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+/// Methods outside the standard set share one label value, so a client cannot grow the label set.
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}

@@ -1,0 +1,17 @@
+//! Every metric name hale exports, in one list (documented in docs/metrics.md). Durations are in seconds,
+//! Prometheus's base unit.
+
+pub const SERVICE_UP: &str = "service_up";
+pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+pub const ERRORS_TOTAL: &str = "errors_total";
+
+pub const HEALTH_CHECK_TOTAL: &str = "health_check_total";
+pub const HEALTH_CHECK_DURATION_SECONDS: &str = "health_check_duration_seconds";
+pub const TARGET_UP: &str = "target_up";
+pub const HEALTH_SCORE: &str = "health_score";
+pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";
+pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL: &str = "circuit_breaker_transitions_total";
+pub const STORE_ROWS_WRITTEN_TOTAL: &str = "store_rows_written_total";
+pub const STORE_ROWS_DROPPED_TOTAL: &str = "store_rows_dropped_total";
+pub const STORE_QUEUE_DEPTH: &str = "store_queue_depth";

@@ -1,0 +1,161 @@
+//! The only module that speaks SQL: the SQLite pool, the embedded migrations, one file per record kind and
+//! the batching writer for high-rate records.
+
+pub mod breakers;
+pub mod health_checks;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+/// The schema, embedded at compile time from `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long a statement waits for another connection's write lock before it fails as "locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the folder {path} for the database: {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("database {path} is not a SQLite database or is corrupt ({reason}); it was left untouched: restore a backup or move it aside")]
+    Corrupt { path: String, reason: String },
+    #[error("database {path} is locked by another process ({reason})")]
+    Locked { path: String, reason: String },
+    #[error("database {path} is read-only ({reason})")]
+    ReadOnly { path: String, reason: String },
+    #[error("cannot apply the schema migrations to {path}: {reason}")]
+    Migrate { path: String, reason: String },
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Sorts an error met while opening a database file into the cases an operator can act on.
+    fn classify(path: &Path, err: sqlx::Error) -> Self {
+        let path = path.display().to_string();
+        let reason = err.to_string();
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        match code {
+            Some(11 | 26) => Self::Corrupt { path, reason },
+            Some(5 | 6) => Self::Locked { path, reason },
+            Some(8) => Self::ReadOnly { path, reason },
+            _ => Self::Open { path, reason },
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file, checks it is sound and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|e| StoreError::classify(path, e))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(1))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::classify(path, e))?;
+
+        // A damaged file can open fine and fail later; find out now, before anything is written.
+        let verdict: String = sqlx::query_scalar("PRAGMA quick_check(1)")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| StoreError::classify(path, e))?;
+        if verdict != "ok" {
+            pool.close().await;
+            return Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                reason: verdict,
+            });
+        }
+
+        MIGRATOR.run(&pool).await.map_err(|e| {
+            let reason = match &e {
+                sqlx::migrate::MigrateError::VersionMissing(v) => format!(
+                    "it was written by a newer hale (migration {v} is unknown to this version)"
+                ),
+                other => other.to_string(),
+            };
+            StoreError::Migrate {
+                path: path.display().to_string(),
+                reason,
+            }
+        })?;
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Answers whether the database can be read right now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes every connection, checkpointing the write-ahead log.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+}
+
+/// Milliseconds since the Unix epoch, the time format of every table.
+pub(crate) fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
