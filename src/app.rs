@@ -21,6 +21,7 @@ use crate::config::{Config, ConfigError};
 use crate::http::{self, ApiError, HttpContext};
 use crate::kind::ServiceKind;
 use crate::metrics::{HealthMetrics, ServiceMetrics};
+use crate::probe::{Monitor, MonitorError};
 use crate::services::{self, AppState};
 use crate::store::writer::{self, WriterHandle, WriterSettings};
 use crate::store::{Store, StoreError};
@@ -31,6 +32,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
     #[error("cannot listen on {addr} for {service}: {source}")]
     Bind {
         service: ServiceKind,
@@ -100,16 +103,34 @@ impl Application {
             .into_iter()
             .map(|k| (k, ServiceMetrics::new(k)))
             .collect();
-        let health_proxy_metrics = &metrics[0].1;
-        let health_metrics = HealthMetrics::register(health_proxy_metrics.registry());
+        let health_proxy_registry = metrics
+            .iter()
+            .find(|(k, _)| *k == ServiceKind::HealthProxy)
+            .map(|(_, m)| m.registry().clone())
+            .unwrap_or_default();
+        let health_metrics = HealthMetrics::register(&health_proxy_registry);
+        let monitor = Monitor::new(
+            &config,
+            store.clone(),
+            check_writer.clone(),
+            health_metrics.clone(),
+            clock.clone(),
+        )
+        .await?;
         let state = AppState {
             config: Arc::new(config),
             store,
             writer: check_writer,
             health_metrics,
+            monitor: Arc::new(monitor),
             clock,
             started_at: Instant::now(),
         };
+        let background = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        if kinds.contains(&ServiceKind::HealthProxy) {
+            state.monitor.spawn(&background, &cancel);
+        }
 
         let mut servers = Vec::new();
         for (kind, listener) in listeners {
@@ -144,8 +165,8 @@ impl Application {
         Ok(Self {
             state,
             servers,
-            background: TaskTracker::new(),
-            cancel: CancellationToken::new(),
+            background,
+            cancel,
             writer,
         })
     }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::{Application, StartError};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::kind::ServiceKind;
+use crate::probe::MonitorError;
 use crate::telemetry::{self, LogFormat};
 
 /// Exit status for bad input: a config error, a port in use, an unusable database file, a bad flag.
@@ -133,10 +134,10 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            // Everything but a failure to build the probe client is the operator's input to fix.
             let code = match e {
-                StartError::Config(_) | StartError::Bind { .. } | StartError::Store(_) => {
-                    EXIT_BAD_INPUT
-                }
+                StartError::Monitor(MonitorError::Client(_)) => 1,
+                _ => EXIT_BAD_INPUT,
             };
             fail(code, &e.to_string())
         }

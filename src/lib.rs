@@ -11,5 +11,6 @@ pub mod kind;
 pub mod metrics;
 pub mod probe;
 pub mod services;
+pub mod slo;
 pub mod store;
 pub mod telemetry;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{add_saturating, Clock};
 
 /// The three breaker states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Every call admitted.

@@ -1,5 +1,9 @@
-//! The Health Proxy's engine: targets, HTTP and TCP checks, the monitor loop and the health score.
+//! The Health Proxy's engine: HTTP and TCP checks, the monitor loop and the health score.
 
+pub mod check;
+pub mod monitor;
 mod outcome;
+pub mod score;
 
+pub use monitor::{AllHealth, CheckReport, Monitor, MonitorError, OutcomeCounts, Target};
 pub use outcome::{CheckRecord, CheckSource, Outcome};

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::kind::ServiceKind;
 use crate::metrics::HealthMetrics;
+use crate::probe::Monitor;
 use crate::store::writer::CheckWriter;
 use crate::store::Store;
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub store: Store,
     pub writer: CheckWriter,
     pub health_metrics: HealthMetrics,
+    pub monitor: Arc<Monitor>,
     pub clock: Arc<dyn Clock>,
     pub started_at: Instant,
 }

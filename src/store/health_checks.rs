@@ -1,9 +1,11 @@
 //! Raw health-check rows.
 
+use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::probe::CheckRecord;
-use crate::store::{to_ms, Store, StoreError};
+use crate::breaker::BreakerState;
+use crate::probe::{CheckRecord, CheckSource, Outcome};
+use crate::store::{from_ms, to_ms, Store, StoreError};
 
 /// Rows per INSERT statement: 9 bound values each keeps a statement far below SQLite's variable limit.
 const ROWS_PER_STATEMENT: usize = 1_000;
@@ -45,5 +47,118 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok(count)
+    }
+}
+
+/// A stored health check as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCheck {
+    pub id: i64,
+    pub checked_at: DateTime<Utc>,
+    pub service: String,
+    pub outcome: Outcome,
+    pub http_status: Option<u16>,
+    pub latency_us: Option<u64>,
+    pub error: Option<String>,
+    pub breaker_state: BreakerState,
+    pub source: CheckSource,
+}
+
+/// Where a history page starts: just after the last row of the previous page (newest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub checked_at_ms: i64,
+    pub id: i64,
+}
+
+impl HistoryCursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.checked_at_ms, self.id)
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (ms, id) = raw.split_once('.')?;
+        Some(Self {
+            checked_at_ms: ms.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// A page request over raw checks.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub service: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+    pub cursor: Option<HistoryCursor>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckRow {
+    id: i64,
+    checked_at_ms: i64,
+    service: String,
+    outcome: String,
+    http_status: Option<i64>,
+    latency_us: Option<i64>,
+    error: Option<String>,
+    breaker_state: String,
+    source: String,
+}
+
+impl Store {
+    /// One page of raw checks, newest first, and the cursor of the next page when there may be one.
+    pub async fn check_history(
+        &self,
+        query: &HistoryQuery,
+    ) -> Result<(Vec<StoredCheck>, Option<HistoryCursor>), StoreError> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT id, checked_at_ms, service, outcome, http_status, latency_us, error, breaker_state, source
+             FROM health_checks WHERE 1 = 1",
+        );
+        if let Some(service) = &query.service {
+            sql.push(" AND service = ").push_bind(service.clone());
+        }
+        if let Some(since) = query.since {
+            sql.push(" AND checked_at_ms >= ").push_bind(to_ms(since));
+        }
+        if let Some(until) = query.until {
+            sql.push(" AND checked_at_ms < ").push_bind(to_ms(until));
+        }
+        if let Some(cursor) = query.cursor {
+            sql.push(" AND (checked_at_ms, id) < (")
+                .push_bind(cursor.checked_at_ms)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        sql.push(" ORDER BY checked_at_ms DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let rows: Vec<CheckRow> = sql.build_query_as().fetch_all(self.pool()).await?;
+        let next = (rows.len() == query.limit as usize)
+            .then(|| rows.last())
+            .flatten()
+            .map(|last| HistoryCursor {
+                checked_at_ms: last.checked_at_ms,
+                id: last.id,
+            });
+        let checks = rows
+            .into_iter()
+            .map(|row| StoredCheck {
+                id: row.id,
+                checked_at: from_ms(row.checked_at_ms),
+                outcome: Outcome::parse(&row.outcome).unwrap_or(Outcome::Error),
+                http_status: row.http_status.and_then(|s| u16::try_from(s).ok()),
+                latency_us: row.latency_us.and_then(|l| u64::try_from(l).ok()),
+                error: row.error,
+                breaker_state: BreakerState::parse(&row.breaker_state)
+                    .unwrap_or(BreakerState::Closed),
+                source: CheckSource::parse(&row.source).unwrap_or(CheckSource::Monitor),
+                service: row.service,
+            })
+            .collect();
+        Ok((checks, next))
     }
 }

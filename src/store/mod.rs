@@ -3,6 +3,7 @@
 
 pub mod breakers;
 pub mod health_checks;
+pub mod rollups;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::probe::CheckRecord;
-use crate::store::{health_checks, Store};
+use crate::store::{health_checks, rollups, Store};
 
 /// Records waiting in the queue before `submit` applies backpressure.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -163,5 +163,6 @@ async fn write(store: &Store, batch: &mut Vec<CheckRecord>, stats: &WriterStats)
 async fn write_once(store: &Store, batch: &[CheckRecord]) -> Result<(), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     health_checks::insert_batch(&mut tx, batch).await?;
+    rollups::merge_batch(&mut tx, batch).await?;
     tx.commit().await
 }

@@ -1,0 +1,455 @@
+//! The monitor: every target with its breaker and latest result; background probing at each target's
+//! interval (jittered, bounded in flight) and on-demand checks for `/health/all`. Every check made is
+//! persisted through the batching writer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use utoipa::ToSchema;
+
+use crate::breaker::{BreakerSettings, BreakerState, SharedBreaker, Transition};
+use crate::clock::Clock;
+use crate::config::{Config, TargetConfig};
+use crate::metrics::HealthMetrics;
+use crate::probe::check::{self, CheckResult};
+use crate::probe::score::{self, ScoreInput};
+use crate::probe::{CheckRecord, CheckSource, Outcome};
+use crate::store::writer::CheckWriter;
+use crate::store::{Store, StoreError};
+
+/// How often the health-score gauge is recomputed from the latest results.
+const SCORE_REFRESH: Duration = Duration::from_secs(1);
+/// How often old rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// One target's latest result, as `/health/all` and `/services` report it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckReport {
+    /// The target's name.
+    pub service: String,
+    /// True when the outcome is `up`.
+    pub ok: bool,
+    pub outcome: Outcome,
+    /// The HTTP status, for HTTP targets that answered.
+    pub status: Option<u16>,
+    /// How long the check took, in milliseconds (microsecond resolution); none when not attempted.
+    pub latency_ms: Option<f64>,
+    pub checked_at: DateTime<Utc>,
+    /// True when this is a recent success reused from the cache rather than a new check.
+    pub cached: bool,
+    /// The target's circuit breaker state after the check.
+    pub breaker: BreakerState,
+    pub error: Option<String>,
+}
+
+impl CheckReport {
+    fn score_input(&self, target: &TargetConfig) -> ScoreInput {
+        ScoreInput {
+            weight: target.weight,
+            critical: target.critical,
+            outcome: self.outcome,
+            latency: self
+                .latency_ms
+                .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
+        }
+    }
+}
+
+/// A monitored target: its config, breaker and latest result.
+#[derive(Debug)]
+pub struct Target {
+    pub config: TargetConfig,
+    name: Arc<str>,
+    breaker: SharedBreaker,
+    latest: Mutex<Option<CheckReport>>,
+}
+
+impl Target {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// When an open breaker will next let a trial through.
+    pub fn breaker_retry_at(&self) -> Option<DateTime<Utc>> {
+        self.breaker.snapshot().retry_at
+    }
+
+    pub fn latest(&self) -> Option<CheckReport> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set_latest(&self, report: CheckReport) {
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(report);
+    }
+}
+
+/// The answer of `/health/all`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AllHealth {
+    /// True when every target is up.
+    pub ok: bool,
+    /// Weighted health, 0 to 100 (see docs/health-score.md).
+    pub score: f64,
+    /// How many targets have each outcome.
+    pub counts: OutcomeCounts,
+    pub targets: Vec<CheckReport>,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct OutcomeCounts {
+    pub up: usize,
+    pub down: usize,
+    pub timeout: usize,
+    pub circuit_open: usize,
+    pub error: usize,
+}
+
+impl OutcomeCounts {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Up => self.up += 1,
+            Outcome::Down => self.down += 1,
+            Outcome::Timeout => self.timeout += 1,
+            Outcome::CircuitOpen => self.circuit_open += 1,
+            Outcome::Error => self.error += 1,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Monitor {
+    targets: Vec<Arc<Target>>,
+    client: reqwest::Client,
+    store: Store,
+    writer: CheckWriter,
+    metrics: HealthMetrics,
+    clock: Arc<dyn Clock>,
+    cache_ttl: Duration,
+    slow_threshold: Duration,
+    max_in_flight: usize,
+    retention: (u32, u32),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client for probes: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The persisted name of a target's breaker.
+fn breaker_name(target: &str) -> String {
+    format!("target:{target}")
+}
+
+impl Monitor {
+    /// Builds every target, restoring each breaker from the store as it was saved.
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        writer: CheckWriter,
+        metrics: HealthMetrics,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, MonitorError> {
+        let saved: HashMap<String, _> = store.load_breakers().await?.into_iter().collect();
+        let mut targets = Vec::with_capacity(config.services.len());
+        let mut restored = Vec::new();
+        for target in &config.services {
+            let settings = target.breaker_settings(&config.breaker);
+            let settings = BreakerSettings {
+                failure_threshold: settings.failure_threshold,
+                success_threshold: settings.success_threshold,
+                open_timeout: Duration::from_secs(settings.open_timeout_s),
+            };
+            let name = breaker_name(target.name.as_str());
+            let breaker = match saved.get(&name) {
+                Some(snapshot) => {
+                    let (breaker, transition) =
+                        SharedBreaker::from_snapshot(name, settings, snapshot, clock.clone());
+                    if let Some(transition) = transition {
+                        restored.push((breaker.clone(), transition));
+                    }
+                    breaker
+                }
+                None => SharedBreaker::new(name, settings, clock.clone()),
+            };
+            metrics.breaker_state(breaker.name(), breaker.state());
+            targets.push(Arc::new(Target {
+                config: target.clone(),
+                name: Arc::from(target.name.as_str()),
+                breaker,
+                latest: Mutex::new(None),
+            }));
+        }
+        let monitor = Self {
+            targets,
+            client: check::http_client()?,
+            store,
+            writer,
+            metrics,
+            clock,
+            cache_ttl: Duration::from_secs(config.monitor.cache_ttl_s),
+            slow_threshold: Duration::from_millis(config.monitor.slow_threshold_ms),
+            max_in_flight: config.monitor.max_in_flight,
+            retention: (
+                config.storage.retention_days,
+                config.storage.rollup_retention_days,
+            ),
+        };
+        for (breaker, transition) in restored {
+            monitor.breaker_moved(&breaker, &transition).await;
+        }
+        Ok(monitor)
+    }
+
+    pub fn targets(&self) -> &[Arc<Target>] {
+        &self.targets
+    }
+
+    pub fn target(&self, name: &str) -> Option<&Arc<Target>> {
+        self.targets.iter().find(|t| t.name() == name)
+    }
+
+    /// Checks one target now: through its breaker, bounded by its timeout, persisted and counted.
+    pub async fn check(&self, target: &Target, source: CheckSource) -> CheckReport {
+        let result = match target.breaker.try_acquire() {
+            Err(rejected) => {
+                let error = match rejected.retry_at {
+                    Some(at) => format!("circuit breaker open; next trial at {}", at.to_rfc3339()),
+                    None => "circuit breaker half-open; a trial check is in flight".to_owned(),
+                };
+                self.metrics
+                    .check_finished(target.name(), Outcome::CircuitOpen, None);
+                let report = self
+                    .record(
+                        target,
+                        source,
+                        Outcome::CircuitOpen,
+                        None,
+                        None,
+                        Some(error),
+                    )
+                    .await;
+                return report;
+            }
+            Ok((permit, transition)) => {
+                if let Some(transition) = transition {
+                    self.breaker_moved(&target.breaker, &transition).await;
+                }
+                let result: CheckResult = check::run_check(&self.client, &target.config).await;
+                let transition = if result.outcome.is_up() {
+                    permit.success()
+                } else {
+                    permit.failure()
+                };
+                if let Some(transition) = transition {
+                    self.breaker_moved(&target.breaker, &transition).await;
+                }
+                result
+            }
+        };
+        self.metrics
+            .check_finished(target.name(), result.outcome, Some(result.latency));
+        self.record(
+            target,
+            source,
+            result.outcome,
+            result.http_status,
+            Some(result.latency),
+            result.error,
+        )
+        .await
+    }
+
+    async fn record(
+        &self,
+        target: &Target,
+        source: CheckSource,
+        outcome: Outcome,
+        http_status: Option<u16>,
+        latency: Option<Duration>,
+        error: Option<String>,
+    ) -> CheckReport {
+        let breaker = target.breaker.state();
+        let checked_at = self.clock.now();
+        let record = CheckRecord {
+            checked_at,
+            service: target.name.clone(),
+            outcome,
+            http_status,
+            latency,
+            error: error.clone(),
+            breaker_state: breaker,
+            source,
+        };
+        if let Err(e) = self.writer.submit(record).await {
+            tracing::warn!(target = target.name(), error = %e, "check result not stored");
+        }
+        let report = CheckReport {
+            service: target.name().to_owned(),
+            ok: outcome.is_up(),
+            outcome,
+            status: http_status,
+            latency_ms: latency.map(|d| d.as_micros() as f64 / 1000.0),
+            checked_at,
+            cached: false,
+            breaker,
+            error,
+        };
+        target.set_latest(report.clone());
+        report
+    }
+
+    /// Logs, counts and persists a breaker transition.
+    async fn breaker_moved(&self, breaker: &SharedBreaker, transition: &Transition) {
+        let name = breaker.name();
+        if transition.to == BreakerState::Open {
+            tracing::warn!(breaker = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), retry_at = ?transition.retry_at, "circuit breaker opened");
+        } else {
+            tracing::info!(breaker = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), "circuit breaker moved");
+        }
+        self.metrics.breaker_transition(name, transition.to);
+        if let Err(e) = self
+            .store
+            .save_breaker(name, &breaker.snapshot(), Some(transition))
+            .await
+        {
+            tracing::error!(breaker = name, error = %e, "cannot persist circuit breaker state");
+        }
+    }
+
+    /// Checks every target now, in parallel, reusing successes younger than the cache TTL.
+    pub async fn check_all(&self) -> AllHealth {
+        let now = self.clock.now();
+        let reports =
+            futures_util::future::join_all(self.targets.iter().map(|target| async move {
+                match target.latest() {
+                    Some(mut cached) if cached.ok && self.is_fresh(cached.checked_at, now) => {
+                        cached.cached = true;
+                        cached
+                    }
+                    _ => self.check(target, CheckSource::OnDemand).await,
+                }
+            }))
+            .await;
+        let mut counts = OutcomeCounts::default();
+        let mut inputs = Vec::with_capacity(reports.len());
+        for (report, target) in reports.iter().zip(&self.targets) {
+            counts.add(report.outcome);
+            inputs.push(report.score_input(&target.config));
+        }
+        let score = score::health_score(&inputs, self.slow_threshold);
+        self.metrics.set_score(score);
+        AllHealth {
+            ok: reports.iter().all(|r| r.ok),
+            score,
+            counts,
+            targets: reports,
+            timestamp: self.clock.now(),
+        }
+    }
+
+    fn is_fresh(&self, checked_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        (now - checked_at)
+            .to_std()
+            .map(|age| age < self.cache_ttl)
+            .unwrap_or(true) // checked "in the future" (clock moved back): still fresh
+    }
+
+    /// The score from the latest result of every target checked so far.
+    pub fn current_score(&self) -> f64 {
+        let inputs: Vec<ScoreInput> = self
+            .targets
+            .iter()
+            .filter_map(|t| t.latest().map(|r| r.score_input(&t.config)))
+            .collect();
+        score::health_score(&inputs, self.slow_threshold)
+    }
+
+    /// Starts the background loops: one prober per target, the score gauge and retention.
+    pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, cancel: &CancellationToken) {
+        let in_flight = Arc::new(Semaphore::new(self.max_in_flight));
+        for target in &self.targets {
+            tracker.spawn(self.clone().probe_loop(
+                target.clone(),
+                in_flight.clone(),
+                cancel.clone(),
+            ));
+        }
+        tracker.spawn(self.clone().score_loop(cancel.clone()));
+        tracker.spawn(self.clone().retention_loop(cancel.clone()));
+    }
+
+    async fn probe_loop(
+        self: Arc<Self>,
+        target: Arc<Target>,
+        in_flight: Arc<Semaphore>,
+        cancel: CancellationToken,
+    ) {
+        let interval = target.config.interval();
+        // A random first delay spreads targets over their interval instead of firing all at once.
+        let jitter = interval.mul_f64(rand::rng().random_range(0.0..1.0));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + jitter, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => break,
+                permit = async {
+                    ticker.tick().await;
+                    in_flight.clone().acquire_owned().await
+                } => permit,
+            };
+            let Ok(_permit) = permit else { break };
+            // Not raced with cancellation: a started check finishes (within its timeout) and is stored.
+            self.check(&target, CheckSource::Monitor).await;
+        }
+    }
+
+    async fn score_loop(self: Arc<Self>, cancel: CancellationToken) {
+        let mut ticker = tokio::time::interval(SCORE_REFRESH);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = ticker.tick() => self.metrics.set_score(self.current_score()),
+            }
+        }
+    }
+
+    async fn retention_loop(self: Arc<Self>, cancel: CancellationToken) {
+        let mut ticker = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let now = self.clock.now();
+            let (raw_days, rollup_days) = self.retention;
+            let checks_before = now - chrono::Duration::days(i64::from(raw_days));
+            let rollups_before = now - chrono::Duration::days(i64::from(rollup_days));
+            match self.store.prune(checks_before, rollups_before).await {
+                Ok((0, 0)) => {}
+                Ok((checks, rollups)) => tracing::info!(checks, rollups, "pruned old rows"),
+                Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),
+            }
+        }
+    }
+}
