@@ -129,7 +129,10 @@ impl Application {
         let background = TaskTracker::new();
         let cancel = CancellationToken::new();
         if kinds.contains(&ServiceKind::HealthProxy) {
-            state.monitor.spawn(&background, &cancel);
+            let probe_in_background = state.config.monitor.background_checks;
+            state
+                .monitor
+                .spawn(&background, &cancel, probe_in_background);
         }
 
         let mut servers = Vec::new();

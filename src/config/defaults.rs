@@ -42,6 +42,10 @@ pub fn probe_method() -> String {
     "GET".to_owned()
 }
 
+pub fn background_checks() -> bool {
+    true
+}
+
 pub fn cache_ttl_s() -> u64 {
     120
 }

@@ -224,6 +224,10 @@ fn default_services() -> Vec<TargetConfig> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorConfig {
+    /// Probe every target at its interval in the background; when false, targets are checked only on
+    /// request (`/health/all`).
+    #[serde(default = "defaults::background_checks")]
+    pub background_checks: bool,
     /// A successful result younger than this is reused by `/health/all`; failures are always re-checked.
     #[serde(default = "defaults::cache_ttl_s")]
     pub cache_ttl_s: u64,
@@ -238,6 +242,7 @@ pub struct MonitorConfig {
 impl Default for MonitorConfig {
     fn default() -> Self {
         Self {
+            background_checks: defaults::background_checks(),
             cache_ttl_s: defaults::cache_ttl_s(),
             max_in_flight: defaults::max_in_flight(),
             slow_threshold_ms: defaults::slow_threshold_ms(),
@@ -388,6 +393,19 @@ impl Config {
             .map_err(|e| invalid(json_path(&e.path().to_string()), e.inner().to_string()))?;
         de.end()
             .map_err(|e| invalid("$".to_owned(), e.to_string()))?;
+        // serde also accepts a struct written as an array of its fields in order (`"listen": []` silently meant
+        // every default); only the named form is a config. Every struct serializes back as an object, so an array
+        // in the file where the parsed config has an object is that positional form.
+        let raw: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| invalid("$".to_owned(), e.to_string()))?;
+        let parsed =
+            serde_json::to_value(&config).map_err(|e| invalid("$".to_owned(), e.to_string()))?;
+        if let Some(path) = positional_struct(&raw, &parsed, "$") {
+            return Err(invalid(
+                path,
+                "expected an object with named fields, found an array".to_owned(),
+            ));
+        }
         config
             .validate()
             .map_err(|(path, reason)| invalid(path, reason))?;
@@ -658,6 +676,32 @@ fn check_origin(origin: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The JSON path of the first array in `raw` (the file) standing where `parsed` (the config serialized back)
+/// has an object.
+fn positional_struct(
+    raw: &serde_json::Value,
+    parsed: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    match (raw, parsed) {
+        (Value::Array(_), Value::Object(_)) => Some(path.to_owned()),
+        (Value::Object(raw), Value::Object(parsed)) => raw.iter().find_map(|(key, value)| {
+            let inner = parsed.get(key)?;
+            positional_struct(value, inner, &format!("{path}.{key}"))
+        }),
+        (Value::Array(raw), Value::Array(parsed)) => {
+            raw.iter()
+                .zip(parsed)
+                .enumerate()
+                .find_map(|(i, (value, inner))| {
+                    positional_struct(value, inner, &format!("{path}[{i}]"))
+                })
+        }
+        _ => None,
+    }
 }
 
 /// Turns serde_path_to_error's `services[1].url` (or `.` for the root) into `$.services[1].url`.

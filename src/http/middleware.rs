@@ -76,7 +76,15 @@ pub async fn observe(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let mut res = if status.is_client_error() || status.is_server_error() {
+    // A handler that answers an error status with a JSON body of its own (`/health`'s 503 `HealthResponse`)
+    // keeps it; errors (`ApiError`, extractors, actix) and actix's bare answers (an empty 405) get ours.
+    let own_body =
+        res.response().error().is_none() && res.headers().contains_key(header::CONTENT_TYPE);
+    let is_error = status.is_client_error() || status.is_server_error();
+    if is_error && own_body {
+        ctx.metrics.error(describe_status(status).0);
+    }
+    let mut res = if is_error && !own_body {
         let (error_type, message) = match res.response().error() {
             Some(err) => match err.as_error::<ApiError>() {
                 Some(api) => (api.error_type(), api.to_string()),

@@ -385,10 +385,10 @@ impl Monitor {
         score::health_score(&inputs, self.slow_threshold)
     }
 
-    /// Starts the background loops: one prober per target, the score gauge and retention.
-    pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, cancel: &CancellationToken) {
+    /// Starts the background loops: the score gauge, retention and, when `probe`, one prober per target.
+    pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, cancel: &CancellationToken, probe: bool) {
         let in_flight = Arc::new(Semaphore::new(self.max_in_flight));
-        for target in &self.targets {
+        for target in self.targets.iter().filter(|_| probe) {
             tracker.spawn(self.clone().probe_loop(
                 target.clone(),
                 in_flight.clone(),

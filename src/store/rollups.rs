@@ -2,9 +2,10 @@
 //! rows. The SLO engine reads rollups: they outlive raw checks.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::probe::CheckRecord;
 use crate::slo::histogram::LatencyHistogram;
@@ -26,7 +27,7 @@ pub struct HourlyRollup {
     pub latency: LatencyHistogram,
 }
 
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct Aggregate {
     total: u64,
     good: u64,
@@ -35,16 +36,47 @@ struct Aggregate {
     latency: LatencyHistogram,
 }
 
-/// Adds a batch of checks to their hourly rows inside the caller's transaction.
+impl Aggregate {
+    fn merge(&mut self, other: &Aggregate) {
+        self.total += other.total;
+        self.good += other.good;
+        self.latency_sum_us = self.latency_sum_us.saturating_add(other.latency_sum_us);
+        self.latency_max_us = self.latency_max_us.max(other.latency_max_us);
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// The writer's copy of recent hourly rows. The writer is the only writer of rollups, so after a row is
+/// loaded once, each batch only adds to memory and writes the changed rows back, without reading them.
+#[derive(Debug, Default)]
+pub(crate) struct RollupCache {
+    rows: HashMap<(Arc<str>, i64), Aggregate>,
+}
+
+impl RollupCache {
+    /// Forgets everything, after a failed transaction left the database behind the cache.
+    pub(crate) fn invalidate(&mut self) {
+        self.rows.clear();
+    }
+}
+
+/// Hours kept in the cache behind the newest one seen; older rows are read again if a late check arrives.
+const CACHED_HOURS: i64 = 2;
+/// Rollup rows per INSERT statement (7 bound values each).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Adds a batch of checks to their hourly rows inside the caller's transaction. On error the caller must
+/// `invalidate` the cache.
 pub(crate) async fn merge_batch(
     conn: &mut SqliteConnection,
+    cache: &mut RollupCache,
     records: &[CheckRecord],
 ) -> Result<(), sqlx::Error> {
-    let mut groups: HashMap<(&str, i64), Aggregate> = HashMap::new();
+    let mut deltas: HashMap<(Arc<str>, i64), Aggregate> = HashMap::new();
     for record in records {
         let ms = to_ms(record.checked_at);
         let hour = ms - ms.rem_euclid(HOUR_MS);
-        let agg = groups.entry((record.service.as_ref(), hour)).or_default();
+        let agg = deltas.entry((record.service.clone(), hour)).or_default();
         agg.total += 1;
         agg.good += u64::from(record.outcome.is_up());
         if let Some(latency) = record.latency {
@@ -54,43 +86,69 @@ pub(crate) async fn merge_batch(
             agg.latency.record(us);
         }
     }
-    for ((service, hour), mut agg) in groups {
-        let existing: Option<(i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT total, good, latency_sum_us, latency_max_us, latency_buckets FROM health_check_hourly
-             WHERE service = ?1 AND hour_ms = ?2",
-        )
-        .bind(service)
-        .bind(hour)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some((total, good, sum, max, blob)) = existing {
-            agg.total += non_negative(total);
-            agg.good += non_negative(good);
-            agg.latency_sum_us = agg.latency_sum_us.saturating_add(non_negative(sum));
-            agg.latency_max_us = agg.latency_max_us.max(non_negative(max));
-            match LatencyHistogram::decode(&blob) {
-                Ok(old) => agg.latency.merge(&old),
-                Err(e) => {
-                    tracing::warn!(service, hour_ms = hour, error = %e, "replacing an unreadable latency histogram")
-                }
-            }
+    let newest_hour = deltas.keys().map(|(_, h)| *h).max().unwrap_or(0);
+    let mut dirty = Vec::with_capacity(deltas.len());
+    for (key, delta) in deltas {
+        if !cache.rows.contains_key(&key) {
+            let stored = load(conn, &key.0, key.1).await?;
+            cache.rows.insert(key.clone(), stored);
         }
-        sqlx::query(
-            "INSERT OR REPLACE INTO health_check_hourly
-             (service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(service)
-        .bind(hour)
-        .bind(saturating_i64(agg.total))
-        .bind(saturating_i64(agg.good))
-        .bind(saturating_i64(agg.latency_sum_us))
-        .bind(saturating_i64(agg.latency_max_us))
-        .bind(agg.latency.encode())
-        .execute(&mut *conn)
-        .await?;
+        if let Some(row) = cache.rows.get_mut(&key) {
+            row.merge(&delta);
+        }
+        dirty.push(key);
     }
+    for chunk in dirty.chunks(ROWS_PER_STATEMENT) {
+        let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR REPLACE INTO health_check_hourly
+             (service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets) ",
+        );
+        upsert.push_values(chunk, |mut row, key| {
+            let agg = &cache.rows[key];
+            row.push_bind(key.0.to_string())
+                .push_bind(key.1)
+                .push_bind(saturating_i64(agg.total))
+                .push_bind(saturating_i64(agg.good))
+                .push_bind(saturating_i64(agg.latency_sum_us))
+                .push_bind(saturating_i64(agg.latency_max_us))
+                .push_bind(agg.latency.encode());
+        });
+        upsert.build().execute(&mut *conn).await?;
+    }
+    cache
+        .rows
+        .retain(|(_, hour), _| *hour >= newest_hour - CACHED_HOURS * HOUR_MS);
     Ok(())
+}
+
+/// The stored row of one service and hour, or an empty one.
+async fn load(
+    conn: &mut SqliteConnection,
+    service: &str,
+    hour: i64,
+) -> Result<Aggregate, sqlx::Error> {
+    let existing: Option<(i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT total, good, latency_sum_us, latency_max_us, latency_buckets FROM health_check_hourly
+         WHERE service = ?1 AND hour_ms = ?2",
+    )
+    .bind(service)
+    .bind(hour)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((total, good, sum, max, blob)) = existing else {
+        return Ok(Aggregate::default());
+    };
+    let latency = LatencyHistogram::decode(&blob).unwrap_or_else(|e| {
+        tracing::warn!(service, hour_ms = hour, error = %e, "replacing an unreadable latency histogram");
+        LatencyHistogram::new()
+    });
+    Ok(Aggregate {
+        total: non_negative(total),
+        good: non_negative(good),
+        latency_sum_us: non_negative(sum),
+        latency_max_us: non_negative(max),
+        latency,
+    })
 }
 
 fn non_negative(v: i64) -> u64 {

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::probe::CheckRecord;
-use crate::store::{health_checks, rollups, Store};
+use crate::store::rollups::{self, RollupCache};
+use crate::store::{health_checks, Store};
 
 /// Records waiting in the queue before `submit` applies backpressure.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -98,6 +99,7 @@ async fn run(
 ) {
     let batch_size = settings.batch_size.max(1);
     let mut batch = Vec::with_capacity(batch_size);
+    let mut rollups = RollupCache::default();
     loop {
         let received = tokio::select! {
             _ = stop.cancelled() => break,
@@ -115,7 +117,7 @@ async fn run(
                 Ok(_) => {}
             }
         }
-        write(&store, &mut batch, &stats).await;
+        write(&store, &mut batch, &mut rollups, &stats).await;
     }
 
     // Shutdown: accept nothing new, write what is queued.
@@ -124,7 +126,7 @@ async fn run(
         if rx.recv_many(&mut batch, batch_size).await == 0 {
             break;
         }
-        write(&store, &mut batch, &stats).await;
+        write(&store, &mut batch, &mut rollups, &stats).await;
     }
     tracing::info!(
         written = stats.written.load(Ordering::Relaxed),
@@ -133,9 +135,18 @@ async fn run(
     );
 }
 
-async fn write(store: &Store, batch: &mut Vec<CheckRecord>, stats: &WriterStats) {
+async fn write(
+    store: &Store,
+    batch: &mut Vec<CheckRecord>,
+    rollups: &mut RollupCache,
+    stats: &WriterStats,
+) {
     for attempt in 1..=WRITE_ATTEMPTS {
-        match write_once(store, batch).await {
+        let written = write_once(store, batch, rollups).await;
+        if written.is_err() {
+            rollups.invalidate(); // the transaction rolled back; the cache is ahead of the database
+        }
+        match written {
             Ok(()) => {
                 stats
                     .written
@@ -160,9 +171,13 @@ async fn write(store: &Store, batch: &mut Vec<CheckRecord>, stats: &WriterStats)
     batch.clear();
 }
 
-async fn write_once(store: &Store, batch: &[CheckRecord]) -> Result<(), sqlx::Error> {
+async fn write_once(
+    store: &Store,
+    batch: &[CheckRecord],
+    rollups: &mut RollupCache,
+) -> Result<(), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     health_checks::insert_batch(&mut tx, batch).await?;
-    rollups::merge_batch(&mut tx, batch).await?;
+    rollups::merge_batch(&mut tx, rollups, batch).await?;
     tx.commit().await
 }
