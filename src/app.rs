@@ -1,6 +1,7 @@
 //! Builds hale from its configuration: opens the store, starts the writer and background loops, binds
 //! every service's listener (port 0 picks a free port) and runs until told to shut down.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -99,15 +100,12 @@ impl Application {
                 batch_size: config.storage.batch_size,
             },
         );
-        let metrics: Vec<(ServiceKind, ServiceMetrics)> = ServiceKind::ALL
+        // Every service gets its own registry, so a Prometheus scraping all three never counts a series twice.
+        let metrics: HashMap<ServiceKind, ServiceMetrics> = ServiceKind::ALL
             .into_iter()
             .map(|k| (k, ServiceMetrics::new(k)))
             .collect();
-        let health_proxy_registry = metrics
-            .iter()
-            .find(|(k, _)| *k == ServiceKind::HealthProxy)
-            .map(|(_, m)| m.registry().clone())
-            .unwrap_or_default();
+        let health_proxy_registry = metrics[&ServiceKind::HealthProxy].registry().clone();
         let health_metrics = HealthMetrics::register(&health_proxy_registry);
         let monitor = Monitor::new(
             &config,
@@ -137,11 +135,7 @@ impl Application {
 
         let mut servers = Vec::new();
         for (kind, listener) in listeners {
-            let service_metrics = metrics
-                .iter()
-                .find(|(k, _)| *k == kind)
-                .map(|(_, m)| m.clone())
-                .unwrap_or_else(|| ServiceMetrics::new(kind));
+            let service_metrics = metrics[&kind].clone();
             let addr = listener.local_addr().map_err(|source| StartError::Bind {
                 service: kind,
                 addr: listen_addr(&state.config, kind),
@@ -190,7 +184,8 @@ impl Application {
         tokio::select! {
             _ = shutdown => tracing::info!("shutdown signal received"),
             (result, index, _) = servers_done => {
-                tracing::error!(service = index, outcome = ?result, "an HTTP service stopped by itself; shutting down");
+                let service = self.servers[index].kind.as_str();
+                tracing::error!(service, outcome = ?result, "an HTTP service stopped by itself; shutting down");
             }
         }
         self.shutdown().await;
@@ -256,11 +251,19 @@ fn build_server(
             .app_data(http::payload_config(limit))
             .configure(services::configure(kind))
             .split_for_parts();
-        app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-            .service(web::redirect("/docs", "/docs/"))
-            .default_service(web::to(no_route))
-            .wrap(Condition::new(!origins.is_empty(), http::cors(&origins)))
-            .wrap(from_fn(http::observe))
+        // The validator badge would fetch from an outside host: switched off, nothing leaves the machine.
+        let swagger_config = utoipa_swagger_ui::Config::from("/openapi.json")
+            .validator_url("none")
+            .display_request_duration(true);
+        app.service(
+            SwaggerUi::new("/docs/{_:.*}")
+                .url("/openapi.json", openapi.clone())
+                .config(swagger_config),
+        )
+        .service(web::redirect("/docs", "/docs/"))
+        .default_service(web::to(no_route))
+        .wrap(Condition::new(!origins.is_empty(), http::cors(&origins)))
+        .wrap(from_fn(http::observe))
     })
     .workers(http_config.workers)
     .shutdown_timeout(http_config.shutdown_timeout_s)

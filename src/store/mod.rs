@@ -140,8 +140,27 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection, checkpointing the write-ahead log.
+    /// Copies the write-ahead log into the database file and empties it, then closes every connection: once
+    /// this returns the database file alone holds every committed row. (The pool may finish closing a
+    /// connection in the background after `close` returns; the checkpoint must not wait for that.)
     pub async fn close(&self) {
+        if !self.pool.is_closed() {
+            let checkpoint: Result<(i64, i64, i64), sqlx::Error> =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool)
+                    .await;
+            match checkpoint {
+                Ok((0, _, _)) => {}
+                Ok((_, log, done)) => tracing::warn!(
+                    path = %self.path.display(), log_frames = log, checkpointed = done,
+                    "the write-ahead log could not be fully checkpointed on close; it is replayed on next open"
+                ),
+                Err(e) => tracing::warn!(
+                    path = %self.path.display(), error = %e,
+                    "cannot checkpoint the write-ahead log on close; it is replayed on next open"
+                ),
+            }
+        }
         self.pool.close().await;
     }
 
