@@ -85,11 +85,20 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
-    #[serde(default = "defaults::health_proxy_listen")]
+    #[serde(
+        default = "defaults::health_proxy_listen",
+        deserialize_with = "socket_addr"
+    )]
     pub health_proxy: SocketAddr,
-    #[serde(default = "defaults::mcp_bridge_listen")]
+    #[serde(
+        default = "defaults::mcp_bridge_listen",
+        deserialize_with = "socket_addr"
+    )]
     pub mcp_bridge: SocketAddr,
-    #[serde(default = "defaults::boss_api_listen")]
+    #[serde(
+        default = "defaults::boss_api_listen",
+        deserialize_with = "socket_addr"
+    )]
     pub boss_api: SocketAddr,
 }
 
@@ -702,6 +711,16 @@ fn positional_struct(
         }
         _ => None,
     }
+}
+
+/// A listen address, with an error that quotes the bad value.
+fn socket_addr<'de, D: serde::Deserializer<'de>>(de: D) -> Result<SocketAddr, D::Error> {
+    let raw = String::deserialize(de)?;
+    raw.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{raw:?} is not an address like 127.0.0.1:3002 or [::1]:3002"
+        ))
+    })
 }
 
 /// Turns serde_path_to_error's `services[1].url` (or `.` for the root) into `$.services[1].url`.

@@ -137,11 +137,31 @@ impl fmt::Display for TargetUrl {
 }
 
 /// One expected HTTP status or a list of them (`200` or `[200, 204]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ExpectedStatus {
     One(u16),
     Many(Vec<u16>),
+}
+
+impl<'de> Deserialize<'de> for ExpectedStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(de)?;
+        let code = |v: &serde_json::Value| v.as_u64().and_then(|n| u16::try_from(n).ok());
+        let parsed = match &value {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(code)
+                .collect::<Option<Vec<u16>>>()
+                .map(Self::Many),
+            single => code(single).map(Self::One),
+        };
+        parsed.ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{value} is not a status code or a list of status codes such as 200 or [200, 204]"
+            ))
+        })
+    }
 }
 
 impl ExpectedStatus {

@@ -75,7 +75,7 @@ impl LatencyHistogram {
     }
 
     pub fn decode(blob: &[u8]) -> Result<Self, DecodeError> {
-        if blob.len() % ENTRY_LEN != 0 {
+        if !blob.len().is_multiple_of(ENTRY_LEN) {
             return Err(DecodeError { len: blob.len() });
         }
         let mut histogram = Self::new();

@@ -121,34 +121,51 @@ pub(crate) async fn merge_batch(
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct RollupRow {
+    service: String,
+    hour_ms: i64,
+    total: i64,
+    good: i64,
+    latency_sum_us: i64,
+    latency_max_us: i64,
+    latency_buckets: Vec<u8>,
+}
+
+const SELECT_ROLLUP: &str =
+    "SELECT service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets
+     FROM health_check_hourly";
+
+impl RollupRow {
+    fn aggregate(&self) -> Aggregate {
+        let latency = LatencyHistogram::decode(&self.latency_buckets).unwrap_or_else(|e| {
+            tracing::warn!(service = %self.service, hour_ms = self.hour_ms, error = %e, "ignoring an unreadable latency histogram");
+            LatencyHistogram::new()
+        });
+        Aggregate {
+            total: non_negative(self.total),
+            good: non_negative(self.good),
+            latency_sum_us: non_negative(self.latency_sum_us),
+            latency_max_us: non_negative(self.latency_max_us),
+            latency,
+        }
+    }
+}
+
 /// The stored row of one service and hour, or an empty one.
 async fn load(
     conn: &mut SqliteConnection,
     service: &str,
     hour: i64,
 ) -> Result<Aggregate, sqlx::Error> {
-    let existing: Option<(i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT total, good, latency_sum_us, latency_max_us, latency_buckets FROM health_check_hourly
-         WHERE service = ?1 AND hour_ms = ?2",
-    )
+    let row: Option<RollupRow> = sqlx::query_as(&format!(
+        "{SELECT_ROLLUP} WHERE service = ?1 AND hour_ms = ?2"
+    ))
     .bind(service)
     .bind(hour)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((total, good, sum, max, blob)) = existing else {
-        return Ok(Aggregate::default());
-    };
-    let latency = LatencyHistogram::decode(&blob).unwrap_or_else(|e| {
-        tracing::warn!(service, hour_ms = hour, error = %e, "replacing an unreadable latency histogram");
-        LatencyHistogram::new()
-    });
-    Ok(Aggregate {
-        total: non_negative(total),
-        good: non_negative(good),
-        latency_sum_us: non_negative(sum),
-        latency_max_us: non_negative(max),
-        latency,
-    })
+    Ok(row.map(|r| r.aggregate()).unwrap_or_default())
 }
 
 fn non_negative(v: i64) -> u64 {
@@ -167,10 +184,9 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<HourlyRollup>, StoreError> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets
-             FROM health_check_hourly WHERE service = ?1 AND hour_ms >= ?2 AND hour_ms < ?3 ORDER BY hour_ms",
-        )
+        let rows: Vec<RollupRow> = sqlx::query_as(&format!(
+            "{SELECT_ROLLUP} WHERE service = ?1 AND hour_ms >= ?2 AND hour_ms < ?3 ORDER BY hour_ms"
+        ))
         .bind(service)
         .bind(to_ms(since))
         .bind(to_ms(until))
@@ -178,17 +194,17 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(service, hour, total, good, sum, max, blob)| HourlyRollup {
-                hour: from_ms(hour),
-                total: non_negative(total),
-                good: non_negative(good),
-                latency_sum_us: non_negative(sum),
-                latency_max_us: non_negative(max),
-                latency: LatencyHistogram::decode(&blob).unwrap_or_else(|e| {
-                    tracing::warn!(service = %service, hour_ms = hour, error = %e, "ignoring an unreadable latency histogram");
-                    LatencyHistogram::new()
-                }),
-                service,
+            .map(|row| {
+                let agg = row.aggregate();
+                HourlyRollup {
+                    hour: from_ms(row.hour_ms),
+                    total: agg.total,
+                    good: agg.good,
+                    latency_sum_us: agg.latency_sum_us,
+                    latency_max_us: agg.latency_max_us,
+                    latency: agg.latency,
+                    service: row.service,
+                }
             })
             .collect())
     }

@@ -1,0 +1,537 @@
+//! What the integration tests share: `spawn_app` starts hale in-process on port 0 with a fresh temp
+//! database, `HaleProcess` runs the real `hale` binary as a child process, and small readers for the
+//! Prometheus text format. Logs stay quiet unless `TEST_LOG` is set (to a `HALE_LOG`-style filter or `1`).
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use hale::app::Application;
+use hale::config::{Config, ListenConfig};
+use hale::kind::ServiceKind;
+use hale::services::AppState;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How long a test waits for a port, a log line or a process before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// `127.0.0.1:0`: let the kernel pick a free port.
+pub fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// The config every in-process test starts from: every service on a free port, no monitored services (so
+/// nothing writes to the database unless the test does), one worker per service.
+pub fn test_config() -> Config {
+    let mut config = Config {
+        listen: ListenConfig {
+            health_proxy: any_port(),
+            mcp_bridge: any_port(),
+            boss_api: any_port(),
+        },
+        services: Vec::new(),
+        ..Config::default()
+    };
+    config.http.workers = 1;
+    config.http.shutdown_timeout_s = 5;
+    config
+}
+
+/// The same config as JSON, for a child process (`hale serve --config FILE`).
+pub fn test_config_json() -> serde_json::Value {
+    serde_json::json!({
+        "listen": {
+            "health_proxy": "127.0.0.1:0",
+            "mcp_bridge": "127.0.0.1:0",
+            "boss_api": "127.0.0.1:0"
+        },
+        "http": { "workers": 1, "shutdown_timeout_s": 5 },
+        "services": []
+    })
+}
+
+fn init_test_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            if filter != "1" {
+                std::env::set_var("HALE_LOG", filter);
+            }
+            // A second subscriber (another test binary's) is not an error worth failing a test for.
+            let _ = hale::telemetry::init(hale::telemetry::LogFormat::Pretty);
+        }
+    });
+}
+
+/// hale running in this test's process, with its own database in a temp folder.
+pub struct TestApp {
+    app: Option<Application>,
+    pub addrs: HashMap<ServiceKind, SocketAddr>,
+    pub db_path: PathBuf,
+    pub dir: TempDir,
+    pub client: reqwest::Client,
+}
+
+/// Starts every service with `test_config()`.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+/// Starts every service with the given config (its `listen` addresses should use port 0).
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    spawn_app_only(config, None).await
+}
+
+/// Starts only `only` (or every service) with the given config.
+pub async fn spawn_app_only(config: Config, only: Option<ServiceKind>) -> TestApp {
+    start_app(config, only, Arc::new(hale::clock::SystemClock)).await
+}
+
+async fn start_app(
+    config: Config,
+    only: Option<ServiceKind>,
+    clock: Arc<dyn hale::clock::Clock>,
+) -> TestApp {
+    init_test_logs();
+    let dir = tempfile::tempdir().expect("create a temp dir");
+    let db_path = dir.path().join("hale.db");
+    let app = Application::start_with_clock(config, &db_path, only, clock)
+        .await
+        .unwrap_or_else(|e| panic!("hale did not start: {e}"));
+    let mut test_app = TestApp {
+        app: Some(app),
+        addrs: HashMap::new(),
+        db_path,
+        dir,
+        client: client(),
+    };
+    test_app.refresh_addrs();
+    test_app
+}
+
+/// An HTTP client that gives up instead of hanging a test.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build the HTTP client")
+}
+
+impl TestApp {
+    pub fn app(&self) -> &Application {
+        self.app.as_ref().expect("the app is running")
+    }
+
+    pub fn state(&self) -> &AppState {
+        self.app().state()
+    }
+
+    pub fn addr(&self, kind: ServiceKind) -> SocketAddr {
+        *self
+            .addrs
+            .get(&kind)
+            .unwrap_or_else(|| panic!("{kind} is not running"))
+    }
+
+    /// `http://127.0.0.1:PORT` of a service.
+    pub fn base_url(&self, kind: ServiceKind) -> String {
+        format!("http://{}", self.addr(kind))
+    }
+
+    pub fn url(&self, kind: ServiceKind, path: &str) -> String {
+        format!("{}{path}", self.base_url(kind))
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        kind: ServiceKind,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(kind, path))
+    }
+
+    pub async fn get(&self, kind: ServiceKind, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, kind, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on {kind} failed: {e}"))
+    }
+
+    pub async fn get_with_request_id(
+        &self,
+        kind: ServiceKind,
+        path: &str,
+        request_id: &str,
+    ) -> reqwest::Response {
+        self.request(reqwest::Method::GET, kind, path)
+            .header("x-request-id", request_id)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on {kind} failed: {e}"))
+    }
+
+    pub async fn post_json(
+        &self,
+        kind: ServiceKind,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.request(reqwest::Method::POST, kind, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path} on {kind} failed: {e}"))
+    }
+
+    /// GET a path and parse its JSON body; returns the status too.
+    pub async fn get_json(&self, kind: ServiceKind, path: &str) -> (u16, serde_json::Value) {
+        let res = self.get(kind, path).await;
+        let status = res.status().as_u16();
+        let body = res
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on {kind} did not answer JSON: {e}"));
+        (status, body)
+    }
+
+    /// The `/metrics` text of a service.
+    pub async fn metrics(&self, kind: ServiceKind) -> String {
+        let res = self.get(kind, "/metrics").await;
+        assert_eq!(res.status().as_u16(), 200, "/metrics of {kind}");
+        res.text().await.expect("read /metrics")
+    }
+
+    /// Stops the app gracefully (servers, loops, writer drain, database close). The temp folder stays.
+    pub async fn shutdown(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+}
+
+/// One sample of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Every sample in a Prometheus text exposition (comments skipped).
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| parse_sample(line).unwrap_or_else(|| panic!("unparsable sample {line:?}")))
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (series, value) = line.rsplit_once(' ')?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    let Some((name, rest)) = series.split_once('{') else {
+        return Some(Sample {
+            name: series.to_owned(),
+            labels: BTreeMap::new(),
+            value,
+        });
+    };
+    let mut labels = BTreeMap::new();
+    let mut chars = rest.strip_suffix('}')?.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => match chars.next()? {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(key.trim_start_matches(',').to_owned(), value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    Some(Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    })
+}
+
+/// The value of the sample with this name and exactly these labels, if present.
+pub fn sample_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let wanted: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    parse_samples(text)
+        .into_iter()
+        .find(|s| s.name == name && s.labels == wanted)
+        .map(|s| s.value)
+}
+
+/// The path of the `hale` binary built for these tests.
+pub fn hale_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hale")
+}
+
+/// A `hale` command with a clean environment for hale's own variables and JSON logs, run in `dir`.
+pub fn hale_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(hale_bin());
+    cmd.current_dir(dir)
+        .env_remove("HALE_CONFIG")
+        .env_remove("HALE_DB")
+        .env_remove("HALE_LOG")
+        .env("HALE_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs `hale ARGS` in `dir` to completion (killed after `DEADLINE`).
+pub async fn run_hale(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = hale_command(dir);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start the hale binary");
+    match tokio::time::timeout(DEADLINE, child.wait_with_output()).await {
+        Ok(output) => output.expect("wait for hale"),
+        // The child is dropped with the future, which kills it (kill_on_drop).
+        Err(_) => panic!("hale {args:?} did not exit within {DEADLINE:?}"),
+    }
+}
+
+/// The exit code of a finished process; a death by signal fails the test.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| panic!("hale was killed by a signal: {status:?}"))
+}
+
+/// `hale serve` running as a child process, its stdout and stderr collected line by line.
+pub struct HaleProcess {
+    child: Child,
+    pub pid: u32,
+    pub dir: TempDir,
+    pub db_path: PathBuf,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl HaleProcess {
+    /// Writes `config` to a temp folder and starts `hale serve --config .. --db .. EXTRA` there.
+    pub async fn serve(config: &serde_json::Value, extra: &[&str]) -> Self {
+        Self::serve_with_env(config, extra, &[]).await
+    }
+
+    pub async fn serve_with_env(
+        config: &serde_json::Value,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let config_path = dir.path().join("config.json");
+        std::fs::write(
+            &config_path,
+            serde_json::to_vec_pretty(config).expect("encode the config"),
+        )
+        .expect("write the config");
+        let db_path = dir.path().join("data").join("hale.db");
+        let mut cmd = hale_command(dir.path());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--db")
+            .arg(&db_path)
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the hale binary");
+        let pid = child.id().expect("a running child has a pid");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect_lines(child.stdout.take().expect("piped stdout"), stdout.clone()),
+            collect_lines(child.stderr.take().expect("piped stderr"), stderr.clone()),
+        ];
+        Self {
+            child,
+            pid,
+            dir,
+            db_path,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().expect("stdout lock").clone()
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// The stdout lines that are JSON objects (hale's log lines).
+    pub fn json_logs(&self) -> Vec<serde_json::Value> {
+        self.stdout_lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|v| v.is_object())
+            .collect()
+    }
+
+    fn listening(&self) -> HashMap<ServiceKind, SocketAddr> {
+        self.json_logs()
+            .iter()
+            .filter(|log| log["message"] == "listening")
+            .filter_map(|log| {
+                let kind = log["service"].as_str()?.parse().ok()?;
+                let addr = log["addr"].as_str()?.parse().ok()?;
+                Some((kind, addr))
+            })
+            .collect()
+    }
+
+    /// Waits until every service in `kinds` has logged its bound address, and returns the addresses.
+    pub async fn wait_listening(
+        &mut self,
+        kinds: &[ServiceKind],
+    ) -> HashMap<ServiceKind, SocketAddr> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let listening = self.listening();
+            if kinds.iter().all(|k| listening.contains_key(k)) {
+                return listening;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "hale exited with {status} before listening; stderr: {:?}",
+                    self.stderr_lines()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hale did not log `listening` for {kinds:?} within {DEADLINE:?}; stdout: {:?}",
+                self.stdout_lines()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`, ...) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {} failed", self.pid);
+    }
+
+    /// Waits for the process to exit, failing the test (and killing it) after `within`. Every output line is
+    /// collected when this returns.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let status = match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.expect("wait for hale"),
+            Err(_) => {
+                let _ = self.child.start_kill();
+                panic!(
+                    "hale did not exit within {within:?}; last stdout: {:?}",
+                    self.stdout_lines()
+                        .iter()
+                        .rev()
+                        .take(10)
+                        .collect::<Vec<_>>()
+                );
+            }
+        };
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(DEADLINE, reader).await;
+        }
+        status
+    }
+}
+
+fn collect_lines(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    into: Arc<Mutex<Vec<String>>>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            into.lock().expect("output lock").push(line);
+        }
+    })
+}
+
+/// Polls `probe` every 20 ms until it returns `Some`, failing the test after `DEADLINE`.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts every service with the given config and clock (a `ManualClock` drives breakers and timestamps).
+pub async fn spawn_app_with_clock(config: Config, clock: Arc<dyn hale::clock::Clock>) -> TestApp {
+    start_app(config, None, clock).await
+}
+
+impl TestApp {
+    /// Stops hale gracefully and starts it again on the same database, as an operator's restart would.
+    pub async fn restart(&mut self, config: Config, clock: Arc<dyn hale::clock::Clock>) {
+        self.shutdown().await;
+        let app = Application::start_with_clock(config, &self.db_path, None, clock)
+            .await
+            .unwrap_or_else(|e| panic!("hale did not restart: {e}"));
+        self.app = Some(app);
+        self.refresh_addrs();
+    }
+
+    fn refresh_addrs(&mut self) {
+        let app = self.app.as_ref().expect("the app is running");
+        self.addrs = ServiceKind::ALL
+            .into_iter()
+            .filter_map(|kind| app.addr(kind).map(|addr| (kind, addr)))
+            .collect();
+    }
+}

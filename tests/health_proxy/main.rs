@@ -1,0 +1,536 @@
+//! The Health Proxy against real target servers: breakers, restarts, hanging targets, the cache, the
+//! score, history and the rule that every probe made is one stored row.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod target_server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use hale::breaker::BreakerState;
+use hale::clock::ManualClock;
+use hale::config::{BodyCondition, Config, ServiceName, TargetConfig, TargetUrl};
+use hale::kind::ServiceKind::HealthProxy;
+use hale::store::Store;
+use serde_json::Value;
+
+use common::{sample_value, test_config, TestApp};
+use target_server::{Mode, TargetServer};
+
+fn target(name: &str, url: &str) -> TargetConfig {
+    TargetConfig::new(
+        ServiceName::parse(name).unwrap(),
+        TargetUrl::parse(url).unwrap(),
+    )
+}
+
+/// On-demand checks only (no background prober), no cache, short timeouts.
+fn proxy_config(targets: Vec<TargetConfig>) -> Config {
+    let mut config = test_config();
+    config.monitor.background_checks = false;
+    config.monitor.cache_ttl_s = 0;
+    config.services = targets;
+    config
+}
+
+fn start_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap()
+}
+
+async fn health_all(app: &TestApp) -> (u16, Value) {
+    app.get_json(HealthProxy, "/health/all").await
+}
+
+fn report<'a>(all: &'a Value, name: &str) -> &'a Value {
+    all["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["service"] == name)
+        .unwrap_or_else(|| panic!("{name} missing from {all}"))
+}
+
+async fn stored_rows(app: &mut TestApp) -> i64 {
+    app.shutdown().await;
+    let store = Store::open(&app.db_path).await.unwrap();
+    let rows = store.count_checks(None).await.unwrap();
+    store.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn breaker_opens_after_five_failures_fails_fast_half_opens_and_closes_after_two_successes() {
+    let server = TargetServer::start(Mode::Failing).await;
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(
+        proxy_config(vec![target("api", &server.url())]),
+        Arc::new(clock.clone()),
+    )
+    .await;
+
+    for attempt in 1..=4 {
+        let (_, all) = health_all(&app).await;
+        assert_eq!(report(&all, "api")["outcome"], "down", "attempt {attempt}");
+        assert_eq!(
+            report(&all, "api")["breaker"],
+            "closed",
+            "attempt {attempt}: not open before the 5th failure"
+        );
+    }
+    let (status, all) = health_all(&app).await;
+    assert_eq!(status, 503);
+    assert_eq!(report(&all, "api")["outcome"], "down");
+    assert_eq!(
+        report(&all, "api")["breaker"],
+        "open",
+        "the 5th consecutive failure opens it"
+    );
+    assert_eq!(server.hits(), 5);
+
+    // Open: fails at once without touching the network.
+    let (_, all) = health_all(&app).await;
+    let api = report(&all, "api");
+    assert_eq!(api["outcome"], "circuit_open");
+    assert!(api["latency_ms"].is_null());
+    assert!(
+        api["error"]
+            .as_str()
+            .unwrap()
+            .contains("next trial at 2026-11-02T10:01:00"),
+        "{api}"
+    );
+    assert_eq!(server.hits(), 5, "no request while open");
+
+    // Still open just before the timeout.
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        report(&health_all(&app).await.1, "api")["outcome"],
+        "circuit_open"
+    );
+    assert_eq!(server.hits(), 5);
+
+    // After the timeout one trial goes through; two successes close it.
+    clock.advance(Duration::from_secs(1));
+    server.set(Mode::Healthy);
+    let (_, all) = health_all(&app).await;
+    assert_eq!(report(&all, "api")["outcome"], "up");
+    assert_eq!(
+        report(&all, "api")["breaker"],
+        "half_open",
+        "one success is not enough"
+    );
+    let (status, all) = health_all(&app).await;
+    assert_eq!(status, 200);
+    assert_eq!(report(&all, "api")["breaker"], "closed");
+    assert_eq!(server.hits(), 7);
+
+    // A failure in half-open reopens it at once.
+    server.set(Mode::Failing);
+    for _ in 0..5 {
+        health_all(&app).await;
+    }
+    assert_eq!(
+        report(&health_all(&app).await.1, "api")["outcome"],
+        "circuit_open"
+    );
+    clock.advance(Duration::from_secs(60));
+    let (_, all) = health_all(&app).await;
+    assert_eq!(report(&all, "api")["outcome"], "down");
+    assert_eq!(
+        report(&all, "api")["breaker"],
+        "open",
+        "a half-open failure reopens"
+    );
+    assert_eq!(
+        report(&health_all(&app).await.1, "api")["outcome"],
+        "circuit_open"
+    );
+
+    let metrics = app.metrics(HealthProxy).await;
+    assert_eq!(
+        sample_value(
+            &metrics,
+            "circuit_breaker_state",
+            &[("breaker", "target:api")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample_value(
+            &metrics,
+            "circuit_breaker_transitions_total",
+            &[("breaker", "target:api"), ("to", "open")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample_value(
+            &metrics,
+            "health_check_total",
+            &[("target", "api"), ("outcome", "circuit_open")]
+        ),
+        Some(4.0)
+    );
+
+    app.shutdown().await;
+    let store = Store::open(&app.db_path).await.unwrap();
+    let transitions: Vec<(BreakerState, BreakerState)> = store
+        .breaker_transitions("target:api")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(from, to, _)| (from, to))
+        .collect();
+    use BreakerState::*;
+    assert_eq!(
+        transitions,
+        vec![
+            (Closed, Open),
+            (Open, HalfOpen),
+            (HalfOpen, Closed),
+            (Closed, Open),
+            (Open, HalfOpen),
+            (HalfOpen, Open),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_open_breaker_stays_open_across_a_restart_for_the_time_left_and_is_half_open_when_past_due(
+) {
+    let server = TargetServer::start(Mode::Failing).await;
+    let config = proxy_config(vec![target("api", &server.url())]);
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
+    for _ in 0..5 {
+        health_all(&app).await;
+    }
+    assert_eq!(
+        report(&health_all(&app).await.1, "api")["outcome"],
+        "circuit_open"
+    );
+
+    // Restarted 30 s later: still open, with the same absolute retry time (not reset, not extended).
+    clock.advance(Duration::from_secs(30));
+    app.restart(config.clone(), Arc::new(clock.clone())).await;
+    let (_, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(services[0]["breaker"]["state"], "open");
+    assert_eq!(services[0]["breaker"]["retry_at"], "2026-11-02T10:01:00Z");
+    server.set(Mode::Healthy);
+    assert_eq!(
+        report(&health_all(&app).await.1, "api")["outcome"],
+        "circuit_open"
+    );
+    assert_eq!(server.hits(), 5, "no request while open after the restart");
+
+    // Restarted after the retry time: half-open, and a trial goes through.
+    clock.advance(Duration::from_secs(31));
+    app.restart(config, Arc::new(clock.clone())).await;
+    let (_, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(services[0]["breaker"]["state"], "half_open");
+    let (_, all) = health_all(&app).await;
+    assert_eq!(report(&all, "api")["outcome"], "up");
+    assert_eq!(server.hits(), 6);
+}
+
+#[tokio::test]
+async fn health_all_answers_within_the_largest_timeout_when_a_target_hangs() {
+    let healthy = TargetServer::start(Mode::Healthy).await;
+    let hanging = TargetServer::start(Mode::Hanging).await;
+    let mut hung = target("hung", &hanging.url());
+    hung.timeout_ms = 500;
+    let mut app =
+        common::spawn_app_with(proxy_config(vec![target("ok", &healthy.url()), hung])).await;
+
+    let started = Instant::now();
+    let (status, all) = health_all(&app).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "took {took:?} with a 500 ms timeout"
+    );
+    assert_eq!(status, 503);
+    assert_eq!(report(&all, "ok")["outcome"], "up");
+    let hung = report(&all, "hung");
+    assert_eq!(hung["outcome"], "timeout");
+    assert_eq!(hung["error"], "no answer within 500 ms");
+    assert!(hung["latency_ms"].as_f64().unwrap() >= 500.0);
+    assert_eq!(all["counts"]["up"], 1);
+    assert_eq!(all["counts"]["timeout"], 1);
+    assert_eq!(stored_rows(&mut app).await, 2);
+}
+
+#[tokio::test]
+async fn the_cache_serves_recent_successes_and_never_failures() {
+    let good = TargetServer::start(Mode::Healthy).await;
+    let bad = TargetServer::start(Mode::Failing).await;
+    let mut config = proxy_config(vec![target("good", &good.url()), target("bad", &bad.url())]);
+    config.monitor.cache_ttl_s = 120;
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+
+    let (_, first) = health_all(&app).await;
+    assert_eq!(report(&first, "good")["cached"], false);
+    clock.advance(Duration::from_secs(119));
+    let (_, second) = health_all(&app).await;
+    assert_eq!(report(&second, "good")["cached"], true);
+    assert_eq!(
+        report(&second, "good")["checked_at"],
+        report(&first, "good")["checked_at"]
+    );
+    assert_eq!(
+        report(&second, "bad")["cached"],
+        false,
+        "failures are checked again"
+    );
+    assert_eq!(good.hits(), 1);
+    assert_eq!(bad.hits(), 2);
+
+    // Past the TTL the success is checked again.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(report(&health_all(&app).await.1, "good")["cached"], false);
+    assert_eq!(good.hits(), 2);
+    // Cached answers are not new checks: only the 5 real checks are stored.
+    assert_eq!(stored_rows(&mut app).await, 5);
+}
+
+#[tokio::test]
+async fn the_score_weighs_mixed_states_and_a_down_critical_target_caps_it() {
+    let fast = TargetServer::start(Mode::Healthy).await;
+    let slow = TargetServer::start(Mode::Slow(Duration::from_millis(150))).await;
+    let down = TargetServer::start(Mode::Failing).await;
+    let mut heavy = target("fast", &fast.url());
+    heavy.weight = 2.0;
+    let mut config = proxy_config(vec![
+        heavy,
+        target("slow", &slow.url()),
+        target("down", &down.url()),
+    ]);
+    config.monitor.slow_threshold_ms = 100;
+    let mut app = common::spawn_app_with(config.clone()).await;
+    let (_, all) = health_all(&app).await;
+    // (2 × 1 + 1 × 0.5 + 1 × 0) / 4
+    assert_eq!(all["score"], 62.5);
+    assert_eq!(all["ok"], false);
+    let metrics = app.metrics(HealthProxy).await;
+    assert_eq!(sample_value(&metrics, "health_score", &[]), Some(62.5));
+    assert_eq!(
+        sample_value(&metrics, "target_up", &[("target", "down")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample_value(&metrics, "target_up", &[("target", "fast")]),
+        Some(1.0)
+    );
+    app.shutdown().await;
+
+    config.services[2].critical = true;
+    let app = common::spawn_app_with(config).await;
+    assert_eq!(
+        health_all(&app).await.1["score"],
+        50.0,
+        "a down critical target caps the score at 50"
+    );
+}
+
+#[tokio::test]
+async fn tcp_checks_tell_an_open_port_from_a_closed_one() {
+    let open = TargetServer::start(Mode::Healthy).await;
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }; // dropped: nothing listens there now
+    let app = common::spawn_app_with(proxy_config(vec![
+        target("open", &format!("tcp://{}", open.addr)),
+        target("closed", &format!("tcp://127.0.0.1:{closed_port}")),
+    ]))
+    .await;
+    let (_, all) = health_all(&app).await;
+    assert_eq!(report(&all, "open")["outcome"], "up");
+    assert!(report(&all, "open")["status"].is_null());
+    assert_eq!(report(&all, "closed")["outcome"], "down");
+    assert_eq!(report(&all, "closed")["error"], "connection refused");
+}
+
+#[tokio::test]
+async fn status_and_body_conditions_decide_up_or_down() {
+    let server = TargetServer::start(Mode::Degraded).await;
+    let mut pointer = target("pointer", &server.url());
+    pointer.body = Some(BodyCondition {
+        contains: None,
+        json_pointer: Some("/status".into()),
+        equals: Some(serde_json::json!("ok")),
+    });
+    let mut expects_503 = target("expects-503", &server.url());
+    expects_503.expected_status = Some(hale::config::ExpectedStatus::One(503));
+    let app = common::spawn_app_with(proxy_config(vec![pointer, expects_503])).await;
+    let (_, all) = health_all(&app).await;
+    assert_eq!(report(&all, "pointer")["outcome"], "down");
+    assert_eq!(
+        report(&all, "pointer")["error"],
+        "/status is \"degraded\", expected \"ok\""
+    );
+    assert_eq!(
+        report(&all, "expects-503")["error"],
+        "status 200, expected [503]"
+    );
+    server.set(Mode::Healthy);
+    let (_, all) = health_all(&app).await;
+    assert_eq!(report(&all, "pointer")["outcome"], "up");
+}
+
+#[tokio::test]
+async fn every_background_probe_is_one_stored_row_and_rolls_up_hourly() {
+    let a = TargetServer::start(Mode::Healthy).await;
+    let b = TargetServer::start(Mode::Failing).await;
+    let mut config = proxy_config(vec![target("a", &a.url()), target("b", &b.url())]);
+    config.monitor.background_checks = true;
+    // Keep the failing target's breaker closed so every probe reaches it (open-breaker rows have no request).
+    config.breaker.failure_threshold = 1000;
+    for t in &mut config.services {
+        t.interval_s = 1;
+        t.timeout_ms = 500;
+    }
+    let mut app = common::spawn_app_with(config).await;
+    // Wait until both have been probed at least three times.
+    let deadline = Instant::now() + common::DEADLINE;
+    while a.hits() < 3 || b.hits() < 3 {
+        assert!(Instant::now() < deadline, "targets were not probed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.shutdown().await;
+    let probes = (a.hits() + b.hits()) as i64;
+    let store = Store::open(&app.db_path).await.unwrap();
+    assert_eq!(
+        store.count_checks(None).await.unwrap(),
+        probes,
+        "one row per probe, none lost at shutdown"
+    );
+    assert_eq!(
+        store.count_checks(Some("a")).await.unwrap(),
+        a.hits() as i64
+    );
+    let now = Utc::now();
+    let rollups = store
+        .hourly_rollups(
+            "b",
+            now - chrono::Duration::hours(2),
+            now + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    let total: u64 = rollups.iter().map(|r| r.total).sum();
+    let good: u64 = rollups.iter().map(|r| r.good).sum();
+    assert_eq!(total, b.hits() as u64);
+    assert_eq!(good, 0, "a failing target has no good checks");
+    assert!(rollups.iter().all(|r| r.latency.total() == r.total));
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_and_rejects_bad_parameters() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(
+        proxy_config(vec![
+            target("api", &server.url()),
+            target("web", &server.url()),
+        ]),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    for _ in 0..3 {
+        health_all(&app).await;
+        clock.advance(Duration::from_secs(10));
+    }
+    // Let the writer flush (it does at least every 250 ms).
+    let deadline = Instant::now() + common::DEADLINE;
+    while app.state().store.count_checks(None).await.unwrap() < 6 {
+        assert!(Instant::now() < deadline, "checks were not written in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut seen = Vec::new();
+    let mut path = "/health/history?service=api&limit=2".to_owned();
+    loop {
+        let (status, page) = app.get_json(HealthProxy, &path).await;
+        assert_eq!(status, 200, "{page}");
+        for item in page["items"].as_array().unwrap() {
+            assert_eq!(item["service"], "api");
+            assert_eq!(item["source"], "on_demand");
+            seen.push(item["checked_at"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/health/history?service=api&limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seen:?}"
+    );
+
+    let (_, window) = app
+        .get_json(
+            HealthProxy,
+            "/health/history?since=2026-11-02T10:00:05Z&until=2026-11-02T10:00:15Z",
+        )
+        .await;
+    assert_eq!(
+        window["items"].as_array().unwrap().len(),
+        2,
+        "api and web at 10:00:10"
+    );
+
+    for (query, message) in [
+        ("limit=0", "limit: \"0\" is not a number from 1 to 1000"),
+        (
+            "limit=5000",
+            "limit: \"5000\" is not a number from 1 to 1000",
+        ),
+        ("limit=ten", "limit: \"ten\" is not a number from 1 to 1000"),
+        (
+            "since=yesterday",
+            "since: \"yesterday\" is not an RFC 3339 time",
+        ),
+        (
+            "since=2026-11-02T11:00:00Z&until=2026-11-02T10:00:00Z",
+            "since must be before until",
+        ),
+        (
+            "cursor=abc",
+            "cursor: \"abc\" is not a cursor from a previous page",
+        ),
+        ("service=a%20b", "service: name \"a b\" contains ' '"),
+    ] {
+        let (status, body) = app
+            .get_json(HealthProxy, &format!("/health/history?{query}"))
+            .await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(body["error"]["code"], "bad_request");
+        let got = body["error"]["message"].as_str().unwrap();
+        assert!(got.starts_with(message), "{query}: {got}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn services_lists_each_target_with_config_breaker_and_latest_result() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let mut api = target("api", &server.url());
+    api.tags = vec!["prod".into()];
+    api.critical = true;
+    let app = common::spawn_app_with(proxy_config(vec![api])).await;
+    let (_, before) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(before[0]["name"], "api");
+    assert_eq!(before[0]["critical"], true);
+    assert_eq!(before[0]["tags"], serde_json::json!(["prod"]));
+    assert_eq!(before[0]["breaker"]["state"], "closed");
+    assert!(before[0]["latest"].is_null());
+    health_all(&app).await;
+    let (_, after) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(after[0]["latest"]["outcome"], "up");
+    assert_eq!(after[0]["latest"]["status"], 200);
+}

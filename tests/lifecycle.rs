@@ -1,0 +1,536 @@
+//! hale's life from start to stop: signals, JSON logs, a port in use, a corrupt database, the writer's drain,
+//! `--only`, and the command line's own exits. Most tests run the real binary as a child process.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hale::app::{Application, StartError};
+use hale::breaker::BreakerState;
+use hale::kind::ServiceKind;
+use hale::probe::{CheckRecord, CheckSource, Outcome};
+use hale::store::{Store, StoreError};
+use serde_json::{json, Value};
+
+use common::{
+    client, eventually, exit_code, run_hale, sample_value, spawn_app, spawn_app_only, test_config,
+    test_config_json, HaleProcess,
+};
+
+/// A port that is bound (and accepts TCP connections) for as long as the returned listener lives.
+fn hold_port() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = listener.local_addr().expect("bound address");
+    (listener, addr)
+}
+
+/// The `store_rows_written_total` of the Health Proxy at `addr`.
+async fn rows_written(client: &reqwest::Client, addr: SocketAddr) -> f64 {
+    let text = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("read /metrics");
+    sample_value(&text, "store_rows_written_total", &[]).expect("store_rows_written_total")
+}
+
+/// Starts the binary with one monitored target (a port the test holds open, checked every second), waits
+/// until checks reach the database, sends `signal` and checks the graceful path end to end.
+async fn stops_gracefully_on(signal: &str) {
+    let (_target, target_addr) = hold_port();
+    let mut config = test_config_json();
+    config["services"] = json!([{
+        "name": "local-port",
+        "url": format!("tcp://{target_addr}"),
+        "interval_s": 1,
+        "timeout_ms": 500
+    }]);
+    let mut hale = HaleProcess::serve(&config, &[]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let client = client();
+    let health_proxy = addrs[&ServiceKind::HealthProxy];
+
+    let written = eventually("a health check written to the database", || async {
+        let written = rows_written(&client, health_proxy).await;
+        (written >= 1.0).then_some(written)
+    })
+    .await;
+    // Keep-alive connections from this client stay open while hale stops.
+    for (kind, addr) in &addrs {
+        let res = client
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .expect("GET /health");
+        assert_eq!(res.status().as_u16(), 200, "{kind}");
+    }
+
+    let sent = Instant::now();
+    hale.signal(signal);
+    let status = hale.wait_exit(Duration::from_secs(5)).await;
+    let took = sent.elapsed();
+    assert_eq!(
+        exit_code(status),
+        0,
+        "exit after SIG{signal}; stderr: {:?}",
+        hale.stderr_lines()
+    );
+    assert!(took < Duration::from_secs(5), "SIG{signal} took {took:?}");
+    assert!(
+        hale.stderr_lines().is_empty(),
+        "a clean stop prints nothing on stderr: {:?}",
+        hale.stderr_lines()
+    );
+
+    let logs = hale.json_logs();
+    let messages: Vec<&str> = logs.iter().filter_map(|l| l["message"].as_str()).collect();
+    for step in [
+        "shutdown signal received",
+        "stopping background loops",
+        "check writer drained",
+        "closing the database",
+        "shutdown complete",
+    ] {
+        assert!(
+            messages.contains(&step),
+            "missing log {step:?} in {messages:?}"
+        );
+    }
+    let drained = logs
+        .iter()
+        .find(|l| l["message"] == "check writer drained")
+        .expect("drain log");
+    assert_eq!(drained["dropped"], json!(0));
+    let drained_written = drained["written"].as_i64().expect("written count");
+    assert!(drained_written as f64 >= written);
+
+    // The database is whole, and holds exactly what the writer says it wrote.
+    let wal = hale.db_path.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the write-ahead log was checkpointed on close"
+    );
+    let store = Store::open(&hale.db_path)
+        .await
+        .unwrap_or_else(|e| panic!("the database reopens after SIG{signal}: {e}"));
+    assert_eq!(
+        store.count_checks(None).await.expect("count"),
+        drained_written
+    );
+    assert_eq!(
+        store.count_checks(Some("local-port")).await.expect("count"),
+        drained_written
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_0_within_5_s_and_leaves_a_consistent_database() {
+    stops_gracefully_on("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_behaves_like_sigterm() {
+    stops_gracefully_on("INT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_fields() {
+    let mut hale =
+        HaleProcess::serve_with_env(&test_config_json(), &[], &[("HALE_LOG_FORMAT", "json")]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let res = client()
+        .get(format!("http://{}/health", addrs[&ServiceKind::BossApi]))
+        .header("x-request-id", "test-123")
+        .send()
+        .await
+        .expect("GET /health");
+    assert_eq!(res.status().as_u16(), 200);
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(Duration::from_secs(5)).await), 0);
+
+    let lines = hale.stdout_lines();
+    for line in &lines {
+        let parsed: Result<Value, _> = serde_json::from_str(line);
+        assert!(
+            parsed.is_ok_and(|v| v.is_object()),
+            "every stdout line is a JSON object: {line:?}"
+        );
+    }
+    let request = hale
+        .json_logs()
+        .into_iter()
+        .find(|l| l["request_id"] == "test-123" && l["message"] == "request finished")
+        .unwrap_or_else(|| panic!("no request log for test-123 in {lines:#?}"));
+    assert_eq!(request["level"], json!("INFO"));
+    assert_eq!(request["service"], json!("boss-api"));
+    assert_eq!(request["method"], json!("GET"));
+    assert_eq!(request["route"], json!("/health"));
+    assert_eq!(request["status"], json!(200));
+    let latency = request["latency_ms"]
+        .as_f64()
+        .expect("latency_ms is a number");
+    assert!((0.0..10_000.0).contains(&latency), "latency_ms {latency}");
+    assert!(request["timestamp"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_exits_2_naming_the_address() {
+    let (_held, addr) = hold_port();
+    let mut config = test_config_json();
+    config["listen"]["boss_api"] = json!(addr.to_string());
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write config");
+    let output = run_hale(
+        dir.path(),
+        &["serve", "--config", "config.json", "--db", "data/hale.db"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(exit_code(output.status), 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("hale: cannot listen on {addr} for boss-api: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "ports are bound before the database is opened"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_fails_start_before_the_database_is_touched() {
+    let (_held, addr) = hold_port();
+    let mut config = test_config();
+    config.listen.mcp_bridge = addr;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("hale.db");
+    let err = match Application::start(config, &db_path, None).await {
+        Ok(_) => panic!("hale started on a port in use"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, StartError::Bind { service: ServiceKind::McpBridge, addr: a, .. } if a == addr),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot listen on {addr} for mcp-bridge: ")),
+        "{err}"
+    );
+    assert!(!db_path.exists());
+}
+
+/// Asserts `Store::open` refuses `path` as corrupt, naming it, and leaves it byte for byte as it was.
+async fn assert_refused_as_corrupt(path: &Path) {
+    let before = std::fs::read(path).expect("read the file");
+    let err = match Store::open(path).await {
+        Ok(_) => panic!("{} opened as a database", path.display()),
+        Err(e) => e,
+    };
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "database {} is not a SQLite database or is corrupt (",
+            path.display()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("it was left untouched"), "{message}");
+    assert_eq!(
+        std::fs::read(path).expect("read the file"),
+        before,
+        "{} was modified",
+        path.display()
+    );
+    // Nothing was written beside it either (SQLite may leave an empty log while its last connection closes).
+    let wal = format!("{}-wal", path.display());
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "{wal} holds data"
+    );
+    let journal = format!("{}-journal", path.display());
+    assert!(!Path::new(&journal).exists(), "{journal} was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_file_as_the_database_is_refused_as_corrupt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notes.db");
+    std::fs::write(&path, "this is a text file, not a database\n".repeat(50)).expect("write");
+    assert_refused_as_corrupt(&path).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_database_is_refused_as_corrupt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let healthy = dir.path().join("healthy.db");
+    let store = Store::open(&healthy).await.expect("create the database");
+    store.close().await;
+    // Once closed, the file alone holds the schema: keep its header page, overwrite every other page.
+    let mut bytes = std::fs::read(&healthy).expect("read");
+    let page_size = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    assert!(
+        bytes.len() > 2 * page_size,
+        "the closed database holds the schema: {} bytes with {page_size}-byte pages",
+        bytes.len()
+    );
+    bytes[page_size..].fill(0xff);
+    let damaged = dir.path().join("damaged.db");
+    std::fs::write(&damaged, &bytes).expect("write");
+    assert_refused_as_corrupt(&damaged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_exits_2_on_a_corrupt_database_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("config.json"),
+        test_config_json().to_string(),
+    )
+    .expect("write config");
+    let text = "name,value\nnot,sqlite\n".repeat(20);
+    std::fs::write(dir.path().join("hale.db"), &text).expect("write db");
+    let output = run_hale(
+        dir.path(),
+        &["serve", "--config", "config.json", "--db", "hale.db"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(exit_code(output.status), 2, "{stderr}");
+    assert!(
+        stderr.starts_with("hale: database hale.db is not a SQLite database or is corrupt ("),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("restore a backup or move it aside"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("hale.db")).expect("read db"),
+        text
+    );
+}
+
+fn record(service: &Arc<str>, i: usize) -> CheckRecord {
+    CheckRecord {
+        checked_at: chrono::Utc::now(),
+        service: service.clone(),
+        outcome: if i.is_multiple_of(7) {
+            Outcome::Down
+        } else {
+            Outcome::Up
+        },
+        http_status: Some(if i.is_multiple_of(7) { 500 } else { 200 }),
+        latency: Some(Duration::from_micros(1_000 + i as u64)),
+        error: i.is_multiple_of(7).then(|| "status 500".to_owned()),
+        breaker_state: BreakerState::Closed,
+        source: CheckSource::Monitor,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_persists_every_record_and_drains_on_shutdown() {
+    const PRODUCERS: usize = 4;
+    const PER_PRODUCER: usize = 2_500;
+    let mut app = spawn_app().await;
+    let writer = app.state().writer.clone();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let service: Arc<str> = Arc::from(format!("svc-{p}"));
+                for i in 0..PER_PRODUCER {
+                    writer
+                        .submit(record(&service, i))
+                        .await
+                        .expect("the writer accepts records while running");
+                }
+            })
+        })
+        .collect();
+    for producer in producers {
+        producer.await.expect("producer");
+    }
+    app.shutdown().await;
+
+    let total = (PRODUCERS * PER_PRODUCER) as u64;
+    let stats = writer.stats();
+    assert_eq!(
+        stats.written.load(std::sync::atomic::Ordering::Relaxed),
+        total
+    );
+    assert_eq!(stats.dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(!writer.is_running());
+    assert!(
+        writer.submit(record(&Arc::from("late"), 0)).await.is_err(),
+        "a stopped writer refuses new records"
+    );
+
+    let store = Store::open(&app.db_path)
+        .await
+        .expect("reopen the database");
+    assert_eq!(store.count_checks(None).await.expect("count"), total as i64);
+    for p in 0..PRODUCERS {
+        assert_eq!(
+            store
+                .count_checks(Some(&format!("svc-{p}")))
+                .await
+                .expect("count"),
+            PER_PRODUCER as i64
+        );
+    }
+    assert_eq!(store.count_checks(Some("late")).await.expect("count"), 0);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_flushes_a_partial_batch_on_shutdown() {
+    // A batch far larger than what is submitted: nothing fills it, so only the drain writes these.
+    let mut config = test_config();
+    config.storage.batch_size = 50_000;
+    config.storage.flush_interval_ms = 250;
+    let mut app = common::spawn_app_with(config).await;
+    let writer = app.state().writer.clone();
+    let service: Arc<str> = Arc::from("partial");
+    for i in 0..17 {
+        writer.submit(record(&service, i)).await.expect("submit");
+    }
+    app.shutdown().await;
+    let store = Store::open(&app.db_path)
+        .await
+        .expect("reopen the database");
+    assert_eq!(
+        store.count_checks(Some("partial")).await.expect("count"),
+        17
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_boss_api_starts_only_the_boss_api_in_process() {
+    // The other services' addresses are taken: binding either would fail the start.
+    let (_hp, hp_addr) = hold_port();
+    let (_mb, mb_addr) = hold_port();
+    let mut config = test_config();
+    config.listen.health_proxy = hp_addr;
+    config.listen.mcp_bridge = mb_addr;
+    let app = spawn_app_only(config, Some(ServiceKind::BossApi)).await;
+    assert_eq!(app.app().addr(ServiceKind::HealthProxy), None);
+    assert_eq!(app.app().addr(ServiceKind::McpBridge), None);
+    let (status, body) = app.get_json(ServiceKind::BossApi, "/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["details"]["service"], json!("boss-api"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_only_boss_api_serves_only_the_boss_api() {
+    let (_hp, hp_addr) = hold_port();
+    let (_mb, mb_addr) = hold_port();
+    let mut config = test_config_json();
+    config["listen"]["health_proxy"] = json!(hp_addr.to_string());
+    config["listen"]["mcp_bridge"] = json!(mb_addr.to_string());
+    let mut hale = HaleProcess::serve(&config, &["--only", "boss-api"]).await;
+    let addrs = hale.wait_listening(&[ServiceKind::BossApi]).await;
+    let res = client()
+        .get(format!("http://{}/healthz", addrs[&ServiceKind::BossApi]))
+        .send()
+        .await
+        .expect("GET /healthz");
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.expect("JSON");
+    assert_eq!(body["details"]["service"], json!("boss-api"));
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(Duration::from_secs(5)).await), 0);
+    // Every service logs `listening` as it binds; only the Boss API did.
+    let listening: Vec<Value> = hale
+        .json_logs()
+        .into_iter()
+        .filter(|l| l["message"] == "listening")
+        .collect();
+    assert_eq!(listening.len(), 1, "{listening:?}");
+    assert_eq!(listening[0]["service"], json!("boss-api"));
+}
+
+#[tokio::test]
+async fn version_and_help_exit_0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run_hale(dir.path(), &["--version"]).await;
+    assert_eq!(exit_code(output.status), 0);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("hale {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let output = run_hale(dir.path(), &["--help"]).await;
+    assert_eq!(exit_code(output.status), 0);
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("Usage: hale <COMMAND>"), "{help}");
+    for command in ["serve", "check-config", "export"] {
+        assert!(help.contains(command), "--help lists {command}: {help}");
+    }
+    let output = run_hale(dir.path(), &["serve", "--help"]).await;
+    assert_eq!(exit_code(output.status), 0);
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in ["--config", "--db", "--only"] {
+        assert!(help.contains(flag), "serve --help lists {flag}: {help}");
+    }
+}
+
+#[tokio::test]
+async fn bad_command_lines_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run_hale(dir.path(), &["serve", "--bogus"]).await;
+    assert_eq!(exit_code(output.status), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unexpected argument '--bogus'"), "{stderr}");
+
+    let output = run_hale(dir.path(), &["serve", "--only", "everything"]).await;
+    assert_eq!(exit_code(output.status), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid value 'everything'"), "{stderr}");
+
+    let output = run_hale(dir.path(), &[]).await;
+    assert_eq!(exit_code(output.status), 2);
+    assert!(!dir.path().join("data").exists(), "nothing was started");
+}
+
+#[tokio::test]
+async fn a_bad_log_format_exits_2_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = common::hale_command(dir.path());
+    cmd.env("HALE_LOG_FORMAT", "xml")
+        .args(["serve", "--config", "missing.json"]);
+    let output = tokio::time::timeout(common::DEADLINE, cmd.output())
+        .await
+        .expect("hale exits")
+        .expect("run hale");
+    assert_eq!(exit_code(output.status), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "hale: HALE_LOG_FORMAT=\"xml\" is not json or pretty\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_app_shuts_down_and_its_database_reopens() {
+    let mut app = spawn_app().await;
+    let (status, _) = app.get_json(ServiceKind::HealthProxy, "/health").await;
+    assert_eq!(status, 200);
+    let addr = app.addr(ServiceKind::HealthProxy);
+    app.shutdown().await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the port is released after shutdown"
+    );
+    let store = Store::open(&app.db_path).await.expect("reopen");
+    assert_eq!(store.count_checks(None).await.expect("count"), 0);
+    store.close().await;
+}
