@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Sqlite};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -99,7 +101,7 @@ async fn run(
 ) {
     let batch_size = settings.batch_size.max(1);
     let mut batch = Vec::with_capacity(batch_size);
-    let mut rollups = RollupCache::default();
+    let mut sink = BatchSink::new(store);
     loop {
         let received = tokio::select! {
             _ = stop.cancelled() => break,
@@ -117,7 +119,7 @@ async fn run(
                 Ok(_) => {}
             }
         }
-        write(&store, &mut batch, &mut rollups, &stats).await;
+        sink.write(&mut batch, &stats).await;
     }
 
     // Shutdown: accept nothing new, write what is queued.
@@ -126,7 +128,7 @@ async fn run(
         if rx.recv_many(&mut batch, batch_size).await == 0 {
             break;
         }
-        write(&store, &mut batch, &mut rollups, &stats).await;
+        sink.write(&mut batch, &stats).await;
     }
     tracing::info!(
         written = stats.written.load(Ordering::Relaxed),
@@ -135,49 +137,64 @@ async fn run(
     );
 }
 
-async fn write(
-    store: &Store,
-    batch: &mut Vec<CheckRecord>,
-    rollups: &mut RollupCache,
-    stats: &WriterStats,
-) {
-    for attempt in 1..=WRITE_ATTEMPTS {
-        let written = write_once(store, batch, rollups).await;
-        if written.is_err() {
-            rollups.invalidate(); // the transaction rolled back; the cache is ahead of the database
-        }
-        match written {
-            Ok(()) => {
-                stats
-                    .written
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-                batch.clear();
-                return;
-            }
-            Err(e) if attempt < WRITE_ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, rows = batch.len(), "writing a batch of checks failed; retrying");
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, rows = batch.len(), "writing a batch of checks failed; the batch is dropped");
-            }
-        }
-    }
-    stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-    stats
-        .dropped
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    batch.clear();
+/// Where batches go: one pooled connection kept for the writer's life, so its page cache stays warm (another
+/// connection would start cold after every write), and the rollup cache that goes with it.
+struct BatchSink {
+    store: Store,
+    conn: Option<PoolConnection<Sqlite>>,
+    rollups: RollupCache,
 }
 
-async fn write_once(
-    store: &Store,
-    batch: &[CheckRecord],
-    rollups: &mut RollupCache,
-) -> Result<(), sqlx::Error> {
-    let mut tx = store.pool().begin().await?;
-    health_checks::insert_batch(&mut tx, batch).await?;
-    rollups::merge_batch(&mut tx, rollups, batch).await?;
-    tx.commit().await
+impl BatchSink {
+    fn new(store: Store) -> Self {
+        Self {
+            store,
+            conn: None,
+            rollups: RollupCache::default(),
+        }
+    }
+
+    async fn write(&mut self, batch: &mut Vec<CheckRecord>, stats: &WriterStats) {
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let written = self.write_once(batch).await;
+            if written.is_err() {
+                // The transaction rolled back: the cache is ahead of the database, and the connection may be bad.
+                self.rollups.invalidate();
+                self.conn = None;
+            }
+            match written {
+                Ok(()) => {
+                    stats
+                        .written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    stats.batches.fetch_add(1, Ordering::Relaxed);
+                    batch.clear();
+                    return;
+                }
+                Err(e) if attempt < WRITE_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, rows = batch.len(), "writing a batch of checks failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, rows = batch.len(), "writing a batch of checks failed; the batch is dropped");
+                }
+            }
+        }
+        stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        stats
+            .dropped
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        batch.clear();
+    }
+
+    async fn write_once(&mut self, batch: &[CheckRecord]) -> Result<(), sqlx::Error> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.store.pool().acquire().await?),
+        };
+        let mut tx = conn.begin().await?;
+        health_checks::insert_batch(&mut tx, batch).await?;
+        rollups::merge_batch(&mut tx, &mut self.rollups, batch).await?;
+        tx.commit().await
+    }
 }
