@@ -312,6 +312,48 @@ async fn every_answer_carries_the_security_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_stays_closed_unless_origins_are_configured() {
+    let closed = spawn_app().await;
+    let res = closed
+        .request(Method::GET, ServiceKind::HealthProxy, "/health")
+        .header("origin", "https://dash.example")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(
+        res.headers().get("access-control-allow-origin").is_none(),
+        "no CORS header without configured origins"
+    );
+
+    let mut config = test_config();
+    config.http.cors_origins = vec!["https://dash.example".to_owned()];
+    let open = spawn_app_with(config).await;
+    let preflight = |origin: &'static str| {
+        open.request(Method::OPTIONS, ServiceKind::HealthProxy, "/health")
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let allowed = preflight("https://dash.example").await.expect("send");
+    assert_eq!(allowed.status().as_u16(), 200);
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        "https://dash.example"
+    );
+    let refused = preflight("https://evil.example").await.expect("send");
+    assert!(
+        refused.status().is_client_error(),
+        "status {}",
+        refused.status()
+    );
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_answers_are_not_cached() {
     let app = spawn_app().await;
     for kind in ServiceKind::ALL {

@@ -534,3 +534,63 @@ async fn services_lists_each_target_with_config_breaker_and_latest_result() {
     assert_eq!(after[0]["latest"]["outcome"], "up");
     assert_eq!(after[0]["latest"]["status"], 200);
 }
+
+#[tokio::test]
+async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+    let (writer, handle) = hale::store::writer::spawn(
+        store.clone(),
+        hale::store::writer::WriterSettings {
+            flush_interval: Duration::from_millis(50),
+            batch_size: 100,
+        },
+    );
+    let now = start_time();
+    let service: Arc<str> = Arc::from("api");
+    for days_ago in [45, 31, 29, 1] {
+        writer
+            .submit(hale::probe::CheckRecord {
+                checked_at: now - chrono::Duration::days(days_ago),
+                service: service.clone(),
+                outcome: hale::probe::Outcome::Up,
+                http_status: Some(200),
+                latency: Some(Duration::from_millis(20)),
+                error: None,
+                breaker_state: BreakerState::Closed,
+                source: hale::probe::CheckSource::Monitor,
+            })
+            .await
+            .unwrap();
+    }
+    handle.shutdown().await;
+    assert_eq!(store.count_checks(Some("api")).await.unwrap(), 4);
+
+    let pruned = store
+        .prune(
+            now - chrono::Duration::days(30),
+            now - chrono::Duration::days(400),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pruned,
+        (2, 0),
+        "the checks 45 and 31 days old go, no rollup is old enough"
+    );
+    assert_eq!(store.count_checks(Some("api")).await.unwrap(), 2);
+    let rollups = store
+        .hourly_rollups("api", now - chrono::Duration::days(60), now)
+        .await
+        .unwrap();
+    assert_eq!(rollups.len(), 4, "rollups outlive raw checks");
+
+    let pruned = store
+        .prune(
+            now - chrono::Duration::days(30),
+            now - chrono::Duration::days(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pruned, (0, 2));
+}
