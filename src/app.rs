@@ -126,6 +126,7 @@ impl Application {
         };
         let background = TaskTracker::new();
         let cancel = CancellationToken::new();
+        state.monitor.spawn_retention(&background, &cancel);
         if kinds.contains(&ServiceKind::HealthProxy) {
             let probe_in_background = state.config.monitor.background_checks;
             state
@@ -177,18 +178,24 @@ impl Application {
         &self.state
     }
 
-    /// Runs until `shutdown` completes (or a server stops by itself), then shuts down gracefully.
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) {
+    /// Runs until `shutdown` completes or a server stops by itself, then shuts down gracefully. Returns
+    /// whether the stop was asked for (false: a server failed, and the process should not exit 0).
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> bool {
         let servers_done =
             futures_util::future::select_all(self.servers.iter_mut().map(|s| &mut s.task));
-        tokio::select! {
-            _ = shutdown => tracing::info!("shutdown signal received"),
+        let asked = tokio::select! {
+            _ = shutdown => {
+                tracing::info!("shutdown signal received");
+                true
+            }
             (result, index, _) = servers_done => {
                 let service = self.servers[index].kind.as_str();
                 tracing::error!(service, outcome = ?result, "an HTTP service stopped by itself; shutting down");
+                false
             }
-        }
+        };
         self.shutdown().await;
+        asked
     }
 
     /// Stops accepting, lets in-flight requests finish, stops the background loops, drains the writer and

@@ -1,4 +1,4 @@
-//! The command line: `hale serve` and `hale export openapi`.
+//! The command line: `hale serve`, `hale check-config` and `hale export openapi`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -130,8 +130,11 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
     };
     match Application::start(config, &files.db, only).await {
         Ok(app) => {
-            app.run_until(shutdown_signal()).await;
-            ExitCode::SUCCESS
+            if app.run_until(shutdown_signal()).await {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             // Everything but a failure to build the probe client is the operator's input to fix.

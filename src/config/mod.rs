@@ -153,9 +153,9 @@ impl HttpConfig {
 pub struct TargetConfig {
     pub name: ServiceName,
     pub url: TargetUrl,
-    /// HTTP method of the probe (HTTP targets only).
-    #[serde(default = "defaults::probe_method")]
-    pub method: String,
+    /// HTTP method of the probe (HTTP targets only; `GET` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
     /// Accepted status codes; any 2xx when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_status: Option<ExpectedStatus>,
@@ -184,7 +184,7 @@ impl TargetConfig {
         Self {
             name,
             url,
-            method: defaults::probe_method(),
+            method: None,
             expected_status: None,
             body: None,
             timeout_ms: defaults::probe_timeout_ms(),
@@ -198,6 +198,11 @@ impl TargetConfig {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The HTTP method a probe of an HTTP target uses.
+    pub fn http_method(&self) -> String {
+        self.method.clone().unwrap_or_else(defaults::probe_method)
     }
 
     pub fn interval(&self) -> Duration {
@@ -240,7 +245,7 @@ pub struct MonitorConfig {
     /// A successful result younger than this is reused by `/health/all`; failures are always re-checked.
     #[serde(default = "defaults::cache_ttl_s")]
     pub cache_ttl_s: u64,
-    /// Most probes in flight at once.
+    /// Most background probes in flight at once (`/health/all` checks every target at once).
     #[serde(default = "defaults::max_in_flight")]
     pub max_in_flight: usize,
     /// An up target slower than this counts only partly in the health score.
@@ -501,7 +506,7 @@ impl Config {
             }
             let mut tags = BTreeSet::new();
             for (j, tag) in target.tags.iter().enumerate() {
-                if tag.is_empty() || tag.len() > 64 {
+                if tag.is_empty() || tag.chars().count() > 64 {
                     return err(
                         &at(&format!("tags[{j}]")),
                         "a tag has 1 to 64 characters".to_owned(),
@@ -512,7 +517,7 @@ impl Config {
                 }
             }
             if target.url.is_tcp() {
-                if target.method != defaults::probe_method() {
+                if target.method.is_some() {
                     return err(
                         &at("method"),
                         "a tcp:// target takes no HTTP method".to_owned(),
@@ -527,12 +532,12 @@ impl Config {
                 if target.body.is_some() {
                     return err(&at("body"), "a tcp:// target has no body".to_owned());
                 }
-            } else if !HTTP_METHODS.contains(&target.method.as_str()) {
+            } else if !HTTP_METHODS.contains(&target.http_method().as_str()) {
                 return err(
                     &at("method"),
                     format!(
                         "{:?} is not one of {}",
-                        target.method,
+                        target.http_method(),
                         HTTP_METHODS.join(", ")
                     ),
                 );

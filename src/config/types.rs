@@ -1,4 +1,5 @@
-//! Parsed value types of the configuration: a value of one of these types is valid by construction.
+//! Value types of the configuration. `ServiceName` and `TargetUrl` are valid by construction; the body
+//! condition and status codes are checked by `Config::validate`, which knows the field paths.
 
 use std::fmt;
 

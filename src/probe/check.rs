@@ -73,7 +73,7 @@ async fn check_tcp(host: &str, port: u16) -> CheckResult {
 }
 
 async fn check_http(client: &reqwest::Client, target: &TargetConfig, url: url::Url) -> CheckResult {
-    let method = Method::from_bytes(target.method.as_bytes()).unwrap_or(Method::GET);
+    let method = Method::from_bytes(target.http_method().as_bytes()).unwrap_or(Method::GET);
     let mut response = match client.request(method, url).send().await {
         Ok(response) => response,
         Err(e) => return request_failed(&e),
@@ -121,12 +121,31 @@ async fn check_http(client: &reqwest::Client, target: &TargetConfig, url: url::U
 fn request_failed(err: &reqwest::Error) -> CheckResult {
     let outcome = if err.is_timeout() {
         Outcome::Timeout
-    } else if err.is_connect() {
+    } else if refused_or_reset(err) {
+        // The host is there and said no: the service is down.
         Outcome::Down
     } else {
+        // The check could not be made: DNS, TLS, a malformed answer.
         Outcome::Error
     };
     CheckResult::new(outcome, None, Some(describe(err)))
+}
+
+fn refused_or_reset(err: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                ConnectionRefused | ConnectionReset | ConnectionAborted
+            ) {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error and its causes in one line, without the URL (it is in the config already).

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
-use crate::breaker::{BreakerSettings, BreakerState, SharedBreaker, Transition};
+use crate::breaker::{BreakerSettings, BreakerSnapshot, BreakerState, SharedBreaker, Transition};
 use crate::clock::Clock;
 use crate::config::{Config, TargetConfig};
 use crate::metrics::HealthMetrics;
@@ -255,14 +255,17 @@ impl Monitor {
                 if let Some(transition) = transition {
                     self.breaker_moved(&target.breaker, &transition).await;
                 }
+                let before = target.breaker.snapshot();
                 let result: CheckResult = check::run_check(&self.client, &target.config).await;
                 let transition = if result.outcome.is_up() {
                     permit.success()
                 } else {
                     permit.failure()
                 };
-                if let Some(transition) = transition {
-                    self.breaker_moved(&target.breaker, &transition).await;
+                match transition {
+                    Some(transition) => self.breaker_moved(&target.breaker, &transition).await,
+                    // A failure streak (or its end) is saved too, so a restart does not forget it.
+                    None => self.save_if_counts_changed(&target.breaker, &before).await,
                 }
                 result
             }
@@ -323,7 +326,7 @@ impl Monitor {
     async fn breaker_moved(&self, breaker: &SharedBreaker, transition: &Transition) {
         let name = breaker.name();
         if transition.to == BreakerState::Open {
-            tracing::warn!(breaker = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), retry_at = ?transition.retry_at, "circuit breaker opened");
+            tracing::warn!(breaker = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), retry_at = %transition.retry_at.map(|t| t.to_rfc3339()).unwrap_or_default(), "circuit breaker opened");
         } else {
             tracing::info!(breaker = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), "circuit breaker moved");
         }
@@ -334,6 +337,18 @@ impl Monitor {
             .await
         {
             tracing::error!(breaker = name, error = %e, "cannot persist circuit breaker state");
+        }
+    }
+
+    async fn save_if_counts_changed(&self, breaker: &SharedBreaker, before: &BreakerSnapshot) {
+        let now = breaker.snapshot();
+        if now.consecutive_failures == before.consecutive_failures
+            && now.consecutive_successes == before.consecutive_successes
+        {
+            return;
+        }
+        if let Err(e) = self.store.save_breaker(breaker.name(), &now, None).await {
+            tracing::error!(breaker = breaker.name(), error = %e, "cannot persist circuit breaker state");
         }
     }
 
@@ -385,7 +400,7 @@ impl Monitor {
         score::health_score(&inputs, self.slow_threshold)
     }
 
-    /// Starts the background loops: the score gauge, retention and, when `probe`, one prober per target.
+    /// Starts the Health Proxy's loops: the score gauge and, when `probe`, one prober per target.
     pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, cancel: &CancellationToken, probe: bool) {
         let in_flight = Arc::new(Semaphore::new(self.max_in_flight));
         for target in self.targets.iter().filter(|_| probe) {
@@ -396,6 +411,10 @@ impl Monitor {
             ));
         }
         tracker.spawn(self.clone().score_loop(cancel.clone()));
+    }
+
+    /// Starts the hourly pruning of old rows; it runs whichever services this process serves.
+    pub fn spawn_retention(self: &Arc<Self>, tracker: &TaskTracker, cancel: &CancellationToken) {
         tracker.spawn(self.clone().retention_loop(cancel.clone()));
     }
 
@@ -446,8 +465,13 @@ impl Monitor {
             let checks_before = now - chrono::Duration::days(i64::from(raw_days));
             let rollups_before = now - chrono::Duration::days(i64::from(rollup_days));
             match self.store.prune(checks_before, rollups_before).await {
-                Ok((0, 0)) => {}
-                Ok((checks, rollups)) => tracing::info!(checks, rollups, "pruned old rows"),
+                Ok(pruned) if pruned.is_empty() => {}
+                Ok(pruned) => tracing::info!(
+                    checks = pruned.checks,
+                    rollups = pruned.rollups,
+                    transitions = pruned.transitions,
+                    "pruned old rows"
+                ),
                 Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),
             }
         }

@@ -14,13 +14,13 @@ use crate::breaker::BreakerState;
 pub enum Outcome {
     /// The target answered as expected.
     Up,
-    /// The target answered, but not as expected (status or body), or refused the connection.
+    /// The target answered, but not as expected (status or body), or refused or reset the connection.
     Down,
     /// No answer within the target's timeout.
     Timeout,
     /// Not checked: the target's circuit breaker is open.
     CircuitOpen,
-    /// The check itself could not be made (DNS, TLS, invalid response).
+    /// The check itself could not be made: a name that does not resolve, a TLS failure, a malformed answer.
     Error,
 }
 

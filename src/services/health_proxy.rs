@@ -52,7 +52,8 @@ pub async fn health_all(state: web::Data<AppState>) -> HttpResponse {
 pub struct ServiceView {
     pub name: String,
     pub url: String,
-    pub method: String,
+    /// The probe's HTTP method; absent for `tcp://` targets.
+    pub method: Option<String>,
     pub timeout_ms: u64,
     pub interval_s: u64,
     pub weight: f64,
@@ -88,7 +89,7 @@ pub async fn services(state: web::Data<AppState>) -> HttpResponse {
             ServiceView {
                 name: t.name().to_owned(),
                 url: t.config.url.to_string(),
-                method: t.config.method.clone(),
+                method: (!t.config.url.is_tcp()).then(|| t.config.http_method()),
                 timeout_ms: t.config.timeout_ms,
                 interval_s: t.config.interval_s,
                 weight: t.config.weight,
@@ -156,7 +157,7 @@ impl From<StoredCheck> for HistoryItem {
 pub struct HistoryPage {
     /// Newest first.
     pub items: Vec<HistoryItem>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
+    /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -109,7 +109,7 @@ struct CheckRow {
 }
 
 impl Store {
-    /// One page of raw checks, newest first, and the cursor of the next page when there may be one.
+    /// One page of raw checks, newest first, and the cursor of the next page when there is one.
     pub async fn check_history(
         &self,
         query: &HistoryQuery,
@@ -134,16 +134,16 @@ impl Store {
                 .push_bind(cursor.id)
                 .push(")");
         }
+        // One row more than asked tells whether another page exists.
         sql.push(" ORDER BY checked_at_ms DESC, id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
-        let rows: Vec<CheckRow> = sql.build_query_as().fetch_all(self.pool()).await?;
-        let next = (rows.len() == query.limit as usize)
-            .then(|| rows.last())
-            .flatten()
-            .map(|last| HistoryCursor {
-                checked_at_ms: last.checked_at_ms,
-                id: last.id,
-            });
+            .push_bind(i64::from(query.limit) + 1);
+        let mut rows: Vec<CheckRow> = sql.build_query_as().fetch_all(self.pool()).await?;
+        let more = rows.len() > query.limit as usize;
+        rows.truncate(query.limit as usize);
+        let next = rows.last().filter(|_| more).map(|last| HistoryCursor {
+            checked_at_ms: last.checked_at_ms,
+            id: last.id,
+        });
         let checks = rows
             .into_iter()
             .map(|row| StoredCheck {

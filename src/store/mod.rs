@@ -3,6 +3,7 @@
 
 pub mod breakers;
 pub mod health_checks;
+pub mod retention;
 pub mod rollups;
 pub mod writer;
 

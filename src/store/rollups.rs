@@ -1,5 +1,5 @@
-//! Hourly rollups of health checks, merged in the writer's transaction as checks land, and pruning of old
-//! rows. The SLO engine reads rollups: they outlive raw checks.
+//! Hourly rollups of health checks, merged in the writer's transaction as checks land. The SLO engine reads
+//! rollups: they outlive raw checks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +12,6 @@ use crate::slo::histogram::LatencyHistogram;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
 const HOUR_MS: i64 = 3_600_000;
-/// Rows deleted per statement while pruning, so a prune never holds the write lock for long.
-const PRUNE_CHUNK: i64 = 10_000;
 
 /// One service's checks during one hour.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,37 +205,5 @@ impl Store {
                 }
             })
             .collect())
-    }
-
-    /// Deletes raw checks older than `checks_before` and rollups older than `rollups_before`, in small
-    /// chunks. Returns how many rows of each went.
-    pub async fn prune(
-        &self,
-        checks_before: DateTime<Utc>,
-        rollups_before: DateTime<Utc>,
-    ) -> Result<(u64, u64), StoreError> {
-        let mut checks = 0;
-        loop {
-            let deleted = sqlx::query(
-                "DELETE FROM health_checks WHERE id IN
-                 (SELECT id FROM health_checks WHERE checked_at_ms < ?1 LIMIT ?2)",
-            )
-            .bind(to_ms(checks_before))
-            .bind(PRUNE_CHUNK)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-            checks += deleted;
-            if deleted < PRUNE_CHUNK as u64 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        let rollups = sqlx::query("DELETE FROM health_check_hourly WHERE hour_ms < ?1")
-            .bind(to_ms(rollups_before))
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-        Ok((checks, rollups))
     }
 }

@@ -467,6 +467,14 @@ async fn history_pages_newest_first_and_rejects_bad_parameters() {
         }
     }
     assert_eq!(seen.len(), 3);
+    let (_, exact) = app
+        .get_json(HealthProxy, "/health/history?service=api&limit=3")
+        .await;
+    assert_eq!(exact["items"].as_array().unwrap().len(), 3);
+    assert!(
+        exact["next_cursor"].is_null(),
+        "a page that holds the rest has no cursor"
+    );
     assert!(
         seen.windows(2).all(|w| w[0] > w[1]),
         "newest first: {seen:?}"
@@ -574,7 +582,7 @@ async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
         .await
         .unwrap();
     assert_eq!(
-        pruned,
+        (pruned.checks, pruned.rollups),
         (2, 0),
         "the checks 45 and 31 days old go, no rollup is old enough"
     );
@@ -592,5 +600,54 @@ async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
         )
         .await
         .unwrap();
-    assert_eq!(pruned, (0, 2));
+    assert_eq!((pruned.checks, pruned.rollups), (0, 2));
+    assert_eq!(
+        store
+            .hourly_rollups("api", now - chrono::Duration::days(60), now)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_down_and_a_failed_tls_handshake_is_an_error() {
+    let plain_http = TargetServer::start(Mode::Healthy).await;
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let app = common::spawn_app_with(proxy_config(vec![
+        target("refused", &format!("http://127.0.0.1:{closed_port}/health")),
+        target("not-tls", &format!("https://{}/health", plain_http.addr)),
+    ]))
+    .await;
+    let (_, all) = health_all(&app).await;
+    let refused = report(&all, "refused");
+    assert_eq!(refused["outcome"], "down");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot connect"),
+        "{refused}"
+    );
+    assert_eq!(report(&all, "not-tls")["outcome"], "error");
+}
+
+#[tokio::test]
+async fn a_failure_streak_short_of_opening_survives_a_restart() {
+    let server = TargetServer::start(Mode::Failing).await;
+    let config = proxy_config(vec![target("api", &server.url())]);
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
+    for _ in 0..4 {
+        health_all(&app).await;
+    }
+    app.restart(config, Arc::new(clock.clone())).await;
+    // The fifth consecutive failure, counted across the restart, opens the breaker.
+    let (_, all) = health_all(&app).await;
+    assert_eq!(report(&all, "api")["breaker"], "open");
+    assert_eq!(server.hits(), 5);
 }
