@@ -112,6 +112,25 @@ impl TargetUrl {
     pub fn is_tcp(&self) -> bool {
         matches!(self, Self::Tcp { .. })
     }
+
+    /// The URL as hale shows it in answers: query values (often tokens) replaced by `redacted`.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Http(url) if url.query().is_some() => {
+                let mut shown = url.clone();
+                let names: Vec<String> = url
+                    .query_pairs()
+                    .map(|(name, _)| name.into_owned())
+                    .collect();
+                shown
+                    .query_pairs_mut()
+                    .clear()
+                    .extend_pairs(names.iter().map(|name| (name.as_str(), "redacted")));
+                shown.to_string()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl TryFrom<String> for TargetUrl {
@@ -251,6 +270,12 @@ mod tests {
         assert!(TargetUrl::parse("nope")
             .unwrap_err()
             .contains("not a valid URL"));
+        assert_eq!(
+            TargetUrl::parse("https://api.example/health?token=s3cret&v=2")
+                .unwrap()
+                .redacted(),
+            "https://api.example/health?token=redacted&v=redacted"
+        );
         assert!(TargetUrl::parse("http://u:p@host/")
             .unwrap_err()
             .contains("credentials"));

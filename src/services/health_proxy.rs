@@ -51,6 +51,7 @@ pub async fn health_all(state: web::Data<AppState>) -> HttpResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceView {
     pub name: String,
+    /// The probed URL; query values are shown as `redacted`, since they often carry tokens.
     pub url: String,
     /// The probe's HTTP method; absent for `tcp://` targets.
     pub method: Option<String>,
@@ -88,7 +89,7 @@ pub async fn services(state: web::Data<AppState>) -> HttpResponse {
             let state = t.breaker_state();
             ServiceView {
                 name: t.name().to_owned(),
-                url: t.config.url.to_string(),
+                url: t.config.url.redacted(),
                 method: (!t.config.url.is_tcp()).then(|| t.config.http_method()),
                 timeout_ms: t.config.timeout_ms,
                 interval_s: t.config.interval_s,

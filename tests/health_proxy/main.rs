@@ -527,12 +527,17 @@ async fn history_pages_newest_first_and_rejects_bad_parameters() {
 #[tokio::test]
 async fn services_lists_each_target_with_config_breaker_and_latest_result() {
     let server = TargetServer::start(Mode::Healthy).await;
-    let mut api = target("api", &server.url());
+    let mut api = target("api", &format!("{}?token=s3cret", server.url()));
     api.tags = vec!["prod".into()];
     api.critical = true;
     let app = common::spawn_app_with(proxy_config(vec![api])).await;
     let (_, before) = app.get_json(HealthProxy, "/services").await;
     assert_eq!(before[0]["name"], "api");
+    assert_eq!(
+        before[0]["url"],
+        format!("{}?token=redacted", server.url()),
+        "a token in the query is not shown"
+    );
     assert_eq!(before[0]["critical"], true);
     assert_eq!(before[0]["tags"], serde_json::json!(["prod"]));
     assert_eq!(before[0]["breaker"]["state"], "closed");
