@@ -656,3 +656,68 @@ async fn a_failure_streak_short_of_opening_survives_a_restart() {
     assert_eq!(report(&all, "api")["breaker"], "open");
     assert_eq!(server.hits(), 5);
 }
+
+#[tokio::test]
+async fn background_probes_stay_within_max_in_flight() {
+    let slow = TargetServer::start(Mode::Slow(Duration::from_millis(300))).await;
+    let mut config = proxy_config(
+        (0..12)
+            .map(|i| {
+                let mut t = target(&format!("t{i}"), &format!("http://{}/t{i}", slow.addr));
+                t.interval_s = 1;
+                t.timeout_ms = 1000;
+                t
+            })
+            .collect(),
+    );
+    config.monitor.background_checks = true;
+    config.monitor.max_in_flight = 3;
+    let mut app = common::spawn_app_with(config).await;
+    // 12 targets × 300 ms each second is more work than 3 slots can do at once: the bound is what limits.
+    let deadline = Instant::now() + common::DEADLINE;
+    while slow.hits() < 24 {
+        assert!(Instant::now() < deadline, "targets were not probed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.shutdown().await;
+    assert_eq!(
+        slow.most_in_flight(),
+        3,
+        "never more than max_in_flight probes at once"
+    );
+}
+
+#[tokio::test]
+async fn first_background_probes_are_spread_over_the_interval() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let mut config = proxy_config(
+        (0..40)
+            .map(|i| {
+                let mut t = target(&format!("t{i}"), &format!("http://{}/t{i}", server.addr));
+                t.interval_s = 2;
+                t
+            })
+            .collect(),
+    );
+    config.monitor.background_checks = true;
+    let mut app = common::spawn_app_with(config).await;
+    let deadline = Instant::now() + common::DEADLINE;
+    while server.first_hits().len() < 40 {
+        assert!(Instant::now() < deadline, "targets were not probed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.shutdown().await;
+    let firsts: Vec<Instant> = server.first_hits().into_values().collect();
+    let earliest = firsts.iter().min().unwrap();
+    let latest = firsts.iter().max().unwrap();
+    let spread = latest.duration_since(*earliest);
+    // Uniform over 2 s, 40 first probes within 500 ms of each other would be a one-in-10^20 event.
+    assert!(
+        spread > Duration::from_millis(500),
+        "first probes spread over only {spread:?}"
+    );
+    assert!(
+        spread < Duration::from_secs(2) + Duration::from_millis(500),
+        "spread {spread:?}"
+    );
+}

@@ -1,11 +1,12 @@
 //! A real HTTP target on a random port that a test switches between healthy, failing, slow and hanging.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
@@ -25,6 +26,9 @@ pub enum Mode {
 struct Shared {
     mode: Arc<Mutex<Mode>>,
     hits: Arc<AtomicUsize>,
+    in_flight: Arc<AtomicUsize>,
+    most_in_flight: Arc<AtomicUsize>,
+    first_hit: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 pub struct TargetServer {
@@ -37,6 +41,9 @@ impl TargetServer {
         let shared = Shared {
             mode: Arc::new(Mutex::new(mode)),
             hits: Arc::new(AtomicUsize::new(0)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            most_in_flight: Arc::new(AtomicUsize::new(0)),
+            first_hit: Arc::new(Mutex::new(HashMap::new())),
         };
         let data = web::Data::new(shared.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -69,10 +76,36 @@ impl TargetServer {
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
     }
+
+    /// The most requests this server was answering at the same time.
+    pub fn most_in_flight(&self) -> usize {
+        self.shared.most_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// When each path was first requested.
+    pub fn first_hits(&self) -> HashMap<String, Instant> {
+        self.shared.first_hit.lock().unwrap().clone()
+    }
 }
 
-async fn answer(shared: web::Data<Shared>) -> HttpResponse {
+async fn answer(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     shared.hits.fetch_add(1, Ordering::SeqCst);
+    shared
+        .first_hit
+        .lock()
+        .unwrap()
+        .entry(req.path().to_owned())
+        .or_insert_with(Instant::now);
+    let now_in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared
+        .most_in_flight
+        .fetch_max(now_in_flight, Ordering::SeqCst);
+    let response = respond(&shared).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn respond(shared: &Shared) -> HttpResponse {
     let mode = *shared.mode.lock().unwrap();
     match mode {
         Mode::Healthy => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
