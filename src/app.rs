@@ -124,16 +124,6 @@ impl Application {
             clock,
             started_at: Instant::now(),
         };
-        let background = TaskTracker::new();
-        let cancel = CancellationToken::new();
-        state.monitor.spawn_retention(&background, &cancel);
-        if kinds.contains(&ServiceKind::HealthProxy) {
-            let probe_in_background = state.config.monitor.background_checks;
-            state
-                .monitor
-                .spawn(&background, &cancel, probe_in_background);
-        }
-
         let mut servers = Vec::new();
         for (kind, listener) in listeners {
             let service_metrics = metrics[&kind].clone();
@@ -158,6 +148,17 @@ impl Application {
                 handle,
                 task: tokio::spawn(server),
             });
+        }
+
+        // Background loops start last, once nothing can fail any more.
+        let background = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        state.monitor.spawn_retention(&background, &cancel);
+        if kinds.contains(&ServiceKind::HealthProxy) {
+            let probe_in_background = state.config.monitor.background_checks;
+            state
+                .monitor
+                .spawn(&background, &cancel, probe_in_background);
         }
 
         Ok(Self {
