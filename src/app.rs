@@ -24,7 +24,7 @@ use crate::kind::ServiceKind;
 use crate::metrics::{HealthMetrics, ServiceMetrics};
 use crate::probe::{Monitor, MonitorError};
 use crate::services::{self, AppState};
-use crate::store::writer::{self, WriterHandle, WriterSettings};
+use crate::store::writer::{self, WriterHandle, WriterReport, WriterSettings};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +153,7 @@ impl Application {
         // Background loops start last, once nothing can fail any more.
         let background = TaskTracker::new();
         let cancel = CancellationToken::new();
+        background.spawn(state.store.clone().watch_file(cancel.clone()));
         state.monitor.spawn_retention(&background, &cancel);
         if kinds.contains(&ServiceKind::HealthProxy) {
             let probe_in_background = state.config.monitor.background_checks;
@@ -179,9 +180,9 @@ impl Application {
         &self.state
     }
 
-    /// Runs until `shutdown` completes or a server stops by itself, then shuts down gracefully. Returns
-    /// whether the stop was asked for (false: a server failed, and the process should not exit 0).
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> bool {
+    /// Runs until `shutdown` completes or a server stops by itself, then shuts down gracefully and says how
+    /// it went.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Stopped {
         let servers_done =
             futures_util::future::select_all(self.servers.iter_mut().map(|s| &mut s.task));
         let asked = tokio::select! {
@@ -195,13 +196,13 @@ impl Application {
                 false
             }
         };
-        self.shutdown().await;
-        asked
+        let writer = self.shutdown().await;
+        Stopped { asked, writer }
     }
 
     /// Stops accepting, lets in-flight requests finish, stops the background loops, drains the writer and
-    /// closes the database, logging each step.
-    pub async fn shutdown(self) {
+    /// closes the database, logging each step. Returns what the writer did.
+    pub async fn shutdown(self) -> WriterReport {
         tracing::info!(
             timeout_s = self.state.config.http.shutdown_timeout_s,
             "stopping HTTP services; in-flight requests may finish"
@@ -217,11 +218,20 @@ impl Application {
         self.background.close();
         self.background.wait().await;
         tracing::info!("draining the check writer");
-        self.writer.shutdown().await;
+        let report = self.writer.shutdown().await;
         tracing::info!("closing the database");
         self.state.store.close().await;
         tracing::info!("shutdown complete");
+        report
     }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// The stop was asked for (false: an HTTP server stopped by itself).
+    pub asked: bool,
+    pub writer: WriterReport,
 }
 
 fn listen_addr(config: &Config, kind: ServiceKind) -> SocketAddr {

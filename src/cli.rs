@@ -13,6 +13,8 @@ use crate::telemetry::{self, LogFormat};
 
 /// Exit status for bad input: a config error, a port in use, an unusable database file, a bad flag.
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status of a stop after which some health checks are not in the database (it failed to take them).
+pub const EXIT_CHECKS_LOST: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -130,10 +132,17 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
     };
     match Application::start(config, &files.db, only).await {
         Ok(app) => {
-            if app.run_until(shutdown_signal()).await {
-                ExitCode::SUCCESS
-            } else {
+            let stopped = app.run_until(shutdown_signal()).await;
+            if !stopped.asked {
                 ExitCode::FAILURE
+            } else if stopped.writer.lost() > 0 {
+                eprintln!(
+                    "hale: {} health checks were not stored: the database did not take them (see the log)",
+                    stopped.writer.lost()
+                );
+                ExitCode::from(EXIT_CHECKS_LOST)
+            } else {
+                ExitCode::SUCCESS
             }
         }
         Err(e) => {

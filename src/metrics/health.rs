@@ -28,6 +28,7 @@ pub struct HealthMetrics {
     rows_written: IntCounter,
     rows_dropped: IntCounter,
     queue_depth: IntGauge,
+    write_errors: IntCounterVec,
 }
 
 impl HealthMetrics {
@@ -88,7 +89,7 @@ impl HealthMetrics {
             .expect(valid),
             rows_dropped: IntCounter::new(
                 names::STORE_ROWS_DROPPED_TOTAL,
-                "Health-check rows dropped after repeated write failures.",
+                "Health-check rows given up on: past the in-memory hold while the database failed, or unwritten at shutdown.",
             )
             .expect(valid),
             queue_depth: IntGauge::new(
@@ -96,8 +97,16 @@ impl HealthMetrics {
                 "Health-check rows waiting for the batching writer.",
             )
             .expect(valid),
+            write_errors: IntCounterVec::new(
+                Opts::new(
+                    names::STORE_WRITE_ERRORS_TOTAL,
+                    "Failed database writes of health checks, by kind (full, read_only, locked, file_gone, io_error, other); each is retried.",
+                ),
+                &["kind"],
+            )
+            .expect(valid),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(metrics.checks.clone()),
             Box::new(metrics.check_durations.clone()),
             Box::new(metrics.target_up.clone()),
@@ -107,6 +116,7 @@ impl HealthMetrics {
             Box::new(metrics.rows_written.clone()),
             Box::new(metrics.rows_dropped.clone()),
             Box::new(metrics.queue_depth.clone()),
+            Box::new(metrics.write_errors.clone()),
         ];
         for collector in collectors {
             // Each name is a distinct constant, registered once per registry.
@@ -149,13 +159,24 @@ impl HealthMetrics {
         self.breaker_state(breaker, to);
     }
 
-    /// Brings the writer gauges up to date with the writer's own counters (called at scrape time).
-    pub fn writer_observed(&self, written: u64, dropped: u64, queued: usize) {
+    /// Brings the writer metrics up to date with the writer's own counters (called at scrape time). `errors`
+    /// holds the failed writes so far by kind label.
+    pub fn writer_observed(
+        &self,
+        written: u64,
+        dropped: u64,
+        queued: usize,
+        errors: &[(&'static str, u64)],
+    ) {
         self.rows_written
             .inc_by(written.saturating_sub(self.rows_written.get()));
         self.rows_dropped
             .inc_by(dropped.saturating_sub(self.rows_dropped.get()));
         self.queue_depth
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        for (kind, count) in errors {
+            let counter = self.write_errors.with_label_values(&[kind]);
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
     }
 }

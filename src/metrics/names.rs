@@ -15,3 +15,4 @@ pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL: &str = "circuit_breaker_transitions
 pub const STORE_ROWS_WRITTEN_TOTAL: &str = "store_rows_written_total";
 pub const STORE_ROWS_DROPPED_TOTAL: &str = "store_rows_dropped_total";
 pub const STORE_QUEUE_DEPTH: &str = "store_queue_depth";
+pub const STORE_WRITE_ERRORS_TOTAL: &str = "store_write_errors_total";

@@ -23,5 +23,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
 )]
 #[get("/healthz")]
 pub async fn healthz(state: web::Data<AppState>, ctx: web::Data<HttpContext>) -> HttpResponse {
-    common::health_response(&state, &ctx).await
+    common::health_response(&state, &ctx)
 }

@@ -1,7 +1,5 @@
 //! The face every service shows: `/health` and `/metrics`.
 
-use std::time::Duration;
-
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,9 +8,7 @@ use utoipa::ToSchema;
 use crate::http::{ApiError, ErrorBody, HttpContext};
 use crate::kind::ServiceKind;
 use crate::services::AppState;
-
-/// How long `/health` waits for the database before calling it unreachable.
-const DATABASE_PING_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::store::status::WriteErrorKind;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
@@ -29,29 +25,47 @@ pub struct HealthDetails {
     pub service: String,
     pub version: String,
     pub uptime_s: u64,
-    /// `ok` or `unreachable`.
+    /// `ok` while health checks can be stored. Otherwise why not: `full` (disk full), `read_only`, `locked`
+    /// (another process holds the write lock), `file_gone` (the file was deleted or replaced), `io_error`,
+    /// `other`, or `unreachable` (the database is closed).
+    #[schema(example = "ok")]
     pub database: String,
+    /// What is wrong with the database and what hale does about it; absent while `database` is `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_error: Option<String>,
+    /// When a batch of health checks was last committed to the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_write_at: Option<DateTime<Utc>>,
     /// `running` or `stopped`: the batching writer of health checks.
     pub writer: String,
-    /// Health checks waiting to be written.
+    /// Health checks waiting to be written (queued, or held while the database fails).
     pub writer_queue: usize,
 }
 
-/// The health of one of hale's own services; also what the Boss API answers on `/healthz`.
-pub(crate) async fn own_health(state: &AppState, kind: ServiceKind) -> (bool, HealthResponse) {
-    let database_ok = matches!(
-        tokio::time::timeout(DATABASE_PING_TIMEOUT, state.store.ping()).await,
-        Ok(Ok(()))
-    );
+/// The health of one of hale's own services; also what the Boss API answers on `/healthz`. Answered from
+/// memory (the writer's last commit and failure, the periodic file check): no SQL per request.
+pub(crate) fn own_health(state: &AppState, kind: ServiceKind) -> (bool, HealthResponse) {
+    let store = state.store.condition();
     let writer_ok = state.writer.is_running();
-    let ok = database_ok && writer_ok;
+    let ok = store.is_ok() && writer_ok;
+    let database = match (&store.problem, store.closed) {
+        (_, true) => "unreachable",
+        (Some(problem), false) => problem.kind.as_str(),
+        (None, false) => "ok",
+    };
+    let database_error = match (&store.problem, store.closed) {
+        (_, true) => Some("the database is closed".to_owned()),
+        (problem, false) => problem.as_ref().map(|p| p.message.clone()),
+    };
     let response = HealthResponse {
         ok,
         details: HealthDetails {
             service: kind.as_str().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_s: state.started_at.elapsed().as_secs(),
-            database: if database_ok { "ok" } else { "unreachable" }.to_owned(),
+            database: database.to_owned(),
+            database_error,
+            last_write_at: store.last_write_at,
             writer: if writer_ok { "running" } else { "stopped" }.to_owned(),
             writer_queue: state.writer.queued(),
         },
@@ -60,8 +74,8 @@ pub(crate) async fn own_health(state: &AppState, kind: ServiceKind) -> (bool, He
     (ok, response)
 }
 
-pub(crate) async fn health_response(state: &AppState, ctx: &HttpContext) -> HttpResponse {
-    let (ok, body) = own_health(state, ctx.kind).await;
+pub(crate) fn health_response(state: &AppState, ctx: &HttpContext) -> HttpResponse {
+    let (ok, body) = own_health(state, ctx.kind);
     ctx.metrics.set_up(ok);
     if ok {
         HttpResponse::Ok().json(body)
@@ -77,12 +91,12 @@ pub(crate) async fn health_response(state: &AppState, ctx: &HttpContext) -> Http
     tag = "operations",
     responses(
         (status = 200, description = "The service can do its job", body = HealthResponse),
-        (status = 503, description = "The service cannot do its job, for example its database is unreachable", body = HealthResponse),
+        (status = 503, description = "The service cannot do its job: health checks cannot be stored (disk full, read-only, locked, file deleted) or the writer stopped; `details.database` and `details.database_error` say why", body = HealthResponse),
     )
 )]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>, ctx: web::Data<HttpContext>) -> HttpResponse {
-    health_response(&state, &ctx).await
+    health_response(&state, &ctx)
 }
 
 /// Prometheus metrics of this service.
@@ -102,10 +116,15 @@ pub async fn metrics(
 ) -> Result<HttpResponse, ApiError> {
     if ctx.kind == ServiceKind::HealthProxy {
         let stats = state.writer.stats();
+        let errors: Vec<(&'static str, u64)> = WriteErrorKind::ALL
+            .into_iter()
+            .map(|kind| (kind.as_str(), stats.errors(kind)))
+            .collect();
         state.health_metrics.writer_observed(
             stats.written.load(std::sync::atomic::Ordering::Relaxed),
             stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
             state.writer.queued(),
+            &errors,
         );
     }
     let text = ctx.metrics.render().map_err(ApiError::internal)?;

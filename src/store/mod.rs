@@ -5,15 +5,20 @@ pub mod breakers;
 pub mod health_checks;
 pub mod retention;
 pub mod rollups;
+pub mod status;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqlitePool};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::status::{FileIdentity, StoreCondition, StoreStatus};
 
 /// The schema, embedded at compile time from `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -57,6 +62,10 @@ impl StoreError {
             Some(11 | 26) => Self::Corrupt { path, reason },
             Some(5 | 6) => Self::Locked { path, reason },
             Some(8) => Self::ReadOnly { path, reason },
+            // SQLite cannot open (or create the -wal and -shm files beside) a file it may not write.
+            Some(14) if read_only_file_or_folder(Path::new(&path)) => {
+                Self::ReadOnly { path, reason }
+            }
             _ => Self::Open { path, reason },
         }
     }
@@ -67,6 +76,9 @@ impl StoreError {
 pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
+    /// The file as opened, to notice when it is deleted or replaced under hale.
+    identity: FileIdentity,
+    status: Arc<StoreStatus>,
 }
 
 impl Store {
@@ -110,6 +122,12 @@ impl Store {
             });
         }
 
+        // Reading works on a read-only or write-locked file; only a real write tells. Within the busy timeout.
+        if let Err(e) = write_probe(&pool).await {
+            pool.close().await;
+            return Err(StoreError::classify(path, e));
+        }
+
         MIGRATOR.run(&pool).await.map_err(|e| {
             let reason = match &e {
                 sqlx::migrate::MigrateError::VersionMissing(v) => format!(
@@ -122,10 +140,36 @@ impl Store {
                 reason,
             }
         })?;
+        let identity = FileIdentity::of(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             pool,
             path: path.to_owned(),
+            identity,
+            status: Arc::default(),
         })
+    }
+
+    /// What `/health` reports about the database: from memory, no SQL.
+    pub fn condition(&self) -> StoreCondition {
+        self.status.condition(self.pool.is_closed())
+    }
+
+    pub(crate) fn status(&self) -> &Arc<StoreStatus> {
+        &self.status
+    }
+
+    /// Watches that the database file is still the one opened, and writable, until `cancel`.
+    pub async fn watch_file(self, cancel: CancellationToken) {
+        status::watch_file(
+            self.path.clone(),
+            self.identity,
+            self.status.clone(),
+            cancel,
+        )
+        .await
     }
 
     pub fn path(&self) -> &Path {
@@ -134,14 +178,6 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    /// Answers whether the database can be read right now.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Copies the write-ahead log into the database file and empties it, then closes every connection: once
@@ -171,6 +207,25 @@ impl Store {
     pub fn is_closed(&self) -> bool {
         self.pool.is_closed()
     }
+}
+
+fn read_only_file_or_folder(path: &Path) -> bool {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    (path.exists() && !status::writable(path)) || !status::writable(folder)
+}
+
+/// Takes the write lock and writes into a transaction that is rolled back: fails as read-only or locked
+/// (after the busy timeout) exactly when a real write would, and leaves nothing behind.
+async fn write_probe(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("CREATE TABLE hale_write_probe (x INTEGER)")
+        .execute(&mut *tx)
+        .await?;
+    tx.rollback().await
 }
 
 /// Milliseconds since the Unix epoch, the time format of every table.

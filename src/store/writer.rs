@@ -1,10 +1,18 @@
 //! The batching writer: every high-rate record goes through one task that writes a batch per transaction,
 //! flushed when the batch is full or at least every `flush_interval`, and drained on shutdown.
+//!
+//! A row counts as written only once its transaction committed. When a write fails (disk full, read-only,
+//! locked, the file deleted) the connection is closed, never handed back to the pool, and the rows stay in
+//! memory, up to `MAX_HELD_ROWS`, while the writer retries with backoff; past that bound newer rows are dropped
+//! and counted. When the database takes writes again, everything held is written and the writer goes on.
+//! One ERROR line when a failure starts (or changes kind), one INFO line when writes recover.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Sqlite};
 use tokio::sync::mpsc;
@@ -14,12 +22,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::probe::CheckRecord;
 use crate::store::rollups::{self, RollupCache};
+use crate::store::status::{StoreProblem, WriteErrorKind};
 use crate::store::{health_checks, Store};
 
 /// Records waiting in the queue before `submit` applies backpressure.
 const QUEUE_CAPACITY: usize = 65_536;
-/// A failed batch is retried this many times before it is dropped (and counted).
-const WRITE_ATTEMPTS: u32 = 3;
+/// Rows held in memory while the database cannot take them. About 200 bytes each: at most ~20 MB.
+pub const MAX_HELD_ROWS: usize = 100_000;
+/// The first retry after a failed write; each further failure doubles it, up to `RETRY_MAX`.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterSettings {
@@ -30,10 +42,37 @@ pub struct WriterSettings {
 /// Counters shared between the writer task and whoever reports on it.
 #[derive(Debug, Default)]
 pub struct WriterStats {
+    /// Rows in committed transactions.
     pub written: AtomicU64,
+    /// Committed transactions.
     pub batches: AtomicU64,
+    /// Rows given up on: past `MAX_HELD_ROWS` while the database failed, or still unwritten at shutdown.
     pub dropped: AtomicU64,
+    /// Write attempts that failed (each is retried).
     pub failed_batches: AtomicU64,
+    /// Rows received and held until they are written.
+    held: AtomicU64,
+    /// Failed write attempts by `WriteErrorKind`, in `WriteErrorKind::ALL` order.
+    errors: [AtomicU64; WriteErrorKind::ALL.len()],
+}
+
+impl WriterStats {
+    /// Failed write attempts of one kind.
+    pub fn errors(&self, kind: WriteErrorKind) -> u64 {
+        self.errors[kind_index(kind)].load(Ordering::Relaxed)
+    }
+
+    fn count_error(&self, kind: WriteErrorKind) {
+        self.failed_batches.fetch_add(1, Ordering::Relaxed);
+        self.errors[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn kind_index(kind: WriteErrorKind) -> usize {
+    WriteErrorKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(WriteErrorKind::ALL.len() - 1)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +96,10 @@ impl CheckWriter {
         &self.stats
     }
 
-    /// Records queued but not yet written.
+    /// Records not yet written: queued, and held by the writer.
     pub fn queued(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        let in_queue = self.tx.max_capacity() - self.tx.capacity();
+        in_queue + self.stats.held.load(Ordering::Relaxed) as usize
     }
 
     pub fn is_running(&self) -> bool {
@@ -67,18 +107,39 @@ impl CheckWriter {
     }
 }
 
-/// Owns the writer task; `shutdown` writes everything queued, then returns.
+/// What the writer did over its life, reported when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterReport {
+    pub written: u64,
+    /// Rows dropped while running (the hold was full).
+    pub dropped: u64,
+    /// Rows still unwritten at shutdown because the database would not take them.
+    pub unwritten: u64,
+}
+
+impl WriterReport {
+    /// Rows that were handed to the writer and are not in the database.
+    pub fn lost(&self) -> u64 {
+        self.dropped + self.unwritten
+    }
+}
+
+/// Owns the writer task; `shutdown` writes everything queued it can, then reports.
 #[derive(Debug)]
 pub struct WriterHandle {
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    task: JoinHandle<WriterReport>,
 }
 
 impl WriterHandle {
-    pub async fn shutdown(self) {
+    pub async fn shutdown(self) -> WriterReport {
         self.stop.cancel();
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "check writer task failed");
+        match self.task.await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(error = %e, "check writer task failed");
+                WriterReport::default()
+            }
         }
     }
 }
@@ -98,103 +159,272 @@ async fn run(
     mut rx: mpsc::Receiver<CheckRecord>,
     stats: Arc<WriterStats>,
     stop: CancellationToken,
-) {
+) -> WriterReport {
     let batch_size = settings.batch_size.max(1);
-    let mut batch = Vec::with_capacity(batch_size);
-    let mut sink = BatchSink::new(store);
-    loop {
-        let received = tokio::select! {
-            _ = stop.cancelled() => break,
-            n = rx.recv_many(&mut batch, batch_size) => n,
-        };
-        if received == 0 {
-            break; // every sender is gone
+    let mut received = Vec::with_capacity(batch_size);
+    let mut pending = Pending::new(stats.clone());
+    let mut sink = BatchSink::new(store, stats.clone());
+    'serve: loop {
+        if pending.is_empty() {
+            let n = tokio::select! {
+                _ = stop.cancelled() => break 'serve,
+                n = rx.recv_many(&mut received, batch_size) => n,
+            };
+            if n == 0 {
+                break 'serve; // every sender is gone
+            }
+            pending.extend(&mut received);
         }
-        // Gather more until the batch is full or the oldest record has waited a flush interval.
-        let deadline = Instant::now() + settings.flush_interval;
-        while batch.len() < batch_size {
-            let room = batch_size - batch.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+        // Gather until the batch is full or the oldest record has waited a flush interval; while the database
+        // fails, keep taking records (so probes never wait on a broken disk) until the next retry.
+        let failing = sink.retry_at();
+        let deadline = failing.unwrap_or_else(|| Instant::now() + settings.flush_interval);
+        while failing.is_some() || pending.len() < batch_size {
+            let room = if failing.is_some() {
+                batch_size
+            } else {
+                batch_size - pending.len()
+            };
+            let n = tokio::select! {
+                _ = stop.cancelled() => break 'serve,
+                n = tokio::time::timeout_at(deadline, rx.recv_many(&mut received, room)) => n,
+            };
+            match n {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                Ok(_) => pending.extend(&mut received),
             }
         }
-        sink.write(&mut batch, &stats).await;
+        sink.write_front(&mut pending, batch_size).await;
     }
 
-    // Shutdown: accept nothing new, write what is queued.
+    // Shutdown: accept nothing new, write what is queued and held, as long as the database takes it.
     rx.close();
-    loop {
-        if rx.recv_many(&mut batch, batch_size).await == 0 {
+    while rx.recv_many(&mut received, batch_size).await > 0 {
+        pending.extend(&mut received);
+    }
+    while !pending.is_empty() {
+        if !sink.write_front(&mut pending, batch_size).await {
             break;
         }
-        sink.write(&mut batch, &stats).await;
     }
+    let report = WriterReport {
+        written: stats.written.load(Ordering::Relaxed),
+        dropped: stats.dropped.load(Ordering::Relaxed),
+        unwritten: pending.len() as u64,
+    };
     tracing::info!(
-        written = stats.written.load(Ordering::Relaxed),
-        dropped = stats.dropped.load(Ordering::Relaxed),
+        written = report.written,
+        dropped = report.dropped,
+        unwritten = report.unwritten,
         "check writer drained"
     );
+    if report.lost() > 0 {
+        tracing::error!(
+            dropped = report.dropped,
+            unwritten = report.unwritten,
+            "health checks were lost: the database did not take them"
+        );
+    }
+    report
+}
+
+/// Rows received and not yet committed, bounded by `MAX_HELD_ROWS`.
+struct Pending {
+    rows: VecDeque<CheckRecord>,
+    stats: Arc<WriterStats>,
+    /// Set while rows are being dropped, so the drop is logged once per episode.
+    overflowing: bool,
+}
+
+impl Pending {
+    fn new(stats: Arc<WriterStats>) -> Self {
+        Self {
+            rows: VecDeque::new(),
+            stats,
+            overflowing: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Takes every record of `received`; those past the bound are dropped and counted. The oldest are kept:
+    /// what is stored stays one unbroken stretch of history.
+    fn extend(&mut self, received: &mut Vec<CheckRecord>) {
+        let room = MAX_HELD_ROWS.saturating_sub(self.rows.len());
+        if received.len() > room {
+            let dropped = (received.len() - room) as u64;
+            received.truncate(room);
+            self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+            if !self.overflowing {
+                self.overflowing = true;
+                tracing::error!(
+                    held = self.rows.len(),
+                    limit = MAX_HELD_ROWS,
+                    "the database has not taken writes for a while and the in-memory hold is full; newer health checks are dropped and counted in store_rows_dropped_total"
+                );
+            }
+        }
+        self.rows.extend(received.drain(..));
+        self.publish();
+    }
+
+    /// The oldest `n` rows, as one slice.
+    fn front(&mut self, n: usize) -> &[CheckRecord] {
+        let n = n.min(self.rows.len());
+        &self.rows.make_contiguous()[..n]
+    }
+
+    fn remove_front(&mut self, n: usize) {
+        self.rows.drain(..n.min(self.rows.len()));
+        if self.rows.len() < MAX_HELD_ROWS {
+            self.overflowing = false;
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.stats
+            .held
+            .store(self.rows.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// A failure episode: from the first failed write until one succeeds.
+struct Failing {
+    kind: WriteErrorKind,
+    attempts: u32,
+    retry_at: Instant,
+    since: Instant,
 }
 
 /// Where batches go: one pooled connection kept for the writer's life, so its page cache stays warm (another
 /// connection would start cold after every write), and the rollup cache that goes with it.
 struct BatchSink {
     store: Store,
+    stats: Arc<WriterStats>,
     conn: Option<PoolConnection<Sqlite>>,
     rollups: RollupCache,
+    failing: Option<Failing>,
 }
 
 impl BatchSink {
-    fn new(store: Store) -> Self {
+    fn new(store: Store, stats: Arc<WriterStats>) -> Self {
         Self {
             store,
+            stats,
             conn: None,
             rollups: RollupCache::default(),
+            failing: None,
         }
     }
 
-    async fn write(&mut self, batch: &mut Vec<CheckRecord>, stats: &WriterStats) {
-        for attempt in 1..=WRITE_ATTEMPTS {
-            let written = self.write_once(batch).await;
-            if written.is_err() {
-                // The transaction rolled back: the cache is ahead of the database, and the connection may be bad.
+    /// When the next attempt may be made, while writes are failing.
+    fn retry_at(&self) -> Option<Instant> {
+        self.failing.as_ref().map(|f| f.retry_at)
+    }
+
+    /// Writes the oldest rows (up to `batch_size`) in one transaction. True when they were committed.
+    async fn write_front(&mut self, pending: &mut Pending, batch_size: usize) -> bool {
+        let batch = pending.front(batch_size);
+        let rows = batch.len();
+        if rows == 0 {
+            return true;
+        }
+        match self.write_once(batch).await {
+            Ok(()) => {
+                pending.remove_front(rows);
+                self.stats.written.fetch_add(rows as u64, Ordering::Relaxed);
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.store.status().committed(Utc::now());
+                if let Some(failing) = self.failing.take() {
+                    tracing::info!(
+                        kind = failing.kind.as_str(),
+                        failed_attempts = failing.attempts,
+                        failing_for_s = failing.since.elapsed().as_secs_f64(),
+                        held = pending.len(),
+                        "database writes recovered; held health checks are being written"
+                    );
+                }
+                true
+            }
+            Err((kind, message)) => {
+                // The transaction did not commit: the rollup cache is ahead of the database, and the connection
+                // may still be inside a transaction. Close it rather than hand it back to the pool.
                 self.rollups.invalidate();
-                self.conn = None;
-            }
-            match written {
-                Ok(()) => {
-                    stats
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    stats.batches.fetch_add(1, Ordering::Relaxed);
-                    batch.clear();
-                    return;
+                if let Some(conn) = self.conn.take() {
+                    let _ = conn.close().await;
                 }
-                Err(e) if attempt < WRITE_ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, rows = batch.len(), "writing a batch of checks failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, rows = batch.len(), "writing a batch of checks failed; the batch is dropped");
-                }
+                self.stats.count_error(kind);
+                self.failed(kind, message, pending.len());
+                false
             }
         }
-        stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-        stats
-            .dropped
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        batch.clear();
     }
 
-    async fn write_once(&mut self, batch: &[CheckRecord]) -> Result<(), sqlx::Error> {
+    fn failed(&mut self, kind: WriteErrorKind, message: String, held: usize) {
+        let now = Instant::now();
+        let (attempts, since, changed) = match &self.failing {
+            Some(f) => (f.attempts + 1, f.since, f.kind != kind),
+            None => (1, now, true),
+        };
+        let backoff = RETRY_FIRST
+            .saturating_mul(1 << (attempts - 1).min(16))
+            .min(RETRY_MAX);
+        self.failing = Some(Failing {
+            kind,
+            attempts,
+            retry_at: now + backoff,
+            since,
+        });
+        if changed {
+            tracing::error!(
+                kind = kind.as_str(),
+                error = %message,
+                held,
+                hold_limit = MAX_HELD_ROWS,
+                "cannot store health checks; holding them in memory and retrying"
+            );
+        }
+        self.store.status().write_failed(StoreProblem {
+            kind,
+            message: format!(
+                "cannot store health checks ({message}); {held} held in memory, retrying every {} s at most",
+                RETRY_MAX.as_secs()
+            ),
+            since: Utc::now(),
+        });
+    }
+
+    async fn write_once(&mut self, batch: &[CheckRecord]) -> Result<(), (WriteErrorKind, String)> {
+        // Rows written into a deleted file would vanish with it: hold them instead.
+        if let Some(problem) = self
+            .store
+            .status()
+            .file_problem()
+            .filter(|p| p.kind == WriteErrorKind::FileGone)
+        {
+            return Err((problem.kind, problem.message));
+        }
+        let sql_error = |e: sqlx::Error| (WriteErrorKind::classify(&e), e.to_string());
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self.conn.insert(self.store.pool().acquire().await?),
+            None => self
+                .conn
+                .insert(self.store.pool().acquire().await.map_err(sql_error)?),
         };
-        let mut tx = conn.begin().await?;
-        health_checks::insert_batch(&mut tx, batch).await?;
-        rollups::merge_batch(&mut tx, &mut self.rollups, batch).await?;
-        tx.commit().await
+        let mut tx = conn.begin().await.map_err(sql_error)?;
+        health_checks::insert_batch(&mut tx, batch)
+            .await
+            .map_err(sql_error)?;
+        rollups::merge_batch(&mut tx, &mut self.rollups, batch)
+            .await
+            .map_err(sql_error)?;
+        tx.commit().await.map_err(sql_error)
     }
 }

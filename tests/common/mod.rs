@@ -218,6 +218,15 @@ impl TestApp {
             app.shutdown().await;
         }
     }
+
+    /// Stops the app gracefully and returns what its writer reported.
+    pub async fn shutdown_with_report(&mut self) -> hale::store::writer::WriterReport {
+        self.app
+            .take()
+            .expect("the app is running")
+            .shutdown()
+            .await
+    }
 }
 
 /// One sample of the Prometheus text format.
@@ -354,6 +363,16 @@ impl HaleProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::serve_db(config, None, extra, env).await
+    }
+
+    /// Like `serve_with_env`, with the database at `db` (default: `data/hale.db` in the temp folder).
+    pub async fn serve_db(
+        config: &serde_json::Value,
+        db: Option<&Path>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let config_path = dir.path().join("config.json");
         std::fs::write(
@@ -361,7 +380,10 @@ impl HaleProcess {
             serde_json::to_vec_pretty(config).expect("encode the config"),
         )
         .expect("write the config");
-        let db_path = dir.path().join("data").join("hale.db");
+        let db_path = db.map_or_else(
+            || dir.path().join("data").join("hale.db"),
+            Path::to_path_buf,
+        );
         let mut cmd = hale_command(dir.path());
         cmd.arg("serve")
             .arg("--config")

@@ -1,0 +1,512 @@
+//! The store under faults, on real SQLite files and the real binary: the disk fills up, the database file is
+//! deleted or made read-only while hale runs, another process holds the write lock, and a read-only or locked
+//! database at start. Every count of stored checks is read from the database file with `SELECT count(*)`,
+//! never taken from hale's own counters; every check made is counted by the target that was probed.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hale::breaker::BreakerState;
+use hale::kind::ServiceKind;
+use hale::probe::{CheckRecord, CheckSource, Outcome};
+use hale::store::Store;
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, SqliteConnection};
+
+use common::{
+    client, eventually, exit_code, run_hale, sample_value, test_config_json, HaleProcess,
+};
+
+/// A TCP target that accepts every connection and counts it: each accepted connection is one check made.
+struct CountingTarget {
+    addr: SocketAddr,
+    accepted: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingTarget {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let addr = listener.local_addr().expect("bound address");
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            task,
+        }
+    }
+
+    fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `n` TCP targets on one counting port, each checked every second.
+fn probe_config(target: SocketAddr, n: usize) -> Value {
+    let mut config = test_config_json();
+    config["services"] = (0..n)
+        .map(|i| {
+            json!({
+                "name": format!("t{i}"),
+                "url": format!("tcp://{target}"),
+                "interval_s": 1,
+                "timeout_ms": 500
+            })
+        })
+        .collect();
+    config
+}
+
+/// `SELECT count(*)` of stored checks, through a read-only connection of the test's own.
+async fn count_rows(db: &Path) -> i64 {
+    let options = SqliteConnectOptions::new().filename(db).read_only(true);
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .unwrap_or_else(|e| panic!("open {} to count rows: {e}", db.display()));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM health_checks")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count health checks");
+    let _ = conn.close().await;
+    count
+}
+
+async fn health(client: &reqwest::Client, addr: SocketAddr) -> (u16, Value) {
+    let res = client
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .expect("GET /health");
+    let status = res.status().as_u16();
+    (status, res.json().await.expect("/health answers JSON"))
+}
+
+/// Waits until `/health` answers `status` with `details.database == database`, and returns the body.
+async fn health_becomes(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    status: u16,
+    database: &str,
+) -> Value {
+    eventually(
+        &format!("/health {status} with database {database:?}"),
+        || async {
+            let (got, body) = health(client, addr).await;
+            (got == status && body["details"]["database"] == database).then_some(body)
+        },
+    )
+    .await
+}
+
+async fn metrics(client: &reqwest::Client, addr: SocketAddr) -> String {
+    client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("read /metrics")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A small tmpfs, a real filesystem that fills up; unmounted when dropped.
+struct Tmpfs {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).expect("create the mount point");
+        let target = path.to_str().expect("utf-8 temp path");
+        run(
+            "mount",
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", target],
+        )
+        .unwrap_or_else(|e| {
+            panic!("this test mounts a small tmpfs to fill a real disk and needs root (CI runs as root): {e}")
+        });
+        Self { path, _dir: dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = run("umount", &["-l", self.path.to_str().unwrap_or_default()]);
+    }
+}
+
+/// Makes a file read-only for hale until dropped: immutable (`chattr +i`) as root, whom file modes do not
+/// stop, else mode 0444.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn set(path: &Path) -> Self {
+        let shown = path.to_str().expect("utf-8 path");
+        if is_root() {
+            run("chattr", &["+i", shown]).expect("chattr +i (the filesystem must support it)");
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444))
+                .expect("chmod 0444");
+        }
+        Self(path.to_owned())
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let shown = self.0.to_str().unwrap_or_default();
+        if is_root() {
+            let _ = run("chattr", &["-i", shown]);
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o644));
+        }
+    }
+}
+
+/// Fills the filesystem holding `path` with one file, until it refuses another byte.
+fn fill_disk(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).expect("create the filler file");
+    let chunk = vec![0u8; 16 * 1024];
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("fill the disk: {e}"),
+        }
+    }
+    // Smaller writes take the last partial chunk.
+    while file.write(&[0u8; 512]).is_ok_and(|n| n > 0) {}
+    let _ = file.sync_all();
+}
+
+fn log_count(hale: &HaleProcess, message: &str) -> usize {
+    hale.json_logs()
+        .iter()
+        .filter(|l| l["message"] == message)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_turns_health_503_counts_nothing_unstored_and_every_check_is_stored_once_space_is_back(
+) {
+    let disk = Tmpfs::mount("4m");
+    let target = CountingTarget::start().await;
+    let db = disk.path.join("hale.db");
+    let mut hale = HaleProcess::serve_db(&probe_config(target.addr, 40), Some(&db), &[], &[]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let proxy = addrs[&ServiceKind::HealthProxy];
+    let client = client();
+    eventually("checks in the database", || async {
+        (count_rows(&db).await > 0).then_some(())
+    })
+    .await;
+
+    let filler = disk.path.join("filler");
+    fill_disk(&filler);
+    // Every service says why checks cannot be stored.
+    let body = health_becomes(&client, proxy, 503, "full").await;
+    assert_eq!(body["ok"], json!(false));
+    let reason = body["details"]["database_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("full"), "{body}");
+    for kind in [ServiceKind::McpBridge, ServiceKind::BossApi] {
+        let (status, body) = health(&client, addrs[&kind]).await;
+        assert_eq!(status, 503, "{kind}: {body}");
+        assert_eq!(body["details"]["database"], json!("full"), "{kind}");
+    }
+    // Stay full a while: checks keep coming and are held, none counted as written.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let text = metrics(&client, proxy).await;
+    let claimed = sample_value(&text, "store_rows_written_total", &[]).expect("rows written");
+    let failures = sample_value(&text, "store_write_errors_total", &[("kind", "full")])
+        .expect("write errors by kind");
+    assert!(failures >= 1.0, "the failed writes are counted: {failures}");
+    let queued = sample_value(&text, "store_queue_depth", &[]).expect("queue depth");
+    assert!(queued > 0.0, "checks are held while the disk is full");
+
+    std::fs::remove_file(&filler).expect("free the space");
+    health_becomes(&client, proxy, 200, "ok").await;
+    let stored = count_rows(&db).await;
+    assert!(
+        claimed as i64 <= stored,
+        "hale claimed {claimed} rows written while the file held {stored}"
+    );
+    eventually("new checks stored after the space came back", || async {
+        (count_rows(&db).await > stored + 40).then_some(())
+    })
+    .await;
+
+    hale.signal("TERM");
+    let status = hale.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(
+        exit_code(status),
+        0,
+        "nothing was lost; stderr: {:?}",
+        hale.stderr_lines()
+    );
+    let made = target.accepted();
+    assert_eq!(
+        count_rows(&db).await,
+        made as i64,
+        "every check made is in the file once"
+    );
+    assert_eq!(
+        log_count(
+            &hale,
+            "cannot store health checks; holding them in memory and retrying"
+        ),
+        1,
+        "one ERROR for the whole episode"
+    );
+    assert_eq!(
+        log_count(
+            &hale,
+            "database writes recovered; held health checks are being written"
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_file_deleted_while_running_turns_health_503_and_the_exit_status_says_checks_were_lost(
+) {
+    let target = CountingTarget::start().await;
+    let mut hale = HaleProcess::serve(&probe_config(target.addr, 5), &[]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let proxy = addrs[&ServiceKind::HealthProxy];
+    let client = client();
+    let db = hale.db_path.clone();
+    eventually("checks in the database", || async {
+        (count_rows(&db).await > 0).then_some(())
+    })
+    .await;
+
+    std::fs::remove_file(&db).expect("delete the database file");
+    let body = health_becomes(&client, proxy, 503, "file_gone").await;
+    let reason = body["details"]["database_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("deleted"), "{body}");
+    // Checks made from now on cannot be stored anywhere a person could find them.
+    let made = target.accepted();
+    eventually("more checks made", || async {
+        (target.accepted() > made + 5).then_some(())
+    })
+    .await;
+
+    hale.signal("TERM");
+    let status = hale.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(exit_code(status), 3, "stderr: {:?}", hale.stderr_lines());
+    let stderr = hale.stderr_lines().join("\n");
+    assert!(stderr.contains("were not stored"), "{stderr}");
+    let drained = hale
+        .json_logs()
+        .into_iter()
+        .find(|l| l["message"] == "check writer drained")
+        .expect("the drain is logged");
+    assert!(
+        drained["unwritten"].as_u64().unwrap_or_default() >= 5,
+        "{drained}"
+    );
+    assert!(!db.exists(), "no database file was written at the old path");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_file_made_read_only_while_running_turns_health_503_until_it_is_writable_again()
+{
+    let target = CountingTarget::start().await;
+    let mut hale = HaleProcess::serve(&probe_config(target.addr, 5), &[]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let proxy = addrs[&ServiceKind::HealthProxy];
+    let client = client();
+    let db = hale.db_path.clone();
+    eventually("checks in the database", || async {
+        (count_rows(&db).await > 0).then_some(())
+    })
+    .await;
+
+    let read_only = ReadOnly::set(&db);
+    let body = health_becomes(&client, proxy, 503, "read_only").await;
+    let reason = body["details"]["database_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("no longer writable"), "{body}");
+    drop(read_only);
+    health_becomes(&client, proxy, 200, "ok").await;
+
+    hale.signal("TERM");
+    let status = hale.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(exit_code(status), 0, "stderr: {:?}", hale.stderr_lines());
+    assert_eq!(count_rows(&db).await, target.accepted() as i64);
+}
+
+/// A database created (schema applied) and closed, in its own temp folder.
+async fn fresh_database() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("create a temp dir");
+    let db = dir.path().join("hale.db");
+    let store = Store::open(&db).await.expect("create the database");
+    store.close().await;
+    (dir, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_database_at_start_exits_2_and_is_left_alone() {
+    let (dir, db) = fresh_database().await;
+    let before = std::fs::read(&db).expect("read the database");
+    let read_only = ReadOnly::set(&db);
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, test_config_json().to_string()).expect("write the config");
+    let out = run_hale(
+        dir.path(),
+        &[
+            "serve",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    drop(read_only);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(stderr.contains("is read-only"), "{stderr}");
+    assert!(stderr.contains(db.to_str().expect("utf-8")), "{stderr}");
+    assert_eq!(std::fs::read(&db).expect("read the database"), before);
+}
+
+/// Holds SQLite's write lock on `db` until dropped, as a `sqlite3` shell inside `BEGIN IMMEDIATE` would.
+async fn hold_write_lock(db: &Path) -> SqliteConnection {
+    let options = SqliteConnectOptions::from_str("sqlite:")
+        .expect("sqlite options")
+        .filename(db);
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .expect("open the database");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .expect("take the write lock");
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_locked_database_at_start_exits_2_naming_the_lock() {
+    let (dir, db) = fresh_database().await;
+    let lock = hold_write_lock(&db).await;
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, test_config_json().to_string()).expect("write the config");
+    let out = run_hale(
+        dir.path(),
+        &[
+            "serve",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    drop(lock);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(stderr.contains("is locked by another process"), "{stderr}");
+}
+
+fn record(service: &Arc<str>) -> CheckRecord {
+    CheckRecord {
+        checked_at: chrono::Utc::now(),
+        service: service.clone(),
+        outcome: Outcome::Up,
+        http_status: Some(200),
+        latency: Some(Duration::from_millis(3)),
+        error: None,
+        breaker_state: BreakerState::Closed,
+        source: CheckSource::Monitor,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_lock_held_by_another_process_is_waited_out_and_nothing_is_lost() {
+    let mut app = common::spawn_app().await;
+    let writer = app.state().writer.clone();
+    let service: Arc<str> = Arc::from("locked");
+    for _ in 0..100 {
+        writer.submit(record(&service)).await.expect("submit");
+    }
+    let db = app.db_path.clone();
+    eventually("the first rows stored", || async {
+        (count_rows(&db).await == 100).then_some(())
+    })
+    .await;
+
+    let mut lock = hold_write_lock(&db).await;
+    for _ in 0..100 {
+        writer.submit(record(&service)).await.expect("submit");
+    }
+    // The writer gives up on the lock after the busy timeout (5 s) and says why.
+    let proxy = app.addr(ServiceKind::HealthProxy);
+    let body = health_becomes(&app.client, proxy, 503, "locked").await;
+    assert!(body["details"]["writer_queue"].as_u64().unwrap_or_default() >= 100);
+    assert_eq!(count_rows(&db).await, 100, "nothing written under the lock");
+    sqlx::query("ROLLBACK")
+        .execute(&mut lock)
+        .await
+        .expect("release the lock");
+    health_becomes(&app.client, proxy, 200, "ok").await;
+    assert_eq!(count_rows(&db).await, 200);
+    let report = app.shutdown_with_report().await;
+    assert_eq!(report.written, 200);
+    assert_eq!(report.lost(), 0);
+    let _ = lock.close().await;
+}
