@@ -13,7 +13,7 @@ use chrono::Utc;
 use hale::app::Application;
 use hale::breaker::BreakerState;
 use hale::config::{defaults, Config, ServiceName, TargetConfig, TargetUrl};
-use hale::probe::{CheckRecord, CheckSource, Outcome};
+use hale::records::{CheckRecord, CheckSource, Outcome};
 use hale::store::writer::{self, WriterSettings};
 use hale::store::Store;
 

@@ -235,7 +235,11 @@ mod tests {
             }
         };
         settle().await;
-        assert_eq!(ticks.load(Ordering::SeqCst), 0, "nothing before the first delay");
+        assert_eq!(
+            ticks.load(Ordering::SeqCst),
+            0,
+            "nothing before the first delay"
+        );
         clock.advance(Duration::from_secs(5));
         settle().await;
         assert_eq!(ticks.load(Ordering::SeqCst), 1);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hale::app::{Application, StartError};
 use hale::breaker::BreakerState;
 use hale::kind::ServiceKind;
-use hale::probe::{CheckRecord, CheckSource, Outcome};
+use hale::records::{CheckRecord, CheckSource, Outcome};
 use hale::store::{Store, StoreError};
 use serde_json::{json, Value};
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hale::breaker::BreakerState;
 use hale::kind::ServiceKind;
-use hale::probe::{CheckRecord, CheckSource, Outcome};
+use hale::records::{CheckRecord, CheckSource, Outcome};
 use hale::store::Store;
 use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;

@@ -2,6 +2,7 @@
 //! start-up with errors that name the file, the JSON path and the reason.
 
 pub mod defaults;
+mod secret;
 mod types;
 
 use std::collections::{BTreeSet, HashSet};
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use secret::{Secret, REDACTED};
 pub use types::{BodyCondition, ExpectedStatus, ServiceName, TargetUrl};
 
 /// The default location of the config file, relative to the working directory.

@@ -9,7 +9,7 @@ use prometheus::{
 
 use crate::breaker::BreakerState;
 use crate::metrics::names;
-use crate::probe::Outcome;
+use crate::records::Outcome;
 
 /// Probe latency buckets in seconds: dense around the 200 ms p95 target.
 const CHECK_BUCKETS: [f64; 20] = [

@@ -1,6 +1,7 @@
 //! The only module that knows the prometheus crate: one registry per HTTP service (so a Prometheus scraping
 //! all three ports never counts a series twice), typed recording methods, label values from closed sets.
 
+mod events;
 mod health;
 pub mod names;
 
@@ -12,6 +13,7 @@ use prometheus::{
 
 use crate::kind::ServiceKind;
 
+pub use events::EventMetrics;
 pub use health::HealthMetrics;
 
 /// The content type of the Prometheus text exposition format.

@@ -16,3 +16,7 @@ pub const STORE_ROWS_WRITTEN_TOTAL: &str = "store_rows_written_total";
 pub const STORE_ROWS_DROPPED_TOTAL: &str = "store_rows_dropped_total";
 pub const STORE_QUEUE_DEPTH: &str = "store_queue_depth";
 pub const STORE_WRITE_ERRORS_TOTAL: &str = "store_write_errors_total";
+pub const EVENTS_LAGGED_TOTAL: &str = "events_lagged_total";
+
+// Label names.
+pub const LABEL_SUBSCRIBER: &str = "subscriber";

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 
 use crate::config::{BodyCondition, TargetConfig, TargetUrl};
-use crate::probe::Outcome;
+use crate::records::Outcome;
 
 /// Body bytes read at most to evaluate a body condition.
 const MAX_BODY_BYTES: usize = 1024 * 1024;

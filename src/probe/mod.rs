@@ -2,8 +2,6 @@
 
 pub mod check;
 pub mod monitor;
-mod outcome;
 pub mod score;
 
 pub use monitor::{AllHealth, CheckReport, Monitor, MonitorError, OutcomeCounts, Target};
-pub use outcome::{CheckRecord, CheckSource, Outcome};

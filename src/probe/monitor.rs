@@ -20,7 +20,7 @@ use crate::config::{Config, TargetConfig};
 use crate::metrics::HealthMetrics;
 use crate::probe::check::{self, CheckResult};
 use crate::probe::score::{self, ScoreInput};
-use crate::probe::{CheckRecord, CheckSource, Outcome};
+use crate::records::{CheckRecord, CheckSource, Outcome};
 use crate::store::writer::CheckWriter;
 use crate::store::{Store, StoreError};
 

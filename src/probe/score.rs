@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::probe::Outcome;
+use crate::records::Outcome;
 
 /// What a slow-but-up target contributes, as a share of its weight.
 pub const SLOW_CREDIT: f64 = 0.5;

@@ -9,7 +9,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::breaker::BreakerState;
 use crate::config::ServiceName;
 use crate::http::{ApiError, ErrorBody};
-use crate::probe::{AllHealth, CheckReport, CheckSource, Outcome};
+use crate::probe::{AllHealth, CheckReport};
+use crate::records::{CheckSource, Outcome};
 use crate::services::{common, AppState};
 use crate::store::health_checks::{HistoryCursor, HistoryQuery, StoredCheck};
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::breaker::BreakerState;
-use crate::probe::{CheckRecord, CheckSource, Outcome};
+use crate::records::{CheckRecord, CheckSource, Outcome};
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
 /// Rows per INSERT statement: 9 bound values each keeps a statement far below SQLite's variable limit.

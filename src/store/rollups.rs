@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::probe::CheckRecord;
+use crate::records::CheckRecord;
 use crate::slo::histogram::LatencyHistogram;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::probe::CheckRecord;
+use crate::records::CheckRecord;
 use crate::store::rollups::{self, RollupCache};
 use crate::store::status::{StoreProblem, WriteErrorKind};
 use crate::store::{health_checks, Store};

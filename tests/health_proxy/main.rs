@@ -563,15 +563,15 @@ async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
     let service: Arc<str> = Arc::from("api");
     for days_ago in [45, 31, 29, 1] {
         writer
-            .submit(hale::probe::CheckRecord {
+            .submit(hale::records::CheckRecord {
                 checked_at: now - chrono::Duration::days(days_ago),
                 service: service.clone(),
-                outcome: hale::probe::Outcome::Up,
+                outcome: hale::records::Outcome::Up,
                 http_status: Some(200),
                 latency: Some(Duration::from_millis(20)),
                 error: None,
                 breaker_state: BreakerState::Closed,
-                source: hale::probe::CheckSource::Monitor,
+                source: hale::records::CheckSource::Monitor,
             })
             .await
             .unwrap();

@@ -1,4 +1,6 @@
-//! What one health check found, as persisted and as reported.
+//! The records hale persists, below both the engines that make them and the store that keeps them, so the
+//! store never depends on a feature: today health checks; heal events, alerts, SLO results and workflow runs
+//! join them here.
 
 use std::sync::Arc;
 use std::time::Duration;
