@@ -12,7 +12,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use chrono::Utc;
 use hale::app::Application;
 use hale::breaker::BreakerState;
-use hale::config::{defaults, Config, ServiceName, TargetConfig, TargetUrl};
+use hale::config::{Config, ServiceName, StorageConfig, TargetConfig, TargetUrl};
 use hale::records::{CheckRecord, CheckSource, Outcome};
 use hale::store::writer::{self, WriterSettings};
 use hale::store::Store;
@@ -35,7 +35,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
 
     // The shipped batch size beside a smaller one, in the same run, so their ratio means something.
-    let default_batch = defaults::batch_size();
+    let default_batch = StorageConfig::default().batch_size;
     let mut measured = Vec::new();
     for batch_size in [default_batch, 2_000] {
         let path = dir.path().join(format!("writer-{batch_size}.db"));
@@ -73,7 +73,7 @@ async fn writer_throughput(path: &std::path::Path, rows: u64, batch_size: usize)
     let (writer, handle) = writer::spawn(
         store.clone(),
         WriterSettings {
-            flush_interval: Duration::from_millis(defaults::flush_interval_ms()),
+            flush_interval: Duration::from_millis(StorageConfig::default().flush_interval_ms),
             batch_size,
         },
     );

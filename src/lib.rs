@@ -16,3 +16,4 @@ pub mod services;
 pub mod slo;
 pub mod store;
 pub mod telemetry;
+pub mod worker;

@@ -274,8 +274,8 @@ async fn a_refused_url_never_shows_its_password() {
         ),
         (
             r#"{"mcp_servers": [{"name": "tools", "url": "https://bot:S3CRET-PW@mcp.example/mcp"}]}"#,
-            "$.mcp_servers[0].url",
-            r#""https://***@mcp.example/mcp" is not an http(s) URL"#,
+            "$.mcp_servers[0]",
+            r#"url: "https://***@mcp.example/mcp" is not an http(s) URL"#,
         ),
     ] {
         let file = write_config(dir.path(), text);

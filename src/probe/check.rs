@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 
-use crate::config::{BodyCondition, TargetConfig, TargetUrl};
+use crate::config::{BodyCondition, HttpMethod, TargetConfig, TargetUrl};
 use crate::records::Outcome;
 
 /// Body bytes read at most to evaluate a body condition.
@@ -73,7 +73,15 @@ async fn check_tcp(host: &str, port: u16) -> CheckResult {
 }
 
 async fn check_http(client: &reqwest::Client, target: &TargetConfig, url: url::Url) -> CheckResult {
-    let method = Method::from_bytes(target.http_method().as_bytes()).unwrap_or(Method::GET);
+    let method = match target.http_method() {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+    };
     let mut response = match client.request(method, url).send().await {
         Ok(response) => response,
         Err(e) => return request_failed(&e),

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
-use crate::breaker::{BreakerSettings, BreakerSnapshot, BreakerState, SharedBreaker, Transition};
+use crate::breaker::{BreakerSnapshot, BreakerState, SharedBreaker, Transition};
 use crate::clock::Clock;
 use crate::config::{Config, TargetConfig};
 use crate::metrics::HealthMetrics;
@@ -174,12 +174,7 @@ impl Monitor {
         let mut targets = Vec::with_capacity(config.services.len());
         let mut restored = Vec::new();
         for target in &config.services {
-            let settings = target.breaker_settings(&config.breaker);
-            let settings = BreakerSettings {
-                failure_threshold: settings.failure_threshold,
-                success_threshold: settings.success_threshold,
-                open_timeout: Duration::from_secs(settings.open_timeout_s),
-            };
+            let settings = target.breaker_settings(&config.breaker).settings();
             let name = breaker_name(target.name.as_str());
             let breaker = match saved.get(&name) {
                 Some(snapshot) => {

@@ -92,7 +92,8 @@ pub async fn services(state: web::Data<AppState>) -> HttpResponse {
             ServiceView {
                 name: t.name().to_owned(),
                 url: t.config.url.redacted(),
-                method: (!t.config.url.is_tcp()).then(|| t.config.http_method()),
+                method: (!t.config.url.is_tcp())
+                    .then(|| t.config.http_method().as_str().to_owned()),
                 timeout_ms: t.config.timeout_ms,
                 interval_s: t.config.interval_s,
                 weight: t.config.weight,

@@ -162,7 +162,7 @@ impl Store {
     }
 
     /// Watches that the database file is still the one opened, and writable, until `cancel`.
-    pub async fn watch_file(self, cancel: CancellationToken) {
+    pub(crate) async fn watch_file(self, cancel: CancellationToken) {
         status::watch_file(
             self.path.clone(),
             self.identity,

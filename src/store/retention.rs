@@ -1,8 +1,19 @@
-//! Retention: old rows are deleted in small chunks, so a prune never holds the write lock for long.
+//! Retention: old rows are deleted in small chunks, so a prune never holds the write lock for long. The
+//! `Retention` worker prunes every hour, whichever services this process runs.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
+use crate::clock::{Clock, Ticker};
 use crate::store::{to_ms, Store, StoreError};
+use crate::worker::Worker;
+
+/// How often old rows are pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Rows deleted per statement.
 const CHUNK: i64 = 10_000;
@@ -72,5 +83,53 @@ impl Store {
             }
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// Prunes raw checks older than `raw_days` and rollups and breaker transitions older than `rollup_days`, at
+/// start and then every `PRUNE_EVERY`.
+#[derive(Debug)]
+pub struct Retention {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub raw_days: u32,
+    pub rollup_days: u32,
+}
+
+impl Retention {
+    async fn prune_once(&self) {
+        let now = self.clock.now();
+        let checks_before = now - chrono::Duration::days(i64::from(self.raw_days));
+        let rollups_before = now - chrono::Duration::days(i64::from(self.rollup_days));
+        match self.store.prune(checks_before, rollups_before).await {
+            Ok(pruned) if pruned.is_empty() => {}
+            Ok(pruned) => tracing::info!(
+                checks = pruned.checks,
+                rollups = pruned.rollups,
+                transitions = pruned.transitions,
+                "pruned old rows"
+            ),
+            Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),
+        }
+    }
+}
+
+impl Worker for Retention {
+    fn name(&self) -> &'static str {
+        "retention"
+    }
+
+    fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut ticker = Ticker::immediate(self.clock.clone(), PRUNE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                // Not raced with cancellation: a prune is a few short statements.
+                self.prune_once().await;
+            }
+        })
     }
 }

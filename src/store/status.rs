@@ -6,7 +6,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+use crate::worker::Worker;
 
 /// How often the database file is compared with the one hale opened.
 pub const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -217,6 +221,23 @@ pub(crate) fn writable(path: &Path) -> bool {
     };
     // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; access() only reads it.
     unsafe { libc::access(c_path.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Watches that the database file is still the one opened, and writable. It checks the real file on the real
+/// disk, so it ticks on tokio's time, not on the policy clock.
+#[derive(Debug)]
+pub struct FileWatch {
+    pub store: Store,
+}
+
+impl Worker for FileWatch {
+    fn name(&self) -> &'static str {
+        "database file watch"
+    }
+
+    fn run(self: std::sync::Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        Box::pin(self.store.clone().watch_file(cancel))
+    }
 }
 
 /// Watches the database file until `cancel`: every `FILE_CHECK_INTERVAL` a `stat` and an `access`, no SQL.

@@ -1,0 +1,48 @@
+//! `monitor`: the Health Proxy's background probing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Invalid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Probe every target at its interval in the background; when false, targets are checked only on
+    /// request (`/health/all`).
+    pub background_checks: bool,
+    /// A successful result younger than this is reused by `/health/all`; failures are always re-checked.
+    pub cache_ttl_s: u64,
+    /// Most background probes in flight at once (`/health/all` checks every target at once).
+    pub max_in_flight: usize,
+    /// An up target slower than this counts only partly in the health score.
+    pub slow_threshold_ms: u64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            background_checks: true,
+            cache_ttl_s: 120,
+            max_in_flight: 64,
+            slow_threshold_ms: 1_000,
+        }
+    }
+}
+
+impl MonitorConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if self.max_in_flight == 0 || self.max_in_flight > 10_000 {
+            return Err(Invalid::at(
+                "monitor.max_in_flight",
+                format!("{} is out of range 1..=10000", self.max_in_flight),
+            ));
+        }
+        if self.slow_threshold_ms == 0 {
+            return Err(Invalid::at(
+                "monitor.slow_threshold_ms",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! `services`: the monitored targets, each with its probe, schedule, weight and breaker override.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    BodyCondition, BreakerConfig, BreakerOverride, ExpectedStatus, Invalid, ServiceName, TargetUrl,
+};
+
+/// The HTTP method of a probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+        }
+    }
+}
+
+/// One monitored service (a probe target).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: ServiceName,
+    pub url: TargetUrl,
+    /// HTTP method of the probe (HTTP targets only; `GET` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<HttpMethod>,
+    /// Accepted status codes; any 2xx when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_status: Option<ExpectedStatus>,
+    /// Extra condition on the response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodyCondition>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_interval_s")]
+    pub interval_s: u64,
+    /// Share of the health score.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// A critical target that is down caps the health score.
+    #[serde(default)]
+    pub critical: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Per-target circuit breaker settings; unset fields take the `breaker` section's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerOverride>,
+}
+
+// A target has required fields, so its defaults are per field; each is written here once.
+fn default_timeout_ms() -> u64 {
+    2_000
+}
+
+fn default_interval_s() -> u64 {
+    30
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+impl TargetConfig {
+    /// A target with every optional field at its default.
+    pub fn new(name: ServiceName, url: TargetUrl) -> Self {
+        Self {
+            name,
+            url,
+            method: None,
+            expected_status: None,
+            body: None,
+            timeout_ms: default_timeout_ms(),
+            interval_s: default_interval_s(),
+            weight: default_weight(),
+            critical: false,
+            tags: Vec::new(),
+            breaker: None,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_s)
+    }
+
+    /// The HTTP method a probe of an HTTP target uses.
+    pub fn http_method(&self) -> HttpMethod {
+        self.method.unwrap_or_default()
+    }
+
+    /// The breaker settings of this target: its override over the global section.
+    pub fn breaker_settings(&self, global: &BreakerConfig) -> BreakerConfig {
+        global.overridden_by(self.breaker.as_ref())
+    }
+
+    fn validate(&self, i: usize, global: &BreakerConfig) -> Result<(), Invalid> {
+        let at = |field: &str| format!("services[{i}].{field}");
+        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
+            return Err(Invalid::at(
+                at("timeout_ms"),
+                format!("{} is out of range 1..=60000", self.timeout_ms),
+            ));
+        }
+        if self.interval_s == 0 || self.interval_s > 86_400 {
+            return Err(Invalid::at(
+                at("interval_s"),
+                format!("{} is out of range 1..=86400", self.interval_s),
+            ));
+        }
+        if self.timeout_ms > self.interval_s * 1000 {
+            return Err(Invalid::at(
+                at("timeout_ms"),
+                format!(
+                    "timeout {} ms is longer than the interval of {} s",
+                    self.timeout_ms, self.interval_s
+                ),
+            ));
+        }
+        if !(self.weight.is_finite() && self.weight > 0.0 && self.weight <= 1000.0) {
+            return Err(Invalid::at(
+                at("weight"),
+                format!("{} is out of range (0, 1000]", self.weight),
+            ));
+        }
+        let mut tags = BTreeSet::new();
+        for (j, tag) in self.tags.iter().enumerate() {
+            if tag.is_empty() || tag.chars().count() > 64 {
+                return Err(Invalid::at(
+                    at(&format!("tags[{j}]")),
+                    "a tag has 1 to 64 characters",
+                ));
+            }
+            if !tags.insert(tag) {
+                return Err(Invalid::at(
+                    at(&format!("tags[{j}]")),
+                    format!("duplicate tag {tag:?}"),
+                ));
+            }
+        }
+        if self.url.is_tcp() {
+            if self.method.is_some() {
+                return Err(Invalid::at(
+                    at("method"),
+                    "a tcp:// target takes no HTTP method",
+                ));
+            }
+            if self.expected_status.is_some() {
+                return Err(Invalid::at(
+                    at("expected_status"),
+                    "a tcp:// target has no HTTP status",
+                ));
+            }
+            if self.body.is_some() {
+                return Err(Invalid::at(at("body"), "a tcp:// target has no body"));
+            }
+        }
+        if let Some(expected) = &self.expected_status {
+            if expected.codes().is_empty() {
+                return Err(Invalid::at(
+                    at("expected_status"),
+                    "the list of statuses is empty",
+                ));
+            }
+            if let Some(bad) = expected.codes().iter().find(|c| !(100..=599).contains(*c)) {
+                return Err(Invalid::at(
+                    at("expected_status"),
+                    format!("{bad} is not an HTTP status"),
+                ));
+            }
+        }
+        if let Some(body) = &self.body {
+            body.check()
+                .map_err(|reason| Invalid::at(at("body"), reason))?;
+        }
+        if self.breaker.is_some() {
+            self.breaker_settings(global).validate(&at("breaker"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks every target and that no name is used twice.
+pub(crate) fn validate_all(
+    targets: &[TargetConfig],
+    global: &BreakerConfig,
+) -> Result<(), Invalid> {
+    let mut names = HashSet::new();
+    for (i, target) in targets.iter().enumerate() {
+        if !names.insert(target.name.as_str()) {
+            return Err(Invalid::at(
+                format!("services[{i}].name"),
+                format!("duplicate service name {:?}", target.name.as_str()),
+            ));
+        }
+        target.validate(i, global)?;
+    }
+    Ok(())
+}
+
+/// With no `services` in the file, hale watches its own three services.
+pub(crate) fn default_services() -> Vec<TargetConfig> {
+    let own = |name: &str, url: &str| {
+        TargetConfig::new(
+            ServiceName::parse(name).expect("built-in name is valid"),
+            TargetUrl::parse(url).expect("built-in url is valid"),
+        )
+    };
+    vec![
+        own("health-proxy", "http://127.0.0.1:3002/health"),
+        own("mcp-bridge", "http://127.0.0.1:3003/health"),
+        own("boss-api", "http://127.0.0.1:4000/healthz"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_is_one_of_the_http_methods_in_capitals() {
+        let target: TargetConfig =
+            serde_json::from_str(r#"{"name": "a", "url": "http://h/", "method": "HEAD"}"#).unwrap();
+        assert_eq!(target.http_method(), HttpMethod::Head);
+        assert_eq!(
+            TargetConfig::new(ServiceName::parse("b").unwrap(), target.url.clone()).http_method(),
+            HttpMethod::Get
+        );
+        let err = serde_json::from_str::<TargetConfig>(
+            r#"{"name": "a", "url": "http://h/", "method": "FETCH"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("unknown variant `FETCH`, expected one of `GET`"),
+            "{err}"
+        );
+    }
+}
