@@ -156,10 +156,9 @@ async fn persisted_checks(
         checks += all.targets.len() as u64;
         up = all.counts.up;
     }
-    let store = app.state().store.clone();
     app.shutdown().await; // drains the writer: the time counted includes writing every row
     let elapsed = started.elapsed();
-    let store = Store::open(store.path()).await.expect("reopen");
+    let store = Store::open(path).await.expect("reopen");
     let stored = store.count_checks(None).await.expect("count") as u64;
     (checks, elapsed, stored, up)
 }

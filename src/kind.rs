@@ -1,7 +1,6 @@
 //! hale's three HTTP services, by name: the value of the `service` label and of log fields.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,17 +36,5 @@ impl ServiceKind {
 impl fmt::Display for ServiceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ServiceKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown service {s:?}; expected health-proxy, mcp-bridge or boss-api")
-            })
     }
 }

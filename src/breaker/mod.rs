@@ -452,11 +452,6 @@ impl SharedBreaker {
         self.lock().state()
     }
 
-    /// A copy of the settings.
-    pub fn settings(&self) -> BreakerSettings {
-        *self.lock().settings()
-    }
-
     /// The persisted form, stamped with the clock's current time.
     pub fn snapshot(&self) -> BreakerSnapshot {
         let now = self.clock.now();

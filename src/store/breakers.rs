@@ -1,7 +1,7 @@
 //! Circuit-breaker state and transitions, so a restart neither resets nor extends an open breaker.
 
 use crate::breaker::{BreakerSnapshot, BreakerState, Transition};
-use crate::store::{from_ms, to_ms, Store, StoreError};
+use crate::store::{from_ms, known, to_ms, Store, StoreError};
 
 #[derive(sqlx::FromRow)]
 struct BreakerRow {
@@ -24,10 +24,12 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter_map(|row| {
-                let Some(state) = BreakerState::parse(&row.state) else {
-                    tracing::warn!(breaker = %row.name, state = %row.state, "skipping saved breaker with unknown state");
-                    return None;
-                };
+                let state = known(
+                    "breakers",
+                    "state",
+                    &row.state,
+                    BreakerState::parse(&row.state),
+                )?;
                 let snapshot = BreakerSnapshot {
                     state,
                     consecutive_failures: u32::try_from(row.consecutive_failures).unwrap_or(0),
@@ -94,11 +96,10 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter_map(|(from, to, reason)| {
-                Some((
-                    BreakerState::parse(&from)?,
-                    BreakerState::parse(&to)?,
-                    reason,
-                ))
+                let state = |column: &str, raw: &str| {
+                    known("breaker_transitions", column, raw, BreakerState::parse(raw))
+                };
+                Some((state("from_state", &from)?, state("to_state", &to)?, reason))
             })
             .collect())
     }

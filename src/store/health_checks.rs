@@ -5,7 +5,9 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::breaker::BreakerState;
 use crate::records::{CheckRecord, CheckSource, Outcome};
-use crate::store::{from_ms, to_ms, Store, StoreError};
+use crate::store::{from_ms, known, to_ms, Store, StoreError};
+
+const TABLE: &str = "health_checks";
 
 /// Rows per INSERT statement: 9 bound values each keeps a statement far below SQLite's variable limit.
 const ROWS_PER_STATEMENT: usize = 1_000;
@@ -146,17 +148,29 @@ impl Store {
         });
         let checks = rows
             .into_iter()
-            .map(|row| StoredCheck {
-                id: row.id,
-                checked_at: from_ms(row.checked_at_ms),
-                outcome: Outcome::parse(&row.outcome).unwrap_or(Outcome::Error),
-                http_status: row.http_status.and_then(|s| u16::try_from(s).ok()),
-                latency_us: row.latency_us.and_then(|l| u64::try_from(l).ok()),
-                error: row.error,
-                breaker_state: BreakerState::parse(&row.breaker_state)
-                    .unwrap_or(BreakerState::Closed),
-                source: CheckSource::parse(&row.source).unwrap_or(CheckSource::Monitor),
-                service: row.service,
+            .filter_map(|row| {
+                let column = |name: &str, raw: &str, parsed| known(TABLE, name, raw, parsed);
+                Some(StoredCheck {
+                    id: row.id,
+                    checked_at: from_ms(row.checked_at_ms),
+                    outcome: column("outcome", &row.outcome, Outcome::parse(&row.outcome))?,
+                    http_status: row.http_status.and_then(|s| u16::try_from(s).ok()),
+                    latency_us: row.latency_us.and_then(|l| u64::try_from(l).ok()),
+                    error: row.error,
+                    breaker_state: known(
+                        TABLE,
+                        "breaker_state",
+                        &row.breaker_state,
+                        BreakerState::parse(&row.breaker_state),
+                    )?,
+                    source: known(
+                        TABLE,
+                        "source",
+                        &row.source,
+                        CheckSource::parse(&row.source),
+                    )?,
+                    service: row.service,
+                })
             })
             .collect();
         Ok((checks, next))

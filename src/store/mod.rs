@@ -172,10 +172,6 @@ impl Store {
         .await
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -203,10 +199,6 @@ impl Store {
         }
         self.pool.close().await;
     }
-
-    pub fn is_closed(&self) -> bool {
-        self.pool.is_closed()
-    }
 }
 
 fn read_only_file_or_folder(path: &Path) -> bool {
@@ -226,6 +218,20 @@ async fn write_probe(pool: &SqlitePool) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     tx.rollback().await
+}
+
+/// A value stored as text, read back. An unknown one (written by a newer hale, or edited by hand) is an error
+/// for the operator, logged with where it was found; the caller skips the row rather than guess.
+pub(crate) fn known<T>(table: &str, column: &str, raw: &str, parsed: Option<T>) -> Option<T> {
+    if parsed.is_none() {
+        tracing::error!(
+            table,
+            column,
+            value = raw,
+            "unknown value read back from the database; the row is skipped"
+        );
+    }
+    parsed
 }
 
 /// Milliseconds since the Unix epoch, the time format of every table.

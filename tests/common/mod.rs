@@ -435,7 +435,8 @@ impl HaleProcess {
             .iter()
             .filter(|log| log["message"] == "listening")
             .filter_map(|log| {
-                let kind = log["service"].as_str()?.parse().ok()?;
+                let name = log["service"].as_str()?;
+                let kind = ServiceKind::ALL.into_iter().find(|k| k.as_str() == name)?;
                 let addr = log["addr"].as_str()?.parse().ok()?;
                 Some((kind, addr))
             })
