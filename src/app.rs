@@ -21,6 +21,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::http::{self, ApiError, HttpContext};
 use crate::kind::ServiceKind;
+use crate::limits;
 use crate::metrics::{HealthMetrics, ServiceMetrics};
 use crate::probe::{Monitor, MonitorError};
 use crate::services::{self, AppState};
@@ -80,6 +81,9 @@ impl Application {
             .into_iter()
             .filter(|k| only.is_none_or(|o| o == *k))
             .collect();
+        // Before anything opens files: the soft limit goes up to the hard one, and the budget of probes
+        // (Monitor::new) is sized from the result.
+        limits::raise_open_file_limit();
         // Bind first: a port in use is reported before anything else starts.
         let mut listeners = Vec::new();
         for kind in &kinds {
@@ -154,6 +158,7 @@ impl Application {
         let background = TaskTracker::new();
         let cancel = CancellationToken::new();
         state.monitor.spawn_retention(&background, &cancel);
+        limits::spawn_open_file_watch(&background, &cancel);
         if kinds.contains(&ServiceKind::HealthProxy) {
             let probe_in_background = state.config.monitor.background_checks;
             state

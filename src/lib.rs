@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod kind;
+pub mod limits;
 pub mod metrics;
 pub mod probe;
 pub mod services;
