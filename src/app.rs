@@ -146,6 +146,13 @@ impl Application {
                 })?;
             let handle = server.handle();
             tracing::info!(service = kind.as_str(), %addr, "listening");
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    service = kind.as_str(),
+                    %addr,
+                    "listening on a non-loopback address: anyone who can reach it can call every endpoint, until access tokens exist"
+                );
+            }
             servers.push(RunningServer {
                 kind,
                 addr,
