@@ -45,7 +45,8 @@ pub struct CheckReport {
     /// How long the check took, in milliseconds (microsecond resolution); none when not attempted.
     pub latency_ms: Option<f64>,
     pub checked_at: DateTime<Utc>,
-    /// True when this is a recent success reused from the cache rather than a new check.
+    /// True when this result was reused rather than checked for this request: a success younger than
+    /// `monitor.cache_ttl_s`, or any latest result when the request came from a hale probe (`X-Hale-Probe`).
     pub cached: bool,
     /// True when a check of this target was already in flight (started by another request or by the
     /// background monitor) and this is its result, shared instead of probing the target a second time.
@@ -475,6 +476,40 @@ impl Monitor {
         let all = self.summarize(reports);
         self.metrics.set_score(all.score);
         all
+    }
+
+    /// Every target's latest result, without checking anything: what `/health/all` answers to a hale
+    /// probe, so that hale instances that monitor each other's `/health/all` cannot recurse. A target not
+    /// checked yet is reported as an `error` saying so.
+    pub fn latest_all(&self) -> AllHealth {
+        let now = self.clock.now();
+        let reports = self
+            .targets
+            .iter()
+            .map(|target| match target.latest() {
+                Some(mut latest) => {
+                    latest.cached = true;
+                    latest.shared = false;
+                    latest
+                }
+                None => CheckReport {
+                    service: target.name().to_owned(),
+                    ok: false,
+                    outcome: Outcome::Error,
+                    status: None,
+                    latency_ms: None,
+                    checked_at: now,
+                    cached: true,
+                    shared: false,
+                    breaker: target.breaker_state(),
+                    error: Some(
+                        "not checked yet; a request from a hale probe is answered from the latest results only"
+                            .to_owned(),
+                    ),
+                },
+            })
+            .collect();
+        self.summarize(reports)
     }
 
     fn summarize(&self, reports: Vec<CheckReport>) -> AllHealth {
