@@ -33,6 +33,7 @@ pub struct HealthMetrics {
     checks: IntCounterVec,
     check_durations: HistogramVec,
     shared: IntCounterVec,
+    not_stored: IntCounterVec,
     in_flight: IntGauge,
     concurrency_limit: IntGauge,
     target_up: IntGaugeVec,
@@ -70,6 +71,14 @@ impl HealthMetrics {
                 Opts::new(
                     names::HEALTH_CHECK_SHARED_TOTAL,
                     "Check requests answered with the result of a check of the target already in flight.",
+                ),
+                &["target"],
+            )
+            .expect(valid),
+            not_stored: IntCounterVec::new(
+                Opts::new(
+                    names::HEALTH_CHECK_NOT_STORED_TOTAL,
+                    "On-demand checks answered but not stored: the target had an on-demand row within its interval.",
                 ),
                 &["target"],
             )
@@ -129,10 +138,11 @@ impl HealthMetrics {
             )
             .expect(valid),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
             Box::new(metrics.checks.clone()),
             Box::new(metrics.check_durations.clone()),
             Box::new(metrics.shared.clone()),
+            Box::new(metrics.not_stored.clone()),
             Box::new(metrics.in_flight.clone()),
             Box::new(metrics.concurrency_limit.clone()),
             Box::new(metrics.target_up.clone()),
@@ -170,6 +180,11 @@ impl HealthMetrics {
     /// A check request that got the result of a check already in flight instead of starting one.
     pub fn check_shared(&self, target: &str) {
         self.shared.with_label_values(&[target]).inc();
+    }
+
+    /// An on-demand check whose row was not stored (one per target per interval).
+    pub fn check_not_stored(&self, target: &str) {
+        self.not_stored.with_label_values(&[target]).inc();
     }
 
     pub fn set_probe_concurrency_limit(&self, limit: usize) {

@@ -1,7 +1,7 @@
 //! The monitor: every target with its breaker and latest result; background probing at each target's
 //! interval (jittered) and on-demand checks for `/health/all`. One check per target at a time (callers
 //! that arrive meanwhile share its result), every probe under one global bound, and every check persisted
-//! through the batching writer.
+//! through the batching writer, except on-demand checks beyond one row per target per interval.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +80,17 @@ pub struct Target {
     turn: tokio::sync::Mutex<()>,
     /// Checks of this target finished so far. Each one sets `latest` before it is counted.
     finished: AtomicU64,
+    rows: Mutex<OnDemandRows>,
+}
+
+/// What keeps on-demand checks of a target to one stored row per interval.
+#[derive(Debug, Default)]
+struct OnDemandRows {
+    /// When the latest on-demand row of this target was submitted.
+    last_stored: Option<DateTime<Utc>>,
+    /// The latest on-demand check that was answered but not stored. A background check that shares its
+    /// result stores it, so background rows are never lost to the limit.
+    unstored: Option<CheckRecord>,
 }
 
 impl Target {
@@ -108,6 +119,29 @@ impl Target {
             .latest
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(report);
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, OnDemandRows> {
+        self.rows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether an on-demand check made at `now` may be stored: true at most once per `interval_s`.
+    fn claim_on_demand_row(&self, now: DateTime<Utc>) -> bool {
+        let mut rows = self.rows();
+        let within_interval = rows.last_stored.is_some_and(|last| {
+            // A clock that moved back (now < last) ends the wait rather than stretching it.
+            (now - last)
+                .to_std()
+                .is_ok_and(|since| since < self.config.interval())
+        });
+        if within_interval {
+            return false;
+        }
+        rows.last_stored = Some(now);
+        rows.unstored = None;
+        true
     }
 }
 
@@ -228,6 +262,7 @@ impl Monitor {
                 latest: Mutex::new(None),
                 turn: tokio::sync::Mutex::new(()),
                 finished: AtomicU64::new(0),
+                rows: Mutex::new(OnDemandRows::default()),
             }));
         }
         let budget = Self::probe_budget(config);
@@ -314,6 +349,9 @@ impl Monitor {
             // A check that was running when this caller arrived has finished: its result is the answer.
             if let Some(mut report) = target.latest() {
                 self.metrics.check_shared(target.name());
+                if source == CheckSource::Monitor {
+                    self.store_unstored_as_background(target).await;
+                }
                 report.shared = true;
                 return Some(report);
             }
@@ -388,6 +426,17 @@ impl Monitor {
         Some(report)
     }
 
+    /// A background check that shared an on-demand check whose row was not stored stores it, as its own.
+    async fn store_unstored_as_background(&self, target: &Target) {
+        let record = target.rows().unstored.take();
+        if let Some(mut record) = record {
+            record.source = CheckSource::Monitor;
+            if let Err(e) = self.writer.submit(record).await {
+                tracing::warn!(target = target.name(), error = %e, "check result not stored");
+            }
+        }
+    }
+
     async fn record(
         &self,
         target: &Target,
@@ -409,8 +458,23 @@ impl Monitor {
             breaker_state: breaker,
             source,
         };
-        if let Err(e) = self.writer.submit(record).await {
-            tracing::warn!(target = target.name(), error = %e, "check result not stored");
+        // Background rows are what the SLOs are computed from; on-demand rows are kept to one per target per
+        // interval, so no request rate can fill the disk.
+        let store = match source {
+            CheckSource::Monitor => {
+                // Newer than any on-demand check left unstored: that one no longer needs a row.
+                target.rows().unstored = None;
+                true
+            }
+            CheckSource::OnDemand => target.claim_on_demand_row(checked_at),
+        };
+        if store {
+            if let Err(e) = self.writer.submit(record).await {
+                tracing::warn!(target = target.name(), error = %e, "check result not stored");
+            }
+        } else {
+            self.metrics.check_not_stored(target.name());
+            target.rows().unstored = Some(record);
         }
         let report = CheckReport {
             service: target.name().to_owned(),

@@ -32,7 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// `monitor.max_in_flight` slots that all probes share. A success younger than the cache TTL is reused
 /// (`cached: true`); failures are checked again. A target whose check is already in flight (for another
 /// request or the background monitor) is not probed twice: this request waits for that check and reports
-/// its result (`shared: true`).
+/// its result (`shared: true`). On-demand checks are stored at most once per target per `interval_s`.
 ///
 /// A request that carries `X-Hale-Probe` (every hale probe does) starts no checks at all: it is answered
 /// from the latest known results (`cached: true`; a target not checked yet is an `error`), so hale
