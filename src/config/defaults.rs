@@ -50,8 +50,11 @@ pub fn cache_ttl_s() -> u64 {
     120
 }
 
+/// Probes in flight at once. 256 fits beside hale's reserve even under a 1,024 open-file limit that cannot be
+/// raised ((1024 - 164) / 2 = 430 with 2 workers), and lets `/health/all` over 5,000 targets finish in 20
+/// rounds of probes rather than 79 at 64.
 pub fn max_in_flight() -> usize {
-    64
+    256
 }
 
 pub fn slow_threshold_ms() -> u64 {

@@ -5,7 +5,7 @@ pub mod defaults;
 mod types;
 
 use std::collections::{BTreeSet, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -245,7 +245,8 @@ pub struct MonitorConfig {
     /// A successful result younger than this is reused by `/health/all`; failures are always re-checked.
     #[serde(default = "defaults::cache_ttl_s")]
     pub cache_ttl_s: u64,
-    /// Most background probes in flight at once (`/health/all` checks every target at once).
+    /// Most probes in flight at once, background and on-demand together; lowered at start when the
+    /// open-file limit has no room for that many.
     #[serde(default = "defaults::max_in_flight")]
     pub max_in_flight: usize,
     /// An up target slower than this counts only partly in the health score.
@@ -516,6 +517,9 @@ impl Config {
                     return err(&at(&format!("tags[{j}]")), format!("duplicate tag {tag:?}"));
                 }
             }
+            if let Some(reason) = self.probes_own_aggregate(&target.url) {
+                return err(&at("url"), reason);
+            }
             if target.url.is_tcp() {
                 if target.method.is_some() {
                     return err(
@@ -652,6 +656,39 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// Why a target URL is hale's own `/health/all` (the Health Proxy's listen port, on a loopback or
+    /// unspecified host or the listen IP itself), if it is: probing it would make every `/health/all`
+    /// probe hale again. Other hosts may still reach hale; the `X-Hale-Probe` header covers those.
+    fn probes_own_aggregate(&self, url: &TargetUrl) -> Option<String> {
+        let TargetUrl::Http(url) = url else {
+            return None;
+        };
+        if url.path().trim_end_matches('/') != "/health/all" {
+            return None;
+        }
+        let own = self.listen.health_proxy;
+        if own.port() == 0 || url.port_or_known_default() != Some(own.port()) {
+            return None;
+        }
+        let own_host = match url.host()? {
+            url::Host::Domain(name) => {
+                let name = name.to_ascii_lowercase();
+                name == "localhost" || name.ends_with(".localhost")
+            }
+            url::Host::Ipv4(ip) => is_own_ip(IpAddr::V4(ip), own.ip()),
+            url::Host::Ipv6(ip) => is_own_ip(IpAddr::V6(ip), own.ip()),
+        };
+        own_host.then(|| {
+            format!("{url} is hale's own /health/all (listen.health_proxy {own}); hale does not probe its own aggregating route")
+        })
+    }
+}
+
+fn is_own_ip(ip: IpAddr, listen: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified() || ip == listen
 }
 
 fn check_breaker(breaker: &BreakerConfig, path: &str) -> Result<(), (String, String)> {
