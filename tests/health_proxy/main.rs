@@ -1,8 +1,10 @@
 //! The Health Proxy against real target servers: breakers, restarts, hanging targets, the cache, the
-//! score, history and the rule that every background probe is one stored row.
+//! score, history, the rule that every background probe is one stored row, and bounded fan-out (`fanout`).
 
 #[path = "../common/mod.rs"]
 mod common;
+mod fanout;
+mod relay;
 mod target_server;
 
 use std::sync::Arc;
