@@ -21,6 +21,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::http::{self, ApiError, HttpContext};
 use crate::kind::ServiceKind;
+use crate::limits;
 use crate::metrics::{HealthMetrics, ServiceMetrics};
 use crate::probe::{Monitor, MonitorError};
 use crate::services::{self, AppState};
@@ -80,6 +81,9 @@ impl Application {
             .into_iter()
             .filter(|k| only.is_none_or(|o| o == *k))
             .collect();
+        // Before anything opens files: the soft limit goes up to the hard one, and the budget of probes
+        // (Monitor::new) is sized from the result.
+        limits::raise_open_file_limit();
         // Bind first: a port in use is reported before anything else starts.
         let mut listeners = Vec::new();
         for kind in &kinds {
@@ -142,6 +146,13 @@ impl Application {
                 })?;
             let handle = server.handle();
             tracing::info!(service = kind.as_str(), %addr, "listening");
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    service = kind.as_str(),
+                    %addr,
+                    "listening on a non-loopback address: anyone who can reach it can call every endpoint, until access tokens exist"
+                );
+            }
             servers.push(RunningServer {
                 kind,
                 addr,
@@ -155,6 +166,7 @@ impl Application {
         let cancel = CancellationToken::new();
         background.spawn(state.store.clone().watch_file(cancel.clone()));
         state.monitor.spawn_retention(&background, &cancel);
+        limits::spawn_open_file_watch(&background, &cancel);
         if kinds.contains(&ServiceKind::HealthProxy) {
             let probe_in_background = state.config.monitor.background_checks;
             state

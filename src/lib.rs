@@ -9,6 +9,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod kind;
+pub mod limits;
 pub mod metrics;
 pub mod probe;
 pub mod records;

@@ -118,6 +118,20 @@ const CASES: &[Case] = &[
         reason: "carries credentials in the URL",
     },
     Case {
+        what: "a target that is hale's own /health/all",
+        text: r#"{"services": [{"name": "me", "url": "http://127.0.0.1:3002/health/all"}]}"#,
+        path: "$.services[0].url",
+        reason: "http://127.0.0.1:3002/health/all is hale's own /health/all (listen.health_proxy 127.0.0.1:3002); hale does not probe its own aggregating route",
+    },
+    Case {
+        what: "hale's own /health/all by name, listening on every interface",
+        text: r#"{"listen": {"health_proxy": "0.0.0.0:3100"},
+                  "services": [{"name": "ok", "url": "http://127.0.0.1:3100/health"},
+                               {"name": "me", "url": "http://LocalHost:3100/health/all/"}]}"#,
+        path: "$.services[1].url",
+        reason: "is hale's own /health/all (listen.health_proxy 0.0.0.0:3100)",
+    },
+    Case {
         what: "timeout longer than the interval",
         text: r#"{"services": [{"name": "api", "url": "http://127.0.0.1/", "timeout_ms": 5000, "interval_s": 1}]}"#,
         path: "$.services[0].timeout_ms",
@@ -344,6 +358,21 @@ async fn a_valid_config_prints_with_every_default_filled_in() {
     let reparsed = Config::from_json(&printed.to_string(), "printed").expect("printed config");
     let original = Config::load(Path::new(&file)).expect("original config");
     assert_eq!(reparsed, original);
+}
+
+#[test]
+fn health_all_of_another_port_or_host_is_a_valid_target() {
+    for url in [
+        "http://127.0.0.1:3003/health/all",
+        "http://10.0.0.7:3002/health/all",
+        "http://127.0.0.1:3002/health",
+        "https://hale.example.com/health/all",
+    ] {
+        let text = format!(r#"{{"services": [{{"name": "other", "url": "{url}"}}]}}"#);
+        if let Err(e) = Config::from_json(&text, "inline.json") {
+            panic!("{url} should be accepted: {e}");
+        }
+    }
 }
 
 #[tokio::test]

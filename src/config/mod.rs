@@ -156,7 +156,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), Invalid> {
         self.listen.validate()?;
         self.http.validate()?;
-        targets::validate_all(&self.services, &self.breaker)?;
+        targets::validate_all(&self.services, &self.breaker, self.listen.health_proxy)?;
         self.monitor.validate()?;
         self.breaker.validate("breaker")?;
         self.storage.validate()?;

@@ -1,6 +1,7 @@
 //! `services`: the monitored targets, each with its probe, schedule, weight and breaker override.
 
 use std::collections::{BTreeSet, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -118,7 +119,7 @@ impl TargetConfig {
         global.overridden_by(self.breaker.as_ref())
     }
 
-    fn validate(&self, i: usize, global: &BreakerConfig) -> Result<(), Invalid> {
+    fn validate(&self, i: usize, global: &BreakerConfig, own: SocketAddr) -> Result<(), Invalid> {
         let at = |field: &str| format!("services[{i}].{field}");
         if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
             return Err(Invalid::at(
@@ -162,6 +163,9 @@ impl TargetConfig {
                 ));
             }
         }
+        if let Some(reason) = probes_own_aggregate(&self.url, own) {
+            return Err(Invalid::at(at("url"), reason));
+        }
         if self.url.is_tcp() {
             if self.method.is_some() {
                 return Err(Invalid::at(
@@ -204,10 +208,11 @@ impl TargetConfig {
     }
 }
 
-/// Checks every target and that no name is used twice.
+/// Checks every target and that no name is used twice. `own` is the Health Proxy's listen address.
 pub(crate) fn validate_all(
     targets: &[TargetConfig],
     global: &BreakerConfig,
+    own: SocketAddr,
 ) -> Result<(), Invalid> {
     let mut names = HashSet::new();
     for (i, target) in targets.iter().enumerate() {
@@ -217,9 +222,39 @@ pub(crate) fn validate_all(
                 format!("duplicate service name {:?}", target.name.as_str()),
             ));
         }
-        target.validate(i, global)?;
+        target.validate(i, global, own)?;
     }
     Ok(())
+}
+
+/// Why a target URL is hale's own `/health/all` (the Health Proxy's listen port, on a loopback or unspecified
+/// host or the listen IP itself), if it is: probing it would make every `/health/all` probe hale again. Other
+/// hosts may still reach hale; the `X-Hale-Probe` header covers those.
+fn probes_own_aggregate(url: &TargetUrl, own: SocketAddr) -> Option<String> {
+    let TargetUrl::Http(url) = url else {
+        return None;
+    };
+    if url.path().trim_end_matches('/') != "/health/all" {
+        return None;
+    }
+    if own.port() == 0 || url.port_or_known_default() != Some(own.port()) {
+        return None;
+    }
+    let own_host = match url.host()? {
+        url::Host::Domain(name) => {
+            let name = name.to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => is_own_ip(IpAddr::V4(ip), own.ip()),
+        url::Host::Ipv6(ip) => is_own_ip(IpAddr::V6(ip), own.ip()),
+    };
+    own_host.then(|| {
+        format!("{url} is hale's own /health/all (listen.health_proxy {own}); hale does not probe its own aggregating route")
+    })
+}
+
+fn is_own_ip(ip: IpAddr, listen: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified() || ip == listen
 }
 
 /// With no `services` in the file, hale watches its own three services.

@@ -1,4 +1,4 @@
-//! The Health Proxy's own metrics: probes, targets, the health score, breakers and the store writer.
+//! The Health Proxy's own metrics: probes (made, shared, in flight), targets, the score, breakers, the writer.
 
 use std::time::Duration;
 
@@ -17,10 +17,25 @@ const CHECK_BUCKETS: [f64; 20] = [
     0.75, 1.0, 2.0, 5.0, 10.0,
 ];
 
+/// A running probe, counted in `probes_in_flight` until dropped.
+#[derive(Debug)]
+#[must_use = "the probe counts as running only while this guard lives"]
+pub struct ProbeInFlight(IntGauge);
+
+impl Drop for ProbeInFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HealthMetrics {
     checks: IntCounterVec,
     check_durations: HistogramVec,
+    shared: IntCounterVec,
+    not_stored: IntCounterVec,
+    in_flight: IntGauge,
+    concurrency_limit: IntGauge,
     target_up: IntGaugeVec,
     score: Gauge,
     breaker_state: IntGaugeVec,
@@ -51,6 +66,32 @@ impl HealthMetrics {
                 )
                 .buckets(CHECK_BUCKETS.to_vec()),
                 &["target"],
+            )
+            .expect(valid),
+            shared: IntCounterVec::new(
+                Opts::new(
+                    names::HEALTH_CHECK_SHARED_TOTAL,
+                    "Check requests answered with the result of a check of the target already in flight.",
+                ),
+                &["target"],
+            )
+            .expect(valid),
+            not_stored: IntCounterVec::new(
+                Opts::new(
+                    names::HEALTH_CHECK_NOT_STORED_TOTAL,
+                    "On-demand checks answered but not stored: the target had an on-demand row within its interval.",
+                ),
+                &["target"],
+            )
+            .expect(valid),
+            in_flight: IntGauge::new(
+                names::PROBES_IN_FLIGHT,
+                "Probes running now, background and on-demand.",
+            )
+            .expect(valid),
+            concurrency_limit: IntGauge::new(
+                names::PROBE_CONCURRENCY_LIMIT,
+                "The most probes that may run at once (monitor.max_in_flight, lowered to fit the open-file limit).",
             )
             .expect(valid),
             target_up: IntGaugeVec::new(
@@ -106,9 +147,13 @@ impl HealthMetrics {
             )
             .expect(valid),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
             Box::new(metrics.checks.clone()),
             Box::new(metrics.check_durations.clone()),
+            Box::new(metrics.shared.clone()),
+            Box::new(metrics.not_stored.clone()),
+            Box::new(metrics.in_flight.clone()),
+            Box::new(metrics.concurrency_limit.clone()),
             Box::new(metrics.target_up.clone()),
             Box::new(metrics.score.clone()),
             Box::new(metrics.breaker_state.clone()),
@@ -140,6 +185,27 @@ impl HealthMetrics {
         self.target_up
             .with_label_values(&[target])
             .set(i64::from(outcome.is_up()));
+    }
+
+    /// A check request that got the result of a check already in flight instead of starting one.
+    pub fn check_shared(&self, target: &str) {
+        self.shared.with_label_values(&[target]).inc();
+    }
+
+    /// An on-demand check whose row was not stored (one per target per interval).
+    pub fn check_not_stored(&self, target: &str) {
+        self.not_stored.with_label_values(&[target]).inc();
+    }
+
+    pub fn set_probe_concurrency_limit(&self, limit: usize) {
+        self.concurrency_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a probe as running until the returned guard is dropped.
+    pub fn probe_started(&self) -> ProbeInFlight {
+        self.in_flight.inc();
+        ProbeInFlight(self.in_flight.clone())
     }
 
     pub fn set_score(&self, score: f64) {

@@ -14,7 +14,7 @@ use prometheus::{
 use crate::kind::ServiceKind;
 
 pub use events::EventMetrics;
-pub use health::HealthMetrics;
+pub use health::{HealthMetrics, ProbeInFlight};
 
 /// The content type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

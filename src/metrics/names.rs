@@ -8,6 +8,10 @@ pub const ERRORS_TOTAL: &str = "errors_total";
 
 pub const HEALTH_CHECK_TOTAL: &str = "health_check_total";
 pub const HEALTH_CHECK_DURATION_SECONDS: &str = "health_check_duration_seconds";
+pub const HEALTH_CHECK_SHARED_TOTAL: &str = "health_check_shared_total";
+pub const HEALTH_CHECK_NOT_STORED_TOTAL: &str = "health_check_not_stored_total";
+pub const PROBES_IN_FLIGHT: &str = "probes_in_flight";
+pub const PROBE_CONCURRENCY_LIMIT: &str = "probe_concurrency_limit";
 pub const TARGET_UP: &str = "target_up";
 pub const HEALTH_SCORE: &str = "health_score";
 pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";

@@ -30,11 +30,24 @@ impl CheckResult {
     }
 }
 
-/// The HTTP client every probe shares: connection reuse, no redirects (a probe reports what it got).
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+/// The header every HTTP probe carries, so that another hale (or this one) can tell a probe from a person:
+/// a `/health/all` request that carries it is answered from the latest results, without new probes.
+pub const PROBE_MARKER_HEADER: &str = "x-hale-probe";
+
+/// The HTTP client every probe shares: at most `idle_per_host` idle connections kept per host (0: none),
+/// no redirects (a probe reports what it got), and marked as hale's with `User-Agent: hale/x.y` and
+/// `X-Hale-Probe: 1`.
+pub fn http_client(idle_per_host: usize) -> Result<reqwest::Client, reqwest::Error> {
+    let mut marker = reqwest::header::HeaderMap::new();
+    marker.insert(
+        PROBE_MARKER_HEADER,
+        reqwest::header::HeaderValue::from_static("1"),
+    );
     reqwest::Client::builder()
         .user_agent(concat!("hale/", env!("CARGO_PKG_VERSION")))
+        .default_headers(marker)
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(idle_per_host)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .build()

@@ -1,6 +1,6 @@
 //! Health Proxy (:3002): probes every configured service and answers how healthy everything is.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::breaker::BreakerState;
 use crate::config::ServiceName;
 use crate::http::{ApiError, ErrorBody};
+use crate::probe::check::PROBE_MARKER_HEADER;
 use crate::probe::{AllHealth, CheckReport};
 use crate::records::{CheckSource, Outcome};
 use crate::services::{common, AppState};
@@ -28,19 +29,33 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Check every monitored service now.
 ///
-/// Every target is checked in parallel, each within its own timeout, so the answer comes within the largest
-/// timeout even when some targets hang. A success younger than the cache TTL is reused (`cached: true`);
-/// failures are always checked again. 200 when every target is up, 503 otherwise.
+/// Every target is checked in parallel, each within its own timeout, and every probe waits for one of the
+/// `monitor.max_in_flight` slots that all probes share. A success younger than the cache TTL is reused
+/// (`cached: true`); failures are checked again. A target whose check is already in flight (for another
+/// request or the background monitor) is not probed twice: this request waits for that check and reports
+/// its result (`shared: true`). On-demand checks are stored at most once per target per `interval_s`.
+///
+/// A request that carries `X-Hale-Probe` (every hale probe does) starts no checks at all: it is answered
+/// from the latest known results (`cached: true`; a target not checked yet is an `error`), so hale
+/// instances that monitor each other's `/health/all` cannot recurse. 200 when every target is up, 503
+/// otherwise.
 #[utoipa::path(
     tag = "health",
+    params(
+        ("X-Hale-Probe" = Option<String>, Header, description = "Set by hale's own probes (any value): answer from the latest results, check nothing"),
+    ),
     responses(
         (status = 200, description = "Every target is up", body = AllHealth),
         (status = 503, description = "At least one target is not up", body = AllHealth),
     )
 )]
 #[get("/health/all")]
-pub async fn health_all(state: web::Data<AppState>) -> HttpResponse {
-    let all = state.monitor.check_all().await;
+pub async fn health_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let all = if req.headers().contains_key(PROBE_MARKER_HEADER) {
+        state.monitor.latest_all()
+    } else {
+        state.monitor.check_all().await
+    };
     if all.ok {
         HttpResponse::Ok().json(all)
     } else {

@@ -363,7 +363,7 @@ impl HaleProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        Self::serve_db(config, None, extra, env).await
+        Self::spawn(config, None, extra, env, None).await
     }
 
     /// Like `serve_with_env`, with the database at `db` (default: `data/hale.db` in the temp folder).
@@ -372,6 +372,22 @@ impl HaleProcess {
         db: Option<&Path>,
         extra: &[&str],
         env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn(config, db, extra, env, None).await
+    }
+
+    /// Starts `hale serve` with both its soft and hard open-file limits set to `limit` (hale raises the soft
+    /// limit to the hard one at start, so a low soft limit alone would not stay low).
+    pub async fn serve_with_open_file_limit(config: &serde_json::Value, limit: u64) -> Self {
+        Self::spawn(config, None, &[], &[], Some(limit)).await
+    }
+
+    async fn spawn(
+        config: &serde_json::Value,
+        db: Option<&Path>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        open_file_limit: Option<u64>,
     ) -> Self {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let config_path = dir.path().join("config.json");
@@ -394,6 +410,13 @@ impl HaleProcess {
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(limit) = open_file_limit {
+            // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
+            // async-signal-safe; it allocates nothing and touches no lock.
+            unsafe {
+                cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
+            }
+        }
         let mut child = cmd.spawn().expect("start the hale binary");
         let pid = child.id().expect("a running child has a pid");
         let stdout = Arc::new(Mutex::new(Vec::new()));
@@ -557,4 +580,21 @@ impl TestApp {
             .filter_map(|kind| app.addr(kind).map(|addr| (kind, addr)))
             .collect();
     }
+}
+
+/// `SELECT count(*) FROM health_checks WHERE <condition>` on a database file, read with sqlx directly (not
+/// through hale's store), after hale has closed it.
+pub async fn count_check_rows(db_path: &Path, condition: &str) -> i64 {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db_path);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", db_path.display()));
+    let count: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM health_checks WHERE {condition}"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap_or_else(|e| panic!("count rows where {condition}: {e}"));
+    pool.close().await;
+    count
 }

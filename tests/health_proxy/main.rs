@@ -1,8 +1,10 @@
 //! The Health Proxy against real target servers: breakers, restarts, hanging targets, the cache, the
-//! score, history and the rule that every probe made is one stored row.
+//! score, history, the rule that every background probe is one stored row, and bounded fan-out (`fanout`).
 
 #[path = "../common/mod.rs"]
 mod common;
+mod fanout;
+mod relay;
 mod target_server;
 
 use std::sync::Arc;
@@ -292,8 +294,10 @@ async fn the_cache_serves_recent_successes_and_never_failures() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(report(&health_all(&app).await.1, "good")["cached"], false);
     assert_eq!(good.hits(), 2);
-    // Cached answers are not new checks: only the 5 real checks are stored.
-    assert_eq!(stored_rows(&mut app).await, 5);
+    assert_eq!(bad.hits(), 3);
+    // Cached answers are not new checks, and on-demand rows are kept to one per target per interval (30 s):
+    // good at 0 s and 120 s, bad at 0 s and 119 s; bad's check at 120 s is answered but not stored.
+    assert_eq!(stored_rows(&mut app).await, 4);
 }
 
 #[tokio::test]
@@ -432,14 +436,15 @@ async fn every_background_probe_is_one_stored_row_and_rolls_up_hourly() {
 async fn history_pages_newest_first_and_rejects_bad_parameters() {
     let server = TargetServer::start(Mode::Healthy).await;
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(
-        proxy_config(vec![
-            target("api", &server.url()),
-            target("web", &server.url()),
-        ]),
-        Arc::new(clock.clone()),
-    )
-    .await;
+    let mut config = proxy_config(vec![
+        target("api", &server.url()),
+        target("web", &server.url()),
+    ]);
+    // One on-demand row per target per interval: checks 10 s apart are all stored.
+    for t in &mut config.services {
+        t.interval_s = 10;
+    }
+    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
     for _ in 0..3 {
         health_all(&app).await;
         clock.advance(Duration::from_secs(10));
