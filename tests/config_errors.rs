@@ -255,6 +255,55 @@ async fn serve_exits_2_on_a_bad_config_before_touching_anything() {
     );
 }
 
+/// A URL with a password is refused, and neither stderr nor the log quotes the password.
+#[tokio::test]
+async fn a_refused_url_never_shows_its_password() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("data").join("hale.db");
+    let db = db.to_str().expect("UTF-8 path");
+    for (text, path, shown) in [
+        (
+            r#"{"services": [{"name": "api", "url": "http://admin:S3CRET-PW@127.0.0.1/"}]}"#,
+            "$.services[0].url",
+            r#""http://***@127.0.0.1/" carries credentials in the URL"#,
+        ),
+        (
+            r#"{"services": [{"name": "api", "url": "http://admin:S3CRET-PW/x@127.0.0.1/"}]}"#,
+            "$.services[0].url",
+            r#""http://***@127.0.0.1/" is not a valid URL"#,
+        ),
+        (
+            r#"{"mcp_servers": [{"name": "tools", "url": "https://bot:S3CRET-PW@mcp.example/mcp"}]}"#,
+            "$.mcp_servers[0].url",
+            r#""https://***@mcp.example/mcp" is not an http(s) URL"#,
+        ),
+    ] {
+        let file = write_config(dir.path(), text);
+        for args in [
+            vec!["check-config", "--config", &file],
+            vec!["serve", "--config", &file, "--db", db],
+        ] {
+            let output = run_hale(dir.path(), &args).await;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert_eq!(exit_code(output.status), 2, "{args:?}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("hale: {file}: {path}: {shown}")),
+                "{args:?}: {stderr}"
+            );
+            for (name, text) in [("stderr", &stderr), ("stdout", &stdout)] {
+                assert!(
+                    !text.contains("S3CRET"),
+                    "{args:?}: the password is on {name}: {text}"
+                );
+            }
+            if args[0] == "serve" {
+                assert!(stdout.contains("***@"), "the refusal is logged: {stdout}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_missing_config_file_exits_2_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -641,7 +641,10 @@ impl Config {
                 (false, None) => {}
                 (true, Some(url)) => {
                     if !TargetUrl::parse(url).is_ok_and(|u| !u.is_tcp()) {
-                        return err(&at("url"), format!("{url:?} is not an http(s) URL"));
+                        return err(
+                            &at("url"),
+                            format!("{:?} is not an http(s) URL", types::redact_userinfo(url)),
+                        );
                     }
                 }
                 (true, None) => return err(&at("command"), "give a command or a url".to_owned()),

@@ -1,6 +1,7 @@
 //! Value types of the configuration. `ServiceName` and `TargetUrl` are valid by construction; the body
 //! condition and status codes are checked by `Config::validate`, which knows the field paths.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -75,15 +76,18 @@ pub enum TargetUrl {
 
 impl TargetUrl {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a valid URL ({e})"))?;
+        // Every message quotes the value without its userinfo: a refused URL must not put a password in
+        // the log or on stderr.
+        let shown = redact_userinfo(raw);
+        let url = Url::parse(raw).map_err(|e| format!("{shown:?} is not a valid URL ({e})"))?;
         match url.scheme() {
             "http" | "https" => {
                 if url.host_str().is_none() {
-                    return Err(format!("{raw:?} has no host"));
+                    return Err(format!("{shown:?} has no host"));
                 }
                 if !url.username().is_empty() || url.password().is_some() {
                     return Err(format!(
-                        "{raw:?} carries credentials in the URL; they would end up in logs and the database"
+                        "{shown:?} carries credentials in the URL; they would end up in logs and the database"
                     ));
                 }
                 Ok(Self::Http(url))
@@ -91,20 +95,25 @@ impl TargetUrl {
             "tcp" => {
                 let host = url
                     .host_str()
-                    .ok_or_else(|| format!("{raw:?} has no host"))?
+                    .ok_or_else(|| format!("{shown:?} has no host"))?
                     .trim_start_matches('[')
                     .trim_end_matches(']')
                     .to_owned();
                 let port = url
                     .port()
-                    .ok_or_else(|| format!("{raw:?} has no port; write tcp://host:port"))?;
+                    .ok_or_else(|| format!("{shown:?} has no port; write tcp://host:port"))?;
+                if !url.username().is_empty() || url.password().is_some() {
+                    return Err(format!(
+                        "{shown:?} carries credentials in the URL; a tcp:// target takes none"
+                    ));
+                }
                 if url.path() != "" && url.path() != "/" {
-                    return Err(format!("{raw:?}: a tcp:// target takes no path"));
+                    return Err(format!("{shown:?}: a tcp:// target takes no path"));
                 }
                 Ok(Self::Tcp { host, port })
             }
             other => Err(format!(
-                "{raw:?} has scheme {other:?}; use http://, https:// or tcp://host:port"
+                "{shown:?} has scheme {other:?}; use http://, https:// or tcp://host:port"
             )),
         }
     }
@@ -113,24 +122,78 @@ impl TargetUrl {
         matches!(self, Self::Tcp { .. })
     }
 
-    /// The URL as hale shows it in answers: query values (often tokens) replaced by `redacted`.
+    /// The URL as hale shows it in answers: the values of query pairs and of path parameters
+    /// (`;jsessionid=...`) and the fragment, which often carry tokens, become `redacted`; userinfo (never
+    /// accepted by `parse`) becomes `***`.
     pub fn redacted(&self) -> String {
-        match self {
-            Self::Http(url) if url.query().is_some() => {
-                let mut shown = url.clone();
-                let names: Vec<String> = url
-                    .query_pairs()
-                    .map(|(name, _)| name.into_owned())
-                    .collect();
-                shown
-                    .query_pairs_mut()
-                    .clear()
-                    .extend_pairs(names.iter().map(|name| (name.as_str(), "redacted")));
-                shown.to_string()
-            }
-            other => other.to_string(),
+        let Self::Http(url) = self else {
+            return self.to_string();
+        };
+        let mut shown = url.clone();
+        if !url.username().is_empty() || url.password().is_some() {
+            // Only fails for URLs that cannot have a host, and an http(s) URL always has one.
+            let _ = shown.set_password(None);
+            let _ = shown.set_username(REDACTED_USERINFO);
         }
+        if url.path().contains(';') {
+            let path = url
+                .path()
+                .split('/')
+                .map(redact_path_params)
+                .collect::<Vec<_>>()
+                .join("/");
+            shown.set_path(&path);
+        }
+        if url.query().is_some() {
+            let names: Vec<String> = url
+                .query_pairs()
+                .map(|(name, _)| name.into_owned())
+                .collect();
+            shown
+                .query_pairs_mut()
+                .clear()
+                .extend_pairs(names.iter().map(|name| (name.as_str(), REDACTED)));
+        }
+        if url.fragment().is_some() {
+            shown.set_fragment(Some(REDACTED));
+        }
+        shown.to_string()
     }
+}
+
+/// What replaces a redacted value in a URL hale shows.
+const REDACTED: &str = "redacted";
+/// What replaces the userinfo (`user:password`) of a URL hale shows.
+const REDACTED_USERINFO: &str = "***";
+
+/// One path segment with the values of its parameters redacted: `a;jsessionid=X;v` becomes
+/// `a;jsessionid=redacted;v=redacted`.
+fn redact_path_params(segment: &str) -> String {
+    let mut parts = segment.split(';');
+    let mut shown = parts.next().unwrap_or_default().to_owned();
+    for param in parts {
+        let name = param.split_once('=').map_or(param, |(name, _)| name);
+        shown.push(';');
+        shown.push_str(name);
+        shown.push('=');
+        shown.push_str(REDACTED);
+    }
+    shown
+}
+
+/// `raw` with its userinfo shown as `***`: everything from after `scheme://` (or from the start, without
+/// one) up to the last `@` is replaced, so even a value that is not a valid URL (a password with a `/`,
+/// `?` or `#` in it) loses its secret. For messages about a URL that was refused or could not be parsed.
+pub fn redact_userinfo(raw: &str) -> Cow<'_, str> {
+    let Some(at) = raw.rfind('@') else {
+        return Cow::Borrowed(raw);
+    };
+    let start = raw[..at].find("://").map_or(0, |i| i + 3);
+    Cow::Owned(format!(
+        "{}{REDACTED_USERINFO}{}",
+        &raw[..start],
+        &raw[at..]
+    ))
 }
 
 impl TryFrom<String> for TargetUrl {
@@ -279,5 +342,59 @@ mod tests {
         assert!(TargetUrl::parse("http://u:p@host/")
             .unwrap_err()
             .contains("credentials"));
+    }
+
+    #[test]
+    fn a_refused_url_is_quoted_without_its_userinfo() {
+        for (raw, reason) in [
+            ("http://user:s3cret@host/", "carries credentials"),
+            ("https://s3cret@host/", "carries credentials"),
+            ("tcp://user:s3cret@db:5432", "carries credentials"),
+            ("ftp://user:s3cret@host/", "has scheme \"ftp\""),
+            // Not valid URLs at all: a password with '/' or '#', a port that is not a number.
+            ("http://user:s3/cret@host/", "not a valid URL"),
+            ("http://user:s3#cret@host/", "not a valid URL"),
+            ("user:s3cret@host", "has scheme"),
+        ] {
+            let err = TargetUrl::parse(raw).unwrap_err();
+            assert!(err.contains(reason), "{raw}: {err}");
+            assert!(
+                !err.contains("s3"),
+                "{raw}: the secret is quoted in {err:?}"
+            );
+            assert!(err.contains("***@"), "{raw}: {err}");
+        }
+        assert_eq!(
+            TargetUrl::parse("http://user:s3cret@host/").unwrap_err(),
+            "\"http://***@host/\" carries credentials in the URL; they would end up in logs and the database"
+        );
+    }
+
+    #[test]
+    fn redact_userinfo_replaces_everything_up_to_the_last_at() {
+        assert_eq!(redact_userinfo("http://u:p@h/x"), "http://***@h/x");
+        assert_eq!(redact_userinfo("http://u:p@w@h/"), "http://***@h/");
+        assert_eq!(redact_userinfo("u:p@h"), "***@h");
+        assert_eq!(redact_userinfo("http://h/x"), "http://h/x");
+        assert!(matches!(redact_userinfo("http://h/x"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn redacted_hides_query_values_path_parameters_and_fragments() {
+        let shown = |raw: &str| TargetUrl::parse(raw).unwrap().redacted();
+        assert_eq!(
+            shown("https://api.example/health;jsessionid=ABC123?token=s3cret#access_token=XYZ"),
+            "https://api.example/health;jsessionid=redacted?token=redacted#redacted"
+        );
+        assert_eq!(
+            shown("http://h/a;x=1;y/b;z=2/c"),
+            "http://h/a;x=redacted;y=redacted/b;z=redacted/c"
+        );
+        assert_eq!(shown("http://h/status#section"), "http://h/status#redacted");
+        assert_eq!(shown("http://h:8080/health"), "http://h:8080/health");
+        assert_eq!(shown("tcp://db:5432"), "tcp://db:5432");
+        // Userinfo cannot come from `parse`, but a hand-built URL with some is not shown either.
+        let built = TargetUrl::Http(Url::parse("http://u:s3cret@h/").unwrap());
+        assert_eq!(built.redacted(), "http://***@h/");
     }
 }

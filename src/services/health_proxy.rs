@@ -51,7 +51,8 @@ pub async fn health_all(state: web::Data<AppState>) -> HttpResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceView {
     pub name: String,
-    /// The probed URL; query values are shown as `redacted`, since they often carry tokens.
+    /// The probed URL. Query values, path parameter values (`;jsessionid=...`) and the fragment are shown as
+    /// `redacted`, since they often carry tokens.
     pub url: String,
     /// The probe's HTTP method; absent for `tcp://` targets.
     pub method: Option<String>,

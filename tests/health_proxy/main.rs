@@ -549,6 +549,29 @@ async fn services_lists_each_target_with_config_breaker_and_latest_result() {
 }
 
 #[tokio::test]
+async fn services_shows_no_path_parameter_fragment_or_query_value() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let url = format!(
+        "{};jsessionid=S3SSION?token=T0KEN&v=2#access_token=FR4GMENT",
+        server.url()
+    );
+    let app = common::spawn_app_with(proxy_config(vec![target("api", &url)])).await;
+    let (status, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        services[0]["url"],
+        format!(
+            "{};jsessionid=redacted?token=redacted&v=redacted#redacted",
+            server.url()
+        )
+    );
+    let text = services.to_string();
+    for secret in ["S3SSION", "T0KEN", "FR4GMENT"] {
+        assert!(!text.contains(secret), "{secret} is shown: {text}");
+    }
+}
+
+#[tokio::test]
 async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
