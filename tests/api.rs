@@ -239,6 +239,91 @@ async fn raw_request(addr: std::net::SocketAddr, request: &str) -> (u16, String,
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
+/// The header lines of a raw answer, without the status line and the ones that differ between two answers.
+fn stable_headers(head: &str) -> BTreeSet<String> {
+    head.lines()
+        .skip(1)
+        .filter(|line| !line.starts_with("date:") && !line.starts_with("x-request-id:"))
+        .filter(|line| !line.starts_with("content-length:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("no content-length in {head}"))
+        .parse()
+        .expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_every_get_route_like_get_without_a_body() {
+    let app = spawn_app().await;
+    for kind in ServiceKind::ALL {
+        let doc: Value =
+            serde_json::from_str(&hale::cli::openapi_text(kind).expect("document")).expect("JSON");
+        let mut paths: Vec<String> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .filter(|(_, item)| item["get"].is_object())
+            .map(|(path, _)| path.clone())
+            .collect();
+        assert!(paths.contains(&"/health".to_owned()), "{kind}: {paths:?}");
+        // Not in the document, but GET routes all the same.
+        paths.extend(["/openapi.json", "/docs/", "/docs/swagger-initializer.js"].map(String::from));
+        for path in &paths {
+            let request = |method: &str| {
+                format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            };
+            let (get_status, get_head, get_body) =
+                raw_request(app.addr(kind), &request("GET")).await;
+            let (status, head, body) = raw_request(app.addr(kind), &request("HEAD")).await;
+            assert_eq!(status, get_status, "{kind} HEAD {path}: {head}");
+            assert!(body.is_empty(), "{kind} HEAD {path} sent a body: {body:?}");
+            assert_eq!(
+                stable_headers(&head),
+                stable_headers(&get_head),
+                "{kind} HEAD {path}: the same headers as GET"
+            );
+            assert!(
+                head.contains("x-request-id: "),
+                "{kind} HEAD {path}: {head}"
+            );
+            assert_eq!(
+                content_length(&get_head),
+                get_body.len(),
+                "{kind} GET {path}"
+            );
+            let length = content_length(&head);
+            if matches!(
+                path.as_str(),
+                "/openapi.json" | "/docs/" | "/docs/swagger-initializer.js"
+            ) {
+                // Answers that do not change between two requests have exactly GET's length.
+                assert_eq!(length, get_body.len(), "{kind} HEAD {path}");
+            } else {
+                assert!(length > 0, "{kind} HEAD {path}: {head}");
+            }
+        }
+        // Metrics keep the client's method.
+        let metrics = app.metrics(kind).await;
+        assert_eq!(
+            requests_total(&metrics, kind, "HEAD", "/health", "200"),
+            1.0,
+            "{kind}\n{metrics}"
+        );
+    }
+    // An unknown path is a 404 for HEAD too, without a body.
+    let (status, _, body) = raw_request(
+        app.addr(ServiceKind::HealthProxy),
+        "HEAD /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (404, ""));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_1_mib_is_a_json_413_before_it_is_read() {
     let app = spawn_app().await;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use tracing::Instrument;
@@ -26,7 +27,7 @@ pub struct RequestId(pub String);
 
 /// Wraps every request of a service (install with `actix_web::middleware::from_fn(observe)`).
 pub async fn observe(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
@@ -39,6 +40,12 @@ pub async fn observe(
         incoming_request_id(req.headers()).unwrap_or_else(|| Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().as_str().to_owned();
+    // HEAD is GET without a body: route it as GET. actix-http's codec saw HEAD when it decoded the request,
+    // so it sends GET's status and headers (Content-Length included) and drops the body. Logs and metrics
+    // keep the client's method.
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     let span = tracing::info_span!(
         "request",
         service = ctx.kind.as_str(),
