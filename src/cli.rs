@@ -121,16 +121,19 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
         Ok(format) => format,
         Err(e) => return fail(EXIT_BAD_INPUT, &e),
     };
-    if let Err(e) = telemetry::init(format) {
-        return fail(EXIT_BAD_INPUT, &e);
-    }
+    let logs = match telemetry::init(format) {
+        Ok(logs) => logs,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e),
+    };
     let config = match Config::load(&files.config) {
         Ok(config) => config,
         Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
     };
     match Application::start(config, &files.db, only).await {
         Ok(app) => {
-            if app.run_until(shutdown_signal()).await {
+            let asked = app.run_until(shutdown_signal()).await;
+            logs.flush();
+            if asked {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

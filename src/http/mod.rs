@@ -3,6 +3,7 @@
 
 mod error;
 mod middleware;
+mod refusals;
 
 use actix_cors::Cors;
 use actix_web::error::JsonPayloadError;
@@ -10,6 +11,7 @@ use actix_web::web;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use middleware::{observe, RequestId, REQUEST_ID_HEADER};
+pub use refusals::{RefusalKind, RefusalLayer, REPORT_EVERY};
 
 use crate::kind::ServiceKind;
 use crate::metrics::ServiceMetrics;
