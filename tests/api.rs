@@ -350,6 +350,103 @@ async fn a_body_over_1_mib_is_a_json_413_before_it_is_read() {
     }
 }
 
+/// A raw GET of `target` with `headers` extra header lines.
+fn get_with(target: &str, headers: &[String]) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Request-ID: r-head\r\n{}\r\n",
+        headers.iter().map(|h| format!("{h}\r\n")).collect::<String>()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_uri_or_too_many_headers_is_a_json_error_below_actix_limits() {
+    use hale::http::{MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES};
+    let app = spawn_app().await;
+    // The request above already carries 3 headers (Host, Connection, X-Request-ID).
+    let filler = |n: usize| {
+        (0..n)
+            .map(|i| format!("X-Filler-{i}: 1"))
+            .collect::<Vec<_>>()
+    };
+    let big_value = vec![format!("X-Big: {}", "v".repeat(MAX_HEADER_BYTES))];
+    for kind in ServiceKind::ALL {
+        let addr = app.addr(kind);
+        // At the limits the request goes through to routing.
+        let at_limit = format!("/{}", "a".repeat(MAX_URI_BYTES - 1));
+        let (status, _, _) = raw_request(addr, &get_with(&at_limit, &[])).await;
+        assert_eq!(status, 404, "{kind}");
+        let (status, _, _) =
+            raw_request(addr, &get_with("/health", &filler(MAX_HEADERS - 3))).await;
+        assert_eq!(status, 200, "{kind}");
+
+        let over_limit = format!("/{}", "a".repeat(MAX_URI_BYTES));
+        for (request, want_status, want_code, want_message) in [
+            (
+                get_with(&over_limit, &[]),
+                414,
+                "uri_too_long",
+                format!("request URI is longer than the limit of {MAX_URI_BYTES} bytes"),
+            ),
+            (
+                get_with("/health", &filler(MAX_HEADERS - 2)),
+                431,
+                "headers_too_large",
+                format!("request headers are over the limit of {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes"),
+            ),
+            (
+                get_with("/health", &big_value),
+                431,
+                "headers_too_large",
+                format!("request headers are over the limit of {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes"),
+            ),
+        ] {
+            let (status, head, body) = raw_request(addr, &request).await;
+            assert_eq!(status, want_status, "{kind}: {head}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+            let body: Value = serde_json::from_str(&body).expect("JSON body");
+            assert_eq!(
+                body,
+                json!({"error": {"code": want_code, "message": want_message, "request_id": "r-head"}}),
+                "{kind}"
+            );
+        }
+        let metrics = app.metrics(kind).await;
+        for (error_type, count) in [("uri_too_long", 1.0), ("headers_too_large", 2.0)] {
+            assert_eq!(
+                sample_value(
+                    &metrics,
+                    "errors_total",
+                    &[("service", kind.as_str()), ("type", error_type)]
+                ),
+                Some(count),
+                "{kind} {error_type}"
+            );
+        }
+    }
+}
+
+/// Beyond actix-http's own limits, or for a head it cannot parse, actix-http answers by itself: no JSON body is
+/// possible there (docs/operations.md says so). This pins that behaviour, so a change shows up here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_actix_http_refuses_before_routing_has_no_body() {
+    let app = spawn_app().await;
+    let many: Vec<String> = (0..100).map(|i| format!("X-Filler-{i}: 1")).collect();
+    for (request, want) in [
+        (get_with("/health", &many), 431),
+        ("NOT HTTP\r\n\r\n".to_owned(), 400),
+        (
+            "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+            400,
+        ),
+    ] {
+        let (status, head, body) = raw_request(app.addr(ServiceKind::BossApi), &request).await;
+        assert_eq!(status, want, "{head}");
+        assert!(head.contains("content-length: 0"), "{head}");
+        assert!(!head.contains("content-type"), "{head}");
+        assert!(body.is_empty(), "{body}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_body_limit_follows_the_config() {
     let mut config = test_config();

@@ -18,6 +18,12 @@ use crate::http::HttpContext;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// hale's own limits on a request head, answered with a JSON 414 or 431. They sit below actix-http's hard
+/// limits (a head of 128 KiB, 96 headers), whose refusals come back before routing, without a JSON body.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// Swagger UI needs its own scripts, inline styles and data: images; nothing else is allowed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
@@ -53,11 +59,8 @@ pub async fn observe(
         method = %method,
     );
 
-    let declared_len = content_length(req.headers());
-    let res = if declared_len.is_some_and(|len| len > ctx.body_limit) {
-        req.error_response(ApiError::PayloadTooLarge {
-            limit: ctx.body_limit,
-        })
+    let res = if let Some(refusal) = head_refusal(&req, ctx.body_limit) {
+        req.error_response(refusal)
     } else {
         // The request cannot be cloned before routing, so an `Err` from an inner middleware (CORS refusing an
         // origin) leaves without our body; it is still logged and counted.
@@ -168,6 +171,34 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     plain.then(|| raw.to_owned())
+}
+
+/// Why a request is answered before routing: a URI or headers over hale's limits, or a declared body over
+/// the body limit (answered without reading the body).
+fn head_refusal(req: &ServiceRequest, body_limit: usize) -> Option<ApiError> {
+    let uri_len = req
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Some(ApiError::UriTooLong {
+            limit: MAX_URI_BYTES,
+        });
+    }
+    let headers = req.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Some(ApiError::HeadersTooLarge {
+            max_count: MAX_HEADERS,
+            max_bytes: MAX_HEADER_BYTES,
+        });
+    }
+    content_length(headers)
+        .filter(|&len| len > body_limit)
+        .map(|_| ApiError::PayloadTooLarge { limit: body_limit })
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {
