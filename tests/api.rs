@@ -533,6 +533,20 @@ async fn cors_stays_closed_unless_origins_are_configured() {
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+    // The refusal is JSON with the same headers as every other answer.
+    assert_eq!(header(&refused, "content-type"), "application/json");
+    assert_eq!(header(&refused, "cache-control"), "no-store");
+    assert_eq!(header(&refused, "x-frame-options"), "DENY");
+    let id = header(&refused, "x-request-id").to_owned();
+    let body: Value = refused.json().await.expect("JSON body");
+    assert_eq!(body["error"]["code"], json!("bad_request"));
+    assert_eq!(body["error"]["request_id"], json!(id));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

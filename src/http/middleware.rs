@@ -1,14 +1,15 @@
 //! The request middleware of every service: one place that gives each request its id, span, log line,
 //! metrics, security headers and JSON error body.
 
+use std::fmt;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -62,21 +63,35 @@ pub async fn observe(
     let res = if let Some(refusal) = head_refusal(&req, ctx.body_limit) {
         req.error_response(refusal)
     } else {
-        // The request cannot be cloned before routing, so an `Err` from an inner middleware (CORS refusing an
-        // origin) leaves without our body; it is still logged and counted.
+        // The request cannot be cloned before routing (routing needs it unshared), so an `Err` from an inner
+        // middleware (CORS refusing an origin) is answered by actix after we gave the request away: it is
+        // turned into an error that renders our JSON body and headers itself.
         match next.call(req).instrument(span.clone()).await {
             Ok(res) => res.map_into_boxed_body(),
             Err(err) => {
                 let status = err.as_response_error().status_code();
+                let (error_type, _) = describe_status(status);
                 ctx.metrics.request_finished(
                     &method,
                     "unmatched",
                     status.as_u16(),
                     started.elapsed(),
                 );
-                ctx.metrics.error(describe_status(status).0);
+                ctx.metrics.error(error_type);
                 tracing::info!(parent: &span, status = status.as_u16(), error = %err, "request refused by middleware");
-                return Err(err);
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: error_type.as_str().to_owned(),
+                        message: err.to_string(),
+                        request_id: Some(request_id.clone()),
+                    },
+                };
+                return Err(Refused {
+                    status,
+                    body,
+                    request_id,
+                }
+                .into());
             }
         }
     };
@@ -130,21 +145,7 @@ pub async fn observe(
     };
 
     let is_docs = res.request().path().starts_with("/docs");
-    let headers = res.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
-    }
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    if !is_docs {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
+    add_common_headers(res.headers_mut(), &request_id, is_docs);
 
     let elapsed = started.elapsed();
     ctx.metrics
@@ -160,6 +161,51 @@ pub async fn observe(
         "request finished"
     );
     Ok(res)
+}
+
+/// The request id and security headers every answer carries; `Cache-Control: no-store` outside `/docs`.
+fn add_common_headers(headers: &mut HeaderMap, request_id: &str, is_docs: bool) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !is_docs {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// A refusal by an inner middleware, carrying the whole answer, since actix renders it after `observe`
+/// has returned.
+#[derive(Debug)]
+struct Refused {
+    status: StatusCode,
+    body: ErrorBody,
+    request_id: String,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.body.error.message)
+    }
+}
+
+impl ResponseError for Refused {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status).json(&self.body);
+        add_common_headers(res.headers_mut(), &self.request_id, false);
+        res
+    }
 }
 
 /// A client's request id is kept when it is short and plain; anything else is replaced.
