@@ -123,9 +123,10 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
         Ok(format) => format,
         Err(e) => return fail(EXIT_BAD_INPUT, &e),
     };
-    if let Err(e) = telemetry::init(format) {
-        return fail(EXIT_BAD_INPUT, &e);
-    }
+    let logs = match telemetry::init(format) {
+        Ok(logs) => logs,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e),
+    };
     let config = match Config::load(&files.config) {
         Ok(config) => config,
         Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
@@ -133,6 +134,7 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
     match Application::start(config, &files.db, only).await {
         Ok(app) => {
             let stopped = app.run_until(shutdown_signal()).await;
+            logs.flush();
             if !stopped.asked {
                 ExitCode::FAILURE
             } else if stopped.writer.lost() > 0 {

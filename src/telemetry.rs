@@ -1,9 +1,13 @@
 //! The tracing subscriber: JSON lines (the default when stdout is not a terminal) or pretty text, filtered
-//! by `HALE_LOG`.
+//! by `HALE_LOG`, with actix-http's per-request refusal errors turned into counted, rate-limited lines.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+use crate::http::RefusalLayer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -24,23 +28,44 @@ impl LogFormat {
     }
 }
 
+/// What `init` leaves behind: a handle on the counted refusals, to write what is pending at shutdown.
+#[derive(Debug, Clone)]
+pub struct Logs {
+    refusals: RefusalLayer,
+}
+
+impl Logs {
+    /// Writes the refused-request counts not yet logged (their period has not ended); call before exiting.
+    pub fn flush(&self) {
+        self.refusals.flush();
+    }
+}
+
 /// Installs the global subscriber. `HALE_LOG` takes an env-filter expression such as `info` or
-/// `hale=debug,sqlx=warn`; an invalid one is an error naming it.
-pub fn init(format: LogFormat) -> Result<(), String> {
+/// `hale=debug,sqlx=warn`; an invalid one is an error naming it. Requests actix-http refuses before routing
+/// are counted and logged at most once per kind every 10 s (`http::refusals`).
+pub fn init(format: LogFormat) -> Result<Logs, String> {
     let filter = match std::env::var("HALE_LOG") {
         Ok(spec) => EnvFilter::try_new(&spec)
             .map_err(|e| format!("HALE_LOG={spec:?} is not a valid log filter: {e}"))?,
         Err(_) => EnvFilter::new("info,sqlx=warn"),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = match format {
-        LogFormat::Json => builder
+    let refusals = RefusalLayer::start()
+        .map_err(|e| format!("cannot start the thread that logs refused requests: {e}"))?;
+    let output = match format {
+        LogFormat::Json => fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .boxed(),
+        LogFormat::Pretty => fmt::layer().boxed(),
     };
-    result.map_err(|e| format!("cannot install the log subscriber: {e}"))
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(refusals.clone())
+        .with(output)
+        .try_init()
+        .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+    Ok(Logs { refusals })
 }

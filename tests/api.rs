@@ -239,6 +239,91 @@ async fn raw_request(addr: std::net::SocketAddr, request: &str) -> (u16, String,
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
+/// The header lines of a raw answer, without the status line and the ones that differ between two answers.
+fn stable_headers(head: &str) -> BTreeSet<String> {
+    head.lines()
+        .skip(1)
+        .filter(|line| !line.starts_with("date:") && !line.starts_with("x-request-id:"))
+        .filter(|line| !line.starts_with("content-length:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("no content-length in {head}"))
+        .parse()
+        .expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_every_get_route_like_get_without_a_body() {
+    let app = spawn_app().await;
+    for kind in ServiceKind::ALL {
+        let doc: Value =
+            serde_json::from_str(&hale::cli::openapi_text(kind).expect("document")).expect("JSON");
+        let mut paths: Vec<String> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .filter(|(_, item)| item["get"].is_object())
+            .map(|(path, _)| path.clone())
+            .collect();
+        assert!(paths.contains(&"/health".to_owned()), "{kind}: {paths:?}");
+        // Not in the document, but GET routes all the same.
+        paths.extend(["/openapi.json", "/docs/", "/docs/swagger-initializer.js"].map(String::from));
+        for path in &paths {
+            let request = |method: &str| {
+                format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            };
+            let (get_status, get_head, get_body) =
+                raw_request(app.addr(kind), &request("GET")).await;
+            let (status, head, body) = raw_request(app.addr(kind), &request("HEAD")).await;
+            assert_eq!(status, get_status, "{kind} HEAD {path}: {head}");
+            assert!(body.is_empty(), "{kind} HEAD {path} sent a body: {body:?}");
+            assert_eq!(
+                stable_headers(&head),
+                stable_headers(&get_head),
+                "{kind} HEAD {path}: the same headers as GET"
+            );
+            assert!(
+                head.contains("x-request-id: "),
+                "{kind} HEAD {path}: {head}"
+            );
+            assert_eq!(
+                content_length(&get_head),
+                get_body.len(),
+                "{kind} GET {path}"
+            );
+            let length = content_length(&head);
+            if matches!(
+                path.as_str(),
+                "/openapi.json" | "/docs/" | "/docs/swagger-initializer.js"
+            ) {
+                // Answers that do not change between two requests have exactly GET's length.
+                assert_eq!(length, get_body.len(), "{kind} HEAD {path}");
+            } else {
+                assert!(length > 0, "{kind} HEAD {path}: {head}");
+            }
+        }
+        // Metrics keep the client's method.
+        let metrics = app.metrics(kind).await;
+        assert_eq!(
+            requests_total(&metrics, kind, "HEAD", "/health", "200"),
+            1.0,
+            "{kind}\n{metrics}"
+        );
+    }
+    // An unknown path is a 404 for HEAD too, without a body.
+    let (status, _, body) = raw_request(
+        app.addr(ServiceKind::HealthProxy),
+        "HEAD /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (404, ""));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_1_mib_is_a_json_413_before_it_is_read() {
     let app = spawn_app().await;
@@ -262,6 +347,103 @@ async fn a_body_over_1_mib_is_a_json_413_before_it_is_read() {
                 "request_id": "r-413"
             }})
         );
+    }
+}
+
+/// A raw GET of `target` with `headers` extra header lines.
+fn get_with(target: &str, headers: &[String]) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Request-ID: r-head\r\n{}\r\n",
+        headers.iter().map(|h| format!("{h}\r\n")).collect::<String>()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_uri_or_too_many_headers_is_a_json_error_below_actix_limits() {
+    use hale::http::{MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES};
+    let app = spawn_app().await;
+    // The request above already carries 3 headers (Host, Connection, X-Request-ID).
+    let filler = |n: usize| {
+        (0..n)
+            .map(|i| format!("X-Filler-{i}: 1"))
+            .collect::<Vec<_>>()
+    };
+    let big_value = vec![format!("X-Big: {}", "v".repeat(MAX_HEADER_BYTES))];
+    for kind in ServiceKind::ALL {
+        let addr = app.addr(kind);
+        // At the limits the request goes through to routing.
+        let at_limit = format!("/{}", "a".repeat(MAX_URI_BYTES - 1));
+        let (status, _, _) = raw_request(addr, &get_with(&at_limit, &[])).await;
+        assert_eq!(status, 404, "{kind}");
+        let (status, _, _) =
+            raw_request(addr, &get_with("/health", &filler(MAX_HEADERS - 3))).await;
+        assert_eq!(status, 200, "{kind}");
+
+        let over_limit = format!("/{}", "a".repeat(MAX_URI_BYTES));
+        for (request, want_status, want_code, want_message) in [
+            (
+                get_with(&over_limit, &[]),
+                414,
+                "uri_too_long",
+                format!("request URI is longer than the limit of {MAX_URI_BYTES} bytes"),
+            ),
+            (
+                get_with("/health", &filler(MAX_HEADERS - 2)),
+                431,
+                "headers_too_large",
+                format!("request headers are over the limit of {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes"),
+            ),
+            (
+                get_with("/health", &big_value),
+                431,
+                "headers_too_large",
+                format!("request headers are over the limit of {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes"),
+            ),
+        ] {
+            let (status, head, body) = raw_request(addr, &request).await;
+            assert_eq!(status, want_status, "{kind}: {head}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+            let body: Value = serde_json::from_str(&body).expect("JSON body");
+            assert_eq!(
+                body,
+                json!({"error": {"code": want_code, "message": want_message, "request_id": "r-head"}}),
+                "{kind}"
+            );
+        }
+        let metrics = app.metrics(kind).await;
+        for (error_type, count) in [("uri_too_long", 1.0), ("headers_too_large", 2.0)] {
+            assert_eq!(
+                sample_value(
+                    &metrics,
+                    "errors_total",
+                    &[("service", kind.as_str()), ("type", error_type)]
+                ),
+                Some(count),
+                "{kind} {error_type}"
+            );
+        }
+    }
+}
+
+/// Beyond actix-http's own limits, or for a head it cannot parse, actix-http answers by itself: no JSON body is
+/// possible there (docs/operations.md says so). This pins that behaviour, so a change shows up here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_actix_http_refuses_before_routing_has_no_body() {
+    let app = spawn_app().await;
+    let many: Vec<String> = (0..100).map(|i| format!("X-Filler-{i}: 1")).collect();
+    for (request, want) in [
+        (get_with("/health", &many), 431),
+        ("NOT HTTP\r\n\r\n".to_owned(), 400),
+        (
+            "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+            400,
+        ),
+    ] {
+        let (status, head, body) = raw_request(app.addr(ServiceKind::BossApi), &request).await;
+        assert_eq!(status, want, "{head}");
+        assert!(head.contains("content-length: 0"), "{head}");
+        assert!(!head.contains("content-type"), "{head}");
+        assert!(body.is_empty(), "{body}");
     }
 }
 
@@ -351,6 +533,20 @@ async fn cors_stays_closed_unless_origins_are_configured() {
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+    // The refusal is JSON with the same headers as every other answer.
+    assert_eq!(header(&refused, "content-type"), "application/json");
+    assert_eq!(header(&refused, "cache-control"), "no-store");
+    assert_eq!(header(&refused, "x-frame-options"), "DENY");
+    let id = header(&refused, "x-request-id").to_owned();
+    let body: Value = refused.json().await.expect("JSON body");
+    assert_eq!(body["error"]["code"], json!("bad_request"));
+    assert_eq!(body["error"]["request_id"], json!(id));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,6 +180,88 @@ async fn json_logs_carry_the_request_fields() {
     assert!(request["timestamp"].is_string());
 }
 
+/// Sends `request` on a new connection and returns the status line of the answer.
+async fn refused_status(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(common::DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("hale answers and closes")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn malformed_requests_are_logged_as_counted_warnings_not_one_error_each() {
+    let mut hale = HaleProcess::serve(&test_config_json(), &[]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let started = Instant::now();
+    let (malformed, too_large) = (300, 100);
+    let many_headers: String = (0..100).map(|i| format!("X-H{i}: 1\r\n")).collect();
+    for i in 0..malformed {
+        let addr = addrs[&ServiceKind::ALL[i % 3]];
+        let status = refused_status(addr, b"NOT HTTP AT ALL\r\n\r\n").await;
+        assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    }
+    for i in 0..too_large {
+        let addr = addrs[&ServiceKind::ALL[i % 3]];
+        let request = format!("GET /health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n");
+        let status = refused_status(addr, request.as_bytes()).await;
+        assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
+    }
+    let took = started.elapsed();
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(common::DEADLINE).await), 0);
+
+    let logs = hale.json_logs();
+    let errors: Vec<&Value> = logs.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(
+        errors.is_empty(),
+        "refused requests are no ERROR: {errors:?}"
+    );
+    assert!(
+        !hale
+            .stdout_lines()
+            .iter()
+            .any(|l| l.contains("stream error")),
+        "actix-http's own line is not written"
+    );
+    let refusals: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "requests refused before routing")
+        .collect();
+    // The first line comes at once, then at most one per 10 s, and one last line at shutdown.
+    let most_lines = 2 + took.as_secs() / hale::http::REPORT_EVERY.as_secs();
+    for (kind, sent, error) in [
+        ("malformed", malformed, "invalid"),
+        ("too_large", too_large, "message head is too large"),
+    ] {
+        let lines: Vec<&&Value> = refusals.iter().filter(|l| l["kind"] == kind).collect();
+        assert!(
+            !lines.is_empty() && lines.len() as u64 <= most_lines,
+            "{kind}: {} lines for {sent} requests in {took:?}: {lines:?}",
+            lines.len()
+        );
+        for line in &lines {
+            assert_eq!(line["level"], "WARN", "{line}");
+            assert!(
+                line["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(error)),
+                "{line}"
+            );
+        }
+        let counted: u64 = lines.iter().filter_map(|l| l["count"].as_u64()).sum();
+        assert_eq!(
+            counted, sent as u64,
+            "{kind}: every refusal is counted once"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_in_use_exits_2_naming_the_address() {
     let (_held, addr) = hold_port();

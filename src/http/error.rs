@@ -36,6 +36,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("request URI is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("request headers are over the limit of {max_count} headers or {max_bytes} bytes")]
+    HeadersTooLarge { max_count: usize, max_bytes: usize },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal server error")]
@@ -57,6 +61,8 @@ impl ApiError {
             Self::NotFound(_) => ErrorType::NotFound,
             Self::MethodNotAllowed => ErrorType::MethodNotAllowed,
             Self::PayloadTooLarge { .. } => ErrorType::PayloadTooLarge,
+            Self::UriTooLong { .. } => ErrorType::UriTooLong,
+            Self::HeadersTooLarge { .. } => ErrorType::HeadersTooLarge,
             Self::Unavailable(_) => ErrorType::Unavailable,
             Self::Internal(_) => ErrorType::Internal,
         }
@@ -81,6 +87,8 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -106,7 +114,12 @@ pub(crate) fn describe_status(status: StatusCode) -> (ErrorType, String) {
             ErrorType::PayloadTooLarge,
             "request body is too large".to_owned(),
         ),
+        414 => (ErrorType::UriTooLong, "request URI is too long".to_owned()),
         429 => (ErrorType::RateLimited, "too many requests".to_owned()),
+        431 => (
+            ErrorType::HeadersTooLarge,
+            "request headers are too large".to_owned(),
+        ),
         503 => (ErrorType::Unavailable, "service unavailable".to_owned()),
         504 => (ErrorType::Timeout, "upstream timed out".to_owned()),
         s if s >= 500 => (ErrorType::Internal, "internal server error".to_owned()),

@@ -1,13 +1,15 @@
 //! The request middleware of every service: one place that gives each request its id, span, log line,
 //! metrics, security headers and JSON error body.
 
+use std::fmt;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -16,6 +18,12 @@ use crate::http::HttpContext;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// hale's own limits on a request head, answered with a JSON 414 or 431. They sit below actix-http's hard
+/// limits (a head of 128 KiB, 96 headers), whose refusals come back before routing, without a JSON body.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Swagger UI needs its own scripts, inline styles and data: images; nothing else is allowed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -26,7 +34,7 @@ pub struct RequestId(pub String);
 
 /// Wraps every request of a service (install with `actix_web::middleware::from_fn(observe)`).
 pub async fn observe(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
@@ -39,6 +47,12 @@ pub async fn observe(
         incoming_request_id(req.headers()).unwrap_or_else(|| Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().as_str().to_owned();
+    // HEAD is GET without a body: route it as GET. actix-http's codec saw HEAD when it decoded the request,
+    // so it sends GET's status and headers (Content-Length included) and drops the body. Logs and metrics
+    // keep the client's method.
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     let span = tracing::info_span!(
         "request",
         service = ctx.kind.as_str(),
@@ -46,27 +60,38 @@ pub async fn observe(
         method = %method,
     );
 
-    let declared_len = content_length(req.headers());
-    let res = if declared_len.is_some_and(|len| len > ctx.body_limit) {
-        req.error_response(ApiError::PayloadTooLarge {
-            limit: ctx.body_limit,
-        })
+    let res = if let Some(refusal) = head_refusal(&req, ctx.body_limit) {
+        req.error_response(refusal)
     } else {
-        // The request cannot be cloned before routing, so an `Err` from an inner middleware (CORS refusing an
-        // origin) leaves without our body; it is still logged and counted.
+        // The request cannot be cloned before routing (routing needs it unshared), so an `Err` from an inner
+        // middleware (CORS refusing an origin) is answered by actix after we gave the request away: it is
+        // turned into an error that renders our JSON body and headers itself.
         match next.call(req).instrument(span.clone()).await {
             Ok(res) => res.map_into_boxed_body(),
             Err(err) => {
                 let status = err.as_response_error().status_code();
+                let (error_type, _) = describe_status(status);
                 ctx.metrics.request_finished(
                     &method,
                     "unmatched",
                     status.as_u16(),
                     started.elapsed(),
                 );
-                ctx.metrics.error(describe_status(status).0);
+                ctx.metrics.error(error_type);
                 tracing::info!(parent: &span, status = status.as_u16(), error = %err, "request refused by middleware");
-                return Err(err);
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: error_type.as_str().to_owned(),
+                        message: err.to_string(),
+                        request_id: Some(request_id.clone()),
+                    },
+                };
+                return Err(Refused {
+                    status,
+                    body,
+                    request_id,
+                }
+                .into());
             }
         }
     };
@@ -120,21 +145,7 @@ pub async fn observe(
     };
 
     let is_docs = res.request().path().starts_with("/docs");
-    let headers = res.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
-    }
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    if !is_docs {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
+    add_common_headers(res.headers_mut(), &request_id, is_docs);
 
     let elapsed = started.elapsed();
     ctx.metrics
@@ -152,6 +163,51 @@ pub async fn observe(
     Ok(res)
 }
 
+/// The request id and security headers every answer carries; `Cache-Control: no-store` outside `/docs`.
+fn add_common_headers(headers: &mut HeaderMap, request_id: &str, is_docs: bool) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !is_docs {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// A refusal by an inner middleware, carrying the whole answer, since actix renders it after `observe`
+/// has returned.
+#[derive(Debug)]
+struct Refused {
+    status: StatusCode,
+    body: ErrorBody,
+    request_id: String,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.body.error.message)
+    }
+}
+
+impl ResponseError for Refused {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status).json(&self.body);
+        add_common_headers(res.headers_mut(), &self.request_id, false);
+        res
+    }
+}
+
 /// A client's request id is kept when it is short and plain; anything else is replaced.
 fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
@@ -161,6 +217,34 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     plain.then(|| raw.to_owned())
+}
+
+/// Why a request is answered before routing: a URI or headers over hale's limits, or a declared body over
+/// the body limit (answered without reading the body).
+fn head_refusal(req: &ServiceRequest, body_limit: usize) -> Option<ApiError> {
+    let uri_len = req
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Some(ApiError::UriTooLong {
+            limit: MAX_URI_BYTES,
+        });
+    }
+    let headers = req.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Some(ApiError::HeadersTooLarge {
+            max_count: MAX_HEADERS,
+            max_bytes: MAX_HEADER_BYTES,
+        });
+    }
+    content_length(headers)
+        .filter(|&len| len > body_limit)
+        .map(|_| ApiError::PayloadTooLarge { limit: body_limit })
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {

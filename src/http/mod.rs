@@ -3,13 +3,17 @@
 
 mod error;
 mod middleware;
+mod refusals;
 
 use actix_cors::Cors;
 use actix_web::error::JsonPayloadError;
 use actix_web::web;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use middleware::{observe, RequestId, REQUEST_ID_HEADER};
+pub use middleware::{
+    observe, RequestId, MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES, REQUEST_ID_HEADER,
+};
+pub use refusals::{RefusalKind, RefusalLayer, REPORT_EVERY};
 
 use crate::kind::ServiceKind;
 use crate::metrics::ServiceMetrics;

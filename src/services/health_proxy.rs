@@ -129,16 +129,23 @@ pub async fn services(state: web::Data<AppState>) -> HttpResponse {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+// The fields stay raw strings so `parse` can answer each bad value with a 400 that names it; the
+// annotations give the OpenAPI document the real types and bounds.
 pub struct HistoryParams {
     /// Only this service.
+    #[param(value_type = Option<String>, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
     pub service: Option<String>,
     /// Checks at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// Checks before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
     /// Rows per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>)]
     pub cursor: Option<String>,
 }
 

@@ -553,6 +553,37 @@ async fn services_lists_each_target_with_config_breaker_and_latest_result() {
     assert_eq!(after[0]["latest"]["status"], 200);
 }
 
+#[test]
+fn the_openapi_document_gives_history_parameters_their_real_types() {
+    let doc: Value =
+        serde_json::from_str(&hale::cli::openapi_text(HealthProxy).expect("document")).unwrap();
+    let params = doc["paths"]["/health/history"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let schema = |name: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))["schema"]
+            .clone()
+    };
+    assert_eq!(
+        schema("limit"),
+        serde_json::json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": 1000, "default": 100})
+    );
+    for time in ["since", "until"] {
+        assert_eq!(
+            schema(time),
+            serde_json::json!({"type": "string", "format": "date-time"})
+        );
+    }
+    assert_eq!(
+        schema("service"),
+        serde_json::json!({"type": "string", "minLength": 1, "maxLength": ServiceName::MAX_LEN, "pattern": "^[A-Za-z0-9._-]+$"})
+    );
+    assert_eq!(schema("cursor"), serde_json::json!({"type": "string"}));
+}
+
 #[tokio::test]
 async fn services_shows_no_path_parameter_fragment_or_query_value() {
     let server = TargetServer::start(Mode::Healthy).await;
@@ -575,6 +606,7 @@ async fn services_shows_no_path_parameter_fragment_or_query_value() {
         assert!(!text.contains(secret), "{secret} is shown: {text}");
     }
 }
+
 
 #[tokio::test]
 async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
