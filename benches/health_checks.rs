@@ -13,6 +13,7 @@ use chrono::Utc;
 use hale::app::Application;
 use hale::breaker::BreakerState;
 use hale::config::{Config, ServiceName, StorageConfig, TargetConfig, TargetUrl};
+use hale::metrics::WriterMetrics;
 use hale::records::{CheckRecord, CheckSource, Outcome};
 use hale::store::writer::{self, WriterSettings};
 use hale::store::Store;
@@ -76,6 +77,7 @@ async fn writer_throughput(path: &std::path::Path, rows: u64, batch_size: usize)
             flush_interval: Duration::from_millis(StorageConfig::default().flush_interval_ms),
             batch_size,
         },
+        WriterMetrics::register(&prometheus::Registry::new()),
     );
     let services: Vec<Arc<str>> = (0..1000).map(|i| Arc::from(format!("svc-{i}"))).collect();
     let started = Instant::now();
@@ -147,7 +149,7 @@ async fn persisted_checks(
     let app = Application::start(config, path, None)
         .await
         .expect("start hale");
-    let monitor = app.state().monitor.clone();
+    let monitor = app.monitor().expect("the Health Proxy runs").clone();
     let started = Instant::now();
     let mut checks = 0u64;
     let mut up = 0;
@@ -162,7 +164,7 @@ async fn persisted_checks(
         )
         .await;
         checks += reports.len() as u64;
-        up = reports.iter().filter(|r| r.ok).count();
+        up = reports.iter().filter(|r| r.ok()).count();
     }
     app.shutdown().await; // drains the writer: the time counted includes writing every row
     let elapsed = started.elapsed();

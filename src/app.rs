@@ -6,27 +6,29 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
+use crate::events::EventBus;
 use crate::http::{self, ApiError, HttpContext};
 use crate::kind::ServiceKind;
 use crate::limits;
-use crate::metrics::{HealthMetrics, ServiceMetrics};
+use crate::metrics::{EventMetrics, HealthMetrics, ServiceMetrics, WriterMetrics};
 use crate::probe::{Monitor, MonitorError};
-use crate::services::{self, AppState};
+use crate::services::{self, Core, HealthProxyState, ServiceState};
+use crate::store::retention::Retention;
+use crate::store::status::FileWatch;
 use crate::store::writer::{self, WriterHandle, WriterReport, WriterSettings};
 use crate::store::{Store, StoreError};
+use crate::worker::{Worker, Workers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -45,12 +47,13 @@ pub enum StartError {
     },
 }
 
-/// A running hale: its services, background loops and store.
+/// A running hale: its services, background workers and store.
 pub struct Application {
-    state: AppState,
+    core: Core,
+    monitor: Option<Arc<Monitor>>,
+    events: EventBus,
     servers: Vec<RunningServer>,
-    background: TaskTracker,
-    cancel: CancellationToken,
+    workers: Workers,
     writer: WriterHandle,
 }
 
@@ -59,6 +62,17 @@ struct RunningServer {
     addr: SocketAddr,
     handle: ServerHandle,
     task: JoinHandle<std::io::Result<()>>,
+}
+
+/// The parts built from the config before any server starts.
+struct Built {
+    core: Core,
+    writer: WriterHandle,
+    events: EventBus,
+    monitor: Option<Arc<Monitor>>,
+    /// Every service's metrics, one registry each, so a Prometheus scraping all three never counts a series
+    /// twice.
+    metrics: HashMap<ServiceKind, ServiceMetrics>,
 }
 
 impl Application {
@@ -71,6 +85,7 @@ impl Application {
         Self::start_with_clock(config, db_path, only, Arc::new(SystemClock)).await
     }
 
+    /// Binds, builds the core and the services, starts the servers, then the background workers.
     pub async fn start_with_clock(
         config: Config,
         db_path: &Path,
@@ -84,102 +99,33 @@ impl Application {
         // Before anything opens files: the soft limit goes up to the hard one, and the budget of probes
         // (Monitor::new) is sized from the result.
         limits::raise_open_file_limit();
-        // Bind first: a port in use is reported before anything else starts.
-        let mut listeners = Vec::new();
-        for kind in &kinds {
-            let addr = listen_addr(&config, *kind);
-            let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
-                service: *kind,
-                addr,
-                source,
-            })?;
-            listeners.push((*kind, listener));
+        let listeners = bind(&config, &kinds)?;
+        let built = build(config, db_path, clock, &kinds).await?;
+        let servers = start_servers(listeners, &built)?;
+        // Workers start last, once nothing can fail any more; producers first, so they stop first.
+        let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
+        if let Some(monitor) = &built.monitor {
+            workers.push(monitor.clone());
         }
-
-        let store = Store::open(db_path).await?;
-        let (check_writer, writer) = writer::spawn(
-            store.clone(),
-            WriterSettings {
-                flush_interval: std::time::Duration::from_millis(config.storage.flush_interval_ms),
-                batch_size: config.storage.batch_size,
-            },
-        );
-        // Every service gets its own registry, so a Prometheus scraping all three never counts a series twice.
-        let metrics: HashMap<ServiceKind, ServiceMetrics> = ServiceKind::ALL
-            .into_iter()
-            .map(|k| (k, ServiceMetrics::new(k)))
-            .collect();
-        let health_proxy_registry = metrics[&ServiceKind::HealthProxy].registry().clone();
-        let health_metrics = HealthMetrics::register(&health_proxy_registry);
-        let monitor = Monitor::new(
-            &config,
-            store.clone(),
-            check_writer.clone(),
-            health_metrics.clone(),
-            clock.clone(),
-        )
-        .await?;
-        let state = AppState {
-            config: Arc::new(config),
-            store,
-            writer: check_writer,
-            health_metrics,
-            monitor: Arc::new(monitor),
-            clock,
-            started_at: Instant::now(),
-        };
-        let mut servers = Vec::new();
-        for (kind, listener) in listeners {
-            let service_metrics = metrics[&kind].clone();
-            let addr = listener.local_addr().map_err(|source| StartError::Bind {
-                service: kind,
-                addr: listen_addr(&state.config, kind),
-                source,
-            })?;
-            let server =
-                build_server(kind, listener, state.clone(), service_metrics).map_err(|source| {
-                    StartError::Bind {
-                        service: kind,
-                        addr,
-                        source,
-                    }
-                })?;
-            let handle = server.handle();
-            tracing::info!(service = kind.as_str(), %addr, "listening");
-            if !addr.ip().is_loopback() {
-                tracing::warn!(
-                    service = kind.as_str(),
-                    %addr,
-                    "listening on a non-loopback address: anyone who can reach it can call every endpoint, until access tokens exist"
-                );
-            }
-            servers.push(RunningServer {
-                kind,
-                addr,
-                handle,
-                task: tokio::spawn(server),
-            });
+        workers.push(Arc::new(Retention {
+            store: built.core.store.clone(),
+            clock: built.core.clock.clone(),
+            raw_days: built.core.config.storage.retention_days,
+            rollup_days: built.core.config.storage.rollup_retention_days,
+        }));
+        workers.push(Arc::new(FileWatch {
+            store: built.core.store.clone(),
+        }));
+        if let Some(watch) = limits::OpenFileWatch::new() {
+            workers.push(Arc::new(watch));
         }
-
-        // Background loops start last, once nothing can fail any more.
-        let background = TaskTracker::new();
-        let cancel = CancellationToken::new();
-        background.spawn(state.store.clone().watch_file(cancel.clone()));
-        state.monitor.spawn_retention(&background, &cancel);
-        limits::spawn_open_file_watch(&background, &cancel);
-        if kinds.contains(&ServiceKind::HealthProxy) {
-            let probe_in_background = state.config.monitor.background_checks;
-            state
-                .monitor
-                .spawn(&background, &cancel, probe_in_background);
-        }
-
         Ok(Self {
-            state,
+            core: built.core,
+            monitor: built.monitor,
+            events: built.events,
             servers,
-            background,
-            cancel,
-            writer,
+            workers: Workers::spawn(workers),
+            writer: built.writer,
         })
     }
 
@@ -188,8 +134,24 @@ impl Application {
         self.servers.iter().find(|s| s.kind == kind).map(|s| s.addr)
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// What every service shares: config, store, writer, clock.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The Health Proxy's monitor, when the Health Proxy runs.
+    pub fn monitor(&self) -> Option<&Arc<Monitor>> {
+        self.monitor.as_ref()
+    }
+
+    /// The check events the monitor publishes.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The background workers, in the order they stop.
+    pub fn worker_names(&self) -> Vec<&'static str> {
+        self.workers.names()
     }
 
     /// Runs until `shutdown` completes or a server stops by itself, then shuts down gracefully and says how
@@ -212,11 +174,11 @@ impl Application {
         Stopped { asked, writer }
     }
 
-    /// Stops accepting, lets in-flight requests finish, stops the background loops, drains the writer and
-    /// closes the database, logging each step. Returns what the writer did.
+    /// Stops accepting, lets in-flight requests finish, stops the background workers in order, drains the
+    /// writer and closes the database, logging each step. Returns what the writer did.
     pub async fn shutdown(self) -> WriterReport {
         tracing::info!(
-            timeout_s = self.state.config.http.shutdown_timeout_s,
+            timeout_s = self.core.config.http.shutdown_timeout_s,
             "stopping HTTP services; in-flight requests may finish"
         );
         futures_util::future::join_all(self.servers.iter().map(|s| s.handle.stop(true))).await;
@@ -226,16 +188,140 @@ impl Application {
             }
         }
         tracing::info!("stopping background loops");
-        self.cancel.cancel();
-        self.background.close();
-        self.background.wait().await;
+        self.workers.stop().await;
         tracing::info!("draining the check writer");
         let report = self.writer.shutdown().await;
         tracing::info!("closing the database");
-        self.state.store.close().await;
+        self.core.store.close().await;
         tracing::info!("shutdown complete");
         report
     }
+}
+
+/// Binds every listener first, so a port in use is reported before the database is touched.
+fn bind(
+    config: &Config,
+    kinds: &[ServiceKind],
+) -> Result<Vec<(ServiceKind, TcpListener)>, StartError> {
+    kinds
+        .iter()
+        .map(|&kind| {
+            let addr = listen_addr(config, kind);
+            TcpListener::bind(addr)
+                .map(|listener| (kind, listener))
+                .map_err(|source| StartError::Bind {
+                    service: kind,
+                    addr,
+                    source,
+                })
+        })
+        .collect()
+}
+
+/// Opens the store, starts the writer and builds what the services running here need: the monitor only
+/// when the Health Proxy runs.
+async fn build(
+    config: Config,
+    db_path: &Path,
+    clock: Arc<dyn Clock>,
+    kinds: &[ServiceKind],
+) -> Result<Built, StartError> {
+    let store = Store::open(db_path).await?;
+    let metrics: HashMap<ServiceKind, ServiceMetrics> = ServiceKind::ALL
+        .into_iter()
+        .map(|k| (k, ServiceMetrics::new(k)))
+        .collect();
+    // Health checks, their writer and their events belong to the Health Proxy's registry.
+    let health_registry = metrics[&ServiceKind::HealthProxy].registry();
+    let (check_writer, writer) = writer::spawn(
+        store.clone(),
+        WriterSettings {
+            flush_interval: Duration::from_millis(config.storage.flush_interval_ms),
+            batch_size: config.storage.batch_size,
+        },
+        WriterMetrics::register(health_registry),
+    );
+    let events = EventBus::new(EventMetrics::register(health_registry));
+    let monitor = if kinds.contains(&ServiceKind::HealthProxy) {
+        let monitor = Monitor::new(
+            &config,
+            store.clone(),
+            check_writer.clone(),
+            HealthMetrics::register(health_registry),
+            events.clone(),
+            clock.clone(),
+        )
+        .await?;
+        Some(Arc::new(monitor))
+    } else {
+        None
+    };
+    let core = Core {
+        config: Arc::new(config),
+        store,
+        writer: check_writer,
+        clock,
+        started_at: Instant::now(),
+    };
+    Ok(Built {
+        core,
+        writer,
+        events,
+        monitor,
+        metrics,
+    })
+}
+
+/// Starts one HTTP server per bound listener.
+fn start_servers(
+    listeners: Vec<(ServiceKind, TcpListener)>,
+    built: &Built,
+) -> Result<Vec<RunningServer>, StartError> {
+    let mut servers = Vec::new();
+    for (kind, listener) in listeners {
+        let state = match kind {
+            // `build` makes the monitor whenever the Health Proxy is one of `kinds`.
+            ServiceKind::HealthProxy => {
+                ServiceState::HealthProxy(web::Data::new(HealthProxyState {
+                    monitor: built
+                        .monitor
+                        .clone()
+                        .expect("the monitor is built when the Health Proxy runs"),
+                }))
+            }
+            ServiceKind::McpBridge => ServiceState::McpBridge,
+            ServiceKind::BossApi => ServiceState::BossApi,
+        };
+        let configured = listen_addr(&built.core.config, kind);
+        let bind_error = |source| StartError::Bind {
+            service: kind,
+            addr: configured,
+            source,
+        };
+        let addr = listener.local_addr().map_err(bind_error)?;
+        let server = build_server(
+            listener,
+            built.core.clone(),
+            state,
+            built.metrics[&kind].clone(),
+        )
+        .map_err(bind_error)?;
+        tracing::info!(service = kind.as_str(), %addr, "listening");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                service = kind.as_str(),
+                %addr,
+                "listening on a non-loopback address: anyone who can reach it can call every endpoint, until access tokens exist"
+            );
+        }
+        servers.push(RunningServer {
+            kind,
+            addr,
+            handle: server.handle(),
+            task: tokio::spawn(server),
+        });
+    }
+    Ok(servers)
 }
 
 /// How a run ended.
@@ -255,15 +341,16 @@ fn listen_addr(config: &Config, kind: ServiceKind) -> SocketAddr {
 }
 
 fn build_server(
-    kind: ServiceKind,
     listener: TcpListener,
-    state: AppState,
+    core: Core,
+    state: ServiceState,
     metrics: ServiceMetrics,
 ) -> std::io::Result<Server> {
-    let http_config = state.config.http.clone();
+    let kind = state.kind();
+    let http_config = core.config.http.clone();
     let limit = http_config.body_limit_bytes;
     let openapi = services::openapi(kind);
-    let state = web::Data::new(state);
+    let core = web::Data::new(core);
     let context = web::Data::new(HttpContext {
         kind,
         metrics,
@@ -273,13 +360,13 @@ fn build_server(
     let server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
-            .app_data(state.clone())
+            .app_data(core.clone())
             .app_data(context.clone())
             .app_data(http::json_config(limit))
             .app_data(http::query_config())
             .app_data(http::path_config())
             .app_data(http::payload_config(limit))
-            .configure(services::configure(kind))
+            .configure(|cfg| state.configure(cfg))
             .split_for_parts();
         // The validator badge would fetch from an outside host: switched off, nothing leaves the machine.
         let swagger_config = utoipa_swagger_ui::Config::from("/openapi.json")

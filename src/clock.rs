@@ -116,12 +116,23 @@ pub struct Ticker {
 impl Ticker {
     /// First tick after `first`, then every `period`.
     pub fn new(clock: Arc<dyn Clock>, first: Duration, period: Duration) -> Self {
-        let next = add_saturating(clock.now(), first);
+        let from = clock.now();
+        Self::from(clock, from, first, period)
+    }
+
+    /// First tick `first` after `from`, then every `period`. A loop spawned at `from` that starts running a
+    /// little later (or after a test already moved the clock) keeps the schedule it was given.
+    pub fn from(
+        clock: Arc<dyn Clock>,
+        from: DateTime<Utc>,
+        first: Duration,
+        period: Duration,
+    ) -> Self {
         Self {
             clock,
             period,
             longest_wait: first.max(period),
-            next,
+            next: add_saturating(from, first),
         }
     }
 

@@ -2,10 +2,13 @@
 //! probe connections so they fit under it, and watches descriptor use so running short is logged once.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+use crate::worker::Worker;
 
 /// Descriptors kept out of the probes' budget whatever the config: stdin/out/err, the tokio runtime, the
 /// accept threads, the three listeners, the SQLite pool (up to 8 connections, each with the database and
@@ -104,47 +107,67 @@ impl ProbeBudget {
     }
 }
 
-/// Starts a watcher that counts this process's open descriptors every second and logs a `warn` once when
-/// they reach 90% of the soft limit (accept starts failing with "Too many open files" at 100%), and an
-/// `info` once they are back below 80%. Nothing starts where `/proc/self/fd` cannot be read.
-pub fn spawn_open_file_watch(tracker: &TaskTracker, cancel: &CancellationToken) {
-    let Some(limit) = current_open_file_limit() else {
-        return;
-    };
-    if count_open_files().is_err() {
-        tracing::debug!("open files cannot be counted on this system; no watcher");
-        return;
-    }
-    let cancel = cancel.clone();
-    tracker.spawn(async move {
-        let mut ticker = tokio::time::interval(WATCH_EVERY);
-        let mut short = false;
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            // Reading /proc is quick but still blocking I/O.
-            let counted = tokio::task::spawn_blocking(count_open_files).await;
-            let open = match counted {
-                Ok(Ok(open)) => open,
-                // Not even one more descriptor to read the folder with: the limit is reached.
-                Ok(Err(e)) if e.raw_os_error() == Some(EMFILE) => limit,
-                _ => continue,
-            };
-            if !short && open * 100 >= limit * SHORT_AT_PERCENT {
-                short = true;
-                tracing::warn!(
-                    open_files = open,
-                    limit,
-                    "open files near the limit; new connections and probes will fail with \"Too many open files\" when it is reached"
-                );
-            } else if short && open * 100 < limit * RECOVERED_BELOW_PERCENT {
-                short = false;
-                tracing::info!(open_files = open, limit, "open files back below 80% of the limit");
-            }
+/// Counts this process's open descriptors every second and logs a `warn` once when they reach 90% of the
+/// soft limit (accept starts failing with "Too many open files" at 100%), and an `info` once they are back
+/// below 80%. It watches the real process, so it ticks on tokio's time.
+#[derive(Debug)]
+pub struct OpenFileWatch {
+    limit: u64,
+}
+
+impl OpenFileWatch {
+    /// None where the limit or `/proc/self/fd` cannot be read: nothing to watch.
+    pub fn new() -> Option<Self> {
+        let limit = current_open_file_limit()?;
+        if count_open_files().is_err() {
+            tracing::debug!("open files cannot be counted on this system; no watcher");
+            return None;
         }
-    });
+        Some(Self { limit })
+    }
+}
+
+impl Worker for OpenFileWatch {
+    fn name(&self) -> &'static str {
+        "open-file watch"
+    }
+
+    fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        let limit = self.limit;
+        Box::pin(async move {
+            let mut ticker = tokio::time::interval(WATCH_EVERY);
+            let mut short = false;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = ticker.tick() => {}
+                }
+                // Reading /proc is quick but still blocking I/O.
+                let counted = tokio::task::spawn_blocking(count_open_files).await;
+                let open = match counted {
+                    Ok(Ok(open)) => open,
+                    // Not even one more descriptor to read the folder with: the limit is reached.
+                    Ok(Err(e)) if e.raw_os_error() == Some(EMFILE) => limit,
+                    _ => continue,
+                };
+                if !short && open * 100 >= limit * SHORT_AT_PERCENT {
+                    short = true;
+                    tracing::warn!(
+                        open_files = open,
+                        limit,
+                        "open files near the limit; new connections and probes will fail with \"Too many open files\" when it is reached"
+                    );
+                } else if short && open * 100 < limit * RECOVERED_BELOW_PERCENT {
+                    short = false;
+                    tracing::info!(
+                        open_files = open,
+                        limit,
+                        "open files back below 80% of the limit"
+                    );
+                }
+            }
+        })
+    }
 }
 
 fn count_open_files() -> std::io::Result<u64> {

@@ -74,7 +74,7 @@ async fn boss_api_healthz_answers_like_health() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_with_ok_false_when_the_database_is_closed() {
     let app = spawn_app().await;
-    app.state().store.close().await;
+    app.core().store.close().await;
     for kind in ServiceKind::ALL {
         let (status, body) = app.get_json(kind, "/health").await;
         assert_eq!(status, 503, "{kind}: {body}");

@@ -424,7 +424,7 @@ async fn the_writer_persists_every_record_and_drains_on_shutdown() {
     const PRODUCERS: usize = 4;
     const PER_PRODUCER: usize = 2_500;
     let mut app = spawn_app().await;
-    let writer = app.state().writer.clone();
+    let writer = app.core().writer.clone();
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|p| {
             let writer = writer.clone();
@@ -481,7 +481,7 @@ async fn the_writer_flushes_a_partial_batch_on_shutdown() {
     config.storage.batch_size = 50_000;
     config.storage.flush_interval_ms = 250;
     let mut app = common::spawn_app_with(config).await;
-    let writer = app.state().writer.clone();
+    let writer = app.core().writer.clone();
     let service: Arc<str> = Arc::from("partial");
     for i in 0..17 {
         writer.submit(record(&service, i)).await.expect("submit");
@@ -603,7 +603,14 @@ async fn a_bad_log_format_exits_2_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_app_shuts_down_and_its_database_reopens() {
-    let mut app = spawn_app().await;
+    // A port below the kernel's ephemeral range (32768 and up): the other tests bind port 0, so none of them
+    // can take this one over between the shutdown and the check.
+    let port = (20_000..30_000u16)
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range");
+    let mut config = test_config();
+    config.listen.health_proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut app = common::spawn_app_with(config).await;
     let (status, _) = app.get_json(ServiceKind::HealthProxy, "/health").await;
     assert_eq!(status, 200);
     let addr = app.addr(ServiceKind::HealthProxy);

@@ -479,7 +479,7 @@ fn record(service: &Arc<str>) -> CheckRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_lock_held_by_another_process_is_waited_out_and_nothing_is_lost() {
     let mut app = common::spawn_app().await;
-    let writer = app.state().writer.clone();
+    let writer = app.core().writer.clone();
     let service: Arc<str> = Arc::from("locked");
     for _ in 0..100 {
         writer.submit(record(&service)).await.expect("submit");

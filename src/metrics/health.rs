@@ -1,10 +1,9 @@
-//! The Health Proxy's own metrics: probes (made, shared, in flight), targets, the score, breakers, the writer.
+//! The Health Proxy's own metrics: probes (made, shared, in flight), targets, the score and breakers.
 
 use std::time::Duration;
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::breaker::BreakerState;
@@ -40,10 +39,6 @@ pub struct HealthMetrics {
     score: Gauge,
     breaker_state: IntGaugeVec,
     breaker_transitions: IntCounterVec,
-    rows_written: IntCounter,
-    rows_dropped: IntCounter,
-    queue_depth: IntGauge,
-    write_errors: IntCounterVec,
 }
 
 impl HealthMetrics {
@@ -56,7 +51,7 @@ impl HealthMetrics {
                     names::HEALTH_CHECK_TOTAL,
                     "Health checks made, by target and outcome.",
                 ),
-                &["target", "outcome"],
+                &[names::LABEL_TARGET, names::LABEL_OUTCOME],
             )
             .expect(valid),
             check_durations: HistogramVec::new(
@@ -65,7 +60,7 @@ impl HealthMetrics {
                     "Time a health check took, by target, in seconds.",
                 )
                 .buckets(CHECK_BUCKETS.to_vec()),
-                &["target"],
+                &[names::LABEL_TARGET],
             )
             .expect(valid),
             shared: IntCounterVec::new(
@@ -73,7 +68,7 @@ impl HealthMetrics {
                     names::HEALTH_CHECK_SHARED_TOTAL,
                     "Check requests answered with the result of a check of the target already in flight.",
                 ),
-                &["target"],
+                &[names::LABEL_TARGET],
             )
             .expect(valid),
             not_stored: IntCounterVec::new(
@@ -81,7 +76,7 @@ impl HealthMetrics {
                     names::HEALTH_CHECK_NOT_STORED_TOTAL,
                     "On-demand checks answered but not stored: the target had an on-demand row within its interval.",
                 ),
-                &["target"],
+                &[names::LABEL_TARGET],
             )
             .expect(valid),
             in_flight: IntGauge::new(
@@ -99,7 +94,7 @@ impl HealthMetrics {
                     names::TARGET_UP,
                     "1 if the target's latest check was up, else 0.",
                 ),
-                &["target"],
+                &[names::LABEL_TARGET],
             )
             .expect(valid),
             score: Gauge::new(
@@ -110,44 +105,21 @@ impl HealthMetrics {
             breaker_state: IntGaugeVec::new(
                 Opts::new(
                     names::CIRCUIT_BREAKER_STATE,
-                    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+                    "Circuit breaker state of each target: 0 closed, 1 half-open, 2 open.",
                 ),
-                &["breaker"],
+                &[names::LABEL_TARGET],
             )
             .expect(valid),
             breaker_transitions: IntCounterVec::new(
                 Opts::new(
                     names::CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
-                    "Circuit breaker transitions, by breaker and new state.",
+                    "Circuit breaker transitions, by target and new state.",
                 ),
-                &["breaker", "to"],
-            )
-            .expect(valid),
-            rows_written: IntCounter::new(
-                names::STORE_ROWS_WRITTEN_TOTAL,
-                "Health-check rows written to the database.",
-            )
-            .expect(valid),
-            rows_dropped: IntCounter::new(
-                names::STORE_ROWS_DROPPED_TOTAL,
-                "Health-check rows given up on: past the in-memory hold while the database failed, or unwritten at shutdown.",
-            )
-            .expect(valid),
-            queue_depth: IntGauge::new(
-                names::STORE_QUEUE_DEPTH,
-                "Health-check rows waiting for the batching writer.",
-            )
-            .expect(valid),
-            write_errors: IntCounterVec::new(
-                Opts::new(
-                    names::STORE_WRITE_ERRORS_TOTAL,
-                    "Failed database writes of health checks, by kind (full, read_only, locked, file_gone, io_error, other); each is retried.",
-                ),
-                &["kind"],
+                &[names::LABEL_TARGET, names::LABEL_TO],
             )
             .expect(valid),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(metrics.checks.clone()),
             Box::new(metrics.check_durations.clone()),
             Box::new(metrics.shared.clone()),
@@ -158,10 +130,6 @@ impl HealthMetrics {
             Box::new(metrics.score.clone()),
             Box::new(metrics.breaker_state.clone()),
             Box::new(metrics.breaker_transitions.clone()),
-            Box::new(metrics.rows_written.clone()),
-            Box::new(metrics.rows_dropped.clone()),
-            Box::new(metrics.queue_depth.clone()),
-            Box::new(metrics.write_errors.clone()),
         ];
         for collector in collectors {
             // Each name is a distinct constant, registered once per registry.
@@ -212,37 +180,16 @@ impl HealthMetrics {
         self.score.set(score);
     }
 
-    pub fn breaker_state(&self, breaker: &str, state: BreakerState) {
+    pub fn breaker_state(&self, target: &str, state: BreakerState) {
         self.breaker_state
-            .with_label_values(&[breaker])
+            .with_label_values(&[target])
             .set(state.gauge_value());
     }
 
-    pub fn breaker_transition(&self, breaker: &str, to: BreakerState) {
+    pub fn breaker_transition(&self, target: &str, to: BreakerState) {
         self.breaker_transitions
-            .with_label_values(&[breaker, to.as_str()])
+            .with_label_values(&[target, to.as_str()])
             .inc();
-        self.breaker_state(breaker, to);
-    }
-
-    /// Brings the writer metrics up to date with the writer's own counters (called at scrape time). `errors`
-    /// holds the failed writes so far by kind label.
-    pub fn writer_observed(
-        &self,
-        written: u64,
-        dropped: u64,
-        queued: usize,
-        errors: &[(&'static str, u64)],
-    ) {
-        self.rows_written
-            .inc_by(written.saturating_sub(self.rows_written.get()));
-        self.rows_dropped
-            .inc_by(dropped.saturating_sub(self.rows_dropped.get()));
-        self.queue_depth
-            .set(i64::try_from(queued).unwrap_or(i64::MAX));
-        for (kind, count) in errors {
-            let counter = self.write_errors.with_label_values(&[kind]);
-            counter.inc_by(count.saturating_sub(counter.get()));
-        }
+        self.breaker_state(target, to);
     }
 }

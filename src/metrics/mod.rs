@@ -4,6 +4,7 @@
 mod events;
 mod health;
 pub mod names;
+mod writer;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::kind::ServiceKind;
 
 pub use events::EventMetrics;
 pub use health::{HealthMetrics, ProbeInFlight};
+pub use writer::WriterMetrics;
 
 /// The content type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -79,7 +81,7 @@ impl ServiceMetrics {
                 names::SERVICE_UP,
                 "1 while the service can do its job, else 0.",
             ),
-            &["service"],
+            &[names::LABEL_SERVICE],
         )
         .expect("static metric definition is valid");
         let requests = IntCounterVec::new(
@@ -87,7 +89,12 @@ impl ServiceMetrics {
                 names::HTTP_REQUESTS_TOTAL,
                 "HTTP requests answered, by method, matched route and status.",
             ),
-            &["service", "method", "route", "status"],
+            &[
+                names::LABEL_SERVICE,
+                names::LABEL_METHOD,
+                names::LABEL_ROUTE,
+                names::LABEL_STATUS,
+            ],
         )
         .expect("static metric definition is valid");
         let durations = HistogramVec::new(
@@ -96,7 +103,7 @@ impl ServiceMetrics {
                 "Time to answer an HTTP request, by matched route, in seconds.",
             )
             .buckets(HTTP_BUCKETS.to_vec()),
-            &["service", "route"],
+            &[names::LABEL_SERVICE, names::LABEL_ROUTE],
         )
         .expect("static metric definition is valid");
         let errors = IntCounterVec::new(
@@ -104,7 +111,7 @@ impl ServiceMetrics {
                 names::ERRORS_TOTAL,
                 "Requests answered with an error, by error type.",
             ),
-            &["service", "type"],
+            &[names::LABEL_SERVICE, names::LABEL_TYPE],
         )
         .expect("static metric definition is valid");
         for collector in [

@@ -22,5 +22,14 @@ pub const STORE_QUEUE_DEPTH: &str = "store_queue_depth";
 pub const STORE_WRITE_ERRORS_TOTAL: &str = "store_write_errors_total";
 pub const EVENTS_LAGGED_TOTAL: &str = "events_lagged_total";
 
-// Label names.
+// Label names. Values come from closed sets (enums) or from the config, never from raw input.
+pub const LABEL_SERVICE: &str = "service";
+pub const LABEL_METHOD: &str = "method";
+pub const LABEL_ROUTE: &str = "route";
+pub const LABEL_STATUS: &str = "status";
+pub const LABEL_TYPE: &str = "type";
+pub const LABEL_TARGET: &str = "target";
+pub const LABEL_OUTCOME: &str = "outcome";
+pub const LABEL_TO: &str = "to";
+pub const LABEL_KIND: &str = "kind";
 pub const LABEL_SUBSCRIBER: &str = "subscriber";

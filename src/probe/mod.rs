@@ -1,7 +1,13 @@
-//! The Health Proxy's engine: HTTP and TCP checks, the monitor loop and the health score.
+//! The Health Proxy's engine: HTTP and TCP checks, the targets, the monitor (checks on demand and in the
+//! background, as a `Worker`), the health score, and the events it publishes.
 
 pub mod check;
 pub mod monitor;
+mod report;
+mod schedule;
 pub mod score;
+mod target;
 
-pub use monitor::{AllHealth, CheckReport, Monitor, MonitorError, OutcomeCounts, Target};
+pub use monitor::{Monitor, MonitorError};
+pub use report::{HealthSweep, LatestCheck, OutcomeCounts};
+pub use target::Target;

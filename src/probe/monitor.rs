@@ -4,194 +4,42 @@
 //! through the batching writer, except on-demand checks beyond one row per target per interval.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
-use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use utoipa::ToSchema;
 
 use crate::breaker::{BreakerSnapshot, BreakerState, SharedBreaker, Transition};
 use crate::clock::Clock;
 use crate::config::{Config, TargetConfig, TargetUrl};
+use crate::events::{BreakerMoved, CheckFinished, Event, EventBus};
 use crate::limits::{self, ProbeBudget};
 use crate::metrics::HealthMetrics;
 use crate::probe::check::{self, CheckResult};
 use crate::probe::score::{self, ScoreInput};
+use crate::probe::{HealthSweep, LatestCheck, OutcomeCounts, Target};
 use crate::records::{CheckRecord, CheckSource, Outcome};
 use crate::store::writer::CheckWriter;
 use crate::store::{Store, StoreError};
 
-/// How often the health-score gauge is recomputed from the latest results.
-const SCORE_REFRESH: Duration = Duration::from_secs(1);
-/// How often old rows are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-/// One target's latest result, as `/health/all` and `/services` report it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CheckReport {
-    /// The target's name.
-    pub service: String,
-    /// True when the outcome is `up`.
-    pub ok: bool,
-    pub outcome: Outcome,
-    /// The HTTP status, for HTTP targets that answered.
-    pub status: Option<u16>,
-    /// How long the check took, in milliseconds (microsecond resolution); none when not attempted.
-    pub latency_ms: Option<f64>,
-    pub checked_at: DateTime<Utc>,
-    /// True when this result was reused rather than checked for this request: a success younger than
-    /// `monitor.cache_ttl_s`, or any latest result when the request came from a hale probe (`X-Hale-Probe`).
-    pub cached: bool,
-    /// True when a check of this target was already in flight (started by another request or by the
-    /// background monitor) and this is its result, shared instead of probing the target a second time.
-    pub shared: bool,
-    /// The target's circuit breaker state after the check.
-    pub breaker: BreakerState,
-    pub error: Option<String>,
-}
-
-impl CheckReport {
-    fn score_input(&self, target: &TargetConfig) -> ScoreInput {
-        ScoreInput {
-            weight: target.weight,
-            critical: target.critical,
-            outcome: self.outcome,
-            latency: self
-                .latency_ms
-                .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
-        }
-    }
-}
-
-/// A monitored target: its config, breaker and latest result.
-#[derive(Debug)]
-pub struct Target {
-    pub config: TargetConfig,
-    name: Arc<str>,
-    breaker: SharedBreaker,
-    latest: Mutex<Option<CheckReport>>,
-    /// Held while a check of this target runs; a caller that has to wait for it shares its result.
-    turn: tokio::sync::Mutex<()>,
-    /// Checks of this target finished so far. Each one sets `latest` before it is counted.
-    finished: AtomicU64,
-    rows: Mutex<OnDemandRows>,
-}
-
-/// What keeps on-demand checks of a target to one stored row per interval.
-#[derive(Debug, Default)]
-struct OnDemandRows {
-    /// When the latest on-demand row of this target was submitted.
-    last_stored: Option<DateTime<Utc>>,
-    /// The latest on-demand check that was answered but not stored. A background check that shares its
-    /// result stores it, so background rows are never lost to the limit.
-    unstored: Option<CheckRecord>,
-}
-
-impl Target {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn breaker_state(&self) -> BreakerState {
-        self.breaker.state()
-    }
-
-    /// When an open breaker will next let a trial through.
-    pub fn breaker_retry_at(&self) -> Option<DateTime<Utc>> {
-        self.breaker.snapshot().retry_at
-    }
-
-    pub fn latest(&self) -> Option<CheckReport> {
-        self.latest
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    fn set_latest(&self, report: CheckReport) {
-        *self
-            .latest
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(report);
-    }
-
-    fn rows(&self) -> std::sync::MutexGuard<'_, OnDemandRows> {
-        self.rows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Whether an on-demand check made at `now` may be stored: true at most once per `interval_s`.
-    fn claim_on_demand_row(&self, now: DateTime<Utc>) -> bool {
-        let mut rows = self.rows();
-        let within_interval = rows.last_stored.is_some_and(|last| {
-            // A clock that moved back (now < last) ends the wait rather than stretching it.
-            (now - last)
-                .to_std()
-                .is_ok_and(|since| since < self.config.interval())
-        });
-        if within_interval {
-            return false;
-        }
-        rows.last_stored = Some(now);
-        rows.unstored = None;
-        true
-    }
-}
-
-/// The answer of `/health/all`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AllHealth {
-    /// True when every target is up.
-    pub ok: bool,
-    /// Weighted health, 0 to 100 (see docs/health-score.md).
-    pub score: f64,
-    /// How many targets have each outcome.
-    pub counts: OutcomeCounts,
-    pub targets: Vec<CheckReport>,
-    pub timestamp: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct OutcomeCounts {
-    pub up: usize,
-    pub down: usize,
-    pub timeout: usize,
-    pub circuit_open: usize,
-    pub error: usize,
-}
-
-impl OutcomeCounts {
-    fn add(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Up => self.up += 1,
-            Outcome::Down => self.down += 1,
-            Outcome::Timeout => self.timeout += 1,
-            Outcome::CircuitOpen => self.circuit_open += 1,
-            Outcome::Error => self.error += 1,
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct Monitor {
-    targets: Vec<Arc<Target>>,
+    pub(crate) targets: Vec<Arc<Target>>,
     client: reqwest::Client,
     store: Store,
     writer: CheckWriter,
-    metrics: HealthMetrics,
-    clock: Arc<dyn Clock>,
+    pub(crate) metrics: HealthMetrics,
+    events: EventBus,
+    pub(crate) clock: Arc<dyn Clock>,
     cache_ttl: Duration,
     slow_threshold: Duration,
     /// One permit per probe in flight, background and on-demand alike.
     probes: Semaphore,
-    retention: (u32, u32),
+    /// Probe every target at its interval (`monitor.background_checks`); else only on request.
+    pub(crate) background: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +78,7 @@ impl Monitor {
         store: Store,
         writer: CheckWriter,
         metrics: HealthMetrics,
+        events: EventBus,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, MonitorError> {
         let saved: HashMap<String, _> = store.load_breakers().await?.into_iter().collect();
@@ -238,27 +87,18 @@ impl Monitor {
         for target in &config.services {
             let settings = target.breaker_settings(&config.breaker).settings();
             let name = breaker_name(target.name.as_str());
-            let breaker = match saved.get(&name) {
+            let (breaker, transition_at_restore) = match saved.get(&name) {
                 Some(snapshot) => {
-                    let (breaker, transition) =
-                        SharedBreaker::from_snapshot(name, settings, snapshot, clock.clone());
-                    if let Some(transition) = transition {
-                        restored.push((breaker.clone(), transition));
-                    }
-                    breaker
+                    SharedBreaker::from_snapshot(name, settings, snapshot, clock.clone())
                 }
-                None => SharedBreaker::new(name, settings, clock.clone()),
+                None => (SharedBreaker::new(name, settings, clock.clone()), None),
             };
-            metrics.breaker_state(breaker.name(), breaker.state());
-            targets.push(Arc::new(Target {
-                config: target.clone(),
-                name: Arc::from(target.name.as_str()),
-                breaker,
-                latest: Mutex::new(None),
-                turn: tokio::sync::Mutex::new(()),
-                finished: AtomicU64::new(0),
-                rows: Mutex::new(OnDemandRows::default()),
-            }));
+            metrics.breaker_state(target.name.as_str(), breaker.state());
+            let target = Arc::new(Target::new(target.clone(), breaker));
+            if let Some(transition) = transition_at_restore {
+                restored.push((target.clone(), transition));
+            }
+            targets.push(target);
         }
         let budget = Self::probe_budget(config);
         metrics.set_probe_concurrency_limit(budget.concurrency);
@@ -268,17 +108,15 @@ impl Monitor {
             store,
             writer,
             metrics,
+            events,
             clock,
             cache_ttl: Duration::from_secs(config.monitor.cache_ttl_s),
             slow_threshold: Duration::from_millis(config.monitor.slow_threshold_ms),
             probes: Semaphore::new(budget.concurrency),
-            retention: (
-                config.storage.retention_days,
-                config.storage.rollup_retention_days,
-            ),
+            background: config.monitor.background_checks,
         };
-        for (breaker, transition) in restored {
-            monitor.breaker_moved(&breaker, &transition).await;
+        for (target, transition) in restored {
+            monitor.breaker_moved(&target, &transition).await;
         }
         Ok(monitor)
     }
@@ -316,14 +154,10 @@ impl Monitor {
         &self.targets
     }
 
-    pub fn target(&self, name: &str) -> Option<&Arc<Target>> {
-        self.targets.iter().find(|t| t.name() == name)
-    }
-
     /// Checks one target: through its breaker, bounded by its timeout and by the global probe bound,
     /// persisted and counted. When a check of the target is already running, waits for it and returns its
     /// result (`shared: true`) instead of probing again.
-    pub async fn check(&self, target: &Target, source: CheckSource) -> CheckReport {
+    pub async fn check(&self, target: &Target, source: CheckSource) -> LatestCheck {
         // Without a token nothing can cancel the wait, so there is always a report.
         self.check_until(target, source, None)
             .await
@@ -332,12 +166,12 @@ impl Monitor {
 
     /// `check`, but gives up waiting (for a running check of the same target, or for a probe slot) when
     /// `cancel` fires; a probe that has started always finishes and is stored.
-    async fn check_until(
+    pub(crate) async fn check_until(
         &self,
         target: &Target,
         source: CheckSource,
         cancel: Option<&CancellationToken>,
-    ) -> Option<CheckReport> {
+    ) -> Option<LatestCheck> {
         let seen = target.finished.load(Ordering::Acquire);
         let _turn = wait_unless_cancelled(cancel, target.turn.lock()).await?;
         if target.finished.load(Ordering::Acquire) != seen {
@@ -361,7 +195,7 @@ impl Monitor {
         target: &Target,
         source: CheckSource,
         cancel: Option<&CancellationToken>,
-    ) -> Option<CheckReport> {
+    ) -> Option<LatestCheck> {
         let result = match target.breaker.try_acquire() {
             Err(rejected) => {
                 let error = match rejected.retry_at {
@@ -384,7 +218,7 @@ impl Monitor {
             }
             Ok((permit, transition)) => {
                 if let Some(transition) = transition {
-                    self.breaker_moved(&target.breaker, &transition).await;
+                    self.breaker_moved(target, &transition).await;
                 }
                 let before = target.breaker.snapshot();
                 // Dropping the breaker permit on cancellation abandons the trial without counting it.
@@ -399,7 +233,7 @@ impl Monitor {
                     permit.failure()
                 };
                 match transition {
-                    Some(transition) => self.breaker_moved(&target.breaker, &transition).await,
+                    Some(transition) => self.breaker_moved(target, &transition).await,
                     // A failure streak (or its end) is saved too, so a restart does not forget it.
                     None => self.save_if_counts_changed(&target.breaker, &before).await,
                 }
@@ -440,7 +274,7 @@ impl Monitor {
         http_status: Option<u16>,
         latency: Option<Duration>,
         error: Option<String>,
-    ) -> CheckReport {
+    ) -> LatestCheck {
         let breaker = target.breaker.state();
         let checked_at = self.clock.now();
         let record = CheckRecord {
@@ -471,37 +305,53 @@ impl Monitor {
             self.metrics.check_not_stored(target.name());
             target.rows().unstored = Some(record);
         }
-        let report = CheckReport {
-            service: target.name().to_owned(),
-            ok: outcome.is_up(),
+        self.events.publish(Event::CheckFinished(CheckFinished {
+            target: target.name.clone(),
             outcome,
-            status: http_status,
-            latency_ms: latency.map(|d| d.as_micros() as f64 / 1000.0),
+            http_status,
+            latency,
+            source,
+            at: checked_at,
+        }));
+        let check = LatestCheck {
+            target: target.name.clone(),
+            outcome,
+            http_status,
+            latency,
             checked_at,
             cached: false,
             shared: false,
             breaker,
             error,
         };
-        target.set_latest(report.clone());
-        report
+        target.set_latest(check.clone());
+        check
     }
 
-    /// Logs, counts and persists a breaker transition.
-    async fn breaker_moved(&self, breaker: &SharedBreaker, transition: &Transition) {
-        let name = breaker.name();
+    /// Logs, counts, publishes and persists a breaker transition.
+    async fn breaker_moved(&self, target: &Target, transition: &Transition) {
+        let name = target.name();
         if transition.to == BreakerState::Open {
-            tracing::warn!(breaker = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), retry_at = %transition.retry_at.map(|t| t.to_rfc3339()).unwrap_or_default(), "circuit breaker opened");
+            tracing::warn!(target = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), retry_at = %transition.retry_at.map(|t| t.to_rfc3339()).unwrap_or_default(), "circuit breaker opened");
         } else {
-            tracing::info!(breaker = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), "circuit breaker moved");
+            tracing::info!(target = name, from = %transition.from, to = %transition.to, reason = transition.reason.as_str(), "circuit breaker moved");
         }
         self.metrics.breaker_transition(name, transition.to);
+        self.events.publish(Event::BreakerMoved(BreakerMoved {
+            target: target.name.clone(),
+            from: transition.from,
+            to: transition.to,
+            reason: transition.reason,
+            at: transition.at,
+            retry_at: transition.retry_at,
+        }));
+        let breaker = &target.breaker;
         if let Err(e) = self
             .store
-            .save_breaker(name, &breaker.snapshot(), Some(transition))
+            .save_breaker(breaker.name(), &breaker.snapshot(), Some(transition))
             .await
         {
-            tracing::error!(breaker = name, error = %e, "cannot persist circuit breaker state");
+            tracing::error!(target = name, error = %e, "cannot persist circuit breaker state");
         }
     }
 
@@ -519,12 +369,12 @@ impl Monitor {
 
     /// Checks every target now, in parallel, reusing successes younger than the cache TTL and sharing
     /// checks already in flight; the probes themselves wait for the global bound.
-    pub async fn check_all(&self) -> AllHealth {
+    pub async fn check_all(&self) -> HealthSweep {
         let now = self.clock.now();
         let reports =
             futures_util::future::join_all(self.targets.iter().map(|target| async move {
                 match target.latest() {
-                    Some(mut cached) if cached.ok && self.is_fresh(cached.checked_at, now) => {
+                    Some(mut cached) if cached.ok() && self.is_fresh(cached.checked_at, now) => {
                         cached.cached = true;
                         cached
                     }
@@ -540,7 +390,7 @@ impl Monitor {
     /// Every target's latest result, without checking anything: what `/health/all` answers to a hale
     /// probe, so that hale instances that monitor each other's `/health/all` cannot recurse. A target not
     /// checked yet is reported as an `error` saying so.
-    pub fn latest_all(&self) -> AllHealth {
+    pub fn latest_all(&self) -> HealthSweep {
         let now = self.clock.now();
         let reports = self
             .targets
@@ -551,12 +401,11 @@ impl Monitor {
                     latest.shared = false;
                     latest
                 }
-                None => CheckReport {
-                    service: target.name().to_owned(),
-                    ok: false,
+                None => LatestCheck {
+                    target: target.name.clone(),
                     outcome: Outcome::Error,
-                    status: None,
-                    latency_ms: None,
+                    http_status: None,
+                    latency: None,
                     checked_at: now,
                     cached: true,
                     shared: false,
@@ -571,7 +420,7 @@ impl Monitor {
         self.summarize(reports)
     }
 
-    fn summarize(&self, reports: Vec<CheckReport>) -> AllHealth {
+    fn summarize(&self, reports: Vec<LatestCheck>) -> HealthSweep {
         let mut counts = OutcomeCounts::default();
         let mut inputs = Vec::with_capacity(reports.len());
         for (report, target) in reports.iter().zip(&self.targets) {
@@ -579,12 +428,12 @@ impl Monitor {
             inputs.push(report.score_input(&target.config));
         }
         let score = score::health_score(&inputs, self.slow_threshold);
-        AllHealth {
-            ok: reports.iter().all(|r| r.ok),
+        HealthSweep {
+            ok: reports.iter().all(LatestCheck::ok),
             score,
             counts,
-            targets: reports,
-            timestamp: self.clock.now(),
+            checks: reports,
+            at: self.clock.now(),
         }
     }
 
@@ -603,76 +452,6 @@ impl Monitor {
             .filter_map(|t| t.latest().map(|r| r.score_input(&t.config)))
             .collect();
         score::health_score(&inputs, self.slow_threshold)
-    }
-
-    /// Starts the Health Proxy's loops: the score gauge and, when `probe`, one prober per target.
-    pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, cancel: &CancellationToken, probe: bool) {
-        for target in self.targets.iter().filter(|_| probe) {
-            tracker.spawn(self.clone().probe_loop(target.clone(), cancel.clone()));
-        }
-        tracker.spawn(self.clone().score_loop(cancel.clone()));
-    }
-
-    /// Starts the hourly pruning of old rows; it runs whichever services this process serves.
-    pub fn spawn_retention(self: &Arc<Self>, tracker: &TaskTracker, cancel: &CancellationToken) {
-        tracker.spawn(self.clone().retention_loop(cancel.clone()));
-    }
-
-    async fn probe_loop(self: Arc<Self>, target: Arc<Target>, cancel: CancellationToken) {
-        let interval = target.config.interval();
-        // A random first delay spreads targets over their interval instead of firing all at once.
-        let jitter = interval.mul_f64(rand::rng().random_range(0.0..1.0));
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + jitter, interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            // Waiting for a probe slot ends with cancellation; a probe that has started finishes (within
-            // its timeout) and is stored.
-            if self
-                .check_until(&target, CheckSource::Monitor, Some(&cancel))
-                .await
-                .is_none()
-            {
-                break;
-            }
-        }
-    }
-
-    async fn score_loop(self: Arc<Self>, cancel: CancellationToken) {
-        let mut ticker = tokio::time::interval(SCORE_REFRESH);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = ticker.tick() => self.metrics.set_score(self.current_score()),
-            }
-        }
-    }
-
-    async fn retention_loop(self: Arc<Self>, cancel: CancellationToken) {
-        let mut ticker = tokio::time::interval(PRUNE_EVERY);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            let now = self.clock.now();
-            let (raw_days, rollup_days) = self.retention;
-            let checks_before = now - chrono::Duration::days(i64::from(raw_days));
-            let rollups_before = now - chrono::Duration::days(i64::from(rollup_days));
-            match self.store.prune(checks_before, rollups_before).await {
-                Ok(pruned) if pruned.is_empty() => {}
-                Ok(pruned) => tracing::info!(
-                    checks = pruned.checks,
-                    rollups = pruned.rollups,
-                    transitions = pruned.transitions,
-                    "pruned old rows"
-                ),
-                Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),
-            }
-        }
     }
 }
 

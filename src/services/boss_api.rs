@@ -5,7 +5,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::http::HttpContext;
 use crate::services::common::{self, HealthResponse};
-use crate::services::AppState;
+use crate::services::Core;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(common::health)
@@ -22,6 +22,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     )
 )]
 #[get("/healthz")]
-pub async fn healthz(state: web::Data<AppState>, ctx: web::Data<HttpContext>) -> HttpResponse {
-    common::health_response(&state, &ctx)
+pub async fn healthz(core: web::Data<Core>, ctx: web::Data<HttpContext>) -> HttpResponse {
+    common::health_response(&core, &ctx)
 }

@@ -7,8 +7,7 @@ use utoipa::ToSchema;
 
 use crate::http::{ApiError, ErrorBody, HttpContext};
 use crate::kind::ServiceKind;
-use crate::services::AppState;
-use crate::store::status::WriteErrorKind;
+use crate::services::Core;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
@@ -44,9 +43,9 @@ pub struct HealthDetails {
 
 /// The health of one of hale's own services; also what the Boss API answers on `/healthz`. Answered from
 /// memory (the writer's last commit and failure, the periodic file check): no SQL per request.
-pub(crate) fn own_health(state: &AppState, kind: ServiceKind) -> (bool, HealthResponse) {
-    let store = state.store.condition();
-    let writer_ok = state.writer.is_running();
+pub(crate) fn own_health(core: &Core, kind: ServiceKind) -> (bool, HealthResponse) {
+    let store = core.store.condition();
+    let writer_ok = core.writer.is_running();
     let ok = store.is_ok() && writer_ok;
     let database = match (&store.problem, store.closed) {
         (_, true) => "unreachable",
@@ -62,20 +61,20 @@ pub(crate) fn own_health(state: &AppState, kind: ServiceKind) -> (bool, HealthRe
         details: HealthDetails {
             service: kind.as_str().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            uptime_s: state.started_at.elapsed().as_secs(),
+            uptime_s: core.started_at.elapsed().as_secs(),
             database: database.to_owned(),
             database_error,
             last_write_at: store.last_write_at,
             writer: if writer_ok { "running" } else { "stopped" }.to_owned(),
-            writer_queue: state.writer.queued(),
+            writer_queue: core.writer.queued(),
         },
-        timestamp: state.clock.now(),
+        timestamp: core.clock.now(),
     };
     (ok, response)
 }
 
-pub(crate) fn health_response(state: &AppState, ctx: &HttpContext) -> HttpResponse {
-    let (ok, body) = own_health(state, ctx.kind);
+pub(crate) fn health_response(core: &Core, ctx: &HttpContext) -> HttpResponse {
+    let (ok, body) = own_health(core, ctx.kind);
     ctx.metrics.set_up(ok);
     if ok {
         HttpResponse::Ok().json(body)
@@ -95,8 +94,8 @@ pub(crate) fn health_response(state: &AppState, ctx: &HttpContext) -> HttpRespon
     )
 )]
 #[get("/health")]
-pub async fn health(state: web::Data<AppState>, ctx: web::Data<HttpContext>) -> HttpResponse {
-    health_response(&state, &ctx)
+pub async fn health(core: web::Data<Core>, ctx: web::Data<HttpContext>) -> HttpResponse {
+    health_response(&core, &ctx)
 }
 
 /// Prometheus metrics of this service.
@@ -110,23 +109,7 @@ pub async fn health(state: web::Data<AppState>, ctx: web::Data<HttpContext>) -> 
     )
 )]
 #[get("/metrics")]
-pub async fn metrics(
-    state: web::Data<AppState>,
-    ctx: web::Data<HttpContext>,
-) -> Result<HttpResponse, ApiError> {
-    if ctx.kind == ServiceKind::HealthProxy {
-        let stats = state.writer.stats();
-        let errors: Vec<(&'static str, u64)> = WriteErrorKind::ALL
-            .into_iter()
-            .map(|kind| (kind.as_str(), stats.errors(kind)))
-            .collect();
-        state.health_metrics.writer_observed(
-            stats.written.load(std::sync::atomic::Ordering::Relaxed),
-            stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
-            state.writer.queued(),
-            &errors,
-        );
-    }
+pub async fn metrics(ctx: web::Data<HttpContext>) -> Result<HttpResponse, ApiError> {
     let text = ctx.metrics.render().map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type(crate::metrics::CONTENT_TYPE)

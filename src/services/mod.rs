@@ -2,13 +2,13 @@
 
 mod boss_api;
 mod common;
-mod health_proxy;
+pub mod health_proxy;
 mod mcp_bridge;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::App;
+use actix_web::{web, App};
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
@@ -16,27 +16,51 @@ use utoipa_actix_web::AppExt;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::kind::ServiceKind;
-use crate::metrics::HealthMetrics;
-use crate::probe::Monitor;
 use crate::store::writer::CheckWriter;
 use crate::store::Store;
 
 pub use common::{HealthDetails, HealthResponse};
+pub use health_proxy::HealthProxyState;
 
-/// What handlers of every service may use, built once in `app.rs`.
+/// What the handlers of every service share, built once in `app.rs`. A service's own state (the Health
+/// Proxy's monitor, later the MCP registry or the workflow queue) is registered next to it, by that service.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct Core {
     pub config: Arc<Config>,
     pub store: Store,
     pub writer: CheckWriter,
-    pub health_metrics: HealthMetrics,
-    pub monitor: Arc<Monitor>,
     pub clock: Arc<dyn Clock>,
     pub started_at: Instant,
 }
 
+/// One service's own state, registered as app data beside the `Core`.
+#[derive(Debug, Clone)]
+pub enum ServiceState {
+    HealthProxy(web::Data<HealthProxyState>),
+    McpBridge,
+    BossApi,
+}
+
+impl ServiceState {
+    pub fn kind(&self) -> ServiceKind {
+        match self {
+            Self::HealthProxy(_) => ServiceKind::HealthProxy,
+            Self::McpBridge => ServiceKind::McpBridge,
+            Self::BossApi => ServiceKind::BossApi,
+        }
+    }
+
+    /// Registers this service's state and its documented routes.
+    pub fn configure(&self, cfg: &mut ServiceConfig) {
+        if let Self::HealthProxy(state) = self {
+            cfg.app_data(state.clone());
+        }
+        routes(self.kind())(cfg);
+    }
+}
+
 /// Registers the documented routes of one service.
-pub fn configure(kind: ServiceKind) -> fn(&mut ServiceConfig) {
+fn routes(kind: ServiceKind) -> fn(&mut ServiceConfig) {
     match kind {
         ServiceKind::HealthProxy => health_proxy::configure,
         ServiceKind::McpBridge => mcp_bridge::configure,
@@ -49,7 +73,7 @@ pub fn openapi(kind: ServiceKind) -> OpenApi {
     let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(base_document(kind))
-        .configure(configure(kind))
+        .configure(routes(kind))
         .split_for_parts();
     doc
 }

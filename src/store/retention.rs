@@ -120,8 +120,9 @@ impl Worker for Retention {
     }
 
     fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        let started = self.clock.now();
         Box::pin(async move {
-            let mut ticker = Ticker::immediate(self.clock.clone(), PRUNE_EVERY);
+            let mut ticker = Ticker::from(self.clock.clone(), started, Duration::ZERO, PRUNE_EVERY);
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,

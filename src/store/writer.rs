@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::WriterMetrics;
 use crate::records::CheckRecord;
 use crate::store::rollups::{self, RollupCache};
 use crate::store::status::{StoreProblem, WriteErrorKind};
@@ -144,26 +145,65 @@ impl WriterHandle {
     }
 }
 
-/// Starts the writer task on the current runtime.
-pub fn spawn(store: Store, settings: WriterSettings) -> (CheckWriter, WriterHandle) {
+/// Starts the writer task on the current runtime; it keeps `metrics` up to date itself.
+pub fn spawn(
+    store: Store,
+    settings: WriterSettings,
+    metrics: WriterMetrics,
+) -> (CheckWriter, WriterHandle) {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let stats = Arc::new(WriterStats::default());
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run(store, settings, rx, stats.clone(), stop.clone()));
+    let observed = Observed {
+        stats: stats.clone(),
+        metrics,
+    };
+    let task = tokio::spawn(run(store, settings, rx, observed, stop.clone()));
     (CheckWriter { tx, stats }, WriterHandle { stop, task })
+}
+
+/// What the writer reports through: its own counters (for `WriterReport` and `/health`) and the metrics.
+#[derive(Debug, Clone)]
+struct Observed {
+    stats: Arc<WriterStats>,
+    metrics: WriterMetrics,
+}
+
+impl Observed {
+    fn written(&self, rows: usize) {
+        self.stats.written.fetch_add(rows as u64, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.metrics.written(rows as u64);
+    }
+
+    fn dropped(&self, rows: u64) {
+        self.stats.dropped.fetch_add(rows, Ordering::Relaxed);
+        self.metrics.dropped(rows);
+    }
+
+    fn failed(&self, kind: WriteErrorKind) {
+        self.stats.count_error(kind);
+        self.metrics.write_failed(kind.as_str());
+    }
+
+    fn held(&self, rows: usize, queued: usize) {
+        self.stats.held.store(rows as u64, Ordering::Relaxed);
+        self.metrics.queued(rows + queued);
+    }
 }
 
 async fn run(
     store: Store,
     settings: WriterSettings,
     mut rx: mpsc::Receiver<CheckRecord>,
-    stats: Arc<WriterStats>,
+    observed: Observed,
     stop: CancellationToken,
 ) -> WriterReport {
+    let stats = observed.stats.clone();
     let batch_size = settings.batch_size.max(1);
     let mut received = Vec::with_capacity(batch_size);
-    let mut pending = Pending::new(stats.clone());
-    let mut sink = BatchSink::new(store, stats.clone());
+    let mut pending = Pending::new(observed.clone());
+    let mut sink = BatchSink::new(store, observed);
     'serve: loop {
         if pending.is_empty() {
             let n = tokio::select! {
@@ -173,7 +213,7 @@ async fn run(
             if n == 0 {
                 break 'serve; // every sender is gone
             }
-            pending.extend(&mut received);
+            pending.extend(&mut received, rx.len());
         }
         // Gather until the batch is full or the oldest record has waited a flush interval; while the database
         // fails, keep taking records (so probes never wait on a broken disk) until the next retry.
@@ -191,7 +231,7 @@ async fn run(
             };
             match n {
                 Ok(0) | Err(_) => break,
-                Ok(_) => pending.extend(&mut received),
+                Ok(_) => pending.extend(&mut received, rx.len()),
             }
         }
         sink.write_front(&mut pending, batch_size).await;
@@ -200,17 +240,20 @@ async fn run(
     // Shutdown: accept nothing new, write what is queued and held, as long as the database takes it.
     rx.close();
     while rx.recv_many(&mut received, batch_size).await > 0 {
-        pending.extend(&mut received);
+        pending.extend(&mut received, rx.len());
     }
     while !pending.is_empty() {
         if !sink.write_front(&mut pending, batch_size).await {
             break;
         }
     }
+    let unwritten = pending.len() as u64;
+    // What the database never took is given up on: the metric counts it with the rows dropped while running.
+    sink.observed.metrics.dropped(unwritten);
     let report = WriterReport {
         written: stats.written.load(Ordering::Relaxed),
         dropped: stats.dropped.load(Ordering::Relaxed),
-        unwritten: pending.len() as u64,
+        unwritten,
     };
     tracing::info!(
         written = report.written,
@@ -231,16 +274,16 @@ async fn run(
 /// Rows received and not yet committed, bounded by `MAX_HELD_ROWS`.
 struct Pending {
     rows: VecDeque<CheckRecord>,
-    stats: Arc<WriterStats>,
+    observed: Observed,
     /// Set while rows are being dropped, so the drop is logged once per episode.
     overflowing: bool,
 }
 
 impl Pending {
-    fn new(stats: Arc<WriterStats>) -> Self {
+    fn new(observed: Observed) -> Self {
         Self {
             rows: VecDeque::new(),
-            stats,
+            observed,
             overflowing: false,
         }
     }
@@ -255,12 +298,13 @@ impl Pending {
 
     /// Takes every record of `received`; those past the bound are dropped and counted. The oldest are kept:
     /// what is stored stays one unbroken stretch of history.
-    fn extend(&mut self, received: &mut Vec<CheckRecord>) {
+    /// `queued` is what still waits in the channel, for the queue gauge.
+    fn extend(&mut self, received: &mut Vec<CheckRecord>, queued: usize) {
         let room = MAX_HELD_ROWS.saturating_sub(self.rows.len());
         if received.len() > room {
             let dropped = (received.len() - room) as u64;
             received.truncate(room);
-            self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+            self.observed.dropped(dropped);
             if !self.overflowing {
                 self.overflowing = true;
                 tracing::error!(
@@ -271,7 +315,7 @@ impl Pending {
             }
         }
         self.rows.extend(received.drain(..));
-        self.publish();
+        self.observed.held(self.rows.len(), queued);
     }
 
     /// The oldest `n` rows, as one slice.
@@ -285,13 +329,7 @@ impl Pending {
         if self.rows.len() < MAX_HELD_ROWS {
             self.overflowing = false;
         }
-        self.publish();
-    }
-
-    fn publish(&self) {
-        self.stats
-            .held
-            .store(self.rows.len() as u64, Ordering::Relaxed);
+        self.observed.held(self.rows.len(), 0);
     }
 }
 
@@ -307,17 +345,17 @@ struct Failing {
 /// connection would start cold after every write), and the rollup cache that goes with it.
 struct BatchSink {
     store: Store,
-    stats: Arc<WriterStats>,
+    observed: Observed,
     conn: Option<PoolConnection<Sqlite>>,
     rollups: RollupCache,
     failing: Option<Failing>,
 }
 
 impl BatchSink {
-    fn new(store: Store, stats: Arc<WriterStats>) -> Self {
+    fn new(store: Store, observed: Observed) -> Self {
         Self {
             store,
-            stats,
+            observed,
             conn: None,
             rollups: RollupCache::default(),
             failing: None,
@@ -339,8 +377,7 @@ impl BatchSink {
         match self.write_once(batch).await {
             Ok(()) => {
                 pending.remove_front(rows);
-                self.stats.written.fetch_add(rows as u64, Ordering::Relaxed);
-                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.observed.written(rows);
                 self.store.status().committed(Utc::now());
                 if let Some(failing) = self.failing.take() {
                     tracing::info!(
@@ -360,7 +397,7 @@ impl BatchSink {
                 if let Some(conn) = self.conn.take() {
                     let _ = conn.close().await;
                 }
-                self.stats.count_error(kind);
+                self.observed.failed(kind);
                 self.failed(kind, message, pending.len());
                 false
             }

@@ -15,7 +15,8 @@ use std::time::Duration;
 use hale::app::Application;
 use hale::config::{Config, ListenConfig};
 use hale::kind::ServiceKind;
-use hale::services::AppState;
+use hale::probe::Monitor;
+use hale::services::Core;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -132,8 +133,14 @@ impl TestApp {
         self.app.as_ref().expect("the app is running")
     }
 
-    pub fn state(&self) -> &AppState {
-        self.app().state()
+    /// What every service shares: config, store, writer, clock.
+    pub fn core(&self) -> &Core {
+        self.app().core()
+    }
+
+    /// The Health Proxy's monitor.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        self.app().monitor().expect("the Health Proxy runs")
     }
 
     pub fn addr(&self, kind: ServiceKind) -> SocketAddr {

@@ -152,18 +152,14 @@ async fn breaker_opens_after_five_failures_fails_fast_half_opens_and_closes_afte
 
     let metrics = app.metrics(HealthProxy).await;
     assert_eq!(
-        sample_value(
-            &metrics,
-            "circuit_breaker_state",
-            &[("breaker", "target:api")]
-        ),
+        sample_value(&metrics, "circuit_breaker_state", &[("target", "api")]),
         Some(2.0)
     );
     assert_eq!(
         sample_value(
             &metrics,
             "circuit_breaker_transitions_total",
-            &[("breaker", "target:api"), ("to", "open")]
+            &[("target", "api"), ("to", "open")]
         ),
         Some(3.0)
     );
@@ -451,7 +447,7 @@ async fn history_pages_newest_first_and_rejects_bad_parameters() {
     }
     // Let the writer flush (it does at least every 250 ms).
     let deadline = Instant::now() + common::DEADLINE;
-    while app.state().store.count_checks(None).await.unwrap() < 6 {
+    while app.core().store.count_checks(None).await.unwrap() < 6 {
         assert!(Instant::now() < deadline, "checks were not written in time");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -607,7 +603,6 @@ async fn services_shows_no_path_parameter_fragment_or_query_value() {
     }
 }
 
-
 #[tokio::test]
 async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
     let dir = tempfile::tempdir().unwrap();
@@ -618,6 +613,7 @@ async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
             flush_interval: Duration::from_millis(50),
             batch_size: 100,
         },
+        hale::metrics::WriterMetrics::register(&prometheus::Registry::new()),
     );
     let now = start_time();
     let service: Arc<str> = Arc::from("api");
@@ -717,7 +713,7 @@ async fn a_failure_streak_short_of_opening_survives_a_restart() {
     assert_eq!(server.hits(), 5);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_probes_stay_within_max_in_flight() {
     let slow = TargetServer::start(Mode::Slow(Duration::from_millis(300))).await;
     let mut config = proxy_config(
@@ -732,14 +728,19 @@ async fn background_probes_stay_within_max_in_flight() {
     );
     config.monitor.background_checks = true;
     config.monitor.max_in_flight = 3;
-    let mut app = common::spawn_app_with(config).await;
-    // 12 targets × 300 ms each second is more work than 3 slots can do at once: the bound is what limits.
-    let deadline = Instant::now() + common::DEADLINE;
-    while slow.hits() < 24 {
-        assert!(Instant::now() < deadline, "targets were not probed in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    // The loops tick on the manual clock: each second advanced is one round of 12 probes, and 12 × 300 ms
+    // is more work than 3 slots can do at once, so the bound is what limits.
+    for round in 1..=2 {
+        clock.advance(Duration::from_secs(1));
+        common::eventually(&format!("round {round} of probes"), || async {
+            (slow.hits() >= 12 * round).then_some(())
+        })
+        .await;
     }
     app.shutdown().await;
+    assert_eq!(slow.hits(), 24, "one probe per target and tick, no more");
     assert_eq!(
         slow.most_in_flight(),
         3,
@@ -747,7 +748,7 @@ async fn background_probes_stay_within_max_in_flight() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_background_probes_are_spread_over_the_interval() {
     let server = TargetServer::start(Mode::Healthy).await;
     let mut config = proxy_config(
@@ -760,24 +761,95 @@ async fn first_background_probes_are_spread_over_the_interval() {
             .collect(),
     );
     config.monitor.background_checks = true;
-    let mut app = common::spawn_app_with(config).await;
-    let deadline = Instant::now() + common::DEADLINE;
-    while server.first_hits().len() < 40 {
-        assert!(Instant::now() < deadline, "targets were not probed in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut events = app.app().events().subscribe("test");
+    // One interval, 100 ms at a time: every target's first probe comes at its own point of it. After each
+    // step the probes it started (real HTTP) are let finish, so each is stamped with its own step's time.
+    let mut first: std::collections::HashMap<String, chrono::DateTime<Utc>> = Default::default();
+    for _ in 0..20 {
+        clock.advance(Duration::from_millis(100));
+        while let Ok(event) = tokio::time::timeout(Duration::from_millis(60), events.recv()).await {
+            if let Some(hale::events::Event::CheckFinished(check)) = event.as_deref() {
+                first.entry(check.target.to_string()).or_insert(check.at);
+            }
+        }
     }
+    assert_eq!(
+        first.len(),
+        40,
+        "every target is probed within its first interval"
+    );
     app.shutdown().await;
-    let firsts: Vec<Instant> = server.first_hits().into_values().collect();
-    let earliest = firsts.iter().min().unwrap();
-    let latest = firsts.iter().max().unwrap();
-    let spread = latest.duration_since(*earliest);
+    let earliest = *first.values().min().unwrap();
+    let latest = *first.values().max().unwrap();
+    assert!(earliest >= start_time());
+    assert!(latest <= start_time() + chrono::Duration::seconds(2));
     // Uniform over 2 s, 40 first probes within 500 ms of each other would be a one-in-10^20 event.
     assert!(
-        spread > Duration::from_millis(500),
-        "first probes spread over only {spread:?}"
+        latest - earliest > chrono::Duration::milliseconds(500),
+        "first probes spread over only {:?}",
+        latest - earliest
     );
-    assert!(
-        spread < Duration::from_secs(2) + Duration::from_millis(500),
-        "spread {spread:?}"
+    let distinct: std::collections::BTreeSet<_> = first.values().collect();
+    assert!(distinct.len() >= 5, "first probes at {distinct:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_sees_every_check_and_breaker_move_of_a_run() {
+    let server = TargetServer::start(Mode::Failing).await;
+    let mut api = target("api", &server.url());
+    api.interval_s = 10;
+    api.breaker = Some(hale::config::BreakerOverride {
+        failure_threshold: Some(2),
+        ..Default::default()
+    });
+    let mut config = proxy_config(vec![api]);
+    config.monitor.background_checks = true;
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut events = app.app().events().subscribe("test");
+    // Three background ticks (the breaker opens at the second failure, so the third is not attempted) and
+    // one on-demand check from /health/all.
+    for tick in 1..=3 {
+        clock.advance(Duration::from_secs(10));
+        common::eventually(&format!("tick {tick}"), || async {
+            let made = common::count_check_rows(&app.db_path, "1 = 1").await;
+            (made >= tick).then_some(())
+        })
+        .await;
+    }
+    let (status, _) = health_all(&app).await;
+    assert_eq!(status, 503);
+    app.shutdown().await;
+
+    let mut seen = Vec::new();
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+    {
+        seen.push(match &*event {
+            hale::events::Event::CheckFinished(c) => {
+                format!(
+                    "check {} {} {}",
+                    c.target,
+                    c.outcome.as_str(),
+                    c.source.as_str()
+                )
+            }
+            hale::events::Event::BreakerMoved(m) => {
+                format!("breaker {} {} -> {}", m.target, m.from, m.to)
+            }
+        });
+    }
+    assert_eq!(
+        seen,
+        [
+            "check api down monitor",
+            "breaker api closed -> open",
+            "check api down monitor",
+            "check api circuit_open monitor",
+            "check api circuit_open on_demand",
+        ]
     );
+    assert_eq!(server.hits(), 2);
 }

@@ -1,12 +1,11 @@
 //! A real HTTP target on a random port that a test switches between healthy, failing, slow and hanging.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
@@ -28,7 +27,6 @@ struct Shared {
     hits: Arc<AtomicUsize>,
     in_flight: Arc<AtomicUsize>,
     most_in_flight: Arc<AtomicUsize>,
-    first_hit: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 pub struct TargetServer {
@@ -43,7 +41,6 @@ impl TargetServer {
             hits: Arc::new(AtomicUsize::new(0)),
             in_flight: Arc::new(AtomicUsize::new(0)),
             most_in_flight: Arc::new(AtomicUsize::new(0)),
-            first_hit: Arc::new(Mutex::new(HashMap::new())),
         };
         let data = web::Data::new(shared.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -81,21 +78,10 @@ impl TargetServer {
     pub fn most_in_flight(&self) -> usize {
         self.shared.most_in_flight.load(Ordering::SeqCst)
     }
-
-    /// When each path was first requested.
-    pub fn first_hits(&self) -> HashMap<String, Instant> {
-        self.shared.first_hit.lock().unwrap().clone()
-    }
 }
 
-async fn answer(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+async fn answer(shared: web::Data<Shared>) -> HttpResponse {
     shared.hits.fetch_add(1, Ordering::SeqCst);
-    shared
-        .first_hit
-        .lock()
-        .unwrap()
-        .entry(req.path().to_owned())
-        .or_insert_with(Instant::now);
     let now_in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared
         .most_in_flight

@@ -1,66 +1,115 @@
-//! Health Proxy (:3002): probes every configured service and answers how healthy everything is.
+//! The Health Proxy's answers: their HTTP shapes (`ToSchema`) and the functions that build them. No actix
+//! here, so an MCP tool that answers the same question calls the same function and gets the same answer.
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::breaker::BreakerState;
 use crate::config::ServiceName;
-use crate::http::{ApiError, ErrorBody};
-use crate::probe::check::PROBE_MARKER_HEADER;
-use crate::probe::{AllHealth, CheckReport};
+use crate::probe::{HealthSweep, LatestCheck, Monitor, OutcomeCounts as Counts};
 use crate::records::{CheckSource, Outcome};
-use crate::services::{common, AppState};
 use crate::store::health_checks::{HistoryCursor, HistoryQuery, StoredCheck};
 
 /// The most rows one history page returns, and the default.
-const MAX_HISTORY_LIMIT: u32 = 1000;
-const DEFAULT_HISTORY_LIMIT: u32 = 100;
+pub const MAX_HISTORY_LIMIT: u32 = 1000;
+pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 
-pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(common::health)
-        .service(common::metrics)
-        .service(health_all)
-        .service(health_history)
-        .service(services);
+/// One target's latest result, as `/health/all` and `/services` report it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckReport {
+    /// The target's name.
+    pub service: String,
+    /// True when the outcome is `up`.
+    pub ok: bool,
+    pub outcome: Outcome,
+    /// The HTTP status, for HTTP targets that answered.
+    pub status: Option<u16>,
+    /// How long the check took, in milliseconds (microsecond resolution); none when not attempted.
+    pub latency_ms: Option<f64>,
+    pub checked_at: DateTime<Utc>,
+    /// True when this result was reused rather than checked for this request: a success younger than
+    /// `monitor.cache_ttl_s`, or any latest result when the request came from a hale probe (`X-Hale-Probe`).
+    pub cached: bool,
+    /// True when a check of this target was already in flight (started by another request or by the
+    /// background monitor) and this is its result, shared instead of probing the target a second time.
+    pub shared: bool,
+    /// The target's circuit breaker state after the check.
+    pub breaker: BreakerState,
+    pub error: Option<String>,
 }
 
-/// Check every monitored service now.
-///
-/// Every target is checked in parallel, each within its own timeout, and every probe waits for one of the
-/// `monitor.max_in_flight` slots that all probes share. A success younger than the cache TTL is reused
-/// (`cached: true`); failures are checked again. A target whose check is already in flight (for another
-/// request or the background monitor) is not probed twice: this request waits for that check and reports
-/// its result (`shared: true`). On-demand checks are stored at most once per target per `interval_s`.
-///
-/// A request that carries `X-Hale-Probe` (every hale probe does) starts no checks at all: it is answered
-/// from the latest known results (`cached: true`; a target not checked yet is an `error`), so hale
-/// instances that monitor each other's `/health/all` cannot recurse. 200 when every target is up, 503
-/// otherwise.
-#[utoipa::path(
-    tag = "health",
-    params(
-        ("X-Hale-Probe" = Option<String>, Header, description = "Set by hale's own probes (any value): answer from the latest results, check nothing"),
-    ),
-    responses(
-        (status = 200, description = "Every target is up", body = AllHealth),
-        (status = 503, description = "At least one target is not up", body = AllHealth),
-    )
-)]
-#[get("/health/all")]
-pub async fn health_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let all = if req.headers().contains_key(PROBE_MARKER_HEADER) {
-        state.monitor.latest_all()
-    } else {
-        state.monitor.check_all().await
-    };
-    if all.ok {
-        HttpResponse::Ok().json(all)
-    } else {
-        HttpResponse::ServiceUnavailable().json(all)
+impl From<LatestCheck> for CheckReport {
+    fn from(c: LatestCheck) -> Self {
+        Self {
+            service: c.target.to_string(),
+            ok: c.ok(),
+            outcome: c.outcome,
+            status: c.http_status,
+            latency_ms: c.latency.map(|d| d.as_micros() as f64 / 1000.0),
+            checked_at: c.checked_at,
+            cached: c.cached,
+            shared: c.shared,
+            breaker: c.breaker,
+            error: c.error,
+        }
     }
+}
+
+/// The answer of `/health/all`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AllHealth {
+    /// True when every target is up.
+    pub ok: bool,
+    /// Weighted health, 0 to 100 (see docs/health-score.md).
+    pub score: f64,
+    /// How many targets have each outcome.
+    pub counts: OutcomeCounts,
+    pub targets: Vec<CheckReport>,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct OutcomeCounts {
+    pub up: usize,
+    pub down: usize,
+    pub timeout: usize,
+    pub circuit_open: usize,
+    pub error: usize,
+}
+
+impl From<Counts> for OutcomeCounts {
+    fn from(c: Counts) -> Self {
+        Self {
+            up: c.up,
+            down: c.down,
+            timeout: c.timeout,
+            circuit_open: c.circuit_open,
+            error: c.error,
+        }
+    }
+}
+
+impl From<HealthSweep> for AllHealth {
+    fn from(sweep: HealthSweep) -> Self {
+        Self {
+            ok: sweep.ok,
+            score: sweep.score,
+            counts: sweep.counts.into(),
+            targets: sweep.checks.into_iter().map(CheckReport::from).collect(),
+            timestamp: sweep.at,
+        }
+    }
+}
+
+/// Checks every target now (or, for a request from a hale probe, reports the latest results only).
+pub async fn all_health(monitor: &Monitor, from_hale_probe: bool) -> AllHealth {
+    let sweep = if from_hale_probe {
+        monitor.latest_all()
+    } else {
+        monitor.check_all().await
+    };
+    sweep.into()
 }
 
 /// A monitored service with its configuration, breaker and latest result.
@@ -89,17 +138,9 @@ pub struct BreakerView {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
-/// List the monitored services.
-///
-/// Each with its configuration, circuit breaker state and latest result.
-#[utoipa::path(
-    tag = "health",
-    responses((status = 200, description = "The monitored services", body = Vec<ServiceView>))
-)]
-#[get("/services")]
-pub async fn services(state: web::Data<AppState>) -> HttpResponse {
-    let views: Vec<ServiceView> = state
-        .monitor
+/// Every monitored service with its configuration, breaker and latest result.
+pub fn service_views(monitor: &Monitor) -> Vec<ServiceView> {
+    monitor
         .targets()
         .iter()
         .map(|t| {
@@ -120,14 +161,13 @@ pub async fn services(state: web::Data<AppState>) -> HttpResponse {
                         .then(|| t.breaker_retry_at())
                         .flatten(),
                 },
-                latest: t.latest(),
+                latest: t.latest().map(CheckReport::from),
             }
         })
-        .collect();
-    HttpResponse::Ok().json(views)
+        .collect()
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 // The fields stay raw strings so `parse` can answer each bad value with a 400 that names it; the
 // annotations give the OpenAPI document the real types and bounds.
@@ -188,12 +228,12 @@ pub struct HistoryPage {
 }
 
 impl HistoryParams {
-    fn parse(&self) -> Result<HistoryQuery, ApiError> {
-        let bad = |m: String| ApiError::BadRequest(m);
+    /// The store's query for these parameters; the error names the bad parameter and why.
+    pub fn parse(&self) -> Result<HistoryQuery, String> {
         let service = self
             .service
             .as_deref()
-            .map(|s| ServiceName::parse(s).map_err(|e| bad(format!("service: {e}"))))
+            .map(|s| ServiceName::parse(s).map_err(|e| format!("service: {e}")))
             .transpose()?
             .map(String::from);
         let time = |name: &str, raw: &Option<String>| {
@@ -201,7 +241,7 @@ impl HistoryParams {
                 .map(|s| {
                     DateTime::parse_from_rfc3339(s)
                         .map(|t| t.with_timezone(&Utc))
-                        .map_err(|e| bad(format!("{name}: {s:?} is not an RFC 3339 time ({e})")))
+                        .map_err(|e| format!("{name}: {s:?} is not an RFC 3339 time ({e})"))
                 })
                 .transpose()
         };
@@ -209,7 +249,7 @@ impl HistoryParams {
         let until = time("until", &self.until)?;
         if let (Some(since), Some(until)) = (since, until) {
             if since >= until {
-                return Err(bad("since must be before until".to_owned()));
+                return Err("since must be before until".to_owned());
             }
         }
         let limit = match self.limit.as_deref() {
@@ -217,9 +257,9 @@ impl HistoryParams {
             Some(raw) => match raw.parse::<u32>() {
                 Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
                 _ => {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "limit: {raw:?} is not a number from 1 to {MAX_HISTORY_LIMIT}"
-                    )))
+                    ))
                 }
             },
         };
@@ -227,11 +267,8 @@ impl HistoryParams {
             .cursor
             .as_deref()
             .map(|raw| {
-                HistoryCursor::parse(raw).ok_or_else(|| {
-                    bad(format!(
-                        "cursor: {raw:?} is not a cursor from a previous page"
-                    ))
-                })
+                HistoryCursor::parse(raw)
+                    .ok_or_else(|| format!("cursor: {raw:?} is not a cursor from a previous page"))
             })
             .transpose()?;
         Ok(HistoryQuery {
@@ -244,30 +281,14 @@ impl HistoryParams {
     }
 }
 
-/// Stored health checks, newest first.
-///
-/// Raw checks are kept for `storage.retention_days`; page with `cursor`.
-#[utoipa::path(
-    tag = "health",
-    params(HistoryParams),
-    responses(
-        (status = 200, description = "One page of checks", body = HistoryPage),
-        (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
-    )
-)]
-#[get("/health/history")]
-pub async fn health_history(
-    state: web::Data<AppState>,
-    params: web::Query<HistoryParams>,
-) -> Result<HttpResponse, ApiError> {
-    let query = params.parse()?;
-    let (checks, next) = state
-        .store
-        .check_history(&query)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().json(HistoryPage {
+/// One page of stored checks for already parsed parameters.
+pub async fn history_page(
+    store: &crate::store::Store,
+    query: &HistoryQuery,
+) -> Result<HistoryPage, crate::store::StoreError> {
+    let (checks, next) = store.check_history(query).await?;
+    Ok(HistoryPage {
         items: checks.into_iter().map(HistoryItem::from).collect(),
         next_cursor: next.map(|c| c.encode()),
-    }))
+    })
 }

@@ -1,0 +1,100 @@
+//! Health Proxy (:3002): probes every configured service and answers how healthy everything is.
+
+mod views;
+
+use std::sync::Arc;
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::http::{ApiError, ErrorBody};
+use crate::probe::check::PROBE_MARKER_HEADER;
+use crate::probe::Monitor;
+use crate::services::{common, Core};
+
+pub use views::{
+    all_health, history_page, service_views, AllHealth, BreakerView, CheckReport, HistoryItem,
+    HistoryPage, HistoryParams, OutcomeCounts, ServiceView,
+};
+
+/// What the Health Proxy's handlers use besides the core: the monitor.
+#[derive(Debug, Clone)]
+pub struct HealthProxyState {
+    pub monitor: Arc<Monitor>,
+}
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(common::health)
+        .service(common::metrics)
+        .service(health_all)
+        .service(health_history)
+        .service(services);
+}
+
+/// Check every monitored service now.
+///
+/// Every target is checked in parallel, each within its own timeout, and every probe waits for one of the
+/// `monitor.max_in_flight` slots that all probes share. A success younger than the cache TTL is reused
+/// (`cached: true`); failures are checked again. A target whose check is already in flight (for another
+/// request or the background monitor) is not probed twice: this request waits for that check and reports
+/// its result (`shared: true`). On-demand checks are stored at most once per target per `interval_s`.
+///
+/// A request that carries `X-Hale-Probe` (every hale probe does) starts no checks at all: it is answered
+/// from the latest known results (`cached: true`; a target not checked yet is an `error`), so hale
+/// instances that monitor each other's `/health/all` cannot recurse. 200 when every target is up, 503
+/// otherwise.
+#[utoipa::path(
+    tag = "health",
+    params(
+        ("X-Hale-Probe" = Option<String>, Header, description = "Set by hale's own probes (any value): answer from the latest results, check nothing"),
+    ),
+    responses(
+        (status = 200, description = "Every target is up", body = AllHealth),
+        (status = 503, description = "At least one target is not up", body = AllHealth),
+    )
+)]
+#[get("/health/all")]
+pub async fn health_all(req: HttpRequest, state: web::Data<HealthProxyState>) -> HttpResponse {
+    let from_hale_probe = req.headers().contains_key(PROBE_MARKER_HEADER);
+    let all = views::all_health(&state.monitor, from_hale_probe).await;
+    if all.ok {
+        HttpResponse::Ok().json(all)
+    } else {
+        HttpResponse::ServiceUnavailable().json(all)
+    }
+}
+
+/// List the monitored services.
+///
+/// Each with its configuration, circuit breaker state and latest result.
+#[utoipa::path(
+    tag = "health",
+    responses((status = 200, description = "The monitored services", body = Vec<ServiceView>))
+)]
+#[get("/services")]
+pub async fn services(state: web::Data<HealthProxyState>) -> HttpResponse {
+    HttpResponse::Ok().json(views::service_views(&state.monitor))
+}
+
+/// Stored health checks, newest first.
+///
+/// Raw checks are kept for `storage.retention_days`; page with `cursor`.
+#[utoipa::path(
+    tag = "health",
+    params(HistoryParams),
+    responses(
+        (status = 200, description = "One page of checks", body = HistoryPage),
+        (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    )
+)]
+#[get("/health/history")]
+pub async fn health_history(
+    core: web::Data<Core>,
+    params: web::Query<HistoryParams>,
+) -> Result<HttpResponse, ApiError> {
+    let query = params.parse().map_err(ApiError::BadRequest)?;
+    let page = views::history_page(&core.store, &query)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(page))
+}
