@@ -102,6 +102,17 @@ async fn stops_gracefully_on(signal: &str) {
             "missing log {step:?} in {messages:?}"
         );
     }
+    // Producers stop before what they feed: the monitor first, then the store's own workers.
+    let stopped: Vec<&str> = logs
+        .iter()
+        .filter(|l| l["message"] == "stopping background worker")
+        .filter_map(|l| l["worker"].as_str())
+        .collect();
+    assert_eq!(
+        stopped[..3],
+        ["monitor", "retention", "database file watch"],
+        "{stopped:?}"
+    );
     let drained = logs
         .iter()
         .find(|l| l["message"] == "check writer drained")
@@ -508,6 +519,12 @@ async fn only_boss_api_starts_only_the_boss_api_in_process() {
     let app = spawn_app_only(config, Some(ServiceKind::BossApi)).await;
     assert_eq!(app.app().addr(ServiceKind::HealthProxy), None);
     assert_eq!(app.app().addr(ServiceKind::McpBridge), None);
+    assert!(
+        app.app().monitor().is_none(),
+        "no Health Proxy machinery without the Health Proxy"
+    );
+    assert!(!app.app().worker_names().contains(&"monitor"));
+    assert!(app.app().worker_names().contains(&"retention"));
     let (status, body) = app.get_json(ServiceKind::BossApi, "/healthz").await;
     assert_eq!(status, 200);
     assert_eq!(body["details"]["service"], json!("boss-api"));
