@@ -2,6 +2,7 @@
 //! The modules, in reading order: the command line and the app that wires everything, then the parts.
 
 pub mod app;
+pub mod auth;
 pub mod breaker;
 pub mod cli;
 pub mod clock;

@@ -22,7 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use alerts::AlertsConfig;
-pub use auth::AuthConfig;
+pub use auth::{AuthConfig, RoleTokens, TokenSource};
 pub use breaker::{BreakerConfig, BreakerOverride};
 pub use heal::HealConfig;
 pub use http::HttpConfig;
@@ -162,6 +162,7 @@ impl Config {
         self.storage.validate()?;
         self.slo.validate(&self.storage)?;
         mcp::validate_all(&self.mcp_servers)?;
+        self.auth.validate()?;
         Ok(())
     }
 }
