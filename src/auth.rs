@@ -182,6 +182,7 @@ mod tests {
                 operate: None,
                 admin,
             },
+            open_reads_on_loopback: true,
         }
     }
 

@@ -156,13 +156,16 @@ async fn json_logs_carry_the_request_fields() {
     let mut hale =
         HaleProcess::serve_with_env(&test_config_json(), &[], &[("HALE_LOG_FORMAT", "json")]).await;
     let addrs = hale.wait_listening(&ServiceKind::ALL).await;
-    let res = client()
-        .get(format!("http://{}/health", addrs[&ServiceKind::BossApi]))
-        .header("x-request-id", "test-123")
-        .send()
-        .await
-        .expect("GET /health");
-    assert_eq!(res.status().as_u16(), 200);
+    let boss_api = addrs[&ServiceKind::BossApi];
+    for (path, id) in [("/openapi.json", "test-123"), ("/health", "probe-1")] {
+        let res = client()
+            .get(format!("http://{boss_api}{path}"))
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+    }
     hale.signal("TERM");
     assert_eq!(exit_code(hale.wait_exit(Duration::from_secs(5)).await), 0);
 
@@ -182,8 +185,16 @@ async fn json_logs_carry_the_request_fields() {
     assert_eq!(request["level"], json!("INFO"));
     assert_eq!(request["service"], json!("boss-api"));
     assert_eq!(request["method"], json!("GET"));
-    assert_eq!(request["route"], json!("/health"));
+    assert_eq!(request["route"], json!("/openapi.json"));
     assert_eq!(request["status"], json!(200));
+    // A successful health probe is logged at debug only: monitors poll it every few seconds.
+    assert!(
+        !hale
+            .json_logs()
+            .iter()
+            .any(|l| l["request_id"] == "probe-1" && l["message"] == "request finished"),
+        "no info line for a successful /health"
+    );
     let latency = request["latency_ms"]
         .as_f64()
         .expect("latency_ms is a number");

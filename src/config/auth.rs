@@ -7,11 +7,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Invalid;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Where each role's token comes from; a role without one cannot be used.
     pub tokens: RoleTokens,
+    /// Reads from a loopback address need no token. Turn off behind a reverse proxy on the same host, where
+    /// every client arrives from loopback.
+    pub open_reads_on_loopback: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            tokens: RoleTokens::default(),
+            open_reads_on_loopback: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

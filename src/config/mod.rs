@@ -10,6 +10,7 @@ mod http;
 mod listen;
 mod mcp;
 mod monitor;
+mod rate_limits;
 mod secret;
 mod slo;
 mod storage;
@@ -29,6 +30,7 @@ pub use http::HttpConfig;
 pub use listen::ListenConfig;
 pub use mcp::{McpServerConfig, McpTransport};
 pub use monitor::MonitorConfig;
+pub use rate_limits::{RateLimit, RateLimitsConfig};
 pub use secret::{Secret, REDACTED};
 pub use slo::SloConfig;
 pub use storage::StorageConfig;
@@ -78,6 +80,7 @@ impl Invalid {
 pub struct Config {
     pub listen: ListenConfig,
     pub http: HttpConfig,
+    pub rate_limits: RateLimitsConfig,
     /// The monitored targets; without this field hale watches its own three services.
     pub services: Vec<TargetConfig>,
     pub monitor: MonitorConfig,
@@ -96,6 +99,7 @@ impl Default for Config {
         Self {
             listen: ListenConfig::default(),
             http: HttpConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
             services: targets::default_services(),
             monitor: MonitorConfig::default(),
             breaker: BreakerConfig::default(),
@@ -156,6 +160,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), Invalid> {
         self.listen.validate()?;
         self.http.validate()?;
+        self.rate_limits.validate()?;
         targets::validate_all(&self.services, &self.breaker, self.listen.health_proxy)?;
         self.monitor.validate()?;
         self.breaker.validate("breaker")?;

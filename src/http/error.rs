@@ -2,7 +2,7 @@
 //! `{"error": {"code", "message", "request_id"}}`. Server errors say nothing of their cause to the client;
 //! the cause goes to the log.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -40,8 +40,15 @@ pub enum ApiError {
     UriTooLong { limit: usize },
     #[error("request headers are over the limit of {max_count} headers or {max_bytes} bytes")]
     HeadersTooLarge { max_count: usize, max_bytes: usize },
+    /// No valid token for a route that needs one (401, with `WWW-Authenticate: Bearer`).
     #[error("{0}")]
-    Unavailable(String),
+    Unauthorized(String),
+    /// A valid token of a weaker role, or a route whose role has no token configured (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Over the rate limit of this client and route group (429, with `Retry-After`).
+    #[error("too many requests; retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -63,7 +70,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => ErrorType::PayloadTooLarge,
             Self::UriTooLong { .. } => ErrorType::UriTooLong,
             Self::HeadersTooLarge { .. } => ErrorType::HeadersTooLarge,
-            Self::Unavailable(_) => ErrorType::Unavailable,
+            Self::Unauthorized(_) => ErrorType::Unauthorized,
+            Self::Forbidden(_) => ErrorType::Forbidden,
+            Self::RateLimited { .. } => ErrorType::RateLimited,
             Self::Internal(_) => ErrorType::Internal,
         }
     }
@@ -89,13 +98,25 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self.body(None))
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"hale\""));
+            }
+            Self::RateLimited { retry_after_s } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+            }
+            _ => {}
+        }
+        res.json(self.body(None))
     }
 }
 
@@ -108,6 +129,7 @@ pub(crate) fn describe_status(status: StatusCode) -> (ErrorType, String) {
             ErrorType::Unauthorized,
             "authentication required".to_owned(),
         ),
+        403 => (ErrorType::Forbidden, "forbidden".to_owned()),
         404 => (ErrorType::NotFound, "no such route".to_owned()),
         405 => (ErrorType::MethodNotAllowed, "method not allowed".to_owned()),
         413 => (

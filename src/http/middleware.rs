@@ -52,13 +52,25 @@ pub async fn observe(
     if req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;
     }
+    // Health probes and scrapes arrive every few seconds from every monitor and Prometheus: their successful
+    // answers are logged at `debug` (a failed one still at `info`), so they cost no log line by default.
+    let probe_route = is_probe_path(req.path());
     // Fields recorded as `&str` (not `%`): the same JSON strings without going through `Display`.
-    let span = tracing::info_span!(
-        "request",
-        service = ctx.kind.as_str(),
-        request_id = request_id.as_str(),
-        method = method.as_str(),
-    );
+    let span = if probe_route {
+        tracing::debug_span!(
+            "request",
+            service = ctx.kind.as_str(),
+            request_id = request_id.as_str(),
+            method = method.as_str(),
+        )
+    } else {
+        tracing::info_span!(
+            "request",
+            service = ctx.kind.as_str(),
+            request_id = request_id.as_str(),
+            method = method.as_str(),
+        )
+    };
 
     let res = if let Some(refusal) = head_refusal(&req, ctx.body_limit) {
         req.error_response(refusal)
@@ -150,17 +162,32 @@ pub async fn observe(
     let elapsed = started.elapsed();
     ctx.metrics
         .request_finished(method.as_str(), &route, status.as_u16(), elapsed);
-    tracing::info!(
-        parent: &span,
-        service = ctx.kind.as_str(),
-        request_id = request_id.as_str(),
-        method = method.as_str(),
-        route = route.as_str(),
-        status = status.as_u16(),
-        latency_ms = (elapsed.as_micros() as f64) / 1000.0,
-        "request finished"
-    );
+    macro_rules! finished {
+        ($level:expr) => {
+            tracing::event!(
+                parent: &span,
+                $level,
+                service = ctx.kind.as_str(),
+                request_id = request_id.as_str(),
+                method = method.as_str(),
+                route = route.as_str(),
+                status = status.as_u16(),
+                latency_ms = (elapsed.as_micros() as f64) / 1000.0,
+                "request finished"
+            )
+        };
+    }
+    if probe_route && status.is_success() {
+        finished!(tracing::Level::DEBUG);
+    } else {
+        finished!(tracing::Level::INFO);
+    }
     Ok(res)
+}
+
+/// The paths monitors and scrapers poll: `/health`, `/healthz` and `/metrics`.
+fn is_probe_path(path: &str) -> bool {
+    matches!(path, "/health" | "/healthz" | "/metrics")
 }
 
 /// The request id and security headers every answer carries; `Cache-Control: no-store` outside `/docs`.
