@@ -191,6 +191,7 @@ async fn in_process_cost(requests: u32) {
         kind: ServiceKind::HealthProxy,
         metrics: ServiceMetrics::new(ServiceKind::HealthProxy),
         body_limit: 1024 * 1024,
+        guard: None,
     });
     let bare = test::init_service(App::new().route("/health", web::get().to(bare_health))).await;
     let observed = test::init_service(
@@ -330,6 +331,7 @@ fn start_bare(workers: usize, with_middleware: bool) -> (SocketAddr, ServerHandl
             kind: ServiceKind::HealthProxy,
             metrics: ServiceMetrics::new(ServiceKind::HealthProxy),
             body_limit: 1024 * 1024,
+            guard: None,
         });
         HttpServer::new(move || {
             App::new()

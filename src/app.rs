@@ -15,10 +15,11 @@ use tokio::task::JoinHandle;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::{Role, TokenError, Tokens};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
-use crate::http::{self, ApiError, HttpContext};
+use crate::http::{self, ApiError, Guard, HttpContext, RateLimits};
 use crate::kind::ServiceKind;
 use crate::limits;
 use crate::metrics::{EventMetrics, HealthMetrics, ServiceMetrics, WriterMetrics};
@@ -38,6 +39,13 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Monitor(#[from] MonitorError),
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error("{path} is {addr}, which is not a loopback address, and no read token is set: anyone who can reach it could read and change hale. Set auth.tokens.read (and operate and admin for changes; docs/operations.md#tokens-and-roles), or listen on 127.0.0.1")]
+    Exposed {
+        path: &'static str,
+        addr: SocketAddr,
+    },
     #[error("cannot listen on {addr} for {service}: {source}")]
     Bind {
         service: ServiceKind,
@@ -96,11 +104,13 @@ impl Application {
             .into_iter()
             .filter(|k| only.is_none_or(|o| o == *k))
             .collect();
+        let tokens = Arc::new(Tokens::load(&config.auth)?);
+        refuse_exposure(&config, &kinds, &tokens)?;
         // Before anything opens files: the soft limit goes up to the hard one, and the budget of probes
         // (Monitor::new) is sized from the result.
         limits::raise_open_file_limit();
         let listeners = bind(&config, &kinds)?;
-        let built = build(config, db_path, clock, &kinds).await?;
+        let built = build(config, db_path, clock, tokens, &kinds).await?;
         let servers = start_servers(listeners, &built)?;
         // Workers start last, once nothing can fail any more; producers first, so they stop first.
         let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
@@ -198,6 +208,24 @@ impl Application {
     }
 }
 
+/// A service that anyone on the network can reach needs a read token: without one, it would answer them all.
+fn refuse_exposure(
+    config: &Config,
+    kinds: &[ServiceKind],
+    tokens: &Tokens,
+) -> Result<(), StartError> {
+    if tokens.has(Role::Read) {
+        return Ok(());
+    }
+    // `listen.all()` lists the services in `ServiceKind::ALL` order.
+    for (kind, (path, addr)) in ServiceKind::ALL.into_iter().zip(config.listen.all()) {
+        if kinds.contains(&kind) && !addr.ip().is_loopback() {
+            return Err(StartError::Exposed { path, addr });
+        }
+    }
+    Ok(())
+}
+
 /// Binds every listener first, so a port in use is reported before the database is touched.
 fn bind(
     config: &Config,
@@ -224,6 +252,7 @@ async fn build(
     config: Config,
     db_path: &Path,
     clock: Arc<dyn Clock>,
+    tokens: Arc<Tokens>,
     kinds: &[ServiceKind],
 ) -> Result<Built, StartError> {
     let store = Store::open(db_path).await?;
@@ -262,6 +291,7 @@ async fn build(
         writer: check_writer,
         clock,
         started_at: Instant::now(),
+        tokens,
     };
     Ok(Built {
         core,
@@ -308,10 +338,11 @@ fn start_servers(
         .map_err(bind_error)?;
         tracing::info!(service = kind.as_str(), %addr, "listening");
         if !addr.ip().is_loopback() {
-            tracing::warn!(
+            // `refuse_exposure` made sure a read token exists.
+            tracing::info!(
                 service = kind.as_str(),
                 %addr,
-                "listening on a non-loopback address: anyone who can reach it can call every endpoint, until access tokens exist"
+                "listening on a non-loopback address: requests from other hosts need a bearer token"
             );
         }
         servers.push(RunningServer {
@@ -351,10 +382,19 @@ fn build_server(
     let limit = http_config.body_limit_bytes;
     let openapi = services::openapi(kind);
     let core = web::Data::new(core);
+    let guard = Guard {
+        kind,
+        tokens: core.tokens.clone(),
+        open_reads_on_loopback: core.config.auth.open_reads_on_loopback,
+        limits: RateLimits::new(&core.config.rate_limits),
+        audit: Some(core.store.clone()),
+        roles: services::route_roles(kind),
+    };
     let context = web::Data::new(HttpContext {
         kind,
         metrics,
         body_limit: limit,
+        guard: Some(Arc::new(guard)),
     });
     let origins = http_config.cors_origins.clone();
     let server = HttpServer::new(move || {
@@ -379,6 +419,7 @@ fn build_server(
         )
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(no_route))
+        .wrap(from_fn(http::guard))
         .wrap(Condition::new(!origins.is_empty(), http::cors(&origins)))
         .wrap(from_fn(http::observe))
     })

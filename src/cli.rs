@@ -51,6 +51,22 @@ pub enum Command {
         #[command(subcommand)]
         what: Export,
     },
+    /// Print the audit log (every request that tried to change something), newest first. Reads the
+    /// database directly, whether hale runs or not.
+    Audit {
+        /// The SQLite database file.
+        #[arg(long, env = "HALE_DB", default_value = "data/hale.db")]
+        db: PathBuf,
+        /// Only rows at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many rows, 1 to 1000.
+        #[arg(long, default_value_t = crate::services::audit::DEFAULT_AUDIT_LIMIT)]
+        limit: u32,
+        /// JSON (the same rows as `GET /audit`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,7 +131,68 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => fail(1, &e),
         },
+        Command::Audit {
+            db,
+            since,
+            limit,
+            json,
+        } => audit(&db, since, limit, json).await,
     }
+}
+
+async fn audit(db: &Path, since: Option<String>, limit: u32, json: bool) -> ExitCode {
+    use crate::services::audit::{audit_entries, AuditParams};
+    let params = AuditParams {
+        since,
+        limit: Some(limit.to_string()),
+    };
+    let (since, limit) = match params.parse() {
+        Ok(parsed) => parsed,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e),
+    };
+    let store = match crate::store::Store::open_read_only(db).await {
+        Ok(store) => store,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
+    };
+    let entries = match audit_entries(&store, since, limit).await {
+        Ok(entries) => entries,
+        Err(e) => return fail(1, &format!("cannot read the audit log: {e}")),
+    };
+    store.close().await;
+    if json {
+        match serde_json::to_string_pretty(&entries) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(1, &format!("cannot print the audit log: {e}")),
+        }
+        return ExitCode::SUCCESS;
+    }
+    if entries.is_empty() {
+        println!("no audit rows");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} request id",
+        "time", "service", "role", "client", "method", "route", "status", "outcome"
+    );
+    for e in entries {
+        let route = match &e.target {
+            Some(target) => format!("{} ({target})", e.route),
+            None => e.route.clone(),
+        };
+        println!(
+            "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} {}",
+            e.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            e.service,
+            e.role.as_deref().unwrap_or("-"),
+            e.client,
+            e.method,
+            route,
+            e.status,
+            e.outcome.as_str(),
+            e.request_id
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
@@ -148,7 +225,8 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
             }
         }
         Err(e) => {
-            // Everything but a failure to build the probe client is the operator's input to fix.
+            // Everything but a failure to build the probe client is the operator's input to fix (a missing
+            // or weak token, an exposed address without one, a port in use, a bad database file).
             let code = match e {
                 StartError::Monitor(MonitorError::Client(_)) => 1,
                 _ => EXIT_BAD_INPUT,

@@ -23,6 +23,11 @@ impl ServiceKind {
         }
     }
 
+    /// The inverse of `as_str`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The human title used in the OpenAPI documents.
     pub fn title(self) -> &'static str {
         match self {

@@ -91,3 +91,62 @@ pub struct CheckRecord {
     pub breaker_state: BreakerState,
     pub source: CheckSource,
 }
+
+/// How a request that tried to change something ended, as the audit log keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// Allowed and answered with a 2xx.
+    Done,
+    /// Allowed, and then failed (4xx or 5xx from the route itself).
+    Failed,
+    /// No valid token (401).
+    Unauthorized,
+    /// A token of a weaker role, or no token configured for the role (403).
+    Forbidden,
+    /// Over the rate limit (429).
+    RateLimited,
+}
+
+impl AuditOutcome {
+    pub const ALL: [AuditOutcome; 5] = [
+        Self::Done,
+        Self::Failed,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::RateLimited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == raw)
+    }
+}
+
+/// One request that tried to change something: who, from where, what, and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub at: DateTime<Utc>,
+    pub service: crate::kind::ServiceKind,
+    /// The role the caller's token granted; none without a valid token.
+    pub role: Option<&'static str>,
+    /// The client's address.
+    pub client: String,
+    pub method: String,
+    /// The route pattern, such as `/heal/{target}`.
+    pub route: String,
+    /// The `{target}` of the route, when it has one.
+    pub target: Option<String>,
+    pub status: u16,
+    pub outcome: AuditOutcome,
+    pub request_id: String,
+}

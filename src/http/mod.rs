@@ -2,7 +2,9 @@
 //! security headers, body limit), `ApiError`, extractor settings and CORS.
 
 mod error;
+mod guard;
 mod middleware;
+mod rate_limit;
 mod refusals;
 
 use actix_cors::Cors;
@@ -10,9 +12,11 @@ use actix_web::error::JsonPayloadError;
 use actix_web::web;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use guard::{authorize, guard, Denied, Guard, RoutePolicy};
 pub use middleware::{
     observe, RequestId, MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES, REQUEST_ID_HEADER,
 };
+pub use rate_limit::{RateGroup, RateLimits};
 pub use refusals::{RefusalKind, RefusalLayer, REPORT_EVERY};
 
 use crate::kind::ServiceKind;
@@ -24,6 +28,8 @@ pub struct HttpContext {
     pub kind: ServiceKind,
     pub metrics: ServiceMetrics,
     pub body_limit: usize,
+    /// Tokens, rate limits and the audit log; none where only the middleware's own cost is measured.
+    pub guard: Option<std::sync::Arc<Guard>>,
 }
 
 /// Extractor settings that turn bad bodies, queries and paths into `ApiError`s.

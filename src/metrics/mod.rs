@@ -73,6 +73,7 @@ pub struct ServiceMetrics {
     requests: IntCounterVec,
     durations: HistogramVec,
     errors: IntCounterVec,
+    rate_limited: IntCounterVec,
 }
 
 impl ServiceMetrics {
@@ -116,11 +117,20 @@ impl ServiceMetrics {
             &[names::LABEL_SERVICE, names::LABEL_TYPE],
         )
         .expect("static metric definition is valid");
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                names::HTTP_RATE_LIMITED_TOTAL,
+                "Requests refused with 429 because the client was over the rate limit of the route's group.",
+            ),
+            &[names::LABEL_SERVICE, names::LABEL_ROUTE],
+        )
+        .expect("static metric definition is valid");
         for collector in [
             Box::new(up.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(requests.clone()),
             Box::new(durations.clone()),
             Box::new(errors.clone()),
+            Box::new(rate_limited.clone()),
         ] {
             // Names are distinct constants on a fresh registry, so registration cannot clash.
             registry
@@ -135,6 +145,7 @@ impl ServiceMetrics {
             requests,
             durations,
             errors,
+            rate_limited,
         }
     }
 
@@ -159,6 +170,13 @@ impl ServiceMetrics {
         self.durations
             .with_label_values(&[self.service.as_str(), route])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A request refused for its rate. `route` must be a route pattern (or `unmatched`), never a raw path.
+    pub fn rate_limited(&self, route: &str) {
+        self.rate_limited
+            .with_label_values(&[self.service.as_str(), route])
+            .inc();
     }
 
     pub fn error(&self, kind: ErrorType) {

@@ -5,6 +5,7 @@ pub const SERVICE_UP: &str = "service_up";
 pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
 pub const ERRORS_TOTAL: &str = "errors_total";
+pub const HTTP_RATE_LIMITED_TOTAL: &str = "http_rate_limited_total";
 
 pub const HEALTH_CHECK_TOTAL: &str = "health_check_total";
 pub const HEALTH_CHECK_DURATION_SECONDS: &str = "health_check_duration_seconds";

@@ -1,18 +1,22 @@
 //! The three HTTP services: their routes, their OpenAPI documents and the state their handlers share.
 
+pub mod audit;
 mod boss_api;
 mod common;
 pub mod health_proxy;
 mod mcp_bridge;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::http::Method;
 use actix_web::{web, App};
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
+use crate::auth::{Role, Tokens};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::kind::ServiceKind;
@@ -31,6 +35,8 @@ pub struct Core {
     pub writer: CheckWriter,
     pub clock: Arc<dyn Clock>,
     pub started_at: Instant,
+    /// The role tokens in force (never printed: `Debug` shows only which roles have one).
+    pub tokens: Arc<Tokens>,
 }
 
 /// One service's own state, registered as app data beside the `Core`.
@@ -68,6 +74,46 @@ fn routes(kind: ServiceKind) -> fn(&mut ServiceConfig) {
     }
 }
 
+/// Routes that need another role than their method implies. Every other documented route that changes
+/// something needs `operate`; every other read needs `read` (and no token from loopback, unless turned off).
+pub const ROLE_OVERRIDES: &[(ServiceKind, &str, &str, Role)] = &[
+    (ServiceKind::BossApi, "POST", "/backup", Role::Admin),
+    (ServiceKind::BossApi, "GET", "/audit", Role::Admin),
+];
+
+/// The role each route needs where it is not `read`: every documented route that changes something (read
+/// from the service's OpenAPI document, so a new route cannot be forgotten here) and the overrides.
+pub fn route_roles(kind: ServiceKind) -> HashMap<(Method, String), Role> {
+    let doc = openapi(kind);
+    let mut roles = HashMap::new();
+    for (path, item) in &doc.paths.paths {
+        let operations = [
+            (Method::GET, item.get.is_some()),
+            (Method::POST, item.post.is_some()),
+            (Method::PUT, item.put.is_some()),
+            (Method::PATCH, item.patch.is_some()),
+            (Method::DELETE, item.delete.is_some()),
+        ];
+        for (method, present) in operations {
+            if !present {
+                continue;
+            }
+            let overridden = ROLE_OVERRIDES
+                .iter()
+                .find(|(k, m, p, _)| *k == kind && *m == method.as_str() && p == path)
+                .map(|(_, _, _, role)| *role);
+            let role = match (overridden, method == Method::GET) {
+                (Some(role), _) => role,
+                // A read that is not overridden needs `read`: it is not listed.
+                (None, true) => continue,
+                (None, false) => Role::Operate,
+            };
+            roles.insert((method, path.clone()), role);
+        }
+    }
+    roles
+}
+
 /// The OpenAPI document of one service, collected from its handlers.
 pub fn openapi(kind: ServiceKind) -> OpenApi {
     let (_, doc) = App::new()
@@ -102,6 +148,17 @@ fn base_document(kind: ServiceKind) -> OpenApi {
     for (name, schema) in schemas {
         components = components.schema(name, schema);
     }
+    let components = components.security_scheme(
+        "bearer",
+        utoipa::openapi::security::SecurityScheme::Http(
+            utoipa::openapi::security::HttpBuilder::new()
+                .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                .description(Some(
+                    "A role token (read, operate or admin) from the `auth.tokens` section of the config",
+                ))
+                .build(),
+        ),
+    );
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()

@@ -1,6 +1,7 @@
 //! The only module that speaks SQL: the SQLite pool, the embedded migrations, one file per record kind and
 //! the batching writer for high-rate records.
 
+pub mod audit;
 pub mod breakers;
 pub mod health_checks;
 pub mod retention;
@@ -140,6 +141,37 @@ impl Store {
                 reason,
             }
         })?;
+        let identity = FileIdentity::of(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+            identity,
+            status: Arc::default(),
+        })
+    }
+
+    /// Opens an existing database to read it while hale may be running on it (`hale audit`, reports): no
+    /// write, no migration, no lock taken beyond SQLite's own readers.
+    pub async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Open {
+                path: path.display().to_string(),
+                reason: "no such file".to_owned(),
+            });
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|e| StoreError::classify(path, e))?
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::classify(path, e))?;
         let identity = FileIdentity::of(path).map_err(|e| StoreError::Open {
             path: path.display().to_string(),
             reason: e.to_string(),

@@ -24,6 +24,7 @@ pub struct Pruned {
     pub checks: u64,
     pub rollups: u64,
     pub transitions: u64,
+    pub audit: u64,
 }
 
 impl Pruned {
@@ -33,8 +34,8 @@ impl Pruned {
 }
 
 impl Store {
-    /// Deletes raw checks older than `checks_before`, and hourly rollups and breaker transitions older than
-    /// `rollups_before`.
+    /// Deletes raw checks and audit rows older than `checks_before`, and hourly rollups and breaker
+    /// transitions older than `rollups_before`.
     pub async fn prune(
         &self,
         checks_before: DateTime<Utc>,
@@ -54,6 +55,10 @@ impl Store {
                 .await?,
             transitions: self
                 .delete_older("breaker_transitions", "rowid", "at_ms", rollups_before)
+                .await?,
+            // The audit log is kept as long as the raw checks.
+            audit: self
+                .delete_older("audit_log", "rowid", "at_ms", checks_before)
                 .await?,
         })
     }
@@ -107,6 +112,7 @@ impl Retention {
                 checks = pruned.checks,
                 rollups = pruned.rollups,
                 transitions = pruned.transitions,
+                audit = pruned.audit,
                 "pruned old rows"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),

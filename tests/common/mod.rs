@@ -45,6 +45,8 @@ pub fn test_config() -> Config {
     };
     config.http.workers = 1;
     config.http.shutdown_timeout_s = 5;
+    // Load tests send bursts from one address; the rate limit tests turn the limits back on.
+    config.rate_limits.enabled = false;
     config
 }
 
@@ -57,6 +59,7 @@ pub fn test_config_json() -> serde_json::Value {
             "boss_api": "127.0.0.1:0"
         },
         "http": { "workers": 1, "shutdown_timeout_s": 5 },
+        "rate_limits": { "enabled": false },
         "services": []
     })
 }
@@ -592,16 +595,19 @@ impl TestApp {
 /// `SELECT count(*) FROM health_checks WHERE <condition>` on a database file, read with sqlx directly (not
 /// through hale's store), after hale has closed it.
 pub async fn count_check_rows(db_path: &Path, condition: &str) -> i64 {
+    count_rows(db_path, "health_checks", condition).await
+}
+
+/// `SELECT count(*) FROM table WHERE condition` on the database file, through a connection of the test's own.
+pub async fn count_rows(db_path: &Path, table: &str, condition: &str) -> i64 {
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db_path);
     let pool = sqlx::SqlitePool::connect_with(options)
         .await
         .unwrap_or_else(|e| panic!("open {}: {e}", db_path.display()));
-    let count: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM health_checks WHERE {condition}"
-    ))
-    .fetch_one(&pool)
-    .await
-    .unwrap_or_else(|e| panic!("count rows where {condition}: {e}"));
+    let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE {condition}"))
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("count rows where {condition}: {e}"));
     pool.close().await;
     count
 }

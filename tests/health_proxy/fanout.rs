@@ -291,33 +291,6 @@ async fn running_short_of_open_files_is_logged_once_and_so_is_the_recovery() {
     assert_eq!(common::exit_code(hale.wait_exit(common::DEADLINE).await), 0);
 }
 
-#[tokio::test]
-async fn listening_beyond_loopback_warns_that_anyone_who_can_reach_it_can_call_it() {
-    let mut config = common::test_config_json();
-    config["listen"]["boss_api"] = json!("0.0.0.0:0");
-    let mut hale = HaleProcess::serve(&config, &[]).await;
-    hale.wait_listening(&[HealthProxy, hale::kind::ServiceKind::BossApi])
-        .await;
-    let warnings: Vec<Value> = hale
-        .json_logs()
-        .into_iter()
-        .filter(|l| {
-            l["level"] == "WARN"
-                && l["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("anyone who can reach it"))
-        })
-        .collect();
-    assert_eq!(
-        warnings.len(),
-        1,
-        "only the service on 0.0.0.0: {warnings:?}"
-    );
-    assert_eq!(warnings[0]["service"], "boss-api");
-    hale.signal("TERM");
-    assert_eq!(common::exit_code(hale.wait_exit(common::DEADLINE).await), 0);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_checks_keep_their_rows_under_on_demand_load() {
     let slow = TargetServer::start(Mode::Slow(Duration::from_millis(400))).await;

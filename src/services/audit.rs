@@ -1,0 +1,105 @@
+//! `GET /audit` (admin): the audit log of requests that tried to change something. The answer's shape and
+//! the parsing of its parameters are here, without actix, so `hale audit` prints the very same rows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::records::AuditOutcome;
+use crate::store::audit::StoredAudit;
+use crate::store::{Store, StoreError};
+
+pub const MAX_AUDIT_LIMIT: u32 = 1000;
+pub const DEFAULT_AUDIT_LIMIT: u32 = 100;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Rows at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+    /// Rows to return, newest first, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<String>,
+}
+
+impl AuditParams {
+    /// `since` and `limit`; the error names the bad parameter.
+    pub fn parse(&self) -> Result<(Option<DateTime<Utc>>, u32), String> {
+        let since = self
+            .since
+            .as_deref()
+            .map(|s| {
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| format!("since: {s:?} is not an RFC 3339 time ({e})"))
+            })
+            .transpose()?;
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_AUDIT_LIMIT,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "limit: {raw:?} is not a number from 1 to {MAX_AUDIT_LIMIT}"
+                    ))
+                }
+            },
+        };
+        Ok((since, limit))
+    }
+}
+
+/// One request that tried to change something.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// The service that answered: `health-proxy`, `mcp-bridge` or `boss-api`.
+    pub service: String,
+    /// The role the caller's token granted; null without a valid token.
+    pub role: Option<String>,
+    /// The client's address.
+    pub client: String,
+    pub method: String,
+    /// The route pattern, such as `/backup`.
+    pub route: String,
+    /// The route's `{target}`, when it has one.
+    pub target: Option<String>,
+    pub status: u16,
+    pub outcome: AuditOutcome,
+    pub request_id: String,
+}
+
+impl From<StoredAudit> for AuditEntry {
+    fn from(row: StoredAudit) -> Self {
+        let r = row.record;
+        Self {
+            id: row.id,
+            at: r.at,
+            service: r.service.as_str().to_owned(),
+            role: r.role.map(str::to_owned),
+            client: r.client,
+            method: r.method,
+            route: r.route,
+            target: r.target,
+            status: r.status,
+            outcome: r.outcome,
+            request_id: r.request_id,
+        }
+    }
+}
+
+/// The audit rows asked for, newest first.
+pub async fn audit_entries(
+    store: &Store,
+    since: Option<DateTime<Utc>>,
+    limit: u32,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    Ok(store
+        .audit_log(since, limit)
+        .await?
+        .into_iter()
+        .map(AuditEntry::from)
+        .collect())
+}

@@ -1,0 +1,449 @@
+//! The access layer on real HTTP: role tokens on every route that needs more than a read, reads from loopback,
+//! the refusal to listen beyond loopback without a read token, rate limits per client and route group, and the
+//! audit log of every request that tried to change something (counted in the database file). No token ever
+//! shows up in a log line, an error, `check-config` or `/metrics`.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use hale::auth::Role;
+use hale::config::{Config, RateLimit, TokenSource};
+use hale::kind::ServiceKind;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use common::{
+    exit_code, run_hale, sample_value, test_config, test_config_json, HaleProcess, TestApp,
+};
+
+const READ: &str = "read-token-aaaaaaaaaaaaaaaa";
+const OPERATE: &str = "operate-token-bbbbbbbbbbbbbbbb";
+const ADMIN: &str = "admin-token-cccccccccccccccc";
+
+/// A config whose tokens come from environment variables named after `prefix` (set here; each test uses its
+/// own prefix, since the environment is shared by the tests of this binary).
+fn with_tokens(mut config: Config, prefix: &str, open_reads_on_loopback: bool) -> Config {
+    for (role, token) in [("READ", READ), ("OPERATE", OPERATE), ("ADMIN", ADMIN)] {
+        std::env::set_var(format!("{prefix}_{role}"), token);
+    }
+    config.auth.tokens.read = Some(TokenSource::Env(format!("{prefix}_READ")));
+    config.auth.tokens.operate = Some(TokenSource::Env(format!("{prefix}_OPERATE")));
+    config.auth.tokens.admin = Some(TokenSource::Env(format!("{prefix}_ADMIN")));
+    config.auth.open_reads_on_loopback = open_reads_on_loopback;
+    config
+}
+
+async fn call(
+    app: &TestApp,
+    kind: ServiceKind,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = app.request(method.clone(), kind, path);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+/// A concrete path for a route pattern (`/heal/{target}` becomes `/heal/probe`).
+fn concrete(pattern: &str) -> String {
+    let mut path = String::new();
+    let mut in_param = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => in_param = true,
+            '}' => {
+                in_param = false;
+                path.push_str("probe");
+            }
+            _ if in_param => {}
+            _ => path.push(c),
+        }
+    }
+    path
+}
+
+fn token_of(role: Role) -> &'static str {
+    match role {
+        Role::Read => READ,
+        Role::Operate => OPERATE,
+        Role::Admin => ADMIN,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_that_needs_more_than_a_read_asks_for_its_role_on_every_service() {
+    let app = common::spawn_app_with(with_tokens(test_config(), "HALE_ACCESS_A", true)).await;
+    let mut checked = 0;
+    for kind in ServiceKind::ALL {
+        for ((method, pattern), needed) in hale::services::route_roles(kind) {
+            let path = concrete(&pattern);
+            let method = Method::from_bytes(method.as_str().as_bytes()).unwrap();
+            let what = format!("{kind} {method} {path}");
+            // Without a token: 401, and the answer says how to authenticate.
+            let (status, headers, body) = call(&app, kind, method.clone(), &path, None).await;
+            assert_eq!(status, 401, "{what}: {body}");
+            assert_eq!(body["error"]["code"], "unauthorized", "{what}");
+            assert!(
+                headers[reqwest::header::WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer"),
+                "{what}"
+            );
+            // A token that is not valid: 401.
+            let (status, _, _) = call(
+                &app,
+                kind,
+                method.clone(),
+                &path,
+                Some("not-a-valid-token-xxxxxx"),
+            )
+            .await;
+            assert_eq!(status, 401, "{what}");
+            // Every weaker role: 403, naming the role needed.
+            for weaker in Role::ALL.into_iter().filter(|r| *r < needed) {
+                let (status, _, body) =
+                    call(&app, kind, method.clone(), &path, Some(token_of(weaker))).await;
+                assert_eq!(status, 403, "{what} with {weaker}: {body}");
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(
+                    message.contains(&format!("needs the {needed} role")),
+                    "{message}"
+                );
+            }
+            // The role itself and every stronger one get through to the route.
+            for enough in Role::ALL.into_iter().filter(|r| *r >= needed) {
+                let (status, _, body) =
+                    call(&app, kind, method.clone(), &path, Some(token_of(enough))).await;
+                assert!(
+                    status != 401 && status != 403,
+                    "{what} with {enough}: {status} {body}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "the table has routes: {checked}");
+    // Reads stay open on loopback, with or without a token; a method a path does not have is the router's
+    // 405, whoever asks.
+    for kind in ServiceKind::ALL {
+        let (status, _, _) = call(&app, kind, Method::GET, "/health", None).await;
+        assert_eq!(status, 200, "{kind}");
+        let (status, _, _) = call(&app, kind, Method::GET, "/health", Some(READ)).await;
+        assert_eq!(status, 200, "{kind}");
+        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            let (status, _, body) = call(&app, kind, method.clone(), "/metrics", None).await;
+            assert_eq!(status, 405, "{kind} {method} /metrics: {body}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_on_the_same_host_reads_from_loopback_need_the_read_token() {
+    let app = common::spawn_app_with(with_tokens(test_config(), "HALE_ACCESS_B", false)).await;
+    for kind in ServiceKind::ALL {
+        let (status, _, body) = call(&app, kind, Method::GET, "/metrics", None).await;
+        assert_eq!(status, 401, "{kind}: {body}");
+        for token in [READ, OPERATE, ADMIN] {
+            let (status, _, _) = call(&app, kind, Method::GET, "/health", Some(token)).await;
+            assert_eq!(status, 200, "{kind}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_token_configured_an_admin_route_is_403_and_says_how_to_enable_it() {
+    let app = common::spawn_app().await;
+    let (status, _, body) = call(&app, ServiceKind::BossApi, Method::GET, "/audit", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("needs an admin token and none is configured")
+            && message.contains("auth.tokens.admin"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listening_beyond_loopback_needs_a_read_token() {
+    let mut config = test_config_json();
+    config["listen"]["boss_api"] = json!("0.0.0.0:0");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = run_hale(
+        dir.path(),
+        &[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--db",
+            dir.path().join("hale.db").to_str().unwrap(),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(
+        stderr.contains("listen.boss_api is 0.0.0.0:0, which is not a loopback address, and no read token is set"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("hale.db").exists(),
+        "refused before the database is touched"
+    );
+
+    // With a read token it starts, and says the address needs tokens.
+    config["auth"] = json!({"tokens": {"read": {"env": "HALE_EXPOSED_READ"}}});
+    let mut hale = HaleProcess::serve_with_env(&config, &[], &[("HALE_EXPOSED_READ", READ)]).await;
+    hale.wait_listening(&ServiceKind::ALL).await;
+    let notice = hale
+        .json_logs()
+        .into_iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("requests from other hosts need a bearer token"))
+        })
+        .expect("the non-loopback notice");
+    assert_eq!(notice["service"], "boss-api");
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(common::DEADLINE).await), 0);
+}
+
+/// A client whose requests come from `source` (any 127.0.0.0/8 address is this machine).
+fn client_from(source: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_rate_limit_gets_429_while_other_clients_and_groups_are_served() {
+    let mut config = test_config();
+    config.rate_limits.enabled = true;
+    config.rate_limits.check = RateLimit {
+        per_second: 1,
+        burst: 5,
+    };
+    let app = common::spawn_app_with(config).await;
+    let all = app.url(ServiceKind::HealthProxy, "/health/all");
+    let noisy = client_from([127, 0, 0, 1].into());
+    let mut limited = None;
+    for _ in 0..20 {
+        let res = noisy.get(&all).send().await.unwrap();
+        if res.status().as_u16() == 429 {
+            limited = Some(res);
+            break;
+        }
+    }
+    let res = limited.expect("a burst of 20 against a burst of 5 meets the limit");
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["request_id"].is_string());
+
+    // Another group of the same client: a Prometheus on the same host still scrapes.
+    let metrics = noisy
+        .get(app.url(ServiceKind::HealthProxy, "/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        sample_value(
+            &text,
+            "http_rate_limited_total",
+            &[("service", "health-proxy"), ("route", "/health/all")]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the refusal is counted"
+    );
+    // Another client, same group: its own bucket.
+    let quiet = client_from([127, 0, 0, 2].into());
+    let res = quiet.get(&all).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200, "a second client is served");
+}
+
+async fn audit_rows(db: &Path) -> i64 {
+    common::count_rows(db, "audit_log", "1 = 1").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_that_tries_to_change_something_is_one_audit_row() {
+    let mut app = common::spawn_app_with(with_tokens(test_config(), "HALE_ACCESS_C", true)).await;
+    // Three attempts: a method the path does not have, an unknown token, a read token on a route.
+    let (status, _, _) = call(
+        &app,
+        ServiceKind::HealthProxy,
+        Method::POST,
+        "/health",
+        None,
+    )
+    .await;
+    assert_eq!(status, 405);
+    let res = app
+        .request(Method::DELETE, ServiceKind::BossApi, "/healthz")
+        .bearer_auth("not-a-valid-token-xxxxxx")
+        .header("x-request-id", "audit-me-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    let (status, _, _) = call(
+        &app,
+        ServiceKind::McpBridge,
+        Method::PUT,
+        "/metrics",
+        Some(READ),
+    )
+    .await;
+    assert_eq!(status, 405);
+    // Reads are not audited.
+    call(&app, ServiceKind::HealthProxy, Method::GET, "/health", None).await;
+
+    let (status, _, entries) = call(
+        &app,
+        ServiceKind::BossApi,
+        Method::GET,
+        "/audit?limit=10",
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, 200, "{entries}");
+    let entries = entries.as_array().unwrap().clone();
+    assert_eq!(entries.len(), 3, "{entries:#?}");
+    let delete = entries
+        .iter()
+        .find(|e| e["request_id"] == "audit-me-1")
+        .expect("the DELETE is in the log");
+    assert_eq!(delete["service"], "boss-api");
+    assert_eq!(delete["method"], "DELETE");
+    assert_eq!(delete["route"], "/healthz");
+    assert_eq!(delete["status"], 405);
+    assert_eq!(delete["outcome"], "failed");
+    assert_eq!(delete["client"], "127.0.0.1");
+    assert!(delete["role"].is_null(), "no valid token, no role");
+    let put = entries.iter().find(|e| e["method"] == "PUT").unwrap();
+    assert_eq!(put["role"], "read");
+    // Newest first.
+    assert!(entries
+        .windows(2)
+        .all(|w| w[0]["at"].as_str() >= w[1]["at"].as_str()));
+    let (status, _, body) = call(
+        &app,
+        ServiceKind::BossApi,
+        Method::GET,
+        "/audit?limit=0",
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("limit: \"0\" is not a number from 1 to 1000"));
+
+    app.shutdown().await;
+    assert_eq!(
+        audit_rows(&app.db_path).await,
+        3,
+        "counted in the database file"
+    );
+    // `hale audit` reads the same rows from the file.
+    let out = run_hale(
+        app.dir.path(),
+        &["audit", "--db", app.db_path.to_str().unwrap(), "--json"],
+    )
+    .await;
+    assert_eq!(
+        exit_code(out.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed.as_array().unwrap().len(), 3);
+    assert_eq!(printed[0]["id"], entries[0]["id"]);
+    let table = run_hale(
+        app.dir.path(),
+        &["audit", "--db", app.db_path.to_str().unwrap()],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("DELETE") && text.contains("audit-me-1"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_shows_up_in_logs_errors_check_config_or_metrics() {
+    let mut config = test_config_json();
+    config["auth"] = json!({"tokens": {
+        "read": {"env": "HALE_LEAK_READ"},
+        "admin": {"env": "HALE_LEAK_ADMIN"}
+    }});
+    let env = [("HALE_LEAK_READ", READ), ("HALE_LEAK_ADMIN", ADMIN)];
+    let mut hale = HaleProcess::serve_with_env(&config, &[], &env).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let client = common::client();
+    let boss: SocketAddr = addrs[&ServiceKind::BossApi];
+    let near_miss = &ADMIN[..ADMIN.len() - 1];
+    let mut bodies = String::new();
+    for token in [READ, ADMIN, near_miss, "x"] {
+        for path in ["/audit", "/health", "/metrics"] {
+            let res = client
+                .get(format!("http://{boss}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            bodies.push_str(&res.text().await.unwrap());
+        }
+    }
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(common::DEADLINE).await), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let printed = run_hale(
+        dir.path(),
+        &["check-config", "--config", path.to_str().unwrap()],
+    )
+    .await;
+    let printed = String::from_utf8_lossy(&printed.stdout).to_string();
+    assert!(printed.contains("HALE_LEAK_ADMIN"), "{printed}");
+    let everything = [
+        hale.stdout_lines().join("\n"),
+        hale.stderr_lines().join("\n"),
+        bodies,
+        printed,
+    ]
+    .join("\n");
+    for secret in [READ, ADMIN, near_miss] {
+        assert!(!everything.contains(secret), "a token leaked");
+    }
+}
