@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod probe;
 pub mod records;
+pub mod selfwatch;
 pub mod services;
 pub mod slo;
 pub mod store;
