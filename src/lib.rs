@@ -12,6 +12,7 @@ pub mod http;
 pub mod kind;
 pub mod limits;
 pub mod metrics;
+pub mod ops;
 pub mod probe;
 pub mod records;
 pub mod selfwatch;
