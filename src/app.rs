@@ -24,6 +24,7 @@ use crate::kind::ServiceKind;
 use crate::limits;
 use crate::metrics::{EventMetrics, HealthMetrics, ServiceMetrics, WriterMetrics};
 use crate::probe::{Monitor, MonitorError};
+use crate::selfwatch::SelfWatch;
 use crate::services::{self, Core, HealthProxyState, ServiceState};
 use crate::store::retention::Retention;
 use crate::store::status::FileWatch;
@@ -127,6 +128,12 @@ impl Application {
             store: built.core.store.clone(),
         }));
         if let Some(watch) = limits::OpenFileWatch::new() {
+            workers.push(Arc::new(watch));
+        }
+        if let Some(watch) = SelfWatch::new(
+            built.core.config.monitor.self_watch_interval_s,
+            built.core.writer.clone(),
+        ) {
             workers.push(Arc::new(watch));
         }
         Ok(Self {

@@ -1,4 +1,4 @@
-//! The command line: `hale serve`, `hale check-config` and `hale export openapi`.
+//! The command line: `hale serve`, `hale check-config`, `hale export openapi`, `hale verify` and `hale status`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -67,6 +67,57 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a deployment: config, database, every service's /health and /metrics, every target, breakers, the
+    /// writer, hale's own resources and the exported files. Prints a PASS/FAIL report; exits 0 only when
+    /// every check passes.
+    Verify(VerifyArgs),
+    /// One screen: hale's services, each target against its SLOs, alerts, the writer, the database, backups.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub files: Files,
+    /// The folder holding the exported files (openapi/; later dashboards/, alerts/, deploy/).
+    #[arg(long, default_value = ".")]
+    pub exports: PathBuf,
+    /// Verify only this service of the running hale (as started with `serve --only`).
+    #[arg(long, value_enum)]
+    pub only: Option<OnlyService>,
+    /// Do not call a running hale: check the config, database and exported files only.
+    #[arg(long)]
+    pub offline: bool,
+    /// Also write the report as Markdown to this file.
+    #[arg(long, value_name = "FILE.md")]
+    pub report: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: ReportFormat,
+    /// `promtool` to check the metrics with, besides hale's own parser (default: promtool on the PATH).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_promtool")]
+    pub promtool: Option<PathBuf>,
+    /// Check the metrics with hale's own parser only.
+    #[arg(long)]
+    pub no_promtool: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub files: Files,
+    /// The same data as JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,6 +188,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             limit,
             json,
         } => audit(&db, since, limit, json).await,
+        Command::Verify(args) => verify(args).await,
+        Command::Status(args) => status(args).await,
     }
 }
 
@@ -191,6 +244,64 @@ async fn audit(db: &Path, since: Option<String>, limit: u32, json: bool) -> Exit
             e.outcome.as_str(),
             e.request_id
         );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `hale verify`: 0 when every check passed, 1 when one failed, 2 when the report cannot be written.
+async fn verify(args: VerifyArgs) -> ExitCode {
+    use crate::ops::verify::{self, Promtool, VerifyOptions};
+    let options = VerifyOptions {
+        config: args.files.config,
+        db: args.files.db,
+        exports: args.exports,
+        only: args.only.map(Into::into),
+        offline: args.offline,
+        promtool: match (args.promtool, args.no_promtool) {
+            (_, true) => Promtool::Off,
+            (Some(path), false) => Promtool::Path(path),
+            (None, false) => Promtool::Auto,
+        },
+    };
+    let report = verify::verify(&options).await;
+    let markdown = report.to_markdown();
+    let json = report.to_json();
+    for (path, text) in [(&args.report, &markdown), (&args.json, &json)] {
+        if let Some(path) = path {
+            if let Err(e) = std::fs::write(path, text) {
+                return fail(
+                    EXIT_BAD_INPUT,
+                    &format!("cannot write the report to {}: {e}", path.display()),
+                );
+            }
+        }
+    }
+    match args.format {
+        ReportFormat::Markdown => print!("{markdown}"),
+        ReportFormat::Json => print!("{json}"),
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `hale status`: 0 once the status is printed, whatever it shows; 2 for a config that cannot be used.
+async fn status(args: StatusArgs) -> ExitCode {
+    use crate::ops::status;
+    let config = match Config::load(&args.files.config) {
+        Ok(config) => config,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
+    };
+    let found = status::gather(&config, &args.files.config, &args.files.db).await;
+    if args.json {
+        match serde_json::to_string_pretty(&found) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(1, &format!("cannot encode the status: {e}")),
+        }
+    } else {
+        print!("{}", status::render(&found, status::colour_wanted()));
     }
     ExitCode::SUCCESS
 }

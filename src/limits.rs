@@ -170,7 +170,7 @@ impl Worker for OpenFileWatch {
     }
 }
 
-fn count_open_files() -> std::io::Result<u64> {
+pub(crate) fn count_open_files() -> std::io::Result<u64> {
     // The count includes the descriptor read_dir itself holds, which is gone right after.
     Ok(std::fs::read_dir(Path::new("/proc/self/fd"))?.count() as u64)
 }

@@ -823,6 +823,18 @@ async fn promtool_accepts_every_services_metrics() {
             .await
             .expect("send");
         let text = app.metrics(kind).await;
+        // The process metrics (self-watch) are part of what promtool checks.
+        for family in [
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_cpu_seconds_total",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{kind}: no {family}"
+            );
+        }
         let (ok, report) = promtool_check(&text).await;
         assert!(
             ok,

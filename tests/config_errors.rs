@@ -179,6 +179,12 @@ const CASES: &[Case] = &[
         path: "$",
         reason: "invalid type: null, expected struct Config",
     },
+    Case {
+        what: "a self-watch interval too short to be modest",
+        text: r#"{"monitor": {"self_watch_interval_s": 5}}"#,
+        path: "$.monitor.self_watch_interval_s",
+        reason: "5 is out of range: 0 (off) or 10..=86400",
+    },
 ];
 
 fn write_config(dir: &Path, text: &str) -> String {

@@ -17,6 +17,8 @@ pub struct MonitorConfig {
     pub max_in_flight: usize,
     /// An up target slower than this counts only partly in the health score.
     pub slow_threshold_ms: u64,
+    /// How often hale logs its own resident memory, open files and writer queue (`self-watch`); 0: never.
+    pub self_watch_interval_s: u64,
 }
 
 impl Default for MonitorConfig {
@@ -29,6 +31,8 @@ impl Default for MonitorConfig {
             // rounds of probes rather than 79 at 64.
             max_in_flight: 256,
             slow_threshold_ms: 1_000,
+            // Often enough to see a leak grow over an hour, rare enough to stay out of the way in the log.
+            self_watch_interval_s: 300,
         }
     }
 }
@@ -45,6 +49,15 @@ impl MonitorConfig {
             return Err(Invalid::at(
                 "monitor.slow_threshold_ms",
                 "must be at least 1",
+            ));
+        }
+        if self.self_watch_interval_s != 0 && !(10..=86_400).contains(&self.self_watch_interval_s) {
+            return Err(Invalid::at(
+                "monitor.self_watch_interval_s",
+                format!(
+                    "{} is out of range: 0 (off) or 10..=86400",
+                    self.self_watch_interval_s
+                ),
             ));
         }
         Ok(())

@@ -137,6 +137,7 @@ impl ServiceMetrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
+        register_process_collector(&registry);
         up.with_label_values(&[service.as_str()]).set(1);
         Self {
             service,
@@ -202,6 +203,24 @@ fn status_digits(status: u16) -> [u8; 3] {
         b'0' + (status % 10) as u8,
     ]
 }
+
+/// The standard `process_*` metrics of this process (resident memory, open and maximum file descriptors, CPU
+/// seconds, threads, start time), read from `/proc/self` at each scrape. Every service's registry gets its
+/// own collector: services started in separate processes (`serve --only`) each report their own process,
+/// and in one process the three show the same values.
+#[cfg(target_os = "linux")]
+fn register_process_collector(registry: &Registry) {
+    // A fresh registry has no `process_*` names yet, so registration cannot clash.
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process metric names are unique");
+}
+
+/// The prometheus crate reads process metrics from `/proc`, on Linux only.
+#[cfg(not(target_os = "linux"))]
+fn register_process_collector(_registry: &Registry) {}
 
 /// Methods outside the standard set share one label value, so a client cannot grow the label set.
 fn method_label(method: &str) -> &'static str {

@@ -23,6 +23,15 @@ pub const STORE_QUEUE_DEPTH: &str = "store_queue_depth";
 pub const STORE_WRITE_ERRORS_TOTAL: &str = "store_write_errors_total";
 pub const EVENTS_LAGGED_TOTAL: &str = "events_lagged_total";
 
+// The standard process metrics, exported by the prometheus crate's `ProcessCollector` (Linux) on every service.
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+pub const PROCESS_THREADS: &str = "process_threads";
+pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
+
 // Label names. Values come from closed sets (enums) or from the config, never from raw input.
 pub const LABEL_SERVICE: &str = "service";
 pub const LABEL_METHOD: &str = "method";

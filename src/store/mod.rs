@@ -45,6 +45,8 @@ pub enum StoreError {
     ReadOnly { path: String, reason: String },
     #[error("cannot apply the schema migrations to {path}: {reason}")]
     Migrate { path: String, reason: String },
+    #[error("no database at {path}")]
+    NotFound { path: String },
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
 }
@@ -80,6 +82,54 @@ pub struct Store {
     /// The file as opened, to notice when it is deleted or replaced under hale.
     identity: FileIdentity,
     status: Arc<StoreStatus>,
+    /// Opened by `open_read_only`: nothing is written, not even a checkpoint on close.
+    read_only: bool,
+}
+
+/// Which schema migrations a database has, compared with the ones this binary knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaState {
+    /// The newest migration applied to the file (0: none).
+    pub applied: i64,
+    /// The newest migration this binary knows.
+    pub known: i64,
+    /// A migration that started but did not finish.
+    pub failed: Option<i64>,
+}
+
+impl SchemaState {
+    pub fn is_current(&self) -> bool {
+        self.applied == self.known && self.failed.is_none()
+    }
+}
+
+/// The database file and its write-ahead log on disk, in bytes (none when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseFiles {
+    pub db_bytes: Option<u64>,
+    pub wal_bytes: Option<u64>,
+    pub shm_bytes: Option<u64>,
+}
+
+impl DatabaseFiles {
+    /// `stat`s the file and its `-wal` and `-shm` companions; opens nothing.
+    pub fn of(path: &Path) -> Self {
+        let size = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::fs::metadata(PathBuf::from(name)).ok().map(|m| m.len())
+        };
+        Self {
+            db_bytes: size(""),
+            wal_bytes: size("-wal"),
+            shm_bytes: size("-shm"),
+        }
+    }
+
+    /// The database and its write-ahead log together: what the data takes on disk.
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.db_bytes.map(|db| db + self.wal_bytes.unwrap_or(0))
+    }
 }
 
 impl Store {
@@ -150,25 +200,28 @@ impl Store {
             path: path.to_owned(),
             identity,
             status: Arc::default(),
+            read_only: false,
         })
     }
 
-    /// Opens an existing database to read it while hale may be running on it (`hale audit`, reports): no
-    /// write, no migration, no lock taken beyond SQLite's own readers.
+    /// Opens an existing database for reading only, beside a running hale or without one (`hale status`,
+    /// `hale verify`, `hale audit`): no folder or file is created, nothing is migrated or written. The schema may be older
+    /// or newer than this binary's (see `schema`), and the file is not checked (see `quick_check`).
     pub async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         if !path.exists() {
-            return Err(StoreError::Open {
+            return Err(StoreError::NotFound {
                 path: path.display().to_string(),
-                reason: "no such file".to_owned(),
             });
         }
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|e| StoreError::classify(path, e))?
             .filename(path)
             .read_only(true)
+            .create_if_missing(false)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
+            .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(1))
             .connect_with(options)
             .await
             .map_err(|e| StoreError::classify(path, e))?;
@@ -181,6 +234,52 @@ impl Store {
             path: path.to_owned(),
             identity,
             status: Arc::default(),
+            read_only: true,
+        })
+    }
+
+    /// `PRAGMA quick_check`: the file is a sound SQLite database. It reads every page, so it takes about a
+    /// second per few hundred MB.
+    pub async fn quick_check(&self) -> Result<(), StoreError> {
+        let verdict: String = sqlx::query_scalar("PRAGMA quick_check(1)")
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| StoreError::classify(&self.path, e))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt {
+                path: self.path.display().to_string(),
+                reason: verdict,
+            })
+        }
+    }
+
+    /// The migrations applied to the file against the ones this binary knows.
+    pub async fn schema(&self) -> Result<SchemaState, StoreError> {
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let has_table: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        if has_table == 0 {
+            return Ok(SchemaState {
+                applied: 0,
+                known,
+                failed: None,
+            });
+        }
+        let (applied, failed): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT max(CASE WHEN success THEN version END), min(CASE WHEN NOT success THEN version END)
+             FROM _sqlx_migrations",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(SchemaState {
+            applied: applied.unwrap_or(0),
+            known,
+            failed,
         })
     }
 
@@ -212,7 +311,7 @@ impl Store {
     /// this returns the database file alone holds every committed row. (The pool may finish closing a
     /// connection in the background after `close` returns; the checkpoint must not wait for that.)
     pub async fn close(&self) {
-        if !self.pool.is_closed() {
+        if !self.pool.is_closed() && !self.read_only {
             let checkpoint: Result<(i64, i64, i64), sqlx::Error> =
                 sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
                     .fetch_one(&self.pool)

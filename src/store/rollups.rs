@@ -207,3 +207,43 @@ impl Store {
             .collect())
     }
 }
+
+/// One service's hourly rollups over a window, merged: what an SLO over that window is computed from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowTotals {
+    /// Hours with at least one check.
+    pub hours: u32,
+    pub total: u64,
+    pub good: u64,
+    pub latency_max_us: u64,
+    pub latency: LatencyHistogram,
+}
+
+impl Store {
+    /// The rollups of every service whose hour starts in `[since, until)`, merged per service (by name). One
+    /// indexed range scan over the hourly table, whatever the number of raw checks.
+    pub async fn window_totals(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<HashMap<String, WindowTotals>, StoreError> {
+        let rows: Vec<RollupRow> = sqlx::query_as(&format!(
+            "{SELECT_ROLLUP} WHERE hour_ms >= ?1 AND hour_ms < ?2"
+        ))
+        .bind(to_ms(since))
+        .bind(to_ms(until))
+        .fetch_all(self.pool())
+        .await?;
+        let mut totals: HashMap<String, WindowTotals> = HashMap::new();
+        for row in rows {
+            let agg = row.aggregate();
+            let window = totals.entry(row.service).or_default();
+            window.hours += 1;
+            window.total += agg.total;
+            window.good += agg.good;
+            window.latency_max_us = window.latency_max_us.max(agg.latency_max_us);
+            window.latency.merge(&agg.latency);
+        }
+        Ok(totals)
+    }
+}
