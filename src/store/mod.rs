@@ -3,6 +3,7 @@
 
 pub mod breakers;
 pub mod health_checks;
+pub mod lock;
 pub mod retention;
 pub mod rollups;
 pub mod status;
@@ -10,7 +11,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, SqlitePool};
 use tokio_util::sync::CancellationToken;
 
+use crate::store::lock::{DbLock, LockError};
 use crate::store::status::{FileIdentity, StoreCondition, StoreStatus};
 
 /// The schema, embedded at compile time from `migrations/`.
@@ -40,6 +42,8 @@ pub enum StoreError {
     Corrupt { path: String, reason: String },
     #[error("database {path} is locked by another process ({reason})")]
     Locked { path: String, reason: String },
+    #[error("database {path} is in use by another hale ({holder}); two hale processes cannot share one database: stop the other one or give this one another --db")]
+    InUse { path: String, holder: String },
     #[error("database {path} is read-only ({reason})")]
     ReadOnly { path: String, reason: String },
     #[error("cannot apply the schema migrations to {path}: {reason}")]
@@ -69,6 +73,32 @@ impl StoreError {
             _ => Self::Open { path, reason },
         }
     }
+
+    /// A lock file that cannot be taken: held by another hale, or not creatable beside the database.
+    fn from_lock(path: &Path, err: LockError) -> Self {
+        let path = path.display().to_string();
+        match err {
+            LockError::Held { pid, .. } => Self::InUse {
+                path,
+                holder: lock::holder(pid),
+            },
+            LockError::Io { ref source, .. }
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EACCES | libc::EPERM | libc::EROFS)
+                ) =>
+            {
+                Self::ReadOnly {
+                    path,
+                    reason: err.to_string(),
+                }
+            }
+            LockError::Io { .. } => Self::Open {
+                path,
+                reason: err.to_string(),
+            },
+        }
+    }
 }
 
 /// A handle on the database; cheap to clone.
@@ -79,10 +109,13 @@ pub struct Store {
     /// The file as opened, to notice when it is deleted or replaced under hale.
     identity: FileIdentity,
     status: Arc<StoreStatus>,
+    /// The lock file held while this store is open (`lock.rs`); released by `close`.
+    lock: Arc<Mutex<Option<DbLock>>>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file, checks it is sound and applies pending migrations.
+    /// Takes the database's lock file, opens (creating if needed) the database file, checks it is sound and
+    /// applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
@@ -90,6 +123,8 @@ impl Store {
                 source,
             })?;
         }
+        // Before SQLite touches anything: a second hale (or a restore in progress) is refused here.
+        let lock = DbLock::acquire(path).map_err(|e| StoreError::from_lock(path, e))?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|e| StoreError::classify(path, e))?
             .filename(path)
@@ -149,6 +184,7 @@ impl Store {
             path: path.to_owned(),
             identity,
             status: Arc::default(),
+            lock: Arc::new(Mutex::new(Some(lock))),
         })
     }
 
@@ -176,8 +212,8 @@ impl Store {
         &self.pool
     }
 
-    /// Copies the write-ahead log into the database file and empties it, then closes every connection: once
-    /// this returns the database file alone holds every committed row. (The pool may finish closing a
+    /// Copies the write-ahead log into the database file and empties it, closes every connection and releases
+    /// the lock file: once this returns the database file alone holds every committed row. (The pool may finish closing a
     /// connection in the background after `close` returns; the checkpoint must not wait for that.)
     pub async fn close(&self) {
         if !self.pool.is_closed() {
@@ -198,6 +234,13 @@ impl Store {
             }
         }
         self.pool.close().await;
+        // Plain value: a poisoned lock still holds it whole.
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        );
     }
 }
 
