@@ -1,6 +1,7 @@
 //! The only module that speaks SQL: the SQLite pool, the embedded migrations, one file per record kind and
 //! the batching writer for high-rate records.
 
+pub mod backup;
 pub mod breakers;
 pub mod health_checks;
 pub mod lock;
@@ -111,6 +112,8 @@ pub struct Store {
     status: Arc<StoreStatus>,
     /// The lock file held while this store is open (`lock.rs`); released by `close`.
     lock: Arc<Mutex<Option<DbLock>>>,
+    /// One backup at a time (`backup.rs`).
+    backups: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -185,6 +188,7 @@ impl Store {
             identity,
             status: Arc::default(),
             lock: Arc::new(Mutex::new(Some(lock))),
+            backups: Arc::default(),
         })
     }
 
