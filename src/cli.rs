@@ -1,4 +1,5 @@
-//! The command line: `hale serve`, `hale check-config` and `hale export openapi`.
+//! The command line: `hale serve`, `hale check-config`, `hale export openapi`, and `hale backup` and
+//! `hale restore` (in `backup_cli`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +52,10 @@ pub enum Command {
         #[command(subcommand)]
         what: Export,
     },
+    /// Make a verified, compressed copy of the database, while hale runs or not.
+    Backup(crate::backup_cli::BackupArgs),
+    /// Put a backup in place of the database (refused while hale runs on it), keeping the one it replaces.
+    Restore(crate::backup_cli::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +120,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => fail(1, &e),
         },
+        Command::Backup(args) => crate::backup_cli::backup(args).await,
+        Command::Restore(args) => crate::backup_cli::restore(args).await,
     }
 }
 
@@ -179,7 +186,7 @@ pub fn openapi_text(kind: ServiceKind) -> Result<String, String> {
         .map_err(|e| format!("cannot encode the {kind} OpenAPI document: {e}"))
 }
 
-fn fail(code: u8, message: &str) -> ExitCode {
+pub(crate) fn fail(code: u8, message: &str) -> ExitCode {
     // Also logged when the subscriber is up, so JSON log collectors see why hale stopped.
     tracing::error!(error = %message, "hale cannot continue");
     eprintln!("hale: {message}");
