@@ -172,6 +172,13 @@ impl Bar {
     }
 }
 
+impl Drop for Bar {
+    fn drop(&mut self) {
+        // A step cut short by an error: clear its bar before the error line is printed.
+        self.finish();
+    }
+}
+
 impl Progress for Bar {
     fn step(&self, name: &'static str, total: Option<u64>) {
         let bar = match total {

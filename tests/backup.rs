@@ -712,3 +712,76 @@ async fn post_backup_that_cannot_write_its_folder_is_a_503_saying_why_and_writes
     app.shutdown().await;
     assert_eq!(names(work.path()), ["a-file"]);
 }
+
+/// A small tmpfs, a real filesystem that fills up; unmounted when dropped.
+struct Tmpfs {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).expect("create the mount point");
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                s(&path),
+            ])
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill a real disk and needs root (CI runs as root): {}",
+            text(&out.stderr)
+        );
+        Self { path, _dir: dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", s(&self.path)])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_onto_a_full_disk_exits_1_says_so_and_leaves_nothing_behind() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let db = work.path().join("hale.db");
+    hale::store::Store::open(&db)
+        .await
+        .expect("create the database")
+        .close()
+        .await;
+    // Smaller than the database's copy.
+    let disk = Tmpfs::mount("16k");
+    let out_file = disk.path.join("hale.db.gz");
+    let out = run_hale(
+        work.path(),
+        &["backup", "--db", s(&db), "--out", s(&out_file)],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(exit_code(out.status), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "hale: cannot write the copy {}",
+            disk.path.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("full"), "{stderr}");
+    assert_eq!(
+        names(&disk.path),
+        Vec::<String>::new(),
+        "no file left behind"
+    );
+}

@@ -359,7 +359,14 @@ async fn copy_into(
         }
     };
     progress.finish();
-    copied.map_err(|e| source_error(db, e))?;
+    copied.map_err(|e| match primary_code(&e) {
+        // Writing the copy failed, not reading the database: a full disk, an I/O error, a folder gone.
+        Some(10 | 13 | 14) => BackupError::Io {
+            what: format!("cannot write the copy {}", plan.copy.display()),
+            source: std::io::Error::other(e.to_string()),
+        },
+        _ => source_error(db, e),
+    })?;
     Ok(database_bytes)
 }
 
@@ -427,13 +434,16 @@ async fn verify(copy: &Path, shown: &Path, check: Check) -> Result<Verified, Bac
     result
 }
 
-fn classify_copy_error(shown: &Path, err: sqlx::Error) -> BackupError {
-    let code = err
-        .as_database_error()
+/// SQLite's primary result code of a failed statement.
+fn primary_code(err: &sqlx::Error) -> Option<i32> {
+    err.as_database_error()
         .and_then(|e| e.code())
         .and_then(|c| c.parse::<i32>().ok())
-        .map(|c| c & 0xff);
-    match code {
+        .map(|c| c & 0xff)
+}
+
+fn classify_copy_error(shown: &Path, err: sqlx::Error) -> BackupError {
+    match primary_code(&err) {
         Some(26) => BackupError::NotABackup {
             path: shown.to_owned(),
             reason: "it is not a SQLite database".to_owned(),
