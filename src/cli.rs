@@ -1,4 +1,5 @@
-//! The command line: `hale serve`, `hale check-config`, `hale export openapi`, `hale verify` and `hale status`.
+//! The command line: `hale serve`, `hale check-config`, `hale export openapi`, `hale verify`, `hale status`,
+//! `hale audit`, and `hale backup` and `hale restore` (in `backup_cli`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -73,6 +74,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// One screen: hale's services, each target against its SLOs, alerts, the writer, the database, backups.
     Status(StatusArgs),
+    /// Make a verified, compressed copy of the database, while hale runs or not.
+    Backup(crate::backup_cli::BackupArgs),
+    /// Put a backup in place of the database (refused while hale runs on it), keeping the one it replaces.
+    Restore(crate::backup_cli::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -190,6 +195,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => audit(&db, since, limit, json).await,
         Command::Verify(args) => verify(args).await,
         Command::Status(args) => status(args).await,
+        Command::Backup(args) => crate::backup_cli::backup(args).await,
+        Command::Restore(args) => crate::backup_cli::restore(args).await,
     }
 }
 
@@ -368,7 +375,7 @@ pub fn openapi_text(kind: ServiceKind) -> Result<String, String> {
         .map_err(|e| format!("cannot encode the {kind} OpenAPI document: {e}"))
 }
 
-fn fail(code: u8, message: &str) -> ExitCode {
+pub(crate) fn fail(code: u8, message: &str) -> ExitCode {
     // Also logged when the subscriber is up, so JSON log collectors see why hale stopped.
     tracing::error!(error = %message, "hale cannot continue");
     eprintln!("hale: {message}");

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backup_cli;
 pub mod breaker;
 pub mod cli;
 pub mod clock;

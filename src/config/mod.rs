@@ -4,6 +4,7 @@
 
 mod alerts;
 mod auth;
+mod backup;
 mod breaker;
 mod heal;
 mod http;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use alerts::AlertsConfig;
 pub use auth::{AuthConfig, RoleTokens, TokenSource};
+pub use backup::BackupConfig;
 pub use breaker::{BreakerConfig, BreakerOverride};
 pub use heal::HealConfig;
 pub use http::HttpConfig;
@@ -86,6 +88,7 @@ pub struct Config {
     pub monitor: MonitorConfig,
     pub breaker: BreakerConfig,
     pub storage: StorageConfig,
+    pub backup: BackupConfig,
     pub heal: HealConfig,
     pub alerts: AlertsConfig,
     pub slo: SloConfig,
@@ -104,6 +107,7 @@ impl Default for Config {
             monitor: MonitorConfig::default(),
             breaker: BreakerConfig::default(),
             storage: StorageConfig::default(),
+            backup: BackupConfig::default(),
             heal: HealConfig::default(),
             alerts: AlertsConfig::default(),
             slo: SloConfig::default(),
@@ -165,6 +169,7 @@ impl Config {
         self.monitor.validate()?;
         self.breaker.validate("breaker")?;
         self.storage.validate()?;
+        self.backup.validate()?;
         self.slo.validate(&self.storage)?;
         mcp::validate_all(&self.mcp_servers)?;
         self.auth.validate()?;

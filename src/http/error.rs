@@ -46,6 +46,9 @@ pub enum ApiError {
     /// A valid token of a weaker role, or a route whose role has no token configured (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The service cannot do it now, and says why (503): a backup whose copy cannot be written.
+    #[error("{0}")]
+    Unavailable(String),
     /// Over the rate limit of this client and route group (429, with `Retry-After`).
     #[error("too many requests; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
@@ -73,6 +76,7 @@ impl ApiError {
             Self::Unauthorized(_) => ErrorType::Unauthorized,
             Self::Forbidden(_) => ErrorType::Forbidden,
             Self::RateLimited { .. } => ErrorType::RateLimited,
+            Self::Unavailable(_) => ErrorType::Unavailable,
             Self::Internal(_) => ErrorType::Internal,
         }
     }
@@ -101,6 +105,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -23,6 +23,7 @@ use crate::kind::ServiceKind;
 use crate::store::writer::CheckWriter;
 use crate::store::Store;
 
+pub use boss_api::{backup_now, BackupView};
 pub use common::{HealthDetails, HealthResponse};
 pub use health_proxy::HealthProxyState;
 

@@ -2,8 +2,10 @@
 //! the batching writer for high-rate records.
 
 pub mod audit;
+pub mod backup;
 pub mod breakers;
 pub mod health_checks;
+pub mod lock;
 pub mod retention;
 pub mod rollups;
 pub mod status;
@@ -11,7 +13,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -19,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, SqlitePool};
 use tokio_util::sync::CancellationToken;
 
+use crate::store::lock::{DbLock, LockError};
 use crate::store::status::{FileIdentity, StoreCondition, StoreStatus};
 
 /// The schema, embedded at compile time from `migrations/`.
@@ -41,6 +44,8 @@ pub enum StoreError {
     Corrupt { path: String, reason: String },
     #[error("database {path} is locked by another process ({reason})")]
     Locked { path: String, reason: String },
+    #[error("database {path} is in use by another hale ({holder}); two hale processes cannot share one database: stop the other one or give this one another --db")]
+    InUse { path: String, holder: String },
     #[error("database {path} is read-only ({reason})")]
     ReadOnly { path: String, reason: String },
     #[error("cannot apply the schema migrations to {path}: {reason}")]
@@ -72,6 +77,32 @@ impl StoreError {
             _ => Self::Open { path, reason },
         }
     }
+
+    /// A lock file that cannot be taken: held by another hale, or not creatable beside the database.
+    fn from_lock(path: &Path, err: LockError) -> Self {
+        let path = path.display().to_string();
+        match err {
+            LockError::Held { pid, .. } => Self::InUse {
+                path,
+                holder: lock::holder(pid),
+            },
+            LockError::Io { ref source, .. }
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EACCES | libc::EPERM | libc::EROFS)
+                ) =>
+            {
+                Self::ReadOnly {
+                    path,
+                    reason: err.to_string(),
+                }
+            }
+            LockError::Io { .. } => Self::Open {
+                path,
+                reason: err.to_string(),
+            },
+        }
+    }
 }
 
 /// A handle on the database; cheap to clone.
@@ -84,6 +115,10 @@ pub struct Store {
     status: Arc<StoreStatus>,
     /// Opened by `open_read_only`: nothing is written, not even a checkpoint on close.
     read_only: bool,
+    /// The lock file held while this store is open (`lock.rs`); released by `close`.
+    lock: Arc<Mutex<Option<DbLock>>>,
+    /// One backup at a time (`backup.rs`).
+    backups: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Which schema migrations a database has, compared with the ones this binary knows.
@@ -133,7 +168,8 @@ impl DatabaseFiles {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file, checks it is sound and applies pending migrations.
+    /// Takes the database's lock file, opens (creating if needed) the database file, checks it is sound and
+    /// applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
@@ -141,6 +177,8 @@ impl Store {
                 source,
             })?;
         }
+        // Before SQLite touches anything: a second hale (or a restore in progress) is refused here.
+        let lock = DbLock::acquire(path).map_err(|e| StoreError::from_lock(path, e))?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|e| StoreError::classify(path, e))?
             .filename(path)
@@ -200,6 +238,8 @@ impl Store {
             path: path.to_owned(),
             identity,
             status: Arc::default(),
+            lock: Arc::new(Mutex::new(Some(lock))),
+            backups: Arc::default(),
             read_only: false,
         })
     }
@@ -235,6 +275,8 @@ impl Store {
             identity,
             status: Arc::default(),
             read_only: true,
+            lock: Arc::new(Mutex::new(None)),
+            backups: Arc::default(),
         })
     }
 
@@ -307,8 +349,8 @@ impl Store {
         &self.pool
     }
 
-    /// Copies the write-ahead log into the database file and empties it, then closes every connection: once
-    /// this returns the database file alone holds every committed row. (The pool may finish closing a
+    /// Copies the write-ahead log into the database file and empties it, closes every connection and releases
+    /// the lock file: once this returns the database file alone holds every committed row. (The pool may finish closing a
     /// connection in the background after `close` returns; the checkpoint must not wait for that.)
     pub async fn close(&self) {
         if !self.pool.is_closed() && !self.read_only {
@@ -329,6 +371,13 @@ impl Store {
             }
         }
         self.pool.close().await;
+        // Plain value: a poisoned lock still holds it whole.
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        );
     }
 }
 
