@@ -6,9 +6,6 @@
 
 mod common;
 
-/// The admin token `POST /backup` needs in these tests.
-const ADMIN_TOKEN: &str = "backup-admin-token-0123456789";
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +16,10 @@ use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
-use common::{client, eventually, exit_code, run_hale, test_config_json, HaleProcess};
+use common::{client, eventually, exit_code, run_hale, test_config_json, HaleProcess, Tmpfs};
+
+/// The admin token `POST /backup` needs in these tests.
+const ADMIN_TOKEN: &str = "backup-admin-token-0123456789";
 
 /// A TCP target that accepts every connection (each one is a check hale made).
 struct Target {
@@ -731,45 +731,6 @@ async fn post_backup_that_cannot_write_its_folder_is_a_503_saying_why_and_writes
     );
     app.shutdown().await;
     assert_eq!(names(work.path()), ["a-file"]);
-}
-
-/// A small tmpfs, a real filesystem that fills up; unmounted when dropped.
-struct Tmpfs {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("create a temp dir");
-        let path = dir.path().join("disk");
-        std::fs::create_dir(&path).expect("create the mount point");
-        let out = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "tmpfs",
-                s(&path),
-            ])
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test mounts a small tmpfs to fill a real disk and needs root (CI runs as root): {}",
-            text(&out.stderr)
-        );
-        Self { path, _dir: dir }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .args(["-l", s(&self.path)])
-            .status();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

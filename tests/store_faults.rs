@@ -21,7 +21,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
 use common::{
-    client, eventually, exit_code, run_hale, sample_value, test_config_json, HaleProcess,
+    client, eventually, exit_code, run_hale, sample_value, test_config_json, HaleProcess, Tmpfs,
 };
 
 /// A TCP target that accepts every connection and counts it: each accepted connection is one check made.
@@ -148,35 +148,6 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
             "{cmd} {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
-    }
-}
-
-/// A small tmpfs, a real filesystem that fills up; unmounted when dropped.
-struct Tmpfs {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("create a temp dir");
-        let path = dir.path().join("disk");
-        std::fs::create_dir(&path).expect("create the mount point");
-        let target = path.to_str().expect("utf-8 temp path");
-        run(
-            "mount",
-            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", target],
-        )
-        .unwrap_or_else(|e| {
-            panic!("this test mounts a small tmpfs to fill a real disk and needs root (CI runs as root): {e}")
-        });
-        Self { path, _dir: dir }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = run("umount", &["-l", self.path.to_str().unwrap_or_default()]);
     }
 }
 

@@ -61,12 +61,7 @@ impl StoreError {
     fn classify(path: &Path, err: sqlx::Error) -> Self {
         let path = path.display().to_string();
         let reason = err.to_string();
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
-            .and_then(|c| c.parse::<i32>().ok())
-            .map(|c| c & 0xff);
-        match code {
+        match primary_code(&err) {
             Some(11 | 26) => Self::Corrupt { path, reason },
             Some(5 | 6) => Self::Locked { path, reason },
             Some(8) => Self::ReadOnly { path, reason },
@@ -398,6 +393,15 @@ async fn write_probe(pool: &SqlitePool) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     tx.rollback().await
+}
+
+/// SQLite's primary result code of a failed statement (`SQLITE_FULL` is 13, `SQLITE_BUSY` 5, ...), without
+/// its extended bits.
+pub(crate) fn primary_code(err: &sqlx::Error) -> Option<i32> {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff)
 }
 
 /// A value stored as text, read back. An unknown one (written by a newer hale, or edited by hand) is an error

@@ -56,12 +56,7 @@ impl WriteErrorKind {
 
     /// Sorts a failed statement by SQLite's primary result code.
     pub fn classify(err: &sqlx::Error) -> Self {
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
-            .and_then(|c| c.parse::<i32>().ok())
-            .map(|c| c & 0xff);
-        match code {
+        match crate::store::primary_code(err) {
             Some(13) => Self::Full,
             Some(8) => Self::ReadOnly,
             Some(5 | 6) => Self::Locked,

@@ -611,3 +611,45 @@ pub async fn count_rows(db_path: &Path, table: &str, condition: &str) -> i64 {
     pool.close().await;
     count
 }
+
+/// A small tmpfs, a real filesystem that fills up; unmounted when dropped. Mounting needs root (CI runs as
+/// root); without it the test fails and says why.
+pub struct Tmpfs {
+    pub path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).expect("create the mount point");
+        let target = path.to_str().expect("utf-8 temp path");
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                target,
+            ])
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill a real disk and needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Self { path, _dir: dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
