@@ -16,15 +16,8 @@ use crate::auth::{Role, Tokens};
 use crate::config::{AuthConfig, Config, RoleTokens};
 use crate::kind::ServiceKind;
 
-/// The monitor saves a target's breaker under `target:<name>` (`breaker_name` in src/probe/monitor.rs, private
-/// there). The tests of `hale status` and `hale verify` read an open breaker back through it, so a change there
-/// fails them.
-const TARGET_BREAKER_PREFIX: &str = "target:";
-
-/// The target a saved breaker belongs to, if it is a target's.
-pub fn target_of_breaker(saved_name: &str) -> Option<&str> {
-    saved_name.strip_prefix(TARGET_BREAKER_PREFIX)
-}
+/// The target a saved breaker belongs to (the monitor names them), for reports that read breakers back.
+pub use crate::probe::monitor::target_of_breaker;
 
 /// The address a service of this config listens on.
 pub fn listen_addr(config: &Config, kind: ServiceKind) -> SocketAddr {

@@ -50,9 +50,17 @@ pub enum MonitorError {
     Client(#[from] reqwest::Error),
 }
 
+/// Breakers of targets are saved under this prefix and the target's name.
+pub const TARGET_BREAKER_PREFIX: &str = "target:";
+
 /// The persisted name of a target's breaker.
-fn breaker_name(target: &str) -> String {
-    format!("target:{target}")
+pub fn breaker_name(target: &str) -> String {
+    format!("{TARGET_BREAKER_PREFIX}{target}")
+}
+
+/// The target a saved breaker belongs to, if it is a target's.
+pub fn target_of_breaker(saved_name: &str) -> Option<&str> {
+    saved_name.strip_prefix(TARGET_BREAKER_PREFIX)
 }
 
 /// How many distinct (scheme, host, port) the HTTP targets use: the probe client pools connections per host.
