@@ -507,6 +507,24 @@ async fn status_json_reads_known_rollups_while_hale_is_stopped() {
     ]);
     let config_path = dir.path().join("config.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
+    // A real backup into the default folder beside the database: status shows it as the last one.
+    let backup = run_hale(
+        dir.path(),
+        &[
+            "backup",
+            "--config",
+            config_path.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        common::exit_code(backup.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
     let output = run_hale(
         dir.path(),
         &[
@@ -595,10 +613,15 @@ async fn status_json_reads_known_rollups_while_hale_is_stopped() {
     assert_eq!(idle["p95"]["ms"], Value::Null);
 
     assert_eq!(status["alerts"], json!({"tracked": false, "active": []}));
-    assert_eq!(
-        status["backup"],
-        json!({"tracked": false, "last_at": null, "path": null})
+    assert_eq!(status["backup"]["tracked"], true);
+    let last_backup = status["backup"]["path"]
+        .as_str()
+        .expect("the backup's path");
+    assert!(
+        last_backup.contains("/backups/hale-") && last_backup.ends_with(".db.gz"),
+        "{last_backup}"
     );
+    assert!(status["backup"]["last_at"].is_string());
     assert_eq!(
         status["writer"],
         json!({"state": null, "queue": null, "database": null, "last_write_at": null})
@@ -756,7 +779,11 @@ async fn status_in_a_terminal_shows_services_and_targets_in_colour_and_plain_whe
     assert!(
         line_of("DATABASE").contains(&format!("schema {}", hale::store::MIGRATOR.iter().count()))
     );
-    assert!(line_of("BACKUP").contains("n/a (backups are not built yet)"));
+    assert!(
+        line_of("BACKUP").contains("none yet"),
+        "{}",
+        line_of("BACKUP")
+    );
     assert!(!plain.contains('\x1b'));
     // Green for up, bold headings: the terminal got colours.
     assert!(coloured.contains("\x1b[32mup"), "{coloured:?}");

@@ -2,7 +2,7 @@
 //! directly (so it works while hale is stopped) and asks each of hale's services for `/health`: services
 //! (up, address, uptime, version), each target (state, breaker, last check, availability and p95 over the SLO
 //! window against their targets, restarts), active alerts, the writer's queue, the database size and the last
-//! backup. Restarts, alerts and backups are shown as not tracked until those features exist: the fields are
+//! backup. Restarts and alerts are shown as not tracked until those features exist: the fields are
 //! there so they slot in.
 
 use std::collections::HashMap;
@@ -162,7 +162,7 @@ pub struct DatabaseStatus {
     pub error: Option<String>,
 }
 
-/// The last backup. Not tracked until backups exist.
+/// The newest backup in the backup folder (`backup.dir`, or `backups` beside the database).
 #[derive(Debug, Clone, Serialize)]
 pub struct Backup {
     pub tracked: bool,
@@ -308,10 +308,18 @@ pub async fn gather(config: &Config, config_path: &Path, db: &Path) -> Status {
         },
         writer,
         database,
-        backup: Backup {
-            tracked: false,
-            last_at: None,
-            path: None,
+        backup: {
+            let dir = config
+                .backup
+                .dir
+                .clone()
+                .unwrap_or_else(|| crate::store::backup::default_dir(db));
+            let latest = crate::store::backup::latest_backup(&dir, db);
+            Backup {
+                tracked: true,
+                last_at: latest.as_ref().map(|(at, _)| *at),
+                path: latest.map(|(_, path)| path.display().to_string()),
+            }
         },
         notes,
     }
@@ -705,7 +713,7 @@ pub fn render(status: &Status, colour: bool) -> String {
 
     let backup = match (status.backup.tracked, status.backup.last_at) {
         (false, _) => p.paint(Tone::Dim, "n/a (backups are not built yet)", 0),
-        (true, None) => p.paint(Tone::Bad, "none yet", 0),
+        (true, None) => p.paint(Tone::Bad, "none yet (hale backup)", 0),
         (true, Some(at)) => format!(
             "{}{}",
             ago(now, at),

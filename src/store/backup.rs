@@ -874,6 +874,21 @@ fn prune_folder(dir: &Path, stem: &str, keep: u32) -> Vec<PathBuf> {
     pruned
 }
 
+/// The newest backup of `db` in `dir` (by the time in its name) and that time; none when there is none.
+pub fn latest_backup(dir: &Path, db: &Path) -> Option<(DateTime<Utc>, PathBuf)> {
+    let stem = stem(db);
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let key = parse_name(&e.file_name().to_string_lossy(), &stem)?;
+            Some((key, e.path()))
+        })
+        .max()
+        .map(|((time, _), path)| (time.and_utc(), path))
+}
+
 /// `backups` beside the database.
 pub fn default_dir(db: &Path) -> PathBuf {
     parent_of(db).join(DEFAULT_BACKUP_FOLDER)
