@@ -1,5 +1,9 @@
-//! Requests actix-http refuses before routing (unparsable, head too large), logged at the right level and
-//! at a bounded rate.
+//! Requests actix-http refuses before routing (unparsable, head too large), and connections actix-server
+//! cannot accept (out of file descriptors), logged at the right level and at a bounded rate.
+//!
+//! actix-server logs `Error accepting connection: ...` at `error` every 500 ms per listener while accept fails
+//! (it backs off and retries); those become one counted `warn` line per period too, beside the open-file
+//! watch's one line per episode that says why.
 //!
 //! actix-http answers such a request itself (a bare 400 or 431, see docs/operations.md) and then logs an
 //! `error` event `stream error: ...` from `actix_http::h1::dispatcher`, one per request: 1,000 malformed
@@ -24,6 +28,9 @@ const PARSE_ERROR: &str = "stream error: request parse error: ";
 const IO_ERROR: &str = "stream error: I/O error: ";
 /// actix-http's text for `ParseError::TooLarge`: a head over 128 KiB, or more than 96 headers.
 const TOO_LARGE: &str = "message head is too large";
+/// Where actix-server logs a failed `accept`, and how its message starts.
+const ACCEPT_TARGET: &str = "actix_server::accept";
+const ACCEPT_ERROR: &str = "Error accepting connection: ";
 
 /// What went wrong with a refused request; a closed set, used as the `kind` log field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,16 +41,25 @@ pub enum RefusalKind {
     TooLarge,
     /// The connection failed while the request was read (the client reset it): nothing is answered.
     Connection,
+    /// A new connection could not be accepted (out of file descriptors): it waits in the kernel's queue
+    /// while actix retries.
+    Accept,
 }
 
 impl RefusalKind {
-    const ALL: [Self; 3] = [Self::Malformed, Self::TooLarge, Self::Connection];
+    const ALL: [Self; 4] = [
+        Self::Malformed,
+        Self::TooLarge,
+        Self::Connection,
+        Self::Accept,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Malformed => "malformed",
             Self::TooLarge => "too_large",
             Self::Connection => "connection",
+            Self::Accept => "accept",
         }
     }
 
@@ -111,6 +127,13 @@ impl Shared {
                     period_s,
                     "requests refused before routing"
                 ),
+                RefusalKind::Accept => tracing::warn!(
+                    kind = kind.as_str(),
+                    count,
+                    last_error,
+                    period_s,
+                    "cannot accept new connections; they wait until descriptors are free"
+                ),
                 _ => tracing::warn!(
                     kind = kind.as_str(),
                     count,
@@ -173,12 +196,21 @@ impl RefusalLayer {
 impl<S: Subscriber> Layer<S> for RefusalLayer {
     fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
         let meta = event.metadata();
-        if *meta.level() != Level::ERROR || meta.target() != DISPATCHER_TARGET {
+        let from_dispatcher = meta.target() == DISPATCHER_TARGET;
+        if *meta.level() != Level::ERROR || !(from_dispatcher || meta.target() == ACCEPT_TARGET) {
             return true;
         }
         let mut message = MessageText(String::new());
         event.record(&mut message);
-        match RefusalKind::classify(&message.0) {
+        let classified = if from_dispatcher {
+            RefusalKind::classify(&message.0)
+        } else {
+            message
+                .0
+                .strip_prefix(ACCEPT_ERROR)
+                .map(|error| (RefusalKind::Accept, error))
+        };
+        match classified {
             Some((kind, error)) => {
                 self.record(kind, error);
                 false
@@ -234,6 +266,18 @@ mod tests {
     }
 
     #[test]
+    fn failed_accepts_are_counted_as_their_own_kind() {
+        let layer = RefusalLayer {
+            shared: Arc::new(Shared::default()),
+        };
+        layer.record(RefusalKind::Accept, "Too many open files (os error 24)");
+        layer.record(RefusalKind::Accept, "Too many open files (os error 24)");
+        assert_eq!(layer.shared.lock().count, [0, 0, 0, 2]);
+        layer.flush();
+        assert!(layer.shared.lock().is_empty());
+    }
+
+    #[test]
     fn refusals_are_counted_until_reported() {
         let layer = RefusalLayer {
             shared: Arc::new(Shared::default()),
@@ -244,7 +288,7 @@ mod tests {
         layer.record(RefusalKind::TooLarge, TOO_LARGE);
         {
             let pending = layer.shared.lock();
-            assert_eq!(pending.count, [3, 1, 0]);
+            assert_eq!(pending.count, [3, 1, 0, 0]);
             assert_eq!(pending.last_error[0], "invalid method specified");
         }
         layer.flush();

@@ -292,6 +292,71 @@ async fn running_short_of_open_files_is_logged_once_and_so_is_the_recovery() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepts_failing_for_lack_of_descriptors_are_counted_not_logged_every_500_ms() {
+    let mut hale = HaleProcess::serve_with_open_file_limit(&common::test_config_json(), 100).await;
+    let addrs = hale.wait_listening(&[HealthProxy]).await;
+    // More idle connections than descriptors left: hale accepts what it can, the rest wait in the
+    // kernel's queue while actix-server's accept fails with "Too many open files" every 500 ms.
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        held.push(
+            tokio::net::TcpStream::connect(addrs[&HealthProxy])
+                .await
+                .expect("the kernel completes the connection"),
+        );
+    }
+    let counted = common::eventually("the counted accept line", || async {
+        hale.json_logs().into_iter().find(|l| l["kind"] == "accept")
+    })
+    .await;
+    assert_eq!(counted["level"], "WARN");
+    assert!(
+        counted["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Too many open files")),
+        "{counted}"
+    );
+    // Let actix retry a few times: none of its retries is a line of its own.
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    drop(held);
+    let res = common::eventually("hale answers again", || async {
+        common::client()
+            .get(format!("http://{}/health", addrs[&HealthProxy]))
+            .send()
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    hale.signal("TERM");
+    assert_eq!(common::exit_code(hale.wait_exit(common::DEADLINE).await), 0);
+    let logs = hale.json_logs();
+    let raw = logs
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Error accepting connection"))
+        })
+        .count();
+    assert_eq!(raw, 0, "actix's own accept errors are counted, not written");
+    let accept_lines: Vec<&serde_json::Value> =
+        logs.iter().filter(|l| l["kind"] == "accept").collect();
+    let total: u64 = accept_lines
+        .iter()
+        .map(|l| l["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        total >= 2,
+        "several failed accepts, counted: {accept_lines:?}"
+    );
+    assert!(
+        accept_lines.len() <= 3,
+        "a line per 10 s period (and the rest at shutdown), not one per retry: {accept_lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_checks_keep_their_rows_under_on_demand_load() {
     let slow = TargetServer::start(Mode::Slow(Duration::from_millis(400))).await;
     let mut api = target("api", &slow.url());
