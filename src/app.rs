@@ -64,6 +64,8 @@ pub struct Application {
     servers: Vec<RunningServer>,
     workers: Workers,
     writer: WriterHandle,
+    /// This run's row in `hale_runs`, closed at a graceful stop.
+    run: Option<i64>,
 }
 
 struct RunningServer {
@@ -113,6 +115,7 @@ impl Application {
         let listeners = bind(&config, &kinds)?;
         let built = build(config, db_path, clock, tokens, &kinds).await?;
         let servers = start_servers(listeners, &built)?;
+        let run = record_start(&built.core).await;
         // Workers start last, once nothing can fail any more; producers first, so they stop first.
         let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
         if let Some(monitor) = &built.monitor {
@@ -143,6 +146,7 @@ impl Application {
             servers,
             workers: Workers::spawn(workers),
             writer: built.writer,
+            run,
         })
     }
 
@@ -208,10 +212,43 @@ impl Application {
         self.workers.stop().await;
         tracing::info!("draining the check writer");
         let report = self.writer.shutdown().await;
+        if let Some(run) = self.run {
+            let now = self.core.clock.now();
+            if let Err(e) = self.core.store.end_run(run, now, report.lost()).await {
+                tracing::warn!(error = %e, "cannot record the end of this run; the next start will call it unclean");
+            }
+        }
         tracing::info!("closing the database");
         self.core.store.close().await;
         tracing::info!("shutdown complete");
         report
+    }
+}
+
+/// Records this start in `hale_runs`, and says so when the run before it was killed or crashed. Not fatal:
+/// the database took a write moments ago (`Store::open`'s probe), and hale serves either way.
+async fn record_start(core: &Core) -> Option<i64> {
+    let now = core.clock.now();
+    match core
+        .store
+        .start_run(now, std::process::id(), env!("CARGO_PKG_VERSION"))
+        .await
+    {
+        Ok((id, previous)) => {
+            if let Some(previous) = previous.filter(|run| run.ended_at.is_none()) {
+                tracing::warn!(
+                    previous_pid = previous.pid,
+                    previous_started_at = %previous.started_at.to_rfc3339(),
+                    previous_version = %previous.version,
+                    "the previous run of hale did not end cleanly (killed or crashed); checks it had not written yet are lost"
+                );
+            }
+            Some(id)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record this start of hale");
+            None
+        }
     }
 }
 

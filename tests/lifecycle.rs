@@ -651,3 +651,65 @@ async fn an_in_process_app_shuts_down_and_its_database_reopens() {
     assert_eq!(store.count_checks(None).await.expect("count"), 0);
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_is_recorded_and_a_killed_one_is_called_unclean_at_the_next_start() {
+    // A graceful run: its row is closed, with nothing lost.
+    let mut first = HaleProcess::serve(&test_config_json(), &[]).await;
+    first.wait_listening(&ServiceKind::ALL).await;
+    first.signal("TERM");
+    assert_eq!(exit_code(first.wait_exit(Duration::from_secs(10)).await), 0);
+    let db = first.db_path.clone();
+    assert_eq!(
+        common::count_rows(
+            &db,
+            "hale_runs",
+            "ended_at_ms IS NOT NULL AND lost_checks = 0"
+        )
+        .await,
+        1
+    );
+
+    // A run killed with SIGKILL never closes its row...
+    let mut killed = HaleProcess::serve_db(&test_config_json(), Some(&db), &[], &[]).await;
+    killed.wait_listening(&ServiceKind::ALL).await;
+    let killed_pid = killed.pid;
+    killed.signal("KILL");
+    killed.wait_exit(Duration::from_secs(10)).await;
+    assert!(
+        killed.json_logs().iter().all(|l| l["message"]
+            != "the previous run of hale did not end cleanly (killed or crashed); checks it had not written yet are lost"),
+        "the run before it ended cleanly"
+    );
+
+    // ...and the next start says so, naming it.
+    let mut next = HaleProcess::serve_db(&test_config_json(), Some(&db), &[], &[]).await;
+    next.wait_listening(&ServiceKind::ALL).await;
+    // The start is recorded just after the listeners are up.
+    let warning = common::eventually("the unclean previous run reported", || async {
+        next.json_logs().into_iter().find(|l| {
+            l["message"]
+                == "the previous run of hale did not end cleanly (killed or crashed); checks it had not written yet are lost"
+        })
+    })
+    .await;
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["previous_pid"], json!(killed_pid));
+    next.signal("TERM");
+    assert_eq!(exit_code(next.wait_exit(Duration::from_secs(10)).await), 0);
+    assert_eq!(common::count_rows(&db, "hale_runs", "1 = 1").await, 3);
+    assert_eq!(
+        common::count_rows(&db, "hale_runs", "ended_at_ms IS NULL").await,
+        1,
+        "only the killed run is open"
+    );
+    assert_eq!(
+        common::count_rows(
+            &db,
+            "hale_runs",
+            &format!("pid = {killed_pid} AND ended_at_ms IS NULL")
+        )
+        .await,
+        1
+    );
+}

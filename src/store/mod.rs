@@ -8,6 +8,7 @@ pub mod health_checks;
 pub mod lock;
 pub mod retention;
 pub mod rollups;
+pub mod runs;
 pub mod status;
 pub mod writer;
 
@@ -174,10 +175,22 @@ impl Store {
         }
         // Before SQLite touches anything: a second hale (or a restore in progress) is refused here.
         let lock = DbLock::acquire(path).map_err(|e| StoreError::from_lock(path, e))?;
+        // The file is created here, once: the pool's connections never create it, so a connection opened
+        // after the file was deleted under hale fails instead of starting an empty database at the path.
+        if !path.exists() {
+            let create = SqliteConnectOptions::from_str("sqlite:")
+                .map_err(|e| StoreError::classify(path, e))?
+                .filename(path)
+                .create_if_missing(true);
+            let conn = sqlx::SqliteConnection::connect_with(&create)
+                .await
+                .map_err(|e| StoreError::classify(path, e))?;
+            let _ = conn.close().await;
+        }
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|e| StoreError::classify(path, e))?
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(false)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)

@@ -1,0 +1,95 @@
+//! hale's own runs: one row per start, closed by a graceful stop. A run that was never closed was killed or
+//! crashed; the next start says so.
+
+use chrono::{DateTime, Utc};
+
+use crate::store::{from_ms, to_ms, Store, StoreError};
+
+/// A run of hale on this database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub id: i64,
+    pub started_at: DateTime<Utc>,
+    pub pid: u32,
+    pub version: String,
+    /// None while running, or when it was killed or crashed.
+    pub ended_at: Option<DateTime<Utc>>,
+    pub lost_checks: Option<u64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: i64,
+    started_at_ms: i64,
+    pid: i64,
+    version: String,
+    ended_at_ms: Option<i64>,
+    lost_checks: Option<i64>,
+}
+
+impl From<RunRow> for Run {
+    fn from(row: RunRow) -> Self {
+        Self {
+            id: row.id,
+            started_at: from_ms(row.started_at_ms),
+            pid: u32::try_from(row.pid).unwrap_or(0),
+            version: row.version,
+            ended_at: row.ended_at_ms.map(from_ms),
+            lost_checks: row.lost_checks.and_then(|n| u64::try_from(n).ok()),
+        }
+    }
+}
+
+impl Store {
+    /// Records this start. Returns its id and the run before it, if any.
+    pub async fn start_run(
+        &self,
+        at: DateTime<Utc>,
+        pid: u32,
+        version: &str,
+    ) -> Result<(i64, Option<Run>), StoreError> {
+        let previous: Option<RunRow> = sqlx::query_as(
+            "SELECT id, started_at_ms, pid, version, ended_at_ms, lost_checks FROM hale_runs
+             ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        let id =
+            sqlx::query("INSERT INTO hale_runs (started_at_ms, pid, version) VALUES (?1, ?2, ?3)")
+                .bind(to_ms(at))
+                .bind(i64::from(pid))
+                .bind(version)
+                .execute(self.pool())
+                .await?
+                .last_insert_rowid();
+        Ok((id, previous.map(Run::from)))
+    }
+
+    /// Closes a run at a graceful stop.
+    pub async fn end_run(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        lost_checks: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE hale_runs SET ended_at_ms = ?1, lost_checks = ?2 WHERE id = ?3")
+            .bind(to_ms(at))
+            .bind(i64::try_from(lost_checks).unwrap_or(i64::MAX))
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Runs started at or after `since`, oldest first.
+    pub async fn runs_since(&self, since: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+        let rows: Vec<RunRow> = sqlx::query_as(
+            "SELECT id, started_at_ms, pid, version, ended_at_ms, lost_checks FROM hale_runs
+             WHERE started_at_ms >= ?1 ORDER BY id",
+        )
+        .bind(to_ms(since))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(Run::from).collect())
+    }
+}
