@@ -237,19 +237,7 @@ impl Store {
                 reason,
             }
         })?;
-        let identity = FileIdentity::of(path).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            pool,
-            path: path.to_owned(),
-            identity,
-            status: Arc::default(),
-            lock: Arc::new(Mutex::new(Some(lock))),
-            backups: Arc::default(),
-            read_only: false,
-        })
+        Self::assemble(pool, path, false, Some(lock))
     }
 
     /// Opens an existing database for reading only, beside a running hale or without one (`hale status`,
@@ -273,19 +261,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::classify(path, e))?;
-        let identity = FileIdentity::of(path).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            pool,
-            path: path.to_owned(),
-            identity,
-            status: Arc::default(),
-            read_only: true,
-            lock: Arc::new(Mutex::new(None)),
-            backups: Arc::default(),
-        })
+        Self::assemble(pool, path, true, None)
     }
 
     /// `PRAGMA quick_check`: the file is a sound SQLite database. It reads every page, so it takes about a
@@ -330,6 +306,28 @@ impl Store {
             applied: applied.unwrap_or(0),
             known,
             failed,
+        })
+    }
+
+    /// The handle on an opened pool: the file's identity as opened, and the lock held (none read-only).
+    fn assemble(
+        pool: SqlitePool,
+        path: &Path,
+        read_only: bool,
+        lock: Option<DbLock>,
+    ) -> Result<Self, StoreError> {
+        let identity = FileIdentity::of(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+            identity,
+            status: Arc::default(),
+            read_only,
+            lock: Arc::new(Mutex::new(lock)),
+            backups: Arc::default(),
         })
     }
 
