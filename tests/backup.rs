@@ -16,51 +16,17 @@ use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
-use common::{client, eventually, exit_code, run_hale, test_config_json, HaleProcess, Tmpfs};
+use common::{
+    client, eventually, exit_code, run_hale, tcp_targets_config, test_config_json, CountingTarget,
+    HaleProcess, Tmpfs,
+};
 
 /// The admin token `POST /backup` needs in these tests.
 const ADMIN_TOKEN: &str = "backup-admin-token-0123456789";
 
-/// A TCP target that accepts every connection (each one is a check hale made).
-struct Target {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Target {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a free port");
-        let addr = listener.local_addr().expect("bound address");
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                drop(stream);
-            }
-        });
-        Self { addr, task }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// `n` TCP targets on one local port, each checked every second, and the given `backup` section.
 fn config(target: SocketAddr, n: usize, backup: Value) -> Value {
-    let mut config = test_config_json();
-    config["services"] = (0..n)
-        .map(|i| {
-            json!({
-                "name": format!("t{i}"),
-                "url": format!("tcp://{target}"),
-                "interval_s": 1,
-                "timeout_ms": 500
-            })
-        })
-        .collect();
+    let mut config = tcp_targets_config(target, n);
     config["backup"] = backup;
     config
 }
@@ -165,7 +131,7 @@ async fn stop(hale: &mut HaleProcess) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_hale_probes_and_writes_restores_every_check_up_to_it() {
-    let target = Target::start().await;
+    let target = CountingTarget::start().await;
     let mut serving = HaleProcess::serve(&config(target.addr, 30, json!({})), &[]).await;
     serving.wait_listening(&ServiceKind::ALL).await;
     let db = serving.db_path.clone();
@@ -224,7 +190,7 @@ async fn a_backup_taken_while_hale_probes_and_writes_restores_every_check_up_to_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_is_refused_while_hale_runs_on_the_database_and_nothing_is_touched() {
-    let target = Target::start().await;
+    let target = CountingTarget::start().await;
     let mut serving = HaleProcess::serve(&config(target.addr, 5, json!({})), &[]).await;
     let addrs = serving.wait_listening(&ServiceKind::ALL).await;
     let db = serving.db_path.clone();
@@ -274,7 +240,7 @@ async fn restore_is_refused_while_hale_runs_on_the_database_and_nothing_is_touch
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_over_a_stopped_hale_keeps_the_replaced_database_aside_and_hale_starts_on_the_backup(
 ) {
-    let target = Target::start().await;
+    let target = CountingTarget::start().await;
     let conf = config(target.addr, 10, json!({}));
     let mut serving = HaleProcess::serve(&conf, &[]).await;
     serving.wait_listening(&ServiceKind::ALL).await;
@@ -375,7 +341,7 @@ async fn execute(db: &Path, sql: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_truncated_foreign_or_newer_backup_is_refused_and_the_database_is_untouched() {
-    let target = Target::start().await;
+    let target = CountingTarget::start().await;
     let mut serving = HaleProcess::serve(&config(target.addr, 5, json!({})), &[]).await;
     serving.wait_listening(&ServiceKind::ALL).await;
     let db = serving.db_path.clone();
@@ -493,7 +459,7 @@ async fn a_corrupt_truncated_foreign_or_newer_backup_is_refused_and_the_database
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_backup_answers_json_keeps_the_newest_and_its_file_restores() {
-    let target = Target::start().await;
+    let target = CountingTarget::start().await;
     let work = tempfile::tempdir().expect("temp dir");
     let folder = work.path().join("backups");
     let mut conf = config(target.addr, 10, json!({"dir": s(&folder), "keep": 2}));

@@ -8,7 +8,6 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,63 +20,9 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
 use common::{
-    client, eventually, exit_code, run_hale, sample_value, test_config_json, HaleProcess, Tmpfs,
+    client, eventually, exit_code, run_hale, sample_value, tcp_targets_config, test_config_json,
+    CountingTarget, HaleProcess, Tmpfs,
 };
-
-/// A TCP target that accepts every connection and counts it: each accepted connection is one check made.
-struct CountingTarget {
-    addr: SocketAddr,
-    accepted: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl CountingTarget {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a free port");
-        let addr = listener.local_addr().expect("bound address");
-        let accepted = Arc::new(AtomicU64::new(0));
-        let counter = accepted.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                drop(stream);
-            }
-        });
-        Self {
-            addr,
-            accepted,
-            task,
-        }
-    }
-
-    fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for CountingTarget {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// `n` TCP targets on one counting port, each checked every second.
-fn probe_config(target: SocketAddr, n: usize) -> Value {
-    let mut config = test_config_json();
-    config["services"] = (0..n)
-        .map(|i| {
-            json!({
-                "name": format!("t{i}"),
-                "url": format!("tcp://{target}"),
-                "interval_s": 1,
-                "timeout_ms": 500
-            })
-        })
-        .collect();
-    config
-}
 
 /// `SELECT count(*)` of stored checks, through a read-only connection of the test's own.
 async fn count_rows(db: &Path) -> i64 {
@@ -212,7 +157,8 @@ async fn a_full_disk_turns_health_503_counts_nothing_unstored_and_every_check_is
     let disk = Tmpfs::mount("4m");
     let target = CountingTarget::start().await;
     let db = disk.path.join("hale.db");
-    let mut hale = HaleProcess::serve_db(&probe_config(target.addr, 40), Some(&db), &[], &[]).await;
+    let mut hale =
+        HaleProcess::serve_db(&tcp_targets_config(target.addr, 40), Some(&db), &[], &[]).await;
     let addrs = hale.wait_listening(&ServiceKind::ALL).await;
     let proxy = addrs[&ServiceKind::HealthProxy];
     let client = client();
@@ -292,7 +238,7 @@ async fn a_full_disk_turns_health_503_counts_nothing_unstored_and_every_check_is
 async fn a_database_file_deleted_while_running_turns_health_503_and_the_exit_status_says_checks_were_lost(
 ) {
     let target = CountingTarget::start().await;
-    let mut hale = HaleProcess::serve(&probe_config(target.addr, 5), &[]).await;
+    let mut hale = HaleProcess::serve(&tcp_targets_config(target.addr, 5), &[]).await;
     let addrs = hale.wait_listening(&ServiceKind::ALL).await;
     let proxy = addrs[&ServiceKind::HealthProxy];
     let client = client();
@@ -336,7 +282,7 @@ async fn a_database_file_deleted_while_running_turns_health_503_and_the_exit_sta
 async fn a_database_file_made_read_only_while_running_turns_health_503_until_it_is_writable_again()
 {
     let target = CountingTarget::start().await;
-    let mut hale = HaleProcess::serve(&probe_config(target.addr, 5), &[]).await;
+    let mut hale = HaleProcess::serve(&tcp_targets_config(target.addr, 5), &[]).await;
     let addrs = hale.wait_listening(&ServiceKind::ALL).await;
     let proxy = addrs[&ServiceKind::HealthProxy];
     let client = client();
@@ -375,10 +321,21 @@ async fn a_read_only_database_at_start_exits_2_and_is_left_alone() {
     let (dir, db) = fresh_database().await;
     let before = std::fs::read(&db).expect("read the database");
     let read_only = ReadOnly::set(&db);
-    let config = dir.path().join("config.json");
+    let out = serve_until_it_exits(dir.path(), &db).await;
+    drop(read_only);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(stderr.contains("is read-only"), "{stderr}");
+    assert!(stderr.contains(db.to_str().expect("utf-8")), "{stderr}");
+    assert_eq!(std::fs::read(&db).expect("read the database"), before);
+}
+
+/// Runs `hale serve` with the test config on `db` in `dir`, expecting it to exit on its own (a refusal).
+async fn serve_until_it_exits(dir: &Path, db: &Path) -> std::process::Output {
+    let config = dir.join("config.json");
     std::fs::write(&config, test_config_json().to_string()).expect("write the config");
-    let out = run_hale(
-        dir.path(),
+    run_hale(
+        dir,
         &[
             "serve",
             "--config",
@@ -387,13 +344,7 @@ async fn a_read_only_database_at_start_exits_2_and_is_left_alone() {
             db.to_str().expect("utf-8"),
         ],
     )
-    .await;
-    drop(read_only);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(exit_code(out.status), 2, "{stderr}");
-    assert!(stderr.contains("is read-only"), "{stderr}");
-    assert!(stderr.contains(db.to_str().expect("utf-8")), "{stderr}");
-    assert_eq!(std::fs::read(&db).expect("read the database"), before);
+    .await
 }
 
 /// Holds SQLite's write lock on `db` until dropped, as a `sqlite3` shell inside `BEGIN IMMEDIATE` would.
@@ -415,19 +366,7 @@ async fn hold_write_lock(db: &Path) -> SqliteConnection {
 async fn a_write_locked_database_at_start_exits_2_naming_the_lock() {
     let (dir, db) = fresh_database().await;
     let lock = hold_write_lock(&db).await;
-    let config = dir.path().join("config.json");
-    std::fs::write(&config, test_config_json().to_string()).expect("write the config");
-    let out = run_hale(
-        dir.path(),
-        &[
-            "serve",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--db",
-            db.to_str().expect("utf-8"),
-        ],
-    )
-    .await;
+    let out = serve_until_it_exits(dir.path(), &db).await;
     drop(lock);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(exit_code(out.status), 2, "{stderr}");

@@ -653,3 +653,59 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// A TCP target that accepts every connection and counts it: each accepted connection is one check hale made.
+pub struct CountingTarget {
+    pub addr: SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl CountingTarget {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let addr = listener.local_addr().expect("bound address");
+        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `test_config_json()` with `n` TCP targets on one local port, each checked every second.
+pub fn tcp_targets_config(target: SocketAddr, n: usize) -> serde_json::Value {
+    let mut config = test_config_json();
+    config["services"] = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("t{i}"),
+                "url": format!("tcp://{target}"),
+                "interval_s": 1,
+                "timeout_ms": 500
+            })
+        })
+        .collect();
+    config
+}
