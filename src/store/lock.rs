@@ -34,10 +34,21 @@ pub(crate) fn holder(pid: Option<u32>) -> String {
     pid.map_or_else(|| "another process".to_owned(), |pid| format!("pid {pid}"))
 }
 
-/// The held lock; dropping it (closing the descriptor) releases it, and so does the process's exit.
+/// The held lock; dropping it releases it, and so does the process's exit.
 #[derive(Debug)]
 pub(crate) struct DbLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for DbLock {
+    fn drop(&mut self) {
+        // Unlock explicitly rather than rely on closing the descriptor: a child forked by this process an
+        // instant earlier shares the open file (until its exec closes it), and would keep the lock held.
+        // SAFETY: the descriptor is open until `file` drops after this; flock only reads its arguments.
+        unsafe {
+            libc::flock(self.file.as_raw_fd(), libc::LOCK_UN);
+        }
+    }
 }
 
 impl DbLock {
@@ -79,7 +90,7 @@ impl DbLock {
         file.set_len(0).map_err(io)?;
         file.write_all(format!("{}\n", std::process::id()).as_bytes())
             .map_err(io)?;
-        Ok(Self { _file: file })
+        Ok(Self { file })
     }
 }
 
