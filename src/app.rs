@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::alerts::Dispatcher;
 use crate::auth::{Role, TokenError, Tokens};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
@@ -22,7 +23,9 @@ use crate::events::EventBus;
 use crate::http::{self, ApiError, Guard, HttpContext, RateLimits};
 use crate::kind::ServiceKind;
 use crate::limits;
-use crate::metrics::{EventMetrics, HealthMetrics, ServiceMetrics, WriterMetrics};
+use crate::metrics::{
+    AlertMetrics, EventMetrics, HealMetrics, HealthMetrics, ServiceMetrics, WriterMetrics,
+};
 use crate::probe::{Monitor, MonitorError};
 use crate::selfwatch::SelfWatch;
 use crate::services::{self, Core, HealthProxyState, ServiceState};
@@ -30,6 +33,7 @@ use crate::store::retention::Retention;
 use crate::store::status::FileWatch;
 use crate::store::writer::{self, WriterHandle, WriterReport, WriterSettings};
 use crate::store::{Store, StoreError};
+use crate::supervise::Supervisor;
 use crate::worker::{Worker, Workers};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,9 @@ pub enum StartError {
 pub struct Application {
     core: Core,
     monitor: Option<Arc<Monitor>>,
+    /// Present when the Health Proxy runs: the targets' children, heals and alerts live beside the monitor.
+    supervisor: Option<Arc<Supervisor>>,
+    dispatcher: Option<Arc<Dispatcher>>,
     events: EventBus,
     servers: Vec<RunningServer>,
     workers: Workers,
@@ -81,6 +88,8 @@ struct Built {
     writer: WriterHandle,
     events: EventBus,
     monitor: Option<Arc<Monitor>>,
+    supervisor: Option<Arc<Supervisor>>,
+    dispatcher: Option<Arc<Dispatcher>>,
     /// Every service's metrics, one registry each, so a Prometheus scraping all three never counts a series
     /// twice.
     metrics: HashMap<ServiceKind, ServiceMetrics>,
@@ -121,6 +130,13 @@ impl Application {
         if let Some(monitor) = &built.monitor {
             workers.push(monitor.clone());
         }
+        if let Some(dispatcher) = &built.dispatcher {
+            workers.push(dispatcher.clone());
+        }
+        // Children stop after everything that could restart them or report on them.
+        if let Some(supervisor) = &built.supervisor {
+            workers.push(supervisor.clone());
+        }
         workers.push(Arc::new(Retention {
             store: built.core.store.clone(),
             clock: built.core.clock.clone(),
@@ -142,6 +158,8 @@ impl Application {
         Ok(Self {
             core: built.core,
             monitor: built.monitor,
+            supervisor: built.supervisor,
+            dispatcher: built.dispatcher,
             events: built.events,
             servers,
             workers: Workers::spawn(workers),
@@ -163,6 +181,16 @@ impl Application {
     /// The Health Proxy's monitor, when the Health Proxy runs.
     pub fn monitor(&self) -> Option<&Arc<Monitor>> {
         self.monitor.as_ref()
+    }
+
+    /// The supervisor of the targets' children, when the Health Proxy runs.
+    pub fn supervisor(&self) -> Option<&Arc<Supervisor>> {
+        self.supervisor.as_ref()
+    }
+
+    /// The alert notices' delivery, when the Health Proxy runs.
+    pub fn dispatcher(&self) -> Option<&Arc<Dispatcher>> {
+        self.dispatcher.as_ref()
     }
 
     /// The check events the monitor publishes.
@@ -329,6 +357,25 @@ async fn build(
     } else {
         None
     };
+    let (supervisor, dispatcher) = if monitor.is_some() {
+        let heal_metrics = HealMetrics::register(health_registry);
+        let supervisor = Supervisor::new(
+            &config,
+            store.clone(),
+            events.clone(),
+            clock.clone(),
+            heal_metrics,
+        );
+        let dispatcher = Dispatcher::new(
+            config.alerts.channels.clone(),
+            store.clone(),
+            clock.clone(),
+            AlertMetrics::register(health_registry),
+        );
+        (Some(Arc::new(supervisor)), Some(Arc::new(dispatcher)))
+    } else {
+        (None, None)
+    };
     let core = Core {
         config: Arc::new(config),
         store,
@@ -342,6 +389,8 @@ async fn build(
         writer,
         events,
         monitor,
+        supervisor,
+        dispatcher,
         metrics,
     })
 }

@@ -1,5 +1,6 @@
-//! Check events: the monitor publishes what it finds (a check finished, a breaker moved) on a broadcast
-//! channel that any number of subscribers follow: auto-heal, alerts and SLO burn rates. Publishing never
+//! Events: the monitor publishes what it finds (a check finished, a breaker moved), the supervisor what its
+//! children do, auto-heal every attempt, on a broadcast channel that any number of subscribers follow:
+//! auto-heal, alerts and SLO burn rates. Publishing never
 //! waits. A subscriber that falls behind skips the oldest events; the loss is counted in
 //! `events_lagged_total{subscriber}` and logged once per episode, and probing goes on at full speed.
 
@@ -11,7 +12,7 @@ use tokio::sync::broadcast;
 
 use crate::breaker::{BreakerState, TransitionReason};
 use crate::metrics::EventMetrics;
-use crate::records::{CheckSource, Outcome};
+use crate::records::{CheckSource, ChildStartCause, HealRecord, Outcome};
 
 /// Events kept for a subscriber that is behind; older ones are skipped (and counted) past this.
 pub const EVENT_BUFFER: usize = 8192;
@@ -21,6 +22,35 @@ pub const EVENT_BUFFER: usize = 8192;
 pub enum Event {
     CheckFinished(CheckFinished),
     BreakerMoved(BreakerMoved),
+    /// A supervised child was started (first start or restart).
+    ChildStarted(ChildStarted),
+    /// A supervised child exited (by itself, or stopped by hale).
+    ChildExited(ChildExited),
+    /// A heal attempt ended (including the ones a protection skipped), as stored.
+    Healed(HealRecord),
+}
+
+/// A supervised child was started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildStarted {
+    pub target: Arc<str>,
+    pub pid: u32,
+    pub cause: ChildStartCause,
+    pub at: DateTime<Utc>,
+}
+
+/// A supervised child exited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildExited {
+    pub target: Arc<str>,
+    pub pid: u32,
+    /// Its exit code, when it exited by itself.
+    pub code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// Stopped by hale (shutdown or a heal), not by itself.
+    pub stopped: bool,
+    pub at: DateTime<Utc>,
 }
 
 /// One check of one target, as stored.

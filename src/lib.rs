@@ -1,6 +1,7 @@
 //! hale keeps a handful of HTTP services healthy and proves it with numbers.
 //! The modules, in reading order: the command line and the app that wires everything, then the parts.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod backup_cli;
@@ -20,5 +21,6 @@ pub mod selfwatch;
 pub mod services;
 pub mod slo;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod worker;

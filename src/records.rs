@@ -150,3 +150,166 @@ pub struct AuditRecord {
     pub outcome: AuditOutcome,
     pub request_id: String,
 }
+
+/// Declares a closed set of names stored as TEXT and used as metric labels: `as_str`, `parse` and `ALL`.
+macro_rules! named_set {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == raw)
+            }
+        }
+    };
+}
+
+named_set! {
+    /// What started a heal.
+    HealTrigger {
+        /// The heal loop: failed scheduled checks or its slower sweep.
+        Automatic => "automatic",
+        /// `POST /heal/{target}`.
+        Manual => "manual",
+        /// A workflow step.
+        Workflow => "workflow",
+    }
+}
+
+named_set! {
+    /// What a heal does to a target.
+    HealAction {
+        /// Restart the supervised child of the target.
+        RestartChild => "restart_child",
+        /// Run the target's configured command (`systemctl restart x`, `launchctl kickstart -k ...`).
+        Command => "command",
+        /// Nothing could be done: the target has neither a child nor a command.
+        None => "none",
+    }
+}
+
+named_set! {
+    /// How a heal attempt ended; also a metric label value.
+    HealOutcome {
+        /// The action ran and the target answered up before the verify deadline.
+        Healed => "healed",
+        /// The action failed, or the target was still not up at the verify deadline.
+        Failed => "failed",
+        /// The target was healed less than `heal.cooldown_s` ago.
+        SkippedCooldown => "skipped_cooldown",
+        /// The target used up its `heal.max_per_hour` heals in the last hour.
+        SkippedBudget => "skipped_budget",
+        /// Most targets fail at once: hale's own host or network is the likelier cause.
+        SkippedMassFailure => "skipped_mass_failure",
+        /// Another heal was running.
+        SkippedBusy => "skipped_busy",
+        /// A workflow run holds the target.
+        SkippedHeld => "skipped_held",
+        /// The child's last exit code says its configuration is wrong; restarting cannot help.
+        SkippedConfigError => "skipped_config_error",
+        /// The target has no way to be healed (no `run` block, no heal command).
+        SkippedNoAction => "skipped_no_action",
+    }
+}
+
+impl HealOutcome {
+    /// True when an action ran (a restart happened, whether or not it helped).
+    pub fn acted(self) -> bool {
+        matches!(self, Self::Healed | Self::Failed)
+    }
+}
+
+/// One heal attempt, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealRecord {
+    pub target: Arc<str>,
+    pub trigger: HealTrigger,
+    pub action: HealAction,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: HealOutcome,
+    /// From the end of the action until the target answered up (healed attempts only).
+    pub verify_latency: Option<Duration>,
+    pub error: Option<String>,
+}
+
+named_set! {
+    /// Why a supervised child was started.
+    ChildStartCause {
+        /// The first start in this run of hale.
+        Start => "start",
+        /// A restart after the child exited by itself.
+        Exited => "exited",
+        /// A restart asked by auto-heal.
+        Heal => "heal",
+    }
+}
+
+named_set! {
+    /// How loud an alert is.
+    AlertLevel {
+        Info => "info",
+        Warning => "warning",
+        Critical => "critical",
+    }
+}
+
+impl AlertLevel {
+    /// The Prometheus/Alertmanager `severity` label value, and the ordering used for inhibition.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Info => 0,
+            Self::Warning => 1,
+            Self::Critical => 2,
+        }
+    }
+}
+
+named_set! {
+    /// Whether an alert is still on.
+    AlertState {
+        Firing => "firing",
+        Resolved => "resolved",
+    }
+}
+
+named_set! {
+    /// What happened to an alert; also the kind of notice a channel receives.
+    AlertEventKind {
+        /// A new alert: notified.
+        Fired => "fired",
+        /// The alert's level rose: notified.
+        Escalated => "escalated",
+        /// Still firing after its cooldown: notified again.
+        Repeated => "repeated",
+        /// Still firing within its cooldown: counted, not notified.
+        Suppressed => "suppressed",
+        /// Held back while a critical alert of the same target fires: not notified.
+        Inhibited => "inhibited",
+        /// Over: notified.
+        Resolved => "resolved",
+    }
+}
+
+impl AlertEventKind {
+    /// True for the events that reach the channels.
+    pub fn notifies(self) -> bool {
+        matches!(
+            self,
+            Self::Fired | Self::Escalated | Self::Repeated | Self::Resolved
+        )
+    }
+}

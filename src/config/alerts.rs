@@ -1,7 +1,238 @@
-//! `alerts`: Alert manager; its rules and channels arrive with the alerting work. Until then it accepts only `{}`.
+//! `alerts`: the alert manager's rules and where their notices go. A rule says when an alert fires, how loud
+//! it is, how long repeats are held back and which channels hear of it. The defaults are the levels of the
+//! setup hale replaces; a `rules` list in the file replaces them all.
+
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+use crate::config::{ChannelsConfig, Invalid};
+use crate::records::AlertLevel;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Evaluate the rules; when false no alert fires (checks and heals are still stored).
+    pub enabled: bool,
+    /// An alert resolves after this many successful checks of its target in a row, so a flapping target
+    /// does not fire and resolve every minute.
+    pub resolve_after_successes: u32,
+    pub rules: Vec<AlertRule>,
+    pub channels: ChannelsConfig,
+}
+
+/// When a rule fires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// This many failed scheduled checks of a target in a row.
+    ConsecutiveFailures { count: u32 },
+    /// This many failed scheduled checks of a target within the window.
+    FailuresWithin { count: u32, window_s: u64 },
+    /// A target was restarted: its supervised child restarted, or a heal ran its action.
+    Restarted,
+    /// A target used up its heal budget: hale stopped healing it.
+    HealBudgetExhausted,
+    /// More than `heal.mass_failure_share` of the targets fail at once. One alert for all of them (target
+    /// `*`); while it fires, the targets' own alerts are held back.
+    MassFailure,
+}
+
+/// A channel a rule's notices go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// hale's own log, always available.
+    Log,
+    Discord,
+    Email,
+    Webhook,
+    /// Prometheus Alertmanager. When configured it receives every alert, whichever rules name it: it routes
+    /// and silences by itself.
+    Alertmanager,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 5] = [
+        Self::Log,
+        Self::Discord,
+        Self::Email,
+        Self::Webhook,
+        Self::Alertmanager,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Discord => "discord",
+            Self::Email => "email",
+            Self::Webhook => "webhook",
+            Self::Alertmanager => "alertmanager",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AlertsConfig {}
+pub struct AlertRule {
+    /// Identifies the rule in alerts, metrics and the API: letters, digits, `_` and `-`.
+    pub name: String,
+    pub when: Condition,
+    pub level: AlertLevel,
+    /// While the alert still fires unchanged, repeats within this time are counted, not notified.
+    pub cooldown_s: u64,
+    /// Where notices go. A channel that is not configured under `alerts.channels` is skipped.
+    pub channels: Vec<ChannelKind>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        use ChannelKind::{Discord, Email, Log};
+        let rule = |name: &str, when, level, cooldown_s, channels: &[ChannelKind]| AlertRule {
+            name: name.to_owned(),
+            when,
+            level,
+            cooldown_s,
+            channels: channels.to_vec(),
+            enabled: true,
+        };
+        Self {
+            enabled: true,
+            resolve_after_successes: 2,
+            rules: vec![
+                rule(
+                    "target_down",
+                    Condition::ConsecutiveFailures { count: 3 },
+                    AlertLevel::Critical,
+                    3_600,
+                    &[Discord, Email, Log],
+                ),
+                rule(
+                    "target_flapping",
+                    Condition::FailuresWithin {
+                        count: 5,
+                        window_s: 86_400,
+                    },
+                    AlertLevel::Warning,
+                    7_200,
+                    &[Log],
+                ),
+                rule(
+                    "target_restarted",
+                    Condition::Restarted,
+                    AlertLevel::Info,
+                    14_400,
+                    &[Log],
+                ),
+                rule(
+                    "heal_budget_exhausted",
+                    Condition::HealBudgetExhausted,
+                    AlertLevel::Critical,
+                    3_600,
+                    &[Discord, Email, Log],
+                ),
+                rule(
+                    "mass_failure",
+                    Condition::MassFailure,
+                    AlertLevel::Critical,
+                    3_600,
+                    &[Discord, Email, Log],
+                ),
+            ],
+            channels: ChannelsConfig::default(),
+        }
+    }
+}
+
+impl AlertsConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if !(1..=100).contains(&self.resolve_after_successes) {
+            return Err(Invalid::at(
+                "alerts.resolve_after_successes",
+                format!("{} is out of range 1..=100", self.resolve_after_successes),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let at = |field: &str| format!("alerts.rules[{i}].{field}");
+            let valid_name = !rule.name.is_empty()
+                && rule.name.len() <= 64
+                && rule
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid_name {
+                return Err(Invalid::at(
+                    at("name"),
+                    format!(
+                        "{:?} is not a rule name: 1 to 64 letters, digits, '_' or '-'",
+                        rule.name
+                    ),
+                ));
+            }
+            if !names.insert(rule.name.as_str()) {
+                return Err(Invalid::at(
+                    at("name"),
+                    format!("duplicate rule name {:?}", rule.name),
+                ));
+            }
+            match rule.when {
+                Condition::ConsecutiveFailures { count } if !(1..=1_000).contains(&count) => {
+                    return Err(Invalid::at(
+                        format!("alerts.rules[{i}].when.consecutive_failures.count"),
+                        format!("{count} is out of range 1..=1000"),
+                    ));
+                }
+                Condition::FailuresWithin { count, window_s } => {
+                    if !(1..=100_000).contains(&count) {
+                        return Err(Invalid::at(
+                            format!("alerts.rules[{i}].when.failures_within.count"),
+                            format!("{count} is out of range 1..=100000"),
+                        ));
+                    }
+                    if !(60..=30 * 86_400).contains(&window_s) {
+                        return Err(Invalid::at(
+                            format!("alerts.rules[{i}].when.failures_within.window_s"),
+                            format!("{window_s} is out of range 60..=2592000 (30 days)"),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            if rule.cooldown_s > 7 * 86_400 {
+                return Err(Invalid::at(
+                    at("cooldown_s"),
+                    format!("{} is out of range 0..=604800 (7 days)", rule.cooldown_s),
+                ));
+            }
+            let mut seen = HashSet::new();
+            for (j, channel) in rule.channels.iter().enumerate() {
+                if !seen.insert(channel) {
+                    return Err(Invalid::at(
+                        format!("alerts.rules[{i}].channels[{j}]"),
+                        format!("{} is listed twice", channel.as_str()),
+                    ));
+                }
+            }
+        }
+        self.channels.validate()?;
+        Ok(())
+    }
+
+    /// The rules in force.
+    pub fn active_rules(&self) -> impl Iterator<Item = &AlertRule> {
+        self.rules
+            .iter()
+            .filter(move |rule| self.enabled && rule.enabled)
+    }
+}

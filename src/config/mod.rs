@@ -6,12 +6,14 @@ mod alerts;
 mod auth;
 mod backup;
 mod breaker;
+mod channels;
 mod heal;
 mod http;
 mod listen;
 mod mcp;
 mod monitor;
 mod rate_limits;
+mod run;
 mod secret;
 mod slo;
 mod storage;
@@ -23,16 +25,21 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use alerts::AlertsConfig;
+pub use alerts::{AlertRule, AlertsConfig, ChannelKind, Condition};
 pub use auth::{AuthConfig, RoleTokens, TokenSource};
 pub use backup::BackupConfig;
 pub use breaker::{BreakerConfig, BreakerOverride};
-pub use heal::HealConfig;
+pub use channels::{
+    AlertmanagerChannel, ChannelsConfig, DeliveryConfig, DiscordChannel, EmailChannel,
+    SmtpSecurity, WebhookChannel,
+};
+pub use heal::{HealConfig, TargetHeal};
 pub use http::HttpConfig;
 pub use listen::ListenConfig;
 pub use mcp::{McpServerConfig, McpTransport};
 pub use monitor::MonitorConfig;
 pub use rate_limits::{RateLimit, RateLimitsConfig};
+pub use run::{RunConfig, StopSignal};
 pub use secret::{Secret, REDACTED};
 pub use slo::SloConfig;
 pub use storage::StorageConfig;
@@ -170,6 +177,8 @@ impl Config {
         self.breaker.validate("breaker")?;
         self.storage.validate()?;
         self.backup.validate()?;
+        self.heal.validate()?;
+        self.alerts.validate()?;
         self.slo.validate(&self.storage)?;
         mcp::validate_all(&self.mcp_servers)?;
         self.auth.validate()?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    BodyCondition, BreakerConfig, BreakerOverride, ExpectedStatus, Invalid, ServiceName, TargetUrl,
+    BodyCondition, BreakerConfig, BreakerOverride, ExpectedStatus, Invalid, RunConfig, ServiceName,
+    TargetHeal, TargetUrl,
 };
 
 /// The HTTP method of a probe.
@@ -68,6 +69,12 @@ pub struct TargetConfig {
     /// Per-target circuit breaker settings; unset fields take the `breaker` section's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker: Option<BreakerOverride>,
+    /// Run the service as a child of hale, supervised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunConfig>,
+    /// How auto-heal heals this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heal: Option<TargetHeal>,
 }
 
 // A target has required fields, so its defaults are per field; each is written here once.
@@ -98,6 +105,8 @@ impl TargetConfig {
             critical: false,
             tags: Vec::new(),
             breaker: None,
+            run: None,
+            heal: None,
         }
     }
 
@@ -112,6 +121,11 @@ impl TargetConfig {
     /// The HTTP method a probe of an HTTP target uses.
     pub fn http_method(&self) -> HttpMethod {
         self.method.unwrap_or_default()
+    }
+
+    /// How this target is healed: its own settings, or the defaults.
+    pub fn heal_settings(&self) -> TargetHeal {
+        self.heal.clone().unwrap_or_default()
     }
 
     /// The breaker settings of this target: its override over the global section.
@@ -203,6 +217,12 @@ impl TargetConfig {
         }
         if self.breaker.is_some() {
             self.breaker_settings(global).validate(&at("breaker"))?;
+        }
+        if let Some(run) = &self.run {
+            run.validate(&at("run"))?;
+        }
+        if let Some(heal) = &self.heal {
+            heal.validate(&at("heal"))?;
         }
         Ok(())
     }

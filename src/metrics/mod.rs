@@ -1,7 +1,9 @@
 //! The only module that knows the prometheus crate: one registry per HTTP service (so a Prometheus scraping
 //! all three ports never counts a series twice), typed recording methods, label values from closed sets.
 
+mod alerts;
 mod events;
+mod heal;
 mod health;
 pub mod names;
 mod writer;
@@ -14,7 +16,9 @@ use prometheus::{
 
 use crate::kind::ServiceKind;
 
+pub use alerts::{AlertMetrics, AlertResult, NO_CHANNEL};
 pub use events::EventMetrics;
+pub use heal::{HealMetrics, RestartCause};
 pub use health::{HealthMetrics, ProbeInFlight};
 pub use writer::WriterMetrics;
 

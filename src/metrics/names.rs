@@ -23,6 +23,12 @@ pub const STORE_QUEUE_DEPTH: &str = "store_queue_depth";
 pub const STORE_WRITE_ERRORS_TOTAL: &str = "store_write_errors_total";
 pub const EVENTS_LAGGED_TOTAL: &str = "events_lagged_total";
 
+pub const RESTARTS_TOTAL: &str = "restarts_total";
+pub const HEAL_ATTEMPTS_TOTAL: &str = "heal_attempts_total";
+pub const CHILD_RUNNING: &str = "child_running";
+pub const ALERTS_TOTAL: &str = "alerts_total";
+pub const ALERTS_ACTIVE: &str = "alerts_active";
+
 // The standard process metrics, exported by the prometheus crate's `ProcessCollector` (Linux) on every service.
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
 pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
@@ -43,3 +49,8 @@ pub const LABEL_OUTCOME: &str = "outcome";
 pub const LABEL_TO: &str = "to";
 pub const LABEL_KIND: &str = "kind";
 pub const LABEL_SUBSCRIBER: &str = "subscriber";
+pub const LABEL_CAUSE: &str = "cause";
+pub const LABEL_LEVEL: &str = "level";
+pub const LABEL_RULE: &str = "rule";
+pub const LABEL_CHANNEL: &str = "channel";
+pub const LABEL_RESULT: &str = "result";

@@ -1,0 +1,37 @@
+//! The alert manager: rules evaluated on events (`engine.rs`), every alert event persisted, and notices
+//! delivered to the channels in the background (`dispatch.rs`, one file per channel under `channels/`).
+
+pub mod dispatch;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::records::{AlertEventKind, AlertLevel};
+
+pub use dispatch::Dispatcher;
+
+/// One notice about one alert, as every channel receives it. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notice {
+    /// The alert (`alerts.id`) and the event that caused this notice (`alert_events.id`).
+    pub alert_id: i64,
+    pub event_id: i64,
+    /// Fired, escalated, repeated or resolved.
+    pub kind: AlertEventKind,
+    pub rule: String,
+    /// The target's name, or `*` for an alert about all of them (mass failure).
+    pub target: String,
+    pub level: AlertLevel,
+    /// One line: what is wrong.
+    pub summary: String,
+    /// More: since when, how many checks, what hale did.
+    pub description: String,
+    pub fired_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Repeats held back by the cooldown since the previous notice.
+    pub suppressed: u64,
+    /// When this notice was made.
+    pub at: DateTime<Utc>,
+    /// A link back to hale about this alert (Alertmanager's `generatorURL`).
+    pub generator_url: String,
+}
