@@ -15,11 +15,12 @@ use tokio::task::JoinHandle;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::alerts::Dispatcher;
+use crate::alerts::{AlertEngine, Dispatcher};
 use crate::auth::{Role, TokenError, Tokens};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
+use crate::heal::{HealLoop, Healer};
 use crate::http::{self, ApiError, Guard, HttpContext, RateLimits};
 use crate::kind::ServiceKind;
 use crate::limits;
@@ -67,6 +68,7 @@ pub struct Application {
     /// Present when the Health Proxy runs: the targets' children, heals and alerts live beside the monitor.
     supervisor: Option<Arc<Supervisor>>,
     dispatcher: Option<Arc<Dispatcher>>,
+    healer: Option<Arc<Healer>>,
     events: EventBus,
     servers: Vec<RunningServer>,
     workers: Workers,
@@ -90,6 +92,8 @@ struct Built {
     monitor: Option<Arc<Monitor>>,
     supervisor: Option<Arc<Supervisor>>,
     dispatcher: Option<Arc<Dispatcher>>,
+    healer: Option<Arc<Healer>>,
+    alert_engine: Option<Arc<AlertEngine>>,
     /// Every service's metrics, one registry each, so a Prometheus scraping all three never counts a series
     /// twice.
     metrics: HashMap<ServiceKind, ServiceMetrics>,
@@ -130,6 +134,13 @@ impl Application {
         if let Some(monitor) = &built.monitor {
             workers.push(monitor.clone());
         }
+        // Heals and alerts follow the monitor's events; delivery drains what the alerts send.
+        if let Some(healer) = &built.healer {
+            workers.push(Arc::new(HealLoop::new(healer.clone())));
+        }
+        if let Some(engine) = &built.alert_engine {
+            workers.push(engine.clone());
+        }
         if let Some(dispatcher) = &built.dispatcher {
             workers.push(dispatcher.clone());
         }
@@ -160,6 +171,7 @@ impl Application {
             monitor: built.monitor,
             supervisor: built.supervisor,
             dispatcher: built.dispatcher,
+            healer: built.healer,
             events: built.events,
             servers,
             workers: Workers::spawn(workers),
@@ -186,6 +198,11 @@ impl Application {
     /// The supervisor of the targets' children, when the Health Proxy runs.
     pub fn supervisor(&self) -> Option<&Arc<Supervisor>> {
         self.supervisor.as_ref()
+    }
+
+    /// Auto-heal, when the Health Proxy runs.
+    pub fn healer(&self) -> Option<&Arc<Healer>> {
+        self.healer.as_ref()
     }
 
     /// The alert notices' delivery, when the Health Proxy runs.
@@ -357,24 +374,49 @@ async fn build(
     } else {
         None
     };
-    let (supervisor, dispatcher) = if monitor.is_some() {
-        let heal_metrics = HealMetrics::register(health_registry);
-        let supervisor = Supervisor::new(
-            &config,
-            store.clone(),
-            events.clone(),
-            clock.clone(),
-            heal_metrics,
-        );
-        let dispatcher = Dispatcher::new(
-            config.alerts.channels.clone(),
-            store.clone(),
-            clock.clone(),
-            AlertMetrics::register(health_registry),
-        );
-        (Some(Arc::new(supervisor)), Some(Arc::new(dispatcher)))
-    } else {
-        (None, None)
+    // The targets' children, heals and alerts live beside the monitor.
+    let (supervisor, dispatcher, healer, alert_engine) = match &monitor {
+        Some(monitor) => {
+            let heal_metrics = HealMetrics::register(health_registry);
+            let alert_metrics = AlertMetrics::register(health_registry);
+            let supervisor = Arc::new(Supervisor::new(
+                &config,
+                store.clone(),
+                events.clone(),
+                clock.clone(),
+                heal_metrics.clone(),
+            ));
+            let dispatcher = Arc::new(Dispatcher::new(
+                config.alerts.channels.clone(),
+                store.clone(),
+                clock.clone(),
+                alert_metrics.clone(),
+            ));
+            let healer = Arc::new(Healer::new(
+                &config,
+                monitor.clone(),
+                supervisor.clone(),
+                store.clone(),
+                events.clone(),
+                clock.clone(),
+                heal_metrics,
+            ));
+            let engine = Arc::new(AlertEngine::new(
+                &config,
+                store.clone(),
+                &events,
+                clock.clone(),
+                dispatcher.clone(),
+                alert_metrics,
+            ));
+            (
+                Some(supervisor),
+                Some(dispatcher),
+                Some(healer),
+                Some(engine),
+            )
+        }
+        None => (None, None, None, None),
     };
     let core = Core {
         config: Arc::new(config),
@@ -391,6 +433,8 @@ async fn build(
         monitor,
         supervisor,
         dispatcher,
+        healer,
+        alert_engine,
         metrics,
     })
 }
@@ -410,6 +454,14 @@ fn start_servers(
                         .monitor
                         .clone()
                         .expect("the monitor is built when the Health Proxy runs"),
+                    healer: built
+                        .healer
+                        .clone()
+                        .expect("auto-heal is built when the Health Proxy runs"),
+                    supervisor: built
+                        .supervisor
+                        .clone()
+                        .expect("the supervisor is built when the Health Proxy runs"),
                 }))
             }
             ServiceKind::McpBridge => ServiceState::McpBridge,

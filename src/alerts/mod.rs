@@ -2,6 +2,7 @@
 //! delivered to the channels in the background (`dispatch.rs`, one file per channel under `channels/`).
 
 pub mod dispatch;
+pub mod engine;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -9,6 +10,7 @@ use serde::Serialize;
 use crate::records::{AlertEventKind, AlertLevel};
 
 pub use dispatch::Dispatcher;
+pub use engine::AlertEngine;
 
 /// One notice about one alert, as every channel receives it. Holds no secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]

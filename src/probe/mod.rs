@@ -6,6 +6,7 @@ pub mod monitor;
 mod report;
 mod schedule;
 pub mod score;
+pub mod streaks;
 mod target;
 
 pub use monitor::{Monitor, MonitorError};

@@ -162,6 +162,25 @@ impl Monitor {
         &self.targets
     }
 
+    /// The target of that name.
+    pub fn target(&self, name: &str) -> Option<&Arc<Target>> {
+        self.targets.iter().find(|t| t.name() == name)
+    }
+
+    /// Probes a target now, outside its breaker, storing and publishing nothing: how auto-heal verifies that
+    /// a restarted target answers again while its breaker may still be open. Waits for a probe slot like any
+    /// other probe.
+    pub async fn probe_directly(&self, target: &Target) -> CheckResult {
+        // The semaphore is never closed.
+        let _slot = self
+            .probes
+            .acquire()
+            .await
+            .expect("the probe semaphore stays open");
+        let _running = self.metrics.probe_started();
+        check::run_check(&self.client, &target.config).await
+    }
+
     /// Checks one target: through its breaker, bounded by its timeout and by the global probe bound,
     /// persisted and counted. When a check of the target is already running, waits for it and returns its
     /// result (`shared: true`) instead of probing again.

@@ -1,9 +1,11 @@
 //! The only module that speaks SQL: the SQLite pool, the embedded migrations, one file per record kind and
 //! the batching writer for high-rate records.
 
+pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod breakers;
+pub mod heal;
 pub mod health_checks;
 pub mod lock;
 pub mod retention;

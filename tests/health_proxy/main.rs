@@ -839,6 +839,7 @@ async fn a_subscriber_sees_every_check_and_breaker_move_of_a_run() {
             hale::events::Event::BreakerMoved(m) => {
                 format!("breaker {} {} -> {}", m.target, m.from, m.to)
             }
+            other => format!("{other:?}"),
         });
     }
     assert_eq!(

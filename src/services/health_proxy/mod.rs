@@ -1,5 +1,8 @@
 //! Health Proxy (:3002): probes every configured service and answers how healthy everything is.
 
+mod alerts;
+mod heal;
+mod params;
 mod views;
 
 use std::sync::Arc;
@@ -7,10 +10,12 @@ use std::sync::Arc;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::heal::Healer;
 use crate::http::{ApiError, ErrorBody};
 use crate::probe::check::PROBE_MARKER_HEADER;
 use crate::probe::Monitor;
 use crate::services::{common, Core};
+use crate::supervise::Supervisor;
 
 pub use views::{
     all_health, history_page, service_views, AllHealth, BreakerView, CheckReport, HistoryItem,
@@ -21,6 +26,8 @@ pub use views::{
 #[derive(Debug, Clone)]
 pub struct HealthProxyState {
     pub monitor: Arc<Monitor>,
+    pub healer: Arc<Healer>,
+    pub supervisor: Arc<Supervisor>,
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -28,7 +35,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(common::metrics)
         .service(health_all)
         .service(health_history)
-        .service(services);
+        .service(services)
+        .service(heal::heal_events)
+        .service(heal::heal_target)
+        .service(alerts::alerts)
+        .service(alerts::active_alerts);
 }
 
 /// Check every monitored service now.

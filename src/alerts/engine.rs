@@ -1,0 +1,698 @@
+//! The rules, evaluated on events. An alert is identified by (rule, target). It fires when its rule's
+//! condition holds; while it still fires unchanged, repeats inside the rule's cooldown are counted
+//! (`suppressed`) and one after it is notified again (`repeated`); a change of state (fired, escalated,
+//! resolved) is always notified. It resolves after `alerts.resolve_after_successes` successful checks of
+//! its target in a row. While a target's critical alert fires, its warnings and infos are held back
+//! (`inhibited`); while a mass failure fires, every target's own alerts are. Everything is stored, and
+//! the firing alerts (with their cooldowns) are read back at start, so a restart of hale neither repeats a
+//! notice too soon nor forgets an alert.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{Dispatcher, Notice};
+use crate::clock::Clock;
+use crate::config::{AlertRule, Condition, Config};
+use crate::events::{CheckFinished, Event, EventBus, Subscription};
+use crate::metrics::{AlertMetrics, AlertResult, NO_CHANNEL};
+use crate::probe::streaks::Streaks;
+use crate::records::{
+    AlertEventKind, AlertLevel, ChildStartCause, HealAction, HealOutcome, HealRecord,
+};
+use crate::store::Store;
+use crate::worker::Worker;
+
+/// The target of an alert about all targets at once.
+pub const ALL_TARGETS: &str = "*";
+
+/// One alert firing now.
+#[derive(Debug, Clone)]
+struct Firing {
+    id: i64,
+    level: AlertLevel,
+    fired_at: DateTime<Utc>,
+    last_notified_at: Option<DateTime<Utc>>,
+    suppressed: u64,
+    summary: String,
+}
+
+type Key = (String, String);
+
+#[derive(Debug)]
+struct State {
+    streaks: Streaks,
+    /// Failed scheduled checks per target, within the longest `failures_within` window.
+    failures: HashMap<Arc<str>, VecDeque<DateTime<Utc>>>,
+    firing: HashMap<Key, Firing>,
+    /// Checks in a row without a mass failure while its alert fires.
+    mass_clear: u32,
+    /// The latest exit of each supervised child, to say why it was restarted.
+    last_exit: HashMap<Arc<str>, String>,
+}
+
+/// What makes an alert fire or repeat.
+struct Trigger {
+    summary: String,
+    description: String,
+}
+
+#[derive(Debug)]
+pub struct AlertEngine {
+    rules: Vec<AlertRule>,
+    resolve_after: u32,
+    mass_share: f64,
+    mass_min_targets: usize,
+    /// The longest `failures_within` window, in seconds (0: no such rule).
+    longest_window_s: u64,
+    generator_base: String,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    dispatcher: Arc<Dispatcher>,
+    metrics: AlertMetrics,
+    state: tokio::sync::Mutex<State>,
+    events: Mutex<Option<Subscription>>,
+}
+
+impl AlertEngine {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        events: &EventBus,
+        clock: Arc<dyn Clock>,
+        dispatcher: Arc<Dispatcher>,
+        metrics: AlertMetrics,
+    ) -> Self {
+        let rules: Vec<AlertRule> = config.alerts.active_rules().cloned().collect();
+        let longest_window_s = rules
+            .iter()
+            .filter_map(|r| match r.when {
+                Condition::FailuresWithin { window_s, .. } => Some(window_s),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let targets: Vec<Arc<str>> = config
+            .services
+            .iter()
+            .map(|t| Arc::from(t.name.as_str()))
+            .collect();
+        Self {
+            rules,
+            resolve_after: config.alerts.resolve_after_successes,
+            mass_share: config.heal.mass_failure_share,
+            mass_min_targets: config.heal.mass_failure_min_targets,
+            longest_window_s,
+            generator_base: format!("http://{}", config.listen.health_proxy),
+            store,
+            clock,
+            dispatcher,
+            metrics,
+            state: tokio::sync::Mutex::new(State {
+                streaks: Streaks::new(targets.iter().cloned()),
+                failures: targets
+                    .iter()
+                    .map(|t| (t.clone(), VecDeque::new()))
+                    .collect(),
+                firing: HashMap::new(),
+                mass_clear: 0,
+                last_exit: HashMap::new(),
+            }),
+            events: Mutex::new(Some(events.subscribe("alerts"))),
+        }
+    }
+
+    fn rule(&self, name: &str) -> Option<&AlertRule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// Reads the firing alerts back from the database (their cooldowns go on), escalates those whose rule
+    /// is now louder, and rebuilds the failure windows from the stored checks.
+    async fn load(&self) {
+        let now = self.clock.now();
+        let mut state = self.state.lock().await;
+        match self.store.firing_alerts().await {
+            Ok(alerts) => {
+                for alert in alerts {
+                    let key = (alert.rule.clone(), alert.target.clone());
+                    let mut firing = Firing {
+                        id: alert.id,
+                        level: alert.level,
+                        fired_at: alert.fired_at,
+                        last_notified_at: alert.last_notified_at,
+                        suppressed: alert.suppressed,
+                        summary: alert.summary.clone(),
+                    };
+                    let Some(rule) = self.rule(&alert.rule).cloned() else {
+                        // Its rule is gone from the config: the alert ends quietly.
+                        let _ = self
+                            .store
+                            .alert_event(
+                                alert.id,
+                                AlertEventKind::Resolved,
+                                alert.level,
+                                "its rule is no longer in the config",
+                                now,
+                                true,
+                            )
+                            .await;
+                        continue;
+                    };
+                    if rule.level.rank() > alert.level.rank() {
+                        firing.level = rule.level;
+                        let trigger = Trigger {
+                            summary: alert.summary.clone(),
+                            description: format!(
+                                "the rule {} is now {}",
+                                rule.name,
+                                rule.level.as_str()
+                            ),
+                        };
+                        self.notify(
+                            &rule,
+                            &alert.target,
+                            &mut firing,
+                            AlertEventKind::Escalated,
+                            &trigger,
+                            now,
+                        )
+                        .await;
+                    }
+                    state.firing.insert(key, firing);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the firing alerts; alerts start from nothing");
+            }
+        }
+        if self.longest_window_s > 0 {
+            let since = now - chrono::Duration::seconds(self.longest_window_s as i64);
+            match self.store.failed_checks_since(since).await {
+                Ok(failed) => {
+                    for (target, at) in failed {
+                        if let Some(times) = state.failures.get_mut(target.as_str()) {
+                            times.push_back(at);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the recent failed checks; failure windows start empty")
+                }
+            }
+        }
+        self.set_active(&state);
+    }
+
+    async fn handle(&self, event: &Event) {
+        let mut state = self.state.lock().await;
+        match event {
+            Event::CheckFinished(check) => self.on_check(&mut state, check).await,
+            Event::ChildExited(exit) => {
+                let how = match (exit.code, exit.signal) {
+                    (Some(code), _) => format!("its process exited with {code}"),
+                    (None, Some(signal)) => format!("its process was killed by signal {signal}"),
+                    _ => "its process ended".to_owned(),
+                };
+                state.last_exit.insert(exit.target.clone(), how);
+            }
+            Event::ChildStarted(started) if started.cause != ChildStartCause::Start => {
+                let why = match started.cause {
+                    ChildStartCause::Heal => "by auto-heal".to_owned(),
+                    _ => format!(
+                        "after {}",
+                        state
+                            .last_exit
+                            .get(&started.target)
+                            .map_or("it exited", String::as_str)
+                    ),
+                };
+                let trigger = Trigger {
+                    summary: format!("{} was restarted", started.target),
+                    description: format!("hale restarted the child of {} {why}", started.target),
+                };
+                self.on_condition(&mut state, &started.target, &trigger, |c| {
+                    matches!(c, Condition::Restarted)
+                })
+                .await;
+            }
+            Event::Healed(heal) => self.on_heal(&mut state, heal).await,
+            _ => {}
+        }
+        self.set_active(&state);
+    }
+
+    async fn on_heal(&self, state: &mut State, heal: &HealRecord) {
+        if heal.action == HealAction::Command && heal.outcome.acted() {
+            let trigger = Trigger {
+                summary: format!("{} was restarted", heal.target),
+                description: format!(
+                    "auto-heal ran the heal command of {} ({})",
+                    heal.target,
+                    heal.outcome.as_str()
+                ),
+            };
+            self.on_condition(state, &heal.target, &trigger, |c| {
+                matches!(c, Condition::Restarted)
+            })
+            .await;
+        }
+        if heal.outcome == HealOutcome::SkippedBudget {
+            let trigger = Trigger {
+                summary: format!(
+                    "{}: heal budget exhausted, hale stopped healing it",
+                    heal.target
+                ),
+                description: heal.error.clone().unwrap_or_default(),
+            };
+            self.on_condition(state, &heal.target, &trigger, |c| {
+                matches!(c, Condition::HealBudgetExhausted)
+            })
+            .await;
+        }
+    }
+
+    /// Fires (or repeats) every rule of `target` whose condition matches.
+    async fn on_condition(
+        &self,
+        state: &mut State,
+        target: &str,
+        trigger: &Trigger,
+        matches: impl Fn(&Condition) -> bool,
+    ) {
+        for rule in self.rules.iter().filter(|r| matches(&r.when)) {
+            self.fire_or_repeat(state, rule, target, trigger).await;
+        }
+    }
+
+    async fn on_check(&self, state: &mut State, check: &CheckFinished) {
+        let Some(streak) = state.streaks.observe(check) else {
+            return;
+        };
+        let failed = !check.outcome.is_up();
+        let window_start = check.at - chrono::Duration::seconds(self.longest_window_s as i64);
+        if let Some(times) = state.failures.get_mut(&check.target) {
+            if failed && self.longest_window_s > 0 {
+                times.push_back(check.at);
+            }
+            while times.front().is_some_and(|t| *t < window_start) {
+                times.pop_front();
+            }
+        }
+        // Mass failure first, so that it holds back the targets' own alerts of this very check.
+        if let Some(rule) = self.rules.iter().find(|r| r.when == Condition::MassFailure) {
+            let key = (rule.name.clone(), ALL_TARGETS.to_owned());
+            if state
+                .streaks
+                .mass_failure(self.mass_share, self.mass_min_targets)
+            {
+                state.mass_clear = 0;
+                if failed {
+                    let failing = state.streaks.failing_targets();
+                    let trigger = Trigger {
+                        summary: format!(
+                            "{} of {} targets fail at once",
+                            failing.len(),
+                            state.streaks.total()
+                        ),
+                        description: format!(
+                            "failing: {}. hale's own host or network is the likelier cause; auto-heal holds off",
+                            failing.iter().map(|t| t.as_ref()).collect::<Vec<_>>().join(", ")
+                        ),
+                    };
+                    self.fire_or_repeat(state, rule, ALL_TARGETS, &trigger)
+                        .await;
+                }
+            } else if state.firing.contains_key(&key) {
+                state.mass_clear += 1;
+                if state.mass_clear >= self.resolve_after {
+                    let trigger = Trigger {
+                        summary: "most targets answer again".to_owned(),
+                        description: format!(
+                            "no mass failure for {} checks in a row",
+                            state.mass_clear
+                        ),
+                    };
+                    self.resolve(state, rule, ALL_TARGETS, &trigger).await;
+                }
+            }
+        }
+        let target = check.target.as_ref();
+        let failures_in = |state: &State, window_s: u64| {
+            let from = check.at - chrono::Duration::seconds(window_s as i64);
+            state
+                .failures
+                .get(target)
+                .map_or(0, |times| times.iter().filter(|t| **t >= from).count())
+        };
+        for rule in &self.rules {
+            let key = (rule.name.clone(), target.to_owned());
+            match rule.when {
+                Condition::ConsecutiveFailures { count }
+                    if failed && streak.consecutive_failures >= count =>
+                {
+                    let trigger = Trigger {
+                        summary: format!("{target} is down"),
+                        description: format!(
+                            "{} failed scheduled checks in a row; the latest: {}",
+                            streak.consecutive_failures,
+                            describe(check)
+                        ),
+                    };
+                    self.fire_or_repeat(state, rule, target, &trigger).await;
+                }
+                Condition::FailuresWithin { count, window_s } if failed => {
+                    let n = failures_in(state, window_s);
+                    if n >= count as usize {
+                        let trigger = Trigger {
+                            summary: format!("{target} is flapping"),
+                            description: format!(
+                                "{n} failed scheduled checks in the last {}; the latest: {}",
+                                human_window(window_s),
+                                describe(check)
+                            ),
+                        };
+                        self.fire_or_repeat(state, rule, target, &trigger).await;
+                    }
+                }
+                Condition::MassFailure => {}
+                _ if !failed && state.firing.contains_key(&key) => {
+                    let still_over = match rule.when {
+                        Condition::FailuresWithin { count, window_s } => {
+                            failures_in(state, window_s) >= count as usize
+                        }
+                        _ => false,
+                    };
+                    if streak.consecutive_successes >= self.resolve_after && !still_over {
+                        let trigger = Trigger {
+                            summary: format!("{target} is up again"),
+                            description: format!(
+                                "{} successful checks in a row",
+                                streak.consecutive_successes
+                            ),
+                        };
+                        self.resolve(state, rule, target, &trigger).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// True when a louder alert holds this one back: a critical alert of the same target, or a mass failure.
+    fn inhibited(&self, state: &State, rule: &AlertRule, target: &str) -> bool {
+        if rule.when == Condition::MassFailure {
+            return false;
+        }
+        state
+            .firing
+            .iter()
+            .any(|((other_rule, other_target), firing)| {
+                let other = self.rule(other_rule);
+                let mass = other.is_some_and(|r| r.when == Condition::MassFailure);
+                mass || (other_target == target
+                    && *other_rule != rule.name
+                    && firing.level == AlertLevel::Critical
+                    && rule.level.rank() < AlertLevel::Critical.rank())
+            })
+    }
+
+    async fn fire_or_repeat(
+        &self,
+        state: &mut State,
+        rule: &AlertRule,
+        target: &str,
+        trigger: &Trigger,
+    ) {
+        let now = self.clock.now();
+        let key = (rule.name.clone(), target.to_owned());
+        let inhibited = self.inhibited(state, rule, target);
+        if let Some(mut firing) = state.firing.remove(&key) {
+            let cooled = firing.last_notified_at.is_none_or(|at| {
+                (now - at).to_std().unwrap_or_default().as_secs() >= rule.cooldown_s
+            });
+            if inhibited {
+                self.metrics
+                    .notice(rule.level, &rule.name, NO_CHANNEL, AlertResult::Inhibited);
+                firing.suppressed += 1;
+                self.persist(
+                    firing.id,
+                    AlertEventKind::Suppressed,
+                    rule.level,
+                    &trigger.summary,
+                    now,
+                    firing.suppressed == 1,
+                )
+                .await;
+            } else if firing.last_notified_at.is_none() {
+                // Held back so far; now it can be told.
+                self.notify(
+                    rule,
+                    target,
+                    &mut firing,
+                    AlertEventKind::Fired,
+                    trigger,
+                    now,
+                )
+                .await;
+            } else if cooled {
+                self.notify(
+                    rule,
+                    target,
+                    &mut firing,
+                    AlertEventKind::Repeated,
+                    trigger,
+                    now,
+                )
+                .await;
+            } else {
+                firing.suppressed += 1;
+                self.metrics
+                    .notice(rule.level, &rule.name, NO_CHANNEL, AlertResult::Suppressed);
+                self.persist(
+                    firing.id,
+                    AlertEventKind::Suppressed,
+                    rule.level,
+                    &trigger.summary,
+                    now,
+                    firing.suppressed == 1,
+                )
+                .await;
+            }
+            state.firing.insert(key, firing);
+            return;
+        }
+        let kind = if inhibited {
+            AlertEventKind::Inhibited
+        } else {
+            AlertEventKind::Fired
+        };
+        let (id, event_id) = match self
+            .store
+            .open_alert(&rule.name, target, rule.level, &trigger.summary, now, kind)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Not stored, but still said: a disk problem must not silence an outage.
+                tracing::error!(rule = %rule.name, target, error = %e, "cannot store an alert");
+                (0, 0)
+            }
+        };
+        let mut firing = Firing {
+            id,
+            level: rule.level,
+            fired_at: now,
+            last_notified_at: None,
+            suppressed: 0,
+            summary: trigger.summary.clone(),
+        };
+        if inhibited {
+            self.metrics
+                .notice(rule.level, &rule.name, NO_CHANNEL, AlertResult::Inhibited);
+            tracing::info!(rule = %rule.name, target, summary = %trigger.summary, "alert held back by a louder alert");
+        } else {
+            firing.last_notified_at = Some(now);
+            self.send(
+                rule,
+                target,
+                &firing,
+                AlertEventKind::Fired,
+                event_id,
+                trigger,
+                now,
+                None,
+            );
+        }
+        state.firing.insert(key, firing);
+    }
+
+    async fn resolve(&self, state: &mut State, rule: &AlertRule, target: &str, trigger: &Trigger) {
+        let key = (rule.name.clone(), target.to_owned());
+        let Some(firing) = state.firing.remove(&key) else {
+            return;
+        };
+        let now = self.clock.now();
+        let event_id = self
+            .persist(
+                firing.id,
+                AlertEventKind::Resolved,
+                firing.level,
+                &firing.summary,
+                now,
+                true,
+            )
+            .await;
+        // An alert nobody was told of ends quietly.
+        if firing.last_notified_at.is_some() {
+            self.send(
+                rule,
+                target,
+                &firing,
+                AlertEventKind::Resolved,
+                event_id.unwrap_or(0),
+                trigger,
+                now,
+                Some(now),
+            );
+        }
+    }
+
+    /// Notifies a firing alert again (fired after inhibition, repeated, escalated) and restarts its cooldown.
+    async fn notify(
+        &self,
+        rule: &AlertRule,
+        target: &str,
+        firing: &mut Firing,
+        kind: AlertEventKind,
+        trigger: &Trigger,
+        now: DateTime<Utc>,
+    ) {
+        let event_id = self
+            .persist(firing.id, kind, firing.level, &trigger.summary, now, true)
+            .await;
+        self.send(
+            rule,
+            target,
+            firing,
+            kind,
+            event_id.unwrap_or(0),
+            trigger,
+            now,
+            None,
+        );
+        firing.last_notified_at = Some(now);
+        firing.suppressed = 0;
+        firing.summary = trigger.summary.clone();
+    }
+
+    async fn persist(
+        &self,
+        alert_id: i64,
+        kind: AlertEventKind,
+        level: AlertLevel,
+        summary: &str,
+        at: DateTime<Utc>,
+        with_event: bool,
+    ) -> Option<i64> {
+        match self
+            .store
+            .alert_event(alert_id, kind, level, summary, at, with_event)
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(alert_id, kind = kind.as_str(), error = %e, "cannot store an alert event");
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        rule: &AlertRule,
+        target: &str,
+        firing: &Firing,
+        kind: AlertEventKind,
+        event_id: i64,
+        trigger: &Trigger,
+        at: DateTime<Utc>,
+        resolved_at: Option<DateTime<Utc>>,
+    ) {
+        let notice = Notice {
+            alert_id: firing.id,
+            event_id,
+            kind,
+            rule: rule.name.clone(),
+            target: target.to_owned(),
+            level: firing.level,
+            summary: trigger.summary.clone(),
+            description: trigger.description.clone(),
+            fired_at: firing.fired_at,
+            resolved_at,
+            suppressed: firing.suppressed,
+            at,
+            generator_url: format!(
+                "{}/alerts?state={}",
+                self.generator_base,
+                if resolved_at.is_some() {
+                    "resolved"
+                } else {
+                    "firing"
+                }
+            ),
+        };
+        self.dispatcher.send(notice, &rule.channels);
+    }
+
+    fn set_active(&self, state: &State) {
+        for level in AlertLevel::ALL {
+            let n = state.firing.values().filter(|f| f.level == *level).count();
+            self.metrics.set_active(*level, n);
+        }
+    }
+}
+
+/// "down, HTTP 503" or "timeout".
+fn describe(check: &CheckFinished) -> String {
+    match check.http_status {
+        Some(status) => format!("{}, HTTP {status}", check.outcome.as_str()),
+        None => check.outcome.as_str().to_owned(),
+    }
+}
+
+fn human_window(seconds: u64) -> String {
+    match seconds {
+        s if s % 3_600 == 0 => format!("{} h", s / 3_600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+impl Worker for AlertEngine {
+    fn name(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Box::pin(async move {
+            let Some(mut events) = events else {
+                return;
+            };
+            self.load().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    event = events.recv() => match event {
+                        Some(event) => self.handle(&event).await,
+                        None => break,
+                    },
+                }
+            }
+        })
+    }
+}

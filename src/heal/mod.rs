@@ -1,0 +1,423 @@
+//! Auto-heal: acts on a target that is down (restart its supervised child, or run its heal command), then
+//! verifies that it answers again. Every attempt passes the same protections, in this order, and each one
+//! that refuses is recorded as the attempt's outcome:
+//! the target has an action; no workflow run holds it; its child did not exit with a "configuration error"
+//! code; most targets are not failing at once (then hale's own host or network is the likelier cause); its
+//! cooldown has passed; its hourly budget is not spent; no other heal is running.
+//! Cooldown and budget are read from the database, so restarting hale cannot reset them.
+//! `worker.rs` runs the automatic triggers: a target's Nth failed scheduled check in a row, and a slower sweep.
+
+mod action;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::config::{Config, HealConfig};
+use crate::events::{Event, EventBus, Subscription};
+use crate::metrics::{HealMetrics, RestartCause};
+use crate::probe::streaks::Streaks;
+use crate::probe::Monitor;
+use crate::records::{HealAction, HealOutcome, HealRecord, HealTrigger};
+use crate::store::Store;
+use crate::supervise::Supervisor;
+
+pub use worker::HealLoop;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HealError {
+    #[error("no target named {0:?}")]
+    UnknownTarget(String),
+}
+
+/// How one target can be healed, from its config.
+#[derive(Debug, Clone)]
+struct TargetPlan {
+    action: HealAction,
+    command: Option<Vec<String>>,
+    command_timeout: Duration,
+    automatic: bool,
+}
+
+/// The heal engine, shared by the heal loop, `POST /heal/{target}` and (later) workflows.
+#[derive(Debug)]
+pub struct Healer {
+    settings: HealConfig,
+    plans: HashMap<Arc<str>, TargetPlan>,
+    monitor: Arc<Monitor>,
+    supervisor: Arc<Supervisor>,
+    store: Store,
+    events: EventBus,
+    clock: Arc<dyn Clock>,
+    metrics: HealMetrics,
+    /// One heal at a time: the action and its verification hold this.
+    running: tokio::sync::Mutex<()>,
+    /// Targets held by workflow runs, with how many runs hold each.
+    holds: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+    /// The scheduled checks' streaks, for the mass-failure protection; kept by the heal loop.
+    streaks: Arc<Mutex<Streaks>>,
+}
+
+/// While alive, the target is not healed by anyone but its holder (`HealTrigger::Workflow`).
+#[derive(Debug)]
+pub struct HoldGuard {
+    target: Arc<str>,
+    holds: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = holds.get_mut(&self.target) {
+            *n -= 1;
+            if *n == 0 {
+                holds.remove(&self.target);
+            }
+        }
+    }
+}
+
+impl Healer {
+    pub fn new(
+        config: &Config,
+        monitor: Arc<Monitor>,
+        supervisor: Arc<Supervisor>,
+        store: Store,
+        events: EventBus,
+        clock: Arc<dyn Clock>,
+        metrics: HealMetrics,
+    ) -> Self {
+        let plans = config
+            .services
+            .iter()
+            .map(|target| {
+                let heal = target.heal_settings();
+                let action = if heal.command.is_some() {
+                    HealAction::Command
+                } else if target.run.is_some() {
+                    HealAction::RestartChild
+                } else {
+                    HealAction::None
+                };
+                let plan = TargetPlan {
+                    action,
+                    command: heal.command.clone(),
+                    command_timeout: Duration::from_secs(heal.command_timeout_s),
+                    automatic: config.heal.enabled && heal.enabled,
+                };
+                (Arc::from(target.name.as_str()), plan)
+            })
+            .collect();
+        let streaks = Streaks::new(config.services.iter().map(|t| Arc::from(t.name.as_str())));
+        Self {
+            settings: config.heal.clone(),
+            plans,
+            monitor,
+            supervisor,
+            store,
+            events,
+            clock,
+            metrics,
+            running: tokio::sync::Mutex::new(()),
+            holds: Arc::new(Mutex::new(HashMap::new())),
+            streaks: Arc::new(Mutex::new(streaks)),
+        }
+    }
+
+    /// Holds `target` for a workflow run: nothing else heals it until the guard is dropped.
+    pub fn hold(&self, target: &str) -> Result<HoldGuard, HealError> {
+        let (name, _) = self
+            .plans
+            .get_key_value(target)
+            .ok_or_else(|| HealError::UnknownTarget(target.to_owned()))?;
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        *holds.entry(name.clone()).or_default() += 1;
+        Ok(HoldGuard {
+            target: name.clone(),
+            holds: self.holds.clone(),
+        })
+    }
+
+    fn held(&self, target: &str) -> bool {
+        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds.get(target).is_some_and(|n| *n > 0)
+    }
+
+    /// True when the target may be healed without being asked.
+    fn automatic(&self, target: &str) -> bool {
+        self.plans
+            .get(target)
+            .is_some_and(|p| p.automatic && p.action != HealAction::None)
+    }
+
+    /// One heal attempt of `target`: the protections, then the action and its verification. Waits for a
+    /// heal already running when `wait_turn`, else skips as busy. The attempt is stored, counted and published
+    /// whatever its outcome.
+    pub async fn heal(
+        &self,
+        target: &str,
+        trigger: HealTrigger,
+        wait_turn: bool,
+    ) -> Result<HealRecord, HealError> {
+        let (name, plan) = self
+            .plans
+            .get_key_value(target)
+            .ok_or_else(|| HealError::UnknownTarget(target.to_owned()))?;
+        let started_at = self.clock.now();
+        let skip = |outcome: HealOutcome, why: String| HealRecord {
+            target: name.clone(),
+            trigger,
+            action: plan.action,
+            started_at,
+            finished_at: started_at,
+            outcome,
+            verify_latency: None,
+            error: Some(why),
+        };
+        let record = match self.refusal(name, plan, trigger, started_at).await {
+            Some((outcome, why)) => skip(outcome, why),
+            None => {
+                let turn = if wait_turn {
+                    Some(self.running.lock().await)
+                } else {
+                    self.running.try_lock().ok()
+                };
+                match turn {
+                    None => skip(
+                        HealOutcome::SkippedBusy,
+                        "another heal is running".to_owned(),
+                    ),
+                    Some(_turn) => {
+                        // Waiting for the turn took time: what was true before may not be now.
+                        match self.refusal(name, plan, trigger, self.clock.now()).await {
+                            Some((outcome, why)) => skip(outcome, why),
+                            None => self.act_and_verify(name, plan, trigger).await,
+                        }
+                    }
+                }
+            }
+        };
+        self.finish(&record).await;
+        Ok(record)
+    }
+
+    /// Why this attempt must not act, if it must not.
+    async fn refusal(
+        &self,
+        name: &str,
+        plan: &TargetPlan,
+        trigger: HealTrigger,
+        now: DateTime<Utc>,
+    ) -> Option<(HealOutcome, String)> {
+        if plan.action == HealAction::None {
+            return Some((
+                HealOutcome::SkippedNoAction,
+                "the target has neither a run block nor a heal command".to_owned(),
+            ));
+        }
+        if trigger != HealTrigger::Workflow && self.held(name) {
+            return Some((
+                HealOutcome::SkippedHeld,
+                "a workflow run holds the target".to_owned(),
+            ));
+        }
+        if plan.action == HealAction::RestartChild {
+            if let Some(code) = self.supervisor.last_exit_code(name) {
+                if self.settings.config_error_exit_codes.contains(&code) {
+                    return Some((
+                        HealOutcome::SkippedConfigError,
+                        format!("the child last exited with {code}, a configuration error: a restart cannot help"),
+                    ));
+                }
+            }
+        }
+        let (mass, failing, total) = {
+            let streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                streaks.mass_failure(
+                    self.settings.mass_failure_share,
+                    self.settings.mass_failure_min_targets,
+                ),
+                streaks.failing(),
+                streaks.total(),
+            )
+        };
+        if mass {
+            return Some((
+                HealOutcome::SkippedMassFailure,
+                format!("{failing} of {total} targets fail at once: hale's own host or network is the likelier cause"),
+            ));
+        }
+        // The database is the memory of cooldown and budget; if it cannot answer, acting blind could
+        // storm, so the attempt is refused.
+        let cooldown = chrono::Duration::seconds(self.settings.cooldown_s as i64);
+        match self.store.last_heal_action(name).await {
+            Ok(Some(last)) if now - last < cooldown => {
+                return Some((
+                    HealOutcome::SkippedCooldown,
+                    format!(
+                        "healed at {}, less than the cooldown of {} s ago",
+                        last.to_rfc3339(),
+                        self.settings.cooldown_s
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Some((
+                    HealOutcome::SkippedCooldown,
+                    format!(
+                        "cannot read the previous heals, so the cooldown cannot be checked: {e}"
+                    ),
+                ))
+            }
+        }
+        let hour_ago = now - chrono::Duration::hours(1);
+        match self.store.heal_actions_since(name, hour_ago).await {
+            Ok(n) if n >= self.settings.max_per_hour => Some((
+                HealOutcome::SkippedBudget,
+                format!(
+                    "healed {n} times in the last hour; the budget is {} (heal.max_per_hour)",
+                    self.settings.max_per_hour
+                ),
+            )),
+            Ok(_) => None,
+            Err(e) => Some((
+                HealOutcome::SkippedBudget,
+                format!("cannot read the previous heals, so the budget cannot be checked: {e}"),
+            )),
+        }
+    }
+
+    async fn act_and_verify(
+        &self,
+        name: &Arc<str>,
+        plan: &TargetPlan,
+        trigger: HealTrigger,
+    ) -> HealRecord {
+        let started_at = self.clock.now();
+        tracing::warn!(target = %name, trigger = trigger.as_str(), action = plan.action.as_str(), "healing a target that is down");
+        let acted = match plan.action {
+            HealAction::RestartChild => self
+                .supervisor
+                .restart(name)
+                .await
+                .map_err(|e| e.to_string()),
+            HealAction::Command => {
+                let argv = plan.command.as_deref().unwrap_or_default();
+                let done = action::run_command(argv, plan.command_timeout).await;
+                if done.is_ok() {
+                    // The supervisor counts its own restarts; a command's restart is counted here.
+                    self.metrics.restarted(name, RestartCause::Heal);
+                }
+                done
+            }
+            HealAction::None => Err("nothing to do".to_owned()),
+        };
+        let (outcome, verify_latency, error) = match acted {
+            Err(e) => (HealOutcome::Failed, None, Some(e)),
+            Ok(()) => match self.verify(name).await {
+                Ok(latency) => (HealOutcome::Healed, Some(latency), None),
+                Err(e) => (HealOutcome::Failed, None, Some(e)),
+            },
+        };
+        HealRecord {
+            target: name.clone(),
+            trigger,
+            action: plan.action,
+            started_at,
+            finished_at: self.clock.now(),
+            outcome,
+            verify_latency,
+            error,
+        }
+    }
+
+    /// Probes the target until it answers up (how long that took) or the verify deadline passes.
+    async fn verify(&self, name: &str) -> Result<Duration, String> {
+        let Some(target) = self.monitor.target(name) else {
+            return Err("the target is not monitored".to_owned());
+        };
+        let from = self.clock.now();
+        let timeout = Duration::from_secs(self.settings.verify_timeout_s);
+        let interval = Duration::from_millis(self.settings.verify_interval_ms);
+        loop {
+            let result = self.monitor.probe_directly(target).await;
+            let elapsed = (self.clock.now() - from).to_std().unwrap_or_default();
+            if result.outcome.is_up() {
+                return Ok(elapsed);
+            }
+            if elapsed + interval > timeout {
+                let last = result
+                    .error
+                    .unwrap_or_else(|| result.outcome.as_str().to_owned());
+                return Err(format!(
+                    "still not up {} s after the action: {last}",
+                    self.settings.verify_timeout_s
+                ));
+            }
+            self.clock.sleep(interval).await;
+        }
+    }
+
+    /// Stores, counts, logs and publishes an attempt.
+    async fn finish(&self, record: &HealRecord) {
+        if let Err(e) = self.store.insert_heal(record).await {
+            tracing::error!(target = %record.target, error = %e, "cannot store a heal attempt");
+        }
+        self.metrics.heal_attempt(&record.target, record.outcome);
+        let error = record.error.as_deref().unwrap_or("");
+        match record.outcome {
+            HealOutcome::Healed => tracing::info!(
+                target = %record.target,
+                trigger = record.trigger.as_str(),
+                action = record.action.as_str(),
+                verify_ms = record.verify_latency.map_or(0, |d| d.as_millis() as u64),
+                "target healed"
+            ),
+            HealOutcome::Failed => tracing::error!(
+                target = %record.target,
+                trigger = record.trigger.as_str(),
+                action = record.action.as_str(),
+                error,
+                "heal failed"
+            ),
+            outcome => tracing::warn!(
+                target = %record.target,
+                trigger = record.trigger.as_str(),
+                outcome = outcome.as_str(),
+                reason = error,
+                "heal skipped"
+            ),
+        }
+        self.events.publish(Event::Healed(record.clone()));
+    }
+
+    /// Follows the scheduled checks (the heal loop calls this for each one) and says when the target just
+    /// reached its Nth failure in a row.
+    fn observe(&self, check: &crate::events::CheckFinished) -> bool {
+        let mut streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
+        streaks
+            .observe(check)
+            .is_some_and(|s| s.consecutive_failures == self.settings.after_failures)
+    }
+
+    /// Targets down long enough to heal, for the sweep.
+    fn down_targets(&self) -> Vec<Arc<str>> {
+        let streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
+        streaks
+            .failing_targets()
+            .into_iter()
+            .filter(|t| streaks.get(t).consecutive_failures >= self.settings.after_failures)
+            .collect()
+    }
+
+    /// A subscription to the events, for the heal loop.
+    fn subscribe(&self) -> Subscription {
+        self.events.subscribe("heal")
+    }
+}

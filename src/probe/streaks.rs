@@ -1,0 +1,150 @@
+//! What auto-heal and the alert manager both need to know of each target from the scheduled checks: how
+//! many failed (or succeeded) in a row, and how many targets fail right now. On-demand checks are left out:
+//! polling `/health/all` during an outage must change neither a heal nor an alert.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::events::CheckFinished;
+use crate::records::CheckSource;
+
+/// One target's run of results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streak {
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+}
+
+impl Streak {
+    /// The latest scheduled check failed.
+    pub fn failing(&self) -> bool {
+        self.consecutive_failures > 0
+    }
+}
+
+/// Every configured target's streak.
+#[derive(Debug, Clone)]
+pub struct Streaks {
+    by_target: HashMap<Arc<str>, Streak>,
+}
+
+impl Streaks {
+    pub fn new(targets: impl IntoIterator<Item = Arc<str>>) -> Self {
+        Self {
+            by_target: targets
+                .into_iter()
+                .map(|t| (t, Streak::default()))
+                .collect(),
+        }
+    }
+
+    /// Counts a check; returns the target's streak after it, or None when the check does not count (on
+    /// demand, or a target not configured).
+    pub fn observe(&mut self, check: &CheckFinished) -> Option<Streak> {
+        if check.source != CheckSource::Monitor {
+            return None;
+        }
+        let streak = self.by_target.get_mut(&check.target)?;
+        if check.outcome.is_up() {
+            streak.consecutive_failures = 0;
+            streak.consecutive_successes = streak.consecutive_successes.saturating_add(1);
+        } else {
+            streak.consecutive_successes = 0;
+            streak.consecutive_failures = streak.consecutive_failures.saturating_add(1);
+        }
+        Some(*streak)
+    }
+
+    pub fn get(&self, target: &str) -> Streak {
+        self.by_target.get(target).copied().unwrap_or_default()
+    }
+
+    pub fn total(&self) -> usize {
+        self.by_target.len()
+    }
+
+    pub fn failing(&self) -> usize {
+        self.by_target.values().filter(|s| s.failing()).count()
+    }
+
+    /// Targets whose latest scheduled check failed, sorted by name.
+    pub fn failing_targets(&self) -> Vec<Arc<str>> {
+        let mut failing: Vec<Arc<str>> = self
+            .by_target
+            .iter()
+            .filter(|(_, s)| s.failing())
+            .map(|(t, _)| t.clone())
+            .collect();
+        failing.sort();
+        failing
+    }
+
+    /// More than `share` of at least `min_targets` targets fail at once.
+    pub fn mass_failure(&self, share: f64, min_targets: usize) -> bool {
+        let total = self.total();
+        total >= min_targets && (self.failing() as f64) > share * total as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::records::Outcome;
+
+    fn check(target: &str, outcome: Outcome, source: CheckSource) -> CheckFinished {
+        CheckFinished {
+            target: Arc::from(target),
+            outcome,
+            http_status: None,
+            latency: Some(Duration::from_millis(1)),
+            source,
+            at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn streaks_count_scheduled_checks_only_and_reset_on_the_other_outcome() {
+        let mut streaks = Streaks::new(["a", "b", "c"].map(Arc::from));
+        for _ in 0..3 {
+            streaks.observe(&check("a", Outcome::Down, CheckSource::Monitor));
+        }
+        assert_eq!(streaks.get("a").consecutive_failures, 3);
+        assert_eq!(
+            streaks.observe(&check("a", Outcome::Up, CheckSource::OnDemand)),
+            None
+        );
+        assert_eq!(streaks.get("a").consecutive_failures, 3);
+        let after = streaks
+            .observe(&check("a", Outcome::Up, CheckSource::Monitor))
+            .unwrap();
+        assert_eq!(
+            after,
+            Streak {
+                consecutive_failures: 0,
+                consecutive_successes: 1
+            }
+        );
+        assert_eq!(
+            streaks.observe(&check("unknown", Outcome::Down, CheckSource::Monitor)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_mass_failure_is_more_than_the_share_of_enough_targets() {
+        let mut streaks = Streaks::new(["a", "b", "c", "d"].map(Arc::from));
+        streaks.observe(&check("a", Outcome::Timeout, CheckSource::Monitor));
+        streaks.observe(&check("b", Outcome::Down, CheckSource::Monitor));
+        // 2 of 4 is not more than half.
+        assert!(!streaks.mass_failure(0.5, 3));
+        streaks.observe(&check("c", Outcome::CircuitOpen, CheckSource::Monitor));
+        assert!(streaks.mass_failure(0.5, 3));
+        assert_eq!(streaks.failing_targets().len(), 3);
+        // Too few targets configured for the rule to apply.
+        assert!(!streaks.mass_failure(0.5, 5));
+    }
+}

@@ -1,0 +1,55 @@
+//! Query parameters shared by the Health Proxy's list routes, each parsed with an error that names it.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::ServiceName;
+
+/// `since`: an RFC 3339 time.
+pub fn since(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    raw.map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("since: {s:?} is not an RFC 3339 time ({e})"))
+    })
+    .transpose()
+}
+
+/// `limit`: 1 to `max`, `default` when absent.
+pub fn limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, String> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!("limit: {raw:?} is not a number from 1 to {max}")),
+        },
+    }
+}
+
+/// A target's name, as a filter.
+pub fn target(name: &str, raw: Option<&str>) -> Result<Option<String>, String> {
+    raw.map(|s| {
+        ServiceName::parse(s)
+            .map(String::from)
+            .map_err(|e| format!("{name}: {e}"))
+    })
+    .transpose()
+}
+
+/// One of a closed set of names.
+pub fn one_of<T: Copy>(
+    name: &str,
+    raw: Option<&str>,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) -> Result<Option<T>, String> {
+    raw.map(|s| {
+        all.iter()
+            .copied()
+            .find(|v| as_str(*v) == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = all.iter().map(|v| as_str(*v)).collect();
+                format!("{name}: {s:?} is not one of {}", names.join(", "))
+            })
+    })
+    .transpose()
+}

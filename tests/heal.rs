@@ -1,0 +1,393 @@
+//! Auto-heal and the alert manager against real targets on the test clock: the hourly budget survives a
+//! restart of hale, a mass failure gives one alert and no heal, and an alert fires once, suppresses its
+//! repeats and resolves after two successes. Counts come from the database file.
+
+mod common;
+#[path = "health_proxy/target_server.rs"]
+#[allow(dead_code)]
+mod target_server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use hale::clock::ManualClock;
+use hale::config::{Config, ServiceName, TargetConfig, TargetHeal, TargetUrl, TokenSource};
+use hale::kind::ServiceKind;
+use serde_json::Value;
+
+use common::{count_rows, spawn_app_with, spawn_app_with_clock, test_config, TestApp};
+use target_server::{Mode, TargetServer};
+
+/// A port on loopback where nothing listens.
+fn dead_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("bound address")
+}
+
+fn target(name: &str, url: &str, heal_command: Option<Vec<String>>) -> TargetConfig {
+    let mut target = TargetConfig::new(
+        ServiceName::parse(name).unwrap(),
+        TargetUrl::parse(url).unwrap(),
+    );
+    target.interval_s = 1;
+    target.timeout_ms = 500;
+    target.heal = heal_command.map(|command| TargetHeal {
+        command: Some(command),
+        command_timeout_s: 5,
+        ..TargetHeal::default()
+    });
+    target
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// Heals verify for 2 s, one probe a second; the other protections keep their defaults (cooldown 300 s,
+/// 3 heals an hour, sweep every 300 s, mass failure above half of at least 3 targets).
+fn heal_config(targets: Vec<TargetConfig>) -> Config {
+    let mut config = test_config();
+    config.services = targets;
+    config.heal.verify_timeout_s = 2;
+    config.heal.verify_interval_ms = 1_000;
+    config
+}
+
+/// Moves the test clock `seconds` forward one second at a time, giving the real probes, child processes and
+/// database writes a moment of real time after each second, as they would have.
+async fn advance(clock: &ManualClock, seconds: u64) {
+    for _ in 0..seconds {
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}
+
+fn start_clock() -> ManualClock {
+    ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap())
+}
+
+async fn heal_rows(app: &TestApp, condition: &str) -> i64 {
+    count_rows(&app.db_path, "heal_events", condition).await
+}
+
+const ACTED: &str = "outcome IN ('healed', 'failed')";
+
+#[tokio::test]
+async fn a_target_that_stays_down_is_healed_three_times_an_hour_then_skipped_with_one_critical_alert_even_across_a_restart(
+) {
+    let down = dead_port();
+    let config = heal_config(vec![target(
+        "api",
+        &format!("tcp://{down}"),
+        Some(argv(&["true"])),
+    )]);
+    let clock = start_clock();
+    let mut app = spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
+
+    // The 3rd failed check heals at once; the sweep heals again 300 s and 600 s later (the cooldown is
+    // over each time), and 900 s later finds the budget spent.
+    advance(&clock, 1_250).await;
+    common::eventually("a heal skipped for its budget", || async {
+        (heal_rows(&app, "outcome = 'skipped_budget'").await >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(heal_rows(&app, ACTED).await, 3);
+    assert_eq!(
+        heal_rows(
+            &app,
+            "outcome = 'failed' AND action = 'command' AND trigger = 'automatic'"
+        )
+        .await,
+        3,
+        "the target never came back, so every heal failed its verification"
+    );
+    let budget_alert = "rule = 'heal_budget_exhausted' AND target = 'api' AND level = 'critical'";
+    common::eventually("the heal budget alert", || async {
+        (count_rows(
+            &app.db_path,
+            "alerts",
+            &format!("{budget_alert} AND state = 'firing'"),
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    let metrics = app.metrics(ServiceKind::HealthProxy).await;
+    assert_eq!(
+        common::sample_value(
+            &metrics,
+            "heal_attempts_total",
+            &[("target", "api"), ("outcome", "failed")]
+        ),
+        Some(3.0)
+    );
+
+    // hale restarts on the same database: cooldown and budget come from it, so no 4th heal within the hour,
+    // and the firing alert is not notified again.
+    app.restart(config, Arc::new(clock.clone())).await;
+    advance(&clock, 700).await;
+    common::eventually(
+        "a heal skipped for its budget after the restart",
+        || async { (heal_rows(&app, "outcome = 'skipped_budget'").await >= 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        heal_rows(&app, ACTED).await,
+        3,
+        "no 4th heal within the hour"
+    );
+    let fired = count_rows(
+        &app.db_path,
+        "alert_events",
+        "kind = 'fired' AND alert_id IN (SELECT id FROM alerts WHERE rule = 'heal_budget_exhausted')",
+    )
+    .await;
+    assert_eq!(fired, 1, "the budget alert was notified once");
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", budget_alert).await,
+        1,
+        "one alert, still the same one"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn when_most_targets_fail_at_once_there_is_one_alert_and_no_heal() {
+    let targets = (0..3)
+        .map(|i| {
+            target(
+                &format!("t{i}"),
+                &format!("tcp://{}", dead_port()),
+                Some(argv(&["true"])),
+            )
+        })
+        .collect();
+    let clock = start_clock();
+    let mut app = spawn_app_with_clock(heal_config(targets), Arc::new(clock.clone())).await;
+    advance(&clock, 20).await;
+    common::eventually("heals refused for the mass failure", || async {
+        (heal_rows(&app, "outcome = 'skipped_mass_failure'").await >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        heal_rows(&app, ACTED).await,
+        0,
+        "no heal during a mass failure"
+    );
+    common::eventually("the mass failure alert", || async {
+        (count_rows(
+            &app.db_path,
+            "alerts",
+            "rule = 'mass_failure' AND target = '*' AND state = 'firing'",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    common::eventually("every target's own alert, held back", || async {
+        (count_rows(&app.db_path, "alerts", "rule = 'target_down'").await == 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", "last_notified_at_ms IS NOT NULL").await,
+        1,
+        "only the mass failure was notified"
+    );
+    // Each target's own alerts (down, and flapping after 5 failures) were held back.
+    assert_eq!(
+        count_rows(&app.db_path, "alert_events", "kind = 'inhibited'").await,
+        count_rows(&app.db_path, "alerts", "target != '*'").await,
+    );
+    let (status, active) = app
+        .get_json(ServiceKind::HealthProxy, "/alerts/active")
+        .await;
+    assert_eq!(status, 200);
+    let rules: Vec<&str> = active
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules[0], "mass_failure", "critical first: {active}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_alert_fires_once_suppresses_its_repeats_and_resolves_after_two_successes() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let url = format!("http://{}/health", server.addr);
+    let clock = start_clock();
+    let mut app = spawn_app_with_clock(
+        heal_config(vec![target("api", &url, None)]),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    advance(&clock, 5).await;
+    server.set(Mode::Failing);
+    advance(&clock, 30).await;
+    let down = "rule = 'target_down' AND target = 'api'";
+    common::eventually("the target_down alert", || async {
+        (count_rows(
+            &app.db_path,
+            "alerts",
+            &format!("{down} AND state = 'firing' AND suppressed > 0"),
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    let events_of = |kind: &'static str| {
+        let db = app.db_path.clone();
+        async move {
+            count_rows(
+                &db,
+                "alert_events",
+                &format!("kind = '{kind}' AND alert_id IN (SELECT id FROM alerts WHERE {down})"),
+            )
+            .await
+        }
+    };
+    assert_eq!(events_of("fired").await, 1);
+    assert_eq!(events_of("repeated").await, 0, "inside the cooldown of 1 h");
+    assert_eq!(
+        events_of("suppressed").await,
+        1,
+        "one row for the run of repeats"
+    );
+
+    // Once the breaker lets a trial through, one success is not enough (hysteresis); two are.
+    server.set(Mode::Healthy);
+    advance(&clock, 150).await;
+    common::eventually("the alert resolved", || async {
+        (count_rows(
+            &app.db_path,
+            "alerts",
+            &format!("{down} AND state = 'resolved'"),
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(events_of("resolved").await, 1);
+    let (_, resolved) = app
+        .get_json(
+            ServiceKind::HealthProxy,
+            "/alerts?state=resolved&level=critical",
+        )
+        .await;
+    assert_eq!(resolved[0]["rule"], "target_down", "{resolved}");
+    assert!(resolved[0]["resolved_at"].is_string());
+    let (status, err) = app
+        .get_json(ServiceKind::HealthProxy, "/alerts?level=loud")
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("level"),
+        "{err}"
+    );
+    app.shutdown().await;
+}
+
+const OPERATE: &str = "heal-operate-token-bbbbbbbbbbbb";
+const READ: &str = "heal-read-token-aaaaaaaaaaaaaaaa";
+
+#[tokio::test]
+async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_then_respects_the_cooldown(
+) {
+    let port = dead_port().port();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("server.pid");
+    // The heal command starts the service (a real HTTP server) in the background and returns.
+    let start_server = format!(
+        "python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 & echo $! > {}",
+        pid_file.display()
+    );
+    let mut api = target(
+        "api",
+        &format!("http://127.0.0.1:{port}/"),
+        Some(argv(&["sh", "-c", &start_server])),
+    );
+    api.interval_s = 60;
+    let mut config = heal_config(vec![api]);
+    config.heal.enabled = false;
+    config.heal.verify_timeout_s = 15;
+    config.heal.verify_interval_ms = 100;
+    std::env::set_var("HEAL_TEST_OPERATE", OPERATE);
+    std::env::set_var("HEAL_TEST_READ", READ);
+    config.auth.tokens.operate = Some(TokenSource::Env("HEAL_TEST_OPERATE".into()));
+    config.auth.tokens.read = Some(TokenSource::Env("HEAL_TEST_READ".into()));
+    let mut app = spawn_app_with(config).await;
+    let post = |token: Option<&'static str>, path: &'static str| {
+        let mut request = app.request(reqwest::Method::POST, ServiceKind::HealthProxy, path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    assert_eq!(post(None, "/heal/api").await.0, 401);
+    assert_eq!(post(Some(READ), "/heal/api").await.0, 403);
+    assert_eq!(post(Some(OPERATE), "/heal/nope").await.0, 404);
+
+    let (status, healed) = post(Some(OPERATE), "/heal/api").await;
+    let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+    let _server = KillOnDrop(pid.trim().parse().unwrap_or(0));
+    assert_eq!(status, 200, "{healed}");
+    assert_eq!(healed["outcome"], "healed");
+    assert_eq!(healed["trigger"], "manual");
+    assert_eq!(healed["action"], "command");
+    assert!(healed["verify_latency_ms"].as_f64().unwrap() >= 0.0);
+
+    let (status, again) = post(Some(OPERATE), "/heal/api").await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["outcome"], "skipped_cooldown");
+
+    let (status, events) = app
+        .get_json(ServiceKind::HealthProxy, "/heal/events?target=api&limit=10")
+        .await;
+    assert_eq!(status, 200);
+    let outcomes: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["skipped_cooldown", "healed"]);
+    let (status, _) = app
+        .get_json(ServiceKind::HealthProxy, "/heal/events?since=yesterday")
+        .await;
+    assert_eq!(status, 400);
+    app.shutdown().await;
+    assert_eq!(
+        heal_rows(&app, "outcome = 'healed' AND trigger = 'manual'").await,
+        1
+    );
+}
+
+/// Kills a process started by a test when the test ends, however it ends.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            unsafe {
+                libc::kill(self.0, libc::SIGKILL);
+            }
+        }
+    }
+}
