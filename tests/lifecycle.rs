@@ -102,15 +102,24 @@ async fn stops_gracefully_on(signal: &str) {
             "missing log {step:?} in {messages:?}"
         );
     }
-    // Producers stop before what they feed: the monitor first, then the store's own workers.
+    // Producers stop before what they feed: the monitor first, then what follows its events (heals,
+    // alerts, their delivery), the children, and last the store's own workers.
     let stopped: Vec<&str> = logs
         .iter()
         .filter(|l| l["message"] == "stopping background worker")
         .filter_map(|l| l["worker"].as_str())
         .collect();
     assert_eq!(
-        stopped[..3],
-        ["monitor", "retention", "database file watch"],
+        stopped[..7],
+        [
+            "monitor",
+            "heal",
+            "alerts",
+            "alert-delivery",
+            "supervisor",
+            "retention",
+            "database file watch"
+        ],
         "{stopped:?}"
     );
     let drained = logs
