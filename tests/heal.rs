@@ -391,3 +391,78 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+#[tokio::test]
+async fn retention_prunes_old_heals_and_resolved_alerts_but_never_a_firing_alert() {
+    use hale::records::{
+        AlertEventKind, AlertLevel, HealAction, HealOutcome, HealRecord, HealTrigger,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hale.db");
+    let store = hale::store::Store::open(&db).await.unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+    let days_ago = |d: i64| now - chrono::Duration::days(d);
+    for d in [100, 10] {
+        store
+            .insert_heal(&HealRecord {
+                target: Arc::from("api"),
+                trigger: HealTrigger::Automatic,
+                action: HealAction::Command,
+                started_at: days_ago(d),
+                finished_at: days_ago(d),
+                outcome: HealOutcome::Failed,
+                verify_latency: None,
+                error: Some("still down".into()),
+            })
+            .await
+            .unwrap();
+    }
+    // An old alert that resolved, and an old one that still fires.
+    let (old, _) = store
+        .open_alert(
+            "target_down",
+            "api",
+            AlertLevel::Critical,
+            "api is down",
+            days_ago(120),
+            AlertEventKind::Fired,
+        )
+        .await
+        .unwrap();
+    store
+        .alert_event(
+            old,
+            AlertEventKind::Resolved,
+            AlertLevel::Critical,
+            "api is up again",
+            days_ago(119),
+            true,
+        )
+        .await
+        .unwrap();
+    store
+        .open_alert(
+            "target_down",
+            "db",
+            AlertLevel::Critical,
+            "db is down",
+            days_ago(120),
+            AlertEventKind::Fired,
+        )
+        .await
+        .unwrap();
+    let pruned = store.prune(days_ago(30), days_ago(90)).await.unwrap();
+    assert_eq!((pruned.heals, pruned.alerts), (1, 1));
+    store.close().await;
+    assert_eq!(count_rows(&db, "heal_events", "1 = 1").await, 1);
+    assert_eq!(
+        count_rows(&db, "alerts", "state = 'firing' AND target = 'db'").await,
+        1
+    );
+    assert_eq!(count_rows(&db, "alerts", "1 = 1").await, 1);
+    assert_eq!(
+        count_rows(&db, "alert_events", "1 = 1").await,
+        1,
+        "the resolved alert's events went with it"
+    );
+}

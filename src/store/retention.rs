@@ -25,6 +25,10 @@ pub struct Pruned {
     pub rollups: u64,
     pub transitions: u64,
     pub audit: u64,
+    /// Heal attempts and starts of supervised children.
+    pub heals: u64,
+    /// Resolved alerts (with their events) and alert deliveries.
+    pub alerts: u64,
 }
 
 impl Pruned {
@@ -34,8 +38,9 @@ impl Pruned {
 }
 
 impl Store {
-    /// Deletes raw checks and audit rows older than `checks_before`, and hourly rollups and breaker
-    /// transitions older than `rollups_before`.
+    /// Deletes raw checks and audit rows older than `checks_before`, and hourly rollups, breaker
+    /// transitions, heal attempts, child starts, resolved alerts and deliveries older than `rollups_before`
+    /// (the SLO reports count restarts and alerts over the rollups' horizon).
     pub async fn prune(
         &self,
         checks_before: DateTime<Utc>,
@@ -60,6 +65,19 @@ impl Store {
             audit: self
                 .delete_older("audit_log", "rowid", "at_ms", checks_before)
                 .await?,
+            heals: self
+                .delete_older("heal_events", "rowid", "started_at_ms", rollups_before)
+                .await?
+                + self
+                    .delete_older("child_runs", "rowid", "exited_at_ms", rollups_before)
+                    .await?,
+            // A firing alert has no `resolved_at_ms`, so it is never pruned; its events go with it.
+            alerts: self
+                .delete_older("alerts", "rowid", "resolved_at_ms", rollups_before)
+                .await?
+                + self
+                    .delete_older("alert_deliveries", "rowid", "created_at_ms", rollups_before)
+                    .await?,
         })
     }
 
@@ -113,6 +131,8 @@ impl Retention {
                 rollups = pruned.rollups,
                 transitions = pruned.transitions,
                 audit = pruned.audit,
+                heals = pruned.heals,
+                alerts = pruned.alerts,
                 "pruned old rows"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),
