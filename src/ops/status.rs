@@ -2,8 +2,7 @@
 //! directly (so it works while hale is stopped) and asks each of hale's services for `/health`: services
 //! (up, address, uptime, version), each target (state, breaker, last check, availability and p95 over the SLO
 //! window against their targets, restarts), active alerts, the writer's queue, the database size and the last
-//! backup. Restarts and alerts are shown as not tracked until those features exist: the fields are
-//! there so they slot in.
+//! backup.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -113,7 +112,8 @@ pub struct LatencyObjective {
     pub met: Option<bool>,
 }
 
-/// Restarts of the target this week. Not tracked until auto-heal exists: `count` is then null.
+/// Restarts of the target in the last 7 days (its child restarted, or a heal command ran). `count` is null
+/// when the database cannot be read.
 #[derive(Debug, Clone, Serialize)]
 pub struct Restarts {
     pub tracked: bool,
@@ -121,7 +121,7 @@ pub struct Restarts {
     pub max_per_week: u32,
 }
 
-/// Alerts firing now. Not tracked until alerts exist.
+/// Alerts firing now, from the database. `tracked` is false when it cannot be read.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alerts {
     pub tracked: bool,
@@ -282,8 +282,10 @@ pub async fn gather(config: &Config, config_path: &Path, db: &Path) -> Status {
                     met: p95_ms.map(|ms| ms <= slo.p95_latency_target_ms as f64),
                 },
                 restarts: Restarts {
-                    tracked: false,
-                    count: None,
+                    tracked: stored.is_some(),
+                    count: stored
+                        .as_ref()
+                        .map(|s| s.restarts.get(name).copied().unwrap_or(0)),
                     max_per_week: slo.max_restarts_per_week,
                 },
             }
@@ -303,8 +305,22 @@ pub async fn gather(config: &Config, config_path: &Path, db: &Path) -> Status {
         },
         targets,
         alerts: Alerts {
-            tracked: false,
-            active: Vec::new(),
+            tracked: stored.is_some(),
+            active: stored.as_ref().map_or_else(Vec::new, |s| {
+                let mut active: Vec<ActiveAlert> = s
+                    .alerts
+                    .iter()
+                    .map(|a| ActiveAlert {
+                        target: a.target.clone(),
+                        rule: a.rule.clone(),
+                        level: a.level.as_str().to_owned(),
+                        since: a.fired_at,
+                        summary: a.summary.clone(),
+                    })
+                    .collect();
+                active.sort_by(|a, b| b.since.cmp(&a.since));
+                active
+            }),
         },
         writer,
         database,
@@ -401,6 +417,8 @@ struct Stored {
     last: HashMap<String, LastCheck>,
     breakers: HashMap<String, BreakerState>,
     windows: HashMap<String, crate::store::rollups::WindowTotals>,
+    restarts: HashMap<String, u32>,
+    alerts: Vec<crate::store::alerts::StoredAlert>,
 }
 
 async fn read_store(
@@ -438,11 +456,15 @@ async fn read_store(
         .collect();
     let (since, until) = window(now, config.slo.window_days);
     let windows = store.window_totals(since, until).await?;
+    let restarts = store.restarts_since(now - TimeDelta::days(7)).await?;
+    let alerts = store.firing_alerts().await?;
     Ok(Stored {
         schema,
         last,
         breakers,
         windows,
+        restarts,
+        alerts,
     })
 }
 
@@ -561,7 +583,7 @@ pub fn render(status: &Status, colour: bool) -> String {
     let slo = &status.slo;
     let _ = writeln!(
         out,
-        "\n{}  SLO over {} days: availability >= {}%, p95 <= {} ms, at most {} restarts a week",
+        "\n{}  SLO over {} days: availability >= {}%, p95 <= {} ms, fewer than {} restarts a week",
         p.paint(Tone::Bold, "TARGETS", 0),
         slo.window_days,
         slo.availability_target_percent,
@@ -623,10 +645,10 @@ pub fn render(status: &Status, colour: bool) -> String {
                 p.paint(availability_tone, &availability, 17),
                 p.paint(p95_tone, &p95, 14),
                 p.paint(
-                    if target.restarts.tracked {
-                        Tone::Good
-                    } else {
-                        Tone::Dim
+                    match target.restarts.count {
+                        None => Tone::Dim,
+                        Some(n) if n >= target.restarts.max_per_week => Tone::Bad,
+                        Some(_) => Tone::Good,
                     },
                     &restarts,
                     0
@@ -639,7 +661,7 @@ pub fn render(status: &Status, colour: bool) -> String {
 
     let label = |text: &str| p.paint(Tone::Bold, text, 9);
     let alerts = if !status.alerts.tracked {
-        p.paint(Tone::Dim, "n/a (alerts are not built yet)", 0)
+        p.paint(Tone::Dim, "n/a (the database cannot be read)", 0)
     } else if status.alerts.active.is_empty() {
         p.paint(Tone::Good, "none active", 0)
     } else {

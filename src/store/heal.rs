@@ -150,3 +150,28 @@ impl Store {
         Ok(rows.into_iter().filter_map(HealRow::parse).collect())
     }
 }
+
+impl Store {
+    /// Restarts of each target at or after `since`: its supervised child started again (after exiting, or
+    /// by a heal) and heal commands that ran. One definition for `hale status`, the SLO and the reports.
+    pub async fn restarts_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<String, u32>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT target, count(*) FROM (
+                 SELECT target FROM child_runs WHERE cause IN ('exited', 'heal') AND started_at_ms >= ?1
+                 UNION ALL
+                 SELECT target FROM heal_events
+                 WHERE action = 'command' AND outcome IN {ACTED} AND started_at_ms >= ?1
+             ) GROUP BY target"
+        ))
+        .bind(to_ms(since))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(target, n)| (target, u32::try_from(n).unwrap_or(u32::MAX)))
+            .collect())
+    }
+}
