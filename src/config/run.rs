@@ -197,7 +197,7 @@ mod tests {
         expect(&r, "$.services[2].run.argv", "a non-empty list");
         r.argv = vec![String::new()];
         expect(&r, "$.services[2].run.argv", "a non-empty list");
-        r.argv = vec!["sleep".into(), "3\00".into()];
+        r.argv = vec!["sleep".into(), "30\0".into()];
         expect(&r, "$.services[2].run.argv[1]", "NUL");
     }
 
@@ -237,7 +237,8 @@ mod tests {
 
     #[test]
     fn ranges_name_the_field_and_the_bounds() {
-        let cases: [(&str, fn(&mut RunConfig), &str); 9] = [
+        type Change = fn(&mut RunConfig);
+        let cases: [(&str, Change, &str); 9] = [
             (
                 "stop_timeout_s",
                 |r| r.stop_timeout_s = 0,
