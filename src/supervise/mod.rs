@@ -186,7 +186,9 @@ impl Supervisor {
     }
 
     /// Stops the child of `target` (stop signal, wait, then kill its process group) and starts it again at
-    /// once, with cause `heal`; its backoff starts over. Returns once the new child runs.
+    /// once, with cause `heal`; its backoff starts over. Returns once the new child runs (a child waiting
+    /// out its backoff, or held after a config-error exit, is started at once). Asked before the worker runs,
+    /// it waits for it; once the worker has stopped, it fails with `NotRunning`.
     pub async fn restart(&self, target: &str) -> Result<(), SuperviseError> {
         let slot = self
             .slots
