@@ -77,6 +77,231 @@ impl RunConfig {
                 "a non-empty list: the program, then its arguments",
             ));
         }
+        if let Some(i) = self.argv.iter().position(|a| a.contains('\0')) {
+            return Err(Invalid::at(
+                format!("{at}.argv[{i}]"),
+                "an argument cannot contain a NUL byte",
+            ));
+        }
+        if let Some(cwd) = &self.cwd {
+            if cwd.as_os_str().is_empty() {
+                return Err(Invalid::at(
+                    format!("{at}.cwd"),
+                    "an empty path; leave cwd out to run the child in hale's own working directory",
+                ));
+            }
+            if cwd.as_os_str().as_encoded_bytes().contains(&0) {
+                return Err(Invalid::at(
+                    format!("{at}.cwd"),
+                    "a path cannot contain a NUL byte",
+                ));
+            }
+        }
+        // Keys only: a value may be a secret and never appears in a message.
+        for key in self.env.keys() {
+            let reason = if key.is_empty() {
+                "an environment variable needs a name, not an empty key"
+            } else if key.contains('=') {
+                "an environment variable name cannot contain '='"
+            } else if key.contains('\0') {
+                "an environment variable name cannot contain a NUL byte"
+            } else {
+                continue;
+            };
+            return Err(Invalid::at(env_path(at, key), reason));
+        }
+        if let Some((key, _)) = self.env.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(Invalid::at(
+                env_path(at, key),
+                "a value cannot contain a NUL byte",
+            ));
+        }
+        let range = |field: &str, value: u64, low: u64, high: u64| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(Invalid::at(
+                    format!("{at}.{field}"),
+                    format!("{value} is out of range {low}..={high}"),
+                ))
+            }
+        };
+        range("stop_timeout_s", self.stop_timeout_s, 1, 600)?;
+        range("backoff_initial_ms", self.backoff_initial_ms, 10, 600_000)?;
+        range("backoff_max_s", self.backoff_max_s, 1, 86_400)?;
+        if self.backoff_max_s.saturating_mul(1000) < self.backoff_initial_ms {
+            return Err(Invalid::at(
+                format!("{at}.backoff_max_s"),
+                format!(
+                    "{} s is shorter than backoff_initial_ms ({} ms)",
+                    self.backoff_max_s, self.backoff_initial_ms
+                ),
+            ));
+        }
+        range("stable_after_s", self.stable_after_s, 1, 86_400)?;
         Ok(())
+    }
+}
+
+/// The JSON path of one `env` key, with control characters escaped.
+fn env_path(at: &str, key: &str) -> String {
+    if key.is_empty() {
+        format!("{at}.env")
+    } else {
+        format!("{at}.env.{}", key.escape_debug())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> RunConfig {
+        serde_json::from_value(serde_json::json!({"argv": ["sleep", "300"]})).unwrap()
+    }
+
+    fn error(run: &RunConfig) -> (String, String) {
+        let Invalid { path, reason } = run.validate("services[2].run").unwrap_err();
+        (path, reason)
+    }
+
+    fn expect(run: &RunConfig, path: &str, reason: &str) {
+        let (got_path, got_reason) = error(run);
+        assert_eq!(got_path, path);
+        assert!(
+            got_reason.contains(reason),
+            "{got_reason:?} does not say {reason:?}"
+        );
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        let run = run();
+        assert_eq!(run.validate("services[0].run"), Ok(()));
+        assert_eq!(run.stop_signal, StopSignal::Term);
+        assert_eq!(
+            (
+                run.stop_timeout_s,
+                run.backoff_initial_ms,
+                run.backoff_max_s,
+                run.stable_after_s
+            ),
+            (10, 1_000, 60, 60)
+        );
+    }
+
+    #[test]
+    fn argv_must_name_a_program_and_hold_no_nul() {
+        let mut r = run();
+        r.argv.clear();
+        expect(&r, "$.services[2].run.argv", "a non-empty list");
+        r.argv = vec![String::new()];
+        expect(&r, "$.services[2].run.argv", "a non-empty list");
+        r.argv = vec!["sleep".into(), "30\0".into()];
+        expect(&r, "$.services[2].run.argv[1]", "NUL");
+    }
+
+    #[test]
+    fn cwd_may_be_relative_but_not_empty() {
+        let mut r = run();
+        r.cwd = Some(PathBuf::from("services/api"));
+        assert_eq!(r.validate("x"), Ok(()));
+        r.cwd = Some(PathBuf::from("/srv/api"));
+        assert_eq!(r.validate("x"), Ok(()));
+        r.cwd = Some(PathBuf::new());
+        expect(&r, "$.services[2].run.cwd", "an empty path");
+    }
+
+    #[test]
+    fn env_names_are_checked_and_values_never_shown() {
+        let mut r = run();
+        r.env.insert("API_TOKEN".into(), "s3cret=value".into());
+        assert_eq!(r.validate("x"), Ok(()), "'=' is fine in a value");
+        r.env.insert(String::new(), "s3cret".into());
+        expect(&r, "$.services[2].run.env", "needs a name");
+        r.env.clear();
+        r.env.insert("A=B".into(), "s3cret".into());
+        expect(&r, "$.services[2].run.env.A=B", "cannot contain '='");
+        r.env.clear();
+        r.env.insert("A\0".into(), "s3cret".into());
+        expect(&r, "$.services[2].run.env.A\\0", "NUL");
+        r.env.clear();
+        r.env.insert("TOKEN".into(), "s3c\0ret".into());
+        let (path, reason) = error(&r);
+        assert_eq!(path, "$.services[2].run.env.TOKEN");
+        assert!(
+            !reason.contains("s3c") && !path.contains("s3c"),
+            "no value in the message"
+        );
+    }
+
+    #[test]
+    fn ranges_name_the_field_and_the_bounds() {
+        type Change = fn(&mut RunConfig);
+        let cases: [(&str, Change, &str); 9] = [
+            (
+                "stop_timeout_s",
+                |r| r.stop_timeout_s = 0,
+                "0 is out of range 1..=600",
+            ),
+            (
+                "stop_timeout_s",
+                |r| r.stop_timeout_s = 601,
+                "601 is out of range 1..=600",
+            ),
+            (
+                "backoff_initial_ms",
+                |r| r.backoff_initial_ms = 9,
+                "9 is out of range 10..=600000",
+            ),
+            (
+                "backoff_initial_ms",
+                |r| r.backoff_initial_ms = 600_001,
+                "600001 is out of range 10..=600000",
+            ),
+            (
+                "backoff_max_s",
+                |r| r.backoff_max_s = 86_401,
+                "86401 is out of range 1..=86400",
+            ),
+            (
+                "backoff_max_s",
+                |r| r.backoff_max_s = 0,
+                "0 is out of range 1..=86400",
+            ),
+            (
+                "backoff_max_s",
+                |r| {
+                    r.backoff_initial_ms = 5_000;
+                    r.backoff_max_s = 4;
+                },
+                "4 s is shorter than backoff_initial_ms (5000 ms)",
+            ),
+            (
+                "stable_after_s",
+                |r| r.stable_after_s = 0,
+                "0 is out of range 1..=86400",
+            ),
+            (
+                "stable_after_s",
+                |r| r.stable_after_s = 86_401,
+                "86401 is out of range 1..=86400",
+            ),
+        ];
+        for (field, change, reason) in cases {
+            let mut r = run();
+            change(&mut r);
+            expect(&r, &format!("$.services[2].run.{field}"), reason);
+        }
+        let mut edge = run();
+        edge.stop_timeout_s = 600;
+        edge.backoff_initial_ms = 600_000;
+        edge.backoff_max_s = 600;
+        edge.stable_after_s = 86_400;
+        assert_eq!(
+            edge.validate("x"),
+            Ok(()),
+            "the bounds themselves are valid"
+        );
     }
 }

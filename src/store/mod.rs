@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod breakers;
+pub mod children;
 pub mod heal;
 pub mod health_checks;
 pub mod lock;

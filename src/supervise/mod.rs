@@ -1,17 +1,34 @@
 //! Supervised children: hale starts the targets that have a `run` block, restarts them when they exit and
 //! stops them on shutdown.
+//!
+//! One task per target (`keeper.rs`) owns its child: it starts it, waits for it to exit, waits out the
+//! backoff (`backoff.rs`) on the `Clock` and starts it again. `restart()` and the cancellation reach it
+//! through that task, so a child is only ever started or stopped by one owner. Processes themselves are
+//! handled in `child.rs`; children that a killed hale left behind are found in `leftovers.rs`.
 
-use std::sync::Arc;
+mod backoff;
+mod child;
+mod keeper;
+mod leftovers;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, RunConfig};
 use crate::events::EventBus;
 use crate::metrics::HealMetrics;
 use crate::store::Store;
 use crate::worker::Worker;
+
+pub use backoff::Backoff;
+pub use child::{parse_start_ticks, proc_start_ticks, MAX_LINE_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuperviseError {
@@ -19,29 +36,143 @@ pub enum SuperviseError {
     NoChild(String),
     #[error("cannot start the child of {target}: {reason}")]
     Spawn { target: String, reason: String },
+    #[error("the supervisor of {0} is not running (hale is starting or shutting down)")]
+    NotRunning(String),
+}
+
+/// What one supervised child is doing, for the API and the logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ChildView {
+    pub target: String,
+    /// The child's pid (also its process group) while it runs.
+    pub pid: Option<u32>,
+    pub running: bool,
+    /// When the running child (or the last one) was started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Restarts in this run of hale, after an exit or by a heal.
+    pub restarts: u64,
+    /// How the last child ended: its exit code...
+    pub last_exit_code: Option<i32>,
+    /// ...or the signal that ended it.
+    pub last_exit_signal: Option<i32>,
+    /// When hale starts it again, while it waits out its backoff.
+    pub next_restart_at: Option<DateTime<Utc>>,
+    /// It exited with a code that means its configuration is wrong: it is not restarted until a heal or a
+    /// restart of hale.
+    pub config_error: bool,
+    /// Why the last start failed, until a start succeeds.
+    pub spawn_error: Option<String>,
+}
+
+/// A restart asked by `Supervisor::restart`, answered once the new child runs (or failed to start).
+type RestartRequest = oneshot::Sender<Result<(), SuperviseError>>;
+
+/// What one target's keeper shares with the supervisor.
+#[derive(Debug)]
+struct Slot {
+    target: Arc<str>,
+    run: Arc<RunConfig>,
+    state: Mutex<SlotState>,
+    restarts: mpsc::Sender<RestartRequest>,
+    /// Taken by the keeper when the supervisor runs.
+    inbox: Mutex<Option<mpsc::Receiver<RestartRequest>>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SlotState {
+    pid: Option<u32>,
+    started_at: Option<DateTime<Utc>>,
+    restarts: u64,
+    last_exit_code: Option<i32>,
+    last_exit_signal: Option<i32>,
+    /// The code of the last exit by itself, while the child has not run since.
+    exited_by_itself: Option<i32>,
+    next_restart_at: Option<DateTime<Utc>>,
+    config_error: bool,
+    spawn_error: Option<String>,
+}
+
+impl Slot {
+    fn state(&self) -> MutexGuard<'_, SlotState> {
+        // The state is plain data updated in one step at a time; a panic elsewhere cannot leave it torn.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn view(&self) -> ChildView {
+        let state = self.state();
+        ChildView {
+            target: self.target.to_string(),
+            pid: state.pid,
+            running: state.pid.is_some(),
+            started_at: state.started_at,
+            restarts: state.restarts,
+            last_exit_code: state.last_exit_code,
+            last_exit_signal: state.last_exit_signal,
+            next_restart_at: state.next_restart_at,
+            config_error: state.config_error,
+            spawn_error: state.spawn_error.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Supervisor {
-    #[allow(dead_code)]
+    slots: BTreeMap<String, Arc<Slot>>,
+    config_error_exit_codes: Vec<i32>,
+    /// The thread that forks the children; None when no target has a `run` block (or the thread could not
+    /// be started, which every start then reports).
+    spawner: Option<child::Spawner>,
     store: Store,
-    #[allow(dead_code)]
     events: EventBus,
-    #[allow(dead_code)]
     clock: Arc<dyn Clock>,
-    #[allow(dead_code)]
     metrics: HealMetrics,
 }
 
 impl Supervisor {
     pub fn new(
-        _config: &Config,
+        config: &Config,
         store: Store,
         events: EventBus,
         clock: Arc<dyn Clock>,
         metrics: HealMetrics,
     ) -> Self {
+        let slots: BTreeMap<String, Arc<Slot>> = config
+            .services
+            .iter()
+            .filter_map(|target| {
+                let run = target.run.clone()?;
+                let name = target.name.as_str().to_owned();
+                let (restarts, inbox) = mpsc::channel(8);
+                metrics.child_running(&name, false);
+                Some((
+                    name.clone(),
+                    Arc::new(Slot {
+                        target: Arc::from(name),
+                        run: Arc::new(run),
+                        state: Mutex::new(SlotState::default()),
+                        restarts,
+                        inbox: Mutex::new(Some(inbox)),
+                    }),
+                ))
+            })
+            .collect();
+        let spawner = if slots.is_empty() {
+            None
+        } else {
+            match child::Spawner::start() {
+                Ok(spawner) => Some(spawner),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the thread that starts supervised children; none will run");
+                    None
+                }
+            }
+        };
         Self {
+            slots,
+            config_error_exit_codes: config.heal.config_error_exit_codes.clone(),
+            spawner,
             store,
             events,
             clock,
@@ -50,19 +181,38 @@ impl Supervisor {
     }
 
     /// True when `target` has a `run` block.
-    pub fn supervises(&self, _target: &str) -> bool {
-        false
+    pub fn supervises(&self, target: &str) -> bool {
+        self.slots.contains_key(target)
     }
 
     /// Stops the child of `target` (stop signal, wait, then kill its process group) and starts it again at
-    /// once, with cause `heal`; its backoff starts over.
+    /// once, with cause `heal`; its backoff starts over. Returns once the new child runs (a child waiting
+    /// out its backoff, or held after a config-error exit, is started at once). Asked before the worker runs,
+    /// it waits for it; once the worker has stopped, it fails with `NotRunning`.
     pub async fn restart(&self, target: &str) -> Result<(), SuperviseError> {
-        Err(SuperviseError::NoChild(target.to_owned()))
+        let slot = self
+            .slots
+            .get(target)
+            .ok_or_else(|| SuperviseError::NoChild(target.to_owned()))?;
+        let (reply, answer) = oneshot::channel();
+        let not_running = || SuperviseError::NotRunning(target.to_owned());
+        slot.restarts.send(reply).await.map_err(|_| not_running())?;
+        answer.await.map_err(|_| not_running())?
     }
 
     /// The exit code of the child's last exit by itself, if it exited with one and has not run since.
-    pub fn last_exit_code(&self, _target: &str) -> Option<i32> {
-        None
+    pub fn last_exit_code(&self, target: &str) -> Option<i32> {
+        self.slots.get(target)?.state().exited_by_itself
+    }
+
+    /// Every supervised child, by target name.
+    pub fn children(&self) -> Vec<ChildView> {
+        self.slots.values().map(|slot| slot.view()).collect()
+    }
+
+    /// One supervised child.
+    pub fn child(&self, target: &str) -> Option<ChildView> {
+        self.slots.get(target).map(|slot| slot.view())
     }
 }
 
@@ -71,7 +221,30 @@ impl Worker for Supervisor {
         "supervisor"
     }
 
+    /// Kills what a killed hale left behind, starts every child, and on cancellation stops them all at once,
+    /// returning when they are gone.
     fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
-        Box::pin(async move { cancel.cancelled().await })
+        Box::pin(async move {
+            leftovers::clean_up(&self.store, self.clock.as_ref()).await;
+            let keepers: Vec<_> = self
+                .slots
+                .values()
+                .filter_map(|slot| {
+                    let inbox = slot
+                        .inbox
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .take()?;
+                    let keeper = keeper::Keeper::new(self.clone(), slot.clone(), inbox);
+                    Some(tokio::spawn(keeper.run(cancel.clone())))
+                })
+                .collect();
+            for result in futures_util::future::join_all(keepers).await {
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "a supervised child's keeper failed");
+                }
+            }
+            cancel.cancelled().await;
+        })
     }
 }

@@ -709,3 +709,15 @@ pub fn tcp_targets_config(target: SocketAddr, n: usize) -> serde_json::Value {
         .collect();
     config
 }
+
+/// Whether process `pid` exists and has not exited: a zombie (exited, not yet reaped by its parent, as an
+/// orphan in a container without an init that reaps may stay) counts as gone.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(str::to_owned)
+        })
+        .is_some_and(|state| state != "Z" && state != "X")
+}

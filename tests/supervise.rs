@@ -1,0 +1,578 @@
+//! Supervised children, with real processes: a crashing child is restarted after its backoff (which runs on
+//! hale's clock), a heal restarts it at once, a config-error exit is not restarted, shutdown stops whole
+//! process groups, a hale killed with SIGKILL takes its children with it, and the children a killed hale
+//! left behind are killed at the next start.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hale::clock::{Clock, ManualClock, SystemClock};
+use hale::config::{Config, ServiceName, TargetConfig, TargetUrl};
+use hale::events::{Event, Subscription};
+use hale::kind::ServiceKind;
+use hale::records::ChildStartCause;
+use hale::store::Store;
+use hale::supervise::{ChildView, SuperviseError, Supervisor};
+use serde_json::json;
+
+use common::{
+    count_rows, eventually, process_alive, sample_value, spawn_app_with, spawn_app_with_clock,
+    test_config, test_config_json, HaleProcess, TestApp, DEADLINE,
+};
+
+/// A target that hale runs itself. Its probe goes to a closed port, once an hour: these tests are about
+/// the child, not the checks.
+fn supervised(name: &str, run: serde_json::Value) -> TargetConfig {
+    let mut target = TargetConfig::new(
+        ServiceName::parse(name).expect("a valid name"),
+        TargetUrl::parse("tcp://127.0.0.1:1").expect("a valid URL"),
+    );
+    target.interval_s = 3_600;
+    target.timeout_ms = 200;
+    target.run = Some(serde_json::from_value(run).expect("a valid run block"));
+    target
+}
+
+fn config_with(targets: Vec<TargetConfig>) -> Config {
+    let mut config = test_config();
+    config.services = targets;
+    config
+}
+
+fn supervisor(app: &TestApp) -> &Arc<Supervisor> {
+    app.app().supervisor().expect("the Health Proxy runs")
+}
+
+fn view(app: &TestApp, target: &str) -> ChildView {
+    supervisor(app)
+        .child(target)
+        .unwrap_or_else(|| panic!("{target} is not supervised"))
+}
+
+fn t0() -> DateTime<Utc> {
+    // A valid timestamp, so this always returns Some.
+    DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+}
+
+/// `restarts_total{target, cause}` on the Health Proxy's `/metrics` (0 when the series does not exist yet).
+async fn restarts(app: &TestApp, target: &str, cause: &str) -> f64 {
+    let text = app.metrics(ServiceKind::HealthProxy).await;
+    sample_value(
+        &text,
+        "restarts_total",
+        &[("target", target), ("cause", cause)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// The next child event (checks and breaker moves skipped).
+async fn next_child_event(events: &mut Subscription) -> Arc<Event> {
+    loop {
+        let event = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .expect("a child event in time")
+            .expect("the event bus is open");
+        if matches!(&*event, Event::ChildStarted(_) | Event::ChildExited(_)) {
+            return event;
+        }
+    }
+}
+
+fn distinct_pids(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut pids: Vec<String> = text.lines().map(str::to_owned).collect();
+    pids.dedup();
+    pids
+}
+
+#[tokio::test]
+async fn a_child_that_crashes_is_restarted_with_a_new_pid_and_each_start_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let mut app = spawn_app_with(config_with(vec![supervised(
+        "crashy",
+        json!({
+            "argv": ["sh", "-c", "echo $$ >> pids; echo started; sleep 0.2; exit 3"],
+            "cwd": dir.path(),
+            "backoff_initial_ms": 20,
+            "backoff_max_s": 1,
+        }),
+    )]))
+    .await;
+    let mut events = app.app().events().subscribe("test");
+    assert!(supervisor(&app).supervises("crashy"));
+    assert!(!supervisor(&app).supervises("other"));
+
+    // An exit by itself is published, then the restart.
+    let exited = loop {
+        if let Event::ChildExited(exited) = &*next_child_event(&mut events).await {
+            break exited.clone();
+        }
+    };
+    assert_eq!(
+        (exited.code, exited.signal, exited.stopped),
+        (Some(3), None, false)
+    );
+    match &*next_child_event(&mut events).await {
+        Event::ChildStarted(started) => {
+            assert_eq!(started.cause, ChildStartCause::Exited);
+            assert_ne!(started.pid, exited.pid, "a new process");
+        }
+        other => panic!("expected the restart, got {other:?}"),
+    }
+
+    let seen = eventually("three different pids", || async {
+        let seen = distinct_pids(&pids);
+        (seen.len() >= 3).then_some(seen)
+    })
+    .await;
+    assert_eq!(
+        seen.len(),
+        seen.iter().collect::<std::collections::BTreeSet<_>>().len()
+    );
+    let counted = eventually("restarts_total{cause=exited} >= 2", || async {
+        let n = restarts(&app, "crashy", "exited").await;
+        (n >= 2.0).then_some(n)
+    })
+    .await;
+    assert_eq!(restarts(&app, "crashy", "heal").await, 0.0);
+    assert!(view(&app, "crashy").restarts >= counted as u64);
+    assert_eq!(view(&app, "crashy").last_exit_code.unwrap_or(3), 3);
+
+    app.shutdown().await;
+    let db = &app.db_path;
+    assert_eq!(count_rows(db, "child_runs", "cause = 'start'").await, 1);
+    assert!(count_rows(db, "child_runs", "cause = 'exited' AND target = 'crashy'").await >= 2);
+    assert_eq!(
+        count_rows(db, "child_runs", "exited_at_ms IS NULL").await,
+        0,
+        "every row is closed at shutdown"
+    );
+    assert!(count_rows(db, "child_runs", "exit_code = 3 AND exit_signal IS NULL").await >= 2);
+    assert!(
+        count_rows(db, "child_runs", "proc_start_ticks IS NOT NULL").await >= 3,
+        "the start time of each process is recorded"
+    );
+}
+
+#[tokio::test]
+async fn the_backoff_waits_on_hales_clock_and_doubles_per_quick_exit() {
+    let clock = ManualClock::new(t0());
+    let app = spawn_app_with_clock(
+        config_with(vec![supervised(
+            "flaky",
+            json!({"argv": ["sh", "-c", "exit 4"], "backoff_initial_ms": 5000, "backoff_max_s": 60}),
+        )]),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let first = eventually("the first exit, waiting 5 s", || async {
+        let child = view(&app, "flaky");
+        child.next_restart_at.map(|at| (at, child))
+    })
+    .await;
+    assert_eq!(first.0 - clock.now(), chrono::TimeDelta::seconds(5));
+    assert_eq!(first.1.last_exit_code, Some(4));
+    assert_eq!(supervisor(&app).last_exit_code("flaky"), Some(4));
+    assert!(!first.1.running);
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    clock
+        .advance_in_steps(Duration::from_millis(4_900), Duration::from_millis(100))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        view(&app, "flaky").restarts,
+        0,
+        "not before the backoff is over"
+    );
+
+    clock.advance(Duration::from_millis(100));
+    let second = eventually("the restart and its exit, waiting 10 s", || async {
+        let child = view(&app, "flaky");
+        (child.restarts == 1)
+            .then_some(child.next_restart_at)
+            .flatten()
+    })
+    .await;
+    assert_eq!(
+        second - clock.now(),
+        chrono::TimeDelta::seconds(10),
+        "doubled"
+    );
+}
+
+#[tokio::test]
+async fn a_heal_restart_stops_the_child_and_starts_a_new_one_at_once() {
+    let mut app = spawn_app_with(config_with(vec![supervised(
+        "api",
+        json!({"argv": ["sleep", "300"], "stop_timeout_s": 5}),
+    )]))
+    .await;
+    let first = eventually("the child running", || async { view(&app, "api").pid }).await;
+    let mut events = app.app().events().subscribe("test");
+
+    supervisor(&app).restart("api").await.expect("restart");
+    let second = view(&app, "api").pid.expect("running again");
+    assert_ne!(first, second);
+    assert!(!process_alive(first), "the old child is gone");
+    assert!(process_alive(second));
+    match &*next_child_event(&mut events).await {
+        Event::ChildExited(exited) => {
+            assert_eq!(exited.pid, first);
+            assert!(exited.stopped);
+            assert_eq!(exited.signal, Some(libc::SIGTERM));
+        }
+        other => panic!("expected the stop, got {other:?}"),
+    }
+    match &*next_child_event(&mut events).await {
+        Event::ChildStarted(started) => assert_eq!(started.cause, ChildStartCause::Heal),
+        other => panic!("expected the start, got {other:?}"),
+    }
+    assert_eq!(restarts(&app, "api", "heal").await, 1.0);
+    assert_eq!(restarts(&app, "api", "exited").await, 0.0);
+    assert_eq!(view(&app, "api").restarts, 1);
+    assert_eq!(
+        supervisor(&app).last_exit_code("api"),
+        None,
+        "stopped, not exited"
+    );
+    let text = app.metrics(ServiceKind::HealthProxy).await;
+    assert_eq!(
+        sample_value(&text, "child_running", &[("target", "api")]),
+        Some(1.0)
+    );
+
+    match supervisor(&app).restart("nope").await {
+        Err(SuperviseError::NoChild(target)) => assert_eq!(target, "nope"),
+        other => panic!("expected NoChild, got {other:?}"),
+    }
+
+    app.shutdown().await;
+    assert!(!process_alive(second));
+    assert_eq!(
+        count_rows(&app.db_path, "child_runs", "cause = 'heal'").await,
+        1
+    );
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "child_runs",
+            "exit_signal = 15 AND exited_at_ms IS NOT NULL"
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_config_error_exit_is_not_restarted_but_a_heal_still_restarts_it() {
+    let clock = ManualClock::new(t0());
+    let mut app = spawn_app_with_clock(
+        config_with(vec![supervised(
+            "misconfigured",
+            json!({"argv": ["sh", "-c", "exit 78"], "backoff_initial_ms": 10}),
+        )]),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    eventually("the config-error exit", || async {
+        (supervisor(&app).last_exit_code("misconfigured") == Some(78)).then_some(())
+    })
+    .await;
+    // Any backoff would be over many times: the child stays down.
+    clock
+        .advance_in_steps(Duration::from_secs(3_600), Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let child = view(&app, "misconfigured");
+    assert!(child.config_error);
+    assert!(!child.running);
+    assert_eq!(child.next_restart_at, None);
+    assert_eq!(child.restarts, 0);
+    assert_eq!(restarts(&app, "misconfigured", "exited").await, 0.0);
+    assert_eq!(supervisor(&app).last_exit_code("misconfigured"), Some(78));
+
+    supervisor(&app)
+        .restart("misconfigured")
+        .await
+        .expect("a heal restarts it");
+    eventually("the healed child's exit", || async {
+        let child = view(&app, "misconfigured");
+        (child.restarts == 1 && !child.running && child.config_error).then_some(())
+    })
+    .await;
+    assert_eq!(supervisor(&app).last_exit_code("misconfigured"), Some(78));
+    assert_eq!(restarts(&app, "misconfigured", "heal").await, 1.0);
+
+    app.shutdown().await;
+    assert_eq!(
+        count_rows(&app.db_path, "child_runs", "exit_code = 78").await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_child_that_cannot_be_started_is_retried_after_its_backoff() {
+    let clock = ManualClock::new(t0());
+    let app = spawn_app_with_clock(
+        config_with(vec![
+            supervised(
+                "missing-program",
+                json!({"argv": ["/nonexistent/hale-test-program"], "backoff_initial_ms": 1000}),
+            ),
+            supervised(
+                "missing-cwd",
+                json!({"argv": ["sleep", "300"], "cwd": "/nonexistent/hale-test-dir", "backoff_initial_ms": 1000}),
+            ),
+        ]),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    for target in ["missing-program", "missing-cwd"] {
+        let child = eventually("the failed start", || async {
+            let child = view(&app, target);
+            child.next_restart_at.is_some().then_some(child)
+        })
+        .await;
+        let error = child.spawn_error.expect("the reason is kept");
+        assert!(
+            error.contains("No such file or directory"),
+            "{target}: {error}"
+        );
+        assert_eq!(
+            child.next_restart_at.unwrap() - clock.now(),
+            chrono::TimeDelta::seconds(1)
+        );
+    }
+    let error = view(&app, "missing-program").spawn_error.unwrap();
+    assert!(
+        error.starts_with("/nonexistent/hale-test-program: "),
+        "{error}"
+    );
+
+    clock.advance(Duration::from_secs(1));
+    eventually("the retry, failing again and waiting 2 s", || async {
+        let next = view(&app, "missing-program").next_restart_at?;
+        (next - clock.now() == chrono::TimeDelta::seconds(2)).then_some(())
+    })
+    .await;
+    match supervisor(&app).restart("missing-cwd").await {
+        Err(SuperviseError::Spawn { target, reason }) => {
+            assert_eq!(target, "missing-cwd");
+            assert!(reason.contains("No such file or directory"), "{reason}");
+        }
+        other => panic!("expected a spawn error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shutdown_stops_every_process_group_even_one_that_ignores_the_stop_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_with(config_with(vec![
+        supervised(
+            "stubborn",
+            json!({
+                "argv": ["sh", "-c", "trap '' TERM; sleep 300 & echo $! > grandchild; wait"],
+                "cwd": dir.path(),
+                "stop_timeout_s": 1,
+            }),
+        ),
+        supervised("plain", json!({"argv": ["sleep", "300"]})),
+    ]))
+    .await;
+    let grandchild_file = dir.path().join("grandchild");
+    let grandchild: u32 = eventually("the grandchild's pid", || async {
+        std::fs::read_to_string(&grandchild_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+    .await;
+    let leader = view(&app, "stubborn").pid.expect("running");
+    let plain = eventually("the plain child running", || async {
+        view(&app, "plain").pid
+    })
+    .await;
+    assert!(process_alive(grandchild) && process_alive(leader) && process_alive(plain));
+
+    app.shutdown().await;
+    for (what, pid) in [
+        ("leader", leader),
+        ("grandchild", grandchild),
+        ("plain", plain),
+    ] {
+        eventually(&format!("the {what} gone"), || async {
+            (!process_alive(pid)).then_some(())
+        })
+        .await;
+    }
+    let db = &app.db_path;
+    assert_eq!(
+        count_rows(db, "child_runs", "exited_at_ms IS NULL").await,
+        0
+    );
+    assert_eq!(
+        count_rows(db, "child_runs", "target = 'stubborn' AND exit_signal = 9").await,
+        1,
+        "killed after the stop timeout"
+    );
+    assert_eq!(
+        count_rows(db, "child_runs", "target = 'plain' AND exit_signal = 15").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_child_left_behind_by_a_killed_hale_is_killed_at_the_next_start() {
+    let mut app = spawn_app_with(test_config()).await;
+    app.shutdown().await;
+
+    // Two processes in their own groups, as hale's children are: one recorded with its true start time
+    // (a leftover), one with another (its pid was reused by an unrelated process).
+    let spawn_sleep = || {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sleep")
+            .arg("300")
+            .process_group(0)
+            .spawn()
+            .expect("start sleep")
+    };
+    let mut leftover = spawn_sleep();
+    let mut stranger = spawn_sleep();
+    let ticks = |pid: u32| {
+        hale::supervise::proc_start_ticks(pid).expect("the start time of a running process")
+    };
+    let store = Store::open(&app.db_path).await.expect("open the database");
+    store
+        .child_started(
+            "old-api",
+            leftover.id(),
+            Some(ticks(leftover.id())),
+            t0(),
+            ChildStartCause::Start,
+        )
+        .await
+        .unwrap();
+    store
+        .child_started(
+            "old-db",
+            stranger.id(),
+            Some(ticks(stranger.id()) + 1),
+            t0(),
+            ChildStartCause::Exited,
+        )
+        .await
+        .unwrap();
+    store.close().await;
+
+    app.restart(test_config(), Arc::new(SystemClock)).await;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = leftover.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leftover still runs after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    eventually("both rows closed", || async {
+        (count_rows(&app.db_path, "child_runs", "exited_at_ms IS NULL").await == 0).then_some(())
+    })
+    .await;
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "a process whose start time differs is not hale's: left alone"
+    );
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+
+    app.shutdown().await;
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "child_runs",
+            "target = 'old-api' AND exit_signal = 9"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "child_runs",
+            "target = 'old-db' AND exit_signal IS NULL"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_hale_killed_with_sigkill_takes_its_child_with_it_and_the_childs_output_is_logged() {
+    let mut config = test_config_json();
+    config["services"] = json!([{
+        "name": "worker",
+        "url": "tcp://127.0.0.1:1",
+        "interval_s": 3600,
+        "timeout_ms": 200,
+        "run": {
+            "argv": ["sh", "-c", "echo hello from the child; echo trouble >&2; exec sleep 300"],
+            "env": {"HALE_TEST_SECRET": "do-not-log-me"}
+        }
+    }]);
+    let mut hale = HaleProcess::serve(&config, &[]).await;
+    hale.wait_listening(&[ServiceKind::HealthProxy]).await;
+    // The JSON log line holds two `target` keys: the event's field (the child's name) and the module path
+    // the formatter adds, which a JSON parser keeps; so the name is matched in the raw line.
+    let find = |hale: &HaleProcess, message: &str| {
+        hale.stdout_lines()
+            .into_iter()
+            .find(|line| {
+                line.contains(&format!("\"message\":\"{message}\""))
+                    && line.contains("\"target\":\"worker\"")
+            })
+            .map(|line| serde_json::from_str::<serde_json::Value>(&line).expect("a JSON log line"))
+    };
+    let started = eventually("the child started", || async {
+        find(&hale, "child started")
+    })
+    .await;
+    let pid = u32::try_from(started["pid"].as_u64().expect("a pid")).unwrap();
+    let stdout = eventually("the child's stdout logged", || async {
+        find(&hale, "hello from the child")
+    })
+    .await;
+    assert_eq!(stdout["stream"], "stdout");
+    assert_eq!(stdout["level"], "INFO");
+    let stderr = eventually("the child's stderr logged", || async {
+        find(&hale, "trouble")
+    })
+    .await;
+    assert_eq!(stderr["stream"], "stderr");
+    assert_eq!(stderr["level"], "WARN");
+    assert!(process_alive(pid));
+
+    hale.signal("KILL");
+    hale.wait_exit(DEADLINE).await;
+    eventually("the child gone after hale was killed", || async {
+        (!process_alive(pid)).then_some(())
+    })
+    .await;
+    let all = hale.stdout_lines().join("\n") + &hale.stderr_lines().join("\n");
+    assert!(
+        !all.contains("do-not-log-me"),
+        "an env value reached the log"
+    );
+}
