@@ -75,14 +75,20 @@ async fn heal_rows(app: &TestApp, condition: &str) -> i64 {
 const ACTED: &str = "outcome IN ('healed', 'failed')";
 
 #[tokio::test]
-async fn a_target_that_stays_down_is_healed_three_times_an_hour_then_skipped_with_one_critical_alert_even_across_a_restart(
+async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_one_critical_alert_even_across_a_restart(
 ) {
+    // The child crashes at once, every time: it never listens on its port.
     let down = dead_port();
-    let config = heal_config(vec![target(
-        "api",
-        &format!("tcp://{down}"),
-        Some(argv(&["true"])),
-    )]);
+    let mut api = target("api", &format!("tcp://{down}"), None);
+    api.run = Some(
+        serde_json::from_value(serde_json::json!({
+            "argv": ["sh", "-c", "exit 1"],
+            "backoff_initial_ms": 1000,
+            "backoff_max_s": 60
+        }))
+        .unwrap(),
+    );
+    let config = heal_config(vec![api]);
     let clock = start_clock();
     let mut app = spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
 
@@ -97,11 +103,20 @@ async fn a_target_that_stays_down_is_healed_three_times_an_hour_then_skipped_wit
     assert_eq!(
         heal_rows(
             &app,
-            "outcome = 'failed' AND action = 'command' AND trigger = 'automatic'"
+            "outcome = 'failed' AND action = 'restart_child' AND trigger = 'automatic'"
         )
         .await,
         3,
-        "the target never came back, so every heal failed its verification"
+        "the child never came up, so every heal failed its verification"
+    );
+    assert_eq!(
+        count_rows(&app.db_path, "child_runs", "cause = 'heal'").await,
+        3,
+        "each heal restarted the child once"
+    );
+    assert!(
+        count_rows(&app.db_path, "child_runs", "cause = 'exited'").await >= 5,
+        "the supervisor restarted it meanwhile, with its backoff"
     );
     let budget_alert = "rule = 'heal_budget_exhausted' AND target = 'api' AND level = 'critical'";
     common::eventually("the heal budget alert", || async {

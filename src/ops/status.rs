@@ -318,7 +318,7 @@ pub async fn gather(config: &Config, config_path: &Path, db: &Path) -> Status {
                         summary: a.summary.clone(),
                     })
                     .collect();
-                active.sort_by(|a, b| b.since.cmp(&a.since));
+                active.sort_by_key(|a| std::cmp::Reverse(a.since));
                 active
             }),
         },
