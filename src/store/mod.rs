@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backup;
 pub mod breakers;
+pub mod deliveries;
 pub mod health_checks;
 pub mod lock;
 pub mod retention;
