@@ -1,5 +1,6 @@
 //! Health Proxy (:3002): probes every configured service and answers how healthy everything is.
 
+mod deliveries;
 mod views;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::probe::check::PROBE_MARKER_HEADER;
 use crate::probe::Monitor;
 use crate::services::{common, Core};
 
+pub use deliveries::{dead_letters, DeadLetterView};
 pub use views::{
     all_health, history_page, service_views, AllHealth, BreakerView, CheckReport, HistoryItem,
     HistoryPage, HistoryParams, OutcomeCounts, ServiceView,
@@ -28,7 +30,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(common::metrics)
         .service(health_all)
         .service(health_history)
-        .service(services);
+        .service(services)
+        .service(deliveries::alert_dead_letters);
 }
 
 /// Check every monitored service now.
