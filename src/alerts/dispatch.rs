@@ -52,7 +52,8 @@ impl Job {
         match self {
             Self::New { notice, channel } => Lane::Alert(channel.as_str(), notice.alert_id),
             Self::Resume(row) => {
-                let channel = ChannelKind::parse(&row.channel).map_or("unknown", ChannelKind::as_str);
+                let channel =
+                    ChannelKind::parse(&row.channel).map_or("unknown", ChannelKind::as_str);
                 match row.alert_id {
                     Some(alert) => Lane::Alert(channel, alert),
                     None => Lane::Row(channel, row.id),
@@ -192,7 +193,12 @@ impl Dispatcher {
                 let payload = ch.payload(&notice);
                 let row = match self
                     .store
-                    .insert_delivery(notice.event_id, channel.as_str(), &payload, self.clock.now())
+                    .insert_delivery(
+                        notice.event_id,
+                        channel.as_str(),
+                        &payload,
+                        self.clock.now(),
+                    )
                     .await
                 {
                     Ok(id) => Some(id),
@@ -218,7 +224,13 @@ impl Dispatcher {
                         .await;
                     return;
                 };
-                (ch, Some(pending.id), pending.payload, pending.attempts, labels)
+                (
+                    ch,
+                    Some(pending.id),
+                    pending.payload,
+                    pending.attempts,
+                    labels,
+                )
             }
         };
         let name = channel.kind().as_str();
@@ -300,7 +312,12 @@ impl Dispatcher {
             let payload = ch.payload(&notice);
             match self
                 .store
-                .insert_delivery(notice.event_id, channel.as_str(), &payload, self.clock.now())
+                .insert_delivery(
+                    notice.event_id,
+                    channel.as_str(),
+                    &payload,
+                    self.clock.now(),
+                )
                 .await
             {
                 Ok(_) => kept += 1,

@@ -274,10 +274,7 @@ mod tests {
             max_attempts: 0,
             ..DeliveryConfig::default()
         };
-        assert_eq!(
-            invalid(&config).reason,
-            "0 is out of range 1..=100"
-        );
+        assert_eq!(invalid(&config).reason, "0 is out of range 1..=100");
     }
 
     #[test]
@@ -289,6 +286,9 @@ mod tests {
             timeout_s: 5,
         };
         let ms = |n| delivery.backoff(n).as_millis();
-        assert_eq!([ms(2), ms(3), ms(4), ms(5), ms(40)], [500, 1000, 2000, 3000, 3000]);
+        assert_eq!(
+            [ms(2), ms(3), ms(4), ms(5), ms(40)],
+            [500, 1000, 2000, 3000, 3000]
+        );
     }
 }

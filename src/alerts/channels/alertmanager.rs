@@ -29,7 +29,10 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn new(config: AlertmanagerChannel, client: reqwest::Client) -> Self {
-        let endpoint = format!("{}/api/v2/alerts", config.url.expose().trim_end_matches('/'));
+        let endpoint = format!(
+            "{}/api/v2/alerts",
+            config.url.expose().trim_end_matches('/')
+        );
         Self {
             config,
             client,
@@ -58,12 +61,23 @@ impl Alertmanager {
         if alerts.is_empty() {
             return Ok(());
         }
-        post_json(&self.client, &self.endpoint, None, &Value::Array(alerts).to_string()).await
+        post_json(
+            &self.client,
+            &self.endpoint,
+            None,
+            &Value::Array(alerts).to_string(),
+        )
+        .await
     }
 }
 
 fn key(alert: &Value) -> Key {
-    let label = |name: &str| alert["labels"][name].as_str().unwrap_or_default().to_owned();
+    let label = |name: &str| {
+        alert["labels"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     (label("alertname"), label("target"))
 }
 
@@ -121,7 +135,10 @@ impl Channel for Alertmanager {
                 for alert in &alerts {
                     let key = key(alert);
                     if alert.get("endsAt").is_some() {
-                        if firing.get(&key).is_some_and(|f| f["labels"] == alert["labels"]) {
+                        if firing
+                            .get(&key)
+                            .is_some_and(|f| f["labels"] == alert["labels"])
+                        {
                             firing.remove(&key);
                         }
                     } else {

@@ -36,10 +36,8 @@ impl Email {
             .port(self.config.smtp_port)
             .timeout(Some(self.timeout));
         if let (Some(user), Some(password)) = (&self.config.username, &self.config.password) {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                password.expose().to_owned(),
-            ));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
         }
         Ok(builder.build())
     }
