@@ -687,3 +687,71 @@ async fn no_secret_reaches_the_logs_or_the_database() {
         }
     }
 }
+
+#[tokio::test]
+async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
+    let receiver = HttpReceiver::start(vec![(200, "")]).await;
+    let clock = hale::clock::ManualClock::new(Utc::now());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+    let dispatcher = Arc::new(Dispatcher::new(
+        ChannelsConfig {
+            alertmanager: Some(AlertmanagerChannel {
+                url: Secret::new(receiver.url("/am/")),
+                resend_interval_s: 60,
+            }),
+            delivery: quick_delivery(3),
+            ..ChannelsConfig::default()
+        },
+        store.clone(),
+        Arc::new(clock.clone()),
+        AlertMetrics::register(&prometheus::Registry::new()),
+    ));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.clone().run(cancel.clone()));
+    dispatcher.send(notice(AlertEventKind::Fired), &[]);
+    let first = eventually("the fired alert is posted", || async {
+        receiver.requests().into_iter().next()
+    })
+    .await;
+    assert_eq!(first.path, "/am/api/v2/alerts");
+    let posts = || receiver.requests().len();
+
+    clock
+        .advance_in_steps(Duration::from_secs(59), Duration::from_secs(1))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(posts(), 1, "nothing before resend_interval_s");
+    clock
+        .advance_in_steps(Duration::from_secs(1), Duration::from_secs(1))
+        .await;
+    let again = eventually("the firing alert is posted again", || async {
+        receiver.requests().get(1).cloned()
+    })
+    .await;
+    assert_eq!(again.json(), first.json(), "the same alert, unchanged");
+    // The re-post is not a new delivery.
+    assert_eq!(
+        count_rows(&dir.path().join("hale.db"), "alert_deliveries", "1").await,
+        1
+    );
+
+    dispatcher.send(notice(AlertEventKind::Resolved), &[]);
+    let resolved = eventually("the resolved alert is posted", || async {
+        receiver.requests().get(2).cloned()
+    })
+    .await;
+    assert!(
+        resolved.json()[0]["endsAt"].is_string(),
+        "{}",
+        resolved.body
+    );
+    clock
+        .advance_in_steps(Duration::from_secs(180), Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(posts(), 3, "a resolved alert is not posted again");
+    cancel.cancel();
+    task.await.unwrap();
+    store.close().await;
+}
