@@ -7,7 +7,6 @@ mod common;
 #[allow(dead_code)]
 mod target_server;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +16,8 @@ use hale::config::{Config, ServiceName, TargetConfig, TargetHeal, TargetUrl, Tok
 use hale::kind::ServiceKind;
 use serde_json::Value;
 
-use common::{count_rows, spawn_app_with, spawn_app_with_clock, test_config, TestApp};
+use common::{count_rows, dead_port, spawn_app_with, spawn_app_with_clock, test_config, TestApp};
 use target_server::{Mode, TargetServer};
-
-/// A port on loopback where nothing listens.
-fn dead_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("bound address")
-}
 
 fn target(name: &str, url: &str, heal_command: Option<Vec<String>>) -> TargetConfig {
     let mut target = TargetConfig::new(
@@ -79,7 +72,7 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
 ) {
     // The child crashes at once, every time: it never listens on its port.
     let down = dead_port();
-    let mut api = target("api", &format!("tcp://{down}"), None);
+    let mut api = target("api", &format!("tcp://127.0.0.1:{down}"), None);
     api.run = Some(
         serde_json::from_value(serde_json::json!({
             "argv": ["sh", "-c", "exit 1"],
@@ -175,7 +168,7 @@ async fn when_most_targets_fail_at_once_there_is_one_alert_and_no_heal() {
         .map(|i| {
             target(
                 &format!("t{i}"),
-                &format!("tcp://{}", dead_port()),
+                &format!("tcp://127.0.0.1:{}", dead_port()),
                 Some(argv(&["true"])),
             )
         })
@@ -318,7 +311,7 @@ const READ: &str = "heal-read-token-aaaaaaaaaaaaaaaa";
 #[tokio::test]
 async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_then_respects_the_cooldown(
 ) {
-    let port = dead_port().port();
+    let port = dead_port();
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("server.pid");
     // The heal command starts the service (a real HTTP server) in the background and returns.

@@ -1,6 +1,7 @@
 //! The alert manager: rules evaluated on events (`engine.rs`), every alert event persisted, and notices
 //! delivered to the channels in the background (`dispatch.rs`, one file per channel under `channels/`).
 
+pub mod channels;
 pub mod dispatch;
 pub mod engine;
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod backup;
 pub mod breakers;
 pub mod children;
+pub mod deliveries;
 pub mod heal;
 pub mod health_checks;
 pub mod lock;

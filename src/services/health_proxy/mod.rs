@@ -1,6 +1,7 @@
 //! Health Proxy (:3002): probes every configured service and answers how healthy everything is.
 
 mod alerts;
+mod deliveries;
 mod heal;
 mod params;
 mod views;
@@ -17,6 +18,7 @@ use crate::probe::Monitor;
 use crate::services::{common, Core};
 use crate::supervise::Supervisor;
 
+pub use deliveries::{dead_letters, DeadLetterView};
 pub use views::{
     all_health, history_page, service_views, AllHealth, BreakerView, CheckReport, HistoryItem,
     HistoryPage, HistoryParams, OutcomeCounts, ServiceView,
@@ -39,7 +41,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(heal::heal_events)
         .service(heal::heal_target)
         .service(alerts::alerts)
-        .service(alerts::active_alerts);
+        .service(alerts::active_alerts)
+        .service(deliveries::alert_dead_letters);
 }
 
 /// Check every monitored service now.

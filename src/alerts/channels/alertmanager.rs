@@ -1,0 +1,156 @@
+//! The `alertmanager` channel: Prometheus Alertmanager's API v2 (`POST {url}/api/v2/alerts`). Alertmanager
+//! resolves an alert it has not heard of for its `resolve_timeout`, so the alerts firing are kept here and
+//! posted again every `resend_interval_s` (`resend`); a resolved notice is posted once with `endsAt` and
+//! the alert leaves the set. The set lives in memory: after a restart an alert is posted again at its next
+//! notice.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::alerts::channels::{post_json, Channel, Failure};
+use crate::alerts::Notice;
+use crate::config::{AlertmanagerChannel, ChannelKind, Secret};
+use crate::records::AlertEventKind;
+
+/// Identifies an alert in the firing set: its `alertname` and `target` labels.
+type Key = (String, String);
+
+#[derive(Debug)]
+pub struct Alertmanager {
+    config: AlertmanagerChannel,
+    client: reqwest::Client,
+    endpoint: String,
+    firing: Mutex<BTreeMap<Key, Value>>,
+}
+
+impl Alertmanager {
+    pub fn new(config: AlertmanagerChannel, client: reqwest::Client) -> Self {
+        let endpoint = format!(
+            "{}/api/v2/alerts",
+            config.url.expose().trim_end_matches('/')
+        );
+        Self {
+            config,
+            client,
+            endpoint,
+            firing: Mutex::default(),
+        }
+    }
+
+    pub fn resend_interval(&self) -> Duration {
+        Duration::from_secs(self.config.resend_interval_s)
+    }
+
+    fn firing(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Value>> {
+        // Plain data: a poisoned lock still holds a whole map.
+        self.firing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many alerts are firing, as last posted.
+    pub fn firing_count(&self) -> usize {
+        self.firing().len()
+    }
+
+    /// Posts every firing alert again; a failure waits for the next round.
+    pub async fn resend(&self) -> Result<(), Failure> {
+        let alerts: Vec<Value> = self.firing().values().cloned().collect();
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        post_json(
+            &self.client,
+            &self.endpoint,
+            None,
+            &Value::Array(alerts).to_string(),
+        )
+        .await
+    }
+}
+
+fn key(alert: &Value) -> Key {
+    let label = |name: &str| {
+        alert["labels"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (label("alertname"), label("target"))
+}
+
+/// One alert as Alertmanager takes it. `endsAt` only when resolved.
+pub fn alert(notice: &Notice) -> Value {
+    let mut alert = json!({
+        "labels": {
+            "alertname": notice.rule,
+            "target": notice.target,
+            "severity": notice.level.as_str(),
+            "source": "hale",
+        },
+        "annotations": {
+            "summary": notice.summary,
+            "description": notice.description,
+        },
+        "startsAt": notice.fired_at.to_rfc3339(),
+    });
+    if notice.kind == AlertEventKind::Resolved {
+        alert["endsAt"] = json!(notice.resolved_at.unwrap_or(notice.at).to_rfc3339());
+    }
+    if !notice.generator_url.is_empty() {
+        alert["generatorURL"] = json!(notice.generator_url);
+    }
+    alert
+}
+
+impl Channel for Alertmanager {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Alertmanager
+    }
+
+    /// The notice's alert; when its labels changed since it was last posted (an escalation changes
+    /// `severity`), the old label set is ended in the same post, or Alertmanager would keep both.
+    fn payload(&self, notice: &Notice) -> String {
+        let new = alert(notice);
+        let mut alerts = Vec::new();
+        if let Some(previous) = self.firing().get(&key(&new)) {
+            if previous["labels"] != new["labels"] {
+                let mut ended = previous.clone();
+                ended["endsAt"] = json!(notice.at.to_rfc3339());
+                alerts.push(ended);
+            }
+        }
+        alerts.push(new);
+        Value::Array(alerts).to_string()
+    }
+
+    fn deliver<'a>(&'a self, payload: &'a str) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let alerts: Vec<Value> = serde_json::from_str(payload)
+                .map_err(|e| Failure::permanent(format!("malformed alertmanager payload: {e}")))?;
+            {
+                let mut firing = self.firing();
+                for alert in &alerts {
+                    let key = key(alert);
+                    if alert.get("endsAt").is_some() {
+                        if firing
+                            .get(&key)
+                            .is_some_and(|f| f["labels"] == alert["labels"])
+                        {
+                            firing.remove(&key);
+                        }
+                    } else {
+                        firing.insert(key, alert.clone());
+                    }
+                }
+            }
+            post_json(&self.client, &self.endpoint, None, payload).await
+        })
+    }
+
+    fn secrets(&self) -> Vec<&Secret> {
+        vec![&self.config.url]
+    }
+}

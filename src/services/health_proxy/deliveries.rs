@@ -1,0 +1,87 @@
+//! `GET /alerts/dead-letters`: the alert notices that every attempt failed to deliver, with their payload
+//! and last error (neither ever holds a secret).
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::{ApiError, ErrorBody};
+use crate::services::audit::AuditParams;
+use crate::services::Core;
+use crate::store::deliveries::DeadLetter;
+use crate::store::{Store, StoreError};
+
+/// One notice that was not delivered.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetterView {
+    pub id: i64,
+    /// The alert event the notice was about; null when that event is no longer stored.
+    pub alert_event_id: Option<i64>,
+    /// `log`, `discord`, `email`, `webhook` or `alertmanager`.
+    pub channel: String,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The last attempt's error.
+    pub error: Option<String>,
+    /// What was sent: a JSON value when it is JSON, else the text.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+impl From<DeadLetter> for DeadLetterView {
+    fn from(d: DeadLetter) -> Self {
+        let payload = serde_json::from_str(&d.payload)
+            .unwrap_or_else(|_| serde_json::Value::String(d.payload.clone()));
+        Self {
+            id: d.id,
+            alert_event_id: d.alert_event_id,
+            channel: d.channel,
+            attempts: d.attempts,
+            created_at: d.created_at,
+            last_attempt_at: d.last_attempt_at,
+            error: d.error,
+            payload,
+        }
+    }
+}
+
+/// The dead letters asked for, newest first.
+pub async fn dead_letters(
+    store: &Store,
+    since: Option<DateTime<Utc>>,
+    limit: u32,
+) -> Result<Vec<DeadLetterView>, StoreError> {
+    Ok(store
+        .dead_letters(since, limit)
+        .await?
+        .into_iter()
+        .map(DeadLetterView::from)
+        .collect())
+}
+
+/// Alert notices that could not be delivered, newest first.
+///
+/// A notice becomes a dead letter once `alerts.channels.delivery.max_attempts` attempts failed (or at once
+/// when the receiver refused it for good, such as a 404). Each keeps the payload it would have sent and the
+/// last error.
+#[utoipa::path(
+    tag = "alerts",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "Dead letters, newest first", body = Vec<DeadLetterView>),
+        (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    )
+)]
+#[get("/alerts/dead-letters")]
+pub async fn alert_dead_letters(
+    core: web::Data<Core>,
+    params: web::Query<AuditParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (since, limit) = params.parse().map_err(ApiError::BadRequest)?;
+    let letters = dead_letters(&core.store, since, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(letters))
+}

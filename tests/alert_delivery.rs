@@ -1,0 +1,757 @@
+//! Alert delivery end to end, with real receivers: an HTTP server for Discord and the generic webhook, a
+//! real SMTP server (aiosmtpd), a real Prometheus Alertmanager, and a port with nothing listening for the
+//! dead letters.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use hale::alerts::{Dispatcher, Notice};
+use hale::clock::SystemClock;
+use hale::config::{
+    AlertmanagerChannel, ChannelKind, ChannelsConfig, DeliveryConfig, DiscordChannel, EmailChannel,
+    Secret, SmtpSecurity, WebhookChannel,
+};
+use hale::kind::ServiceKind;
+use hale::metrics::{AlertMetrics, AlertResult};
+use hale::records::{AlertEventKind, AlertLevel};
+use hale::store::Store;
+use hale::worker::Worker;
+use tempfile::TempDir;
+use tokio::io::AsyncBufReadExt;
+use tokio_util::sync::CancellationToken;
+
+use common::{count_rows, dead_port, eventually, select_texts, HttpReceiver};
+
+const SECRET_PATH: &str = "SECRETTOKEN123";
+const SMTP_PASSWORD: &str = "PASSWORDXYZZY987";
+
+fn notice(kind: AlertEventKind) -> Notice {
+    let fired_at = Utc::now() - TimeDelta::seconds(120);
+    Notice {
+        alert_id: 7,
+        event_id: 70,
+        kind,
+        rule: "target_down".into(),
+        target: "api".into(),
+        level: AlertLevel::Critical,
+        summary: "api is down".into(),
+        description: "3 failed checks in a row since 10:00".into(),
+        fired_at,
+        resolved_at: (kind == AlertEventKind::Resolved).then(|| Utc::now() - TimeDelta::seconds(1)),
+        suppressed: 0,
+        at: Utc::now(),
+        generator_url: "http://127.0.0.1:3002/alerts/7".into(),
+    }
+}
+
+/// Quick retries, so a dead letter takes milliseconds.
+fn quick_delivery(max_attempts: u32) -> DeliveryConfig {
+    DeliveryConfig {
+        max_attempts,
+        initial_backoff_ms: 20,
+        max_backoff_s: 1,
+        timeout_s: 5,
+    }
+}
+
+/// A dispatcher on its own database file, running as a worker.
+struct Harness {
+    dispatcher: Arc<Dispatcher>,
+    metrics: AlertMetrics,
+    store: Store,
+    db_path: PathBuf,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl Harness {
+    async fn start(channels: ChannelsConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("hale.db");
+        let store = Store::open(&db_path).await.expect("open the store");
+        let metrics = AlertMetrics::register(&prometheus::Registry::new());
+        let dispatcher = Arc::new(Dispatcher::new(
+            channels,
+            store.clone(),
+            Arc::new(SystemClock),
+            metrics.clone(),
+        ));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(dispatcher.clone().run(cancel.clone()));
+        Self {
+            dispatcher,
+            metrics,
+            store,
+            db_path,
+            cancel,
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    async fn rows(&self, condition: &str) -> i64 {
+        count_rows(&self.db_path, "alert_deliveries", condition).await
+    }
+
+    async fn stop(&mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("the dispatcher stops promptly")
+                .expect("the dispatcher does not panic");
+        }
+        self.store.close().await;
+    }
+}
+
+fn discord_config(url: String) -> ChannelsConfig {
+    ChannelsConfig {
+        discord: Some(DiscordChannel {
+            webhook_url: Secret::new(url),
+        }),
+        delivery: quick_delivery(3),
+        ..ChannelsConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn discord_receives_the_webhook_payload_and_the_delivery_is_counted() {
+    let receiver = HttpReceiver::start(vec![(204, "")]).await;
+    let mut h = Harness::start(discord_config(receiver.url("/api/webhooks/1/tok"))).await;
+    h.dispatcher
+        .send(notice(AlertEventKind::Fired), &[ChannelKind::Discord]);
+
+    let got = eventually("discord receives the notice", || async {
+        receiver.requests().into_iter().next()
+    })
+    .await;
+    assert_eq!(got.method, "POST");
+    assert_eq!(got.path, "/api/webhooks/1/tok");
+    let body = got.json();
+    assert_eq!(body["username"], "hale");
+    assert!(body["content"].as_str().unwrap().contains("api is down"));
+    let embed = &body["embeds"][0];
+    assert_eq!(embed["title"], "[CRITICAL] target_down: api");
+    assert!(embed["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("api is down"));
+    assert_eq!(embed["color"], 0xE74C3C);
+    let fields = embed["fields"].as_array().expect("fields");
+    assert!(fields
+        .iter()
+        .any(|f| f["name"] == "Target" && f["value"] == "api"));
+    let timestamp = embed["timestamp"].as_str().expect("timestamp");
+    chrono::DateTime::parse_from_rfc3339(timestamp).expect("an RFC 3339 timestamp");
+
+    eventually("the delivery is marked delivered", || async {
+        (h.rows("channel = 'discord' AND state = 'delivered' AND attempts = 1")
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.metrics.count(
+            AlertLevel::Critical,
+            "target_down",
+            "discord",
+            AlertResult::Sent
+        ),
+        1
+    );
+    let payload = select_texts(
+        &h.db_path,
+        "alert_deliveries",
+        "payload",
+        "channel = 'discord'",
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&payload[0]).unwrap(),
+        body,
+        "the stored payload is what was sent"
+    );
+
+    // A resolved notice is green.
+    h.dispatcher
+        .send(notice(AlertEventKind::Resolved), &[ChannelKind::Discord]);
+    let resolved = eventually("discord receives the resolved notice", || async {
+        receiver.requests().get(1).cloned()
+    })
+    .await;
+    assert_eq!(resolved.json()["embeds"][0]["color"], 0x2ECC71);
+    assert_eq!(
+        resolved.json()["embeds"][0]["title"],
+        "[RESOLVED] target_down: api"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn discord_rate_limit_retry_after_is_honoured() {
+    let receiver = HttpReceiver::start(vec![
+        (
+            429,
+            r#"{"message": "You are being rate limited.", "retry_after": 0.3, "global": false}"#,
+        ),
+        (204, ""),
+    ])
+    .await;
+    let mut config = discord_config(receiver.url("/hook"));
+    // The backoff alone would retry after 20 ms: the 300 ms seen below come from retry_after.
+    config.delivery.max_attempts = 2;
+    let mut h = Harness::start(config).await;
+    h.dispatcher
+        .send(notice(AlertEventKind::Fired), &[ChannelKind::Discord]);
+    eventually("delivered on the second attempt", || async {
+        (h.rows("state = 'delivered' AND attempts = 2").await == 1).then_some(())
+    })
+    .await;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    let gap = requests[1].at - requests[0].at;
+    assert!(
+        gap >= Duration::from_millis(290),
+        "the second attempt came {gap:?} after the first, before retry_after"
+    );
+    assert_eq!(
+        h.metrics.count(
+            AlertLevel::Critical,
+            "target_down",
+            "discord",
+            AlertResult::Retried
+        ),
+        1
+    );
+    assert_eq!(
+        h.metrics.count(
+            AlertLevel::Critical,
+            "target_down",
+            "discord",
+            AlertResult::Sent
+        ),
+        1
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_generic_webhook_gets_its_document_and_the_bearer_token() {
+    let receiver = HttpReceiver::start(vec![(200, "{}")]).await;
+    let config = ChannelsConfig {
+        webhook: Some(WebhookChannel {
+            url: Secret::new(receiver.url("/hale")),
+            bearer_token: Some(Secret::new("tok-abc")),
+        }),
+        delivery: quick_delivery(3),
+        ..ChannelsConfig::default()
+    };
+    let mut h = Harness::start(config).await;
+    let sent = notice(AlertEventKind::Fired);
+    h.dispatcher
+        .send(sent.clone(), &[ChannelKind::Webhook, ChannelKind::Log]);
+    let got = eventually("the webhook receives the notice", || async {
+        receiver.requests().into_iter().next()
+    })
+    .await;
+    assert_eq!(got.headers["authorization"], "Bearer tok-abc");
+    assert_eq!(got.headers["content-type"], "application/json");
+    let body = got.json();
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["kind"], "fired");
+    assert_eq!(body["generator_url"], "http://127.0.0.1:3002/alerts/7");
+    let alert = &body["alert"];
+    assert_eq!(alert["id"], 7);
+    assert_eq!(alert["rule"], "target_down");
+    assert_eq!(alert["target"], "api");
+    assert_eq!(alert["level"], "critical");
+    assert_eq!(alert["state"], "firing");
+    assert_eq!(alert["summary"], "api is down");
+    assert_eq!(alert["suppressed"], 0);
+    assert!(alert["resolved_at"].is_null());
+    assert_eq!(
+        alert["fired_at"]
+            .as_str()
+            .map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap()),
+        Some(sent.fired_at.into())
+    );
+    // The log channel is a delivery too.
+    eventually("both deliveries are delivered", || async {
+        (h.rows("state = 'delivered'").await == 2).then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_ends_as_a_dead_letter_listed_by_the_api() {
+    let port = dead_port();
+    let mut config = common::test_config();
+    config.alerts.channels.webhook = Some(WebhookChannel {
+        url: Secret::new(format!("http://127.0.0.1:{port}/hook/{SECRET_PATH}")),
+        bearer_token: None,
+    });
+    config.alerts.channels.delivery = quick_delivery(3);
+    let mut app = common::spawn_app_with(config).await;
+    let dispatcher = app.app().dispatcher().expect("the dispatcher runs").clone();
+    assert!(dispatcher.configured(ChannelKind::Webhook));
+    assert!(!dispatcher.configured(ChannelKind::Discord));
+    dispatcher.send(
+        notice(AlertEventKind::Fired),
+        &[ChannelKind::Webhook, ChannelKind::Discord],
+    );
+
+    let letters = eventually("the dead letter is listed", || async {
+        let (status, body) = app
+            .get_json(ServiceKind::HealthProxy, "/alerts/dead-letters?limit=10")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (body.as_array().is_some_and(|a| !a.is_empty())).then_some(body)
+    })
+    .await;
+    let letter = &letters[0];
+    assert_eq!(letter["channel"], "webhook");
+    assert_eq!(letter["attempts"], 3);
+    assert_eq!(letter["payload"]["alert"]["rule"], "target_down");
+    let error = letter["error"].as_str().expect("an error");
+    assert!(!error.is_empty());
+    assert!(!letters.to_string().contains(SECRET_PATH), "{letters}");
+    assert!(
+        !letters.to_string().contains(&port.to_string()),
+        "{letters}"
+    );
+
+    let (status, body) = app
+        .get_json(ServiceKind::HealthProxy, "/alerts/dead-letters?limit=0")
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.to_string().contains("limit"), "{body}");
+
+    app.shutdown().await;
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "alert_deliveries",
+            "state = 'dead' AND channel = 'webhook'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_rows(&app.db_path, "alert_deliveries", "channel = 'discord'").await,
+        0
+    );
+    let payloads = select_texts(
+        &app.db_path,
+        "alert_deliveries",
+        "payload",
+        "state = 'dead'",
+    )
+    .await;
+    assert!(payloads[0].contains("api is down"));
+}
+
+#[tokio::test]
+async fn pending_deliveries_are_resumed_at_start() {
+    let receiver = HttpReceiver::start(vec![(204, "")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("hale.db");
+    {
+        let store = Store::open(&db_path).await.unwrap();
+        store
+            .insert_delivery(1, "discord", r#"{"content": "left over"}"#, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let store = Store::open(&db_path).await.unwrap();
+    let dispatcher = Arc::new(Dispatcher::new(
+        discord_config(receiver.url("/hook")),
+        store.clone(),
+        Arc::new(SystemClock),
+        AlertMetrics::register(&prometheus::Registry::new()),
+    ));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.run(cancel.clone()));
+    let got = eventually("the left-over payload is sent", || async {
+        receiver.requests().into_iter().next()
+    })
+    .await;
+    assert_eq!(got.body, r#"{"content": "left over"}"#);
+    eventually("the row is delivered", || async {
+        (count_rows(&db_path, "alert_deliveries", "state = 'delivered'").await == 1).then_some(())
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn cancel_stops_promptly_and_leaves_the_delivery_pending() {
+    let port = dead_port();
+    let mut config = discord_config(format!("http://127.0.0.1:{port}/hook"));
+    config.delivery = DeliveryConfig {
+        max_attempts: 10,
+        initial_backoff_ms: 60_000,
+        max_backoff_s: 60,
+        timeout_s: 5,
+    };
+    let mut h = Harness::start(config).await;
+    h.dispatcher
+        .send(notice(AlertEventKind::Fired), &[ChannelKind::Discord]);
+    eventually("the first attempt failed", || async {
+        (h.rows("state = 'pending' AND attempts = 1").await == 1).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    h.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.rows("state = 'pending'").await, 1);
+}
+
+/// aiosmtpd on a free port, printing every message it gets.
+struct SmtpServer {
+    port: u16,
+    child: tokio::process::Child,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SmtpServer {
+    async fn start() -> Self {
+        let port = dead_port();
+        let mut child = tokio::process::Command::new("python3")
+            .args(["-u", "-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Debugging"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs (scripts/test installs aiosmtpd)");
+        let lines: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let out = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                out.lock().unwrap().push(line);
+            }
+        });
+        eventually("aiosmtpd listens", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        Self { port, child, lines }
+    }
+
+    fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+#[tokio::test]
+async fn email_reaches_a_real_smtp_server() {
+    let mut smtp = SmtpServer::start().await;
+    let config = ChannelsConfig {
+        email: Some(EmailChannel {
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: smtp.port,
+            security: SmtpSecurity::Plain,
+            username: None,
+            password: None,
+            from: "hale <hale@example.com>".into(),
+            to: vec!["ops@example.com".into()],
+        }),
+        delivery: quick_delivery(3),
+        ..ChannelsConfig::default()
+    };
+    let mut h = Harness::start(config).await;
+    h.dispatcher
+        .send(notice(AlertEventKind::Fired), &[ChannelKind::Email]);
+    eventually("the email arrives", || async {
+        smtp.output()
+            .contains("Subject: [hale CRITICAL] target_down: api is down")
+            .then_some(())
+    })
+    .await;
+    h.dispatcher
+        .send(notice(AlertEventKind::Resolved), &[ChannelKind::Email]);
+    eventually("the resolved email arrives", || async {
+        smtp.output()
+            .contains("Subject: [hale RESOLVED] target_down: api is down")
+            .then_some(())
+    })
+    .await;
+    let output = smtp.output();
+    assert!(output.contains("To: ops@example.com"), "{output}");
+    assert!(output.contains("3 failed checks in a row"), "{output}");
+    eventually("both emails are delivered", || async {
+        (h.rows("channel = 'email' AND state = 'delivered'").await == 2).then_some(())
+    })
+    .await;
+    h.stop().await;
+    let _ = smtp.child.kill().await;
+}
+
+/// A real Alertmanager on a free port, with one receiver that drops everything.
+struct AlertmanagerProcess {
+    url: String,
+    child: tokio::process::Child,
+    _dir: TempDir,
+}
+
+impl AlertmanagerProcess {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
+        )
+        .unwrap();
+        let port = dead_port();
+        let child = tokio::process::Command::new("prometheus-alertmanager")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg(format!("--storage.path={}", dir.path().display()))
+            .arg(format!("--config.file={}", config.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("prometheus-alertmanager runs (scripts/test installs it)");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = common::client();
+        eventually("alertmanager is ready", || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                let response = client.get(format!("{url}/-/ready")).send().await.ok()?;
+                response.status().is_success().then_some(())
+            }
+        })
+        .await;
+        Self {
+            url,
+            child,
+            _dir: dir,
+        }
+    }
+
+    async fn alerts(&self, query: &str) -> Vec<serde_json::Value> {
+        common::client()
+            .get(format!("{}/api/v2/alerts{query}", self.url))
+            .send()
+            .await
+            .expect("alertmanager answers")
+            .json()
+            .await
+            .expect("a JSON list")
+    }
+}
+
+#[tokio::test]
+async fn alertmanager_shows_the_alert_firing_then_resolved() {
+    let mut am = AlertmanagerProcess::start().await;
+    let config = ChannelsConfig {
+        alertmanager: Some(AlertmanagerChannel {
+            url: Secret::new(am.url.clone()),
+            resend_interval_s: 60,
+        }),
+        delivery: quick_delivery(3),
+        ..ChannelsConfig::default()
+    };
+    let mut h = Harness::start(config).await;
+    assert!(h.dispatcher.configured(ChannelKind::Alertmanager));
+    // The rule names only the log: Alertmanager receives every notice all the same.
+    h.dispatcher
+        .send(notice(AlertEventKind::Fired), &[ChannelKind::Log]);
+    let alert = eventually("alertmanager lists the alert", || async {
+        am.alerts("")
+            .await
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "target_down")
+    })
+    .await;
+    assert_eq!(alert["labels"]["target"], "api");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["labels"]["source"], "hale");
+    assert_eq!(alert["annotations"]["summary"], "api is down");
+    assert_eq!(alert["status"]["state"], "active");
+    assert_eq!(alert["generatorURL"], "http://127.0.0.1:3002/alerts/7");
+
+    h.dispatcher
+        .send(notice(AlertEventKind::Resolved), &[ChannelKind::Log]);
+    eventually(
+        "alertmanager no longer lists the alert as active",
+        || async {
+            let active = am.alerts("?active=true").await;
+            (!active
+                .iter()
+                .any(|a| a["labels"]["alertname"] == "target_down"))
+            .then_some(())
+        },
+    )
+    .await;
+    // Alertmanager leaves a resolved alert out of every listing (its endsAt is in the past).
+    assert!(am.alerts("").await.is_empty());
+    assert_eq!(
+        h.rows("channel = 'alertmanager' AND state = 'delivered'")
+            .await,
+        2
+    );
+    h.stop().await;
+    let _ = am.child.kill().await;
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_or_the_database() {
+    // A database with a delivery left pending: the real `hale serve` resumes it at start, against a
+    // webhook URL with a secret path on a port where nothing listens.
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("hale.db");
+    {
+        let store = Store::open(&db_path).await.unwrap();
+        let payload = hale::alerts::channels::webhook::document(&notice(AlertEventKind::Fired));
+        store
+            .insert_delivery(1, "webhook", &payload.to_string(), Utc::now())
+            .await
+            .unwrap();
+        store
+            .insert_delivery(1, "email", r#"{"subject": "s", "body": "b"}"#, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let port = dead_port();
+    let mut config = common::test_config_json();
+    config["alerts"] = serde_json::json!({
+        "channels": {
+            "webhook": {
+                "url": format!("http://127.0.0.1:{port}/hook/{SECRET_PATH}"),
+                "bearer_token": "BEARERSECRET555"
+            },
+            "email": {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "security": "plain",
+                "username": "hale",
+                "password": SMTP_PASSWORD,
+                "from": "hale@example.com",
+                "to": ["ops@example.com"]
+            },
+            "delivery": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_s": 1, "timeout_s": 2 }
+        }
+    });
+    let mut hale =
+        common::HaleProcess::serve_db(&config, Some(&db_path), &[], &[("HALE_LOG", "debug")]).await;
+    hale.wait_listening(&[ServiceKind::HealthProxy]).await;
+    eventually("both deliveries are dead letters", || async {
+        (count_rows(&db_path, "alert_deliveries", "state = 'dead'").await == 2).then_some(())
+    })
+    .await;
+    hale.signal("TERM");
+    assert!(hale.wait_exit(common::DEADLINE).await.success());
+
+    let logs = [hale.stdout_lines(), hale.stderr_lines()]
+        .concat()
+        .join("\n");
+    assert!(
+        logs.contains("dead letter"),
+        "the dead letters are logged: {logs}"
+    );
+    for secret in [SECRET_PATH, SMTP_PASSWORD, "BEARERSECRET555"] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+        for column in ["payload", "error"] {
+            let values = select_texts(&db_path, "alert_deliveries", column, "1").await;
+            assert!(
+                values.iter().all(|v| !v.contains(secret)),
+                "{secret} in {column}: {values:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
+    let receiver = HttpReceiver::start(vec![(200, "")]).await;
+    let clock = hale::clock::ManualClock::new(Utc::now());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+    let dispatcher = Arc::new(Dispatcher::new(
+        ChannelsConfig {
+            alertmanager: Some(AlertmanagerChannel {
+                url: Secret::new(receiver.url("/am/")),
+                resend_interval_s: 60,
+            }),
+            delivery: quick_delivery(3),
+            ..ChannelsConfig::default()
+        },
+        store.clone(),
+        Arc::new(clock.clone()),
+        AlertMetrics::register(&prometheus::Registry::new()),
+    ));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.clone().run(cancel.clone()));
+    dispatcher.send(notice(AlertEventKind::Fired), &[]);
+    let first = eventually("the fired alert is posted", || async {
+        receiver.requests().into_iter().next()
+    })
+    .await;
+    assert_eq!(first.path, "/am/api/v2/alerts");
+    let posts = || receiver.requests().len();
+
+    clock
+        .advance_in_steps(Duration::from_secs(59), Duration::from_secs(1))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(posts(), 1, "nothing before resend_interval_s");
+    clock
+        .advance_in_steps(Duration::from_secs(1), Duration::from_secs(1))
+        .await;
+    let again = eventually("the firing alert is posted again", || async {
+        receiver.requests().get(1).cloned()
+    })
+    .await;
+    assert_eq!(again.json(), first.json(), "the same alert, unchanged");
+    // The re-post is not a new delivery.
+    assert_eq!(
+        count_rows(&dir.path().join("hale.db"), "alert_deliveries", "1").await,
+        1
+    );
+
+    dispatcher.send(notice(AlertEventKind::Resolved), &[]);
+    let resolved = eventually("the resolved alert is posted", || async {
+        receiver.requests().get(2).cloned()
+    })
+    .await;
+    assert!(
+        resolved.json()[0]["endsAt"].is_string(),
+        "{}",
+        resolved.body
+    );
+    clock
+        .advance_in_steps(Duration::from_secs(180), Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(posts(), 3, "a resolved alert is not posted again");
+    cancel.cancel();
+    task.await.unwrap();
+    store.close().await;
+}
