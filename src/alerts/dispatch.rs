@@ -167,6 +167,15 @@ impl Dispatcher {
         }
     }
 
+    /// An alert still firing when hale started (read back from the database): Alertmanager, when configured,
+    /// hears of it again at its next re-post round, so it does not resolve it for lack of news. Nothing is
+    /// sent to any other channel: they were notified before the restart.
+    pub fn restore_firing(&self, notice: &Notice) {
+        if let Some(am) = &self.alertmanager {
+            am.restore(notice);
+        }
+    }
+
     /// True when the channel can be used (`log` always can).
     pub fn configured(&self, channel: ChannelKind) -> bool {
         self.channels.contains_key(&channel)

@@ -161,6 +161,23 @@ impl AlertEngine {
                             .await;
                         continue;
                     };
+                    if firing.last_notified_at.is_some() {
+                        self.dispatcher.restore_firing(&Notice {
+                            alert_id: alert.id,
+                            event_id: 0,
+                            kind: AlertEventKind::Fired,
+                            rule: rule.name.clone(),
+                            target: alert.target.clone(),
+                            level: alert.level,
+                            summary: alert.summary.clone(),
+                            description: String::new(),
+                            fired_at: alert.fired_at,
+                            resolved_at: None,
+                            suppressed: alert.suppressed,
+                            at: now,
+                            generator_url: self.generator_url(false),
+                        });
+                    }
                     if rule.level.rank() > alert.level.rank() {
                         firing.level = rule.level;
                         let trigger = Trigger {
@@ -646,6 +663,12 @@ impl AlertEngine {
             ),
         };
         self.dispatcher.send(notice, &rule.channels);
+    }
+
+    /// A link back to hale's list of such alerts (Alertmanager's `generatorURL`).
+    fn generator_url(&self, resolved: bool) -> String {
+        let state = if resolved { "resolved" } else { "firing" };
+        format!("{}/alerts?state={state}", self.generator_base)
     }
 
     fn set_active(&self, state: &State) {

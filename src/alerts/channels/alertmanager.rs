@@ -1,8 +1,8 @@
 //! The `alertmanager` channel: Prometheus Alertmanager's API v2 (`POST {url}/api/v2/alerts`). Alertmanager
 //! resolves an alert it has not heard of for its `resolve_timeout`, so the alerts firing are kept here and
 //! posted again every `resend_interval_s` (`resend`); a resolved notice is posted once with `endsAt` and
-//! the alert leaves the set. The set lives in memory: after a restart an alert is posted again at its next
-//! notice.
+//! the alert leaves the set. The set lives in memory; at start the alert manager puts the alerts still firing
+//! back (`restore`), and the next round posts them.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -53,6 +53,13 @@ impl Alertmanager {
     /// How many alerts are firing, as last posted.
     pub fn firing_count(&self) -> usize {
         self.firing().len()
+    }
+
+    /// Puts an alert that still fires (read back from the database at start) into the set, without posting
+    /// it: the next round does.
+    pub fn restore(&self, notice: &Notice) {
+        let alert = alert(notice);
+        self.firing().insert(key(&alert), alert);
     }
 
     /// Posts every firing alert again; a failure waits for the next round.
@@ -152,5 +159,45 @@ impl Channel for Alertmanager {
 
     fn secrets(&self) -> Vec<&Secret> {
         vec![&self.config.url]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::records::AlertLevel;
+
+    #[test]
+    fn an_alert_restored_at_start_joins_the_firing_set_unresolved() {
+        let am = Alertmanager::new(
+            AlertmanagerChannel {
+                url: Secret::new("http://127.0.0.1:9"),
+                resend_interval_s: 60,
+            },
+            reqwest::Client::new(),
+        );
+        let at = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+        let notice = Notice {
+            alert_id: 1,
+            event_id: 0,
+            kind: AlertEventKind::Fired,
+            rule: "target_down".into(),
+            target: "api".into(),
+            level: AlertLevel::Critical,
+            summary: "api is down".into(),
+            description: String::new(),
+            fired_at: at,
+            resolved_at: None,
+            suppressed: 0,
+            at,
+            generator_url: String::new(),
+        };
+        am.restore(&notice);
+        assert_eq!(am.firing_count(), 1);
+        let alert = am.firing().values().next().cloned().unwrap();
+        assert_eq!(alert["labels"]["alertname"], "target_down");
+        assert!(alert.get("endsAt").is_none());
     }
 }
