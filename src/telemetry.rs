@@ -56,6 +56,9 @@ pub fn init(format: LogFormat) -> Result<Logs, String> {
         LogFormat::Json => fmt::layer()
             .json()
             .flatten_event(true)
+            // Events name what they are about in a field of their own, `target` (a monitored service); the
+            // module path would be written under the same key, and a JSON reader keeps only one of the two.
+            .with_target(false)
             .with_current_span(true)
             .with_span_list(false)
             .boxed(),

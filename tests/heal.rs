@@ -123,12 +123,25 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
             .then_some(())
     })
     .await;
+    let (status, children) = app.get_json(ServiceKind::HealthProxy, "/children").await;
+    assert_eq!(status, 200);
+    assert_eq!(children[0]["target"], "api", "{children}");
+    assert!(children[0]["restarts"].as_u64().unwrap() >= 8, "{children}");
+    assert_eq!(children[0]["last_exit_code"], 1, "{children}");
     let metrics = app.metrics(ServiceKind::HealthProxy).await;
     assert_eq!(
         common::sample_value(
             &metrics,
             "heal_attempts_total",
             &[("target", "api"), ("outcome", "failed")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        common::sample_value(
+            &metrics,
+            "restarts_total",
+            &[("target", "api"), ("cause", "heal")]
         ),
         Some(3.0)
     );

@@ -534,16 +534,11 @@ async fn a_hale_killed_with_sigkill_takes_its_child_with_it_and_the_childs_outpu
     }]);
     let mut hale = HaleProcess::serve(&config, &[]).await;
     hale.wait_listening(&[ServiceKind::HealthProxy]).await;
-    // The JSON log line holds two `target` keys: the event's field (the child's name) and the module path
-    // the formatter adds, which a JSON parser keeps; so the name is matched in the raw line.
+    // Each JSON log line names the child in its one `target` key (the formatter's module path is left out).
     let find = |hale: &HaleProcess, message: &str| {
-        hale.stdout_lines()
+        hale.json_logs()
             .into_iter()
-            .find(|line| {
-                line.contains(&format!("\"message\":\"{message}\""))
-                    && line.contains("\"target\":\"worker\"")
-            })
-            .map(|line| serde_json::from_str::<serde_json::Value>(&line).expect("a JSON log line"))
+            .find(|line| line["message"] == message && line["target"] == "worker")
     };
     let started = eventually("the child started", || async {
         find(&hale, "child started")

@@ -13,6 +13,7 @@ use crate::records::{HealAction, HealOutcome, HealRecord, HealTrigger};
 use crate::services::health_proxy::{params, HealthProxyState};
 use crate::services::Core;
 use crate::store::heal::StoredHeal;
+use crate::supervise::ChildView;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1_000;
@@ -143,4 +144,17 @@ pub async fn heal_target(
         HealOutcome::Failed => HttpResponse::BadGateway().json(view),
         _ => HttpResponse::Conflict().json(view),
     })
+}
+
+/// The supervised children: the targets with a `run` block.
+///
+/// Each with its pid while it runs, restarts in this run of hale, how its last child ended and, while it
+/// waits out its backoff, when it starts again.
+#[utoipa::path(
+    tag = "heal",
+    responses((status = 200, description = "Every supervised child, by target name", body = Vec<ChildView>))
+)]
+#[get("/children")]
+pub async fn children(state: web::Data<HealthProxyState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.supervisor.children())
 }

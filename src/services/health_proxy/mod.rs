@@ -40,6 +40,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(services)
         .service(heal::heal_events)
         .service(heal::heal_target)
+        .service(heal::children)
         .service(alerts::alerts)
         .service(alerts::active_alerts)
         .service(deliveries::alert_dead_letters);
