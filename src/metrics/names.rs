@@ -29,6 +29,12 @@ pub const CHILD_RUNNING: &str = "child_running";
 pub const ALERTS_TOTAL: &str = "alerts_total";
 pub const ALERTS_ACTIVE: &str = "alerts_active";
 
+// The SLO engine's view, refreshed in the background (not computed per scrape).
+pub const SLO_AVAILABILITY_RATIO: &str = "slo_availability_ratio";
+pub const SLO_LATENCY_P95_SECONDS: &str = "slo_latency_p95_seconds";
+pub const SLO_ERROR_BUDGET_REMAINING_RATIO: &str = "slo_error_budget_remaining_ratio";
+pub const SLO_RESTARTS: &str = "slo_restarts";
+
 // The standard process metrics, exported by the prometheus crate's `ProcessCollector` (Linux) on every service.
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
 pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";

@@ -1,0 +1,112 @@
+//! What an SLO evaluation says about one target over one window: the three objectives (availability, p95
+//! latency, restarts), the error budget and its burn rates. The API, `hale slo report`, the status page and
+//! the `slo_*` metrics all show these same numbers.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Where an objective stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SloStatus {
+    /// Within its target, with budget to spare.
+    Met,
+    /// Within its target, but less than `slo.at_risk_budget_share` of the error budget is left.
+    AtRisk,
+    /// Past its target.
+    Breached,
+    /// No valid checks in the window.
+    NoData,
+}
+
+/// How the numbers were computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SloMethod {
+    /// From the hourly rollups (fast at any history size; p95 within 1%).
+    Rollups,
+    /// From every raw check (`--exact`).
+    Exact,
+}
+
+/// The window an SLO is computed over: `[from, until)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SloWindow {
+    /// As asked, such as `7d` or `1h`.
+    pub label: String,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AvailabilitySlo {
+    /// Valid scheduled checks that were up.
+    pub good: u64,
+    /// Scheduled checks in the window, minus those in a maintenance window.
+    pub valid: u64,
+    /// Scheduled checks left out because they fell in a maintenance window.
+    pub excluded: u64,
+    /// good / valid; null without valid checks.
+    pub ratio: Option<f64>,
+    /// The objective, as a ratio (0.995).
+    pub target_ratio: f64,
+    pub status: SloStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LatencySlo {
+    /// The 95th percentile of the latency of valid checks that were made (not `circuit_open`), in ms.
+    pub p95_ms: Option<f64>,
+    pub target_ms: u64,
+    /// The share of those checks at or under `target_ms`: the form Prometheus-based SLO tools use. At least
+    /// 0.95 exactly when the p95 is within target.
+    pub under_target_ratio: Option<f64>,
+    /// Checks with a measured latency.
+    pub measured: u64,
+    pub status: SloStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RestartsSlo {
+    /// Restarts in the window: child restarts (after an exit or by a heal) and heal commands that ran.
+    pub count: u32,
+    /// The objective: fewer than this many a week.
+    pub max_per_week: u32,
+    pub status: SloStatus,
+}
+
+/// Burn rate: how fast the error budget is spent, 1.0 being exactly the pace that spends it all by the end
+/// of the window. Null when the span has no valid checks.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct BurnRates {
+    pub h1: Option<f64>,
+    pub h6: Option<f64>,
+    pub d1: Option<f64>,
+    pub window: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ErrorBudget {
+    /// Bad checks the objective allows over the window: (1 - target) × valid.
+    pub allowed_bad: f64,
+    /// Bad checks so far: valid - good.
+    pub consumed_bad: u64,
+    /// 1 - consumed / allowed; negative once overspent; null without valid checks.
+    pub remaining_ratio: Option<f64>,
+    pub burn_rates: BurnRates,
+}
+
+/// One target's SLOs over one window.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TargetSlo {
+    pub target: String,
+    pub window: SloWindow,
+    /// The worst of the three objectives.
+    pub status: SloStatus,
+    pub availability: AvailabilitySlo,
+    pub latency: LatencySlo,
+    pub restarts: RestartsSlo,
+    pub error_budget: ErrorBudget,
+    pub method: SloMethod,
+}
