@@ -17,6 +17,11 @@ const MAX_LIMIT: u32 = 1_000;
 
 /// One alert: a (rule, target) incident from the time it fired until it resolved.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 7, "rule": "target_down", "target": "api", "level": "critical", "state": "firing",
+    "summary": "api is down", "fired_at": "2026-11-26T12:00:03Z", "last_notified_at": "2026-11-26T12:00:03Z",
+    "resolved_at": null, "suppressed": 12
+}))]
 pub struct AlertView {
     pub id: i64,
     pub rule: String,

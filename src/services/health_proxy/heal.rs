@@ -20,6 +20,11 @@ const MAX_LIMIT: u32 = 1_000;
 
 /// One heal attempt.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 42, "target": "api", "trigger": "automatic", "action": "restart_child",
+    "started_at": "2026-11-26T12:00:03Z", "finished_at": "2026-11-26T12:00:05Z", "outcome": "healed",
+    "verify_latency_ms": 1830.5, "error": null
+}))]
 pub struct HealView {
     /// The stored row's id (absent for an attempt not stored).
     pub id: Option<i64>,
