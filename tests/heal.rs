@@ -487,3 +487,67 @@ async fn retention_prunes_old_heals_and_resolved_alerts_but_never_a_firing_alert
         "the resolved alert's events went with it"
     );
 }
+
+#[tokio::test]
+async fn a_held_target_and_a_child_with_a_configuration_error_are_not_healed() {
+    use hale::records::{HealOutcome, HealTrigger};
+    let mut held = target(
+        "held",
+        &format!("tcp://127.0.0.1:{}", dead_port()),
+        Some(argv(&["true"])),
+    );
+    held.interval_s = 60;
+    // A child that says its configuration is wrong (EX_CONFIG) and is therefore not restarted.
+    let mut broken = target("broken", &format!("tcp://127.0.0.1:{}", dead_port()), None);
+    broken.interval_s = 60;
+    broken.run =
+        Some(serde_json::from_value(serde_json::json!({"argv": ["sh", "-c", "exit 78"]})).unwrap());
+    let mut config = heal_config(vec![held, broken]);
+    config.heal.enabled = false;
+    let mut app = spawn_app_with(config).await;
+    let healer = app
+        .app()
+        .healer()
+        .expect("auto-heal runs with the Health Proxy")
+        .clone();
+    let supervisor = app.app().supervisor().unwrap().clone();
+
+    let hold = healer.hold("held").unwrap();
+    let attempt = healer
+        .heal("held", HealTrigger::Manual, false)
+        .await
+        .unwrap();
+    assert_eq!(attempt.outcome, HealOutcome::SkippedHeld);
+    drop(hold);
+    let attempt = healer
+        .heal("held", HealTrigger::Manual, false)
+        .await
+        .unwrap();
+    assert_ne!(
+        attempt.outcome,
+        HealOutcome::SkippedHeld,
+        "the hold is gone"
+    );
+
+    common::eventually("the child's configuration error", || async {
+        (supervisor.last_exit_code("broken") == Some(78)).then_some(())
+    })
+    .await;
+    let attempt = healer
+        .heal("broken", HealTrigger::Manual, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        attempt.outcome,
+        HealOutcome::SkippedConfigError,
+        "{attempt:?}"
+    );
+    assert!(attempt.error.unwrap().contains("78"));
+    assert!(healer
+        .heal("nope", HealTrigger::Manual, false)
+        .await
+        .is_err());
+    app.shutdown().await;
+    assert_eq!(heal_rows(&app, "outcome = 'skipped_held'").await, 1);
+    assert_eq!(heal_rows(&app, "outcome = 'skipped_config_error'").await, 1);
+}
