@@ -406,6 +406,18 @@ async fn no_token_shows_up_in_logs_errors_check_config_or_metrics() {
         "read": {"env": "HALE_LEAK_READ"},
         "admin": {"env": "HALE_LEAK_ADMIN"}
     }});
+    // Alert channels hold secrets of their own: a webhook URL, a bearer token, an SMTP password.
+    let channel_secrets = [
+        "https://discord.example/api/webhooks/1/LEAKDISCORD",
+        "LEAKBEARER",
+        "LEAKSMTPPASSWORD",
+    ];
+    config["alerts"] = json!({"channels": {
+        "discord": {"webhook_url": channel_secrets[0]},
+        "webhook": {"url": "http://127.0.0.1:9/hook", "bearer_token": channel_secrets[1]},
+        "email": {"smtp_host": "127.0.0.1", "smtp_port": 9, "security": "plain", "username": "hale",
+                  "password": channel_secrets[2], "from": "hale@example.com", "to": ["ops@example.com"]}
+    }});
     let env = [("HALE_LEAK_READ", READ), ("HALE_LEAK_ADMIN", ADMIN)];
     let mut hale = HaleProcess::serve_with_env(&config, &[], &env).await;
     let addrs = hale.wait_listening(&ServiceKind::ALL).await;
@@ -436,6 +448,7 @@ async fn no_token_shows_up_in_logs_errors_check_config_or_metrics() {
     .await;
     let printed = String::from_utf8_lossy(&printed.stdout).to_string();
     assert!(printed.contains("HALE_LEAK_ADMIN"), "{printed}");
+    assert!(printed.contains(r#""password": "***""#), "{printed}");
     let everything = [
         hale.stdout_lines().join("\n"),
         hale.stderr_lines().join("\n"),
@@ -445,5 +458,8 @@ async fn no_token_shows_up_in_logs_errors_check_config_or_metrics() {
     .join("\n");
     for secret in [READ, ADMIN, near_miss] {
         assert!(!everything.contains(secret), "a token leaked");
+    }
+    for secret in channel_secrets {
+        assert!(!everything.contains(secret), "{secret} leaked");
     }
 }
