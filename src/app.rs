@@ -127,8 +127,10 @@ impl Application {
         limits::raise_open_file_limit();
         let listeners = bind(&config, &kinds)?;
         let built = build(config, db_path, clock, tokens, &kinds).await?;
-        let servers = start_servers(listeners, &built)?;
+        // Recorded before the servers start: once hale says it is listening, this run is on record, and a
+        // kill from then on is seen as unclean by the next start.
         let run = record_start(&built.core).await;
+        let servers = start_servers(listeners, &built)?;
         // Workers start last, once nothing can fail any more; producers first, so they stop first.
         let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
         if let Some(monitor) = &built.monitor {

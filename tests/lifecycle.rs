@@ -694,7 +694,7 @@ async fn every_run_is_recorded_and_a_killed_one_is_called_unclean_at_the_next_st
     // ...and the next start says so, naming it.
     let mut next = HaleProcess::serve_db(&test_config_json(), Some(&db), &[], &[]).await;
     next.wait_listening(&ServiceKind::ALL).await;
-    // The start is recorded just after the listeners are up.
+    // The start is recorded before the listeners are up, so this is logged by now or very soon.
     let warning = common::eventually("the unclean previous run reported", || async {
         next.json_logs().into_iter().find(|l| {
             l["message"]

@@ -298,12 +298,15 @@ async fn accepts_failing_for_lack_of_descriptors_are_counted_not_logged_every_50
     // More idle connections than descriptors left: hale accepts what it can, the rest wait in the
     // kernel's queue while actix-server's accept fails with "Too many open files" every 500 ms.
     let mut held = Vec::new();
-    for _ in 0..120 {
-        held.push(
-            tokio::net::TcpStream::connect(addrs[&HealthProxy])
-                .await
-                .expect("the kernel completes the connection"),
-        );
+    for i in 0..120 {
+        match tokio::net::TcpStream::connect(addrs[&HealthProxy]).await {
+            Ok(stream) => held.push(stream),
+            Err(e) => panic!(
+                "connection {i}: the kernel did not complete it ({e}); hale's stdout: {:?}; stderr: {:?}",
+                hale.stdout_lines().iter().rev().take(20).collect::<Vec<_>>(),
+                hale.stderr_lines()
+            ),
+        }
     }
     let counted = common::eventually("the counted accept line", || async {
         hale.json_logs().into_iter().find(|l| l["kind"] == "accept")
