@@ -4,6 +4,6 @@ pub mod histogram;
 pub mod model;
 
 pub use model::{
-    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus, SloWindow,
-    TargetSlo,
+    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
+    SloWindow, TargetSlo,
 };
