@@ -512,7 +512,7 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
         "child_running",
     ];
     let texts = common::eventually("every expected metric", || async {
-        let mut texts = BTreeMap::new();
+        let mut texts = std::collections::HashMap::new();
         for kind in ServiceKind::ALL {
             texts.insert(kind, app.metrics(kind).await);
         }
@@ -537,7 +537,7 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
             .collect();
         // Everything served is in the catalog, with its type, help and label names.
         for (name, kind_text) in &types {
-            let def = catalog::find(name)
+            let def = catalog::by_name(name)
                 .unwrap_or_else(|| panic!("{kind} serves {name}, which is not in the catalog"));
             assert_eq!(*kind_text, def.kind.as_str(), "type of {name}");
             assert_eq!(helps.get(name).copied(), Some(def.help), "help of {name}");

@@ -17,6 +17,22 @@ const KEYWORDS: [&str; 12] = [
     "inf",
 ];
 
+/// Aggregation operators, which may be followed by `by (...)` before their parenthesis.
+const AGGREGATIONS: [&str; 12] = [
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+];
+
 /// The series names a query reads (metric names and recording-rule names such as `slo:objective:ratio`),
 /// in order of first use. Skips label matchers, string literals, grouping clauses, durations, function
 /// names (a word followed by `(`), keywords and Grafana variables (`$target`, `${datasource}`).
@@ -113,7 +129,11 @@ pub fn series_names(expr: &str) -> Vec<String> {
                 label_list_next = next == Some('(');
                 continue;
             }
-            if KEYWORDS.contains(&lower.as_str()) || lower == "nan" || next == Some('(') {
+            if KEYWORDS.contains(&lower.as_str())
+                || AGGREGATIONS.contains(&lower.as_str())
+                || lower == "nan"
+                || next == Some('(')
+            {
                 continue;
             }
             if !names.contains(&word) {
@@ -148,6 +168,10 @@ mod tests {
                 "max(up{job=\"hale\"}) without (instance) > 1e3 and bool process_open_fds"
             ),
             ["up", "process_open_fds"]
+        );
+        assert_eq!(
+            series_names("sum by (service) (rate(errors_total[5m])) / max without (x) (up)"),
+            ["errors_total", "up"]
         );
         assert_eq!(
             series_names("increase(restarts_total[7d] offset 1h) >= 3"),

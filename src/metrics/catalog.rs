@@ -114,7 +114,13 @@ impl MetricDef {
     }
 }
 
-/// The definition of a metric, by its name or by one of its series' names (`..._bucket`).
+/// The definition of a metric by its name (a histogram's base name, as on its `# TYPE` line).
+pub fn by_name(name: &str) -> Option<&'static MetricDef> {
+    CATALOG.iter().find(|def| def.name == name)
+}
+
+/// The definition of a metric by the name of one of its series (a histogram's `..._bucket`, never its base
+/// name, which no series has).
 pub fn find(series: &str) -> Option<&'static MetricDef> {
     CATALOG
         .iter()
