@@ -519,7 +519,9 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
         let proxy = &texts[&ServiceKind::HealthProxy];
         let present = |name: &str| proxy.lines().any(|l| l.starts_with(name));
         let ready = caused_by_this_test.iter().all(|n| present(n))
-            && present("health_check_total{")
+            && proxy
+                .lines()
+                .any(|l| l.starts_with("health_check_total{") && l.contains("source=\"monitor\""))
             && present("target_up{target=\"worker\"}");
         ready.then_some(texts)
     })
