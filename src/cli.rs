@@ -1,4 +1,4 @@
-//! The command line: `hale serve`, `hale check-config`, `hale export openapi`, `hale verify`, `hale status`,
+//! The command line: `hale serve`, `hale check-config`, `hale export openapi|dashboards|alerts|systemd|launchd`, `hale verify`, `hale status`,
 //! `hale audit`, and `hale backup` and `hale restore` (in `backup_cli`).
 
 use std::path::{Path, PathBuf};
@@ -143,6 +143,80 @@ pub enum Export {
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
     },
+    /// Grafana dashboards (hale-overview.json, hale-slo.json), thresholds from the config's `slo`.
+    Dashboards {
+        /// The folder to write into (created when missing).
+        #[arg(long, default_value = "dashboards")]
+        out: PathBuf,
+        /// The config whose `slo` block sets the thresholds (default: the built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Prometheus rule files (hale-rules.yml, hale-slo-rules.yml) for the config's `slo` block.
+    Alerts {
+        /// The folder to write into (created when missing).
+        #[arg(long, default_value = "alerts")]
+        out: PathBuf,
+        /// The config whose `slo` block sets the objectives (default: the built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// A systemd unit, hale.service.
+    Systemd {
+        /// The folder to write into (created when missing).
+        #[arg(long, default_value = "deploy/systemd")]
+        out: PathBuf,
+        #[command(flatten)]
+        paths: UnitPathArgs,
+        /// The user (and group) hale runs as [default: hale].
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// A launchd job, com.hale.serve.plist.
+    Launchd {
+        /// The folder to write into (created when missing).
+        #[arg(long, default_value = "deploy/launchd")]
+        out: PathBuf,
+        #[command(flatten)]
+        paths: UnitPathArgs,
+        /// The folder of hale.out.log and hale.err.log [default: /usr/local/var/log/hale].
+        #[arg(long, value_name = "DIR")]
+        log_dir: Option<PathBuf>,
+    },
+}
+
+/// Where a service unit finds hale; each default depends on the init system.
+#[derive(Debug, clap::Args)]
+pub struct UnitPathArgs {
+    /// The hale binary [default: /usr/local/bin/hale].
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// The config file passed to `hale serve --config`.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The database file passed to `hale serve --db`; its folder is made writable.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// The working directory.
+    #[arg(long, value_name = "DIR")]
+    pub working_dir: Option<PathBuf>,
+}
+
+impl UnitPathArgs {
+    fn apply(self, paths: &mut crate::export::units::UnitPaths) {
+        if let Some(binary) = self.binary {
+            paths.binary = binary;
+        }
+        if let Some(config) = self.config {
+            paths.config = config;
+        }
+        if let Some(db) = self.db {
+            paths.db = db;
+        }
+        if let Some(working_dir) = self.working_dir {
+            paths.working_dir = working_dir;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -176,17 +250,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             },
             Err(e) => fail(EXIT_BAD_INPUT, &e.to_string()),
         },
-        Command::Export {
-            what: Export::Openapi { out },
-        } => match export_openapi(&out) {
-            Ok(written) => {
-                for path in written {
-                    println!("wrote {}", path.display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(1, &e),
-        },
+        Command::Export { what } => export(what),
         Command::Audit {
             db,
             since,
@@ -351,6 +415,59 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
             };
             fail(code, &e.to_string())
         }
+    }
+}
+
+/// `hale export ...`: prints `wrote FILE` per file; 2 for a config that cannot be used, 1 for a write error.
+fn export(what: Export) -> ExitCode {
+    use crate::export::{self, units};
+    let slo = |config: Option<PathBuf>| match config {
+        Some(path) => Config::load(&path)
+            .map(|c| c.slo)
+            .map_err(|e| e.to_string()),
+        None => Ok(crate::config::SloConfig::default()),
+    };
+    let written = match what {
+        Export::Openapi { out } => export_openapi(&out),
+        Export::Dashboards { out, config } => match slo(config) {
+            Ok(slo) => export::write_all(&out, &export::dashboard_files(&slo)),
+            Err(e) => return fail(EXIT_BAD_INPUT, &e),
+        },
+        Export::Alerts { out, config } => {
+            match slo(config).and_then(|slo| export::alert_files(&slo)) {
+                Ok(files) => export::write_all(&out, &files),
+                Err(e) => return fail(EXIT_BAD_INPUT, &e),
+            }
+        }
+        Export::Systemd { out, paths, user } => {
+            let mut options = units::SystemdOptions::default();
+            paths.apply(&mut options.paths);
+            if let Some(user) = user {
+                options.user = user;
+            }
+            export::write_all(&out, &export::systemd_files(&options))
+        }
+        Export::Launchd {
+            out,
+            paths,
+            log_dir,
+        } => {
+            let mut options = units::LaunchdOptions::default();
+            paths.apply(&mut options.paths);
+            if let Some(log_dir) = log_dir {
+                options.log_dir = log_dir;
+            }
+            export::write_all(&out, &export::launchd_files(&options))
+        }
+    };
+    match written {
+        Ok(written) => {
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod export;
 pub mod heal;
 pub mod http;
 pub mod kind;

@@ -1,8 +1,8 @@
 //! The alert manager: every alert notice by level, rule, channel and result, and the alerts firing now.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
-use crate::metrics::names;
+use crate::metrics::catalog;
 use crate::records::AlertLevel;
 
 /// What became of one notice on one channel (the `result` label of `alerts_total`).
@@ -43,24 +43,8 @@ pub struct AlertMetrics {
 
 impl AlertMetrics {
     pub fn register(registry: &Registry) -> Self {
-        let total = IntCounterVec::new(
-            Opts::new(
-                names::ALERTS_TOTAL,
-                "Alert notices by level, rule, channel and result (sent, retried, dead_letter; suppressed and inhibited on channel none).",
-            ),
-            &[
-                names::LABEL_LEVEL,
-                names::LABEL_RULE,
-                names::LABEL_CHANNEL,
-                names::LABEL_RESULT,
-            ],
-        )
-        .expect("static metric definition is valid");
-        let active = IntGaugeVec::new(
-            Opts::new(names::ALERTS_ACTIVE, "Alerts firing now, by level."),
-            &[names::LABEL_LEVEL],
-        )
-        .expect("static metric definition is valid");
+        let total = catalog::ALERTS_TOTAL_DEF.int_counter_vec();
+        let active = catalog::ALERTS_ACTIVE_DEF.int_gauge_vec();
         for collector in [
             Box::new(total.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(active.clone()),

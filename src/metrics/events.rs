@@ -1,8 +1,8 @@
 //! The event bus's own metric: events a subscriber skipped because it fell behind.
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, Registry};
 
-use crate::metrics::names;
+use crate::metrics::catalog;
 
 #[derive(Debug, Clone)]
 pub struct EventMetrics {
@@ -12,14 +12,7 @@ pub struct EventMetrics {
 impl EventMetrics {
     /// Registers the collector on the registry of the service that publishes events.
     pub fn register(registry: &Registry) -> Self {
-        let lagged = IntCounterVec::new(
-            Opts::new(
-                names::EVENTS_LAGGED_TOTAL,
-                "Check events a subscriber skipped because it fell behind, by subscriber.",
-            ),
-            &[names::LABEL_SUBSCRIBER],
-        )
-        .expect("static metric definition is valid");
+        let lagged = catalog::EVENTS_LAGGED_TOTAL_DEF.int_counter_vec();
         // A distinct constant name, registered once per registry.
         registry
             .register(Box::new(lagged.clone()))

@@ -1,8 +1,8 @@
 //! Auto-heal and supervised children: restarts by cause, heal attempts by outcome, children running.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
-use crate::metrics::names;
+use crate::metrics::catalog;
 use crate::records::HealOutcome;
 
 /// Why a target was restarted (the `cause` label of `restarts_total`).
@@ -33,30 +33,9 @@ pub struct HealMetrics {
 impl HealMetrics {
     /// Registers the collectors on the Health Proxy's registry, where the targets are.
     pub fn register(registry: &Registry) -> Self {
-        let restarts = IntCounterVec::new(
-            Opts::new(
-                names::RESTARTS_TOTAL,
-                "Restarts of a target, by cause: its supervised child exited, or a heal restarted it.",
-            ),
-            &[names::LABEL_TARGET, names::LABEL_CAUSE],
-        )
-        .expect("static metric definition is valid");
-        let attempts = IntCounterVec::new(
-            Opts::new(
-                names::HEAL_ATTEMPTS_TOTAL,
-                "Heal attempts of a target, by outcome (healed, failed, or the protection that skipped it).",
-            ),
-            &[names::LABEL_TARGET, names::LABEL_OUTCOME],
-        )
-        .expect("static metric definition is valid");
-        let children_running = IntGaugeVec::new(
-            Opts::new(
-                names::CHILD_RUNNING,
-                "1 while the supervised child of a target runs, else 0.",
-            ),
-            &[names::LABEL_TARGET],
-        )
-        .expect("static metric definition is valid");
+        let restarts = catalog::RESTARTS_TOTAL_DEF.int_counter_vec();
+        let attempts = catalog::HEAL_ATTEMPTS_TOTAL_DEF.int_counter_vec();
+        let children_running = catalog::CHILD_RUNNING_DEF.int_gauge_vec();
         for collector in [
             Box::new(restarts.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(attempts.clone()),

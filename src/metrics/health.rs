@@ -2,19 +2,11 @@
 
 use std::time::Duration;
 
-use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Gauge, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 use crate::breaker::BreakerState;
-use crate::metrics::names;
-use crate::records::Outcome;
-
-/// Probe latency buckets in seconds: dense around the 200 ms p95 target.
-const CHECK_BUCKETS: [f64; 20] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.4, 0.5,
-    0.75, 1.0, 2.0, 5.0, 10.0,
-];
+use crate::metrics::catalog;
+use crate::records::{CheckSource, Outcome};
 
 /// A running probe, counted in `probes_in_flight` until dropped.
 #[derive(Debug)]
@@ -44,80 +36,18 @@ pub struct HealthMetrics {
 impl HealthMetrics {
     /// Registers the Health Proxy's collectors on its service registry.
     pub fn register(registry: &Registry) -> Self {
-        let valid = "static metric definition is valid";
         let metrics = Self {
-            checks: IntCounterVec::new(
-                Opts::new(
-                    names::HEALTH_CHECK_TOTAL,
-                    "Health checks made, by target and outcome.",
-                ),
-                &[names::LABEL_TARGET, names::LABEL_OUTCOME],
-            )
-            .expect(valid),
-            check_durations: HistogramVec::new(
-                HistogramOpts::new(
-                    names::HEALTH_CHECK_DURATION_SECONDS,
-                    "Time a health check took, by target, in seconds.",
-                )
-                .buckets(CHECK_BUCKETS.to_vec()),
-                &[names::LABEL_TARGET],
-            )
-            .expect(valid),
-            shared: IntCounterVec::new(
-                Opts::new(
-                    names::HEALTH_CHECK_SHARED_TOTAL,
-                    "Check requests answered with the result of a check of the target already in flight.",
-                ),
-                &[names::LABEL_TARGET],
-            )
-            .expect(valid),
-            not_stored: IntCounterVec::new(
-                Opts::new(
-                    names::HEALTH_CHECK_NOT_STORED_TOTAL,
-                    "On-demand checks answered but not stored: the target had an on-demand row within its interval.",
-                ),
-                &[names::LABEL_TARGET],
-            )
-            .expect(valid),
-            in_flight: IntGauge::new(
-                names::PROBES_IN_FLIGHT,
-                "Probes running now, background and on-demand.",
-            )
-            .expect(valid),
-            concurrency_limit: IntGauge::new(
-                names::PROBE_CONCURRENCY_LIMIT,
-                "The most probes that may run at once (monitor.max_in_flight, lowered to fit the open-file limit).",
-            )
-            .expect(valid),
-            target_up: IntGaugeVec::new(
-                Opts::new(
-                    names::TARGET_UP,
-                    "1 if the target's latest check was up, else 0.",
-                ),
-                &[names::LABEL_TARGET],
-            )
-            .expect(valid),
-            score: Gauge::new(
-                names::HEALTH_SCORE,
-                "Weighted health of all targets, 0 to 100.",
-            )
-            .expect(valid),
-            breaker_state: IntGaugeVec::new(
-                Opts::new(
-                    names::CIRCUIT_BREAKER_STATE,
-                    "Circuit breaker state of each target: 0 closed, 1 half-open, 2 open.",
-                ),
-                &[names::LABEL_TARGET],
-            )
-            .expect(valid),
-            breaker_transitions: IntCounterVec::new(
-                Opts::new(
-                    names::CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
-                    "Circuit breaker transitions, by target and new state.",
-                ),
-                &[names::LABEL_TARGET, names::LABEL_TO],
-            )
-            .expect(valid),
+            checks: catalog::HEALTH_CHECK_TOTAL_DEF.int_counter_vec(),
+            check_durations: catalog::HEALTH_CHECK_DURATION_SECONDS_DEF
+                .histogram_vec(&catalog::CHECK_BUCKETS),
+            shared: catalog::HEALTH_CHECK_SHARED_TOTAL_DEF.int_counter_vec(),
+            not_stored: catalog::HEALTH_CHECK_NOT_STORED_TOTAL_DEF.int_counter_vec(),
+            in_flight: catalog::PROBES_IN_FLIGHT_DEF.int_gauge(),
+            concurrency_limit: catalog::PROBE_CONCURRENCY_LIMIT_DEF.int_gauge(),
+            target_up: catalog::TARGET_UP_DEF.int_gauge_vec(),
+            score: catalog::HEALTH_SCORE_DEF.gauge(),
+            breaker_state: catalog::CIRCUIT_BREAKER_STATE_DEF.int_gauge_vec(),
+            breaker_transitions: catalog::CIRCUIT_BREAKER_TRANSITIONS_TOTAL_DEF.int_counter_vec(),
         };
         let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(metrics.checks.clone()),
@@ -140,14 +70,21 @@ impl HealthMetrics {
         metrics
     }
 
-    /// Records one finished check. Checks skipped by an open breaker have no latency.
-    pub fn check_finished(&self, target: &str, outcome: Outcome, elapsed: Option<Duration>) {
+    /// Records one finished check, scheduled (`monitor`) or asked for (`on_demand`). Checks skipped by an
+    /// open breaker have no latency.
+    pub fn check_finished(
+        &self,
+        target: &str,
+        source: CheckSource,
+        outcome: Outcome,
+        elapsed: Option<Duration>,
+    ) {
         self.checks
-            .with_label_values(&[target, outcome.as_str()])
+            .with_label_values(&[target, outcome.as_str(), source.as_str()])
             .inc();
         if let Some(elapsed) = elapsed {
             self.check_durations
-                .with_label_values(&[target])
+                .with_label_values(&[target, source.as_str()])
                 .observe(elapsed.as_secs_f64());
         }
         self.target_up

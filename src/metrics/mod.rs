@@ -2,6 +2,7 @@
 //! all three ports never counts a series twice), typed recording methods, label values from closed sets.
 
 mod alerts;
+pub mod catalog;
 mod events;
 mod heal;
 mod health;
@@ -10,9 +11,7 @@ mod writer;
 
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGaugeVec, Registry, TextEncoder};
 
 use crate::kind::ServiceKind;
 
@@ -24,11 +23,6 @@ pub use writer::WriterMetrics;
 
 /// The content type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Request latency buckets, in seconds.
-const HTTP_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 /// The `type` label of `errors_total`: why a request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,52 +77,12 @@ pub struct ServiceMetrics {
 impl ServiceMetrics {
     pub fn new(service: ServiceKind) -> Self {
         let registry = Registry::new();
-        let up = IntGaugeVec::new(
-            Opts::new(
-                names::SERVICE_UP,
-                "1 while the service can do its job, else 0.",
-            ),
-            &[names::LABEL_SERVICE],
-        )
-        .expect("static metric definition is valid");
-        let requests = IntCounterVec::new(
-            Opts::new(
-                names::HTTP_REQUESTS_TOTAL,
-                "HTTP requests answered, by method, matched route and status.",
-            ),
-            &[
-                names::LABEL_SERVICE,
-                names::LABEL_METHOD,
-                names::LABEL_ROUTE,
-                names::LABEL_STATUS,
-            ],
-        )
-        .expect("static metric definition is valid");
-        let durations = HistogramVec::new(
-            HistogramOpts::new(
-                names::HTTP_REQUEST_DURATION_SECONDS,
-                "Time to answer an HTTP request, by matched route, in seconds.",
-            )
-            .buckets(HTTP_BUCKETS.to_vec()),
-            &[names::LABEL_SERVICE, names::LABEL_ROUTE],
-        )
-        .expect("static metric definition is valid");
-        let errors = IntCounterVec::new(
-            Opts::new(
-                names::ERRORS_TOTAL,
-                "Requests answered with an error, by error type.",
-            ),
-            &[names::LABEL_SERVICE, names::LABEL_TYPE],
-        )
-        .expect("static metric definition is valid");
-        let rate_limited = IntCounterVec::new(
-            Opts::new(
-                names::HTTP_RATE_LIMITED_TOTAL,
-                "Requests refused with 429 because the client was over the rate limit of the route's group.",
-            ),
-            &[names::LABEL_SERVICE, names::LABEL_ROUTE],
-        )
-        .expect("static metric definition is valid");
+        let up = catalog::SERVICE_UP_DEF.int_gauge_vec();
+        let requests = catalog::HTTP_REQUESTS_TOTAL_DEF.int_counter_vec();
+        let durations =
+            catalog::HTTP_REQUEST_DURATION_SECONDS_DEF.histogram_vec(&catalog::HTTP_BUCKETS);
+        let errors = catalog::ERRORS_TOTAL_DEF.int_counter_vec();
+        let rate_limited = catalog::HTTP_RATE_LIMITED_TOTAL_DEF.int_counter_vec();
         for collector in [
             Box::new(up.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(requests.clone()),

@@ -1,4 +1,5 @@
-//! Every metric name hale exports, in one list (documented in docs/metrics.md). Durations are in seconds,
+//! Every metric name hale exports, in one list (documented in docs/metrics.md); `catalog.rs` gives each its
+//! type, help and labels. Durations are in seconds,
 //! Prometheus's base unit.
 
 pub const SERVICE_UP: &str = "service_up";
@@ -52,6 +53,8 @@ pub const LABEL_STATUS: &str = "status";
 pub const LABEL_TYPE: &str = "type";
 pub const LABEL_TARGET: &str = "target";
 pub const LABEL_OUTCOME: &str = "outcome";
+/// `monitor` (a scheduled check) or `on_demand` (a check a request asked for): a `CheckSource`.
+pub const LABEL_SOURCE: &str = "source";
 pub const LABEL_TO: &str = "to";
 pub const LABEL_KIND: &str = "kind";
 pub const LABEL_SUBSCRIBER: &str = "subscriber";

@@ -1,9 +1,9 @@
 //! The batching writer's metrics, published by the writer itself as it commits, fails and drops: no
 //! service needs to copy them in at scrape time.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
-use crate::metrics::names;
+use crate::metrics::catalog;
 
 #[derive(Debug, Clone)]
 pub struct WriterMetrics {
@@ -16,31 +16,11 @@ pub struct WriterMetrics {
 impl WriterMetrics {
     /// Registers the writer's collectors on the registry of the service whose rows it writes.
     pub fn register(registry: &Registry) -> Self {
-        let valid = "static metric definition is valid";
         let metrics = Self {
-            rows_written: IntCounter::new(
-                names::STORE_ROWS_WRITTEN_TOTAL,
-                "Health-check rows in committed transactions.",
-            )
-            .expect(valid),
-            rows_dropped: IntCounter::new(
-                names::STORE_ROWS_DROPPED_TOTAL,
-                "Health-check rows given up on: past the in-memory hold while the database failed, or unwritten at shutdown.",
-            )
-            .expect(valid),
-            queue_depth: IntGauge::new(
-                names::STORE_QUEUE_DEPTH,
-                "Health-check rows waiting to be written: queued, or held while the database fails.",
-            )
-            .expect(valid),
-            write_errors: IntCounterVec::new(
-                Opts::new(
-                    names::STORE_WRITE_ERRORS_TOTAL,
-                    "Failed database writes of health checks (each a failed batch, retried), by kind: full, read_only, locked, file_gone, io_error, other.",
-                ),
-                &[names::LABEL_KIND],
-            )
-            .expect(valid),
+            rows_written: catalog::STORE_ROWS_WRITTEN_TOTAL_DEF.int_counter(),
+            rows_dropped: catalog::STORE_ROWS_DROPPED_TOTAL_DEF.int_counter(),
+            queue_depth: catalog::STORE_QUEUE_DEPTH_DEF.int_gauge(),
+            write_errors: catalog::STORE_WRITE_ERRORS_TOTAL_DEF.int_counter_vec(),
         };
         let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
             Box::new(metrics.rows_written.clone()),

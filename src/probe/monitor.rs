@@ -230,7 +230,7 @@ impl Monitor {
                     None => "circuit breaker half-open; a trial check is in flight".to_owned(),
                 };
                 self.metrics
-                    .check_finished(target.name(), Outcome::CircuitOpen, None);
+                    .check_finished(target.name(), source, Outcome::CircuitOpen, None);
                 let report = self
                     .record(
                         target,
@@ -268,7 +268,7 @@ impl Monitor {
             }
         };
         self.metrics
-            .check_finished(target.name(), result.outcome, Some(result.latency));
+            .check_finished(target.name(), source, result.outcome, Some(result.latency));
         let report = self
             .record(
                 target,

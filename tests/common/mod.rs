@@ -314,6 +314,22 @@ pub fn sample_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         .map(|s| s.value)
 }
 
+/// The sum of the samples with this name whose labels include these (other labels, such as the `source` of
+/// `health_check_total`, are summed over); `None` when no sample matches.
+pub fn sample_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = parse_samples(text)
+        .into_iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
 /// The path of the `hale` binary built for these tests.
 pub fn hale_bin() -> &'static str {
     env!("CARGO_BIN_EXE_hale")

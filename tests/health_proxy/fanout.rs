@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use super::relay::Relay;
 use super::target_server::{Mode, TargetServer};
 use super::{health_all, proxy_config, report, start_time, target};
-use crate::common::{self, count_check_rows, parse_samples, sample_value, HaleProcess, TestApp};
+use crate::common::{
+    self, count_check_rows, parse_samples, sample_sum, sample_value, HaleProcess, TestApp,
+};
 
 /// `n` concurrent `GET /health/all`, each on its own connection; returns every answer's status and body.
 async fn concurrent_health_all(app: &TestApp, n: usize) -> Vec<(u16, Value)> {
@@ -76,7 +78,7 @@ async fn a_target_that_is_hales_own_health_all_is_answered_from_latest_results_w
         "3 from the test and 1 per hale probe, none deeper"
     );
     assert_eq!(
-        sample_value(
+        sample_sum(
             &metrics,
             "health_check_total",
             &[("target", "myself"), ("outcome", "down")]
@@ -148,7 +150,7 @@ async fn a_burst_of_health_all_against_an_open_breaker_stores_one_row_per_interv
     }
     assert_eq!(failing.hits(), 1, "only the check that opened the breaker");
     let metrics = app.metrics(HealthProxy).await;
-    let answered_open = sample_value(
+    let answered_open = sample_sum(
         &metrics,
         "health_check_total",
         &[("target", "api"), ("outcome", "circuit_open")],

@@ -18,7 +18,7 @@ use hale::kind::ServiceKind::HealthProxy;
 use hale::store::Store;
 use serde_json::Value;
 
-use common::{sample_value, test_config, TestApp};
+use common::{sample_sum, sample_value, test_config, TestApp};
 use target_server::{Mode, TargetServer};
 
 fn target(name: &str, url: &str) -> TargetConfig {
@@ -164,7 +164,7 @@ async fn breaker_opens_after_five_failures_fails_fast_half_opens_and_closes_afte
         Some(3.0)
     );
     assert_eq!(
-        sample_value(
+        sample_sum(
             &metrics,
             "health_check_total",
             &[("target", "api"), ("outcome", "circuit_open")]

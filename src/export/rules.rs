@@ -1,0 +1,653 @@
+//! `hale export alerts`: Prometheus rule files. `hale-rules.yml` alerts on targets (down, slow, restarting,
+//! breaker open, low score) and on hale itself (5xx answers, slow answers, dropped rows, a service down);
+//! `hale-slo-rules.yml` records each target's SLIs the way Sloth does (`slo:sli_error:ratio_rate5m`...) for
+//! an availability and a latency SLO, and alerts on multi-window, multi-burn-rate budget burn.
+
+use std::fmt::Write as _;
+
+use crate::config::SloConfig;
+use crate::metrics::catalog::CHECK_BUCKETS;
+use crate::metrics::names;
+
+/// Where the runbook sections live (`docs/runbooks.md#<anchor>`).
+pub const RUNBOOK_BASE: &str = "docs/runbooks.md";
+
+/// The Prometheus job name the rules and the example Prometheus config expect hale's targets under.
+pub const SCRAPE_JOB: &str = "hale";
+
+/// The windows the SLIs are recorded over, shortest first (Sloth's set for a 30-day period).
+pub const SLI_WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+
+/// The multi-window, multi-burn-rate alerts of the Google SRE workbook, for a 30-day period: a long window,
+/// a short window and the burn-rate factor. Scaled to the configured period by `BurnWindow::factor`.
+#[derive(Debug, Clone, Copy)]
+pub struct BurnWindow {
+    pub long: &'static str,
+    pub short: &'static str,
+    pub factor_30d: f64,
+    pub page: bool,
+}
+
+pub const BURN_WINDOWS: [BurnWindow; 4] = [
+    BurnWindow {
+        long: "1h",
+        short: "5m",
+        factor_30d: 14.4,
+        page: true,
+    },
+    BurnWindow {
+        long: "6h",
+        short: "30m",
+        factor_30d: 6.0,
+        page: true,
+    },
+    BurnWindow {
+        long: "1d",
+        short: "2h",
+        factor_30d: 3.0,
+        page: false,
+    },
+    BurnWindow {
+        long: "3d",
+        short: "6h",
+        factor_30d: 1.0,
+        page: false,
+    },
+];
+
+impl BurnWindow {
+    /// The factor for a period of `days`: the same share of the budget spent in the long window as the
+    /// 30-day factor spends of a 30-day budget (Sloth's `error_budget_percent * period / window`).
+    pub fn factor(&self, days: u32) -> f64 {
+        round4(self.factor_30d * f64::from(days) / 30.0)
+    }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// A number as PromQL and YAML read it, without float noise (`0.005`, not `0.0050000000000000044`).
+fn num(x: f64) -> String {
+    let rounded = (x * 1e9).round() / 1e9;
+    format!("{rounded}")
+}
+
+/// A rule group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Rule {
+    Record {
+        record: String,
+        expr: String,
+        labels: Vec<(String, String)>,
+    },
+    Alert {
+        alert: String,
+        expr: String,
+        for_: Option<&'static str>,
+        labels: Vec<(String, String)>,
+        annotations: Vec<(String, String)>,
+    },
+}
+
+impl Rule {
+    pub fn expr(&self) -> &str {
+        match self {
+            Self::Record { expr, .. } | Self::Alert { expr, .. } => expr,
+        }
+    }
+}
+
+/// One rule file: its name and its groups.
+#[derive(Debug, Clone)]
+pub struct RuleFile {
+    pub file: &'static str,
+    pub groups: Vec<Group>,
+}
+
+/// What an alert's runbook section says (docs/runbooks.md is checked against these).
+#[derive(Debug, Clone, Copy)]
+pub struct AlertDoc {
+    pub name: &'static str,
+    pub severity: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+}
+
+fn s(x: &str) -> String {
+    x.to_owned()
+}
+
+/// The runbook anchor of an alert (GitHub's heading slug of the alert name).
+pub fn anchor(alert: &str) -> String {
+    alert.to_ascii_lowercase()
+}
+
+fn alert(
+    doc: AlertDoc,
+    expr: String,
+    for_: Option<&'static str>,
+    extra_labels: &[(&str, &str)],
+) -> Rule {
+    let mut labels = vec![(s("severity"), s(doc.severity))];
+    labels.extend(extra_labels.iter().map(|(k, v)| (s(k), s(v))));
+    Rule::Alert {
+        alert: s(doc.name),
+        expr,
+        for_,
+        labels,
+        annotations: vec![
+            (s("summary"), s(doc.summary)),
+            (s("description"), s(doc.description)),
+            (
+                s("runbook_url"),
+                format!("{RUNBOOK_BASE}#{}", anchor(doc.name)),
+            ),
+        ],
+    }
+}
+
+pub const TARGET_DOWN: AlertDoc = AlertDoc {
+    name: "HaleTargetDown",
+    severity: "critical",
+    summary: "target {{ $labels.target }} is down",
+    description:
+        "hale's latest checks of {{ $labels.target }} failed for 2 minutes (target_up is 0).",
+};
+pub const TARGET_SLOW: AlertDoc = AlertDoc {
+    name: "HaleTargetLatencyHigh",
+    severity: "warning",
+    summary: "p95 check latency of {{ $labels.target }} is above its target",
+    description: "Over the last 10 minutes, 5% of the scheduled checks of {{ $labels.target }} took longer than the p95 latency target.",
+};
+pub const TARGET_RESTARTS: AlertDoc = AlertDoc {
+    name: "HaleTargetRestartingTooOften",
+    severity: "warning",
+    summary: "{{ $labels.target }} restarted too often this week",
+    description: "{{ $labels.target }} was restarted (its child exited or a heal restarted it) at least as often as the SLO allows in 7 days.",
+};
+pub const BREAKER_OPEN: AlertDoc = AlertDoc {
+    name: "HaleCircuitBreakerOpen",
+    severity: "warning",
+    summary: "circuit breaker of {{ $labels.target }} is open",
+    description: "The breaker of {{ $labels.target }} has been open for 2 minutes: hale answers its checks with circuit_open and probes it only at each retry.",
+};
+pub const SCORE_LOW: AlertDoc = AlertDoc {
+    name: "HaleHealthScoreLow",
+    severity: "warning",
+    summary: "hale's health score is below 80",
+    description: "The weighted health of all targets has been below 80 (of 100) for 5 minutes.",
+};
+pub const HTTP_5XX: AlertDoc = AlertDoc {
+    name: "HaleHttp5xxAnswers",
+    severity: "critical",
+    summary: "{{ $labels.service }} answered more than 10 requests with a 5xx in 5 minutes",
+    description:
+        "hale's {{ $labels.service }} is failing requests (http_requests_total with a 5xx status).",
+};
+pub const HTTP_SLOW: AlertDoc = AlertDoc {
+    name: "HaleHttpLatencyHigh",
+    severity: "warning",
+    summary: "p99 latency of {{ $labels.service }} is above 5 s",
+    description: "Over the last 5 minutes, 1% of the requests to hale's {{ $labels.service }} took longer than 5 seconds.",
+};
+pub const ROWS_DROPPED: AlertDoc = AlertDoc {
+    name: "HaleCheckRowsDropped",
+    severity: "critical",
+    summary: "hale dropped health-check rows",
+    description: "The check writer gave up on rows in the last 5 minutes (store_rows_dropped_total): the database is not accepting writes.",
+};
+pub const SERVICE_DOWN: AlertDoc = AlertDoc {
+    name: "HaleServiceDown",
+    severity: "critical",
+    summary: "hale's {{ $labels.service }} cannot do its job",
+    description: "service_up of {{ $labels.service }} has been 0 for 1 minute: health checks cannot be stored or the check writer stopped.",
+};
+pub const SCRAPE_DOWN: AlertDoc = AlertDoc {
+    name: "HaleScrapeDown",
+    severity: "critical",
+    summary: "Prometheus cannot scrape hale at {{ $labels.instance }}",
+    description: "The scrape of {{ $labels.instance }} (job hale) has failed for 1 minute: hale is not running or not listening.",
+};
+
+/// The SLOs as Sloth names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slo {
+    Availability,
+    Latency,
+}
+
+impl Slo {
+    pub const ALL: [Slo; 2] = [Slo::Availability, Slo::Latency];
+
+    /// `sloth_slo`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Availability => "target-availability",
+            Self::Latency => "target-latency",
+        }
+    }
+
+    /// `sloth_id`: the service and the SLO.
+    pub fn id(self) -> String {
+        format!("{SLOTH_SERVICE}-{}", self.name())
+    }
+
+    fn selector(self) -> String {
+        format!(
+            r#"{{sloth_id="{}", sloth_service="{SLOTH_SERVICE}", sloth_slo="{}"}}"#,
+            self.id(),
+            self.name()
+        )
+    }
+
+    fn sloth_labels(self) -> Vec<(String, String)> {
+        vec![
+            (s("sloth_id"), self.id()),
+            (s("sloth_service"), s(SLOTH_SERVICE)),
+            (s("sloth_slo"), s(self.name())),
+        ]
+    }
+
+    pub fn page(self) -> AlertDoc {
+        match self {
+            Self::Availability => AlertDoc {
+                name: "HaleAvailabilityBudgetBurnPage",
+                severity: "critical",
+                summary: "{{ $labels.target }} is burning its availability error budget fast",
+                description: "Failed scheduled checks of {{ $labels.target }} will use up the availability error budget within days if this goes on (multi-window burn rate, page).",
+            },
+            Self::Latency => AlertDoc {
+                name: "HaleLatencyBudgetBurnPage",
+                severity: "critical",
+                summary: "{{ $labels.target }} is burning its latency error budget fast",
+                description: "Too many scheduled checks of {{ $labels.target }} are slower than the p95 target: the latency budget will be gone within days (multi-window burn rate, page).",
+            },
+        }
+    }
+
+    pub fn ticket(self) -> AlertDoc {
+        match self {
+            Self::Availability => AlertDoc {
+                name: "HaleAvailabilityBudgetBurnTicket",
+                severity: "warning",
+                summary: "{{ $labels.target }} is slowly burning its availability error budget",
+                description: "Failed scheduled checks of {{ $labels.target }} use the availability error budget faster than the SLO window allows (multi-window burn rate, ticket).",
+            },
+            Self::Latency => AlertDoc {
+                name: "HaleLatencyBudgetBurnTicket",
+                severity: "warning",
+                summary: "{{ $labels.target }} is slowly burning its latency error budget",
+                description: "Scheduled checks of {{ $labels.target }} are slower than the p95 target more often than the SLO window allows (multi-window burn rate, ticket).",
+            },
+        }
+    }
+}
+
+/// `sloth_service` of every hale SLO.
+pub const SLOTH_SERVICE: &str = "hale";
+
+/// Every alert the exported rule files hold, for docs/runbooks.md and its test.
+pub fn alert_docs() -> Vec<AlertDoc> {
+    let mut docs = vec![
+        TARGET_DOWN,
+        TARGET_SLOW,
+        TARGET_RESTARTS,
+        BREAKER_OPEN,
+        SCORE_LOW,
+        HTTP_5XX,
+        HTTP_SLOW,
+        ROWS_DROPPED,
+        SERVICE_DOWN,
+        SCRAPE_DOWN,
+    ];
+    for slo in Slo::ALL {
+        docs.push(slo.page());
+        docs.push(slo.ticket());
+    }
+    docs
+}
+
+/// The `le` label value of the p95 target, which must be a bucket of `health_check_duration_seconds`.
+pub fn latency_bucket(slo: &SloConfig) -> Result<String, String> {
+    let seconds = slo.p95_latency_target_ms as f64 / 1000.0;
+    if CHECK_BUCKETS.iter().any(|b| (b - seconds).abs() < 1e-9) {
+        Ok(num(seconds))
+    } else {
+        Err(format!(
+            "slo.p95_latency_target_ms {} is not a bucket of {}: pick one of {} ms",
+            slo.p95_latency_target_ms,
+            names::HEALTH_CHECK_DURATION_SECONDS,
+            CHECK_BUCKETS
+                .iter()
+                .map(|b| num(b * 1000.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// Alerts on the targets and on hale itself.
+pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
+    let le = latency_bucket(slo)?;
+    let targets = Group {
+        name: s("hale-targets"),
+        rules: vec![
+            alert(
+                TARGET_DOWN,
+                format!("{} == 0", names::TARGET_UP),
+                Some("2m"),
+                &[],
+            ),
+            alert(
+                TARGET_SLOW,
+                format!(
+                    r#"histogram_quantile(0.95, sum by (target, le) (rate({}_bucket{{source="monitor"}}[10m]))) > {le}"#,
+                    names::HEALTH_CHECK_DURATION_SECONDS
+                ),
+                Some("10m"),
+                &[],
+            ),
+            alert(
+                TARGET_RESTARTS,
+                format!(
+                    "sum by (target) (increase({}[7d])) >= {}",
+                    names::RESTARTS_TOTAL,
+                    slo.max_restarts_per_week
+                ),
+                None,
+                &[],
+            ),
+            alert(
+                BREAKER_OPEN,
+                format!("{} == 2", names::CIRCUIT_BREAKER_STATE),
+                Some("2m"),
+                &[],
+            ),
+            alert(
+                SCORE_LOW,
+                format!("{} < 80", names::HEALTH_SCORE),
+                Some("5m"),
+                &[],
+            ),
+        ],
+    };
+    let me = Group {
+        name: s("hale-self"),
+        rules: vec![
+            alert(
+                HTTP_5XX,
+                format!(
+                    r#"sum by (service) (increase({}{{status=~"5.."}}[5m])) > 10"#,
+                    names::HTTP_REQUESTS_TOTAL
+                ),
+                None,
+                &[],
+            ),
+            alert(
+                HTTP_SLOW,
+                format!(
+                    "histogram_quantile(0.99, sum by (service, le) (rate({}_bucket[5m]))) > 5",
+                    names::HTTP_REQUEST_DURATION_SECONDS
+                ),
+                Some("5m"),
+                &[],
+            ),
+            alert(
+                ROWS_DROPPED,
+                format!("increase({}[5m]) > 0", names::STORE_ROWS_DROPPED_TOTAL),
+                None,
+                &[],
+            ),
+            alert(
+                SERVICE_DOWN,
+                format!("{} == 0", names::SERVICE_UP),
+                Some("1m"),
+                &[],
+            ),
+            alert(
+                SCRAPE_DOWN,
+                format!(r#"up{{job="{SCRAPE_JOB}"}} == 0"#),
+                Some("1m"),
+                &[],
+            ),
+        ],
+    };
+    Ok(RuleFile {
+        file: "hale-rules.yml",
+        groups: vec![targets, me],
+    })
+}
+
+/// The SLI error ratio of an SLO over one window, per target, from scheduled checks only.
+fn sli_error(slo: Slo, window: &str, le: &str) -> String {
+    match slo {
+        Slo::Availability => {
+            let total = names::HEALTH_CHECK_TOTAL;
+            format!(
+                "(\n  sum by (target) (rate({total}{{source=\"monitor\",outcome!=\"up\"}}[{window}]))\n  or\n  sum by (target) (rate({total}{{source=\"monitor\"}}[{window}])) * 0\n)\n/\nsum by (target) (rate({total}{{source=\"monitor\"}}[{window}]))"
+            )
+        }
+        Slo::Latency => {
+            let h = names::HEALTH_CHECK_DURATION_SECONDS;
+            format!(
+                "1 - (\n  sum by (target) (rate({h}_bucket{{source=\"monitor\",le=\"{le}\"}}[{window}]))\n  /\n  sum by (target) (rate({h}_count{{source=\"monitor\"}}[{window}]))\n)"
+            )
+        }
+    }
+}
+
+/// The objective (share of good checks) of an SLO.
+pub fn objective(slo: Slo, config: &SloConfig) -> f64 {
+    match slo {
+        Slo::Availability => config.availability_target_percent / 100.0,
+        Slo::Latency => 0.95,
+    }
+}
+
+/// The recording rules and burn-rate alerts of both SLOs.
+pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
+    let le = latency_bucket(config)?;
+    let days = config.window_days;
+    let period = format!("{days}d");
+    let mut groups = Vec::new();
+    for slo in Slo::ALL {
+        let selector = slo.selector();
+        let mut sli = Vec::new();
+        for window in SLI_WINDOWS {
+            let mut labels = slo.sloth_labels();
+            labels.push((s("sloth_window"), s(window)));
+            sli.push(Rule::Record {
+                record: format!("slo:sli_error:ratio_rate{window}"),
+                expr: sli_error(slo, window, &le),
+                labels,
+            });
+        }
+        if !SLI_WINDOWS.contains(&period.as_str()) {
+            sli.push(Rule::Record {
+                record: format!("slo:sli_error:ratio_rate{period}"),
+                expr: format!(
+                    "sum_over_time(slo:sli_error:ratio_rate5m{selector}[{period}])\n/ ignoring (sloth_window)\ncount_over_time(slo:sli_error:ratio_rate5m{selector}[{period}])"
+                ),
+                labels: {
+                    let mut labels = slo.sloth_labels();
+                    labels.push((s("sloth_window"), period.clone()));
+                    labels
+                },
+            });
+        }
+        groups.push(Group {
+            name: format!("sloth-slo-sli-recordings-{}", slo.id()),
+            rules: sli,
+        });
+
+        let objective = objective(slo, config);
+        let budget = 1.0 - objective;
+        let meta = |record: &str, expr: String| Rule::Record {
+            record: s(record),
+            expr,
+            labels: slo.sloth_labels(),
+        };
+        let on = "on (sloth_id, sloth_slo, sloth_service) group_left";
+        groups.push(Group {
+            name: format!("sloth-slo-meta-recordings-{}", slo.id()),
+            rules: vec![
+                meta("slo:objective:ratio", format!("vector({})", num(objective))),
+                meta("slo:error_budget:ratio", format!("vector({})", num(budget))),
+                meta("slo:time_period:days", format!("vector({days})")),
+                meta(
+                    "slo:current_burn_rate:ratio",
+                    format!("slo:sli_error:ratio_rate5m{selector}\n/ {on}\nslo:error_budget:ratio{selector}"),
+                ),
+                meta(
+                    "slo:period_burn_rate:ratio",
+                    format!("slo:sli_error:ratio_rate{period}{selector}\n/ {on}\nslo:error_budget:ratio{selector}"),
+                ),
+                meta(
+                    "slo:period_error_budget_remaining:ratio",
+                    format!("1 - slo:period_burn_rate:ratio{selector}"),
+                ),
+            ],
+        });
+
+        let burn = |w: &BurnWindow| {
+            let threshold = format!("({} * {})", num(w.factor(days)), num(budget));
+            format!(
+                "(\n  max(slo:sli_error:ratio_rate{short}{selector} > {threshold}) without (sloth_window)\n  and\n  max(slo:sli_error:ratio_rate{long}{selector} > {threshold}) without (sloth_window)\n)",
+                short = w.short,
+                long = w.long,
+            )
+        };
+        let page: Vec<String> = BURN_WINDOWS.iter().filter(|w| w.page).map(burn).collect();
+        let ticket: Vec<String> = BURN_WINDOWS.iter().filter(|w| !w.page).map(burn).collect();
+        groups.push(Group {
+            name: format!("sloth-slo-alerts-{}", slo.id()),
+            rules: vec![
+                alert(
+                    slo.page(),
+                    page.join("\nor\n"),
+                    None,
+                    &[("sloth_severity", "page"), ("sloth_slo", slo.name())],
+                ),
+                alert(
+                    slo.ticket(),
+                    ticket.join("\nor\n"),
+                    None,
+                    &[("sloth_severity", "ticket"), ("sloth_slo", slo.name())],
+                ),
+            ],
+        });
+    }
+    Ok(RuleFile {
+        file: "hale-slo-rules.yml",
+        groups,
+    })
+}
+
+/// Both rule files for this SLO config.
+pub fn rule_files(config: &SloConfig) -> Result<Vec<RuleFile>, String> {
+    Ok(vec![hale_rules(config)?, slo_rules(config)?])
+}
+
+/// A YAML double-quoted scalar (JSON's string syntax is a subset of it).
+fn quoted(value: &str) -> String {
+    // Serialising a `&str` cannot fail.
+    serde_json::to_string(value).expect("a string serialises")
+}
+
+/// A rule expression: one line quoted, several as a literal block.
+fn expr_yaml(out: &mut String, indent: &str, expr: &str) {
+    if expr.contains('\n') {
+        let _ = writeln!(out, "{indent}expr: |-");
+        for line in expr.lines() {
+            let _ = writeln!(out, "{indent}  {line}");
+        }
+    } else {
+        let _ = writeln!(out, "{indent}expr: {}", quoted(expr));
+    }
+}
+
+fn map_yaml(out: &mut String, indent: &str, key: &str, pairs: &[(String, String)]) {
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{indent}{key}:");
+    for (k, v) in pairs {
+        let _ = writeln!(out, "{indent}  {k}: {}", quoted(v));
+    }
+}
+
+impl RuleFile {
+    /// The file as Prometheus reads it.
+    pub fn to_yaml(&self, header: &str) -> String {
+        let mut out = String::new();
+        for line in header.lines() {
+            let _ = writeln!(out, "# {line}");
+        }
+        out.push_str("groups:\n");
+        for group in &self.groups {
+            let _ = writeln!(out, "  - name: {}", quoted(&group.name));
+            out.push_str("    rules:\n");
+            for rule in &group.rules {
+                match rule {
+                    Rule::Record {
+                        record,
+                        expr,
+                        labels,
+                    } => {
+                        let _ = writeln!(out, "      - record: {}", quoted(record));
+                        expr_yaml(&mut out, "        ", expr);
+                        map_yaml(&mut out, "        ", "labels", labels);
+                    }
+                    Rule::Alert {
+                        alert,
+                        expr,
+                        for_,
+                        labels,
+                        annotations,
+                    } => {
+                        let _ = writeln!(out, "      - alert: {}", quoted(alert));
+                        expr_yaml(&mut out, "        ", expr);
+                        if let Some(for_) = for_ {
+                            let _ = writeln!(out, "        for: {for_}");
+                        }
+                        map_yaml(&mut out, "        ", "labels", labels);
+                        map_yaml(&mut out, "        ", "annotations", annotations);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_factors_scale_with_the_period() {
+        assert_eq!(BURN_WINDOWS[0].factor(30), 14.4);
+        assert_eq!(BURN_WINDOWS[0].factor(7), 3.36);
+        assert_eq!(BURN_WINDOWS[3].factor(7), 0.2333);
+        assert_eq!(num(1.0 - 0.995), "0.005");
+    }
+
+    #[test]
+    fn a_latency_target_between_buckets_is_refused_with_the_buckets() {
+        let slo = SloConfig {
+            p95_latency_target_ms: 230,
+            ..SloConfig::default()
+        };
+        let err = latency_bucket(&slo).unwrap_err();
+        assert!(err.contains("230 is not a bucket"), "{err}");
+        assert!(err.contains("200, 225"), "{err}");
+        assert_eq!(latency_bucket(&SloConfig::default()).unwrap(), "0.2");
+    }
+}

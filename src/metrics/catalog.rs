@@ -1,0 +1,494 @@
+//! Every metric hale exports as one const table: name, type, help, label names, which registry holds it and
+//! when its first series appears. The collectors are built from these definitions, and the exporters
+//! (`hale export dashboards`, `hale export alerts`) check their queries against them, so renaming a metric
+//! breaks a test rather than a dashboard.
+
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+};
+
+use crate::metrics::names;
+
+/// The Prometheus type of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl MetricKind {
+    /// The type as written on a `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// Which `/metrics` serves a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exporter {
+    /// Every service's registry (`service` label).
+    EveryService,
+    /// The Health Proxy's registry only.
+    HealthProxy,
+    /// The prometheus crate's `ProcessCollector`, on every service (Linux).
+    Process,
+    /// The SLO engine, on the Health Proxy (registered by the `slo` module).
+    SloEngine,
+}
+
+/// When the first series of a metric appears on `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appears {
+    /// Once hale has started, answered a request and checked each target once.
+    AfterCheck,
+    /// Only after the event described (a label set appears the first time it is used).
+    AfterEvent(&'static str),
+}
+
+/// One metric: everything a collector, a dashboard and a rule file need to agree on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+    pub exporter: Exporter,
+    pub appears: Appears,
+}
+
+const VALID: &str = "a catalog definition is a valid metric";
+
+impl MetricDef {
+    fn opts(&self) -> Opts {
+        Opts::new(self.name, self.help)
+    }
+
+    /// The names of the series this metric exports: a histogram's `_bucket`, `_sum` and `_count`.
+    pub fn series_names(&self) -> Vec<String> {
+        match self.kind {
+            MetricKind::Histogram => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|suffix| format!("{}{suffix}", self.name))
+                .collect(),
+            _ => vec![self.name.to_owned()],
+        }
+    }
+
+    pub fn int_counter(&self) -> IntCounter {
+        debug_assert!(self.kind == MetricKind::Counter && self.labels.is_empty());
+        IntCounter::with_opts(self.opts()).expect(VALID)
+    }
+
+    pub fn int_counter_vec(&self) -> IntCounterVec {
+        debug_assert!(self.kind == MetricKind::Counter && !self.labels.is_empty());
+        IntCounterVec::new(self.opts(), self.labels).expect(VALID)
+    }
+
+    pub fn int_gauge(&self) -> IntGauge {
+        debug_assert!(self.kind == MetricKind::Gauge && self.labels.is_empty());
+        IntGauge::with_opts(self.opts()).expect(VALID)
+    }
+
+    pub fn gauge(&self) -> Gauge {
+        debug_assert!(self.kind == MetricKind::Gauge && self.labels.is_empty());
+        Gauge::with_opts(self.opts()).expect(VALID)
+    }
+
+    pub fn int_gauge_vec(&self) -> IntGaugeVec {
+        debug_assert!(self.kind == MetricKind::Gauge && !self.labels.is_empty());
+        IntGaugeVec::new(self.opts(), self.labels).expect(VALID)
+    }
+
+    pub fn histogram_vec(&self, buckets: &[f64]) -> HistogramVec {
+        debug_assert!(self.kind == MetricKind::Histogram);
+        HistogramVec::new(
+            HistogramOpts::new(self.name, self.help).buckets(buckets.to_vec()),
+            self.labels,
+        )
+        .expect(VALID)
+    }
+}
+
+/// The definition of a metric by its name (a histogram's base name, as on its `# TYPE` line).
+pub fn by_name(name: &str) -> Option<&'static MetricDef> {
+    CATALOG.iter().find(|def| def.name == name)
+}
+
+/// The definition of a metric by the name of one of its series (a histogram's `..._bucket`, never its base
+/// name, which no series has).
+pub fn find(series: &str) -> Option<&'static MetricDef> {
+    CATALOG
+        .iter()
+        .find(|def| def.series_names().iter().any(|name| name == series))
+}
+
+/// Request latency buckets, in seconds.
+pub const HTTP_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Probe latency buckets in seconds: dense around the 200 ms p95 target, so an SLO on "checks under
+/// 200 ms" can count `le="0.2"` exactly.
+pub const CHECK_BUCKETS: [f64; 20] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.4, 0.5,
+    0.75, 1.0, 2.0, 5.0, 10.0,
+];
+
+use names::*;
+use Appears::*;
+use Exporter::*;
+use MetricKind::*;
+
+const fn def(
+    name: &'static str,
+    kind: MetricKind,
+    help: &'static str,
+    labels: &'static [&'static str],
+    exporter: Exporter,
+    appears: Appears,
+) -> MetricDef {
+    MetricDef {
+        name,
+        kind,
+        help,
+        labels,
+        exporter,
+        appears,
+    }
+}
+
+pub const SERVICE_UP_DEF: MetricDef = def(
+    SERVICE_UP,
+    Gauge,
+    "1 while the service can do its job, else 0.",
+    &[LABEL_SERVICE],
+    EveryService,
+    AfterCheck,
+);
+pub const HTTP_REQUESTS_TOTAL_DEF: MetricDef = def(
+    HTTP_REQUESTS_TOTAL,
+    Counter,
+    "HTTP requests answered, by method, matched route and status.",
+    &[LABEL_SERVICE, LABEL_METHOD, LABEL_ROUTE, LABEL_STATUS],
+    EveryService,
+    AfterCheck,
+);
+pub const HTTP_REQUEST_DURATION_SECONDS_DEF: MetricDef = def(
+    HTTP_REQUEST_DURATION_SECONDS,
+    Histogram,
+    "Time to answer an HTTP request, by matched route, in seconds.",
+    &[LABEL_SERVICE, LABEL_ROUTE],
+    EveryService,
+    AfterCheck,
+);
+pub const ERRORS_TOTAL_DEF: MetricDef = def(
+    ERRORS_TOTAL,
+    Counter,
+    "Requests answered with an error, by error type.",
+    &[LABEL_SERVICE, LABEL_TYPE],
+    EveryService,
+    AfterEvent("an answer with a 4xx or 5xx status"),
+);
+pub const HTTP_RATE_LIMITED_TOTAL_DEF: MetricDef = def(
+    HTTP_RATE_LIMITED_TOTAL,
+    Counter,
+    "Requests refused with 429 because the client was over the rate limit of the route's group.",
+    &[LABEL_SERVICE, LABEL_ROUTE],
+    EveryService,
+    AfterEvent("a request refused with 429 for its rate"),
+);
+
+pub const HEALTH_CHECK_TOTAL_DEF: MetricDef = def(HEALTH_CHECK_TOTAL, Counter, "Health checks made, by target, outcome and source (monitor: scheduled; on_demand: asked for by a request).", &[LABEL_TARGET, LABEL_OUTCOME, LABEL_SOURCE], HealthProxy, AfterCheck);
+pub const HEALTH_CHECK_DURATION_SECONDS_DEF: MetricDef = def(
+    HEALTH_CHECK_DURATION_SECONDS,
+    Histogram,
+    "Time a health check took, by target and source, in seconds.",
+    &[LABEL_TARGET, LABEL_SOURCE],
+    HealthProxy,
+    AfterCheck,
+);
+pub const HEALTH_CHECK_SHARED_TOTAL_DEF: MetricDef = def(
+    HEALTH_CHECK_SHARED_TOTAL,
+    Counter,
+    "Check requests answered with the result of a check of the target already in flight.",
+    &[LABEL_TARGET],
+    HealthProxy,
+    AfterEvent("a check request that finds a check of the same target in flight"),
+);
+pub const HEALTH_CHECK_NOT_STORED_TOTAL_DEF: MetricDef = def(HEALTH_CHECK_NOT_STORED_TOTAL, Counter, "On-demand checks answered but not stored: the target had an on-demand row within its interval.", &[LABEL_TARGET], HealthProxy, AfterEvent("a second on-demand check of a target within its interval"));
+pub const PROBES_IN_FLIGHT_DEF: MetricDef = def(
+    PROBES_IN_FLIGHT,
+    Gauge,
+    "Probes running now, background and on-demand.",
+    &[],
+    HealthProxy,
+    AfterCheck,
+);
+pub const PROBE_CONCURRENCY_LIMIT_DEF: MetricDef = def(PROBE_CONCURRENCY_LIMIT, Gauge, "The most probes that may run at once (monitor.max_in_flight, lowered to fit the open-file limit).", &[], HealthProxy, AfterCheck);
+pub const TARGET_UP_DEF: MetricDef = def(
+    TARGET_UP,
+    Gauge,
+    "1 if the target's latest check was up, else 0.",
+    &[LABEL_TARGET],
+    HealthProxy,
+    AfterCheck,
+);
+pub const HEALTH_SCORE_DEF: MetricDef = def(
+    HEALTH_SCORE,
+    Gauge,
+    "Weighted health of all targets, 0 to 100.",
+    &[],
+    HealthProxy,
+    AfterCheck,
+);
+pub const CIRCUIT_BREAKER_STATE_DEF: MetricDef = def(
+    CIRCUIT_BREAKER_STATE,
+    Gauge,
+    "Circuit breaker state of each target: 0 closed, 1 half-open, 2 open.",
+    &[LABEL_TARGET],
+    HealthProxy,
+    AfterCheck,
+);
+pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL_DEF: MetricDef = def(
+    CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
+    Counter,
+    "Circuit breaker transitions, by target and new state.",
+    &[LABEL_TARGET, LABEL_TO],
+    HealthProxy,
+    AfterEvent("a breaker changing state"),
+);
+pub const STORE_ROWS_WRITTEN_TOTAL_DEF: MetricDef = def(
+    STORE_ROWS_WRITTEN_TOTAL,
+    Counter,
+    "Health-check rows in committed transactions.",
+    &[],
+    HealthProxy,
+    AfterCheck,
+);
+pub const STORE_ROWS_DROPPED_TOTAL_DEF: MetricDef = def(STORE_ROWS_DROPPED_TOTAL, Counter, "Health-check rows given up on: past the in-memory hold while the database failed, or unwritten at shutdown.", &[], HealthProxy, AfterCheck);
+pub const STORE_QUEUE_DEPTH_DEF: MetricDef = def(
+    STORE_QUEUE_DEPTH,
+    Gauge,
+    "Health-check rows waiting to be written: queued, or held while the database fails.",
+    &[],
+    HealthProxy,
+    AfterCheck,
+);
+pub const STORE_WRITE_ERRORS_TOTAL_DEF: MetricDef = def(STORE_WRITE_ERRORS_TOTAL, Counter, "Failed database writes of health checks (each a failed batch, retried), by kind: full, read_only, locked, file_gone, io_error, other.", &[LABEL_KIND], HealthProxy, AfterEvent("a failed database write"));
+pub const EVENTS_LAGGED_TOTAL_DEF: MetricDef = def(
+    EVENTS_LAGGED_TOTAL,
+    Counter,
+    "Check events a subscriber skipped because it fell behind, by subscriber.",
+    &[LABEL_SUBSCRIBER],
+    HealthProxy,
+    AfterEvent("an event subscriber falling behind"),
+);
+
+pub const RESTARTS_TOTAL_DEF: MetricDef = def(
+    RESTARTS_TOTAL,
+    Counter,
+    "Restarts of a target, by cause: its supervised child exited, or a heal restarted it.",
+    &[LABEL_TARGET, LABEL_CAUSE],
+    HealthProxy,
+    AfterEvent("a supervised child restarted, or a heal"),
+);
+pub const HEAL_ATTEMPTS_TOTAL_DEF: MetricDef = def(
+    HEAL_ATTEMPTS_TOTAL,
+    Counter,
+    "Heal attempts of a target, by outcome (healed, failed, or the protection that skipped it).",
+    &[LABEL_TARGET, LABEL_OUTCOME],
+    HealthProxy,
+    AfterEvent("a heal attempt"),
+);
+pub const CHILD_RUNNING_DEF: MetricDef = def(
+    CHILD_RUNNING,
+    Gauge,
+    "1 while the supervised child of a target runs, else 0.",
+    &[LABEL_TARGET],
+    HealthProxy,
+    AfterEvent("a target with a run block (a supervised child)"),
+);
+pub const ALERTS_TOTAL_DEF: MetricDef = def(ALERTS_TOTAL, Counter, "Alert notices by level, rule, channel and result (sent, retried, dead_letter; suppressed and inhibited on channel none).", &[LABEL_LEVEL, LABEL_RULE, LABEL_CHANNEL, LABEL_RESULT], HealthProxy, AfterEvent("an alert notice"));
+pub const ALERTS_ACTIVE_DEF: MetricDef = def(
+    ALERTS_ACTIVE,
+    Gauge,
+    "Alerts firing now, by level.",
+    &[LABEL_LEVEL],
+    HealthProxy,
+    AfterCheck,
+);
+
+const SLO_ENGINE: Appears = AfterEvent("the SLO engine's first refresh");
+pub const SLO_AVAILABILITY_RATIO_DEF: MetricDef = def(
+    SLO_AVAILABILITY_RATIO,
+    Gauge,
+    "Share of a target's checks that were up over the SLO window, 0 to 1.",
+    &[LABEL_TARGET],
+    SloEngine,
+    SLO_ENGINE,
+);
+pub const SLO_LATENCY_P95_SECONDS_DEF: MetricDef = def(
+    SLO_LATENCY_P95_SECONDS,
+    Gauge,
+    "p95 check latency of a target over the SLO window, in seconds.",
+    &[LABEL_TARGET],
+    SloEngine,
+    SLO_ENGINE,
+);
+pub const SLO_ERROR_BUDGET_REMAINING_RATIO_DEF: MetricDef = def(
+    SLO_ERROR_BUDGET_REMAINING_RATIO,
+    Gauge,
+    "Share of a target's availability error budget left over the SLO window.",
+    &[LABEL_TARGET],
+    SloEngine,
+    SLO_ENGINE,
+);
+pub const SLO_RESTARTS_DEF: MetricDef = def(
+    SLO_RESTARTS,
+    Gauge,
+    "Restarts of a target over the last 7 days.",
+    &[LABEL_TARGET],
+    SloEngine,
+    SLO_ENGINE,
+);
+
+pub const PROCESS_RESIDENT_MEMORY_BYTES_DEF: MetricDef = def(
+    PROCESS_RESIDENT_MEMORY_BYTES,
+    Gauge,
+    "Resident memory size in bytes.",
+    &[],
+    Process,
+    AfterCheck,
+);
+pub const PROCESS_VIRTUAL_MEMORY_BYTES_DEF: MetricDef = def(
+    PROCESS_VIRTUAL_MEMORY_BYTES,
+    Gauge,
+    "Virtual memory size in bytes.",
+    &[],
+    Process,
+    AfterCheck,
+);
+pub const PROCESS_OPEN_FDS_DEF: MetricDef = def(
+    PROCESS_OPEN_FDS,
+    Gauge,
+    "Number of open file descriptors.",
+    &[],
+    Process,
+    AfterCheck,
+);
+pub const PROCESS_MAX_FDS_DEF: MetricDef = def(
+    PROCESS_MAX_FDS,
+    Gauge,
+    "Maximum number of open file descriptors.",
+    &[],
+    Process,
+    AfterCheck,
+);
+pub const PROCESS_CPU_SECONDS_TOTAL_DEF: MetricDef = def(
+    PROCESS_CPU_SECONDS_TOTAL,
+    Counter,
+    "Total user and system CPU time spent in seconds.",
+    &[],
+    Process,
+    AfterCheck,
+);
+pub const PROCESS_THREADS_DEF: MetricDef = def(
+    PROCESS_THREADS,
+    Gauge,
+    "Number of OS threads in the process.",
+    &[],
+    Process,
+    AfterCheck,
+);
+pub const PROCESS_START_TIME_SECONDS_DEF: MetricDef = def(
+    PROCESS_START_TIME_SECONDS,
+    Gauge,
+    "Start time of the process since unix epoch in seconds.",
+    &[],
+    Process,
+    AfterCheck,
+);
+
+/// Every metric hale exports, in the order of docs/metrics.md.
+pub const CATALOG: &[MetricDef] = &[
+    SERVICE_UP_DEF,
+    HTTP_REQUESTS_TOTAL_DEF,
+    HTTP_REQUEST_DURATION_SECONDS_DEF,
+    ERRORS_TOTAL_DEF,
+    HTTP_RATE_LIMITED_TOTAL_DEF,
+    HEALTH_CHECK_TOTAL_DEF,
+    HEALTH_CHECK_DURATION_SECONDS_DEF,
+    HEALTH_CHECK_SHARED_TOTAL_DEF,
+    HEALTH_CHECK_NOT_STORED_TOTAL_DEF,
+    PROBES_IN_FLIGHT_DEF,
+    PROBE_CONCURRENCY_LIMIT_DEF,
+    TARGET_UP_DEF,
+    HEALTH_SCORE_DEF,
+    CIRCUIT_BREAKER_STATE_DEF,
+    CIRCUIT_BREAKER_TRANSITIONS_TOTAL_DEF,
+    STORE_ROWS_WRITTEN_TOTAL_DEF,
+    STORE_ROWS_DROPPED_TOTAL_DEF,
+    STORE_QUEUE_DEPTH_DEF,
+    STORE_WRITE_ERRORS_TOTAL_DEF,
+    EVENTS_LAGGED_TOTAL_DEF,
+    RESTARTS_TOTAL_DEF,
+    HEAL_ATTEMPTS_TOTAL_DEF,
+    CHILD_RUNNING_DEF,
+    ALERTS_TOTAL_DEF,
+    ALERTS_ACTIVE_DEF,
+    SLO_AVAILABILITY_RATIO_DEF,
+    SLO_LATENCY_P95_SECONDS_DEF,
+    SLO_ERROR_BUDGET_REMAINING_RATIO_DEF,
+    SLO_RESTARTS_DEF,
+    PROCESS_RESIDENT_MEMORY_BYTES_DEF,
+    PROCESS_VIRTUAL_MEMORY_BYTES_DEF,
+    PROCESS_OPEN_FDS_DEF,
+    PROCESS_MAX_FDS_DEF,
+    PROCESS_CPU_SECONDS_TOTAL_DEF,
+    PROCESS_THREADS_DEF,
+    PROCESS_START_TIME_SECONDS_DEF,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_valid() {
+        let mut seen = std::collections::HashSet::new();
+        for def in CATALOG {
+            assert!(seen.insert(def.name), "{} is listed twice", def.name);
+            assert!(
+                def.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{} is not snake_case",
+                def.name
+            );
+            match def.kind {
+                MetricKind::Counter => assert!(def.name.ends_with("_total"), "{}", def.name),
+                _ => assert!(!def.name.ends_with("_total"), "{}", def.name),
+            }
+        }
+    }
+
+    #[test]
+    fn histogram_series_are_found_by_name() {
+        assert_eq!(
+            find("health_check_duration_seconds_bucket").map(|d| d.name),
+            Some(HEALTH_CHECK_DURATION_SECONDS)
+        );
+        assert_eq!(find("health_check_total_bucket"), None);
+        assert_eq!(find("no_such_metric"), None);
+    }
+
+    #[test]
+    fn the_latency_slo_threshold_is_a_check_bucket() {
+        assert!(CHECK_BUCKETS.contains(&0.2));
+    }
+}

@@ -1,0 +1,768 @@
+//! `hale export dashboards|alerts|systemd|launchd` checked with the real tools: the committed files equal a
+//! fresh export, promtool accepts the rules and their unit tests pass, a real Prometheus scraping a running
+//! hale with the rules loaded answers every dashboard query with data, plists parse with Python's plistlib
+//! and units pass `systemd-analyze verify`. The metric catalog is checked against a running hale's
+//! `/metrics` and against every name a dashboard or rule reads.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hale::config::SloConfig;
+use hale::export::{self, dashboards, promql, rules};
+use hale::kind::ServiceKind;
+use hale::metrics::catalog::{self, Appears, Exporter, CATALOG};
+use serde_json::Value;
+
+use common::{dead_port, parse_samples, HttpReceiver, TestApp};
+
+/// Panels of the SLO dashboard that read the `slo_*` gauges of the SLO engine, which is not on this branch
+/// yet: their queries must parse, but may return no data. The integrator removes this list.
+const AWAITING_SLO_ENGINE: [&str; 4] = [
+    "Availability over the SLO window",
+    "Error budget remaining",
+    "p95 latency over the SLO window",
+    "Restarts in 7 days",
+];
+
+/// Metrics of the catalog that appear only after an event this test does not cause, with the reason.
+const NOT_CAUSED: [(&str, &str); 7] = [
+    (
+        "http_rate_limited_total",
+        "rate limits are off in test configs",
+    ),
+    (
+        "health_check_shared_total",
+        "needs two check requests racing for one target",
+    ),
+    (
+        "health_check_not_stored_total",
+        "needs a second on-demand check within the interval (timing-dependent here)",
+    ),
+    (
+        "store_write_errors_total",
+        "needs a failing database (tests/store_faults.rs)",
+    ),
+    (
+        "events_lagged_total",
+        "needs an event subscriber to fall behind",
+    ),
+    (
+        "heal_attempts_total",
+        "needs auto-heal configured (tests/heal.rs)",
+    ),
+    (
+        "alerts_total",
+        "needs an alert rule to fire and notify (tests/alert_delivery.rs)",
+    ),
+];
+
+/// Series names Prometheus itself makes, which the catalog does not hold.
+const PROMETHEUS_SERIES: [&str; 1] = ["up"];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tool(name: &str) -> String {
+    match name {
+        "promtool" => std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_owned()),
+        other => other.to_owned(),
+    }
+}
+
+/// Runs a tool to completion; fails (never skips) when it is missing, naming the package.
+async fn run(program: &str, args: &[&str], package: &str) -> (bool, String) {
+    let program = tool(program);
+    let output = match tokio::process::Command::new(&program)
+        .args(args)
+        .output()
+        .await
+    {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "`{program}` is not installed: install the `{package}` package (scripts/test does)"
+        ),
+        Err(e) => panic!("cannot run {program}: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn rule_names(slo: &SloConfig) -> BTreeSet<String> {
+    rules::rule_files(slo)
+        .expect("rules for the default config")
+        .iter()
+        .flat_map(|f| f.groups.iter())
+        .flat_map(|g| g.rules.iter())
+        .filter_map(|r| match r {
+            rules::Rule::Record { record, .. } => Some(record.clone()),
+            rules::Rule::Alert { .. } => None,
+        })
+        .collect()
+}
+
+/// Every series name read by `expr` is a catalog metric (or one of its histogram series), a recording
+/// rule of the exported files, or a series Prometheus makes.
+fn assert_known_names(what: &str, expr: &str, records: &BTreeSet<String>) {
+    for name in promql::series_names(expr) {
+        if name.contains(':') {
+            assert!(
+                records.contains(&name),
+                "{what} reads the rule {name}, which no rule file records: {expr}"
+            );
+        } else {
+            assert!(
+                catalog::find(&name).is_some() || PROMETHEUS_SERIES.contains(&name.as_str()),
+                "{what} reads {name}, which is not in src/metrics/catalog.rs: {expr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_name_a_dashboard_or_rule_reads_is_in_the_catalog() {
+    let slo = SloConfig::default();
+    let records = rule_names(&slo);
+    let mut checked = 0;
+    for dashboard in dashboards::dashboards(&slo) {
+        for panel in &dashboard.panels {
+            for query in &panel.queries {
+                assert_known_names(
+                    &format!("{} / {}", dashboard.file, panel.title),
+                    &query.expr,
+                    &records,
+                );
+                checked += 1;
+            }
+        }
+    }
+    for file in rules::rule_files(&slo).unwrap() {
+        for group in &file.groups {
+            for rule in &group.rules {
+                assert_known_names(
+                    &format!("{} / {}", file.file, group.name),
+                    rule.expr(),
+                    &records,
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} expressions checked");
+    // The check itself catches a rename.
+    let caught = std::panic::catch_unwind(|| {
+        assert_known_names("renamed", "rate(health_checks_total[5m])", &records)
+    });
+    assert!(caught.is_err(), "a renamed metric went unnoticed");
+}
+
+#[test]
+fn committed_exports_match_the_code() {
+    for (path, generated) in export::default_exports().expect("default exports") {
+        let committed = std::fs::read_to_string(repo().join(&path)).unwrap_or_else(|e| {
+            panic!("cannot read {path} ({e}); run `hale export` (see docs/exports.md) and commit the result")
+        });
+        assert!(
+            committed == generated,
+            "{path} differs from a fresh export: run `cargo run -- export ...` (docs/exports.md) and commit the result"
+        );
+    }
+}
+
+#[test]
+fn every_alert_has_a_runbook_section() {
+    let runbooks =
+        std::fs::read_to_string(repo().join("docs/runbooks.md")).expect("docs/runbooks.md");
+    for file in rules::rule_files(&SloConfig::default()).unwrap() {
+        for group in &file.groups {
+            for rule in &group.rules {
+                if let rules::Rule::Alert {
+                    alert,
+                    labels,
+                    annotations,
+                    ..
+                } = rule
+                {
+                    assert!(
+                        runbooks.contains(&format!("\n## {alert}\n")),
+                        "docs/runbooks.md has no section {alert}"
+                    );
+                    let annotation = |key: &str| {
+                        annotations
+                            .iter()
+                            .find(|(k, _)| k == key)
+                            .map(|(_, v)| v.as_str())
+                    };
+                    assert_eq!(
+                        annotation("runbook_url"),
+                        Some(format!("docs/runbooks.md#{}", alert.to_ascii_lowercase()).as_str())
+                    );
+                    assert!(
+                        annotation("summary").is_some() && annotation("description").is_some(),
+                        "{alert}"
+                    );
+                    let severity = labels
+                        .iter()
+                        .find(|(k, _)| k == "severity")
+                        .map(|(_, v)| v.as_str());
+                    assert!(
+                        matches!(severity, Some("critical" | "warning")),
+                        "{alert}: {severity:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dashboards_follow_the_grafana_model() {
+    for dashboard in dashboards::dashboards(&SloConfig::default()) {
+        let json = dashboard.to_json();
+        assert!(json["schemaVersion"].as_u64().unwrap() >= 41);
+        assert_eq!(json["uid"], dashboard.uid);
+        assert_eq!(json["__inputs"][0]["name"], "DS_PROMETHEUS");
+        let vars = json["templating"]["list"].as_array().unwrap();
+        let var = |name: &str| {
+            vars.iter()
+                .find(|v| v["name"] == name)
+                .unwrap_or_else(|| panic!("no ${name}"))
+        };
+        assert_eq!(var("datasource")["type"], "datasource");
+        assert_eq!(var("datasource")["query"], "prometheus");
+        assert_eq!(var("target")["multi"], true);
+        assert_eq!(var("target")["includeAll"], true);
+        assert!(var("target")["definition"]
+            .as_str()
+            .unwrap()
+            .starts_with("label_values("));
+        assert_eq!(var("service")["query"], "health-proxy,mcp-bridge,boss-api");
+        for panel in json["panels"].as_array().unwrap() {
+            assert_eq!(
+                panel["datasource"]["uid"], "${datasource}",
+                "{}",
+                panel["title"]
+            );
+            assert!(
+                ["timeseries", "stat", "gauge", "table"].contains(&panel["type"].as_str().unwrap())
+            );
+            let unit = panel["fieldConfig"]["defaults"]["unit"].as_str().unwrap();
+            assert!(
+                ["percentunit", "s", "short", "bytes"].contains(&unit),
+                "{}: {unit}",
+                panel["title"]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
+    let files: Vec<String> = ["alerts/hale-rules.yml", "alerts/hale-slo-rules.yml"]
+        .iter()
+        .map(|f| repo().join(f).display().to_string())
+        .collect();
+    let args: Vec<&str> = std::iter::once("check")
+        .chain(std::iter::once("rules"))
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let (ok, out) = run("promtool", &args, "prometheus").await;
+    assert!(ok, "promtool check rules:\n{out}");
+
+    let mut tests: Vec<String> = std::fs::read_dir(repo().join("tests/rules"))
+        .expect("tests/rules")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.yml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    tests.sort();
+    assert!(tests.len() >= 2, "{tests:?}");
+    let args: Vec<&str> = ["test", "rules"]
+        .into_iter()
+        .chain(tests.iter().map(String::as_str))
+        .collect();
+    let (ok, out) = run("promtool", &args, "prometheus").await;
+    assert!(ok, "promtool test rules:\n{out}");
+
+    // A broken rule is refused, so the check above means something.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yml");
+    std::fs::write(
+        &broken,
+        "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: sum(\n",
+    )
+    .unwrap();
+    let (ok, _) = run(
+        "promtool",
+        &["check", "rules", broken.to_str().unwrap()],
+        "prometheus",
+    )
+    .await;
+    assert!(!ok, "promtool accepted a broken rule file");
+}
+
+#[tokio::test]
+async fn an_unusable_latency_target_is_refused_by_the_alerts_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"slo": {"p95_latency_target_ms": 230}}"#).unwrap();
+    let out = dir.path().join("alerts");
+    let output = common::run_hale(
+        dir.path(),
+        &[
+            "export",
+            "alerts",
+            "--out",
+            out.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(common::exit_code(output.status), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("slo.p95_latency_target_ms 230 is not a bucket"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_exported_units_pass_the_init_systems_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    // Spaces, an ampersand and a percent sign in every path: quoting and escaping must hold.
+    let base = dir.path().join("my hale & 100%");
+    let bin_dir = base.join("bin dir");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let binary = bin_dir.join("hale");
+    std::fs::copy(common::hale_bin(), &binary).unwrap();
+    let data = base.join("data dir");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = base.join("conf dir/config.json");
+    let db = data.join("hale.db");
+    let systemd_out = dir.path().join("systemd");
+    let launchd_out = dir.path().join("launchd");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let output = common::run_hale(
+        dir.path(),
+        &[
+            "export",
+            "systemd",
+            "--out",
+            &s(&systemd_out),
+            "--binary",
+            &s(&binary),
+            "--config",
+            &s(&config),
+            "--db",
+            &s(&db),
+            "--working-dir",
+            &s(&data),
+            "--user",
+            "root",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let unit_path = systemd_out.join("hale.service");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("wrote {}\n", unit_path.display())
+    );
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    for line in [
+        "Restart=on-failure",
+        "RestartSec=5",
+        "StartLimitIntervalSec=600",
+        "StartLimitBurst=5",
+        "KillMode=mixed",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=40",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
+    }
+    let unit_section = unit.split("[Service]").next().unwrap();
+    assert!(
+        unit_section.contains("StartLimitBurst=5"),
+        "the start limit belongs in [Unit]"
+    );
+    assert!(
+        unit.contains(&format!(
+            "ReadWritePaths=\"{}\"",
+            s(&data).replace('%', "%%")
+        )),
+        "{unit}"
+    );
+    // systemd-analyze verify checks the syntax, that ExecStart's binary exists and is executable, and the
+    // quoting (a wrongly split path names a binary that does not exist).
+    let (ok, out) = run("systemd-analyze", &["verify", &s(&unit_path)], "systemd").await;
+    assert!(
+        ok && !out.contains("hale.service:"),
+        "systemd-analyze verify:\n{out}\n{unit}"
+    );
+
+    let output = common::run_hale(
+        dir.path(),
+        &[
+            "export",
+            "launchd",
+            "--out",
+            &s(&launchd_out),
+            "--binary",
+            &s(&binary),
+            "--config",
+            &s(&config),
+            "--db",
+            &s(&db),
+            "--working-dir",
+            &s(&data),
+            "--log-dir",
+            &s(&base.join("logs <1>")),
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let plist = launchd_out.join("com.hale.serve.plist");
+    // plistlib reads it back: every value, with the escaped paths restored.
+    let script =
+        "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))";
+    let (ok, out) = run("python3", &["-c", script, &s(&plist)], "python3").await;
+    assert!(ok, "plistlib rejects the plist:\n{out}");
+    let parsed: Value = serde_json::from_str(out.trim()).expect("plistlib's JSON");
+    assert_eq!(parsed["Label"], "com.hale.serve");
+    assert_eq!(
+        parsed["ProgramArguments"],
+        serde_json::json!([s(&binary), "serve", "--config", s(&config), "--db", s(&db)])
+    );
+    assert_eq!(parsed["WorkingDirectory"], s(&data));
+    assert_eq!(
+        parsed["KeepAlive"],
+        serde_json::json!({"SuccessfulExit": false})
+    );
+    assert_eq!(parsed["ThrottleInterval"], 30);
+    assert_eq!(
+        parsed["StandardErrorPath"],
+        s(&base.join("logs <1>/hale.err.log"))
+    );
+    assert!(parsed["StandardOutPath"]
+        .as_str()
+        .unwrap()
+        .ends_with("hale.out.log"));
+
+    // The committed defaults parse too (their binary does not exist here, so systemd-analyze would refuse
+    // them for that alone: the generated unit above covers the syntax).
+    let (ok, out) = run(
+        "python3",
+        &[
+            "-c",
+            script,
+            &s(&repo().join("deploy/launchd/com.hale.serve.plist")),
+        ],
+        "python3",
+    )
+    .await;
+    assert!(ok, "{out}");
+}
+
+/// hale with one target up (a local HTTP server), one down (a closed port, its breaker opening at the first
+/// failure) and one whose supervised child keeps crashing (restarts), checked every second.
+async fn spawn_watched_hale() -> (TestApp, HttpReceiver) {
+    let receiver = HttpReceiver::start(vec![(200, "ok"); 100_000]).await;
+    let mut config = common::test_config();
+    config.services = serde_json::from_value(serde_json::json!([
+        {"name": "web", "url": format!("http://{}/health", receiver.addr), "interval_s": 1, "timeout_ms": 500},
+        {"name": "db", "url": format!("http://127.0.0.1:{}/", dead_port()), "interval_s": 1, "timeout_ms": 500,
+         "breaker": {"failure_threshold": 1, "open_timeout_s": 3600}},
+        {"name": "worker", "url": format!("tcp://127.0.0.1:{}", dead_port()), "interval_s": 1, "timeout_ms": 500,
+         "run": {"argv": ["sh", "-c", "sleep 0.2; exit 1"], "backoff_initial_ms": 100, "stop_timeout_s": 1}}
+    ]))
+    .expect("target configs");
+    let app = common::spawn_app_with(config).await;
+    (app, receiver)
+}
+
+/// Requests that cause the events the dashboards show: answered requests and a 404 on every service, and
+/// on-demand checks.
+async fn cause_events(app: &TestApp) {
+    for kind in ServiceKind::ALL {
+        let _ = app.get(kind, "/no-such-route").await;
+        let _ = app.get(kind, "/metrics").await;
+    }
+    let _ = app.get(ServiceKind::HealthProxy, "/health/all").await;
+}
+
+#[tokio::test]
+async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
+    let (mut app, _receiver) = spawn_watched_hale().await;
+    cause_events(&app).await;
+    let caused_by_this_test = [
+        "errors_total",
+        "circuit_breaker_transitions_total",
+        "restarts_total",
+        "child_running",
+    ];
+    let texts = common::eventually("every expected metric", || async {
+        let mut texts = std::collections::HashMap::new();
+        for kind in ServiceKind::ALL {
+            texts.insert(kind, app.metrics(kind).await);
+        }
+        let proxy = &texts[&ServiceKind::HealthProxy];
+        let present = |name: &str| proxy.lines().any(|l| l.starts_with(name));
+        let ready = caused_by_this_test.iter().all(|n| present(n))
+            && proxy
+                .lines()
+                .any(|l| l.starts_with("health_check_total{") && l.contains("source=\"monitor\""))
+            && present("target_up{target=\"worker\"}");
+        ready.then_some(texts)
+    })
+    .await;
+    for (kind, text) in &texts {
+        let types: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        let helps: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# HELP "))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        // Everything served is in the catalog, with its type, help and label names.
+        for (name, kind_text) in &types {
+            let def = catalog::by_name(name)
+                .unwrap_or_else(|| panic!("{kind} serves {name}, which is not in the catalog"));
+            assert_eq!(*kind_text, def.kind.as_str(), "type of {name}");
+            assert_eq!(helps.get(name).copied(), Some(def.help), "help of {name}");
+        }
+        for sample in parse_samples(text) {
+            let def = catalog::find(&sample.name).unwrap();
+            let labels: BTreeSet<&str> = sample
+                .labels
+                .keys()
+                .map(String::as_str)
+                .filter(|l| *l != "le")
+                .collect();
+            let expected: BTreeSet<&str> = def.labels.iter().copied().collect();
+            assert_eq!(labels, expected, "labels of {}", sample.name);
+        }
+        // Everything in the catalog for this service is served, unless documented as appearing later.
+        for def in CATALOG {
+            let here = match def.exporter {
+                Exporter::EveryService | Exporter::Process => true,
+                Exporter::HealthProxy | Exporter::SloEngine => *kind == ServiceKind::HealthProxy,
+            };
+            if !here {
+                assert!(
+                    !types.contains_key(def.name),
+                    "{kind} serves {}, a Health Proxy metric",
+                    def.name
+                );
+                continue;
+            }
+            let served = types.contains_key(def.name);
+            match def.appears {
+                Appears::AfterCheck => {
+                    assert!(served, "{kind} does not serve {} after a check", def.name)
+                }
+                Appears::AfterEvent(event) => {
+                    if caused_by_this_test.contains(&def.name) {
+                        assert!(
+                            served,
+                            "{kind} does not serve {} after {event}, which the test caused",
+                            def.name
+                        );
+                    } else if def.exporter == Exporter::SloEngine {
+                        // Registered by the SLO engine (branch `slo`), not here yet.
+                    } else if !served {
+                        assert!(
+                            NOT_CAUSED.iter().any(|(name, _)| *name == def.name),
+                            "{} (after {event}) is neither served nor listed in NOT_CAUSED",
+                            def.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // The new `source` label splits scheduled checks from on-demand ones.
+    let proxy = &texts[&ServiceKind::HealthProxy];
+    let sources: BTreeSet<String> = parse_samples(proxy)
+        .into_iter()
+        .filter(|s| s.name == "health_check_total")
+        .filter_map(|s| s.labels.get("source").cloned())
+        .collect();
+    assert!(
+        sources.contains("monitor") && sources.contains("on_demand"),
+        "{sources:?}"
+    );
+    app.shutdown().await;
+}
+
+/// A free TCP port on 127.0.0.1 for Prometheus to listen on.
+fn free_port() -> u16 {
+    dead_port()
+}
+
+struct Prometheus {
+    child: tokio::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    async fn start(app: &TestApp) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let targets: Vec<String> = ServiceKind::ALL
+            .iter()
+            .map(|k| format!("\"{}\"", app.addr(*k)))
+            .collect();
+        let rule_files: Vec<String> = ["alerts/hale-rules.yml", "alerts/hale-slo-rules.yml"]
+            .iter()
+            .map(|f| format!("  - \"{}\"", repo().join(f).display()))
+            .collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{}\nscrape_configs:\n  - job_name: {}\n    static_configs:\n      - targets: [{}]\n",
+            rule_files.join("\n"),
+            rules::SCRAPE_JOB,
+            targets.join(", ")
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let (ok, out) = run(
+            "promtool",
+            &["check", "config", config_path.to_str().unwrap()],
+            "prometheus",
+        )
+        .await;
+        assert!(ok, "{out}");
+        let child = match tokio::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => panic!(
+                "cannot run prometheus ({e}): install the `prometheus` package (scripts/test does)"
+            ),
+        };
+        let prometheus = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let client = common::client();
+        let ready = format!("{}/-/ready", prometheus.url);
+        common::eventually("prometheus ready", || {
+            let client = client.clone();
+            let ready = ready.clone();
+            async move {
+                client
+                    .get(&ready)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            }
+        })
+        .await;
+        prometheus
+    }
+
+    /// `GET /api/v1/query`: the status and the result.
+    async fn query(&self, expr: &str) -> (String, Value) {
+        let res = common::client()
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .expect("query prometheus");
+        let body: Value = res.json().await.expect("prometheus answers JSON");
+        (body["status"].as_str().unwrap_or_default().to_owned(), body)
+    }
+}
+
+/// A panel query as Grafana sends it, with the dashboard variables filled in.
+fn substitute(expr: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$__interval", "15s")
+        .replace("$__range", "5m")
+        .replace("$target", ".*")
+        .replace("$service", ".*")
+}
+
+#[tokio::test]
+async fn prometheus_answers_every_dashboard_query_with_data() {
+    let (mut app, _receiver) = spawn_watched_hale().await;
+    let mut prometheus = Prometheus::start(&app).await;
+    let queries: Vec<(String, String, String)> = dashboards::dashboards(&SloConfig::default())
+        .into_iter()
+        .flat_map(|d| {
+            d.panels.into_iter().flat_map(move |p| {
+                p.queries
+                    .into_iter()
+                    .map(move |q| (d.file.to_owned(), p.title.to_owned(), q.expr))
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut missing: Vec<String>;
+    loop {
+        cause_events(&app).await;
+        missing = Vec::new();
+        for (file, title, expr) in &queries {
+            let expr = substitute(expr);
+            let (status, body) = prometheus.query(&expr).await;
+            assert_eq!(status, "success", "{file} / {title}: {expr}\n{body}");
+            let empty = body["data"]["result"].as_array().is_none_or(Vec::is_empty);
+            if empty && !AWAITING_SLO_ENGINE.contains(&title.as_str()) {
+                missing.push(format!("{file} / {title}: {expr}"));
+            }
+        }
+        if missing.is_empty() || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(
+        missing.is_empty(),
+        "panels without data after 60 s:\n{}",
+        missing.join("\n")
+    );
+
+    // The rules loaded and evaluate: the down target's breaker alert is pending or firing, and the fast
+    // availability burn of the down target is recorded.
+    let (_, body) = prometheus
+        .query("ALERTS{alertname=\"HaleCircuitBreakerOpen\",target=\"db\"}")
+        .await;
+    assert!(
+        !body["data"]["result"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
+    let (_, body) = prometheus
+        .query("slo:current_burn_rate:ratio{sloth_slo=\"target-availability\",target=\"db\"} > 1")
+        .await;
+    assert!(
+        !body["data"]["result"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
+    let _ = prometheus.child.kill().await;
+    app.shutdown().await;
+}
