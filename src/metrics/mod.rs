@@ -5,6 +5,7 @@ mod alerts;
 mod events;
 mod heal;
 mod health;
+mod slo;
 pub mod names;
 mod writer;
 
@@ -20,6 +21,7 @@ pub use alerts::{AlertMetrics, AlertResult, NO_CHANNEL};
 pub use events::EventMetrics;
 pub use heal::{HealMetrics, RestartCause};
 pub use health::{HealthMetrics, ProbeInFlight};
+pub use slo::SloMetrics;
 pub use writer::WriterMetrics;
 
 /// The content type of the Prometheus text exposition format.
