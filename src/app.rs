@@ -30,8 +30,8 @@ use crate::metrics::{
 };
 use crate::probe::{Monitor, MonitorError};
 use crate::selfwatch::SelfWatch;
-use crate::slo::SloRefresher;
 use crate::services::{self, Core, HealthProxyState, ServiceState};
+use crate::slo::SloRefresher;
 use crate::store::retention::Retention;
 use crate::store::status::FileWatch;
 use crate::store::writer::{self, WriterHandle, WriterReport, WriterSettings};

@@ -146,7 +146,9 @@ impl SloConfig {
                 &window.reason,
                 targets,
             )
-            .map_err(|(field, reason)| Invalid::at(format!("slo.maintenance[{i}].{field}"), reason))?;
+            .map_err(|(field, reason)| {
+                Invalid::at(format!("slo.maintenance[{i}].{field}"), reason)
+            })?;
         }
         Ok(())
     }

@@ -5,8 +5,8 @@ mod alerts;
 mod events;
 mod heal;
 mod health;
-mod slo;
 pub mod names;
+mod slo;
 mod writer;
 
 use std::time::Duration;

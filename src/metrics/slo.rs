@@ -104,9 +104,10 @@ impl SloMetrics {
             .with_label_values(&[target])
             .set(i64::from(slo.restarts.count));
         let burns = &slo.error_budget.burn_rates;
-        for (window, value) in BURN_WINDOWS
-            .into_iter()
-            .zip([burns.h1, burns.h6, burns.d1, burns.window])
+        for (window, value) in
+            BURN_WINDOWS
+                .into_iter()
+                .zip([burns.h1, burns.h6, burns.d1, burns.window])
         {
             set_or_remove(&self.burn, &[target, window], value);
         }

@@ -252,7 +252,13 @@ pub async fn evaluate(
         }
         let restarts = restarts.get(name).copied().unwrap_or(0);
         results.push(assemble(
-            name, window, &config.slo, whole, burns, restarts, exact,
+            name,
+            window,
+            &config.slo,
+            whole,
+            burns,
+            restarts,
+            exact,
         ));
     }
     Ok(results)
@@ -326,7 +332,8 @@ fn assemble(
     };
 
     // "Fewer than max_restarts_per_week a week", scaled to the window's length; 0 sets no objective.
-    let weeks = window.length().num_milliseconds() as f64 / Duration::weeks(1).num_milliseconds() as f64;
+    let weeks =
+        window.length().num_milliseconds() as f64 / Duration::weeks(1).num_milliseconds() as f64;
     let limit = f64::from(slo.max_restarts_per_week) * weeks;
     let restarts_status = if slo.max_restarts_per_week == 0 {
         SloStatus::Met

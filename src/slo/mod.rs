@@ -10,8 +10,8 @@ pub mod window;
 
 pub use evaluate::{evaluate, maintenance_windows, SloError};
 pub use maintenance::{MaintenanceSource, MaintenanceWindow};
-pub use refresher::SloRefresher;
 pub use model::{
-    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus, SloWindow,
-    TargetSlo,
+    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
+    SloWindow, TargetSlo,
 };
+pub use refresher::SloRefresher;

@@ -26,7 +26,12 @@ pub struct SloRefresher {
 }
 
 impl SloRefresher {
-    pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>, metrics: SloMetrics) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        metrics: SloMetrics,
+    ) -> Self {
         Self {
             config,
             store,
@@ -45,7 +50,9 @@ impl SloRefresher {
                     self.metrics.set(slo);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot evaluate the SLOs; the slo_* gauges keep their last values"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot evaluate the SLOs; the slo_* gauges keep their last values")
+            }
         }
         let second = chrono::Duration::seconds(1);
         match maintenance_windows(&self.store, &self.config, now - second, now + second).await {
@@ -54,7 +61,8 @@ impl SloRefresher {
                     let active = windows
                         .iter()
                         .any(|w| w.covers_target(target.name.as_str()) && w.is_active(now));
-                    self.metrics.maintenance_active(target.name.as_str(), active);
+                    self.metrics
+                        .maintenance_active(target.name.as_str(), active);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the maintenance windows"),

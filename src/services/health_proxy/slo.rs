@@ -70,10 +70,8 @@ pub async fn slo_target(
     let now = core.clock.now();
     let window = match query.window.as_deref() {
         None => SloWindow::last_days(core.config.slo.window_days, now),
-        Some(raw) => {
-            SloWindow::parse(raw, now, core.config.storage.rollup_retention_days)
-                .map_err(|e| ApiError::BadRequest(format!("window: {e}")))?
-        }
+        Some(raw) => SloWindow::parse(raw, now, core.config.storage.rollup_retention_days)
+            .map_err(|e| ApiError::BadRequest(format!("window: {e}")))?,
     };
     let exact = params::flag("exact", query.exact.as_deref()).map_err(ApiError::BadRequest)?;
     let mut results = slo::evaluate(&core.store, &core.config, &window, Some(&service), exact)
@@ -81,7 +79,10 @@ pub async fn slo_target(
         .map_err(slo_error)?;
     match results.pop() {
         Some(result) => Ok(HttpResponse::Ok().json(result)),
-        None => Err(ApiError::NotFound(format!("no target named {:?}", *service))),
+        None => Err(ApiError::NotFound(format!(
+            "no target named {:?}",
+            *service
+        ))),
     }
 }
 
@@ -171,9 +172,10 @@ pub async fn list_maintenance(
     let since = params::since(query.since.as_deref())
         .map_err(ApiError::BadRequest)?
         .unwrap_or(now);
-    let mut windows = slo::maintenance_windows(&core.store, &core.config, since, DateTime::<Utc>::MAX_UTC)
-        .await
-        .map_err(ApiError::internal)?;
+    let mut windows =
+        slo::maintenance_windows(&core.store, &core.config, since, DateTime::<Utc>::MAX_UTC)
+            .await
+            .map_err(ApiError::internal)?;
     if active {
         windows.retain(|w| w.is_active(now));
     }
