@@ -394,7 +394,8 @@ async fn rollups_and_raw_checks_agree_on_a_generated_history() {
                 _ => Outcome::Up,
             };
             let latency = (outcome != Outcome::CircuitOpen).then(|| {
-                20 + rng.next() % (150 + 100 * n as u64) + (rng.next() % 20 == 0) as u64 * 400
+                20 + rng.next() % (150 + 100 * n as u64)
+                    + u64::from(rng.next().is_multiple_of(20)) * 400
             });
             history
                 .check(name, t, outcome, latency, CheckSource::Monitor)
