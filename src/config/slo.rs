@@ -153,3 +153,29 @@ impl SloConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_maintenance_window_that_ends_before_it_starts_is_refused_with_its_path() {
+        let mut config = Config::default();
+        let start = DateTime::parse_from_rfc3339("2026-03-01T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        config.slo.maintenance = vec![MaintenanceConfig {
+            target: None,
+            starts_at: start,
+            ends_at: start,
+            reason: "upgrade".to_owned(),
+        }];
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.path, "$.slo.maintenance[0].ends_at");
+        assert_eq!(
+            err.reason,
+            "2026-03-01T02:00:00+00:00 is not after starts_at 2026-03-01T02:00:00+00:00"
+        );
+    }
+}
