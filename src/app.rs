@@ -25,11 +25,13 @@ use crate::http::{self, ApiError, Guard, HttpContext, RateLimits};
 use crate::kind::ServiceKind;
 use crate::limits;
 use crate::metrics::{
-    AlertMetrics, EventMetrics, HealMetrics, HealthMetrics, ServiceMetrics, WriterMetrics,
+    AlertMetrics, EventMetrics, HealMetrics, HealthMetrics, ServiceMetrics, SloMetrics,
+    WriterMetrics,
 };
 use crate::probe::{Monitor, MonitorError};
 use crate::selfwatch::SelfWatch;
 use crate::services::{self, Core, HealthProxyState, ServiceState};
+use crate::slo::SloRefresher;
 use crate::store::retention::Retention;
 use crate::store::status::FileWatch;
 use crate::store::writer::{self, WriterHandle, WriterReport, WriterSettings};
@@ -94,6 +96,8 @@ struct Built {
     dispatcher: Option<Arc<Dispatcher>>,
     healer: Option<Arc<Healer>>,
     alert_engine: Option<Arc<AlertEngine>>,
+    /// Present when the Health Proxy runs: refreshes the `slo_*` gauges.
+    slo_refresher: Option<Arc<SloRefresher>>,
     /// Every service's metrics, one registry each, so a Prometheus scraping all three never counts a series
     /// twice.
     metrics: HashMap<ServiceKind, ServiceMetrics>,
@@ -142,6 +146,9 @@ impl Application {
         }
         if let Some(engine) = &built.alert_engine {
             workers.push(engine.clone());
+        }
+        if let Some(refresher) = &built.slo_refresher {
+            workers.push(refresher.clone());
         }
         if let Some(dispatcher) = &built.dispatcher {
             workers.push(dispatcher.clone());
@@ -420,6 +427,9 @@ async fn build(
         }
         None => (None, None, None, None),
     };
+    let slo_metrics = monitor
+        .as_ref()
+        .map(|_| SloMetrics::register(health_registry));
     let core = Core {
         config: Arc::new(config),
         store,
@@ -428,6 +438,14 @@ async fn build(
         started_at: Instant::now(),
         tokens,
     };
+    let slo_refresher = slo_metrics.map(|metrics| {
+        Arc::new(SloRefresher::new(
+            core.config.clone(),
+            core.store.clone(),
+            core.clock.clone(),
+            metrics,
+        ))
+    });
     Ok(Built {
         core,
         writer,
@@ -437,6 +455,7 @@ async fn build(
         dispatcher,
         healer,
         alert_engine,
+        slo_refresher,
         metrics,
     })
 }

@@ -26,6 +26,9 @@ use crate::records::{
 use crate::store::Store;
 use crate::worker::Worker;
 
+/// The most scheduled checks kept per target for burn rates (a week at one check every 6 s).
+const MAX_BURN_CHECKS: usize = 100_000;
+
 /// The target of an alert about all targets at once.
 pub const ALL_TARGETS: &str = "*";
 
@@ -48,6 +51,9 @@ struct State {
     /// Failed scheduled checks per target, within the longest `failures_within` window.
     failures: HashMap<Arc<str>, VecDeque<DateTime<Utc>>>,
     firing: HashMap<Key, Firing>,
+    /// Recent scheduled checks per target (when, and whether bad), within the longest `slo_burn` window and
+    /// at most `MAX_BURN_CHECKS` per target: what burn rates are computed from, without a query per check.
+    recent: HashMap<Arc<str>, VecDeque<(DateTime<Utc>, bool)>>,
     /// Checks in a row without a mass failure while its alert fires.
     mass_clear: u32,
     /// The latest exit of each supervised child, to say why it was restarted.
@@ -68,6 +74,10 @@ pub struct AlertEngine {
     mass_min_targets: usize,
     /// The longest `failures_within` window, in seconds (0: no such rule).
     longest_window_s: u64,
+    /// The longest `slo_burn` long window, in seconds (0: no such rule).
+    longest_burn_s: u64,
+    /// The availability objective, as a ratio: what a burn rate is relative to.
+    slo_target_ratio: f64,
     generator_base: String,
     store: Store,
     clock: Arc<dyn Clock>,
@@ -95,6 +105,14 @@ impl AlertEngine {
             })
             .max()
             .unwrap_or(0);
+        let longest_burn_s = rules
+            .iter()
+            .filter_map(|r| match r.when {
+                Condition::SloBurn { long_window_s, .. } => Some(long_window_s),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let targets: Vec<Arc<str>> = config
             .services
             .iter()
@@ -106,6 +124,8 @@ impl AlertEngine {
             mass_share: config.heal.mass_failure_share,
             mass_min_targets: config.heal.mass_failure_min_targets,
             longest_window_s,
+            longest_burn_s,
+            slo_target_ratio: config.slo.availability_target_ratio(),
             generator_base: format!("http://{}", config.listen.health_proxy),
             store,
             clock,
@@ -114,6 +134,10 @@ impl AlertEngine {
             state: tokio::sync::Mutex::new(State {
                 streaks: Streaks::new(targets.iter().cloned()),
                 failures: targets
+                    .iter()
+                    .map(|t| (t.clone(), VecDeque::new()))
+                    .collect(),
+                recent: targets
                     .iter()
                     .map(|t| (t.clone(), VecDeque::new()))
                     .collect(),
@@ -220,7 +244,54 @@ impl AlertEngine {
                 }
             }
         }
+        if self.longest_burn_s > 0 {
+            let since = now - chrono::Duration::seconds(self.longest_burn_s as i64);
+            let targets: Vec<Arc<str>> = state.recent.keys().cloned().collect();
+            for target in targets {
+                match self.store.scheduled_checks(&target, since, now).await {
+                    Ok(checks) => {
+                        if let Some(recent) = state.recent.get_mut(&target) {
+                            recent.extend(
+                                checks
+                                    .iter()
+                                    .map(|c| (crate::store::from_ms(c.at_ms), !c.outcome.is_up())),
+                            );
+                            while recent.len() > MAX_BURN_CHECKS {
+                                recent.pop_front();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(target = %target, error = %e, "cannot read the recent checks; burn rates start empty")
+                    }
+                }
+            }
+        }
         self.set_active(&state);
+    }
+
+    /// The burn rate of `target` over the `window_s` before `at`: its bad ratio over the ratio the SLO
+    /// allows. With `covered`, None until the record reaches back that far: a fresh start is not judged on
+    /// a few checks (the short window must be covered; the long one takes what there is).
+    fn burn_rate(
+        &self,
+        state: &State,
+        target: &str,
+        at: DateTime<Utc>,
+        window_s: u64,
+        covered: bool,
+    ) -> Option<f64> {
+        let recent = state.recent.get(target)?;
+        let from = at - chrono::Duration::seconds(window_s as i64);
+        if covered && recent.front().is_none_or(|(first, _)| *first > from) {
+            return None;
+        }
+        let (mut total, mut bad) = (0u64, 0u64);
+        for (_, failed) in recent.iter().rev().take_while(|(t, _)| *t >= from) {
+            total += 1;
+            bad += u64::from(*failed);
+        }
+        (total > 0).then(|| (bad as f64 / total as f64) / (1.0 - self.slo_target_ratio))
     }
 
     async fn handle(&self, event: &Event) {
@@ -318,6 +389,17 @@ impl AlertEngine {
                 times.pop_front();
             }
         }
+        if self.longest_burn_s > 0 {
+            let from = check.at - chrono::Duration::seconds(self.longest_burn_s as i64);
+            if let Some(recent) = state.recent.get_mut(&check.target) {
+                recent.push_back((check.at, failed));
+                while recent.front().is_some_and(|(t, _)| *t < from)
+                    || recent.len() > MAX_BURN_CHECKS
+                {
+                    recent.pop_front();
+                }
+            }
+        }
         // Mass failure first, so that it holds back the targets' own alerts of this very check.
         if let Some(rule) = self.rules.iter().find(|r| r.when == Condition::MassFailure) {
             let key = (rule.name.clone(), ALL_TARGETS.to_owned());
@@ -394,12 +476,43 @@ impl AlertEngine {
                         self.fire_or_repeat(state, rule, target, &trigger).await;
                     }
                 }
+                Condition::SloBurn {
+                    long_window_s,
+                    short_window_s,
+                    burn_rate,
+                } if failed => {
+                    let long = self.burn_rate(state, target, check.at, long_window_s, false);
+                    let short = self.burn_rate(state, target, check.at, short_window_s, true);
+                    if let (Some(long), Some(short)) = (long, short) {
+                        if long > burn_rate && short > burn_rate {
+                            let trigger = Trigger {
+                                summary: format!(
+                                    "{target} burns its error budget {short:.1}x too fast"
+                                ),
+                                description: format!(
+                                    "burn rate {long:.1} over the last {} and {short:.1} over the last {} (alert above {burn_rate}); the latest: {}",
+                                    human_window(long_window_s),
+                                    human_window(short_window_s),
+                                    describe(check)
+                                ),
+                            };
+                            self.fire_or_repeat(state, rule, target, &trigger).await;
+                        }
+                    }
+                }
                 Condition::MassFailure => {}
                 _ if !failed && state.firing.contains_key(&key) => {
                     let still_over = match rule.when {
                         Condition::FailuresWithin { count, window_s } => {
                             failures_in(state, window_s) >= count as usize
                         }
+                        Condition::SloBurn {
+                            short_window_s,
+                            burn_rate,
+                            ..
+                        } => self
+                            .burn_rate(state, target, check.at, short_window_s, false)
+                            .is_some_and(|short| short > burn_rate),
                         _ => false,
                     };
                     if streak.consecutive_successes >= self.resolve_after && !still_over {

@@ -22,7 +22,7 @@ pub struct AlertsConfig {
 }
 
 /// When a rule fires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     /// This many failed scheduled checks of a target in a row.
@@ -36,6 +36,15 @@ pub enum Condition {
     /// More than `heal.mass_failure_share` of the targets fail at once. One alert for all of them (target
     /// `*`); while it fires, the targets' own alerts are held back.
     MassFailure,
+    /// A target spends its availability error budget (`slo.availability_target_percent`) more than
+    /// `burn_rate` times too fast over both the long and the short window: the multi-window burn-rate alert
+    /// of the Google SRE workbook. Counted over scheduled checks, from the alert manager's own record of
+    /// them; resolves once the short window burns under the rate again (and the usual successes in a row).
+    SloBurn {
+        long_window_s: u64,
+        short_window_s: u64,
+        burn_rate: f64,
+    },
 }
 
 /// A channel a rule's notices go to.
@@ -148,6 +157,28 @@ impl Default for AlertsConfig {
                     3_600,
                     &[Discord, Email, Log],
                 ),
+                rule(
+                    "slo_fast_burn",
+                    Condition::SloBurn {
+                        long_window_s: 3_600,
+                        short_window_s: 300,
+                        burn_rate: 14.4,
+                    },
+                    AlertLevel::Critical,
+                    3_600,
+                    &[Discord, Email, Log],
+                ),
+                rule(
+                    "slo_slow_burn",
+                    Condition::SloBurn {
+                        long_window_s: 21_600,
+                        short_window_s: 1_800,
+                        burn_rate: 6.0,
+                    },
+                    AlertLevel::Warning,
+                    14_400,
+                    &[Log],
+                ),
             ],
             channels: ChannelsConfig::default(),
         }
@@ -204,6 +235,33 @@ impl AlertsConfig {
                         return Err(Invalid::at(
                             format!("alerts.rules[{i}].when.failures_within.window_s"),
                             format!("{window_s} is out of range 60..=2592000 (30 days)"),
+                        ));
+                    }
+                }
+                Condition::SloBurn {
+                    long_window_s,
+                    short_window_s,
+                    burn_rate,
+                } => {
+                    let at = |field: &str| format!("alerts.rules[{i}].when.slo_burn.{field}");
+                    if !(60..=7 * 86_400).contains(&long_window_s) {
+                        return Err(Invalid::at(
+                            at("long_window_s"),
+                            format!("{long_window_s} is out of range 60..=604800 (7 days)"),
+                        ));
+                    }
+                    if short_window_s == 0 || short_window_s >= long_window_s {
+                        return Err(Invalid::at(
+                            at("short_window_s"),
+                            format!(
+                                "{short_window_s} must be above 0 and below long_window_s ({long_window_s})"
+                            ),
+                        ));
+                    }
+                    if !(burn_rate.is_finite() && burn_rate > 0.0) {
+                        return Err(Invalid::at(
+                            at("burn_rate"),
+                            format!("{burn_rate} must be a number above 0"),
                         ));
                     }
                 }

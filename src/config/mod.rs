@@ -41,7 +41,9 @@ pub use monitor::MonitorConfig;
 pub use rate_limits::{RateLimit, RateLimitsConfig};
 pub use run::{RunConfig, StopSignal};
 pub use secret::{Secret, REDACTED};
-pub use slo::SloConfig;
+pub use slo::{
+    check_maintenance, MaintenanceConfig, SloConfig, MAX_MAINTENANCE_DAYS, MAX_MAINTENANCE_REASON,
+};
 pub use storage::StorageConfig;
 pub use targets::{HttpMethod, TargetConfig};
 pub use types::{redact_userinfo, BodyCondition, ExpectedStatus, ServiceName, TargetUrl};
@@ -179,7 +181,7 @@ impl Config {
         self.backup.validate()?;
         self.heal.validate()?;
         self.alerts.validate()?;
-        self.slo.validate(&self.storage)?;
+        self.slo.validate(&self.storage, &self.services)?;
         mcp::validate_all(&self.mcp_servers)?;
         self.auth.validate()?;
         Ok(())

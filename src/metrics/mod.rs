@@ -7,6 +7,7 @@ mod events;
 mod heal;
 mod health;
 pub mod names;
+mod slo;
 mod writer;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub use alerts::{AlertMetrics, AlertResult, NO_CHANNEL};
 pub use events::EventMetrics;
 pub use heal::{HealMetrics, RestartCause};
 pub use health::{HealthMetrics, ProbeInFlight};
+pub use slo::SloMetrics;
 pub use writer::WriterMetrics;
 
 /// The content type of the Prometheus text exposition format.

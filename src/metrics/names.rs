@@ -35,6 +35,8 @@ pub const SLO_AVAILABILITY_RATIO: &str = "slo_availability_ratio";
 pub const SLO_LATENCY_P95_SECONDS: &str = "slo_latency_p95_seconds";
 pub const SLO_ERROR_BUDGET_REMAINING_RATIO: &str = "slo_error_budget_remaining_ratio";
 pub const SLO_RESTARTS: &str = "slo_restarts";
+pub const SLO_ERROR_BUDGET_BURN_RATE: &str = "slo_error_budget_burn_rate";
+pub const MAINTENANCE_ACTIVE: &str = "maintenance_active";
 
 // The standard process metrics, exported by the prometheus crate's `ProcessCollector` (Linux) on every service.
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
@@ -63,3 +65,4 @@ pub const LABEL_LEVEL: &str = "level";
 pub const LABEL_RULE: &str = "rule";
 pub const LABEL_CHANNEL: &str = "channel";
 pub const LABEL_RESULT: &str = "result";
+pub const LABEL_WINDOW: &str = "window";

@@ -65,6 +65,17 @@ impl LatencyHistogram {
         self.counts.keys().next_back().map(|&b| representative(b))
     }
 
+    /// Latencies whose bucket's representative (the value `quantile_us` reports for it) is at most
+    /// `limit_us`. A whole bucket is on one side of the limit, so for any `q`, `quantile_us(q) <= limit_us`
+    /// exactly when this count reaches the quantile's rank: the p95 and the share under a target agree.
+    pub fn count_at_or_under(&self, limit_us: f64) -> u64 {
+        self.counts
+            .iter()
+            .take_while(|(&bucket, _)| representative(bucket) <= limit_us)
+            .map(|(_, &count)| count)
+            .sum()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.counts.len() * ENTRY_LEN);
         for (&bucket, &count) in &self.counts {

@@ -1,9 +1,17 @@
-//! SLO math, free of I/O: the latency histogram kept in hourly rollups (and, later, windows and budgets).
+//! SLOs: the latency histogram kept in hourly rollups, windows, maintenance windows, and the evaluation of
+//! every objective with its error budget and burn rates. The math is pure; `evaluate` reads the store.
 
+pub mod evaluate;
 pub mod histogram;
+pub mod maintenance;
 pub mod model;
+pub mod refresher;
+pub mod window;
 
+pub use evaluate::{evaluate, maintenance_windows, SloError};
+pub use maintenance::{MaintenanceSource, MaintenanceWindow};
 pub use model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
     SloWindow, TargetSlo,
 };
+pub use refresher::SloRefresher;

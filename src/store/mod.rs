@@ -10,9 +10,11 @@ pub mod deliveries;
 pub mod heal;
 pub mod health_checks;
 pub mod lock;
+pub mod maintenance;
 pub mod retention;
 pub mod rollups;
 pub mod runs;
+pub mod slo;
 pub mod status;
 pub mod writer;
 
@@ -241,6 +243,21 @@ impl Store {
                 reason,
             }
         })?;
+        // Once per database: rollups written by versions that also counted on-demand checks are rebuilt.
+        match rollups::rebuild_scheduled_only(&pool).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(
+                path = %path.display(), hours = rows,
+                "hourly rollups rebuilt from raw scheduled checks (on-demand checks no longer count)"
+            ),
+            Err(e) => {
+                pool.close().await;
+                return Err(StoreError::Migrate {
+                    path: path.display().to_string(),
+                    reason: format!("cannot rebuild the hourly rollups from raw checks: {e}"),
+                });
+            }
+        }
         Self::assemble(pool, path, false, Some(lock))
     }
 

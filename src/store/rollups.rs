@@ -1,5 +1,6 @@
-//! Hourly rollups of health checks, merged in the writer's transaction as checks land. The SLO engine reads
-//! rollups: they outlive raw checks.
+//! Hourly rollups of scheduled health checks, merged in the writer's transaction as checks land. The SLO
+//! engine reads rollups: they outlive raw checks. On-demand checks stay in `health_checks` only: an SLO
+//! counts what the monitor saw at its steady pace, not how often someone asked.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::records::CheckRecord;
+use crate::records::{CheckRecord, CheckSource, Outcome};
 use crate::slo::histogram::LatencyHistogram;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
@@ -35,6 +36,17 @@ struct Aggregate {
 }
 
 impl Aggregate {
+    /// Counts one check. `circuit_open` checks were not made: they have no latency.
+    fn record(&mut self, outcome: Outcome, latency_us: Option<u64>) {
+        self.total += 1;
+        self.good += u64::from(outcome.is_up());
+        if let Some(us) = latency_us.filter(|_| outcome != Outcome::CircuitOpen) {
+            self.latency_sum_us = self.latency_sum_us.saturating_add(us);
+            self.latency_max_us = self.latency_max_us.max(us);
+            self.latency.record(us);
+        }
+    }
+
     fn merge(&mut self, other: &Aggregate) {
         self.total += other.total;
         self.good += other.good;
@@ -63,26 +75,25 @@ const CACHED_HOURS: i64 = 2;
 /// Rollup rows per INSERT statement (7 bound values each).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// Adds a batch of checks to their hourly rows inside the caller's transaction. On error the caller must
-/// `invalidate` the cache.
+/// Adds a batch's scheduled checks to their hourly rows inside the caller's transaction (on-demand checks
+/// are skipped). On error the caller must `invalidate` the cache.
 pub(crate) async fn merge_batch(
     conn: &mut SqliteConnection,
     cache: &mut RollupCache,
     records: &[CheckRecord],
 ) -> Result<(), sqlx::Error> {
     let mut deltas: HashMap<(Arc<str>, i64), Aggregate> = HashMap::new();
-    for record in records {
+    for record in records.iter().filter(|r| r.source == CheckSource::Monitor) {
         let ms = to_ms(record.checked_at);
         let hour = ms - ms.rem_euclid(HOUR_MS);
         let agg = deltas.entry((record.service.clone(), hour)).or_default();
-        agg.total += 1;
-        agg.good += u64::from(record.outcome.is_up());
-        if let Some(latency) = record.latency {
-            let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            agg.latency_sum_us = agg.latency_sum_us.saturating_add(us);
-            agg.latency_max_us = agg.latency_max_us.max(us);
-            agg.latency.record(us);
-        }
+        let latency_us = record
+            .latency
+            .map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
+        agg.record(record.outcome, latency_us);
+    }
+    if deltas.is_empty() {
+        return Ok(());
     }
     let newest_hour = deltas.keys().map(|(_, h)| *h).max().unwrap_or(0);
     let mut dirty = Vec::with_capacity(deltas.len());
@@ -96,15 +107,30 @@ pub(crate) async fn merge_batch(
         }
         dirty.push(key);
     }
-    for chunk in dirty.chunks(ROWS_PER_STATEMENT) {
+    let rows: Vec<(&str, i64, &Aggregate)> = dirty
+        .iter()
+        .map(|key| (key.0.as_ref(), key.1, &cache.rows[key]))
+        .collect();
+    write_rows(conn, &rows).await?;
+    cache
+        .rows
+        .retain(|(_, hour), _| *hour >= newest_hour - CACHED_HOURS * HOUR_MS);
+    Ok(())
+}
+
+/// Writes (replacing) hourly rows.
+async fn write_rows(
+    conn: &mut SqliteConnection,
+    rows: &[(&str, i64, &Aggregate)],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT OR REPLACE INTO health_check_hourly
              (service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets) ",
         );
-        upsert.push_values(chunk, |mut row, key| {
-            let agg = &cache.rows[key];
-            row.push_bind(key.0.to_string())
-                .push_bind(key.1)
+        upsert.push_values(chunk, |mut row, (service, hour, agg)| {
+            row.push_bind(service.to_string())
+                .push_bind(*hour)
                 .push_bind(saturating_i64(agg.total))
                 .push_bind(saturating_i64(agg.good))
                 .push_bind(saturating_i64(agg.latency_sum_us))
@@ -113,10 +139,95 @@ pub(crate) async fn merge_batch(
         });
         upsert.build().execute(&mut *conn).await?;
     }
-    cache
-        .rows
-        .retain(|(_, hour), _| *hour >= newest_hour - CACHED_HOURS * HOUR_MS);
     Ok(())
+}
+
+/// The `hale_meta` key set once the rollups count scheduled checks only.
+const SCHEDULED_ONLY_KEY: &str = "rollups_scheduled_only";
+/// Hours rebuilt per transaction: a day of one service.
+const REBUILD_HOURS: i64 = 24;
+
+/// Older versions rolled on-demand checks up too. Once per database (until `hale_meta` says it was done),
+/// every hour that still has raw checks is rebuilt from its raw scheduled checks, one service and one day
+/// per transaction. Hours whose raw checks were already pruned keep their rows: nothing is left to rebuild
+/// them from. Returns the rows rebuilt (0 when already done).
+pub(crate) async fn rebuild_scheduled_only(pool: &sqlx::SqlitePool) -> Result<u64, sqlx::Error> {
+    let done: Option<String> = sqlx::query_scalar("SELECT value FROM hale_meta WHERE key = ?1")
+        .bind(SCHEDULED_ONLY_KEY)
+        .fetch_optional(pool)
+        .await?;
+    if done.is_some() {
+        return Ok(0);
+    }
+    let spans: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT service, min(checked_at_ms), max(checked_at_ms) FROM health_checks GROUP BY service",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut rebuilt = 0u64;
+    for (service, first_ms, last_ms) in spans {
+        let mut from = first_ms - first_ms.rem_euclid(HOUR_MS);
+        while from <= last_ms {
+            let until = from + REBUILD_HOURS * HOUR_MS;
+            rebuilt += rebuild_range(pool, &service, from, until).await?;
+            from = until;
+        }
+    }
+    sqlx::query("INSERT OR REPLACE INTO hale_meta (key, value) VALUES (?1, 'true')")
+        .bind(SCHEDULED_ONLY_KEY)
+        .execute(pool)
+        .await?;
+    Ok(rebuilt)
+}
+
+/// Rebuilds one service's hours in `[from, until)` that have raw checks, in one transaction.
+async fn rebuild_range(
+    pool: &sqlx::SqlitePool,
+    service: &str,
+    from: i64,
+    until: i64,
+) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let raw: Vec<(i64, String, Option<i64>, String)> = sqlx::query_as(
+        "SELECT checked_at_ms, outcome, latency_us, source FROM health_checks
+         WHERE service = ?1 AND checked_at_ms >= ?2 AND checked_at_ms < ?3",
+    )
+    .bind(service)
+    .bind(from)
+    .bind(until)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut hours: HashMap<i64, Aggregate> = HashMap::new();
+    for (at, outcome, latency_us, source) in raw {
+        let hour = at - at.rem_euclid(HOUR_MS);
+        let agg = hours.entry(hour).or_default();
+        if source != CheckSource::Monitor.as_str() {
+            continue;
+        }
+        let Some(outcome) = Outcome::parse(&outcome) else {
+            continue;
+        };
+        agg.record(outcome, latency_us.and_then(|l| u64::try_from(l).ok()));
+    }
+    for (hour, agg) in &hours {
+        if agg.total == 0 {
+            sqlx::query("DELETE FROM health_check_hourly WHERE service = ?1 AND hour_ms = ?2")
+                .bind(service)
+                .bind(hour)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let rows: Vec<(&str, i64, &Aggregate)> = hours
+        .iter()
+        .filter(|(_, agg)| agg.total > 0)
+        .map(|(hour, agg)| (service, *hour, agg))
+        .collect();
+    write_rows(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(hours.len() as u64)
 }
 
 #[derive(sqlx::FromRow)]

@@ -4,6 +4,7 @@ mod alerts;
 mod deliveries;
 mod heal;
 mod params;
+mod slo;
 mod views;
 
 use std::sync::Arc;
@@ -43,7 +44,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(heal::children)
         .service(alerts::alerts)
         .service(alerts::active_alerts)
-        .service(deliveries::alert_dead_letters);
+        .service(deliveries::alert_dead_letters)
+        .service(slo::slo_all)
+        .service(slo::slo_target)
+        .service(slo::create_maintenance)
+        .service(slo::list_maintenance);
 }
 
 /// Check every monitored service now.

@@ -53,3 +53,12 @@ pub fn one_of<T: Copy>(
     })
     .transpose()
 }
+
+/// A flag: `true` or `false`, false when absent.
+pub fn flag(name: &str, raw: Option<&str>) -> Result<bool, String> {
+    match raw {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!("{name}: {other:?} is not true or false")),
+    }
+}

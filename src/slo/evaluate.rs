@@ -1,0 +1,398 @@
+//! Evaluates every objective of a target over a window, from the hourly rollups (default) or from every raw
+//! check (`exact`). The math is the same either way; only where the counts come from differs.
+//!
+//! Rollups and maintenance: an hour entirely inside the window and outside every maintenance window is taken
+//! from its rollup row; an hour entirely inside a maintenance window is dropped whole (its checks are
+//! `excluded`); an hour cut by the window's edges or by a maintenance window is counted from its raw
+//! checks. Raw checks are kept `storage.retention_days` (30 by default): for an hour older than that, whose
+//! raw checks are gone, the rollup row is taken whole when the hour starts inside the window, and whole as
+//! valid unless a maintenance window covers the entire hour.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::{Config, SloConfig};
+use crate::records::Outcome;
+use crate::slo::histogram::LatencyHistogram;
+use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow, Overlap};
+use crate::slo::model::{
+    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
+    SloWindow, TargetSlo,
+};
+use crate::store::rollups::HourlyRollup;
+use crate::store::slo::ScheduledCheck;
+use crate::store::{Store, StoreError};
+
+const HOUR_MS: i64 = 3_600_000;
+/// The spans burn rates are reported over besides the whole window, in hours, each ending at the window's
+/// end (whatever the window's length).
+const BURN_SPANS_H: [i64; 3] = [1, 6, 24];
+/// The latency and restarts objectives are `at_risk` within this share of their limit.
+pub const AT_RISK_MARGIN: f64 = 0.10;
+/// The quantile the latency objective is about.
+const QUANTILE: f64 = 0.95;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SloError {
+    #[error("no target named {0:?}")]
+    UnknownTarget(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The counts of one span of one target.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    good: u64,
+    valid: u64,
+    excluded: u64,
+    /// Latencies of valid checks that were made (rollup method).
+    latency: LatencyHistogram,
+    /// The same latencies, every one (exact method).
+    exact: Vec<u64>,
+}
+
+impl Tally {
+    fn add_check(&mut self, check: &ScheduledCheck, excluded: bool, exact: bool) {
+        if excluded {
+            self.excluded += 1;
+            return;
+        }
+        self.valid += 1;
+        self.good += u64::from(check.outcome.is_up());
+        if let Some(us) = check
+            .latency_us
+            .filter(|_| check.outcome != Outcome::CircuitOpen)
+        {
+            if exact {
+                self.exact.push(us);
+            } else {
+                self.latency.record(us);
+            }
+        }
+    }
+
+    fn add_rollup(&mut self, row: &HourlyRollup) {
+        self.valid += row.total;
+        self.good += row.good.min(row.total);
+        self.latency.merge(&row.latency);
+    }
+
+    fn bad(&self) -> u64 {
+        self.valid.saturating_sub(self.good)
+    }
+}
+
+/// What one target's evaluation reads, loaded once and cut into spans.
+struct TargetData {
+    target: String,
+    exclusions: Exclusions,
+    exact: bool,
+    /// Rollup rows by hour (rollup method).
+    rollups: BTreeMap<i64, HourlyRollup>,
+    /// Raw checks of the hours that needed them, loaded on first use (rollup method).
+    raw_hours: HashMap<i64, Vec<ScheduledCheck>>,
+    /// Every raw check of the span loaded (exact method).
+    checks: Vec<ScheduledCheck>,
+}
+
+impl TargetData {
+    async fn load(
+        store: &Store,
+        target: &str,
+        windows: &[MaintenanceWindow],
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        exact: bool,
+    ) -> Result<Self, StoreError> {
+        let mut data = Self {
+            target: target.to_owned(),
+            exclusions: Exclusions::for_target(windows, target),
+            exact,
+            rollups: BTreeMap::new(),
+            raw_hours: HashMap::new(),
+            checks: Vec::new(),
+        };
+        if exact {
+            data.checks = store.scheduled_checks(target, from, until).await?;
+        } else {
+            let from_ms = from.timestamp_millis();
+            let first_hour = crate::store::from_ms(from_ms - from_ms.rem_euclid(HOUR_MS));
+            data.rollups = store
+                .hourly_rollups(target, first_hour, until)
+                .await?
+                .into_iter()
+                .map(|row| (row.hour.timestamp_millis(), row))
+                .collect();
+        }
+        Ok(data)
+    }
+
+    /// The counts of `[from_ms, until_ms)`.
+    async fn tally(
+        &mut self,
+        store: &Store,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        if self.exact {
+            for check in self
+                .checks
+                .iter()
+                .filter(|c| c.at_ms >= from_ms && c.at_ms < until_ms)
+            {
+                tally.add_check(check, self.exclusions.covers(check.at_ms), true);
+            }
+            return Ok(tally);
+        }
+        let mut hour = from_ms - from_ms.rem_euclid(HOUR_MS);
+        while hour < until_ms {
+            let next = hour + HOUR_MS;
+            let (lo, hi) = (from_ms.max(hour), until_ms.min(next));
+            let whole = lo == hour && hi == next;
+            let overlap = self.exclusions.overlap(lo, hi);
+            let Some(row) = self.rollups.get(&hour) else {
+                // No row: the hour had no scheduled check.
+                hour = next;
+                continue;
+            };
+            match (whole, overlap) {
+                (true, Overlap::None) => tally.add_rollup(row),
+                (true, Overlap::Full) => tally.excluded += row.total,
+                _ => {
+                    if !self.raw_hours.contains_key(&hour) {
+                        let checks = store
+                            .scheduled_checks(
+                                &self.target,
+                                crate::store::from_ms(hour),
+                                crate::store::from_ms(next),
+                            )
+                            .await?;
+                        self.raw_hours.insert(hour, checks);
+                    }
+                    let row = &self.rollups[&hour];
+                    let checks = &self.raw_hours[&hour];
+                    if checks.is_empty() {
+                        // Past raw retention: the hour counts whole, by where it starts.
+                        if hour >= from_ms {
+                            if self.exclusions.overlap(hour, next) == Overlap::Full {
+                                tally.excluded += row.total;
+                            } else {
+                                tally.add_rollup(row);
+                            }
+                        }
+                    } else {
+                        for check in checks.iter().filter(|c| c.at_ms >= lo && c.at_ms < hi) {
+                            tally.add_check(check, self.exclusions.covers(check.at_ms), false);
+                        }
+                    }
+                }
+            }
+            hour = next;
+        }
+        Ok(tally)
+    }
+}
+
+/// Every maintenance window (config and API) that overlaps `[from, until)`.
+pub async fn maintenance_windows(
+    store: &Store,
+    config: &Config,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<MaintenanceWindow>, StoreError> {
+    let mut windows: Vec<MaintenanceWindow> = config_windows(&config.slo)
+        .into_iter()
+        .filter(|w| w.ends_at > from && w.starts_at < until)
+        .collect();
+    windows.extend(store.maintenance_windows(from, until).await?);
+    windows.sort_by_key(|w| (w.starts_at, w.ends_at));
+    Ok(windows)
+}
+
+/// The SLOs of every configured target (or only `target`) over `window`, in config order. `exact` reads
+/// every raw check instead of the hourly rollups (exact p95; only as far back as raw checks are kept).
+pub async fn evaluate(
+    store: &Store,
+    config: &Config,
+    window: &SloWindow,
+    target: Option<&str>,
+    exact: bool,
+) -> Result<Vec<TargetSlo>, SloError> {
+    let targets: Vec<&str> = match target {
+        Some(name) => {
+            if !config.services.iter().any(|t| t.name.as_str() == name) {
+                return Err(SloError::UnknownTarget(name.to_owned()));
+            }
+            vec![name]
+        }
+        None => config.services.iter().map(|t| t.name.as_str()).collect(),
+    };
+    let until = window.until;
+    let longest_span = Duration::hours(BURN_SPANS_H[BURN_SPANS_H.len() - 1]);
+    let load_from = window.from.min(until - longest_span);
+    let windows = maintenance_windows(store, config, load_from, until).await?;
+    let restarts = store.restarts_between(window.from, until).await?;
+    let mut results = Vec::with_capacity(targets.len());
+    for name in targets {
+        let mut data = TargetData::load(store, name, &windows, load_from, until, exact).await?;
+        let until_ms = until.timestamp_millis();
+        let whole = data
+            .tally(store, window.from.timestamp_millis(), until_ms)
+            .await?;
+        let target_ratio = config.slo.availability_target_ratio();
+        let mut burns = [None; 3];
+        for (burn, hours) in burns.iter_mut().zip(BURN_SPANS_H) {
+            let span = data
+                .tally(store, until_ms - hours * HOUR_MS, until_ms)
+                .await?;
+            *burn = burn_rate(&span, target_ratio);
+        }
+        let restarts = restarts.get(name).copied().unwrap_or(0);
+        results.push(assemble(
+            name,
+            window,
+            &config.slo,
+            whole,
+            burns,
+            restarts,
+            exact,
+        ));
+    }
+    Ok(results)
+}
+
+/// The bad ratio of a span over the ratio the objective allows; null without valid checks.
+fn burn_rate(tally: &Tally, target_ratio: f64) -> Option<f64> {
+    (tally.valid > 0).then(|| (tally.bad() as f64 / tally.valid as f64) / (1.0 - target_ratio))
+}
+
+fn rank(status: SloStatus) -> u8 {
+    match status {
+        SloStatus::NoData | SloStatus::Met => 0,
+        SloStatus::AtRisk => 1,
+        SloStatus::Breached => 2,
+    }
+}
+
+/// Puts one target's numbers together. Pure: every count is already known.
+fn assemble(
+    target: &str,
+    window: &SloWindow,
+    slo: &SloConfig,
+    mut tally: Tally,
+    burns: [Option<f64>; 3],
+    restarts: u32,
+    exact: bool,
+) -> TargetSlo {
+    let target_ratio = slo.availability_target_ratio();
+    let ratio = (tally.valid > 0).then(|| tally.good as f64 / tally.valid as f64);
+    let allowed_bad = (1.0 - target_ratio) * tally.valid as f64;
+    let consumed_bad = tally.bad();
+    let remaining_ratio = ratio.map(|r| {
+        let remaining = 1.0 - consumed_bad as f64 / allowed_bad;
+        // Rounding must not show an objective met exactly as overspent.
+        if r >= target_ratio {
+            remaining.max(0.0)
+        } else {
+            remaining
+        }
+    });
+    let availability_status = match (ratio, remaining_ratio) {
+        (Some(r), _) if r < target_ratio => SloStatus::Breached,
+        (Some(_), Some(left)) if left < slo.at_risk_budget_share => SloStatus::AtRisk,
+        (Some(_), _) => SloStatus::Met,
+        (None, _) => SloStatus::NoData,
+    };
+
+    let target_us = slo.p95_latency_target_ms as f64 * 1_000.0;
+    let (measured, p95_us, under) = if exact {
+        tally.exact.sort_unstable();
+        let n = tally.exact.len();
+        let p95 = (n > 0).then(|| {
+            let rank = ((QUANTILE * n as f64).ceil() as usize).clamp(1, n);
+            tally.exact[rank - 1] as f64
+        });
+        let under = tally.exact.partition_point(|&us| us as f64 <= target_us);
+        (n as u64, p95, under as u64)
+    } else {
+        (
+            tally.latency.total(),
+            tally.latency.quantile_us(QUANTILE),
+            tally.latency.count_at_or_under(target_us),
+        )
+    };
+    let latency_status = match p95_us {
+        None => SloStatus::NoData,
+        Some(p) if p > target_us => SloStatus::Breached,
+        Some(p) if p > (1.0 - AT_RISK_MARGIN) * target_us => SloStatus::AtRisk,
+        Some(_) => SloStatus::Met,
+    };
+
+    // "Fewer than max_restarts_per_week a week", scaled to the window's length; 0 sets no objective.
+    let weeks =
+        window.length().num_milliseconds() as f64 / Duration::weeks(1).num_milliseconds() as f64;
+    let limit = f64::from(slo.max_restarts_per_week) * weeks;
+    let restarts_status = if slo.max_restarts_per_week == 0 {
+        SloStatus::Met
+    } else if f64::from(restarts) >= limit {
+        SloStatus::Breached
+    } else if f64::from(restarts) >= (1.0 - AT_RISK_MARGIN) * limit {
+        SloStatus::AtRisk
+    } else {
+        SloStatus::Met
+    };
+
+    let status = if availability_status == SloStatus::NoData {
+        SloStatus::NoData
+    } else {
+        [availability_status, latency_status, restarts_status]
+            .into_iter()
+            .max_by_key(|s| rank(*s))
+            .unwrap_or(SloStatus::Met)
+    };
+    let window_burn = burn_rate(&tally, target_ratio);
+    TargetSlo {
+        target: target.to_owned(),
+        window: window.clone(),
+        status,
+        availability: AvailabilitySlo {
+            good: tally.good,
+            valid: tally.valid,
+            excluded: tally.excluded,
+            ratio,
+            target_ratio,
+            status: availability_status,
+        },
+        latency: LatencySlo {
+            p95_ms: p95_us.map(|us| us / 1_000.0),
+            target_ms: slo.p95_latency_target_ms,
+            under_target_ratio: (measured > 0).then(|| under as f64 / measured as f64),
+            measured,
+            status: latency_status,
+        },
+        restarts: RestartsSlo {
+            count: restarts,
+            max_per_week: slo.max_restarts_per_week,
+            status: restarts_status,
+        },
+        error_budget: ErrorBudget {
+            allowed_bad,
+            consumed_bad,
+            remaining_ratio,
+            burn_rates: BurnRates {
+                h1: burns[0],
+                h6: burns[1],
+                d1: burns[2],
+                window: window_burn,
+            },
+        },
+        method: if exact {
+            SloMethod::Exact
+        } else {
+            SloMethod::Rollups
+        },
+    }
+}

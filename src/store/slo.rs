@@ -1,0 +1,81 @@
+//! What the SLO engine reads besides the rollups: raw scheduled checks over a span, and restarts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::records::Outcome;
+use crate::store::{known, to_ms, Store, StoreError};
+
+/// One raw scheduled check, as the SLO engine needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledCheck {
+    pub at_ms: i64,
+    pub outcome: Outcome,
+    pub latency_us: Option<u64>,
+}
+
+impl Store {
+    /// The raw scheduled (`monitor`) checks of one service in `[from, until)`, oldest first.
+    pub async fn scheduled_checks(
+        &self,
+        service: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<ScheduledCheck>, StoreError> {
+        let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT checked_at_ms, outcome, latency_us FROM health_checks
+             WHERE service = ?1 AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND source = 'monitor'
+             ORDER BY checked_at_ms",
+        )
+        .bind(service)
+        .bind(to_ms(from))
+        .bind(to_ms(until))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(at_ms, outcome, latency_us)| {
+                Some(ScheduledCheck {
+                    at_ms,
+                    outcome: known(
+                        "health_checks",
+                        "outcome",
+                        &outcome,
+                        Outcome::parse(&outcome),
+                    )?,
+                    latency_us: latency_us.and_then(|l| u64::try_from(l).ok()),
+                })
+            })
+            .collect())
+    }
+}
+
+impl Store {
+    /// Restarts of each target in `[from, until)`, by the definition of `restarts_since`: child restarts
+    /// (after an exit or by a heal) and heal commands that ran.
+    pub async fn restarts_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<HashMap<String, u32>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT target, count(*) FROM (
+                 SELECT target FROM child_runs
+                 WHERE cause IN ('exited', 'heal') AND started_at_ms >= ?1 AND started_at_ms < ?2
+                 UNION ALL
+                 SELECT target FROM heal_events
+                 WHERE action = 'command' AND outcome IN ('healed', 'failed')
+                   AND started_at_ms >= ?1 AND started_at_ms < ?2
+             ) GROUP BY target",
+        )
+        .bind(to_ms(from))
+        .bind(to_ms(until))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(target, n)| (target, u32::try_from(n).unwrap_or(u32::MAX)))
+            .collect())
+    }
+}

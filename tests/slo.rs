@@ -1,0 +1,699 @@
+//! The SLO engine on constructed histories with known answers (written through the real writer into a real
+//! SQLite file), rollups against raw checks, the rollup rebuild of older databases, the SLO and maintenance
+//! routes over real HTTP, the `slo_*` gauges, and the burn-rate alert on the test clock.
+
+mod common;
+#[path = "health_proxy/target_server.rs"]
+#[allow(dead_code)]
+mod target_server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use hale::breaker::BreakerState;
+use hale::clock::ManualClock;
+use hale::config::{Config, MaintenanceConfig, ServiceName, TargetConfig, TargetUrl, TokenSource};
+use hale::kind::ServiceKind;
+use hale::records::{CheckRecord, CheckSource, Outcome};
+use hale::slo::{evaluate, SloMethod, SloStatus, SloWindow, TargetSlo};
+use hale::store::writer::{CheckWriter, WriterHandle};
+use hale::store::Store;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use common::{count_rows, dead_port, spawn_app_with, spawn_app_with_clock, test_config};
+use target_server::{Mode, TargetServer};
+
+fn target(name: &str, url: &str) -> TargetConfig {
+    let mut target = TargetConfig::new(
+        ServiceName::parse(name).unwrap(),
+        TargetUrl::parse(url).unwrap(),
+    );
+    target.interval_s = 1;
+    target.timeout_ms = 500;
+    target
+}
+
+fn config_with(names: &[&str]) -> Config {
+    let mut config = test_config();
+    let port = dead_port();
+    config.services = names
+        .iter()
+        .map(|n| target(n, &format!("tcp://127.0.0.1:{port}")))
+        .collect();
+    config
+}
+
+fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+}
+
+/// A store with a writer, to lay down a history of checks.
+struct History {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: Store,
+    writer: CheckWriter,
+    handle: Option<WriterHandle>,
+}
+
+impl History {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hale.db");
+        let store = Store::open(&path).await.unwrap();
+        let (writer, handle) = hale::store::writer::spawn(
+            store.clone(),
+            hale::store::writer::WriterSettings {
+                flush_interval: Duration::from_millis(20),
+                batch_size: 5_000,
+            },
+            hale::metrics::WriterMetrics::register(&prometheus::Registry::new()),
+        );
+        Self {
+            _dir: dir,
+            path,
+            store,
+            writer,
+            handle: Some(handle),
+        }
+    }
+
+    async fn check(
+        &self,
+        service: &str,
+        at: DateTime<Utc>,
+        outcome: Outcome,
+        latency_ms: Option<u64>,
+        source: CheckSource,
+    ) {
+        self.writer
+            .submit(CheckRecord {
+                checked_at: at,
+                service: Arc::from(service),
+                outcome,
+                http_status: None,
+                latency: latency_ms.map(Duration::from_millis),
+                error: None,
+                breaker_state: BreakerState::Closed,
+                source,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn scheduled(&self, service: &str, at: DateTime<Utc>, up: bool, latency_ms: u64) {
+        let outcome = if up { Outcome::Up } else { Outcome::Down };
+        self.check(service, at, outcome, Some(latency_ms), CheckSource::Monitor)
+            .await;
+    }
+
+    /// Waits until everything submitted is written.
+    async fn flush(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+    }
+
+    async fn sql(&self, statement: &str) {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&self.path);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::query(statement).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+async fn one(
+    store: &Store,
+    config: &Config,
+    window: &SloWindow,
+    name: &str,
+    exact: bool,
+) -> TargetSlo {
+    let mut results = evaluate(store, config, window, Some(name), exact)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 1);
+    results.pop().unwrap()
+}
+
+fn close(a: f64, b: f64, tolerance: f64) -> bool {
+    (a - b).abs() <= tolerance * b.abs().max(1e-12)
+}
+
+#[tokio::test]
+async fn availability_latency_budget_and_burn_rates_have_known_answers() {
+    let now = at(2026, 3, 2, 0, 0, 0);
+    let mut history = History::new().await;
+    // 1000 checks, one a minute, ending one minute before now. api: the last 5 are down, the last 60 (6%)
+    // take 300 ms. db: 10 down spread out, 40 (4%) take 300 ms.
+    for i in 0..1000u32 {
+        let t = now - chrono::Duration::minutes(1000 - i64::from(i));
+        history
+            .scheduled("api", t, i < 995, if i >= 940 { 300 } else { 100 })
+            .await;
+        history
+            .scheduled("db", t, i % 100 != 7, if i % 25 == 3 { 300 } else { 100 })
+            .await;
+    }
+    // On-demand checks count nowhere.
+    for i in 0..50 {
+        history
+            .check(
+                "api",
+                now - chrono::Duration::minutes(i),
+                Outcome::Down,
+                Some(900),
+                CheckSource::OnDemand,
+            )
+            .await;
+    }
+    history.flush().await;
+    let config = config_with(&["api", "db"]);
+    let window = SloWindow::parse("1d", now, 90).unwrap();
+
+    for exact in [false, true] {
+        let api = one(&history.store, &config, &window, "api", exact).await;
+        assert_eq!(
+            api.method,
+            if exact {
+                SloMethod::Exact
+            } else {
+                SloMethod::Rollups
+            }
+        );
+        assert_eq!((api.availability.good, api.availability.valid), (995, 1000));
+        assert_eq!(api.availability.ratio, Some(0.995));
+        assert_eq!(api.availability.excluded, 0);
+        // Exactly on target: not breached, but no budget is left.
+        assert_eq!(api.availability.status, SloStatus::AtRisk);
+        assert!(close(api.error_budget.allowed_bad, 5.0, 1e-9));
+        assert_eq!(api.error_budget.consumed_bad, 5);
+        assert!(api.error_budget.remaining_ratio.unwrap().abs() < 1e-9);
+        let burn = &api.error_budget.burn_rates;
+        assert!(
+            close(burn.h1.unwrap(), 5.0 / 60.0 / 0.005, 1e-9),
+            "{burn:?}"
+        );
+        assert!(
+            close(burn.h6.unwrap(), 5.0 / 360.0 / 0.005, 1e-9),
+            "{burn:?}"
+        );
+        assert!(close(burn.d1.unwrap(), 1.0, 1e-9), "{burn:?}");
+        assert!(close(burn.window.unwrap(), 1.0, 1e-9), "{burn:?}");
+        // The 950th of 1000 latencies is one of the 300 ms ones.
+        assert!(
+            close(api.latency.p95_ms.unwrap(), 300.0, 0.01),
+            "{:?}",
+            api.latency
+        );
+        assert_eq!(api.latency.under_target_ratio, Some(0.94));
+        assert_eq!(api.latency.measured, 1000);
+        assert_eq!(api.latency.status, SloStatus::Breached);
+        assert_eq!(api.status, SloStatus::Breached);
+
+        let db = one(&history.store, &config, &window, "db", exact).await;
+        assert_eq!((db.availability.good, db.availability.valid), (990, 1000));
+        assert_eq!(db.availability.status, SloStatus::Breached);
+        assert!(close(db.error_budget.remaining_ratio.unwrap(), -1.0, 1e-9));
+        assert!(
+            close(db.latency.p95_ms.unwrap(), 100.0, 0.01),
+            "{:?}",
+            db.latency
+        );
+        assert_eq!(db.latency.under_target_ratio, Some(0.96));
+        assert_eq!(db.latency.status, SloStatus::Met);
+        assert_eq!(db.restarts.status, SloStatus::Met);
+    }
+    let all = evaluate(&history.store, &config, &window, None, false)
+        .await
+        .unwrap();
+    let names: Vec<&str> = all.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(names, ["api", "db"]);
+    assert_eq!(
+        evaluate(&history.store, &config, &window, Some("nope"), false)
+            .await
+            .unwrap_err()
+            .to_string(),
+        r#"no target named "nope""#
+    );
+}
+
+#[tokio::test]
+async fn maintenance_drops_whole_hours_and_cuts_partial_ones() {
+    let now = at(2026, 3, 2, 0, 0, 0);
+    let mut history = History::new().await;
+    let api_maint = (
+        now - chrono::Duration::hours(4),
+        now - chrono::Duration::minutes(150),
+    );
+    let all_maint = (
+        now - chrono::Duration::minutes(310),
+        now - chrono::Duration::hours(5),
+    );
+    let inside = |t: DateTime<Utc>, (s, e): (DateTime<Utc>, DateTime<Utc>)| s <= t && t < e;
+    // A check a minute for 6 hours: down exactly inside the maintenance windows.
+    for i in 0..360 {
+        let t = now - chrono::Duration::hours(6) + chrono::Duration::minutes(i);
+        let down = inside(t, api_maint) || inside(t, all_maint);
+        history.scheduled("api", t, !down, 50).await;
+        history.scheduled("db", t, !down, 50).await;
+    }
+    history.flush().await;
+    let mut config = config_with(&["api", "db"]);
+    config.slo.maintenance = vec![MaintenanceConfig {
+        target: Some("api".to_owned()),
+        starts_at: api_maint.0,
+        ends_at: api_maint.1,
+        reason: "database upgrade".to_owned(),
+    }];
+    history
+        .store
+        .insert_maintenance(None, all_maint.0, all_maint.1, "network work", now)
+        .await
+        .unwrap();
+    let window = SloWindow::parse("6h", now, 90).unwrap();
+    for exact in [false, true] {
+        let api = one(&history.store, &config, &window, "api", exact).await;
+        assert_eq!(api.availability.excluded, 100, "exact={exact}");
+        assert_eq!(api.availability.valid, 260);
+        assert_eq!(api.availability.good, 260);
+        assert_eq!(api.availability.status, SloStatus::Met);
+        // db only has the window for every target.
+        let db = one(&history.store, &config, &window, "db", exact).await;
+        assert_eq!(db.availability.excluded, 10);
+        assert_eq!((db.availability.good, db.availability.valid), (260, 350));
+    }
+}
+
+#[tokio::test]
+async fn window_edges_on_demand_checks_and_restarts() {
+    let now = at(2026, 3, 2, 12, 30, 0);
+    let mut history = History::new().await;
+    let from = now - chrono::Duration::hours(1);
+    history.scheduled("api", from, false, 10).await; // at `from`: counts
+    history
+        .scheduled("api", from - chrono::Duration::milliseconds(1), false, 10)
+        .await; // before: not
+    history
+        .scheduled("api", from + chrono::Duration::minutes(15), true, 10)
+        .await;
+    history.scheduled("api", now, false, 10).await; // at `until`: not
+    history
+        .check(
+            "api",
+            from + chrono::Duration::minutes(30),
+            Outcome::Timeout,
+            None,
+            CheckSource::OnDemand,
+        )
+        .await;
+    history.flush().await;
+    // The rollup of 11:00 holds the three scheduled checks of that hour, not the on-demand one.
+    let rollups = history
+        .store
+        .hourly_rollups("api", at(2026, 3, 2, 11, 0, 0), at(2026, 3, 2, 12, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!((rollups[0].total, rollups[0].good), (3, 1));
+
+    // Restarts: 3 this week (child restarts and a heal command), one older and one of a start.
+    for (cause, days_ago) in [("exited", 1), ("heal", 2), ("exited", 9), ("start", 1)] {
+        history
+            .sql(&format!(
+                "INSERT INTO child_runs (target, pid, started_at_ms, cause) VALUES ('api', 1, {}, '{cause}')",
+                (now - chrono::Duration::days(days_ago)).timestamp_millis()
+            ))
+            .await;
+    }
+    history
+        .sql(&format!(
+            "INSERT INTO heal_events (target, trigger, action, started_at_ms, finished_at_ms, outcome)
+             VALUES ('api', 'automatic', 'command', {0}, {0}, 'healed')",
+            (now - chrono::Duration::days(3)).timestamp_millis()
+        ))
+        .await;
+    let config = config_with(&["api"]);
+    let window = SloWindow::parse("1h", now, 90).unwrap();
+    for exact in [false, true] {
+        let api = one(&history.store, &config, &window, "api", exact).await;
+        assert_eq!(
+            (api.availability.good, api.availability.valid),
+            (1, 2),
+            "exact={exact}"
+        );
+        assert_eq!(api.latency.measured, 2);
+        assert_eq!(api.restarts.count, 0, "no restart in the last hour");
+    }
+    let week = one(
+        &history.store,
+        &config,
+        &SloWindow::last_days(7, now),
+        "api",
+        false,
+    )
+    .await;
+    assert_eq!(week.restarts.count, 3);
+    assert_eq!(week.restarts.max_per_week, 3);
+    assert_eq!(
+        week.restarts.status,
+        SloStatus::Breached,
+        "fewer than 3 is the objective"
+    );
+}
+
+/// A small deterministic generator (no seeded RNG crate needed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+#[tokio::test]
+async fn rollups_and_raw_checks_agree_on_a_generated_history() {
+    // Not on an hour: both edges of the window cut an hour, so both methods meet raw checks there.
+    let now = at(2026, 3, 2, 17, 23, 45);
+    let mut history = History::new().await;
+    let mut rng = Lcg(42);
+    let names = ["api", "db", "web"];
+    for (n, name) in names.iter().enumerate() {
+        let mut t = now - chrono::Duration::days(2) - chrono::Duration::minutes(7);
+        while t < now {
+            let roll = rng.next() % 1000;
+            let outcome = match roll {
+                0..=9 => Outcome::Down,
+                10..=12 => Outcome::Timeout,
+                13 => Outcome::CircuitOpen,
+                _ => Outcome::Up,
+            };
+            let latency = (outcome != Outcome::CircuitOpen).then(|| {
+                20 + rng.next() % (150 + 100 * n as u64)
+                    + u64::from(rng.next().is_multiple_of(20)) * 400
+            });
+            history
+                .check(name, t, outcome, latency, CheckSource::Monitor)
+                .await;
+            t += chrono::Duration::seconds(10);
+        }
+    }
+    history.flush().await;
+    let mut config = config_with(&names);
+    config.slo.maintenance = vec![MaintenanceConfig {
+        target: Some("db".to_owned()),
+        starts_at: now - chrono::Duration::minutes(1_000),
+        ends_at: now - chrono::Duration::minutes(777),
+        reason: "move".to_owned(),
+    }];
+    let window = SloWindow::parse("2d", now, 90).unwrap();
+    for name in names {
+        let rolled = one(&history.store, &config, &window, name, false).await;
+        let exact = one(&history.store, &config, &window, name, true).await;
+        assert_eq!(rolled.availability, exact.availability, "{name}");
+        assert!(rolled.availability.valid > 15_000, "{name}");
+        assert_eq!(
+            rolled.error_budget.burn_rates,
+            exact.error_budget.burn_rates
+        );
+        assert_eq!(rolled.latency.measured, exact.latency.measured);
+        let (p_r, p_e) = (
+            rolled.latency.p95_ms.unwrap(),
+            exact.latency.p95_ms.unwrap(),
+        );
+        assert!(
+            close(p_r, p_e, 0.01),
+            "{name}: rollups {p_r} ms, exact {p_e} ms"
+        );
+        // The share under target and the p95 agree within each method.
+        for slo in [&rolled, &exact] {
+            assert_eq!(
+                slo.latency.p95_ms.unwrap() <= slo.latency.target_ms as f64,
+                slo.latency.under_target_ratio.unwrap() >= 0.95,
+                "{name}: {:?}",
+                slo.latency
+            );
+        }
+    }
+    let db = one(&history.store, &config, &window, "db", false).await;
+    assert!(db.availability.excluded > 1_300, "{:?}", db.availability);
+}
+
+#[tokio::test]
+async fn an_older_database_gets_on_demand_checks_out_of_its_rollups_on_open() {
+    let now = at(2026, 3, 2, 12, 0, 0);
+    let mut history = History::new().await;
+    for i in 0..30 {
+        let t = now + chrono::Duration::minutes(i * 4);
+        history.scheduled("api", t, true, 10).await;
+        history
+            .check("api", t, Outcome::Down, Some(10), CheckSource::OnDemand)
+            .await;
+    }
+    history.flush().await;
+    history.store.close().await;
+    // What an older hale wrote: on-demand checks rolled up too, and an old hour whose raw checks are gone.
+    history
+        .sql("UPDATE health_check_hourly SET total = total * 2")
+        .await;
+    let old_hour = (now - chrono::Duration::days(60)).timestamp_millis();
+    history
+        .sql(&format!(
+            "INSERT INTO health_check_hourly VALUES ('api', {old_hour}, 7, 6, 70, 10, x'')"
+        ))
+        .await;
+    history.sql("DELETE FROM hale_meta").await;
+    let store = Store::open(&history.path).await.unwrap();
+    let rollups = store
+        .hourly_rollups(
+            "api",
+            now - chrono::Duration::days(90),
+            now + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let counts: Vec<(u64, u64)> = rollups.iter().map(|r| (r.total, r.good)).collect();
+    assert_eq!(counts, [(7, 6), (15, 15), (15, 15)]);
+    assert_eq!(
+        count_rows(&history.path, "hale_meta", "key = 'rollups_scheduled_only'").await,
+        1
+    );
+    store.close().await;
+}
+
+const READ: &str = "slo-read-token-aaaaaaaaaaaaaaaa";
+const OPERATE: &str = "slo-operate-token-bbbbbbbbbbbbbbbb";
+
+#[tokio::test]
+async fn slo_and_maintenance_routes_answer_over_http() {
+    for (role, token) in [("READ", READ), ("OPERATE", OPERATE)] {
+        std::env::set_var(format!("SLO_TEST_{role}"), token);
+    }
+    let mut config = config_with(&["api"]);
+    config.auth.tokens.read = Some(TokenSource::Env("SLO_TEST_READ".to_owned()));
+    config.auth.tokens.operate = Some(TokenSource::Env("SLO_TEST_OPERATE".to_owned()));
+    let starts = Utc::now() - chrono::Duration::hours(1);
+    config.slo.maintenance = vec![MaintenanceConfig {
+        target: None,
+        starts_at: starts,
+        ends_at: starts + chrono::Duration::hours(3),
+        reason: "planned".to_owned(),
+    }];
+    let app = spawn_app_with(config).await;
+    let hp = ServiceKind::HealthProxy;
+
+    let (status, all) = app.get_json(hp, "/slo").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all[0]["target"], "api");
+    assert_eq!(all[0]["window"]["label"], "7d");
+    let (status, one) = app.get_json(hp, "/slo/api?window=1h").await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["window"]["label"], "1h");
+    assert_eq!(one["method"], "rollups");
+    let (status, one) = app.get_json(hp, "/slo/api?window=2d&exact=true").await;
+    assert_eq!((status, one["method"].clone()), (200, json!("exact")));
+    for (query, message) in [
+        (
+            "window=8x",
+            r#"window: "8x" is not a duration like 1h or 7d"#,
+        ),
+        (
+            "window=401d",
+            r#"window: "401d" is longer than the rollup retention of 400 days"#,
+        ),
+        ("exact=yes", r#"exact: "yes" is not true or false"#),
+    ] {
+        let (status, body) = app.get_json(hp, &format!("/slo/api?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["message"], message, "{body}");
+    }
+    let (status, body) = app.get_json(hp, "/slo/nope").await;
+    assert_eq!(status, 404, "{body}");
+
+    let post = |token: Option<&'static str>, body: Value| {
+        let mut req = app.request(Method::POST, hp, "/maintenance").json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let t0 = Utc::now() + chrono::Duration::hours(1);
+    let good = json!({
+        "target": "api",
+        "starts_at": t0.to_rfc3339(),
+        "ends_at": (t0 + chrono::Duration::hours(2)).to_rfc3339(),
+        "reason": "kernel update"
+    });
+    assert_eq!(post(None, good.clone()).await.0, 401);
+    assert_eq!(post(Some(READ), good.clone()).await.0, 403);
+    let (status, created) = post(Some(OPERATE), good.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["source"], "api");
+    assert_eq!(created["target"], "api");
+    assert!(created["id"].as_i64().is_some(), "{created}");
+    let bad = |change: Value| {
+        let mut body = good.clone();
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (body, message) in [
+        (
+            bad(json!({"ends_at": (t0 - chrono::Duration::minutes(1)).to_rfc3339()})),
+            "ends_at: ",
+        ),
+        (
+            bad(json!({"target": "nope"})),
+            r#"target: "nope" is not a configured target"#,
+        ),
+        (
+            bad(json!({"ends_at": (t0 + chrono::Duration::days(31)).to_rfc3339()})),
+            "ends_at: the window is longer than 30 days",
+        ),
+        (
+            bad(json!({"reason": "x".repeat(501)})),
+            "reason: 501 characters is longer than 500",
+        ),
+        (bad(json!({"starts_at": "tomorrow"})), "invalid JSON body"),
+    ] {
+        let (status, answer) = post(Some(OPERATE), body).await;
+        assert_eq!(status, 400, "{answer}");
+        let got = answer["error"]["message"].as_str().unwrap();
+        assert!(got.starts_with(message), "{got}");
+    }
+
+    let (status, listed) = app.get_json(hp, "/maintenance").await;
+    assert_eq!(status, 200, "{listed}");
+    let sources: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["config", "api"], "{listed}");
+    let (_, active) = app.get_json(hp, "/maintenance?active=true").await;
+    assert_eq!(active.as_array().unwrap().len(), 1, "{active}");
+    assert_eq!(active[0]["source"], "config");
+
+    // The refresher ran at start: the gauges are there, and maintenance covers api now.
+    let metrics = common::eventually("the slo gauges", || async {
+        let text = app.metrics(hp).await;
+        common::sample_value(&text, "slo_restarts", &[("target", "api")]).map(|_| text)
+    })
+    .await;
+    assert_eq!(
+        common::sample_value(&metrics, "maintenance_active", &[("target", "api")]),
+        Some(1.0)
+    );
+}
+
+/// Moves the test clock `seconds` forward one second at a time, giving the real probes and writes a moment.
+async fn advance(clock: &ManualClock, seconds: u64) {
+    for _ in 0..seconds {
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let mut config = test_config();
+    config.services = vec![target("api", &server.url())];
+    config.heal.enabled = false;
+    let clock = ManualClock::new(at(2026, 11, 26, 12, 0, 0));
+    let app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let hp = ServiceKind::HealthProxy;
+    let fast = "rule = 'slo_fast_burn' AND target = 'api' AND level = 'critical'";
+
+    advance(&clock, 60).await;
+    server.set(Mode::Failing);
+    advance(&clock, 200).await;
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", fast).await,
+        0,
+        "the short window is not covered yet"
+    );
+    advance(&clock, 150).await;
+    common::eventually("the fast burn alert", || async {
+        (count_rows(
+            &app.db_path,
+            "alerts",
+            &format!("{fast} AND state = 'firing'"),
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    // The refresher (every 60 s on the clock) saw the failures.
+    let text = app.metrics(hp).await;
+    let availability =
+        common::sample_value(&text, "slo_availability_ratio", &[("target", "api")]).unwrap();
+    assert!(availability < 0.9, "{availability}");
+    assert!(
+        common::sample_value(
+            &text,
+            "slo_error_budget_burn_rate",
+            &[("target", "api"), ("window", "1h")]
+        )
+        .unwrap()
+            > 14.4
+    );
+    assert!(common::sample_value(&text, "slo_latency_p95_seconds", &[("target", "api")]).is_some());
+
+    server.set(Mode::Healthy);
+    advance(&clock, 60).await;
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "alerts",
+            &format!("{fast} AND state = 'firing'")
+        )
+        .await,
+        1,
+        "the last 5 minutes still burn too fast"
+    );
+    advance(&clock, 300).await;
+    common::eventually("the fast burn alert resolved", || async {
+        (count_rows(
+            &app.db_path,
+            "alerts",
+            &format!("{fast} AND state = 'resolved'"),
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+}
