@@ -23,6 +23,8 @@ pub struct SloConfig {
     pub at_risk_budget_share: f64,
     /// Planned downtime: scheduled checks inside are not valid for the SLO.
     pub maintenance: Vec<MaintenanceConfig>,
+    /// How often the `slo_*` gauges are recomputed in the background.
+    pub refresh_interval_s: u64,
 }
 
 /// A maintenance window written in the config file.
@@ -48,6 +50,7 @@ impl Default for SloConfig {
             window_days: 7,
             at_risk_budget_share: 0.25,
             maintenance: Vec::new(),
+            refresh_interval_s: 60,
         }
     }
 }
@@ -105,6 +108,12 @@ impl SloConfig {
         storage: &StorageConfig,
         targets: &[TargetConfig],
     ) -> Result<(), Invalid> {
+        if !(1..=3_600).contains(&self.refresh_interval_s) {
+            return Err(Invalid::at(
+                "slo.refresh_interval_s",
+                format!("{} is out of range 1..=3600", self.refresh_interval_s),
+            ));
+        }
         if !(self.availability_target_percent > 0.0 && self.availability_target_percent < 100.0) {
             return Err(Invalid::at(
                 "slo.availability_target_percent",

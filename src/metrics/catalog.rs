@@ -4,7 +4,8 @@
 //! breaks a test rather than a dashboard.
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts,
 };
 
 use crate::metrics::names;
@@ -97,6 +98,11 @@ impl MetricDef {
     pub fn gauge(&self) -> Gauge {
         debug_assert!(self.kind == MetricKind::Gauge && self.labels.is_empty());
         Gauge::with_opts(self.opts()).expect(VALID)
+    }
+
+    pub fn gauge_vec(&self) -> GaugeVec {
+        debug_assert!(self.kind == MetricKind::Gauge && !self.labels.is_empty());
+        GaugeVec::new(self.opts(), self.labels).expect(VALID)
     }
 
     pub fn int_gauge_vec(&self) -> IntGaugeVec {
@@ -327,7 +333,7 @@ const SLO_ENGINE: Appears = AfterEvent("the SLO engine's first refresh");
 pub const SLO_AVAILABILITY_RATIO_DEF: MetricDef = def(
     SLO_AVAILABILITY_RATIO,
     Gauge,
-    "Share of a target's checks that were up over the SLO window, 0 to 1.",
+    "Good / valid scheduled checks of a target over the SLO window (maintenance excluded).",
     &[LABEL_TARGET],
     SloEngine,
     SLO_ENGINE,
@@ -335,7 +341,7 @@ pub const SLO_AVAILABILITY_RATIO_DEF: MetricDef = def(
 pub const SLO_LATENCY_P95_SECONDS_DEF: MetricDef = def(
     SLO_LATENCY_P95_SECONDS,
     Gauge,
-    "p95 check latency of a target over the SLO window, in seconds.",
+    "95th percentile latency of a target's valid checks over the SLO window, from the hourly rollups (within 1%).",
     &[LABEL_TARGET],
     SloEngine,
     SLO_ENGINE,
@@ -343,7 +349,7 @@ pub const SLO_LATENCY_P95_SECONDS_DEF: MetricDef = def(
 pub const SLO_ERROR_BUDGET_REMAINING_RATIO_DEF: MetricDef = def(
     SLO_ERROR_BUDGET_REMAINING_RATIO,
     Gauge,
-    "Share of a target's availability error budget left over the SLO window.",
+    "Share of a target's availability error budget left over the SLO window; negative once overspent.",
     &[LABEL_TARGET],
     SloEngine,
     SLO_ENGINE,
@@ -351,7 +357,23 @@ pub const SLO_ERROR_BUDGET_REMAINING_RATIO_DEF: MetricDef = def(
 pub const SLO_RESTARTS_DEF: MetricDef = def(
     SLO_RESTARTS,
     Gauge,
-    "Restarts of a target over the last 7 days.",
+    "Restarts of a target over the SLO window (child restarts and heal commands that ran).",
+    &[LABEL_TARGET],
+    SloEngine,
+    SLO_ENGINE,
+);
+pub const SLO_ERROR_BUDGET_BURN_RATE_DEF: MetricDef = def(
+    SLO_ERROR_BUDGET_BURN_RATE,
+    Gauge,
+    "How fast a target spends its error budget over the last 1h, 6h, 1d or the whole SLO window (1 = exactly on budget).",
+    &[LABEL_TARGET, LABEL_WINDOW],
+    SloEngine,
+    SLO_ENGINE,
+);
+pub const MAINTENANCE_ACTIVE_DEF: MetricDef = def(
+    MAINTENANCE_ACTIVE,
+    Gauge,
+    "1 while a maintenance window covers a target, else 0.",
     &[LABEL_TARGET],
     SloEngine,
     SLO_ENGINE,
@@ -445,6 +467,8 @@ pub const CATALOG: &[MetricDef] = &[
     SLO_LATENCY_P95_SECONDS_DEF,
     SLO_ERROR_BUDGET_REMAINING_RATIO_DEF,
     SLO_RESTARTS_DEF,
+    SLO_ERROR_BUDGET_BURN_RATE_DEF,
+    MAINTENANCE_ACTIVE_DEF,
     PROCESS_RESIDENT_MEMORY_BYTES_DEF,
     PROCESS_VIRTUAL_MEMORY_BYTES_DEF,
     PROCESS_OPEN_FDS_DEF,

@@ -1,9 +1,9 @@
 //! The SLO engine's view of every target, set by the SLO refresher in the background (never computed per
 //! scrape): availability, p95, error budget left and its burn rates, restarts, and maintenance in progress.
 
-use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntGaugeVec, Registry};
 
-use crate::metrics::names;
+use crate::metrics::catalog;
 use crate::slo::TargetSlo;
 
 /// The `window` label values of `slo_error_budget_burn_rate`.
@@ -19,50 +19,15 @@ pub struct SloMetrics {
     maintenance: IntGaugeVec,
 }
 
-fn gauge(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    GaugeVec::new(Opts::new(name, help), labels).expect("static metric definition is valid")
-}
-
 impl SloMetrics {
     /// Registers the collectors on the Health Proxy's registry, where the targets are.
     pub fn register(registry: &Registry) -> Self {
-        let target = [names::LABEL_TARGET];
-        let availability = gauge(
-            names::SLO_AVAILABILITY_RATIO,
-            "Good / valid scheduled checks of a target over the SLO window (maintenance excluded).",
-            &target,
-        );
-        let p95 = gauge(
-            names::SLO_LATENCY_P95_SECONDS,
-            "95th percentile latency of a target's valid checks over the SLO window, from the hourly rollups (within 1%).",
-            &target,
-        );
-        let budget_remaining = gauge(
-            names::SLO_ERROR_BUDGET_REMAINING_RATIO,
-            "Share of a target's availability error budget left over the SLO window; negative once overspent.",
-            &target,
-        );
-        let restarts = IntGaugeVec::new(
-            Opts::new(
-                names::SLO_RESTARTS,
-                "Restarts of a target over the SLO window (child restarts and heal commands that ran).",
-            ),
-            &target,
-        )
-        .expect("static metric definition is valid");
-        let burn = gauge(
-            names::SLO_ERROR_BUDGET_BURN_RATE,
-            "How fast a target spends its error budget over the last 1h, 6h, 1d or the whole SLO window (1 = exactly on budget).",
-            &[names::LABEL_TARGET, names::LABEL_WINDOW],
-        );
-        let maintenance = IntGaugeVec::new(
-            Opts::new(
-                names::MAINTENANCE_ACTIVE,
-                "1 while a maintenance window covers a target, else 0.",
-            ),
-            &target,
-        )
-        .expect("static metric definition is valid");
+        let availability = catalog::SLO_AVAILABILITY_RATIO_DEF.gauge_vec();
+        let p95 = catalog::SLO_LATENCY_P95_SECONDS_DEF.gauge_vec();
+        let budget_remaining = catalog::SLO_ERROR_BUDGET_REMAINING_RATIO_DEF.gauge_vec();
+        let restarts = catalog::SLO_RESTARTS_DEF.int_gauge_vec();
+        let burn = catalog::SLO_ERROR_BUDGET_BURN_RATE_DEF.gauge_vec();
+        let maintenance = catalog::MAINTENANCE_ACTIVE_DEF.int_gauge_vec();
         for collector in [
             Box::new(availability.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(p95.clone()),

@@ -1,4 +1,4 @@
-//! The SLO refresher: every minute (on the `Clock`) evaluates every target over the configured window and
+//! The SLO refresher: every `slo.refresh_interval_s` (on the `Clock`) evaluates every target over the configured window and
 //! sets the `slo_*` gauges and `maintenance_active`, so a scrape never waits on an evaluation.
 
 use std::sync::Arc;
@@ -13,9 +13,6 @@ use crate::metrics::SloMetrics;
 use crate::slo::{evaluate, maintenance_windows, SloWindow};
 use crate::store::Store;
 use crate::worker::Worker;
-
-/// How often the gauges are refreshed.
-pub const REFRESH_PERIOD: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct SloRefresher {
@@ -77,7 +74,8 @@ impl Worker for SloRefresher {
 
     fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let mut ticker = Ticker::immediate(self.clock.clone(), REFRESH_PERIOD);
+            let period = Duration::from_secs(self.config.slo.refresh_interval_s);
+            let mut ticker = Ticker::immediate(self.clock.clone(), period);
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
