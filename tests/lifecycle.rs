@@ -103,18 +103,19 @@ async fn stops_gracefully_on(signal: &str) {
         );
     }
     // Producers stop before what they feed: the monitor first, then what follows its events (heals,
-    // alerts, their delivery), the children, and last the store's own workers.
+    // alerts, the SLO gauges, alert delivery), the children, and last the store's own workers.
     let stopped: Vec<&str> = logs
         .iter()
         .filter(|l| l["message"] == "stopping background worker")
         .filter_map(|l| l["worker"].as_str())
         .collect();
     assert_eq!(
-        stopped[..7],
+        stopped[..8],
         [
             "monitor",
             "heal",
             "alerts",
+            "slo",
             "alert-delivery",
             "supervisor",
             "retention",

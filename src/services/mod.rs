@@ -85,7 +85,7 @@ pub const ROLE_OVERRIDES: &[(ServiceKind, &str, &str, Role)] = &[
 /// The role each route needs where it is not `read`: every documented route that changes something (read
 /// from the service's OpenAPI document, so a new route cannot be forgotten here) and the overrides.
 pub fn route_roles(kind: ServiceKind) -> HashMap<(Method, String), Role> {
-    let doc = openapi(kind);
+    let doc = collected(kind);
     let mut roles = HashMap::new();
     for (path, item) in &doc.paths.paths {
         let operations = [
@@ -115,13 +115,79 @@ pub fn route_roles(kind: ServiceKind) -> HashMap<(Method, String), Role> {
     roles
 }
 
-/// The OpenAPI document of one service, collected from its handlers.
+/// The OpenAPI document of one service: collected from its handlers, with every operation's access
+/// written out from the same table the guard enforces (`route_roles`).
 pub fn openapi(kind: ServiceKind) -> OpenApi {
+    document_access(collected(kind), &route_roles(kind))
+}
+
+/// The document as the handlers' annotations give it.
+fn collected(kind: ServiceKind) -> OpenApi {
     let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(base_document(kind))
         .configure(routes(kind))
         .split_for_parts();
+    doc
+}
+
+/// Adds to every operation what the guard in front of all routes does: its security requirement (a read
+/// may come without a token from loopback; a change needs a bearer token of its role) and the answers
+/// the guard gives (401, 403, 429), unless the handler documents them itself.
+fn document_access(mut doc: OpenApi, roles: &HashMap<(Method, String), Role>) -> OpenApi {
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let error = |description: String| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            (Method::GET, &mut item.get),
+            (Method::POST, &mut item.post),
+            (Method::PUT, &mut item.put),
+            (Method::PATCH, &mut item.patch),
+            (Method::DELETE, &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            let role = roles
+                .get(&(method, path.clone()))
+                .copied()
+                .unwrap_or(Role::Read);
+            let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+            operation.security = Some(if role == Role::Read {
+                // `{}`: no token needed (from loopback, unless `auth.open_reads_on_loopback` is off).
+                vec![SecurityRequirement::default(), bearer]
+            } else {
+                vec![bearer]
+            });
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".to_owned()).or_insert_with(|| {
+                error("No valid bearer token (a read from another host, or a change)".to_owned())
+            });
+            responses.entry("403".to_owned()).or_insert_with(|| {
+                error(format!(
+                    "The token's role is weaker than {role}, or no {role} token is configured"
+                ))
+            });
+            responses.entry("429".to_owned()).or_insert_with(|| {
+                error("Over the rate limit of this route's group; `Retry-After` says when to try again".to_owned())
+            });
+        }
+    }
     doc
 }
 
