@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod heal;
+pub mod history;
 pub mod http;
 pub mod kind;
 pub mod limits;

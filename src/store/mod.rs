@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod heal;
 pub mod health_checks;
 pub mod lock;
+pub mod reports;
 pub mod retention;
 pub mod rollups;
 pub mod runs;

@@ -4,6 +4,7 @@ mod alerts;
 mod deliveries;
 mod heal;
 mod params;
+pub mod status_page;
 mod views;
 
 use std::sync::Arc;
@@ -33,7 +34,8 @@ pub struct HealthProxyState {
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(common::health)
+    cfg.service(status_page::status_page)
+        .service(common::health)
         .service(common::metrics)
         .service(health_all)
         .service(health_history)
