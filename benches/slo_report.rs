@@ -48,7 +48,10 @@ async fn main() {
     let now = Utc::now();
     let spec = HistorySpec::parse(services, days, interval, 42, None, now).expect("bench spec");
     if db.exists() {
-        println!("generator: reusing {} (remove it to time the generator)", db.display());
+        println!(
+            "generator: reusing {} (remove it to time the generator)",
+            db.display()
+        );
     } else {
         let summary = history::generate(&db, &spec, false, Arc::new(Silent))
             .await

@@ -28,8 +28,8 @@ use crate::cli::{fail, EXIT_BAD_INPUT};
 use crate::kind::ServiceKind;
 use crate::metrics::{ServiceMetrics, WriterMetrics};
 use crate::records::{
-    AlertEventKind, AlertLevel, CheckRecord, CheckSource, ChildStartCause, HealAction,
-    HealOutcome, HealRecord, HealTrigger, Outcome,
+    AlertEventKind, AlertLevel, CheckRecord, CheckSource, ChildStartCause, HealAction, HealOutcome,
+    HealRecord, HealTrigger, Outcome,
 };
 use crate::store::writer::{self, WriterSettings};
 use crate::store::{Store, StoreError};
@@ -100,7 +100,9 @@ impl HistorySpec {
             return Err(format!("--days {days} is out of range 1..=400"));
         }
         if !(1..=86_400).contains(&interval_s) {
-            return Err(format!("--interval-s {interval_s} is out of range 1..=86400"));
+            return Err(format!(
+                "--interval-s {interval_s} is out of range 1..=86400"
+            ));
         }
         let end = match end {
             Some(raw) => DateTime::parse_from_rfc3339(raw)
@@ -245,7 +247,10 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => fail(if e.is_bad_input() { EXIT_BAD_INPUT } else { 1 }, &e.to_string()),
+        Err(e) => fail(
+            if e.is_bad_input() { EXIT_BAD_INPUT } else { 1 },
+            &e.to_string(),
+        ),
     }
 }
 
@@ -554,18 +559,19 @@ impl ServicePlan {
             .filter(|s| s.from_tick <= tick)
             .map(|s| (s.kind, tick - s.from_tick));
         let blip = self.blips.get(state.blip) == Some(&tick);
-        let record = |outcome, http_status, latency_ms: Option<f64>, error: Option<&str>, breaker| {
-            CheckRecord {
-                checked_at: at,
-                service: self.name.clone(),
-                outcome,
-                http_status,
-                latency: latency_ms.map(|ms| Duration::from_micros((ms * 1000.0) as u64)),
-                error: error.map(str::to_owned),
-                breaker_state: breaker,
-                source: CheckSource::Monitor,
-            }
-        };
+        let record =
+            |outcome, http_status, latency_ms: Option<f64>, error: Option<&str>, breaker| {
+                CheckRecord {
+                    checked_at: at,
+                    service: self.name.clone(),
+                    outcome,
+                    http_status,
+                    latency: latency_ms.map(|ms| Duration::from_micros((ms * 1000.0) as u64)),
+                    error: error.map(str::to_owned),
+                    breaker_state: breaker,
+                    source: CheckSource::Monitor,
+                }
+            };
         match span {
             Some((SpanKind::Outage, into)) => {
                 state.failures += 1;
@@ -621,7 +627,13 @@ impl ServicePlan {
             Some((SpanKind::Slow(ms), _)) => {
                 state.failures = 0;
                 let latency = ms as f64 * (0.8 + rng.unit() * 0.4);
-                record(Outcome::Up, Some(200), Some(latency), None, BreakerState::Closed)
+                record(
+                    Outcome::Up,
+                    Some(200),
+                    Some(latency),
+                    None,
+                    BreakerState::Closed,
+                )
             }
             None => {
                 state.failures = 0;
@@ -630,7 +642,13 @@ impl ServicePlan {
                 if rng.unit() < 0.01 {
                     latency *= 2.0 + rng.unit() * 2.0;
                 }
-                record(Outcome::Up, Some(200), Some(latency), None, BreakerState::Closed)
+                record(
+                    Outcome::Up,
+                    Some(200),
+                    Some(latency),
+                    None,
+                    BreakerState::Closed,
+                )
             }
         }
     }
@@ -638,13 +656,13 @@ impl ServicePlan {
     /// The child runs, heal events and alerts that go with the spans.
     async fn write_events(&self, store: &Store, spec: &HistorySpec) -> Result<(), StoreError> {
         let at = |tick: u64| {
-            spec.start() + TimeDelta::milliseconds(self.offset_ms)
+            spec.start()
+                + TimeDelta::milliseconds(self.offset_ms)
                 + TimeDelta::seconds((tick * self.interval_s) as i64)
         };
-        let name_hash = self
-            .name
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let name_hash = self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         let mut rng = Rng::new(spec.seed ^ name_hash);
         let supervised = self.profile != Profile::Slow;
         let mut run = if supervised {
@@ -658,7 +676,18 @@ impl ServicePlan {
             None
         };
         for &(tick, code, signal) in &self.crashes {
-            run = Some(restart(store, &self.name, run, at(tick), (code, signal), ChildStartCause::Exited, &mut rng).await?);
+            run = Some(
+                restart(
+                    store,
+                    &self.name,
+                    run,
+                    at(tick),
+                    (code, signal),
+                    ChildStartCause::Exited,
+                    &mut rng,
+                )
+                .await?,
+            );
         }
         for span in &self.spans {
             let (from, until) = (at(span.from_tick), at(span.to_tick));
@@ -677,8 +706,16 @@ impl ServicePlan {
                     // A first heal that does not help, then one that does, as the outage ends.
                     let first = from + TimeDelta::minutes(2);
                     run = Some(
-                        restart(store, &self.name, run, first, (None, Some(15)), ChildStartCause::Heal, &mut rng)
-                            .await?,
+                        restart(
+                            store,
+                            &self.name,
+                            run,
+                            first,
+                            (None, Some(15)),
+                            ChildStartCause::Heal,
+                            &mut rng,
+                        )
+                        .await?,
                     );
                     store
                         .insert_heal(&HealRecord {
@@ -694,8 +731,16 @@ impl ServicePlan {
                         .await?;
                     let last = until - TimeDelta::seconds(20);
                     run = Some(
-                        restart(store, &self.name, run, last, (None, Some(15)), ChildStartCause::Heal, &mut rng)
-                            .await?,
+                        restart(
+                            store,
+                            &self.name,
+                            run,
+                            last,
+                            (None, Some(15)),
+                            ChildStartCause::Heal,
+                            &mut rng,
+                        )
+                        .await?,
                     );
                     store
                         .insert_heal(&HealRecord {

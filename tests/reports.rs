@@ -22,8 +22,18 @@ async fn generate(dir: &Path, services: &str) {
     let out = run_hale(
         dir,
         &[
-            "history", "generate", "--db", "hale.db", "--services", services, "--days", "7",
-            "--interval-s", "60", "--seed", "42",
+            "history",
+            "generate",
+            "--db",
+            "hale.db",
+            "--services",
+            services,
+            "--days",
+            "7",
+            "--interval-s",
+            "60",
+            "--seed",
+            "42",
         ],
     )
     .await;
@@ -31,7 +41,15 @@ async fn generate(dir: &Path, services: &str) {
 }
 
 async fn report(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["slo", "report", "--db", "hale.db"];
+    std::fs::write(dir.join("config.json"), test_config_json().to_string()).unwrap();
+    let mut all = vec![
+        "slo",
+        "report",
+        "--db",
+        "hale.db",
+        "--config",
+        "config.json",
+    ];
     all.extend_from_slice(args);
     let out = run_hale(dir, &all).await;
     (exit_code(out.status), text(&out.stdout), text(&out.stderr))
@@ -42,8 +60,20 @@ async fn the_generator_writes_every_check_and_its_rollups_deterministically() {
     let dir = tempfile::tempdir().unwrap();
     let args = |db: &'static str| {
         vec![
-            "history", "generate", "--db", db, "--services", "4", "--days", "2", "--interval-s",
-            "60", "--seed", "7", "--end", "2026-01-10T00:00:00Z",
+            "history",
+            "generate",
+            "--db",
+            db,
+            "--services",
+            "4",
+            "--days",
+            "2",
+            "--interval-s",
+            "60",
+            "--seed",
+            "7",
+            "--end",
+            "2026-01-10T00:00:00Z",
         ]
     };
     let out = run_hale(dir.path(), &args("a.db")).await;
@@ -52,7 +82,11 @@ async fn the_generator_writes_every_check_and_its_rollups_deterministically() {
     assert!(stdout.contains("wrote 11520 health checks"), "{stdout}");
     assert!(stdout.contains("rows/s"), "{stdout}");
     // Not a terminal: no progress bar.
-    assert!(!text(&out.stderr).contains("generate ["), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("generate ["),
+        "{}",
+        text(&out.stderr)
+    );
 
     let db = dir.path().join("a.db");
     // 4 services x 2 days x 1440 checks a day; 48 hourly rollups each.
@@ -60,7 +94,12 @@ async fn the_generator_writes_every_check_and_its_rollups_deterministically() {
     assert_eq!(count_rows(&db, "health_check_hourly", "1").await, 4 * 48);
     assert_eq!(
         count_rows(&db, "health_check_hourly", "1").await,
-        count_rows(&db, "(SELECT DISTINCT service, checked_at_ms / 3600000 FROM health_checks)", "1").await
+        count_rows(
+            &db,
+            "(SELECT DISTINCT service, checked_at_ms / 3600000 FROM health_checks)",
+            "1"
+        )
+        .await
     );
     // The rollups hold every check.
     assert_eq!(
@@ -74,7 +113,10 @@ async fn the_generator_writes_every_check_and_its_rollups_deterministically() {
     assert!(count_rows(&db, "heal_events", "1").await > 0);
     assert!(count_rows(&db, "alerts", "1").await > 0);
     // svc-001 is the clean baseline.
-    assert_eq!(count_check_rows(&db, "service = 'svc-001' AND outcome != 'up'").await, 0);
+    assert_eq!(
+        count_check_rows(&db, "service = 'svc-001' AND outcome != 'up'").await,
+        0
+    );
 
     // The same seed writes the same rows.
     let out = run_hale(dir.path(), &args("b.db")).await;
@@ -118,11 +160,26 @@ async fn the_generator_writes_every_check_and_its_rollups_deterministically() {
 async fn the_generator_refuses_bad_flags_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     for (flags, expected) in [
-        (["--services", "0", "--days", "1", "--interval-s", "60"], "--services"),
-        (["--services", "10001", "--days", "1", "--interval-s", "60"], "--services"),
-        (["--services", "1", "--days", "401", "--interval-s", "60"], "--days"),
-        (["--services", "1", "--days", "1", "--interval-s", "0"], "--interval-s"),
-        (["--services", "1", "--days", "1", "--interval-s", "86401"], "--interval-s"),
+        (
+            ["--services", "0", "--days", "1", "--interval-s", "60"],
+            "--services",
+        ),
+        (
+            ["--services", "10001", "--days", "1", "--interval-s", "60"],
+            "--services",
+        ),
+        (
+            ["--services", "1", "--days", "401", "--interval-s", "60"],
+            "--days",
+        ),
+        (
+            ["--services", "1", "--days", "1", "--interval-s", "0"],
+            "--interval-s",
+        ),
+        (
+            ["--services", "1", "--days", "1", "--interval-s", "86401"],
+            "--interval-s",
+        ),
     ] {
         let mut args = vec!["history", "generate", "--db", "x.db"];
         args.extend(flags);
@@ -130,13 +187,26 @@ async fn the_generator_refuses_bad_flags_with_a_clear_message() {
         let stderr = text(&out.stderr);
         assert_eq!(exit_code(out.status), 2, "{flags:?}: {stderr}");
         assert!(stderr.contains(expected), "{flags:?}: {stderr}");
-        assert!(stderr.contains("not in") || stderr.contains("range"), "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains("not in") || stderr.contains("range"),
+            "{flags:?}: {stderr}"
+        );
     }
     let out = run_hale(
         dir.path(),
         &[
-            "history", "generate", "--db", "x.db", "--services", "1", "--days", "1", "--interval-s",
-            "60", "--end", "yesterday",
+            "history",
+            "generate",
+            "--db",
+            "x.db",
+            "--services",
+            "1",
+            "--days",
+            "1",
+            "--interval-s",
+            "60",
+            "--end",
+            "yesterday",
         ],
     )
     .await;
@@ -158,7 +228,10 @@ async fn reports_say_pass_for_a_clean_target_and_fail_for_an_outage_in_every_for
     let (code, md, stderr) = report(dir.path(), &["--service", "svc-001"]).await;
     assert_eq!(code, 0, "{stderr}\n{md}");
     assert!(md.contains("## svc-001: PASS"), "{md}");
-    assert!(md.contains("| availability | ≥ 99.500% | 100.000% | PASS |"), "{md}");
+    assert!(
+        md.contains("| availability | ≥ 99.500% | 100.000% | PASS |"),
+        "{md}"
+    );
     assert!(md.contains("| restarts | < 3 a week | 0 | PASS |"), "{md}");
     assert!(md.contains("Every check was up."), "{md}");
 
@@ -171,13 +244,19 @@ async fn reports_say_pass_for_a_clean_target_and_fail_for_an_outage_in_every_for
         .unwrap();
     assert!(line.ends_with("| FAIL |"), "{line}");
     assert!(md.contains("### Worst hours"), "{md}");
-    assert!(md.contains("restarted (by auto-heal) after signal 15"), "{md}");
+    assert!(
+        md.contains("restarted (by auto-heal) after signal 15"),
+        "{md}"
+    );
     assert!(md.contains("| target_down | critical |"), "{md}");
 
     // All four: the slow one fails p95, the crashing one restarts.
     let (code, md, _) = report(dir.path(), &[]).await;
     assert_eq!(code, 1);
-    assert!(md.contains("**FAIL**: 1 of 4 targets meet every objective."), "{md}");
+    assert!(
+        md.contains("**FAIL**: 1 of 4 targets meet every objective."),
+        "{md}"
+    );
     let p95 = md
         .split("## svc-003")
         .nth(1)
@@ -211,11 +290,19 @@ async fn reports_say_pass_for_a_clean_target_and_fail_for_an_outage_in_every_for
     assert_eq!(clean["slo"]["error_budget"]["remaining_ratio"], 1.0);
     assert_eq!(outage["name"], "svc-002");
     assert_eq!(outage["slo"]["availability"]["status"], "breached");
-    assert!(outage["slo"]["error_budget"]["remaining_ratio"].as_f64().unwrap() < 0.0);
+    assert!(
+        outage["slo"]["error_budget"]["remaining_ratio"]
+            .as_f64()
+            .unwrap()
+            < 0.0
+    );
     let daily = outage["daily"].as_array().unwrap();
     assert!((7..=8).contains(&daily.len()), "{daily:?}");
     let checks: u64 = daily.iter().map(|d| d["checks"].as_u64().unwrap()).sum();
-    assert_eq!(checks, outage["slo"]["availability"]["valid"].as_u64().unwrap());
+    assert_eq!(
+        checks,
+        outage["slo"]["availability"]["valid"].as_u64().unwrap()
+    );
     assert!(!outage["worst_hours"].as_array().unwrap().is_empty());
     assert!(outage["worst_hours"].as_array().unwrap().len() <= 5);
     assert_eq!(outage["alerts"][0]["rule"], "target_down");
@@ -310,7 +397,10 @@ async fn reports_refuse_bad_input_with_exit_2() {
     for window in ["7x", "0d", "d", "500d"] {
         let (code, _, stderr) = report(dir.path(), &["--window", window]).await;
         assert_eq!(code, 2, "{window}");
-        assert!(stderr.contains(&format!("bad window \"{window}\"")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("bad window \"{window}\"")),
+            "{stderr}"
+        );
     }
     let (code, _, stderr) = report(dir.path(), &["--format", "pdf"]).await;
     assert_eq!(code, 2);
@@ -327,8 +417,8 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     let up_b = HttpReceiver::start(vec![(200, "ok")]).await;
     let mut json = test_config_json();
     json["services"] = serde_json::json!([
-        { "name": "alpha", "url": up_a.url("/health"), "interval_s": 1 },
-        { "name": "beta", "url": up_b.url("/health"), "interval_s": 1 },
+        { "name": "alpha", "url": up_a.url("/health"), "interval_s": 1, "timeout_ms": 500 },
+        { "name": "beta", "url": up_b.url("/health"), "interval_s": 1, "timeout_ms": 500 },
         { "name": "gamma", "url": format!("http://127.0.0.1:{}/health", dead_port()), "interval_s": 1, "timeout_ms": 500 },
     ]);
     let config = Config::from_json(&json.to_string(), "test").unwrap();
@@ -336,17 +426,32 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     let monitor = app.monitor().clone();
     eventually("every target checked", || {
         let monitor = monitor.clone();
-        async move { monitor.targets().iter().all(|t| t.latest().is_some()).then_some(()) }
+        async move {
+            monitor
+                .targets()
+                .iter()
+                .all(|t| t.latest().is_some())
+                .then_some(())
+        }
     })
     .await;
 
     // The headers first: HTML with the page's own strict policy.
     let res = app.get(ServiceKind::HealthProxy, "/").await;
     assert_eq!(res.status(), 200);
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.starts_with("default-src 'none'; style-src 'unsafe-inline'; img-src data:"), "{csp}");
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+        "{csp}"
+    );
     assert!(!csp.contains("script-src"), "{csp}");
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let body = res.text().await.unwrap();
     assert!(body.contains(r#"<meta http-equiv="refresh" content="30">"#));
     assert!(body.contains(r#"href="/docs/""#) && body.contains(r#"href="/metrics""#));

@@ -6,6 +6,6 @@ pub mod model;
 pub mod report;
 
 pub use model::{
-    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus, SloWindow,
-    TargetSlo,
+    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
+    SloWindow, TargetSlo,
 };

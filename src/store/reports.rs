@@ -206,7 +206,9 @@ impl Store {
                 Some(Value::Ms(to_ms(from)))
             } else if lower.starts_with("end") || lower.starts_with("until") {
                 Some(Value::Ms(to_ms(until)))
-            } else if lower.contains("reason") || lower.contains("note") || lower.contains("summary")
+            } else if lower.contains("reason")
+                || lower.contains("note")
+                || lower.contains("summary")
             {
                 Some(Value::Text(reason))
             } else if lower.starts_with("created") {

@@ -133,7 +133,11 @@ pub struct AlertRow {
 
 /// `7d`, `24h`: a window ending at the end of the current hour, at most `max_days` long.
 // replaced by crate::slo::SloWindow::parse at merge
-pub fn parse_window(raw: &str, now: DateTime<Utc>, max_days: u32) -> Result<SloWindow, ReportError> {
+pub fn parse_window(
+    raw: &str,
+    now: DateTime<Utc>,
+    max_days: u32,
+) -> Result<SloWindow, ReportError> {
     let bad = |reason: String| ReportError::BadWindow {
         raw: raw.to_owned(),
         reason,
@@ -174,11 +178,7 @@ pub async fn slo_rows(
     exact: bool,
 ) -> Result<Vec<TargetSlo>, ReportError> {
     let totals = store.window_totals(window.from, window.until).await?;
-    let mut names: BTreeSet<String> = config
-        .services
-        .iter()
-        .map(|s| s.name.to_string())
-        .collect();
+    let mut names: BTreeSet<String> = config.services.iter().map(|s| s.name.to_string()).collect();
     names.extend(totals.keys().cloned());
     if let Some(wanted) = target {
         if !names.contains(wanted) {
@@ -205,7 +205,13 @@ pub async fn slo_rows(
             let e = store
                 .exact_totals(&name, window.from, window.until, target_us)
                 .await?;
-            (e.total, e.good, e.p95_us.map(|us| us as f64), e.measured, Some(e.under_target))
+            (
+                e.total,
+                e.good,
+                e.p95_us.map(|us| us as f64),
+                e.measured,
+                Some(e.under_target),
+            )
         } else {
             let measured = rollup.latency.total();
             (
@@ -219,7 +225,8 @@ pub async fn slo_rows(
         let ratio = (total > 0).then(|| good as f64 / total as f64);
         let allowed_bad = (1.0 - target_ratio) * total as f64;
         let consumed_bad = total - good;
-        let remaining = (total > 0).then(|| 1.0 - consumed_bad as f64 / allowed_bad.max(f64::MIN_POSITIVE));
+        let remaining =
+            (total > 0).then(|| 1.0 - consumed_bad as f64 / allowed_bad.max(f64::MIN_POSITIVE));
         let availability_status = match (ratio, remaining) {
             (None, _) => SloStatus::NoData,
             (Some(r), _) if r < target_ratio => SloStatus::Breached,
@@ -232,11 +239,12 @@ pub async fn slo_rows(
             Some(_) => SloStatus::Met,
         };
         let count = restarts.get(&name).copied().unwrap_or(0);
-        let restarts_status = if f64::from(count) >= f64::from(config.slo.max_restarts_per_week) * weeks {
-            SloStatus::Breached
-        } else {
-            SloStatus::Met
-        };
+        let restarts_status =
+            if f64::from(count) >= f64::from(config.slo.max_restarts_per_week) * weeks {
+                SloStatus::Breached
+            } else {
+                SloStatus::Met
+            };
         let burn = |w: &std::collections::HashMap<String, WindowTotals>| {
             w.get(&name)
                 .filter(|t| t.total > 0)
@@ -257,7 +265,9 @@ pub async fn slo_rows(
             latency: LatencySlo {
                 p95_ms: p95_us.map(|us| us / 1000.0),
                 target_ms: config.slo.p95_latency_target_ms,
-                under_target_ratio: under.filter(|_| measured > 0).map(|u| u as f64 / measured as f64),
+                under_target_ratio: under
+                    .filter(|_| measured > 0)
+                    .map(|u| u as f64 / measured as f64),
                 measured,
                 status: latency_status,
             },
@@ -334,7 +344,10 @@ pub async fn build(
 ) -> Result<Report, ReportError> {
     let slos = slo_rows(store, config, window, target, exact).await?;
     let mut restarts: BTreeMap<String, Vec<RestartRow>> = BTreeMap::new();
-    for r in store.child_restarts(target, window.from, window.until).await? {
+    for r in store
+        .child_restarts(target, window.from, window.until)
+        .await?
+    {
         restarts.entry(r.target).or_default().push(RestartRow {
             at: r.started_at,
             cause: r.cause.as_str().to_owned(),
@@ -351,13 +364,16 @@ pub async fn build(
         .filter(|h| h.record.started_at < window.until)
     {
         let r = h.record;
-        heals.entry(r.target.to_string()).or_default().push(HealRow {
-            started_at: r.started_at,
-            trigger: r.trigger.as_str().to_owned(),
-            action: r.action.as_str().to_owned(),
-            outcome: r.outcome.as_str().to_owned(),
-            error: r.error,
-        });
+        heals
+            .entry(r.target.to_string())
+            .or_default()
+            .push(HealRow {
+                started_at: r.started_at,
+                trigger: r.trigger.as_str().to_owned(),
+                action: r.action.as_str().to_owned(),
+                outcome: r.outcome.as_str().to_owned(),
+                error: r.error,
+            });
     }
     let mut alerts: BTreeMap<String, Vec<AlertRow>> = BTreeMap::new();
     let filter = crate::store::alerts::AlertFilter {
@@ -454,9 +470,13 @@ pub async fn build(
 
 /// No objective breached (met, at risk, or without data).
 pub fn passes(slo: &TargetSlo) -> bool {
-    [slo.availability.status, slo.latency.status, slo.restarts.status]
-        .iter()
-        .all(|s| *s != SloStatus::Breached)
+    [
+        slo.availability.status,
+        slo.latency.status,
+        slo.restarts.status,
+    ]
+    .iter()
+    .all(|s| *s != SloStatus::Breached)
 }
 
 /// The word a report shows for an objective.

@@ -115,7 +115,13 @@ pub fn render(report: &Report) -> String {
 /// An id made of safe characters only.
 fn anchor(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -138,7 +144,11 @@ fn target(out: &mut String, t: &TargetReport, report: &Report) {
         );
     }
     out.push_str("</tbody></table>\n");
-    let _ = writeln!(out, "<p>Error budget: {}.</p>", escape(&budget_line(&t.slo)));
+    let _ = writeln!(
+        out,
+        "<p>Error budget: {}.</p>",
+        escape(&budget_line(&t.slo))
+    );
 
     let labels: Vec<String> = t.daily.iter().map(|d| d.day.to_string()).collect();
     let availability: Vec<Point<'_>> = t
@@ -209,7 +219,11 @@ fn target(out: &mut String, t: &TargetReport, report: &Report) {
                 out,
                 "<tr><td>{}</td><td>restart ({})</td><td>after {}</td></tr>",
                 escape(&show_time(r.at)),
-                if r.cause == "heal" { "by auto-heal" } else { "it exited" },
+                if r.cause == "heal" {
+                    "by auto-heal"
+                } else {
+                    "it exited"
+                },
                 escape(&exit_reason(r.exit_code, r.exit_signal))
             );
         }

@@ -6,7 +6,10 @@ use crate::slo::report::Report;
 pub fn render(report: &Report) -> String {
     // Plain data (strings, numbers, times): serialising it cannot fail.
     serde_json::to_string_pretty(report).map_or_else(
-        |e| serde_json::json!({ "version": report.version, "error": e.to_string() }).to_string() + "\n",
+        |e| {
+            serde_json::json!({ "version": report.version, "error": e.to_string() }).to_string()
+                + "\n"
+        },
         |text| text + "\n",
     )
 }

@@ -73,7 +73,11 @@ fn target(out: &mut String, t: &TargetReport) {
     let _ = writeln!(out, "| objective | target | measured | result |");
     let _ = writeln!(out, "|---|---|---|---|");
     for (name, goal, measured, status) in objective_lines(&t.slo) {
-        let _ = writeln!(out, "| {name} | {goal} | {measured} | {} |", verdict(status));
+        let _ = writeln!(
+            out,
+            "| {name} | {goal} | {measured} | {} |",
+            verdict(status)
+        );
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "Error budget: {}.", budget_line(&t.slo));

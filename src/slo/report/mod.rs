@@ -127,7 +127,11 @@ async fn report(args: ReportArgs) -> ExitCode {
                 "wrote {} ({} targets, {})",
                 path.display(),
                 report.targets.len(),
-                if report.passed { "all pass" } else { "some fail" }
+                if report.passed {
+                    "all pass"
+                } else {
+                    "some fail"
+                }
             );
         }
         None => print!("{text}"),

@@ -25,7 +25,7 @@ const TOP: f64 = 10.0;
 fn frame(out: &mut String, title: &str) {
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" aria-label="{}"><title>{}</title>"#,
+        r#"<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" aria-label="{}"><title>{}</title>"#,
         escape(title),
         escape(title)
     );
@@ -142,7 +142,7 @@ pub fn uptime_strip(points: &[Point<'_>], target_percent: f64) -> String {
     let (w, h, gap) = (6.0, 28.0, 2.0);
     let width = n as f64 * (w + gap);
     let mut out = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="100%" height="{h}" preserveAspectRatio="none" role="img" aria-label="daily uptime">"#
+        r#"<svg viewBox="0 0 {width} {h}" width="100%" height="{h}" preserveAspectRatio="none" role="img" aria-label="daily uptime">"#
     );
     for (i, p) in points.iter().enumerate() {
         let (colour, text) = match p.value {
