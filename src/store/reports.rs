@@ -42,6 +42,9 @@ pub struct ChildRestart {
     pub previous_exit_signal: Option<i32>,
 }
 
+/// target, started_at_ms, cause, and the previous run's exit code and signal.
+type RestartRow = (String, i64, String, Option<i64>, Option<i64>);
+
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -133,7 +136,7 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<ChildRestart>, StoreError> {
-        let rows: Vec<(String, i64, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<RestartRow> = sqlx::query_as(
             "SELECT r.target, r.started_at_ms, r.cause,
                     (SELECT p.exit_code FROM child_runs p WHERE p.target = r.target AND p.id < r.id
                      ORDER BY p.id DESC LIMIT 1),

@@ -78,9 +78,9 @@ pub fn render(report: &Report) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         escape(&title)
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<header><h1>{} {}</h1><p class=\"meta\">Window {} to {}; computed from {}; generated {}.</p></header>\n",
+        "<header><h1>{} {}</h1><p class=\"meta\">Window {} to {}; computed from {}; generated {}.</p></header>",
         escape(&title),
         pass_badge(report.passed),
         escape(&show_time(report.window.from)),
