@@ -1,5 +1,6 @@
-//! The command line: `hale serve`, `hale check-config`, `hale export openapi|dashboards|alerts|systemd|launchd`, `hale verify`, `hale status`,
-//! `hale audit`, and `hale backup` and `hale restore` (in `backup_cli`).
+//! The command line: `hale serve`, `hale check-config`, `hale export openapi|dashboards|alerts|systemd|launchd`,
+//! `hale verify`, `hale status`, `hale audit`, `hale backup` and `hale restore` (in `backup_cli`),
+//! `hale history generate` (in `history`) and `hale slo report` (in `slo::report`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -78,6 +79,16 @@ pub enum Command {
     Backup(crate::backup_cli::BackupArgs),
     /// Put a backup in place of the database (refused while hale runs on it), keeping the one it replaces.
     Restore(crate::backup_cli::RestoreArgs),
+    /// Synthetic history for demos, reports and benchmarks.
+    History {
+        #[command(subcommand)]
+        what: crate::history::HistoryCommand,
+    },
+    /// Service-level objectives: reports from the database.
+    Slo {
+        #[command(subcommand)]
+        what: crate::slo::report::SloCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -261,6 +272,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status(args).await,
         Command::Backup(args) => crate::backup_cli::backup(args).await,
         Command::Restore(args) => crate::backup_cli::restore(args).await,
+        Command::History { what } => crate::history::run(what).await,
+        Command::Slo { what } => crate::slo::report::run(what).await,
     }
 }
 

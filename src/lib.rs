@@ -12,6 +12,7 @@ pub mod config;
 pub mod events;
 pub mod export;
 pub mod heal;
+pub mod history;
 pub mod http;
 pub mod kind;
 pub mod limits;

@@ -201,9 +201,15 @@ fn add_common_headers(headers: &mut HeaderMap, request_id: &str, is_docs: bool) 
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    // A route that sets its own, stricter policy (the status page) keeps it.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
     }
     if !is_docs {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

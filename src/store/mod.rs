@@ -11,6 +11,7 @@ pub mod heal;
 pub mod health_checks;
 pub mod lock;
 pub mod maintenance;
+pub mod reports;
 pub mod retention;
 pub mod rollups;
 pub mod runs;

@@ -5,6 +5,7 @@ mod deliveries;
 mod heal;
 mod params;
 mod slo;
+pub mod status_page;
 mod views;
 
 use std::sync::Arc;
@@ -34,7 +35,8 @@ pub struct HealthProxyState {
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(common::health)
+    cfg.service(status_page::status_page)
+        .service(common::health)
         .service(common::metrics)
         .service(health_all)
         .service(health_history)

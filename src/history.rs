@@ -1,0 +1,843 @@
+//! `hale history generate`: writes realistic synthetic history of scheduled checks into a database, through
+//! the store's own batching writer (so hourly rollups are merged exactly as in production), with outages,
+//! slow spells, restarts, heal events, alerts and a maintenance window. The same seed gives the same rows.
+//!
+//! Every service gets a profile from its position, so a generated database always holds targets that meet
+//! their SLOs and targets that breach each one (details such as when and how long are drawn from the seed):
+//! - `svc-001`, and every 4th from `svc-005`: steady (a few one-check blips, short slow spells, one restart
+//!   a week at most), meets every SLO;
+//! - `svc-002`, `svc-006`, ...: a long outage (2-4 h a week, down then timeouts with the breaker open),
+//!   two heals and a critical alert: breaches availability;
+//! - `svc-003`, ...: long slow spells (about 10% of the time above 500 ms) and a warning alert: breaches p95;
+//! - `svc-004`, ...: crashes (5-8 a week, each a few minutes down, then the child restarted): breaches
+//!   restarts.
+//!
+//! `svc-001` never has an incident at all: a clean baseline.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::breaker::BreakerState;
+use crate::cli::{fail, EXIT_BAD_INPUT};
+use crate::kind::ServiceKind;
+use crate::metrics::{ServiceMetrics, WriterMetrics};
+use crate::records::{
+    AlertEventKind, AlertLevel, CheckRecord, CheckSource, ChildStartCause, HealAction, HealOutcome,
+    HealRecord, HealTrigger, Outcome,
+};
+use crate::store::writer::{self, WriterSettings};
+use crate::store::{Store, StoreError};
+
+/// Rows per transaction: the most `storage.batch_size` allows. Big transactions are what makes bulk
+/// inserts fast in SQLite; the writer's other settings are production's.
+const BATCH_SIZE: usize = 50_000;
+/// The latency of a check that timed out: the default `timeout_ms`.
+const TIMEOUT_MS: u64 = 5_000;
+/// Consecutive failures after which a generated breaker opens (the default `breaker.failure_threshold`).
+const BREAKER_AFTER: u64 = 5;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum HistoryCommand {
+    /// Write synthetic history (checks, rollups, restarts, heals, alerts, a maintenance window) into a new
+    /// database, for demos, reports and benchmarks. Deterministic for a given --seed.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// The database file to create (refused when it exists, unless --append).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Services to generate, 1 to 10000, named svc-001, svc-002, ...
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub services: u32,
+    /// Days of history, 1 to 400, ending at --end.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=400))]
+    pub days: u32,
+    /// Seconds between two checks of a service, 1 to 86400.
+    #[arg(long = "interval-s", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub interval_s: u32,
+    /// The seed: the same seed and flags give the same rows.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// When the history ends (RFC 3339); default now.
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Add to an existing database instead of refusing it.
+    #[arg(long)]
+    pub append: bool,
+}
+
+/// What to generate; only built by `HistorySpec::parse`, so every value is in range.
+#[derive(Debug, Clone)]
+pub struct HistorySpec {
+    pub services: u32,
+    pub days: u32,
+    pub interval_s: u32,
+    pub seed: u64,
+    pub end: DateTime<Utc>,
+}
+
+impl HistorySpec {
+    pub fn parse(
+        services: u32,
+        days: u32,
+        interval_s: u32,
+        seed: u64,
+        end: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, String> {
+        if !(1..=10_000).contains(&services) {
+            return Err(format!("--services {services} is out of range 1..=10000"));
+        }
+        if !(1..=400).contains(&days) {
+            return Err(format!("--days {days} is out of range 1..=400"));
+        }
+        if !(1..=86_400).contains(&interval_s) {
+            return Err(format!(
+                "--interval-s {interval_s} is out of range 1..=86400"
+            ));
+        }
+        let end = match end {
+            Some(raw) => DateTime::parse_from_rfc3339(raw)
+                .map_err(|e| format!("--end {raw:?} is not an RFC 3339 time: {e}"))?
+                .with_timezone(&Utc),
+            None => now,
+        };
+        // Whole seconds, so two runs with the same --end write the same rows.
+        let end = DateTime::from_timestamp(end.timestamp(), 0).unwrap_or(end);
+        Ok(Self {
+            services,
+            days,
+            interval_s,
+            seed,
+            end,
+        })
+    }
+
+    /// Checks per service.
+    pub fn ticks(&self) -> u64 {
+        u64::from(self.days) * 86_400 / u64::from(self.interval_s)
+    }
+
+    /// Every check the run writes.
+    pub fn rows(&self) -> u64 {
+        self.ticks() * u64::from(self.services)
+    }
+
+    pub fn start(&self) -> DateTime<Utc> {
+        self.end - TimeDelta::days(i64::from(self.days))
+    }
+
+    pub fn service_name(&self, index: u32) -> String {
+        let width = if self.services >= 1000 { 5 } else { 3 };
+        format!("svc-{:0width$}", index + 1)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{path} exists; pass --append to add generated history to it, or choose another --db")]
+    Exists { path: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the database did not take {lost} generated health checks (see the log)")]
+    Lost { lost: u64 },
+    #[error("the check writer stopped before every row was handed to it")]
+    WriterClosed,
+}
+
+impl HistoryError {
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Self::Exists { .. } => true,
+            Self::Store(e) => matches!(
+                e,
+                StoreError::InUse { .. }
+                    | StoreError::Corrupt { .. }
+                    | StoreError::ReadOnly { .. }
+                    | StoreError::Migrate { .. }
+                    | StoreError::CreateDir { .. }
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What a run wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySummary {
+    pub checks: u64,
+    pub elapsed: Duration,
+    /// Rows in the tables after the run (the whole file, with --append).
+    pub rollup_rows: u64,
+    pub child_runs: u64,
+    pub heal_events: u64,
+    pub alerts: u64,
+    /// None when the schema has no `maintenance_windows` table (it arrives with migration 0005).
+    pub maintenance_windows: Option<u64>,
+}
+
+impl HistorySummary {
+    pub fn rows_per_second(&self) -> f64 {
+        self.checks as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Told how many checks were handed to the writer so far.
+pub trait GenerateProgress: Send + Sync {
+    fn advanced(&self, _rows: u64) {}
+    fn finished(&self) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+impl GenerateProgress for Silent {}
+
+/// `hale history generate`: 0 when everything was written, 2 for bad input (flags, an existing file
+/// without --append, a database in use by a running hale), 1 when writing failed.
+pub async fn run(command: HistoryCommand) -> ExitCode {
+    let HistoryCommand::Generate(args) = command;
+    let spec = match HistorySpec::parse(
+        args.services,
+        args.days,
+        args.interval_s,
+        args.seed,
+        args.end.as_deref(),
+        Utc::now(),
+    ) {
+        Ok(spec) => spec,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e),
+    };
+    let progress: Arc<dyn GenerateProgress> = if std::io::stderr().is_terminal() {
+        Arc::new(Bar::new(spec.rows()))
+    } else {
+        Arc::new(Silent)
+    };
+    match generate(&args.db, &spec, args.append, progress).await {
+        Ok(summary) => {
+            println!(
+                "wrote {} health checks ({} services x {} days every {} s, seed {}) to {} in {:.1} s: {:.0} rows/s",
+                summary.checks,
+                spec.services,
+                spec.days,
+                spec.interval_s,
+                spec.seed,
+                args.db.display(),
+                summary.elapsed.as_secs_f64(),
+                summary.rows_per_second()
+            );
+            println!(
+                "rows in the database: {} hourly rollups, {} child runs, {} heal events, {} alerts, {}",
+                summary.rollup_rows,
+                summary.child_runs,
+                summary.heal_events,
+                summary.alerts,
+                match summary.maintenance_windows {
+                    Some(n) => format!("{n} maintenance windows"),
+                    None => "no maintenance window (this schema has no maintenance_windows table)"
+                        .to_owned(),
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(
+            if e.is_bad_input() { EXIT_BAD_INPUT } else { 1 },
+            &e.to_string(),
+        ),
+    }
+}
+
+/// Writes the history of `spec` into `db`: the checks through the batching writer, then the events.
+pub async fn generate(
+    db: &Path,
+    spec: &HistorySpec,
+    append: bool,
+    progress: Arc<dyn GenerateProgress>,
+) -> Result<HistorySummary, HistoryError> {
+    if db.exists() && !append {
+        return Err(HistoryError::Exists {
+            path: db.display().to_string(),
+        });
+    }
+    let started = Instant::now();
+    let store = Store::open(db).await?;
+    let result = write_all(&store, spec, progress.as_ref()).await;
+    progress.finished();
+    let summary = match result {
+        Ok(checks) => {
+            let elapsed = started.elapsed();
+            let maintenance = if store.has_table("maintenance_windows").await? {
+                Some(store.table_rows("maintenance_windows").await?)
+            } else {
+                None
+            };
+            Ok(HistorySummary {
+                checks,
+                elapsed,
+                rollup_rows: store.table_rows("health_check_hourly").await?,
+                child_runs: store.table_rows("child_runs").await?,
+                heal_events: store.table_rows("heal_events").await?,
+                alerts: store.table_rows("alerts").await?,
+                maintenance_windows: maintenance,
+            })
+        }
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    summary
+}
+
+async fn write_all(
+    store: &Store,
+    spec: &HistorySpec,
+    progress: &dyn GenerateProgress,
+) -> Result<u64, HistoryError> {
+    let plans: Vec<ServicePlan> = (0..spec.services)
+        .map(|i| ServicePlan::draw(spec, i))
+        .collect();
+    let metrics = ServiceMetrics::new(ServiceKind::HealthProxy);
+    let (check_writer, handle) = writer::spawn(
+        store.clone(),
+        WriterSettings {
+            flush_interval: Duration::from_millis(250),
+            batch_size: BATCH_SIZE,
+        },
+        WriterMetrics::register(metrics.registry()),
+    );
+    let mut states: Vec<CheckState> = plans.iter().map(|_| CheckState::default()).collect();
+    let start_ms = spec.start().timestamp_millis();
+    let step_ms = i64::from(spec.interval_s) * 1000;
+    let mut rng = Rng::new(spec.seed ^ 0x5eed_c4ec);
+    let mut handed = 0u64;
+    let mut closed = false;
+    'ticks: for tick in 0..spec.ticks() {
+        let at_ms = start_ms + tick as i64 * step_ms;
+        for (plan, state) in plans.iter().zip(states.iter_mut()) {
+            // Services are not checked in lockstep: each is offset within the interval.
+            let at = DateTime::from_timestamp_millis(at_ms + plan.offset_ms).unwrap_or(spec.end);
+            let record = plan.check(tick, at, state, &mut rng);
+            if check_writer.submit(record).await.is_err() {
+                closed = true;
+                break 'ticks;
+            }
+            handed += 1;
+        }
+        if tick % 256 == 0 {
+            progress.advanced(handed);
+        }
+    }
+    progress.advanced(handed);
+    drop(check_writer);
+    let report = handle.shutdown().await;
+    if report.lost() > 0 {
+        return Err(HistoryError::Lost {
+            lost: report.lost(),
+        });
+    }
+    if closed {
+        return Err(HistoryError::WriterClosed);
+    }
+    for plan in &plans {
+        plan.write_events(store, spec).await?;
+    }
+    if let Some(plan) = plans.get(1).or(plans.first()) {
+        // One 1-hour maintenance window, half a day before the end, on the second service.
+        let from = spec.end - TimeDelta::hours(12).min(TimeDelta::days(i64::from(spec.days)) / 2);
+        let _ = store
+            .insert_maintenance_window(
+                &plan.name,
+                from,
+                from + TimeDelta::hours(1),
+                "generated: planned maintenance",
+            )
+            .await?;
+    }
+    Ok(handed)
+}
+
+/// SplitMix64: small, fast and stable across versions, so a seed means the same history forever.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi].
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Steady,
+    Outage,
+    Slow,
+    Crashes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpanKind {
+    /// Failing: down (503) then timeouts.
+    Outage,
+    /// Answering, slowly (the latency in ms).
+    Slow(u64),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    from_tick: u64,
+    /// Exclusive.
+    to_tick: u64,
+    kind: SpanKind,
+}
+
+/// One service's history, drawn once from the seed.
+#[derive(Debug, Clone)]
+struct ServicePlan {
+    name: Arc<str>,
+    profile: Profile,
+    offset_ms: i64,
+    base_latency_ms: f64,
+    /// Sorted by start, not overlapping.
+    spans: Vec<Span>,
+    /// Ticks where one check fails alone (a blip).
+    blips: Vec<u64>,
+    /// Crashes: the tick the child exits, how (code, signal).
+    crashes: Vec<(u64, Option<i32>, Option<i32>)>,
+    interval_s: u64,
+}
+
+#[derive(Debug, Default)]
+struct CheckState {
+    span: usize,
+    blip: usize,
+    /// Consecutive failed checks, for the breaker.
+    failures: u64,
+}
+
+impl ServicePlan {
+    fn draw(spec: &HistorySpec, index: u32) -> Self {
+        let mut rng = Rng::new(spec.seed.wrapping_mul(0x1000_0000_01b3) ^ u64::from(index));
+        let ticks = spec.ticks().max(1);
+        let interval_s = u64::from(spec.interval_s);
+        let per_day = (86_400 / interval_s).max(1);
+        let of_minutes = |m: u64| (m * 60 / interval_s).max(1);
+        let profile = match (index, index % 4) {
+            (0, _) => Profile::Steady,
+            (_, 1) => Profile::Outage,
+            (_, 2) => Profile::Slow,
+            (_, 3) => Profile::Crashes,
+            _ => Profile::Steady,
+        };
+        let weeks = u64::from(spec.days).div_ceil(7);
+        let mut spans = Vec::new();
+        let add = |spans: &mut Vec<Span>, from: u64, len: u64, kind: SpanKind| {
+            let to = (from + len).min(ticks);
+            if from < to
+                && !spans
+                    .iter()
+                    .any(|s: &Span| from < s.to_tick + 2 && s.from_tick < to + 2)
+            {
+                spans.push(Span {
+                    from_tick: from,
+                    to_tick: to,
+                    kind,
+                });
+            }
+        };
+        let mut crashes = Vec::new();
+        let mut blips = Vec::new();
+        match profile {
+            Profile::Outage => {
+                for _ in 0..weeks {
+                    let len = of_minutes(rng.range(120, 240));
+                    let from = rng.range(0, ticks.saturating_sub(len + 1));
+                    add(&mut spans, from, len, SpanKind::Outage);
+                }
+            }
+            Profile::Slow => {
+                for _ in 0..u64::from(spec.days) * 3 {
+                    let len = of_minutes(rng.range(30, 60));
+                    let from = rng.range(0, ticks.saturating_sub(len + 1));
+                    add(&mut spans, from, len, SpanKind::Slow(rng.range(550, 900)));
+                }
+            }
+            Profile::Crashes => {
+                for _ in 0..weeks * rng.range(5, 8) {
+                    let len = of_minutes(rng.range(1, 3));
+                    let from = rng.range(0, ticks.saturating_sub(len + 1));
+                    let before = spans.len();
+                    add(&mut spans, from, len, SpanKind::Outage);
+                    if spans.len() > before {
+                        let (code, signal) = if rng.unit() < 0.5 {
+                            (None, Some(9))
+                        } else {
+                            (Some(1), None)
+                        };
+                        crashes.push((from, code, signal));
+                    }
+                }
+            }
+            Profile::Steady => {}
+        }
+        if index != 0 {
+            // Everyone but the baseline: short slow spells now and then, and one-check blips.
+            for _ in 0..u64::from(spec.days).div_ceil(2) {
+                let len = of_minutes(rng.range(10, 30));
+                let from = rng.range(0, ticks.saturating_sub(len + 1));
+                add(&mut spans, from, len, SpanKind::Slow(rng.range(210, 400)));
+            }
+            for _ in 0..u64::from(spec.days) * 2 {
+                blips.push(rng.range(0, ticks - 1));
+            }
+            if profile == Profile::Steady && weeks > 0 && per_day > 0 {
+                // One crash a week at most keeps it under the restarts objective.
+                let len = 1;
+                let from = rng.range(0, ticks.saturating_sub(len + 1));
+                let before = spans.len();
+                add(&mut spans, from, len, SpanKind::Outage);
+                if spans.len() > before {
+                    crashes.push((from, Some(1), None));
+                }
+            }
+        }
+        spans.sort_by_key(|s| s.from_tick);
+        blips.sort_unstable();
+        blips.dedup();
+        crashes.sort_by_key(|c| c.0);
+        Self {
+            name: Arc::from(spec.service_name(index)),
+            profile,
+            offset_ms: i64::try_from(rng.range(0, interval_s * 1000 - 1)).unwrap_or(0),
+            base_latency_ms: 8.0 + rng.unit() * 70.0,
+            spans,
+            blips,
+            crashes,
+            interval_s,
+        }
+    }
+
+    fn check(
+        &self,
+        tick: u64,
+        at: DateTime<Utc>,
+        state: &mut CheckState,
+        rng: &mut Rng,
+    ) -> CheckRecord {
+        while state.span < self.spans.len() && self.spans[state.span].to_tick <= tick {
+            state.span += 1;
+        }
+        while state.blip < self.blips.len() && self.blips[state.blip] < tick {
+            state.blip += 1;
+        }
+        let span = self
+            .spans
+            .get(state.span)
+            .filter(|s| s.from_tick <= tick)
+            .map(|s| (s.kind, tick - s.from_tick));
+        let blip = self.blips.get(state.blip) == Some(&tick);
+        let record =
+            |outcome, http_status, latency_ms: Option<f64>, error: Option<&str>, breaker| {
+                CheckRecord {
+                    checked_at: at,
+                    service: self.name.clone(),
+                    outcome,
+                    http_status,
+                    latency: latency_ms.map(|ms| Duration::from_micros((ms * 1000.0) as u64)),
+                    error: error.map(str::to_owned),
+                    breaker_state: breaker,
+                    source: CheckSource::Monitor,
+                }
+            };
+        match span {
+            Some((SpanKind::Outage, into)) => {
+                state.failures += 1;
+                let timeouts_from = 3 * BREAKER_AFTER;
+                if state.failures > BREAKER_AFTER && self.profile == Profile::Outage {
+                    // The breaker is open; a trial every 30 s or so goes through (half-open) and fails.
+                    let every = (30 / self.interval_s).max(2);
+                    if into % every == 0 {
+                        return record(
+                            Outcome::Timeout,
+                            None,
+                            Some(TIMEOUT_MS as f64),
+                            Some("no answer within 5000 ms"),
+                            BreakerState::HalfOpen,
+                        );
+                    }
+                    return record(
+                        Outcome::CircuitOpen,
+                        None,
+                        None,
+                        Some("circuit open"),
+                        BreakerState::Open,
+                    );
+                }
+                if into >= timeouts_from {
+                    record(
+                        Outcome::Timeout,
+                        None,
+                        Some(TIMEOUT_MS as f64),
+                        Some("no answer within 5000 ms"),
+                        BreakerState::Closed,
+                    )
+                } else {
+                    record(
+                        Outcome::Down,
+                        Some(503),
+                        Some(2.0 + rng.unit() * 6.0),
+                        Some("expected status 2xx, got 503"),
+                        BreakerState::Closed,
+                    )
+                }
+            }
+            _ if blip => {
+                state.failures += 1;
+                record(
+                    Outcome::Down,
+                    Some(502),
+                    Some(1.0 + rng.unit() * 4.0),
+                    Some("expected status 2xx, got 502"),
+                    BreakerState::Closed,
+                )
+            }
+            Some((SpanKind::Slow(ms), _)) => {
+                state.failures = 0;
+                let latency = ms as f64 * (0.8 + rng.unit() * 0.4);
+                record(
+                    Outcome::Up,
+                    Some(200),
+                    Some(latency),
+                    None,
+                    BreakerState::Closed,
+                )
+            }
+            None => {
+                state.failures = 0;
+                // Mostly near the base, with a tail: 1 check in 100 takes 2-4 times as long.
+                let mut latency = self.base_latency_ms * (0.7 + rng.unit() * 0.6);
+                if rng.unit() < 0.01 {
+                    latency *= 2.0 + rng.unit() * 2.0;
+                }
+                record(
+                    Outcome::Up,
+                    Some(200),
+                    Some(latency),
+                    None,
+                    BreakerState::Closed,
+                )
+            }
+        }
+    }
+
+    /// The child runs, heal events and alerts that go with the spans.
+    async fn write_events(&self, store: &Store, spec: &HistorySpec) -> Result<(), StoreError> {
+        let at = |tick: u64| {
+            spec.start()
+                + TimeDelta::milliseconds(self.offset_ms)
+                + TimeDelta::seconds((tick * self.interval_s) as i64)
+        };
+        let name_hash = self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let mut rng = Rng::new(spec.seed ^ name_hash);
+        let supervised = self.profile != Profile::Slow;
+        let mut run = if supervised {
+            let pid = rng.range(2_000, 60_000) as u32;
+            Some(
+                store
+                    .child_started(&self.name, pid, None, spec.start(), ChildStartCause::Start)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        for &(tick, code, signal) in &self.crashes {
+            run = Some(
+                restart(
+                    store,
+                    &self.name,
+                    run,
+                    at(tick),
+                    (code, signal),
+                    ChildStartCause::Exited,
+                    &mut rng,
+                )
+                .await?,
+            );
+        }
+        for span in &self.spans {
+            let (from, until) = (at(span.from_tick), at(span.to_tick));
+            match span.kind {
+                SpanKind::Outage if self.profile == Profile::Outage => {
+                    let (alert, _) = store
+                        .open_alert(
+                            "target_down",
+                            &self.name,
+                            AlertLevel::Critical,
+                            &format!("{} is down: expected status 2xx, got 503", self.name),
+                            from + TimeDelta::minutes(1),
+                            AlertEventKind::Fired,
+                        )
+                        .await?;
+                    // A first heal that does not help, then one that does, as the outage ends.
+                    let first = from + TimeDelta::minutes(2);
+                    run = Some(
+                        restart(
+                            store,
+                            &self.name,
+                            run,
+                            first,
+                            (None, Some(15)),
+                            ChildStartCause::Heal,
+                            &mut rng,
+                        )
+                        .await?,
+                    );
+                    store
+                        .insert_heal(&HealRecord {
+                            target: self.name.clone(),
+                            trigger: HealTrigger::Automatic,
+                            action: HealAction::RestartChild,
+                            started_at: first,
+                            finished_at: first + TimeDelta::seconds(30),
+                            outcome: HealOutcome::Failed,
+                            verify_latency: None,
+                            error: Some("still down at the verify deadline (30 s)".to_owned()),
+                        })
+                        .await?;
+                    let last = until - TimeDelta::seconds(20);
+                    run = Some(
+                        restart(
+                            store,
+                            &self.name,
+                            run,
+                            last,
+                            (None, Some(15)),
+                            ChildStartCause::Heal,
+                            &mut rng,
+                        )
+                        .await?,
+                    );
+                    store
+                        .insert_heal(&HealRecord {
+                            target: self.name.clone(),
+                            trigger: HealTrigger::Automatic,
+                            action: HealAction::RestartChild,
+                            started_at: last,
+                            finished_at: until,
+                            outcome: HealOutcome::Healed,
+                            verify_latency: Some(Duration::from_millis(rng.range(800, 4_000))),
+                            error: None,
+                        })
+                        .await?;
+                    if until < spec.end {
+                        store
+                            .alert_event(
+                                alert,
+                                AlertEventKind::Resolved,
+                                AlertLevel::Critical,
+                                &format!("{} is up again", self.name),
+                                until,
+                                true,
+                            )
+                            .await?;
+                    }
+                }
+                SpanKind::Slow(ms) if self.profile == Profile::Slow && ms > 500 => {
+                    let (alert, _) = store
+                        .open_alert(
+                            "slow",
+                            &self.name,
+                            AlertLevel::Warning,
+                            &format!("{} answers in about {ms} ms", self.name),
+                            from + TimeDelta::minutes(5),
+                            AlertEventKind::Fired,
+                        )
+                        .await?;
+                    if until < spec.end {
+                        store
+                            .alert_event(
+                                alert,
+                                AlertEventKind::Resolved,
+                                AlertLevel::Warning,
+                                &format!("{} is fast again", self.name),
+                                until,
+                                true,
+                            )
+                            .await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Closes the child's current run (it exited at `when` with this code or signal) and starts the next.
+async fn restart(
+    store: &Store,
+    name: &str,
+    run: Option<i64>,
+    when: DateTime<Utc>,
+    (code, signal): (Option<i32>, Option<i32>),
+    cause: ChildStartCause,
+    rng: &mut Rng,
+) -> Result<i64, StoreError> {
+    if let Some(id) = run {
+        store.child_exited(id, when, code, signal).await?;
+    }
+    let pid = rng.range(2_000, 60_000) as u32;
+    store
+        .child_started(name, pid, None, when + TimeDelta::seconds(2), cause)
+        .await
+}
+
+/// The progress bar on a terminal: rows handed to the writer, rows/s, eta.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(total: u64) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "generate [{bar:32}] {human_pos}/{human_len} checks {per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Self(bar)
+    }
+}
+
+impl GenerateProgress for Bar {
+    fn advanced(&self, rows: u64) {
+        self.0.set_position(rows);
+    }
+
+    fn finished(&self) {
+        self.0.finish_and_clear();
+    }
+}

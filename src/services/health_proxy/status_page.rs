@@ -1,0 +1,286 @@
+//! `GET /`: a server-rendered status page with no script and no external asset: the health score, each
+//! target's current state (the monitor's latest results; nothing is checked for the page), 90 days of
+//! daily uptime from the rollups, the p95 over the SLO window, restarts this week and the alerts firing.
+//! It refreshes itself every 30 s and carries a Content-Security-Policy that allows inline styles and
+//! nothing else.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+use crate::records::Outcome;
+use crate::services::health_proxy::HealthProxyState;
+use crate::services::Core;
+use crate::slo::report::data::{show_ms, show_percent, show_time};
+use crate::slo::report::html::{escape, STYLE};
+use crate::slo::report::svg::{self, Point};
+use crate::store::alerts::StoredAlert;
+use crate::store::StoreError;
+
+/// Days of uptime bars per target.
+pub const UPTIME_DAYS: i64 = 90;
+/// Allows the page's inline styles and inline SVG (`data:` images), nothing else: no script at all.
+pub const STATUS_PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// One target's line on the page.
+#[derive(Debug, Clone)]
+pub struct TargetLine {
+    pub name: String,
+    /// The latest outcome; none when not checked since hale started.
+    pub outcome: Option<Outcome>,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<f64>,
+    pub error: Option<String>,
+    /// Oldest first, one per day of the last `UPTIME_DAYS`: availability in percent, none without checks.
+    pub days: Vec<(NaiveDate, Option<f64>)>,
+    pub uptime_percent: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub restarts_week: u32,
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone)]
+pub struct StatusPage {
+    pub generated_at: DateTime<Utc>,
+    pub score: f64,
+    pub up: usize,
+    pub targets: Vec<TargetLine>,
+    pub alerts: Vec<StoredAlert>,
+    pub availability_target_percent: f64,
+    pub p95_target_ms: u64,
+    pub window_days: u32,
+    /// What could not be read (the database), shown on the page.
+    pub notes: Vec<String>,
+}
+
+/// Status page.
+///
+/// An HTML page for people: the health score, each target's state, 90 days of daily uptime, the p95 over
+/// the SLO window, restarts this week and the alerts firing. No script and no external asset; it refreshes
+/// every 30 s. Nothing is checked for it: it shows the monitor's latest results.
+#[utoipa::path(
+    tag = "health",
+    responses((status = 200, description = "The status page", content_type = "text/html", body = String))
+)]
+#[get("/")]
+pub async fn status_page(
+    core: web::Data<Core>,
+    state: web::Data<HealthProxyState>,
+) -> HttpResponse {
+    let page = gather(&core, &state).await;
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, STATUS_PAGE_CSP))
+        .body(render(&page))
+}
+
+/// Reads what the page shows: the monitor's latest results, then the store (one query per kind of data).
+pub async fn gather(core: &Core, state: &HealthProxyState) -> StatusPage {
+    let now = core.clock.now();
+    let sweep = state.monitor.latest_all();
+    let slo = &core.config.slo;
+    let mut notes = Vec::new();
+    let stored = stored(core, now).await.unwrap_or_else(|e| {
+        notes.push(format!("the database cannot be read: {e}"));
+        Stored::default()
+    });
+    let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
+    let targets = state
+        .monitor
+        .targets()
+        .iter()
+        .map(|target| {
+            let name = target.name().to_owned();
+            let latest = target.latest();
+            let per_day = stored.daily.get(&name);
+            let mut total = (0u64, 0u64);
+            let days = (0..UPTIME_DAYS)
+                .map(|i| {
+                    let day = first_day + TimeDelta::days(i);
+                    let counts = per_day.and_then(|d| d.get(&day)).copied();
+                    if let Some((t, g)) = counts {
+                        total.0 += t;
+                        total.1 += g;
+                    }
+                    (
+                        day,
+                        counts
+                            .filter(|(t, _)| *t > 0)
+                            .map(|(t, g)| g as f64 * 100.0 / t as f64),
+                    )
+                })
+                .collect();
+            TargetLine {
+                outcome: latest.as_ref().map(|l| l.outcome),
+                checked_at: latest.as_ref().map(|l| l.checked_at),
+                latency_ms: latest
+                    .as_ref()
+                    .and_then(|l| l.latency)
+                    .map(|d| d.as_secs_f64() * 1000.0),
+                error: latest.and_then(|l| l.error),
+                days,
+                uptime_percent: (total.0 > 0).then(|| total.1 as f64 * 100.0 / total.0 as f64),
+                p95_ms: stored.p95_ms.get(&name).copied(),
+                restarts_week: stored.restarts.get(&name).copied().unwrap_or(0),
+                name,
+            }
+        })
+        .collect();
+    StatusPage {
+        generated_at: now,
+        score: sweep.score,
+        up: sweep.counts.up,
+        targets,
+        alerts: stored.alerts,
+        availability_target_percent: slo.availability_target_percent,
+        p95_target_ms: slo.p95_latency_target_ms,
+        window_days: slo.window_days,
+        notes,
+    }
+}
+
+#[derive(Default)]
+struct Stored {
+    /// Per target and day: (checks, good).
+    daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>>,
+    p95_ms: HashMap<String, f64>,
+    restarts: HashMap<String, u32>,
+    alerts: Vec<StoredAlert>,
+}
+
+async fn stored(core: &Core, now: DateTime<Utc>) -> Result<Stored, StoreError> {
+    let store = &core.store;
+    let since = (now - TimeDelta::days(UPTIME_DAYS - 1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(now, |t| t.and_utc());
+    let mut daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>> = HashMap::new();
+    for d in store.daily_totals(since, now + TimeDelta::hours(1)).await? {
+        daily
+            .entry(d.service)
+            .or_default()
+            .insert(d.day, (d.total, d.good));
+    }
+    let (from, until) = crate::ops::status::window(now, core.config.slo.window_days);
+    let p95_ms = store
+        .window_totals(from, until)
+        .await?
+        .into_iter()
+        .filter_map(|(name, w)| w.latency.quantile_us(0.95).map(|us| (name, us / 1000.0)))
+        .collect();
+    Ok(Stored {
+        daily,
+        p95_ms,
+        restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
+        alerts: store.firing_alerts().await?,
+    })
+}
+
+fn state_word(outcome: Option<Outcome>) -> (&'static str, &'static str) {
+    match outcome {
+        Some(Outcome::Up) => ("up", "pass"),
+        Some(Outcome::CircuitOpen) => ("circuit open", "fail"),
+        Some(Outcome::Down) => ("down", "fail"),
+        Some(Outcome::Timeout) => ("timeout", "fail"),
+        Some(Outcome::Error) => ("error", "fail"),
+        None => ("not checked yet", "nodata"),
+    }
+}
+
+/// The page as HTML; every string from the config, the monitor or the database is escaped.
+pub fn render(page: &StatusPage) -> String {
+    let mut out = String::new();
+    let all_up = page.up == page.targets.len();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta http-equiv=\"refresh\" content=\"30\">\n<title>hale status</title>\n<style>{STYLE}\n.strip {{ margin: .2rem 0 .1rem; }} .score {{ font-size: 2.4rem; font-weight: 700; }}</style>\n</head>\n<body>\n"
+    );
+    let _ = write!(
+        out,
+        "<header><h1>hale status {}</h1><p class=\"meta\">Health score <span class=\"score\" id=\"score\">{:.1}</span> / 100; {} of {} targets up. Updated {}; this page refreshes every 30 s.</p>",
+        if all_up {
+            r#"<span class="badge pass">ALL UP</span>"#
+        } else {
+            r#"<span class="badge fail">DEGRADED</span>"#
+        },
+        page.score,
+        page.up,
+        page.targets.len(),
+        escape(&show_time(page.generated_at))
+    );
+    let _ = write!(
+        out,
+        "<p class=\"meta\"><a href=\"/docs/\">API documentation</a> · <a href=\"/metrics\">Prometheus metrics</a></p></header>\n<main>\n"
+    );
+    for note in &page.notes {
+        let _ = writeln!(out, "<p class=\"muted\">{}</p>", escape(note));
+    }
+    out.push_str("<h2>Targets</h2>\n");
+    if page.targets.is_empty() {
+        out.push_str("<p class=\"muted\">No targets are configured.</p>\n");
+    }
+    for t in &page.targets {
+        let (word, class) = state_word(t.outcome);
+        let labels: Vec<String> = t.days.iter().map(|(d, _)| d.to_string()).collect();
+        let points: Vec<Point<'_>> = t
+            .days
+            .iter()
+            .zip(&labels)
+            .map(|((_, v), label)| Point { label, value: *v })
+            .collect();
+        let _ = write!(
+            out,
+            "<section class=\"target\"><h3><span class=\"name\">{}</span> <span class=\"badge {class}\">{word}</span></h3>",
+            escape(&t.name)
+        );
+        let _ = write!(
+            out,
+            "<p class=\"meta\">Last check {}{}{}. {}-day uptime {}; p95 over {} days {} (target {} ms); restarts this week: {}.</p>",
+            t.checked_at
+                .map_or_else(|| "none yet".to_owned(), |at| escape(&show_time(at))),
+            t.latency_ms
+                .map(|ms| format!(" in {ms:.1} ms"))
+                .unwrap_or_default(),
+            t.error
+                .as_deref()
+                .filter(|_| t.outcome != Some(Outcome::Up))
+                .map(|e| format!(": {}", escape(e)))
+                .unwrap_or_default(),
+            UPTIME_DAYS,
+            escape(&show_percent(t.uptime_percent)),
+            page.window_days,
+            escape(&show_ms(t.p95_ms)),
+            page.p95_target_ms,
+            t.restarts_week
+        );
+        let _ = writeln!(
+            out,
+            "<div class=\"strip\">{}</div><p class=\"muted\">{} days ago · today</p></section>",
+            svg::uptime_strip(&points, page.availability_target_percent),
+            UPTIME_DAYS
+        );
+    }
+    out.push_str("<h2>Active alerts</h2>\n");
+    if page.alerts.is_empty() {
+        out.push_str("<p class=\"muted\">No alert is firing.</p>\n");
+    } else {
+        out.push_str("<table><thead><tr><th>target</th><th>rule</th><th>level</th><th>since</th><th>summary</th></tr></thead><tbody>\n");
+        for a in &page.alerts {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&a.target),
+                escape(&a.rule),
+                escape(a.level.as_str()),
+                escape(&show_time(a.fired_at)),
+                escape(&a.summary)
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    out.push_str("</main>\n</body>\n</html>\n");
+    out
+}

@@ -1,0 +1,171 @@
+//! The report as Markdown: one section per target with its PASS/FAIL table, then the details.
+
+use std::fmt::Write as _;
+
+use crate::slo::report::data::{
+    budget_line, exit_reason, objective_lines, show_percent, show_time, verdict,
+};
+use crate::slo::report::{Report, TargetReport};
+use crate::slo::SloMethod;
+
+/// Text from the database or the config, safe in a table cell: no pipe, no line break, no HTML.
+fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\r', '\n'], " ")
+}
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# SLO report: {}", cell(&report.window.label));
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Window {} to {}; computed from {}; generated {}.",
+        show_time(report.window.from),
+        show_time(report.window.until),
+        match report.method {
+            SloMethod::Rollups => "the hourly rollups",
+            SloMethod::Exact => "every raw check (--exact)",
+        },
+        show_time(report.generated_at)
+    );
+    let _ = writeln!(out);
+    let failing = report.targets.iter().filter(|t| !t.passed).count();
+    let _ = writeln!(
+        out,
+        "**{}**: {} of {} targets meet every objective.",
+        if report.passed { "PASS" } else { "FAIL" },
+        report.targets.len() - failing,
+        report.targets.len()
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| target | availability | p95 | restarts | result |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for t in &report.targets {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&t.name),
+            show_percent(t.slo.availability.ratio.map(|r| r * 100.0)),
+            crate::slo::report::data::show_ms(t.slo.latency.p95_ms),
+            t.slo.restarts.count,
+            if t.passed { "PASS" } else { "FAIL" }
+        );
+    }
+    for t in &report.targets {
+        target(&mut out, t);
+    }
+    out
+}
+
+fn target(out: &mut String, t: &TargetReport) {
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "## {}: {}",
+        cell(&t.name),
+        if t.passed { "PASS" } else { "FAIL" }
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| objective | target | measured | result |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for (name, goal, measured, status) in objective_lines(&t.slo) {
+        let _ = writeln!(
+            out,
+            "| {name} | {goal} | {measured} | {} |",
+            verdict(status)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Error budget: {}.", budget_line(&t.slo));
+    let _ = writeln!(out);
+    let _ = writeln!(out, "### Daily availability");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| day (UTC) | checks | availability | p95 |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for d in &t.daily {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            d.day,
+            d.checks,
+            show_percent(d.availability_percent),
+            crate::slo::report::data::show_ms(d.p95_ms)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "### Worst hours");
+    let _ = writeln!(out);
+    if t.worst_hours.is_empty() {
+        let _ = writeln!(out, "Every check was up.");
+    } else {
+        let _ = writeln!(out, "| hour (UTC) | checks | failed | availability |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for h in &t.worst_hours {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.3}% |",
+                show_time(h.hour),
+                h.checks,
+                h.checks - h.good,
+                h.availability_percent
+            );
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "### Restarts");
+    let _ = writeln!(out);
+    if t.restarts.is_empty() && t.heals.is_empty() {
+        let _ = writeln!(out, "No restarts and no heal attempts.");
+    }
+    for r in &t.restarts {
+        let _ = writeln!(
+            out,
+            "- {}: restarted ({}) after {}",
+            show_time(r.at),
+            if r.cause == "heal" {
+                "by auto-heal"
+            } else {
+                "it exited"
+            },
+            exit_reason(r.exit_code, r.exit_signal)
+        );
+    }
+    for h in &t.heals {
+        let _ = writeln!(
+            out,
+            "- {}: heal {} ({}, {}){}",
+            show_time(h.started_at),
+            cell(&h.outcome),
+            cell(&h.trigger),
+            cell(&h.action),
+            h.error
+                .as_deref()
+                .map(|e| format!(": {}", cell(e)))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "### Alerts");
+    let _ = writeln!(out);
+    if t.alerts.is_empty() {
+        let _ = writeln!(out, "No alerts fired.");
+    } else {
+        let _ = writeln!(out, "| rule | level | fired | resolved | summary |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for a in &t.alerts {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                cell(&a.rule),
+                cell(&a.level),
+                show_time(a.fired_at),
+                a.resolved_at.map_or_else(|| "firing".to_owned(), show_time),
+                cell(&a.summary)
+            );
+        }
+    }
+}

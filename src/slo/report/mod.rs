@@ -1,0 +1,153 @@
+//! `hale slo report`: each target's SLOs over a window, with what explains them (daily availability, the
+//! worst hours, restarts, heals, alerts), as Markdown, JSON (`version` 1) or one self-contained HTML file.
+//! Works on the database alone, opened read-only: hale need not run. `data` reads, the others render.
+
+pub mod data;
+pub mod html;
+pub mod json;
+pub mod markdown;
+pub mod svg;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::ValueEnum;
+
+use crate::cli::{fail, EXIT_BAD_INPUT};
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::store::Store;
+
+pub use data::{build, parse_window, Report, ReportError, TargetReport};
+
+/// Exit status of a report in which some objective is breached.
+pub const EXIT_SLO_BREACHED: u8 = 1;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SloCommand {
+    /// Report each target's SLOs over a window. Exit 0 when no objective is breached, 1 when one is, 2 for
+    /// bad input (an unknown service, a bad window, a missing database).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+    Html,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The window, ending at the end of the current hour: `7d`, `24h`, ... (default: `slo.window_days`).
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Only this target.
+    #[arg(long)]
+    pub service: Option<String>,
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: ReportFormat,
+    /// Write the report to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Count every raw check instead of reading the hourly rollups (slower; the p95 is exact).
+    #[arg(long)]
+    pub exact: bool,
+    /// The JSON config file, for the objectives and the targets (default: config/services.monitor.json when
+    /// it exists, else the default objectives).
+    #[arg(long, env = "HALE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The SQLite database file, opened read-only.
+    #[arg(long, env = "HALE_DB", default_value = "data/hale.db")]
+    pub db: PathBuf,
+}
+
+pub async fn run(command: SloCommand) -> ExitCode {
+    let SloCommand::Report(args) = command;
+    report(args).await
+}
+
+/// The config named, or the default file when present, or the defaults.
+fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    match path {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+            Config::load(Path::new(DEFAULT_CONFIG_PATH)).map_err(|e| e.to_string())
+        }
+        None => Ok(Config::default()),
+    }
+}
+
+async fn report(args: ReportArgs) -> ExitCode {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e),
+    };
+    let now = Utc::now();
+    let raw = args
+        .window
+        .clone()
+        .unwrap_or_else(|| format!("{}d", config.slo.window_days));
+    let max_days = config.storage.rollup_retention_days;
+    let window = match parse_window(&raw, now, max_days) {
+        Ok(window) => window,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
+    };
+    let store = match Store::open_read_only(&args.db).await {
+        Ok(store) => store,
+        Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
+    };
+    let built = build(
+        &store,
+        &config,
+        &window,
+        args.service.as_deref(),
+        args.exact,
+        now,
+    )
+    .await;
+    store.close().await;
+    let report = match built {
+        Ok(report) => report,
+        Err(e) => {
+            let code = if e.is_bad_input() { EXIT_BAD_INPUT } else { 1 };
+            return fail(code, &e.to_string());
+        }
+    };
+    let text = render(&report, args.format);
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &text) {
+                return fail(
+                    EXIT_BAD_INPUT,
+                    &format!("cannot write the report to {}: {e}", path.display()),
+                );
+            }
+            eprintln!(
+                "wrote {} ({} targets, {})",
+                path.display(),
+                report.targets.len(),
+                if report.passed {
+                    "all pass"
+                } else {
+                    "some fail"
+                }
+            );
+        }
+        None => print!("{text}"),
+    }
+    if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SLO_BREACHED)
+    }
+}
+
+/// The report in one format.
+pub fn render(report: &Report, format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Markdown => markdown::render(report),
+        ReportFormat::Json => json::render(report),
+        ReportFormat::Html => html::render(report),
+    }
+}
