@@ -230,13 +230,25 @@ pub async fn evaluate(
         }
         None => config.services.iter().map(|t| t.name.as_str()).collect(),
     };
+    evaluate_names(store, config, window, &targets, exact).await
+}
+
+/// `evaluate` for these targets by name, configured or not (a report may cover services that have history
+/// in the database but are no longer in the config), in the order given.
+pub async fn evaluate_names(
+    store: &Store,
+    config: &Config,
+    window: &SloWindow,
+    targets: &[&str],
+    exact: bool,
+) -> Result<Vec<TargetSlo>, SloError> {
     let until = window.until;
     let longest_span = Duration::hours(BURN_SPANS_H[BURN_SPANS_H.len() - 1]);
     let load_from = window.from.min(until - longest_span);
     let windows = maintenance_windows(store, config, load_from, until).await?;
     let restarts = store.restarts_between(window.from, until).await?;
     let mut results = Vec::with_capacity(targets.len());
-    for name in targets {
+    for &name in targets {
         let mut data = TargetData::load(store, name, &windows, load_from, until, exact).await?;
         let until_ms = until.timestamp_millis();
         let whole = data

@@ -10,7 +10,7 @@ pub mod refresher;
 pub mod report;
 pub mod window;
 
-pub use evaluate::{evaluate, maintenance_windows, SloError};
+pub use evaluate::{evaluate, evaluate_names, maintenance_windows, SloError};
 pub use maintenance::{MaintenanceSource, MaintenanceWindow};
 pub use model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,

@@ -259,3 +259,21 @@ impl Store {
         Ok(count(n))
     }
 }
+
+impl Store {
+    /// The services with rollups in `[from, until)`, by name: one index range read, no histogram decoded.
+    pub async fn services_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT service FROM health_check_hourly WHERE hour_ms >= ?1 AND hour_ms < ?2
+             ORDER BY service",
+        )
+        .bind(super::to_ms(from))
+        .bind(super::to_ms(until))
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

@@ -4,24 +4,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::slo::histogram::LatencyHistogram;
-use crate::slo::{
-    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
-    SloWindow, TargetSlo,
-};
-use crate::store::rollups::WindowTotals;
+use crate::slo::{SloError, SloMethod, SloStatus, SloWindow, TargetSlo};
 use crate::store::{Store, StoreError};
 
 /// The version of the JSON shape; bumped only when a field is renamed or removed.
 pub const REPORT_VERSION: u32 = 1;
 /// Worst hours listed per target.
 pub const WORST_HOURS: usize = 5;
-/// Below this share of the error budget left, a met objective is `at_risk`.
-const AT_RISK_BUDGET_SHARE: f64 = 0.25;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -131,45 +125,32 @@ pub struct AlertRow {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
-/// `7d`, `24h`: a window ending at the end of the current hour, at most `max_days` long.
-// replaced by crate::slo::SloWindow::parse at merge
+/// `7d`, `24h`: a window as `SloWindow::parse` reads it (the same forms and limits as
+/// `/slo/{service}?window=`), moved to end at the end of the current hour, so that it is made of whole hourly
+/// rollups: the daily rows and the worst hours then count exactly the checks the SLO table counts.
 pub fn parse_window(
     raw: &str,
     now: DateTime<Utc>,
     max_days: u32,
 ) -> Result<SloWindow, ReportError> {
-    let bad = |reason: String| ReportError::BadWindow {
+    let parsed = SloWindow::parse(raw, now, max_days).map_err(|reason| ReportError::BadWindow {
         raw: raw.to_owned(),
         reason,
-    };
-    let (number, unit) = raw.split_at(raw.len().saturating_sub(1));
-    let n: i64 = number
-        .parse()
-        .map_err(|_| bad("expected a number of days or hours, such as 7d or 24h".to_owned()))?;
-    let length = match unit {
-        "d" => TimeDelta::days(n),
-        "h" => TimeDelta::hours(n),
-        _ => return Err(bad("the unit must be d (days) or h (hours)".to_owned())),
-    };
-    if n < 1 || length > TimeDelta::days(i64::from(max_days)) {
-        return Err(bad(format!("must be from 1h to {max_days}d")));
-    }
-    let hour = now
-        .with_nanosecond(0)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_minute(0))
+    })?;
+    let length = parsed.until - parsed.from;
+    let hour_ms = 3_600_000;
+    let ms = now.timestamp_millis();
+    let until = DateTime::<Utc>::from_timestamp_millis(ms - ms.rem_euclid(hour_ms) + hour_ms)
         .unwrap_or(now);
-    let until = hour + TimeDelta::hours(1);
     Ok(SloWindow {
-        label: raw.to_owned(),
+        label: parsed.label,
         from: until - length,
         until,
     })
 }
 
-/// Each target's SLOs over the window: the configured targets and every service with checks in the window,
-/// or only `target`.
-// replaced by crate::slo::evaluate at merge
+/// Each target's SLOs over the window, from the SLO engine: the configured targets and every service with
+/// checks in the window, or only `target`.
 pub async fn slo_rows(
     store: &Store,
     config: &Config,
@@ -177,160 +158,32 @@ pub async fn slo_rows(
     target: Option<&str>,
     exact: bool,
 ) -> Result<Vec<TargetSlo>, ReportError> {
-    let totals = store.window_totals(window.from, window.until).await?;
-    let mut names: BTreeSet<String> = config.services.iter().map(|s| s.name.to_string()).collect();
-    names.extend(totals.keys().cloned());
+    let mut names: Vec<String> = config.services.iter().map(|s| s.name.to_string()).collect();
+    let known: BTreeSet<String> = names.iter().cloned().collect();
+    for service in store.services_between(window.from, window.until).await? {
+        if !known.contains(&service) {
+            names.push(service);
+        }
+    }
     if let Some(wanted) = target {
-        if !names.contains(wanted) {
+        if !names.iter().any(|n| n == wanted) {
             return Err(ReportError::UnknownService {
                 name: wanted.to_owned(),
-                known: names.iter().cloned().collect::<Vec<_>>().join(", "),
+                known: names.join(", "),
             });
         }
         names.retain(|n| n == wanted);
     }
-    let restarts = store.restarts_since(window.from).await?;
-    let recent = |hours: i64| window.until - TimeDelta::hours(hours);
-    let h1 = store.window_totals(recent(1), window.until).await?;
-    let h6 = store.window_totals(recent(6), window.until).await?;
-    let d1 = store.window_totals(recent(24), window.until).await?;
-    let target_ratio = config.slo.availability_target_percent / 100.0;
-    let target_us = config.slo.p95_latency_target_ms * 1000;
-    let weeks = ((window.until - window.from).num_hours() as f64 / (24.0 * 7.0)).max(1.0);
-    let mut rows = Vec::with_capacity(names.len());
-    for name in names {
-        let empty = WindowTotals::default();
-        let rollup = totals.get(&name).unwrap_or(&empty);
-        let (total, good, p95_us, measured, under) = if exact {
-            let e = store
-                .exact_totals(&name, window.from, window.until, target_us)
-                .await?;
-            (
-                e.total,
-                e.good,
-                e.p95_us.map(|us| us as f64),
-                e.measured,
-                Some(e.under_target),
-            )
-        } else {
-            let measured = rollup.latency.total();
-            (
-                rollup.total,
-                rollup.good,
-                rollup.latency.quantile_us(0.95),
-                measured,
-                under_target(&rollup.latency, target_us as f64),
-            )
-        };
-        let ratio = (total > 0).then(|| good as f64 / total as f64);
-        let allowed_bad = (1.0 - target_ratio) * total as f64;
-        let consumed_bad = total - good;
-        let remaining =
-            (total > 0).then(|| 1.0 - consumed_bad as f64 / allowed_bad.max(f64::MIN_POSITIVE));
-        let availability_status = match (ratio, remaining) {
-            (None, _) => SloStatus::NoData,
-            (Some(r), _) if r < target_ratio => SloStatus::Breached,
-            (Some(_), Some(left)) if left < AT_RISK_BUDGET_SHARE => SloStatus::AtRisk,
-            _ => SloStatus::Met,
-        };
-        let latency_status = match p95_us {
-            None => SloStatus::NoData,
-            Some(us) if us > target_us as f64 => SloStatus::Breached,
-            Some(_) => SloStatus::Met,
-        };
-        let count = restarts.get(&name).copied().unwrap_or(0);
-        let restarts_status =
-            if f64::from(count) >= f64::from(config.slo.max_restarts_per_week) * weeks {
-                SloStatus::Breached
-            } else {
-                SloStatus::Met
-            };
-        let burn = |w: &std::collections::HashMap<String, WindowTotals>| {
-            w.get(&name)
-                .filter(|t| t.total > 0)
-                .map(|t| ((t.total - t.good) as f64 / t.total as f64) / (1.0 - target_ratio))
-        };
-        let status = worst([availability_status, latency_status, restarts_status]);
-        rows.push(TargetSlo {
-            window: window.clone(),
-            status,
-            availability: AvailabilitySlo {
-                good,
-                valid: total,
-                excluded: 0,
-                ratio,
-                target_ratio,
-                status: availability_status,
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    crate::slo::evaluate_names(store, config, window, &names, exact)
+        .await
+        .map_err(|e| match e {
+            SloError::Store(e) => ReportError::Store(e),
+            SloError::UnknownTarget(name) => ReportError::UnknownService {
+                name,
+                known: String::new(),
             },
-            latency: LatencySlo {
-                p95_ms: p95_us.map(|us| us / 1000.0),
-                target_ms: config.slo.p95_latency_target_ms,
-                under_target_ratio: under
-                    .filter(|_| measured > 0)
-                    .map(|u| u as f64 / measured as f64),
-                measured,
-                status: latency_status,
-            },
-            restarts: RestartsSlo {
-                count,
-                max_per_week: config.slo.max_restarts_per_week,
-                status: restarts_status,
-            },
-            error_budget: ErrorBudget {
-                allowed_bad,
-                consumed_bad,
-                remaining_ratio: remaining,
-                burn_rates: BurnRates {
-                    h1: burn(&h1),
-                    h6: burn(&h6),
-                    d1: burn(&d1),
-                    window: ratio.map(|r| (1.0 - r) / (1.0 - target_ratio)),
-                },
-            },
-            method: if exact {
-                SloMethod::Exact
-            } else {
-                SloMethod::Rollups
-            },
-            target: name,
-        });
-    }
-    Ok(rows)
-}
-
-/// Checks at or under `target_us`, read off the histogram by bisecting on the quantile (within its 1%).
-fn under_target(histogram: &LatencyHistogram, target_us: f64) -> Option<u64> {
-    let total = histogram.total();
-    if total == 0 {
-        return None;
-    }
-    let (mut lo, mut hi) = (0u64, total);
-    // The largest rank whose latency is within target.
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        let q = mid as f64 / total as f64;
-        match histogram.quantile_us(q) {
-            Some(us) if us <= target_us => lo = mid,
-            _ => hi = mid - 1,
-        }
-    }
-    Some(lo)
-}
-
-fn rank(status: SloStatus) -> u8 {
-    match status {
-        SloStatus::Met => 0,
-        SloStatus::NoData => 1,
-        SloStatus::AtRisk => 2,
-        SloStatus::Breached => 3,
-    }
-}
-
-fn worst(statuses: [SloStatus; 3]) -> SloStatus {
-    statuses
-        .into_iter()
-        .max_by_key(|s| rank(*s))
-        .unwrap_or(SloStatus::NoData)
+        })
 }
 
 /// Builds the report from the store: `slo_rows` for the SLO table, then the details of each target.
