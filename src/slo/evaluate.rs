@@ -105,6 +105,7 @@ impl TargetData {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
         exact: bool,
+        preloaded: Option<&[HourlyRollup]>,
     ) -> Result<Self, StoreError> {
         let mut data = Self {
             target: target.to_owned(),
@@ -119,9 +120,15 @@ impl TargetData {
         } else {
             let from_ms = from.timestamp_millis();
             let first_hour = crate::store::from_ms(from_ms - from_ms.rem_euclid(HOUR_MS));
-            data.rollups = store
-                .hourly_rollups(target, first_hour, until)
-                .await?
+            let rows = match preloaded {
+                Some(rows) => rows
+                    .iter()
+                    .filter(|row| row.hour >= first_hour && row.hour < until)
+                    .cloned()
+                    .collect(),
+                None => store.hourly_rollups(target, first_hour, until).await?,
+            };
+            data.rollups = rows
                 .into_iter()
                 .map(|row| (row.hour.timestamp_millis(), row))
                 .collect();
@@ -242,6 +249,33 @@ pub async fn evaluate_names(
     targets: &[&str],
     exact: bool,
 ) -> Result<Vec<TargetSlo>, SloError> {
+    evaluate_preloaded(store, config, window, targets, exact, None).await
+}
+
+/// The span of rollups an evaluation of `window` reads: the window and the longest burn-rate span before
+/// its end, from the start of its first hour.
+pub fn rollup_span(window: &SloWindow) -> (DateTime<Utc>, DateTime<Utc>) {
+    let longest_span = Duration::hours(BURN_SPANS_H[BURN_SPANS_H.len() - 1]);
+    let from_ms = window
+        .from
+        .min(window.until - longest_span)
+        .timestamp_millis();
+    (
+        crate::store::from_ms(from_ms - from_ms.rem_euclid(HOUR_MS)),
+        window.until,
+    )
+}
+
+/// `evaluate_names` with the rollups of `rollup_span(window)` already read (one query for every target,
+/// by `Store::rollups_between`), for a caller that reads them for more than the SLOs (the report).
+pub async fn evaluate_preloaded(
+    store: &Store,
+    config: &Config,
+    window: &SloWindow,
+    targets: &[&str],
+    exact: bool,
+    rollups: Option<&HashMap<String, Vec<HourlyRollup>>>,
+) -> Result<Vec<TargetSlo>, SloError> {
     let until = window.until;
     let longest_span = Duration::hours(BURN_SPANS_H[BURN_SPANS_H.len() - 1]);
     let load_from = window.from.min(until - longest_span);
@@ -249,7 +283,9 @@ pub async fn evaluate_names(
     let restarts = store.restarts_between(window.from, until).await?;
     let mut results = Vec::with_capacity(targets.len());
     for &name in targets {
-        let mut data = TargetData::load(store, name, &windows, load_from, until, exact).await?;
+        let preloaded = rollups.map(|all| all.get(name).map_or(&[][..], Vec::as_slice));
+        let mut data =
+            TargetData::load(store, name, &windows, load_from, until, exact, preloaded).await?;
         let until_ms = until.timestamp_millis();
         let whole = data
             .tally(store, window.from.timestamp_millis(), until_ms)

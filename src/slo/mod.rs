@@ -10,7 +10,9 @@ pub mod refresher;
 pub mod report;
 pub mod window;
 
-pub use evaluate::{evaluate, evaluate_names, maintenance_windows, SloError};
+pub use evaluate::{
+    evaluate, evaluate_names, evaluate_preloaded, maintenance_windows, rollup_span, SloError,
+};
 pub use maintenance::{MaintenanceSource, MaintenanceWindow};
 pub use model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,

@@ -319,6 +319,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every service's hourly rollups whose hour starts in `[since, until)`, by service, oldest first: one
+    /// range scan for a whole report.
+    pub async fn rollups_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<HashMap<String, Vec<HourlyRollup>>, StoreError> {
+        let rows: Vec<RollupRow> = sqlx::query_as(&format!(
+            "{SELECT_ROLLUP} WHERE hour_ms >= ?1 AND hour_ms < ?2 ORDER BY service, hour_ms"
+        ))
+        .bind(to_ms(since))
+        .bind(to_ms(until))
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_service: HashMap<String, Vec<HourlyRollup>> = HashMap::new();
+        for row in rows {
+            let agg = row.aggregate();
+            by_service
+                .entry(row.service.clone())
+                .or_default()
+                .push(HourlyRollup {
+                    hour: from_ms(row.hour_ms),
+                    total: agg.total,
+                    good: agg.good,
+                    latency_sum_us: agg.latency_sum_us,
+                    latency_max_us: agg.latency_max_us,
+                    latency: agg.latency,
+                    service: row.service,
+                });
+        }
+        Ok(by_service)
+    }
+}
+
 /// One service's hourly rollups over a window, merged: what an SLO over that window is computed from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WindowTotals {

@@ -2,7 +2,7 @@
 //! read from the store: daily availability and the worst hours from the rollups, restarts with their reasons,
 //! heal attempts and alerts. The renderers (Markdown, JSON, HTML) only format this.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::slo::histogram::LatencyHistogram;
 use crate::slo::{SloError, SloMethod, SloStatus, SloWindow, TargetSlo};
+use crate::store::rollups::HourlyRollup;
 use crate::store::{Store, StoreError};
 
 /// The version of the JSON shape; bumped only when a field is renamed or removed.
@@ -157,6 +158,7 @@ pub async fn slo_rows(
     window: &SloWindow,
     target: Option<&str>,
     exact: bool,
+    rollups: &HashMap<String, Vec<HourlyRollup>>,
 ) -> Result<Vec<TargetSlo>, ReportError> {
     let mut names: Vec<String> = config.services.iter().map(|s| s.name.to_string()).collect();
     let known: BTreeSet<String> = names.iter().cloned().collect();
@@ -175,7 +177,7 @@ pub async fn slo_rows(
         names.retain(|n| n == wanted);
     }
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    crate::slo::evaluate_names(store, config, window, &names, exact)
+    crate::slo::evaluate_preloaded(store, config, window, &names, exact, Some(rollups))
         .await
         .map_err(|e| match e {
             SloError::Store(e) => ReportError::Store(e),
@@ -195,7 +197,10 @@ pub async fn build(
     exact: bool,
     now: DateTime<Utc>,
 ) -> Result<Report, ReportError> {
-    let slos = slo_rows(store, config, window, target, exact).await?;
+    // Every rollup the report needs, read (and decoded) once: the SLO table and the details share them.
+    let (span_from, span_until) = crate::slo::rollup_span(window);
+    let rollups = store.rollups_between(span_from, span_until).await?;
+    let slos = slo_rows(store, config, window, target, exact, &rollups).await?;
     let mut restarts: BTreeMap<String, Vec<RestartRow>> = BTreeMap::new();
     for r in store
         .child_restarts(target, window.from, window.until)
@@ -248,9 +253,14 @@ pub async fn build(
     }
     let mut targets = Vec::with_capacity(slos.len());
     for slo in slos {
-        let hours = store
-            .hourly_rollups(&slo.target, window.from, window.until)
-            .await?;
+        let hours: Vec<&HourlyRollup> = rollups
+            .get(&slo.target)
+            .map(|rows| {
+                rows.iter()
+                    .filter(|h| h.hour >= window.from && h.hour < window.until)
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut days: BTreeMap<NaiveDate, (u64, u64, LatencyHistogram)> = BTreeMap::new();
         let mut day = window.from.date_naive();
         while day <= (window.until - TimeDelta::milliseconds(1)).date_naive() {

@@ -97,6 +97,27 @@ async fn report(args: ReportArgs) -> ExitCode {
         Ok(store) => store,
         Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
     };
+    // Read-only, the report cannot bring an older schema up to date: say so rather than fail on a missing
+    // table.
+    match store.schema().await {
+        Ok(schema) if schema.applied < schema.known => {
+            store.close().await;
+            return fail(
+                EXIT_BAD_INPUT,
+                &format!(
+                    "{} has schema {} and this hale reads schema {}: start `hale serve` on it once to migrate it, then report",
+                    args.db.display(),
+                    schema.applied,
+                    schema.known
+                ),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            store.close().await;
+            return fail(EXIT_BAD_INPUT, &e.to_string());
+        }
+    }
     let built = build(
         &store,
         &config,
