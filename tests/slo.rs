@@ -697,3 +697,39 @@ async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves
     })
     .await;
 }
+
+#[tokio::test]
+async fn failures_inside_a_maintenance_window_burn_no_budget_and_page_nobody() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let mut config = test_config();
+    config.services = vec![target("api", &server.url())];
+    config.heal.enabled = false;
+    config.slo.maintenance = vec![MaintenanceConfig {
+        target: Some("api".into()),
+        starts_at: at(2026, 11, 26, 12, 0, 30),
+        ends_at: at(2026, 11, 26, 13, 0, 0),
+        reason: "database upgrade".into(),
+    }];
+    let clock = ManualClock::new(at(2026, 11, 26, 12, 0, 0));
+    let app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    // The same outage as in the test above, which pages after 410 s: here it is planned.
+    advance(&clock, 60).await;
+    server.set(Mode::Failing);
+    advance(&clock, 600).await;
+    common::eventually("the outage seen", || async {
+        (count_rows(
+            &app.db_path,
+            "alerts",
+            "rule = 'target_down' AND target = 'api'",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", "rule LIKE 'slo_%_burn'").await,
+        0,
+        "checks in a maintenance window burn no error budget"
+    );
+}

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{Dispatcher, Notice};
-use crate::clock::Clock;
+use crate::clock::{Clock, Ticker};
 use crate::config::{AlertRule, Condition, Config};
 use crate::events::{CheckFinished, Event, EventBus, Subscription};
 use crate::metrics::{AlertMetrics, AlertResult, NO_CHANNEL};
@@ -23,11 +23,15 @@ use crate::probe::streaks::Streaks;
 use crate::records::{
     AlertEventKind, AlertLevel, ChildStartCause, HealAction, HealOutcome, HealRecord,
 };
+use crate::slo::maintenance::MaintenanceWindow;
 use crate::store::Store;
 use crate::worker::Worker;
 
 /// The most scheduled checks kept per target for burn rates (a week at one check every 6 s).
 const MAX_BURN_CHECKS: usize = 100_000;
+
+/// How often the burn-rate rules read the maintenance windows again.
+const MAINTENANCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The target of an alert about all targets at once.
 pub const ALL_TARGETS: &str = "*";
@@ -51,6 +55,9 @@ struct State {
     /// Failed scheduled checks per target, within the longest `failures_within` window.
     failures: HashMap<Arc<str>, VecDeque<DateTime<Utc>>>,
     firing: HashMap<Key, Firing>,
+    /// Maintenance windows (config and API) that end after the oldest check the burn rates keep: checks
+    /// inside them are not valid for the SLO, so they are not kept. Read again every `MAINTENANCE_REFRESH`.
+    maintenance: Vec<MaintenanceWindow>,
     /// Recent scheduled checks per target (when, and whether bad), within the longest `slo_burn` window and
     /// at most `MAX_BURN_CHECKS` per target: what burn rates are computed from, without a query per check.
     recent: HashMap<Arc<str>, VecDeque<(DateTime<Utc>, bool)>>,
@@ -76,6 +83,8 @@ pub struct AlertEngine {
     longest_window_s: u64,
     /// The longest `slo_burn` long window, in seconds (0: no such rule).
     longest_burn_s: u64,
+    /// The config, for the maintenance windows it declares.
+    config: Config,
     /// The availability objective, as a ratio: what a burn rate is relative to.
     slo_target_ratio: f64,
     generator_base: String,
@@ -125,6 +134,7 @@ impl AlertEngine {
             mass_min_targets: config.heal.mass_failure_min_targets,
             longest_window_s,
             longest_burn_s,
+            config: config.clone(),
             slo_target_ratio: config.slo.availability_target_ratio(),
             generator_base: format!("http://{}", config.listen.health_proxy),
             store,
@@ -137,6 +147,7 @@ impl AlertEngine {
                     .iter()
                     .map(|t| (t.clone(), VecDeque::new()))
                     .collect(),
+                maintenance: Vec::new(),
                 recent: targets
                     .iter()
                     .map(|t| (t.clone(), VecDeque::new()))
@@ -245,17 +256,19 @@ impl AlertEngine {
             }
         }
         if self.longest_burn_s > 0 {
+            state.maintenance = self.maintenance_windows(now).await;
             let since = now - chrono::Duration::seconds(self.longest_burn_s as i64);
             let targets: Vec<Arc<str>> = state.recent.keys().cloned().collect();
             for target in targets {
                 match self.store.scheduled_checks(&target, since, now).await {
                     Ok(checks) => {
+                        let valid: Vec<(DateTime<Utc>, bool)> = checks
+                            .iter()
+                            .map(|c| (crate::store::from_ms(c.at_ms), !c.outcome.is_up()))
+                            .filter(|(at, _)| !in_maintenance(&state.maintenance, &target, *at))
+                            .collect();
                         if let Some(recent) = state.recent.get_mut(&target) {
-                            recent.extend(
-                                checks
-                                    .iter()
-                                    .map(|c| (crate::store::from_ms(c.at_ms), !c.outcome.is_up())),
-                            );
+                            recent.extend(valid);
                             while recent.len() > MAX_BURN_CHECKS {
                                 recent.pop_front();
                             }
@@ -389,7 +402,8 @@ impl AlertEngine {
                 times.pop_front();
             }
         }
-        if self.longest_burn_s > 0 {
+        // A check inside a maintenance window is not valid for the SLO, so it burns no budget.
+        if self.longest_burn_s > 0 && !in_maintenance(&state.maintenance, &check.target, check.at) {
             let from = check.at - chrono::Duration::seconds(self.longest_burn_s as i64);
             if let Some(recent) = state.recent.get_mut(&check.target) {
                 recent.push_back((check.at, failed));
@@ -778,6 +792,27 @@ impl AlertEngine {
         self.dispatcher.send(notice, &rule.channels);
     }
 
+    /// The maintenance windows that matter to the burn rates from `now` on: those that end after the oldest
+    /// check kept. On a read error, none (burn rates then count every check, as before any window).
+    async fn maintenance_windows(&self, now: DateTime<Utc>) -> Vec<MaintenanceWindow> {
+        let from = now - chrono::Duration::seconds(self.longest_burn_s as i64);
+        let until = now + chrono::Duration::days(crate::config::MAX_MAINTENANCE_DAYS + 1);
+        crate::slo::maintenance_windows(&self.store, &self.config, from, until)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the maintenance windows; burn rates count every check");
+                Vec::new()
+            })
+    }
+
+    async fn refresh_maintenance(&self) {
+        if self.longest_burn_s == 0 {
+            return;
+        }
+        let windows = self.maintenance_windows(self.clock.now()).await;
+        self.state.lock().await.maintenance = windows;
+    }
+
     /// A link back to hale's list of such alerts (Alertmanager's `generatorURL`).
     fn generator_url(&self, resolved: bool) -> String {
         let state = if resolved { "resolved" } else { "firing" };
@@ -790,6 +825,13 @@ impl AlertEngine {
             self.metrics.set_active(*level, n);
         }
     }
+}
+
+/// True when a maintenance window covers `target` at `at`.
+fn in_maintenance(windows: &[MaintenanceWindow], target: &str, at: DateTime<Utc>) -> bool {
+    windows
+        .iter()
+        .any(|w| w.covers_target(target) && w.is_active(at))
 }
 
 /// "down, HTTP 503" or "timeout".
@@ -820,6 +862,9 @@ impl Worker for AlertEngine {
                 return;
             };
             self.load().await;
+            // A window posted to `POST /maintenance` counts from the next refresh on.
+            let mut maintenance =
+                Ticker::new(self.clock.clone(), MAINTENANCE_REFRESH, MAINTENANCE_REFRESH);
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -827,6 +872,7 @@ impl Worker for AlertEngine {
                         Some(event) => self.handle(&event).await,
                         None => break,
                     },
+                    _ = maintenance.tick() => self.refresh_maintenance().await,
                 }
             }
         })
