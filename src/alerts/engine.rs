@@ -577,9 +577,16 @@ impl AlertEngine {
             let cooled = firing.last_notified_at.is_none_or(|at| {
                 (now - at).to_std().unwrap_or_default().as_secs() >= rule.cooldown_s
             });
-            if inhibited {
+            let never_told = firing.last_notified_at.is_none();
+            if inhibited || !(never_told || cooled) {
+                // Held back by a louder alert, or a repeat within the cooldown: counted, not sent.
+                let result = if inhibited {
+                    AlertResult::Inhibited
+                } else {
+                    AlertResult::Suppressed
+                };
                 self.metrics
-                    .notice(rule.level, &rule.name, NO_CHANNEL, AlertResult::Inhibited);
+                    .notice(rule.level, &rule.name, NO_CHANNEL, result);
                 firing.suppressed += 1;
                 self.persist(
                     firing.id,
@@ -588,42 +595,17 @@ impl AlertEngine {
                     &trigger.summary,
                     now,
                     firing.suppressed == 1,
-                )
-                .await;
-            } else if firing.last_notified_at.is_none() {
-                // Held back so far; now it can be told.
-                self.notify(
-                    rule,
-                    target,
-                    &mut firing,
-                    AlertEventKind::Fired,
-                    trigger,
-                    now,
-                )
-                .await;
-            } else if cooled {
-                self.notify(
-                    rule,
-                    target,
-                    &mut firing,
-                    AlertEventKind::Repeated,
-                    trigger,
-                    now,
                 )
                 .await;
             } else {
-                firing.suppressed += 1;
-                self.metrics
-                    .notice(rule.level, &rule.name, NO_CHANNEL, AlertResult::Suppressed);
-                self.persist(
-                    firing.id,
-                    AlertEventKind::Suppressed,
-                    rule.level,
-                    &trigger.summary,
-                    now,
-                    firing.suppressed == 1,
-                )
-                .await;
+                // Held back so far (now it can be told), or due again after its cooldown.
+                let kind = if never_told {
+                    AlertEventKind::Fired
+                } else {
+                    AlertEventKind::Repeated
+                };
+                self.notify(rule, target, &mut firing, kind, trigger, now)
+                    .await;
             }
             state.firing.insert(key, firing);
             return;
