@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::records::AuditOutcome;
+use crate::services::params;
 use crate::store::audit::StoredAudit;
 use crate::store::{Store, StoreError};
 
@@ -26,26 +27,8 @@ pub struct AuditParams {
 impl AuditParams {
     /// `since` and `limit`; the error names the bad parameter.
     pub fn parse(&self) -> Result<(Option<DateTime<Utc>>, u32), String> {
-        let since = self
-            .since
-            .as_deref()
-            .map(|s| {
-                DateTime::parse_from_rfc3339(s)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| format!("since: {s:?} is not an RFC 3339 time ({e})"))
-            })
-            .transpose()?;
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_AUDIT_LIMIT,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(format!(
-                        "limit: {raw:?} is not a number from 1 to {MAX_AUDIT_LIMIT}"
-                    ))
-                }
-            },
-        };
+        let since = params::time("since", self.since.as_deref())?;
+        let limit = params::limit(self.limit.as_deref(), DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT)?;
         Ok((since, limit))
     }
 }

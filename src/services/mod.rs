@@ -5,6 +5,7 @@ mod boss_api;
 mod common;
 pub mod health_proxy;
 mod mcp_bridge;
+mod params;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,15 +1,16 @@
-//! Query parameters shared by the Health Proxy's list routes, each parsed with an error that names it.
+//! Query parameters shared by the services' routes (times, limits, names, closed sets, flags), each parsed
+//! with an error that names the parameter.
 
 use chrono::{DateTime, Utc};
 
 use crate::config::ServiceName;
 
-/// `since`: an RFC 3339 time.
-pub fn since(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+/// A time such as `since` or `until`: RFC 3339.
+pub fn time(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
     raw.map(|s| {
         DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| format!("since: {s:?} is not an RFC 3339 time ({e})"))
+            .map_err(|e| format!("{name}: {s:?} is not an RFC 3339 time ({e})"))
     })
     .transpose()
 }

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::alerts::engine::ALL_TARGETS;
 use crate::http::{ApiError, ErrorBody};
 use crate::records::{AlertLevel, AlertState};
-use crate::services::health_proxy::params;
+use crate::services::params;
 use crate::services::Core;
 use crate::store::alerts::{AlertFilter, StoredAlert};
 
@@ -100,7 +100,7 @@ pub async fn alerts(
         AlertLevel::as_str,
     )
     .map_err(ApiError::BadRequest)?;
-    let since = params::since(query.since.as_deref()).map_err(ApiError::BadRequest)?;
+    let since = params::time("since", query.since.as_deref()).map_err(ApiError::BadRequest)?;
     let limit = params::limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
         .map_err(ApiError::BadRequest)?;
     let filter = AlertFilter {

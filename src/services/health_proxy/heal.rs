@@ -10,7 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::heal::HealError;
 use crate::http::{ApiError, ErrorBody};
 use crate::records::{HealAction, HealOutcome, HealRecord, HealTrigger};
-use crate::services::health_proxy::{params, HealthProxyState};
+use crate::services::health_proxy::HealthProxyState;
+use crate::services::params;
 use crate::services::Core;
 use crate::store::heal::StoredHeal;
 use crate::supervise::ChildView;
@@ -98,7 +99,7 @@ pub async fn heal_events(
     query: web::Query<HealEventsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let target = params::target("target", query.target.as_deref()).map_err(ApiError::BadRequest)?;
-    let since = params::since(query.since.as_deref()).map_err(ApiError::BadRequest)?;
+    let since = params::time("since", query.since.as_deref()).map_err(ApiError::BadRequest)?;
     let limit = params::limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
         .map_err(ApiError::BadRequest)?;
     let rows = core

@@ -3,7 +3,6 @@
 mod alerts;
 mod deliveries;
 mod heal;
-mod params;
 mod slo;
 pub mod status_page;
 mod views;

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::config::check_maintenance;
 use crate::http::{ApiError, ErrorBody};
-use crate::services::health_proxy::params;
+use crate::services::params;
 use crate::services::Core;
 use crate::slo::{self, MaintenanceWindow, SloError, SloWindow, TargetSlo};
 
@@ -169,7 +169,7 @@ pub async fn list_maintenance(
 ) -> Result<HttpResponse, ApiError> {
     let now = core.clock.now();
     let active = params::flag("active", query.active.as_deref()).map_err(ApiError::BadRequest)?;
-    let since = params::since(query.since.as_deref())
+    let since = params::time("since", query.since.as_deref())
         .map_err(ApiError::BadRequest)?
         .unwrap_or(now);
     let mut windows =

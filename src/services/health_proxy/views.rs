@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::breaker::BreakerState;
-use crate::config::ServiceName;
 use crate::probe::{HealthSweep, LatestCheck, Monitor, OutcomeCounts as Counts};
 use crate::records::{CheckSource, Outcome};
+use crate::services::params;
 use crate::store::health_checks::{HistoryCursor, HistoryQuery, StoredCheck};
 
 /// The most rows one history page returns, and the default.
@@ -230,39 +230,19 @@ pub struct HistoryPage {
 impl HistoryParams {
     /// The store's query for these parameters; the error names the bad parameter and why.
     pub fn parse(&self) -> Result<HistoryQuery, String> {
-        let service = self
-            .service
-            .as_deref()
-            .map(|s| ServiceName::parse(s).map_err(|e| format!("service: {e}")))
-            .transpose()?
-            .map(String::from);
-        let time = |name: &str, raw: &Option<String>| {
-            raw.as_deref()
-                .map(|s| {
-                    DateTime::parse_from_rfc3339(s)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|e| format!("{name}: {s:?} is not an RFC 3339 time ({e})"))
-                })
-                .transpose()
-        };
-        let since = time("since", &self.since)?;
-        let until = time("until", &self.until)?;
+        let service = params::target("service", self.service.as_deref())?;
+        let since = params::time("since", self.since.as_deref())?;
+        let until = params::time("until", self.until.as_deref())?;
         if let (Some(since), Some(until)) = (since, until) {
             if since >= until {
                 return Err("since must be before until".to_owned());
             }
         }
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_HISTORY_LIMIT,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(format!(
-                        "limit: {raw:?} is not a number from 1 to {MAX_HISTORY_LIMIT}"
-                    ))
-                }
-            },
-        };
+        let limit = params::limit(
+            self.limit.as_deref(),
+            DEFAULT_HISTORY_LIMIT,
+            MAX_HISTORY_LIMIT,
+        )?;
         let cursor = self
             .cursor
             .as_deref()
