@@ -152,26 +152,38 @@ impl Store {
 }
 
 impl Store {
-    /// Restarts of each target at or after `since`: its supervised child started again (after exiting, or
-    /// by a heal) and heal commands that ran. One definition for `hale status`, the SLO and the reports.
-    pub async fn restarts_since(
+    /// Restarts of each target in `[from, until)`: its supervised child started again (after exiting, or by
+    /// a heal) and heal commands that ran. One definition for `hale status`, the status page, the SLO and the
+    /// reports.
+    pub async fn restarts_between(
         &self,
-        since: DateTime<Utc>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
     ) -> Result<std::collections::HashMap<String, u32>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
             "SELECT target, count(*) FROM (
-                 SELECT target FROM child_runs WHERE cause IN ('exited', 'heal') AND started_at_ms >= ?1
+                 SELECT target FROM child_runs
+                 WHERE cause IN ('exited', 'heal') AND started_at_ms >= ?1 AND started_at_ms < ?2
                  UNION ALL
                  SELECT target FROM heal_events
-                 WHERE action = 'command' AND outcome IN {ACTED} AND started_at_ms >= ?1
+                 WHERE action = 'command' AND outcome IN {ACTED} AND started_at_ms >= ?1 AND started_at_ms < ?2
              ) GROUP BY target"
         ))
-        .bind(to_ms(since))
+        .bind(to_ms(from))
+        .bind(to_ms(until))
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
             .map(|(target, n)| (target, u32::try_from(n).unwrap_or(u32::MAX)))
             .collect())
+    }
+
+    /// `restarts_between(since, the end of time)`.
+    pub async fn restarts_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<String, u32>, StoreError> {
+        self.restarts_between(since, DateTime::<Utc>::MAX_UTC).await
     }
 }

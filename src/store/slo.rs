@@ -1,7 +1,5 @@
 //! What the SLO engine reads besides the rollups: raw scheduled checks over a span, and restarts.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use crate::records::Outcome;
@@ -47,35 +45,6 @@ impl Store {
                     latency_us: latency_us.and_then(|l| u64::try_from(l).ok()),
                 })
             })
-            .collect())
-    }
-}
-
-impl Store {
-    /// Restarts of each target in `[from, until)`, by the definition of `restarts_since`: child restarts
-    /// (after an exit or by a heal) and heal commands that ran.
-    pub async fn restarts_between(
-        &self,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<HashMap<String, u32>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT target, count(*) FROM (
-                 SELECT target FROM child_runs
-                 WHERE cause IN ('exited', 'heal') AND started_at_ms >= ?1 AND started_at_ms < ?2
-                 UNION ALL
-                 SELECT target FROM heal_events
-                 WHERE action = 'command' AND outcome IN ('healed', 'failed')
-                   AND started_at_ms >= ?1 AND started_at_ms < ?2
-             ) GROUP BY target",
-        )
-        .bind(to_ms(from))
-        .bind(to_ms(until))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(target, n)| (target, u32::try_from(n).unwrap_or(u32::MAX)))
             .collect())
     }
 }
