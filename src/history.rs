@@ -180,8 +180,7 @@ pub struct HistorySummary {
     pub child_runs: u64,
     pub heal_events: u64,
     pub alerts: u64,
-    /// None when the schema has no `maintenance_windows` table (it arrives with migration 0005).
-    pub maintenance_windows: Option<u64>,
+    pub maintenance_windows: u64,
 }
 
 impl HistorySummary {
@@ -234,16 +233,12 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
                 summary.rows_per_second()
             );
             println!(
-                "rows in the database: {} hourly rollups, {} child runs, {} heal events, {} alerts, {}",
+                "rows in the database: {} hourly rollups, {} child runs, {} heal events, {} alerts, {} maintenance windows",
                 summary.rollup_rows,
                 summary.child_runs,
                 summary.heal_events,
                 summary.alerts,
-                match summary.maintenance_windows {
-                    Some(n) => format!("{n} maintenance windows"),
-                    None => "no maintenance window (this schema has no maintenance_windows table)"
-                        .to_owned(),
-                }
+                summary.maintenance_windows
             );
             ExitCode::SUCCESS
         }
@@ -273,11 +268,6 @@ pub async fn generate(
     let summary = match result {
         Ok(checks) => {
             let elapsed = started.elapsed();
-            let maintenance = if store.has_table("maintenance_windows").await? {
-                Some(store.table_rows("maintenance_windows").await?)
-            } else {
-                None
-            };
             Ok(HistorySummary {
                 checks,
                 elapsed,
@@ -285,7 +275,7 @@ pub async fn generate(
                 child_runs: store.table_rows("child_runs").await?,
                 heal_events: store.table_rows("heal_events").await?,
                 alerts: store.table_rows("alerts").await?,
-                maintenance_windows: maintenance,
+                maintenance_windows: store.table_rows("maintenance_windows").await?,
             })
         }
         Err(e) => Err(e),
@@ -346,18 +336,6 @@ async fn write_all(
     }
     for plan in &plans {
         plan.write_events(store, spec).await?;
-    }
-    if let Some(plan) = plans.get(1).or(plans.first()) {
-        // One 1-hour maintenance window, half a day before the end, on the second service.
-        let from = spec.end - TimeDelta::hours(12).min(TimeDelta::days(i64::from(spec.days)) / 2);
-        let _ = store
-            .insert_maintenance_window(
-                &plan.name,
-                from,
-                from + TimeDelta::hours(1),
-                "generated: planned maintenance",
-            )
-            .await?;
     }
     Ok(handed)
 }
