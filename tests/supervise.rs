@@ -394,7 +394,11 @@ async fn shutdown_stops_every_process_group_even_one_that_ignores_the_stop_signa
             .ok()
     })
     .await;
-    let leader = view(&app, "stubborn").pid.expect("running");
+    // The child can write the file before the supervisor has recorded its pid.
+    let leader = eventually("the stubborn child running", || async {
+        view(&app, "stubborn").pid
+    })
+    .await;
     let plain = eventually("the plain child running", || async {
         view(&app, "plain").pid
     })
