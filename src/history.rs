@@ -12,7 +12,9 @@
 //! - `svc-004`, ...: crashes (5-8 a week, each a few minutes down, then the child restarted): breaches
 //!   restarts.
 //!
-//! `svc-001` never has an incident at all: a clean baseline.
+//! `svc-001` never has an incident at all: a clean baseline. It is stopped once for a planned upgrade (30
+//! minutes down, from 02:10 UTC on a day in the middle of the history) inside a declared maintenance window
+//! (02:00-02:45), which the SLO leaves out: it still meets every objective at 100%.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -380,6 +382,8 @@ enum Profile {
 enum SpanKind {
     /// Failing: down (503) then timeouts.
     Outage,
+    /// Stopped on purpose inside a maintenance window: connection refused.
+    Planned,
     /// Answering, slowly (the latency in ms).
     Slow(u64),
 }
@@ -406,6 +410,8 @@ struct ServicePlan {
     /// Crashes: the tick the child exits, how (code, signal).
     crashes: Vec<(u64, Option<i32>, Option<i32>)>,
     interval_s: u64,
+    /// The declared maintenance window `[from, until)` (the baseline only).
+    maintenance: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Default)]
@@ -502,6 +508,25 @@ impl ServicePlan {
                 }
             }
         }
+        let offset_ms = i64::try_from(rng.range(0, interval_s * 1000 - 1)).unwrap_or(0);
+        let maintenance = (index == 0).then(|| maintenance_window(spec));
+        if let Some((from, _)) = maintenance {
+            // The first and the last tick checked at or after a time.
+            let tick_at = |t: DateTime<Utc>| {
+                let since = (t - spec.start()).num_milliseconds() - offset_ms;
+                u64::try_from(since.max(0))
+                    .unwrap_or(0)
+                    .div_ceil(interval_s * 1000)
+            };
+            let (stop, start_again) = (
+                tick_at(from + TimeDelta::minutes(10)),
+                tick_at(from + TimeDelta::minutes(40)),
+            );
+            // Longer intervals than 30 minutes have no check to spare for it.
+            if stop < start_again {
+                add(&mut spans, stop, start_again - stop, SpanKind::Planned);
+            }
+        }
         spans.sort_by_key(|s| s.from_tick);
         blips.sort_unstable();
         blips.dedup();
@@ -509,12 +534,13 @@ impl ServicePlan {
         Self {
             name: Arc::from(spec.service_name(index)),
             profile,
-            offset_ms: i64::try_from(rng.range(0, interval_s * 1000 - 1)).unwrap_or(0),
+            offset_ms,
             base_latency_ms: 8.0 + rng.unit() * 70.0,
             spans,
             blips,
             crashes,
             interval_s,
+            maintenance,
         }
     }
 
@@ -551,6 +577,25 @@ impl ServicePlan {
                 }
             };
         match span {
+            Some((SpanKind::Planned, _)) => {
+                state.failures += 1;
+                if state.failures > BREAKER_AFTER {
+                    return record(
+                        Outcome::CircuitOpen,
+                        None,
+                        None,
+                        Some("circuit open"),
+                        BreakerState::Open,
+                    );
+                }
+                record(
+                    Outcome::Down,
+                    None,
+                    Some(0.2 + rng.unit() * 0.3),
+                    Some("connection refused"),
+                    BreakerState::Closed,
+                )
+            }
             Some((SpanKind::Outage, into)) => {
                 state.failures += 1;
                 let timeouts_from = 3 * BREAKER_AFTER;
@@ -642,6 +687,17 @@ impl ServicePlan {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
         let mut rng = Rng::new(spec.seed ^ name_hash);
+        if let Some((from, until)) = self.maintenance {
+            store
+                .insert_maintenance(
+                    Some(&self.name),
+                    from,
+                    until,
+                    "planned upgrade",
+                    from - TimeDelta::days(1),
+                )
+                .await?;
+        }
         let supervised = self.profile != Profile::Slow;
         let mut run = if supervised {
             let pid = rng.range(2_000, 60_000) as u32;
@@ -774,6 +830,21 @@ impl ServicePlan {
         }
         Ok(())
     }
+}
+
+/// The baseline's maintenance window: 02:00-02:45 UTC, on the first such hour at or after half a day before
+/// the middle of the history (inside it from 2 days of history on; a 1-day history may end within it).
+fn maintenance_window(spec: &HistorySpec) -> (DateTime<Utc>, DateTime<Utc>) {
+    let earliest = spec.start() + TimeDelta::hours(12 * i64::from(spec.days) - 12);
+    let midnight = earliest
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(earliest, |t| t.and_utc());
+    let mut from = midnight + TimeDelta::hours(2);
+    if from < earliest {
+        from += TimeDelta::days(1);
+    }
+    (from, from + TimeDelta::minutes(45))
 }
 
 /// Closes the child's current run (it exited at `when` with this code or signal) and starts the next.

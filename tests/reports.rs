@@ -112,9 +112,33 @@ async fn the_generator_writes_every_check_and_its_rollups_deterministically() {
     assert!(count_rows(&db, "child_runs", "cause IN ('exited', 'heal')").await > 0);
     assert!(count_rows(&db, "heal_events", "1").await > 0);
     assert!(count_rows(&db, "alerts", "1").await > 0);
-    // svc-001 is the clean baseline.
+    // svc-001 is the clean baseline: down only while it is upgraded, inside its one maintenance window.
+    assert_eq!(count_rows(&db, "maintenance_windows", "1").await, 1);
     assert_eq!(
-        count_check_rows(&db, "service = 'svc-001' AND outcome != 'up'").await,
+        count_rows(
+            &db,
+            "maintenance_windows",
+            "target = 'svc-001' AND ends_at_ms - starts_at_ms = 2700000"
+        )
+        .await,
+        1
+    );
+    let in_maintenance = "checked_at_ms >= (SELECT starts_at_ms FROM maintenance_windows)
+        AND checked_at_ms < (SELECT ends_at_ms FROM maintenance_windows)";
+    assert!(
+        count_check_rows(
+            &db,
+            &format!("service = 'svc-001' AND outcome != 'up' AND {in_maintenance}")
+        )
+        .await
+            > 20
+    );
+    assert_eq!(
+        count_check_rows(
+            &db,
+            &format!("service = 'svc-001' AND outcome != 'up' AND NOT ({in_maintenance})")
+        )
+        .await,
         0
     );
 
@@ -233,7 +257,14 @@ async fn reports_say_pass_for_a_clean_target_and_fail_for_an_outage_in_every_for
         "{md}"
     );
     assert!(md.contains("| restarts | < 3 a week | 0 | PASS |"), "{md}");
+    // Its planned upgrade is inside a maintenance window: shown, and left out.
     assert!(md.contains("Every check was up."), "{md}");
+    assert!(md.contains("### Maintenance windows"), "{md}");
+    assert!(md.contains("| svc-001 | planned upgrade |"), "{md}");
+    assert!(
+        md.contains("45 checks inside maintenance windows are not counted."),
+        "{md}"
+    );
 
     let (code, md, _) = report(dir.path(), &["--service", "svc-002"]).await;
     assert_eq!(code, 1, "{md}");
@@ -296,13 +327,34 @@ async fn reports_say_pass_for_a_clean_target_and_fail_for_an_outage_in_every_for
             .unwrap()
             < 0.0
     );
-    let daily = outage["daily"].as_array().unwrap();
-    assert!((7..=8).contains(&daily.len()), "{daily:?}");
-    let checks: u64 = daily.iter().map(|d| d["checks"].as_u64().unwrap()).sum();
-    assert_eq!(
-        checks,
-        outage["slo"]["availability"]["valid"].as_u64().unwrap()
-    );
+    // The daily rows add up to the SLO's counts, maintenance left out alike.
+    assert_eq!(clean["slo"]["availability"]["excluded"], 45);
+    assert_eq!(clean["maintenance"][0]["reason"], "planned upgrade");
+    assert_eq!(outage["maintenance"].as_array().unwrap().len(), 0);
+    for t in targets {
+        let daily = t["daily"].as_array().unwrap();
+        assert!((7..=8).contains(&daily.len()), "{daily:?}");
+        let sum = |field: &str| -> u64 { daily.iter().map(|d| d[field].as_u64().unwrap()).sum() };
+        assert_eq!(
+            sum("checks"),
+            t["slo"]["availability"]["valid"],
+            "{}",
+            t["name"]
+        );
+        assert_eq!(
+            sum("good"),
+            t["slo"]["availability"]["good"],
+            "{}",
+            t["name"]
+        );
+        assert_eq!(
+            sum("excluded"),
+            t["slo"]["availability"]["excluded"],
+            "{}",
+            t["name"]
+        );
+    }
+    assert_eq!(v["hale"]["starts"], 0);
     assert!(!outage["worst_hours"].as_array().unwrap().is_empty());
     assert!(outage["worst_hours"].as_array().unwrap().len() <= 5);
     assert_eq!(outage["alerts"][0]["rule"], "target_down");
@@ -330,6 +382,7 @@ async fn reports_say_pass_for_a_clean_target_and_fail_for_an_outage_in_every_for
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<svg"), "no chart");
+    assert!(html.contains("<h3>Maintenance windows</h3>"));
     assert!(html.contains(r#"<span class="badge fail">FAIL</span>"#));
     assert!(html.contains(r#"<span class="badge pass">PASS</span>"#));
     assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));

@@ -20,8 +20,8 @@ use hale::supervise::{ChildView, SuperviseError, Supervisor};
 use serde_json::json;
 
 use common::{
-    count_rows, eventually, process_alive, sample_value, spawn_app_with, spawn_app_with_clock,
-    test_config, test_config_json, HaleProcess, TestApp, DEADLINE,
+    count_rows, eventually, process_alive, run_hale, sample_value, spawn_app_with,
+    spawn_app_with_clock, test_config, test_config_json, HaleProcess, TestApp, DEADLINE,
 };
 
 /// A target that hale runs itself. Its probe goes to a closed port, once an hour: these tests are about
@@ -574,4 +574,47 @@ async fn a_hale_killed_with_sigkill_takes_its_child_with_it_and_the_childs_outpu
         !all.contains("do-not-log-me"),
         "an env value reached the log"
     );
+
+    // hale started again on the same database: the child it starts is a restart of `worker` (it died with
+    // the killed hale), and the start is a restart of hale after an unclean end. A clean stop and start is not.
+    let db = hale.db_path.clone();
+    for _ in 0..2 {
+        let mut again = HaleProcess::serve_db(&config, Some(&db), &[], &[]).await;
+        again.wait_listening(&[ServiceKind::HealthProxy]).await;
+        eventually("the child started again", || async {
+            find(&again, "child started")
+        })
+        .await;
+        again.signal("TERM");
+        again.wait_exit(DEADLINE).await;
+    }
+    assert_eq!(count_rows(&db, "hale_runs", "1").await, 3);
+    assert_eq!(count_rows(&db, "child_runs", "target = 'worker'").await, 3);
+
+    let config_file = hale.dir.path().join("config.json");
+    let out = run_hale(
+        hale.dir.path(),
+        &[
+            "slo",
+            "report",
+            "--db",
+            db.to_str().unwrap(),
+            "--config",
+            config_file.to_str().unwrap(),
+            "--format",
+            "json",
+            "--service",
+            "worker",
+        ],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["hale"]["starts"], 3, "{report}");
+    assert_eq!(report["hale"]["restarts_after_unclean_end"], 1, "{report}");
+    let worker = &report["targets"][0];
+    assert_eq!(worker["slo"]["restarts"]["count"], 1, "{worker}");
+    let restarts = worker["restarts"].as_array().unwrap();
+    assert_eq!(restarts.len(), 1, "{worker}");
+    assert_eq!(restarts[0]["cause"], "hale_restart");
 }

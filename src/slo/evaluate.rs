@@ -203,6 +203,44 @@ impl TargetData {
     }
 }
 
+/// One hour of one target as the SLO counts it, maintenance taken out.
+#[derive(Debug, Clone, Default)]
+pub struct HourCounts {
+    pub valid: u64,
+    pub good: u64,
+    /// Checks inside a maintenance window.
+    pub excluded: u64,
+    pub latency: LatencyHistogram,
+}
+
+/// The counts of the whole hour of `row` (a rollup of `target`) that a maintenance window touches, by the
+/// rules `evaluate` follows: nothing valid when a window covers the hour, else its raw checks outside the
+/// windows (or the whole row, once its raw checks are past retention). An hour no window touches is its
+/// rollup row as it is; callers use the row directly.
+pub async fn hour_outside_maintenance(
+    store: &Store,
+    target: &str,
+    exclusions: &Exclusions,
+    row: &HourlyRollup,
+) -> Result<HourCounts, StoreError> {
+    let hour = row.hour.timestamp_millis();
+    let mut data = TargetData {
+        target: target.to_owned(),
+        exclusions: exclusions.clone(),
+        exact: false,
+        rollups: BTreeMap::from([(hour, row.clone())]),
+        raw_hours: HashMap::new(),
+        checks: Vec::new(),
+    };
+    let tally = data.tally(store, hour, hour + HOUR_MS).await?;
+    Ok(HourCounts {
+        valid: tally.valid,
+        good: tally.good,
+        excluded: tally.excluded,
+        latency: tally.latency,
+    })
+}
+
 /// Every maintenance window (config and API) that overlaps `[from, until)`.
 pub async fn maintenance_windows(
     store: &Store,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::records::{HealAction, HealOutcome, HealRecord, HealTrigger};
+use crate::store::runs::CHILD_STARTED_AFTER_UNCLEAN_END;
 use crate::store::{from_ms, known, to_ms, Store, StoreError};
 
 const TABLE: &str = "heal_events";
@@ -152,8 +153,8 @@ impl Store {
 }
 
 impl Store {
-    /// Restarts of each target in `[from, until)`: its supervised child started again (after exiting, or by
-    /// a heal) and heal commands that ran. One definition for `hale status`, the status page, the SLO and the
+    /// Restarts of each target in `[from, until)`: its supervised child started again (after exiting, by a
+    /// heal, or by a start of hale after hale was killed or crashed with the child) and heal commands that ran. One definition for `hale status`, the status page, the SLO and the
     /// reports.
     pub async fn restarts_between(
         &self,
@@ -167,6 +168,9 @@ impl Store {
                  UNION ALL
                  SELECT target FROM heal_events
                  WHERE action = 'command' AND outcome IN {ACTED} AND started_at_ms >= ?1 AND started_at_ms < ?2
+                 UNION ALL
+                 SELECT target FROM child_runs c
+                 WHERE c.started_at_ms >= ?1 AND c.started_at_ms < ?2 AND {CHILD_STARTED_AFTER_UNCLEAN_END}
              ) GROUP BY target"
         ))
         .bind(to_ms(from))

@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::records::ChildStartCause;
+use crate::store::runs::CHILD_STARTED_AFTER_UNCLEAN_END;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
@@ -18,7 +19,8 @@ pub struct DailyTotal {
     pub good: u64,
 }
 
-/// A restart of a supervised child, or a heal command that ran.
+/// A restart of a supervised child: after it exited (`Exited`), by a heal (`Heal`), or at a start of hale
+/// after hale was killed or crashed with it (`Start`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildRestart {
     pub target: String,
@@ -64,25 +66,25 @@ impl Store {
             .collect())
     }
 
-    /// Restarts of supervised children (after an exit, or by a heal) that started in `[since, until)`, oldest
-    /// first, each with how the run before it ended.
+    /// Restarts of supervised children (after an exit, by a heal, or at a start of hale that followed an
+    /// unclean end) that started in `[since, until)`, oldest first, each with how the run before it ended.
     pub async fn child_restarts(
         &self,
         target: Option<&str>,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<ChildRestart>, StoreError> {
-        let rows: Vec<RestartRow> = sqlx::query_as(
-            "SELECT r.target, r.started_at_ms, r.cause,
-                    (SELECT p.exit_code FROM child_runs p WHERE p.target = r.target AND p.id < r.id
+        let rows: Vec<RestartRow> = sqlx::query_as(&format!(
+            "SELECT c.target, c.started_at_ms, c.cause,
+                    (SELECT p.exit_code FROM child_runs p WHERE p.target = c.target AND p.id < c.id
                      ORDER BY p.id DESC LIMIT 1),
-                    (SELECT p.exit_signal FROM child_runs p WHERE p.target = r.target AND p.id < r.id
+                    (SELECT p.exit_signal FROM child_runs p WHERE p.target = c.target AND p.id < c.id
                      ORDER BY p.id DESC LIMIT 1)
-             FROM child_runs r
-             WHERE r.cause IN ('exited', 'heal') AND r.started_at_ms >= ?1 AND r.started_at_ms < ?2
-               AND (?3 IS NULL OR r.target = ?3)
-             ORDER BY r.started_at_ms, r.id",
-        )
+             FROM child_runs c
+             WHERE c.started_at_ms >= ?1 AND c.started_at_ms < ?2 AND (?3 IS NULL OR c.target = ?3)
+               AND (c.cause IN ('exited', 'heal') OR ({CHILD_STARTED_AFTER_UNCLEAN_END}))
+             ORDER BY c.started_at_ms, c.id"
+        ))
         .bind(to_ms(since))
         .bind(to_ms(until))
         .bind(target)
@@ -93,7 +95,7 @@ impl Store {
             .map(|(target, at, cause, code, signal)| ChildRestart {
                 target,
                 started_at: from_ms(at),
-                // The CHECK constraint and the WHERE clause keep the cause to these two.
+                // The CHECK constraint keeps the cause to the three names.
                 cause: ChildStartCause::parse(&cause).unwrap_or(ChildStartCause::Exited),
                 previous_exit_code: code.and_then(|c| i32::try_from(c).ok()),
                 previous_exit_signal: signal.and_then(|s| i32::try_from(s).ok()),

@@ -40,6 +40,24 @@ impl From<RunRow> for Run {
     }
 }
 
+/// A start of hale, and whether the run before it ended cleanly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaleStart {
+    pub run: Run,
+    /// The run before it was never closed: it was killed or crashed, so this start is a restart of hale.
+    pub after_unclean_end: bool,
+}
+
+/// SQL: child run `c` is a start (not a restart by the supervisor or a heal) of a target that ran before, made
+/// by a start of hale that followed an unclean end. That child died with the killed hale (its parent-death
+/// signal, or the next start's clean-up), so this start is a restart of the target too.
+pub(crate) const CHILD_STARTED_AFTER_UNCLEAN_END: &str = "c.cause = 'start'
+    AND EXISTS (SELECT 1 FROM child_runs p WHERE p.target = c.target AND p.id < c.id)
+    AND EXISTS (SELECT 1 FROM hale_runs prev WHERE prev.ended_at_ms IS NULL AND prev.id = (
+        SELECT max(b.id) FROM hale_runs b WHERE b.id < (
+            SELECT h.id FROM hale_runs h WHERE h.started_at_ms <= c.started_at_ms
+            ORDER BY h.started_at_ms DESC, h.id DESC LIMIT 1)))";
+
 impl Store {
     /// Records this start. Returns its id and the run before it, if any.
     pub async fn start_run(
@@ -91,5 +109,37 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(Run::from).collect())
+    }
+
+    /// Starts of hale in `[from, until)`, oldest first, each with how the run before it ended.
+    pub async fn hale_starts_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<HaleStart>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct StartRow {
+            #[sqlx(flatten)]
+            run: RunRow,
+            /// Null for the first start: no run before it.
+            previous_unclean: Option<bool>,
+        }
+        let rows: Vec<StartRow> = sqlx::query_as(
+            "SELECT r.id, r.started_at_ms, r.pid, r.version, r.ended_at_ms, r.lost_checks,
+                    (SELECT p.ended_at_ms IS NULL FROM hale_runs p WHERE p.id < r.id
+                     ORDER BY p.id DESC LIMIT 1) AS previous_unclean
+             FROM hale_runs r WHERE r.started_at_ms >= ?1 AND r.started_at_ms < ?2 ORDER BY r.id",
+        )
+        .bind(to_ms(from))
+        .bind(to_ms(until))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| HaleStart {
+                run: Run::from(row.run),
+                after_unclean_end: row.previous_unclean.unwrap_or(false),
+            })
+            .collect())
     }
 }

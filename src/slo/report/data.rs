@@ -8,8 +8,11 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::records::ChildStartCause;
+use crate::slo::evaluate::hour_outside_maintenance;
 use crate::slo::histogram::LatencyHistogram;
-use crate::slo::{SloError, SloMethod, SloStatus, SloWindow, TargetSlo};
+use crate::slo::maintenance::{Exclusions, Overlap};
+use crate::slo::{MaintenanceWindow, SloError, SloMethod, SloStatus, SloWindow, TargetSlo};
 use crate::store::rollups::HourlyRollup;
 use crate::store::{Store, StoreError};
 
@@ -51,6 +54,24 @@ pub struct Report {
     /// True when no objective of any target is breached (what the exit status says).
     pub passed: bool,
     pub targets: Vec<TargetReport>,
+    /// hale's own starts in the window.
+    pub hale: HaleRuns,
+}
+
+/// hale's own starts in the window. A start after an unclean end (hale was killed or crashed) is a restart
+/// of hale; its supervised children died with it, and their starts count as restarts of their targets.
+#[derive(Debug, Clone, Serialize)]
+pub struct HaleRuns {
+    pub starts: u32,
+    pub restarts_after_unclean_end: u32,
+    /// The starts after an unclean end, oldest first.
+    pub unclean_restarts: Vec<HaleRestartRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HaleRestartRow {
+    pub at: DateTime<Utc>,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,13 +98,19 @@ pub struct TargetReport {
     pub heals: Vec<HealRow>,
     /// Alerts fired in the window, oldest first.
     pub alerts: Vec<AlertRow>,
+    /// The maintenance windows that cover this target and overlap the report's window, oldest first: their
+    /// checks are not valid (counted in `slo.availability.excluded`, left out of `daily` and `worst_hours`).
+    pub maintenance: Vec<MaintenanceWindow>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DayRow {
     pub day: NaiveDate,
+    /// Valid checks: scheduled checks outside maintenance windows.
     pub checks: u64,
     pub good: u64,
+    /// Scheduled checks inside maintenance windows, not counted.
+    pub excluded: u64,
     /// Null without checks.
     pub availability_percent: Option<f64>,
     pub p95_ms: Option<f64>,
@@ -100,7 +127,8 @@ pub struct HourRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestartRow {
     pub at: DateTime<Utc>,
-    /// `exited` (the child exited by itself and was restarted) or `heal` (auto-heal restarted it).
+    /// `exited` (the child exited by itself and was restarted), `heal` (auto-heal restarted it) or
+    /// `hale_restart` (it died with a killed or crashed hale and was started again by the next start).
     pub cause: String,
     /// How the run before it ended.
     pub exit_code: Option<i32>,
@@ -206,9 +234,13 @@ pub async fn build(
         .child_restarts(target, window.from, window.until)
         .await?
     {
+        let cause = match r.cause {
+            ChildStartCause::Start => "hale_restart",
+            other => other.as_str(),
+        };
         restarts.entry(r.target).or_default().push(RestartRow {
             at: r.started_at,
-            cause: r.cause.as_str().to_owned(),
+            cause: cause.to_owned(),
             exit_code: r.previous_exit_code,
             exit_signal: r.previous_exit_signal,
         });
@@ -251,55 +283,13 @@ pub async fn build(
             resolved_at: a.resolved_at,
         });
     }
+    let windows = crate::slo::maintenance_windows(store, config, window.from, window.until).await?;
     let mut targets = Vec::with_capacity(slos.len());
     for slo in slos {
-        let hours: Vec<&HourlyRollup> = rollups
-            .get(&slo.target)
-            .map(|rows| {
-                rows.iter()
-                    .filter(|h| h.hour >= window.from && h.hour < window.until)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut days: BTreeMap<NaiveDate, (u64, u64, LatencyHistogram)> = BTreeMap::new();
-        let mut day = window.from.date_naive();
-        while day <= (window.until - TimeDelta::milliseconds(1)).date_naive() {
-            days.insert(day, (0, 0, LatencyHistogram::new()));
-            day += TimeDelta::days(1);
-        }
-        let mut worst_hours = Vec::new();
-        for h in &hours {
-            let entry = days
-                .entry(h.hour.date_naive())
-                .or_insert_with(|| (0, 0, LatencyHistogram::new()));
-            entry.0 += h.total;
-            entry.1 += h.good;
-            entry.2.merge(&h.latency);
-            if h.good < h.total {
-                worst_hours.push(HourRow {
-                    hour: h.hour,
-                    checks: h.total,
-                    good: h.good,
-                    availability_percent: percent(h.good, h.total).unwrap_or(0.0),
-                });
-            }
-        }
-        worst_hours.sort_by(|a, b| {
-            a.availability_percent
-                .total_cmp(&b.availability_percent)
-                .then(a.hour.cmp(&b.hour))
-        });
-        worst_hours.truncate(WORST_HOURS);
-        let daily = days
-            .into_iter()
-            .map(|(day, (checks, good, latency))| DayRow {
-                day,
-                checks,
-                good,
-                availability_percent: percent(good, checks),
-                p95_ms: latency.quantile_us(0.95).map(|us| round(us / 1000.0, 3)),
-            })
-            .collect();
+        let hours = rollups.get(&slo.target).map_or(&[][..], Vec::as_slice);
+        let exclusions = Exclusions::for_target(&windows, &slo.target);
+        let (daily, worst_hours) =
+            daily_and_worst_hours(store, &slo.target, window, hours, &exclusions).await?;
         let name = slo.target.clone();
         targets.push(TargetReport {
             passed: passes(&slo),
@@ -308,10 +298,29 @@ pub async fn build(
             restarts: restarts.remove(&name).unwrap_or_default(),
             heals: heals.remove(&name).unwrap_or_default(),
             alerts: alerts.remove(&name).unwrap_or_default(),
+            maintenance: windows
+                .iter()
+                .filter(|w| w.covers_target(&name))
+                .cloned()
+                .collect(),
             slo,
             name,
         });
     }
+    let starts = store.hale_starts_between(window.from, window.until).await?;
+    let unclean_restarts: Vec<HaleRestartRow> = starts
+        .iter()
+        .filter(|s| s.after_unclean_end)
+        .map(|s| HaleRestartRow {
+            at: s.run.started_at,
+            version: s.run.version.clone(),
+        })
+        .collect();
+    let hale = HaleRuns {
+        starts: u32::try_from(starts.len()).unwrap_or(u32::MAX),
+        restarts_after_unclean_end: u32::try_from(unclean_restarts.len()).unwrap_or(u32::MAX),
+        unclean_restarts,
+    };
     Ok(Report {
         version: REPORT_VERSION,
         generated_at: now,
@@ -328,7 +337,80 @@ pub async fn build(
         },
         passed: targets.iter().all(|t| t.passed),
         targets,
+        hale,
     })
+}
+
+/// One row per UTC day of the window and the worst hours of one target, from its rollups with maintenance
+/// taken out the way the SLO takes it out (so the days add up to the SLO's valid checks).
+async fn daily_and_worst_hours(
+    store: &Store,
+    target: &str,
+    window: &SloWindow,
+    rollups: &[HourlyRollup],
+    exclusions: &Exclusions,
+) -> Result<(Vec<DayRow>, Vec<HourRow>), StoreError> {
+    #[derive(Default)]
+    struct Day {
+        checks: u64,
+        good: u64,
+        excluded: u64,
+        latency: LatencyHistogram,
+    }
+    let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
+    let mut day = window.from.date_naive();
+    while day <= (window.until - TimeDelta::milliseconds(1)).date_naive() {
+        days.insert(day, Day::default());
+        day += TimeDelta::days(1);
+    }
+    let mut worst_hours = Vec::new();
+    for row in rollups
+        .iter()
+        .filter(|h| h.hour >= window.from && h.hour < window.until)
+    {
+        let entry = days.entry(row.hour.date_naive()).or_default();
+        let hour_ms = row.hour.timestamp_millis();
+        let (valid, good) = match exclusions.overlap(hour_ms, hour_ms + 3_600_000) {
+            Overlap::None => {
+                entry.latency.merge(&row.latency);
+                (row.total, row.good.min(row.total))
+            }
+            _ => {
+                let counts = hour_outside_maintenance(store, target, exclusions, row).await?;
+                entry.latency.merge(&counts.latency);
+                entry.excluded += counts.excluded;
+                (counts.valid, counts.good)
+            }
+        };
+        entry.checks += valid;
+        entry.good += good;
+        if good < valid {
+            worst_hours.push(HourRow {
+                hour: row.hour,
+                checks: valid,
+                good,
+                availability_percent: percent(good, valid).unwrap_or(0.0),
+            });
+        }
+    }
+    worst_hours.sort_by(|a, b| {
+        a.availability_percent
+            .total_cmp(&b.availability_percent)
+            .then(a.hour.cmp(&b.hour))
+    });
+    worst_hours.truncate(WORST_HOURS);
+    let daily = days
+        .into_iter()
+        .map(|(day, d)| DayRow {
+            day,
+            checks: d.checks,
+            good: d.good,
+            excluded: d.excluded,
+            availability_percent: percent(d.good, d.checks),
+            p95_ms: d.latency.quantile_us(0.95).map(|us| round(us / 1000.0, 3)),
+        })
+        .collect();
+    Ok((daily, worst_hours))
 }
 
 /// No objective breached (met, at risk, or without data).
@@ -417,5 +499,14 @@ pub fn exit_reason(code: Option<i32>, signal: Option<i32>) -> String {
         (Some(c), _) => format!("exit code {c}"),
         (None, Some(s)) => format!("signal {s}"),
         (None, None) => "unknown exit".to_owned(),
+    }
+}
+
+/// What a restart row says about its cause.
+pub fn restart_cause(cause: &str) -> &'static str {
+    match cause {
+        "heal" => "by auto-heal",
+        "hale_restart" => "when hale started again after it was killed or crashed",
+        _ => "it exited",
     }
 }

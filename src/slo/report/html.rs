@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::slo::report::data::{
-    budget_line, exit_reason, objective_lines, show_ms, show_percent, show_time, verdict,
+    budget_line, exit_reason, objective_lines, restart_cause, show_ms, show_percent, show_time,
+    verdict,
 };
 use crate::slo::report::svg::{self, Point};
 use crate::slo::report::{Report, TargetReport};
@@ -105,6 +106,29 @@ pub fn render(report: &Report) -> String {
         );
     }
     out.push_str("</tbody></table>\n");
+    let hale = &report.hale;
+    let _ = writeln!(
+        out,
+        "<p>hale itself: {} start{} in the window, {} after it was killed or crashed{}</p>",
+        hale.starts,
+        if hale.starts == 1 { "" } else { "s" },
+        hale.restarts_after_unclean_end,
+        if hale.unclean_restarts.is_empty() {
+            ".".to_owned()
+        } else {
+            format!(
+                " ({}).",
+                escape(
+                    &hale
+                        .unclean_restarts
+                        .iter()
+                        .map(|r| show_time(r.at))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            )
+        }
+    );
     for t in &report.targets {
         target(&mut out, t, report);
     }
@@ -192,7 +216,29 @@ fn target(out: &mut String, t: &TargetReport, report: &Report) {
             escape(&show_ms(d.p95_ms))
         );
     }
-    out.push_str("</tbody></table>\n<h3>Worst hours</h3>\n");
+    out.push_str("</tbody></table>\n");
+    let excluded: u64 = t.daily.iter().map(|d| d.excluded).sum();
+    if excluded > 0 {
+        let _ = writeln!(
+            out,
+            "<p>{excluded} checks inside maintenance windows are not counted.</p>"
+        );
+    }
+    if !t.maintenance.is_empty() {
+        out.push_str("<h3>Maintenance windows</h3>\n<table><thead><tr><th>from</th><th>until</th><th>covers</th><th>reason</th></tr></thead><tbody>\n");
+        for m in &t.maintenance {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&show_time(m.starts_at)),
+                escape(&show_time(m.ends_at)),
+                escape(m.target.as_deref().unwrap_or("every target")),
+                escape(&m.reason)
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    out.push_str("<h3>Worst hours</h3>\n");
     if t.worst_hours.is_empty() {
         out.push_str("<p class=\"muted\">Every check was up.</p>\n");
     } else {
@@ -219,11 +265,7 @@ fn target(out: &mut String, t: &TargetReport, report: &Report) {
                 out,
                 "<tr><td>{}</td><td>restart ({})</td><td>after {}</td></tr>",
                 escape(&show_time(r.at)),
-                if r.cause == "heal" {
-                    "by auto-heal"
-                } else {
-                    "it exited"
-                },
+                restart_cause(&r.cause),
                 escape(&exit_reason(r.exit_code, r.exit_signal))
             );
         }

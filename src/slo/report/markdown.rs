@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::slo::report::data::{
-    budget_line, exit_reason, objective_lines, show_percent, show_time, verdict,
+    budget_line, exit_reason, objective_lines, restart_cause, show_percent, show_time, verdict,
 };
 use crate::slo::report::{Report, TargetReport};
 use crate::slo::SloMethod;
@@ -55,6 +55,27 @@ pub fn render(report: &Report) -> String {
             if t.passed { "PASS" } else { "FAIL" }
         );
     }
+    let _ = writeln!(out);
+    let hale = &report.hale;
+    let _ = writeln!(
+        out,
+        "hale itself: {} start{} in the window, {} after it was killed or crashed{}",
+        hale.starts,
+        if hale.starts == 1 { "" } else { "s" },
+        hale.restarts_after_unclean_end,
+        if hale.unclean_restarts.is_empty() {
+            ".".to_owned()
+        } else {
+            format!(
+                " ({}).",
+                hale.unclean_restarts
+                    .iter()
+                    .map(|r| show_time(r.at))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
     for t in &report.targets {
         target(&mut out, t);
     }
@@ -96,6 +117,33 @@ fn target(out: &mut String, t: &TargetReport) {
             crate::slo::report::data::show_ms(d.p95_ms)
         );
     }
+    let excluded: u64 = t.daily.iter().map(|d| d.excluded).sum();
+    if excluded > 0 {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{excluded} checks inside maintenance windows are not counted."
+        );
+    }
+    if !t.maintenance.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "### Maintenance windows");
+        let _ = writeln!(out);
+        let _ = writeln!(out, "| from | until | covers | reason |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for m in &t.maintenance {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                show_time(m.starts_at),
+                show_time(m.ends_at),
+                m.target
+                    .as_deref()
+                    .map_or_else(|| "every target".to_owned(), cell),
+                cell(&m.reason)
+            );
+        }
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "### Worst hours");
     let _ = writeln!(out);
@@ -126,11 +174,7 @@ fn target(out: &mut String, t: &TargetReport) {
             out,
             "- {}: restarted ({}) after {}",
             show_time(r.at),
-            if r.cause == "heal" {
-                "by auto-heal"
-            } else {
-                "it exited"
-            },
+            restart_cause(&r.cause),
             exit_reason(r.exit_code, r.exit_signal)
         );
     }
