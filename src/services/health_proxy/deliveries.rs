@@ -25,8 +25,8 @@ pub struct DeadLetterView {
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// The last attempt's error.
     pub error: Option<String>,
-    /// What was sent: a JSON value when it is JSON, else the text.
-    #[schema(value_type = Object)]
+    /// What was sent: a JSON value when it is JSON (an object, or for `alertmanager` an array of alerts), else
+    /// the text.
     pub payload: serde_json::Value,
 }
 

@@ -27,7 +27,7 @@ const MAX_LIMIT: u32 = 1_000;
     "verify_latency_ms": 1830.5, "error": null
 }))]
 pub struct HealView {
-    /// The stored row's id (absent for an attempt not stored).
+    /// The stored row's id; null in the answer of `POST /heal/{target}`.
     pub id: Option<i64>,
     pub target: String,
     pub trigger: HealTrigger,
