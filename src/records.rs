@@ -13,6 +13,7 @@ use crate::breaker::BreakerState;
 /// The closed set of results of one check; also a metric label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "up")]
 pub enum Outcome {
     /// The target answered as expected.
     Up,
@@ -57,6 +58,7 @@ impl Outcome {
 /// Who asked for a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "monitor")]
 pub enum CheckSource {
     /// The background monitor, at the target's interval.
     Monitor,
@@ -95,6 +97,7 @@ pub struct CheckRecord {
 /// How a request that tried to change something ended, as the audit log keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "done")]
 pub enum AuditOutcome {
     /// Allowed and answered with a 2xx.
     Done,
@@ -154,8 +157,9 @@ pub struct AuditRecord {
 /// Declares a closed set of names stored as TEXT and used as metric labels: `as_str`, `parse` and `ALL`.
 macro_rules! named_set {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
+        // The derive comes first: a `#[schema(...)]` among the attributes given needs it in scope.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        $(#[$meta])*
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vmeta])* $variant),+
@@ -179,6 +183,7 @@ macro_rules! named_set {
 
 named_set! {
     /// What started a heal.
+    #[schema(example = "automatic")]
     HealTrigger {
         /// The heal loop: failed scheduled checks or its slower sweep.
         Automatic => "automatic",
@@ -191,6 +196,7 @@ named_set! {
 
 named_set! {
     /// What a heal does to a target.
+    #[schema(example = "restart_child")]
     HealAction {
         /// Restart the supervised child of the target.
         RestartChild => "restart_child",
@@ -203,6 +209,7 @@ named_set! {
 
 named_set! {
     /// How a heal attempt ended; also a metric label value.
+    #[schema(example = "healed")]
     HealOutcome {
         /// The action ran and the target answered up before the verify deadline.
         Healed => "healed",
@@ -248,6 +255,7 @@ pub struct HealRecord {
 
 named_set! {
     /// Why a supervised child was started.
+    #[schema(example = "exited")]
     ChildStartCause {
         /// The first start in this run of hale.
         Start => "start",
@@ -260,6 +268,7 @@ named_set! {
 
 named_set! {
     /// How loud an alert is.
+    #[schema(example = "critical")]
     AlertLevel {
         Info => "info",
         Warning => "warning",
@@ -280,6 +289,7 @@ impl AlertLevel {
 
 named_set! {
     /// Whether an alert is still on.
+    #[schema(example = "firing")]
     AlertState {
         Firing => "firing",
         Resolved => "resolved",
@@ -288,6 +298,7 @@ named_set! {
 
 named_set! {
     /// What happened to an alert; also the kind of notice a channel receives.
+    #[schema(example = "fired")]
     AlertEventKind {
         /// A new alert: notified.
         Fired => "fired",

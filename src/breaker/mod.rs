@@ -29,6 +29,7 @@ use crate::clock::{add_saturating, Clock};
 /// The three breaker states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "closed")]
 pub enum BreakerState {
     /// Every call admitted.
     Closed,

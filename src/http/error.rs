@@ -11,11 +11,19 @@ use crate::metrics::ErrorType;
 
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "error": {"code": "bad_request", "message": "limit: \"5000\" is not a number from 1 to 1000",
+              "request_id": "6f1c2a9e-4b7d-4e0a-9c3f-2d8e5b71a046"}
+}))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "code": "not_found", "message": "no target named \"apii\"",
+    "request_id": "6f1c2a9e-4b7d-4e0a-9c3f-2d8e5b71a046"
+}))]
 pub struct ErrorDetail {
     /// A stable, machine-readable code such as `not_found` or `bad_request`.
     #[schema(example = "bad_request")]

@@ -35,6 +35,11 @@ impl AuditParams {
 
 /// One request that tried to change something.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": 1204, "at": "2026-11-26T12:00:03Z", "service": "health-proxy", "role": "operate",
+    "client": "10.0.4.17", "method": "POST", "route": "/heal/{target}", "target": "api", "status": 200,
+    "outcome": "done", "request_id": "6f1c2a9e-4b7d-4e0a-9c3f-2d8e5b71a046"
+}))]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,

@@ -57,7 +57,14 @@ pub async fn audit_log(
     tag = "operations",
     responses(
         (status = 200, description = "The service can do its job", body = HealthResponse),
-        (status = 503, description = "The service cannot do its job", body = HealthResponse),
+        (status = 503, description = "The service cannot do its job", body = HealthResponse,
+            example = json!({
+            "ok": false,
+            "details": {"service": "boss-api", "version": "0.1.0", "uptime_s": 86400, "database": "full",
+                        "database_error": "cannot store health checks (database or disk is full); 240 held in memory, retrying every 5 s at most",
+                        "last_write_at": "2026-11-26T11:58:02Z", "writer": "running", "writer_queue": 240},
+            "timestamp": "2026-11-26T12:00:03Z"
+        })),
     )
 )]
 #[get("/healthz")]
@@ -67,6 +74,17 @@ pub async fn healthz(core: web::Data<Core>, ctx: web::Data<HttpContext>) -> Http
 
 /// A backup written and verified.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "path": "/var/lib/hale/backups/hale-20261125T120937Z.db.gz", "bytes": 18234567,
+    "database_bytes": 73400320, "duration_ms": 2140, "integrity": "ok", "schema_version": 5,
+    "tables": {
+        "alert_deliveries": 57, "alert_events": 311, "alerts": 42, "audit_log": 1204,
+        "breaker_transitions": 96, "breakers": 3, "child_runs": 14, "hale_meta": 1, "hale_runs": 9,
+        "heal_events": 23, "health_check_hourly": 2160, "health_checks": 918273, "maintenance_windows": 3
+    },
+    "max_check_id": 918273, "newest_check_at": "2026-11-25T12:09:36Z",
+    "pruned": ["/var/lib/hale/backups/hale-20261118T120902Z.db.gz"]
+}))]
 pub struct BackupView {
     /// The backup file (gzip), an absolute path on hale's machine. Restore it with `hale restore PATH`.
     #[schema(example = "/var/lib/hale/backups/hale-20261125T120937Z.db.gz")]

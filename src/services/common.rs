@@ -10,6 +10,12 @@ use crate::kind::ServiceKind;
 use crate::services::Core;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "ok": true,
+    "details": {"service": "health-proxy", "version": "0.1.0", "uptime_s": 86400, "database": "ok",
+                "last_write_at": "2026-11-26T12:00:02Z", "writer": "running", "writer_queue": 0},
+    "timestamp": "2026-11-26T12:00:03Z"
+}))]
 pub struct HealthResponse {
     /// True when the service can do its job.
     pub ok: bool,
@@ -19,6 +25,10 @@ pub struct HealthResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "service": "health-proxy", "version": "0.1.0", "uptime_s": 86400, "database": "ok",
+    "last_write_at": "2026-11-26T12:00:02Z", "writer": "running", "writer_queue": 0
+}))]
 pub struct HealthDetails {
     /// `health-proxy`, `mcp-bridge` or `boss-api`.
     pub service: String,
@@ -90,7 +100,14 @@ pub(crate) fn health_response(core: &Core, ctx: &HttpContext) -> HttpResponse {
     tag = "operations",
     responses(
         (status = 200, description = "The service can do its job", body = HealthResponse),
-        (status = 503, description = "The service cannot do its job: health checks cannot be stored (disk full, read-only, locked, file deleted) or the writer stopped; `details.database` and `details.database_error` say why", body = HealthResponse),
+        (status = 503, description = "The service cannot do its job: health checks cannot be stored (disk full, read-only, locked, file deleted) or the writer stopped; `details.database` and `details.database_error` say why", body = HealthResponse,
+            example = json!({
+            "ok": false,
+            "details": {"service": "health-proxy", "version": "0.1.0", "uptime_s": 86400, "database": "full",
+                        "database_error": "cannot store health checks (database or disk is full); 240 held in memory, retrying every 5 s at most",
+                        "last_write_at": "2026-11-26T11:58:02Z", "writer": "running", "writer_queue": 240},
+            "timestamp": "2026-11-26T12:00:03Z"
+        })),
     )
 )]
 #[get("/health")]
@@ -104,7 +121,15 @@ pub async fn health(core: web::Data<Core>, ctx: web::Data<HttpContext>) -> HttpR
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain; version=0.0.4",
+            example = "# HELP service_up 1 while the service can do its job, else 0.
+# TYPE service_up gauge
+service_up{service=\"health-proxy\"} 1
+# HELP http_requests_total HTTP requests answered, by method, matched route and status.
+# TYPE http_requests_total counter
+http_requests_total{method=\"GET\",route=\"/health\",service=\"health-proxy\",status=\"200\"} 1432
+http_requests_total{method=\"GET\",route=\"/metrics\",service=\"health-proxy\",status=\"200\"} 2880
+"),
         (status = 500, description = "The metrics could not be encoded", body = ErrorBody),
     )
 )]

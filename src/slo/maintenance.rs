@@ -11,6 +11,7 @@ use crate::config::SloConfig;
 /// Where a maintenance window was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "api")]
 pub enum MaintenanceSource {
     /// `slo.maintenance` in the config file.
     Config,
@@ -35,6 +36,10 @@ impl MaintenanceSource {
 
 /// A maintenance window: `[starts_at, ends_at)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 3, "target": "db", "starts_at": "2026-11-28T02:00:00Z", "ends_at": "2026-11-28T03:00:00Z",
+    "reason": "database minor version upgrade", "source": "api", "created_at": "2026-11-26T12:00:03Z"
+}))]
 pub struct MaintenanceWindow {
     /// The stored row's id; null for a window from the config file.
     pub id: Option<i64>,

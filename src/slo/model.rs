@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 /// Where an objective stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "met")]
 pub enum SloStatus {
     /// Within its target, with budget to spare.
     Met,
@@ -23,6 +24,7 @@ pub enum SloStatus {
 /// How the numbers were computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "rollups")]
 pub enum SloMethod {
     /// From the hourly rollups (fast at any history size; p95 within 1%).
     Rollups,
@@ -32,6 +34,7 @@ pub enum SloMethod {
 
 /// The window an SLO is computed over: `[from, until)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({"label": "7d", "from": "2026-11-19T12:00:03Z", "until": "2026-11-26T12:00:03Z"}))]
 pub struct SloWindow {
     /// As asked, such as `7d` or `1h`.
     pub label: String,
@@ -40,6 +43,10 @@ pub struct SloWindow {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "good": 20012, "valid": 20040, "excluded": 120, "ratio": 0.9986027944111776, "target_ratio": 0.995,
+    "status": "met"
+}))]
 pub struct AvailabilitySlo {
     /// Valid scheduled checks that were up.
     pub good: u64,
@@ -55,6 +62,9 @@ pub struct AvailabilitySlo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "p95_ms": 48.7, "target_ms": 200, "under_target_ratio": 0.9931, "measured": 20031, "status": "met"
+}))]
 pub struct LatencySlo {
     /// The 95th percentile of the latency of valid checks that were made (not `circuit_open`), in ms.
     pub p95_ms: Option<f64>,
@@ -68,6 +78,7 @@ pub struct LatencySlo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"count": 1, "max_per_week": 3, "status": "met"}))]
 pub struct RestartsSlo {
     /// Restarts in the window: child restarts (after an exit or by a heal) and heal commands that ran.
     pub count: u32,
@@ -79,6 +90,7 @@ pub struct RestartsSlo {
 /// Burn rate: how fast the error budget is spent, 1.0 being exactly the pace that spends it all by the end
 /// of the window. Null when the span has no valid checks.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"h1": 0.0, "h6": 0.0, "d1": 0.1388888888888889, "window": 0.27944111776447106}))]
 pub struct BurnRates {
     pub h1: Option<f64>,
     pub h6: Option<f64>,
@@ -87,6 +99,10 @@ pub struct BurnRates {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "allowed_bad": 100.2, "consumed_bad": 28, "remaining_ratio": 0.7205588822355289,
+    "burn_rates": {"h1": 0.0, "h6": 0.0, "d1": 0.1388888888888889, "window": 0.27944111776447106}
+}))]
 pub struct ErrorBudget {
     /// Bad checks the objective allows over the window: (1 - target) × valid.
     pub allowed_bad: f64,
@@ -99,6 +115,20 @@ pub struct ErrorBudget {
 
 /// One target's SLOs over one window.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "target": "api",
+    "window": {"label": "7d", "from": "2026-11-19T12:00:03Z", "until": "2026-11-26T12:00:03Z"},
+    "status": "met",
+    "availability": {"good": 20012, "valid": 20040, "excluded": 120, "ratio": 0.9986027944111776,
+                     "target_ratio": 0.995, "status": "met"},
+    "latency": {"p95_ms": 48.7, "target_ms": 200, "under_target_ratio": 0.9931, "measured": 20031,
+                "status": "met"},
+    "restarts": {"count": 1, "max_per_week": 3, "status": "met"},
+    "error_budget": {"allowed_bad": 100.2, "consumed_bad": 28, "remaining_ratio": 0.7205588822355289,
+                     "burn_rates": {"h1": 0.0, "h6": 0.0, "d1": 0.1388888888888889,
+                                    "window": 0.27944111776447106}},
+    "method": "rollups"
+}))]
 pub struct TargetSlo {
     pub target: String,
     pub window: SloWindow,

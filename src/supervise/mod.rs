@@ -42,6 +42,11 @@ pub enum SuperviseError {
 
 /// What one supervised child is doing, for the API and the logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "target": "api", "pid": 48213, "running": true, "started_at": "2026-11-26T11:58:41Z", "restarts": 2,
+    "last_exit_code": 1, "last_exit_signal": null, "next_restart_at": null, "config_error": false,
+    "spawn_error": null
+}))]
 pub struct ChildView {
     pub target: String,
     /// The child's pid (also its process group) while it runs.

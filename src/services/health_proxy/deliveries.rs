@@ -14,6 +14,18 @@ use crate::store::{Store, StoreError};
 
 /// One notice that was not delivered.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 18, "alert_event_id": 311, "channel": "webhook", "attempts": 5,
+    "created_at": "2026-11-26T12:00:03Z", "last_attempt_at": "2026-11-26T12:04:51Z",
+    "error": "HTTP 503: upstream unavailable",
+    "payload": {
+        "version": 1, "kind": "fired",
+        "alert": {"id": 7, "rule": "target_down", "target": "api", "level": "critical", "state": "firing",
+                  "summary": "api is down", "description": "3 failed scheduled checks in a row; the latest: down, HTTP 503",
+                  "fired_at": "2026-11-26T12:00:03Z", "resolved_at": null, "suppressed": 0},
+        "at": "2026-11-26T12:00:03Z", "generator_url": "http://127.0.0.1:3002/alerts?state=firing"
+    }
+}))]
 pub struct DeadLetterView {
     pub id: i64,
     /// The alert event the notice was about; null when that event is no longer stored.
@@ -25,8 +37,8 @@ pub struct DeadLetterView {
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// The last attempt's error.
     pub error: Option<String>,
-    /// What was sent: a JSON value when it is JSON, else the text.
-    #[schema(value_type = Object)]
+    /// What was sent: a JSON value when it is JSON (an object, or for `alertmanager` an array of alerts), else
+    /// the text.
     pub payload: serde_json::Value,
 }
 

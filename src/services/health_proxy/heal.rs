@@ -27,7 +27,7 @@ const MAX_LIMIT: u32 = 1_000;
     "verify_latency_ms": 1830.5, "error": null
 }))]
 pub struct HealView {
-    /// The stored row's id (absent for an attempt not stored).
+    /// The stored row's id; null in the answer of `POST /heal/{target}`.
     pub id: Option<i64>,
     pub target: String,
     pub trigger: HealTrigger,
@@ -122,12 +122,26 @@ pub async fn heal_events(
     tag = "heal",
     params(("target" = String, Path, description = "A configured target's name", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")),
     responses(
-        (status = 200, description = "Healed", body = HealView),
+        (status = 200, description = "Healed", body = HealView, example = json!({
+            "id": null, "target": "api", "trigger": "manual", "action": "restart_child",
+            "started_at": "2026-11-26T12:00:03Z", "finished_at": "2026-11-26T12:00:05Z", "outcome": "healed",
+            "verify_latency_ms": 1830.5, "error": null
+        })),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The token's role is weaker than operate", body = ErrorBody),
         (status = 404, description = "No such target", body = ErrorBody),
-        (status = 409, description = "A protection refused the heal; `outcome` says which", body = HealView),
-        (status = 502, description = "The action ran, but the target did not answer up in time", body = HealView),
+        (status = 409, description = "A protection refused the heal; `outcome` says which", body = HealView, example = json!({
+            "id": null, "target": "api", "trigger": "manual", "action": "restart_child",
+            "started_at": "2026-11-26T12:00:03Z", "finished_at": "2026-11-26T12:00:03Z",
+            "outcome": "skipped_cooldown", "verify_latency_ms": null,
+            "error": "healed at 2026-11-26T11:58:41+00:00, less than the cooldown of 300 s ago"
+        })),
+        (status = 502, description = "The action ran, but the target did not answer up in time", body = HealView, example = json!({
+            "id": null, "target": "api", "trigger": "manual", "action": "restart_child",
+            "started_at": "2026-11-26T12:00:03Z", "finished_at": "2026-11-26T12:00:33Z", "outcome": "failed",
+            "verify_latency_ms": null,
+            "error": "still not up 30 s after the action: status 503, expected 200"
+        })),
     ),
     security(("bearer" = []))
 )]

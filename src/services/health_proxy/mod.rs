@@ -71,7 +71,19 @@ pub fn configure(cfg: &mut ServiceConfig) {
     ),
     responses(
         (status = 200, description = "Every target is up", body = AllHealth),
-        (status = 503, description = "At least one target is not up", body = AllHealth),
+        (status = 503, description = "At least one target is not up", body = AllHealth, example = json!({
+            "ok": false, "score": 50.0,
+            "counts": {"up": 1, "down": 0, "timeout": 1, "circuit_open": 0, "error": 0},
+            "targets": [
+                {"service": "api", "ok": true, "outcome": "up", "status": 200, "latency_ms": 12.483,
+                 "checked_at": "2026-11-26T12:00:03Z", "cached": false, "shared": false, "breaker": "closed",
+                 "error": null},
+                {"service": "db", "ok": false, "outcome": "timeout", "status": null, "latency_ms": 2001.342,
+                 "checked_at": "2026-11-26T12:00:03Z", "cached": false, "shared": false, "breaker": "closed",
+                 "error": "no answer within 2000 ms"}
+            ],
+            "timestamp": "2026-11-26T12:00:03Z"
+        })),
     )
 )]
 #[get("/health/all")]

@@ -89,6 +89,10 @@ pub async fn slo_target(
 /// A maintenance window to declare.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "target": "db", "starts_at": "2026-11-28T02:00:00Z", "ends_at": "2026-11-28T03:00:00Z",
+    "reason": "database minor version upgrade"
+}))]
 pub struct NewMaintenance {
     /// The target it covers; absent: every target.
     pub target: Option<String>,

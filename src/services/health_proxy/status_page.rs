@@ -63,7 +63,25 @@ pub struct StatusPage {
 /// every 30 s. Nothing is checked for it: it shows the monitor's latest results.
 #[utoipa::path(
     tag = "health",
-    responses((status = 200, description = "The status page", content_type = "text/html", body = String))
+    responses((status = 200, description = "The status page", content_type = "text/html", body = String, example = r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="30">
+<title>hale status</title>
+</head>
+<body>
+<header><h1>hale status <span class="badge pass">ALL UP</span></h1><p class="meta">Health score <span class="score" id="score">100.0</span> / 100; 2 of 2 targets up. Updated 2026-11-26 12:00 UTC; this page refreshes every 30 s.</p></header>
+<main>
+<h2>Targets</h2>
+<section class="target"><h3><span class="name">api</span> <span class="badge pass">up</span></h3><p class="meta">Last check 2026-11-26 12:00 UTC in 12.5 ms. 90-day uptime 99.933%; p95 over 7 days 48.7 ms (target 200 ms); restarts this week: 1.</p></section>
+<section class="target"><h3><span class="name">db</span> <span class="badge pass">up</span></h3><p class="meta">Last check 2026-11-26 12:00 UTC in 0.9 ms. 90-day uptime 100.000%; p95 over 7 days 1.2 ms (target 200 ms); restarts this week: 0.</p></section>
+<h2>Active alerts</h2>
+<p class="muted">No alert is firing.</p>
+</main>
+</body>
+</html>
+"#))
 )]
 #[get("/")]
 pub async fn status_page(

@@ -17,6 +17,10 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 
 /// One target's latest result, as `/health/all` and `/services` report it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "service": "api", "ok": true, "outcome": "up", "status": 200, "latency_ms": 12.483,
+    "checked_at": "2026-11-26T12:00:03Z", "cached": false, "shared": false, "breaker": "closed", "error": null
+}))]
 pub struct CheckReport {
     /// The target's name.
     pub service: String,
@@ -58,6 +62,17 @@ impl From<LatestCheck> for CheckReport {
 
 /// The answer of `/health/all`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "ok": true, "score": 100.0,
+    "counts": {"up": 2, "down": 0, "timeout": 0, "circuit_open": 0, "error": 0},
+    "targets": [
+        {"service": "api", "ok": true, "outcome": "up", "status": 200, "latency_ms": 12.483,
+         "checked_at": "2026-11-26T12:00:03Z", "cached": false, "shared": false, "breaker": "closed", "error": null},
+        {"service": "db", "ok": true, "outcome": "up", "status": null, "latency_ms": 0.871,
+         "checked_at": "2026-11-26T12:00:03Z", "cached": true, "shared": false, "breaker": "closed", "error": null}
+    ],
+    "timestamp": "2026-11-26T12:00:03Z"
+}))]
 pub struct AllHealth {
     /// True when every target is up.
     pub ok: bool,
@@ -70,6 +85,7 @@ pub struct AllHealth {
 }
 
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[schema(example = json!({"up": 2, "down": 0, "timeout": 1, "circuit_open": 0, "error": 0}))]
 pub struct OutcomeCounts {
     pub up: usize,
     pub down: usize,
@@ -114,6 +130,14 @@ pub async fn all_health(monitor: &Monitor, from_hale_probe: bool) -> AllHealth {
 
 /// A monitored service with its configuration, breaker and latest result.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "name": "api", "url": "https://api.internal:8443/health?token=redacted", "method": "GET",
+    "timeout_ms": 2000, "interval_s": 30, "weight": 1.0, "critical": true, "tags": ["prod", "edge"],
+    "breaker": {"state": "closed", "retry_at": null},
+    "latest": {"service": "api", "ok": true, "outcome": "up", "status": 200, "latency_ms": 12.483,
+               "checked_at": "2026-11-26T12:00:03Z", "cached": false, "shared": false, "breaker": "closed",
+               "error": null}
+}))]
 pub struct ServiceView {
     pub name: String,
     /// The probed URL. Query values, path parameter values (`;jsessionid=...`) and the fragment are shown as
@@ -132,6 +156,7 @@ pub struct ServiceView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"state": "open", "retry_at": "2026-11-26T12:00:33Z"}))]
 pub struct BreakerView {
     pub state: BreakerState,
     /// When an open breaker lets the next trial check through.
@@ -191,6 +216,11 @@ pub struct HistoryParams {
 
 /// One stored health check.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 918273, "checked_at": "2026-11-26T12:00:03Z", "service": "db", "outcome": "timeout",
+    "status": null, "latency_ms": 2001.342, "error": "no answer within 2000 ms", "breaker": "closed",
+    "source": "monitor"
+}))]
 pub struct HistoryItem {
     pub id: i64,
     pub checked_at: DateTime<Utc>,
@@ -220,6 +250,16 @@ impl From<StoredCheck> for HistoryItem {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "items": [
+        {"id": 918273, "checked_at": "2026-11-26T12:00:03Z", "service": "db", "outcome": "timeout",
+         "status": null, "latency_ms": 2001.342, "error": "no answer within 2000 ms", "breaker": "closed",
+         "source": "monitor"},
+        {"id": 918241, "checked_at": "2026-11-26T11:59:33Z", "service": "db", "outcome": "up",
+         "status": null, "latency_ms": 0.914, "error": null, "breaker": "closed", "source": "monitor"}
+    ],
+    "next_cursor": "1795694373000.918241"
+}))]
 pub struct HistoryPage {
     /// Newest first.
     pub items: Vec<HistoryItem>,
