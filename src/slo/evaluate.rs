@@ -84,56 +84,61 @@ impl Tally {
     }
 }
 
-/// What one target's evaluation reads, loaded once and cut into spans.
-struct TargetData {
+/// What one target's evaluation reads, loaded once and cut into spans. The rollup rows are borrowed from
+/// whoever read them (a report reads every target's at once), never copied.
+struct TargetData<'a> {
     target: String,
     exclusions: Exclusions,
     exact: bool,
     /// Rollup rows by hour (rollup method).
-    rollups: BTreeMap<i64, HourlyRollup>,
+    rollups: BTreeMap<i64, &'a HourlyRollup>,
     /// Raw checks of the hours that needed them, loaded on first use (rollup method).
     raw_hours: HashMap<i64, Vec<ScheduledCheck>>,
     /// Every raw check of the span loaded (exact method).
     checks: Vec<ScheduledCheck>,
 }
 
-impl TargetData {
-    async fn load(
-        store: &Store,
+impl<'a> TargetData<'a> {
+    /// For the rollup method: `rows` holds the target's rollups of the span (others are ignored).
+    fn with_rollups(
         target: &str,
-        windows: &[MaintenanceWindow],
+        exclusions: Exclusions,
+        rows: &'a [HourlyRollup],
         from: DateTime<Utc>,
         until: DateTime<Utc>,
-        exact: bool,
-        preloaded: Option<&[HourlyRollup]>,
-    ) -> Result<Self, StoreError> {
-        let mut data = Self {
+    ) -> Self {
+        let from_ms = from.timestamp_millis();
+        let first_hour = crate::store::from_ms(from_ms - from_ms.rem_euclid(HOUR_MS));
+        Self {
             target: target.to_owned(),
-            exclusions: Exclusions::for_target(windows, target),
-            exact,
-            rollups: BTreeMap::new(),
+            exclusions,
+            exact: false,
+            rollups: rows
+                .iter()
+                .filter(|row| row.hour >= first_hour && row.hour < until)
+                .map(|row| (row.hour.timestamp_millis(), row))
+                .collect(),
             raw_hours: HashMap::new(),
             checks: Vec::new(),
-        };
-        if exact {
-            data.checks = store.scheduled_checks(target, from, until).await?;
-        } else {
-            let from_ms = from.timestamp_millis();
-            let first_hour = crate::store::from_ms(from_ms - from_ms.rem_euclid(HOUR_MS));
-            let rows = match preloaded {
-                Some(rows) => rows
-                    .iter()
-                    .filter(|row| row.hour >= first_hour && row.hour < until)
-                    .cloned()
-                    .collect(),
-                None => store.hourly_rollups(target, first_hour, until).await?,
-            };
-            data.rollups = rows
-                .into_iter()
-                .map(|row| (row.hour.timestamp_millis(), row))
-                .collect();
         }
-        Ok(data)
+    }
+
+    /// For the exact method: every raw check of the span.
+    async fn with_checks(
+        store: &Store,
+        target: &str,
+        exclusions: Exclusions,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            target: target.to_owned(),
+            exclusions,
+            exact: true,
+            rollups: BTreeMap::new(),
+            raw_hours: HashMap::new(),
+            checks: store.scheduled_checks(target, from, until).await?,
+        })
     }
 
     /// The counts of `[from_ms, until_ms)`.
@@ -179,7 +184,7 @@ impl TargetData {
                             .await?;
                         self.raw_hours.insert(hour, checks);
                     }
-                    let row = &self.rollups[&hour];
+                    let row = self.rollups[&hour];
                     let checks = &self.raw_hours[&hour];
                     if checks.is_empty() {
                         // Past raw retention: the hour counts whole, by where it starts.
@@ -228,7 +233,7 @@ pub async fn hour_outside_maintenance(
         target: target.to_owned(),
         exclusions: exclusions.clone(),
         exact: false,
-        rollups: BTreeMap::from([(hour, row.clone())]),
+        rollups: BTreeMap::from([(hour, row)]),
         raw_hours: HashMap::new(),
         checks: Vec::new(),
     };
@@ -321,9 +326,21 @@ pub async fn evaluate_preloaded(
     let restarts = store.restarts_between(window.from, until).await?;
     let mut results = Vec::with_capacity(targets.len());
     for &name in targets {
-        let preloaded = rollups.map(|all| all.get(name).map_or(&[][..], Vec::as_slice));
-        let mut data =
-            TargetData::load(store, name, &windows, load_from, until, exact, preloaded).await?;
+        let exclusions = Exclusions::for_target(&windows, name);
+        let read_here: Vec<HourlyRollup>;
+        let mut data = if exact {
+            TargetData::with_checks(store, name, exclusions, load_from, until).await?
+        } else {
+            let rows = match rollups {
+                Some(all) => all.get(name).map_or(&[][..], Vec::as_slice),
+                None => {
+                    let (first_hour, _) = rollup_span(window);
+                    read_here = store.hourly_rollups(name, first_hour, until).await?;
+                    &read_here
+                }
+            };
+            TargetData::with_rollups(name, exclusions, rows, load_from, until)
+        };
         let until_ms = until.timestamp_millis();
         let whole = data
             .tally(store, window.from.timestamp_millis(), until_ms)

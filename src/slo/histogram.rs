@@ -50,7 +50,10 @@ impl LatencyHistogram {
             self.total = other.total;
             return;
         }
-        let mut merged = Vec::with_capacity(self.counts.len().max(other.counts.len()));
+        if self.add_in_place(other) {
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.counts.len() + other.counts.len());
         let (mut a, mut b) = (
             self.counts.iter().peekable(),
             other.counts.iter().peekable(),
@@ -83,6 +86,27 @@ impl LatencyHistogram {
         }
         self.counts = merged;
         self.total += other.total;
+    }
+
+    /// Adds `other` without allocating when each of its buckets is already here (the usual case once a few
+    /// hours of one target are merged); false, with nothing changed, otherwise.
+    fn add_in_place(&mut self, other: &LatencyHistogram) -> bool {
+        let mut at = 0;
+        for &(bucket, _) in &other.counts {
+            match self.counts[at..].binary_search_by_key(&bucket, |&(b, _)| b) {
+                Ok(i) => at += i,
+                Err(_) => return false,
+            }
+        }
+        let mut at = 0;
+        for &(bucket, count) in &other.counts {
+            while self.counts[at].0 != bucket {
+                at += 1;
+            }
+            self.counts[at].1 += count;
+        }
+        self.total += other.total;
+        true
     }
 
     pub fn total(&self) -> u64 {
@@ -223,6 +247,38 @@ mod tests {
         a.merge(&b);
         assert_eq!(a, all);
         assert_eq!(a.total(), 1000);
+    }
+
+    #[test]
+    fn merging_buckets_already_present_adds_in_place_and_equals_recording_everything() {
+        let (mut wide, mut all) = (LatencyHistogram::new(), LatencyHistogram::new());
+        // Steps narrower than the narrowest bucket (2% of 1,000 µs): every bucket in the range is present.
+        for latency in (1_000..200_000u64).step_by(7) {
+            wide.record(latency);
+            all.record(latency);
+        }
+        let mut subset = LatencyHistogram::new();
+        for latency in (5_000..150_000u64).step_by(4_999) {
+            subset.record(latency);
+            all.record(latency);
+        }
+        let buckets = wide.counts.len();
+        let mut in_place = wide.clone();
+        assert!(in_place.add_in_place(&subset));
+        assert_eq!(in_place.counts.len(), buckets);
+        assert_eq!(in_place, all);
+        wide.merge(&subset);
+        assert_eq!(wide, all);
+
+        // A bucket not there yet: nothing is added in place, and merge takes the allocating path.
+        let mut outlier = LatencyHistogram::new();
+        outlier.record(9_000_000);
+        all.record(9_000_000);
+        let before = wide.clone();
+        assert!(!wide.add_in_place(&outlier));
+        assert_eq!(wide, before);
+        wide.merge(&outlier);
+        assert_eq!(wide, all);
     }
 
     #[test]

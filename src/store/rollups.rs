@@ -327,8 +327,10 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<HashMap<String, Vec<HourlyRollup>>, StoreError> {
+        // In hour order, as the time index gives them: each service's rows come out oldest first, and SQLite
+        // sorts nothing (ordering by service too would sort every row, blob included, in a temporary tree).
         let rows: Vec<RollupRow> = sqlx::query_as(&format!(
-            "{SELECT_ROLLUP} WHERE hour_ms >= ?1 AND hour_ms < ?2 ORDER BY service, hour_ms"
+            "{SELECT_ROLLUP} WHERE hour_ms >= ?1 AND hour_ms < ?2 ORDER BY hour_ms"
         ))
         .bind(to_ms(since))
         .bind(to_ms(until))
