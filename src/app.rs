@@ -404,7 +404,7 @@ async fn build(
                 clock.clone(),
                 alert_metrics.clone(),
             ));
-            // Shared with whatever else holds off for maintenance, so a posted window needs one read.
+            // One calendar for both, so a window posted to the API reaches them with one read.
             let maintenance = Arc::new(MaintenanceCalendar::new(
                 store.clone(),
                 &config,
@@ -427,6 +427,7 @@ async fn build(
                 clock.clone(),
                 dispatcher.clone(),
                 alert_metrics,
+                maintenance.clone(),
             ));
             (
                 Some(supervisor),
