@@ -31,6 +31,7 @@ use crate::metrics::{
 use crate::probe::{Monitor, MonitorError};
 use crate::selfwatch::SelfWatch;
 use crate::services::{self, Core, HealthProxyState, ServiceState};
+use crate::slo::maintenance::MaintenanceCalendar;
 use crate::slo::SloRefresher;
 use crate::store::retention::Retention;
 use crate::store::status::FileWatch;
@@ -96,6 +97,8 @@ struct Built {
     dispatcher: Option<Arc<Dispatcher>>,
     healer: Option<Arc<Healer>>,
     alert_engine: Option<Arc<AlertEngine>>,
+    /// The maintenance windows auto-heal and the alerts hold off for; built with them.
+    maintenance: Option<Arc<MaintenanceCalendar>>,
     /// Present when the Health Proxy runs: refreshes the `slo_*` gauges.
     slo_refresher: Option<Arc<SloRefresher>>,
     /// Every service's metrics, one registry each, so a Prometheus scraping all three never counts a series
@@ -384,7 +387,7 @@ async fn build(
         None
     };
     // The targets' children, heals and alerts live beside the monitor.
-    let (supervisor, dispatcher, healer, alert_engine) = match &monitor {
+    let (supervisor, dispatcher, healer, alert_engine, maintenance) = match &monitor {
         Some(monitor) => {
             let heal_metrics = HealMetrics::register(health_registry);
             let alert_metrics = AlertMetrics::register(health_registry);
@@ -401,6 +404,12 @@ async fn build(
                 clock.clone(),
                 alert_metrics.clone(),
             ));
+            // One calendar for both, so a window posted to the API reaches them with one read.
+            let maintenance = Arc::new(MaintenanceCalendar::new(
+                store.clone(),
+                &config,
+                clock.clone(),
+            ));
             let healer = Arc::new(Healer::new(
                 &config,
                 monitor.clone(),
@@ -409,6 +418,7 @@ async fn build(
                 events.clone(),
                 clock.clone(),
                 heal_metrics,
+                maintenance.clone(),
             ));
             let engine = Arc::new(AlertEngine::new(
                 &config,
@@ -417,15 +427,17 @@ async fn build(
                 clock.clone(),
                 dispatcher.clone(),
                 alert_metrics,
+                maintenance.clone(),
             ));
             (
                 Some(supervisor),
                 Some(dispatcher),
                 Some(healer),
                 Some(engine),
+                Some(maintenance),
             )
         }
-        None => (None, None, None, None),
+        None => (None, None, None, None, None),
     };
     let slo_metrics = monitor
         .as_ref()
@@ -455,6 +467,7 @@ async fn build(
         dispatcher,
         healer,
         alert_engine,
+        maintenance,
         slo_refresher,
         metrics,
     })
@@ -483,6 +496,10 @@ fn start_servers(
                         .supervisor
                         .clone()
                         .expect("the supervisor is built when the Health Proxy runs"),
+                    maintenance: built
+                        .maintenance
+                        .clone()
+                        .expect("the maintenance calendar is built when the Health Proxy runs"),
                 }))
             }
             ServiceKind::McpBridge => ServiceState::McpBridge,

@@ -1,6 +1,7 @@
 //! Auto-heal and the alert manager against real targets on the test clock: the hourly budget survives a
 //! restart of hale, a mass failure gives one alert and no heal, and an alert fires once, suppresses its
-//! repeats and resolves after two successes. Counts come from the database file.
+//! repeats and resolves after two successes; a target in maintenance is neither healed automatically nor
+//! alerted on, and is after the usual failures once the window ends. Counts come from the database file.
 
 mod common;
 #[path = "health_proxy/target_server.rs"]
@@ -11,8 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use hale::clock::ManualClock;
-use hale::config::{Config, ServiceName, TargetConfig, TargetHeal, TargetUrl, TokenSource};
+use hale::clock::{Clock, ManualClock};
+use hale::config::{
+    Config, MaintenanceConfig, ServiceName, TargetConfig, TargetHeal, TargetUrl, TokenSource,
+};
 use hale::kind::ServiceKind;
 use serde_json::Value;
 
@@ -550,4 +553,323 @@ async fn a_held_target_and_a_child_with_a_configuration_error_are_not_healed() {
     app.shutdown().await;
     assert_eq!(heal_rows(&app, "outcome = 'skipped_held'").await, 1);
     assert_eq!(heal_rows(&app, "outcome = 'skipped_config_error'").await, 1);
+}
+
+/// Moves the test clock a second at a time until `probe` answers true, at most `limit_s` seconds. On a busy
+/// machine the monitor makes fewer checks than one per step (a late tick delays the next), so a test waits
+/// for what it needs rather than counting on a number of seconds.
+async fn advance_until<F, Fut>(clock: &ManualClock, what: &str, limit_s: u64, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..limit_s {
+        if probe().await {
+            return;
+        }
+        advance(clock, 1).await;
+    }
+    assert!(
+        probe().await,
+        "{what}: not within {limit_s} s on the test clock"
+    );
+}
+
+/// Lines in a file a heal command appends to (0 when it was never written): how many times it really ran.
+fn lines_in(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+const MS: i64 = 1_000;
+
+#[tokio::test]
+async fn a_target_failing_through_its_maintenance_window_is_neither_healed_nor_alerted_until_n_failures_after_it(
+) {
+    use hale::heal::HealError;
+    use hale::records::HealTrigger;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("heals");
+    let api = target(
+        "api",
+        &format!("tcp://127.0.0.1:{}", dead_port()),
+        Some(argv(&[
+            "sh",
+            "-c",
+            &format!("echo heal >> {}", marker.display()),
+        ])),
+    );
+    let mut config = heal_config(vec![api]);
+    let clock = start_clock();
+    let starts = clock.now();
+    let ends = starts + chrono::Duration::seconds(300);
+    config.slo.maintenance = vec![MaintenanceConfig {
+        target: Some("api".into()),
+        starts_at: starts,
+        ends_at: ends,
+        reason: "database upgrade".into(),
+    }];
+    let end_ms = ends.timestamp_millis();
+    let mut app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+
+    // Down from the first check, all through the window.
+    advance(&clock, 200).await;
+    advance_until(&clock, "failed checks in the window", 90, || async {
+        common::count_check_rows(&app.db_path, "service = 'api' AND outcome != 'up'").await >= 30
+    })
+    .await;
+    assert!(clock.now() < ends);
+    // Asked directly, an automatic heal holds off (and stores nothing); a person's does not.
+    let healer = app.app().healer().unwrap().clone();
+    match healer.heal("api", HealTrigger::Automatic, true).await {
+        Err(HealError::InMaintenance { target, until }) => {
+            assert_eq!((target.as_str(), until), ("api", ends));
+        }
+        other => panic!("an automatic heal in maintenance went on: {other:?}"),
+    }
+    assert_eq!(heal_rows(&app, "1 = 1").await, 0, "no attempt, no row");
+    assert_eq!(lines_in(&marker), 0, "the heal command never ran");
+    assert_eq!(count_rows(&app.db_path, "alerts", "1 = 1").await, 0);
+
+    // The window ends with the target still down: the run of failures starts again at its end, so the 3rd
+    // failed check after it (not the first) heals and pages.
+    let left = (ends - clock.now()).num_seconds() as u64;
+    advance(&clock, left).await;
+    advance_until(
+        &clock,
+        "the heal and the alert after the window",
+        120,
+        || async {
+            let healed = heal_rows(&app, ACTED).await >= 1;
+            let down = count_rows(
+                &app.db_path,
+                "alerts",
+                "rule = 'target_down' AND target = 'api' AND state = 'firing'",
+            )
+            .await
+                == 1;
+            healed && down
+        },
+    )
+    .await;
+    app.shutdown().await;
+    assert_eq!(
+        heal_rows(&app, &format!("started_at_ms < {end_ms}")).await,
+        0,
+        "nothing healed, tried or stored inside the window"
+    );
+    assert_eq!(
+        heal_rows(&app, &format!("{ACTED} AND trigger = 'automatic'")).await,
+        1,
+        "one heal after the window; the cooldown holds the next"
+    );
+    assert_eq!(
+        heal_rows(&app, &format!("started_at_ms >= {}", end_ms + 2 * MS)).await,
+        1,
+        "healed at the 3rd failed check after the window, not at its end"
+    );
+    assert_eq!(lines_in(&marker), 1, "the heal command ran once");
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", &format!("fired_at_ms < {end_ms}")).await,
+        0,
+        "no alert inside the window"
+    );
+    assert_eq!(
+        count_rows(&app.db_path, "alert_events", &format!("at_ms < {end_ms}")).await,
+        0
+    );
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "alerts",
+            &format!(
+                "rule = 'target_down' AND target = 'api' AND fired_at_ms >= {}",
+                end_ms + 2 * MS
+            )
+        )
+        .await,
+        1,
+        "paged at the 3rd failed check after the window"
+    );
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "alert_events",
+            "kind = 'fired' AND alert_id IN (SELECT id FROM alerts WHERE rule = 'target_down')"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_a_manual_heal_still_runs(
+) {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("heals");
+    let api = target(
+        "api",
+        &server.url(),
+        Some(argv(&[
+            "sh",
+            "-c",
+            &format!("echo heal >> {}", marker.display()),
+        ])),
+    );
+    let mut config = heal_config(vec![api]);
+    config.heal.enabled = false;
+    std::env::set_var("HEAL_TEST_OPERATE", OPERATE);
+    config.auth.tokens.operate = Some(TokenSource::Env("HEAL_TEST_OPERATE".into()));
+    // No cooldown: outside maintenance, every failed check after the 3rd is one `repeated` event.
+    config.alerts.rules = serde_json::from_value(serde_json::json!([
+        {"name": "api_down", "when": {"consecutive_failures": {"count": 3}}, "level": "critical",
+         "cooldown_s": 0, "channels": ["log"]},
+        {"name": "api_restarted", "when": "restarted", "level": "info", "cooldown_s": 0,
+         "channels": ["log"]}
+    ]))
+    .unwrap();
+    let clock = start_clock();
+    let mut app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let db_path = app.db_path.clone();
+    let down_events = |condition: String| {
+        let db = db_path.clone();
+        async move {
+            count_rows(
+                &db,
+                "alert_events",
+                &format!(
+                    "alert_id IN (SELECT id FROM alerts WHERE rule = 'api_down') AND {condition}"
+                ),
+            )
+            .await
+        }
+    };
+
+    advance(&clock, 3).await;
+    server.set(Mode::Failing);
+    advance_until(&clock, "the alert fired and repeated", 60, || async {
+        down_events("kind = 'repeated'".into()).await >= 3
+    })
+    .await;
+    // Everything before the window is handled while the clock stands still; then the window starts now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let starts = clock.now();
+    let ends = starts + chrono::Duration::seconds(300);
+    let (start_ms, end_ms) = (starts.timestamp_millis(), ends.timestamp_millis());
+    let response = app
+        .request(
+            reqwest::Method::POST,
+            ServiceKind::HealthProxy,
+            "/maintenance",
+        )
+        .bearer_auth(OPERATE)
+        .json(&serde_json::json!({
+            "target": "api",
+            "starts_at": starts.to_rfc3339(),
+            "ends_at": ends.to_rfc3339(),
+            "reason": "upgrade"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+
+    // A person heals inside the window: the command runs and is verified (the target stays down: 502).
+    let heal = app
+        .request(reqwest::Method::POST, ServiceKind::HealthProxy, "/heal/api")
+        .bearer_auth(OPERATE)
+        .send();
+    let heal = tokio::spawn(async move {
+        let response = heal.await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    });
+    for _ in 0..30 {
+        if heal.is_finished() {
+            break;
+        }
+        advance(&clock, 1).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, healed) = heal.await.unwrap();
+    assert_eq!(status, 502, "{healed}");
+    assert_eq!(
+        (healed["trigger"].as_str(), healed["outcome"].as_str()),
+        (Some("manual"), Some("failed")),
+        "{healed}"
+    );
+    assert_eq!(lines_in(&marker), 1, "the heal command ran");
+
+    // Still failing inside the window: no repeat; then two successes resolve the alert fired before it.
+    advance(&clock, 20).await;
+    server.set(Mode::Healthy);
+    advance_until(&clock, "the alert resolved", 240, || async {
+        down_events("kind = 'resolved'".into()).await == 1
+    })
+    .await;
+    assert!(clock.now() < ends, "resolved inside the window");
+    // Down again until past the window's end: nothing fires before the 3rd failure after it.
+    server.set(Mode::Failing);
+    let left = (ends - clock.now()).num_seconds() as u64;
+    advance(&clock, left).await;
+    advance_until(
+        &clock,
+        "the alert fired again after the window",
+        120,
+        || async {
+            count_rows(
+                &app.db_path,
+                "alerts",
+                "rule = 'api_down' AND state = 'firing'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    app.shutdown().await;
+    assert_eq!(
+        down_events(format!(
+            "at_ms > {start_ms} AND at_ms < {end_ms} AND kind != 'resolved'"
+        ))
+        .await,
+        0,
+        "nothing fired or repeated inside the window"
+    );
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "alerts",
+            &format!(
+                "rule = 'api_down' AND state = 'firing' AND fired_at_ms >= {}",
+                end_ms + 2 * MS
+            )
+        )
+        .await,
+        1,
+        "fired anew at the 3rd failed check after the window"
+    );
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", "rule = 'api_restarted'").await,
+        0,
+        "a restart inside the window pages nobody"
+    );
+    assert_eq!(
+        heal_rows(&app, "1 = 1").await,
+        1,
+        "only the manual heal: automatic heals are off here"
+    );
+    assert_eq!(
+        heal_rows(
+            &app,
+            &format!(
+                "trigger = 'manual' AND started_at_ms >= {start_ms} AND started_at_ms < {end_ms}"
+            )
+        )
+        .await,
+        1
+    );
 }

@@ -6,6 +6,12 @@
 //! (`inhibited`); while a mass failure fires, every target's own alerts are. Everything is stored, and
 //! the firing alerts (with their cooldowns) are read back at start, so a restart of hale neither repeats a
 //! notice too soon nor forgets an alert.
+//!
+//! Maintenance works like a silence on the target's own rules: a failed check inside a maintenance window of
+//! its target fires, repeats and escalates nothing, and is not counted (consecutive failures start again
+//! after the window, `failures_within` and burn rates leave it out); a success inside the window still
+//! counts towards resolving an alert that fired before it. A restart or an exhausted heal budget of a target
+//! in maintenance fires nothing, and a target failing in maintenance is not counted in a mass failure.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -15,23 +21,20 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{Dispatcher, Notice};
-use crate::clock::{Clock, Ticker};
+use crate::clock::Clock;
 use crate::config::{AlertRule, Condition, Config};
 use crate::events::{CheckFinished, Event, EventBus, Subscription};
 use crate::metrics::{AlertMetrics, AlertResult, NO_CHANNEL};
 use crate::probe::streaks::Streaks;
 use crate::records::{
-    AlertEventKind, AlertLevel, ChildStartCause, HealAction, HealOutcome, HealRecord,
+    AlertEventKind, AlertLevel, CheckSource, ChildStartCause, HealAction, HealOutcome, HealRecord,
 };
-use crate::slo::maintenance::MaintenanceWindow;
+use crate::slo::maintenance::{MaintenanceCalendar, MaintenanceWindow};
 use crate::store::Store;
 use crate::worker::Worker;
 
 /// The most scheduled checks kept per target for burn rates (a week at one check every 6 s).
 const MAX_BURN_CHECKS: usize = 100_000;
-
-/// How often the burn-rate rules read the maintenance windows again.
-const MAINTENANCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The target of an alert about all targets at once.
 pub const ALL_TARGETS: &str = "*";
@@ -55,9 +58,6 @@ struct State {
     /// Failed scheduled checks per target, within the longest `failures_within` window.
     failures: HashMap<Arc<str>, VecDeque<DateTime<Utc>>>,
     firing: HashMap<Key, Firing>,
-    /// Maintenance windows (config and API) that end after the oldest check the burn rates keep: checks
-    /// inside them are not valid for the SLO, so they are not kept. Read again every `MAINTENANCE_REFRESH`.
-    maintenance: Vec<MaintenanceWindow>,
     /// Recent scheduled checks per target (when, and whether bad), within the longest `slo_burn` window and
     /// at most `MAX_BURN_CHECKS` per target: what burn rates are computed from, without a query per check.
     recent: HashMap<Arc<str>, VecDeque<(DateTime<Utc>, bool)>>,
@@ -83,8 +83,10 @@ pub struct AlertEngine {
     longest_window_s: u64,
     /// The longest `slo_burn` long window, in seconds (0: no such rule).
     longest_burn_s: u64,
-    /// The config, for the maintenance windows it declares.
+    /// The config, for the maintenance windows it declares (read once at start, for the stored checks).
     config: Config,
+    /// Which targets are in maintenance now, shared with auto-heal: read at start and again every 30 s.
+    maintenance: Arc<MaintenanceCalendar>,
     /// The availability objective, as a ratio: what a burn rate is relative to.
     slo_target_ratio: f64,
     generator_base: String,
@@ -104,6 +106,7 @@ impl AlertEngine {
         clock: Arc<dyn Clock>,
         dispatcher: Arc<Dispatcher>,
         metrics: AlertMetrics,
+        maintenance: Arc<MaintenanceCalendar>,
     ) -> Self {
         let rules: Vec<AlertRule> = config.alerts.active_rules().cloned().collect();
         let longest_window_s = rules
@@ -135,6 +138,7 @@ impl AlertEngine {
             longest_window_s,
             longest_burn_s,
             config: config.clone(),
+            maintenance,
             slo_target_ratio: config.slo.availability_target_ratio(),
             generator_base: format!("http://{}", config.listen.health_proxy),
             store,
@@ -147,7 +151,6 @@ impl AlertEngine {
                     .iter()
                     .map(|t| (t.clone(), VecDeque::new()))
                     .collect(),
-                maintenance: Vec::new(),
                 recent: targets
                     .iter()
                     .map(|t| (t.clone(), VecDeque::new()))
@@ -165,9 +168,18 @@ impl AlertEngine {
     }
 
     /// Reads the firing alerts back from the database (their cooldowns go on), escalates those whose rule
-    /// is now louder, and rebuilds the failure windows from the stored checks.
+    /// is now louder, and rebuilds the failure windows from the stored checks (leaving out those made in
+    /// maintenance).
     async fn load(&self) {
         let now = self.clock.now();
+        self.maintenance.refresh_if_due().await;
+        let lookback_s = self.longest_window_s.max(self.longest_burn_s);
+        let past = if lookback_s > 0 {
+            self.maintenance_windows(now - chrono::Duration::seconds(lookback_s as i64), now)
+                .await
+        } else {
+            Vec::new()
+        };
         let mut state = self.state.lock().await;
         match self.store.firing_alerts().await {
             Ok(alerts) => {
@@ -245,6 +257,9 @@ impl AlertEngine {
             match self.store.failed_checks_since(since).await {
                 Ok(failed) => {
                     for (target, at) in failed {
+                        if in_maintenance(&past, &target, at) {
+                            continue;
+                        }
                         if let Some(times) = state.failures.get_mut(target.as_str()) {
                             times.push_back(at);
                         }
@@ -256,7 +271,6 @@ impl AlertEngine {
             }
         }
         if self.longest_burn_s > 0 {
-            state.maintenance = self.maintenance_windows(now).await;
             let since = now - chrono::Duration::seconds(self.longest_burn_s as i64);
             let targets: Vec<Arc<str>> = state.recent.keys().cloned().collect();
             for target in targets {
@@ -265,7 +279,7 @@ impl AlertEngine {
                         let valid: Vec<(DateTime<Utc>, bool)> = checks
                             .iter()
                             .map(|c| (crate::store::from_ms(c.at_ms), !c.outcome.is_up()))
-                            .filter(|(at, _)| !in_maintenance(&state.maintenance, &target, *at))
+                            .filter(|(at, _)| !in_maintenance(&past, &target, *at))
                             .collect();
                         if let Some(recent) = state.recent.get_mut(&target) {
                             recent.extend(valid);
@@ -319,7 +333,10 @@ impl AlertEngine {
                 };
                 state.last_exit.insert(exit.target.clone(), how);
             }
-            Event::ChildStarted(started) if started.cause != ChildStartCause::Start => {
+            Event::ChildStarted(started)
+                if started.cause != ChildStartCause::Start
+                    && !self.in_maintenance(&started.target, started.at).await =>
+            {
                 let why = match started.cause {
                     ChildStartCause::Heal => "by auto-heal".to_owned(),
                     _ => format!(
@@ -346,6 +363,10 @@ impl AlertEngine {
     }
 
     async fn on_heal(&self, state: &mut State, heal: &HealRecord) {
+        // A heal of a target in maintenance (a person asked for it) restarts and spends budget quietly.
+        if self.in_maintenance(&heal.target, heal.started_at).await {
+            return;
+        }
         if heal.action == HealAction::Command && heal.outcome.acted() {
             let trigger = Trigger {
                 summary: format!("{} was restarted", heal.target),
@@ -388,14 +409,31 @@ impl AlertEngine {
         }
     }
 
+    /// True when a maintenance window covers `target` at `at` (the calendar read again when due).
+    async fn in_maintenance(&self, target: &str, at: DateTime<Utc>) -> bool {
+        self.maintenance.refresh_if_due().await;
+        self.maintenance.covers(target, at)
+    }
+
     async fn on_check(&self, state: &mut State, check: &CheckFinished) {
-        let Some(streak) = state.streaks.observe(check) else {
+        if check.source != CheckSource::Monitor {
+            return;
+        }
+        let maintenance = self.in_maintenance(&check.target, check.at).await;
+        let counted = if maintenance {
+            state.streaks.observe_in_maintenance(check)
+        } else {
+            state.streaks.observe(check)
+        };
+        let Some(streak) = counted else {
             return;
         };
         let failed = !check.outcome.is_up();
+        // A failure inside a maintenance window fires, repeats and counts nothing for its target.
+        let silenced = failed && maintenance;
         let window_start = check.at - chrono::Duration::seconds(self.longest_window_s as i64);
         if let Some(times) = state.failures.get_mut(&check.target) {
-            if failed && self.longest_window_s > 0 {
+            if failed && !maintenance && self.longest_window_s > 0 {
                 times.push_back(check.at);
             }
             while times.front().is_some_and(|t| *t < window_start) {
@@ -403,7 +441,7 @@ impl AlertEngine {
             }
         }
         // A check inside a maintenance window is not valid for the SLO, so it burns no budget.
-        if self.longest_burn_s > 0 && !in_maintenance(&state.maintenance, &check.target, check.at) {
+        if self.longest_burn_s > 0 && !maintenance {
             let from = check.at - chrono::Duration::seconds(self.longest_burn_s as i64);
             if let Some(recent) = state.recent.get_mut(&check.target) {
                 recent.push_back((check.at, failed));
@@ -422,7 +460,7 @@ impl AlertEngine {
                 .mass_failure(self.mass_share, self.mass_min_targets)
             {
                 state.mass_clear = 0;
-                if failed {
+                if failed && !maintenance {
                     let failing = state.streaks.failing_targets();
                     let trigger = Trigger {
                         summary: format!(
@@ -451,6 +489,9 @@ impl AlertEngine {
                     self.resolve(state, rule, ALL_TARGETS, &trigger).await;
                 }
             }
+        }
+        if silenced {
+            return;
         }
         let target = check.target.as_ref();
         let failures_in = |state: &State, window_s: u64| {
@@ -774,25 +815,19 @@ impl AlertEngine {
         self.dispatcher.send(notice, &rule.channels);
     }
 
-    /// The maintenance windows that matter to the burn rates from `now` on: those that end after the oldest
-    /// check kept. On a read error, none (burn rates then count every check, as before any window).
-    async fn maintenance_windows(&self, now: DateTime<Utc>) -> Vec<MaintenanceWindow> {
-        let from = now - chrono::Duration::seconds(self.longest_burn_s as i64);
-        let until = now + chrono::Duration::days(crate::config::MAX_MAINTENANCE_DAYS + 1);
+    /// The maintenance windows over `[from, until)`, for the stored checks read at start. On a read error,
+    /// none (those checks then all count, as before any window).
+    async fn maintenance_windows(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Vec<MaintenanceWindow> {
         crate::slo::maintenance_windows(&self.store, &self.config, from, until)
             .await
             .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot read the maintenance windows; burn rates count every check");
+                tracing::warn!(error = %e, "cannot read the maintenance windows; the stored checks all count");
                 Vec::new()
             })
-    }
-
-    async fn refresh_maintenance(&self) {
-        if self.longest_burn_s == 0 {
-            return;
-        }
-        let windows = self.maintenance_windows(self.clock.now()).await;
-        self.state.lock().await.maintenance = windows;
     }
 
     /// A link back to hale's list of such alerts (Alertmanager's `generatorURL`).
@@ -844,9 +879,8 @@ impl Worker for AlertEngine {
                 return;
             };
             self.load().await;
-            // A window posted to `POST /maintenance` counts from the next refresh on.
-            let mut maintenance =
-                Ticker::new(self.clock.clone(), MAINTENANCE_REFRESH, MAINTENANCE_REFRESH);
+            // The maintenance calendar is read again by the checks themselves when it is 30 s old (or a
+            // window was posted), so no tick is needed here.
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -854,7 +888,6 @@ impl Worker for AlertEngine {
                         Some(event) => self.handle(&event).await,
                         None => break,
                     },
-                    _ = maintenance.tick() => self.refresh_maintenance().await,
                 }
             }
         })

@@ -6,11 +6,14 @@
 //! cooldown has passed; its hourly budget is not spent; no other heal is running.
 //! Cooldown and budget are read from the database, so restarting hale cannot reset them.
 //! `worker.rs` runs the automatic triggers: a target's Nth failed scheduled check in a row, and a slower sweep.
+//! While a maintenance window covers a target, nothing heals it automatically (no attempt is made, so none
+//! is stored; the log says so once per window): its failed checks inside the window are not counted, and
+//! after the window its run of failures starts again. A manual heal (`POST /heal/{target}`) still runs.
 
 mod action;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +25,8 @@ use crate::events::{Event, EventBus, Subscription};
 use crate::metrics::{HealMetrics, RestartCause};
 use crate::probe::streaks::Streaks;
 use crate::probe::Monitor;
-use crate::records::{HealAction, HealOutcome, HealRecord, HealTrigger};
+use crate::records::{CheckSource, HealAction, HealOutcome, HealRecord, HealTrigger};
+use crate::slo::maintenance::MaintenanceCalendar;
 use crate::store::Store;
 use crate::supervise::Supervisor;
 
@@ -32,6 +36,12 @@ pub use worker::HealLoop;
 pub enum HealError {
     #[error("no target named {0:?}")]
     UnknownTarget(String),
+    /// An automatic heal of a target in maintenance: not attempted, not stored.
+    #[error("{target} is in maintenance until {}: automatic heals hold off", until.to_rfc3339())]
+    InMaintenance {
+        target: String,
+        until: DateTime<Utc>,
+    },
 }
 
 /// How one target can be healed, from its config.
@@ -60,7 +70,14 @@ pub struct Healer {
     holds: Arc<Mutex<HashMap<Arc<str>, usize>>>,
     /// The scheduled checks' streaks, for the mass-failure protection; kept by the heal loop.
     streaks: Arc<Mutex<Streaks>>,
+    /// Which targets are in maintenance (automatic heals hold off), shared with the alert manager.
+    maintenance: Arc<MaintenanceCalendar>,
+    /// The windows already said in the log to hold off automatic heals of a target.
+    announced: Mutex<HashSet<Announced>>,
 }
+
+/// A target and one of its maintenance windows (start, end), said once in the log.
+type Announced = (Arc<str>, DateTime<Utc>, DateTime<Utc>);
 
 /// While alive, the target is not healed by anyone but its holder (`HealTrigger::Workflow`).
 #[derive(Debug)]
@@ -82,6 +99,7 @@ impl Drop for HoldGuard {
 }
 
 impl Healer {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &Config,
         monitor: Arc<Monitor>,
@@ -90,6 +108,7 @@ impl Healer {
         events: EventBus,
         clock: Arc<dyn Clock>,
         metrics: HealMetrics,
+        maintenance: Arc<MaintenanceCalendar>,
     ) -> Self {
         let plans = config
             .services
@@ -125,6 +144,8 @@ impl Healer {
             running: tokio::sync::Mutex::new(()),
             holds: Arc::new(Mutex::new(HashMap::new())),
             streaks: Arc::new(Mutex::new(streaks)),
+            maintenance,
+            announced: Mutex::new(HashSet::new()),
         }
     }
 
@@ -154,9 +175,49 @@ impl Healer {
             .is_some_and(|p| p.automatic && p.action != HealAction::None)
     }
 
+    /// When a maintenance window covers `target` at `at` (automatic heals leave it alone), the window's end.
+    /// The log says so once per window and target. Answers from the calendar as last read (call
+    /// `refresh_if_due` first).
+    fn in_maintenance(&self, target: &Arc<str>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let window = self.maintenance.covering(target, at)?;
+        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        // Windows that are over are forgotten, so the set stays as small as the windows in force.
+        announced.retain(|(_, _, ends_at)| *ends_at > at);
+        if announced.insert((target.clone(), window.starts_at, window.ends_at)) {
+            tracing::info!(
+                target = %target,
+                until = %window.ends_at.to_rfc3339(),
+                reason = %window.reason,
+                "target in maintenance: automatic heals hold off until the window ends"
+            );
+        }
+        Some(window.ends_at)
+    }
+
+    /// An automatic heal of a target in maintenance holds off; any other heal goes on.
+    async fn maintenance_hold(
+        &self,
+        name: &Arc<str>,
+        trigger: HealTrigger,
+        now: DateTime<Utc>,
+    ) -> Result<(), HealError> {
+        if trigger != HealTrigger::Automatic {
+            return Ok(());
+        }
+        self.maintenance.refresh_if_due().await;
+        match self.in_maintenance(name, now) {
+            Some(until) => Err(HealError::InMaintenance {
+                target: name.to_string(),
+                until,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// One heal attempt of `target`: the protections, then the action and its verification. Waits for a
     /// heal already running when `wait_turn`, else skips as busy. The attempt is stored, counted and published
-    /// whatever its outcome.
+    /// whatever its outcome. An automatic heal of a target in maintenance is not attempted
+    /// (`HealError::InMaintenance`), before or after waiting for its turn.
     pub async fn heal(
         &self,
         target: &str,
@@ -168,6 +229,7 @@ impl Healer {
             .get_key_value(target)
             .ok_or_else(|| HealError::UnknownTarget(target.to_owned()))?;
         let started_at = self.clock.now();
+        self.maintenance_hold(name, trigger, started_at).await?;
         let skip = |outcome: HealOutcome, why: String| HealRecord {
             target: name.clone(),
             trigger,
@@ -193,7 +255,9 @@ impl Healer {
                     ),
                     Some(_turn) => {
                         // Waiting for the turn took time: what was true before may not be now.
-                        match self.refusal(name, plan, trigger, self.clock.now()).await {
+                        let now = self.clock.now();
+                        self.maintenance_hold(name, trigger, now).await?;
+                        match self.refusal(name, plan, trigger, now).await {
                             Some((outcome, why)) => skip(outcome, why),
                             None => self.act_and_verify(name, plan, trigger).await,
                         }
@@ -398,21 +462,37 @@ impl Healer {
     }
 
     /// Follows the scheduled checks (the heal loop calls this for each one) and says when the target just
-    /// reached its Nth failure in a row.
-    fn observe(&self, check: &crate::events::CheckFinished) -> bool {
+    /// reached its Nth failure in a row. A failure inside a maintenance window of the target is not counted
+    /// and ends the run, so the Nth failure is the Nth after the window.
+    async fn observe(&self, check: &crate::events::CheckFinished) -> bool {
+        if check.source != CheckSource::Monitor {
+            return false;
+        }
+        self.maintenance.refresh_if_due().await;
+        let in_maintenance = self.in_maintenance(&check.target, check.at).is_some();
         let mut streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
+        if in_maintenance {
+            streaks.observe_in_maintenance(check);
+            return false;
+        }
         streaks
             .observe(check)
             .is_some_and(|s| s.consecutive_failures == self.settings.after_failures)
     }
 
-    /// Targets down long enough to heal, for the sweep.
-    fn down_targets(&self) -> Vec<Arc<str>> {
-        let streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
-        streaks
-            .failing_targets()
-            .into_iter()
-            .filter(|t| streaks.get(t).consecutive_failures >= self.settings.after_failures)
+    /// Targets down long enough to heal and not in maintenance at `now`, for the sweep.
+    async fn down_targets(&self, now: DateTime<Utc>) -> Vec<Arc<str>> {
+        self.maintenance.refresh_if_due().await;
+        let down: Vec<Arc<str>> = {
+            let streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
+            streaks
+                .failing_targets()
+                .into_iter()
+                .filter(|t| streaks.get(t).consecutive_failures >= self.settings.after_failures)
+                .collect()
+        };
+        down.into_iter()
+            .filter(|t| self.in_maintenance(t, now).is_none())
             .collect()
     }
 

@@ -1,5 +1,6 @@
 //! The heal loop as a background `Worker`: heals a target at once when its scheduled checks fail
 //! `heal.after_failures` times in a row, and sweeps every `heal.sweep_interval_s` for targets still down.
+//! Neither touches a target while a maintenance window covers it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -95,14 +96,14 @@ impl Worker for HealLoop {
                     event = events.recv() => {
                         let Some(event) = event else { break };
                         if let Event::CheckFinished(check) = event.as_ref() {
-                            if healer.observe(check) {
+                            if healer.observe(check).await {
                                 start(check.target.clone(), &mut heals, &mut busy);
                             }
                         }
                     }
                     _ = sweep.tick() => {
                         let now = healer.clock.now();
-                        for target in healer.down_targets() {
+                        for target in healer.down_targets(now).await {
                             // Due a sweep interval after its latest attempt (or after the loop started).
                             let since = last_attempt.get(&target).copied().unwrap_or(started).max(started);
                             if (now - since).to_std().unwrap_or_default() >= sweep_every {

@@ -1,6 +1,7 @@
 //! What auto-heal and the alert manager both need to know of each target from the scheduled checks: how
 //! many failed (or succeeded) in a row, and how many targets fail right now. On-demand checks are left out:
-//! polling `/health/all` during an outage must change neither a heal nor an alert.
+//! polling `/health/all` during an outage must change neither a heal nor an alert. A failed check made inside
+//! a maintenance window of its target counts for nothing (`observe_in_maintenance`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,11 +42,25 @@ impl Streaks {
     /// Counts a check; returns the target's streak after it, or None when the check does not count (on
     /// demand, or a target not configured).
     pub fn observe(&mut self, check: &CheckFinished) -> Option<Streak> {
+        self.count(check, false)
+    }
+
+    /// Counts a check made while a maintenance window covers its target. A success counts as usual (it may
+    /// end an alert that fired before the window); a failure is not counted and ends both runs: failures
+    /// inside the window reach no threshold, add nothing to the failures before or after it (the run starts
+    /// again after the window), and a target failing in maintenance is not `failing`.
+    pub fn observe_in_maintenance(&mut self, check: &CheckFinished) -> Option<Streak> {
+        self.count(check, true)
+    }
+
+    fn count(&mut self, check: &CheckFinished, in_maintenance: bool) -> Option<Streak> {
         if check.source != CheckSource::Monitor {
             return None;
         }
         let streak = self.by_target.get_mut(&check.target)?;
-        if check.outcome.is_up() {
+        if !check.outcome.is_up() && in_maintenance {
+            *streak = Streak::default();
+        } else if check.outcome.is_up() {
             streak.consecutive_failures = 0;
             streak.consecutive_successes = streak.consecutive_successes.saturating_add(1);
         } else {
@@ -130,6 +145,41 @@ mod tests {
         );
         assert_eq!(
             streaks.observe(&check("unknown", Outcome::Down, CheckSource::Monitor)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failure_in_maintenance_ends_both_runs_and_a_success_counts() {
+        let mut streaks = Streaks::new(["a", "b", "c"].map(Arc::from));
+        for _ in 0..2 {
+            streaks.observe(&check("a", Outcome::Down, CheckSource::Monitor));
+        }
+        let during = streaks
+            .observe_in_maintenance(&check("a", Outcome::Down, CheckSource::Monitor))
+            .unwrap();
+        assert_eq!(
+            during,
+            Streak::default(),
+            "not counted, and the run is over"
+        );
+        assert!(
+            !streaks.get("a").failing(),
+            "not failing while in maintenance"
+        );
+        // After the window the run starts again from the first failure.
+        let after = streaks
+            .observe(&check("a", Outcome::Down, CheckSource::Monitor))
+            .unwrap();
+        assert_eq!(after.consecutive_failures, 1);
+        // A success inside a window counts as one.
+        streaks.observe_in_maintenance(&check("b", Outcome::Up, CheckSource::Monitor));
+        let up = streaks
+            .observe_in_maintenance(&check("b", Outcome::Up, CheckSource::Monitor))
+            .unwrap();
+        assert_eq!(up.consecutive_successes, 2);
+        assert_eq!(
+            streaks.observe_in_maintenance(&check("c", Outcome::Down, CheckSource::OnDemand)),
             None
         );
     }

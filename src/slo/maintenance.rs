@@ -1,12 +1,27 @@
 //! Maintenance windows: planned downtime whose scheduled checks are not valid for an SLO. Windows come from
 //! the config (`slo.maintenance`, read at start, never copied into the database) and from `POST
 //! /maintenance` (stored in `maintenance_windows`); both are listed and applied alike.
+//!
+//! `MaintenanceCalendar` answers "is target X in maintenance at t" from memory for auto-heal and the alert
+//! manager, which both hold off on a target while one of its windows covers it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::config::SloConfig;
+use crate::clock::Clock;
+use crate::config::{Config, SloConfig, MAX_MAINTENANCE_DAYS};
+use crate::store::Store;
+
+/// How old the calendar's copy of the windows may grow (on hale's clock) before a question reads them again.
+pub const CALENDAR_REFRESH: Duration = Duration::from_secs(30);
+
+/// How long the calendar keeps a window after it ended, so that a check handled a little late is still
+/// judged by the windows in force when it was made.
+const KEEP_ENDED: chrono::Duration = chrono::Duration::hours(1);
 
 /// Where a maintenance window was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -80,6 +95,109 @@ pub fn config_windows(config: &SloConfig) -> Vec<MaintenanceWindow> {
         .collect()
 }
 
+/// The maintenance windows in force now or soon (and those ended within the last hour), from the config and
+/// the database, shared by auto-heal and the alert manager. It has no worker of its own: whoever is about to
+/// ask calls `refresh_if_due`, which reads the windows again at the first call and then once
+/// `CALENDAR_REFRESH` has passed on hale's clock, or at once after a `nudge` (`POST /maintenance` nudges it,
+/// so a window posted there counts from the next check on). Questions (`covering`, `covers`) are answered
+/// from memory. When the database cannot be read, the windows read last are kept.
+#[derive(Debug)]
+pub struct MaintenanceCalendar {
+    store: Store,
+    /// The config, for the windows it declares (`slo.maintenance`).
+    config: Config,
+    clock: Arc<dyn Clock>,
+    cached: Mutex<Cached>,
+    /// One read at a time: callers that find a read in progress wait for it rather than read again.
+    reading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    windows: Vec<MaintenanceWindow>,
+    /// When the windows were last read (None: never).
+    read_at: Option<DateTime<Utc>>,
+    /// Nudges so far, and how many of them the last read answered: while they differ (a window was posted
+    /// since the last read started), the next call reads again. Until a read is done, callers wait for it.
+    nudges: u64,
+    read_nudges: u64,
+}
+
+impl MaintenanceCalendar {
+    pub fn new(store: Store, config: &Config, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            config: config.clone(),
+            clock,
+            cached: Mutex::new(Cached::default()),
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn cached(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn due(&self, now: DateTime<Utc>) -> bool {
+        let cached = self.cached();
+        cached.nudges != cached.read_nudges
+            || cached.read_at.is_none_or(|at| {
+                // A clock stepped backwards reads again too.
+                now < at || (now - at).to_std().unwrap_or_default() >= CALENDAR_REFRESH
+            })
+    }
+
+    /// Reads the windows again if they were never read, are `CALENDAR_REFRESH` old, or a nudge asked.
+    pub async fn refresh_if_due(&self) {
+        if !self.due(self.clock.now()) {
+            return;
+        }
+        let _reading = self.reading.lock().await;
+        let now = self.clock.now();
+        if !self.due(now) {
+            // Another caller read them while this one waited.
+            return;
+        }
+        // The nudges this read answers: one made during the read asks for another.
+        let nudges = self.cached().nudges;
+        let from = now - KEEP_ENDED;
+        let until = now + chrono::Duration::days(MAX_MAINTENANCE_DAYS + 1);
+        let read = crate::slo::maintenance_windows(&self.store, &self.config, from, until).await;
+        let mut cached = self.cached();
+        match read {
+            Ok(windows) => cached.windows = windows,
+            Err(e) => {
+                tracing::warn!(error = %e, kept = cached.windows.len(), "cannot read the maintenance windows; the ones read before still apply")
+            }
+        }
+        cached.read_at = Some(now);
+        cached.read_nudges = nudges;
+    }
+
+    /// Makes the next `refresh_if_due` read the windows, whatever their age.
+    pub fn nudge(&self) {
+        self.cached().nudges += 1;
+    }
+
+    /// The window that covers `target` at `at` (the one that ends last, when several do), if any.
+    pub fn covering(&self, target: &str, at: DateTime<Utc>) -> Option<MaintenanceWindow> {
+        self.cached()
+            .windows
+            .iter()
+            .filter(|w| w.covers_target(target) && w.is_active(at))
+            .max_by_key(|w| w.ends_at)
+            .cloned()
+    }
+
+    /// True when a maintenance window covers `target` at `at`.
+    pub fn covers(&self, target: &str, at: DateTime<Utc>) -> bool {
+        self.cached()
+            .windows
+            .iter()
+            .any(|w| w.covers_target(target) && w.is_active(at))
+    }
+}
+
 /// How a span of time meets the maintenance windows of one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlap {
@@ -149,6 +267,67 @@ mod tests {
             source: MaintenanceSource::Api,
             created_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn the_calendar_reads_at_first_then_when_30_s_old_or_nudged() {
+        use crate::clock::ManualClock;
+        use crate::config::MaintenanceConfig;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let t0 = DateTime::from_timestamp(1_795_694_400, 0).unwrap();
+        let clock = ManualClock::new(t0);
+        let mut config = Config::default();
+        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+        config.slo.maintenance = vec![MaintenanceConfig {
+            target: None,
+            starts_at: minutes(60),
+            ends_at: minutes(120),
+            reason: "network".into(),
+        }];
+        let calendar = MaintenanceCalendar::new(store.clone(), &config, Arc::new(clock.clone()));
+        assert!(!calendar.covers("api", minutes(90)), "nothing read yet");
+        calendar.refresh_if_due().await;
+        assert!(
+            calendar.covers("api", minutes(90)),
+            "config windows cover every target"
+        );
+        assert!(
+            !calendar.covers("api", minutes(120)),
+            "the end is not in the window"
+        );
+
+        // A stored window is seen once the copy is 30 s old, or at once after a nudge.
+        store
+            .insert_maintenance(Some("api"), t0, minutes(10), "upgrade", t0)
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(29));
+        calendar.refresh_if_due().await;
+        assert!(!calendar.covers("api", clock.now()), "read 29 s ago");
+        clock.advance(Duration::from_secs(1));
+        calendar.refresh_if_due().await;
+        let window = calendar.covering("api", clock.now()).unwrap();
+        assert_eq!(
+            (window.reason.as_str(), window.ends_at),
+            ("upgrade", minutes(10))
+        );
+        assert!(
+            !calendar.covers("db", clock.now()),
+            "another target is not covered"
+        );
+        store
+            .insert_maintenance(Some("db"), t0, minutes(10), "disk", t0)
+            .await
+            .unwrap();
+        calendar.nudge();
+        calendar.refresh_if_due().await;
+        assert!(
+            calendar.covers("db", clock.now()),
+            "read again at once after a nudge"
+        );
+        store.close().await;
     }
 
     #[test]

@@ -156,6 +156,8 @@ pub async fn heal_target(
         .await
         .map_err(|e| match e {
             HealError::UnknownTarget(_) => ApiError::NotFound(e.to_string()),
+            // Only automatic heals hold off for maintenance; a manual one never gets here.
+            HealError::InMaintenance { .. } => ApiError::internal(e),
         })?;
     let outcome = record.outcome;
     let view = HealView::new(None, record);

@@ -17,6 +17,7 @@ use crate::http::{ApiError, ErrorBody};
 use crate::probe::check::PROBE_MARKER_HEADER;
 use crate::probe::Monitor;
 use crate::services::{common, Core};
+use crate::slo::maintenance::MaintenanceCalendar;
 use crate::supervise::Supervisor;
 
 pub use deliveries::{dead_letters, DeadLetterView};
@@ -25,12 +26,15 @@ pub use views::{
     HistoryPage, HistoryParams, OutcomeCounts, ServiceView,
 };
 
-/// What the Health Proxy's handlers use besides the core: the monitor.
+/// What the Health Proxy's handlers use besides the core: the monitor, auto-heal, the supervisor and the
+/// maintenance calendar.
 #[derive(Debug, Clone)]
 pub struct HealthProxyState {
     pub monitor: Arc<Monitor>,
     pub healer: Arc<Healer>,
     pub supervisor: Arc<Supervisor>,
+    /// The maintenance windows auto-heal and the alert manager hold off for; nudged when one is posted.
+    pub maintenance: Arc<MaintenanceCalendar>,
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {

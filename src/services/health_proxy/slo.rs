@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::config::check_maintenance;
 use crate::http::{ApiError, ErrorBody};
+use crate::services::health_proxy::HealthProxyState;
 use crate::services::params;
 use crate::services::Core;
 use crate::slo::{self, MaintenanceWindow, SloError, SloWindow, TargetSlo};
@@ -106,7 +107,8 @@ pub struct NewMaintenance {
 
 /// Declare a maintenance window.
 ///
-/// Scheduled checks of the target (or of every target) inside the window are not valid for its SLOs.
+/// Scheduled checks of the target (or of every target) inside the window are not valid for its SLOs, and
+/// while the window lasts hale neither heals the target automatically nor raises its alerts (docs/slo.md).
 #[utoipa::path(
     tag = "slo",
     request_body = NewMaintenance,
@@ -121,6 +123,7 @@ pub struct NewMaintenance {
 #[post("/maintenance")]
 pub async fn create_maintenance(
     core: web::Data<Core>,
+    state: web::Data<HealthProxyState>,
     body: web::Json<NewMaintenance>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -143,6 +146,8 @@ pub async fn create_maintenance(
         )
         .await
         .map_err(ApiError::internal)?;
+    // Auto-heal and the alert manager read the windows again at their next check.
+    state.maintenance.nudge();
     Ok(HttpResponse::Created().json(window))
 }
 
