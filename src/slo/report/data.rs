@@ -510,3 +510,23 @@ pub fn restart_cause(cause: &str) -> &'static str {
         _ => "it exited",
     }
 }
+
+/// hale's own starts, as a sentence: how many, and when it started again after it was killed or crashed.
+pub fn hale_line(hale: &HaleRuns) -> String {
+    let when = if hale.unclean_restarts.is_empty() {
+        String::new()
+    } else {
+        let times: Vec<String> = hale
+            .unclean_restarts
+            .iter()
+            .map(|r| show_time(r.at))
+            .collect();
+        format!(" ({})", times.join(", "))
+    };
+    format!(
+        "hale itself: {} start{} in the window, {} after it was killed or crashed{when}.",
+        hale.starts,
+        if hale.starts == 1 { "" } else { "s" },
+        hale.restarts_after_unclean_end,
+    )
+}

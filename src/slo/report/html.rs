@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::slo::report::data::{
-    budget_line, exit_reason, objective_lines, restart_cause, show_ms, show_percent, show_time,
-    verdict,
+    budget_line, exit_reason, hale_line, objective_lines, restart_cause, show_ms, show_percent,
+    show_time, verdict,
 };
 use crate::slo::report::svg::{self, Point};
 use crate::slo::report::{Report, TargetReport};
@@ -106,29 +106,7 @@ pub fn render(report: &Report) -> String {
         );
     }
     out.push_str("</tbody></table>\n");
-    let hale = &report.hale;
-    let _ = writeln!(
-        out,
-        "<p>hale itself: {} start{} in the window, {} after it was killed or crashed{}</p>",
-        hale.starts,
-        if hale.starts == 1 { "" } else { "s" },
-        hale.restarts_after_unclean_end,
-        if hale.unclean_restarts.is_empty() {
-            ".".to_owned()
-        } else {
-            format!(
-                " ({}).",
-                escape(
-                    &hale
-                        .unclean_restarts
-                        .iter()
-                        .map(|r| show_time(r.at))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            )
-        }
-    );
+    let _ = writeln!(out, "<p>{}</p>", escape(&hale_line(&report.hale)));
     for t in &report.targets {
         target(&mut out, t, report);
     }

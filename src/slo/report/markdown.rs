@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::slo::report::data::{
-    budget_line, exit_reason, objective_lines, restart_cause, show_percent, show_time, verdict,
+    budget_line, exit_reason, hale_line, objective_lines, restart_cause, show_percent, show_time,
+    verdict,
 };
 use crate::slo::report::{Report, TargetReport};
 use crate::slo::SloMethod;
@@ -56,26 +57,7 @@ pub fn render(report: &Report) -> String {
         );
     }
     let _ = writeln!(out);
-    let hale = &report.hale;
-    let _ = writeln!(
-        out,
-        "hale itself: {} start{} in the window, {} after it was killed or crashed{}",
-        hale.starts,
-        if hale.starts == 1 { "" } else { "s" },
-        hale.restarts_after_unclean_end,
-        if hale.unclean_restarts.is_empty() {
-            ".".to_owned()
-        } else {
-            format!(
-                " ({}).",
-                hale.unclean_restarts
-                    .iter()
-                    .map(|r| show_time(r.at))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    );
+    let _ = writeln!(out, "{}", hale_line(&report.hale));
     for t in &report.targets {
         target(&mut out, t);
     }
