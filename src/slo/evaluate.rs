@@ -229,14 +229,13 @@ pub async fn hour_outside_maintenance(
     row: &HourlyRollup,
 ) -> Result<HourCounts, StoreError> {
     let hour = row.hour.timestamp_millis();
-    let mut data = TargetData {
-        target: target.to_owned(),
-        exclusions: exclusions.clone(),
-        exact: false,
-        rollups: BTreeMap::from([(hour, row)]),
-        raw_hours: HashMap::new(),
-        checks: Vec::new(),
-    };
+    let mut data = TargetData::with_rollups(
+        target,
+        exclusions.clone(),
+        std::slice::from_ref(row),
+        row.hour,
+        crate::store::from_ms(hour + HOUR_MS),
+    );
     let tally = data.tally(store, hour, hour + HOUR_MS).await?;
     Ok(HourCounts {
         valid: tally.valid,
