@@ -99,18 +99,6 @@ impl Store {
         Ok(())
     }
 
-    /// Runs started at or after `since`, oldest first.
-    pub async fn runs_since(&self, since: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
-        let rows: Vec<RunRow> = sqlx::query_as(
-            "SELECT id, started_at_ms, pid, version, ended_at_ms, lost_checks FROM hale_runs
-             WHERE started_at_ms >= ?1 ORDER BY id",
-        )
-        .bind(to_ms(since))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(Run::from).collect())
-    }
-
     /// Starts of hale in `[from, until)`, oldest first, each with how the run before it ended.
     pub async fn hale_starts_between(
         &self,
