@@ -739,55 +739,43 @@ impl ServicePlan {
                         .await?;
                     // A first heal that does not help, then one that does, as the outage ends.
                     let first = from + TimeDelta::minutes(2);
-                    run = Some(
-                        restart(
-                            store,
-                            &self.name,
-                            run,
-                            first,
-                            (None, Some(15)),
-                            ChildStartCause::Heal,
-                            &mut rng,
-                        )
-                        .await?,
-                    );
-                    store
-                        .insert_heal(&HealRecord {
-                            target: self.name.clone(),
-                            trigger: HealTrigger::Automatic,
-                            action: HealAction::RestartChild,
-                            started_at: first,
-                            finished_at: first + TimeDelta::seconds(30),
-                            outcome: HealOutcome::Failed,
-                            verify_latency: None,
-                            error: Some("still down at the verify deadline (30 s)".to_owned()),
-                        })
-                        .await?;
                     let last = until - TimeDelta::seconds(20);
-                    run = Some(
-                        restart(
-                            store,
-                            &self.name,
-                            run,
-                            last,
-                            (None, Some(15)),
-                            ChildStartCause::Heal,
-                            &mut rng,
-                        )
-                        .await?,
-                    );
-                    store
-                        .insert_heal(&HealRecord {
-                            target: self.name.clone(),
-                            trigger: HealTrigger::Automatic,
-                            action: HealAction::RestartChild,
-                            started_at: last,
-                            finished_at: until,
-                            outcome: HealOutcome::Healed,
-                            verify_latency: Some(Duration::from_millis(rng.range(800, 4_000))),
-                            error: None,
-                        })
-                        .await?;
+                    for (started_at, finished_at, healed) in [
+                        (first, first + TimeDelta::seconds(30), false),
+                        (last, until, true),
+                    ] {
+                        run = Some(
+                            restart(
+                                store,
+                                &self.name,
+                                run,
+                                started_at,
+                                (None, Some(15)),
+                                ChildStartCause::Heal,
+                                &mut rng,
+                            )
+                            .await?,
+                        );
+                        let (outcome, verify_latency, error) = if healed {
+                            let verify = Duration::from_millis(rng.range(800, 4_000));
+                            (HealOutcome::Healed, Some(verify), None)
+                        } else {
+                            let error = "still down at the verify deadline (30 s)".to_owned();
+                            (HealOutcome::Failed, None, Some(error))
+                        };
+                        store
+                            .insert_heal(&HealRecord {
+                                target: self.name.clone(),
+                                trigger: HealTrigger::Automatic,
+                                action: HealAction::RestartChild,
+                                started_at,
+                                finished_at,
+                                outcome,
+                                verify_latency,
+                                error,
+                            })
+                            .await?;
+                    }
                     if until < spec.end {
                         store
                             .alert_event(
