@@ -8,6 +8,7 @@ mod common;
 #[allow(dead_code)]
 mod target_server;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,9 @@ use hale::clock::{Clock, ManualClock};
 use hale::config::{
     Config, MaintenanceConfig, ServiceName, TargetConfig, TargetHeal, TargetUrl, TokenSource,
 };
+use hale::events::{Event, Subscription};
 use hale::kind::ServiceKind;
+use hale::records::CheckSource;
 use serde_json::Value;
 
 use common::{count_rows, dead_port, spawn_app_with, spawn_app_with_clock, test_config, TestApp};
@@ -51,12 +54,72 @@ fn heal_config(targets: Vec<TargetConfig>) -> Config {
     config
 }
 
-/// Moves the test clock `seconds` forward one second at a time, giving the real probes, child processes and
-/// database writes a moment of real time after each second, as they would have.
-async fn advance(clock: &ManualClock, seconds: u64) {
-    for _ in 0..seconds {
-        clock.advance(Duration::from_secs(1));
-        tokio::time::sleep(Duration::from_millis(3)).await;
+/// Keeps the test clock and the scheduled checks in step: each second the clock moves, the next waits (in real
+/// time) until every target has finished its scheduled check of the new instant, as it would have in real
+/// time. Without this, a loaded machine lets the clock run ahead of the probes, and one target can reach its
+/// third failure before the others were checked at all.
+struct Pace {
+    events: Subscription,
+    targets: Vec<String>,
+}
+
+impl Pace {
+    /// Subscribes before the clock first moves, so no check is missed.
+    fn new(app: &TestApp, targets: &[&str]) -> Self {
+        Self {
+            events: app.app().events().subscribe("test-pace"),
+            targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    async fn advance(&mut self, clock: &ManualClock, seconds: u64) {
+        for _ in 0..seconds {
+            clock.advance(Duration::from_secs(1));
+            let now = clock.now();
+            let mut waiting: HashSet<&str> = self.targets.iter().map(String::as_str).collect();
+            let checked = tokio::time::timeout(Duration::from_secs(15), async {
+                while !waiting.is_empty() {
+                    let Some(event) = self.events.recv().await else {
+                        return;
+                    };
+                    if let Event::CheckFinished(check) = event.as_ref() {
+                        if check.source == CheckSource::Monitor && check.at >= now {
+                            waiting.remove(check.target.as_ref());
+                        }
+                    }
+                }
+            })
+            .await;
+            assert!(
+                checked.is_ok() && waiting.is_empty(),
+                "no scheduled check of {waiting:?} at {now} within 15 s"
+            );
+        }
+    }
+
+    /// Moves the clock a second at a time, in step, until `probe` answers true, at most `limit_s` seconds:
+    /// what a check leads to (an alert, a heal) is written a moment after the check, so a test waits for
+    /// what it needs rather than counting on a number of seconds.
+    async fn advance_until<F, Fut>(
+        &mut self,
+        clock: &ManualClock,
+        what: &str,
+        limit_s: u64,
+        mut probe: F,
+    ) where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..limit_s {
+            if probe().await {
+                return;
+            }
+            self.advance(clock, 1).await;
+        }
+        assert!(
+            probe().await,
+            "{what}: not within {limit_s} s on the test clock"
+        );
     }
 }
 
@@ -90,7 +153,7 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
 
     // The 3rd failed check heals at once; the sweep heals again 300 s and 600 s later (the cooldown is
     // over each time), and 900 s later finds the budget spent.
-    advance(&clock, 1_250).await;
+    Pace::new(&app, &["api"]).advance(&clock, 1_250).await;
     common::eventually("a heal skipped for its budget", || async {
         (heal_rows(&app, "outcome = 'skipped_budget'").await >= 1).then_some(())
     })
@@ -152,7 +215,7 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
     // hale restarts on the same database: cooldown and budget come from it, so no 4th heal within the hour,
     // and the firing alert is not notified again.
     app.restart(config, Arc::new(clock.clone())).await;
-    advance(&clock, 700).await;
+    Pace::new(&app, &["api"]).advance(&clock, 700).await;
     common::eventually(
         "a heal skipped for its budget after the restart",
         || async { (heal_rows(&app, "outcome = 'skipped_budget'").await >= 2).then_some(()) },
@@ -191,7 +254,9 @@ async fn when_most_targets_fail_at_once_there_is_one_alert_and_no_heal() {
         .collect();
     let clock = start_clock();
     let mut app = spawn_app_with_clock(heal_config(targets), Arc::new(clock.clone())).await;
-    advance(&clock, 20).await;
+    Pace::new(&app, &["t0", "t1", "t2"])
+        .advance(&clock, 20)
+        .await;
     common::eventually("heals refused for the mass failure", || async {
         (heal_rows(&app, "outcome = 'skipped_mass_failure'").await >= 3).then_some(())
     })
@@ -216,16 +281,6 @@ async fn when_most_targets_fail_at_once_there_is_one_alert_and_no_heal() {
         (count_rows(&app.db_path, "alerts", "rule = 'target_down'").await == 3).then_some(())
     })
     .await;
-    assert_eq!(
-        count_rows(&app.db_path, "alerts", "last_notified_at_ms IS NOT NULL").await,
-        1,
-        "only the mass failure was notified"
-    );
-    // Each target's own alerts (down, and flapping after 5 failures) were held back.
-    assert_eq!(
-        count_rows(&app.db_path, "alert_events", "kind = 'inhibited'").await,
-        count_rows(&app.db_path, "alerts", "target != '*'").await,
-    );
     let (status, active) = app
         .get_json(ServiceKind::HealthProxy, "/alerts/active")
         .await;
@@ -237,7 +292,18 @@ async fn when_most_targets_fail_at_once_there_is_one_alert_and_no_heal() {
         .map(|a| a["rule"].as_str().unwrap())
         .collect();
     assert_eq!(rules[0], "mass_failure", "critical first: {active}");
+    // Counted once hale has stopped, so every alert it raised is stored with its events.
     app.shutdown().await;
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", "last_notified_at_ms IS NOT NULL").await,
+        1,
+        "only the mass failure was notified"
+    );
+    // Each target's own alerts (down, and flapping after 5 failures) were held back.
+    assert_eq!(
+        count_rows(&app.db_path, "alert_events", "kind = 'inhibited'").await,
+        count_rows(&app.db_path, "alerts", "target != '*'").await,
+    );
 }
 
 #[tokio::test]
@@ -250,9 +316,10 @@ async fn an_alert_fires_once_suppresses_its_repeats_and_resolves_after_two_succe
         Arc::new(clock.clone()),
     )
     .await;
-    advance(&clock, 5).await;
+    let mut pace = Pace::new(&app, &["api"]);
+    pace.advance(&clock, 5).await;
     server.set(Mode::Failing);
-    advance(&clock, 30).await;
+    pace.advance(&clock, 30).await;
     let down = "rule = 'target_down' AND target = 'api'";
     common::eventually("the target_down alert", || async {
         (count_rows(
@@ -286,7 +353,7 @@ async fn an_alert_fires_once_suppresses_its_repeats_and_resolves_after_two_succe
 
     // Once the breaker lets a trial through, one success is not enough (hysteresis); two are.
     server.set(Mode::Healthy);
-    advance(&clock, 150).await;
+    pace.advance(&clock, 150).await;
     common::eventually("the alert resolved", || async {
         (count_rows(
             &app.db_path,
@@ -555,26 +622,6 @@ async fn a_held_target_and_a_child_with_a_configuration_error_are_not_healed() {
     assert_eq!(heal_rows(&app, "outcome = 'skipped_config_error'").await, 1);
 }
 
-/// Moves the test clock a second at a time until `probe` answers true, at most `limit_s` seconds. On a busy
-/// machine the monitor makes fewer checks than one per step (a late tick delays the next), so a test waits
-/// for what it needs rather than counting on a number of seconds.
-async fn advance_until<F, Fut>(clock: &ManualClock, what: &str, limit_s: u64, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..limit_s {
-        if probe().await {
-            return;
-        }
-        advance(clock, 1).await;
-    }
-    assert!(
-        probe().await,
-        "{what}: not within {limit_s} s on the test clock"
-    );
-}
-
 /// Lines in a file a heal command appends to (0 when it was never written): how many times it really ran.
 fn lines_in(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path)
@@ -613,10 +660,11 @@ async fn a_target_failing_through_its_maintenance_window_is_neither_healed_nor_a
     }];
     let end_ms = ends.timestamp_millis();
     let mut app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut pace = Pace::new(&app, &["api"]);
 
     // Down from the first check, all through the window.
-    advance(&clock, 200).await;
-    advance_until(&clock, "failed checks in the window", 90, || async {
+    pace.advance(&clock, 200).await;
+    pace.advance_until(&clock, "failed checks in the window", 90, || async {
         common::count_check_rows(&app.db_path, "service = 'api' AND outcome != 'up'").await >= 30
     })
     .await;
@@ -636,8 +684,8 @@ async fn a_target_failing_through_its_maintenance_window_is_neither_healed_nor_a
     // The window ends with the target still down: the run of failures starts again at its end, so the 3rd
     // failed check after it (not the first) heals and pages.
     let left = (ends - clock.now()).num_seconds() as u64;
-    advance(&clock, left).await;
-    advance_until(
+    pace.advance(&clock, left).await;
+    pace.advance_until(
         &clock,
         "the heal and the alert after the window",
         120,
@@ -733,6 +781,7 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
     .unwrap();
     let clock = start_clock();
     let mut app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut pace = Pace::new(&app, &["api"]);
     let db_path = app.db_path.clone();
     let down_events = |condition: String| {
         let db = db_path.clone();
@@ -748,9 +797,9 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
         }
     };
 
-    advance(&clock, 3).await;
+    pace.advance(&clock, 3).await;
     server.set(Mode::Failing);
-    advance_until(&clock, "the alert fired and repeated", 60, || async {
+    pace.advance_until(&clock, "the alert fired and repeated", 60, || async {
         down_events("kind = 'repeated'".into()).await >= 3
     })
     .await;
@@ -791,7 +840,7 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
         if heal.is_finished() {
             break;
         }
-        advance(&clock, 1).await;
+        pace.advance(&clock, 1).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, healed) = heal.await.unwrap();
@@ -804,9 +853,9 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
     assert_eq!(lines_in(&marker), 1, "the heal command ran");
 
     // Still failing inside the window: no repeat; then two successes resolve the alert fired before it.
-    advance(&clock, 20).await;
+    pace.advance(&clock, 20).await;
     server.set(Mode::Healthy);
-    advance_until(&clock, "the alert resolved", 240, || async {
+    pace.advance_until(&clock, "the alert resolved", 240, || async {
         down_events("kind = 'resolved'".into()).await == 1
     })
     .await;
@@ -814,8 +863,8 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
     // Down again until past the window's end: nothing fires before the 3rd failure after it.
     server.set(Mode::Failing);
     let left = (ends - clock.now()).num_seconds() as u64;
-    advance(&clock, left).await;
-    advance_until(
+    pace.advance(&clock, left).await;
+    pace.advance_until(
         &clock,
         "the alert fired again after the window",
         120,
