@@ -136,7 +136,10 @@ impl Application {
         let built = build(config, db_path, clock, tokens, &kinds).await?;
         // Recorded before the servers start: once hale says it is listening, this run is on record, and a
         // kill from then on is seen as unclean by the next start.
-        let run = record_start(&built.core).await;
+        let (run, after_unclean_end) = record_start(&built.core).await;
+        if let (true, Some(supervisor)) = (after_unclean_end, &built.supervisor) {
+            supervisor.follows_unclean_end();
+        }
         let servers = start_servers(listeners, &built)?;
         // Workers start last, once nothing can fail any more; producers first, so they stop first.
         let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
@@ -283,8 +286,9 @@ impl Application {
 }
 
 /// Records this start in `hale_runs`, and says so when the run before it was killed or crashed. Not fatal:
-/// the database took a write moments ago (`Store::open`'s probe), and hale serves either way.
-async fn record_start(core: &Core) -> Option<i64> {
+/// the database took a write moments ago (`Store::open`'s probe), and hale serves either way. Returns the
+/// run's id, and whether the run before it ended uncleanly.
+async fn record_start(core: &Core) -> (Option<i64>, bool) {
     let now = core.clock.now();
     match core
         .store
@@ -292,7 +296,8 @@ async fn record_start(core: &Core) -> Option<i64> {
         .await
     {
         Ok((id, previous)) => {
-            if let Some(previous) = previous.filter(|run| run.ended_at.is_none()) {
+            let unclean = previous.filter(|run| run.ended_at.is_none());
+            if let Some(previous) = &unclean {
                 tracing::warn!(
                     previous_pid = previous.pid,
                     previous_started_at = %previous.started_at.to_rfc3339(),
@@ -300,11 +305,11 @@ async fn record_start(core: &Core) -> Option<i64> {
                     "the previous run of hale did not end cleanly (killed or crashed); checks it had not written yet are lost"
                 );
             }
-            Some(id)
+            (Some(id), unclean.is_some())
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot record this start of hale");
-            None
+            (None, false)
         }
     }
 }

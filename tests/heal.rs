@@ -434,6 +434,14 @@ async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_the
     assert_eq!(post(None, "/heal/api").await.0, 401);
     assert_eq!(post(Some(READ), "/heal/api").await.0, 403);
     assert_eq!(post(Some(OPERATE), "/heal/nope").await.0, 404);
+    let heal_restarts = || async {
+        common::sample_value(
+            &app.metrics(ServiceKind::HealthProxy).await,
+            "restarts_total",
+            &[("target", "api"), ("cause", "heal")],
+        )
+    };
+    assert_eq!(heal_restarts().await, Some(0.0), "the series exists from 0");
 
     let (status, healed) = post(Some(OPERATE), "/heal/api").await;
     let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
@@ -443,6 +451,7 @@ async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_the
     assert_eq!(healed["trigger"], "manual");
     assert_eq!(healed["action"], "command");
     assert!(healed["verify_latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(heal_restarts().await, Some(1.0));
 
     let (status, again) = post(Some(OPERATE), "/heal/api").await;
     assert_eq!(status, 409, "{again}");

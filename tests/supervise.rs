@@ -577,14 +577,36 @@ async fn a_hale_killed_with_sigkill_takes_its_child_with_it_and_the_childs_outpu
 
     // hale started again on the same database: the child it starts is a restart of `worker` (it died with
     // the killed hale), and the start is a restart of hale after an unclean end. A clean stop and start is not.
+    // `restarts_total` says the same, from 0.
     let db = hale.db_path.clone();
-    for _ in 0..2 {
+    for expected_hale_restarts in [1.0, 0.0] {
         let mut again = HaleProcess::serve_db(&config, Some(&db), &[], &[]).await;
-        again.wait_listening(&[ServiceKind::HealthProxy]).await;
+        let listening = again.wait_listening(&[ServiceKind::HealthProxy]).await;
         eventually("the child started again", || async {
             find(&again, "child started")
         })
         .await;
+        let metrics = common::client()
+            .get(format!(
+                "http://{}/metrics",
+                listening[&ServiceKind::HealthProxy]
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let restarts = |cause: &str| {
+            common::sample_value(
+                &metrics,
+                "restarts_total",
+                &[("target", "worker"), ("cause", cause)],
+            )
+        };
+        assert_eq!(restarts("hale_restart"), Some(expected_hale_restarts));
+        assert_eq!(restarts("exited"), Some(0.0));
+        assert_eq!(restarts("heal"), Some(0.0));
         again.signal("TERM");
         again.wait_exit(DEADLINE).await;
     }

@@ -122,6 +122,10 @@ impl Healer {
                 } else {
                     HealAction::None
                 };
+                if action == HealAction::Command {
+                    // A supervised target's series are created by the supervisor.
+                    metrics.restarts_known(target.name.as_str(), &[RestartCause::Heal]);
+                }
                 let plan = TargetPlan {
                     action,
                     command: heal.command.clone(),

@@ -298,7 +298,7 @@ pub const EVENTS_LAGGED_TOTAL_DEF: MetricDef = def(
 pub const RESTARTS_TOTAL_DEF: MetricDef = def(
     RESTARTS_TOTAL,
     Counter,
-    "Restarts of a target, by cause: its supervised child exited, or a heal restarted it.",
+    "Restarts of a target, by cause: its supervised child exited (exited), a heal restarted it (heal), or hale started it after its own unclean end (hale_restart).",
     &[LABEL_TARGET, LABEL_CAUSE],
     HealthProxy,
     AfterEvent("a supervised child restarted, or a heal"),

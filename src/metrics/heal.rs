@@ -12,6 +12,9 @@ pub enum RestartCause {
     Exited,
     /// Auto-heal (or a manual heal) restarted it.
     Heal,
+    /// hale started it again after the run before ended uncleanly (killed or crashed): the child died with
+    /// that run, so this start is a restart too.
+    HaleRestart,
 }
 
 impl RestartCause {
@@ -19,6 +22,7 @@ impl RestartCause {
         match self {
             Self::Exited => "exited",
             Self::Heal => "heal",
+            Self::HaleRestart => "hale_restart",
         }
     }
 }
@@ -49,6 +53,14 @@ impl HealMetrics {
             restarts,
             attempts,
             children_running,
+        }
+    }
+
+    /// Creates a target's restart series at 0, so the first restart is an increase Prometheus can see (a
+    /// series that appears at 1 has no earlier sample to grow from).
+    pub fn restarts_known(&self, target: &str, causes: &[RestartCause]) {
+        for cause in causes {
+            self.restarts.with_label_values(&[target, cause.as_str()]);
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::process::ExitStatus;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -165,7 +166,13 @@ impl Keeper {
             }
         }
         match cause {
-            ChildStartCause::Start => {}
+            ChildStartCause::Start => {
+                if self.sup.after_unclean_end.load(Ordering::Relaxed) {
+                    self.sup
+                        .metrics
+                        .restarted(self.target(), RestartCause::HaleRestart);
+                }
+            }
             ChildStartCause::Exited => self
                 .sup
                 .metrics

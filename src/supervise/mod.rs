@@ -12,6 +12,7 @@ mod keeper;
 mod leftovers;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -23,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::{Config, RunConfig};
 use crate::events::EventBus;
-use crate::metrics::HealMetrics;
+use crate::metrics::{HealMetrics, RestartCause};
 use crate::store::Store;
 use crate::worker::Worker;
 
@@ -133,6 +134,9 @@ pub struct Supervisor {
     events: EventBus,
     clock: Arc<dyn Clock>,
     metrics: HealMetrics,
+    /// The run of hale before this one ended uncleanly: its children died with it, so this run's first start
+    /// of each child is a restart (`restarts_total{cause="hale_restart"}`).
+    after_unclean_end: AtomicBool,
 }
 
 impl Supervisor {
@@ -151,6 +155,14 @@ impl Supervisor {
                 let name = target.name.as_str().to_owned();
                 let (restarts, inbox) = mpsc::channel(8);
                 metrics.child_running(&name, false);
+                metrics.restarts_known(
+                    &name,
+                    &[
+                        RestartCause::Exited,
+                        RestartCause::Heal,
+                        RestartCause::HaleRestart,
+                    ],
+                );
                 Some((
                     name.clone(),
                     Arc::new(Slot {
@@ -182,7 +194,13 @@ impl Supervisor {
             events,
             clock,
             metrics,
+            after_unclean_end: AtomicBool::new(false),
         }
+    }
+
+    /// Says that the run of hale before this one ended uncleanly; call before the worker runs.
+    pub fn follows_unclean_end(&self) {
+        self.after_unclean_end.store(true, Ordering::Relaxed);
     }
 
     /// True when `target` has a `run` block.
