@@ -51,13 +51,17 @@ fn heal_config(targets: Vec<TargetConfig>) -> Config {
     config.services = targets;
     config.heal.verify_timeout_s = 2;
     config.heal.verify_interval_ms = 1_000;
+    // The checks' rows land within milliseconds: the clock moves far faster than real time here.
+    config.storage.flush_interval_ms = 10;
     config
 }
 
 /// Keeps the test clock and the scheduled checks in step: each second the clock moves, the next waits (in real
 /// time) until every target has finished its scheduled check of the new instant, as it would have in real
 /// time. Without this, a loaded machine lets the clock run ahead of the probes, and one target can reach its
-/// third failure before the others were checked at all.
+/// third failure before the others were checked at all. Each second also gives a few real milliseconds to
+/// what takes real time besides the checks (a heal stopping and starting a child, a row being written), or an
+/// idle machine would run the clock through minutes while a child restarts.
 struct Pace {
     events: Subscription,
     targets: Vec<String>,
@@ -94,12 +98,13 @@ impl Pace {
                 checked.is_ok() && waiting.is_empty(),
                 "no scheduled check of {waiting:?} at {now} within 15 s"
             );
+            tokio::time::sleep(Duration::from_millis(3)).await;
         }
     }
 
-    /// Moves the clock a second at a time, in step, until `probe` answers true, at most `limit_s` seconds:
-    /// what a check leads to (an alert, a heal) is written a moment after the check, so a test waits for
-    /// what it needs rather than counting on a number of seconds.
+    /// Moves the clock a second at a time, in step, until `probe` answers true, at most `limit_s` seconds.
+    /// What a check leads to (its row, an alert, a heal) is written a moment after it in real time, so each
+    /// second the probe is asked a few times over some real milliseconds before the clock moves on.
     async fn advance_until<F, Fut>(
         &mut self,
         clock: &ManualClock,
@@ -111,8 +116,11 @@ impl Pace {
         Fut: std::future::Future<Output = bool>,
     {
         for _ in 0..limit_s {
-            if probe().await {
-                return;
+            for _ in 0..5 {
+                if probe().await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             self.advance(clock, 1).await;
         }
