@@ -11,6 +11,7 @@ pub mod heal;
 pub mod health_checks;
 pub mod lock;
 pub mod maintenance;
+mod raw;
 pub mod reports;
 pub mod retention;
 pub mod rollups;
@@ -62,6 +63,8 @@ pub enum StoreError {
     NotFound { path: String },
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("database query failed: {reason} (SQLite code {code})")]
+    Raw { code: i32, reason: String },
 }
 
 impl StoreError {

@@ -10,6 +10,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::records::{CheckRecord, CheckSource, Outcome};
 use crate::slo::histogram::LatencyHistogram;
+use crate::store::raw::Statement;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -327,30 +328,42 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<HashMap<String, Vec<HourlyRollup>>, StoreError> {
+        // Stepped on the connection's own handle: through sqlx, each row is copied on the connection's
+        // thread and handed over one by one, which costs three times SQLite's scan. The read runs on this
+        // thread, about 20 ms for 7 days of 100 services (a report, not a request handler).
+        let mut conn = self.pool().acquire().await?;
+        let mut handle = conn.lock_handle().await?;
         // In hour order, as the time index gives them: each service's rows come out oldest first, and SQLite
         // sorts nothing (ordering by service too would sort every row, blob included, in a temporary tree).
-        let rows: Vec<RollupRow> = sqlx::query_as(&format!(
-            "{SELECT_ROLLUP} WHERE hour_ms >= ?1 AND hour_ms < ?2 ORDER BY hour_ms"
-        ))
-        .bind(to_ms(since))
-        .bind(to_ms(until))
-        .fetch_all(self.pool())
-        .await?;
+        let mut rows = Statement::prepare(
+            &mut handle,
+            &format!("{SELECT_ROLLUP} WHERE hour_ms >= ?1 AND hour_ms < ?2 ORDER BY hour_ms"),
+        )?;
+        rows.bind_i64(1, to_ms(since))?;
+        rows.bind_i64(2, to_ms(until))?;
         let mut by_service: HashMap<String, Vec<HourlyRollup>> = HashMap::new();
-        for row in rows {
-            let agg = row.aggregate();
-            by_service
-                .entry(row.service.clone())
-                .or_default()
-                .push(HourlyRollup {
-                    hour: from_ms(row.hour_ms),
-                    total: agg.total,
-                    good: agg.good,
-                    latency_sum_us: agg.latency_sum_us,
-                    latency_max_us: agg.latency_max_us,
-                    latency: agg.latency,
-                    service: row.service,
-                });
+        while rows.step()? {
+            let service = String::from_utf8_lossy(rows.column_bytes(0));
+            let hour_ms = rows.column_i64(1);
+            let latency = LatencyHistogram::decode(rows.column_bytes(6)).unwrap_or_else(|e| {
+                tracing::warn!(service = %service, hour_ms, error = %e, "ignoring an unreadable latency histogram");
+                LatencyHistogram::new()
+            });
+            let rollup = HourlyRollup {
+                hour: from_ms(hour_ms),
+                total: non_negative(rows.column_i64(2)),
+                good: non_negative(rows.column_i64(3)),
+                latency_sum_us: non_negative(rows.column_i64(4)),
+                latency_max_us: non_negative(rows.column_i64(5)),
+                latency,
+                service: service.clone().into_owned(),
+            };
+            match by_service.get_mut(service.as_ref()) {
+                Some(hours) => hours.push(rollup),
+                None => {
+                    by_service.insert(service.into_owned(), vec![rollup]);
+                }
+            }
         }
         Ok(by_service)
     }
@@ -393,5 +406,89 @@ impl Store {
             window.latency.merge(&agg.latency);
         }
         Ok(totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn hour(h: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(h)
+    }
+
+    async fn insert(store: &Store, service: &str, h: i64, total: i64, good: i64, blob: &[u8]) {
+        sqlx::query(
+            "INSERT INTO health_check_hourly
+             (service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets)
+             VALUES (?1, ?2, ?3, ?4, 0, 0, ?5)",
+        )
+        .bind(service)
+        .bind(to_ms(hour(h)))
+        .bind(total)
+        .bind(good)
+        .bind(blob)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_span_of_rollups_is_read_by_service_oldest_first_and_a_bad_histogram_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let mut latency = LatencyHistogram::new();
+        for us in [1_000, 2_000, 150_000] {
+            latency.record(us);
+        }
+        let blob = latency.encode();
+        // Inserted out of order, one hour outside the span, one service with an unreadable histogram.
+        insert(&store, "api", 3, 10, 9, &blob).await;
+        insert(&store, "api", 1, 5, 5, &blob).await;
+        insert(&store, "db", 2, 7, 0, b"not a histogram").await;
+        insert(&store, "api", 9, 1, 1, &blob).await;
+
+        let by_service = store.rollups_between(hour(0), hour(9)).await.unwrap();
+        let api = &by_service["api"];
+        assert_eq!(api.len(), 2, "hour 9 is outside [0, 9)");
+        assert_eq!(
+            api.iter()
+                .map(|r| (r.hour, r.total, r.good))
+                .collect::<Vec<_>>(),
+            [(hour(1), 5, 5), (hour(3), 10, 9)]
+        );
+        assert_eq!(api[0].latency, latency);
+        assert_eq!(api[0].service, "api");
+        let db = &by_service["db"];
+        assert_eq!((db.len(), db[0].total, db[0].good), (1, 7, 0));
+        assert_eq!(
+            db[0].latency,
+            LatencyHistogram::new(),
+            "counts kept, latency left out"
+        );
+
+        assert!(store
+            .rollups_between(hour(100), hour(200))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_names_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        sqlx::query("DROP TABLE health_check_hourly")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let err = store
+            .rollups_between(hour(0), hour(1))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no such table: health_check_hourly"), "{err}");
     }
 }
