@@ -248,10 +248,7 @@ const SELECT_ROLLUP: &str =
 
 impl RollupRow {
     fn aggregate(&self) -> Aggregate {
-        let latency = LatencyHistogram::decode(&self.latency_buckets).unwrap_or_else(|e| {
-            tracing::warn!(service = %self.service, hour_ms = self.hour_ms, error = %e, "ignoring an unreadable latency histogram");
-            LatencyHistogram::new()
-        });
+        let latency = decode_latency(&self.service, self.hour_ms, &self.latency_buckets);
         Aggregate {
             total: non_negative(self.total),
             good: non_negative(self.good),
@@ -260,6 +257,14 @@ impl RollupRow {
             latency,
         }
     }
+}
+
+/// A stored histogram; an unreadable one is logged and read as empty, so its hour still counts its checks.
+fn decode_latency(service: &str, hour_ms: i64, blob: &[u8]) -> LatencyHistogram {
+    LatencyHistogram::decode(blob).unwrap_or_else(|e| {
+        tracing::warn!(service, hour_ms, error = %e, "ignoring an unreadable latency histogram");
+        LatencyHistogram::new()
+    })
 }
 
 /// The stored row of one service and hour, or an empty one.
@@ -345,10 +350,7 @@ impl Store {
         while rows.step()? {
             let service = String::from_utf8_lossy(rows.column_bytes(0));
             let hour_ms = rows.column_i64(1);
-            let latency = LatencyHistogram::decode(rows.column_bytes(6)).unwrap_or_else(|e| {
-                tracing::warn!(service = %service, hour_ms, error = %e, "ignoring an unreadable latency histogram");
-                LatencyHistogram::new()
-            });
+            let latency = decode_latency(&service, hour_ms, rows.column_bytes(6));
             let rollup = HourlyRollup {
                 hour: from_ms(hour_ms),
                 total: non_negative(rows.column_i64(2)),
