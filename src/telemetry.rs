@@ -70,5 +70,31 @@ pub fn init(format: LogFormat) -> Result<Logs, String> {
         .with(output)
         .try_init()
         .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+    log_panics();
     Ok(Logs { refusals })
+}
+
+/// A panic, in hale or in a library's thread (an actix worker that cannot build its runtime when no file
+/// descriptor is left), becomes one ERROR line in the log: which thread, where, and its message. No stack
+/// trace is printed, whatever `RUST_BACKTRACE` says.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            location,
+            panic = %message,
+            "a thread panicked"
+        );
+    }));
 }
