@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
@@ -57,6 +58,16 @@ pub enum StartError {
     },
     #[error("cannot listen on {addr} for {service}: {source}")]
     Bind {
+        service: ServiceKind,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the open-file limit is {limit}, below the {min} hale needs for its database, listeners and server threads: raise it (ulimit -n, or LimitNOFILE= in a systemd unit)", min = limits::MIN_OPEN_FILES)]
+    OpenFileLimit { limit: u64 },
+    /// The server's accept thread or workers could not start (for example, no file descriptor left).
+    #[error("cannot start the {service} server on {addr}: {source} (its threads need file descriptors: check the open-file limit, ulimit -n, and the log)")]
+    Serve {
         service: ServiceKind,
         addr: SocketAddr,
         #[source]
@@ -131,7 +142,11 @@ impl Application {
         refuse_exposure(&config, &kinds, &tokens)?;
         // Before anything opens files: the soft limit goes up to the hard one, and the budget of probes
         // (Monitor::new) is sized from the result.
-        limits::raise_open_file_limit();
+        if let Some(limit) = limits::raise_open_file_limit() {
+            if limit < limits::MIN_OPEN_FILES {
+                return Err(StartError::OpenFileLimit { limit });
+            }
+        }
         let listeners = bind(&config, &kinds)?;
         let built = build(config, db_path, clock, tokens, &kinds).await?;
         // Recorded before the servers start: once hale says it is listening, this run is on record, and a
@@ -140,7 +155,21 @@ impl Application {
         if let (true, Some(supervisor)) = (after_unclean_end, &built.supervisor) {
             supervisor.follows_unclean_end();
         }
-        let servers = start_servers(listeners, &built)?;
+        let servers = match start_servers(listeners, &built).await {
+            Ok(servers) => servers,
+            Err(e) => {
+                // Nothing was probed or written yet: this run ends cleanly, so the next start does not
+                // report it as killed.
+                if let Some(run) = run {
+                    let _ = built
+                        .core
+                        .store
+                        .end_run(run, built.core.clock.now(), 0)
+                        .await;
+                }
+                return Err(e);
+            }
+        };
         // Workers start last, once nothing can fail any more; producers first, so they stop first.
         let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
         if let Some(monitor) = &built.monitor {
@@ -479,7 +508,11 @@ async fn build(
 }
 
 /// Starts one HTTP server per bound listener.
-fn start_servers(
+/// Starts every server, then says each one listens. actix-server starts its accept thread and workers at the
+/// server's first poll, which happens here: a server that cannot start (no descriptor left for a worker's
+/// runtime) fails hale's start, the servers already started are stopped, and `listening` is only said of
+/// servers that accept.
+async fn start_servers(
     listeners: Vec<(ServiceKind, TcpListener)>,
     built: &Built,
 ) -> Result<Vec<RunningServer>, StartError> {
@@ -517,21 +550,26 @@ fn start_servers(
             source,
         };
         let addr = listener.local_addr().map_err(bind_error)?;
-        let server = build_server(
+        let mut server = build_server(
             listener,
             built.core.clone(),
             state,
             built.metrics[&kind].clone(),
         )
         .map_err(bind_error)?;
-        tracing::info!(service = kind.as_str(), %addr, "listening");
-        if !addr.ip().is_loopback() {
-            // `refuse_exposure` made sure a read token exists.
-            tracing::info!(
-                service = kind.as_str(),
-                %addr,
-                "listening on a non-loopback address: requests from other hosts need a bearer token"
-            );
+        if let Poll::Ready(ended) = futures_util::poll!(&mut server) {
+            futures_util::future::join_all(
+                servers.iter().map(|s: &RunningServer| s.handle.stop(false)),
+            )
+            .await;
+            let source = ended
+                .err()
+                .unwrap_or_else(|| std::io::Error::other("it stopped as soon as it started"));
+            return Err(StartError::Serve {
+                service: kind,
+                addr,
+                source,
+            });
         }
         servers.push(RunningServer {
             kind,
@@ -539,6 +577,18 @@ fn start_servers(
             handle: server.handle(),
             task: tokio::spawn(server),
         });
+    }
+    for server in &servers {
+        let (service, addr) = (server.kind.as_str(), server.addr);
+        tracing::info!(service, %addr, "listening");
+        if !addr.ip().is_loopback() {
+            // `refuse_exposure` made sure a read token exists.
+            tracing::info!(
+                service,
+                %addr,
+                "listening on a non-loopback address: requests from other hosts need a bearer token"
+            );
+        }
     }
     Ok(servers)
 }

@@ -420,10 +420,11 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
             }
         }
         Err(e) => {
-            // Everything but a failure to build the probe client is the operator's input to fix (a missing
-            // or weak token, an exposed address without one, a port in use, a bad database file).
+            // Everything but a failure to build the probe client or to start a server's threads is the
+            // operator's input to fix (a missing or weak token, an exposed address without one, a port in
+            // use, a bad database file).
             let code = match e {
-                StartError::Monitor(MonitorError::Client(_)) => 1,
+                StartError::Monitor(MonitorError::Client(_)) | StartError::Serve { .. } => 1,
                 _ => EXIT_BAD_INPUT,
             };
             fail(code, &e.to_string())

@@ -23,6 +23,10 @@ const SHORT_AT_PERCENT: u64 = 90;
 /// Use below this share ends it; the gap keeps a count hovering at 90% from logging every second.
 const RECOVERED_BELOW_PERCENT: u64 = 80;
 
+/// Below this open-file limit hale does not start: its database connections, listeners and server threads
+/// alone take about 55 descriptors with the default config, before any probe.
+pub const MIN_OPEN_FILES: u64 = 64;
+
 /// Raises the soft open-file limit to the hard one (as Go's runtime does at start) and logs the limit in
 /// force. Returns that soft limit; `None` when the platform has none or it cannot be read.
 pub fn raise_open_file_limit() -> Option<u64> {

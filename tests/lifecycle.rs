@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use common::{
     client, eventually, exit_code, run_hale, sample_value, spawn_app, spawn_app_only, test_config,
-    test_config_json, HaleProcess,
+    test_config_json, HaleProcess, DEADLINE,
 };
 
 /// A port that is bound (and accepts TCP connections) for as long as the returned listener lives.
@@ -292,6 +292,74 @@ async fn malformed_requests_are_logged_as_counted_warnings_not_one_error_each() 
             "{kind}: every refusal is counted once"
         );
     }
+}
+
+/// Under any open-file limit hale either serves all three services or exits at start with one line naming
+/// the limit: never half-started (a server whose worker threads could not start used to stop hale after it
+/// had said `listening`), never a stack trace, and a failed start leaves its run closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_any_open_file_limit_hale_serves_everything_or_exits_at_start_naming_the_limit() {
+    let mut config = test_config_json();
+    // 8 worker threads per server: each needs descriptors for its runtime, so some limits that fit the
+    // database and listeners do not fit the servers.
+    config["http"]["workers"] = json!(8);
+    let mut server_failures = 0;
+    for limit in [16, 40, 64, 80, 100, 400] {
+        let mut hale = HaleProcess::serve_with_open_file_limit(&config, limit).await;
+        let outcome = hale.wait_listening_or_exit(&ServiceKind::ALL).await;
+        let stderr = hale.stderr_lines().join("\n");
+        assert!(
+            !stderr.contains("panicked at") && !stderr.contains("stack backtrace"),
+            "limit {limit}: {stderr}"
+        );
+        match outcome {
+            Ok(addrs) => {
+                for kind in ServiceKind::ALL {
+                    let res = client()
+                        .get(format!("http://{}/metrics", addrs[&kind]))
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("limit {limit}: {kind}: {e}"));
+                    assert!(res.status().is_success(), "limit {limit}: {kind}");
+                }
+                hale.signal("TERM");
+                assert_eq!(
+                    exit_code(hale.wait_exit(DEADLINE).await),
+                    0,
+                    "limit {limit}"
+                );
+            }
+            Err(status) if limit < hale::limits::MIN_OPEN_FILES => {
+                assert_eq!(exit_code(status), 2, "limit {limit}: {stderr}");
+                assert!(
+                    stderr.contains(&format!("the open-file limit is {limit}"))
+                        && stderr.contains("ulimit -n"),
+                    "limit {limit}: {stderr}"
+                );
+            }
+            Err(status) => {
+                server_failures += 1;
+                assert_eq!(exit_code(status), 1, "limit {limit}: {stderr}");
+                assert!(
+                    stderr.contains("cannot start the") && stderr.contains("ulimit -n"),
+                    "limit {limit}: {stderr}"
+                );
+                assert!(
+                    hale.json_logs().iter().all(|l| l["message"] != "listening"),
+                    "limit {limit}: no service said it listens"
+                );
+                assert_eq!(
+                    common::count_rows(&hale.db_path, "hale_runs", "ended_at_ms IS NULL").await,
+                    0,
+                    "limit {limit}: the failed start closed its run"
+                );
+            }
+        }
+    }
+    assert!(
+        server_failures > 0,
+        "some limit above the floor must be too low for 24 worker threads, or this test checks nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -492,6 +492,29 @@ impl HaleProcess {
             .collect()
     }
 
+    /// Waits until hale either says every service in `kinds` listens (their addresses) or exits (its
+    /// status, once its output is read).
+    pub async fn wait_listening_or_exit(
+        &mut self,
+        kinds: &[ServiceKind],
+    ) -> Result<HashMap<ServiceKind, SocketAddr>, ExitStatus> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let listening = self.listening();
+            if kinds.iter().all(|k| listening.contains_key(k)) {
+                return Ok(listening);
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Err(self.wait_exit(DEADLINE).await);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hale neither listened nor exited within {DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until every service in `kinds` has logged its bound address, and returns the addresses.
     pub async fn wait_listening(
         &mut self,
