@@ -741,21 +741,25 @@ async fn prometheus_answers_every_dashboard_query_with_data() {
     );
 
     // The rules loaded and evaluate: the down target's breaker alert is pending or firing, and the fast
-    // availability burn of the down target is recorded.
-    let (_, body) = prometheus
-        .query("ALERTS{alertname=\"HaleCircuitBreakerOpen\",target=\"db\"}")
-        .await;
-    assert!(
-        !body["data"]["result"].as_array().unwrap().is_empty(),
-        "{body}"
-    );
-    let (_, body) = prometheus
-        .query("slo:current_burn_rate:ratio{sloth_slo=\"target-availability\",target=\"db\"} > 1")
-        .await;
-    assert!(
-        !body["data"]["result"].as_array().unwrap().is_empty(),
-        "{body}"
-    );
+    // availability burn of the down target is recorded. Rules are evaluated every second, after the
+    // scrape that brought the panels their data, so each is given a few rounds.
+    for expr in [
+        "ALERTS{alertname=\"HaleCircuitBreakerOpen\",target=\"db\"}",
+        "slo:current_burn_rate:ratio{sloth_slo=\"target-availability\",target=\"db\"} > 1",
+    ] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, body) = prometheus.query(expr).await;
+            if !body["data"]["result"].as_array().unwrap().is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{expr}: no result within 20 s: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     let _ = prometheus.child.kill().await;
     app.shutdown().await;
 }
