@@ -611,11 +611,15 @@ async fn alertmanager_shows_the_alert_firing_then_resolved() {
     .await;
     // Alertmanager leaves a resolved alert out of every listing (its endsAt is in the past).
     assert!(am.alerts("").await.is_empty());
-    assert_eq!(
-        h.rows("channel = 'alertmanager' AND state = 'delivered'")
-            .await,
-        2
-    );
+    // The row is marked once Alertmanager's answer is back, a moment after it shows the change.
+    eventually("both notices marked delivered", || async {
+        (h.rows("channel = 'alertmanager' AND state = 'delivered'")
+            .await
+            == 2)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(h.rows("channel = 'alertmanager'").await, 2);
     h.stop().await;
     let _ = am.child.kill().await;
 }
