@@ -507,11 +507,10 @@ async fn build(
     })
 }
 
-/// Starts one HTTP server per bound listener.
-/// Starts every server, then says each one listens. actix-server starts its accept thread and workers at the
-/// server's first poll, which happens here: a server that cannot start (no descriptor left for a worker's
-/// runtime) fails hale's start, the servers already started are stopped, and `listening` is only said of
-/// servers that accept.
+/// Starts one HTTP server per bound listener, then says each one listens. actix-server starts its accept
+/// thread and workers at the server's first poll, which happens here: a server that cannot start (no
+/// descriptor left for a worker's runtime) fails hale's start, the servers already started are stopped, and
+/// `listening` is only said of servers that accept.
 async fn start_servers(
     listeners: Vec<(ServiceKind, TcpListener)>,
     built: &Built,
