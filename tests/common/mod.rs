@@ -509,7 +509,8 @@ impl HaleProcess {
             }
             assert!(
                 Instant::now() < deadline,
-                "hale neither listened nor exited within {DEADLINE:?}"
+                "hale did not log `listening` for {kinds:?} within {DEADLINE:?}; stdout: {:?}",
+                self.stdout_lines()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -520,24 +521,12 @@ impl HaleProcess {
         &mut self,
         kinds: &[ServiceKind],
     ) -> HashMap<ServiceKind, SocketAddr> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let listening = self.listening();
-            if kinds.iter().all(|k| listening.contains_key(k)) {
-                return listening;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "hale exited with {status} before listening; stderr: {:?}",
-                    self.stderr_lines()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "hale did not log `listening` for {kinds:?} within {DEADLINE:?}; stdout: {:?}",
-                self.stdout_lines()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match self.wait_listening_or_exit(kinds).await {
+            Ok(listening) => listening,
+            Err(status) => panic!(
+                "hale exited with {status} before listening; stderr: {:?}",
+                self.stderr_lines()
+            ),
         }
     }
 
