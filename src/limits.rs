@@ -1,5 +1,6 @@
 //! Open files: raises the soft `RLIMIT_NOFILE` to the hard limit at start, sizes probe concurrency and idle
-//! probe connections so they fit under it, and watches descriptor use so running short is logged once.
+//! probe connections so they fit under it beside the alert deliveries' own bounded share, and watches
+//! descriptor use so running short is logged once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +23,18 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 const SHORT_AT_PERCENT: u64 = 90;
 /// Use below this share ends it; the gap keeps a count hovering at 90% from logging every second.
 const RECOVERED_BELOW_PERCENT: u64 = 80;
+
+/// Channels whose deliveries go through the pooled HTTP client (Discord, the webhook, Alertmanager); email
+/// opens one SMTP connection per attempt and closes it.
+const POOLED_CHANNELS: u64 = 3;
+
+/// The most descriptors alert deliveries can hold: one connection per attempt in flight
+/// (`max_concurrent`), the idle connections the delivery client keeps (`max_concurrent_per_channel` per
+/// receiver), and Alertmanager's periodic re-post. The dispatcher is built to stay within it; the probe
+/// budget keeps it out of what probes may take.
+pub fn delivery_descriptors(max_concurrent: usize, max_concurrent_per_channel: usize) -> u64 {
+    max_concurrent as u64 + POOLED_CHANNELS * max_concurrent_per_channel as u64 + 1
+}
 
 /// Below this open-file limit hale does not start: its database connections, listeners and server threads
 /// alone take about 55 descriptors with the default config, before any probe.
@@ -76,17 +89,19 @@ pub struct ProbeBudget {
 }
 
 impl ProbeBudget {
-    /// Half of what the limit leaves after the reserve goes to probes in flight (one socket each), the
-    /// other half to idle connections, shared among the distinct hosts; each half is capped by
-    /// `max_in_flight`. With no limit, `max_in_flight` alone decides.
+    /// The reserve is hale's own share (database, listeners, server threads) plus `deliveries`, the most the
+    /// alert deliveries can hold (`delivery_descriptors`). Half of what the limit leaves after it goes to
+    /// probes in flight (one socket each), the other half to idle connections, shared among the distinct
+    /// hosts; each half is capped by `max_in_flight`. With no limit, `max_in_flight` alone decides.
     pub fn new(
         max_in_flight: usize,
         http_workers: usize,
         distinct_hosts: usize,
         open_files: Option<u64>,
+        deliveries: u64,
     ) -> Self {
         let services = crate::kind::ServiceKind::ALL.len() as u64;
-        let reserve = BASE_RESERVE + PER_WORKER * services * http_workers as u64;
+        let reserve = BASE_RESERVE + PER_WORKER * services * http_workers as u64 + deliveries;
         let max_in_flight = max_in_flight.max(1);
         let Some(limit) = open_files else {
             return Self {
@@ -189,7 +204,7 @@ mod tests {
     #[test]
     fn the_budget_fits_probes_and_idle_connections_under_the_limit() {
         // 1 worker per service: reserve 128 + 6 × 3 = 146; (1024 - 146) / 2 = 439 per half.
-        let budget = ProbeBudget::new(256, 1, 3, Some(1024));
+        let budget = ProbeBudget::new(256, 1, 3, Some(1024), 0);
         assert_eq!(budget.reserve, 146);
         assert_eq!(budget.concurrency, 256, "the configured bound fits");
         assert_eq!(
@@ -197,30 +212,42 @@ mod tests {
             "439 idle connections shared by 3 hosts"
         );
 
-        let low = ProbeBudget::new(256, 1, 3, Some(256));
+        let low = ProbeBudget::new(256, 1, 3, Some(256), 0);
         assert_eq!(low.concurrency, 55, "(256 - 146) / 2");
         assert_eq!(low.idle_per_host, 18);
         let total = low.reserve + low.concurrency as u64 + 3 * low.idle_per_host as u64;
         assert!(total <= 256, "{total}");
 
-        let many_hosts = ProbeBudget::new(256, 2, 5_000, Some(1024));
+        let many_hosts = ProbeBudget::new(256, 2, 5_000, Some(1024), 0);
         assert_eq!(
             many_hosts.idle_per_host, 0,
             "too many hosts to keep one idle each: no pooling"
         );
 
-        let tiny = ProbeBudget::new(64, 2, 1, Some(100));
+        let tiny = ProbeBudget::new(64, 2, 1, Some(100), 0);
         assert_eq!(tiny.concurrency, 1, "always at least one probe");
         assert_eq!(tiny.idle_per_host, 0);
 
-        let unlimited = ProbeBudget::new(64, 2, 10, None);
+        let unlimited = ProbeBudget::new(64, 2, 10, None, 0);
         assert_eq!((unlimited.concurrency, unlimited.idle_per_host), (64, 64));
 
-        let huge = ProbeBudget::new(64, 2, 1, Some(1 << 20));
+        let huge = ProbeBudget::new(64, 2, 1, Some(1 << 20), 0);
         assert_eq!(
             (huge.concurrency, huge.idle_per_host),
             (64, 64),
             "capped by max_in_flight"
         );
+    }
+
+    #[test]
+    fn deliveries_and_probes_draw_from_one_reserve() {
+        // The default delivery bounds: 8 in flight, 2 per channel: 8 + 3 × 2 idle + 1 re-post = 15.
+        let deliveries = delivery_descriptors(8, 2);
+        assert_eq!(deliveries, 15);
+        let budget = ProbeBudget::new(256, 1, 1, Some(256), deliveries);
+        assert_eq!(budget.reserve, 146 + 15);
+        assert_eq!(budget.concurrency, 47, "(256 - 161) / 2");
+        let most = budget.reserve + budget.concurrency as u64 + budget.idle_per_host as u64;
+        assert!(most <= 256, "probes and deliveries at their bounds: {most}");
     }
 }

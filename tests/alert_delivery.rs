@@ -56,6 +56,7 @@ fn quick_delivery(max_attempts: u32) -> DeliveryConfig {
         initial_backoff_ms: 20,
         max_backoff_s: 1,
         timeout_s: 5,
+        ..DeliveryConfig::default()
     }
 }
 
@@ -404,6 +405,7 @@ async fn cancel_stops_promptly_and_leaves_the_delivery_pending() {
         initial_backoff_ms: 60_000,
         max_backoff_s: 60,
         timeout_s: 5,
+        ..DeliveryConfig::default()
     };
     let mut h = Harness::start(config).await;
     h.dispatcher
@@ -758,4 +760,348 @@ async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
     cancel.cancel();
     task.await.unwrap();
     store.close().await;
+}
+
+/// Serves `/tN` for many targets at once: target N answers 503 while the current second plus N is even, else
+/// 200, so each flips every second and half of them are down at any time (`steady` makes every one answer
+/// 200). Counts the requests it gets: each is one check hale made.
+struct FlippingTarget {
+    addr: std::net::SocketAddr,
+    requests: Arc<std::sync::atomic::AtomicU64>,
+    steady: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FlippingTarget {
+    async fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let steady = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counted, steady_now) = (requests.clone(), steady.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (counted, steady) = (counted.clone(), steady_now.clone());
+                tokio::spawn(async move {
+                    let mut socket = tokio::io::BufReader::new(socket);
+                    let mut request_line = String::new();
+                    if socket.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut header = String::new();
+                        match socket.read_line(&mut header).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if header.trim().is_empty() => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let n: u64 = request_line
+                        .split(' ')
+                        .nth(1)
+                        .and_then(|path| path.strip_prefix("/t"))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    let second = Utc::now().timestamp().unsigned_abs();
+                    let down = !steady.load(Ordering::SeqCst) && (second + n) % 2 == 0;
+                    let status = if down { "503 Down" } else { "200 OK" };
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = socket.get_mut().write_all(response.as_bytes()).await;
+                    let _ = socket.get_mut().shutdown().await;
+                });
+            }
+        });
+        Self {
+            addr,
+            requests,
+            steady,
+            task,
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FlippingTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A webhook receiver that accepts every connection and never reads or answers: each connection stays open
+/// until hale closes it. Counts the connections it accepted.
+struct HangingReceiver {
+    addr: std::net::SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HangingReceiver {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = accepted.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            task,
+        }
+    }
+
+    fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for HangingReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What a watch over a running hale saw: its open descriptors (from /proc), its RSS, and the `/health`
+/// requests that got no answer within a second.
+#[derive(Debug, Default)]
+struct Watched {
+    max_fds: u64,
+    max_rss_kb: u64,
+    health_asked: u32,
+    health_unanswered: Vec<String>,
+}
+
+/// Asks `/health` and counts hale's descriptors every 250 ms for `span`.
+async fn watch_hale(pid: u32, health: &str, span: Duration) -> Watched {
+    // A new connection for each request: hale must still accept one.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut seen = Watched::default();
+    let until = tokio::time::Instant::now() + span;
+    while tokio::time::Instant::now() < until {
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            seen.max_fds = seen.max_fds.max(dir.count() as u64);
+        }
+        seen.max_rss_kb = seen.max_rss_kb.max(rss_kb(pid));
+        seen.health_asked += 1;
+        match client.get(health).send().await {
+            Ok(response) => {
+                let _ = response.bytes().await;
+            }
+            Err(e) => seen.health_unanswered.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    seen
+}
+
+/// VmRSS of a process in kB (0 once it is gone).
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Issue 15, item 2: 40 targets flip up and down every second, an alert rule fires and resolves at every flip
+/// (`consecutive_failures` 1, `cooldown_s` 0) and sends to a webhook that accepts connections and never
+/// answers (`timeout_s` 300), under an open-file limit of 256. Deliveries are bounded, so hale keeps its
+/// descriptors, `/health` answers throughout and every check is stored; a restart over a backlog of 3,000
+/// pending rows answers at once, dead-letters what is past the queue bound and resumes the rest paced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_hangs_never_exhausts_descriptors_nor_the_next_start() {
+    const LIMIT: u64 = 256;
+    const FD_BOUND: u64 = 200;
+    let target = FlippingTarget::start().await;
+    let webhook = HangingReceiver::start().await;
+    let mut config = common::test_config_json();
+    config["services"] = (0..40)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("t{i}"),
+                "url": format!("http://{}/t{i}", target.addr),
+                "interval_s": 1,
+                "timeout_ms": 900
+            })
+        })
+        .collect();
+    config["alerts"] = serde_json::json!({
+        "resolve_after_successes": 1,
+        "rules": [{
+            "name": "down",
+            "when": { "consecutive_failures": { "count": 1 } },
+            "level": "critical",
+            "cooldown_s": 0,
+            "channels": ["webhook"]
+        }],
+        "channels": {
+            "webhook": { "url": format!("http://{}/hook", webhook.addr) },
+            "delivery": { "timeout_s": 300 }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("hale.db");
+
+    // A first run of 15 s: about 40 notices a second, none ever answered.
+    let mut hale = common::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
+    let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
+    let health = format!("http://{}/health", addrs[&ServiceKind::HealthProxy]);
+    let first = watch_hale(hale.pid, &health, Duration::from_secs(15)).await;
+    let connections = webhook.accepted();
+    hale.signal("TERM");
+    assert!(hale.wait_exit(common::DEADLINE).await.success());
+    let checks = count_rows(&db_path, "health_checks", "1").await;
+    let made = target.requests();
+    let count = |state: &'static str| {
+        let db_path = db_path.clone();
+        async move { count_rows(&db_path, "alert_deliveries", &format!("state = '{state}'")).await }
+    };
+    let (pending, superseded, events) = (
+        count("pending").await,
+        count("superseded").await,
+        count_rows(&db_path, "alert_events", "kind IN ('fired', 'resolved')").await,
+    );
+    eprintln!(
+        "first run: max fds {}, max rss {} kB, /health unanswered {}/{}, webhook connections {connections}, \
+         checks stored {checks} of {made}, notices {events}, pending {pending}, superseded {superseded}",
+        first.max_fds,
+        first.max_rss_kb,
+        first.health_unanswered.len(),
+        first.health_asked
+    );
+    assert!(
+        first.health_unanswered.is_empty(),
+        "/health did not answer: {:?}",
+        first.health_unanswered
+    );
+    assert!(
+        first.max_fds < FD_BOUND,
+        "{} descriptors open",
+        first.max_fds
+    );
+    assert!(
+        connections <= 2,
+        "{connections} connections to the webhook at once"
+    );
+    assert!(events > 200, "the alerts fired and resolved: {events}");
+    assert_eq!(checks, made as i64, "every check made is stored");
+    let drained = hale
+        .json_logs()
+        .into_iter()
+        .find(|l| l["message"] == "check writer drained")
+        .expect("the writer reports at shutdown");
+    assert_eq!(drained["dropped"], 0, "{drained}");
+    assert_eq!(drained["unwritten"], 0, "{drained}");
+    // One waiting notice per alert, the 2 in flight, and at most one per alert received as hale stopped
+    // (stored as it was, without collapsing).
+    assert!(
+        pending <= 40 + 2 + 40,
+        "at most one notice waits per alert: {pending} pending"
+    );
+    assert!(superseded > 0, "repeats of an alert collapse");
+
+    // A backlog of 3,000 more pending rows of one channel, as a long outage leaves behind.
+    {
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new().filename(&db_path),
+        )
+        .await
+        .unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO alert_deliveries (alert_event_id, channel, state, attempts, created_at_ms, payload)
+             SELECT NULL, 'webhook', 'pending', 0, ?1 + i, '{\"version\": 1}' FROM n",
+        )
+        .bind(Utc::now().timestamp_millis())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let rows_before = count_rows(&db_path, "alert_deliveries", "1").await;
+
+    // The next start, with every target healthy: /health answers at once and descriptors stay bounded.
+    target.steady.store(true, std::sync::atomic::Ordering::SeqCst);
+    let connections_before = webhook.accepted();
+    let started = std::time::Instant::now();
+    let mut hale = common::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
+    let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
+    let health = format!("http://{}/health", addrs[&ServiceKind::HealthProxy]);
+    let answered = common::client().get(&health).send().await;
+    let first_answer = started.elapsed();
+    let second = watch_hale(hale.pid, &health, Duration::from_secs(6)).await;
+    let connections = webhook.accepted() - connections_before;
+    hale.signal("TERM");
+    assert!(hale.wait_exit(common::DEADLINE).await.success());
+    let (pending, dead) = (count("pending").await, count("dead").await);
+    eprintln!(
+        "restart over {rows_before} rows: /health answered after {first_answer:?}, max fds {}, max rss {} kB, \
+         /health unanswered {}/{}, webhook connections {connections}, pending {pending}, dead {dead}",
+        second.max_fds,
+        second.max_rss_kb,
+        second.health_unanswered.len(),
+        second.health_asked
+    );
+    assert!(answered.is_ok(), "{answered:?}");
+    assert!(
+        first_answer < Duration::from_secs(2),
+        "/health first answered after {first_answer:?}"
+    );
+    assert!(
+        second.health_unanswered.is_empty(),
+        "/health did not answer: {:?}",
+        second.health_unanswered
+    );
+    assert!(
+        second.max_fds < FD_BOUND,
+        "{} descriptors open",
+        second.max_fds
+    );
+    assert!(
+        connections <= 2,
+        "{connections} connections to the webhook at once"
+    );
+    assert!(
+        dead >= 3000 - 1000,
+        "past the queue bound the oldest rows are dead letters: {dead}"
+    );
+    assert!(
+        count_rows(&db_path, "alert_deliveries", "1").await >= rows_before,
+        "no row is deleted"
+    );
+    assert!(
+        pending <= 1000 + 40 + 2,
+        "the queue is bounded: {pending} pending"
+    );
+    assert_eq!(
+        count_rows(
+            &db_path,
+            "alert_deliveries",
+            "state = 'dead' AND error LIKE '%queue%full%'"
+        )
+        .await,
+        dead,
+        "each row past the bound says why"
+    );
 }

@@ -1,15 +1,21 @@
 //! Delivers notices to the channels in the background. `send` only queues; the worker ("alert-delivery")
-//! stores one `pending` row per notice and channel, tries it up to `delivery.max_attempts` times with an
-//! exponential backoff (a 429's `retry_after` instead when a receiver asks), and marks it `delivered` or
-//! `dead` (a dead letter with the last error). Each (channel, alert) is a lane: its notices go out in order,
-//! while lanes run independently, so one slow channel or receiver never holds back another. Rows a previous
-//! run left `pending` are resumed at start; at cancel, work stops at once and what is unfinished stays (or
-//! is stored as) `pending` for the next start.
+//! stores one `pending` row per notice and channel and queues it for its channel. A notice waiting when a
+//! later one about the same alert (rule and target) reaches the same channel is `superseded` by it; past
+//! `delivery.max_queued_per_channel` the oldest waiting notice becomes a dead letter. Attempts are bounded:
+//! at most `delivery.max_concurrent` in flight, `delivery.max_concurrent_per_channel` per channel, one per
+//! alert and channel at a time (its notices go out in order), each through the channel's circuit breaker,
+//! so a dead or hanging receiver holds a few connections and its queue waits while the breaker is open. A
+//! failed attempt is retried up to `delivery.max_attempts` times after an exponential backoff (a 429's
+//! `retry_after` instead when a receiver asks), without holding a slot while it waits, and the row ends
+//! `delivered` or `dead` (a dead letter with the last error). Rows a previous run left pending go through
+//! the same queue at start, paced at `delivery.resume_per_s` per channel; at cancel, work stops at once and
+//! what is unfinished stays (or is stored as) `pending` for the next start.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -22,45 +28,91 @@ use crate::alerts::channels::log::LogChannel;
 use crate::alerts::channels::webhook::Webhook;
 use crate::alerts::channels::{scrub, Channel, Failure};
 use crate::alerts::Notice;
+use crate::breaker::{BreakerState, Permit, SharedBreaker, Transition};
 use crate::clock::{Clock, Ticker};
 use crate::config::{ChannelKind, ChannelsConfig, DeliveryConfig};
 use crate::metrics::{AlertMetrics, AlertResult};
-use crate::store::deliveries::PendingDelivery;
+use crate::records::AlertLevel;
 use crate::store::Store;
 use crate::worker::Worker;
 
-/// One delivery to make: a new notice for one channel, or a row a previous run left pending.
+/// The error stored on a row that a later notice of the same alert replaced.
+const SUPERSEDED: &str = "superseded by a later notice of the same alert to the same channel";
+
+/// A new notice for one channel, from `send` to the worker.
 #[derive(Debug)]
-enum Job {
-    New {
-        notice: Arc<Notice>,
-        channel: ChannelKind,
-    },
-    Resume(PendingDelivery),
+struct Job {
+    notice: Arc<Notice>,
+    channel: ChannelKind,
 }
 
-/// Deliveries in one lane go out one after the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Notices in one lane of a channel go out one after the other, and a later one replaces one still waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Lane {
-    Alert(&'static str, i64),
-    /// A resumed row whose alert is no longer known.
-    Row(&'static str, i64),
+    /// One alert: its rule and target (every incident of it, so a flapping target keeps one lane).
+    Alert { rule: String, target: String },
+    /// A resumed row whose alert is no longer known: alone in its lane.
+    Row(i64),
 }
 
-impl Job {
-    fn lane(&self) -> Lane {
-        match self {
-            Self::New { notice, channel } => Lane::Alert(channel.as_str(), notice.alert_id),
-            Self::Resume(row) => {
-                let channel =
-                    ChannelKind::parse(&row.channel).map_or("unknown", ChannelKind::as_str);
-                match row.alert_id {
-                    Some(alert) => Lane::Alert(channel, alert),
-                    None => Lane::Row(channel, row.id),
-                }
-            }
-        }
+/// A notice waiting for, or in, a delivery attempt.
+#[derive(Debug)]
+struct Queued {
+    /// Its `alert_deliveries` row; none when it could not be stored.
+    row: Option<i64>,
+    /// The alert event it tells of, to store the row later when it could not be stored at first.
+    event_id: Option<i64>,
+    lane: Lane,
+    payload: String,
+    attempts: u32,
+    /// The attempt after which it is a dead letter (a resumed row gets at least one more).
+    limit: u32,
+    /// The rule and level, for the metrics' labels, when known.
+    labels: Option<(AlertLevel, String)>,
+    /// Not tried before this instant: a retry's backoff, or a resumed row's turn.
+    not_before: Option<DateTime<Utc>>,
+}
+
+impl Queued {
+    fn rule(&self) -> &str {
+        self.labels.as_ref().map_or("", |(_, rule)| rule.as_str())
     }
+}
+
+/// One channel's part of the worker: the notices waiting, the lanes in flight, and its breaker.
+struct ChannelQueue {
+    channel: Arc<dyn Channel>,
+    waiting: VecDeque<Queued>,
+    /// Lanes with an attempt in flight: as many as this channel's attempts in flight.
+    busy: HashSet<Lane>,
+    breaker: SharedBreaker,
+    /// The queue reached its bound (logged once, until it is back under half of it).
+    full: bool,
+}
+
+/// What the worker's queues hold; owned by the worker task alone.
+struct Queues {
+    channels: HashMap<ChannelKind, ChannelQueue>,
+    in_flight: usize,
+    /// The channel and lane of each attempt task, to free them even when the task panicked.
+    tasks: HashMap<tokio::task::Id, (ChannelKind, Lane)>,
+}
+
+/// Notices taken out of a queue unsent, to mark in the database and count.
+#[derive(Default)]
+struct Evicted {
+    superseded: Vec<(ChannelKind, Queued)>,
+    dropped: Vec<(ChannelKind, Queued)>,
+}
+
+/// How an attempt task ended.
+enum Done {
+    /// Delivered, or a dead letter: the row is final.
+    Finished,
+    /// To be tried again once its `not_before` has come.
+    Retry(Queued),
+    /// Cancelled: the row stays pending for the next start.
+    Stopped,
 }
 
 pub struct Dispatcher {
@@ -70,6 +122,7 @@ pub struct Dispatcher {
     store: Store,
     clock: Arc<dyn Clock>,
     metrics: AlertMetrics,
+    breaker: crate::breaker::BreakerSettings,
     queue: mpsc::UnboundedSender<Job>,
     /// Taken by the worker when it runs.
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
@@ -95,9 +148,12 @@ impl Dispatcher {
         metrics: AlertMetrics,
     ) -> Self {
         let timeout = Duration::from_secs(channels.delivery.timeout_s.max(1));
+        // Idle connections are bounded too: with the attempts in flight they stay within
+        // `limits::delivery_descriptors`, which the probes' budget keeps out of their share.
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .pool_max_idle_per_host(channels.delivery.max_concurrent_per_channel)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("hale/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -128,6 +184,7 @@ impl Dispatcher {
         }
         let (queue, receiver) = mpsc::unbounded_channel();
         Self {
+            breaker: channels.delivery.breaker.settings(),
             delivery: channels.delivery,
             channels: map,
             alertmanager,
@@ -156,7 +213,7 @@ impl Dispatcher {
         }
         let notice = Arc::new(notice);
         for channel in targets {
-            let job = Job::New {
+            let job = Job {
                 notice: notice.clone(),
                 channel,
             };
@@ -181,157 +238,448 @@ impl Dispatcher {
         self.channels.contains_key(&channel)
     }
 
-    /// Starts the delivery of a job in its own task; returns its lane when done.
-    fn start(self: &Arc<Self>, tasks: &mut JoinSet<Lane>, job: Job, cancel: &CancellationToken) {
-        let this = self.clone();
-        let cancel = cancel.clone();
-        tasks.spawn(async move {
-            let lane = job.lane();
-            this.deliver(job, cancel).await;
-            lane
-        });
+    /// Empty queues, one per configured channel, each with a closed breaker.
+    fn queues(&self) -> Queues {
+        let channels = self
+            .channels
+            .iter()
+            .map(|(&kind, channel)| {
+                let breaker = SharedBreaker::new(
+                    format!("alert channel {}", kind.as_str()),
+                    self.breaker,
+                    self.clock.clone(),
+                );
+                let queue = ChannelQueue {
+                    channel: channel.clone(),
+                    waiting: VecDeque::new(),
+                    busy: HashSet::new(),
+                    breaker,
+                    full: false,
+                };
+                (kind, queue)
+            })
+            .collect();
+        Queues {
+            channels,
+            in_flight: 0,
+            tasks: HashMap::new(),
+        }
     }
 
-    /// Stores (for a new notice) and delivers one job, retrying until delivered, dead or cancelled.
-    async fn deliver(&self, job: Job, cancel: CancellationToken) {
-        let (channel, row, payload, mut attempts, labels) = match job {
-            Job::New { notice, channel } => {
-                let Some(ch) = self.channels.get(&channel).cloned() else {
-                    return;
-                };
-                let payload = ch.payload(&notice);
-                let row = match self
-                    .store
-                    .insert_delivery(
-                        notice.event_id,
-                        channel.as_str(),
-                        &payload,
-                        self.clock.now(),
-                    )
-                    .await
-                {
-                    Ok(id) => Some(id),
-                    Err(e) => {
-                        // The notice still goes out; only its record is missing.
-                        tracing::error!(channel = channel.as_str(), rule = %notice.rule, error = %e, "cannot store an alert delivery");
-                        None
-                    }
-                };
-                let labels = Some((notice.level, notice.rule.clone()));
-                (ch, row, payload, 0, labels)
-            }
-            Job::Resume(pending) => {
-                let labels = pending.level.zip(pending.rule.clone());
-                let Some(ch) = ChannelKind::parse(&pending.channel)
-                    .and_then(|c| self.channels.get(&c).cloned())
-                else {
-                    let error = format!("channel {} is not configured any more", pending.channel);
-                    tracing::warn!(channel = %pending.channel, row = pending.id, "a pending alert delivery cannot be resumed: its channel is not configured; kept as a dead letter");
-                    let _ = self
-                        .store
-                        .delivery_dead(pending.id, pending.attempts, self.clock.now(), &error)
-                        .await;
-                    return;
-                };
-                (
-                    ch,
-                    Some(pending.id),
-                    pending.payload,
-                    pending.attempts,
-                    labels,
-                )
-            }
+    /// Queues a notice for its channel (`front` for a retry, which is older than anything waiting in its
+    /// lane). A notice of the same alert still waiting is superseded by the newer of the two; past the bound
+    /// the oldest waiting notices are dropped.
+    fn enqueue(
+        &self,
+        queues: &mut Queues,
+        kind: ChannelKind,
+        item: Queued,
+        front: bool,
+        evicted: &mut Evicted,
+    ) {
+        let Some(queue) = queues.channels.get_mut(&kind) else {
+            return;
         };
-        let name = channel.kind().as_str();
-        let count = |result| {
-            if let Some((level, rule)) = &labels {
-                self.metrics.notice(*level, rule, name, result);
-            }
-        };
-        let rule = labels.as_ref().map_or("", |(_, rule)| rule.as_str());
-        // A resumed row gets at least one more attempt, whatever it used before.
-        let limit = self.delivery.max_attempts.max(attempts + 1);
-        let timeout = Duration::from_secs(self.delivery.timeout_s.max(1));
-        loop {
-            if cancel.is_cancelled() {
-                return;
-            }
-            attempts += 1;
-            let outcome = tokio::select! {
-                _ = cancel.cancelled() => return,
-                outcome = tokio::time::timeout(timeout, channel.deliver(&payload)) => outcome,
-            };
-            let now = self.clock.now();
-            let failure = match outcome {
-                Ok(Ok(())) => {
-                    if let Some(id) = row {
-                        if let Err(e) = self.store.delivery_delivered(id, attempts, now).await {
-                            tracing::error!(channel = name, row = id, error = %e, "cannot record an alert delivery");
-                        }
-                    }
-                    count(AlertResult::Sent);
-                    tracing::debug!(channel = name, rule, attempts, "alert notice delivered");
-                    return;
-                }
-                Ok(Err(failure)) => failure,
-                Err(_) => Failure::transient(format!("no answer within {}s", timeout.as_secs())),
-            };
-            let error = scrub(&failure.error, &channel.secrets());
-            if failure.permanent || attempts >= limit {
-                if let Some(id) = row {
-                    if let Err(e) = self.store.delivery_dead(id, attempts, now, &error).await {
-                        tracing::error!(channel = name, row = id, error = %e, "cannot record an alert delivery");
-                    }
-                }
-                count(AlertResult::DeadLetter);
-                tracing::error!(channel = name, rule, attempts, error = %error, "alert notice not delivered; kept as a dead letter");
-                return;
-            }
-            if let Some(id) = row {
-                if let Err(e) = self
-                    .store
-                    .delivery_attempt_failed(id, attempts, now, &error)
-                    .await
-                {
-                    tracing::error!(channel = name, row = id, error = %e, "cannot record an alert delivery");
+        let mut item = Some(item);
+        if let Some(Lane::Alert { .. }) = item.as_ref().map(|i| &i.lane) {
+            let lane = item.as_ref().map(|i| i.lane.clone());
+            if let Some(at) = queue.waiting.iter().position(|w| Some(&w.lane) == lane.as_ref()) {
+                if front {
+                    // A retry of a notice that a later one already replaces: the later one goes instead.
+                    evicted.superseded.extend(item.take().map(|i| (kind, i)));
+                } else if let Some(older) = queue.waiting.remove(at) {
+                    evicted.superseded.push((kind, older));
                 }
             }
-            count(AlertResult::Retried);
-            let wait = failure
-                .retry_after
-                .unwrap_or_else(|| self.delivery.backoff(attempts + 1));
-            tracing::info!(channel = name, rule, attempts, wait_ms = wait.as_millis() as u64, error = %error, "alert notice delivery failed; retrying");
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = self.clock.sleep(wait) => {}
+        }
+        match item {
+            Some(item) if front => queue.waiting.push_front(item),
+            Some(item) => queue.waiting.push_back(item),
+            None => {}
+        }
+        while queue.waiting.len() > self.delivery.max_queued_per_channel {
+            match queue.waiting.pop_front() {
+                Some(oldest) => evicted.dropped.push((kind, oldest)),
+                None => break,
             }
         }
     }
 
-    /// Stores the notices not yet stored as `pending` rows, for the next start to deliver.
-    async fn keep_for_next_start(&self, jobs: impl IntoIterator<Item = Job>) {
+    /// Marks the evicted notices in the database, counts them and logs a queue that filled up.
+    async fn settle(&self, queues: &mut Queues, evicted: Evicted) {
+        if !evicted.superseded.is_empty() {
+            let ids: Vec<i64> = evicted.superseded.iter().filter_map(|(_, q)| q.row).collect();
+            if let Err(e) = self.store.deliveries_superseded(&ids, SUPERSEDED).await {
+                tracing::error!(rows = ids.len(), error = %e, "cannot mark superseded alert deliveries");
+            }
+            for (kind, item) in &evicted.superseded {
+                self.count(&item.labels, *kind, AlertResult::Superseded);
+            }
+            tracing::debug!(
+                notices = evicted.superseded.len(),
+                "alert notices superseded by later notices of the same alert"
+            );
+        }
+        let mut by_channel: HashMap<ChannelKind, Vec<Queued>> = HashMap::new();
+        for (kind, item) in evicted.dropped {
+            by_channel.entry(kind).or_default().push(item);
+        }
+        for (kind, dropped) in by_channel {
+            let name = kind.as_str();
+            let bound = self.delivery.max_queued_per_channel;
+            let reason = format!(
+                "not sent: the queue of channel {name} was full ({bound} notices waiting) and this was its oldest"
+            );
+            let ids: Vec<i64> = dropped.iter().filter_map(|q| q.row).collect();
+            if let Err(e) = self.store.deliveries_dropped(&ids, &reason).await {
+                tracing::error!(channel = name, rows = ids.len(), error = %e, "cannot mark dropped alert deliveries");
+            }
+            for item in &dropped {
+                self.count(&item.labels, kind, AlertResult::Dropped);
+            }
+            if let Some(queue) = queues.channels.get_mut(&kind) {
+                if !queue.full {
+                    queue.full = true;
+                    tracing::warn!(
+                        channel = name,
+                        max_queued_per_channel = bound,
+                        dropped = dropped.len(),
+                        breaker = queue.breaker.state().as_str(),
+                        "alert channel queue full; its oldest notices become dead letters"
+                    );
+                }
+            }
+        }
+    }
+
+    fn count(&self, labels: &Option<(AlertLevel, String)>, kind: ChannelKind, result: AlertResult) {
+        if let Some((level, rule)) = labels {
+            self.metrics.notice(*level, rule, kind.as_str(), result);
+        }
+    }
+
+    /// Stores a new notice as a `pending` row and queues it.
+    async fn accept(&self, queues: &mut Queues, job: Job) {
+        let Job { notice, channel } = job;
+        let Some(ch) = queues.channels.get(&channel).map(|q| q.channel.clone()) else {
+            return;
+        };
+        let payload = ch.payload(&notice);
+        let row = match self
+            .store
+            .insert_delivery(notice.event_id, channel.as_str(), &payload, self.clock.now())
+            .await
+        {
+            Ok(id) => Some(id),
+            Err(e) => {
+                // The notice still goes out; only its record is missing.
+                tracing::error!(channel = channel.as_str(), rule = %notice.rule, error = %e, "cannot store an alert delivery");
+                None
+            }
+        };
+        let item = Queued {
+            row,
+            event_id: Some(notice.event_id),
+            lane: Lane::Alert {
+                rule: notice.rule.clone(),
+                target: notice.target.clone(),
+            },
+            payload,
+            attempts: 0,
+            limit: self.delivery.max_attempts.max(1),
+            labels: Some((notice.level, notice.rule.clone())),
+            not_before: None,
+        };
+        let mut evicted = Evicted::default();
+        self.enqueue(queues, channel, item, false, &mut evicted);
+        self.settle(queues, evicted).await;
+    }
+
+    /// Queues the rows a previous run left pending, each channel's paced at `resume_per_s`, after
+    /// collapsing and bounding them as new notices are; a row whose channel is gone becomes a dead letter.
+    async fn resume(&self, queues: &mut Queues) {
+        let pending = match self.store.pending_deliveries().await {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the alert deliveries left pending; they wait for the next start");
+                return;
+            }
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let total = pending.len();
+        let mut evicted = Evicted::default();
+        let mut unconfigured: HashMap<String, Vec<i64>> = HashMap::new();
+        for row in pending {
+            let Some(kind) =
+                ChannelKind::parse(&row.channel).filter(|k| queues.channels.contains_key(k))
+            else {
+                unconfigured.entry(row.channel).or_default().push(row.id);
+                continue;
+            };
+            let lane = match (&row.rule, &row.target) {
+                (Some(rule), Some(target)) => Lane::Alert {
+                    rule: rule.clone(),
+                    target: target.clone(),
+                },
+                _ => Lane::Row(row.id),
+            };
+            let item = Queued {
+                row: Some(row.id),
+                event_id: row.alert_event_id,
+                lane,
+                payload: row.payload,
+                attempts: row.attempts,
+                limit: self.delivery.max_attempts.max(row.attempts.saturating_add(1)),
+                labels: row.level.zip(row.rule),
+                not_before: None,
+            };
+            self.enqueue(queues, kind, item, false, &mut evicted);
+        }
+        let start = self.clock.now();
+        let step = Duration::from_secs(1) / self.delivery.resume_per_s.max(1);
+        let mut queued = 0;
+        for queue in queues.channels.values_mut() {
+            let mut at = start;
+            for item in &mut queue.waiting {
+                item.not_before = Some(at);
+                at = crate::clock::add_saturating(at, step);
+                queued += 1;
+            }
+        }
+        tracing::info!(
+            deliveries = total,
+            queued,
+            superseded = evicted.superseded.len(),
+            dropped = evicted.dropped.len(),
+            resume_per_s = self.delivery.resume_per_s,
+            "resuming alert deliveries left pending"
+        );
+        self.settle(queues, evicted).await;
+        for (channel, ids) in unconfigured {
+            let error = format!("channel {channel} is not configured any more");
+            tracing::warn!(channel = %channel, rows = ids.len(), "alert deliveries left pending cannot be resumed: their channel is not configured; kept as dead letters");
+            if let Err(e) = self.store.deliveries_dropped(&ids, &error).await {
+                tracing::error!(channel = %channel, error = %e, "cannot record an alert delivery");
+            }
+        }
+    }
+
+    /// Starts every attempt the bounds and breakers allow now. Returns when something waiting may start
+    /// without any other event (a backoff ends, a resumed row's turn comes, a breaker allows a trial).
+    fn pump(
+        self: &Arc<Self>,
+        queues: &mut Queues,
+        tasks: &mut JoinSet<Done>,
+        cancel: &CancellationToken,
+    ) -> Option<DateTime<Utc>> {
+        let now = self.clock.now();
+        let mut wake: Option<DateTime<Utc>> = None;
+        let mut soonest = |at: DateTime<Utc>| {
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        };
+        for kind in ChannelKind::ALL {
+            let Some(queue) = queues.channels.get_mut(&kind) else {
+                continue;
+            };
+            if queue.full && queue.waiting.len() <= self.delivery.max_queued_per_channel / 2 {
+                queue.full = false;
+                tracing::info!(
+                    channel = kind.as_str(),
+                    waiting = queue.waiting.len(),
+                    "alert channel queue back under half its bound"
+                );
+            }
+            while queues.in_flight < self.delivery.max_concurrent
+                && queue.busy.len() < self.delivery.max_concurrent_per_channel
+            {
+                // The first notice whose lane is free and whose turn has come; a lane's later notices wait
+                // behind its first.
+                let mut blocked: HashSet<&Lane> = HashSet::new();
+                let mut next = None;
+                for (i, item) in queue.waiting.iter().enumerate() {
+                    if queue.busy.contains(&item.lane) || blocked.contains(&item.lane) {
+                        continue;
+                    }
+                    match item.not_before {
+                        Some(at) if at > now => {
+                            soonest(at);
+                            blocked.insert(&item.lane);
+                        }
+                        _ => {
+                            next = Some(i);
+                            break;
+                        }
+                    }
+                }
+                let Some(i) = next else {
+                    break;
+                };
+                let permit = match queue.breaker.try_acquire() {
+                    Ok((permit, transition)) => {
+                        log_transition(kind, transition);
+                        permit
+                    }
+                    Err(rejected) => {
+                        // Open: its notices wait for `retry_at`; half-open: for the trial in flight.
+                        if let Some(at) = rejected.retry_at {
+                            soonest(at);
+                        }
+                        break;
+                    }
+                };
+                let Some(item) = queue.waiting.remove(i) else {
+                    break;
+                };
+                queue.busy.insert(item.lane.clone());
+                queues.in_flight += 1;
+                let lane = item.lane.clone();
+                let this = self.clone();
+                let channel = queue.channel.clone();
+                let cancel = cancel.clone();
+                let handle = tasks.spawn(async move {
+                    this.attempt(kind, channel, item, permit, cancel).await
+                });
+                queues.tasks.insert(handle.id(), (kind, lane));
+            }
+        }
+        wake
+    }
+
+    /// An attempt task ended: frees its slot and lane, and queues a retry again.
+    async fn finished(
+        &self,
+        queues: &mut Queues,
+        joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+    ) {
+        let (id, done) = match joined {
+            Ok((id, done)) => (id, Some(done)),
+            Err(e) => {
+                tracing::error!(error = %e, "an alert delivery task failed");
+                (e.id(), None)
+            }
+        };
+        let Some((kind, lane)) = queues.tasks.remove(&id) else {
+            return;
+        };
+        queues.in_flight = queues.in_flight.saturating_sub(1);
+        if let Some(queue) = queues.channels.get_mut(&kind) {
+            queue.busy.remove(&lane);
+        }
+        if let Some(Done::Retry(item)) = done {
+            let mut evicted = Evicted::default();
+            self.enqueue(queues, kind, item, true, &mut evicted);
+            self.settle(queues, evicted).await;
+        }
+    }
+
+    /// One attempt at delivering a queued notice, through the channel's breaker, and its record: delivered,
+    /// a dead letter, or a failure to retry after a backoff (handed back to the worker).
+    async fn attempt(
+        self: Arc<Self>,
+        kind: ChannelKind,
+        channel: Arc<dyn Channel>,
+        mut item: Queued,
+        permit: Permit,
+        cancel: CancellationToken,
+    ) -> Done {
+        let name = kind.as_str();
+        let timeout = Duration::from_secs(self.delivery.timeout_s.max(1));
+        let outcome = tokio::select! {
+            // The permit is dropped unreported: the breaker does not count this attempt.
+            _ = cancel.cancelled() => return Done::Stopped,
+            outcome = tokio::time::timeout(timeout, channel.deliver(&item.payload)) => outcome,
+        };
+        item.attempts += 1;
+        let now = self.clock.now();
+        let rule = item.rule().to_owned();
+        let attempts = item.attempts;
+        let failure = match outcome {
+            Ok(Ok(())) => {
+                log_transition(kind, permit.success());
+                if let Some(id) = item.row {
+                    if let Err(e) = self.store.delivery_delivered(id, attempts, now).await {
+                        tracing::error!(channel = name, row = id, error = %e, "cannot record an alert delivery");
+                    }
+                }
+                self.count(&item.labels, kind, AlertResult::Sent);
+                tracing::debug!(channel = name, rule, attempts, "alert notice delivered");
+                return Done::Finished;
+            }
+            Ok(Err(failure)) => failure,
+            Err(_) => Failure::transient(format!("no answer within {}s", timeout.as_secs())),
+        };
+        // A receiver that answered, even with a refusal retrying cannot fix, is up: only transient
+        // failures count against the channel's breaker.
+        let transition = if failure.permanent {
+            permit.success()
+        } else {
+            permit.failure()
+        };
+        log_transition(kind, transition);
+        let error = scrub(&failure.error, &channel.secrets());
+        if failure.permanent || attempts >= item.limit {
+            if let Some(id) = item.row {
+                if let Err(e) = self.store.delivery_dead(id, attempts, now, &error).await {
+                    tracing::error!(channel = name, row = id, error = %e, "cannot record an alert delivery");
+                }
+            }
+            self.count(&item.labels, kind, AlertResult::DeadLetter);
+            tracing::error!(channel = name, rule, attempts, error = %error, "alert notice not delivered; kept as a dead letter");
+            return Done::Finished;
+        }
+        if let Some(id) = item.row {
+            if let Err(e) = self
+                .store
+                .delivery_attempt_failed(id, attempts, now, &error)
+                .await
+            {
+                tracing::error!(channel = name, row = id, error = %e, "cannot record an alert delivery");
+            }
+        }
+        self.count(&item.labels, kind, AlertResult::Retried);
+        let wait = failure
+            .retry_after
+            .unwrap_or_else(|| self.delivery.backoff(attempts + 1));
+        tracing::info!(channel = name, rule, attempts, wait_ms = wait.as_millis() as u64, error = %error, "alert notice delivery failed; retrying");
+        item.not_before = Some(crate::clock::add_saturating(now, wait));
+        Done::Retry(item)
+    }
+
+    /// Stores as `pending` rows, for the next start, the notices not stored yet: those still in the channel
+    /// from `send`, and queued ones whose row could not be stored.
+    async fn keep_for_next_start(&self, queues: &Queues, jobs: Vec<Job>) {
         let mut kept = 0;
+        let now = self.clock.now();
         for job in jobs {
-            let Job::New { notice, channel } = job else {
+            let Some(queue) = queues.channels.get(&job.channel) else {
                 continue;
             };
-            let Some(ch) = self.channels.get(&channel) else {
-                continue;
-            };
-            let payload = ch.payload(&notice);
+            let payload = queue.channel.payload(&job.notice);
             match self
                 .store
-                .insert_delivery(
-                    notice.event_id,
-                    channel.as_str(),
-                    &payload,
-                    self.clock.now(),
-                )
+                .insert_delivery(job.notice.event_id, job.channel.as_str(), &payload, now)
                 .await
             {
                 Ok(_) => kept += 1,
                 Err(e) => {
-                    tracing::error!(channel = channel.as_str(), rule = %notice.rule, error = %e, "cannot keep an alert notice for the next start; it is lost");
+                    tracing::error!(channel = job.channel.as_str(), rule = %job.notice.rule, error = %e, "cannot keep an alert notice for the next start; it is lost");
+                }
+            }
+        }
+        for (kind, queue) in &queues.channels {
+            for item in queue.waiting.iter().filter(|q| q.row.is_none()) {
+                let event = item.event_id.unwrap_or(0);
+                match self
+                    .store
+                    .insert_delivery(event, kind.as_str(), &item.payload, now)
+                    .await
+                {
+                    Ok(_) => kept += 1,
+                    Err(e) => {
+                        tracing::error!(channel = kind.as_str(), rule = item.rule(), error = %e, "cannot keep an alert notice for the next start; it is lost");
+                    }
                 }
             }
         }
@@ -363,6 +711,30 @@ impl Dispatcher {
     }
 }
 
+/// Logs a change of a channel's breaker: opened (its notices wait), half-open (one trial), closed.
+fn log_transition(kind: ChannelKind, transition: Option<Transition>) {
+    let Some(t) = transition else {
+        return;
+    };
+    let channel = kind.as_str();
+    match t.to {
+        BreakerState::Open => tracing::warn!(
+            channel,
+            reason = t.reason.as_str(),
+            retry_at = ?t.retry_at,
+            "alert channel circuit breaker open; its notices wait"
+        ),
+        BreakerState::HalfOpen => tracing::info!(
+            channel,
+            "alert channel circuit breaker half-open; trying one notice"
+        ),
+        BreakerState::Closed => tracing::info!(
+            channel,
+            "alert channel circuit breaker closed; deliveries resume"
+        ),
+    }
+}
+
 impl Worker for Dispatcher {
     fn name(&self) -> &'static str {
         "alert-delivery"
@@ -379,37 +751,9 @@ impl Worker for Dispatcher {
                 tracing::error!("alert delivery is already running");
                 return;
             };
-            let mut tasks: JoinSet<Lane> = JoinSet::new();
-            // A lane present here is busy; its queue holds what waits behind the running delivery.
-            let mut lanes: HashMap<Lane, VecDeque<Job>> = HashMap::new();
-            let push = |this: &Arc<Self>,
-                        lanes: &mut HashMap<Lane, VecDeque<Job>>,
-                        tasks: &mut JoinSet<Lane>,
-                        job: Job| {
-                match lanes.get_mut(&job.lane()) {
-                    Some(queue) => queue.push_back(job),
-                    None => {
-                        lanes.insert(job.lane(), VecDeque::new());
-                        this.start(tasks, job, &cancel);
-                    }
-                }
-            };
-            match self.store.pending_deliveries().await {
-                Ok(pending) => {
-                    if !pending.is_empty() {
-                        tracing::info!(
-                            deliveries = pending.len(),
-                            "resuming alert deliveries left pending"
-                        );
-                    }
-                    for row in pending {
-                        push(&self, &mut lanes, &mut tasks, Job::Resume(row));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the alert deliveries left pending; they wait for the next start")
-                }
-            }
+            let mut queues = self.queues();
+            let mut tasks: JoinSet<Done> = JoinSet::new();
+            self.resume(&mut queues).await;
             let resend = self.alertmanager.clone().map(|am| {
                 tokio::spawn(Self::resend_loop(
                     am,
@@ -417,32 +761,32 @@ impl Worker for Dispatcher {
                     cancel.child_token(),
                 ))
             });
-            let mut done: Vec<Lane> = Vec::new();
             loop {
-                for lane in done.drain(..) {
-                    let next = lanes.get_mut(&lane).and_then(VecDeque::pop_front);
-                    match next {
-                        Some(job) => self.start(&mut tasks, job, &cancel),
-                        None => {
-                            lanes.remove(&lane);
-                        }
-                    }
-                }
+                let wake = self.pump(&mut queues, &mut tasks, &cancel);
+                let sleep = wake.map(|at| {
+                    let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+                    self.clock.sleep(wait)
+                });
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     job = receiver.recv() => match job {
-                        Some(job) => push(&self, &mut lanes, &mut tasks, job),
+                        Some(job) => self.accept(&mut queues, job).await,
                         None => break,
                     },
-                    Some(finished) = tasks.join_next(), if !tasks.is_empty() => match finished {
-                        Ok(lane) => done.push(lane),
-                        Err(e) => tracing::error!(error = %e, "an alert delivery task failed"),
-                    },
+                    Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                        self.finished(&mut queues, joined).await;
+                    }
+                    _ = async move {
+                        match sleep {
+                            Some(sleep) => sleep.await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
                 }
             }
-            // Every delivery sees the cancellation and returns at once; its row stays pending.
-            while let Some(finished) = tasks.join_next().await {
-                if let Err(e) = finished {
+            // Every attempt sees the cancellation and returns at once; its row stays pending.
+            while let Some(joined) = tasks.join_next_with_id().await {
+                if let Err(e) = joined {
                     tracing::error!(error = %e, "an alert delivery task failed");
                 }
             }
@@ -450,11 +794,11 @@ impl Worker for Dispatcher {
                 let _ = resend.await;
             }
             receiver.close();
-            let mut waiting: Vec<Job> = lanes.into_values().flatten().collect();
+            let mut waiting: Vec<Job> = Vec::new();
             while let Ok(job) = receiver.try_recv() {
                 waiting.push(job);
             }
-            self.keep_for_next_start(waiting).await;
+            self.keep_for_next_start(&queues, waiting).await;
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Invalid, Secret};
+use crate::config::{BreakerConfig, Invalid, Secret};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -75,7 +75,8 @@ fn default_resend_interval_s() -> u64 {
     60
 }
 
-/// How hard a notice is tried before it becomes a dead letter.
+/// How hard a notice is tried before it becomes a dead letter, and how many deliveries may be under way,
+/// queued or resumed at once, so that a receiver that hangs cannot take hale's descriptors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
@@ -83,6 +84,17 @@ pub struct DeliveryConfig {
     pub initial_backoff_ms: u64,
     pub max_backoff_s: u64,
     pub timeout_s: u64,
+    /// Delivery attempts in flight at once, every channel together (one connection each).
+    pub max_concurrent: usize,
+    /// Delivery attempts in flight at once to one channel.
+    pub max_concurrent_per_channel: usize,
+    /// Notices waiting for one channel; past it the oldest become dead letters.
+    pub max_queued_per_channel: usize,
+    /// Rows a previous run left pending are started at most this many a second.
+    pub resume_per_s: u32,
+    /// Each channel's circuit breaker: a receiver that keeps failing is left alone for `open_timeout_s`
+    /// while its notices wait.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -92,6 +104,11 @@ impl Default for DeliveryConfig {
             initial_backoff_ms: 1_000,
             max_backoff_s: 60,
             timeout_s: 10,
+            max_concurrent: 8,
+            max_concurrent_per_channel: 2,
+            max_queued_per_channel: 1_000,
+            resume_per_s: 5,
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -202,7 +219,34 @@ impl DeliveryConfig {
                 format!("{} is out of range 1..=300", self.timeout_s),
             ));
         }
-        Ok(())
+        if !(1..=64).contains(&self.max_concurrent) {
+            return Err(Invalid::at(
+                at("max_concurrent"),
+                format!("{} is out of range 1..=64", self.max_concurrent),
+            ));
+        }
+        if !(1..=self.max_concurrent).contains(&self.max_concurrent_per_channel) {
+            return Err(Invalid::at(
+                at("max_concurrent_per_channel"),
+                format!(
+                    "{} is out of range 1..=max_concurrent ({})",
+                    self.max_concurrent_per_channel, self.max_concurrent
+                ),
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_queued_per_channel) {
+            return Err(Invalid::at(
+                at("max_queued_per_channel"),
+                format!("{} is out of range 1..=100000", self.max_queued_per_channel),
+            ));
+        }
+        if !(1..=1_000).contains(&self.resume_per_s) {
+            return Err(Invalid::at(
+                at("resume_per_s"),
+                format!("{} is out of range 1..=1000", self.resume_per_s),
+            ));
+        }
+        self.breaker.validate("alerts.channels.delivery.breaker")
     }
 
     /// The wait before attempt `next` (2 for the first retry): `initial_backoff_ms` doubled at each retry,
@@ -275,6 +319,22 @@ mod tests {
             ..DeliveryConfig::default()
         };
         assert_eq!(invalid(&config).reason, "0 is out of range 1..=100");
+        config.delivery = DeliveryConfig {
+            max_concurrent_per_channel: 9,
+            ..DeliveryConfig::default()
+        };
+        let err = invalid(&config);
+        assert_eq!(
+            err.path,
+            "$.alerts.channels.delivery.max_concurrent_per_channel"
+        );
+        assert_eq!(err.reason, "9 is out of range 1..=max_concurrent (8)");
+        config.delivery = DeliveryConfig::default();
+        config.delivery.breaker.open_timeout_s = 0;
+        assert_eq!(
+            invalid(&config).path,
+            "$.alerts.channels.delivery.breaker.open_timeout_s"
+        );
     }
 
     #[test]
@@ -284,6 +344,7 @@ mod tests {
             initial_backoff_ms: 500,
             max_backoff_s: 3,
             timeout_s: 5,
+            ..DeliveryConfig::default()
         };
         let ms = |n| delivery.backoff(n).as_millis();
         assert_eq!(

@@ -14,6 +14,10 @@ pub enum AlertResult {
     Retried,
     /// Every attempt failed: kept as a dead letter.
     DeadLetter,
+    /// Not sent: a later notice of the same alert to the same channel replaced it while it waited.
+    Superseded,
+    /// Not sent: the channel's queue was full and this was its oldest notice; kept as a dead letter.
+    Dropped,
     /// Not sent: a repeat within the rule's cooldown (channel `none`).
     Suppressed,
     /// Not sent: held back while a critical alert of the same target fires (channel `none`).
@@ -26,6 +30,8 @@ impl AlertResult {
             Self::Sent => "sent",
             Self::Retried => "retried",
             Self::DeadLetter => "dead_letter",
+            Self::Superseded => "superseded",
+            Self::Dropped => "dropped",
             Self::Suppressed => "suppressed",
             Self::Inhibited => "inhibited",
         }

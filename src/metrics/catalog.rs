@@ -319,7 +319,7 @@ pub const CHILD_RUNNING_DEF: MetricDef = def(
     HealthProxy,
     AfterEvent("a target with a run block (a supervised child)"),
 );
-pub const ALERTS_TOTAL_DEF: MetricDef = def(ALERTS_TOTAL, Counter, "Alert notices by level, rule, channel and result (sent, retried, dead_letter; suppressed and inhibited on channel none).", &[LABEL_LEVEL, LABEL_RULE, LABEL_CHANNEL, LABEL_RESULT], HealthProxy, AfterEvent("an alert notice"));
+pub const ALERTS_TOTAL_DEF: MetricDef = def(ALERTS_TOTAL, Counter, "Alert notices by level, rule, channel and result (sent, retried, dead_letter, superseded, dropped; suppressed and inhibited on channel none).", &[LABEL_LEVEL, LABEL_RULE, LABEL_CHANNEL, LABEL_RESULT], HealthProxy, AfterEvent("an alert notice"));
 pub const ALERTS_ACTIVE_DEF: MetricDef = def(
     ALERTS_ACTIVE,
     Gauge,

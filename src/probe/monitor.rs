@@ -138,6 +138,10 @@ impl Monitor {
             config.http.workers,
             hosts,
             limits::current_open_file_limit(),
+            limits::delivery_descriptors(
+                config.alerts.channels.delivery.max_concurrent,
+                config.alerts.channels.delivery.max_concurrent_per_channel,
+            ),
         );
         if budget.concurrency < config.monitor.max_in_flight {
             tracing::warn!(

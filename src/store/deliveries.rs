@@ -1,5 +1,6 @@
-//! Alert deliveries: one row per notice and channel, pending until delivered or kept as a dead letter. The
-//! payload is what the channel is sent (never a secret: URLs, tokens and passwords stay in the config).
+//! Alert deliveries: one row per notice and channel, pending until delivered, kept as a dead letter, or
+//! superseded by a later notice of the same alert to the same channel. The payload is what the channel is
+//! sent (never a secret: URLs, tokens and passwords stay in the config).
 
 use chrono::{DateTime, Utc};
 
@@ -13,6 +14,8 @@ pub struct PendingDelivery {
     pub alert_event_id: Option<i64>,
     /// The alert of that event, when still stored.
     pub alert_id: Option<i64>,
+    /// That alert's target, when still stored.
+    pub target: Option<String>,
     pub channel: String,
     pub attempts: u32,
     pub payload: String,
@@ -39,6 +42,7 @@ struct PendingRow {
     id: i64,
     alert_event_id: Option<i64>,
     alert_id: Option<i64>,
+    target: Option<String>,
     channel: String,
     attempts: i64,
     payload: String,
@@ -121,6 +125,45 @@ impl Store {
             .await
     }
 
+    /// Pending rows that will not be sent because a later notice of the same alert to the same channel
+    /// replaces them: `superseded`, with `reason`.
+    pub async fn deliveries_superseded(
+        &self,
+        ids: &[i64],
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.set_deliveries(ids, "superseded", reason).await
+    }
+
+    /// Pending rows given up unsent (past the queue bound): dead letters with `reason`.
+    pub async fn deliveries_dropped(
+        &self,
+        ids: &[i64],
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.set_deliveries(ids, "dead", reason).await
+    }
+
+    /// Moves pending rows to `state` with `error`, a few hundred per statement; attempts and the time of
+    /// the last attempt stay as they are (these rows were not tried again).
+    async fn set_deliveries(&self, ids: &[i64], state: &str, error: &str) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            // Numbered like the others: sqlx counts bare `?` apart from `?N`.
+            let marks: Vec<String> = (3..3 + chunk.len()).map(|n| format!("?{n}")).collect();
+            let marks = marks.join(", ");
+            let sql = format!(
+                "UPDATE alert_deliveries SET state = ?1, error = ?2
+                 WHERE state = 'pending' AND id IN ({marks})"
+            );
+            let mut query = sqlx::query(&sql).bind(state).bind(error);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
     async fn finish_delivery(
         &self,
         id: i64,
@@ -146,7 +189,7 @@ impl Store {
     /// The deliveries still `pending`, oldest first, with their alert's rule and level when known.
     pub async fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError> {
         let rows: Vec<PendingRow> = sqlx::query_as(
-            "SELECT d.id, d.alert_event_id, e.alert_id, d.channel, d.attempts, d.payload, a.rule, e.level
+            "SELECT d.id, d.alert_event_id, e.alert_id, a.target, d.channel, d.attempts, d.payload, a.rule, e.level
              FROM alert_deliveries d
              LEFT JOIN alert_events e ON e.id = d.alert_event_id
              LEFT JOIN alerts a ON a.id = e.alert_id
@@ -160,6 +203,7 @@ impl Store {
                 id: row.id,
                 alert_event_id: row.alert_event_id,
                 alert_id: row.alert_id,
+                target: row.target,
                 channel: row.channel,
                 attempts: attempts(row.attempts),
                 payload: row.payload,

@@ -408,6 +408,15 @@ impl HaleProcess {
         Self::spawn(config, None, &[], &[], Some(limit)).await
     }
 
+    /// `serve_db` with both open-file limits set to `limit`, for a test that restarts hale on one database.
+    pub async fn serve_db_with_open_file_limit(
+        config: &serde_json::Value,
+        db: &Path,
+        limit: u64,
+    ) -> Self {
+        Self::spawn(config, Some(db), &[], &[], Some(limit)).await
+    }
+
     async fn spawn(
         config: &serde_json::Value,
         db: Option<&Path>,
