@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use hale::alerts::{Dispatcher, Notice};
-use hale::clock::SystemClock;
+use hale::clock::{Clock, SystemClock};
 use hale::config::{
     AlertmanagerChannel, ChannelKind, ChannelsConfig, DeliveryConfig, DiscordChannel, EmailChannel,
     Secret, SmtpSecurity, WebhookChannel,
@@ -806,7 +806,7 @@ impl FlippingTarget {
                         .and_then(|n| n.parse().ok())
                         .unwrap_or(0);
                     let second = Utc::now().timestamp().unsigned_abs();
-                    let down = !steady.load(Ordering::SeqCst) && (second + n) % 2 == 0;
+                    let down = !steady.load(Ordering::SeqCst) && (second + n).is_multiple_of(2);
                     let status = if down { "503 Down" } else { "200 OK" };
                     let response = format!(
                         "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -964,7 +964,8 @@ async fn a_receiver_that_hangs_never_exhausts_descriptors_nor_the_next_start() {
     let db_path = dir.path().join("hale.db");
 
     // A first run of 15 s: about 40 notices a second, none ever answered.
-    let mut hale = common::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
+    let mut hale =
+        common::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
     let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
     let health = format!("http://{}/health", addrs[&ServiceKind::HealthProxy]);
     let first = watch_hale(hale.pid, &health, Duration::from_secs(15)).await;
@@ -1042,10 +1043,13 @@ async fn a_receiver_that_hangs_never_exhausts_descriptors_nor_the_next_start() {
     let rows_before = count_rows(&db_path, "alert_deliveries", "1").await;
 
     // The next start, with every target healthy: /health answers at once and descriptors stay bounded.
-    target.steady.store(true, std::sync::atomic::Ordering::SeqCst);
+    target
+        .steady
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let connections_before = webhook.accepted();
     let started = std::time::Instant::now();
-    let mut hale = common::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
+    let mut hale =
+        common::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
     let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
     let health = format!("http://{}/health", addrs[&ServiceKind::HealthProxy]);
     let answered = common::client().get(&health).send().await;
@@ -1104,4 +1108,238 @@ async fn a_receiver_that_hangs_never_exhausts_descriptors_nor_the_next_start() {
         dead,
         "each row past the bound says why"
     );
+}
+
+/// A notice for `target` (its own alert and lane), made at `at`.
+fn notice_for(target: &str, kind: AlertEventKind, at: chrono::DateTime<Utc>) -> Notice {
+    Notice {
+        target: target.into(),
+        at,
+        ..notice(kind)
+    }
+}
+
+#[tokio::test]
+async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
+    // Three 503s, then 204s. The breaker opens after 2 failures in a row and closes after 1 trial success.
+    let receiver = HttpReceiver::start(vec![(503, ""), (503, ""), (503, ""), (204, "")]).await;
+    let clock = hale::clock::ManualClock::new(Utc::now());
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("hale.db");
+    let store = Store::open(&db_path).await.unwrap();
+    let mut config = discord_config(receiver.url("/hook"));
+    config.delivery.max_attempts = 10;
+    // One attempt at a time, so the failures come in a known order.
+    config.delivery.max_concurrent_per_channel = 1;
+    config.delivery.breaker = hale::config::BreakerConfig {
+        failure_threshold: 2,
+        success_threshold: 1,
+        open_timeout_s: 60,
+    };
+    let dispatcher = Arc::new(Dispatcher::new(
+        config,
+        store.clone(),
+        Arc::new(clock.clone()),
+        AlertMetrics::register(&prometheus::Registry::new()),
+    ));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.clone().run(cancel.clone()));
+    let now = clock.now();
+    for target in ["a", "b", "c"] {
+        dispatcher.send(
+            notice_for(target, AlertEventKind::Fired, now),
+            &[ChannelKind::Discord],
+        );
+    }
+    let rows = |condition: &'static str| {
+        let db_path = db_path.clone();
+        async move { count_rows(&db_path, "alert_deliveries", condition).await }
+    };
+    eventually("two attempts failed", || async {
+        (rows("attempts = 1").await == 2).then_some(())
+    })
+    .await;
+    // The backoff (20 ms) has passed, but the breaker is open for 60 s: nothing is tried.
+    clock
+        .advance_in_steps(Duration::from_secs(59), Duration::from_secs(1))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        2,
+        "the open breaker holds the notices"
+    );
+    assert_eq!(rows("state = 'pending'").await, 3, "they wait, pending");
+
+    // Past open_timeout_s one trial goes out; it fails and the breaker opens again.
+    clock
+        .advance_in_steps(Duration::from_secs(1), Duration::from_secs(1))
+        .await;
+    eventually("one trial", || async {
+        (receiver.requests().len() == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(receiver.requests().len(), 3, "one trial at a time");
+
+    // The next trial succeeds: the breaker closes and every notice goes out.
+    clock
+        .advance_in_steps(Duration::from_secs(60), Duration::from_secs(1))
+        .await;
+    eventually("every notice delivered", || async {
+        (rows("state = 'delivered'").await == 3).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.requests().len(), 6);
+    cancel.cancel();
+    task.await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn repeats_of_an_alert_collapse_and_a_full_queue_drops_its_oldest_as_dead_letters() {
+    // A receiver that never answers holds the channel's only slot with the first notice.
+    let webhook = HangingReceiver::start().await;
+    let mut config = ChannelsConfig {
+        webhook: Some(WebhookChannel {
+            url: Secret::new(format!("http://{}/hook", webhook.addr)),
+            bearer_token: None,
+        }),
+        delivery: quick_delivery(3),
+        ..ChannelsConfig::default()
+    };
+    config.delivery.max_concurrent_per_channel = 1;
+    config.delivery.max_queued_per_channel = 3;
+    let mut h = Harness::start(config).await;
+    let now = Utc::now();
+    h.dispatcher.send(
+        notice_for("first", AlertEventKind::Fired, now),
+        &[ChannelKind::Webhook],
+    );
+    eventually("the first notice is in flight", || async {
+        (webhook.accepted() == 1).then_some(())
+    })
+    .await;
+    // Three notices of one alert: the last replaces the two before it.
+    for kind in [
+        AlertEventKind::Fired,
+        AlertEventKind::Resolved,
+        AlertEventKind::Fired,
+    ] {
+        h.dispatcher
+            .send(notice_for("api", kind, now), &[ChannelKind::Webhook]);
+    }
+    eventually("two notices superseded", || async {
+        (h.rows("state = 'superseded'").await == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.metrics.count(
+            AlertLevel::Critical,
+            "target_down",
+            "webhook",
+            AlertResult::Superseded
+        ),
+        2
+    );
+    // Four more alerts: the queue holds 3, so the two oldest waiting become dead letters.
+    for target in ["b", "c", "d", "e"] {
+        h.dispatcher.send(
+            notice_for(target, AlertEventKind::Fired, now),
+            &[ChannelKind::Webhook],
+        );
+    }
+    eventually("the two oldest waiting are dead letters", || async {
+        (h.rows("state = 'dead' AND error LIKE '%queue of channel webhook was full (3 notices waiting)%'")
+            .await
+            == 2)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.metrics.count(
+            AlertLevel::Critical,
+            "target_down",
+            "webhook",
+            AlertResult::Dropped
+        ),
+        2
+    );
+    let dead_payloads =
+        select_texts(&h.db_path, "alert_deliveries", "payload", "state = 'dead'").await;
+    assert!(
+        dead_payloads
+            .iter()
+            .any(|p| p.contains("\"target\":\"api\"")),
+        "the oldest waiting (api's latest) went first: {dead_payloads:?}"
+    );
+    assert_eq!(
+        h.rows("state = 'pending'").await,
+        1 + 3,
+        "one in flight, three waiting"
+    );
+    assert_eq!(h.rows("1").await, 8, "every notice has its row");
+    assert_eq!(webhook.accepted(), 1, "one connection for the channel");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn rows_left_pending_are_resumed_paced() {
+    let receiver = HttpReceiver::start(vec![(204, "")]).await;
+    let clock = hale::clock::ManualClock::new(Utc::now());
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("hale.db");
+    let store = Store::open(&db_path).await.unwrap();
+    for i in 0..10 {
+        store
+            .insert_delivery(
+                1,
+                "discord",
+                &format!(r#"{{"content": "left over {i}"}}"#),
+                clock.now(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut config = discord_config(receiver.url("/hook"));
+    config.delivery.resume_per_s = 2;
+    let dispatcher = Arc::new(Dispatcher::new(
+        config,
+        store.clone(),
+        Arc::new(clock.clone()),
+        AlertMetrics::register(&prometheus::Registry::new()),
+    ));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.run(cancel.clone()));
+    eventually("the first row is sent at once", || async {
+        (receiver.requests().len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(receiver.requests().len(), 1, "the next waits its turn");
+    // Two a second: 2 s later, 4 more.
+    clock
+        .advance_in_steps(Duration::from_secs(2), Duration::from_millis(500))
+        .await;
+    eventually("four more rows sent", || async {
+        (receiver.requests().len() == 5).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(receiver.requests().len(), 5, "no more than the pace allows");
+    clock
+        .advance_in_steps(Duration::from_secs(3), Duration::from_millis(500))
+        .await;
+    eventually("every row delivered", || async {
+        (count_rows(&db_path, "alert_deliveries", "state = 'delivered'").await == 10).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.requests()[0].body,
+        r#"{"content": "left over 0"}"#,
+        "oldest first"
+    );
+    cancel.cancel();
+    task.await.unwrap();
+    store.close().await;
 }

@@ -283,7 +283,11 @@ impl Dispatcher {
         let mut item = Some(item);
         if let Some(Lane::Alert { .. }) = item.as_ref().map(|i| &i.lane) {
             let lane = item.as_ref().map(|i| i.lane.clone());
-            if let Some(at) = queue.waiting.iter().position(|w| Some(&w.lane) == lane.as_ref()) {
+            if let Some(at) = queue
+                .waiting
+                .iter()
+                .position(|w| Some(&w.lane) == lane.as_ref())
+            {
                 if front {
                     // A retry of a notice that a later one already replaces: the later one goes instead.
                     evicted.superseded.extend(item.take().map(|i| (kind, i)));
@@ -308,7 +312,11 @@ impl Dispatcher {
     /// Marks the evicted notices in the database, counts them and logs a queue that filled up.
     async fn settle(&self, queues: &mut Queues, evicted: Evicted) {
         if !evicted.superseded.is_empty() {
-            let ids: Vec<i64> = evicted.superseded.iter().filter_map(|(_, q)| q.row).collect();
+            let ids: Vec<i64> = evicted
+                .superseded
+                .iter()
+                .filter_map(|(_, q)| q.row)
+                .collect();
             if let Err(e) = self.store.deliveries_superseded(&ids, SUPERSEDED).await {
                 tracing::error!(rows = ids.len(), error = %e, "cannot mark superseded alert deliveries");
             }
@@ -367,7 +375,12 @@ impl Dispatcher {
         let payload = ch.payload(&notice);
         let row = match self
             .store
-            .insert_delivery(notice.event_id, channel.as_str(), &payload, self.clock.now())
+            .insert_delivery(
+                notice.event_id,
+                channel.as_str(),
+                &payload,
+                self.clock.now(),
+            )
             .await
         {
             Ok(id) => Some(id),
@@ -431,7 +444,10 @@ impl Dispatcher {
                 lane,
                 payload: row.payload,
                 attempts: row.attempts,
-                limit: self.delivery.max_attempts.max(row.attempts.saturating_add(1)),
+                limit: self
+                    .delivery
+                    .max_attempts
+                    .max(row.attempts.saturating_add(1)),
                 labels: row.level.zip(row.rule),
                 not_before: None,
             };
@@ -538,9 +554,8 @@ impl Dispatcher {
                 let this = self.clone();
                 let channel = queue.channel.clone();
                 let cancel = cancel.clone();
-                let handle = tasks.spawn(async move {
-                    this.attempt(kind, channel, item, permit, cancel).await
-                });
+                let handle = tasks
+                    .spawn(async move { this.attempt(kind, channel, item, permit, cancel).await });
                 queues.tasks.insert(handle.id(), (kind, lane));
             }
         }

@@ -127,26 +127,23 @@ impl Store {
 
     /// Pending rows that will not be sent because a later notice of the same alert to the same channel
     /// replaces them: `superseded`, with `reason`.
-    pub async fn deliveries_superseded(
-        &self,
-        ids: &[i64],
-        reason: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn deliveries_superseded(&self, ids: &[i64], reason: &str) -> Result<(), StoreError> {
         self.set_deliveries(ids, "superseded", reason).await
     }
 
     /// Pending rows given up unsent (past the queue bound): dead letters with `reason`.
-    pub async fn deliveries_dropped(
-        &self,
-        ids: &[i64],
-        reason: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn deliveries_dropped(&self, ids: &[i64], reason: &str) -> Result<(), StoreError> {
         self.set_deliveries(ids, "dead", reason).await
     }
 
     /// Moves pending rows to `state` with `error`, a few hundred per statement; attempts and the time of
     /// the last attempt stay as they are (these rows were not tried again).
-    async fn set_deliveries(&self, ids: &[i64], state: &str, error: &str) -> Result<(), StoreError> {
+    async fn set_deliveries(
+        &self,
+        ids: &[i64],
+        state: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
         for chunk in ids.chunks(500) {
             // Numbered like the others: sqlx counts bare `?` apart from `?N`.
             let marks: Vec<String> = (3..3 + chunk.len()).map(|n| format!("?{n}")).collect();
