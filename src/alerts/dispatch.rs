@@ -280,26 +280,24 @@ impl Dispatcher {
         let Some(queue) = queues.channels.get_mut(&kind) else {
             return;
         };
-        let mut item = Some(item);
-        if let Some(Lane::Alert { .. }) = item.as_ref().map(|i| &i.lane) {
-            let lane = item.as_ref().map(|i| i.lane.clone());
-            if let Some(at) = queue
-                .waiting
-                .iter()
-                .position(|w| Some(&w.lane) == lane.as_ref())
-            {
-                if front {
-                    // A retry of a notice that a later one already replaces: the later one goes instead.
-                    evicted.superseded.extend(item.take().map(|i| (kind, i)));
-                } else if let Some(older) = queue.waiting.remove(at) {
-                    evicted.superseded.push((kind, older));
-                }
+        let same_alert = match &item.lane {
+            Lane::Alert { .. } => queue.waiting.iter().position(|w| w.lane == item.lane),
+            Lane::Row(_) => None,
+        };
+        if let Some(at) = same_alert {
+            if front {
+                // A retry of a notice that a later one already replaces: the later one goes instead.
+                evicted.superseded.push((kind, item));
+                return;
+            }
+            if let Some(older) = queue.waiting.remove(at) {
+                evicted.superseded.push((kind, older));
             }
         }
-        match item {
-            Some(item) if front => queue.waiting.push_front(item),
-            Some(item) => queue.waiting.push_back(item),
-            None => {}
+        if front {
+            queue.waiting.push_front(item);
+        } else {
+            queue.waiting.push_back(item);
         }
         while queue.waiting.len() > self.delivery.max_queued_per_channel {
             match queue.waiting.pop_front() {
@@ -602,6 +600,8 @@ impl Dispatcher {
         let name = kind.as_str();
         let timeout = Duration::from_secs(self.delivery.timeout_s.max(1));
         let outcome = tokio::select! {
+            // Cancellation first: an attempt started as hale stops must not open a connection.
+            biased;
             // The permit is dropped unreported: the breaker does not count this attempt.
             _ = cancel.cancelled() => return Done::Stopped,
             outcome = tokio::time::timeout(timeout, channel.deliver(&item.payload)) => outcome,
@@ -777,12 +777,17 @@ impl Worker for Dispatcher {
                 ))
             });
             loop {
+                // A task that ended because of the cancellation must not start another attempt.
+                if cancel.is_cancelled() {
+                    break;
+                }
                 let wake = self.pump(&mut queues, &mut tasks, &cancel);
                 let sleep = wake.map(|at| {
                     let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
                     self.clock.sleep(wait)
                 });
                 tokio::select! {
+                    biased;
                     _ = cancel.cancelled() => break,
                     job = receiver.recv() => match job {
                         Some(job) => self.accept(&mut queues, job).await,
