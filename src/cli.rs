@@ -43,7 +43,8 @@ pub enum Command {
         #[arg(long, value_enum)]
         only: Option<OnlyService>,
     },
-    /// Check a config file and print what it resolves to, with every default filled in.
+    /// Check a config file and print what it resolves to, with every default filled in and every value that
+    /// may be a secret replaced by a placeholder that is still valid config.
     CheckConfig {
         #[arg(long, env = "HALE_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
@@ -252,7 +253,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { files, only } => serve(&files, only.map(Into::into)).await,
         Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(config) => match serde_json::to_string_pretty(&config) {
+            Ok(config) => match config
+                .printable()
+                .and_then(|shown| serde_json::to_string_pretty(&shown))
+            {
                 Ok(text) => {
                     println!("{text}");
                     ExitCode::SUCCESS
