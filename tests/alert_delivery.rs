@@ -885,7 +885,12 @@ async fn smtp_credentials_a_receiver_echoes_are_scrubbed_and_dead_letters_need_o
         let client = common::client();
         let res = client.get(&url).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 401, "{mechanism}: no token");
-        let res = client.get(&url).bearer_auth(READ_TOKEN).send().await.unwrap();
+        let res = client
+            .get(&url)
+            .bearer_auth(READ_TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status().as_u16(), 403, "{mechanism}: the read role");
         let res = client
             .get(&url)

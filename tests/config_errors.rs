@@ -438,7 +438,10 @@ async fn check_config_prints_no_secret_and_its_output_checks_again() {
         value["services"][0]["url"],
         "http://127.0.0.1:8080/health;jsessionid=redacted?token=redacted&v=redacted"
     );
-    assert_eq!(value["services"][0]["run"]["env"]["DB_PASSWORD"], "redacted");
+    assert_eq!(
+        value["services"][0]["run"]["env"]["DB_PASSWORD"],
+        "redacted"
+    );
 
     // The printed config is itself a config that `check-config` accepts, and prints the same way.
     let again_file = dir.path().join("printed.json");

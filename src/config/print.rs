@@ -41,7 +41,11 @@ impl Config {
             ("alertmanager", "url"),
         ] {
             if let Some(url) = channels.get_mut(channel).and_then(|c| c.get_mut(field)) {
-                debug_assert_eq!(url.as_str(), Some(REDACTED), "{channel}.{field} is a Secret");
+                debug_assert_eq!(
+                    url.as_str(),
+                    Some(REDACTED),
+                    "{channel}.{field} is a Secret"
+                );
                 *url = Value::from(REDACTED_URL);
             }
         }
@@ -88,15 +92,29 @@ mod tests {
         let config = Config::from_json(text, "test").unwrap();
         let printed = serde_json::to_string_pretty(&config.printable().unwrap()).unwrap();
         for secret in [
-            "SESSION1", "QUERY1", "FRAG1", "ENVSECRET1", "MCPKEY1", "HOOK1", "HOOK2", "BEARER1", "AM1",
+            "SESSION1",
+            "QUERY1",
+            "FRAG1",
+            "ENVSECRET1",
+            "MCPKEY1",
+            "HOOK1",
+            "HOOK2",
+            "BEARER1",
+            "AM1",
             "SMTP1",
         ] {
             assert!(!printed.contains(secret), "{secret}: {printed}");
         }
         assert!(printed.contains("token=redacted"), "{printed}");
-        assert!(printed.contains(r#""DB_PASSWORD": "redacted""#), "{printed}");
+        assert!(
+            printed.contains(r#""DB_PASSWORD": "redacted""#),
+            "{printed}"
+        );
         let again = Config::from_json(&printed, "printed").unwrap();
-        assert_eq!(again.services[0].url.to_string(), "https://api.example/health;jsessionid=redacted?token=redacted#redacted");
+        assert_eq!(
+            again.services[0].url.to_string(),
+            "https://api.example/health;jsessionid=redacted?token=redacted#redacted"
+        );
         assert_eq!(again.printable().unwrap(), config.printable().unwrap());
     }
 }

@@ -275,7 +275,8 @@ mod tests {
             ] {
                 let encoded = base64(framed.as_bytes());
                 let unpadded = encoded.trim_end_matches('=');
-                let text = format!("smtp: permanent error (535): 5.7.8 rejected {encoded} / {unpadded}");
+                let text =
+                    format!("smtp: permanent error (535): 5.7.8 rejected {encoded} / {unpadded}");
                 let shown = scrub(&text, &[&password]);
                 assert_eq!(
                     shown, "smtp: permanent error (535): 5.7.8 rejected *** / ***",
