@@ -312,8 +312,8 @@ async fn audit(db: &Path, since: Option<String>, limit: u32, json: bool) -> Exit
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} request id",
-        "time", "service", "role", "client", "method", "route", "status", "outcome"
+        "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} {:>7} request id",
+        "time", "service", "role", "client", "method", "route", "status", "outcome", "count"
     );
     for e in entries {
         let route = match &e.target {
@@ -321,7 +321,7 @@ async fn audit(db: &Path, since: Option<String>, limit: u32, json: bool) -> Exit
             None => e.route.clone(),
         };
         println!(
-            "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} {}",
+            "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} {:>7} {}",
             e.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
             e.service,
             e.role.as_deref().unwrap_or("-"),
@@ -330,6 +330,7 @@ async fn audit(db: &Path, since: Option<String>, limit: u32, json: bool) -> Exit
             route,
             e.status,
             e.outcome.as_str(),
+            e.count,
             e.request_id
         );
     }
