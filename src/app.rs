@@ -174,8 +174,6 @@ impl Application {
         };
         // Workers start last, once nothing can fail any more; producers first, so they stop first.
         let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
-        // The servers stop before any worker: this one then writes every refused attempt they counted.
-        workers.push(built.access.clone());
         if let Some(monitor) = &built.monitor {
             workers.push(monitor.clone());
         }
@@ -205,6 +203,8 @@ impl Application {
         workers.push(Arc::new(FileWatch {
             store: built.core.store.clone(),
         }));
+        // The servers stop before any worker: this one then writes every refused attempt they counted.
+        workers.push(built.access.clone());
         if let Some(watch) = limits::OpenFileWatch::new() {
             workers.push(Arc::new(watch));
         }
