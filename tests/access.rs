@@ -676,3 +676,38 @@ async fn refused_attempts_share_a_counted_row_and_allowed_changes_keep_their_own
         "the minute's row is raised at shutdown: {counts:?}"
     );
 }
+
+#[tokio::test]
+async fn hale_audit_reads_a_database_from_before_the_count_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hale.db");
+    hale::store::Store::open(&db).await.unwrap().close().await;
+    // The audit table as it was before migration 0007, with one row.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    for statement in [
+        "DROP TABLE audit_log",
+        "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, service TEXT NOT NULL, role TEXT,
+         client TEXT NOT NULL, method TEXT NOT NULL, route TEXT NOT NULL, target TEXT, status INTEGER NOT NULL,
+         outcome TEXT NOT NULL, request_id TEXT NOT NULL)",
+        "INSERT INTO audit_log (at_ms, service, client, method, route, status, outcome, request_id)
+         VALUES (1764158403000, 'boss-api', '127.0.0.1', 'POST', '/backup', 401, 'unauthorized', 'old-row-1')",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let out = run_hale(
+        dir.path(),
+        &["audit", "--db", db.to_str().unwrap(), "--json"],
+    )
+    .await;
+    assert_eq!(
+        exit_code(out.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed[0]["request_id"], "old-row-1");
+    assert_eq!(printed[0]["count"], 1);
+}

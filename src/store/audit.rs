@@ -78,10 +78,18 @@ impl Store {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<StoredAudit>, StoreError> {
-        let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT id, at_ms, service, role, client, method, route, target, status, outcome, request_id, count
-             FROM audit_log WHERE at_ms >= ?1 ORDER BY at_ms DESC, id DESC LIMIT ?2",
+        // `hale audit` reads the file as it is: a database no hale since migration 0007 has opened has one row
+        // per attempt and no `count` column.
+        let counted: bool = sqlx::query_scalar(
+            "SELECT count(*) > 0 FROM pragma_table_info('audit_log') WHERE name = 'count'",
         )
+        .fetch_one(self.pool())
+        .await?;
+        let count = if counted { "count" } else { "1 AS count" };
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT id, at_ms, service, role, client, method, route, target, status, outcome, request_id, {count}
+             FROM audit_log WHERE at_ms >= ?1 ORDER BY at_ms DESC, id DESC LIMIT ?2"
+        ))
         .bind(since.map_or(i64::MIN, to_ms))
         .bind(i64::from(limit))
         .fetch_all(self.pool())
