@@ -18,6 +18,7 @@ pub mod rollups;
 pub mod runs;
 pub mod slo;
 pub mod status;
+mod txn;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -212,6 +213,8 @@ impl Store {
             .max_connections(8)
             .min_connections(1)
             .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(1))
+            // No connection goes back to the pool inside a transaction a failed write left open (`txn.rs`).
+            .after_release(txn::release_check)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::classify(path, e))?;
