@@ -162,6 +162,7 @@ impl HistoryError {
             Self::Store(e) => matches!(
                 e,
                 StoreError::InUse { .. }
+                    | StoreError::NotHale { .. }
                     | StoreError::Corrupt { .. }
                     | StoreError::ReadOnly { .. }
                     | StoreError::Migrate { .. }

@@ -502,6 +502,70 @@ async fn serve_exits_2_on_a_corrupt_database_and_leaves_it_alone() {
     );
 }
 
+/// Another application's SQLite file given as `--db` is refused: not migrated, not switched to WAL, every
+/// byte as it was; and `hale slo report` on it says it is not hale's rather than advising a migration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_report_refuse_another_applications_database_and_leave_it_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("config.json"),
+        test_config_json().to_string(),
+    )
+    .expect("write config");
+    let db = dir.path().join("app.db");
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true);
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .expect("create the other application's database");
+        for sql in [
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)",
+            "INSERT INTO customers (name) VALUES ('ada'), ('grace')",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+        }
+        sqlx::Connection::close(conn).await.expect("close");
+    }
+    let before = std::fs::read(&db).expect("read db");
+
+    let output = run_hale(
+        dir.path(),
+        &["serve", "--config", "config.json", "--db", "app.db"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(exit_code(output.status), 2, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "hale: database app.db is not a hale database: it has 1 table(s) and no hale schema"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&db).expect("read db"),
+        before,
+        "the file is unchanged"
+    );
+    for suffix in ["-wal", "-shm"] {
+        assert!(
+            !dir.path().join(format!("app.db{suffix}")).exists(),
+            "no {suffix} file was left beside it"
+        );
+    }
+
+    let output = run_hale(
+        dir.path(),
+        &["slo", "report", "--db", "app.db", "--config", "config.json"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(exit_code(output.status), 2, "{stderr}");
+    assert!(stderr.contains("app.db is not a hale database"), "{stderr}");
+    assert!(!stderr.contains("migrate"), "{stderr}");
+}
+
 fn record(service: &Arc<str>, i: usize) -> CheckRecord {
     CheckRecord {
         checked_at: chrono::Utc::now(),

@@ -52,6 +52,8 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("database {path} is not a SQLite database or is corrupt ({reason}); it was left untouched: restore a backup or move it aside")]
     Corrupt { path: String, reason: String },
+    #[error("database {path} is not a hale database: it has {tables} table(s) and no hale schema (_sqlx_migrations); it was left untouched: give hale another --db")]
+    NotHale { path: String, tables: i64 },
     #[error("database {path} is locked by another process ({reason})")]
     Locked { path: String, reason: String },
     #[error("database {path} is in use by another hale ({holder}); two hale processes cannot share one database: stop the other one or give this one another --db")]
@@ -198,6 +200,8 @@ impl Store {
                 .map_err(|e| StoreError::classify(path, e))?;
             let _ = conn.close().await;
         }
+        // Another application's database is left as it was: not migrated, not switched to WAL.
+        refuse_foreign_database(path).await?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|e| StoreError::classify(path, e))?
             .filename(path)
@@ -421,6 +425,34 @@ fn read_only_file_or_folder(path: &Path) -> bool {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     (path.exists() && !status::writable(path)) || !status::writable(folder)
+}
+
+/// Refuses a database that has tables but not hale's migration table: another application's file, which
+/// migrating would change (14 tables added, the journal switched to WAL). An empty file (or one that has only
+/// hale's schema) passes. Opened without any journal setting, so the check itself changes nothing.
+async fn refuse_foreign_database(path: &Path) -> Result<(), StoreError> {
+    let options = SqliteConnectOptions::from_str("sqlite:")
+        .map_err(|e| StoreError::classify(path, e))?
+        .filename(path)
+        .create_if_missing(false)
+        .busy_timeout(BUSY_TIMEOUT);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| StoreError::classify(path, e))?;
+    let tables: Result<(i64, i64), sqlx::Error> = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE name = '_sqlx_migrations')
+         FROM sqlite_master WHERE type = 'table'",
+    )
+    .fetch_one(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    match tables.map_err(|e| StoreError::classify(path, e))? {
+        (tables, 0) if tables > 0 => Err(StoreError::NotHale {
+            path: path.display().to_string(),
+            tables,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Takes the write lock and writes into a transaction that is rolled back: fails as read-only or locked

@@ -100,6 +100,16 @@ async fn report(args: ReportArgs) -> ExitCode {
     // Read-only, the report cannot bring an older schema up to date: say so rather than fail on a missing
     // table.
     match store.schema().await {
+        Ok(schema) if schema.applied == 0 => {
+            store.close().await;
+            return fail(
+                EXIT_BAD_INPUT,
+                &format!(
+                    "{} is not a hale database (it has no hale schema): give --db the file `hale serve` writes",
+                    args.db.display()
+                ),
+            );
+        }
         Ok(schema) if schema.applied < schema.known => {
             store.close().await;
             return fail(
