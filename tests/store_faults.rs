@@ -529,7 +529,14 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
     }));
     config["services"] = json!(services);
     config["heal"] = json!({ "after_failures": 1, "cooldown_s": 1 });
-    let mut hale = HaleProcess::serve_db(&config, Some(&db), &[], &[]).await;
+    config["auth"] = json!({ "tokens": { "operate": { "env": "HALE_FULL_DISK_OPERATE" } } });
+    let mut hale = HaleProcess::serve_db(
+        &config,
+        Some(&db),
+        &[],
+        &[("HALE_FULL_DISK_OPERATE", OPERATE_TOKEN)],
+    )
+    .await;
     let addrs = hale.wait_listening(&ServiceKind::ALL).await;
     let proxy = addrs[&ServiceKind::HealthProxy];
     let client = client();
@@ -549,6 +556,12 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
         let (status, body) = health(&client, proxy).await;
         assert_eq!(status, 503, "the disk is still full: {body}");
     }
+    // A change asked for while the disk is full fails and says so; none is claimed as stored.
+    let (status, body) = post_maintenance(&client, proxy, "while full").await;
+    assert!(
+        status >= 500,
+        "a maintenance window cannot be stored now: {status} {body}"
+    );
 
     std::fs::remove_file(&filler).expect("free the space");
     target.set(200);
@@ -560,6 +573,8 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
         || async { (count_rows(&db).await > stored + 200).then_some(()) },
     )
     .await;
+    let (status, body) = post_maintenance(&client, proxy, "after the disk").await;
+    assert_eq!(status, 201, "{body}");
     let transitions = table_count(&db, "breaker_transitions").await;
     assert!(transitions > 0, "breaker transitions are stored");
 
@@ -596,7 +611,38 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
         "alerts",
         "alert_events",
         "alert_deliveries",
+        "audit_log",
+        "hale_runs",
     ] {
         assert!(table_count(&db, table).await > 0, "{table} rows are stored");
     }
+    assert_eq!(
+        table_count(&db, "maintenance_windows").await,
+        1,
+        "only the window asked for after the disk had room is stored"
+    );
+}
+
+const OPERATE_TOKEN: &str = "r8Vq2LmP9xTt4WzY7nB3cK6fG1hJ5sQe";
+
+/// `POST /maintenance` for every target, starting in an hour, with the operate token.
+async fn post_maintenance(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    reason: &str,
+) -> (u16, Value) {
+    let starts = chrono::Utc::now() + chrono::Duration::hours(1);
+    let res = client
+        .post(format!("http://{addr}/maintenance"))
+        .bearer_auth(OPERATE_TOKEN)
+        .json(&json!({
+            "starts_at": starts.to_rfc3339(),
+            "ends_at": (starts + chrono::Duration::hours(1)).to_rfc3339(),
+            "reason": reason
+        }))
+        .send()
+        .await
+        .expect("POST /maintenance");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
 }
