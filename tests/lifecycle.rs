@@ -564,6 +564,17 @@ async fn serve_and_report_refuse_another_applications_database_and_leave_it_alon
     assert_eq!(exit_code(output.status), 2, "{stderr}");
     assert!(stderr.contains("app.db is not a hale database"), "{stderr}");
     assert!(!stderr.contains("migrate"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&db).expect("read db"),
+        before,
+        "the file is unchanged"
+    );
+    for suffix in ["-wal", "-shm", "-journal"] {
+        assert!(
+            !dir.path().join(format!("app.db{suffix}")).exists(),
+            "the report left no {suffix} file beside it"
+        );
+    }
 }
 
 fn record(service: &Arc<str>, i: usize) -> CheckRecord {
