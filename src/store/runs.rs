@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::process;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
 /// A run of hale on this database.
@@ -15,6 +16,31 @@ pub struct Run {
     /// None while running, or when it was killed or crashed.
     pub ended_at: Option<DateTime<Utc>>,
     pub lost_checks: Option<u64>,
+}
+
+impl Run {
+    /// True when this run was never closed and nothing can close it any more: its pid is gone, is this
+    /// process (which is starting a new run), is another program, or started after the run began (a reused
+    /// pid). A run whose hale still runs (one that kept running on a database moved or replaced under it) is
+    /// not unclean: its own graceful stop will close it.
+    pub fn ended_uncleanly(&self) -> bool {
+        self.ended_at.is_none() && !self.still_running()
+    }
+
+    fn still_running(&self) -> bool {
+        let me = std::process::id();
+        if self.pid == 0 || self.pid == me {
+            return false;
+        }
+        let Some(process_started_ms) = process::started_at_ms(self.pid) else {
+            return false;
+        };
+        // A hale records its run after it starts; a second of slack covers the clock-tick rounding.
+        if process_started_ms > to_ms(self.started_at).saturating_add(1_000) {
+            return false;
+        }
+        matches!((process::comm(self.pid), process::comm(me)), (Some(it), Some(us)) if it == us)
+    }
 }
 
 #[derive(sqlx::FromRow)]
