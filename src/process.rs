@@ -77,7 +77,9 @@ pub fn environ_has(pid: u32, name: &str, value: &str) -> bool {
         return false;
     }
     let wanted = format!("{name}={value}");
-    bytes.split(|&b| b == 0).any(|entry| entry == wanted.as_bytes())
+    bytes
+        .split(|&b| b == 0)
+        .any(|entry| entry == wanted.as_bytes())
 }
 
 /// The program name the kernel keeps for `pid` (`/proc/<pid>/comm`, at most 15 bytes).

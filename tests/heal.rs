@@ -942,11 +942,7 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
 
 /// hale (this test process) with one target `api` healed by `command` (timeout `timeout_s`), and a manual
 /// heal of it posted with the operate token: the status, the answer and how long it took.
-async fn manual_heal(
-    url: &str,
-    command: &str,
-    timeout_s: u64,
-) -> (TestApp, u16, Value, Duration) {
+async fn manual_heal(url: &str, command: &str, timeout_s: u64) -> (TestApp, u16, Value, Duration) {
     let mut api = target("api", url, Some(argv(&["sh", "-c", command])));
     api.interval_s = 60;
     if let Some(heal) = api.heal.as_mut() {
@@ -1006,7 +1002,10 @@ async fn a_heal_command_that_starts_a_daemon_succeeds_when_it_exits_and_the_daem
     let stat = hale::process::stat(server).expect("the server runs");
     // SAFETY: getpgrp and getsid(0) only read this process's ids.
     let (own_group, own_session) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
-    assert_ne!(stat.pgid as i32, own_group, "the daemon is not in hale's process group");
+    assert_ne!(
+        stat.pgid as i32, own_group,
+        "the daemon is not in hale's process group"
+    );
     assert_ne!(stat.sid as i32, own_session, "nor in hale's session");
 
     app.shutdown().await;
@@ -1030,12 +1029,8 @@ async fn a_heal_command_past_its_timeout_is_killed_with_its_whole_process_group(
         "sleep 300 >/dev/null 2>&1 & echo $! > {}; wait",
         pid_file.display()
     );
-    let (mut app, status, failed, _) = manual_heal(
-        &format!("http://127.0.0.1:{}/", dead_port()),
-        &command,
-        1,
-    )
-    .await;
+    let (mut app, status, failed, _) =
+        manual_heal(&format!("http://127.0.0.1:{}/", dead_port()), &command, 1).await;
     let sleeper = read_pid(&pid_file);
     let _sleeper = KillOnDrop(sleeper as i32);
     assert_eq!(failed["outcome"], "failed", "{status}: {failed}");

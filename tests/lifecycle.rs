@@ -834,10 +834,19 @@ async fn a_second_hale_through_a_symlink_or_a_hard_link_is_refused_and_changes_n
         );
     }
     assert!(process_alive(child), "the first hale's child still runs");
-    assert_eq!(count_rows(&db, "hale_runs", "1").await, 1, "no run recorded by the refused starts");
+    assert_eq!(
+        count_rows(&db, "hale_runs", "1").await,
+        1,
+        "no run recorded by the refused starts"
+    );
     assert_eq!(count_rows(&db, "hale_runs", "ended_at_ms IS NULL").await, 1);
     assert_eq!(
-        count_rows(&db, "child_runs", "exited_at_ms IS NULL AND exit_signal IS NULL").await,
+        count_rows(
+            &db,
+            "child_runs",
+            "exited_at_ms IS NULL AND exit_signal IS NULL"
+        )
+        .await,
         1,
         "the child's row is not closed as left behind"
     );
@@ -845,6 +854,9 @@ async fn a_second_hale_through_a_symlink_or_a_hard_link_is_refused_and_changes_n
     first.signal("TERM");
     assert_eq!(exit_code(first.wait_exit(DEADLINE).await), 0);
     assert!(!process_alive(child));
-    assert_eq!(count_rows(&db, "hale_runs", "ended_at_ms IS NOT NULL").await, 1);
+    assert_eq!(
+        count_rows(&db, "hale_runs", "ended_at_ms IS NOT NULL").await,
+        1
+    );
     assert_eq!(count_rows(&db, "child_runs", "exit_signal = 15").await, 1);
 }

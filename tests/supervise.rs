@@ -741,7 +741,10 @@ async fn a_grandchild_that_survives_a_killed_hale_is_killed_at_the_next_start() 
         "the kill is logged"
     );
     assert!(
-        !again.stdout_lines().join("\n").contains("Address already in use"),
+        !again
+            .stdout_lines()
+            .join("\n")
+            .contains("Address already in use"),
         "no crash loop on the port"
     );
     again.signal("TERM");
@@ -793,7 +796,9 @@ async fn a_child_sees_only_the_minimal_environment_and_never_a_token() {
     };
     let env = eventually("the child's environment printed", || async {
         let env = seen(&hale);
-        env.iter().any(|l| l.starts_with("SET_BY_CONFIG=")).then_some(env)
+        env.iter()
+            .any(|l| l.starts_with("SET_BY_CONFIG="))
+            .then_some(env)
     })
     .await;
     let names: Vec<&str> = env
@@ -813,7 +818,8 @@ async fn a_child_sees_only_the_minimal_environment_and_never_a_token() {
     hale.wait_exit(DEADLINE).await;
 
     // Listing the token's variable in inherit_env is refused, naming where.
-    config["services"][0]["run"]["inherit_env"] = json!(["HALE_TEST_UNLISTED", "HALE_TEST_OPERATE_TOKEN"]);
+    config["services"][0]["run"]["inherit_env"] =
+        json!(["HALE_TEST_UNLISTED", "HALE_TEST_OPERATE_TOKEN"]);
     let mut refused = HaleProcess::serve_with_env(&config, &[], &hale_env).await;
     let status = refused.wait_exit(DEADLINE).await;
     let stderr = refused.stderr_lines().join("\n");

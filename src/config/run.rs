@@ -319,7 +319,9 @@ mod tests {
             refuse_token_variables(&lists, &[("operate", "HALE_OPERATE_TOKEN")]).unwrap_err();
         assert_eq!(path, "$.services[0].run.inherit_env[1]");
         assert!(
-            reason.starts_with("HALE_OPERATE_TOKEN holds the operate token (auth.tokens.operate.env)"),
+            reason.starts_with(
+                "HALE_OPERATE_TOKEN holds the operate token (auth.tokens.operate.env)"
+            ),
             "{reason}"
         );
         assert_eq!(
@@ -331,7 +333,11 @@ mod tests {
         r.inherit_env = vec![String::new()];
         expect(&r, "$.services[2].run.inherit_env[0]", "cannot be empty");
         r.inherit_env = vec!["A=B".into()];
-        expect(&r, "$.services[2].run.inherit_env[0]", "not an environment variable name");
+        expect(
+            &r,
+            "$.services[2].run.inherit_env[0]",
+            "not an environment variable name",
+        );
     }
 
     #[test]

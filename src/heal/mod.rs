@@ -390,8 +390,7 @@ impl Healer {
                 .map_err(|e| e.to_string()),
             HealAction::Command => {
                 let argv = plan.command.as_deref().unwrap_or_default();
-                let done =
-                    action::run_command(argv, &plan.command_env, plan.command_timeout).await;
+                let done = action::run_command(argv, &plan.command_env, plan.command_timeout).await;
                 if done.is_ok() {
                     // The supervisor counts its own restarts; a command's restart is counted here.
                     self.metrics.restarted(name, RestartCause::Heal);

@@ -51,8 +51,7 @@ impl Spawner {
                 while let Ok(request) = rx.recv() {
                     // tokio's child handling (reaping, pipes) needs its runtime while spawning.
                     let _runtime = request.runtime.enter();
-                    let result =
-                        command(&request.run, &request.env).and_then(|mut c| c.spawn());
+                    let result = command(&request.run, &request.env).and_then(|mut c| c.spawn());
                     // A requester that gave up drops the child, which kills it (kill_on_drop).
                     let _ = request.reply.send(result);
                 }
@@ -183,7 +182,9 @@ impl LogBudget {
 
     /// Whether a line may be logged at `now`; a line that may not is counted as suppressed.
     pub fn admit(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.refilled_at = now;
         if self.tokens >= 1.0 {
@@ -479,7 +480,11 @@ mod tests {
         let mut budget = LogBudget::new(10, 5, t0);
         let logged = (0..100).filter(|_| budget.admit(t0)).count();
         assert_eq!(logged, 5, "the burst");
-        assert_eq!(budget.report(t0, false), None, "not within the first second");
+        assert_eq!(
+            budget.report(t0, false),
+            None,
+            "not within the first second"
+        );
         let later = t0 + Duration::from_millis(500);
         let logged = (0..100).filter(|_| budget.admit(later)).count();
         assert_eq!(logged, 5, "half a second at 10 lines/s");

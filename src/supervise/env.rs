@@ -72,7 +72,11 @@ impl EnvPolicy {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Vec<(String, String)> {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
-        for name in BASE_ENV.iter().copied().chain(inherit.iter().map(String::as_str)) {
+        for name in BASE_ENV
+            .iter()
+            .copied()
+            .chain(inherit.iter().map(String::as_str))
+        {
             let Some(value) = lookup(name) else {
                 continue;
             };
@@ -84,7 +88,7 @@ impl EnvPolicy {
                 );
                 continue;
             }
-            if self.secret_values.iter().any(|secret| *secret == value) {
+            if self.secret_values.contains(&value) {
                 tracing::warn!(
                     target = who,
                     variable = name,
