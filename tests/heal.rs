@@ -1020,13 +1020,16 @@ async fn a_heal_command_that_starts_a_daemon_succeeds_when_it_exits_and_the_daem
 }
 
 /// A command still running at its timeout is killed with its whole process group: the grandchild it
-/// started goes too.
+/// started goes too. The command ran from the minimal environment: the operate token's variable is not in
+/// it.
 #[tokio::test]
 async fn a_heal_command_past_its_timeout_is_killed_with_its_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("sleeper.pid");
+    let env_file = dir.path().join("env.txt");
     let command = format!(
-        "sleep 300 >/dev/null 2>&1 & echo $! > {}; wait",
+        "env > {}; sleep 300 >/dev/null 2>&1 & echo $! > {}; wait",
+        env_file.display(),
         pid_file.display()
     );
     let (mut app, status, failed, _) =
@@ -1044,4 +1047,10 @@ async fn a_heal_command_past_its_timeout_is_killed_with_its_whole_process_group(
     })
     .await;
     app.shutdown().await;
+    let env = std::fs::read_to_string(&env_file).expect("the command wrote its environment");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(
+        !env.contains("HEAL_TEST_OPERATE") && !env.contains(OPERATE),
+        "the operate token reached the heal command: {env}"
+    );
 }
