@@ -49,6 +49,8 @@ pub enum HealError {
 struct TargetPlan {
     action: HealAction,
     command: Option<Vec<String>>,
+    /// The command's whole environment (`supervise::env`), built once at start.
+    command_env: Arc<Vec<(String, String)>>,
     command_timeout: Duration,
     automatic: bool,
 }
@@ -110,6 +112,7 @@ impl Healer {
         metrics: HealMetrics,
         maintenance: Arc<MaintenanceCalendar>,
     ) -> Self {
+        let policy = crate::supervise::env::EnvPolicy::from_config(config);
         let plans = config
             .services
             .iter()
@@ -128,6 +131,16 @@ impl Healer {
                 }
                 let plan = TargetPlan {
                     action,
+                    command_env: Arc::new(if heal.command.is_some() {
+                        policy.build(
+                            target.name.as_str(),
+                            &heal.inherit_env,
+                            &std::collections::BTreeMap::new(),
+                            crate::supervise::env::from_hale,
+                        )
+                    } else {
+                        Vec::new()
+                    }),
                     command: heal.command.clone(),
                     command_timeout: Duration::from_secs(heal.command_timeout_s),
                     automatic: config.heal.enabled && heal.enabled,
@@ -377,7 +390,7 @@ impl Healer {
                 .map_err(|e| e.to_string()),
             HealAction::Command => {
                 let argv = plan.command.as_deref().unwrap_or_default();
-                let done = action::run_command(argv, plan.command_timeout).await;
+                let done = action::run_command(argv, &plan.command_env, plan.command_timeout).await;
                 if done.is_ok() {
                     // The supervisor counts its own restarts; a command's restart is counted here.
                     self.metrics.restarted(name, RestartCause::Heal);
