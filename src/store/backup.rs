@@ -199,7 +199,10 @@ pub fn free_space(dir: &Path) -> Option<u64> {
     // SAFETY: statvfs only writes into the zeroed struct we own, and reads the NUL-terminated path.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
-    (rc == 0).then(|| u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+    // The field types differ by platform (u64 on Linux, u32 or c_ulong elsewhere).
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
+    (rc == 0).then(|| blocks.saturating_mul(size))
 }
 
 /// The most a gzip backup of `compressed` bytes may unpack to, and why: `max` when the operator gave one,
@@ -1243,6 +1246,23 @@ mod tests {
                 "other-20261101T000000Z.db.gz"
             ]
         );
+    }
+
+    #[test]
+    fn the_unpack_cap_is_20_times_the_backup_at_least_64_mib_and_at_most_the_free_space() {
+        const MIB: u64 = 1 << 20;
+        let (cap, why) = unpack_cap(MIB, None, None);
+        assert_eq!(cap, 64 * MIB);
+        assert!(why.starts_with("the floor of 64.0 MiB"), "{why}");
+        let (cap, why) = unpack_cap(10 * MIB, None, Some(10_000 * MIB));
+        assert_eq!(cap, 200 * MIB);
+        assert!(why.starts_with("20 times the backup's 10485760 bytes"), "{why}");
+        let (cap, why) = unpack_cap(10 * MIB, Some(1 << 30), Some(100 * MIB));
+        assert_eq!(cap, 36 * MIB);
+        assert!(why.starts_with("the free space"), "{why}");
+        assert_eq!(unpack_cap(10 * MIB, Some(MIB), Some(100 * MIB)).0, MIB);
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+        assert_eq!(human_bytes(3 << 40), "3.0 TiB");
     }
 
     #[test]
