@@ -1256,7 +1256,10 @@ mod tests {
         assert!(why.starts_with("the floor of 64.0 MiB"), "{why}");
         let (cap, why) = unpack_cap(10 * MIB, None, Some(10_000 * MIB));
         assert_eq!(cap, 200 * MIB);
-        assert!(why.starts_with("20 times the backup's 10485760 bytes"), "{why}");
+        assert!(
+            why.starts_with("20 times the backup's 10485760 bytes"),
+            "{why}"
+        );
         let (cap, why) = unpack_cap(10 * MIB, Some(1 << 30), Some(100 * MIB));
         assert_eq!(cap, 36 * MIB);
         assert!(why.starts_with("the free space"), "{why}");
