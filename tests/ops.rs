@@ -1155,3 +1155,28 @@ async fn history_generate_writes_a_temp_file_so_a_stopped_run_leaves_no_database
         2 * 2 * 1440
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_generate_append_on_a_database_hale_runs_on_is_refused_and_changes_nothing() {
+    let mut hale = HaleProcess::serve(&test_config_json(), &[]).await;
+    hale.wait_listening(&ServiceKind::ALL).await;
+    let db = hale.db_path.clone();
+    let folder = db.parent().expect("a folder").to_owned();
+    let before = listing(&folder);
+    let mut args = generate_args(db.to_str().expect("utf-8"), "1", "1", "60");
+    args.push("--append");
+    let out = run_hale(hale.dir.path(), &args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "hale: database {} is in use by another hale (pid {}); stop it first or choose another --db",
+            db.display(),
+            hale.pid
+        )
+    );
+    assert_eq!(listing(&folder), before);
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(DEADLINE).await), 0);
+}

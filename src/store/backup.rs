@@ -162,6 +162,10 @@ pub enum BackupError {
         cap: u64,
         why: String,
     },
+    #[error(
+        "database {db} is in use by another hale ({holder}); stop it first or choose another --db"
+    )]
+    Held { db: PathBuf, holder: String },
     #[error("hale ({holder}) is running on {db}; stop it before restoring")]
     InUse { db: PathBuf, holder: String },
     #[error("{what}: {source}")]
@@ -735,7 +739,7 @@ impl StagedDb {
         let folder = parent_of(target).to_owned();
         create_dir(&folder)?;
         let lock = DbLock::acquire(target).map_err(|e| match e {
-            LockError::Held { pid, .. } => BackupError::InUse {
+            LockError::Held { pid, .. } => BackupError::Held {
                 db: target.to_owned(),
                 holder: lock::holder(pid),
             },
