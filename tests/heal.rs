@@ -464,6 +464,17 @@ async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_the
     let (status, again) = post(Some(OPERATE), "/heal/api").await;
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["outcome"], "skipped_cooldown");
+    // Each answer carries the id of the row it stored, read back from the database file.
+    for (answer, outcome) in [(&healed, "healed"), (&again, "skipped_cooldown")] {
+        let stored = common::select_texts(
+            &app.db_path,
+            "heal_events",
+            "id",
+            &format!("target = 'api' AND trigger = 'manual' AND outcome = '{outcome}'"),
+        )
+        .await;
+        assert_eq!(stored, [answer["id"].to_string()], "{answer}");
+    }
 
     let (status, events) = app
         .get_json(ServiceKind::HealthProxy, "/heal/events?target=api&limit=10")

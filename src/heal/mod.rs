@@ -241,6 +241,18 @@ impl Healer {
         trigger: HealTrigger,
         wait_turn: bool,
     ) -> Result<HealRecord, HealError> {
+        self.heal_stored(target, trigger, wait_turn)
+            .await
+            .map(|(_, record)| record)
+    }
+
+    /// `heal`, with the id of the stored row (None when it could not be stored, which is logged).
+    pub async fn heal_stored(
+        &self,
+        target: &str,
+        trigger: HealTrigger,
+        wait_turn: bool,
+    ) -> Result<(Option<i64>, HealRecord), HealError> {
         let (name, plan) = self
             .plans
             .get_key_value(target)
@@ -282,8 +294,8 @@ impl Healer {
                 }
             }
         };
-        self.finish(&record).await;
-        Ok(record)
+        let id = self.finish(&record).await;
+        Ok((id, record))
     }
 
     /// Why this attempt must not act, if it must not.
@@ -445,11 +457,15 @@ impl Healer {
         }
     }
 
-    /// Stores, counts, logs and publishes an attempt.
-    async fn finish(&self, record: &HealRecord) {
-        if let Err(e) = self.store.insert_heal(record).await {
-            tracing::error!(target = %record.target, error = %e, "cannot store a heal attempt");
-        }
+    /// Stores, counts, logs and publishes an attempt; returns the stored row's id.
+    async fn finish(&self, record: &HealRecord) -> Option<i64> {
+        let id = match self.store.insert_heal(record).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::error!(target = %record.target, error = %e, "cannot store a heal attempt");
+                None
+            }
+        };
         self.metrics.heal_attempt(&record.target, record.outcome);
         let error = record.error.as_deref().unwrap_or("");
         match record.outcome {
@@ -476,6 +492,7 @@ impl Healer {
             ),
         }
         self.events.publish(Event::Healed(record.clone()));
+        id
     }
 
     /// Follows the scheduled checks (the heal loop calls this for each one) and says when the target just
