@@ -329,7 +329,7 @@ async fn record_start(core: &Core) -> (Option<i64>, bool) {
         .await
     {
         Ok((id, previous)) => {
-            let unclean = previous.filter(|run| run.ended_at.is_none());
+            let unclean = previous.filter(crate::store::runs::Run::ended_uncleanly);
             if let Some(previous) = &unclean {
                 tracing::warn!(
                     previous_pid = previous.pid,

@@ -16,7 +16,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use common::{
-    exit_code, run_hale, sample_value, test_config, test_config_json, HaleProcess, TestApp,
+    client, exit_code, run_hale, sample_value, test_config, test_config_json, HaleProcess, TestApp,
 };
 
 const READ: &str = "read-token-aaaaaaaaaaaaaaaa";
@@ -710,4 +710,82 @@ async fn hale_audit_reads_a_database_from_before_the_count_column() {
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed[0]["request_id"], "old-row-1");
     assert_eq!(printed[0]["count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_must_hold_a_varied_token_and_hale_token_prints_one_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    let db = dir.path().join("hale.db");
+    let mut config = test_config_json();
+    config["auth"] = json!({"tokens": {"admin": {"file": token_file}}});
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let serve = [
+        "serve",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let shown = token_file.display();
+    for (content, expected) in [
+        (
+            "",
+            format!("hale: auth.tokens.admin: file {shown} is empty; put a token in it (`hale token` prints one)"),
+        ),
+        (
+            "\n",
+            format!("hale: auth.tokens.admin: file {shown} is empty; put a token in it (`hale token` prints one)"),
+        ),
+        (
+            "aaaaaaaaaaaaaaaa\n",
+            format!(
+                "hale: auth.tokens.admin: the token in file {shown} has fewer than 8 different characters, so it can \
+                 be guessed; `hale token` prints a good one"
+            ),
+        ),
+        (
+            "passwordpassword",
+            format!(
+                "hale: auth.tokens.admin: the token in file {shown} has fewer than 8 different characters, so it can \
+                 be guessed; `hale token` prints a good one"
+            ),
+        ),
+    ] {
+        std::fs::write(&token_file, content).unwrap();
+        let out = run_hale(dir.path(), &serve).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(exit_code(out.status), 2, "{content:?}: {stderr}");
+        assert_eq!(stderr.trim_end(), expected, "{content:?}");
+        assert!(!db.exists(), "{content:?}: refused before the database is touched");
+    }
+
+    // `hale token` prints a new 64-hex-character token each time; written to the file as printed, it works.
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let out = run_hale(dir.path(), &["token"]).await;
+        assert_eq!(exit_code(out.status), 0);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let token = stdout.strip_suffix('\n').expect("one line").to_owned();
+        assert_eq!(token.len(), 64, "{token}");
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+        printed.push(token);
+    }
+    assert_ne!(printed[0], printed[1]);
+    std::fs::write(&token_file, format!("{}\n", printed[0])).unwrap();
+    let mut hale = HaleProcess::serve(&config, &[]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let audit = format!("http://{}/audit", addrs[&ServiceKind::BossApi]);
+    let with = client()
+        .get(&audit)
+        .bearer_auth(&printed[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with.status().as_u16(), 200);
+    let without = client().get(&audit).send().await.unwrap();
+    assert_ne!(without.status().as_u16(), 200);
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(common::DEADLINE).await), 0);
 }
