@@ -556,3 +556,28 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
         .collect();
     assert!(problems.is_empty(), "console errors: {problems:#?}");
 }
+
+/// A database damaged after its schema (the report's read fails half-way) and a truncated one both exit 2,
+/// never 1, which says an objective is breached: a CI gate on the report can tell the two apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_on_a_corrupt_or_truncated_database_exit_2_not_1() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), "2").await;
+    let healthy = std::fs::read(dir.path().join("hale.db")).unwrap();
+    let page_size = usize::from(u16::from_be_bytes([healthy[16], healthy[17]]));
+    assert!(healthy.len() > 16 * page_size, "{} bytes", healthy.len());
+
+    // The header and schema pages stay; three pages of the tables after them are overwritten, so the file
+    // opens and the report's read fails half-way ("database disk image is malformed").
+    let mut damaged = healthy.clone();
+    damaged[8 * page_size..11 * page_size].fill(0x5a);
+    std::fs::write(dir.path().join("hale.db"), &damaged).unwrap();
+    let (code, stdout, stderr) = report(dir.path(), &[]).await;
+    assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("malformed"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    std::fs::write(dir.path().join("hale.db"), &healthy[..healthy.len() / 2]).unwrap();
+    let (code, _, stderr) = report(dir.path(), &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+}

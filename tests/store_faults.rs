@@ -420,3 +420,229 @@ async fn a_write_lock_held_by_another_process_is_waited_out_and_nothing_is_lost(
     assert_eq!(report.lost(), 0);
     let _ = lock.close().await;
 }
+
+/// An HTTP target that answers every request with the status it is set to, one request per connection.
+struct SwitchTarget {
+    addr: SocketAddr,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SwitchTarget {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the target");
+        let addr = listener.local_addr().expect("target address");
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let answer = status.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let status = answer.load(std::sync::atomic::Ordering::SeqCst);
+                    let response = format!(
+                        "HTTP/1.1 {status} Answer\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Self { addr, status, task }
+    }
+
+    fn set(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for SwitchTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `SELECT count(*)` of any table, and the newest check's time, through a read-only connection.
+async fn table_count(db: &Path, table: &str) -> i64 {
+    let options = SqliteConnectOptions::new().filename(db).read_only(true);
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .unwrap_or_else(|e| panic!("open {} to count rows: {e}", db.display()));
+    let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("count {table}: {e}"));
+    let _ = conn.close().await;
+    count
+}
+
+/// The `written` field of the writer's closing log line.
+fn drained_written(hale: &HaleProcess) -> i64 {
+    hale.json_logs()
+        .iter()
+        .find(|l| l["message"] == "check writer drained")
+        .and_then(|l| l["written"].as_i64())
+        .unwrap_or_else(|| panic!("no `check writer drained` line: {:?}", hale.stderr_lines()))
+}
+
+/// The disk fills up while every kind of write is in flight: checks, breaker states and transitions, alerts,
+/// their events and deliveries, heal events and the child runs of a crash-looping supervised child. A write
+/// that fails inside a transaction must never leave its connection in the pool still inside that transaction,
+/// where the check writer would later "commit" rows into a transaction that never ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing_resumes_when_space_returns(
+) {
+    let disk = Tmpfs::mount("16m");
+    let target = SwitchTarget::start().await;
+    let db = disk.path.join("hale.db");
+    let mut config = test_config_json();
+    let mut services: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({
+                "name": format!("t{i}"),
+                "url": format!("http://{}/health", target.addr),
+                "interval_s": 1,
+                "timeout_ms": 500,
+                "breaker": { "failure_threshold": 2, "success_threshold": 1, "open_timeout_s": 1 },
+                "heal": { "command": ["true"], "command_timeout_s": 5 }
+            })
+        })
+        .collect();
+    // A crash-looping child: a `child_runs` row at every restart.
+    services.push(json!({
+        "name": "crashing",
+        "url": format!("http://{}/health", target.addr),
+        "interval_s": 1,
+        "timeout_ms": 500,
+        "run": { "argv": ["sh", "-c", "sleep 0.2; exit 3"] }
+    }));
+    config["services"] = json!(services);
+    config["heal"] = json!({ "after_failures": 1, "cooldown_s": 1 });
+    config["auth"] = json!({ "tokens": { "operate": { "env": "HALE_FULL_DISK_OPERATE" } } });
+    let mut hale = HaleProcess::serve_db(
+        &config,
+        Some(&db),
+        &[],
+        &[("HALE_FULL_DISK_OPERATE", OPERATE_TOKEN)],
+    )
+    .await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let proxy = addrs[&ServiceKind::HealthProxy];
+    let client = client();
+    eventually("checks in the database", || async {
+        (count_rows(&db).await > 100).then_some(())
+    })
+    .await;
+
+    // Every target starts failing as the disk fills: breakers open, alerts fire, heals run, all writing.
+    target.set(500);
+    let filler = disk.path.join("filler");
+    fill_disk(&filler);
+    health_becomes(&client, proxy, 503, "full").await;
+    // While the disk stays full, writes keep failing: /health must say so all along, never "recovered".
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, body) = health(&client, proxy).await;
+        assert_eq!(status, 503, "the disk is still full: {body}");
+    }
+    // A change asked for while the disk is full fails and says so; none is claimed as stored.
+    let (status, body) = post_maintenance(&client, proxy, "while full").await;
+    assert!(
+        status >= 500,
+        "a maintenance window cannot be stored now: {status} {body}"
+    );
+
+    std::fs::remove_file(&filler).expect("free the space");
+    target.set(200);
+    health_becomes(&client, proxy, 200, "ok").await;
+    let stored = count_rows(&db).await;
+    // Written for real: the file grows, and the breakers' recovery lands too.
+    eventually(
+        "checks keep landing in the file after the space came back",
+        || async { (count_rows(&db).await > stored + 200).then_some(()) },
+    )
+    .await;
+    let (status, body) = post_maintenance(&client, proxy, "after the disk").await;
+    assert_eq!(status, 201, "{body}");
+    let transitions = table_count(&db, "breaker_transitions").await;
+    assert!(transitions > 0, "breaker transitions are stored");
+
+    hale.signal("TERM");
+    let status = hale.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(
+        exit_code(status),
+        0,
+        "nothing was lost; stderr: {:?}",
+        hale.stderr_lines()
+    );
+    let written = drained_written(&hale);
+    assert_eq!(
+        count_rows(&db).await,
+        written,
+        "every row the writer counted as written is in the file"
+    );
+    let unfinished: Vec<Value> = hale
+        .json_logs()
+        .into_iter()
+        .filter(|l| {
+            l["message"].as_str().is_some_and(|m| {
+                m.contains("could not be fully checkpointed") || m.contains("cannot checkpoint")
+            })
+        })
+        .collect();
+    assert!(
+        unfinished.is_empty(),
+        "the close checkpoint finished: {unfinished:?}"
+    );
+    for table in [
+        "heal_events",
+        "child_runs",
+        "alerts",
+        "alert_events",
+        "alert_deliveries",
+        "audit_log",
+        "hale_runs",
+    ] {
+        assert!(table_count(&db, table).await > 0, "{table} rows are stored");
+    }
+    assert_eq!(
+        table_count(&db, "maintenance_windows").await,
+        1,
+        "only the window asked for after the disk had room is stored"
+    );
+}
+
+const OPERATE_TOKEN: &str = "r8Vq2LmP9xTt4WzY7nB3cK6fG1hJ5sQe";
+
+/// `POST /maintenance` for every target, starting in an hour, with the operate token.
+async fn post_maintenance(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    reason: &str,
+) -> (u16, Value) {
+    let starts = chrono::Utc::now() + chrono::Duration::hours(1);
+    let res = client
+        .post(format!("http://{addr}/maintenance"))
+        .bearer_auth(OPERATE_TOKEN)
+        .json(&json!({
+            "starts_at": starts.to_rfc3339(),
+            "ends_at": (starts + chrono::Duration::hours(1)).to_rfc3339(),
+            "reason": reason
+        }))
+        .send()
+        .await
+        .expect("POST /maintenance");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}

@@ -3,9 +3,10 @@
 //! when it was last notified (its cooldown) and how many repeats were suppressed since.
 
 use chrono::{DateTime, Utc};
+use sqlx::Connection;
 
 use crate::records::{AlertEventKind, AlertLevel, AlertState};
-use crate::store::{from_ms, known, to_ms, Store, StoreError};
+use crate::store::{from_ms, known, to_ms, txn, Store, StoreError};
 
 const TABLE: &str = "alerts";
 
@@ -83,7 +84,8 @@ impl Store {
         at: DateTime<Utc>,
         kind: AlertEventKind,
     ) -> Result<(i64, i64), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.pool().acquire().await?;
+        let mut tx = conn.begin().await?;
         let notified = kind.notifies().then(|| to_ms(at));
         let alert_id = sqlx::query(
             "INSERT INTO alerts (rule, target, level, state, summary, fired_at_ms, last_notified_at_ms)
@@ -100,6 +102,7 @@ impl Store {
         .last_insert_rowid();
         let event_id = insert_event(&mut tx, alert_id, kind, level, summary, at).await?;
         tx.commit().await?;
+        txn::confirm_committed(&mut conn).await?;
         Ok((alert_id, event_id))
     }
 
@@ -116,7 +119,8 @@ impl Store {
         at: DateTime<Utc>,
         with_event: bool,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.pool().acquire().await?;
+        let mut tx = conn.begin().await?;
         let at_ms = to_ms(at);
         let update = match kind {
             AlertEventKind::Fired | AlertEventKind::Repeated | AlertEventKind::Escalated => {
@@ -150,6 +154,7 @@ impl Store {
             None
         };
         tx.commit().await?;
+        txn::confirm_committed(&mut conn).await?;
         Ok(event_id)
     }
 

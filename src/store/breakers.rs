@@ -1,7 +1,9 @@
 //! Circuit-breaker state and transitions, so a restart neither resets nor extends an open breaker.
 
+use sqlx::Connection;
+
 use crate::breaker::{BreakerSnapshot, BreakerState, Transition};
-use crate::store::{from_ms, known, to_ms, Store, StoreError};
+use crate::store::{from_ms, known, to_ms, txn, Store, StoreError};
 
 #[derive(sqlx::FromRow)]
 struct BreakerRow {
@@ -49,7 +51,8 @@ impl Store {
         snapshot: &BreakerSnapshot,
         transition: Option<&Transition>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.pool().acquire().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "INSERT INTO breakers (name, state, consecutive_failures, consecutive_successes, retry_at_ms, updated_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -79,6 +82,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        txn::confirm_committed(&mut conn).await?;
         Ok(())
     }
 

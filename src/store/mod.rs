@@ -18,6 +18,7 @@ pub mod rollups;
 pub mod runs;
 pub mod slo;
 pub mod status;
+mod txn;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("database {path} is not a SQLite database or is corrupt ({reason}); it was left untouched: restore a backup or move it aside")]
     Corrupt { path: String, reason: String },
+    #[error("database {path} is not a hale database: it has {tables} table(s) and no hale schema (_sqlx_migrations); it was left untouched: give hale another --db")]
+    NotHale { path: String, tables: i64 },
     #[error("database {path} is locked by another process ({reason})")]
     Locked { path: String, reason: String },
     #[error("database {path} is in use by another hale ({holder}); two hale processes cannot share one database: stop the other one or give this one another --db")]
@@ -184,7 +187,7 @@ impl Store {
             })?;
         }
         // Before SQLite touches anything: a second hale (or a restore in progress) is refused here.
-        let lock = DbLock::acquire(path).map_err(|e| StoreError::from_lock(path, e))?;
+        let mut lock = DbLock::acquire(path).map_err(|e| StoreError::from_lock(path, e))?;
         // The file is created here, once: the pool's connections never create it, so a connection opened
         // after the file was deleted under hale fails instead of starting an empty database at the path.
         if !path.exists() {
@@ -197,6 +200,11 @@ impl Store {
                 .map_err(|e| StoreError::classify(path, e))?;
             let _ = conn.close().await;
         }
+        // The file itself (its device and inode): a hard link under another name is refused here.
+        lock.hold_file(path)
+            .map_err(|e| StoreError::from_lock(path, e))?;
+        // Another application's database is left as it was: not migrated, not switched to WAL.
+        refuse_foreign_database(path).await?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|e| StoreError::classify(path, e))?
             .filename(path)
@@ -212,6 +220,8 @@ impl Store {
             .max_connections(8)
             .min_connections(1)
             .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(1))
+            // No connection goes back to the pool inside a transaction a failed write left open (`txn.rs`).
+            .after_release(txn::release_check)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::classify(path, e))?;
@@ -376,6 +386,11 @@ impl Store {
         .await
     }
 
+    /// The database file's path, as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -418,6 +433,34 @@ fn read_only_file_or_folder(path: &Path) -> bool {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     (path.exists() && !status::writable(path)) || !status::writable(folder)
+}
+
+/// Refuses a database that has tables but not hale's migration table: another application's file, which
+/// migrating would change (14 tables added, the journal switched to WAL). An empty file (or one that has only
+/// hale's schema) passes. Opened without any journal setting, so the check itself changes nothing.
+async fn refuse_foreign_database(path: &Path) -> Result<(), StoreError> {
+    let options = SqliteConnectOptions::from_str("sqlite:")
+        .map_err(|e| StoreError::classify(path, e))?
+        .filename(path)
+        .create_if_missing(false)
+        .busy_timeout(BUSY_TIMEOUT);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| StoreError::classify(path, e))?;
+    let tables: Result<(i64, i64), sqlx::Error> = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE name = '_sqlx_migrations')
+         FROM sqlite_master WHERE type = 'table'",
+    )
+    .fetch_one(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    match tables.map_err(|e| StoreError::classify(path, e))? {
+        (tables, 0) if tables > 0 => Err(StoreError::NotHale {
+            path: path.display().to_string(),
+            tables,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Takes the write lock and writes into a transaction that is rolled back: fails as read-only or locked

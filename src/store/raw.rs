@@ -1,7 +1,8 @@
-//! A prepared statement stepped on a connection's own SQLite handle (sqlx's `lock_handle`), for the one read
-//! where sqlx's hand-off of every row from its worker thread costs more than SQLite's scan: a whole report's
-//! hourly rollups, about 17,000 rows with their histograms. Only what that read needs: integer parameters,
-//! and integer, text and blob columns read in place.
+//! Calls on a connection's own SQLite handle (sqlx's `lock_handle`): whether the connection is inside a
+//! transaction (`autocommit`), which sqlx does not tell; and a prepared statement stepped in place, for the one
+//! read where sqlx's hand-off of every row from its worker thread costs more than SQLite's scan: a whole
+//! report's hourly rollups, about 17,000 rows with their histograms. Only what that read needs: integer
+//! parameters, and integer, text and blob columns read in place.
 
 use std::ffi::{c_int, CStr};
 use std::marker::PhantomData;
@@ -11,6 +12,15 @@ use libsqlite3_sys as ffi;
 use sqlx::sqlite::LockedSqliteHandle;
 
 use crate::store::StoreError;
+
+/// True when the connection is in autocommit mode: no transaction is open on it. False after a `BEGIN` (or an
+/// outermost `SAVEPOINT`) that no `COMMIT`, `RELEASE` or `ROLLBACK` has ended yet, whatever sqlx believes.
+pub(crate) fn autocommit(handle: &mut LockedSqliteHandle<'_>) -> bool {
+    let db = handle.as_raw_handle();
+    // SAFETY: `db` is an open connection, held locked (and so used by no other thread) while `handle` lives;
+    // sqlite3_get_autocommit only reads the connection's flag.
+    unsafe { ffi::sqlite3_get_autocommit(db.as_ptr()) != 0 }
+}
 
 /// A statement prepared on a locked connection; finalized when dropped. It borrows the lock, so the
 /// connection cannot be used by sqlx (or unlocked) while the statement lives.

@@ -228,6 +228,7 @@ async fn rebuild_range(
         .collect();
     write_rows(&mut tx, &rows).await?;
     tx.commit().await?;
+    crate::store::txn::confirm_committed(&mut conn).await?;
     Ok(hours.len() as u64)
 }
 

@@ -24,7 +24,7 @@ use crate::metrics::WriterMetrics;
 use crate::records::CheckRecord;
 use crate::store::rollups::{self, RollupCache};
 use crate::store::status::{StoreProblem, WriteErrorKind};
-use crate::store::{health_checks, Store};
+use crate::store::{health_checks, txn, Store};
 
 /// Records waiting in the queue before `submit` applies backpressure.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -462,6 +462,8 @@ impl BatchSink {
         rollups::merge_batch(&mut tx, &mut self.rollups, batch)
             .await
             .map_err(sql_error)?;
-        tx.commit().await.map_err(sql_error)
+        tx.commit().await.map_err(sql_error)?;
+        // A commit that left the connection inside a transaction stored nothing (`txn.rs`).
+        txn::confirm_committed(conn).await.map_err(sql_error)
     }
 }

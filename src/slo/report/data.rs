@@ -31,18 +31,6 @@ pub enum ReportError {
     Store(#[from] StoreError),
 }
 
-impl ReportError {
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            Self::UnknownService { .. } | Self::BadWindow { .. } => true,
-            Self::Store(e) => matches!(
-                e,
-                StoreError::NotFound { .. } | StoreError::Corrupt { .. } | StoreError::Open { .. }
-            ),
-        }
-    }
-}
-
 /// The whole report. Its JSON form is documented in docs/reports.md (`version` 1).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

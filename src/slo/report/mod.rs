@@ -26,7 +26,7 @@ pub const EXIT_SLO_BREACHED: u8 = 1;
 #[derive(Debug, clap::Subcommand)]
 pub enum SloCommand {
     /// Report each target's SLOs over a window. Exit 0 when no objective is breached, 1 when one is, 2 for
-    /// bad input (an unknown service, a bad window, a missing database).
+    /// bad input (an unknown service, a bad window, a missing, unreadable or corrupt database).
     Report(ReportArgs),
 }
 
@@ -100,6 +100,16 @@ async fn report(args: ReportArgs) -> ExitCode {
     // Read-only, the report cannot bring an older schema up to date: say so rather than fail on a missing
     // table.
     match store.schema().await {
+        Ok(schema) if schema.applied == 0 => {
+            store.close().await;
+            return fail(
+                EXIT_BAD_INPUT,
+                &format!(
+                    "{} is not a hale database (it has no hale schema): give --db the file `hale serve` writes",
+                    args.db.display()
+                ),
+            );
+        }
         Ok(schema) if schema.applied < schema.known => {
             store.close().await;
             return fail(
@@ -130,10 +140,9 @@ async fn report(args: ReportArgs) -> ExitCode {
     store.close().await;
     let report = match built {
         Ok(report) => report,
-        Err(e) => {
-            let code = if e.is_bad_input() { EXIT_BAD_INPUT } else { 1 };
-            return fail(code, &e.to_string());
-        }
+        // Bad input, or a database that cannot be read (corrupt, truncated, a table missing): 2 either way,
+        // so that 1 always means an objective is breached.
+        Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
     };
     let text = render(&report, args.format);
     match &args.out {
