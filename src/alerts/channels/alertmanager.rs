@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::alerts::channels::{post_json, Channel, Failure};
-use crate::alerts::Notice;
+use crate::alerts::{labels, Notice};
 use crate::config::{AlertmanagerChannel, ChannelKind, Secret};
 use crate::records::AlertEventKind;
 
@@ -88,21 +88,28 @@ fn key(alert: &Value) -> Key {
     (label("alertname"), label("target"))
 }
 
-/// One alert as Alertmanager takes it. `endsAt` only when resolved.
+/// One alert as Alertmanager takes it. `endsAt` only when resolved. The labels are those the exported
+/// Prometheus rules carry too (`target`, `severity`, `class`, and `slo` for a burn rate), plus
+/// `source="hale"`, so the exported Alertmanager config groups and inhibits both alike.
 pub fn alert(notice: &Notice) -> Value {
     let mut alert = json!({
         "labels": {
             "alertname": notice.rule,
             "target": notice.target,
             "severity": notice.level.as_str(),
-            "source": "hale",
+            labels::SOURCE: labels::SOURCE_HALE,
+            labels::CLASS: notice.class.as_str(),
         },
         "annotations": {
             "summary": notice.summary,
             "description": notice.description,
+            "runbook_url": notice.runbook_url,
         },
         "startsAt": notice.fired_at.to_rfc3339(),
     });
+    if let Some(slo) = notice.class.slo() {
+        alert["labels"][labels::SLO] = json!(slo);
+    }
     if notice.kind == AlertEventKind::Resolved {
         alert["endsAt"] = json!(notice.resolved_at.unwrap_or(notice.at).to_rfc3339());
     }
@@ -193,6 +200,8 @@ mod tests {
             suppressed: 0,
             at,
             generator_url: String::new(),
+            class: crate::alerts::AlertClass::TargetDown,
+            runbook_url: "https://x.example/runbooks.md#haletargetdown".into(),
         };
         am.restore(&notice);
         assert_eq!(am.firing_count(), 1);
