@@ -174,6 +174,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
+    use crate::alerts::AlertClass;
     use crate::records::AlertLevel;
 
     #[test]
@@ -200,7 +201,7 @@ mod tests {
             suppressed: 0,
             at,
             generator_url: String::new(),
-            class: crate::alerts::AlertClass::TargetDown,
+            class: AlertClass::TargetDown,
             runbook_url: "https://x.example/runbooks.md#haletargetdown".into(),
         };
         am.restore(&notice);
@@ -208,5 +209,40 @@ mod tests {
         let alert = am.firing().values().next().cloned().unwrap();
         assert_eq!(alert["labels"]["alertname"], "target_down");
         assert!(alert.get("endsAt").is_none());
+    }
+
+    #[test]
+    fn the_labels_are_those_the_exported_rules_share() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+        let notice = |rule: &str, class| Notice {
+            alert_id: 1,
+            event_id: 0,
+            kind: AlertEventKind::Fired,
+            rule: rule.into(),
+            target: "api".into(),
+            level: AlertLevel::Critical,
+            summary: "s".into(),
+            description: String::new(),
+            fired_at: at,
+            resolved_at: None,
+            suppressed: 0,
+            at,
+            generator_url: String::new(),
+            class,
+            runbook_url: format!("https://x.example/r.md#{rule}"),
+        };
+        let down = alert(&notice("target_down", AlertClass::TargetDown));
+        assert_eq!(
+            down["labels"],
+            json!({"alertname": "target_down", "target": "api", "severity": "critical",
+                   "source": "hale", "class": "target_down"})
+        );
+        assert_eq!(
+            down["annotations"]["runbook_url"],
+            "https://x.example/r.md#target_down"
+        );
+        let burn = alert(&notice("slo_fast_burn", AlertClass::SloBurn));
+        assert_eq!(burn["labels"]["class"], "slo_burn");
+        assert_eq!(burn["labels"]["slo"], "target-availability");
     }
 }
