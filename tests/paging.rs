@@ -544,3 +544,24 @@ fn with_short_for_rewrites_only_for_lines() {
         "      - alert: \"X\"\n        expr: \"up == 0\"\n        for: 3s\n        labels:\n          for: \"kept\"\n"
     );
 }
+
+#[tokio::test]
+async fn the_binary_writes_the_committed_alertmanager_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("am");
+    let output = common::run_hale(
+        dir.path(),
+        &["export", "alertmanager", "--out", out.to_str().unwrap()],
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.trim(),
+        format!("wrote {}", out.join(alertmanager::FILE).display())
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join(alertmanager::FILE)).unwrap(),
+        std::fs::read_to_string(committed_config()).unwrap()
+    );
+}
