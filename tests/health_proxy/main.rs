@@ -1019,3 +1019,52 @@ async fn a_recovered_target_is_up_at_its_next_scheduled_check_and_its_alert_reso
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_scheduled_trial_moves_retry_at_and_a_restart_keeps_the_later_one() {
+    let server = TargetServer::start(Mode::Failing).await;
+    let mut api = target("api", &server.url());
+    api.interval_s = 10;
+    api.breaker = Some(hale::config::BreakerOverride {
+        failure_threshold: Some(1),
+        ..Default::default()
+    });
+    let mut config = proxy_config(vec![api]);
+    config.monitor.background_checks = true;
+    config.storage.flush_interval_ms = 10;
+    let interval = Duration::from_secs(10);
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
+
+    let (opened_at, outcome, breaker) = next_scheduled_row(&app, &clock, interval, 1).await;
+    assert_eq!((outcome.as_str(), breaker.as_str()), ("down", "open"));
+    let (failed_at, outcome, breaker) = next_scheduled_row(&app, &clock, interval, 2).await;
+    assert_eq!((outcome.as_str(), breaker.as_str()), ("down", "open"));
+    assert_eq!(failed_at - opened_at, 10_000);
+    let rfc3339 = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    };
+    let (_, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(services[0]["breaker"]["state"], "open");
+    assert_eq!(
+        services[0]["breaker"]["retry_at"],
+        rfc3339(failed_at + 60_000).as_str(),
+        "open_timeout_s after the failed scheduled trial, not after the opening"
+    );
+
+    // Stopped, then started again (without scheduled checks, so none moves retry_at again) past the first
+    // retry_at but before the moved one: still open, until the moved one.
+    app.shutdown().await;
+    clock.advance(Duration::from_secs(55));
+    config.monitor.background_checks = false;
+    app.restart(config, Arc::new(clock.clone())).await;
+    let (_, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(services[0]["breaker"]["state"], "open");
+    assert_eq!(
+        services[0]["breaker"]["retry_at"],
+        rfc3339(failed_at + 60_000).as_str()
+    );
+    app.shutdown().await;
+}
