@@ -1,6 +1,7 @@
-//! The command line: `hale serve`, `hale check-config`, `hale export openapi|dashboards|alerts|systemd|launchd`,
-//! `hale verify`, `hale status`, `hale audit`, `hale token`, `hale backup` and `hale restore` (in
-//! `backup_cli`), `hale history generate` (in `history`) and `hale slo report` (in `slo::report`).
+//! The command line: `hale serve`, `hale check-config`,
+//! `hale export openapi|dashboards|alerts|alertmanager|systemd|launchd`, `hale verify`, `hale status`,
+//! `hale audit`, `hale token`, `hale backup` and `hale restore` (in `backup_cli`), `hale history generate`
+//! (in `history`) and `hale slo report` (in `slo::report`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -167,7 +168,8 @@ pub enum Export {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Prometheus rule files (hale-rules.yml, hale-slo-rules.yml) for the config's `slo` block.
+    /// Prometheus rule files (hale-rules.yml, hale-slo-rules.yml) for the config's `slo` block, runbook links
+    /// under its `alerts.runbook_base_url`.
     Alerts {
         /// The folder to write into (created when missing).
         #[arg(long, default_value = "alerts")]
@@ -175,6 +177,13 @@ pub enum Export {
         /// The config whose `slo` block sets the objectives (default: the built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// An Alertmanager config (alertmanager.yml): hale's alerts grouped by target, critical ones paged, and
+    /// inhibit rules so one outage pages once, from Prometheus's rules and hale's own channel alike.
+    Alertmanager {
+        /// The folder to write into (created when missing).
+        #[arg(long, default_value = "deploy/alertmanager")]
+        out: PathBuf,
     },
     /// A systemd unit, hale.service.
     Systemd {
@@ -461,11 +470,21 @@ fn export(what: Export) -> ExitCode {
             Err(e) => return fail(EXIT_BAD_INPUT, &e),
         },
         Export::Alerts { out, config } => {
-            match slo(config).and_then(|slo| export::alert_files(&slo)) {
+            let files = match config {
+                Some(path) => Config::load(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| export::alert_files(&c.slo, &c.alerts.runbook_base_url)),
+                None => export::alert_files(
+                    &crate::config::SloConfig::default(),
+                    &crate::config::default_runbook_base_url(),
+                ),
+            };
+            match files {
                 Ok(files) => export::write_all(&out, &files),
                 Err(e) => return fail(EXIT_BAD_INPUT, &e),
             }
         }
+        Export::Alertmanager { out } => export::write_all(&out, &export::alertmanager_files()),
         Export::Systemd { out, paths, user } => {
             let mut options = units::SystemdOptions::default();
             paths.apply(&mut options.paths);

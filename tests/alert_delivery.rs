@@ -46,6 +46,8 @@ fn notice(kind: AlertEventKind) -> Notice {
         suppressed: 0,
         at: Utc::now(),
         generator_url: "http://127.0.0.1:3002/alerts/7".into(),
+        class: hale::alerts::AlertClass::TargetDown,
+        runbook_url: "https://runbooks.example/hale.md#haletargetdown".into(),
     }
 }
 

@@ -26,7 +26,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use alerts::{AlertRule, AlertsConfig, ChannelKind, Condition};
+pub use alerts::{
+    check_runbook_base_url, default_runbook_base_url, AlertRule, AlertsConfig, ChannelKind,
+    Condition,
+};
 pub use auth::{AuthConfig, RoleTokens, TokenSource};
 pub use backup::BackupConfig;
 pub use breaker::{BreakerConfig, BreakerOverride};
