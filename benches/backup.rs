@@ -116,7 +116,7 @@ async fn main() {
     // hale restore into a fresh folder.
     let fresh = dir.join("fresh").join("hale.db");
     let steps = Arc::new(Steps::default());
-    let restored = backup::restore(&live.path, &fresh, steps.clone())
+    let restored = backup::restore(&live.path, &fresh, None, steps.clone())
         .await
         .expect("restore");
     println!(

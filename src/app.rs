@@ -22,7 +22,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
 use crate::heal::{HealLoop, Healer};
-use crate::http::{self, ApiError, Guard, HttpContext, RateLimits};
+use crate::http::{self, AccessLog, ApiError, Guard, HttpContext, RateLimits};
 use crate::kind::ServiceKind;
 use crate::limits;
 use crate::metrics::{
@@ -101,6 +101,8 @@ struct RunningServer {
 /// The parts built from the config before any server starts.
 struct Built {
     core: Core,
+    /// The audit rows and 429 lines of every service; flushed by its worker, last at shutdown.
+    access: Arc<AccessLog>,
     writer: WriterHandle,
     events: EventBus,
     monitor: Option<Arc<Monitor>>,
@@ -201,6 +203,8 @@ impl Application {
         workers.push(Arc::new(FileWatch {
             store: built.core.store.clone(),
         }));
+        // The servers stop before any worker: this one then writes every refused attempt they counted.
+        workers.push(built.access.clone());
         if let Some(watch) = limits::OpenFileWatch::new() {
             workers.push(Arc::new(watch));
         }
@@ -325,7 +329,7 @@ async fn record_start(core: &Core) -> (Option<i64>, bool) {
         .await
     {
         Ok((id, previous)) => {
-            let unclean = previous.filter(|run| run.ended_at.is_none());
+            let unclean = previous.filter(crate::store::runs::Run::ended_uncleanly);
             if let Some(previous) = &unclean {
                 tracing::warn!(
                     previous_pid = previous.pid,
@@ -492,8 +496,10 @@ async fn build(
             metrics,
         ))
     });
+    let access = Arc::new(AccessLog::new(core.store.clone()));
     Ok(Built {
         core,
+        access,
         writer,
         events,
         monitor,
@@ -552,6 +558,7 @@ async fn start_servers(
         let mut server = build_server(
             listener,
             built.core.clone(),
+            built.access.clone(),
             state,
             built.metrics[&kind].clone(),
         )
@@ -611,6 +618,7 @@ fn listen_addr(config: &Config, kind: ServiceKind) -> SocketAddr {
 fn build_server(
     listener: TcpListener,
     core: Core,
+    access: Arc<AccessLog>,
     state: ServiceState,
     metrics: ServiceMetrics,
 ) -> std::io::Result<Server> {
@@ -624,7 +632,7 @@ fn build_server(
         tokens: core.tokens.clone(),
         open_reads_on_loopback: core.config.auth.open_reads_on_loopback,
         limits: RateLimits::new(&core.config.rate_limits),
-        audit: Some(core.store.clone()),
+        access: Some(access),
         roles: services::route_roles(kind),
     };
     let context = web::Data::new(HttpContext {

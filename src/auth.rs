@@ -10,6 +10,12 @@ use crate::config::{AuthConfig, Secret, TokenSource};
 
 /// Shorter tokens are refused at start: they can be guessed.
 pub const MIN_TOKEN_LEN: usize = 16;
+/// Tokens with fewer different characters are refused at start: `aaaaaaaaaaaaaaaa` or `passwordpassword` is
+/// long enough but guessable. A random token passes: 32 hex characters have fewer than 8 different ones about
+/// once in 10^9 draws (16 hex characters about once in 90: use 32, or `hale token`).
+pub const MIN_DISTINCT_CHARS: usize = 8;
+/// Random bytes in a token `hale token` prints (256 bits), written as 64 hex characters.
+const GENERATED_TOKEN_BYTES: usize = 32;
 
 /// What a caller may do. Each role may do everything the ones before it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -44,6 +50,10 @@ impl fmt::Display for Role {
 pub enum TokenError {
     #[error("auth.tokens.{role}: {source_desc} is not set")]
     Missing { role: Role, source_desc: String },
+    #[error(
+        "auth.tokens.{role}: {source_desc} is empty; put a token in it (`hale token` prints one)"
+    )]
+    Empty { role: Role, source_desc: String },
     #[error("auth.tokens.{role}: cannot read {source_desc}: {reason}")]
     Unreadable {
         role: Role,
@@ -58,6 +68,10 @@ pub enum TokenError {
         "auth.tokens.{role}: the token in {source_desc} contains whitespace or control characters"
     )]
     Malformed { role: Role, source_desc: String },
+    #[error(
+        "auth.tokens.{role}: the token in {source_desc} has fewer than {MIN_DISTINCT_CHARS} different characters, so it can be guessed; `hale token` prints a good one"
+    )]
+    TooPlain { role: Role, source_desc: String },
     #[error("auth.tokens.{role}: the token in {source_desc} is the same as the {other} token; give each role its own")]
     Reused {
         role: Role,
@@ -102,13 +116,16 @@ impl Tokens {
             };
             let token = raw.trim_end_matches(['\n', '\r']);
             if token.is_empty() {
-                return Err(TokenError::Missing { role, source_desc });
+                return Err(TokenError::Empty { role, source_desc });
             }
             if token.chars().count() < MIN_TOKEN_LEN {
                 return Err(TokenError::TooShort { role, source_desc });
             }
             if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(TokenError::Malformed { role, source_desc });
+            }
+            if !varied(token) {
+                return Err(TokenError::TooPlain { role, source_desc });
             }
             if let Some((other, _)) = by_role
                 .iter()
@@ -162,6 +179,34 @@ impl Tokens {
             .iter()
             .find(|(r, _)| *r == role)
             .map(|(_, token)| token)
+    }
+}
+
+/// At least `MIN_DISTINCT_CHARS` different characters.
+fn varied(token: &str) -> bool {
+    let mut seen: Vec<char> = Vec::with_capacity(MIN_DISTINCT_CHARS);
+    for c in token.chars() {
+        if !seen.contains(&c) {
+            seen.push(c);
+            if seen.len() >= MIN_DISTINCT_CHARS {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A new random token of 256 bits, as 64 lower-case hex characters: what `hale token` prints, and always
+/// one `Tokens::load` accepts.
+pub fn generate_token() -> String {
+    loop {
+        let bytes: [u8; GENERATED_TOKEN_BYTES] = rand::random();
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // 64 random hex characters have fewer than 8 different ones far less than once in 10^20 draws; the
+        // check keeps the promise anyway.
+        if varied(&token) {
+            return token;
+        }
     }
 }
 
@@ -234,5 +279,20 @@ mod tests {
         .unwrap_err();
         assert!(!reused.to_string().contains("same-token"), "{reused}");
         assert!(reused.to_string().contains("same as the read token"));
+    }
+
+    #[test]
+    fn generated_tokens_are_256_bits_of_hex_and_always_accepted() {
+        let a = generate_token();
+        let b = generate_token();
+        assert_ne!(a, b);
+        for token in [&a, &b] {
+            assert_eq!(token.len(), 64, "{token}");
+            assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+            assert!(varied(token), "{token}");
+        }
+        assert!(!varied("aaaaaaaaaaaaaaaa"));
+        assert!(!varied("passwordpassword"));
+        assert!(varied("read-token-aaaaaaaaaaaaaaaa"));
     }
 }

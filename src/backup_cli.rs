@@ -36,6 +36,33 @@ pub struct RestoreArgs {
     /// The database file to replace; refused while hale runs on it.
     #[arg(long, env = "HALE_DB", default_value = "data/hale.db")]
     pub db: PathBuf,
+    /// The most a gzip backup may unpack to, in bytes or with a K, M, G or T suffix (powers of 1024)
+    /// [default: 20 times the backup's size, at least 64M; never more than the free space less 64M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+}
+
+/// `1048576`, `512K`, `64M`, `2G`, `1T` (powers of 1024).
+fn parse_size(raw: &str) -> Result<u64, String> {
+    let bad = || format!("{raw:?} is not a size: give bytes, or a number with K, M, G or T");
+    let (digits, unit) = match raw.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => raw.split_at(i),
+        None => (raw, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
+    if bytes == 0 {
+        return Err(format!("{raw:?} is not a size: it must be more than 0"));
+    }
+    Ok(bytes)
 }
 
 /// `hale backup`: exit 0 when the backup is written and verified, 2 for bad input (no database, a corrupt
@@ -77,10 +104,10 @@ pub async fn backup(args: BackupArgs) -> ExitCode {
 }
 
 /// `hale restore`: exit 0 when the backup is in place, 2 for bad input (hale running on the database, a
-/// backup that is not a sound hale database), 1 when moving files failed.
+/// backup that is not a sound hale database or unpacks past its cap), 1 when moving files failed.
 pub async fn restore(args: RestoreArgs) -> ExitCode {
     let progress = progress_for(&args.file);
-    match backup::restore(&args.file, &args.db, progress).await {
+    match backup::restore(&args.file, &args.db, args.max_size, progress).await {
         Ok(report) => {
             println!(
                 "verified {}: {}",
@@ -213,6 +240,22 @@ impl Progress for Bar {
     fn finish(&self) {
         if let Some(bar) = self.current().take() {
             bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_bytes_or_powers_of_1024() {
+        assert_eq!(parse_size("1048576"), Ok(1_048_576));
+        assert_eq!(parse_size("512K"), Ok(512 * 1024));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        for bad in ["", "G", "1.5G", "12Q", "0", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The command line: `hale serve`, `hale check-config`, `hale export openapi|dashboards|alerts|systemd|launchd`,
-//! `hale verify`, `hale status`, `hale audit`, `hale backup` and `hale restore` (in `backup_cli`),
-//! `hale history generate` (in `history`) and `hale slo report` (in `slo::report`).
+//! The command line: `hale serve`, `hale check-config`,
+//! `hale export openapi|dashboards|alerts|alertmanager|systemd|launchd`, `hale verify`, `hale status`,
+//! `hale audit`, `hale token`, `hale backup` and `hale restore` (in `backup_cli`), `hale history generate`
+//! (in `history`) and `hale slo report` (in `slo::report`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,7 +44,8 @@ pub enum Command {
         #[arg(long, value_enum)]
         only: Option<OnlyService>,
     },
-    /// Check a config file and print what it resolves to, with every default filled in.
+    /// Check a config file and print what it resolves to, with every default filled in and every value that
+    /// may be a secret replaced by a placeholder that is still valid config.
     CheckConfig {
         #[arg(long, env = "HALE_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
@@ -89,6 +91,9 @@ pub enum Command {
         #[command(subcommand)]
         what: crate::slo::report::SloCommand,
     },
+    /// Print a new random bearer token (256 bits, 64 hex characters) that `auth.tokens` accepts, e.g.
+    /// `hale token > /run/secrets/hale-admin`.
+    Token,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,7 +168,8 @@ pub enum Export {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Prometheus rule files (hale-rules.yml, hale-slo-rules.yml) for the config's `slo` block.
+    /// Prometheus rule files (hale-rules.yml, hale-slo-rules.yml) for the config's `slo` block, runbook links
+    /// under its `alerts.runbook_base_url`.
     Alerts {
         /// The folder to write into (created when missing).
         #[arg(long, default_value = "alerts")]
@@ -171,6 +177,13 @@ pub enum Export {
         /// The config whose `slo` block sets the objectives (default: the built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// An Alertmanager config (alertmanager.yml): hale's alerts grouped by target, critical ones paged, and
+    /// inhibit rules so one outage pages once, from Prometheus's rules and hale's own channel alike.
+    Alertmanager {
+        /// The folder to write into (created when missing).
+        #[arg(long, default_value = "deploy/alertmanager")]
+        out: PathBuf,
     },
     /// A systemd unit, hale.service.
     Systemd {
@@ -252,7 +265,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { files, only } => serve(&files, only.map(Into::into)).await,
         Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(config) => match serde_json::to_string_pretty(&config) {
+            Ok(config) => match config
+                .printable()
+                .and_then(|shown| serde_json::to_string_pretty(&shown))
+            {
                 Ok(text) => {
                     println!("{text}");
                     ExitCode::SUCCESS
@@ -274,6 +290,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Restore(args) => crate::backup_cli::restore(args).await,
         Command::History { what } => crate::history::run(what).await,
         Command::Slo { what } => crate::slo::report::run(what).await,
+        Command::Token => {
+            println!("{}", crate::auth::generate_token());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -308,8 +328,8 @@ async fn audit(db: &Path, since: Option<String>, limit: u32, json: bool) -> Exit
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} request id",
-        "time", "service", "role", "client", "method", "route", "status", "outcome"
+        "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} {:>7} request id",
+        "time", "service", "role", "client", "method", "route", "status", "outcome", "count"
     );
     for e in entries {
         let route = match &e.target {
@@ -317,7 +337,7 @@ async fn audit(db: &Path, since: Option<String>, limit: u32, json: bool) -> Exit
             None => e.route.clone(),
         };
         println!(
-            "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} {}",
+            "{:<24} {:<12} {:<8} {:<16} {:<7} {:<28} {:>6} {:<13} {:>7} {}",
             e.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
             e.service,
             e.role.as_deref().unwrap_or("-"),
@@ -326,6 +346,7 @@ async fn audit(db: &Path, since: Option<String>, limit: u32, json: bool) -> Exit
             route,
             e.status,
             e.outcome.as_str(),
+            e.count,
             e.request_id
         );
     }
@@ -403,9 +424,10 @@ async fn serve(files: &Files, only: Option<ServiceKind>) -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
     };
+    let signals = StopSignals::install();
     match Application::start(config, &files.db, only).await {
         Ok(app) => {
-            let stopped = app.run_until(shutdown_signal()).await;
+            let stopped = app.run_until(signals.stopped()).await;
             logs.flush();
             if !stopped.asked {
                 ExitCode::FAILURE
@@ -448,11 +470,21 @@ fn export(what: Export) -> ExitCode {
             Err(e) => return fail(EXIT_BAD_INPUT, &e),
         },
         Export::Alerts { out, config } => {
-            match slo(config).and_then(|slo| export::alert_files(&slo)) {
+            let files = match config {
+                Some(path) => Config::load(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| export::alert_files(&c.slo, &c.alerts.runbook_base_url)),
+                None => export::alert_files(
+                    &crate::config::SloConfig::default(),
+                    &crate::config::default_runbook_base_url(),
+                ),
+            };
+            match files {
                 Ok(files) => export::write_all(&out, &files),
                 Err(e) => return fail(EXIT_BAD_INPUT, &e),
             }
         }
+        Export::Alertmanager { out } => export::write_all(&out, &export::alertmanager_files()),
         Export::Systemd { out, paths, user } => {
             let mut options = units::SystemdOptions::default();
             paths.apply(&mut options.paths);
@@ -513,26 +545,77 @@ pub(crate) fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Resolves on SIGTERM or SIGINT. actix's own signal handling is disabled so both get the same graceful path.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+/// SIGTERM, SIGINT and SIGHUP, caught from before the application starts: a signal that arrives while it
+/// starts (or an instant after it says `listening`) is answered once it runs, instead of taking its default
+/// action, which ends hale on the spot. actix's own signal handling is disabled so SIGTERM and SIGINT get
+/// the same graceful path. SIGHUP is logged and ignored: hale cannot reload its config yet.
+struct StopSignals {
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let hup = match signal(SignalKind::hangup()) {
+            Ok(hup) => Some(hup),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot install a sighup handler; a sighup ends hale");
+                None
             }
-        }
-        (term, int) => {
-            tracing::warn!(
-                sigterm = term.is_ok(),
-                sigint = int.is_ok(),
-                "cannot install signal handlers; only Ctrl-C stops hale"
-            );
-            let _ = tokio::signal::ctrl_c().await;
+        };
+        Self {
+            term: signal(SignalKind::terminate()),
+            int: signal(SignalKind::interrupt()),
+            hup,
         }
     }
+
+    /// Resolves on SIGTERM or SIGINT.
+    async fn stopped(self) {
+        let mut hup = self.hup;
+        match (self.term, self.int) {
+            (Ok(mut term), Ok(mut int)) => loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hangup(&mut hup) => sighup_ignored(),
+                }
+            },
+            (term, int) => {
+                tracing::warn!(
+                    sigterm = term.is_ok(),
+                    sigint = int.is_ok(),
+                    "cannot install signal handlers; only Ctrl-C stops hale"
+                );
+                let ctrl_c = tokio::signal::ctrl_c();
+                tokio::pin!(ctrl_c);
+                loop {
+                    tokio::select! {
+                        _ = &mut ctrl_c => break,
+                        _ = hangup(&mut hup) => sighup_ignored(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Resolves at each SIGHUP; never without a handler.
+async fn hangup(hup: &mut Option<tokio::signal::unix::Signal>) {
+    let received = match hup {
+        Some(hup) => hup.recv().await,
+        None => None,
+    };
+    if received.is_none() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn sighup_ignored() {
+    tracing::warn!(
+        signal = "SIGHUP",
+        "sighup ignored: hale cannot reload its config while running; restart hale to apply a changed config"
+    );
 }

@@ -33,6 +33,7 @@ use crate::records::{
     AlertEventKind, AlertLevel, CheckRecord, CheckSource, ChildStartCause, HealAction, HealOutcome,
     HealRecord, HealTrigger, Outcome,
 };
+use crate::store::backup::{free_space, human_bytes, BackupError, StagedDb};
 use crate::store::writer::{self, WriterSettings};
 use crate::store::{Store, StoreError};
 
@@ -43,6 +44,12 @@ const BATCH_SIZE: usize = 50_000;
 const TIMEOUT_MS: u64 = 5_000;
 /// Consecutive failures after which a generated breaker opens (the default `breaker.failure_threshold`).
 const BREAKER_AFTER: u64 = 5;
+/// Runs estimated to write more checks than this are refused without --force: about 4.5 GiB of database and
+/// 6 minutes at the writer's measured rate.
+pub const MAX_ROWS_WITHOUT_FORCE: u64 = 50_000_000;
+/// What one generated check takes in the database file, its index entries and share of the rollups included
+/// (measured: docs/operations.md).
+pub const BYTES_PER_ROW: u64 = 96;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum HistoryCommand {
@@ -74,6 +81,9 @@ pub struct GenerateArgs {
     /// Add to an existing database instead of refusing it.
     #[arg(long)]
     pub append: bool,
+    /// Generate even when the estimate is over the cap (50,000,000 checks) or over the free space.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// What to generate; only built by `HistorySpec::parse`, so every value is in range.
@@ -133,6 +143,34 @@ impl HistorySpec {
         self.ticks() * u64::from(self.services)
     }
 
+    /// About how many bytes the run adds to the database file.
+    pub fn estimated_bytes(&self) -> u64 {
+        self.rows().saturating_mul(BYTES_PER_ROW)
+    }
+
+    /// Why the run is refused without --force: more checks than `MAX_ROWS_WITHOUT_FORCE`, or more bytes than
+    /// `free` (the free space where the database goes, when known; `existing` bytes are copied there too).
+    pub fn over_cap(&self, existing: u64, free: Option<u64>) -> Option<String> {
+        let (rows, bytes) = (self.rows(), self.estimated_bytes());
+        if rows > MAX_ROWS_WITHOUT_FORCE {
+            return Some(format!(
+                "the estimate of {rows} health checks (about {}) is over the cap of {MAX_ROWS_WITHOUT_FORCE} checks; \
+                 pass --force to generate it anyway, or ask for fewer --services or --days or a longer --interval-s",
+                human_bytes(bytes)
+            ));
+        }
+        let needed = bytes.saturating_add(existing);
+        match free {
+            Some(free) if needed > free => Some(format!(
+                "the estimate of {rows} health checks needs about {needed} bytes ({}), more than the {free} bytes \
+                 ({}) free there; pass --force to try anyway, or free some space",
+                human_bytes(needed),
+                human_bytes(free)
+            )),
+            _ => None,
+        }
+    }
+
     pub fn start(&self) -> DateTime<Utc> {
         self.end - TimeDelta::days(i64::from(self.days))
     }
@@ -153,6 +191,8 @@ pub enum HistoryError {
     Lost { lost: u64 },
     #[error("the check writer stopped before every row was handed to it")]
     WriterClosed,
+    #[error(transparent)]
+    Place(#[from] BackupError),
 }
 
 impl HistoryError {
@@ -168,6 +208,7 @@ impl HistoryError {
                     | StoreError::Migrate { .. }
                     | StoreError::CreateDir { .. }
             ),
+            Self::Place(e) => e.is_bad_input(),
             _ => false,
         }
     }
@@ -217,12 +258,55 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
         Ok(spec) => spec,
         Err(e) => return fail(EXIT_BAD_INPUT, &e),
     };
+    if args.db.exists() && !args.append {
+        return fail(
+            EXIT_BAD_INPUT,
+            &HistoryError::Exists {
+                path: args.db.display().to_string(),
+            }
+            .to_string(),
+        );
+    }
+    let existing = if args.append {
+        std::fs::metadata(&args.db).map_or(0, |m| m.len())
+    } else {
+        0
+    };
+    println!(
+        "estimate: {} health checks ({} services x {} checks), about {} bytes ({}) added to {}",
+        spec.rows(),
+        spec.services,
+        spec.ticks(),
+        spec.estimated_bytes(),
+        human_bytes(spec.estimated_bytes()),
+        args.db.display()
+    );
+    if !args.force {
+        if let Some(why) = spec.over_cap(existing, free_space(existing_folder(&args.db))) {
+            return fail(EXIT_BAD_INPUT, &why);
+        }
+    }
     let progress: Arc<dyn GenerateProgress> = if std::io::stderr().is_terminal() {
         Arc::new(Bar::new(spec.rows()))
     } else {
         Arc::new(Silent)
     };
-    match generate(&args.db, &spec, args.append, progress).await {
+    let generated = tokio::select! {
+        generated = generate(&args.db, &spec, args.append, progress.clone()) => generated,
+        signal = stop_signal() => {
+            progress.finished();
+            // Dropping the run removed its temp file: the target is as it was.
+            let code = 128 + signal;
+            return fail(
+                u8::try_from(code).unwrap_or(1),
+                &format!(
+                    "stopped by signal {signal}; removed the partial database, {} is as it was",
+                    args.db.display()
+                ),
+            );
+        }
+    };
+    match generated {
         Ok(summary) => {
             println!(
                 "wrote {} health checks ({} services x {} days every {} s, seed {}) to {} in {:.1} s: {:.0} rows/s",
@@ -252,39 +336,81 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
     }
 }
 
-/// Writes the history of `spec` into `db`: the checks through the batching writer, then the events.
+/// The folder `db` goes in, or its nearest ancestor that exists (for the free space).
+fn existing_folder(db: &Path) -> &Path {
+    let mut folder = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    while !folder.exists() {
+        match folder.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => folder = parent,
+            None => return Path::new("."),
+        }
+    }
+    folder
+}
+
+/// Resolves with the number of the first SIGINT or SIGTERM; never when they cannot be caught.
+async fn stop_signal() -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// Writes the history of `spec` into `db`: the checks through the batching writer, then the events. The
+/// database is written under a temp name beside `db` (a copy of it, with `append`) and renamed to `db` once
+/// complete; on an error, or when the future is dropped, the temp file is removed and `db` is untouched.
 pub async fn generate(
     db: &Path,
     spec: &HistorySpec,
     append: bool,
     progress: Arc<dyn GenerateProgress>,
 ) -> Result<HistorySummary, HistoryError> {
-    if db.exists() && !append {
+    let exists = db.exists();
+    if exists && !append {
         return Err(HistoryError::Exists {
             path: db.display().to_string(),
         });
     }
     let started = Instant::now();
-    let store = Store::open(db).await?;
+    let staged = StagedDb::new(db, exists).await?;
+    let store = Store::open(staged.path()).await?;
     let result = write_all(&store, spec, progress.as_ref()).await;
     progress.finished();
     let summary = match result {
-        Ok(checks) => {
-            let elapsed = started.elapsed();
-            Ok(HistorySummary {
-                checks,
-                elapsed,
-                rollup_rows: store.table_rows("health_check_hourly").await?,
-                child_runs: store.table_rows("child_runs").await?,
-                heal_events: store.table_rows("heal_events").await?,
-                alerts: store.table_rows("alerts").await?,
-                maintenance_windows: store.table_rows("maintenance_windows").await?,
-            })
-        }
+        Ok(checks) => summarize(&store, checks, started).await,
         Err(e) => Err(e),
     };
     store.close().await;
-    summary
+    drop(store);
+    let summary = summary?;
+    staged.commit()?;
+    Ok(summary)
+}
+
+async fn summarize(
+    store: &Store,
+    checks: u64,
+    started: Instant,
+) -> Result<HistorySummary, HistoryError> {
+    Ok(HistorySummary {
+        checks,
+        elapsed: started.elapsed(),
+        rollup_rows: store.table_rows("health_check_hourly").await?,
+        child_runs: store.table_rows("child_runs").await?,
+        heal_events: store.table_rows("heal_events").await?,
+        alerts: store.table_rows("alerts").await?,
+        maintenance_windows: store.table_rows("maintenance_windows").await?,
+    })
 }
 
 async fn write_all(

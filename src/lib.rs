@@ -19,6 +19,7 @@ pub mod limits;
 pub mod metrics;
 pub mod ops;
 pub mod probe;
+pub mod process;
 pub mod records;
 pub mod selfwatch;
 pub mod services;

@@ -151,7 +151,11 @@ pub struct AuditRecord {
     pub target: Option<String>,
     pub status: u16,
     pub outcome: AuditOutcome,
+    /// The first attempt's request id, for a row that stands for several.
     pub request_id: String,
+    /// How many attempts the row stands for: 1 for an allowed request, the attempts of one minute for a
+    /// refused or rate-limited one.
+    pub count: u64,
 }
 
 /// Declares a closed set of names stored as TEXT and used as metric labels: `as_str`, `parse` and `ALL`.

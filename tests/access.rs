@@ -16,7 +16,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use common::{
-    exit_code, run_hale, sample_value, test_config, test_config_json, HaleProcess, TestApp,
+    client, exit_code, run_hale, sample_value, test_config, test_config_json, HaleProcess, TestApp,
 };
 
 const READ: &str = "read-token-aaaaaaaaaaaaaaaa";
@@ -346,6 +346,7 @@ async fn every_request_that_tries_to_change_something_is_one_audit_row() {
     assert_eq!(delete["outcome"], "failed");
     assert_eq!(delete["client"], "127.0.0.1");
     assert!(delete["role"].is_null(), "no valid token, no role");
+    assert_eq!(delete["count"], 1, "one attempt");
     let put = entries.iter().find(|e| e["method"] == "PUT").unwrap();
     assert_eq!(put["role"], "read");
     // Newest first.
@@ -462,4 +463,329 @@ async fn no_token_shows_up_in_logs_errors_check_config_or_metrics() {
     for secret in channel_secrets {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_refused_posts_is_a_few_counted_audit_rows_and_a_few_log_lines() {
+    let mut config = test_config_json();
+    config["rate_limits"] = json!({"enabled": true});
+    config["auth"] = json!({"tokens": {"operate": {"env": "HALE_FLOOD_OPERATE"}}});
+    let env = [("HALE_FLOOD_OPERATE", OPERATE)];
+    let mut hale = HaleProcess::serve_with_env(&config, &[], &env).await;
+    let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
+    let url = format!("http://{}/heal/api", addrs[&ServiceKind::HealthProxy]);
+
+    // 8 keep-alive connections, each sending unauthenticated POSTs back to back for 10 s.
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let floods: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .http1_only()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let (mut unauthorized, mut limited) = (0u64, 0u64);
+                while tokio::time::Instant::now() < until {
+                    let res = client.post(&url).send().await.unwrap();
+                    match res.status().as_u16() {
+                        401 => unauthorized += 1,
+                        429 => limited += 1,
+                        other => panic!("POST /heal/api without a token: {other}"),
+                    }
+                    // Read the body, so the connection is reused.
+                    let _ = res.bytes().await;
+                }
+                (unauthorized, limited)
+            })
+        })
+        .collect();
+    let (mut unauthorized, mut limited) = (0u64, 0u64);
+    for flood in floods {
+        let (u, l) = flood.await.unwrap();
+        unauthorized += u;
+        limited += l;
+    }
+    assert!(
+        limited > 1_000,
+        "a flood meets the rate limit: {limited} 429s"
+    );
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(common::DEADLINE).await), 0);
+
+    // Counted in the database file, after a clean stop: a handful of rows, whose counts add up to every
+    // refused request.
+    let rows = audit_rows(&hale.db_path).await;
+    assert!(
+        (2..=20).contains(&rows),
+        "{rows} audit rows for {} refused requests",
+        unauthorized + limited
+    );
+    let sum = |outcome: &str| {
+        let condition = format!("outcome = '{outcome}'");
+        let db = hale.db_path.clone();
+        async move {
+            common::select_texts(&db, "audit_log", "count", &condition)
+                .await
+                .iter()
+                .map(|n| n.parse::<u64>().unwrap())
+                .sum::<u64>()
+        }
+    };
+    assert_eq!(sum("unauthorized").await, unauthorized, "401s counted");
+    assert_eq!(sum("rate_limited").await, limited, "429s counted");
+    let routes = common::select_texts(
+        &hale.db_path,
+        "audit_log",
+        "route || ' ' || client",
+        "1 = 1",
+    )
+    .await;
+    assert!(
+        routes.iter().all(|r| r == "/heal/{target} 127.0.0.1"),
+        "{routes:?}"
+    );
+
+    // The log has a few 429 lines: the first of each minute and a count, not one per request.
+    let stdout = hale.stdout_lines();
+    let lines_429 = stdout
+        .iter()
+        .filter(|line| line.contains("\"status\":429"))
+        .count();
+    assert!(
+        (1..=4).contains(&lines_429),
+        "{lines_429} lines for {limited} 429s"
+    );
+    let quieted: u64 = stdout
+        .iter()
+        .filter(|line| line.contains("logged at debug only"))
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).unwrap();
+            value["count"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(
+        quieted + lines_429 as u64,
+        limited,
+        "every 429 is logged or counted"
+    );
+    eprintln!(
+        "flood: {unauthorized} 401s and {limited} 429s; {rows} audit rows; {lines_429} 429 lines; {} log lines",
+        stdout.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_attempts_share_a_counted_row_and_allowed_changes_keep_their_own() {
+    let mut app = common::spawn_app_with(with_tokens(test_config(), "HALE_ACCESS_D", true)).await;
+    // Allowed (the operate token) and then failed: no such target. One row each.
+    for _ in 0..2 {
+        let (status, _, body) = call(
+            &app,
+            ServiceKind::HealthProxy,
+            Method::POST,
+            "/heal/nosuch",
+            Some(OPERATE),
+        )
+        .await;
+        assert_eq!(status, 404, "{body}");
+    }
+    // Refused: no token, five times; a read token, three times.
+    for _ in 0..5 {
+        let (status, _, _) = call(
+            &app,
+            ServiceKind::HealthProxy,
+            Method::POST,
+            "/heal/nosuch",
+            None,
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    for _ in 0..3 {
+        let (status, _, _) = call(
+            &app,
+            ServiceKind::HealthProxy,
+            Method::POST,
+            "/heal/nosuch",
+            Some(READ),
+        )
+        .await;
+        assert_eq!(status, 403);
+    }
+    // `GET /audit` shows the counts at once, before the periodic write.
+    let (status, _, entries) = call(
+        &app,
+        ServiceKind::BossApi,
+        Method::GET,
+        "/audit?limit=10",
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, 200, "{entries}");
+    let entries = entries.as_array().unwrap().clone();
+    let by_outcome = |outcome: &str| -> Vec<u64> {
+        entries
+            .iter()
+            .filter(|e| e["outcome"] == outcome)
+            .map(|e| e["count"].as_u64().unwrap())
+            .collect()
+    };
+    // One row per minute: a test that runs across a minute boundary may see two.
+    assert_eq!(by_outcome("failed"), [1, 1], "{entries:#?}");
+    for (outcome, attempts) in [("unauthorized", 5), ("forbidden", 3)] {
+        let counts = by_outcome(outcome);
+        assert!(
+            counts.iter().sum::<u64>() == attempts && counts.len() <= 2,
+            "{outcome}: {entries:#?}"
+        );
+    }
+    let forbidden = entries
+        .iter()
+        .find(|e| e["outcome"] == "forbidden")
+        .unwrap();
+    assert_eq!(forbidden["role"], "read");
+    assert_eq!(forbidden["route"], "/heal/{target}");
+
+    // Two more refusals after that write raise the same row's count.
+    for _ in 0..2 {
+        call(
+            &app,
+            ServiceKind::HealthProxy,
+            Method::POST,
+            "/heal/nosuch",
+            None,
+        )
+        .await;
+    }
+    app.shutdown().await;
+    let rows = audit_rows(&app.db_path).await;
+    assert!((4..=6).contains(&rows), "{rows} rows in the database file");
+    let counts = common::select_texts(
+        &app.db_path,
+        "audit_log",
+        "count",
+        "outcome = 'unauthorized'",
+    )
+    .await;
+    let total: u64 = counts.iter().map(|n| n.parse::<u64>().unwrap()).sum();
+    assert!(
+        total == 7 && counts.len() <= 2,
+        "the minute's row is raised at shutdown: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn hale_audit_reads_a_database_from_before_the_count_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hale.db");
+    hale::store::Store::open(&db).await.unwrap().close().await;
+    // The audit table as it was before migration 0007, with one row.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    for statement in [
+        "DROP TABLE audit_log",
+        "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, service TEXT NOT NULL, role TEXT,
+         client TEXT NOT NULL, method TEXT NOT NULL, route TEXT NOT NULL, target TEXT, status INTEGER NOT NULL,
+         outcome TEXT NOT NULL, request_id TEXT NOT NULL)",
+        "INSERT INTO audit_log (at_ms, service, client, method, route, status, outcome, request_id)
+         VALUES (1764158403000, 'boss-api', '127.0.0.1', 'POST', '/backup', 401, 'unauthorized', 'old-row-1')",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let out = run_hale(
+        dir.path(),
+        &["audit", "--db", db.to_str().unwrap(), "--json"],
+    )
+    .await;
+    assert_eq!(
+        exit_code(out.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed[0]["request_id"], "old-row-1");
+    assert_eq!(printed[0]["count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_must_hold_a_varied_token_and_hale_token_prints_one_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    let db = dir.path().join("hale.db");
+    let mut config = test_config_json();
+    config["auth"] = json!({"tokens": {"admin": {"file": token_file}}});
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let serve = [
+        "serve",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let shown = token_file.display();
+    for (content, expected) in [
+        (
+            "",
+            format!("hale: auth.tokens.admin: file {shown} is empty; put a token in it (`hale token` prints one)"),
+        ),
+        (
+            "\n",
+            format!("hale: auth.tokens.admin: file {shown} is empty; put a token in it (`hale token` prints one)"),
+        ),
+        (
+            "aaaaaaaaaaaaaaaa\n",
+            format!(
+                "hale: auth.tokens.admin: the token in file {shown} has fewer than 8 different characters, so it can \
+                 be guessed; `hale token` prints a good one"
+            ),
+        ),
+        (
+            "passwordpassword",
+            format!(
+                "hale: auth.tokens.admin: the token in file {shown} has fewer than 8 different characters, so it can \
+                 be guessed; `hale token` prints a good one"
+            ),
+        ),
+    ] {
+        std::fs::write(&token_file, content).unwrap();
+        let out = run_hale(dir.path(), &serve).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(exit_code(out.status), 2, "{content:?}: {stderr}");
+        assert_eq!(stderr.trim_end(), expected, "{content:?}");
+        assert!(!db.exists(), "{content:?}: refused before the database is touched");
+    }
+
+    // `hale token` prints a new 64-hex-character token each time; written to the file as printed, it works.
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let out = run_hale(dir.path(), &["token"]).await;
+        assert_eq!(exit_code(out.status), 0);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let token = stdout.strip_suffix('\n').expect("one line").to_owned();
+        assert_eq!(token.len(), 64, "{token}");
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+        printed.push(token);
+    }
+    assert_ne!(printed[0], printed[1]);
+    std::fs::write(&token_file, format!("{}\n", printed[0])).unwrap();
+    let mut hale = HaleProcess::serve(&config, &[]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    let audit = format!("http://{}/audit", addrs[&ServiceKind::BossApi]);
+    let with = client()
+        .get(&audit)
+        .bearer_auth(&printed[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with.status().as_u16(), 200);
+    let without = client().get(&audit).send().await.unwrap();
+    assert_ne!(without.status().as_u16(), 200);
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(common::DEADLINE).await), 0);
 }

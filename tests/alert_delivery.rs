@@ -14,7 +14,7 @@ use hale::alerts::{Dispatcher, Notice};
 use hale::clock::SystemClock;
 use hale::config::{
     AlertmanagerChannel, ChannelKind, ChannelsConfig, DeliveryConfig, DiscordChannel, EmailChannel,
-    Secret, SmtpSecurity, WebhookChannel,
+    Secret, SmtpSecurity, TokenSource, WebhookChannel,
 };
 use hale::kind::ServiceKind;
 use hale::metrics::{AlertMetrics, AlertResult};
@@ -46,6 +46,8 @@ fn notice(kind: AlertEventKind) -> Notice {
         suppressed: 0,
         at: Utc::now(),
         generator_url: "http://127.0.0.1:3002/alerts/7".into(),
+        class: hale::alerts::AlertClass::TargetDown,
+        runbook_url: "https://runbooks.example/hale.md#haletargetdown".into(),
     }
 }
 
@@ -300,6 +302,9 @@ async fn a_receiver_that_is_down_ends_as_a_dead_letter_listed_by_the_api() {
         bearer_token: None,
     });
     config.alerts.channels.delivery = quick_delivery(3);
+    // Dead letters need the operate role.
+    std::env::set_var("HALE_DEAD_LETTERS_OPERATE", OPERATE_TOKEN);
+    config.auth.tokens.operate = Some(TokenSource::Env("HALE_DEAD_LETTERS_OPERATE".into()));
     let mut app = common::spawn_app_with(config).await;
     let dispatcher = app.app().dispatcher().expect("the dispatcher runs").clone();
     assert!(dispatcher.configured(ChannelKind::Webhook));
@@ -310,9 +315,7 @@ async fn a_receiver_that_is_down_ends_as_a_dead_letter_listed_by_the_api() {
     );
 
     let letters = eventually("the dead letter is listed", || async {
-        let (status, body) = app
-            .get_json(ServiceKind::HealthProxy, "/alerts/dead-letters?limit=10")
-            .await;
+        let (status, body) = get_as(&app, "/alerts/dead-letters?limit=10", OPERATE_TOKEN).await;
         assert_eq!(status, 200, "{body}");
         (body.as_array().is_some_and(|a| !a.is_empty())).then_some(body)
     })
@@ -329,9 +332,7 @@ async fn a_receiver_that_is_down_ends_as_a_dead_letter_listed_by_the_api() {
         "{letters}"
     );
 
-    let (status, body) = app
-        .get_json(ServiceKind::HealthProxy, "/alerts/dead-letters?limit=0")
-        .await;
+    let (status, body) = get_as(&app, "/alerts/dead-letters?limit=0", OPERATE_TOKEN).await;
     assert_eq!(status, 400);
     assert!(body.to_string().contains("limit"), "{body}");
 
@@ -357,6 +358,21 @@ async fn a_receiver_that_is_down_ends_as_a_dead_letter_listed_by_the_api() {
     )
     .await;
     assert!(payloads[0].contains("api is down"));
+}
+
+const OPERATE_TOKEN: &str = "operate-token-bbbbbbbbbbbbbbbb";
+const READ_TOKEN: &str = "read-token-aaaaaaaaaaaaaaaa";
+
+/// GET a Health Proxy path with a bearer token; the status and the JSON body.
+async fn get_as(app: &common::TestApp, path: &str, token: &str) -> (u16, serde_json::Value) {
+    let res = app
+        .request(reqwest::Method::GET, ServiceKind::HealthProxy, path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 #[tokio::test]
@@ -758,4 +774,159 @@ async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
     cancel.cancel();
     task.await.unwrap();
     store.close().await;
+}
+
+/// An SMTP receiver (aiosmtpd) that offers one login mechanism and refuses every login quoting, as some
+/// servers do, the base64 credentials it got.
+const ECHOING_SMTP: &str = r#"
+import base64, sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+port, mechanism = int(sys.argv[1]), sys.argv[2]
+
+class Echo:
+    async def auth_PLAIN(self, server, args):
+        if len(args) > 1:
+            given = args[1]
+        else:
+            given = base64.b64encode(await server.challenge_auth("")).decode()
+        await server.push("535 5.7.8 rejected " + given)
+        return AuthResult(success=False, handled=True)
+
+    async def auth_LOGIN(self, server, args):
+        user = await server.challenge_auth("Username:")
+        password = await server.challenge_auth("Password:")
+        shown = base64.b64encode(user).decode() + " " + base64.b64encode(password).decode()
+        await server.push("535 5.7.8 rejected " + shown)
+        return AuthResult(success=False, handled=True)
+
+other = "LOGIN" if mechanism == "PLAIN" else "PLAIN"
+controller = Controller(Echo(), hostname="127.0.0.1", port=port, auth_require_tls=False,
+                        auth_exclude_mechanism=[other])
+controller.start()
+print("listening", flush=True)
+threading.Event().wait()
+"#;
+
+const SMTP_USER: &str = "hale-alerts";
+
+/// The credentials as `AUTH PLAIN` and `AUTH LOGIN` send them (base64 of `\0user\0password`,
+/// `user\0user\0password`, the user and the password), and the password's base64 without padding.
+const ENCODED_CREDENTIALS: [&str; 5] = [
+    "AGhhbGUtYWxlcnRzAFBBU1NXT1JEWFlaWlk5ODc",
+    "aGFsZS1hbGVydHMAaGFsZS1hbGVydHMAUEFTU1dPUkRYWVpaWTk4Nw",
+    "aGFsZS1hbGVydHM",
+    "UEFTU1dPUkRYWVpaWTk4Nw",
+    "UEFTU1dPUkRYWVpaWTk4N",
+];
+
+#[tokio::test]
+async fn smtp_credentials_a_receiver_echoes_are_scrubbed_and_dead_letters_need_operate() {
+    for mechanism in ["PLAIN", "LOGIN"] {
+        let scratch = tempfile::tempdir().unwrap();
+        let script = scratch.path().join("echo.py");
+        std::fs::write(&script, ECHOING_SMTP).unwrap();
+        let port = dead_port();
+        let mut smtp = tokio::process::Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(mechanism)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs (scripts/test installs aiosmtpd)");
+        eventually("the SMTP receiver listens", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+
+        // A delivery left pending: `hale serve` resumes it at start, and the receiver refuses the login.
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("hale.db");
+        {
+            let store = Store::open(&db_path).await.unwrap();
+            store
+                .insert_delivery(1, "email", r#"{"subject": "s", "body": "b"}"#, Utc::now())
+                .await
+                .unwrap();
+            store.close().await;
+        }
+        let mut config = common::test_config_json();
+        config["auth"] = serde_json::json!({"tokens": {
+            "read": {"env": "HALE_SMTP_READ"},
+            "operate": {"env": "HALE_SMTP_OPERATE"}
+        }});
+        config["alerts"] = serde_json::json!({"channels": {
+            "email": {
+                "smtp_host": "127.0.0.1", "smtp_port": port, "security": "plain",
+                "username": SMTP_USER, "password": SMTP_PASSWORD,
+                "from": "hale@example.com", "to": ["ops@example.com"]
+            },
+            "delivery": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_s": 1, "timeout_s": 5 }
+        }});
+        let env = [
+            ("HALE_LOG", "debug"),
+            ("HALE_SMTP_READ", READ_TOKEN),
+            ("HALE_SMTP_OPERATE", OPERATE_TOKEN),
+        ];
+        let mut hale = common::HaleProcess::serve_db(&config, Some(&db_path), &[], &env).await;
+        let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
+        eventually("the delivery is a dead letter", || async {
+            (count_rows(&db_path, "alert_deliveries", "state = 'dead'").await == 1).then_some(())
+        })
+        .await;
+
+        let url = format!(
+            "http://{}/alerts/dead-letters",
+            addrs[&ServiceKind::HealthProxy]
+        );
+        let client = common::client();
+        let res = client.get(&url).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{mechanism}: no token");
+        let res = client
+            .get(&url)
+            .bearer_auth(READ_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 403, "{mechanism}: the read role");
+        let res = client
+            .get(&url)
+            .bearer_auth(OPERATE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{mechanism}: the operate role");
+        let letters = res.text().await.unwrap();
+        hale.signal("TERM");
+        assert!(hale.wait_exit(common::DEADLINE).await.success());
+        let _ = smtp.kill().await;
+
+        let errors = select_texts(&db_path, "alert_deliveries", "error", "1").await;
+        // The receiver's refusal is kept, with what it quoted scrubbed.
+        assert!(
+            errors[0].contains("535") && errors[0].contains("rejected ***"),
+            "{mechanism}: {errors:?}"
+        );
+        let logs = [hale.stdout_lines(), hale.stderr_lines()]
+            .concat()
+            .join("\n");
+        assert!(logs.contains("rejected ***"), "{mechanism}: {logs}");
+        for (place, text) in [
+            ("the logs", &logs),
+            ("alert_deliveries.error", &errors.join("\n")),
+            ("GET /alerts/dead-letters", &letters),
+        ] {
+            for secret in ENCODED_CREDENTIALS.iter().chain([&SMTP_PASSWORD]) {
+                assert!(
+                    !text.contains(secret),
+                    "{mechanism}: {secret} in {place}: {text}"
+                );
+            }
+        }
+    }
 }

@@ -732,3 +732,119 @@ async fn a_backup_onto_a_full_disk_exits_1_says_so_and_leaves_nothing_behind() {
         "no file left behind"
     );
 }
+
+/// `hale history generate` into `dir/NAME`: a real hale database without a running hale.
+async fn generated_db(dir: &Path, name: &str) -> PathBuf {
+    let db = dir.join(name);
+    let out = run_hale(
+        dir,
+        &[
+            "history",
+            "generate",
+            "--db",
+            s(&db),
+            "--services",
+            "3",
+            "--days",
+            "2",
+            "--interval-s",
+            "60",
+        ],
+    )
+    .await;
+    assert_eq!(exit_code(out.status), 0, "{}", text(&out.stderr));
+    db
+}
+
+/// A gzip of `head` then `zeros_mib` MiB of zeros, compressed hard (about a thousand to one).
+fn gzip_of_zeros(path: &Path, head: &[u8], zeros_mib: usize) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).expect("create");
+    let mut encoder = GzEncoder::new(std::io::BufWriter::new(file), Compression::best());
+    encoder.write_all(head).expect("compress");
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..zeros_mib {
+        encoder.write_all(&chunk).expect("compress");
+    }
+    encoder.finish().expect("compress").flush().expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_bomb_is_refused_at_its_cap_and_a_gzip_of_something_else_after_16_bytes() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let source = generated_db(work.path(), "source.db").await;
+    let good = work.path().join("good.db.gz");
+    let out = run_hale(
+        work.path(),
+        &["backup", "--db", s(&source), "--out", s(&good)],
+    )
+    .await;
+    assert_eq!(exit_code(out.status), 0, "{}", text(&out.stderr));
+
+    // The restores go into a folder of their own, so "nothing written" is a listing of it.
+    let folder = work.path().join("restored");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let db = folder.join("hale.db");
+
+    // SQLite's header, then 256 MiB of zeros: about 256 KiB of gzip, so the cap is its floor of 64 MiB.
+    let bomb = work.path().join("bomb.db.gz");
+    gzip_of_zeros(&bomb, b"SQLite format 3\0", 256);
+    let bomb_bytes = std::fs::metadata(&bomb).expect("stat").len();
+    assert!(bomb_bytes * 20 < 64 << 20, "{bomb_bytes}");
+    let started = std::time::Instant::now();
+    let out = run_hale(work.path(), &["restore", s(&bomb), "--db", s(&db)]).await;
+    let took = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "hale: {} unpacks to more than 67108864 bytes (64.0 MiB), the cap: the floor of 64.0 MiB, \
+             more than 20 times the backup's {bomb_bytes} bytes; pass --max-size to allow more; nothing was restored",
+            bomb.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        names(&folder),
+        ["hale.db.lock"],
+        "nothing but the lock file"
+    );
+    eprintln!("the bomb was refused in {took:?}");
+
+    // The cap can be set lower (or higher) by hand.
+    let out = run_hale(
+        work.path(),
+        &["restore", s(&bomb), "--db", s(&db), "--max-size", "1M"],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(
+        stderr.contains("unpacks to more than 1048576 bytes (1.0 MiB), the cap: set by --max-size"),
+        "{stderr}"
+    );
+    assert_eq!(names(&folder), ["hale.db.lock"]);
+
+    // A gzip of zeros, cut in half: refused after its first 16 bytes, so the cut is never reached.
+    let zeros = work.path().join("zeros.gz");
+    gzip_of_zeros(&zeros, b"", 64);
+    let whole = std::fs::read(&zeros).expect("read");
+    std::fs::write(&zeros, &whole[..whole.len() / 2]).expect("write");
+    let out = run_hale(work.path(), &["restore", s(&zeros), "--db", s(&db)]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "hale: {} is not a hale backup: it is not a SQLite database (the first 16 bytes it unpacks to are not SQLite's header)",
+            zeros.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(names(&folder), ["hale.db.lock"]);
+
+    // A real backup (3 to 20 times smaller than its database) restores under the default cap.
+    let out = run_hale(work.path(), &["restore", s(&good), "--db", s(&db)]).await;
+    assert_eq!(exit_code(out.status), 0, "{}", text(&out.stderr));
+    assert_eq!(count_rows(&db).await, count_rows(&source).await);
+    assert_eq!(count_rows(&db).await, 3 * 2 * 1440);
+}

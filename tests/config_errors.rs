@@ -396,3 +396,66 @@ async fn the_shipped_default_config_is_valid() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn check_config_prints_no_secret_and_its_output_checks_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secrets = [
+        "ENVSECRET111",
+        "QUERYSECRET222",
+        "SESSIONSECRET333",
+        "HOOKSECRET444",
+        "SMTPSECRET555",
+        "MCPSECRET666",
+    ];
+    let config = serde_json::json!({
+        "services": [{
+            "name": "api",
+            "url": format!("http://127.0.0.1:8080/health;jsessionid={}?token={}&v=2", secrets[2], secrets[1]),
+            "run": {"argv": ["sleep", "60"], "env": {"DB_PASSWORD": secrets[0], "MODE": "prod"}}
+        }],
+        "mcp_servers": [{"name": "tools", "url": format!("http://127.0.0.1:9/mcp?key={}", secrets[5])}],
+        "alerts": {"channels": {
+            "discord": {"webhook_url": format!("https://discord.example/api/webhooks/1/{}", secrets[3])},
+            "email": {"smtp_host": "127.0.0.1", "smtp_port": 25, "security": "plain", "username": "hale",
+                      "password": secrets[4], "from": "hale@example.com", "to": ["ops@example.com"]}
+        }}
+    });
+    let file = write_config(dir.path(), &config.to_string());
+    let output = run_hale(dir.path(), &["check-config", "--config", &file]).await;
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(
+        exit_code(output.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for secret in secrets {
+        assert!(!printed.contains(secret), "{secret} printed: {printed}");
+    }
+    let value: serde_json::Value = serde_json::from_str(&printed).expect("JSON");
+    assert_eq!(
+        value["services"][0]["url"],
+        "http://127.0.0.1:8080/health;jsessionid=redacted?token=redacted&v=redacted"
+    );
+    assert_eq!(
+        value["services"][0]["run"]["env"]["DB_PASSWORD"],
+        "redacted"
+    );
+
+    // The printed config is itself a config that `check-config` accepts, and prints the same way.
+    let again_file = dir.path().join("printed.json");
+    std::fs::write(&again_file, &printed).expect("write the printed config");
+    let again = run_hale(
+        dir.path(),
+        &["check-config", "--config", again_file.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(
+        exit_code(again.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&again.stdout), printed);
+}

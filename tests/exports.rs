@@ -193,7 +193,14 @@ fn every_alert_has_a_runbook_section() {
                     };
                     assert_eq!(
                         annotation("runbook_url"),
-                        Some(format!("docs/runbooks.md#{}", alert.to_ascii_lowercase()).as_str())
+                        Some(
+                            format!(
+                                "{}#{}",
+                                hale::config::default_runbook_base_url(),
+                                alert.to_ascii_lowercase()
+                            )
+                            .as_str()
+                        )
                     );
                     assert!(
                         annotation("summary").is_some() && annotation("description").is_some(),

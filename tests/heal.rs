@@ -464,6 +464,17 @@ async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_the
     let (status, again) = post(Some(OPERATE), "/heal/api").await;
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["outcome"], "skipped_cooldown");
+    // Each answer carries the id of the row it stored, read back from the database file.
+    for (answer, outcome) in [(&healed, "healed"), (&again, "skipped_cooldown")] {
+        let stored = common::select_texts(
+            &app.db_path,
+            "heal_events",
+            "id",
+            &format!("target = 'api' AND trigger = 'manual' AND outcome = '{outcome}'"),
+        )
+        .await;
+        assert_eq!(stored, [answer["id"].to_string()], "{answer}");
+    }
 
     let (status, events) = app
         .get_json(ServiceKind::HealthProxy, "/heal/events?target=api&limit=10")
@@ -937,5 +948,120 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
         )
         .await,
         1
+    );
+}
+
+/// hale (this test process) with one target `api` healed by `command` (timeout `timeout_s`), and a manual
+/// heal of it posted with the operate token: the status, the answer and how long it took.
+async fn manual_heal(url: &str, command: &str, timeout_s: u64) -> (TestApp, u16, Value, Duration) {
+    let mut api = target("api", url, Some(argv(&["sh", "-c", command])));
+    api.interval_s = 60;
+    if let Some(heal) = api.heal.as_mut() {
+        heal.command_timeout_s = timeout_s;
+    }
+    let mut config = heal_config(vec![api]);
+    config.heal.enabled = false;
+    config.heal.verify_timeout_s = 15;
+    config.heal.verify_interval_ms = 100;
+    std::env::set_var("HEAL_TEST_OPERATE", OPERATE);
+    config.auth.tokens.operate = Some(TokenSource::Env("HEAL_TEST_OPERATE".into()));
+    let app = spawn_app_with(config).await;
+    let started = std::time::Instant::now();
+    let response = app
+        .request(reqwest::Method::POST, ServiceKind::HealthProxy, "/heal/api")
+        .bearer_auth(OPERATE)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (app, status, body, started.elapsed())
+}
+
+fn read_pid(file: &std::path::Path) -> u32 {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a pid in {}", file.display()))
+}
+
+/// `sh -c "server &"`: the command exits 0 at once while the server it started keeps the command's stderr
+/// open. The heal is done when the command exits (not when its output ends), and the server, the healed
+/// service, is in a session and process group of its own and outlives hale.
+#[tokio::test]
+async fn a_heal_command_that_starts_a_daemon_succeeds_when_it_exits_and_the_daemon_outlives_hale_outside_its_group(
+) {
+    let port = dead_port();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("server.pid");
+    // The server's output is not redirected: it holds the command's stderr for as long as it runs.
+    let command = format!(
+        "python3 -m http.server {port} --bind 127.0.0.1 & echo $! > {}; exit 0",
+        pid_file.display()
+    );
+    let (mut app, status, healed, took) =
+        manual_heal(&format!("http://127.0.0.1:{port}/"), &command, 5).await;
+    let server = read_pid(&pid_file);
+    let _server = KillOnDrop(server as i32);
+    assert_eq!(status, 200, "{healed}");
+    assert_eq!(healed["outcome"], "healed", "{healed}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the heal waited {took:?}, up to the command's timeout"
+    );
+    let stat = hale::process::stat(server).expect("the server runs");
+    // SAFETY: getpgrp and getsid(0) only read this process's ids.
+    let (own_group, own_session) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
+    assert_ne!(
+        stat.pgid as i32, own_group,
+        "the daemon is not in hale's process group"
+    );
+    assert_ne!(stat.sid as i32, own_session, "nor in hale's session");
+
+    app.shutdown().await;
+    assert!(
+        common::process_alive(server),
+        "the healed service outlives hale"
+    );
+    assert_eq!(
+        heal_rows(&app, "outcome = 'healed' AND action = 'command'").await,
+        1
+    );
+}
+
+/// A command still running at its timeout is killed with its whole process group: the grandchild it
+/// started goes too. The command ran from the minimal environment: the operate token's variable is not in
+/// it.
+#[tokio::test]
+async fn a_heal_command_past_its_timeout_is_killed_with_its_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("sleeper.pid");
+    let env_file = dir.path().join("env.txt");
+    let command = format!(
+        "env > {}; sleep 300 >/dev/null 2>&1 & echo $! > {}; wait",
+        env_file.display(),
+        pid_file.display()
+    );
+    let (mut app, status, failed, _) =
+        manual_heal(&format!("http://127.0.0.1:{}/", dead_port()), &command, 1).await;
+    let sleeper = read_pid(&pid_file);
+    let _sleeper = KillOnDrop(sleeper as i32);
+    assert_eq!(failed["outcome"], "failed", "{status}: {failed}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("did not finish within") && error.contains("killed with its process group"),
+        "{error}"
+    );
+    common::eventually("the command's grandchild killed", || async {
+        (!common::process_alive(sleeper)).then_some(())
+    })
+    .await;
+    app.shutdown().await;
+    let env = std::fs::read_to_string(&env_file).expect("the command wrote its environment");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(
+        !env.contains("HEAL_TEST_OPERATE") && !env.contains(OPERATE),
+        "the operate token reached the heal command: {env}"
     );
 }

@@ -16,8 +16,8 @@ use hale::store::{Store, StoreError};
 use serde_json::{json, Value};
 
 use common::{
-    client, eventually, exit_code, run_hale, sample_value, spawn_app, spawn_app_only, test_config,
-    test_config_json, HaleProcess, DEADLINE,
+    client, count_rows, eventually, exit_code, process_alive, run_hale, sample_value, spawn_app,
+    spawn_app_only, test_config, test_config_json, HaleProcess, DEADLINE,
 };
 
 /// A port that is bound (and accepts TCP connections) for as long as the returned listener lives.
@@ -865,4 +865,73 @@ async fn every_run_is_recorded_and_a_killed_one_is_called_unclean_at_the_next_st
         .await,
         1
     );
+}
+
+/// The database lock is the file's, not the name's: a second hale on a symlink or a hard link to a live
+/// hale's database exits 2 naming the live one, and leaves its run and its supervised child alone.
+#[tokio::test]
+async fn a_second_hale_through_a_symlink_or_a_hard_link_is_refused_and_changes_nothing() {
+    let mut config = test_config_json();
+    config["services"] = json!([{
+        "name": "worker",
+        "url": "tcp://127.0.0.1:1",
+        "interval_s": 3600,
+        "timeout_ms": 200,
+        "run": {"argv": ["sleep", "300"]}
+    }]);
+    let mut first = HaleProcess::serve(&config, &[]).await;
+    first.wait_listening(&[ServiceKind::HealthProxy]).await;
+    let started = eventually("the child started", || async {
+        first
+            .json_logs()
+            .into_iter()
+            .find(|line| line["message"] == "child started" && line["target"] == "worker")
+    })
+    .await;
+    let child = u32::try_from(started["pid"].as_u64().expect("a pid")).unwrap();
+    let db = first.db_path.clone();
+    // Both on the database's own filesystem (a hard link cannot cross one), in another folder.
+    let links = tempfile::tempdir_in(first.dir.path()).unwrap();
+    let symlink = links.path().join("link.db");
+    std::os::unix::fs::symlink(&db, &symlink).unwrap();
+    let hard = links.path().join("hard.db");
+    std::fs::hard_link(&db, &hard).unwrap();
+
+    for path in [&symlink, &hard] {
+        let mut second = HaleProcess::serve_db(&config, Some(path), &[], &[]).await;
+        let status = second.wait_exit(DEADLINE).await;
+        let stderr = second.stderr_lines().join("\n");
+        assert_eq!(exit_code(status), 2, "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(&format!("in use by another hale (pid {})", first.pid)),
+            "{}: {stderr}",
+            path.display()
+        );
+    }
+    assert!(process_alive(child), "the first hale's child still runs");
+    assert_eq!(
+        count_rows(&db, "hale_runs", "1").await,
+        1,
+        "no run recorded by the refused starts"
+    );
+    assert_eq!(count_rows(&db, "hale_runs", "ended_at_ms IS NULL").await, 1);
+    assert_eq!(
+        count_rows(
+            &db,
+            "child_runs",
+            "exited_at_ms IS NULL AND exit_signal IS NULL"
+        )
+        .await,
+        1,
+        "the child's row is not closed as left behind"
+    );
+
+    first.signal("TERM");
+    assert_eq!(exit_code(first.wait_exit(DEADLINE).await), 0);
+    assert!(!process_alive(child));
+    assert_eq!(
+        count_rows(&db, "hale_runs", "ended_at_ms IS NOT NULL").await,
+        1
+    );
+    assert_eq!(count_rows(&db, "child_runs", "exit_signal = 15").await, 1);
 }

@@ -943,3 +943,240 @@ async fn verify_fails_on_a_damaged_database_and_says_what_to_do() {
         "verify changed the file"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_is_logged_as_ignored_and_hale_keeps_running() {
+    let mut hale = HaleProcess::serve(&test_config_json(), &[]).await;
+    let addrs = hale.wait_listening(&ServiceKind::ALL).await;
+    for _ in 0..2 {
+        hale.signal("HUP");
+    }
+    let lines = eventually("two sighup log lines", || async {
+        let lines: Vec<Value> = hale
+            .json_logs()
+            .into_iter()
+            .filter(|l| l["signal"] == "SIGHUP")
+            .collect();
+        (lines.len() == 2).then_some(lines)
+    })
+    .await;
+    for line in &lines {
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert_eq!(
+            line["message"],
+            "sighup ignored: hale cannot reload its config while running; restart hale to apply a changed config"
+        );
+    }
+    // Still serving.
+    let health = common::client()
+        .get(format!(
+            "http://{}/health",
+            addrs[&ServiceKind::HealthProxy]
+        ))
+        .send()
+        .await
+        .expect("GET /health after the sighups");
+    assert_eq!(health.status().as_u16(), 200);
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(DEADLINE).await), 0);
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list the folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn generate_args<'a>(
+    db: &'a str,
+    services: &'a str,
+    days: &'a str,
+    every: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "history",
+        "generate",
+        "--db",
+        db,
+        "--services",
+        services,
+        "--days",
+        days,
+        "--interval-s",
+        every,
+        "--end",
+        "2026-06-01T00:00:00Z",
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_generate_prints_its_estimate_and_refuses_one_over_the_cap_or_the_free_space() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 10,000 services x 400 days every second: 345,600,000,000 checks.
+    let out = run_hale(dir.path(), &generate_args("x.db", "10000", "400", "1")).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(
+        stdout.starts_with(
+            "estimate: 345600000000 health checks (10000 services x 34560000 checks), about 33177600000000 bytes (30.2 TiB) added to x.db"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        "hale: the estimate of 345600000000 health checks (about 30.2 TiB) is over the cap of 50000000 checks; \
+         pass --force to generate it anyway, or ask for fewer --services or --days or a longer --interval-s"
+    );
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+
+    // Under the cap but over the free space: 604,800 checks, about 58 MB, on a 16 MB file system.
+    let disk = common::Tmpfs::mount("16m");
+    let out = run_hale(&disk.path, &generate_args("x.db", "1", "7", "1")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(
+        stderr.starts_with("hale: the estimate of 604800 health checks needs about 58060800 bytes (55.4 MiB), more than the "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("free there; pass --force to try anyway"),
+        "{stderr}"
+    );
+    assert!(listing(&disk.path).is_empty(), "{:?}", listing(&disk.path));
+
+    // With --force it tries, the disk fills, and nothing is left but the lock file.
+    let mut forced = generate_args("x.db", "1", "7", "1");
+    forced.push("--force");
+    let out = run_hale(&disk.path, &forced).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(exit_code(out.status), 0, "{stderr}");
+    assert_eq!(listing(&disk.path), ["x.db.lock"], "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_generate_writes_a_temp_file_so_a_stopped_run_leaves_no_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let temp_files = |dir: &Path| -> Vec<String> {
+        listing(dir)
+            .into_iter()
+            .filter(|n| n.starts_with(".x.db.generate-"))
+            .collect()
+    };
+    // 200 services x 60 days every 10 s: 103,680,000 checks, over the cap, so --force; minutes of work.
+    let mut args = generate_args("x.db", "200", "60", "10");
+    args.push("--force");
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let mut cmd = common::hale_command(dir.path());
+        cmd.args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().expect("start hale");
+        let pid = child.id().expect("pid");
+        // Stopped once the temp file beside the target holds rows.
+        eventually("rows in the temp file", || async {
+            let temps = temp_files(dir.path());
+            let size = temps
+                .iter()
+                .filter(|n| n.ends_with(".tmp") || n.ends_with(".tmp-wal"))
+                .filter_map(|n| std::fs::metadata(dir.path().join(n)).ok())
+                .map(|m| m.len())
+                .sum::<u64>();
+            (size > 1 << 20).then_some(())
+        })
+        .await;
+        assert!(!dir.path().join("x.db").exists());
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+            .await
+            .expect("hale stops")
+            .expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.contains("removed the partial database, x.db is as it was"),
+            "{stderr}"
+        );
+        assert_eq!(listing(dir.path()), ["x.db.lock"], "{stderr}");
+    }
+
+    // Killed outright, it cannot clean up: the temp file stays, but never at the target path, and the next
+    // run removes it.
+    let mut cmd = common::hale_command(dir.path());
+    cmd.args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("start hale");
+    eventually("the temp file", || async {
+        (!temp_files(dir.path()).is_empty()).then_some(())
+    })
+    .await;
+    child.kill().await.expect("kill -9");
+    assert!(!dir.path().join("x.db").exists());
+    assert!(!temp_files(dir.path()).is_empty());
+    let out = run_hale(dir.path(), &generate_args("x.db", "2", "1", "60")).await;
+    assert_eq!(
+        exit_code(out.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(listing(dir.path()), ["x.db", "x.db.lock"]);
+    assert_eq!(
+        common::count_check_rows(&dir.path().join("x.db"), "1 = 1").await,
+        2 * 1440
+    );
+
+    // --append writes a copy and renames it too: the old rows and the new ones, nothing left beside.
+    let mut append = generate_args("x.db", "2", "1", "60");
+    let last = append.len() - 1;
+    append[last] = "2026-06-02T00:00:00Z";
+    append.push("--append");
+    let out = run_hale(dir.path(), &append).await;
+    assert_eq!(
+        exit_code(out.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(listing(dir.path()), ["x.db", "x.db.lock"]);
+    assert_eq!(
+        common::count_check_rows(&dir.path().join("x.db"), "1 = 1").await,
+        2 * 2 * 1440
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_generate_append_on_a_database_hale_runs_on_is_refused_and_changes_nothing() {
+    let mut hale = HaleProcess::serve(&test_config_json(), &[]).await;
+    hale.wait_listening(&ServiceKind::ALL).await;
+    let db = hale.db_path.clone();
+    let folder = db.parent().expect("a folder").to_owned();
+    let before = listing(&folder);
+    let mut args = generate_args(db.to_str().expect("utf-8"), "1", "1", "60");
+    args.push("--append");
+    let out = run_hale(hale.dir.path(), &args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "hale: database {} is in use by another hale (pid {}); stop it first or choose another --db",
+            db.display(),
+            hale.pid
+        )
+    );
+    assert_eq!(listing(&folder), before);
+    hale.signal("TERM");
+    assert_eq!(exit_code(hale.wait_exit(DEADLINE).await), 0);
+}

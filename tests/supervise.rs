@@ -640,3 +640,257 @@ async fn a_hale_killed_with_sigkill_takes_its_child_with_it_and_the_childs_outpu
     assert_eq!(restarts.len(), 1, "{worker}");
     assert_eq!(restarts[0]["cause"], "hale_restart");
 }
+
+/// The JSON log line of `hale` that says `message` about `target`, when there is one.
+fn log_line(hale: &HaleProcess, message: &str, target: &str) -> Option<serde_json::Value> {
+    hale.json_logs()
+        .into_iter()
+        .find(|line| line["message"] == message && line["target"] == target)
+}
+
+/// The pid logged with the latest `child started` of `target`, once it is logged after `after` lines.
+async fn child_started(hale: &HaleProcess, target: &str) -> u32 {
+    let line = eventually("the child started", || async {
+        log_line(hale, "child started", target)
+    })
+    .await;
+    u32::try_from(line["pid"].as_u64().expect("a pid")).expect("a pid fits")
+}
+
+/// The usual wrapper-script shape: `sh -c "python3 -m http.server PORT; echo exited"`. hale is killed with
+/// SIGKILL: the leader dies with it (PDEATHSIG) and is reaped, but the server, its child, is orphaned and
+/// keeps the port. The next start of hale kills it before it starts the new child, which then serves: no
+/// "Address already in use" crash loop, and the orphan is gone.
+#[tokio::test]
+async fn a_grandchild_that_survives_a_killed_hale_is_killed_at_the_next_start() {
+    // The orphaned leader is reparented to this test process, which reaps it below: the case where the
+    // leader's pid is gone, not a zombie.
+    hale::process::become_subreaper().expect("become a subreaper");
+    let port = common::dead_port();
+    let mut config = test_config_json();
+    config["services"] = json!([{
+        "name": "web",
+        "url": format!("http://127.0.0.1:{port}/"),
+        "interval_s": 3600,
+        "timeout_ms": 500,
+        "run": {
+            "argv": ["sh", "-c", format!("python3 -m http.server {port} --bind 127.0.0.1; echo exited")],
+            "backoff_initial_ms": 200
+        }
+    }]);
+    let mut first = HaleProcess::serve(&config, &[]).await;
+    first.wait_listening(&[ServiceKind::HealthProxy]).await;
+    let leader = child_started(&first, "web").await;
+    let serves = || async {
+        common::client()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    };
+    let server_of = |leader: u32| {
+        hale::process::all()
+            .into_iter()
+            .find(|p| p.ppid == leader && p.state != 'Z')
+            .map(|p| p.pid)
+    };
+    let orphan = eventually("the server running and answering", || async {
+        let pid = server_of(leader)?;
+        serves().await.then_some(pid)
+    })
+    .await;
+
+    first.signal("KILL");
+    first.wait_exit(DEADLINE).await;
+    // The leader dies of its parent-death signal; reparented here, it is reaped here.
+    eventually("the leader reaped", || async {
+        if let Ok(pid) = libc::pid_t::try_from(leader) {
+            let mut status = 0;
+            // SAFETY: waitpid writes into the local; WNOHANG never blocks.
+            unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        }
+        (!Path::new(&format!("/proc/{leader}")).exists()).then_some(())
+    })
+    .await;
+    // (It may no longer answer: its log writes now fail on the pipe hale read.)
+    let port_held = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok();
+    assert!(
+        process_alive(orphan) && port_held,
+        "the orphaned server outlived the killed hale and still holds the port"
+    );
+
+    let mut again = HaleProcess::serve_db(&config, Some(&first.db_path), &[], &[]).await;
+    again.wait_listening(&[ServiceKind::HealthProxy]).await;
+    let new_leader = child_started(&again, "web").await;
+    assert!(
+        !process_alive(orphan),
+        "the orphan is gone before the new child starts"
+    );
+    let server = eventually("the new child's server answering", || async {
+        let pid = server_of(new_leader)?;
+        serves().await.then_some(pid)
+    })
+    .await;
+    assert_ne!(server, orphan);
+    assert!(
+        again.json_logs().iter().any(|l| l["message"]
+            == "killed a process started for a supervised child of this database that outlived it"
+            && l["pid"] == orphan),
+        "the kill is logged"
+    );
+    assert!(
+        !again
+            .stdout_lines()
+            .join("\n")
+            .contains("Address already in use"),
+        "no crash loop on the port"
+    );
+    again.signal("TERM");
+    again.wait_exit(DEADLINE).await;
+    assert!(!process_alive(server), "stopped with hale");
+    let db = &again.db_path;
+    assert_eq!(
+        count_rows(db, "child_runs", "target = 'web'").await,
+        2,
+        "one start per run of hale, no restarts"
+    );
+    assert_eq!(
+        count_rows(db, "child_runs", "exited_at_ms IS NULL").await,
+        0
+    );
+}
+
+/// A child starts from a minimal environment: hale's variables do not reach it, the role token's least of
+/// all, unless listed in `inherit_env`; `run.env` is set. Listing the token's variable is refused at start.
+#[tokio::test]
+async fn a_child_sees_only_the_minimal_environment_and_never_a_token() {
+    let token = "Kq3vX9pL2mN8rT5wY7zB4cD6fG1hJ0sA";
+    let mut config = test_config_json();
+    config["auth"] = json!({"tokens": {"operate": {"env": "HALE_TEST_OPERATE_TOKEN"}}});
+    config["services"] = json!([{
+        "name": "printer",
+        "url": "tcp://127.0.0.1:1",
+        "interval_s": 3600,
+        "timeout_ms": 200,
+        "run": {
+            "argv": ["sh", "-c", "env | sort; exec sleep 300"],
+            "env": {"SET_BY_CONFIG": "yes"}
+        }
+    }]);
+    let hale_env = [
+        ("HALE_TEST_OPERATE_TOKEN", token),
+        ("HALE_TEST_UNLISTED", "hale-only"),
+        ("LANG", "C.UTF-8"),
+    ];
+    let mut hale = HaleProcess::serve_with_env(&config, &[], &hale_env).await;
+    hale.wait_listening(&[ServiceKind::HealthProxy]).await;
+    child_started(&hale, "printer").await;
+    let seen = |hale: &HaleProcess| -> Vec<String> {
+        hale.json_logs()
+            .into_iter()
+            .filter(|l| l["target"] == "printer" && l["stream"] == "stdout")
+            .filter_map(|l| l["message"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let env = eventually("the child's environment printed", || async {
+        let env = seen(&hale);
+        env.iter()
+            .any(|l| l.starts_with("SET_BY_CONFIG="))
+            .then_some(env)
+    })
+    .await;
+    let names: Vec<&str> = env
+        .iter()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    assert!(
+        !env.iter().any(|l| l.contains(token)),
+        "the token reached the child: {env:?}"
+    );
+    assert!(!names.contains(&"HALE_TEST_OPERATE_TOKEN"), "{names:?}");
+    assert!(!names.contains(&"HALE_TEST_UNLISTED"), "{names:?}");
+    assert!(env.contains(&"SET_BY_CONFIG=yes".to_owned()), "{env:?}");
+    assert!(env.contains(&"LANG=C.UTF-8".to_owned()), "{env:?}");
+    assert!(names.contains(&"PATH"), "{names:?}");
+    hale.signal("TERM");
+    hale.wait_exit(DEADLINE).await;
+
+    // Listing the token's variable in inherit_env is refused, naming where.
+    config["services"][0]["run"]["inherit_env"] =
+        json!(["HALE_TEST_UNLISTED", "HALE_TEST_OPERATE_TOKEN"]);
+    let mut refused = HaleProcess::serve_with_env(&config, &[], &hale_env).await;
+    let status = refused.wait_exit(DEADLINE).await;
+    let stderr = refused.stderr_lines().join("\n");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("$.services[0].run.inherit_env[1]")
+            && stderr.contains("HALE_TEST_OPERATE_TOKEN holds the operate token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(token));
+}
+
+/// A child that floods its stdout does not flood hale's log: past its budget (100 lines/s after a burst
+/// of 200, the defaults) lines are counted, and each `suppressed N lines` line says how many.
+#[tokio::test]
+async fn a_child_that_floods_its_output_is_held_to_its_log_budget_and_the_rest_is_counted() {
+    const LINES: u64 = 200_000;
+    let mut config = test_config_json();
+    config["services"] = json!([{
+        "name": "flood",
+        "url": "tcp://127.0.0.1:1",
+        "interval_s": 3600,
+        "timeout_ms": 200,
+        "run": {"argv": ["sh", "-c", format!("seq 1 {LINES}; exec sleep 300")]}
+    }]);
+    let started = std::time::Instant::now();
+    let mut hale = HaleProcess::serve(&config, &[]).await;
+    hale.wait_listening(&[ServiceKind::HealthProxy]).await;
+    let (logged, summaries) = eventually("every line logged or counted", || async {
+        let logs = hale.json_logs();
+        let logged = logs
+            .iter()
+            .filter(|l| l["target"] == "flood" && l["stream"] == "stdout")
+            .count() as u64;
+        let summaries: Vec<serde_json::Value> = logs
+            .into_iter()
+            .filter(|l| l["target"] == "flood" && l["suppressed"].is_u64())
+            .collect();
+        let counted: u64 = summaries
+            .iter()
+            .map(|l| l["suppressed"].as_u64().unwrap_or(0))
+            .sum();
+        (logged + counted == LINES).then_some((logged, summaries))
+    })
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let budget = 200.0 + 100.0 * elapsed;
+    assert!(
+        (logged as f64) <= budget,
+        "{logged} lines logged in {elapsed:.1} s, over the budget of {budget:.0}"
+    );
+    assert!(!summaries.is_empty());
+    assert!(
+        summaries.len() as f64 <= elapsed + 2.0,
+        "at most one summary a second: {} in {elapsed:.1} s",
+        summaries.len()
+    );
+    for summary in &summaries {
+        let n = summary["suppressed"].as_u64().unwrap();
+        let message = summary["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("suppressed {n} lines")),
+            "{message}"
+        );
+        assert_eq!(summary["level"], "WARN");
+    }
+    let total_lines = hale.stdout_lines().len() as f64;
+    assert!(
+        total_lines < budget + 200.0,
+        "hale wrote {total_lines} log lines in all"
+    );
+    hale.signal("TERM");
+    hale.wait_exit(DEADLINE).await;
+}

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::{Dispatcher, Notice};
+use crate::alerts::{labels, AlertClass, Dispatcher, Notice};
 use crate::clock::Clock;
 use crate::config::{AlertRule, Condition, Config};
 use crate::events::{CheckFinished, Event, EventBus, Subscription};
@@ -223,6 +223,8 @@ impl AlertEngine {
                             suppressed: alert.suppressed,
                             at: now,
                             generator_url: self.generator_url(false),
+                            class: AlertClass::of(&rule.when),
+                            runbook_url: self.runbook_url(&rule, alert.level),
                         });
                     }
                     if rule.level.rank() > alert.level.rank() {
@@ -811,6 +813,8 @@ impl AlertEngine {
                     "firing"
                 }
             ),
+            class: AlertClass::of(&rule.when),
+            runbook_url: self.runbook_url(rule, firing.level),
         };
         self.dispatcher.send(notice, &rule.channels);
     }
@@ -828,6 +832,14 @@ impl AlertEngine {
                 tracing::warn!(error = %e, "cannot read the maintenance windows; the stored checks all count");
                 Vec::new()
             })
+    }
+
+    /// The absolute link to the runbook section of a rule's alerts at `level`.
+    fn runbook_url(&self, rule: &AlertRule, level: AlertLevel) -> String {
+        labels::runbook_url(
+            &self.config.alerts.runbook_base_url,
+            AlertClass::of(&rule.when).runbook_anchor(level),
+        )
     }
 
     /// A link back to hale's list of such alerts (Alertmanager's `generatorURL`).

@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod dispatch;
 pub mod engine;
+pub mod labels;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,6 +13,7 @@ use crate::records::{AlertEventKind, AlertLevel};
 
 pub use dispatch::Dispatcher;
 pub use engine::AlertEngine;
+pub use labels::AlertClass;
 
 /// One notice about one alert, as every channel receives it. Holds no secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,4 +39,8 @@ pub struct Notice {
     pub at: DateTime<Utc>,
     /// A link back to hale about this alert (Alertmanager's `generatorURL`).
     pub generator_url: String,
+    /// What kind of trouble it is, from the rule's condition (Alertmanager's `class` label).
+    pub class: AlertClass,
+    /// The absolute link to its runbook section, under `alerts.runbook_base_url`.
+    pub runbook_url: String,
 }

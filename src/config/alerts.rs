@@ -19,6 +19,23 @@ pub struct AlertsConfig {
     pub resolve_after_successes: u32,
     pub rules: Vec<AlertRule>,
     pub channels: ChannelsConfig,
+    /// Where docs/runbooks.md is published: each alert's `runbook_url` is this plus `#section`, in the
+    /// exported rules and in what hale's Alertmanager channel sends. An absolute http(s) URL.
+    pub runbook_base_url: String,
+}
+
+/// Used when Cargo.toml names no `repository`: a placeholder to replace with where the runbooks are served.
+pub const FALLBACK_RUNBOOK_BASE_URL: &str = "https://example.com/hale/docs/runbooks.md";
+
+/// The default `alerts.runbook_base_url`: docs/runbooks.md in the repository Cargo.toml names (its `main`
+/// branch), else `FALLBACK_RUNBOOK_BASE_URL`.
+pub fn default_runbook_base_url() -> String {
+    let repository = env!("CARGO_PKG_REPOSITORY").trim_end_matches('/');
+    if repository.is_empty() {
+        FALLBACK_RUNBOOK_BASE_URL.to_owned()
+    } else {
+        format!("{repository}/blob/main/docs/runbooks.md")
+    }
 }
 
 /// When a rule fires.
@@ -181,6 +198,7 @@ impl Default for AlertsConfig {
                 ),
             ],
             channels: ChannelsConfig::default(),
+            runbook_base_url: default_runbook_base_url(),
         }
     }
 }
@@ -284,7 +302,8 @@ impl AlertsConfig {
             }
         }
         self.channels.validate()?;
-        Ok(())
+        check_runbook_base_url(&self.runbook_base_url)
+            .map_err(|reason| Invalid::at("alerts.runbook_base_url", reason))
     }
 
     /// The rules in force.
@@ -292,5 +311,57 @@ impl AlertsConfig {
         self.rules
             .iter()
             .filter(move |rule| self.enabled && rule.enabled)
+    }
+}
+
+/// Why a runbook base URL cannot be used: it must be an absolute http(s) URL without a `#` part (the
+/// section is appended), so the links are clickable in Alertmanager and Grafana.
+pub fn check_runbook_base_url(raw: &str) -> Result<(), String> {
+    if raw.len() > 2_000 {
+        return Err(format!("{} characters is longer than 2000", raw.len()));
+    }
+    match url::Url::parse(raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            if raw.contains('#') {
+                Err(format!(
+                    "{raw:?} has a '#' part: the section is appended to it"
+                ))
+            } else if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(format!("{raw:?} contains whitespace"))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(format!("{raw:?} is not an absolute http(s) URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runbook_base_url_must_be_an_absolute_http_url_without_a_fragment() {
+        assert_eq!(check_runbook_base_url(&default_runbook_base_url()), Ok(()));
+        assert_eq!(
+            check_runbook_base_url("https://git.example.org/ops/hale/-/blob/main/docs/runbooks.md"),
+            Ok(())
+        );
+        for (raw, reason) in [
+            ("docs/runbooks.md", "is not an absolute http(s) URL"),
+            ("file:///srv/runbooks.md", "is not an absolute http(s) URL"),
+            ("https://x.example/runbooks.md#top", "has a '#' part"),
+            ("https://x.example/run books.md", "contains whitespace"),
+            ("", "is not an absolute http(s) URL"),
+        ] {
+            let err = check_runbook_base_url(raw).unwrap_err();
+            assert!(err.contains(reason), "{raw}: {err}");
+        }
+        let config = AlertsConfig {
+            runbook_base_url: "runbooks.md".into(),
+            ..AlertsConfig::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.path, "$.alerts.runbook_base_url");
     }
 }

@@ -116,6 +116,10 @@ pub struct TargetHeal {
     /// The command fails when it has not ended within this time (it is then killed).
     #[serde(default = "default_command_timeout_s")]
     pub command_timeout_s: u64,
+    /// Names of hale's own environment variables passed on to the command, beside `PATH`, `HOME`, `LANG`
+    /// and `TZ`. A variable that holds a role token (`auth.tokens.*.env`) cannot be listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inherit_env: Vec<String>,
 }
 
 fn enabled_by_default() -> bool {
@@ -132,6 +136,7 @@ impl Default for TargetHeal {
             enabled: enabled_by_default(),
             command: None,
             command_timeout_s: default_command_timeout_s(),
+            inherit_env: Vec::new(),
         }
     }
 }
@@ -152,6 +157,7 @@ impl TargetHeal {
                 ));
             }
         }
+        crate::config::run::check_names(&format!("{at}.inherit_env"), &self.inherit_env)?;
         if !(1..=3_600).contains(&self.command_timeout_s) {
             return Err(Invalid::at(
                 format!("{at}.command_timeout_s"),

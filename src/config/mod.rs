@@ -12,6 +12,7 @@ mod http;
 mod listen;
 mod mcp;
 mod monitor;
+mod print;
 mod rate_limits;
 mod run;
 mod secret;
@@ -25,7 +26,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use alerts::{AlertRule, AlertsConfig, ChannelKind, Condition};
+pub use alerts::{
+    check_runbook_base_url, default_runbook_base_url, AlertRule, AlertsConfig, ChannelKind,
+    Condition,
+};
 pub use auth::{AuthConfig, RoleTokens, TokenSource};
 pub use backup::BackupConfig;
 pub use breaker::{BreakerConfig, BreakerOverride};
@@ -38,8 +42,9 @@ pub use http::HttpConfig;
 pub use listen::ListenConfig;
 pub use mcp::{McpServerConfig, McpTransport};
 pub use monitor::MonitorConfig;
+pub use print::{REDACTED_URL, REDACTED_VALUE};
 pub use rate_limits::{RateLimit, RateLimitsConfig};
-pub use run::{RunConfig, StopSignal};
+pub use run::{RunConfig, StopSignal, BASE_ENV};
 pub use secret::{Secret, REDACTED};
 pub use slo::{
     check_maintenance, MaintenanceConfig, SloConfig, MAX_MAINTENANCE_DAYS, MAX_MAINTENANCE_REASON,
@@ -184,7 +189,31 @@ impl Config {
         self.slo.validate(&self.storage, &self.services)?;
         mcp::validate_all(&self.mcp_servers)?;
         self.auth.validate()?;
+        self.refuse_tokens_in_child_env()?;
         Ok(())
+    }
+
+    /// No `inherit_env` list (of a `run` block or a heal command) may pass on a role token's variable.
+    fn refuse_tokens_in_child_env(&self) -> Result<(), Invalid> {
+        let tokens: Vec<(&str, &str)> = self
+            .auth
+            .sources()
+            .into_iter()
+            .filter_map(|(role, source)| match source {
+                Some(TokenSource::Env(var)) => Some((role, var.as_str())),
+                _ => None,
+            })
+            .collect();
+        let mut lists: Vec<(String, &[String])> = Vec::new();
+        for (i, target) in self.services.iter().enumerate() {
+            if let Some(run) = &target.run {
+                lists.push((format!("services[{i}].run.inherit_env"), &run.inherit_env));
+            }
+            if let Some(heal) = &target.heal {
+                lists.push((format!("services[{i}].heal.inherit_env"), &heal.inherit_env));
+            }
+        }
+        run::refuse_token_variables(&lists, &tokens)
     }
 }
 

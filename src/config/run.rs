@@ -16,9 +16,21 @@ pub struct RunConfig {
     /// The child's working directory; hale's own when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
-    /// Added to (or replacing) hale's own environment.
+    /// Set in the child's environment. A child starts from a minimal environment (`PATH`, `HOME`, `LANG`
+    /// and `TZ`, from hale's), then these, then `inherit_env`'s.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Names of hale's own environment variables passed on to the child as they are. A variable that
+    /// holds a role token (`auth.tokens.*.env`) cannot be listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inherit_env: Vec<String>,
+    /// How many lines of the child's output (stdout and stderr together) reach hale's log per second...
+    #[serde(default = "default_log_lines_per_s")]
+    pub log_lines_per_s: u32,
+    /// ...after a burst of this many; the lines past the budget are counted and reported as one
+    /// `suppressed N lines` line per second.
+    #[serde(default = "default_log_burst")]
+    pub log_burst: u32,
     /// The signal that asks the child to stop.
     #[serde(default)]
     pub stop_signal: StopSignal,
@@ -52,6 +64,17 @@ pub enum StopSignal {
     #[serde(rename = "SIGUSR2")]
     Usr2,
 }
+
+fn default_log_lines_per_s() -> u32 {
+    100
+}
+
+fn default_log_burst() -> u32 {
+    200
+}
+
+/// The variables every child gets from hale's environment, when hale has them.
+pub const BASE_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
 
 fn default_stop_timeout_s() -> u64 {
     10
@@ -116,6 +139,7 @@ impl RunConfig {
                 "a value cannot contain a NUL byte",
             ));
         }
+        check_names(&format!("{at}.inherit_env"), &self.inherit_env)?;
         let range = |field: &str, value: u64, low: u64, high: u64| {
             if (low..=high).contains(&value) {
                 Ok(())
@@ -139,8 +163,56 @@ impl RunConfig {
             ));
         }
         range("stable_after_s", self.stable_after_s, 1, 86_400)?;
+        range(
+            "log_lines_per_s",
+            u64::from(self.log_lines_per_s),
+            1,
+            100_000,
+        )?;
+        range("log_burst", u64::from(self.log_burst), 1, 1_000_000)?;
         Ok(())
     }
+}
+
+/// Checks a list of environment variable names (`inherit_env`): each a name, each once.
+pub(crate) fn check_names(at: &str, names: &[String]) -> Result<(), Invalid> {
+    for (i, name) in names.iter().enumerate() {
+        let reason = if name.is_empty() {
+            "an environment variable name cannot be empty".to_owned()
+        } else if name.contains('=') || name.contains('\0') {
+            format!(
+                "{:?} is not an environment variable name (it holds '=' or a NUL byte)",
+                name.escape_debug().to_string()
+            )
+        } else if names[..i].contains(name) {
+            format!("{name} is listed twice")
+        } else {
+            continue;
+        };
+        return Err(Invalid::at(format!("{at}[{i}]"), reason));
+    }
+    Ok(())
+}
+
+/// Refuses an `inherit_env` entry that names the variable holding a role token: a token never reaches a
+/// child process. `lists` are (JSON path, names) pairs; `tokens` are (role, variable) pairs.
+pub(crate) fn refuse_token_variables(
+    lists: &[(String, &[String])],
+    tokens: &[(&str, &str)],
+) -> Result<(), Invalid> {
+    for (at, names) in lists {
+        for (i, name) in names.iter().enumerate() {
+            if let Some((role, _)) = tokens.iter().find(|(_, var)| var == name) {
+                return Err(Invalid::at(
+                    format!("{at}[{i}]"),
+                    format!(
+                        "{name} holds the {role} token (auth.tokens.{role}.env); a token never reaches a child process: remove it from the list"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The JSON path of one `env` key, with control characters escaped.
@@ -236,9 +308,52 @@ mod tests {
     }
 
     #[test]
+    fn inherit_env_holds_names_once_and_never_a_token_variable() {
+        let mut r = run();
+        r.inherit_env = vec!["PGHOST".into(), "HALE_OPERATE_TOKEN".into()];
+        assert_eq!(r.validate("x"), Ok(()));
+        assert_eq!(r.log_lines_per_s, 100);
+        assert_eq!(r.log_burst, 200);
+        let lists = [("services[0].run.inherit_env".to_owned(), &r.inherit_env[..])];
+        let Invalid { path, reason } =
+            refuse_token_variables(&lists, &[("operate", "HALE_OPERATE_TOKEN")]).unwrap_err();
+        assert_eq!(path, "$.services[0].run.inherit_env[1]");
+        assert!(
+            reason.starts_with(
+                "HALE_OPERATE_TOKEN holds the operate token (auth.tokens.operate.env)"
+            ),
+            "{reason}"
+        );
+        assert_eq!(
+            refuse_token_variables(&lists, &[("admin", "HALE_ADMIN_TOKEN")]),
+            Ok(())
+        );
+        r.inherit_env = vec!["A".into(), "A".into()];
+        expect(&r, "$.services[2].run.inherit_env[1]", "A is listed twice");
+        r.inherit_env = vec![String::new()];
+        expect(&r, "$.services[2].run.inherit_env[0]", "cannot be empty");
+        r.inherit_env = vec!["A=B".into()];
+        expect(
+            &r,
+            "$.services[2].run.inherit_env[0]",
+            "not an environment variable name",
+        );
+    }
+
+    #[test]
     fn ranges_name_the_field_and_the_bounds() {
         type Change = fn(&mut RunConfig);
-        let cases: [(&str, Change, &str); 9] = [
+        let cases: [(&str, Change, &str); 11] = [
+            (
+                "log_lines_per_s",
+                |r| r.log_lines_per_s = 0,
+                "0 is out of range 1..=100000",
+            ),
+            (
+                "log_burst",
+                |r| r.log_burst = 0,
+                "0 is out of range 1..=1000000",
+            ),
             (
                 "stop_timeout_s",
                 |r| r.stop_timeout_s = 0,

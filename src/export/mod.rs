@@ -1,7 +1,9 @@
-//! Generated files for other tools: Grafana dashboards, Prometheus rule files, and service units for
-//! systemd and launchd. Each is built from code (the metric catalog, the SLO config), committed under
-//! `dashboards/`, `alerts/` and `deploy/`, and kept fresh by drift tests. See docs/exports.md.
+//! Generated files for other tools: Grafana dashboards, Prometheus rule files, an Alertmanager config, and
+//! service units for systemd and launchd. Each is built from code (the metric catalog, the SLO config, the
+//! shared alert labels), committed under `dashboards/`, `alerts/` and `deploy/`, and kept fresh by drift
+//! tests. See docs/exports.md.
 
+pub mod alertmanager;
 pub mod dashboards;
 pub mod promql;
 pub mod rules;
@@ -25,12 +27,17 @@ pub fn dashboard_files(slo: &SloConfig) -> Vec<Generated> {
         .collect()
 }
 
-/// The rule files, as file name and text.
-pub fn alert_files(slo: &SloConfig) -> Result<Vec<Generated>, String> {
-    Ok(rules::rule_files(slo)?
+/// The rule files, as file name and text; each alert's `runbook_url` under `runbook_base_url`.
+pub fn alert_files(slo: &SloConfig, runbook_base_url: &str) -> Result<Vec<Generated>, String> {
+    Ok(rules::rule_files_linked(slo, runbook_base_url)?
         .iter()
         .map(|f| (f.file.to_owned(), f.to_yaml(RULES_HEADER)))
         .collect())
+}
+
+/// The Alertmanager config (routes, inhibit rules, receivers), as file name and text.
+pub fn alertmanager_files() -> Vec<Generated> {
+    vec![(alertmanager::FILE.to_owned(), alertmanager::config_text())]
 }
 
 pub fn systemd_files(options: &units::SystemdOptions) -> Vec<Generated> {
@@ -57,7 +64,11 @@ pub fn default_exports() -> Result<Vec<Generated>, String> {
         );
     };
     add("dashboards", dashboard_files(&slo));
-    add("alerts", alert_files(&slo)?);
+    add(
+        "alerts",
+        alert_files(&slo, &crate::config::default_runbook_base_url())?,
+    );
+    add("deploy/alertmanager", alertmanager_files());
     add(
         "deploy/systemd",
         systemd_files(&units::SystemdOptions::default()),

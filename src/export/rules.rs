@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use crate::alerts::labels;
 use crate::config::SloConfig;
 use crate::metrics::catalog::CHECK_BUCKETS;
 use crate::metrics::names;
@@ -229,8 +230,8 @@ impl Slo {
     /// `sloth_slo`.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Availability => "target-availability",
-            Self::Latency => "target-latency",
+            Self::Availability => labels::SLO_AVAILABILITY,
+            Self::Latency => labels::SLO_LATENCY,
         }
     }
 
@@ -550,9 +551,20 @@ pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
     })
 }
 
-/// Both rule files for this SLO config.
+/// Both rule files for this SLO config, with the default `alerts.runbook_base_url`.
 pub fn rule_files(config: &SloConfig) -> Result<Vec<RuleFile>, String> {
-    Ok(vec![hale_rules(config)?, slo_rules(config)?])
+    rule_files_linked(config, &crate::config::default_runbook_base_url())
+}
+
+/// Both rule files, every alert with the labels it shares with hale's own alerts (`class`, `slo`) and an
+/// absolute `runbook_url` under `runbook_base_url` (see `export::alertmanager`).
+pub fn rule_files_linked(
+    config: &SloConfig,
+    runbook_base_url: &str,
+) -> Result<Vec<RuleFile>, String> {
+    let mut files = vec![hale_rules(config)?, slo_rules(config)?];
+    super::alertmanager::label_alerts(&mut files, runbook_base_url)?;
+    Ok(files)
 }
 
 /// A YAML double-quoted scalar (JSON's string syntax is a subset of it).

@@ -49,6 +49,8 @@ pub enum HealError {
 struct TargetPlan {
     action: HealAction,
     command: Option<Vec<String>>,
+    /// The command's whole environment (`supervise::env`), built once at start.
+    command_env: Arc<Vec<(String, String)>>,
     command_timeout: Duration,
     automatic: bool,
 }
@@ -110,6 +112,7 @@ impl Healer {
         metrics: HealMetrics,
         maintenance: Arc<MaintenanceCalendar>,
     ) -> Self {
+        let policy = crate::supervise::env::EnvPolicy::from_config(config);
         let plans = config
             .services
             .iter()
@@ -128,6 +131,16 @@ impl Healer {
                 }
                 let plan = TargetPlan {
                     action,
+                    command_env: Arc::new(if heal.command.is_some() {
+                        policy.build(
+                            target.name.as_str(),
+                            &heal.inherit_env,
+                            &std::collections::BTreeMap::new(),
+                            crate::supervise::env::from_hale,
+                        )
+                    } else {
+                        Vec::new()
+                    }),
                     command: heal.command.clone(),
                     command_timeout: Duration::from_secs(heal.command_timeout_s),
                     automatic: config.heal.enabled && heal.enabled,
@@ -228,6 +241,18 @@ impl Healer {
         trigger: HealTrigger,
         wait_turn: bool,
     ) -> Result<HealRecord, HealError> {
+        self.heal_stored(target, trigger, wait_turn)
+            .await
+            .map(|(_, record)| record)
+    }
+
+    /// `heal`, with the id of the stored row (None when it could not be stored, which is logged).
+    pub async fn heal_stored(
+        &self,
+        target: &str,
+        trigger: HealTrigger,
+        wait_turn: bool,
+    ) -> Result<(Option<i64>, HealRecord), HealError> {
         let (name, plan) = self
             .plans
             .get_key_value(target)
@@ -269,8 +294,8 @@ impl Healer {
                 }
             }
         };
-        self.finish(&record).await;
-        Ok(record)
+        let id = self.finish(&record).await;
+        Ok((id, record))
     }
 
     /// Why this attempt must not act, if it must not.
@@ -377,7 +402,7 @@ impl Healer {
                 .map_err(|e| e.to_string()),
             HealAction::Command => {
                 let argv = plan.command.as_deref().unwrap_or_default();
-                let done = action::run_command(argv, plan.command_timeout).await;
+                let done = action::run_command(argv, &plan.command_env, plan.command_timeout).await;
                 if done.is_ok() {
                     // The supervisor counts its own restarts; a command's restart is counted here.
                     self.metrics.restarted(name, RestartCause::Heal);
@@ -432,11 +457,15 @@ impl Healer {
         }
     }
 
-    /// Stores, counts, logs and publishes an attempt.
-    async fn finish(&self, record: &HealRecord) {
-        if let Err(e) = self.store.insert_heal(record).await {
-            tracing::error!(target = %record.target, error = %e, "cannot store a heal attempt");
-        }
+    /// Stores, counts, logs and publishes an attempt; returns the stored row's id.
+    async fn finish(&self, record: &HealRecord) -> Option<i64> {
+        let id = match self.store.insert_heal(record).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::error!(target = %record.target, error = %e, "cannot store a heal attempt");
+                None
+            }
+        };
         self.metrics.heal_attempt(&record.target, record.outcome);
         let error = record.error.as_deref().unwrap_or("");
         match record.outcome {
@@ -463,6 +492,7 @@ impl Healer {
             ),
         }
         self.events.publish(Event::Healed(record.clone()));
+        id
     }
 
     /// Follows the scheduled checks (the heal loop calls this for each one) and says when the target just

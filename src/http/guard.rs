@@ -14,11 +14,11 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
 use crate::auth::{Role, Tokens};
+use crate::http::access_log::AccessLog;
 use crate::http::rate_limit::{RateGroup, RateLimits};
 use crate::http::{ApiError, HttpContext, RequestId};
 use crate::kind::ServiceKind;
 use crate::records::{AuditOutcome, AuditRecord};
-use crate::store::Store;
 
 /// The role the caller's token proved, put in the request's extensions for handlers whose answer depends on
 /// the role as well as the route (a retroactive maintenance window needs admin on an operate route). None:
@@ -42,8 +42,9 @@ pub struct Guard {
     pub tokens: Arc<Tokens>,
     pub open_reads_on_loopback: bool,
     pub limits: Option<RateLimits>,
-    /// Where audit rows go; none in benches that run the middleware alone.
-    pub audit: Option<Store>,
+    /// Where audit rows go (and how 429 lines are sampled), shared by every service; none in benches that
+    /// run the middleware alone.
+    pub access: Option<Arc<AccessLog>>,
     /// The role of every route that needs more than `read` (method and pattern): every documented route that
     /// changes something, and reads such as the audit log.
     pub roles: HashMap<(Method, String), Role>,
@@ -241,11 +242,17 @@ pub async fn guard(
             status: status.as_u16(),
             outcome,
             request_id,
+            count: 1,
         };
-        if let Some(store) = &guard.audit {
-            if let Err(e) = store.insert_audit(&record).await {
-                tracing::error!(error = %e, route = %route, "cannot write the audit row of a mutating request");
-            }
+        // Refusals, rate limits and methods the route does not have (nothing could change) are counted per
+        // client and minute; an allowed request is a row of its own.
+        let aggregate = policy.is_none()
+            || matches!(
+                outcome,
+                AuditOutcome::Unauthorized | AuditOutcome::Forbidden | AuditOutcome::RateLimited
+            );
+        if let Some(access) = &guard.access {
+            access.record(record, aggregate).await;
         }
     }
     Ok(res)

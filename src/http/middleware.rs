@@ -177,7 +177,15 @@ pub async fn observe(
             )
         };
     }
-    if probe_route && status.is_success() {
+    // A flood of 429s logs the first of each client's minute and a count (see `AccessLog`).
+    let quiet_429 = status == StatusCode::TOO_MANY_REQUESTS
+        && ctx
+            .guard
+            .as_ref()
+            .and_then(|guard| guard.access.as_ref())
+            .zip(res.request().peer_addr())
+            .is_some_and(|(access, peer)| !access.log_rate_limited(peer.ip()));
+    if (probe_route && status.is_success()) || quiet_429 {
         finished!(tracing::Level::DEBUG);
     } else {
         finished!(tracing::Level::INFO);

@@ -1,6 +1,7 @@
 //! What every HTTP service shares: the request middleware (request id, logs, metrics, error bodies,
 //! security headers, body limit), `ApiError`, extractor settings and CORS.
 
+mod access_log;
 mod error;
 mod guard;
 mod middleware;
@@ -11,6 +12,7 @@ use actix_cors::Cors;
 use actix_web::error::JsonPayloadError;
 use actix_web::web;
 
+pub use access_log::{AccessLog, FLUSH_EVERY};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use guard::{authorize, guard, Caller, Denied, Guard, RoutePolicy};
 pub use middleware::{

@@ -33,12 +33,14 @@ impl AuditParams {
     }
 }
 
-/// One request that tried to change something.
+/// One request that tried to change something, or for refused and rate-limited attempts, all of one client's
+/// attempts on one route with one outcome in one minute (`count` says how many; `at` and `request_id` are the
+/// first one's).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "id": 1204, "at": "2026-11-26T12:00:03Z", "service": "health-proxy", "role": "operate",
     "client": "10.0.4.17", "method": "POST", "route": "/heal/{target}", "target": "api", "status": 200,
-    "outcome": "done", "request_id": "6f1c2a9e-4b7d-4e0a-9c3f-2d8e5b71a046"
+    "outcome": "done", "request_id": "6f1c2a9e-4b7d-4e0a-9c3f-2d8e5b71a046", "count": 1
 }))]
 pub struct AuditEntry {
     pub id: i64,
@@ -57,6 +59,10 @@ pub struct AuditEntry {
     pub status: u16,
     pub outcome: AuditOutcome,
     pub request_id: String,
+    /// How many attempts the row stands for: 1 for an allowed request; for a refused (401, 403, 405) or
+    /// rate-limited (429) one, every attempt of that client on that route with that outcome in that minute.
+    /// The row keeps the route's `target` only when every attempt named the same one.
+    pub count: u64,
 }
 
 impl From<StoredAudit> for AuditEntry {
@@ -74,6 +80,7 @@ impl From<StoredAudit> for AuditEntry {
             status: r.status,
             outcome: r.outcome,
             request_id: r.request_id,
+            count: r.count,
         }
     }
 }

@@ -27,7 +27,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// The audit log: every request that tried to change something, newest first.
 ///
 /// Each row says who (the token's role, the client address), what (service, method, route, target) and how
-/// it ended (status and outcome, refusals included). Needs the `admin` role. Rows are kept for
+/// it ended (status and outcome, refusals included). Refused and rate-limited attempts are one row per client,
+/// route and outcome per minute, with a `count`. Needs the `admin` role. Rows are kept for
 /// `storage.retention_days`.
 #[utoipa::path(
     tag = "operations",
@@ -43,9 +44,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[get("/audit")]
 pub async fn audit_log(
     core: web::Data<Core>,
+    context: web::Data<HttpContext>,
     params: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
     let (since, limit) = params.parse().map_err(ApiError::BadRequest)?;
+    // Refused attempts counted since the last write are shown too.
+    if let Some(access) = context.guard.as_ref().and_then(|g| g.access.as_ref()) {
+        access.flush(false).await;
+    }
     let entries = audit::audit_entries(&core.store, since, limit)
         .await
         .map_err(ApiError::internal)?;

@@ -81,6 +81,13 @@ fn routes(kind: ServiceKind) -> fn(&mut ServiceConfig) {
 pub const ROLE_OVERRIDES: &[(ServiceKind, &str, &str, Role)] = &[
     (ServiceKind::BossApi, "POST", "/backup", Role::Admin),
     (ServiceKind::BossApi, "GET", "/audit", Role::Admin),
+    // Dead letters hold what receivers answered, which may quote what was sent to them.
+    (
+        ServiceKind::HealthProxy,
+        "GET",
+        "/alerts/dead-letters",
+        Role::Operate,
+    ),
 ];
 
 /// The role each route needs where it is not `read`: every documented route that changes something (read

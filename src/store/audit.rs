@@ -1,4 +1,5 @@
-//! The audit log: one row per request that tried to change something.
+//! The audit log: one row per allowed request that tried to change something, and one row per minute (with a
+//! count) for the refused and rate-limited attempts of one client on one route.
 
 use chrono::{DateTime, Utc};
 
@@ -28,6 +29,7 @@ struct AuditRow {
     status: i64,
     outcome: String,
     request_id: String,
+    count: i64,
 }
 
 fn role_str(raw: &str) -> Option<&'static str> {
@@ -35,24 +37,39 @@ fn role_str(raw: &str) -> Option<&'static str> {
 }
 
 impl Store {
-    pub async fn insert_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_log (at_ms, service, role, client, method, route, target, status, outcome, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .bind(to_ms(record.at))
-        .bind(record.service.as_str())
-        .bind(record.role)
-        .bind(&record.client)
-        .bind(&record.method)
-        .bind(&record.route)
-        .bind(record.target.as_deref())
-        .bind(i64::from(record.status))
-        .bind(record.outcome.as_str())
-        .bind(&record.request_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+    /// Writes one row; its id.
+    pub async fn insert_audit(&self, record: &AuditRecord) -> Result<i64, StoreError> {
+        let id = insert(self.pool(), record).await?;
+        Ok(id)
+    }
+
+    /// Writes aggregated rows in one transaction: a row with an id gets `record.count` more attempts (and
+    /// `record.target`), one without is inserted. Returns the ids, in order.
+    pub async fn write_audit_counts(
+        &self,
+        rows: &[(Option<i64>, AuditRecord)],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for (id, record) in rows {
+            let id = match id {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE audit_log SET count = count + ?1, target = ?2 WHERE id = ?3",
+                    )
+                    .bind(count(record))
+                    .bind(record.target.as_deref())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    *id
+                }
+                None => insert(&mut *tx, record).await?,
+            };
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// Audit rows at or after `since` (all when none), newest first, at most `limit`.
@@ -61,10 +78,18 @@ impl Store {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<StoredAudit>, StoreError> {
-        let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT id, at_ms, service, role, client, method, route, target, status, outcome, request_id
-             FROM audit_log WHERE at_ms >= ?1 ORDER BY at_ms DESC, id DESC LIMIT ?2",
+        // `hale audit` reads the file as it is: a database no hale since migration 0007 has opened has one row
+        // per attempt and no `count` column.
+        let counted: bool = sqlx::query_scalar(
+            "SELECT count(*) > 0 FROM pragma_table_info('audit_log') WHERE name = 'count'",
         )
+        .fetch_one(self.pool())
+        .await?;
+        let count = if counted { "count" } else { "1 AS count" };
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT id, at_ms, service, role, client, method, route, target, status, outcome, request_id, {count}
+             FROM audit_log WHERE at_ms >= ?1 ORDER BY at_ms DESC, id DESC LIMIT ?2"
+        ))
         .bind(since.map_or(i64::MIN, to_ms))
         .bind(i64::from(limit))
         .fetch_all(self.pool())
@@ -101,9 +126,38 @@ impl Store {
                         status: u16::try_from(row.status).unwrap_or(0),
                         outcome,
                         request_id: row.request_id,
+                        count: u64::try_from(row.count).unwrap_or(1),
                     },
                 })
             })
             .collect())
     }
+}
+
+fn count(record: &AuditRecord) -> i64 {
+    i64::try_from(record.count.max(1)).unwrap_or(i64::MAX)
+}
+
+async fn insert<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    record: &AuditRecord,
+) -> Result<i64, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO audit_log (at_ms, service, role, client, method, route, target, status, outcome, request_id, count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(to_ms(record.at))
+    .bind(record.service.as_str())
+    .bind(record.role)
+    .bind(&record.client)
+    .bind(&record.method)
+    .bind(&record.route)
+    .bind(record.target.as_deref())
+    .bind(i64::from(record.status))
+    .bind(record.outcome.as_str())
+    .bind(&record.request_id)
+    .bind(count(record))
+    .execute(executor)
+    .await?;
+    Ok(done.last_insert_rowid())
 }

@@ -42,6 +42,14 @@ const CORE_TABLES: [&str; 7] = [
     "health_checks",
 ];
 const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+/// A gzip backup may unpack to this many times its own size. hale's backups shrink 3 to 5 times (gzip level 1;
+/// docs/operations.md has the figures), so 20 leaves room; a gzip bomb shrinks a thousand times.
+pub const MAX_UNPACK_RATIO: u64 = 20;
+/// ... but a backup may always unpack to this much: a nearly empty database is mostly zeros and shrinks far
+/// more than a full one.
+pub const MIN_UNPACK_CAP: u64 = 64 * 1024 * 1024;
+/// Space left free on the database's file system when a restore unpacks there.
+pub const FREE_SPACE_MARGIN: u64 = 64 * 1024 * 1024;
 
 /// What a long backup or restore reports as it goes; the command line draws it as a progress bar.
 pub trait Progress: Send + Sync {
@@ -148,6 +156,16 @@ pub enum BackupError {
     NotHale { path: PathBuf, reason: String },
     #[error("{path} was written by a newer hale (migration {version} is unknown to this version); restore it with that version")]
     Newer { path: PathBuf, version: i64 },
+    #[error("{path} unpacks to more than {cap} bytes ({}), the cap: {why}; nothing was restored", human_bytes(*cap))]
+    TooLarge {
+        path: PathBuf,
+        cap: u64,
+        why: String,
+    },
+    #[error(
+        "database {db} is in use by another hale ({holder}); stop it first or choose another --db"
+    )]
+    Held { db: PathBuf, holder: String },
     #[error("hale ({holder}) is running on {db}; stop it before restoring")]
     InUse { db: PathBuf, holder: String },
     #[error("{what}: {source}")]
@@ -163,6 +181,65 @@ impl BackupError {
     /// machine failed (a write, a rename).
     pub fn is_bad_input(&self) -> bool {
         !matches!(self, Self::Io { .. })
+    }
+}
+
+/// `12.3 MiB`, `4.5 GiB`: for messages that also give the exact bytes.
+pub fn human_bytes(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib < 1024.0 {
+        format!("{mib:.1} MiB")
+    } else if mib < 1024.0 * 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{:.1} TiB", mib / (1024.0 * 1024.0))
+    }
+}
+
+/// The bytes an unprivileged process may still write on the file system of `dir`; None when unknown.
+pub fn free_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes into the zeroed struct we own, and reads the NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+    // The field types differ by platform (u64 on Linux, u32 or c_ulong elsewhere).
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
+    (rc == 0).then(|| blocks.saturating_mul(size))
+}
+
+/// The most a gzip backup of `compressed` bytes may unpack to, and why: `max` when the operator gave one,
+/// else `MAX_UNPACK_RATIO` times its size (at least `MIN_UNPACK_CAP`); never more than the free space
+/// (`free`) less `FREE_SPACE_MARGIN`.
+pub fn unpack_cap(compressed: u64, max: Option<u64>, free: Option<u64>) -> (u64, String) {
+    let (cap, why) = match max {
+        Some(max) => (max, "set by --max-size".to_owned()),
+        None => {
+            let by_ratio = compressed.saturating_mul(MAX_UNPACK_RATIO);
+            let why = if by_ratio >= MIN_UNPACK_CAP {
+                format!("{MAX_UNPACK_RATIO} times the backup's {compressed} bytes")
+            } else {
+                format!(
+                    "the floor of {}, more than {MAX_UNPACK_RATIO} times the backup's {compressed} bytes",
+                    human_bytes(MIN_UNPACK_CAP)
+                )
+            };
+            (
+                by_ratio.max(MIN_UNPACK_CAP),
+                format!("{why}; pass --max-size to allow more"),
+            )
+        }
+    };
+    match free.map(|f| f.saturating_sub(FREE_SPACE_MARGIN)) {
+        Some(room) if room < cap => (
+            room,
+            format!(
+                "the free space on the database's file system less {}",
+                human_bytes(FREE_SPACE_MARGIN)
+            ),
+        ),
+        _ => (cap, why),
     }
 }
 
@@ -568,9 +645,13 @@ async fn verify_with(
 /// on `db` (its lock file is held), and before anything is moved when the backup is not a sound hale
 /// database. The database it replaces, with its -wal and -shm, is kept beside it as
 /// `<name>.before-restore-<UTC time>`.
+///
+/// A gzip backup is unpacked only when its first 16 bytes are SQLite's header, and only up to a cap (see
+/// `unpack_cap`; `max_size` sets it): past it the restore stops and removes what it unpacked.
 pub async fn restore(
     backup: &Path,
     db: &Path,
+    max_size: Option<u64>,
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
@@ -592,12 +673,15 @@ pub async fn restore(
 
     {
         let (backup, temp, progress) = (backup.to_owned(), temp.clone(), progress.clone());
-        tokio::task::spawn_blocking(move || unpack(&backup, &temp, progress.as_ref()))
-            .await
-            .map_err(|e| BackupError::Io {
-                what: "the unpacking task failed".to_owned(),
-                source: std::io::Error::other(e),
-            })??;
+        let free = free_space(&folder);
+        tokio::task::spawn_blocking(move || {
+            unpack(&backup, &temp, max_size, free, progress.as_ref())
+        })
+        .await
+        .map_err(|e| BackupError::Io {
+            what: "the unpacking task failed".to_owned(),
+            source: std::io::Error::other(e),
+        })??;
     }
     progress.step("verifying", None);
     let verified = verify(&temp, backup, Check::Restore).await;
@@ -631,8 +715,142 @@ pub async fn restore(
     })
 }
 
-/// Writes the database inside `backup` (gzip, or a plain SQLite file) to `to`.
-fn unpack(backup: &Path, to: &Path, progress: &dyn Progress) -> Result<(), BackupError> {
+/// A database written under a temp name beside `target` and put in its place at the end (`commit`), for
+/// `hale history generate`: a run that fails or is stopped leaves nothing at `target` (and, unless killed
+/// outright, no temp file either: dropping it removes the temp file). The target's lock is held throughout,
+/// so no hale starts on the target meanwhile.
+pub struct StagedDb {
+    target: PathBuf,
+    temp: PathBuf,
+    folder: PathBuf,
+    temps: TempFiles,
+    _lock: DbLock,
+}
+
+/// The prefix and suffix of a staged database's temp file: `.<name>.generate-<pid>.tmp`.
+const STAGED_INFIX: &str = ".generate-";
+const STAGED_SUFFIX: &str = ".tmp";
+
+impl StagedDb {
+    /// Takes `target`'s lock and starts the temp file beside it: a copy of `target` (by SQLite, so a WAL
+    /// left beside it is included) when `copy_target`, else nothing yet. Temp files of earlier runs whose
+    /// process is gone are removed first.
+    pub async fn new(target: &Path, copy_target: bool) -> Result<Self, BackupError> {
+        let folder = parent_of(target).to_owned();
+        create_dir(&folder)?;
+        let lock = DbLock::acquire(target).map_err(|e| match e {
+            LockError::Held { pid, .. } => BackupError::Held {
+                db: target.to_owned(),
+                holder: lock::holder(pid),
+            },
+            LockError::Io { path, source } => BackupError::Io {
+                what: format!("cannot take the lock {}", path.display()),
+                source,
+            },
+        })?;
+        let name = target.file_name().unwrap_or_default().to_string_lossy();
+        remove_stale_staged(&folder, &name);
+        let temp = folder.join(format!(
+            ".{name}{STAGED_INFIX}{}{STAGED_SUFFIX}",
+            std::process::id()
+        ));
+        let mut temps = TempFiles::new([&temp]);
+        // The store's own lock file for the temp database.
+        temps.also(lock::lock_path(&temp));
+        if copy_target {
+            let copy = temp.to_str().ok_or_else(|| BackupError::Io {
+                what: format!("cannot write a copy of {}", target.display()),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the path is not UTF-8",
+                ),
+            })?;
+            let options = SqliteConnectOptions::new()
+                .filename(target)
+                .create_if_missing(false)
+                .busy_timeout(BUSY_TIMEOUT);
+            let mut conn = SqliteConnection::connect_with(&options)
+                .await
+                .map_err(|e| classify_copy_error(target, e))?;
+            let copied = sqlx::query("VACUUM INTO ?")
+                .bind(copy)
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+            copied.map_err(|e| match primary_code(&e) {
+                Some(10 | 13 | 14) => BackupError::Io {
+                    what: format!("cannot write the copy {}", temp.display()),
+                    source: std::io::Error::other(e.to_string()),
+                },
+                _ => classify_copy_error(target, e),
+            })?;
+        }
+        Ok(Self {
+            target: target.to_owned(),
+            temp,
+            folder,
+            temps,
+            _lock: lock,
+        })
+    }
+
+    /// The temp file to write the database into.
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Puts the temp file in place of the target (whose -wal and -shm, stale once it is replaced, are
+    /// removed). The store on the temp file must be closed first, so its WAL is checkpointed into it.
+    pub fn commit(mut self) -> Result<(), BackupError> {
+        File::open(&self.temp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(format!("cannot write {}", self.temp.display())))?;
+        std::fs::rename(&self.temp, &self.target).map_err(io_err(format!(
+            "cannot put the generated database at {}",
+            self.target.display()
+        )))?;
+        // Still under the lock: nothing opened the new file with the old one's WAL beside it. That WAL was
+        // in the copy (SQLite read it for `VACUUM INTO`).
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(with_suffix(&self.target, suffix));
+        }
+        self.temps.keep(&self.temp.clone());
+        sync_dir(&self.folder)
+    }
+}
+
+/// Removes the staged temp files of `name` (with their journals and lock files) whose process is gone.
+fn remove_stale_staged(folder: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let prefix = format!(".{name}{STAGED_INFIX}");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once(STAGED_SUFFIX)
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes the database inside `backup` (gzip, or a plain SQLite file) to `to`. A gzip backup must unpack
+/// to SQLite's header (checked before `to` is created) and to no more than its cap (checked as it goes).
+fn unpack(
+    backup: &Path,
+    to: &Path,
+    max_size: Option<u64>,
+    free: Option<u64>,
+    progress: &dyn Progress,
+) -> Result<(), BackupError> {
     let unreadable = |source| BackupError::Unreadable {
         path: backup.to_owned(),
         source,
@@ -657,30 +875,65 @@ fn unpack(backup: &Path, to: &Path, progress: &dyn Progress) -> Result<(), Backu
         read: 0,
         progress,
     };
-    let mut input: Box<dyn Read + '_> = if gzip {
-        Box::new(GzDecoder::new(counted))
+    let gzip_error =
+        |e: std::io::Error| not_a_backup(format!("it is not a complete gzip file ({e})"));
+    let (mut input, cap): (Box<dyn Read + '_>, Option<(u64, String)>) = if gzip {
+        (
+            Box::new(GzDecoder::new(counted)),
+            Some(unpack_cap(total, max_size, free)),
+        )
     } else {
-        Box::new(counted)
+        (Box::new(counted), None)
     };
     progress.step("unpacking", Some(total));
+    let mut buf = vec![0u8; CHUNK];
+    if gzip {
+        // What the gzip holds must start as a SQLite database does, before anything is written.
+        let mut got = 0;
+        while got < SQLITE_MAGIC.len() {
+            match input.read(&mut buf[got..SQLITE_MAGIC.len()]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(gzip_error(e)),
+            }
+        }
+        if &buf[..got] != SQLITE_MAGIC.as_slice() {
+            return Err(not_a_backup(
+                "it is not a SQLite database (the first 16 bytes it unpacks to are not SQLite's header)"
+                    .to_owned(),
+            ));
+        }
+    }
     let shown = to.display().to_string();
     let mut output = BufWriter::with_capacity(
         CHUNK,
         File::create(to).map_err(io_err(format!("cannot write {shown}")))?,
     );
-    let mut buf = vec![0u8; CHUNK];
+    let mut written = 0u64;
+    let mut pending = if gzip { SQLITE_MAGIC.len() } else { 0 };
     loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if gzip => {
-                return Err(not_a_backup(format!(
-                    "it is not a complete gzip file ({e})"
-                )))
+        let n = if pending > 0 {
+            std::mem::take(&mut pending)
+        } else {
+            match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if gzip => return Err(gzip_error(e)),
+                Err(e) => return Err(unreadable(e)),
             }
-            Err(e) => return Err(unreadable(e)),
         };
+        written += n as u64;
+        if let Some((cap, why)) = &cap {
+            if written > *cap {
+                return Err(BackupError::TooLarge {
+                    path: backup.to_owned(),
+                    cap: *cap,
+                    why: why.clone(),
+                });
+            }
+        }
         output
             .write_all(&buf[..n])
             .map_err(io_err(format!("cannot write {shown}")))?;
@@ -776,6 +1029,11 @@ impl TempFiles {
 
     fn keep(&mut self, path: &Path) {
         self.0.retain(|p| p != path);
+    }
+
+    fn also(&mut self, path: PathBuf) {
+        let _ = std::fs::remove_file(&path);
+        self.0.push(path);
     }
 }
 
@@ -992,6 +1250,26 @@ mod tests {
                 "other-20261101T000000Z.db.gz"
             ]
         );
+    }
+
+    #[test]
+    fn the_unpack_cap_is_20_times_the_backup_at_least_64_mib_and_at_most_the_free_space() {
+        const MIB: u64 = 1 << 20;
+        let (cap, why) = unpack_cap(MIB, None, None);
+        assert_eq!(cap, 64 * MIB);
+        assert!(why.starts_with("the floor of 64.0 MiB"), "{why}");
+        let (cap, why) = unpack_cap(10 * MIB, None, Some(10_000 * MIB));
+        assert_eq!(cap, 200 * MIB);
+        assert!(
+            why.starts_with("20 times the backup's 10485760 bytes"),
+            "{why}"
+        );
+        let (cap, why) = unpack_cap(10 * MIB, Some(1 << 30), Some(100 * MIB));
+        assert_eq!(cap, 36 * MIB);
+        assert!(why.starts_with("the free space"), "{why}");
+        assert_eq!(unpack_cap(10 * MIB, Some(MIB), Some(100 * MIB)).0, MIB);
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+        assert_eq!(human_bytes(3 << 40), "3.0 TiB");
     }
 
     #[test]

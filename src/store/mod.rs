@@ -187,7 +187,7 @@ impl Store {
             })?;
         }
         // Before SQLite touches anything: a second hale (or a restore in progress) is refused here.
-        let lock = DbLock::acquire(path).map_err(|e| StoreError::from_lock(path, e))?;
+        let mut lock = DbLock::acquire(path).map_err(|e| StoreError::from_lock(path, e))?;
         // The file is created here, once: the pool's connections never create it, so a connection opened
         // after the file was deleted under hale fails instead of starting an empty database at the path.
         if !path.exists() {
@@ -200,6 +200,9 @@ impl Store {
                 .map_err(|e| StoreError::classify(path, e))?;
             let _ = conn.close().await;
         }
+        // The file itself (its device and inode): a hard link under another name is refused here.
+        lock.hold_file(path)
+            .map_err(|e| StoreError::from_lock(path, e))?;
         // Another application's database is left as it was: not migrated, not switched to WAL.
         refuse_foreign_database(path).await?;
         let options = SqliteConnectOptions::from_str("sqlite:")
@@ -381,6 +384,11 @@ impl Store {
             cancel,
         )
         .await
+    }
+
+    /// The database file's path, as given.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::process;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
 /// A run of hale on this database.
@@ -15,6 +16,37 @@ pub struct Run {
     /// None while running, or when it was killed or crashed.
     pub ended_at: Option<DateTime<Utc>>,
     pub lost_checks: Option<u64>,
+}
+
+impl Run {
+    /// True when this run was never closed and nothing can close it any more: its pid is gone, is this
+    /// process (which is starting a new run), is another program, or started after the run began (a reused
+    /// pid). A run whose hale still runs (one that kept running on a database moved or replaced under it) is
+    /// not unclean: its own graceful stop will close it.
+    pub fn ended_uncleanly(&self) -> bool {
+        self.ended_at.is_none() && !self.still_running()
+    }
+
+    fn still_running(&self) -> bool {
+        let me = std::process::id();
+        if self.pid == 0 || self.pid == me {
+            return false;
+        }
+        let same_program = matches!((process::comm(self.pid), process::comm(me)), (Some(it), Some(us)) if it == us);
+        still_running(
+            process::started_at_ms(self.pid),
+            same_program,
+            to_ms(self.started_at),
+        )
+    }
+}
+
+/// Whether the process that recorded a run may still be running it: it exists (`started_ms`, when it
+/// started), runs the same program as this hale, and started before the run did (a hale records its run
+/// after it starts; a second of slack covers the rounding to clock ticks).
+fn still_running(started_ms: Option<i64>, same_program: bool, run_started_ms: i64) -> bool {
+    started_ms.is_some_and(|started| started <= run_started_ms.saturating_add(1_000))
+        && same_program
 }
 
 #[derive(sqlx::FromRow)]
@@ -129,5 +161,48 @@ impl Store {
                 after_unclean_end: row.previous_unclean.unwrap_or(false),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_run(pid: u32, started_at: DateTime<Utc>) -> Run {
+        Run {
+            id: 1,
+            started_at,
+            pid,
+            version: "0".into(),
+            ended_at: None,
+            lost_checks: None,
+        }
+    }
+
+    #[test]
+    fn a_run_is_unclean_only_when_its_hale_cannot_still_be_running_it() {
+        // The rule: the pid exists, is the same program, and started no later than the run.
+        assert!(still_running(Some(1_000), true, 1_500));
+        assert!(still_running(Some(2_000), true, 1_500), "within the slack");
+        assert!(!still_running(Some(9_000), true, 1_500), "a reused pid");
+        assert!(!still_running(Some(1_000), false, 1_500), "another program");
+        assert!(!still_running(None, true, 1_500), "gone");
+
+        let now = Utc::now();
+        // This very process is starting a new run: its own earlier run is over.
+        assert!(open_run(std::process::id(), now).ended_uncleanly());
+        // A live process that is not a hale (another program).
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert!(open_run(other.id(), now).ended_uncleanly());
+        other.kill().unwrap();
+        other.wait().unwrap();
+        // A pid that is gone.
+        assert!(open_run(other.id(), now).ended_uncleanly());
+        let mut closed = open_run(other.id(), now);
+        closed.ended_at = Some(now);
+        assert!(!closed.ended_uncleanly(), "closed by a graceful stop");
     }
 }

@@ -1,5 +1,6 @@
-//! One child process: started in its own process group (and, on Linux, killed by the kernel when hale
-//! dies), its output logged line by line, stopped by signalling the whole group.
+//! One child process: started in its own process group from a minimal environment (and, on Linux, killed
+//! by the kernel when hale dies), its output logged line by line within a budget of lines per second,
+//! stopped by signalling the whole group.
 //!
 //! Children are forked by one long-lived thread per supervisor (`Spawner`): `PR_SET_PDEATHSIG` fires when
 //! the *thread* that forked the child exits, so forking from a pool thread that exits when idle would kill
@@ -14,6 +15,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::config::{RunConfig, StopSignal};
 
@@ -23,8 +25,12 @@ pub const MAX_LINE_BYTES: usize = 4096;
 /// How long hale waits for the last lines of a child's output after the child is gone.
 const OUTPUT_DRAIN: Duration = Duration::from_millis(500);
 
+/// How often lines past a child's log budget are reported, as one `suppressed N lines` line.
+const SUPPRESSED_REPORT_EVERY: Duration = Duration::from_secs(1);
+
 struct SpawnRequest {
     run: Arc<RunConfig>,
+    env: Arc<Vec<(String, String)>>,
     runtime: tokio::runtime::Handle,
     reply: oneshot::Sender<io::Result<Child>>,
 }
@@ -45,7 +51,7 @@ impl Spawner {
                 while let Ok(request) = rx.recv() {
                     // tokio's child handling (reaping, pipes) needs its runtime while spawning.
                     let _runtime = request.runtime.enter();
-                    let result = command(&request.run).and_then(|mut c| c.spawn());
+                    let result = command(&request.run, &request.env).and_then(|mut c| c.spawn());
                     // A requester that gave up drops the child, which kills it (kill_on_drop).
                     let _ = request.reply.send(result);
                 }
@@ -56,10 +62,15 @@ impl Spawner {
     }
 
     /// Starts a child on the spawner thread.
-    pub async fn spawn(&self, run: Arc<RunConfig>) -> io::Result<Child> {
+    pub async fn spawn(
+        &self,
+        run: Arc<RunConfig>,
+        env: Arc<Vec<(String, String)>>,
+    ) -> io::Result<Child> {
         let (reply, answer) = oneshot::channel();
         let request = SpawnRequest {
             run,
+            env,
             runtime: tokio::runtime::Handle::current(),
             reply,
         };
@@ -77,15 +88,17 @@ impl Spawner {
     }
 }
 
-/// The command for a child: argv run directly, its own process group, output piped, no stdin.
-fn command(run: &RunConfig) -> io::Result<Command> {
+/// The command for a child: argv run directly, its own process group, exactly the environment `env`
+/// (see `env.rs`), output piped, no stdin.
+fn command(run: &RunConfig, env: &[(String, String)]) -> io::Result<Command> {
     let (program, args) = run
         .argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .envs(&run.env)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,6 +154,99 @@ impl Stream {
     }
 }
 
+/// A child's budget of logged lines: a token bucket of `burst` lines refilled at `rate` lines a second.
+/// Lines past it are counted, not logged, and the count is reported at most once per period. Pure: the
+/// time is an argument.
+#[derive(Debug, Clone)]
+pub struct LogBudget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled_at: Instant,
+    suppressed: u64,
+    reported_at: Instant,
+}
+
+impl LogBudget {
+    pub fn new(lines_per_s: u32, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate: f64::from(lines_per_s.max(1)),
+            burst,
+            tokens: burst,
+            refilled_at: now,
+            suppressed: 0,
+            reported_at: now,
+        }
+    }
+
+    /// Whether a line may be logged at `now`; a line that may not is counted as suppressed.
+    pub fn admit(&mut self, now: Instant) -> bool {
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refilled_at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// The lines suppressed since the last report, when there are some and a period has passed since it
+    /// (or at once with `now_anyway`, at the end of the output); the count starts over.
+    pub fn report(&mut self, now: Instant, now_anyway: bool) -> Option<u64> {
+        if self.suppressed == 0
+            || (!now_anyway
+                && now.saturating_duration_since(self.reported_at) < SUPPRESSED_REPORT_EVERY)
+        {
+            return None;
+        }
+        self.reported_at = now;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// One child's budget, shared by the tasks that log its two streams.
+#[derive(Debug)]
+struct SharedBudget {
+    target: Arc<str>,
+    lines_per_s: u32,
+    burst: u32,
+    budget: Mutex<LogBudget>,
+}
+
+impl SharedBudget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogBudget> {
+        // Plain counters updated in one step; a panic elsewhere cannot leave them torn.
+        self.budget
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn admit(&self) -> bool {
+        self.lock().admit(Instant::now())
+    }
+
+    /// Logs the count of suppressed lines when one is due.
+    fn report(&self, now_anyway: bool) {
+        let due = self.lock().report(Instant::now(), now_anyway);
+        if let Some(n) = due {
+            tracing::warn!(
+                target = &*self.target,
+                suppressed = n,
+                lines_per_s = self.lines_per_s,
+                burst = self.burst,
+                "suppressed {n} lines of the child's output (over its log budget of {} lines/s)",
+                self.lines_per_s
+            );
+        }
+    }
+}
+
 /// A started child: its process (the leader of its own group) and the tasks logging its output.
 #[derive(Debug)]
 pub struct Running {
@@ -148,34 +254,47 @@ pub struct Running {
     pub pid: u32,
     pub start_ticks: Option<u64>,
     output: Vec<JoinHandle<()>>,
+    budget: Arc<SharedBudget>,
 }
 
 impl Running {
-    /// Takes the child's output pipes and logs them.
-    pub fn new(mut child: Child, target: &Arc<str>) -> io::Result<Self> {
+    /// Takes the child's output pipes and logs them, within the run block's log budget.
+    pub fn new(mut child: Child, target: &Arc<str>, run: &RunConfig) -> io::Result<Self> {
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other("the child exited before hale saw its pid"))?;
+        let budget = Arc::new(SharedBudget {
+            target: target.clone(),
+            lines_per_s: run.log_lines_per_s,
+            burst: run.log_burst,
+            budget: Mutex::new(LogBudget::new(
+                run.log_lines_per_s,
+                run.log_burst,
+                Instant::now(),
+            )),
+        });
         let mut output = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
             output.push(tokio::spawn(log_output(
-                target.clone(),
+                budget.clone(),
                 Stream::Stdout,
                 stdout,
             )));
         }
         if let Some(stderr) = child.stderr.take() {
             output.push(tokio::spawn(log_output(
-                target.clone(),
+                budget.clone(),
                 Stream::Stderr,
                 stderr,
             )));
         }
+        tokio::spawn(report_suppressed(budget.clone()));
         Ok(Self {
             child,
             pid,
             start_ticks: proc_start_ticks(pid),
             output,
+            budget,
         })
     }
 
@@ -193,6 +312,7 @@ impl Running {
                 tracing::debug!(pid = self.pid, "child output still open after it exited");
             }
         }
+        self.budget.report(true);
     }
 
     /// Stops the child: `signal` to its whole group, up to `timeout` for it to exit, then SIGKILL to the
@@ -252,16 +372,12 @@ pub fn signal_group(pgid: u32, signal: libc::c_int) {
 /// The start time of process `pid` in clock ticks since boot: field 22 of `/proc/<pid>/stat`. None when
 /// the process is gone or on systems without `/proc`.
 pub fn proc_start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_ticks(&stat)
+    crate::process::start_ticks(pid)
 }
 
-/// Field 22 of a `/proc/<pid>/stat` line. The second field (the command name, in parentheses) may hold
-/// spaces and parentheses, so the fields are counted from the last `)`.
+/// Field 22 of a `/proc/<pid>/stat` line.
 pub fn parse_start_ticks(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    // `rest` starts at field 3 (the state): field 22 is the 20th from there.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::process::parse_start_ticks(stat)
 }
 
 /// Reads one line of at most `max` bytes into `line` (without its `\n`), dropping the rest of a longer
@@ -298,8 +414,26 @@ pub async fn read_capped_line<R: AsyncBufRead + Unpin>(
     }
 }
 
-/// Logs a child's output stream line by line until it closes: stdout at INFO, stderr at WARN.
-async fn log_output(target: Arc<str>, stream: Stream, output: impl AsyncRead + Unpin) {
+/// Reports the child's suppressed lines once a period while its output is open.
+async fn report_suppressed(budget: Arc<SharedBudget>) {
+    let mut ticker = tokio::time::interval(SUPPRESSED_REPORT_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        // Only this task left: both streams are closed and `finish` reports the rest (or the child was
+        // dropped).
+        if Arc::strong_count(&budget) == 1 {
+            budget.report(true);
+            return;
+        }
+        budget.report(false);
+    }
+}
+
+/// Logs a child's output stream line by line until it closes: stdout at INFO, stderr at WARN. Lines past
+/// the child's budget are read and dropped (the child never blocks on a full pipe), and counted.
+async fn log_output(budget: Arc<SharedBudget>, stream: Stream, output: impl AsyncRead + Unpin) {
+    let target = budget.target.clone();
     let mut reader = BufReader::new(output);
     let mut line = Vec::with_capacity(256);
     loop {
@@ -311,6 +445,10 @@ async fn log_output(target: Arc<str>, stream: Stream, output: impl AsyncRead + U
                 return;
             }
         };
+        if !budget.admit() {
+            budget.report(false);
+            continue;
+        }
         let text = String::from_utf8_lossy(&line);
         let suffix = if cut { " [truncated]" } else { "" };
         match stream {
@@ -335,6 +473,35 @@ async fn log_output(target: Arc<str>, stream: Stream, output: impl AsyncRead + U
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_budget_lets_a_burst_through_then_the_rate_and_counts_the_rest_once_a_second() {
+        let t0 = Instant::now();
+        let mut budget = LogBudget::new(10, 5, t0);
+        let logged = (0..100).filter(|_| budget.admit(t0)).count();
+        assert_eq!(logged, 5, "the burst");
+        assert_eq!(
+            budget.report(t0, false),
+            None,
+            "not within the first second"
+        );
+        let later = t0 + Duration::from_millis(500);
+        let logged = (0..100).filter(|_| budget.admit(later)).count();
+        assert_eq!(logged, 5, "half a second at 10 lines/s");
+        let second = t0 + Duration::from_secs(1);
+        assert_eq!(budget.report(second, false), Some(190));
+        assert_eq!(budget.report(second, true), None, "nothing new");
+        let logged = (0..100).filter(|_| budget.admit(second)).count();
+        assert_eq!(logged, 5);
+        assert_eq!(
+            budget.report(second + Duration::from_millis(60), true),
+            Some(95),
+            "at the end, at once"
+        );
+        let idle = second + Duration::from_secs(60);
+        let logged = (0..100).filter(|_| budget.admit(idle)).count();
+        assert_eq!(logged, 5, "a long pause refills only up to the burst");
+    }
 
     #[test]
     fn start_ticks_are_field_22_even_when_the_name_holds_spaces_and_parentheses() {

@@ -134,11 +134,11 @@ impl Keeper {
             .as_ref()
             .ok_or_else(|| "the thread that starts children is not running".to_owned())?;
         let child = spawner
-            .spawn(self.slot.run.clone())
+            .spawn(self.slot.run.clone(), self.slot.env.clone())
             .await
             .map_err(|e| format!("{program}: {e}"))?;
-        let running =
-            Running::new(child, &self.slot.target).map_err(|e| format!("{program}: {e}"))?;
+        let running = Running::new(child, &self.slot.target, &self.slot.run)
+            .map_err(|e| format!("{program}: {e}"))?;
         let at = self.sup.clock.now();
         let pid = running.pid;
         let row = match self

@@ -4,10 +4,13 @@
 //! One task per target (`keeper.rs`) owns its child: it starts it, waits for it to exit, waits out the
 //! backoff (`backoff.rs`) on the `Clock` and starts it again. `restart()` and the cancellation reach it
 //! through that task, so a child is only ever started or stopped by one owner. Processes themselves are
-//! handled in `child.rs`; children that a killed hale left behind are found in `leftovers.rs`.
+//! handled in `child.rs`, their environment in `env.rs`; processes that a killed hale left behind are found
+//! in `leftovers.rs`. hale is a child subreaper while it supervises children: a grandchild whose parent
+//! dies is reparented to hale, which reaps it, and kills it at shutdown.
 
 mod backoff;
 mod child;
+pub mod env;
 mod keeper;
 mod leftovers;
 
@@ -29,7 +32,10 @@ use crate::store::Store;
 use crate::worker::Worker;
 
 pub use backoff::Backoff;
-pub use child::{parse_start_ticks, proc_start_ticks, MAX_LINE_BYTES};
+pub use child::{parse_start_ticks, proc_start_ticks, LogBudget, MAX_LINE_BYTES};
+
+/// How often adopted orphans are reaped when no SIGCHLD says so.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuperviseError {
@@ -78,6 +84,8 @@ type RestartRequest = oneshot::Sender<Result<(), SuperviseError>>;
 struct Slot {
     target: Arc<str>,
     run: Arc<RunConfig>,
+    /// The child's whole environment (`env.rs`), built once at start.
+    env: Arc<Vec<(String, String)>>,
     state: Mutex<SlotState>,
     restarts: mpsc::Sender<RestartRequest>,
     /// Taken by the keeper when the supervisor runs.
@@ -137,6 +145,8 @@ pub struct Supervisor {
     /// The run of hale before this one ended uncleanly: its children died with it, so this run's first start
     /// of each child is a restart (`restarts_total{cause="hale_restart"}`).
     after_unclean_end: AtomicBool,
+    /// This database's mark (`env::SUPERVISED_BY`): its canonical path.
+    mark: String,
 }
 
 impl Supervisor {
@@ -147,12 +157,20 @@ impl Supervisor {
         clock: Arc<dyn Clock>,
         metrics: HealMetrics,
     ) -> Self {
+        let mark = std::fs::canonicalize(store.path())
+            .unwrap_or_else(|_| store.path().to_owned())
+            .display()
+            .to_string();
+        let policy = env::EnvPolicy::from_config(config);
         let slots: BTreeMap<String, Arc<Slot>> = config
             .services
             .iter()
             .filter_map(|target| {
                 let run = target.run.clone()?;
                 let name = target.name.as_str().to_owned();
+                let mut child_env = policy.build(&name, &run.inherit_env, &run.env, env::from_hale);
+                child_env.retain(|(k, _)| k != env::SUPERVISED_BY);
+                child_env.push((env::SUPERVISED_BY.to_owned(), mark.clone()));
                 let (restarts, inbox) = mpsc::channel(8);
                 metrics.child_running(&name, false);
                 metrics.restarts_known(
@@ -168,6 +186,7 @@ impl Supervisor {
                     Arc::new(Slot {
                         target: Arc::from(name),
                         run: Arc::new(run),
+                        env: Arc::new(child_env),
                         state: Mutex::new(SlotState::default()),
                         restarts,
                         inbox: Mutex::new(Some(inbox)),
@@ -195,6 +214,7 @@ impl Supervisor {
             clock,
             metrics,
             after_unclean_end: AtomicBool::new(false),
+            mark,
         }
     }
 
@@ -248,7 +268,13 @@ impl Worker for Supervisor {
     /// returning when they are gone.
     fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            leftovers::clean_up(&self.store, self.clock.as_ref()).await;
+            if !self.slots.is_empty() {
+                if let Err(e) = crate::process::become_subreaper() {
+                    tracing::warn!(error = %e, "cannot become a child subreaper; a grandchild whose parent dies is not stopped with hale");
+                }
+            }
+            leftovers::clean_up(&self.store, self.clock.as_ref(), &self.mark).await;
+            let reaper = (!self.slots.is_empty()).then(|| tokio::spawn(reap(cancel.clone())));
             let keepers: Vec<_> = self
                 .slots
                 .values()
@@ -268,6 +294,40 @@ impl Worker for Supervisor {
                 }
             }
             cancel.cancelled().await;
+            if !self.slots.is_empty() {
+                leftovers::sweep_at_stop(&self.mark).await;
+            }
+            if let Some(reaper) = reaper {
+                let _ = reaper.await;
+            }
         })
     }
+}
+
+/// Reaps the orphans reparented to hale (it is their subreaper) when they exit: at every SIGCHLD, and every
+/// few seconds in case one was missed, until `cancel`.
+async fn reap(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigchld = match signal(SignalKind::child()) {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot watch SIGCHLD; orphans are reaped every few seconds");
+            None
+        }
+    };
+    let mut ticker = tokio::time::interval(REAP_EVERY);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = ticker.tick() => {}
+            Some(()) = async {
+                match sigchld.as_mut() {
+                    Some(stream) => stream.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+        let _ = tokio::task::spawn_blocking(crate::process::reap_adopted).await;
+    }
+    let _ = tokio::task::spawn_blocking(crate::process::reap_adopted).await;
 }

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::alerts::channels::{post_json, Channel, Failure};
-use crate::alerts::Notice;
+use crate::alerts::{labels, Notice};
 use crate::config::{AlertmanagerChannel, ChannelKind, Secret};
 use crate::records::AlertEventKind;
 
@@ -88,21 +88,28 @@ fn key(alert: &Value) -> Key {
     (label("alertname"), label("target"))
 }
 
-/// One alert as Alertmanager takes it. `endsAt` only when resolved.
+/// One alert as Alertmanager takes it. `endsAt` only when resolved. The labels are those the exported
+/// Prometheus rules carry too (`target`, `severity`, `class`, and `slo` for a burn rate), plus
+/// `source="hale"`, so the exported Alertmanager config groups and inhibits both alike.
 pub fn alert(notice: &Notice) -> Value {
     let mut alert = json!({
         "labels": {
             "alertname": notice.rule,
             "target": notice.target,
             "severity": notice.level.as_str(),
-            "source": "hale",
+            labels::SOURCE: labels::SOURCE_HALE,
+            labels::CLASS: notice.class.as_str(),
         },
         "annotations": {
             "summary": notice.summary,
             "description": notice.description,
+            "runbook_url": notice.runbook_url,
         },
         "startsAt": notice.fired_at.to_rfc3339(),
     });
+    if let Some(slo) = notice.class.slo() {
+        alert["labels"][labels::SLO] = json!(slo);
+    }
     if notice.kind == AlertEventKind::Resolved {
         alert["endsAt"] = json!(notice.resolved_at.unwrap_or(notice.at).to_rfc3339());
     }
@@ -167,6 +174,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
+    use crate::alerts::AlertClass;
     use crate::records::AlertLevel;
 
     #[test]
@@ -193,11 +201,48 @@ mod tests {
             suppressed: 0,
             at,
             generator_url: String::new(),
+            class: AlertClass::TargetDown,
+            runbook_url: "https://x.example/runbooks.md#haletargetdown".into(),
         };
         am.restore(&notice);
         assert_eq!(am.firing_count(), 1);
         let alert = am.firing().values().next().cloned().unwrap();
         assert_eq!(alert["labels"]["alertname"], "target_down");
         assert!(alert.get("endsAt").is_none());
+    }
+
+    #[test]
+    fn the_labels_are_those_the_exported_rules_share() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+        let notice = |rule: &str, class| Notice {
+            alert_id: 1,
+            event_id: 0,
+            kind: AlertEventKind::Fired,
+            rule: rule.into(),
+            target: "api".into(),
+            level: AlertLevel::Critical,
+            summary: "s".into(),
+            description: String::new(),
+            fired_at: at,
+            resolved_at: None,
+            suppressed: 0,
+            at,
+            generator_url: String::new(),
+            class,
+            runbook_url: format!("https://x.example/r.md#{rule}"),
+        };
+        let down = alert(&notice("target_down", AlertClass::TargetDown));
+        assert_eq!(
+            down["labels"],
+            json!({"alertname": "target_down", "target": "api", "severity": "critical",
+                   "source": "hale", "class": "target_down"})
+        );
+        assert_eq!(
+            down["annotations"]["runbook_url"],
+            "https://x.example/r.md#target_down"
+        );
+        let burn = alert(&notice("slo_fast_burn", AlertClass::SloBurn));
+        assert_eq!(burn["labels"]["class"], "slo_burn");
+        assert_eq!(burn["labels"]["slo"], "target-availability");
     }
 }

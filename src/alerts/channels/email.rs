@@ -10,7 +10,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::json;
 
-use crate::alerts::channels::{tag, Channel, Failure};
+use crate::alerts::channels::{base64, tag, Channel, Failure};
 use crate::alerts::Notice;
 use crate::config::{ChannelKind, EmailChannel, Secret, SmtpSecurity};
 
@@ -18,11 +18,18 @@ use crate::config::{ChannelKind, EmailChannel, Secret, SmtpSecurity};
 pub struct Email {
     config: EmailChannel,
     timeout: Duration,
+    /// What to scrub from an SMTP error besides the password: the forms the credentials travel in.
+    secrets: Vec<Secret>,
 }
 
 impl Email {
     pub fn new(config: EmailChannel, timeout: Duration) -> Self {
-        Self { config, timeout }
+        let secrets = credential_forms(config.username.as_deref(), config.password.as_ref());
+        Self {
+            config,
+            timeout,
+            secrets,
+        }
     }
 
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, Failure> {
@@ -120,8 +127,35 @@ impl Channel for Email {
     }
 
     fn secrets(&self) -> Vec<&Secret> {
-        self.config.password.iter().collect()
+        self.secrets.iter().collect()
     }
+}
+
+/// The password, and the strings SMTP authentication sends: `AUTH PLAIN` sends
+/// base64(`authzid\0user\0password`), with an empty or repeated authzid, and `AUTH LOGIN` sends base64(user)
+/// and base64(password) on their own lines. `scrub` hides each of them in clear and in base64; the user's
+/// own base64 forms are listed as they are, since the user name in clear is not a secret.
+fn credential_forms(user: Option<&str>, password: Option<&Secret>) -> Vec<Secret> {
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Vec::new();
+    };
+    let mut forms = vec![password.clone()];
+    if let Some(user) = user.filter(|u| !u.is_empty()) {
+        let pass = password.expose();
+        forms.extend([
+            Secret::new(format!("\0{user}\0{pass}")),
+            Secret::new(format!("{user}\0{user}\0{pass}")),
+            Secret::new(format!("{user}\0{pass}")),
+        ]);
+        // A very short user name encodes to a few characters that could match ordinary words.
+        let encoded_user = base64(user.as_bytes());
+        let unpadded = encoded_user.trim_end_matches('=').to_owned();
+        if unpadded.len() >= 6 {
+            forms.push(Secret::new(encoded_user));
+            forms.push(Secret::new(unpadded));
+        }
+    }
+    forms
 }
 
 fn smtp_error(err: &lettre::transport::smtp::Error) -> String {

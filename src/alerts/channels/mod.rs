@@ -59,15 +59,91 @@ pub trait Channel: Send + Sync + 'static {
     fn secrets(&self) -> Vec<&Secret>;
 }
 
-/// `text` with every non-empty secret replaced by `***`.
+/// `text` with every non-empty secret replaced by `***`, in clear and in base64: SMTP sends credentials
+/// base64-encoded (`AUTH PLAIN`, `AUTH LOGIN`) and a receiver may echo them back in its error. Besides the
+/// whole encoding, every run of base64 characters that the secret alone determines is looked for, at each
+/// of the three alignments it can have inside a longer encoded string (a password inside
+/// `base64("\0user\0password")`), as long as that run is at least `MIN_ENCODED_RUN` characters; the whole
+/// base64 word around a match is replaced. Longer forms go first, so a shorter one never leaves part of a
+/// longer one behind.
 pub fn scrub(text: &str, secrets: &[&Secret]) -> String {
+    let mut raw: Vec<&str> = secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.expose())
+        .collect();
+    raw.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut text = text.to_owned();
-    for secret in secrets {
-        if !secret.is_empty() {
-            text = text.replace(secret.expose(), REDACTED);
+    for secret in &raw {
+        text = text.replace(secret, REDACTED);
+    }
+    let mut encoded: Vec<String> = raw
+        .iter()
+        .flat_map(|s| encoded_forms(s.as_bytes()))
+        .collect();
+    encoded.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    for form in &encoded {
+        while let Some(at) = text.find(form.as_str()) {
+            let is_base64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
+            let start = text[..at]
+                .char_indices()
+                .rev()
+                .take_while(|(_, c)| is_base64(*c))
+                .last()
+                .map_or(at, |(i, _)| i);
+            let end = text[at..]
+                .char_indices()
+                .find(|(_, c)| !(is_base64(*c) || *c == '='))
+                .map_or(text.len(), |(i, _)| at + i);
+            text.replace_range(start..end, REDACTED);
         }
     }
     text
+}
+
+/// Shorter runs of base64 text are not scrubbed: they could match ordinary words.
+const MIN_ENCODED_RUN: usize = 8;
+
+/// The base64 forms of `secret`, longest first: its padded encoding, then, for each alignment inside a
+/// longer encoded string, the characters that depend on the secret's bytes only.
+fn encoded_forms(secret: &[u8]) -> Vec<String> {
+    let mut forms = vec![base64(secret)];
+    for offset in 0..3usize {
+        let mut shifted = vec![0u8; offset];
+        shifted.extend_from_slice(secret);
+        let encoded = base64(&shifted);
+        // Character i holds bits 6i..6i+6 of the input; keep those that lie within the secret's bits.
+        let first = (8 * offset).div_ceil(6);
+        let end = (8 * (offset + secret.len())) / 6;
+        if end >= first + MIN_ENCODED_RUN {
+            forms.push(encoded[first..end].to_owned());
+        }
+    }
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    forms
+}
+
+/// Standard base64 (RFC 4648, with `=` padding).
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The level in capitals, as subjects and titles show it.
@@ -169,6 +245,49 @@ mod tests {
         assert_eq!(
             scrub("failed for http://x/hook/SECRET1 now", &[&url, &empty]),
             "failed for *** now"
+        );
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (raw, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(raw.as_bytes()), encoded, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn scrub_hides_a_secret_encoded_alone_or_inside_a_longer_encoding() {
+        let password = Secret::new("PASSWORDXYZZY987");
+        for user in ["hale", "ops", "alerts@example.com", "x"] {
+            for framed in [
+                format!("\0{user}\0PASSWORDXYZZY987"),
+                format!("{user}\0{user}\0PASSWORDXYZZY987"),
+                format!("{user}\0PASSWORDXYZZY987"),
+                "PASSWORDXYZZY987".to_owned(),
+            ] {
+                let encoded = base64(framed.as_bytes());
+                let unpadded = encoded.trim_end_matches('=');
+                let text =
+                    format!("smtp: permanent error (535): 5.7.8 rejected {encoded} / {unpadded}");
+                let shown = scrub(&text, &[&password]);
+                assert_eq!(
+                    shown, "smtp: permanent error (535): 5.7.8 rejected *** / ***",
+                    "{user}"
+                );
+            }
+        }
+        // Ordinary text is left alone.
+        assert_eq!(
+            scrub("connection refused (os error 111)", &[&password]),
+            "connection refused (os error 111)"
         );
     }
 }

@@ -77,7 +77,8 @@ pub async fn dead_letters(
 ///
 /// A notice becomes a dead letter once `alerts.channels.delivery.max_attempts` attempts failed (or at once
 /// when the receiver refused it for good, such as a 404). Each keeps the payload it would have sent and the
-/// last error.
+/// last error. Needs the `operate` role: an error is what a receiver answered, and some receivers quote
+/// what they were sent.
 #[utoipa::path(
     tag = "alerts",
     params(AuditParams),

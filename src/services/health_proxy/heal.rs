@@ -27,7 +27,7 @@ const MAX_LIMIT: u32 = 1_000;
     "verify_latency_ms": 1830.5, "error": null
 }))]
 pub struct HealView {
-    /// The stored row's id; null in the answer of `POST /heal/{target}`.
+    /// The stored row's id (null only when the attempt could not be stored, which hale logs).
     pub id: Option<i64>,
     pub target: String,
     pub trigger: HealTrigger,
@@ -123,7 +123,7 @@ pub async fn heal_events(
     params(("target" = String, Path, description = "A configured target's name", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")),
     responses(
         (status = 200, description = "Healed", body = HealView, example = json!({
-            "id": null, "target": "api", "trigger": "manual", "action": "restart_child",
+            "id": 43, "target": "api", "trigger": "manual", "action": "restart_child",
             "started_at": "2026-11-26T12:00:03Z", "finished_at": "2026-11-26T12:00:05Z", "outcome": "healed",
             "verify_latency_ms": 1830.5, "error": null
         })),
@@ -131,13 +131,13 @@ pub async fn heal_events(
         (status = 403, description = "The token's role is weaker than operate", body = ErrorBody),
         (status = 404, description = "No such target", body = ErrorBody),
         (status = 409, description = "A protection refused the heal; `outcome` says which", body = HealView, example = json!({
-            "id": null, "target": "api", "trigger": "manual", "action": "restart_child",
+            "id": 43, "target": "api", "trigger": "manual", "action": "restart_child",
             "started_at": "2026-11-26T12:00:03Z", "finished_at": "2026-11-26T12:00:03Z",
             "outcome": "skipped_cooldown", "verify_latency_ms": null,
             "error": "healed at 2026-11-26T11:58:41+00:00, less than the cooldown of 300 s ago"
         })),
         (status = 502, description = "The action ran, but the target did not answer up in time", body = HealView, example = json!({
-            "id": null, "target": "api", "trigger": "manual", "action": "restart_child",
+            "id": 43, "target": "api", "trigger": "manual", "action": "restart_child",
             "started_at": "2026-11-26T12:00:03Z", "finished_at": "2026-11-26T12:00:33Z", "outcome": "failed",
             "verify_latency_ms": null,
             "error": "still not up 30 s after the action: status 503, expected 200"
@@ -150,9 +150,9 @@ pub async fn heal_target(
     state: web::Data<HealthProxyState>,
     target: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = state
+    let (id, record) = state
         .healer
-        .heal(&target, HealTrigger::Manual, false)
+        .heal_stored(&target, HealTrigger::Manual, false)
         .await
         .map_err(|e| match e {
             HealError::UnknownTarget(_) => ApiError::NotFound(e.to_string()),
@@ -160,7 +160,7 @@ pub async fn heal_target(
             HealError::InMaintenance { .. } => ApiError::internal(e),
         })?;
     let outcome = record.outcome;
-    let view = HealView::new(None, record);
+    let view = HealView::new(id, record);
     Ok(match outcome {
         HealOutcome::Healed => HttpResponse::Ok().json(view),
         HealOutcome::Failed => HttpResponse::BadGateway().json(view),
