@@ -3,18 +3,29 @@
 //! States and rules:
 //! - **Closed** admits every call. A failure adds one to `consecutive_failures`, a success resets it to 0; when it
 //!   reaches `failure_threshold` the breaker opens with `retry_at = now + open_timeout`.
-//! - **Open** rejects every call with its `retry_at` until `now >= retry_at`; the first admission attempt at or
-//!   after `retry_at` moves it to half-open and admits that call as the trial.
+//! - **Open** rejects every on-demand call with its `retry_at` until `now >= retry_at`; the first admission
+//!   attempt at or after `retry_at` moves it to half-open and admits that call as the trial.
 //! - **HalfOpen** admits one trial at a time and rejects the rest. `success_threshold` trial successes close it
 //!   (counters reset); one trial failure reopens it with a fresh `retry_at`. An abandoned trial (`abandon()`)
 //!   frees the slot without counting either way.
 //!
+//! Those rules are for on-demand calls (`admit`). A scheduled call (`admit_scheduled`: the owner's own check at
+//! its fixed cadence, which bounds its rate) is never rejected, in any state; while the breaker is not Closed it
+//! is a trial:
+//! - in **Open** it leaves the state as it is while in flight. Its success is the first trial success: the
+//!   breaker moves to HalfOpen, or straight to Closed when `success_threshold` is 1 (reason
+//!   `scheduled_check_succeeded`). Its failure keeps the breaker Open, without a transition, and moves
+//!   `retry_at` to `now + open_timeout`: a target the schedule just saw fail gets no on-demand trial;
+//! - in **HalfOpen** it counts like any trial, and is admitted even while another trial is in flight.
+//!
+//! While a scheduled trial is in flight in Open, on-demand calls are rejected even past `retry_at`.
+//!
 //! Late results (a call admitted in an older state) never corrupt the machine:
-//! - while Open, successes and failures are ignored (a late failure does not extend `retry_at`, a late success
-//!   does not close it);
-//! - while HalfOpen, a result only counts when a trial is in flight. The core cannot tell the trial's report from a
-//!   late one; `SharedBreaker`'s `Permit` can, and drops any report or abandon made after the breaker changed state
-//!   since the permit was granted.
+//! - while Open or HalfOpen, a result only counts when a trial is in flight; so while Open with no scheduled
+//!   trial in flight, successes and failures are ignored (a late failure does not extend `retry_at`, a late
+//!   success does not close it). The core cannot tell the trial's report from a late one; `SharedBreaker`'s
+//!   `Permit` can, and drops any report or abandon made after the breaker changed state since the permit was
+//!   granted.
 //!
 //! Thresholds of 0 behave like 1. Every state change returns a `Transition`; the caller logs, counts and persists it.
 
@@ -89,6 +100,8 @@ pub enum TransitionReason {
     TrialFailed,
     /// Open -> HalfOpen at restore: the persisted `retry_at` had passed while the process was down.
     Restored,
+    /// Open -> HalfOpen (or Closed when `success_threshold` is 1): a scheduled check made while open succeeded.
+    ScheduledCheckSucceeded,
 }
 
 impl TransitionReason {
@@ -100,6 +113,7 @@ impl TransitionReason {
             Self::TrialSucceeded => "trial_succeeded",
             Self::TrialFailed => "trial_failed",
             Self::Restored => "restored",
+            Self::ScheduledCheckSucceeded => "scheduled_check_succeeded",
         }
     }
 }
@@ -151,8 +165,8 @@ impl Default for BreakerSettings {
 pub enum Admission {
     /// Go ahead, then report `on_success`, `on_failure` or `abandon`.
     Admitted,
-    /// Do not call. `retry_at` is when an Open breaker will allow a trial; `None` when a half-open trial is
-    /// already in flight.
+    /// Do not call. `retry_at` is when an Open breaker will allow a trial; `None` when a trial is already in
+    /// flight (half-open, or a scheduled trial of an open breaker past its `retry_at`).
     Rejected { retry_at: Option<DateTime<Utc>> },
 }
 
@@ -178,8 +192,9 @@ pub struct Breaker {
     consecutive_successes: u32,
     /// Some exactly while Open.
     retry_at: Option<DateTime<Utc>>,
-    /// Only meaningful in HalfOpen: a trial has been admitted and has not reported yet.
-    trial_in_flight: bool,
+    /// Trials admitted and not reported yet: on-demand or scheduled ones in HalfOpen, scheduled ones in Open.
+    /// Always 0 in Closed.
+    trials_in_flight: u32,
     /// Bumped on every state change; lets a `Permit` recognise a report from an older state.
     generation: u64,
 }
@@ -193,7 +208,7 @@ impl Breaker {
             consecutive_failures: 0,
             consecutive_successes: 0,
             retry_at: None,
-            trial_in_flight: false,
+            trials_in_flight: 0,
             generation: 0,
         }
     }
@@ -208,8 +223,9 @@ impl Breaker {
         &self.settings
     }
 
-    /// Decides whether a call may go ahead at `now`. An Open breaker whose `retry_at` has come moves to HalfOpen
-    /// here (the returned transition) and admits this call as the trial.
+    /// Decides whether an on-demand call may go ahead at `now`. An Open breaker whose `retry_at` has come moves
+    /// to HalfOpen here (the returned transition) and admits this call as the trial, unless a scheduled trial is
+    /// in flight.
     pub fn admit(&mut self, now: DateTime<Utc>) -> (Admission, Option<Transition>) {
         match self.state {
             BreakerState::Closed => (Admission::Admitted, None),
@@ -220,59 +236,70 @@ impl Breaker {
                     },
                     None,
                 ),
+                _ if self.trials_in_flight > 0 => (Admission::Rejected { retry_at: None }, None),
                 _ => {
                     let transition =
                         self.enter_half_open(now, TransitionReason::OpenTimeoutElapsed);
-                    self.trial_in_flight = true;
+                    self.trials_in_flight = 1;
                     (Admission::Admitted, Some(transition))
                 }
             },
-            BreakerState::HalfOpen if self.trial_in_flight => {
+            BreakerState::HalfOpen if self.trials_in_flight > 0 => {
                 (Admission::Rejected { retry_at: None }, None)
             }
             BreakerState::HalfOpen => {
-                self.trial_in_flight = true;
+                self.trials_in_flight = 1;
                 (Admission::Admitted, None)
             }
         }
     }
 
+    /// Admits a scheduled call: always, and without a state change. While the breaker is Open or HalfOpen the
+    /// call is a trial, reported like any other with `on_success`, `on_failure` or `abandon`.
+    pub fn admit_scheduled(&mut self) {
+        if self.state != BreakerState::Closed {
+            self.trials_in_flight = self.trials_in_flight.saturating_add(1);
+        }
+    }
+
     /// Reports a successful call. Closed: resets the failure count. HalfOpen with a trial in flight: counts a
-    /// trial success and closes at `success_threshold`. Otherwise ignored.
+    /// trial success and closes at `success_threshold`. Open with a scheduled trial in flight: the first trial
+    /// success, so HalfOpen (or Closed at a `success_threshold` of 1). Otherwise ignored.
     pub fn on_success(&mut self, now: DateTime<Utc>) -> Option<Transition> {
         match self.state {
             BreakerState::Closed => {
                 self.consecutive_failures = 0;
                 None
             }
-            BreakerState::Open => None,
-            BreakerState::HalfOpen => {
-                if !self.trial_in_flight {
+            BreakerState::Open => {
+                if !self.take_trial() {
                     return None;
                 }
-                self.trial_in_flight = false;
+                if self.settings.success_threshold > 1 {
+                    let transition =
+                        self.enter_half_open(now, TransitionReason::ScheduledCheckSucceeded);
+                    self.consecutive_successes = 1;
+                    return Some(transition);
+                }
+                Some(self.enter_closed(now, TransitionReason::ScheduledCheckSucceeded))
+            }
+            BreakerState::HalfOpen => {
+                if !self.take_trial() {
+                    return None;
+                }
                 self.consecutive_successes = self.consecutive_successes.saturating_add(1);
                 if self.consecutive_successes < self.settings.success_threshold {
                     return None;
                 }
-                self.state = BreakerState::Closed;
-                self.consecutive_failures = 0;
-                self.consecutive_successes = 0;
-                self.retry_at = None;
-                self.generation = self.generation.wrapping_add(1);
-                Some(Transition {
-                    from: BreakerState::HalfOpen,
-                    to: BreakerState::Closed,
-                    at: now,
-                    retry_at: None,
-                    reason: TransitionReason::TrialSucceeded,
-                })
+                Some(self.enter_closed(now, TransitionReason::TrialSucceeded))
             }
         }
     }
 
     /// Reports a failed call. Closed: counts it and opens at `failure_threshold`. HalfOpen with a trial in
-    /// flight: reopens with a fresh timeout. Otherwise ignored (a late failure never extends `retry_at`).
+    /// flight: reopens with a fresh timeout. Open with a scheduled trial in flight: counts it and moves
+    /// `retry_at` to `now + open_timeout`, without a transition. Otherwise ignored (a late failure never extends
+    /// `retry_at`).
     pub fn on_failure(&mut self, now: DateTime<Utc>) -> Option<Transition> {
         match self.state {
             BreakerState::Closed => {
@@ -282,9 +309,15 @@ impl Breaker {
                 }
                 Some(self.enter_open(now, TransitionReason::FailureThreshold))
             }
-            BreakerState::Open => None,
+            BreakerState::Open => {
+                if self.take_trial() {
+                    self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                    self.retry_at = Some(add_saturating(now, self.settings.open_timeout));
+                }
+                None
+            }
             BreakerState::HalfOpen => {
-                if !self.trial_in_flight {
+                if !self.take_trial() {
                     return None;
                 }
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
@@ -293,12 +326,19 @@ impl Breaker {
         }
     }
 
-    /// The admitted call will never report (e.g. its future was cancelled): frees the half-open trial slot
-    /// without counting a success or a failure. No effect in other states.
+    /// The admitted call will never report (e.g. its future was cancelled): frees its trial slot without
+    /// counting a success or a failure. No effect in Closed.
     pub fn abandon(&mut self) {
-        if self.state == BreakerState::HalfOpen {
-            self.trial_in_flight = false;
+        self.take_trial();
+    }
+
+    /// Ends one trial in flight; false when there was none (the report is a late one).
+    fn take_trial(&mut self) -> bool {
+        if self.trials_in_flight == 0 {
+            return false;
         }
+        self.trials_in_flight -= 1;
+        true
     }
 
     /// The persisted form; `updated_at` is `now`. A trial in flight is not recorded (it cannot survive a restart).
@@ -353,7 +393,7 @@ impl Breaker {
         self.state = BreakerState::Open;
         self.consecutive_successes = 0;
         self.retry_at = Some(retry_at);
-        self.trial_in_flight = false;
+        self.trials_in_flight = 0;
         self.generation = self.generation.wrapping_add(1);
         Transition {
             from,
@@ -364,12 +404,29 @@ impl Breaker {
         }
     }
 
+    fn enter_closed(&mut self, now: DateTime<Utc>, reason: TransitionReason) -> Transition {
+        let from = self.state;
+        self.state = BreakerState::Closed;
+        self.consecutive_failures = 0;
+        self.consecutive_successes = 0;
+        self.retry_at = None;
+        self.trials_in_flight = 0;
+        self.generation = self.generation.wrapping_add(1);
+        Transition {
+            from,
+            to: BreakerState::Closed,
+            at: now,
+            retry_at: None,
+            reason,
+        }
+    }
+
     fn enter_half_open(&mut self, now: DateTime<Utc>, reason: TransitionReason) -> Transition {
         let from = self.state;
         self.state = BreakerState::HalfOpen;
         self.consecutive_successes = 0;
         self.retry_at = None;
-        self.trial_in_flight = false;
+        self.trials_in_flight = 0;
         self.generation = self.generation.wrapping_add(1);
         Transition {
             from,
@@ -384,7 +441,7 @@ impl Breaker {
 /// A call refused by `SharedBreaker::try_acquire`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejected {
-    /// When an Open breaker will allow a trial; `None` while a half-open trial is in flight.
+    /// When an Open breaker will allow a trial; `None` while a trial is in flight.
     pub retry_at: Option<DateTime<Utc>>,
     /// The state that refused the call.
     pub state: BreakerState,
@@ -478,6 +535,18 @@ impl SharedBreaker {
                 retry_at,
                 state: breaker.state(),
             }),
+        }
+    }
+
+    /// Makes one scheduled call: never refused (see `Breaker::admit_scheduled`); report the outcome through the
+    /// `Permit` as with `try_acquire`.
+    pub fn acquire_scheduled(&self) -> Permit {
+        let mut breaker = self.lock();
+        breaker.admit_scheduled();
+        Permit {
+            breaker: self.clone(),
+            generation: breaker.generation,
+            reported: false,
         }
     }
 
@@ -622,6 +691,10 @@ mod tests {
         assert_eq!(TransitionReason::TrialSucceeded.as_str(), "trial_succeeded");
         assert_eq!(TransitionReason::TrialFailed.as_str(), "trial_failed");
         assert_eq!(TransitionReason::Restored.as_str(), "restored");
+        assert_eq!(
+            TransitionReason::ScheduledCheckSucceeded.as_str(),
+            "scheduled_check_succeeded"
+        );
     }
 
     #[test]
@@ -1063,6 +1136,257 @@ mod tests {
         assert!(seen
             .iter()
             .all(|t| t.retry_at.is_some() == (t.to == BreakerState::Open)));
+    }
+
+    #[test]
+    fn a_scheduled_check_is_admitted_while_open_and_moves_nothing_by_itself() {
+        let clock = clock();
+        let mut core = Breaker::new(BreakerSettings::default());
+        core.admit_scheduled();
+        assert_eq!(
+            core.on_failure(clock.now()),
+            None,
+            "closed: an ordinary call"
+        );
+        assert_eq!(core.snapshot(clock.now()).consecutive_failures, 1);
+
+        let mut core = Breaker::new(BreakerSettings::default());
+        open_core(&mut core, &clock);
+        let retry_at = t0() + TimeDelta::seconds(60);
+        clock.advance(secs(30));
+        core.admit_scheduled();
+        let snap = core.snapshot(clock.now());
+        assert_eq!(
+            (snap.state, snap.retry_at, snap.consecutive_successes),
+            (BreakerState::Open, Some(retry_at), 0)
+        );
+        assert_eq!(
+            core.admit(clock.now()),
+            (
+                Admission::Rejected {
+                    retry_at: Some(retry_at)
+                },
+                None
+            ),
+            "on-demand calls are still refused before retry_at"
+        );
+    }
+
+    #[test]
+    fn a_scheduled_success_while_open_half_opens_and_the_next_one_closes() {
+        let clock = clock();
+        let shared = shared(&clock);
+        open_shared(&shared);
+        clock.advance(secs(30));
+        let trial = shared.acquire_scheduled();
+        assert_eq!(
+            trial.success(),
+            Some(Transition {
+                from: BreakerState::Open,
+                to: BreakerState::HalfOpen,
+                at: t0() + TimeDelta::seconds(30),
+                retry_at: None,
+                reason: TransitionReason::ScheduledCheckSucceeded,
+            }),
+            "well before retry_at"
+        );
+        let snap = shared.snapshot();
+        assert_eq!(
+            (snap.state, snap.consecutive_successes, snap.retry_at),
+            (BreakerState::HalfOpen, 1, None),
+            "the scheduled success is the first trial success"
+        );
+
+        clock.advance(secs(30));
+        let trial = shared.acquire_scheduled();
+        assert_eq!(
+            trial.success(),
+            Some(Transition {
+                from: BreakerState::HalfOpen,
+                to: BreakerState::Closed,
+                at: t0() + TimeDelta::seconds(60),
+                retry_at: None,
+                reason: TransitionReason::TrialSucceeded,
+            })
+        );
+        let snap = shared.snapshot();
+        assert_eq!(
+            (
+                snap.consecutive_failures,
+                snap.consecutive_successes,
+                snap.retry_at
+            ),
+            (0, 0, None)
+        );
+    }
+
+    #[test]
+    fn with_a_success_threshold_of_one_a_scheduled_success_closes_an_open_breaker() {
+        let clock = clock();
+        let settings = BreakerSettings {
+            success_threshold: 1,
+            ..BreakerSettings::default()
+        };
+        let mut core = Breaker::new(settings);
+        open_core(&mut core, &clock);
+        clock.advance(secs(5));
+        core.admit_scheduled();
+        assert_eq!(
+            core.on_success(clock.now()),
+            Some(Transition {
+                from: BreakerState::Open,
+                to: BreakerState::Closed,
+                at: t0() + TimeDelta::seconds(5),
+                retry_at: None,
+                reason: TransitionReason::ScheduledCheckSucceeded,
+            })
+        );
+        let snap = core.snapshot(clock.now());
+        assert_eq!(
+            (
+                snap.state,
+                snap.consecutive_failures,
+                snap.consecutive_successes,
+                snap.retry_at
+            ),
+            (BreakerState::Closed, 0, 0, None)
+        );
+        assert_eq!(core.admit(clock.now()), (Admission::Admitted, None));
+    }
+
+    #[test]
+    fn a_scheduled_failure_while_open_keeps_it_open_and_moves_retry_at() {
+        let clock = clock();
+        let mut core = Breaker::new(BreakerSettings::default());
+        open_core(&mut core, &clock);
+        clock.advance(secs(50));
+        core.admit_scheduled();
+        assert_eq!(core.on_failure(clock.now()), None, "no transition");
+        let fresh_retry_at = t0() + TimeDelta::seconds(50 + 60);
+        let snap = core.snapshot(clock.now());
+        assert_eq!(
+            (snap.state, snap.retry_at, snap.consecutive_failures),
+            (BreakerState::Open, Some(fresh_retry_at), 6)
+        );
+        // At the old retry_at an on-demand call is still refused: the schedule has just seen the target fail.
+        clock.advance(secs(10));
+        assert_eq!(
+            core.admit(clock.now()),
+            (
+                Admission::Rejected {
+                    retry_at: Some(fresh_retry_at)
+                },
+                None
+            )
+        );
+        // A late failure (no trial in flight) still moves nothing.
+        assert_eq!(core.on_failure(clock.now()), None);
+        assert_eq!(core.snapshot(clock.now()).retry_at, Some(fresh_retry_at));
+        assert_eq!(core.snapshot(clock.now()).consecutive_failures, 6);
+    }
+
+    #[test]
+    fn on_demand_calls_are_refused_while_a_scheduled_trial_of_an_open_breaker_is_in_flight() {
+        let clock = clock();
+        let shared = shared(&clock);
+        open_shared(&shared);
+        clock.advance(secs(60));
+        let scheduled = shared.acquire_scheduled();
+        let rejected = shared
+            .try_acquire()
+            .expect_err("a trial is in flight, past retry_at");
+        assert_eq!(
+            rejected,
+            Rejected {
+                retry_at: None,
+                state: BreakerState::Open
+            }
+        );
+        assert_eq!(
+            rejected.to_string(),
+            "circuit breaker is open, a trial call is in flight"
+        );
+        drop(scheduled);
+        assert_eq!(
+            shared.state(),
+            BreakerState::Open,
+            "abandon counts neither way"
+        );
+        let (trial, transition) = shared
+            .try_acquire()
+            .expect("slot freed by the dropped scheduled permit");
+        assert_eq!(
+            transition.map(|t| t.reason),
+            Some(TransitionReason::OpenTimeoutElapsed)
+        );
+        assert_eq!(trial.success(), None);
+    }
+
+    #[test]
+    fn a_scheduled_check_in_half_open_is_admitted_beside_an_on_demand_trial() {
+        let clock = clock();
+        let shared = shared(&clock);
+        open_shared(&shared);
+        clock.advance(secs(60));
+        let (on_demand, _) = shared.try_acquire().expect("the on-demand trial");
+        assert!(
+            shared.try_acquire().is_err(),
+            "one on-demand trial at a time"
+        );
+        let scheduled = shared.acquire_scheduled();
+        assert_eq!(scheduled.success(), None, "1 of 2 successes");
+        assert_eq!(shared.state(), BreakerState::HalfOpen);
+        assert!(
+            shared.try_acquire().is_err(),
+            "the on-demand trial still holds its slot"
+        );
+        assert_eq!(
+            on_demand.success().map(|t| (t.to, t.reason)),
+            Some((BreakerState::Closed, TransitionReason::TrialSucceeded))
+        );
+
+        // A failed scheduled trial in half-open reopens it like any trial.
+        open_shared(&shared);
+        clock.advance(secs(60));
+        let (trial, _) = shared.try_acquire().expect("trial");
+        assert_eq!(trial.success(), None);
+        let scheduled = shared.acquire_scheduled();
+        assert_eq!(
+            scheduled.failure().map(|t| (t.from, t.to, t.reason)),
+            Some((
+                BreakerState::HalfOpen,
+                BreakerState::Open,
+                TransitionReason::TrialFailed
+            ))
+        );
+    }
+
+    #[test]
+    fn a_late_report_is_not_taken_for_a_scheduled_trial_of_an_open_breaker() {
+        let clock = clock();
+        let shared = shared(&clock);
+        let (late, _) = shared.try_acquire().expect("closed admits");
+        open_shared(&shared);
+        clock.advance(secs(10));
+        let scheduled = shared.acquire_scheduled();
+        assert_eq!(late.success(), None);
+        assert_eq!(
+            shared.state(),
+            BreakerState::Open,
+            "a late success closes nothing"
+        );
+        assert_eq!(
+            scheduled.success().map(|t| t.to),
+            Some(BreakerState::HalfOpen)
+        );
+
+        // The core alone: a report with no trial in flight is late and ignored while open.
+        let mut core = Breaker::new(BreakerSettings::default());
+        open_core(&mut core, &clock);
+        core.admit_scheduled();
+        core.abandon();
+        assert_eq!(core.on_success(clock.now()), None);
+        assert_eq!(core.state(), BreakerState::Open);
     }
 
     #[test]

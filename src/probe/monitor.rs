@@ -181,9 +181,10 @@ impl Monitor {
         check::run_check(&self.client, &target.config).await
     }
 
-    /// Checks one target: through its breaker, bounded by its timeout and by the global probe bound,
-    /// persisted and counted. When a check of the target is already running, waits for it and returns its
-    /// result (`shared: true`) instead of probing again.
+    /// Checks one target: through its breaker (an on-demand check of an open breaker is answered
+    /// `circuit_open`; a scheduled check always probes, as the breaker's trial), bounded by its timeout and by
+    /// the global probe bound, persisted and counted. When a check of the target is already running, waits
+    /// for it and returns its result (`shared: true`) instead of probing again.
     pub async fn check(&self, target: &Target, source: CheckSource) -> LatestCheck {
         // Without a token nothing can cancel the wait, so there is always a report.
         self.check_until(target, source, None)
@@ -202,8 +203,12 @@ impl Monitor {
         let seen = target.finished.load(Ordering::Acquire);
         let _turn = wait_unless_cancelled(cancel, target.turn.lock()).await?;
         if target.finished.load(Ordering::Acquire) != seen {
-            // A check that was running when this caller arrived has finished: its result is the answer.
-            if let Some(mut report) = target.latest() {
+            // A check that was running when this caller arrived has finished: its result is the answer. A
+            // scheduled check does not take a `circuit_open` answer given to an on-demand one: it probes.
+            if let Some(mut report) = target
+                .latest()
+                .filter(|r| source != CheckSource::Monitor || r.outcome != Outcome::CircuitOpen)
+            {
                 self.metrics.check_shared(target.name());
                 if source == CheckSource::Monitor {
                     self.store_unstored_as_background(target).await;
@@ -223,11 +228,22 @@ impl Monitor {
         source: CheckSource,
         cancel: Option<&CancellationToken>,
     ) -> Option<LatestCheck> {
-        let result = match target.breaker.try_acquire() {
+        // A scheduled check is never refused: while the breaker is not closed it is the trial, so a recovered
+        // target is seen at its next scheduled check. Only on-demand checks are kept off an open breaker.
+        let acquired = match source {
+            CheckSource::Monitor => Ok((target.breaker.acquire_scheduled(), None)),
+            CheckSource::OnDemand => target.breaker.try_acquire(),
+        };
+        let result = match acquired {
             Err(rejected) => {
-                let error = match rejected.retry_at {
-                    Some(at) => format!("circuit breaker open; next trial at {}", at.to_rfc3339()),
-                    None => "circuit breaker half-open; a trial check is in flight".to_owned(),
+                let error = match (rejected.retry_at, rejected.state) {
+                    (Some(at), _) => {
+                        format!("circuit breaker open; next trial at {}", at.to_rfc3339())
+                    }
+                    (None, BreakerState::HalfOpen) => {
+                        "circuit breaker half-open; a trial check is in flight".to_owned()
+                    }
+                    (None, _) => "circuit breaker open; a trial check is in flight".to_owned(),
                 };
                 self.metrics
                     .check_finished(target.name(), source, Outcome::CircuitOpen, None);
@@ -261,8 +277,9 @@ impl Monitor {
                 };
                 match transition {
                     Some(transition) => self.breaker_moved(target, &transition).await,
-                    // A failure streak (or its end) is saved too, so a restart does not forget it.
-                    None => self.save_if_counts_changed(&target.breaker, &before).await,
+                    // A failure streak (or its end), or the later retry_at a failed scheduled trial of an
+                    // open breaker sets, is saved too, so a restart does not forget it.
+                    None => self.save_if_changed(&target.breaker, &before).await,
                 }
                 result
             }
@@ -382,10 +399,11 @@ impl Monitor {
         }
     }
 
-    async fn save_if_counts_changed(&self, breaker: &SharedBreaker, before: &BreakerSnapshot) {
+    async fn save_if_changed(&self, breaker: &SharedBreaker, before: &BreakerSnapshot) {
         let now = breaker.snapshot();
         if now.consecutive_failures == before.consecutive_failures
             && now.consecutive_successes == before.consecutive_successes
+            && now.retry_at == before.retry_at
         {
             return;
         }

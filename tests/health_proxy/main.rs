@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use hale::breaker::BreakerState;
-use hale::clock::ManualClock;
+use hale::clock::{Clock, ManualClock};
 use hale::config::{BodyCondition, Config, ServiceName, TargetConfig, TargetUrl};
 use hale::kind::ServiceKind::HealthProxy;
 use hale::store::Store;
@@ -809,8 +809,8 @@ async fn a_subscriber_sees_every_check_and_breaker_move_of_a_run() {
     let clock = ManualClock::new(start_time());
     let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
     let mut events = app.app().events().subscribe("test");
-    // Three background ticks (the breaker opens at the second failure, so the third is not attempted) and
-    // one on-demand check from /health/all.
+    // Three background ticks (the breaker opens at the second failure; the third is still made, as the open
+    // breaker's trial) and one on-demand check from /health/all, which the open breaker answers.
     for tick in 1..=3 {
         clock.advance(Duration::from_secs(10));
         common::eventually(&format!("tick {tick}"), || async {
@@ -849,9 +849,222 @@ async fn a_subscriber_sees_every_check_and_breaker_move_of_a_run() {
             "check api down monitor",
             "breaker api closed -> open",
             "check api down monitor",
-            "check api circuit_open monitor",
+            "check api down monitor",
             "check api circuit_open on_demand",
         ]
     );
-    assert_eq!(server.hits(), 2);
+    assert_eq!(server.hits(), 3);
+}
+
+/// Advances the clock one interval and waits for that tick's scheduled row; returns it as
+/// `(checked_at_ms, outcome, breaker_state)`.
+async fn next_scheduled_row(
+    app: &TestApp,
+    clock: &ManualClock,
+    interval: Duration,
+    tick: i64,
+) -> (i64, String, String) {
+    clock.advance(interval);
+    common::eventually(&format!("scheduled check {tick}"), || async {
+        let made = common::count_check_rows(&app.db_path, "source = 'monitor'").await;
+        (made >= tick).then_some(())
+    })
+    .await;
+    let rows = common::select_texts(
+        &app.db_path,
+        "health_checks",
+        "checked_at_ms || ' ' || outcome || ' ' || breaker_state",
+        "source = 'monitor'",
+    )
+    .await;
+    let last = rows.last().expect("a scheduled row");
+    let mut fields = last.split(' ');
+    let mut next = || fields.next().unwrap_or_default().to_owned();
+    let at = next().parse().unwrap_or_else(|e| panic!("{last}: {e}"));
+    (at, next(), next())
+}
+
+async fn alerts_in_state(app: &TestApp, state: &str) -> i64 {
+    common::count_rows(
+        &app.db_path,
+        "alerts",
+        &format!("rule = 'target_down' AND target = 'api' AND state = '{state}'"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_target_is_up_at_its_next_scheduled_check_and_its_alert_resolves() {
+    let server = TargetServer::start(Mode::Failing).await;
+    let mut api = target("api", &server.url());
+    api.interval_s = 10;
+    // Opens at the third failure, when target_down (3 failures in a row) fires; open_timeout_s stays 60, six
+    // intervals, so before this change the open breaker answered the next scheduled checks itself.
+    api.breaker = Some(hale::config::BreakerOverride {
+        failure_threshold: Some(3),
+        ..Default::default()
+    });
+    let mut config = proxy_config(vec![api]);
+    config.monitor.background_checks = true;
+    config.storage.flush_interval_ms = 10;
+    let interval = Duration::from_secs(10);
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+
+    for tick in 1..=3 {
+        let (_, outcome, _) = next_scheduled_row(&app, &clock, interval, tick).await;
+        assert_eq!(outcome, "down", "tick {tick}");
+    }
+    let (_, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(services[0]["breaker"]["state"], "open");
+    common::eventually("the target_down alert", || async {
+        (alerts_in_state(&app, "firing").await == 1).then_some(())
+    })
+    .await;
+
+    // Still down: the scheduled check is made (a failed trial), the breaker stays open and the on-demand
+    // fan-out keeps getting circuit_open without a request to the target.
+    let (failed_at, outcome, breaker) = next_scheduled_row(&app, &clock, interval, 4).await;
+    assert_eq!(
+        (outcome.as_str(), breaker.as_str()),
+        ("down", "open"),
+        "a scheduled check of an open breaker is a trial, not circuit_open"
+    );
+    assert_eq!(server.hits(), 4);
+    let (status, all) = health_all(&app).await;
+    assert_eq!(status, 503);
+    let on_demand = report(&all, "api");
+    assert_eq!(on_demand["outcome"], "circuit_open", "{on_demand}");
+    let next_trial = chrono::DateTime::from_timestamp_millis(failed_at + 60_000)
+        .unwrap()
+        .to_rfc3339();
+    assert!(
+        on_demand["error"].as_str().unwrap().contains(&next_trial),
+        "the failed scheduled trial moved retry_at to {next_trial}: {on_demand}"
+    );
+    assert_eq!(server.hits(), 4, "no on-demand request while open");
+
+    // The target recovers: the very next scheduled check sees it, one interval at most after recovery.
+    server.set(Mode::Healthy);
+    let recovered_at = clock.now().timestamp_millis();
+    let (seen_at, outcome, breaker) = next_scheduled_row(&app, &clock, interval, 5).await;
+    assert_eq!(
+        (outcome.as_str(), breaker.as_str()),
+        ("up", "half_open"),
+        "the first scheduled check after recovery"
+    );
+    assert!(
+        seen_at - recovered_at <= 10_000,
+        "seen {} ms after recovery",
+        seen_at - recovered_at
+    );
+    assert_eq!(
+        alerts_in_state(&app, "firing").await,
+        1,
+        "one success is not enough to resolve (resolve_after_successes 2)"
+    );
+    let (_, outcome, breaker) = next_scheduled_row(&app, &clock, interval, 6).await;
+    assert_eq!((outcome.as_str(), breaker.as_str()), ("up", "closed"));
+    common::eventually("the target_down alert resolved", || async {
+        (alerts_in_state(&app, "resolved").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(alerts_in_state(&app, "firing").await, 0);
+    let (status, all) = health_all(&app).await;
+    assert_eq!(status, 200);
+    assert_eq!(report(&all, "api")["breaker"], "closed");
+    app.shutdown().await;
+
+    assert_eq!(
+        common::count_check_rows(
+            &app.db_path,
+            "source = 'monitor' AND outcome = 'circuit_open'"
+        )
+        .await,
+        0,
+        "no scheduled check is ever circuit_open"
+    );
+    assert_eq!(
+        common::count_check_rows(&app.db_path, "source = 'monitor' AND outcome = 'up'").await,
+        2
+    );
+    assert_eq!(
+        common::count_check_rows(&app.db_path, "source = 'monitor' AND outcome = 'down'").await,
+        4
+    );
+    let resolved_at: i64 = common::select_texts(
+        &app.db_path,
+        "alerts",
+        "resolved_at_ms",
+        "rule = 'target_down' AND target = 'api'",
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    assert!(
+        resolved_at - recovered_at <= 20_000,
+        "resolved {} ms after recovery: two intervals for two successes",
+        resolved_at - recovered_at
+    );
+    let store = Store::open(&app.db_path).await.unwrap();
+    let transitions = store.breaker_transitions("target:api").await.unwrap();
+    store.close().await;
+    use BreakerState::*;
+    assert_eq!(
+        transitions,
+        vec![
+            (Closed, Open, "failure_threshold".to_owned()),
+            (Open, HalfOpen, "scheduled_check_succeeded".to_owned()),
+            (HalfOpen, Closed, "trial_succeeded".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_scheduled_trial_moves_retry_at_and_a_restart_keeps_the_later_one() {
+    let server = TargetServer::start(Mode::Failing).await;
+    let mut api = target("api", &server.url());
+    api.interval_s = 10;
+    api.breaker = Some(hale::config::BreakerOverride {
+        failure_threshold: Some(1),
+        ..Default::default()
+    });
+    let mut config = proxy_config(vec![api]);
+    config.monitor.background_checks = true;
+    config.storage.flush_interval_ms = 10;
+    let interval = Duration::from_secs(10);
+    let clock = ManualClock::new(start_time());
+    let mut app = common::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
+
+    let (opened_at, outcome, breaker) = next_scheduled_row(&app, &clock, interval, 1).await;
+    assert_eq!((outcome.as_str(), breaker.as_str()), ("down", "open"));
+    let (failed_at, outcome, breaker) = next_scheduled_row(&app, &clock, interval, 2).await;
+    assert_eq!((outcome.as_str(), breaker.as_str()), ("down", "open"));
+    assert_eq!(failed_at - opened_at, 10_000);
+    let rfc3339 = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    };
+    let (_, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(services[0]["breaker"]["state"], "open");
+    assert_eq!(
+        services[0]["breaker"]["retry_at"],
+        rfc3339(failed_at + 60_000).as_str(),
+        "open_timeout_s after the failed scheduled trial, not after the opening"
+    );
+
+    // Stopped, then started again (without scheduled checks, so none moves retry_at again) past the first
+    // retry_at but before the moved one: still open, until the moved one.
+    app.shutdown().await;
+    clock.advance(Duration::from_secs(55));
+    config.monitor.background_checks = false;
+    app.restart(config, Arc::new(clock.clone())).await;
+    let (_, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(services[0]["breaker"]["state"], "open");
+    assert_eq!(
+        services[0]["breaker"]["retry_at"],
+        rfc3339(failed_at + 60_000).as_str()
+    );
+    app.shutdown().await;
 }
