@@ -81,7 +81,7 @@ async fn main() {
             let mut size = 0;
             for _ in 0..runs {
                 let started = Instant::now();
-                let built = report::build(&store, &config, &window, None, exact, now)
+                let built = report::build(&store, &config, &window, None, exact, now, false)
                     .await
                     .expect("report");
                 size = report::render(&built, ReportFormat::Json).len();

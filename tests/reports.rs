@@ -260,7 +260,12 @@ async fn reports_say_pass_for_a_clean_target_and_fail_for_an_outage_in_every_for
     // Its planned upgrade is inside a maintenance window: shown, and left out.
     assert!(md.contains("Every check was up."), "{md}");
     assert!(md.contains("### Maintenance windows"), "{md}");
-    assert!(md.contains("| svc-001 | planned upgrade |"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.ends_with("| planned upgrade |"))
+        .unwrap();
+    assert!(row.contains("| svc-001 | "), "{row}");
+    assert!(!row.contains("RETROACTIVE"), "{row}");
     assert!(
         md.contains("45 checks inside maintenance windows are not counted."),
         "{md}"
@@ -469,11 +474,15 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     let up_a = HttpReceiver::start(vec![(200, "ok")]).await;
     let up_b = HttpReceiver::start(vec![(200, "ok")]).await;
     let mut json = test_config_json();
+    let dead = format!("http://127.0.0.1:{}/health", dead_port());
     json["services"] = serde_json::json!([
         { "name": "alpha", "url": up_a.url("/health"), "interval_s": 1, "timeout_ms": 500 },
         { "name": "beta", "url": up_b.url("/health"), "interval_s": 1, "timeout_ms": 500 },
-        { "name": "gamma", "url": format!("http://127.0.0.1:{}/health", dead_port()), "interval_s": 1, "timeout_ms": 500 },
+        { "name": "gamma", "url": dead, "interval_s": 1, "timeout_ms": 500 },
+        { "name": "delta", "url": dead, "interval_s": 1, "timeout_ms": 500 },
     ]);
+    std::env::set_var("REPORTS_PAGE_ADMIN", "reports-page-admin-token-dddddddddd");
+    json["auth"] = serde_json::json!({ "tokens": { "admin": { "env": "REPORTS_PAGE_ADMIN" } } });
     let config = Config::from_json(&json.to_string(), "test").unwrap();
     let app = spawn_app_with(config).await;
     let monitor = app.monitor().clone();
@@ -486,6 +495,35 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
                 .all(|t| t.latest().is_some())
                 .then_some(())
         }
+    })
+    .await;
+    // gamma's outage is written off after the fact by an admin: the page must say so.
+    let now = chrono::Utc::now();
+    let res = app
+        .request(
+            reqwest::Method::POST,
+            ServiceKind::HealthProxy,
+            "/maintenance",
+        )
+        .bearer_auth("reports-page-admin-token-dddddddddd")
+        .json(&serde_json::json!({
+            "target": "gamma", "retroactive": true, "reason": "written off",
+            "starts_at": (now - chrono::Duration::minutes(30)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::minutes(10)).to_rfc3339(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    eventually("the slo of every target", || async {
+        let (_, all) = app.get_json(ServiceKind::HealthProxy, "/slo").await;
+        let status: Vec<&str> = all
+            .as_array()?
+            .iter()
+            .filter_map(|t| t["status"].as_str())
+            .collect();
+        let removed = all[2]["retroactive_maintenance"][0]["removed_checks"].as_u64()?;
+        (status == ["met", "met", "no_data", "breached"] && removed > 0).then_some(())
     })
     .await;
 
@@ -544,8 +582,47 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
         );
     }
     assert!(dom.contains(r#"<span class="score" id="score">"#), "{dom}");
-    assert!(dom.contains("2 of 3 targets up"), "{dom}");
+    assert!(dom.contains("2 of 4 targets up"), "{dom}");
     assert!(dom.contains("<svg"), "{dom}");
+    // What the SLO says, per target, in the order of the config.
+    let section = |name: &str| {
+        dom.split(&format!(r#"<span class="name">{name}</span>"#))
+            .nth(1)
+            .and_then(|rest| rest.split("</section>").next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (name, badge, word, budget) in [
+        ("alpha", "pass", "met", "100.0%"),
+        ("gamma", "nodata", "no data", "-"),
+        ("delta", "fail", "breached", ""),
+    ] {
+        let s = section(name);
+        assert!(
+            s.contains(&format!(r#"<span class="badge {badge}">SLO {word}</span>"#)),
+            "{name}: {s}"
+        );
+        assert!(
+            s.contains(&format!(r#"<span class="slo-status">{word}</span>"#)),
+            "{name}: {s}"
+        );
+        assert!(
+            s.contains(&format!(
+                r#"error budget left <span class="budget">{budget}"#
+            )),
+            "{name}: {s}"
+        );
+        // A new install: hourly bars for the last 48 hours.
+        assert!(s.contains(r#"aria-label="hourly uptime""#), "{name}: {s}");
+        assert_eq!(s.matches("<rect").count(), 48, "{name}: {s}");
+    }
+    let gamma = section("gamma");
+    assert!(
+        gamma.contains(r#"<span class="badge risk">RETROACTIVE MAINTENANCE</span>"#),
+        "{gamma}"
+    );
+    assert!(gamma.contains(" of this target: written off."), "{gamma}");
+    assert!(!section("alpha").contains("RETROACTIVE"));
     let problems: Vec<&str> = log
         .lines()
         .filter(|l| {
@@ -580,4 +657,233 @@ async fn reports_on_a_corrupt_or_truncated_database_exit_2_not_1() {
     std::fs::write(dir.path().join("hale.db"), &healthy[..healthy.len() / 2]).unwrap();
     let (code, _, stderr) = report(dir.path(), &[]).await;
     assert_eq!(code, 2, "{stderr}");
+}
+
+/// A config file for `hale slo report` with these targets (their URLs are never asked).
+fn report_config(dir: &Path, names: &[&str]) {
+    let mut json = test_config_json();
+    json["services"] = names
+        .iter()
+        .map(|n| serde_json::json!({ "name": n, "url": "http://127.0.0.1:9/health" }))
+        .collect();
+    std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
+}
+
+async fn report_with(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec![
+        "slo",
+        "report",
+        "--db",
+        "hale.db",
+        "--config",
+        "config.json",
+    ];
+    all.extend_from_slice(args);
+    let out = run_hale(dir, &all).await;
+    (exit_code(out.status), text(&out.stdout), text(&out.stderr))
+}
+
+/// A target without a valid check is NO DATA, never PASS: exit 3 when nothing is breached, 1 with
+/// `--require-data`; a target that passes alone still exits 0.
+#[tokio::test]
+async fn a_target_without_data_is_no_data_with_exit_3_never_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), "1").await;
+    report_config(dir.path(), &["svc-001", "fresh"]);
+
+    let (code, md, stderr) = report_with(dir.path(), &[]).await;
+    assert_eq!(code, 3, "{stderr}\n{md}");
+    assert!(
+        md.contains("**NO DATA**: 1 of 2 targets meet every objective; 1 without a valid check in the window (NO DATA)."),
+        "{md}"
+    );
+    assert!(md.contains("## fresh: NO DATA"), "{md}");
+    assert!(md.contains("## svc-001: PASS"), "{md}");
+    let row = md.lines().find(|l| l.starts_with("| fresh |")).unwrap();
+    assert!(row.ends_with("| NO DATA |"), "{row}");
+    assert!(!md.contains("**PASS**"), "{md}");
+
+    let (code, json, _) = report_with(dir.path(), &["--format", "json"]).await;
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (v["result"].as_str(), v["passed"].as_bool()),
+        (Some("no_data"), Some(false))
+    );
+    assert_eq!(v["targets"][1]["name"], "fresh");
+    assert_eq!(v["targets"][1]["result"], "no_data");
+    assert_eq!(v["targets"][1]["passed"], false);
+    assert_eq!(v["targets"][0]["result"], "pass");
+
+    let (code, _, stderr) = report_with(dir.path(), &["--format", "html", "--out", "r.html"]).await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("no data for some"), "{stderr}");
+    let html = std::fs::read_to_string(dir.path().join("r.html")).unwrap();
+    assert!(
+        html.contains(r#"<span class="badge nodata">NO DATA</span>"#),
+        "{html}"
+    );
+    check_well_formed(&dir.path().join("r.html")).await;
+
+    let (code, md, _) = report_with(dir.path(), &["--require-data"]).await;
+    assert_eq!(code, 1, "{md}");
+    assert!(md.contains("**FAIL**"), "{md}");
+    assert!(md.contains("a failure with --require-data"), "{md}");
+
+    let (code, md, _) = report_with(dir.path(), &["--service", "svc-001"]).await;
+    assert_eq!(code, 0, "{md}");
+    assert!(md.contains("**PASS**"), "{md}");
+}
+
+/// Issue 16's scenario: a target always down is breached; a backdated all-target window is refused without
+/// `retroactive`; with it (admin) it is taken, and every format says NO DATA (exit 3), never PASS, and shows
+/// the window as retroactive with the checks it removed, as counted in the database.
+#[tokio::test]
+async fn a_backdated_window_cannot_turn_a_breach_into_a_pass() {
+    let tokens = [
+        (
+            "REPORTS_RETRO_OPERATE",
+            "reports-operate-token-bbbbbbbbbbbb",
+        ),
+        ("REPORTS_RETRO_ADMIN", "reports-admin-token-cccccccccccccc"),
+    ];
+    for (name, token) in tokens {
+        std::env::set_var(name, token);
+    }
+    let mut json = test_config_json();
+    json["services"] = serde_json::json!([
+        { "name": "down", "url": format!("http://127.0.0.1:{}/health", dead_port()), "interval_s": 1, "timeout_ms": 500 },
+    ]);
+    json["auth"] = serde_json::json!({ "tokens": {
+        "operate": { "env": "REPORTS_RETRO_OPERATE" }, "admin": { "env": "REPORTS_RETRO_ADMIN" }
+    }});
+    let config = Config::from_json(&json.to_string(), "test").unwrap();
+    let mut app = spawn_app_with(config).await;
+    let hp = ServiceKind::HealthProxy;
+    eventually("three failed checks stored", || async {
+        (count_check_rows(&app.db_path, "service = 'down' AND outcome != 'up'").await >= 3)
+            .then_some(())
+    })
+    .await;
+    let (status, slo) = app.get_json(hp, "/slo/down?window=1h").await;
+    assert_eq!(
+        (status, slo["status"].as_str()),
+        (200, Some("breached")),
+        "{slo}"
+    );
+
+    let now = chrono::Utc::now();
+    let mut backdated = serde_json::json!({
+        "starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+        "ends_at": (now + chrono::Duration::minutes(1)).to_rfc3339(),
+        "reason": "nothing to see"
+    });
+    let post = |token: &'static str, body: serde_json::Value| {
+        let req = app
+            .request(reqwest::Method::POST, hp, "/maintenance")
+            .bearer_auth(token)
+            .json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, answer) = post(tokens[0].1, backdated.clone()).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("starts_at: "),
+        "{answer}"
+    );
+    backdated["retroactive"] = serde_json::json!(true);
+    let (status, answer) = post(tokens[0].1, backdated.clone()).await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, created) = post(tokens[1].1, backdated).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["retroactive"], true);
+
+    let (_, slo) = app.get_json(hp, "/slo/down?window=1h").await;
+    assert_eq!(slo["status"], "no_data", "{slo}");
+    let retro = &slo["retroactive_maintenance"][0];
+    assert_eq!(retro["id"], created["id"], "{slo}");
+    assert_eq!(
+        retro["removed_checks"], slo["availability"]["excluded"],
+        "{slo}"
+    );
+    assert!(retro["removed_checks"].as_u64().unwrap() >= 3, "{slo}");
+
+    // Every check stored, then the report on the file.
+    app.shutdown().await;
+    let checks = count_check_rows(&app.db_path, "service = 'down' AND source = 'monitor'").await;
+    assert!(checks >= 3);
+    let dir = app.dir.path();
+    std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
+    let (code, md, stderr) = report_with(dir, &["--window", "2h"]).await;
+    assert_eq!(code, 3, "{stderr}\n{md}");
+    assert!(md.contains("**NO DATA**"), "{md}");
+    assert!(md.contains("## down: NO DATA"), "{md}");
+    assert!(
+        !md.contains("**PASS**") && !md.contains("## down: PASS"),
+        "{md}"
+    );
+    assert!(
+        md.contains("**RETROACTIVE**: retroactive maintenance "),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!(
+            "removed {checks} checks of this target: nothing to see."
+        )),
+        "{checks} checks: {md}"
+    );
+    assert!(md.contains("(RETROACTIVE) | nothing to see |"), "{md}");
+
+    let (code, json_out, _) = report_with(dir, &["--window", "2h", "--format", "json"]).await;
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["result"], "no_data");
+    let t = &v["targets"][0];
+    assert_eq!(t["result"], "no_data");
+    assert_eq!(t["maintenance"][0]["retroactive"], true);
+    assert_eq!(
+        t["slo"]["retroactive_maintenance"][0]["removed_checks"].as_i64(),
+        Some(checks)
+    );
+
+    let (code, _, _) = report_with(
+        dir,
+        &["--window", "2h", "--format", "html", "--out", "r.html"],
+    )
+    .await;
+    assert_eq!(code, 3);
+    let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
+    assert!(
+        html.contains(r#"<span class="badge risk">RETROACTIVE</span>"#),
+        "{html}"
+    );
+    assert!(html.contains(&format!("removed {checks} checks")), "{html}");
+    check_well_formed(&dir.join("r.html")).await;
+
+    // The admin's window is in the audit log, and so is the refused attempt.
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "audit_log",
+            "route = '/maintenance' AND role = 'admin' AND status = 201"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "audit_log",
+            "route = '/maintenance' AND role = 'operate' AND status = 403"
+        )
+        .await,
+        1
+    );
 }

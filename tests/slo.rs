@@ -488,6 +488,205 @@ async fn an_older_database_gets_on_demand_checks_out_of_its_rollups_on_open() {
 
 const READ: &str = "slo-read-token-aaaaaaaaaaaaaaaa";
 const OPERATE: &str = "slo-operate-token-bbbbbbbbbbbbbbbb";
+const ADMIN: &str = "slo-admin-token-cccccccccccccccccccc";
+
+/// POSTs a maintenance window with `token`: (status, body).
+async fn post_maintenance(app: &common::TestApp, token: &str, body: &Value) -> (u16, Value) {
+    let res = app
+        .request(Method::POST, ServiceKind::HealthProxy, "/maintenance")
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// A config with read, operate and admin tokens (from env vars named after `prefix`) and `names` targets.
+fn config_with_tokens(prefix: &str, names: &[&str]) -> Config {
+    for (role, token) in [("READ", READ), ("OPERATE", OPERATE), ("ADMIN", ADMIN)] {
+        std::env::set_var(format!("{prefix}_{role}"), token);
+    }
+    let mut config = config_with(names);
+    config.auth.tokens.read = Some(TokenSource::Env(format!("{prefix}_READ")));
+    config.auth.tokens.operate = Some(TokenSource::Env(format!("{prefix}_OPERATE")));
+    config.auth.tokens.admin = Some(TokenSource::Env(format!("{prefix}_ADMIN")));
+    config
+}
+
+/// Issue 16: a window posted now may not rewrite history. It must end in the future and start within the
+/// grace, unless retroactive (admin only); years out of 2000..=2100 and NUL bytes are refused, naming the
+/// field; open windows are capped, even against concurrent posts; the list pages.
+#[tokio::test]
+async fn a_posted_maintenance_window_cannot_rewrite_history_unless_an_admin_says_so() {
+    let mut config = config_with_tokens("SLO_HISTORY", &["api"]);
+    config.slo.max_open_maintenance = 5;
+    let app = spawn_app_with(config).await;
+    let now = Utc::now();
+    let window = |start_min: i64, end_min: i64| {
+        json!({
+            "starts_at": (now + chrono::Duration::minutes(start_min)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::minutes(end_min)).to_rfc3339(),
+            "reason": "nothing to see"
+        })
+    };
+    let refused = |body: Value, field: &'static str, fragment: &'static str| {
+        let app = &app;
+        async move {
+            let (status, answer) = post_maintenance(app, OPERATE, &body).await;
+            assert_eq!(status, 422, "{body}: {answer}");
+            let message = answer["error"]["message"].as_str().unwrap().to_owned();
+            assert!(
+                message.starts_with(&format!("{field}: ")) && message.contains(fragment),
+                "{body}: {message}"
+            );
+        }
+    };
+    // The issue's backdated window: an hour ago to a minute from now, every target.
+    refused(
+        window(-60, 1),
+        "starts_at",
+        "is more than 15 minutes in the past: declare \"retroactive\": true (admin role)",
+    )
+    .await;
+    refused(window(-120, -60), "ends_at", "is not in the future").await;
+    refused(window(-10, 0), "ends_at", "is not in the future").await;
+    for (field, raw, fragment) in [
+        (
+            "starts_at",
+            "1900-01-01T00:00:00Z",
+            "year 1900 is outside 2000..=2100",
+        ),
+        (
+            "ends_at",
+            "9999-01-01T00:00:00Z",
+            "year 9999 is outside 2000..=2100",
+        ),
+        (
+            "starts_at",
+            "-9999-01-01T00:00:00Z",
+            "is not an RFC 3339 time",
+        ),
+    ] {
+        let mut body = window(1, 60);
+        body[field] = json!(raw);
+        refused(body, field, fragment).await;
+    }
+    let mut body = window(1, 60);
+    body["reason"] = json!("nothing\u{0}to see");
+    refused(body, "reason", "contains a NUL byte").await;
+    let mut body = window(1, 60);
+    body["target"] = json!("api\u{0}");
+    refused(body, "target", "contains a NUL byte").await;
+
+    // Retroactive: operate is refused with a clear 403, admin may.
+    let mut retro = window(-60, 1);
+    retro["retroactive"] = json!(true);
+    let (status, answer) = post_maintenance(&app, OPERATE, &retro).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        "retroactive: a retroactive maintenance window needs the admin role; this token grants operate"
+    );
+    let (status, created) = post_maintenance(&app, ADMIN, &retro).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["retroactive"], true, "{created}");
+    // Within the grace needs nothing more than operate.
+    let (status, created) = post_maintenance(&app, OPERATE, &window(-14, 30)).await;
+    assert_eq!(
+        (status, created["retroactive"].clone()),
+        (201, json!(false))
+    );
+    assert_eq!(
+        count_rows(&app.db_path, "maintenance_windows", "1").await,
+        2
+    );
+    // Refused and done posts are all in the audit log, with the role that asked.
+    common::eventually("the audit rows", || async {
+        let rows = count_rows(&app.db_path, "audit_log", "route = '/maintenance'").await;
+        (rows == 11).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "audit_log",
+            "route = '/maintenance' AND role = 'admin' AND status = 201"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "audit_log",
+            "route = '/maintenance' AND role = 'operate' AND status = 403"
+        )
+        .await,
+        1
+    );
+
+    // The cap: 5 open windows, 2 stored; 20 concurrent posts add exactly 3.
+    let posts = (0..20).map(|i| {
+        let body = window(10 + i, 100 + i);
+        let app = &app;
+        async move { post_maintenance(app, OPERATE, &body).await }
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created, 3, "{answers:?}");
+    for (status, answer) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 422, "{answer}");
+        assert_eq!(
+            answer["error"]["message"],
+            "maintenance: 5 windows have not ended yet, the limit slo.max_open_maintenance is 5: wait for one to end or raise the limit"
+        );
+    }
+    assert_eq!(
+        count_rows(&app.db_path, "maintenance_windows", "1").await,
+        5
+    );
+
+    // The list pages by start time: 2 + 2 + 1.
+    let mut seen = Vec::new();
+    for offset in [0, 2, 4] {
+        let (status, page) = app
+            .get_json(
+                ServiceKind::HealthProxy,
+                &format!("/maintenance?limit=2&offset={offset}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page.as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["id"].as_i64().unwrap()),
+        );
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "no window twice: {seen:?}");
+    let (_, first) = app
+        .get_json(ServiceKind::HealthProxy, "/maintenance?limit=1")
+        .await;
+    assert_eq!(first[0]["retroactive"], true, "{first}");
+    let (status, body) = app
+        .get_json(ServiceKind::HealthProxy, "/maintenance?limit=0")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app
+        .get_json(ServiceKind::HealthProxy, "/maintenance?offset=-1")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        r#"offset: "-1" is not a number from 0 to 100000"#
+    );
+}
 
 #[tokio::test]
 async fn slo_and_maintenance_routes_answer_over_http() {
@@ -584,10 +783,14 @@ async fn slo_and_maintenance_routes_answer_over_http() {
             bad(json!({"reason": "x".repeat(501)})),
             "reason: 501 characters is longer than 500",
         ),
-        (bad(json!({"starts_at": "tomorrow"})), "invalid JSON body"),
+        (
+            bad(json!({"starts_at": "tomorrow"})),
+            r#"starts_at: "tomorrow" is not an RFC 3339 time"#,
+        ),
     ] {
         let (status, answer) = post(Some(OPERATE), body).await;
-        assert_eq!(status, 400, "{answer}");
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["error"]["code"], "unprocessable", "{answer}");
         let got = answer["error"]["message"].as_str().unwrap();
         assert!(got.starts_with(message), "{got}");
     }

@@ -1,7 +1,7 @@
 //! `slo`: the service-level objectives every target is held to, over a rolling window, and the maintenance
 //! windows known in advance (their checks do not count).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Invalid, StorageConfig, TargetConfig};
@@ -10,6 +10,8 @@ use crate::config::{Invalid, StorageConfig, TargetConfig};
 pub const MAX_MAINTENANCE_DAYS: i64 = 30;
 /// The longest reason of a maintenance window, in characters.
 pub const MAX_MAINTENANCE_REASON: usize = 500;
+/// The years a maintenance window may start and end in.
+pub const MAINTENANCE_YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +27,11 @@ pub struct SloConfig {
     pub maintenance: Vec<MaintenanceConfig>,
     /// How often the `slo_*` gauges are recomputed in the background.
     pub refresh_interval_s: u64,
+    /// `POST /maintenance` refuses a window starting more than this many minutes in the past unless it is
+    /// declared `retroactive` (admin only).
+    pub maintenance_grace_minutes: u32,
+    /// `POST /maintenance` refuses a new window while this many stored windows have not ended yet.
+    pub max_open_maintenance: u32,
 }
 
 /// A maintenance window written in the config file.
@@ -51,6 +58,8 @@ impl Default for SloConfig {
             at_risk_budget_share: 0.25,
             maintenance: Vec::new(),
             refresh_interval_s: 60,
+            maintenance_grace_minutes: 15,
+            max_open_maintenance: 100,
         }
     }
 }
@@ -64,8 +73,24 @@ pub fn check_maintenance(
     targets: &[TargetConfig],
 ) -> Result<(), (&'static str, String)> {
     if let Some(target) = target {
+        if target.contains('\0') {
+            return Err(("target", "contains a NUL byte".to_owned()));
+        }
         if !targets.iter().any(|t| t.name.as_str() == target) {
             return Err(("target", format!("{target:?} is not a configured target")));
+        }
+    }
+    for (field, at) in [("starts_at", starts_at), ("ends_at", ends_at)] {
+        if !MAINTENANCE_YEARS.contains(&at.year()) {
+            return Err((
+                field,
+                format!(
+                    "year {} is outside {}..={}",
+                    at.year(),
+                    MAINTENANCE_YEARS.start(),
+                    MAINTENANCE_YEARS.end()
+                ),
+            ));
         }
     }
     if ends_at <= starts_at {
@@ -83,6 +108,9 @@ pub fn check_maintenance(
             "ends_at",
             format!("the window is longer than {MAX_MAINTENANCE_DAYS} days"),
         ));
+    }
+    if reason.contains('\0') {
+        return Err(("reason", "contains a NUL byte".to_owned()));
     }
     if reason.trim().is_empty() {
         return Err(("reason", "must not be empty".to_owned()));
@@ -112,6 +140,21 @@ impl SloConfig {
             return Err(Invalid::at(
                 "slo.refresh_interval_s",
                 format!("{} is out of range 1..=3600", self.refresh_interval_s),
+            ));
+        }
+        if self.maintenance_grace_minutes > 24 * 60 {
+            return Err(Invalid::at(
+                "slo.maintenance_grace_minutes",
+                format!(
+                    "{} is out of range 0..=1440",
+                    self.maintenance_grace_minutes
+                ),
+            ));
+        }
+        if !(1..=10_000).contains(&self.max_open_maintenance) {
+            return Err(Invalid::at(
+                "slo.max_open_maintenance",
+                format!("{} is out of range 1..=10000", self.max_open_maintenance),
             ));
         }
         if !(self.availability_target_percent > 0.0 && self.availability_target_percent < 100.0) {

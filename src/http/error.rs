@@ -38,6 +38,9 @@ pub struct ErrorDetail {
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// A well-formed request whose content is refused (422): the message names the field and the value.
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -76,6 +79,7 @@ impl ApiError {
     pub fn error_type(&self) -> ErrorType {
         match self {
             Self::BadRequest(_) => ErrorType::BadRequest,
+            Self::Unprocessable(_) => ErrorType::Unprocessable,
             Self::NotFound(_) => ErrorType::NotFound,
             Self::MethodNotAllowed => ErrorType::MethodNotAllowed,
             Self::PayloadTooLarge { .. } => ErrorType::PayloadTooLarge,
@@ -105,6 +109,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -143,6 +148,7 @@ pub(crate) fn describe_status(status: StatusCode) -> (ErrorType, String) {
             "authentication required".to_owned(),
         ),
         403 => (ErrorType::Forbidden, "forbidden".to_owned()),
+        422 => (ErrorType::Unprocessable, "unprocessable content".to_owned()),
         404 => (ErrorType::NotFound, "no such route".to_owned()),
         405 => (ErrorType::MethodNotAllowed, "method not allowed".to_owned()),
         413 => (

@@ -20,6 +20,14 @@ use crate::http::{ApiError, HttpContext, RequestId};
 use crate::kind::ServiceKind;
 use crate::records::{AuditOutcome, AuditRecord};
 
+/// The role the caller's token proved, put in the request's extensions for handlers whose answer depends on
+/// the role as well as the route (a retroactive maintenance window needs admin on an operate route). None:
+/// no token (an open loopback read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Option<Role>,
+}
+
 /// What a route needs: the role that may call it and the rate-limit bucket it draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoutePolicy {
@@ -207,7 +215,10 @@ pub async fn guard(
     }
 
     let res = match decision {
-        Ok(_) => next.call(req).await?.map_into_boxed_body(),
+        Ok(_) => {
+            req.extensions_mut().insert(Caller { role: token_role });
+            next.call(req).await?.map_into_boxed_body()
+        }
         Err(refusal) => req.error_response(refusal),
     };
     if audited {

@@ -14,7 +14,7 @@ use actix_web::web;
 
 pub use access_log::{AccessLog, FLUSH_EVERY};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use guard::{authorize, guard, Denied, Guard, RoutePolicy};
+pub use guard::{authorize, guard, Caller, Denied, Guard, RoutePolicy};
 pub use middleware::{
     observe, RequestId, MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES, REQUEST_ID_HEADER,
 };

@@ -30,6 +30,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorType {
     BadRequest,
+    Unprocessable,
     Unauthorized,
     Forbidden,
     NotFound,
@@ -48,6 +49,7 @@ impl ErrorType {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::Unprocessable => "unprocessable",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",

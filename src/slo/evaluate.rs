@@ -17,8 +17,8 @@ use crate::records::Outcome;
 use crate::slo::histogram::LatencyHistogram;
 use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow, Overlap};
 use crate::slo::model::{
-    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
-    SloWindow, TargetSlo,
+    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, RetroactiveMaintenance,
+    SloMethod, SloStatus, SloWindow, TargetSlo,
 };
 use crate::store::rollups::HourlyRollup;
 use crate::store::slo::ScheduledCheck;
@@ -353,15 +353,32 @@ pub async fn evaluate_preloaded(
             *burn = burn_rate(&span, target_ratio);
         }
         let restarts = restarts.get(name).copied().unwrap_or(0);
-        results.push(assemble(
-            name,
-            window,
-            &config.slo,
-            whole,
-            burns,
-            restarts,
-            exact,
-        ));
+        let mut result = assemble(name, window, &config.slo, whole, burns, restarts, exact);
+        for w in windows
+            .iter()
+            .filter(|w| w.retroactive && w.covers_target(name))
+        {
+            let lo = w.starts_at.max(window.from).timestamp_millis();
+            let hi = w.ends_at.min(until).timestamp_millis();
+            if lo >= hi {
+                continue;
+            }
+            // The checks this window alone excludes: tallied with only its own span as maintenance.
+            let own = Exclusions::for_target(std::slice::from_ref(w), name);
+            let kept = std::mem::replace(&mut data.exclusions, own);
+            let tally = data.tally(store, lo, hi).await;
+            data.exclusions = kept;
+            result.retroactive_maintenance.push(RetroactiveMaintenance {
+                id: w.id,
+                target: w.target.clone(),
+                starts_at: w.starts_at,
+                ends_at: w.ends_at,
+                reason: w.reason.clone(),
+                created_at: w.created_at,
+                removed_checks: tally?.excluded,
+            });
+        }
+        results.push(result);
     }
     Ok(results)
 }
@@ -496,5 +513,6 @@ fn assemble(
         } else {
             SloMethod::Rollups
         },
+        retroactive_maintenance: Vec::new(),
     }
 }

@@ -53,7 +53,8 @@ impl MaintenanceSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 3, "target": "db", "starts_at": "2026-11-28T02:00:00Z", "ends_at": "2026-11-28T03:00:00Z",
-    "reason": "database minor version upgrade", "source": "api", "created_at": "2026-11-26T12:00:03Z"
+    "reason": "database minor version upgrade", "source": "api", "created_at": "2026-11-26T12:00:03Z",
+    "retroactive": false
 }))]
 pub struct MaintenanceWindow {
     /// The stored row's id; null for a window from the config file.
@@ -66,6 +67,9 @@ pub struct MaintenanceWindow {
     pub source: MaintenanceSource,
     /// When it was posted; null for a window from the config file.
     pub created_at: Option<DateTime<Utc>>,
+    /// Declared after the fact (`retroactive: true`, admin only): it started more than
+    /// `slo.maintenance_grace_minutes` before it was posted, so it removed checks already made.
+    pub retroactive: bool,
 }
 
 impl MaintenanceWindow {
@@ -76,6 +80,39 @@ impl MaintenanceWindow {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.starts_at <= now && now < self.ends_at
     }
+}
+
+/// The rules a window posted to the API meets on top of `config::check_maintenance`, by the time it is
+/// posted (`now`): it must end in the future, and it may start at most `grace` in the past unless it is
+/// declared `retroactive`. Pure; the error names the field.
+pub fn check_posted(
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    grace: chrono::Duration,
+    retroactive: bool,
+) -> Result<(), (&'static str, String)> {
+    if ends_at <= now {
+        return Err((
+            "ends_at",
+            format!(
+                "{} is not in the future (now is {}): a maintenance window cannot end in the past",
+                ends_at.to_rfc3339(),
+                now.to_rfc3339()
+            ),
+        ));
+    }
+    if starts_at < now - grace && !retroactive {
+        return Err((
+            "starts_at",
+            format!(
+                "{} is more than {} minutes in the past: declare \"retroactive\": true (admin role) to remove checks already made from the SLO",
+                starts_at.to_rfc3339(),
+                grace.num_minutes()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The config file's windows.
@@ -91,6 +128,7 @@ pub fn config_windows(config: &SloConfig) -> Vec<MaintenanceWindow> {
             reason: m.reason.clone(),
             source: MaintenanceSource::Config,
             created_at: None,
+            retroactive: false,
         })
         .collect()
 }
@@ -266,6 +304,7 @@ mod tests {
             reason: "test".to_owned(),
             source: MaintenanceSource::Api,
             created_at: None,
+            retroactive: false,
         }
     }
 
@@ -328,6 +367,39 @@ mod tests {
             "read again at once after a nudge"
         );
         store.close().await;
+    }
+
+    #[test]
+    fn a_posted_window_ends_in_the_future_and_starts_within_the_grace_unless_retroactive() {
+        let now = DateTime::from_timestamp(1_795_694_400, 0).unwrap();
+        let min = |m: i64| now + chrono::Duration::minutes(m);
+        let grace = chrono::Duration::minutes(15);
+        assert_eq!(check_posted(min(-15), min(1), now, grace, false), Ok(()));
+        assert_eq!(check_posted(min(5), min(60), now, grace, false), Ok(()));
+        let (field, message) = check_posted(min(-60), min(0), now, grace, true).unwrap_err();
+        assert_eq!(field, "ends_at");
+        assert!(message.contains("is not in the future"), "{message}");
+        let (field, message) = check_posted(min(-16), min(1), now, grace, false).unwrap_err();
+        assert_eq!(field, "starts_at");
+        assert!(
+            message.contains("more than 15 minutes in the past"),
+            "{message}"
+        );
+        assert_eq!(check_posted(min(-60), min(1), now, grace, true), Ok(()));
+    }
+
+    #[test]
+    fn overlapping_windows_of_one_target_exclude_each_instant_once() {
+        let windows = [
+            window(Some("api"), 0, 100),
+            window(Some("api"), 50, 150),
+            window(None, 60, 120),
+            window(Some("api"), 150, 160),
+        ];
+        let excl = Exclusions::for_target(&windows, "api");
+        assert_eq!(excl.spans, vec![(0, 160)]);
+        let covered = (0..200).filter(|ms| excl.covers(*ms)).count();
+        assert_eq!(covered, 160);
     }
 
     #[test]

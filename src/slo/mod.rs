@@ -15,7 +15,7 @@ pub use evaluate::{
 };
 pub use maintenance::{MaintenanceSource, MaintenanceWindow};
 pub use model::{
-    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
-    SloWindow, TargetSlo,
+    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, RetroactiveMaintenance,
+    SloMethod, SloStatus, SloWindow, TargetSlo,
 };
 pub use refresher::SloRefresher;

@@ -113,6 +113,28 @@ pub struct ErrorBudget {
     pub burn_rates: BurnRates,
 }
 
+/// A maintenance window declared after the fact (`retroactive: true`) that covers the target, with the
+/// scheduled checks it removed from this evaluation's window.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 4, "target": null, "starts_at": "2026-11-26T11:00:00Z", "ends_at": "2026-11-26T12:05:00Z",
+    "reason": "network outage, not the service's fault", "created_at": "2026-11-26T12:00:03Z",
+    "removed_checks": 120
+}))]
+pub struct RetroactiveMaintenance {
+    pub id: Option<i64>,
+    /// The target it covers; null: every target.
+    pub target: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reason: String,
+    /// When it was posted.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Scheduled checks of this target inside both this window and the evaluation's window: not counted
+    /// (part of `availability.excluded`; a check inside several windows counts once there, but here for each).
+    pub removed_checks: u64,
+}
+
 /// One target's SLOs over one window.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -127,7 +149,8 @@ pub struct ErrorBudget {
     "error_budget": {"allowed_bad": 100.2, "consumed_bad": 28, "remaining_ratio": 0.7205588822355289,
                      "burn_rates": {"h1": 0.0, "h6": 0.0, "d1": 0.1388888888888889,
                                     "window": 0.27944111776447106}},
-    "method": "rollups"
+    "method": "rollups",
+    "retroactive_maintenance": []
 }))]
 pub struct TargetSlo {
     pub target: String,
@@ -139,4 +162,7 @@ pub struct TargetSlo {
     pub restarts: RestartsSlo,
     pub error_budget: ErrorBudget,
     pub method: SloMethod,
+    /// Maintenance windows declared after the fact that removed checks of this target from the window, by
+    /// start time: an SLO met thanks to one is worth a second look.
+    pub retroactive_maintenance: Vec<RetroactiveMaintenance>,
 }

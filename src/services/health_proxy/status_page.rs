@@ -1,6 +1,8 @@
 //! `GET /`: a server-rendered status page with no script and no external asset: the health score, each
-//! target's current state (the monitor's latest results; nothing is checked for the page), 90 days of
-//! daily uptime from the rollups, the p95 over the SLO window, restarts this week and the alerts firing.
+//! target's current state (the monitor's latest results; nothing is checked for the page), its SLO status
+//! and error budget left over the SLO window (the numbers `/slo` gives), any retroactive maintenance
+//! window, uptime bars from the rollups (90 daily bars, or 48 hourly ones while the database holds less
+//! than a week of history), the p95 over the SLO window, restarts this week and the alerts firing.
 //! It refreshes itself every 30 s and carries a Content-Security-Policy that allows inline styles and
 //! nothing else.
 
@@ -14,14 +16,19 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use crate::records::Outcome;
 use crate::services::health_proxy::HealthProxyState;
 use crate::services::Core;
-use crate::slo::report::data::{show_ms, show_percent, show_time};
+use crate::slo::report::data::{retroactive_line, show_ms, show_percent, show_time};
 use crate::slo::report::html::{escape, STYLE};
 use crate::slo::report::svg::{self, Point};
+use crate::slo::{SloStatus, SloWindow, TargetSlo};
 use crate::store::alerts::StoredAlert;
 use crate::store::StoreError;
 
 /// Days of uptime bars per target.
 pub const UPTIME_DAYS: i64 = 90;
+/// Hourly bars shown instead of daily ones while there is less than `HOURLY_UNTIL_DAYS` of history.
+pub const UPTIME_HOURS: i64 = 48;
+/// History (from the first day with checks) under which the bars are hourly.
+pub const HOURLY_UNTIL_DAYS: i64 = 7;
 /// Allows the page's inline styles and inline SVG (`data:` images), nothing else: no script at all.
 pub const STATUS_PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
@@ -36,7 +43,11 @@ pub struct TargetLine {
     pub error: Option<String>,
     /// Oldest first, one per day of the last `UPTIME_DAYS`: availability in percent, none without checks.
     pub days: Vec<(NaiveDate, Option<f64>)>,
+    /// Oldest first, one per hour of the last `UPTIME_HOURS` (the current one last), labelled.
+    pub hours: Vec<(String, Option<f64>)>,
     pub uptime_percent: Option<f64>,
+    /// The SLO over the window (`/slo`'s numbers); none when it could not be computed.
+    pub slo: Option<TargetSlo>,
     pub p95_ms: Option<f64>,
     pub restarts_week: u32,
 }
@@ -52,14 +63,18 @@ pub struct StatusPage {
     pub availability_target_percent: f64,
     pub p95_target_ms: u64,
     pub window_days: u32,
+    /// Hourly bars (less than a week of history) instead of daily ones.
+    pub hourly: bool,
     /// What could not be read (the database), shown on the page.
     pub notes: Vec<String>,
 }
 
 /// Status page.
 ///
-/// An HTML page for people: the health score, each target's state, 90 days of daily uptime, the p95 over
-/// the SLO window, restarts this week and the alerts firing. No script and no external asset; it refreshes
+/// An HTML page for people: the health score, each target's state, its SLO status (met, at risk, breached,
+/// no data) and error budget left, any retroactive maintenance window, 90 days of daily uptime (48 hourly
+/// bars while there is less than a week of history), the p95 over the SLO window, restarts this week and
+/// the alerts firing. No script and no external asset; it refreshes
 /// every 30 s. Nothing is checked for it: it shows the monitor's latest results.
 #[utoipa::path(
     tag = "health",
@@ -106,6 +121,24 @@ pub async fn gather(core: &Core, state: &HealthProxyState) -> StatusPage {
         Stored::default()
     });
     let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
+    // Less than a week since the first day with checks (or none at all): hourly bars say more.
+    let hourly = stored
+        .daily
+        .values()
+        .flat_map(|days| days.iter().filter(|(_, (t, _))| *t > 0).map(|(d, _)| *d))
+        .min()
+        .is_none_or(|first| first > (now - TimeDelta::days(HOURLY_UNTIL_DAYS)).date_naive());
+    let window = SloWindow::last_days(slo.window_days, now);
+    let mut slos: HashMap<String, TargetSlo> =
+        match crate::slo::evaluate(&core.store, &core.config, &window, None, false).await {
+            Ok(all) => all.into_iter().map(|t| (t.target.clone(), t)).collect(),
+            Err(e) => {
+                notes.push(format!("the slo cannot be computed: {e}"));
+                HashMap::new()
+            }
+        };
+    let hour_ms = 3_600_000;
+    let current_hour = now.timestamp_millis() - now.timestamp_millis().rem_euclid(hour_ms);
     let targets = state
         .monitor
         .targets()
@@ -131,7 +164,21 @@ pub async fn gather(core: &Core, state: &HealthProxyState) -> StatusPage {
                     )
                 })
                 .collect();
+            let per_hour = stored.hourly.get(&name);
+            let hours = (0..UPTIME_HOURS)
+                .map(|i| {
+                    let hour = current_hour - (UPTIME_HOURS - 1 - i) * hour_ms;
+                    let at = DateTime::<Utc>::from_timestamp_millis(hour).unwrap_or(now);
+                    let value = per_hour
+                        .and_then(|h| h.get(&hour))
+                        .filter(|(t, _)| *t > 0)
+                        .map(|(t, g)| *g as f64 * 100.0 / *t as f64);
+                    (at.format("%Y-%m-%d %H:00 UTC").to_string(), value)
+                })
+                .collect();
             TargetLine {
+                hours,
+                slo: slos.remove(&name),
                 outcome: latest.as_ref().map(|l| l.outcome),
                 checked_at: latest.as_ref().map(|l| l.checked_at),
                 latency_ms: latest
@@ -156,6 +203,7 @@ pub async fn gather(core: &Core, state: &HealthProxyState) -> StatusPage {
         availability_target_percent: slo.availability_target_percent,
         p95_target_ms: slo.p95_latency_target_ms,
         window_days: slo.window_days,
+        hourly,
         notes,
     }
 }
@@ -164,6 +212,8 @@ pub async fn gather(core: &Core, state: &HealthProxyState) -> StatusPage {
 struct Stored {
     /// Per target and day: (checks, good).
     daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>>,
+    /// Per target and hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good).
+    hourly: HashMap<String, HashMap<i64, (u64, u64)>>,
     p95_ms: HashMap<String, f64>,
     restarts: HashMap<String, u32>,
     alerts: Vec<StoredAlert>,
@@ -182,6 +232,22 @@ async fn stored(core: &Core, now: DateTime<Utc>) -> Result<Stored, StoreError> {
             .or_default()
             .insert(d.day, (d.total, d.good));
     }
+    let mut hourly: HashMap<String, HashMap<i64, (u64, u64)>> = HashMap::new();
+    for (name, rows) in store
+        .rollups_between(
+            now - TimeDelta::hours(UPTIME_HOURS),
+            now + TimeDelta::hours(1),
+        )
+        .await?
+    {
+        let hours = hourly.entry(name).or_default();
+        for row in rows {
+            hours.insert(
+                row.hour.timestamp_millis(),
+                (row.total, row.good.min(row.total)),
+            );
+        }
+    }
     let (from, until) = crate::ops::status::window(now, core.config.slo.window_days);
     let p95_ms = store
         .window_totals(from, until)
@@ -191,6 +257,7 @@ async fn stored(core: &Core, now: DateTime<Utc>) -> Result<Stored, StoreError> {
         .collect();
     Ok(Stored {
         daily,
+        hourly,
         p95_ms,
         restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
         alerts: store.firing_alerts().await?,
@@ -205,6 +272,17 @@ fn state_word(outcome: Option<Outcome>) -> (&'static str, &'static str) {
         Some(Outcome::Timeout) => ("timeout", "fail"),
         Some(Outcome::Error) => ("error", "fail"),
         None => ("not checked yet", "nodata"),
+    }
+}
+
+/// The SLO status as a word and a badge class.
+fn slo_word(status: Option<SloStatus>) -> (&'static str, &'static str) {
+    match status {
+        Some(SloStatus::Met) => ("met", "pass"),
+        Some(SloStatus::AtRisk) => ("at risk", "risk"),
+        Some(SloStatus::Breached) => ("breached", "fail"),
+        Some(SloStatus::NoData) => ("no data", "nodata"),
+        None => ("unknown", "nodata"),
     }
 }
 
@@ -242,18 +320,52 @@ pub fn render(page: &StatusPage) -> String {
     }
     for t in &page.targets {
         let (word, class) = state_word(t.outcome);
-        let labels: Vec<String> = t.days.iter().map(|(d, _)| d.to_string()).collect();
-        let points: Vec<Point<'_>> = t
-            .days
+        let labels: Vec<String> = if page.hourly {
+            t.hours.iter().map(|(label, _)| label.clone()).collect()
+        } else {
+            t.days.iter().map(|(d, _)| d.to_string()).collect()
+        };
+        let values: Vec<Option<f64>> = if page.hourly {
+            t.hours.iter().map(|(_, v)| *v).collect()
+        } else {
+            t.days.iter().map(|(_, v)| *v).collect()
+        };
+        let points: Vec<Point<'_>> = values
             .iter()
             .zip(&labels)
-            .map(|((_, v), label)| Point { label, value: *v })
+            .map(|(v, label)| Point { label, value: *v })
             .collect();
+        let (slo_word, slo_class) = slo_word(t.slo.as_ref().map(|s| s.status));
         let _ = write!(
             out,
-            "<section class=\"target\"><h3><span class=\"name\">{}</span> <span class=\"badge {class}\">{word}</span></h3>",
+            "<section class=\"target\"><h3><span class=\"name\">{}</span> <span class=\"badge {class}\">{word}</span> <span class=\"badge {slo_class}\">SLO {slo_word}</span></h3>",
             escape(&t.name)
         );
+        let budget = t
+            .slo
+            .as_ref()
+            .and_then(|s| s.error_budget.remaining_ratio)
+            .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+        let _ = write!(
+            out,
+            "<p class=\"meta\">SLO over {} days: <span class=\"slo-status\">{slo_word}</span>; availability {} (target {:.3}%); error budget left <span class=\"budget\">{}</span>.</p>",
+            page.window_days,
+            escape(&show_percent(
+                t.slo
+                    .as_ref()
+                    .and_then(|s| s.availability.ratio)
+                    .map(|r| r * 100.0)
+            )),
+            page.availability_target_percent,
+            escape(&budget)
+        );
+        for r in t.slo.iter().flat_map(|s| &s.retroactive_maintenance) {
+            let _ = write!(
+                out,
+                "<p class=\"retroactive\"><span class=\"badge risk\">RETROACTIVE MAINTENANCE</span> {}.</p>",
+                escape(&retroactive_line(r))
+            );
+        }
         let _ = write!(
             out,
             "<p class=\"meta\">Last check {}{}{}. {}-day uptime {}; p95 over {} days {} (target {} ms); restarts this week: {}.</p>",
@@ -274,12 +386,22 @@ pub fn render(page: &StatusPage) -> String {
             page.p95_target_ms,
             t.restarts_week
         );
-        let _ = writeln!(
-            out,
-            "<div class=\"strip\">{}</div><p class=\"muted\">{} days ago · today</p></section>",
-            svg::uptime_strip(&points, page.availability_target_percent),
-            UPTIME_DAYS
-        );
+        if page.hourly {
+            let _ = writeln!(
+                out,
+                "<div class=\"strip\">{}</div><p class=\"muted\">hourly: {} hours ago · this hour (less than {} days of history)</p></section>",
+                svg::uptime_strip_labelled(&points, page.availability_target_percent, "hourly uptime"),
+                UPTIME_HOURS,
+                HOURLY_UNTIL_DAYS
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "<div class=\"strip\">{}</div><p class=\"muted\">{} days ago · today</p></section>",
+                svg::uptime_strip(&points, page.availability_target_percent),
+                UPTIME_DAYS
+            );
+        }
     }
     out.push_str("<h2>Active alerts</h2>\n");
     if page.alerts.is_empty() {

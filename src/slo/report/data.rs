@@ -31,6 +31,63 @@ pub enum ReportError {
     Store(#[from] StoreError),
 }
 
+/// What the report, or one target in it, comes to. The exit status of `hale slo report` follows the
+/// report's: 0 pass, 1 fail, 3 no data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No objective breached, and valid checks to judge by.
+    Pass,
+    /// An objective breached (or, with `--require-data`, a target without valid checks).
+    Fail,
+    /// No objective breached, but a target has no valid check in the window: nothing was shown to pass.
+    NoData,
+}
+
+impl Verdict {
+    /// The word the report shows.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Fail => "FAIL",
+            Self::NoData => "NO DATA",
+        }
+    }
+
+    /// The class of its badge in HTML.
+    pub fn class(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::NoData => "nodata",
+        }
+    }
+}
+
+/// One target's verdict: FAIL when an objective is breached, else NO DATA without a valid check, else PASS.
+pub fn target_verdict(slo: &TargetSlo) -> Verdict {
+    if !passes(slo) {
+        Verdict::Fail
+    } else if slo.status == SloStatus::NoData || slo.availability.valid == 0 {
+        Verdict::NoData
+    } else {
+        Verdict::Pass
+    }
+}
+
+/// The report's verdict from its targets': FAIL when one fails; else NO DATA when one has no data (FAIL
+/// with `require_data`) or there is no target at all; else PASS.
+pub fn report_verdict(targets: &[TargetReport], require_data: bool) -> Verdict {
+    let no_data = targets.is_empty() || targets.iter().any(|t| t.result == Verdict::NoData);
+    if targets.iter().any(|t| t.result == Verdict::Fail) || (no_data && require_data) {
+        Verdict::Fail
+    } else if no_data {
+        Verdict::NoData
+    } else {
+        Verdict::Pass
+    }
+}
+
 /// The whole report. Its JSON form is documented in docs/reports.md (`version` 1).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -39,8 +96,12 @@ pub struct Report {
     pub window: SloWindow,
     pub method: SloMethod,
     pub objectives: Objectives,
-    /// True when no objective of any target is breached (what the exit status says).
+    /// `pass`, `fail` or `no_data`: what the exit status says (0, 1, 3).
+    pub result: Verdict,
+    /// True only when `result` is `pass`: no objective breached and every target has valid checks.
     pub passed: bool,
+    /// `--require-data`: a target without valid checks fails the report instead of making it `no_data`.
+    pub require_data: bool,
     pub targets: Vec<TargetReport>,
     /// hale's own starts in the window.
     pub hale: HaleRuns,
@@ -72,7 +133,9 @@ pub struct Objectives {
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
     pub name: String,
-    /// No objective breached.
+    /// `pass`, `fail` (an objective breached) or `no_data` (no valid check in the window).
+    pub result: Verdict,
+    /// True only when `result` is `pass`.
     pub passed: bool,
     pub slo: TargetSlo,
     /// One per UTC day of the window, oldest first, from the rollups (days without checks included).
@@ -212,6 +275,7 @@ pub async fn build(
     target: Option<&str>,
     exact: bool,
     now: DateTime<Utc>,
+    require_data: bool,
 ) -> Result<Report, ReportError> {
     // Every rollup the report needs, read (and decoded) once: the SLO table and the details share them.
     let (span_from, span_until) = crate::slo::rollup_span(window);
@@ -279,8 +343,10 @@ pub async fn build(
         let (daily, worst_hours) =
             daily_and_worst_hours(store, &slo.target, window, hours, &exclusions).await?;
         let name = slo.target.clone();
+        let result = target_verdict(&slo);
         targets.push(TargetReport {
-            passed: passes(&slo),
+            result,
+            passed: result == Verdict::Pass,
             daily,
             worst_hours,
             restarts: restarts.remove(&name).unwrap_or_default(),
@@ -323,7 +389,9 @@ pub async fn build(
             p95_latency_target_ms: config.slo.p95_latency_target_ms,
             max_restarts_per_week: config.slo.max_restarts_per_week,
         },
-        passed: targets.iter().all(|t| t.passed),
+        result: report_verdict(&targets, require_data),
+        passed: report_verdict(&targets, require_data) == Verdict::Pass,
+        require_data,
         targets,
         hale,
     })
@@ -466,6 +534,20 @@ pub fn objective_lines(slo: &TargetSlo) -> [(&'static str, String, String, SloSt
             slo.restarts.status,
         ),
     ]
+}
+
+/// What a retroactive maintenance window did to a target, as words.
+pub fn retroactive_line(r: &crate::slo::RetroactiveMaintenance) -> String {
+    format!(
+        "retroactive maintenance {} to {} (declared {}, covers {}) removed {} check{} of this target: {}",
+        show_time(r.starts_at),
+        show_time(r.ends_at),
+        r.created_at.map_or_else(|| "-".to_owned(), show_time),
+        r.target.as_deref().unwrap_or("every target"),
+        r.removed_checks,
+        if r.removed_checks == 1 { "" } else { "s" },
+        r.reason
+    )
 }
 
 /// What is left of the error budget, as words.

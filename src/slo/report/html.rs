@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::slo::report::data::{
-    budget_line, exit_reason, hale_line, objective_lines, restart_cause, show_ms, show_percent,
-    show_time, verdict,
+    budget_line, exit_reason, hale_line, objective_lines, restart_cause, retroactive_line, show_ms,
+    show_percent, show_time, verdict, Verdict,
 };
 use crate::slo::report::svg::{self, Point};
 use crate::slo::report::{Report, TargetReport};
@@ -63,12 +63,12 @@ pub fn badge(status: SloStatus) -> String {
     format!(r#"<span class="badge {class}">{}</span>"#, verdict(status))
 }
 
-fn pass_badge(passed: bool) -> &'static str {
-    if passed {
-        r#"<span class="badge pass">PASS</span>"#
-    } else {
-        r#"<span class="badge fail">FAIL</span>"#
-    }
+fn pass_badge(result: Verdict) -> String {
+    format!(
+        r#"<span class="badge {}">{}</span>"#,
+        result.class(),
+        result.word()
+    )
 }
 
 pub fn render(report: &Report) -> String {
@@ -83,7 +83,7 @@ pub fn render(report: &Report) -> String {
         out,
         "<header><h1>{} {}</h1><p class=\"meta\">Window {} to {}; computed from {}; generated {}.</p></header>",
         escape(&title),
-        pass_badge(report.passed),
+        pass_badge(report.result),
         escape(&show_time(report.window.from)),
         escape(&show_time(report.window.until)),
         match report.method {
@@ -102,7 +102,7 @@ pub fn render(report: &Report) -> String {
             escape(&show_percent(t.slo.availability.ratio.map(|r| r * 100.0))),
             escape(&show_ms(t.slo.latency.p95_ms)),
             t.slo.restarts.count,
-            pass_badge(t.passed)
+            pass_badge(t.result)
         );
     }
     out.push_str("</tbody></table>\n");
@@ -133,7 +133,7 @@ fn target(out: &mut String, t: &TargetReport, report: &Report) {
         "<section class=\"target\" id=\"t-{}\"><h2>{} {}</h2>",
         escape(&anchor(&t.name)),
         escape(&t.name),
-        pass_badge(t.passed)
+        pass_badge(t.result)
     );
     out.push_str("<table><thead><tr><th>objective</th><th>target</th><th class=\"num\">measured</th><th>result</th></tr></thead><tbody>\n");
     for (name, goal, measured, status) in objective_lines(&t.slo) {
@@ -203,11 +203,19 @@ fn target(out: &mut String, t: &TargetReport, report: &Report) {
         );
     }
     if !t.maintenance.is_empty() {
-        out.push_str("<h3>Maintenance windows</h3>\n<table><thead><tr><th>from</th><th>until</th><th>covers</th><th>reason</th></tr></thead><tbody>\n");
+        out.push_str("<h3>Maintenance windows</h3>\n<table><thead><tr><th>from</th><th>until</th><th>covers</th><th>declared</th><th>reason</th></tr></thead><tbody>\n");
         for m in &t.maintenance {
+            let declared = match (m.created_at, m.retroactive) {
+                (None, _) => "config file".to_owned(),
+                (Some(at), false) => escape(&show_time(at)),
+                (Some(at), true) => format!(
+                    "{} <span class=\"badge risk\">RETROACTIVE</span>",
+                    escape(&show_time(at))
+                ),
+            };
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{declared}</td><td>{}</td></tr>",
                 escape(&show_time(m.starts_at)),
                 escape(&show_time(m.ends_at)),
                 escape(m.target.as_deref().unwrap_or("every target")),
@@ -215,6 +223,13 @@ fn target(out: &mut String, t: &TargetReport, report: &Report) {
             );
         }
         out.push_str("</tbody></table>\n");
+    }
+    for r in &t.slo.retroactive_maintenance {
+        let _ = writeln!(
+            out,
+            "<p class=\"retroactive\"><span class=\"badge risk\">RETROACTIVE</span> {}.</p>",
+            escape(&retroactive_line(r))
+        );
     }
     out.push_str("<h3>Worst hours</h3>\n");
     if t.worst_hours.is_empty() {

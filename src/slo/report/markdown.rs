@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::slo::report::data::{
-    budget_line, exit_reason, hale_line, objective_lines, restart_cause, show_percent, show_time,
-    verdict,
+    budget_line, exit_reason, hale_line, objective_lines, restart_cause, retroactive_line,
+    show_percent, show_time, verdict, Verdict,
 };
 use crate::slo::report::{Report, TargetReport};
 use crate::slo::SloMethod;
@@ -34,13 +34,24 @@ pub fn render(report: &Report) -> String {
         show_time(report.generated_at)
     );
     let _ = writeln!(out);
-    let failing = report.targets.iter().filter(|t| !t.passed).count();
+    let passing = report.targets.iter().filter(|t| t.passed).count();
+    let no_data = report
+        .targets
+        .iter()
+        .filter(|t| t.result == Verdict::NoData)
+        .count();
     let _ = writeln!(
         out,
-        "**{}**: {} of {} targets meet every objective.",
-        if report.passed { "PASS" } else { "FAIL" },
-        report.targets.len() - failing,
-        report.targets.len()
+        "**{}**: {} of {} targets meet every objective{}.",
+        report.result.word(),
+        passing,
+        report.targets.len(),
+        match (no_data, report.require_data) {
+            (0, _) => String::new(),
+            (n, false) => format!("; {n} without a valid check in the window (NO DATA)"),
+            (n, true) =>
+                format!("; {n} without a valid check in the window, a failure with --require-data"),
+        }
     );
     let _ = writeln!(out);
     let _ = writeln!(out, "| target | availability | p95 | restarts | result |");
@@ -53,7 +64,7 @@ pub fn render(report: &Report) -> String {
             show_percent(t.slo.availability.ratio.map(|r| r * 100.0)),
             crate::slo::report::data::show_ms(t.slo.latency.p95_ms),
             t.slo.restarts.count,
-            if t.passed { "PASS" } else { "FAIL" }
+            t.result.word()
         );
     }
     let _ = writeln!(out);
@@ -64,14 +75,18 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// When and how a window was declared: in the config, ahead of time, or after the fact.
+fn declared(m: &crate::slo::MaintenanceWindow) -> String {
+    match (m.created_at, m.retroactive) {
+        (None, _) => "config file".to_owned(),
+        (Some(at), false) => show_time(at),
+        (Some(at), true) => format!("{} (RETROACTIVE)", show_time(at)),
+    }
+}
+
 fn target(out: &mut String, t: &TargetReport) {
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "## {}: {}",
-        cell(&t.name),
-        if t.passed { "PASS" } else { "FAIL" }
-    );
+    let _ = writeln!(out, "## {}: {}", cell(&t.name), t.result.word());
     let _ = writeln!(out);
     let _ = writeln!(out, "| objective | target | measured | result |");
     let _ = writeln!(out, "|---|---|---|---|");
@@ -111,20 +126,25 @@ fn target(out: &mut String, t: &TargetReport) {
         let _ = writeln!(out);
         let _ = writeln!(out, "### Maintenance windows");
         let _ = writeln!(out);
-        let _ = writeln!(out, "| from | until | covers | reason |");
-        let _ = writeln!(out, "|---|---|---|---|");
+        let _ = writeln!(out, "| from | until | covers | declared | reason |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
         for m in &t.maintenance {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 show_time(m.starts_at),
                 show_time(m.ends_at),
                 m.target
                     .as_deref()
                     .map_or_else(|| "every target".to_owned(), cell),
+                declared(m),
                 cell(&m.reason)
             );
         }
+    }
+    for r in &t.slo.retroactive_maintenance {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "**RETROACTIVE**: {}.", cell(&retroactive_line(r)));
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "### Worst hours");

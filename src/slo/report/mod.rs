@@ -18,15 +18,19 @@ use crate::cli::{fail, EXIT_BAD_INPUT};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::store::Store;
 
-pub use data::{build, parse_window, Report, ReportError, TargetReport};
+pub use data::{build, parse_window, Report, ReportError, TargetReport, Verdict};
 
 /// Exit status of a report in which some objective is breached.
 pub const EXIT_SLO_BREACHED: u8 = 1;
+/// Exit status of a report in which nothing is breached but some target has no valid check in the window
+/// (or there is no target): nothing was shown to pass, so a gate does not pass on it.
+pub const EXIT_NO_DATA: u8 = 3;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SloCommand {
-    /// Report each target's SLOs over a window. Exit 0 when no objective is breached, 1 when one is, 2 for
-    /// bad input (an unknown service, a bad window, a missing, unreadable or corrupt database).
+    /// Report each target's SLOs over a window. Exit 0 when every target has valid checks and no objective is
+    /// breached, 1 when one is, 2 for bad input (an unknown service, a bad window, a missing, unreadable or
+    /// corrupt database), 3 when nothing is breached but a target has no valid check (NO DATA).
     Report(ReportArgs),
 }
 
@@ -57,6 +61,9 @@ pub struct ReportArgs {
     /// it exists, else the default objectives).
     #[arg(long, env = "HALE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Count a target without valid checks in the window (NO DATA) as a failure: exit 1 instead of 3.
+    #[arg(long)]
+    pub require_data: bool,
     /// The SQLite database file, opened read-only.
     #[arg(long, env = "HALE_DB", default_value = "data/hale.db")]
     pub db: PathBuf,
@@ -135,6 +142,7 @@ async fn report(args: ReportArgs) -> ExitCode {
         args.service.as_deref(),
         args.exact,
         now,
+        args.require_data,
     )
     .await;
     store.close().await;
@@ -157,19 +165,19 @@ async fn report(args: ReportArgs) -> ExitCode {
                 "wrote {} ({} targets, {})",
                 path.display(),
                 report.targets.len(),
-                if report.passed {
-                    "all pass"
-                } else {
-                    "some fail"
+                match report.result {
+                    Verdict::Pass => "all pass",
+                    Verdict::Fail => "some fail",
+                    Verdict::NoData => "no data for some",
                 }
             );
         }
         None => print!("{text}"),
     }
-    if report.passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_SLO_BREACHED)
+    match report.result {
+        Verdict::Pass => ExitCode::SUCCESS,
+        Verdict::Fail => ExitCode::from(EXIT_SLO_BREACHED),
+        Verdict::NoData => ExitCode::from(EXIT_NO_DATA),
     }
 }
 

@@ -138,11 +138,17 @@ pub fn latency_chart(points: &[Point<'_>], target_ms: f64) -> String {
 
 /// A strip of small bars, one per day (oldest first), coloured by availability against the target.
 pub fn uptime_strip(points: &[Point<'_>], target_percent: f64) -> String {
+    uptime_strip_labelled(points, target_percent, "daily uptime")
+}
+
+/// `uptime_strip` with its own accessible label (`hourly uptime`).
+pub fn uptime_strip_labelled(points: &[Point<'_>], target_percent: f64, label: &str) -> String {
     let n = points.len().max(1);
     let (w, h, gap) = (6.0, 28.0, 2.0);
     let width = n as f64 * (w + gap);
     let mut out = format!(
-        r#"<svg viewBox="0 0 {width} {h}" width="100%" height="{h}" preserveAspectRatio="none" role="img" aria-label="daily uptime">"#
+        r#"<svg viewBox="0 0 {width} {h}" width="100%" height="{h}" preserveAspectRatio="none" role="img" aria-label="{}">"#,
+        escape(label)
     );
     for (i, p) in points.iter().enumerate() {
         let (colour, text) = match p.value {
