@@ -230,7 +230,10 @@ async fn two_thousand_targets_under_a_256_open_file_limit_are_all_up() {
         .find(|l| l["message"] == "probe concurrency lowered to fit the open-file limit")
         .expect("the lowered probe concurrency is logged");
     assert_eq!(lowered["configured"], 256);
-    assert_eq!(lowered["effective"], 55, "(256 - 128 - 6 × 3 workers) / 2");
+    assert_eq!(
+        lowered["effective"], 47,
+        "(256 - 128 - 6 × 3 workers - 15 for alert deliveries) / 2"
+    );
 
     hale.signal("TERM");
     let status = hale.wait_exit(common::DEADLINE).await;
