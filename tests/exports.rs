@@ -891,18 +891,18 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
         ),
     ] {
         assert_eq!(
-            common::sample_value(&proxy, name, &labels),
+            common::sample_sum(&proxy, name, &labels),
             Some(0.0),
             "{name} {labels:?}"
         );
     }
     // web cannot be healed, and a held-back notice is never on a real channel.
     assert_eq!(
-        common::sample_value(&proxy, "heal_attempts_total", &[("target", "web")]),
+        common::sample_sum(&proxy, "heal_attempts_total", &[("target", "web")]),
         None
     );
     assert_eq!(
-        common::sample_value(
+        common::sample_sum(
             &proxy,
             "alerts_total",
             &[("channel", "log"), ("result", "suppressed")]
@@ -991,7 +991,7 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
     let targets = [
         ("steady", Pattern::Up),
         ("flaky", Pattern::Fail(5)),
-        ("slow", Pattern::Slow(10, Duration::from_millis(3_500))),
+        ("slow", Pattern::Slow(10, Duration::from_millis(1_500))),
     ];
     let mut servers = Vec::new();
     let mut services = Vec::new();
@@ -999,7 +999,7 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
         let server = PatternTarget::start(pattern, gate.clone()).await;
         services.push(serde_json::json!({
             "name": name, "url": format!("http://{}/health", server.addr), "interval_s": 1,
-            "timeout_ms": 3_000, "breaker": {"failure_threshold": 100}
+            "timeout_ms": 1_000, "breaker": {"failure_threshold": 100}
         }));
         servers.push(server);
     }
@@ -1012,19 +1012,9 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
     config.listen.health_proxy = ports[0];
     config.listen.mcp_bridge = ports[1];
     config.listen.boss_api = ports[2];
+    open.send_replace(true);
     let mut prometheus = Prometheus::start_at(&ports).await;
     let mut app = common::spawn_app_with(config).await;
-    let hp = app.addr(ServiceKind::HealthProxy).to_string();
-    // Hold every probe until Prometheus has scraped the Health Proxy once: its first samples are the 0s
-    // hale exports at start.
-    common::eventually("the first scrape of hale", || async {
-        let (_, body) = prometheus
-            .query(&format!("up{{job=\"hale\",instance=\"{hp}\"}} == 1"))
-            .await;
-        (!body["data"]["result"].as_array()?.is_empty()).then_some(())
-    })
-    .await;
-    open.send_replace(true);
     let started = tokio::time::Instant::now();
 
     // The exported rule of the SLO window, as Prometheus evaluates it.
@@ -1063,14 +1053,15 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
         .unwrap_or(40);
     tokio::time::sleep_until(started + Duration::from_secs(run_s)).await;
     let mut compared: BTreeMap<String, (f64, f64, u64)> = BTreeMap::new();
+    let mut last_seen: BTreeMap<String, (u64, f64)> = BTreeMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while compared.len() < targets.len() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "both sides never counted the same checks: {compared:?}"
+            "both sides never counted the same checks: {compared:?}; last (hale valid, scraped): {last_seen:?}"
         );
-        let (_, before) = app.get_json(ServiceKind::HealthProxy, "/slo").await;
-        // The time of the latest scrape: the rule evaluated there reads exactly the scraped counts.
+        // The time of the latest scrape: the rule evaluated there reads exactly the scraped counts, and hale's
+        // SLO over the window ending there (what `/slo` computes, `slo::evaluate`) the checks made before it.
         let (_, stamp) = prometheus
             .query("max(timestamp(health_check_total{source=\"monitor\"}))")
             .await;
@@ -1078,9 +1069,39 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
             .as_str()
             .and_then(|v| v.parse::<f64>().ok())
             .expect("a scrape time");
-        let (_, ratios) = prometheus.query_at(&rule_expr, Some(at)).await;
-        let (_, totals) = prometheus.query_at(&total_expr, Some(at)).await;
-        let (_, after) = app.get_json(ServiceKind::HealthProxy, "/slo").await;
+        // The run as Prometheus saw it: from its first scrape of hale (checks made before it are in that
+        // first sample, so no rule can count them), to this one.
+        let (_, raw) = prometheus
+            .query_at("health_check_total{source=\"monitor\"}[1h]", Some(at))
+            .await;
+        let first = raw["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["values"][0][0].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        let week = format!("[{}d]", slo.window_days);
+        // 1 ms more than the run, so the first scrape is inside the range.
+        let run = format!("[{}ms]", ((at - first) * 1000.0).round() as i64 + 1);
+        let (_, ratios) = prometheus
+            .query_at(&rule_expr.replace(&week, &run), Some(at))
+            .await;
+        let (_, totals) = prometheus
+            .query_at(&total_expr.replace(&week, &run), Some(at))
+            .await;
+        // The rows of the checks before the scrape are written within storage.flush_interval_ms.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let ms =
+            |t: f64| chrono::DateTime::from_timestamp_millis((t * 1000.0).round() as i64).unwrap();
+        let window = hale::slo::SloWindow {
+            label: "run".to_owned(),
+            from: ms(first),
+            until: ms(at),
+        };
+        let core = app.core();
+        let hale_slos = hale::slo::evaluate(&core.store, &core.config, &window, None, false)
+            .await
+            .expect("hale's SLO");
         let by_target = |body: &Value| -> BTreeMap<String, f64> {
             body["data"]["result"]
                 .as_array()
@@ -1094,23 +1115,23 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
                 .collect()
         };
         let (ratios, totals) = (by_target(&ratios), by_target(&totals));
-        for (i, entry) in after.as_array().expect("/slo is a list").iter().enumerate() {
-            let target = entry["target"].as_str().unwrap().to_owned();
-            let valid = entry["availability"]["valid"].as_u64().unwrap();
-            let stable = before[i]["availability"]["valid"] == entry["availability"]["valid"];
-            let scraped = totals.get(&target).copied().unwrap_or(-1.0);
-            if compared.contains_key(&target) || !stable || scraped != valid as f64 {
+        for entry in &hale_slos {
+            let valid = entry.availability.valid;
+            let scraped = totals.get(&entry.target).copied().unwrap_or(-1.0);
+            // A check recorded in the few milliseconds between the scrape's start and its reading of the
+            // counters is in one and not the other: take the next scrape.
+            if compared.contains_key(&entry.target) || scraped.round() != valid as f64 {
+                last_seen.insert(entry.target.clone(), (valid, scraped));
                 continue;
             }
-            let hale_ratio = entry["availability"]["ratio"].as_f64().unwrap();
-            let rule = 1.0 - ratios[&target];
-            compared.insert(target, (hale_ratio, rule, valid));
+            let hale_ratio = entry.availability.ratio.expect("valid checks");
+            let rule = 1.0 - ratios[&entry.target];
+            compared.insert(entry.target.clone(), (hale_ratio, rule, valid));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for (target, (hale_ratio, rule, valid)) in &compared {
         eprintln!(
-            "{target}: /slo {:.3} %, Prometheus {:.3} %, {valid} checks, after {} s",
+            "{target}: hale {:.3} %, Prometheus {:.3} %, {valid} checks, after {} s",
             hale_ratio * 100.0,
             rule * 100.0,
             started.elapsed().as_secs()
