@@ -954,8 +954,8 @@ impl PatternTarget {
                     let _ = gate.wait_for(|open| *open).await;
                     let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     let status = match pattern {
-                        Pattern::Fail(every) if n % every == 0 => 500,
-                        Pattern::Slow(every, delay) if n % every == 0 => {
+                        Pattern::Fail(every) if n.is_multiple_of(every) => 500,
+                        Pattern::Slow(every, delay) if n.is_multiple_of(every) => {
                             tokio::time::sleep(delay).await;
                             200
                         }

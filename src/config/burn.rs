@@ -90,7 +90,7 @@ pub fn pair(long_s: u64, short_s: u64) -> Option<&'static BurnPair> {
 /// Seconds as a Prometheus duration in the largest whole unit (`120` is `2m`, `86400` is `1d`).
 pub fn duration(seconds: u64) -> String {
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if seconds > 0 && seconds % size == 0 {
+        if seconds > 0 && seconds.is_multiple_of(size) {
             return format!("{}{unit}", seconds / size);
         }
     }
