@@ -646,7 +646,13 @@ async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves
     );
     // Covered from 300 s on; both windows then burn too fast, and the alert fires once that lasted the
     // burn-rate table's 2 minutes.
-    advance(&clock, 270).await;
+    advance(&clock, 150).await;
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", fast).await,
+        0,
+        "burning for less than 2 minutes"
+    );
+    advance(&clock, 120).await;
     common::eventually("the fast burn alert", || async {
         (count_rows(
             &app.db_path,
