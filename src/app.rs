@@ -27,7 +27,7 @@ use crate::kind::ServiceKind;
 use crate::limits;
 use crate::metrics::{
     AlertMetrics, EventMetrics, HealMetrics, HealthMetrics, ServiceMetrics, SloMetrics,
-    WriterMetrics,
+    StartLabels, StartRule, WriterMetrics,
 };
 use crate::probe::{Monitor, MonitorError};
 use crate::selfwatch::SelfWatch;
@@ -385,6 +385,57 @@ fn bind(
         .collect()
 }
 
+/// The label values the config makes known at start, from which the metrics create their series at 0
+/// (the catalog's `at_start`): the targets, those hale can heal (a `run` block or a heal command, as the
+/// healer decides), and each alert rule in force with the channels its notices reach.
+fn start_labels(config: &Config) -> StartLabels {
+    use crate::config::ChannelKind;
+    let channels = &config.alerts.channels;
+    let configured = |kind: ChannelKind| match kind {
+        ChannelKind::Log => true,
+        ChannelKind::Discord => channels.discord.is_some(),
+        ChannelKind::Email => channels.email.is_some(),
+        ChannelKind::Webhook => channels.webhook.is_some(),
+        ChannelKind::Alertmanager => channels.alertmanager.is_some(),
+    };
+    StartLabels {
+        targets: config
+            .services
+            .iter()
+            .map(|t| t.name.as_str().to_owned())
+            .collect(),
+        healable: config
+            .services
+            .iter()
+            .filter(|t| t.run.is_some() || t.heal_settings().command.is_some())
+            .map(|t| t.name.as_str().to_owned())
+            .collect(),
+        rules: config
+            .alerts
+            .active_rules()
+            .map(|rule| {
+                let mut reached: Vec<&'static str> = Vec::new();
+                // Alertmanager hears of every notice when configured, whichever channels the rule names.
+                for kind in rule
+                    .channels
+                    .iter()
+                    .copied()
+                    .chain([ChannelKind::Alertmanager])
+                {
+                    if configured(kind) && !reached.contains(&kind.as_str()) {
+                        reached.push(kind.as_str());
+                    }
+                }
+                StartRule {
+                    name: rule.name.clone(),
+                    level: rule.level.as_str(),
+                    channels: reached,
+                }
+            })
+            .collect(),
+    }
+}
+
 /// Opens the store, starts the writer and builds what the services running here need: the monitor only
 /// when the Health Proxy runs.
 async fn build(
@@ -410,12 +461,15 @@ async fn build(
         WriterMetrics::register(health_registry),
     );
     let events = EventBus::new(EventMetrics::register(health_registry));
+    let start_labels = start_labels(&config);
     let monitor = if kinds.contains(&ServiceKind::HealthProxy) {
+        let health_metrics = HealthMetrics::register(health_registry);
+        health_metrics.start_series(&start_labels);
         let monitor = Monitor::new(
             &config,
             store.clone(),
             check_writer.clone(),
-            HealthMetrics::register(health_registry),
+            health_metrics,
             events.clone(),
             clock.clone(),
         )
@@ -428,7 +482,9 @@ async fn build(
     let (supervisor, dispatcher, healer, alert_engine, maintenance) = match &monitor {
         Some(monitor) => {
             let heal_metrics = HealMetrics::register(health_registry);
+            heal_metrics.start_series(&start_labels);
             let alert_metrics = AlertMetrics::register(health_registry);
+            alert_metrics.start_series(&start_labels);
             let supervisor = Arc::new(Supervisor::new(
                 &config,
                 store.clone(),

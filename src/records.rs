@@ -67,6 +67,8 @@ pub enum CheckSource {
 }
 
 impl CheckSource {
+    pub const ALL: [CheckSource; 2] = [Self::Monitor, Self::OnDemand];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Monitor => "monitor",
@@ -75,9 +77,7 @@ impl CheckSource {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Monitor, Self::OnDemand]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 }
 

@@ -621,12 +621,17 @@ struct Prometheus {
 
 impl Prometheus {
     async fn start(app: &TestApp) -> Self {
+        let addrs: Vec<std::net::SocketAddr> =
+            ServiceKind::ALL.iter().map(|k| app.addr(*k)).collect();
+        Self::start_at(&addrs).await
+    }
+
+    /// Prometheus scraping these addresses (job `hale`) every second, with the exported rules evaluated
+    /// every second; ready once it answers `/-/ready` (the addresses need not listen yet).
+    async fn start_at(addrs: &[std::net::SocketAddr]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let targets: Vec<String> = ServiceKind::ALL
-            .iter()
-            .map(|k| format!("\"{}\"", app.addr(*k)))
-            .collect();
+        let targets: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
         let rule_files: Vec<String> = ["alerts/hale-rules.yml", "alerts/hale-slo-rules.yml"]
             .iter()
             .map(|f| format!("  - \"{}\"", repo().join(f).display()))
@@ -688,9 +693,18 @@ impl Prometheus {
 
     /// `GET /api/v1/query`: the status and the result.
     async fn query(&self, expr: &str) -> (String, Value) {
+        self.query_at(expr, None).await
+    }
+
+    /// `GET /api/v1/query` at a given evaluation time (Unix seconds), or now.
+    async fn query_at(&self, expr: &str, time: Option<f64>) -> (String, Value) {
+        let mut params = vec![("query", expr.to_owned())];
+        if let Some(time) = time {
+            params.push(("time", format!("{time:.3}")));
+        }
         let res = common::client()
             .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", expr)])
+            .query(&params)
             .send()
             .await
             .expect("query prometheus");
@@ -769,4 +783,392 @@ async fn prometheus_answers_every_dashboard_query_with_data() {
     }
     let _ = prometheus.child.kill().await;
     app.shutdown().await;
+}
+
+/// Every series the catalog creates at start (`at_start`) is on a fresh hale's `/metrics` at 0, before any
+/// check failed: checks by target, outcome and source, their latency histograms, every error type of every
+/// service, heal attempts by outcome of the targets hale can heal, and alert notices of every rule in force
+/// on the channels it reaches. Without them a target's first failure (or first error, heal, alert) is a
+/// series that appears at 1, which `rate()` and `increase()` cannot see.
+#[tokio::test]
+async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
+    let receiver = HttpReceiver::start(vec![(200, "ok"); 100_000]).await;
+    let mut config = common::test_config();
+    config.services = serde_json::from_value(serde_json::json!([
+        {"name": "api", "url": receiver.url("/health"), "interval_s": 1, "timeout_ms": 500,
+         "heal": {"command": ["true"], "command_timeout_s": 5}},
+        {"name": "web", "url": receiver.url("/health"), "interval_s": 1, "timeout_ms": 500}
+    ]))
+    .expect("target configs");
+    let known = hale::metrics::StartLabels {
+        targets: vec!["api".to_owned(), "web".to_owned()],
+        healable: vec!["api".to_owned()],
+        // No channel is configured in the test config: every default rule reaches the log only.
+        rules: config
+            .alerts
+            .active_rules()
+            .map(|rule| hale::metrics::StartRule {
+                name: rule.name.clone(),
+                level: rule.level.as_str(),
+                channels: vec!["log"],
+            })
+            .collect(),
+    };
+    let mut app = common::spawn_app_with(config).await;
+    let mut checked = 0;
+    for kind in ServiceKind::ALL {
+        let text = app.metrics(kind).await;
+        let samples = parse_samples(&text);
+        for def in CATALOG.iter().filter(|d| !d.at_start.is_empty()) {
+            let here = match def.exporter {
+                Exporter::EveryService | Exporter::Process => true,
+                Exporter::HealthProxy | Exporter::SloEngine => kind == ServiceKind::HealthProxy,
+            };
+            if !here {
+                continue;
+            }
+            let rows = def.series_at_start(Some(kind.as_str()), &known);
+            assert!(!rows.is_empty(), "{}: no series at start", def.name);
+            for row in rows {
+                let labels: Vec<(&str, &str)> = def
+                    .labels
+                    .iter()
+                    .copied()
+                    .zip(row.iter().map(String::as_str))
+                    .collect();
+                // A histogram's count stands for its series; a target that answered up may have been
+                // checked already (only its `up` checks and their latencies can have moved).
+                let series = def.series_names().pop().unwrap_or_default();
+                let up = labels.contains(&("outcome", "up"))
+                    || def.name == catalog::HEALTH_CHECK_DURATION_SECONDS_DEF.name;
+                let value = samples
+                    .iter()
+                    .find(|s| {
+                        s.name == series
+                            && labels
+                                .iter()
+                                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+                    })
+                    .map(|s| s.value)
+                    .unwrap_or_else(|| {
+                        panic!("{kind}: {series} {labels:?} is not exported at start")
+                    });
+                if !up {
+                    assert_eq!(value, 0.0, "{kind}: {series} {labels:?}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    // The sets come from the config and the closed enums, not from a list in the code under test.
+    let proxy = app.metrics(ServiceKind::HealthProxy).await;
+    for (name, labels) in [
+        (
+            "health_check_total",
+            vec![
+                ("target", "web"),
+                ("outcome", "timeout"),
+                ("source", "monitor"),
+            ],
+        ),
+        (
+            "heal_attempts_total",
+            vec![("target", "api"), ("outcome", "healed")],
+        ),
+        (
+            "alerts_total",
+            vec![
+                ("level", "critical"),
+                ("rule", "target_down"),
+                ("channel", "log"),
+                ("result", "sent"),
+            ],
+        ),
+        (
+            "alerts_total",
+            vec![
+                ("rule", "target_down"),
+                ("channel", "none"),
+                ("result", "inhibited"),
+            ],
+        ),
+        (
+            "errors_total",
+            vec![("service", "health-proxy"), ("type", "internal")],
+        ),
+    ] {
+        assert_eq!(
+            common::sample_sum(&proxy, name, &labels),
+            Some(0.0),
+            "{name} {labels:?}"
+        );
+    }
+    // web cannot be healed, and a held-back notice is never on a real channel.
+    assert_eq!(
+        common::sample_sum(&proxy, "heal_attempts_total", &[("target", "web")]),
+        None
+    );
+    assert_eq!(
+        common::sample_sum(
+            &proxy,
+            "alerts_total",
+            &[("channel", "log"), ("result", "suppressed")]
+        ),
+        None
+    );
+    // 2 targets × 5 outcomes × 2 sources, 2 × 2 histograms, 3 services × 13 error types, 9 heal outcomes,
+    // and per default rule (7): 3 results on the log and 2 on none.
+    assert_eq!(checked, 20 + 4 + 39 + 9 + 7 * 5, "series checked");
+    app.shutdown().await;
+}
+
+/// A probe target with a known failure pattern: every `every`-th request is answered with a 500 (`Fail`)
+/// or only after `delay` (`Slow`, past the checker's timeout); the others with 200. No request is answered
+/// before `gate` opens, so no check ends before Prometheus has scraped hale once.
+struct PatternTarget {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone, Copy)]
+enum Pattern {
+    Up,
+    Fail(u64),
+    Slow(u64, Duration),
+}
+
+impl PatternTarget {
+    async fn start(pattern: Pattern, gate: tokio::sync::watch::Receiver<bool>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind(common::any_port())
+            .await
+            .expect("bind a pattern target");
+        let addr = listener.local_addr().expect("target address");
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let count = count.clone();
+                let mut gate = gate.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut head = Vec::new();
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = gate.wait_for(|open| *open).await;
+                    let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let status = match pattern {
+                        Pattern::Fail(every) if n.is_multiple_of(every) => 500,
+                        Pattern::Slow(every, delay) if n.is_multiple_of(every) => {
+                            tokio::time::sleep(delay).await;
+                            200
+                        }
+                        _ => 200,
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for PatternTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The goal of docs/slo.md, in CI form: on a fresh start with targets of known failure rates (always up;
+/// every 5th probe a 500; every 10th probe past its timeout), the exported window rule evaluated by a real
+/// Prometheus agrees with hale's `/slo` availability within 0.1 pp for every target, and no `slo:` series
+/// is NaN. Both sides are compared at a moment when they count the same checks: hale's stored checks (what
+/// `/slo` reads) and the checks in Prometheus's latest scrape can differ by the one check made between a
+/// scrape and the write of its row, which is sampling, not the rule.
+#[tokio::test]
+async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let targets = [
+        ("steady", Pattern::Up),
+        ("flaky", Pattern::Fail(5)),
+        ("slow", Pattern::Slow(10, Duration::from_millis(1_500))),
+    ];
+    let mut servers = Vec::new();
+    let mut services = Vec::new();
+    for (name, pattern) in targets {
+        let server = PatternTarget::start(pattern, gate.clone()).await;
+        services.push(serde_json::json!({
+            "name": name, "url": format!("http://{}/health", server.addr), "interval_s": 1,
+            "timeout_ms": 1_000, "breaker": {"failure_threshold": 100}
+        }));
+        servers.push(server);
+    }
+    let mut config = common::test_config();
+    config.services = serde_json::from_value(Value::Array(services)).expect("target configs");
+    // Fixed ports, so Prometheus scrapes them from hale's first moment on.
+    let ports: Vec<std::net::SocketAddr> = (0..3)
+        .map(|_| std::net::SocketAddr::from(([127, 0, 0, 1], dead_port())))
+        .collect();
+    config.listen.health_proxy = ports[0];
+    config.listen.mcp_bridge = ports[1];
+    config.listen.boss_api = ports[2];
+    open.send_replace(true);
+    let mut prometheus = Prometheus::start_at(&ports).await;
+    let mut app = common::spawn_app_with(config).await;
+    let started = tokio::time::Instant::now();
+
+    // The exported rule of the SLO window, as Prometheus evaluates it.
+    let slo = SloConfig::default();
+    let file = rules::slo_rules(&slo).unwrap();
+    let window = format!("slo:sli_error:ratio_rate{}d", slo.window_days);
+    let rule_expr = file
+        .groups
+        .iter()
+        .flat_map(|g| g.rules.iter())
+        .find_map(|r| match r {
+            rules::Rule::Record {
+                record,
+                expr,
+                labels,
+            } if *record == window
+                && labels
+                    .iter()
+                    .any(|(k, v)| k == "sloth_slo" && v == "target-availability") =>
+            {
+                Some(expr.clone())
+            }
+            _ => None,
+        })
+        .expect("the window rule");
+    let total_expr = format!(
+        "sum by (target) (increase(health_check_total{{source=\"monitor\"}}[{}d]))",
+        slo.window_days
+    );
+
+    // At least 40 s of checks (`HALE_AGREEMENT_RUN_S` for the 5-minute measurement of docs/slo.md), then
+    // compare each target once both sides count the same checks.
+    let run_s = std::env::var("HALE_AGREEMENT_RUN_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    tokio::time::sleep_until(started + Duration::from_secs(run_s)).await;
+    let mut compared: BTreeMap<String, (f64, f64, u64)> = BTreeMap::new();
+    let mut last_seen: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while compared.len() < targets.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both sides never counted the same checks: {compared:?}; last (hale valid, scraped): {last_seen:?}"
+        );
+        // The time of the latest scrape: the rule evaluated there reads exactly the scraped counts, and hale's
+        // SLO over the window ending there (what `/slo` computes, `slo::evaluate`) the checks made before it.
+        let (_, stamp) = prometheus
+            .query("max(timestamp(health_check_total{source=\"monitor\"}))")
+            .await;
+        let at = stamp["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("a scrape time");
+        // The run as Prometheus saw it: from its first scrape of hale (checks made before it are in that
+        // first sample, so no rule can count them), to this one.
+        let (_, raw) = prometheus
+            .query_at("health_check_total{source=\"monitor\"}[1h]", Some(at))
+            .await;
+        let first = raw["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["values"][0][0].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        let week = format!("[{}d]", slo.window_days);
+        // 1 ms more than the run, so the first scrape is inside the range.
+        let run = format!("[{}ms]", ((at - first) * 1000.0).round() as i64 + 1);
+        let (_, ratios) = prometheus
+            .query_at(&rule_expr.replace(&week, &run), Some(at))
+            .await;
+        let (_, totals) = prometheus
+            .query_at(&total_expr.replace(&week, &run), Some(at))
+            .await;
+        // The rows of the checks before the scrape are written within storage.flush_interval_ms.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let ms =
+            |t: f64| chrono::DateTime::from_timestamp_millis((t * 1000.0).round() as i64).unwrap();
+        let window = hale::slo::SloWindow {
+            label: "run".to_owned(),
+            from: ms(first),
+            until: ms(at),
+        };
+        let core = app.core();
+        let hale_slos = hale::slo::evaluate(&core.store, &core.config, &window, None, false)
+            .await
+            .expect("hale's SLO");
+        let by_target = |body: &Value| -> BTreeMap<String, f64> {
+            body["data"]["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| {
+                    let target = s["metric"]["target"].as_str()?.to_owned();
+                    let value = s["value"][1].as_str()?.parse::<f64>().ok()?;
+                    Some((target, value))
+                })
+                .collect()
+        };
+        let (ratios, totals) = (by_target(&ratios), by_target(&totals));
+        for entry in &hale_slos {
+            let valid = entry.availability.valid;
+            let scraped = totals.get(&entry.target).copied().unwrap_or(-1.0);
+            // A check recorded in the few milliseconds between the scrape's start and its reading of the
+            // counters is in one and not the other: take the next scrape.
+            if compared.contains_key(&entry.target) || scraped.round() != valid as f64 {
+                last_seen.insert(entry.target.clone(), (valid, scraped));
+                continue;
+            }
+            let hale_ratio = entry.availability.ratio.expect("valid checks");
+            let rule = 1.0 - ratios[&entry.target];
+            compared.insert(entry.target.clone(), (hale_ratio, rule, valid));
+        }
+    }
+    for (target, (hale_ratio, rule, valid)) in &compared {
+        eprintln!(
+            "{target}: hale {:.3} %, Prometheus {:.3} %, {valid} checks, after {} s",
+            hale_ratio * 100.0,
+            rule * 100.0,
+            started.elapsed().as_secs()
+        );
+        assert!(
+            (hale_ratio - rule).abs() * 100.0 < 0.1,
+            "{target}: hale {:.3} %, Prometheus {:.3} % over {valid} checks",
+            hale_ratio * 100.0,
+            rule * 100.0
+        );
+        assert!(*valid >= 20, "{target}: only {valid} checks");
+    }
+    let flaky = compared["flaky"].0;
+    assert!(flaky < 0.9 && compared["steady"].0 == 1.0, "{compared:?}");
+    // No recording rule holds NaN: 0/0 is recorded as no sample.
+    common::eventually("the window rule recorded", || async {
+        let (_, body) = prometheus.query(&window).await;
+        (body["data"]["result"].as_array()?.len() >= targets.len()).then_some(())
+    })
+    .await;
+    let (_, all) = prometheus.query("{__name__=~\"slo:.+\"}").await;
+    let all = all["data"]["result"]
+        .as_array()
+        .expect("slo series")
+        .clone();
+    assert!(!all.is_empty());
+    for series in &all {
+        assert_ne!(series["value"][1], "NaN", "{series}");
+    }
+    let _ = prometheus.child.kill().await;
+    app.shutdown().await;
+    drop(servers);
 }

@@ -847,7 +847,15 @@ async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves
         0,
         "the short window is not covered yet"
     );
+    // Covered from 300 s on; both windows then burn too fast, and the alert fires once that lasted the
+    // burn-rate table's 2 minutes.
     advance(&clock, 150).await;
+    assert_eq!(
+        count_rows(&app.db_path, "alerts", fast).await,
+        0,
+        "burning for less than 2 minutes"
+    );
+    advance(&clock, 120).await;
     common::eventually("the fast burn alert", || async {
         (count_rows(
             &app.db_path,
@@ -941,4 +949,45 @@ async fn failures_inside_a_maintenance_window_burn_no_budget_and_page_nobody() {
         0,
         "nor do they fire the target's own rules"
     );
+}
+
+/// A target failing one scheduled check in 20 (5 %) burns a 99.5 % budget 10 times too fast: above the
+/// burn-rate table's 3.36 for the 1h/5m pair at the default 7-day window, so hale's own `slo_fast_burn`
+/// pages, as the exported Prometheus rule does (`tests/rules/hale-slo-rules.test.yml`). With the 30-day
+/// 14.4 it never did.
+#[tokio::test]
+async fn a_five_percent_error_rate_pages_from_hales_own_fast_burn_alert() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let mut config = test_config();
+    config.services = vec![target("api", &server.url())];
+    config.heal.enabled = false;
+    let clock = ManualClock::new(at(2026, 11, 26, 12, 0, 0));
+    let app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let fast = "rule = 'slo_fast_burn' AND target = 'api' AND level = 'critical'";
+    for second in 0..600u64 {
+        server.set(if second % 20 == 10 {
+            Mode::Failing
+        } else {
+            Mode::Healthy
+        });
+        advance(&clock, 1).await;
+    }
+    server.set(Mode::Healthy);
+    let bad = common::count_check_rows(&app.db_path, "service = 'api' AND outcome != 'up'").await;
+    let all = common::count_check_rows(&app.db_path, "service = 'api'").await;
+    assert!(
+        (0.03..0.08).contains(&(bad as f64 / all as f64)),
+        "{bad} of {all} checks failed"
+    );
+    common::eventually("the fast burn alert", || async {
+        (count_rows(
+            &app.db_path,
+            "alerts",
+            &format!("{fast} AND state = 'firing'"),
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{labels, AlertClass, Dispatcher, Notice};
 use crate::clock::Clock;
-use crate::config::{AlertRule, Condition, Config};
+use crate::config::{burn, AlertRule, Condition, Config};
 use crate::events::{CheckFinished, Event, EventBus, Subscription};
 use crate::metrics::{AlertMetrics, AlertResult, NO_CHANNEL};
 use crate::probe::streaks::Streaks;
@@ -65,6 +65,8 @@ struct State {
     mass_clear: u32,
     /// The latest exit of each supervised child, to say why it was restarted.
     last_exit: HashMap<Arc<str>, String>,
+    /// `slo_burn` alerts whose windows both burn too fast, since when (they fire once that lasted `for`).
+    burning_since: HashMap<Key, DateTime<Utc>>,
 }
 
 /// What makes an alert fire or repeat.
@@ -89,6 +91,8 @@ pub struct AlertEngine {
     maintenance: Arc<MaintenanceCalendar>,
     /// The availability objective, as a ratio: what a burn rate is relative to.
     slo_target_ratio: f64,
+    /// `slo.window_days`: what the burn-rate table's thresholds are scaled to.
+    slo_window_days: u32,
     generator_base: String,
     store: Store,
     clock: Arc<dyn Clock>,
@@ -140,6 +144,7 @@ impl AlertEngine {
             config: config.clone(),
             maintenance,
             slo_target_ratio: config.slo.availability_target_ratio(),
+            slo_window_days: config.slo.window_days,
             generator_base: format!("http://{}", config.listen.health_proxy),
             store,
             clock,
@@ -158,6 +163,7 @@ impl AlertEngine {
                 firing: HashMap::new(),
                 mass_clear: 0,
                 last_exit: HashMap::new(),
+                burning_since: HashMap::new(),
             }),
             events: Mutex::new(Some(events.subscribe("alerts"))),
         }
@@ -537,11 +543,26 @@ impl AlertEngine {
                     long_window_s,
                     short_window_s,
                     burn_rate,
-                } if failed => {
+                    for_s,
+                } if failed || !state.firing.contains_key(&key) => {
+                    let (burn_rate, for_s) = burn::resolve(
+                        long_window_s,
+                        short_window_s,
+                        burn_rate,
+                        for_s,
+                        self.slo_window_days,
+                    );
                     let long = self.burn_rate(state, target, check.at, long_window_s, false);
                     let short = self.burn_rate(state, target, check.at, short_window_s, true);
-                    if let (Some(long), Some(short)) = (long, short) {
-                        if long > burn_rate && short > burn_rate {
+                    let over = matches!((long, short), (Some(l), Some(s)) if l > burn_rate && s > burn_rate);
+                    if !over {
+                        // Like Prometheus's `for`: the delay starts again once a check finds it not burning.
+                        state.burning_since.remove(&key);
+                    }
+                    if let (Some(long), Some(short), true) = (long, short, over) {
+                        let since = *state.burning_since.entry(key.clone()).or_insert(check.at);
+                        let lasted = (check.at - since).num_seconds() >= for_s as i64;
+                        if failed && lasted {
                             let trigger = Trigger {
                                 summary: format!(
                                     "{target} burns its error budget {short:.1}x too fast"
@@ -564,12 +585,21 @@ impl AlertEngine {
                             failures_in(state, window_s) >= count as usize
                         }
                         Condition::SloBurn {
+                            long_window_s,
                             short_window_s,
                             burn_rate,
-                            ..
-                        } => self
-                            .burn_rate(state, target, check.at, short_window_s, false)
-                            .is_some_and(|short| short > burn_rate),
+                            for_s,
+                        } => {
+                            let (burn_rate, _) = burn::resolve(
+                                long_window_s,
+                                short_window_s,
+                                burn_rate,
+                                for_s,
+                                self.slo_window_days,
+                            );
+                            self.burn_rate(state, target, check.at, short_window_s, false)
+                                .is_some_and(|short| short > burn_rate)
+                        }
                         _ => false,
                     };
                     if streak.consecutive_successes >= self.resolve_after && !still_over {

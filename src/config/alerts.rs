@@ -54,13 +54,19 @@ pub enum Condition {
     /// `*`); while it fires, the targets' own alerts are held back.
     MassFailure,
     /// A target spends its availability error budget (`slo.availability_target_percent`) more than
-    /// `burn_rate` times too fast over both the long and the short window: the multi-window burn-rate alert
-    /// of the Google SRE workbook. Counted over scheduled checks, from the alert manager's own record of
-    /// them; resolves once the short window burns under the rate again (and the usual successes in a row).
+    /// `burn_rate` times too fast over both the long and the short window, for `for_s`: the multi-window
+    /// burn-rate alert of the Google SRE workbook. Without `burn_rate` and `for_s`, the burn-rate table's
+    /// (`config::burn`, scaled to `slo.window_days`; the windows must then be a pair of it), which the
+    /// exported Prometheus rules use too. Counted over scheduled checks, from the alert manager's own
+    /// record of them; resolves once the short window burns under the rate again (and the usual successes
+    /// in a row).
     SloBurn {
         long_window_s: u64,
         short_window_s: u64,
-        burn_rate: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        burn_rate: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_s: Option<u64>,
     },
 }
 
@@ -179,7 +185,8 @@ impl Default for AlertsConfig {
                     Condition::SloBurn {
                         long_window_s: 3_600,
                         short_window_s: 300,
-                        burn_rate: 14.4,
+                        burn_rate: None,
+                        for_s: None,
                     },
                     AlertLevel::Critical,
                     3_600,
@@ -190,7 +197,8 @@ impl Default for AlertsConfig {
                     Condition::SloBurn {
                         long_window_s: 21_600,
                         short_window_s: 1_800,
-                        burn_rate: 6.0,
+                        burn_rate: None,
+                        for_s: None,
                     },
                     AlertLevel::Warning,
                     14_400,
@@ -260,6 +268,7 @@ impl AlertsConfig {
                     long_window_s,
                     short_window_s,
                     burn_rate,
+                    for_s,
                 } => {
                     let at = |field: &str| format!("alerts.rules[{i}].when.slo_burn.{field}");
                     if !(60..=7 * 86_400).contains(&long_window_s) {
@@ -276,10 +285,30 @@ impl AlertsConfig {
                             ),
                         ));
                     }
-                    if !(burn_rate.is_finite() && burn_rate > 0.0) {
+                    match burn_rate {
+                        Some(rate) if !(rate.is_finite() && rate > 0.0) => {
+                            return Err(Invalid::at(
+                                at("burn_rate"),
+                                format!("{rate} must be a number above 0"),
+                            ));
+                        }
+                        None if crate::config::burn::pair(long_window_s, short_window_s)
+                            .is_none() =>
+                        {
+                            return Err(Invalid::at(
+                                at("burn_rate"),
+                                format!(
+                                    "is required: {long_window_s}/{short_window_s} s is not a window pair of the burn-rate table ({})",
+                                    crate::config::burn::pairs_text()
+                                ),
+                            ));
+                        }
+                        _ => {}
+                    }
+                    if for_s.is_some_and(|f| f > 86_400) {
                         return Err(Invalid::at(
-                            at("burn_rate"),
-                            format!("{burn_rate} must be a number above 0"),
+                            at("for_s"),
+                            format!("{} is out of range 0..=86400 (1 day)", for_s.unwrap_or(0)),
                         ));
                     }
                 }

@@ -6,6 +6,7 @@ mod alerts;
 mod auth;
 mod backup;
 mod breaker;
+pub mod burn;
 mod channels;
 mod heal;
 mod http;

@@ -274,7 +274,7 @@ pub fn slo(config: &SloConfig) -> Dashboard {
             .red_under(0.0),
         panel("Burn rate (5m)", "How fast each SLO's budget burns now: 1 spends it exactly over the SLO window.", Timeseries, "short")
             .query(q(format!("slo:current_burn_rate:ratio{{{T}}}"), "{{target}} {{sloth_slo}}"))
-            .red_above(rules::BURN_WINDOWS[0].factor(config.window_days)),
+            .red_above(crate::config::burn::BURN_PAIRS[0].burn_rate(config.window_days)),
         panel("Availability burn rate per window", "Availability burn rate over each alerting window; the page alert needs both windows of a pair above its factor.", Timeseries, "short")
             .query(q(format!("max by (target) (slo:sli_error:ratio_rate1h{{sloth_id=\"{a}\",{T}}}) / scalar(slo:error_budget:ratio{{sloth_id=\"{a}\"}})"), "{{target}} 1h"))
             .query(q(format!("max by (target) (slo:sli_error:ratio_rate6h{{sloth_id=\"{a}\",{T}}}) / scalar(slo:error_budget:ratio{{sloth_id=\"{a}\"}})"), "{{target}} 6h"))

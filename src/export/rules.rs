@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::alerts::labels;
+use crate::config::burn::{self, BurnSeverity, BURN_PAIRS};
 use crate::config::SloConfig;
 use crate::metrics::catalog::CHECK_BUCKETS;
 use crate::metrics::names;
@@ -18,55 +19,6 @@ pub const SCRAPE_JOB: &str = "hale";
 
 /// The windows the SLIs are recorded over, shortest first (Sloth's set for a 30-day period).
 pub const SLI_WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
-
-/// The multi-window, multi-burn-rate alerts of the Google SRE workbook, for a 30-day period: a long window,
-/// a short window and the burn-rate factor. Scaled to the configured period by `BurnWindow::factor`.
-#[derive(Debug, Clone, Copy)]
-pub struct BurnWindow {
-    pub long: &'static str,
-    pub short: &'static str,
-    pub factor_30d: f64,
-    pub page: bool,
-}
-
-pub const BURN_WINDOWS: [BurnWindow; 4] = [
-    BurnWindow {
-        long: "1h",
-        short: "5m",
-        factor_30d: 14.4,
-        page: true,
-    },
-    BurnWindow {
-        long: "6h",
-        short: "30m",
-        factor_30d: 6.0,
-        page: true,
-    },
-    BurnWindow {
-        long: "1d",
-        short: "2h",
-        factor_30d: 3.0,
-        page: false,
-    },
-    BurnWindow {
-        long: "3d",
-        short: "6h",
-        factor_30d: 1.0,
-        page: false,
-    },
-];
-
-impl BurnWindow {
-    /// The factor for a period of `days`: the same share of the budget spent in the long window as the
-    /// 30-day factor spends of a 30-day budget (Sloth's `error_budget_percent * period / window`).
-    pub fn factor(&self, days: u32) -> f64 {
-        round4(self.factor_30d * f64::from(days) / 30.0)
-    }
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
-}
 
 /// A number as PromQL and YAML read it, without float noise (`0.005`, not `0.0050000000000000044`).
 fn num(x: f64) -> String {
@@ -91,7 +43,7 @@ pub enum Rule {
     Alert {
         alert: String,
         expr: String,
-        for_: Option<&'static str>,
+        for_: Option<String>,
         labels: Vec<(String, String)>,
         annotations: Vec<(String, String)>,
     },
@@ -130,12 +82,7 @@ pub fn anchor(alert: &str) -> String {
     alert.to_ascii_lowercase()
 }
 
-fn alert(
-    doc: AlertDoc,
-    expr: String,
-    for_: Option<&'static str>,
-    extra_labels: &[(&str, &str)],
-) -> Rule {
+fn alert(doc: AlertDoc, expr: String, for_: Option<String>, extra_labels: &[(&str, &str)]) -> Rule {
     let mut labels = vec![(s("severity"), s(doc.severity))];
     labels.extend(extra_labels.iter().map(|(k, v)| (s(k), s(v))));
     Rule::Alert {
@@ -177,7 +124,7 @@ pub const BREAKER_OPEN: AlertDoc = AlertDoc {
     name: "HaleCircuitBreakerOpen",
     severity: "warning",
     summary: "circuit breaker of {{ $labels.target }} is open",
-    description: "The breaker of {{ $labels.target }} has been open for 2 minutes: hale answers its checks with circuit_open and probes it only at each retry.",
+    description: "The breaker of {{ $labels.target }} has been open for 2 minutes: on-demand checks (/health/all) are answered circuit_open, while each scheduled check still probes it as the breaker's trial.",
 };
 pub const SCORE_LOW: AlertDoc = AlertDoc {
     name: "HaleHealthScoreLow",
@@ -343,7 +290,7 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
             alert(
                 TARGET_DOWN,
                 format!("{} == 0", names::TARGET_UP),
-                Some("2m"),
+                Some(s("2m")),
                 &[],
             ),
             alert(
@@ -352,7 +299,7 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
                     r#"histogram_quantile(0.95, sum by (target, le) (rate({}_bucket{{source="monitor"}}[10m]))) > {le}"#,
                     names::HEALTH_CHECK_DURATION_SECONDS
                 ),
-                Some("10m"),
+                Some(s("10m")),
                 &[],
             ),
             alert(
@@ -368,13 +315,13 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
             alert(
                 BREAKER_OPEN,
                 format!("{} == 2", names::CIRCUIT_BREAKER_STATE),
-                Some("2m"),
+                Some(s("2m")),
                 &[],
             ),
             alert(
                 SCORE_LOW,
                 format!("{} < 80", names::HEALTH_SCORE),
-                Some("5m"),
+                Some(s("5m")),
                 &[],
             ),
         ],
@@ -397,7 +344,7 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
                     "histogram_quantile(0.99, sum by (service, le) (rate({}_bucket[5m]))) > 5",
                     names::HTTP_REQUEST_DURATION_SECONDS
                 ),
-                Some("5m"),
+                Some(s("5m")),
                 &[],
             ),
             alert(
@@ -409,13 +356,13 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
             alert(
                 SERVICE_DOWN,
                 format!("{} == 0", names::SERVICE_UP),
-                Some("1m"),
+                Some(s("1m")),
                 &[],
             ),
             alert(
                 SCRAPE_DOWN,
                 format!(r#"up{{job="{SCRAPE_JOB}"}} == 0"#),
-                Some("1m"),
+                Some(s("1m")),
                 &[],
             ),
         ],
@@ -426,19 +373,22 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
     })
 }
 
-/// The SLI error ratio of an SLO over one window, per target, from scheduled checks only.
+/// The SLI error ratio of an SLO over one window, per target, from scheduled checks only: bad checks over
+/// all checks counted over the window (Pyrra's ratio of counts, which is how hale computes its SLO). A
+/// target without a check in the window has no ratio ("no data"): the `> 0` on the denominator drops it
+/// rather than recording 0/0 = NaN, which would poison every rule built on it.
 fn sli_error(slo: Slo, window: &str, le: &str) -> String {
     match slo {
         Slo::Availability => {
             let total = names::HEALTH_CHECK_TOTAL;
             format!(
-                "(\n  sum by (target) (rate({total}{{source=\"monitor\",outcome!=\"up\"}}[{window}]))\n  or\n  sum by (target) (rate({total}{{source=\"monitor\"}}[{window}])) * 0\n)\n/\nsum by (target) (rate({total}{{source=\"monitor\"}}[{window}]))"
+                "(\n  sum by (target) (increase({total}{{source=\"monitor\",outcome!=\"up\"}}[{window}]))\n  or\n  sum by (target) (increase({total}{{source=\"monitor\"}}[{window}])) * 0\n)\n/\n(sum by (target) (increase({total}{{source=\"monitor\"}}[{window}])) > 0)"
             )
         }
         Slo::Latency => {
             let h = names::HEALTH_CHECK_DURATION_SECONDS;
             format!(
-                "1 - (\n  sum by (target) (rate({h}_bucket{{source=\"monitor\",le=\"{le}\"}}[{window}]))\n  /\n  sum by (target) (rate({h}_count{{source=\"monitor\"}}[{window}]))\n)"
+                "1 - (\n  sum by (target) (increase({h}_bucket{{source=\"monitor\",le=\"{le}\"}}[{window}]))\n  /\n  (sum by (target) (increase({h}_count{{source=\"monitor\"}}[{window}])) > 0)\n)"
             )
         }
     }
@@ -471,16 +421,13 @@ pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
             });
         }
         if !SLI_WINDOWS.contains(&period.as_str()) {
+            // The SLO window's ratio, counted like the others (not Sloth's mean of 5-minute ratios).
+            let mut labels = slo.sloth_labels();
+            labels.push((s("sloth_window"), period.clone()));
             sli.push(Rule::Record {
                 record: format!("slo:sli_error:ratio_rate{period}"),
-                expr: format!(
-                    "sum_over_time(slo:sli_error:ratio_rate5m{selector}[{period}])\n/ ignoring (sloth_window)\ncount_over_time(slo:sli_error:ratio_rate5m{selector}[{period}])"
-                ),
-                labels: {
-                    let mut labels = slo.sloth_labels();
-                    labels.push((s("sloth_window"), period.clone()));
-                    labels
-                },
+                expr: sli_error(slo, &period, &le),
+                labels,
             });
         }
         groups.push(Group {
@@ -517,31 +464,37 @@ pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
             ],
         });
 
-        let burn = |w: &BurnWindow| {
-            let threshold = format!("({} * {})", num(w.factor(days)), num(budget));
+        let burn = |w: &burn::BurnPair| {
+            let threshold = format!("({} * {})", num(w.burn_rate(days)), num(budget));
             format!(
                 "(\n  max(slo:sli_error:ratio_rate{short}{selector} > {threshold}) without (sloth_window)\n  and\n  max(slo:sli_error:ratio_rate{long}{selector} > {threshold}) without (sloth_window)\n)",
-                short = w.short,
-                long = w.long,
+                short = w.short(),
+                long = w.long(),
             )
         };
-        let page: Vec<String> = BURN_WINDOWS.iter().filter(|w| w.page).map(burn).collect();
-        let ticket: Vec<String> = BURN_WINDOWS.iter().filter(|w| !w.page).map(burn).collect();
+        let alert_of = |severity: BurnSeverity, doc: AlertDoc, sloth_severity: &str| {
+            let pairs: Vec<&burn::BurnPair> = BURN_PAIRS
+                .iter()
+                .filter(|w| w.severity == severity)
+                .collect();
+            let exprs: Vec<String> = pairs.iter().map(|w| burn(w)).collect();
+            // The pairs of one severity share their `for` (a test of the table says so).
+            let for_ = pairs.first().map(|w| burn::duration(w.for_s));
+            alert(
+                doc,
+                exprs.join("\nor\n"),
+                for_,
+                &[
+                    ("sloth_severity", sloth_severity),
+                    ("sloth_slo", slo.name()),
+                ],
+            )
+        };
         groups.push(Group {
             name: format!("sloth-slo-alerts-{}", slo.id()),
             rules: vec![
-                alert(
-                    slo.page(),
-                    page.join("\nor\n"),
-                    None,
-                    &[("sloth_severity", "page"), ("sloth_slo", slo.name())],
-                ),
-                alert(
-                    slo.ticket(),
-                    ticket.join("\nor\n"),
-                    None,
-                    &[("sloth_severity", "ticket"), ("sloth_slo", slo.name())],
-                ),
+                alert_of(BurnSeverity::Page, slo.page(), "page"),
+                alert_of(BurnSeverity::Ticket, slo.ticket(), "ticket"),
             ],
         });
     }
@@ -644,11 +597,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn burn_factors_scale_with_the_period() {
-        assert_eq!(BURN_WINDOWS[0].factor(30), 14.4);
-        assert_eq!(BURN_WINDOWS[0].factor(7), 3.36);
-        assert_eq!(BURN_WINDOWS[3].factor(7), 0.2333);
+    fn numbers_are_written_without_float_noise() {
         assert_eq!(num(1.0 - 0.995), "0.005");
+        assert_eq!(num(BURN_PAIRS[3].burn_rate(7)), "0.2333");
     }
 
     #[test]

@@ -25,6 +25,14 @@ pub enum AlertResult {
 }
 
 impl AlertResult {
+    pub const ALL: [AlertResult; 5] = [
+        Self::Sent,
+        Self::Retried,
+        Self::DeadLetter,
+        Self::Suppressed,
+        Self::Inhibited,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sent => "sent",
@@ -64,6 +72,14 @@ impl AlertMetrics {
             active.with_label_values(&[level.as_str()]).set(0);
         }
         Self { total, active }
+    }
+
+    /// Creates at 0 the notice series of every rule in force, on the channels it reaches (catalog:
+    /// `alerts_total`), so the first notice is an increase Prometheus can see.
+    pub fn start_series(&self, known: &catalog::StartLabels) {
+        for labels in catalog::ALERTS_TOTAL_DEF.series_at_start(None, known) {
+            self.total.with_label_values(&labels);
+        }
     }
 
     pub fn notice(&self, level: AlertLevel, rule: &str, channel: &str, result: AlertResult) {

@@ -51,6 +51,73 @@ pub enum Appears {
     AfterEvent(&'static str),
 }
 
+/// Where the values of one label come from when a metric's series are created at 0 at start (see
+/// `MetricDef::at_start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartValues {
+    /// The service whose registry holds the metric.
+    Service,
+    /// Every configured target.
+    Target,
+    /// Every target hale can heal: one with a `run` block or a heal command.
+    HealableTarget,
+    /// Every alert rule in force.
+    Rule,
+    /// The level of that rule.
+    RuleLevel,
+    /// The channels that rule's notices reach (those configured, `log` always, Alertmanager when
+    /// configured), and `none` for notices held back.
+    RuleChannel,
+    /// Every value of a closed set.
+    Closed(ClosedSet),
+}
+
+/// The closed sets label values come from: each is an enum's own list of values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedSet {
+    Outcome,
+    CheckSource,
+    HealOutcome,
+    ErrorType,
+    AlertResult,
+}
+
+impl ClosedSet {
+    pub fn values(self) -> Vec<&'static str> {
+        use crate::records::{CheckSource, HealOutcome, Outcome};
+        match self {
+            Self::Outcome => Outcome::ALL.iter().map(|o| o.as_str()).collect(),
+            Self::CheckSource => CheckSource::ALL.iter().map(|s| s.as_str()).collect(),
+            Self::HealOutcome => HealOutcome::ALL.iter().map(|o| o.as_str()).collect(),
+            Self::ErrorType => crate::metrics::ErrorType::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect(),
+            Self::AlertResult => crate::metrics::AlertResult::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .collect(),
+        }
+    }
+}
+
+/// One alert rule in force, as its `alerts_total` series need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRule {
+    pub name: String,
+    pub level: &'static str,
+    /// The channels its notices reach (without `none`).
+    pub channels: Vec<&'static str>,
+}
+
+/// The label values known at start, from the config: what the series created at 0 are made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartLabels {
+    pub targets: Vec<String>,
+    pub healable: Vec<String>,
+    pub rules: Vec<StartRule>,
+}
+
 /// One metric: everything a collector, a dashboard and a rule file need to agree on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricDef {
@@ -60,11 +127,102 @@ pub struct MetricDef {
     pub labels: &'static [&'static str],
     pub exporter: Exporter,
     pub appears: Appears,
+    /// When not empty, one entry per label: the series made of every combination of these values exist at 0
+    /// from start, so `rate()` and `increase()` see the first event (a series that appears at 1 has no
+    /// earlier sample to grow from) and panels show 0 rather than "No data".
+    pub at_start: &'static [StartValues],
 }
 
 const VALID: &str = "a catalog definition is a valid metric";
 
 impl MetricDef {
+    /// The same definition, with its series created at 0 at start from these label values.
+    const fn at_start(self, values: &'static [StartValues]) -> Self {
+        Self {
+            at_start: values,
+            ..self
+        }
+    }
+
+    /// The label values of every series this metric has at 0 from start, in label order (`service`: the
+    /// registry's service, when the metric has that label).
+    pub fn series_at_start(&self, service: Option<&str>, known: &StartLabels) -> Vec<Vec<String>> {
+        if self.at_start.is_empty() {
+            return Vec::new();
+        }
+        let per_rule = self.at_start.iter().any(|v| {
+            matches!(
+                v,
+                StartValues::Rule | StartValues::RuleLevel | StartValues::RuleChannel
+            )
+        });
+        let rules: Vec<Option<&StartRule>> = if per_rule {
+            known.rules.iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let mut all = Vec::new();
+        for rule in rules {
+            let columns: Vec<Vec<String>> = self
+                .at_start
+                .iter()
+                .map(|values| match values {
+                    StartValues::Service => service.map(str::to_owned).into_iter().collect(),
+                    StartValues::Target => known.targets.clone(),
+                    StartValues::HealableTarget => known.healable.clone(),
+                    StartValues::Rule => rule.map(|r| r.name.clone()).into_iter().collect(),
+                    StartValues::RuleLevel => {
+                        rule.map(|r| r.level.to_owned()).into_iter().collect()
+                    }
+                    StartValues::RuleChannel => rule
+                        .map(|r| {
+                            r.channels
+                                .iter()
+                                .chain([&crate::metrics::NO_CHANNEL])
+                                .map(|c| (*c).to_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    StartValues::Closed(set) => {
+                        set.values().into_iter().map(str::to_owned).collect()
+                    }
+                })
+                .collect();
+            let mut rows: Vec<Vec<String>> = vec![Vec::new()];
+            for column in &columns {
+                rows = rows
+                    .iter()
+                    .flat_map(|row| {
+                        column.iter().map(move |value| {
+                            let mut row = row.clone();
+                            row.push(value.clone());
+                            row
+                        })
+                    })
+                    .collect();
+            }
+            all.extend(rows.into_iter().filter(|row| self.can_happen(row)));
+        }
+        all
+    }
+
+    /// False for a combination hale never counts: an alert notice held back (`suppressed`, `inhibited`) is
+    /// on channel `none`, and only those are.
+    fn can_happen(&self, row: &[String]) -> bool {
+        let at = |label: &str| self.labels.iter().position(|l| *l == label);
+        match (at(names::LABEL_CHANNEL), at(names::LABEL_RESULT)) {
+            (Some(channel), Some(result)) if self.name == names::ALERTS_TOTAL => {
+                let held = [
+                    crate::metrics::AlertResult::Suppressed.as_str(),
+                    crate::metrics::AlertResult::Inhibited.as_str(),
+                ]
+                .contains(&row[result].as_str());
+                held == (row[channel] == crate::metrics::NO_CHANNEL)
+            }
+            _ => true,
+        }
+    }
+
     fn opts(&self) -> Opts {
         Opts::new(self.name, self.help)
     }
@@ -165,8 +323,11 @@ const fn def(
         labels,
         exporter,
         appears,
+        at_start: &[],
     }
 }
+
+use StartValues::{Closed, HealableTarget, Rule, RuleChannel, RuleLevel, Service, Target};
 
 pub const SERVICE_UP_DEF: MetricDef = def(
     SERVICE_UP,
@@ -198,8 +359,9 @@ pub const ERRORS_TOTAL_DEF: MetricDef = def(
     "Requests answered with an error, by error type.",
     &[LABEL_SERVICE, LABEL_TYPE],
     EveryService,
-    AfterEvent("an answer with a 4xx or 5xx status"),
-);
+    AfterCheck,
+)
+.at_start(&[Service, Closed(ClosedSet::ErrorType)]);
 pub const HTTP_RATE_LIMITED_TOTAL_DEF: MetricDef = def(
     HTTP_RATE_LIMITED_TOTAL,
     Counter,
@@ -209,7 +371,8 @@ pub const HTTP_RATE_LIMITED_TOTAL_DEF: MetricDef = def(
     AfterEvent("a request refused with 429 for its rate"),
 );
 
-pub const HEALTH_CHECK_TOTAL_DEF: MetricDef = def(HEALTH_CHECK_TOTAL, Counter, "Health checks made, by target, outcome and source (monitor: scheduled; on_demand: asked for by a request).", &[LABEL_TARGET, LABEL_OUTCOME, LABEL_SOURCE], HealthProxy, AfterCheck);
+pub const HEALTH_CHECK_TOTAL_DEF: MetricDef = def(HEALTH_CHECK_TOTAL, Counter, "Health checks made, by target, outcome and source (monitor: scheduled; on_demand: asked for by a request).", &[LABEL_TARGET, LABEL_OUTCOME, LABEL_SOURCE], HealthProxy, AfterCheck)
+.at_start(&[Target, Closed(ClosedSet::Outcome), Closed(ClosedSet::CheckSource)]);
 pub const HEALTH_CHECK_DURATION_SECONDS_DEF: MetricDef = def(
     HEALTH_CHECK_DURATION_SECONDS,
     Histogram,
@@ -217,7 +380,8 @@ pub const HEALTH_CHECK_DURATION_SECONDS_DEF: MetricDef = def(
     &[LABEL_TARGET, LABEL_SOURCE],
     HealthProxy,
     AfterCheck,
-);
+)
+.at_start(&[Target, Closed(ClosedSet::CheckSource)]);
 pub const HEALTH_CHECK_SHARED_TOTAL_DEF: MetricDef = def(
     HEALTH_CHECK_SHARED_TOTAL,
     Counter,
@@ -309,8 +473,9 @@ pub const HEAL_ATTEMPTS_TOTAL_DEF: MetricDef = def(
     "Heal attempts of a target, by outcome (healed, failed, or the protection that skipped it).",
     &[LABEL_TARGET, LABEL_OUTCOME],
     HealthProxy,
-    AfterEvent("a heal attempt"),
-);
+    AfterEvent("a target hale can heal (a run block or a heal command)"),
+)
+.at_start(&[HealableTarget, Closed(ClosedSet::HealOutcome)]);
 pub const CHILD_RUNNING_DEF: MetricDef = def(
     CHILD_RUNNING,
     Gauge,
@@ -319,7 +484,8 @@ pub const CHILD_RUNNING_DEF: MetricDef = def(
     HealthProxy,
     AfterEvent("a target with a run block (a supervised child)"),
 );
-pub const ALERTS_TOTAL_DEF: MetricDef = def(ALERTS_TOTAL, Counter, "Alert notices by level, rule, channel and result (sent, retried, dead_letter, superseded, dropped; suppressed and inhibited on channel none).", &[LABEL_LEVEL, LABEL_RULE, LABEL_CHANNEL, LABEL_RESULT], HealthProxy, AfterEvent("an alert notice"));
+pub const ALERTS_TOTAL_DEF: MetricDef = def(ALERTS_TOTAL, Counter, "Alert notices by level, rule, channel and result (sent, retried, dead_letter, superseded, dropped; suppressed and inhibited on channel none).", &[LABEL_LEVEL, LABEL_RULE, LABEL_CHANNEL, LABEL_RESULT], HealthProxy, AfterEvent("an alert rule in force"))
+.at_start(&[RuleLevel, Rule, RuleChannel, Closed(ClosedSet::AlertResult)]);
 pub const ALERTS_ACTIVE_DEF: MetricDef = def(
     ALERTS_ACTIVE,
     Gauge,

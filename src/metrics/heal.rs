@@ -64,6 +64,14 @@ impl HealMetrics {
         }
     }
 
+    /// Creates at 0 the heal-attempt series of every target hale can heal, by outcome (catalog:
+    /// `heal_attempts_total`).
+    pub fn start_series(&self, known: &catalog::StartLabels) {
+        for labels in catalog::HEAL_ATTEMPTS_TOTAL_DEF.series_at_start(None, known) {
+            self.attempts.with_label_values(&labels);
+        }
+    }
+
     pub fn restarted(&self, target: &str, cause: RestartCause) {
         self.restarts
             .with_label_values(&[target, cause.as_str()])

@@ -70,6 +70,18 @@ impl HealthMetrics {
         metrics
     }
 
+    /// Creates at 0 every target's check series, by outcome and source, and its latency histograms (catalog:
+    /// `health_check_total`, `health_check_duration_seconds`), so a target's first failure is an increase
+    /// Prometheus can see.
+    pub fn start_series(&self, known: &catalog::StartLabels) {
+        for labels in catalog::HEALTH_CHECK_TOTAL_DEF.series_at_start(None, known) {
+            self.checks.with_label_values(&labels);
+        }
+        for labels in catalog::HEALTH_CHECK_DURATION_SECONDS_DEF.series_at_start(None, known) {
+            self.check_durations.with_label_values(&labels);
+        }
+    }
+
     /// Records one finished check, scheduled (`monitor`) or asked for (`on_demand`). Checks skipped by an
     /// open breaker have no latency.
     pub fn check_finished(

@@ -17,6 +17,7 @@ use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGaugeVec, Registry, Te
 use crate::kind::ServiceKind;
 
 pub use alerts::{AlertMetrics, AlertResult, NO_CHANNEL};
+pub use catalog::{StartLabels, StartRule};
 pub use events::EventMetrics;
 pub use heal::{HealMetrics, RestartCause};
 pub use health::{HealthMetrics, ProbeInFlight};
@@ -46,6 +47,23 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
+    pub const ALL: [ErrorType; 14] = [
+        Self::BadRequest,
+        Self::Unprocessable,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::PayloadTooLarge,
+        Self::UriTooLong,
+        Self::HeadersTooLarge,
+        Self::RateLimited,
+        Self::Internal,
+        Self::Unavailable,
+        Self::Timeout,
+        Self::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
@@ -101,6 +119,11 @@ impl ServiceMetrics {
         }
         register_process_collector(&registry);
         up.with_label_values(&[service.as_str()]).set(1);
+        // Every error type at 0, so the first error of a type is an increase Prometheus can see.
+        let known = catalog::StartLabels::default();
+        for labels in catalog::ERRORS_TOTAL_DEF.series_at_start(Some(service.as_str()), &known) {
+            errors.with_label_values(&labels);
+        }
         Self {
             service,
             registry,
