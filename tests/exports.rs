@@ -916,9 +916,9 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
         ),
         None
     );
-    // 2 targets × 5 outcomes × 2 sources, 2 × 2 histograms, 3 services × 13 error types, 9 heal outcomes,
+    // 2 targets × 5 outcomes × 2 sources, 2 × 2 histograms, 3 services × 14 error types, 9 heal outcomes,
     // and per default rule (7): 3 results on the log and 2 on none.
-    assert_eq!(checked, 20 + 4 + 39 + 9 + 7 * 5, "series checked");
+    assert_eq!(checked, 20 + 4 + 42 + 9 + 7 * 5, "series checked");
     app.shutdown().await;
 }
 
