@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use hale::config::SloConfig;
@@ -16,7 +16,7 @@ use hale::kind::ServiceKind;
 use hale::metrics::catalog::{self, Appears, Exporter, CATALOG};
 use serde_json::Value;
 
-use common::{dead_port, parse_samples, HttpReceiver, TestApp};
+use common::{dead_port, parse_samples, repo, run_tool, HttpReceiver, TestApp};
 
 /// Metrics of the catalog that appear only after an event this test does not cause, with the reason.
 const NOT_CAUSED: [(&str, &str); 7] = [
@@ -52,39 +52,6 @@ const NOT_CAUSED: [(&str, &str); 7] = [
 
 /// Series names Prometheus itself makes, which the catalog does not hold.
 const PROMETHEUS_SERIES: [&str; 1] = ["up"];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tool(name: &str) -> String {
-    match name {
-        "promtool" => std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_owned()),
-        other => other.to_owned(),
-    }
-}
-
-/// Runs a tool to completion; fails (never skips) when it is missing, naming the package.
-async fn run(program: &str, args: &[&str], package: &str) -> (bool, String) {
-    let program = tool(program);
-    let output = match tokio::process::Command::new(&program)
-        .args(args)
-        .output()
-        .await
-    {
-        Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`{program}` is not installed: install the `{package}` package (scripts/test does)"
-        ),
-        Err(e) => panic!("cannot run {program}: {e}"),
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
 
 fn rule_names(slo: &SloConfig) -> BTreeSet<String> {
     rules::rule_files(slo)
@@ -271,7 +238,7 @@ async fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
         .chain(std::iter::once("rules"))
         .chain(files.iter().map(String::as_str))
         .collect();
-    let (ok, out) = run("promtool", &args, "prometheus").await;
+    let (ok, out) = run_tool("promtool", &args, "prometheus").await;
     assert!(ok, "promtool check rules:\n{out}");
 
     let mut tests: Vec<String> = std::fs::read_dir(repo().join("tests/rules"))
@@ -286,7 +253,7 @@ async fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
         .into_iter()
         .chain(tests.iter().map(String::as_str))
         .collect();
-    let (ok, out) = run("promtool", &args, "prometheus").await;
+    let (ok, out) = run_tool("promtool", &args, "prometheus").await;
     assert!(ok, "promtool test rules:\n{out}");
 
     // A broken rule is refused, so the check above means something.
@@ -297,7 +264,7 @@ async fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
         "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: sum(\n",
     )
     .unwrap();
-    let (ok, _) = run(
+    let (ok, _) = run_tool(
         "promtool",
         &["check", "rules", broken.to_str().unwrap()],
         "prometheus",
@@ -403,7 +370,7 @@ async fn the_exported_units_pass_the_init_systems_checks() {
     );
     // systemd-analyze verify checks the syntax, that ExecStart's binary exists and is executable, and the
     // quoting (a wrongly split path names a binary that does not exist).
-    let (ok, out) = run("systemd-analyze", &["verify", &s(&unit_path)], "systemd").await;
+    let (ok, out) = run_tool("systemd-analyze", &["verify", &s(&unit_path)], "systemd").await;
     assert!(
         ok && !out.contains("hale.service:"),
         "systemd-analyze verify:\n{out}\n{unit}"
@@ -434,7 +401,7 @@ async fn the_exported_units_pass_the_init_systems_checks() {
     // plistlib reads it back: every value, with the escaped paths restored.
     let script =
         "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))";
-    let (ok, out) = run("python3", &["-c", script, &s(&plist)], "python3").await;
+    let (ok, out) = run_tool("python3", &["-c", script, &s(&plist)], "python3").await;
     assert!(ok, "plistlib rejects the plist:\n{out}");
     let parsed: Value = serde_json::from_str(out.trim()).expect("plistlib's JSON");
     assert_eq!(parsed["Label"], "com.hale.serve");
@@ -459,7 +426,7 @@ async fn the_exported_units_pass_the_init_systems_checks() {
 
     // The committed defaults parse too (their binary does not exist here, so systemd-analyze would refuse
     // them for that alone: the generated unit above covers the syntax).
-    let (ok, out) = run(
+    let (ok, out) = run_tool(
         "python3",
         &[
             "-c",
@@ -644,7 +611,7 @@ impl Prometheus {
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
-        let (ok, out) = run(
+        let (ok, out) = run_tool(
             "promtool",
             &["check", "config", config_path.to_str().unwrap()],
             "prometheus",

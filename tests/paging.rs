@@ -20,43 +20,18 @@ use hale::records::AlertLevel;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use common::{dead_port, HttpReceiver, TestApp};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{dead_port, repo, run_tool, HttpReceiver, TestApp};
 
 /// The committed Alertmanager config.
 fn committed_config() -> PathBuf {
     repo().join("deploy/alertmanager").join(alertmanager::FILE)
 }
 
-/// Runs a tool to completion; fails (never skips) when it is missing, naming the package.
-async fn run(program: &str, args: &[&str], package: &str) -> (bool, String) {
-    let output = match tokio::process::Command::new(program)
-        .args(args)
-        .output()
-        .await
-    {
-        Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`{program}` is not installed: install the `{package}` package (scripts/test does)"
-        ),
-        Err(e) => panic!("cannot run {program}: {e}"),
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
 #[tokio::test]
 async fn amtool_accepts_the_config_and_routes_pages_and_tickets_by_target() {
     let config = committed_config();
     let config = config.to_str().unwrap();
-    let (ok, out) = run(
+    let (ok, out) = run_tool(
         "amtool",
         &["check-config", config],
         "prometheus-alertmanager",
@@ -94,7 +69,7 @@ async fn amtool_accepts_the_config_and_routes_pages_and_tickets_by_target() {
             .into_iter()
             .chain(labels.iter().copied())
             .collect();
-        let (ok, out) = run("amtool", &args, "prometheus-alertmanager").await;
+        let (ok, out) = run_tool("amtool", &args, "prometheus-alertmanager").await;
         assert!(ok, "amtool config routes test {labels:?}:\n{out}");
         // stdout (the receiver) comes first; amtool warns on stderr that --config.file wins.
         assert_eq!(out.lines().next(), Some(receiver), "{labels:?}: {out}");
@@ -108,7 +83,7 @@ async fn amtool_accepts_the_config_and_routes_pages_and_tickets_by_target() {
         export::alertmanager::config_text().replace("receiver: hale-page", "receiver: nobody"),
     )
     .unwrap();
-    let (ok, out) = run(
+    let (ok, out) = run_tool(
         "amtool",
         &["check-config", broken.to_str().unwrap()],
         "prometheus-alertmanager",

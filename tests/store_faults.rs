@@ -473,20 +473,6 @@ impl Drop for SwitchTarget {
     }
 }
 
-/// `SELECT count(*)` of any table, and the newest check's time, through a read-only connection.
-async fn table_count(db: &Path, table: &str) -> i64 {
-    let options = SqliteConnectOptions::new().filename(db).read_only(true);
-    let mut conn = SqliteConnection::connect_with(&options)
-        .await
-        .unwrap_or_else(|e| panic!("open {} to count rows: {e}", db.display()));
-    let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("count {table}: {e}"));
-    let _ = conn.close().await;
-    count
-}
-
 /// The `written` field of the writer's closing log line.
 fn drained_written(hale: &HaleProcess) -> i64 {
     hale.json_logs()
@@ -575,7 +561,7 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
     .await;
     let (status, body) = post_maintenance(&client, proxy, "after the disk").await;
     assert_eq!(status, 201, "{body}");
-    let transitions = table_count(&db, "breaker_transitions").await;
+    let transitions = common::count_rows(&db, "breaker_transitions", "1 = 1").await;
     assert!(transitions > 0, "breaker transitions are stored");
 
     hale.signal("TERM");
@@ -614,10 +600,13 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
         "audit_log",
         "hale_runs",
     ] {
-        assert!(table_count(&db, table).await > 0, "{table} rows are stored");
+        assert!(
+            common::count_rows(&db, table, "1 = 1").await > 0,
+            "{table} rows are stored"
+        );
     }
     assert_eq!(
-        table_count(&db, "maintenance_windows").await,
+        common::count_rows(&db, "maintenance_windows", "1 = 1").await,
         1,
         "only the window asked for after the disk had room is stored"
     );

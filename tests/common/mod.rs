@@ -904,3 +904,31 @@ impl Drop for HttpReceiver {
         self.task.abort();
     }
 }
+
+/// The repository's root, where the committed exports live.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a tool (promtool, amtool, ...) to completion and returns whether it succeeded and its stdout then
+/// stderr; fails (never skips) when it is missing, naming the Debian package. `$PROMTOOL`, when set, is
+/// run instead of promtool.
+pub async fn run_tool(program: &str, args: &[&str], package: &str) -> (bool, String) {
+    let program = match program {
+        "promtool" => std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_owned()),
+        other => other.to_owned(),
+    };
+    let output = match Command::new(&program).args(args).output().await {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "`{program}` is not installed: install the `{package}` package (scripts/test does)"
+        ),
+        Err(e) => panic!("cannot run {program}: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
