@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod backup_cli;
 pub mod breaker;
 pub mod cli;
