@@ -1,5 +1,5 @@
 //! Evaluates every objective of a target over a window, from the hourly rollups (default) or from every raw
-//! check (`exact`). The math is the same either way; only where the counts come from differs.
+//! check (`exact`). The math is the same either way (`arithmetic.rs`); only where the counts come from differs.
 //!
 //! Rollups and maintenance: an hour entirely inside the window and outside every maintenance window is taken
 //! from its rollup row; an hour entirely inside a maintenance window is dropped whole (its checks are
@@ -14,12 +14,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::config::{Config, SloConfig};
 use crate::records::Outcome;
+use crate::slo::arithmetic::{self, CheckCounts, LatencyCounts};
 use crate::slo::histogram::LatencyHistogram;
 use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow, Overlap};
-use crate::slo::model::{
-    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, RetroactiveMaintenance,
-    SloMethod, SloStatus, SloWindow, TargetSlo,
-};
+use crate::slo::model::{RetroactiveMaintenance, SloMethod, SloWindow, TargetSlo};
 use crate::store::rollups::HourlyRollup;
 use crate::store::slo::ScheduledCheck;
 use crate::store::{Store, StoreError};
@@ -28,10 +26,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// The spans burn rates are reported over besides the whole window, in hours, each ending at the window's
 /// end (whatever the window's length).
 const BURN_SPANS_H: [i64; 3] = [1, 6, 24];
-/// The latency and restarts objectives are `at_risk` within this share of their limit.
-pub const AT_RISK_MARGIN: f64 = 0.10;
-/// The quantile the latency objective is about.
-const QUANTILE: f64 = 0.95;
+pub use crate::slo::arithmetic::AT_RISK_MARGIN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SloError {
@@ -385,18 +380,10 @@ pub async fn evaluate_preloaded(
 
 /// The bad ratio of a span over the ratio the objective allows; null without valid checks.
 fn burn_rate(tally: &Tally, target_ratio: f64) -> Option<f64> {
-    (tally.valid > 0).then(|| (tally.bad() as f64 / tally.valid as f64) / (1.0 - target_ratio))
+    arithmetic::burn_rate(tally.bad(), tally.valid, target_ratio)
 }
 
-fn rank(status: SloStatus) -> u8 {
-    match status {
-        SloStatus::NoData | SloStatus::Met => 0,
-        SloStatus::AtRisk => 1,
-        SloStatus::Breached => 2,
-    }
-}
-
-/// Puts one target's numbers together. Pure: every count is already known.
+/// Puts one target's numbers together from its counts (`arithmetic` does the math).
 fn assemble(
     target: &str,
     window: &SloWindow,
@@ -406,113 +393,24 @@ fn assemble(
     restarts: u32,
     exact: bool,
 ) -> TargetSlo {
-    let target_ratio = slo.availability_target_ratio();
-    let ratio = (tally.valid > 0).then(|| tally.good as f64 / tally.valid as f64);
-    let allowed_bad = (1.0 - target_ratio) * tally.valid as f64;
-    let consumed_bad = tally.bad();
-    let remaining_ratio = ratio.map(|r| {
-        let remaining = 1.0 - consumed_bad as f64 / allowed_bad;
-        // Rounding must not show an objective met exactly as overspent.
-        if r >= target_ratio {
-            remaining.max(0.0)
-        } else {
-            remaining
-        }
-    });
-    let availability_status = match (ratio, remaining_ratio) {
-        (Some(r), _) if r < target_ratio => SloStatus::Breached,
-        (Some(_), Some(left)) if left < slo.at_risk_budget_share => SloStatus::AtRisk,
-        (Some(_), _) => SloStatus::Met,
-        (None, _) => SloStatus::NoData,
-    };
-
     let target_us = slo.p95_latency_target_ms as f64 * 1_000.0;
-    let (measured, p95_us, under) = if exact {
-        tally.exact.sort_unstable();
-        let n = tally.exact.len();
-        let p95 = (n > 0).then(|| {
-            let rank = ((QUANTILE * n as f64).ceil() as usize).clamp(1, n);
-            tally.exact[rank - 1] as f64
-        });
-        let under = tally.exact.partition_point(|&us| us as f64 <= target_us);
-        (n as u64, p95, under as u64)
+    let (latency, method) = if exact {
+        (
+            LatencyCounts::from_exact(&mut tally.exact, target_us),
+            SloMethod::Exact,
+        )
     } else {
         (
-            tally.latency.total(),
-            tally.latency.quantile_us(QUANTILE),
-            tally.latency.count_at_or_under(target_us),
+            LatencyCounts::from_histogram(&tally.latency, target_us),
+            SloMethod::Rollups,
         )
     };
-    let latency_status = match p95_us {
-        None => SloStatus::NoData,
-        Some(p) if p > target_us => SloStatus::Breached,
-        Some(p) if p > (1.0 - AT_RISK_MARGIN) * target_us => SloStatus::AtRisk,
-        Some(_) => SloStatus::Met,
+    let checks = CheckCounts {
+        good: tally.good,
+        valid: tally.valid,
+        excluded: tally.excluded,
     };
-
-    // "Fewer than max_restarts_per_week a week", scaled to the window's length; 0 sets no objective.
-    let weeks =
-        window.length().num_milliseconds() as f64 / Duration::weeks(1).num_milliseconds() as f64;
-    let limit = f64::from(slo.max_restarts_per_week) * weeks;
-    let restarts_status = if slo.max_restarts_per_week == 0 {
-        SloStatus::Met
-    } else if f64::from(restarts) >= limit {
-        SloStatus::Breached
-    } else if f64::from(restarts) >= (1.0 - AT_RISK_MARGIN) * limit {
-        SloStatus::AtRisk
-    } else {
-        SloStatus::Met
-    };
-
-    let status = if availability_status == SloStatus::NoData {
-        SloStatus::NoData
-    } else {
-        [availability_status, latency_status, restarts_status]
-            .into_iter()
-            .max_by_key(|s| rank(*s))
-            .unwrap_or(SloStatus::Met)
-    };
-    let window_burn = burn_rate(&tally, target_ratio);
-    TargetSlo {
-        target: target.to_owned(),
-        window: window.clone(),
-        status,
-        availability: AvailabilitySlo {
-            good: tally.good,
-            valid: tally.valid,
-            excluded: tally.excluded,
-            ratio,
-            target_ratio,
-            status: availability_status,
-        },
-        latency: LatencySlo {
-            p95_ms: p95_us.map(|us| us / 1_000.0),
-            target_ms: slo.p95_latency_target_ms,
-            under_target_ratio: (measured > 0).then(|| under as f64 / measured as f64),
-            measured,
-            status: latency_status,
-        },
-        restarts: RestartsSlo {
-            count: restarts,
-            max_per_week: slo.max_restarts_per_week,
-            status: restarts_status,
-        },
-        error_budget: ErrorBudget {
-            allowed_bad,
-            consumed_bad,
-            remaining_ratio,
-            burn_rates: BurnRates {
-                h1: burns[0],
-                h6: burns[1],
-                d1: burns[2],
-                window: window_burn,
-            },
-        },
-        method: if exact {
-            SloMethod::Exact
-        } else {
-            SloMethod::Rollups
-        },
-        retroactive_maintenance: Vec::new(),
-    }
+    arithmetic::target_slo(
+        target, window, slo, checks, latency, burns, restarts, method,
+    )
 }

@@ -1,0 +1,800 @@
+//! The alert rules as a pure state machine: `AlertPolicy` decides, from one event and the `AlertState`
+//! kept since start, which alerts open, repeat, escalate, are held back or resolve, and returns them as
+//! `Action`s. No I/O and no clock: the engine (`engine.rs`) passes `now` and whether a maintenance window
+//! covers the target, then stores, counts and sends what the actions say.
+//!
+//! Rules, per alert (rule, target):
+//! - it **opens** when its condition holds: told as `fired`, or stored as `inhibited` and told nothing
+//!   while a louder alert holds it back (a critical alert of the same target, or a firing mass failure);
+//! - while it still fires, a repeat inside the rule's cooldown, or while inhibited, is **held** (counted,
+//!   stored once per run of holds); an alert never told is told (`fired`) once nothing holds it back; one
+//!   after the cooldown is told again (`repeated`);
+//! - it **resolves** after `resolve_after` successful scheduled checks in a row of its target (a failure
+//!   window or a burn rate still over its threshold keeps it firing); one never told ends quietly;
+//! - a mass failure (target `*`) fires first on each check, so it holds back that very check's alerts, and
+//!   resolves after `resolve_after` checks in a row without a mass failure;
+//! - maintenance silences a target's failures: they fire, repeat and count nothing, though a success still
+//!   counts towards resolving; restarts and exhausted heal budgets in maintenance fire nothing;
+//! - `slo_burn` fires once both windows burn faster than the rule allows for `for_s` (the short window must
+//!   be covered by checks) and resolves once the short window burns under it again;
+//! - at start, the stored firing alerts come back with their cooldowns (`restore`); those whose rule is
+//!   gone end quietly, those whose rule is now louder are escalated.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{burn, AlertRule, Condition, Config};
+use crate::events::{CheckFinished, ChildExited, ChildStarted};
+use crate::probe::streaks::Streaks;
+use crate::records::{
+    AlertEventKind, AlertLevel, CheckSource, ChildStartCause, HealAction, HealOutcome, HealRecord,
+};
+
+/// The most scheduled checks kept per target for burn rates (a week at one check every 6 s).
+pub const MAX_BURN_CHECKS: usize = 100_000;
+
+/// The target of an alert about all targets at once.
+pub const ALL_TARGETS: &str = "*";
+
+/// One alert firing now, as stored in `alerts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiringAlert {
+    /// `alerts.id`; 0 until the engine stored it (or when it could not).
+    pub id: i64,
+    pub level: AlertLevel,
+    pub fired_at: DateTime<Utc>,
+    /// None while it was never told (held back by a louder alert).
+    pub last_notified_at: Option<DateTime<Utc>>,
+    /// Repeats held back since the last notice.
+    pub suppressed: u64,
+    pub summary: String,
+}
+
+/// A firing alert read back at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredAlert {
+    pub rule: String,
+    pub target: String,
+    pub alert: FiringAlert,
+}
+
+/// What an alert's notice says: one line, and more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub summary: String,
+    pub description: String,
+}
+
+/// Why a repeat was held back, for the notice counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// A louder alert fires.
+    Inhibited,
+    /// Within the rule's cooldown.
+    Suppressed,
+}
+
+/// What the engine must do after a decision, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A new alert: store it with `kind` (`Fired`, then tell it, or `Inhibited`, then only count and log
+    /// it). `alert` is what the state holds, with id 0: the engine gives the stored id back
+    /// (`AlertState::set_alert_id`).
+    Open {
+        rule: AlertRule,
+        target: String,
+        kind: AlertEventKind,
+        alert: FiringAlert,
+        trigger: Trigger,
+    },
+    /// A firing alert told again (`Fired` after being held back, `Repeated`, `Escalated`): store the event
+    /// and send the notice. `alert` is as it was before this notice (its held-back count goes into it).
+    Notify {
+        rule: AlertRule,
+        target: String,
+        kind: AlertEventKind,
+        alert: FiringAlert,
+        trigger: Trigger,
+    },
+    /// A repeat held back: count it and store it as suppressed (an event only for the first of a run).
+    Hold {
+        rule: AlertRule,
+        alert_id: i64,
+        why: Held,
+        summary: String,
+        first: bool,
+    },
+    /// An alert that ends: store it as resolved, and tell it if it was ever told.
+    Resolve {
+        rule: AlertRule,
+        target: String,
+        alert: FiringAlert,
+        trigger: Trigger,
+    },
+    /// At start: a stored alert whose rule is no longer in the config ends quietly.
+    Forget { alert_id: i64, level: AlertLevel },
+    /// At start: a firing alert told before hale restarted, handed back to the channels (Alertmanager
+    /// keeps being told it fires).
+    Restore {
+        rule: AlertRule,
+        target: String,
+        alert: FiringAlert,
+    },
+}
+
+type Key = (String, String);
+
+/// What the rules remember between events.
+#[derive(Debug)]
+pub struct AlertState {
+    streaks: Streaks,
+    /// Failed scheduled checks per target, within the longest `failures_within` window.
+    failures: HashMap<Arc<str>, VecDeque<DateTime<Utc>>>,
+    firing: HashMap<Key, FiringAlert>,
+    /// Recent scheduled checks per target (when, and whether bad), within the longest `slo_burn` window and
+    /// at most `MAX_BURN_CHECKS` per target: what burn rates are computed from, without a query per check.
+    recent: HashMap<Arc<str>, VecDeque<(DateTime<Utc>, bool)>>,
+    /// Checks in a row without a mass failure while its alert fires.
+    mass_clear: u32,
+    /// The latest exit of each supervised child, to say why it was restarted.
+    last_exit: HashMap<Arc<str>, String>,
+    /// `slo_burn` alerts whose windows both burn too fast, since when (they fire once that lasted `for`).
+    burning_since: HashMap<Key, DateTime<Utc>>,
+}
+
+impl AlertState {
+    /// Nothing firing, nothing counted, for these targets.
+    pub fn new(targets: &[Arc<str>]) -> Self {
+        Self {
+            streaks: Streaks::new(targets.iter().cloned()),
+            failures: targets
+                .iter()
+                .map(|t| (t.clone(), VecDeque::new()))
+                .collect(),
+            recent: targets
+                .iter()
+                .map(|t| (t.clone(), VecDeque::new()))
+                .collect(),
+            firing: HashMap::new(),
+            mass_clear: 0,
+            last_exit: HashMap::new(),
+            burning_since: HashMap::new(),
+        }
+    }
+
+    /// Gives a just-opened alert its stored id.
+    pub fn set_alert_id(&mut self, rule: &str, target: &str, id: i64) {
+        if let Some(alert) = self.firing.get_mut(&(rule.to_owned(), target.to_owned())) {
+            alert.id = id;
+        }
+    }
+
+    /// How many alerts fire at `level`.
+    pub fn active(&self, level: AlertLevel) -> usize {
+        self.firing.values().filter(|f| f.level == level).count()
+    }
+
+    /// The alert of `rule` on `target`, while it fires.
+    pub fn firing(&self, rule: &str, target: &str) -> Option<&FiringAlert> {
+        self.firing.get(&(rule.to_owned(), target.to_owned()))
+    }
+
+    /// The targets whose checks are kept for burn rates.
+    pub fn burn_targets(&self) -> Vec<Arc<str>> {
+        self.recent.keys().cloned().collect()
+    }
+}
+
+/// The configured rules and thresholds.
+#[derive(Debug, Clone)]
+pub struct AlertPolicy {
+    rules: Vec<AlertRule>,
+    resolve_after: u32,
+    mass_share: f64,
+    mass_min_targets: usize,
+    /// The longest `failures_within` window, in seconds (0: no such rule).
+    longest_window_s: u64,
+    /// The longest `slo_burn` long window, in seconds (0: no such rule).
+    longest_burn_s: u64,
+    /// The availability objective, as a ratio: what a burn rate is relative to.
+    slo_target_ratio: f64,
+    /// `slo.window_days`: what the burn-rate table's thresholds are scaled to.
+    slo_window_days: u32,
+}
+
+impl AlertPolicy {
+    pub fn new(config: &Config) -> Self {
+        let rules: Vec<AlertRule> = config.alerts.active_rules().cloned().collect();
+        let longest_window_s = rules
+            .iter()
+            .filter_map(|r| match r.when {
+                Condition::FailuresWithin { window_s, .. } => Some(window_s),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let longest_burn_s = rules
+            .iter()
+            .filter_map(|r| match r.when {
+                Condition::SloBurn { long_window_s, .. } => Some(long_window_s),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        Self {
+            rules,
+            resolve_after: config.alerts.resolve_after_successes,
+            mass_share: config.heal.mass_failure_share,
+            mass_min_targets: config.heal.mass_failure_min_targets,
+            longest_window_s,
+            longest_burn_s,
+            slo_target_ratio: config.slo.availability_target_ratio(),
+            slo_window_days: config.slo.window_days,
+        }
+    }
+
+    /// A fresh state for the configured targets.
+    pub fn new_state(config: &Config) -> AlertState {
+        let targets: Vec<Arc<str>> = config
+            .services
+            .iter()
+            .map(|t| Arc::from(t.name.as_str()))
+            .collect();
+        AlertState::new(&targets)
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&AlertRule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// How far back the stored failed checks matter at start (0: no `failures_within` rule).
+    pub fn failure_lookback_s(&self) -> u64 {
+        self.longest_window_s
+    }
+
+    /// How far back the stored scheduled checks matter at start (0: no `slo_burn` rule).
+    pub fn burn_lookback_s(&self) -> u64 {
+        self.longest_burn_s
+    }
+
+    /// Takes back the firing alerts stored before a restart: their cooldowns go on; those whose rule is
+    /// gone end quietly, those whose rule is now louder are escalated.
+    pub fn restore(
+        &self,
+        state: &mut AlertState,
+        alerts: Vec<RestoredAlert>,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for RestoredAlert {
+            rule,
+            target,
+            mut alert,
+        } in alerts
+        {
+            let Some(rule) = self.rule(&rule).cloned() else {
+                actions.push(Action::Forget {
+                    alert_id: alert.id,
+                    level: alert.level,
+                });
+                continue;
+            };
+            if alert.last_notified_at.is_some() {
+                actions.push(Action::Restore {
+                    rule: rule.clone(),
+                    target: target.clone(),
+                    alert: alert.clone(),
+                });
+            }
+            if rule.level.rank() > alert.level.rank() {
+                alert.level = rule.level;
+                let trigger = Trigger {
+                    summary: alert.summary.clone(),
+                    description: format!("the rule {} is now {}", rule.name, rule.level.as_str()),
+                };
+                actions.push(notify(
+                    &rule,
+                    &target,
+                    &mut alert,
+                    AlertEventKind::Escalated,
+                    trigger,
+                    now,
+                ));
+            }
+            state.firing.insert((rule.name.clone(), target), alert);
+        }
+        actions
+    }
+
+    /// Takes back the failed scheduled checks made within the longest `failures_within` window before a
+    /// restart (those made in maintenance already left out).
+    pub fn restore_failures(
+        &self,
+        state: &mut AlertState,
+        failed: impl IntoIterator<Item = (String, DateTime<Utc>)>,
+    ) {
+        for (target, at) in failed {
+            if let Some(times) = state.failures.get_mut(target.as_str()) {
+                times.push_back(at);
+            }
+        }
+    }
+
+    /// Takes back a target's scheduled checks (when, and whether bad) within the longest `slo_burn` window
+    /// before a restart (those made in maintenance already left out), oldest first.
+    pub fn restore_recent(
+        &self,
+        state: &mut AlertState,
+        target: &str,
+        checks: impl IntoIterator<Item = (DateTime<Utc>, bool)>,
+    ) {
+        if let Some(recent) = state.recent.get_mut(target) {
+            recent.extend(checks);
+            while recent.len() > MAX_BURN_CHECKS {
+                recent.pop_front();
+            }
+        }
+    }
+
+    /// Remembers how a supervised child ended, to say why it was restarted.
+    pub fn on_child_exited(&self, state: &mut AlertState, exit: &ChildExited) {
+        let how = match (exit.code, exit.signal) {
+            (Some(code), _) => format!("its process exited with {code}"),
+            (None, Some(signal)) => format!("its process was killed by signal {signal}"),
+            _ => "its process ended".to_owned(),
+        };
+        state.last_exit.insert(exit.target.clone(), how);
+    }
+
+    /// A supervised child started again: fires `restarted` rules, unless it is its first start or a
+    /// maintenance window covers its target.
+    pub fn on_child_started(
+        &self,
+        state: &mut AlertState,
+        started: &ChildStarted,
+        maintenance: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if started.cause == ChildStartCause::Start || maintenance {
+            return actions;
+        }
+        let why = match started.cause {
+            ChildStartCause::Heal => "by auto-heal".to_owned(),
+            _ => format!(
+                "after {}",
+                state
+                    .last_exit
+                    .get(&started.target)
+                    .map_or("it exited", String::as_str)
+            ),
+        };
+        let trigger = Trigger {
+            summary: format!("{} was restarted", started.target),
+            description: format!("hale restarted the child of {} {why}", started.target),
+        };
+        self.on_condition(state, &started.target, &trigger, now, &mut actions, |c| {
+            matches!(c, Condition::Restarted)
+        });
+        actions
+    }
+
+    /// A heal finished: a heal command that acted fires `restarted` rules, an exhausted budget fires
+    /// `heal_budget_exhausted` rules; nothing while a maintenance window covers the target (a person asked
+    /// for that heal).
+    pub fn on_heal(
+        &self,
+        state: &mut AlertState,
+        heal: &HealRecord,
+        maintenance: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if maintenance {
+            return actions;
+        }
+        if heal.action == HealAction::Command && heal.outcome.acted() {
+            let trigger = Trigger {
+                summary: format!("{} was restarted", heal.target),
+                description: format!(
+                    "auto-heal ran the heal command of {} ({})",
+                    heal.target,
+                    heal.outcome.as_str()
+                ),
+            };
+            self.on_condition(state, &heal.target, &trigger, now, &mut actions, |c| {
+                matches!(c, Condition::Restarted)
+            });
+        }
+        if heal.outcome == HealOutcome::SkippedBudget {
+            let trigger = Trigger {
+                summary: format!(
+                    "{}: heal budget exhausted, hale stopped healing it",
+                    heal.target
+                ),
+                description: heal.error.clone().unwrap_or_default(),
+            };
+            self.on_condition(state, &heal.target, &trigger, now, &mut actions, |c| {
+                matches!(c, Condition::HealBudgetExhausted)
+            });
+        }
+        actions
+    }
+
+    /// Fires (or repeats) every rule of `target` whose condition matches.
+    fn on_condition(
+        &self,
+        state: &mut AlertState,
+        target: &str,
+        trigger: &Trigger,
+        now: DateTime<Utc>,
+        actions: &mut Vec<Action>,
+        matches: impl Fn(&Condition) -> bool,
+    ) {
+        for rule in self.rules.iter().filter(|r| matches(&r.when)) {
+            actions.push(self.fire_or_repeat(state, rule, target, trigger, now));
+        }
+    }
+
+    /// One finished check: every rule of its target, and the mass failure, decided. On-demand checks and
+    /// unknown targets change nothing. `maintenance`: a maintenance window covers the target at `check.at`.
+    pub fn on_check(
+        &self,
+        state: &mut AlertState,
+        check: &CheckFinished,
+        maintenance: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if check.source != CheckSource::Monitor {
+            return actions;
+        }
+        let counted = if maintenance {
+            state.streaks.observe_in_maintenance(check)
+        } else {
+            state.streaks.observe(check)
+        };
+        let Some(streak) = counted else {
+            return actions;
+        };
+        let failed = !check.outcome.is_up();
+        // A failure inside a maintenance window fires, repeats and counts nothing for its target.
+        let silenced = failed && maintenance;
+        let window_start = check.at - chrono::Duration::seconds(self.longest_window_s as i64);
+        if let Some(times) = state.failures.get_mut(&check.target) {
+            if failed && !maintenance && self.longest_window_s > 0 {
+                times.push_back(check.at);
+            }
+            while times.front().is_some_and(|t| *t < window_start) {
+                times.pop_front();
+            }
+        }
+        // A check inside a maintenance window is not valid for the SLO, so it burns no budget.
+        if self.longest_burn_s > 0 && !maintenance {
+            let from = check.at - chrono::Duration::seconds(self.longest_burn_s as i64);
+            if let Some(recent) = state.recent.get_mut(&check.target) {
+                recent.push_back((check.at, failed));
+                while recent.front().is_some_and(|(t, _)| *t < from)
+                    || recent.len() > MAX_BURN_CHECKS
+                {
+                    recent.pop_front();
+                }
+            }
+        }
+        // Mass failure first, so that it holds back the targets' own alerts of this very check.
+        if let Some(rule) = self.rules.iter().find(|r| r.when == Condition::MassFailure) {
+            let key = (rule.name.clone(), ALL_TARGETS.to_owned());
+            if state
+                .streaks
+                .mass_failure(self.mass_share, self.mass_min_targets)
+            {
+                state.mass_clear = 0;
+                if failed && !maintenance {
+                    let failing = state.streaks.failing_targets();
+                    let trigger = Trigger {
+                        summary: format!(
+                            "{} of {} targets fail at once",
+                            failing.len(),
+                            state.streaks.total()
+                        ),
+                        description: format!(
+                            "failing: {}. hale's own host or network is the likelier cause; auto-heal holds off",
+                            failing.iter().map(|t| t.as_ref()).collect::<Vec<_>>().join(", ")
+                        ),
+                    };
+                    actions.push(self.fire_or_repeat(state, rule, ALL_TARGETS, &trigger, now));
+                }
+            } else if state.firing.contains_key(&key) {
+                state.mass_clear += 1;
+                if state.mass_clear >= self.resolve_after {
+                    let trigger = Trigger {
+                        summary: "most targets answer again".to_owned(),
+                        description: format!(
+                            "no mass failure for {} checks in a row",
+                            state.mass_clear
+                        ),
+                    };
+                    actions.extend(resolve(state, rule, ALL_TARGETS, trigger));
+                }
+            }
+        }
+        if silenced {
+            return actions;
+        }
+        let target = check.target.as_ref();
+        let failures_in = |state: &AlertState, window_s: u64| {
+            let from = check.at - chrono::Duration::seconds(window_s as i64);
+            state
+                .failures
+                .get(target)
+                .map_or(0, |times| times.iter().filter(|t| **t >= from).count())
+        };
+        for rule in &self.rules {
+            let key = (rule.name.clone(), target.to_owned());
+            match rule.when {
+                Condition::ConsecutiveFailures { count }
+                    if failed && streak.consecutive_failures >= count =>
+                {
+                    let trigger = Trigger {
+                        summary: format!("{target} is down"),
+                        description: format!(
+                            "{} failed scheduled checks in a row; the latest: {}",
+                            streak.consecutive_failures,
+                            describe(check)
+                        ),
+                    };
+                    actions.push(self.fire_or_repeat(state, rule, target, &trigger, now));
+                }
+                Condition::FailuresWithin { count, window_s } if failed => {
+                    let n = failures_in(state, window_s);
+                    if n >= count as usize {
+                        let trigger = Trigger {
+                            summary: format!("{target} is flapping"),
+                            description: format!(
+                                "{n} failed scheduled checks in the last {}; the latest: {}",
+                                human_window(window_s),
+                                describe(check)
+                            ),
+                        };
+                        actions.push(self.fire_or_repeat(state, rule, target, &trigger, now));
+                    }
+                }
+                Condition::SloBurn {
+                    long_window_s,
+                    short_window_s,
+                    burn_rate,
+                    for_s,
+                } if failed || !state.firing.contains_key(&key) => {
+                    let (burn_rate, for_s) = burn::resolve(
+                        long_window_s,
+                        short_window_s,
+                        burn_rate,
+                        for_s,
+                        self.slo_window_days,
+                    );
+                    let long = self.burn_rate(state, target, check.at, long_window_s, false);
+                    let short = self.burn_rate(state, target, check.at, short_window_s, true);
+                    let over = matches!((long, short), (Some(l), Some(s)) if l > burn_rate && s > burn_rate);
+                    if !over {
+                        // Like Prometheus's `for`: the delay starts again once a check finds it not burning.
+                        state.burning_since.remove(&key);
+                    }
+                    if let (Some(long), Some(short), true) = (long, short, over) {
+                        let since = *state.burning_since.entry(key.clone()).or_insert(check.at);
+                        let lasted = (check.at - since).num_seconds() >= for_s as i64;
+                        if failed && lasted {
+                            let trigger = Trigger {
+                                summary: format!(
+                                    "{target} burns its error budget {short:.1}x too fast"
+                                ),
+                                description: format!(
+                                    "burn rate {long:.1} over the last {} and {short:.1} over the last {} (alert above {burn_rate}); the latest: {}",
+                                    human_window(long_window_s),
+                                    human_window(short_window_s),
+                                    describe(check)
+                                ),
+                            };
+                            actions.push(self.fire_or_repeat(state, rule, target, &trigger, now));
+                        }
+                    }
+                }
+                Condition::MassFailure => {}
+                _ if !failed && state.firing.contains_key(&key) => {
+                    let still_over = match rule.when {
+                        Condition::FailuresWithin { count, window_s } => {
+                            failures_in(state, window_s) >= count as usize
+                        }
+                        Condition::SloBurn {
+                            long_window_s,
+                            short_window_s,
+                            burn_rate,
+                            for_s,
+                        } => {
+                            let (burn_rate, _) = burn::resolve(
+                                long_window_s,
+                                short_window_s,
+                                burn_rate,
+                                for_s,
+                                self.slo_window_days,
+                            );
+                            self.burn_rate(state, target, check.at, short_window_s, false)
+                                .is_some_and(|short| short > burn_rate)
+                        }
+                        _ => false,
+                    };
+                    if streak.consecutive_successes >= self.resolve_after && !still_over {
+                        let trigger = Trigger {
+                            summary: format!("{target} is up again"),
+                            description: format!(
+                                "{} successful checks in a row",
+                                streak.consecutive_successes
+                            ),
+                        };
+                        actions.extend(resolve(state, rule, target, trigger));
+                    }
+                }
+                _ => {}
+            }
+        }
+        actions
+    }
+
+    /// The burn rate of `target` over the `window_s` before `at`: its bad ratio over the ratio the SLO
+    /// allows. With `covered`, None until the record reaches back that far: a fresh start is not judged on
+    /// a few checks (the short window must be covered; the long one takes what there is).
+    fn burn_rate(
+        &self,
+        state: &AlertState,
+        target: &str,
+        at: DateTime<Utc>,
+        window_s: u64,
+        covered: bool,
+    ) -> Option<f64> {
+        let recent = state.recent.get(target)?;
+        let from = at - chrono::Duration::seconds(window_s as i64);
+        if covered && recent.front().is_none_or(|(first, _)| *first > from) {
+            return None;
+        }
+        let (mut total, mut bad) = (0u64, 0u64);
+        for (_, failed) in recent.iter().rev().take_while(|(t, _)| *t >= from) {
+            total += 1;
+            bad += u64::from(*failed);
+        }
+        crate::slo::arithmetic::burn_rate(bad, total, self.slo_target_ratio)
+    }
+
+    /// True when a louder alert holds this one back: a critical alert of the same target, or a mass failure.
+    fn inhibited(&self, state: &AlertState, rule: &AlertRule, target: &str) -> bool {
+        if rule.when == Condition::MassFailure {
+            return false;
+        }
+        state
+            .firing
+            .iter()
+            .any(|((other_rule, other_target), firing)| {
+                let other = self.rule(other_rule);
+                let mass = other.is_some_and(|r| r.when == Condition::MassFailure);
+                mass || (other_target == target
+                    && *other_rule != rule.name
+                    && firing.level == AlertLevel::Critical
+                    && rule.level.rank() < AlertLevel::Critical.rank())
+            })
+    }
+
+    fn fire_or_repeat(
+        &self,
+        state: &mut AlertState,
+        rule: &AlertRule,
+        target: &str,
+        trigger: &Trigger,
+        now: DateTime<Utc>,
+    ) -> Action {
+        let key = (rule.name.clone(), target.to_owned());
+        let inhibited = self.inhibited(state, rule, target);
+        if let Some(firing) = state.firing.get_mut(&key) {
+            let cooled = firing.last_notified_at.is_none_or(|at| {
+                (now - at).to_std().unwrap_or_default().as_secs() >= rule.cooldown_s
+            });
+            let never_told = firing.last_notified_at.is_none();
+            if inhibited || !(never_told || cooled) {
+                // Held back by a louder alert, or a repeat within the cooldown: counted, not sent.
+                firing.suppressed += 1;
+                return Action::Hold {
+                    rule: rule.clone(),
+                    alert_id: firing.id,
+                    why: if inhibited {
+                        Held::Inhibited
+                    } else {
+                        Held::Suppressed
+                    },
+                    summary: trigger.summary.clone(),
+                    first: firing.suppressed == 1,
+                };
+            }
+            // Held back so far (now it can be told), or due again after its cooldown.
+            let kind = if never_told {
+                AlertEventKind::Fired
+            } else {
+                AlertEventKind::Repeated
+            };
+            return notify(rule, target, firing, kind, trigger.clone(), now);
+        }
+        let alert = FiringAlert {
+            id: 0,
+            level: rule.level,
+            fired_at: now,
+            last_notified_at: (!inhibited).then_some(now),
+            suppressed: 0,
+            summary: trigger.summary.clone(),
+        };
+        state.firing.insert(key, alert.clone());
+        Action::Open {
+            rule: rule.clone(),
+            target: target.to_owned(),
+            kind: if inhibited {
+                AlertEventKind::Inhibited
+            } else {
+                AlertEventKind::Fired
+            },
+            alert,
+            trigger: trigger.clone(),
+        }
+    }
+}
+
+/// Tells a firing alert again and restarts its cooldown; the action carries the alert as it was.
+fn notify(
+    rule: &AlertRule,
+    target: &str,
+    firing: &mut FiringAlert,
+    kind: AlertEventKind,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+) -> Action {
+    let before = firing.clone();
+    firing.last_notified_at = Some(now);
+    firing.suppressed = 0;
+    firing.summary = trigger.summary.clone();
+    Action::Notify {
+        rule: rule.clone(),
+        target: target.to_owned(),
+        kind,
+        alert: before,
+        trigger,
+    }
+}
+
+fn resolve(
+    state: &mut AlertState,
+    rule: &AlertRule,
+    target: &str,
+    trigger: Trigger,
+) -> Option<Action> {
+    let alert = state
+        .firing
+        .remove(&(rule.name.clone(), target.to_owned()))?;
+    Some(Action::Resolve {
+        rule: rule.clone(),
+        target: target.to_owned(),
+        alert,
+        trigger,
+    })
+}
+
+/// "down, HTTP 503" or "timeout".
+fn describe(check: &CheckFinished) -> String {
+    match check.http_status {
+        Some(status) => format!("{}, HTTP {status}", check.outcome.as_str()),
+        None => check.outcome.as_str().to_owned(),
+    }
+}
+
+fn human_window(seconds: u64) -> String {
+    match seconds {
+        s if s % 3_600 == 0 => format!("{} h", s / 3_600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
