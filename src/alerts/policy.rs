@@ -187,6 +187,20 @@ impl AlertState {
     }
 }
 
+/// The settings every rule shares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// `alerts.resolve_after_successes`.
+    pub resolve_after: u32,
+    /// `heal.mass_failure_share` and `heal.mass_failure_min_targets`.
+    pub mass_share: f64,
+    pub mass_min_targets: usize,
+    /// The availability objective, as a ratio.
+    pub slo_target_ratio: f64,
+    /// `slo.window_days`.
+    pub slo_window_days: u32,
+}
+
 /// The configured rules and thresholds.
 #[derive(Debug, Clone)]
 pub struct AlertPolicy {
@@ -206,7 +220,20 @@ pub struct AlertPolicy {
 
 impl AlertPolicy {
     pub fn new(config: &Config) -> Self {
-        let rules: Vec<AlertRule> = config.alerts.active_rules().cloned().collect();
+        Self::with_rules(
+            config.alerts.active_rules().cloned().collect(),
+            Thresholds {
+                resolve_after: config.alerts.resolve_after_successes,
+                mass_share: config.heal.mass_failure_share,
+                mass_min_targets: config.heal.mass_failure_min_targets,
+                slo_target_ratio: config.slo.availability_target_ratio(),
+                slo_window_days: config.slo.window_days,
+            },
+        )
+    }
+
+    /// The rules (already filtered to the active ones) and their shared thresholds.
+    pub fn with_rules(rules: Vec<AlertRule>, thresholds: Thresholds) -> Self {
         let longest_window_s = rules
             .iter()
             .filter_map(|r| match r.when {
@@ -225,13 +252,13 @@ impl AlertPolicy {
             .unwrap_or(0);
         Self {
             rules,
-            resolve_after: config.alerts.resolve_after_successes,
-            mass_share: config.heal.mass_failure_share,
-            mass_min_targets: config.heal.mass_failure_min_targets,
+            resolve_after: thresholds.resolve_after,
+            mass_share: thresholds.mass_share,
+            mass_min_targets: thresholds.mass_min_targets,
             longest_window_s,
             longest_burn_s,
-            slo_target_ratio: config.slo.availability_target_ratio(),
-            slo_window_days: config.slo.window_days,
+            slo_target_ratio: thresholds.slo_target_ratio,
+            slo_window_days: thresholds.slo_window_days,
         }
     }
 
@@ -796,5 +823,678 @@ fn human_window(seconds: u64) -> String {
         s if s % 3_600 == 0 => format!("{} h", s / 3_600),
         s if s % 60 == 0 => format!("{} min", s / 60),
         s => format!("{s} s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::ChannelKind;
+    use crate::records::Outcome;
+
+    fn t0() -> DateTime<Utc> {
+        // A valid timestamp, so this always returns Some.
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        t0() + chrono::Duration::seconds(seconds)
+    }
+
+    fn rule(name: &str, when: Condition, level: AlertLevel, cooldown_s: u64) -> AlertRule {
+        AlertRule {
+            name: name.to_owned(),
+            when,
+            level,
+            cooldown_s,
+            channels: vec![ChannelKind::Log],
+            enabled: true,
+        }
+    }
+
+    fn down_after(count: u32) -> AlertRule {
+        rule(
+            "down",
+            Condition::ConsecutiveFailures { count },
+            AlertLevel::Critical,
+            300,
+        )
+    }
+
+    fn policy(rules: Vec<AlertRule>) -> AlertPolicy {
+        AlertPolicy::with_rules(
+            rules,
+            Thresholds {
+                resolve_after: 2,
+                mass_share: 0.5,
+                mass_min_targets: 3,
+                slo_target_ratio: 0.99,
+                slo_window_days: 30,
+            },
+        )
+    }
+
+    fn state() -> AlertState {
+        AlertState::new(&["a", "b", "c", "d"].map(Arc::from))
+    }
+
+    fn check(target: &str, outcome: Outcome, when: DateTime<Utc>) -> CheckFinished {
+        CheckFinished {
+            target: Arc::from(target),
+            outcome,
+            http_status: (outcome == Outcome::Down).then_some(503),
+            latency: Some(Duration::from_millis(5)),
+            source: CheckSource::Monitor,
+            at: when,
+        }
+    }
+
+    /// Each action in one line, to compare a decision at a glance.
+    fn said(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .map(|a| match a {
+                Action::Open {
+                    rule, target, kind, ..
+                } => format!("open {} {} {target}", kind.as_str(), rule.name),
+                Action::Notify {
+                    rule, target, kind, ..
+                } => format!("notify {} {} {target}", kind.as_str(), rule.name),
+                Action::Hold {
+                    rule, why, first, ..
+                } => format!("hold {why:?} {} first={first}", rule.name),
+                Action::Resolve { rule, target, .. } => format!("resolve {} {target}", rule.name),
+                Action::Forget { alert_id, .. } => format!("forget {alert_id}"),
+                Action::Restore { rule, target, .. } => format!("restore {} {target}", rule.name),
+            })
+            .collect()
+    }
+
+    /// Feeds `outcomes` for `target`, one check a minute from `from` (seconds after t0), `now` = the check's
+    /// time; returns what the last check said.
+    fn feed(
+        p: &AlertPolicy,
+        s: &mut AlertState,
+        target: &str,
+        outcomes: &[Outcome],
+        from: i64,
+    ) -> Vec<Action> {
+        let mut last = Vec::new();
+        for (i, outcome) in outcomes.iter().enumerate() {
+            let when = at(from + 60 * i as i64);
+            last = p.on_check(s, &check(target, *outcome, when), false, when);
+        }
+        last
+    }
+
+    use Outcome::{Down, Up};
+
+    #[test]
+    fn failures_below_the_threshold_fire_nothing_and_the_nth_fires() {
+        let p = policy(vec![down_after(3)]);
+        let mut s = state();
+        assert!(feed(&p, &mut s, "a", &[Down, Down], 0).is_empty());
+        let fired = feed(&p, &mut s, "a", &[Down], 120);
+        assert_eq!(said(&fired), ["open fired down a"]);
+        let Action::Open { alert, trigger, .. } = &fired[0] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(trigger.summary, "a is down");
+        assert_eq!(
+            trigger.description,
+            "3 failed scheduled checks in a row; the latest: down, HTTP 503"
+        );
+        assert_eq!(alert.last_notified_at, Some(at(120)));
+        assert_eq!(alert.level, AlertLevel::Critical);
+        assert_eq!(s.active(AlertLevel::Critical), 1);
+    }
+
+    #[test]
+    fn a_success_in_between_starts_the_count_again() {
+        let p = policy(vec![down_after(3)]);
+        let mut s = state();
+        assert!(feed(&p, &mut s, "a", &[Down, Down, Up, Down, Down], 0).is_empty());
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 300)),
+            ["open fired down a"]
+        );
+    }
+
+    #[test]
+    fn repeats_within_the_cooldown_are_held_and_one_after_it_is_told_again() {
+        let p = policy(vec![down_after(1)]);
+        let mut s = state();
+        feed(&p, &mut s, "a", &[Down], 0);
+        s.set_alert_id("down", "a", 7);
+        let first = feed(&p, &mut s, "a", &[Down], 60);
+        assert_eq!(said(&first), ["hold Suppressed down first=true"]);
+        assert!(matches!(first[0], Action::Hold { alert_id: 7, .. }));
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 120)),
+            ["hold Suppressed down first=false"],
+            "only the first of a run of holds is stored as an event"
+        );
+        // The cooldown is 300 s: 299 s after the notice is still inside it, 300 s is not.
+        let inside = at(299);
+        assert_eq!(
+            said(&p.on_check(&mut s, &check("a", Down, inside), false, inside)),
+            ["hold Suppressed down first=false"]
+        );
+        let due = at(300);
+        let repeated = p.on_check(&mut s, &check("a", Down, due), false, due);
+        assert_eq!(said(&repeated), ["notify repeated down a"]);
+        let Action::Notify { alert, .. } = &repeated[0] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(alert.suppressed, 3, "the notice says how many were held");
+        assert_eq!(alert.id, 7);
+        let now = s.firing("down", "a").cloned();
+        assert_eq!(now.as_ref().map(|f| f.suppressed), Some(0));
+        assert_eq!(now.and_then(|f| f.last_notified_at), Some(due));
+    }
+
+    #[test]
+    fn an_alert_resolves_after_resolve_after_successes_in_a_row() {
+        let p = policy(vec![down_after(1)]);
+        let mut s = state();
+        feed(&p, &mut s, "a", &[Down], 0);
+        assert!(feed(&p, &mut s, "a", &[Up], 60).is_empty(), "one success");
+        assert!(feed(&p, &mut s, "a", &[Down, Up], 120).len() <= 1);
+        let resolved = feed(&p, &mut s, "a", &[Up], 240);
+        assert_eq!(said(&resolved), ["resolve down a"]);
+        let Action::Resolve { trigger, alert, .. } = &resolved[0] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(trigger.summary, "a is up again");
+        assert_eq!(trigger.description, "2 successful checks in a row");
+        assert!(alert.last_notified_at.is_some(), "told, so the end is told");
+        assert_eq!(s.active(AlertLevel::Critical), 0);
+        assert!(
+            feed(&p, &mut s, "a", &[Up], 300).is_empty(),
+            "resolved once"
+        );
+    }
+
+    #[test]
+    fn on_demand_checks_and_unknown_targets_change_nothing() {
+        let p = policy(vec![down_after(1)]);
+        let mut s = state();
+        let mut on_demand = check("a", Down, t0());
+        on_demand.source = CheckSource::OnDemand;
+        assert!(p.on_check(&mut s, &on_demand, false, t0()).is_empty());
+        assert!(p
+            .on_check(&mut s, &check("zzz", Down, t0()), false, t0())
+            .is_empty());
+        assert_eq!(s.active(AlertLevel::Critical), 0);
+    }
+
+    #[test]
+    fn flapping_fires_on_failures_within_the_window_and_stays_while_they_last() {
+        let flapping = rule(
+            "flapping",
+            Condition::FailuresWithin {
+                count: 3,
+                window_s: 600,
+            },
+            AlertLevel::Warning,
+            0,
+        );
+        let p = policy(vec![flapping]);
+        let mut s = state();
+        // Three failures, but the first leaves the 10 min window before the third.
+        assert!(feed(&p, &mut s, "a", &[Down], 0).is_empty());
+        assert!(feed(&p, &mut s, "a", &[Down], 300).is_empty());
+        assert!(feed(&p, &mut s, "a", &[Down], 601).is_empty());
+        let fired = feed(&p, &mut s, "a", &[Up, Down], 660);
+        assert_eq!(said(&fired), ["open fired flapping a"]);
+        let Action::Open { trigger, .. } = &fired[0] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(trigger.summary, "a is flapping");
+        assert_eq!(
+            trigger.description,
+            "3 failed scheduled checks in the last 10 min; the latest: down, HTTP 503"
+        );
+        // Successes in a row do not resolve it while 3 failures are still within the window.
+        assert!(feed(&p, &mut s, "a", &[Up, Up], 780).is_empty());
+        // Once the window has let go of them, the next success resolves it.
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Up], 1_500)),
+            ["resolve flapping a"]
+        );
+    }
+
+    #[test]
+    fn a_critical_alert_holds_back_the_warnings_of_its_target() {
+        let warn = rule(
+            "slow",
+            Condition::ConsecutiveFailures { count: 2 },
+            AlertLevel::Warning,
+            0,
+        );
+        let p = policy(vec![down_after(3), warn]);
+        let mut s = state();
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down, Down], 0)),
+            ["open fired slow a"]
+        );
+        // The critical alert opens first on this check, and holds the warning's repeat back.
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 120)),
+            ["open fired down a", "hold Inhibited slow first=true"]
+        );
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 180)),
+            [
+                "hold Suppressed down first=true",
+                "hold Inhibited slow first=false"
+            ]
+        );
+        // Another target's warning is not held back by a's critical alert.
+        assert_eq!(
+            said(&feed(&p, &mut s, "b", &[Down, Down], 0)),
+            ["open fired slow b"]
+        );
+    }
+
+    #[test]
+    fn an_alert_held_back_is_told_once_nothing_louder_fires() {
+        let warn = rule(
+            "slow",
+            Condition::ConsecutiveFailures { count: 1 },
+            AlertLevel::Warning,
+            600,
+        );
+        let p = policy(vec![down_after(1), warn]);
+        let mut s = state();
+        let first = feed(&p, &mut s, "a", &[Down], 0);
+        assert_eq!(said(&first), ["open fired down a", "open inhibited slow a"]);
+        // The critical alert ends while the warning still fires, never told.
+        let mut s2 = state();
+        let only_warn = policy(vec![rule(
+            "slow",
+            Condition::ConsecutiveFailures { count: 1 },
+            AlertLevel::Warning,
+            600,
+        )]);
+        let restored = only_warn.restore(
+            &mut s2,
+            vec![RestoredAlert {
+                rule: "slow".to_owned(),
+                target: "a".to_owned(),
+                alert: FiringAlert {
+                    id: 3,
+                    level: AlertLevel::Warning,
+                    fired_at: t0(),
+                    last_notified_at: None,
+                    suppressed: 4,
+                    summary: "a is down".to_owned(),
+                },
+            }],
+            at(10),
+        );
+        assert!(restored.is_empty(), "never told: nothing to hand back");
+        let told = feed(&only_warn, &mut s2, "a", &[Down], 60);
+        assert_eq!(
+            said(&told),
+            ["notify fired slow a"],
+            "told at once, whatever the cooldown"
+        );
+        // An alert never told ends quietly: its resolve says so.
+        let ended = feed(&p, &mut s, "a", &[Up, Up], 60);
+        assert_eq!(said(&ended), ["resolve down a", "resolve slow a"]);
+        let Action::Resolve { alert, .. } = &ended[1] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(alert.last_notified_at, None);
+    }
+
+    #[test]
+    fn a_mass_failure_fires_first_and_holds_back_the_targets_own_alerts() {
+        let mass = rule("mass", Condition::MassFailure, AlertLevel::Critical, 0);
+        let p = policy(vec![down_after(1), mass]);
+        let mut s = state();
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 0)),
+            ["open fired down a"]
+        );
+        assert_eq!(
+            said(&feed(&p, &mut s, "b", &[Down], 0)),
+            ["open fired down b"]
+        );
+        // The third of four failing is more than half: the mass failure fires before c's own alert.
+        let third = feed(&p, &mut s, "c", &[Down], 0);
+        assert_eq!(said(&third), ["open fired mass *", "open inhibited down c"]);
+        let Action::Open { trigger, .. } = &third[0] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(trigger.summary, "3 of 4 targets fail at once");
+        assert!(trigger.description.starts_with("failing: a, b, c. "));
+        // Two checks in a row without a mass failure resolve it.
+        assert!(feed(&p, &mut s, "a", &[Up], 60).is_empty());
+        let cleared = feed(&p, &mut s, "b", &[Up], 60);
+        assert_eq!(said(&cleared), ["resolve mass *"]);
+    }
+
+    #[test]
+    fn a_failure_in_maintenance_fires_and_counts_nothing_but_a_success_resolves() {
+        let p = policy(vec![down_after(2)]);
+        let mut s = state();
+        feed(&p, &mut s, "a", &[Down], 0);
+        for i in 1..5 {
+            let when = at(60 * i);
+            assert!(p
+                .on_check(&mut s, &check("a", Down, when), true, when)
+                .is_empty());
+        }
+        assert!(
+            feed(&p, &mut s, "a", &[Down], 300).is_empty(),
+            "the run starts again after the window"
+        );
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 360)),
+            ["open fired down a"]
+        );
+        // Successes inside a window still count towards the end of an alert fired before it.
+        let w1 = at(420);
+        assert!(p.on_check(&mut s, &check("a", Up, w1), true, w1).is_empty());
+        let w2 = at(480);
+        assert_eq!(
+            said(&p.on_check(&mut s, &check("a", Up, w2), true, w2)),
+            ["resolve down a"]
+        );
+    }
+
+    fn burn(for_s: u64) -> AlertRule {
+        rule(
+            "burn",
+            Condition::SloBurn {
+                long_window_s: 3_600,
+                short_window_s: 300,
+                burn_rate: Some(10.0),
+                for_s: Some(for_s),
+            },
+            AlertLevel::Critical,
+            0,
+        )
+    }
+
+    #[test]
+    fn a_burn_rate_fires_only_once_the_short_window_is_covered_and_for_has_passed() {
+        // 99 % objective: a burn rate above 10 is more than 10 % bad.
+        let p = policy(vec![burn(120)]);
+        let mut s = state();
+        // Every check fails, but until the record reaches back 5 min the short window is not judged.
+        for i in 0..5 {
+            assert!(feed(&p, &mut s, "a", &[Down], 60 * i).is_empty());
+        }
+        // Covered from 300 s: burning since then; `for` is 120 s.
+        assert!(feed(&p, &mut s, "a", &[Down], 300).is_empty());
+        assert!(feed(&p, &mut s, "a", &[Down], 360).is_empty());
+        let fired = feed(&p, &mut s, "a", &[Down], 420);
+        assert_eq!(said(&fired), ["open fired burn a"]);
+        let Action::Open { trigger, .. } = &fired[0] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(trigger.summary, "a burns its error budget 100.0x too fast");
+        assert!(trigger
+            .description
+            .starts_with("burn rate 100.0 over the last 1 h and 100.0 over the last 5 min"));
+    }
+
+    #[test]
+    fn a_burn_rate_that_dips_starts_its_for_again() {
+        let p = policy(vec![burn(120)]);
+        let mut s = state();
+        // Good for 5 min, then failing: the short window crosses 10 % bad at once.
+        feed(&p, &mut s, "a", &[Up, Up, Up, Up, Up, Up], 0);
+        assert!(feed(&p, &mut s, "a", &[Down, Down], 360).is_empty());
+        // A check that finds it not burning (the rule's short window all good again) resets `for`.
+        let mut clean = state();
+        feed(&p, &mut clean, "a", &[Up; 6], 0);
+        assert!(feed(&p, &mut clean, "a", &[Down], 360).is_empty());
+        assert!(feed(&p, &mut clean, "a", &[Up, Up, Up, Up, Up, Up], 420).is_empty());
+        assert!(feed(&p, &mut clean, "a", &[Down], 780).is_empty());
+        assert!(
+            feed(&p, &mut clean, "a", &[Down], 840).is_empty(),
+            "60 s of burning since the dip is less than for"
+        );
+        assert_eq!(
+            said(&feed(&p, &mut clean, "a", &[Down], 900)),
+            ["open fired burn a"]
+        );
+    }
+
+    #[test]
+    fn a_burn_rate_alert_resolves_once_the_short_window_burns_slower() {
+        let p = policy(vec![burn(0)]);
+        let mut s = state();
+        feed(&p, &mut s, "a", &[Up; 5], 0);
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 300)),
+            ["open fired burn a"]
+        );
+        // Two successes in a row, but the short window (5 min) still holds the failure: still over.
+        assert!(feed(&p, &mut s, "a", &[Up, Up], 360).is_empty());
+        // Once the failure left the short window, the next success resolves it.
+        assert_eq!(said(&feed(&p, &mut s, "a", &[Up], 660)), ["resolve burn a"]);
+    }
+
+    #[test]
+    fn checks_in_maintenance_burn_no_budget() {
+        let p = policy(vec![burn(0)]);
+        let mut s = state();
+        feed(&p, &mut s, "a", &[Up; 5], 0);
+        let w = at(300);
+        assert!(p.on_check(&mut s, &check("a", Down, w), true, w).is_empty());
+        let recent = s.recent.get("a").map(|r| r.len());
+        assert_eq!(recent, Some(5), "the check in maintenance is not kept");
+    }
+
+    #[test]
+    fn restore_goes_on_escalates_a_louder_rule_and_forgets_a_removed_one() {
+        let p = policy(vec![down_after(1)]);
+        let mut s = state();
+        let stored = |rule: &str, level, told: bool| RestoredAlert {
+            rule: rule.to_owned(),
+            target: "a".to_owned(),
+            alert: FiringAlert {
+                id: 9,
+                level,
+                fired_at: t0(),
+                last_notified_at: told.then(t0),
+                suppressed: 2,
+                summary: "a is down".to_owned(),
+            },
+        };
+        let actions = p.restore(
+            &mut s,
+            vec![
+                stored("down", AlertLevel::Warning, true),
+                stored("gone", AlertLevel::Info, true),
+            ],
+            at(30),
+        );
+        assert_eq!(
+            said(&actions),
+            ["restore down a", "notify escalated down a", "forget 9"]
+        );
+        let Action::Notify { alert, trigger, .. } = &actions[1] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(alert.level, AlertLevel::Critical);
+        assert_eq!(trigger.description, "the rule down is now critical");
+        // Its cooldown goes on from the escalation: a failure within it is held.
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 60)),
+            ["hold Suppressed down first=true"]
+        );
+        assert_eq!(s.active(AlertLevel::Critical), 1);
+        assert_eq!(s.active(AlertLevel::Info), 0);
+    }
+
+    #[test]
+    fn restored_failures_count_towards_a_window_after_a_restart() {
+        let flapping = rule(
+            "flapping",
+            Condition::FailuresWithin {
+                count: 3,
+                window_s: 600,
+            },
+            AlertLevel::Warning,
+            0,
+        );
+        let p = policy(vec![flapping]);
+        let mut s = state();
+        p.restore_failures(
+            &mut s,
+            [
+                ("a".to_owned(), at(0)),
+                ("a".to_owned(), at(60)),
+                ("zzz".to_owned(), at(60)),
+            ],
+        );
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 120)),
+            ["open fired flapping a"]
+        );
+    }
+
+    #[test]
+    fn restored_checks_cover_the_short_burn_window_at_once() {
+        let p = policy(vec![burn(0)]);
+        let mut s = state();
+        p.restore_recent(&mut s, "a", (0..5).map(|i| (at(60 * i), false)));
+        assert_eq!(
+            said(&feed(&p, &mut s, "a", &[Down], 300)),
+            ["open fired burn a"]
+        );
+    }
+
+    fn restarted() -> AlertRule {
+        rule("restarted", Condition::Restarted, AlertLevel::Info, 0)
+    }
+
+    fn started(cause: ChildStartCause) -> ChildStarted {
+        ChildStarted {
+            target: Arc::from("a"),
+            pid: 42,
+            cause,
+            at: t0(),
+        }
+    }
+
+    #[test]
+    fn a_child_restart_fires_restarted_but_not_its_first_start_or_in_maintenance() {
+        let p = policy(vec![restarted()]);
+        let mut s = state();
+        assert!(p
+            .on_child_started(&mut s, &started(ChildStartCause::Start), false, t0())
+            .is_empty());
+        assert!(p
+            .on_child_started(&mut s, &started(ChildStartCause::Exited), true, t0())
+            .is_empty());
+        p.on_child_exited(
+            &mut s,
+            &ChildExited {
+                target: Arc::from("a"),
+                pid: 42,
+                code: Some(3),
+                signal: None,
+                stopped: false,
+                at: t0(),
+            },
+        );
+        let fired = p.on_child_started(&mut s, &started(ChildStartCause::Exited), false, t0());
+        assert_eq!(said(&fired), ["open fired restarted a"]);
+        let Action::Open { trigger, .. } = &fired[0] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(trigger.summary, "a was restarted");
+        assert_eq!(
+            trigger.description,
+            "hale restarted the child of a after its process exited with 3"
+        );
+        let healed = p.on_child_started(&mut s, &started(ChildStartCause::Heal), false, at(1));
+        assert_eq!(
+            said(&healed),
+            ["notify repeated restarted a"],
+            "a firing alert is told again, not opened twice"
+        );
+    }
+
+    fn heal(action: HealAction, outcome: HealOutcome) -> HealRecord {
+        HealRecord {
+            target: Arc::from("a"),
+            trigger: crate::records::HealTrigger::Automatic,
+            action,
+            started_at: t0(),
+            finished_at: t0(),
+            outcome,
+            verify_latency: None,
+            error: Some("healed 3 times in the last hour".to_owned()),
+        }
+    }
+
+    #[test]
+    fn heals_fire_restarted_for_a_command_that_ran_and_budget_exhausted_when_skipped() {
+        let budget = rule(
+            "budget",
+            Condition::HealBudgetExhausted,
+            AlertLevel::Warning,
+            0,
+        );
+        let p = policy(vec![restarted(), budget]);
+        let mut s = state();
+        let ran = p.on_heal(
+            &mut s,
+            &heal(HealAction::Command, HealOutcome::Failed),
+            false,
+            t0(),
+        );
+        assert_eq!(said(&ran), ["open fired restarted a"]);
+        assert!(
+            p.on_heal(
+                &mut s,
+                &heal(HealAction::RestartChild, HealOutcome::Healed),
+                false,
+                t0()
+            )
+            .is_empty(),
+            "a child restart is told by the child's own start"
+        );
+        let spent = p.on_heal(
+            &mut s,
+            &heal(HealAction::Command, HealOutcome::SkippedBudget),
+            false,
+            t0(),
+        );
+        assert_eq!(said(&spent), ["open fired budget a"]);
+        let Action::Open { trigger, .. } = &spent[0] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(
+            trigger.summary,
+            "a: heal budget exhausted, hale stopped healing it"
+        );
+        assert_eq!(trigger.description, "healed 3 times in the last hour");
+        let mut quiet = state();
+        assert!(p
+            .on_heal(
+                &mut quiet,
+                &heal(HealAction::Command, HealOutcome::SkippedBudget),
+                true,
+                t0()
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn window_names_read_as_hours_minutes_or_seconds() {
+        assert_eq!(human_window(7_200), "2 h");
+        assert_eq!(human_window(300), "5 min");
+        assert_eq!(human_window(90), "90 s");
     }
 }
