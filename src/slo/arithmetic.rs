@@ -7,6 +7,7 @@ use chrono::Duration;
 
 use crate::config::SloConfig;
 use crate::slo::histogram::LatencyHistogram;
+use crate::slo::maintenance::Overlap;
 use crate::slo::model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,
     SloWindow, TargetSlo,
@@ -33,6 +34,64 @@ impl CheckCounts {
     pub fn bad(&self) -> u64 {
         self.valid.saturating_sub(self.good)
     }
+
+    /// Counts one check: excluded when a maintenance window covers it, else valid (and good when up).
+    pub fn add_check(&mut self, up: bool, excluded: bool) {
+        if excluded {
+            self.excluded += 1;
+        } else {
+            self.valid += 1;
+            self.good += u64::from(up);
+        }
+    }
+
+    /// Counts an hour's rollup row (`total` checks, `good` of them up) as valid.
+    pub fn add_hour(&mut self, total: u64, good: u64) {
+        self.valid += total;
+        self.good += good.min(total);
+    }
+
+    /// Sums two spans' counts.
+    pub fn merge(&mut self, other: &CheckCounts) {
+        self.good += other.good;
+        self.valid += other.valid;
+        self.excluded += other.excluded;
+    }
+}
+
+/// Where one hour of a span is counted from, by the maintenance rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HourSource {
+    /// Its rollup row as it is: the hour lies whole inside the span, outside every maintenance window.
+    Rollup,
+    /// Nothing valid: the hour lies whole inside the span and inside maintenance (its checks `excluded`).
+    Excluded,
+    /// Its raw checks, one by one: the span's edges or a maintenance window cut the hour.
+    RawChecks,
+}
+
+/// How an hour with a rollup row is counted: `whole` when the span covers all of it, `overlap` how the
+/// target's maintenance windows meet the part of it inside the span.
+pub fn hour_source(whole: bool, overlap: Overlap) -> HourSource {
+    match (whole, overlap) {
+        (true, Overlap::None) => HourSource::Rollup,
+        (true, Overlap::Full) => HourSource::Excluded,
+        _ => HourSource::RawChecks,
+    }
+}
+
+/// How an hour that needs its raw checks is counted once they are past retention: whole, by where it
+/// starts (None: it starts before the span, so it does not count), and excluded only when maintenance
+/// covers the entire hour (`overlap` is over the whole hour).
+pub fn hour_past_retention(starts_in_span: bool, overlap: Overlap) -> Option<HourSource> {
+    if !starts_in_span {
+        return None;
+    }
+    Some(if overlap == Overlap::Full {
+        HourSource::Excluded
+    } else {
+        HourSource::Rollup
+    })
 }
 
 /// The latencies of one target's valid checks over one span, measured against the objective.
@@ -302,6 +361,61 @@ mod tests {
     fn more_good_than_valid_counts_no_bad_check() {
         let c = counts(12, 10);
         assert_eq!(c.bad(), 0);
+    }
+
+    #[test]
+    fn checks_in_maintenance_are_excluded_and_rollups_count_as_valid() {
+        let mut c = CheckCounts::default();
+        c.add_check(true, false);
+        c.add_check(false, false);
+        c.add_check(false, true);
+        c.add_check(true, true);
+        assert_eq!(
+            c,
+            CheckCounts {
+                good: 1,
+                valid: 2,
+                excluded: 2
+            }
+        );
+        c.add_hour(10, 12);
+        assert_eq!(
+            (c.good, c.valid),
+            (11, 12),
+            "good never above the row's total"
+        );
+        let mut sum = CheckCounts::default();
+        sum.merge(&c);
+        sum.merge(&c);
+        assert_eq!((sum.good, sum.valid, sum.excluded), (22, 24, 4));
+    }
+
+    #[test]
+    fn an_hour_is_taken_whole_excluded_whole_or_counted_check_by_check() {
+        assert_eq!(hour_source(true, Overlap::None), HourSource::Rollup);
+        assert_eq!(hour_source(true, Overlap::Full), HourSource::Excluded);
+        assert_eq!(hour_source(true, Overlap::Partial), HourSource::RawChecks);
+        for overlap in [Overlap::None, Overlap::Partial, Overlap::Full] {
+            assert_eq!(
+                hour_source(false, overlap),
+                HourSource::RawChecks,
+                "an hour cut by the span's edge"
+            );
+        }
+    }
+
+    #[test]
+    fn an_hour_past_retention_counts_whole_by_where_it_starts() {
+        assert_eq!(hour_past_retention(false, Overlap::None), None);
+        assert_eq!(
+            hour_past_retention(true, Overlap::Partial),
+            Some(HourSource::Rollup),
+            "valid unless maintenance covers the entire hour"
+        );
+        assert_eq!(
+            hour_past_retention(true, Overlap::Full),
+            Some(HourSource::Excluded)
+        );
     }
 
     #[test]

@@ -14,9 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::config::{Config, SloConfig};
 use crate::records::Outcome;
-use crate::slo::arithmetic::{self, CheckCounts, LatencyCounts};
+use crate::slo::arithmetic::{self, CheckCounts, HourSource, LatencyCounts};
 use crate::slo::histogram::LatencyHistogram;
-use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow, Overlap};
+use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow};
 use crate::slo::model::{RetroactiveMaintenance, SloMethod, SloWindow, TargetSlo};
 use crate::store::rollups::HourlyRollup;
 use crate::store::slo::ScheduledCheck;
@@ -39,9 +39,7 @@ pub enum SloError {
 /// The counts of one span of one target.
 #[derive(Debug, Clone, Default)]
 struct Tally {
-    good: u64,
-    valid: u64,
-    excluded: u64,
+    counts: CheckCounts,
     /// Latencies of valid checks that were made (rollup method).
     latency: LatencyHistogram,
     /// The same latencies, every one (exact method).
@@ -50,12 +48,10 @@ struct Tally {
 
 impl Tally {
     fn add_check(&mut self, check: &ScheduledCheck, excluded: bool, exact: bool) {
+        self.counts.add_check(check.outcome.is_up(), excluded);
         if excluded {
-            self.excluded += 1;
             return;
         }
-        self.valid += 1;
-        self.good += u64::from(check.outcome.is_up());
         if let Some(us) = check
             .latency_us
             .filter(|_| check.outcome != Outcome::CircuitOpen)
@@ -69,13 +65,12 @@ impl Tally {
     }
 
     fn add_rollup(&mut self, row: &HourlyRollup) {
-        self.valid += row.total;
-        self.good += row.good.min(row.total);
+        self.counts.add_hour(row.total, row.good);
         self.latency.merge(&row.latency);
     }
 
-    fn bad(&self) -> u64 {
-        self.valid.saturating_sub(self.good)
+    fn exclude_rollup(&mut self, row: &HourlyRollup) {
+        self.counts.excluded += row.total;
     }
 }
 
@@ -165,10 +160,10 @@ impl<'a> TargetData<'a> {
                 hour = next;
                 continue;
             };
-            match (whole, overlap) {
-                (true, Overlap::None) => tally.add_rollup(row),
-                (true, Overlap::Full) => tally.excluded += row.total,
-                _ => {
+            match arithmetic::hour_source(whole, overlap) {
+                HourSource::Rollup => tally.add_rollup(row),
+                HourSource::Excluded => tally.exclude_rollup(row),
+                HourSource::RawChecks => {
                     if !self.raw_hours.contains_key(&hour) {
                         let checks = store
                             .scheduled_checks(
@@ -183,12 +178,11 @@ impl<'a> TargetData<'a> {
                     let checks = &self.raw_hours[&hour];
                     if checks.is_empty() {
                         // Past raw retention: the hour counts whole, by where it starts.
-                        if hour >= from_ms {
-                            if self.exclusions.overlap(hour, next) == Overlap::Full {
-                                tally.excluded += row.total;
-                            } else {
-                                tally.add_rollup(row);
-                            }
+                        let overlap = self.exclusions.overlap(hour, next);
+                        match arithmetic::hour_past_retention(hour >= from_ms, overlap) {
+                            Some(HourSource::Excluded) => tally.exclude_rollup(row),
+                            Some(_) => tally.add_rollup(row),
+                            None => {}
                         }
                     } else {
                         for check in checks.iter().filter(|c| c.at_ms >= lo && c.at_ms < hi) {
@@ -233,9 +227,9 @@ pub async fn hour_outside_maintenance(
     );
     let tally = data.tally(store, hour, hour + HOUR_MS).await?;
     Ok(HourCounts {
-        valid: tally.valid,
-        good: tally.good,
-        excluded: tally.excluded,
+        valid: tally.counts.valid,
+        good: tally.counts.good,
+        excluded: tally.counts.excluded,
         latency: tally.latency,
     })
 }
@@ -370,7 +364,7 @@ pub async fn evaluate_preloaded(
                 ends_at: w.ends_at,
                 reason: w.reason.clone(),
                 created_at: w.created_at,
-                removed_checks: tally?.excluded,
+                removed_checks: tally?.counts.excluded,
             });
         }
         results.push(result);
@@ -380,7 +374,7 @@ pub async fn evaluate_preloaded(
 
 /// The bad ratio of a span over the ratio the objective allows; null without valid checks.
 fn burn_rate(tally: &Tally, target_ratio: f64) -> Option<f64> {
-    arithmetic::burn_rate(tally.bad(), tally.valid, target_ratio)
+    arithmetic::burn_rate(tally.counts.bad(), tally.counts.valid, target_ratio)
 }
 
 /// Puts one target's numbers together from its counts (`arithmetic` does the math).
@@ -405,12 +399,14 @@ fn assemble(
             SloMethod::Rollups,
         )
     };
-    let checks = CheckCounts {
-        good: tally.good,
-        valid: tally.valid,
-        excluded: tally.excluded,
-    };
     arithmetic::target_slo(
-        target, window, slo, checks, latency, burns, restarts, method,
+        target,
+        window,
+        slo,
+        tally.counts,
+        latency,
+        burns,
+        restarts,
+        method,
     )
 }
