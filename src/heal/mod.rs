@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::{Config, HealConfig};
 use crate::events::{Event, EventBus, Subscription};
-use crate::heal::policy::{Attempt, Decision, HealPolicy, RecentHeals};
+use crate::heal::policy::{Attempt, Decision, HealPolicy};
 use crate::metrics::{HealMetrics, RestartCause};
 use crate::probe::streaks::Streaks;
 use crate::probe::Monitor;
@@ -303,8 +303,8 @@ impl Healer {
         Ok((id, record))
     }
 
-    /// Why this attempt must not act, if it must not: the facts gathered, `HealPolicy` decides. The
-    /// history is only read once the protections before it let the attempt through.
+    /// Why this attempt must not act, if it must not: the facts gathered, `HealPolicy` decides (the same
+    /// rules, in the same order, as `HealPolicy::decide`).
     async fn refusal(
         &self,
         name: &str,
@@ -333,19 +333,23 @@ impl Healer {
             return Some((outcome, reason));
         }
         // The database is the memory of cooldown and budget; if it cannot answer, the policy refuses.
-        let recent = RecentHeals {
-            last_action: self
-                .store
-                .last_heal_action(name)
-                .await
-                .map_err(|e| e.to_string()),
-            actions_last_hour: self
-                .store
-                .heal_actions_since(name, now - chrono::Duration::hours(1))
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        match self.policy.within_limits(plan.action, &recent, now) {
+        // Each is read only when the protections before it let the attempt through.
+        let last_action = self
+            .store
+            .last_heal_action(name)
+            .await
+            .map_err(|e| e.to_string());
+        if let Decision::Refuse { outcome, reason } =
+            self.policy.cooldown(plan.action, &last_action, now)
+        {
+            return Some((outcome, reason));
+        }
+        let actions_last_hour = self
+            .store
+            .heal_actions_since(name, now - chrono::Duration::hours(1))
+            .await
+            .map_err(|e| e.to_string());
+        match self.policy.budget(plan.action, &actions_last_hour) {
             Decision::Act(_) => None,
             Decision::Refuse { outcome, reason } => Some((outcome, reason)),
         }

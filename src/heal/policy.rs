@@ -124,29 +124,40 @@ impl HealPolicy {
         recent: &RecentHeals,
         now: DateTime<Utc>,
     ) -> Decision {
-        let cooldown = chrono::Duration::seconds(self.settings.cooldown_s as i64);
-        match &recent.last_action {
-            Ok(Some(last)) if now - *last < cooldown => {
-                return refuse(
-                    HealOutcome::SkippedCooldown,
-                    format!(
-                        "healed at {}, less than the cooldown of {} s ago",
-                        last.to_rfc3339(),
-                        self.settings.cooldown_s
-                    ),
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return refuse(
-                    HealOutcome::SkippedCooldown,
-                    format!(
-                        "cannot read the previous heals, so the cooldown cannot be checked: {e}"
-                    ),
-                )
-            }
+        match self.cooldown(action, &recent.last_action, now) {
+            Decision::Act(_) => self.budget(action, &recent.actions_last_hour),
+            refused => refused,
         }
-        match &recent.actions_last_hour {
+    }
+
+    /// Protection 5: the latest action (`last_action`, as the store answered) is at least `cooldown_s` old.
+    pub fn cooldown(
+        &self,
+        action: HealAction,
+        last_action: &Result<Option<DateTime<Utc>>, String>,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let cooldown = chrono::Duration::seconds(self.settings.cooldown_s as i64);
+        match last_action {
+            Ok(Some(last)) if now - *last < cooldown => refuse(
+                HealOutcome::SkippedCooldown,
+                format!(
+                    "healed at {}, less than the cooldown of {} s ago",
+                    last.to_rfc3339(),
+                    self.settings.cooldown_s
+                ),
+            ),
+            Ok(_) => Decision::Act(action),
+            Err(e) => refuse(
+                HealOutcome::SkippedCooldown,
+                format!("cannot read the previous heals, so the cooldown cannot be checked: {e}"),
+            ),
+        }
+    }
+
+    /// Protection 6: fewer than `max_per_hour` actions in the last hour (`actions`, as the store answered).
+    pub fn budget(&self, action: HealAction, actions: &Result<u32, String>) -> Decision {
+        match actions {
             Ok(n) if *n >= self.settings.max_per_hour => refuse(
                 HealOutcome::SkippedBudget,
                 format!(

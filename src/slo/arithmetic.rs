@@ -336,7 +336,9 @@ mod tests {
         // 999 of 1000 is 99.9 %: the whole budget spent, which rounding must not show as below zero.
         let (a, budget) = availability(counts(999, 1_000), TARGET, 0.25);
         assert_eq!(a.status, SloStatus::AtRisk, "no budget left is at risk");
-        assert!(budget.remaining_ratio.is_some_and(|r| (0.0..1e-9).contains(&r)));
+        assert!(budget
+            .remaining_ratio
+            .is_some_and(|r| (0.0..1e-9).contains(&r)));
         assert!(budget.burn_rates.window.is_some_and(|b| close(b, 1.0)));
     }
 
