@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use crate::breaker::BreakerState;
 use crate::config::Config;
 use crate::kind::ServiceKind;
+use crate::markdown::cell;
 use crate::metrics::names;
 use crate::ops::prom_text::{self, Exposition};
 use crate::ops::{base_url, listen_addr, target_of_breaker, HaleClient, ReadToken};
@@ -262,11 +263,6 @@ impl Report {
         }
         md
     }
-}
-
-/// A table cell: one line, pipes escaped.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
 }
 
 /// Runs every check. Never fails: whatever could not be checked is a failed or skipped check in the report.
@@ -1585,5 +1581,33 @@ mod tests {
         assert_eq!(json["result"], "fail");
         assert_eq!(json["checks"][1]["result"], "fail");
         assert_eq!(json["checks"][1]["remedy"], "start api");
+    }
+
+    #[test]
+    fn a_table_cell_cannot_link_or_carry_html() {
+        let options = VerifyOptions {
+            config: "c.json".into(),
+            db: "h.db".into(),
+            exports: ".".into(),
+            only: None,
+            offline: true,
+            promtool: Promtool::Off,
+        };
+        let report = Report::new(
+            &options,
+            "parser".into(),
+            vec![Check::fail(
+                "target [x](http://evil)",
+                "down: <script>x</script>",
+                "start it",
+            )],
+        );
+        let md = report.to_markdown();
+        assert!(
+            md.contains(
+                "| FAIL | target \\[x\\](http://evil) | down: &lt;script&gt;x&lt;/script&gt; |"
+            ),
+            "{md}"
+        );
     }
 }
