@@ -16,6 +16,7 @@ pub mod history;
 pub mod http;
 pub mod kind;
 pub mod limits;
+pub mod markdown;
 pub mod metrics;
 pub mod ops;
 pub mod probe;

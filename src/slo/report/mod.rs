@@ -6,6 +6,8 @@ pub mod data;
 pub mod html;
 pub mod json;
 pub mod markdown;
+#[cfg(test)]
+pub mod sample;
 pub mod svg;
 
 use std::path::{Path, PathBuf};
