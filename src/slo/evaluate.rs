@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::config::{Config, SloConfig};
 use crate::records::Outcome;
-use crate::slo::histogram::LatencyHistogram;
+use crate::records::histogram::LatencyHistogram;
 use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow, Overlap};
 use crate::slo::model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, RetroactiveMaintenance,

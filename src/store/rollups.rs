@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::records::{CheckRecord, CheckSource, Outcome};
-use crate::slo::histogram::LatencyHistogram;
+use crate::records::histogram::LatencyHistogram;
 use crate::store::raw::Statement;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::records::ChildStartCause;
 use crate::slo::evaluate::hour_outside_maintenance;
-use crate::slo::histogram::LatencyHistogram;
+use crate::records::histogram::LatencyHistogram;
 use crate::slo::maintenance::{Exclusions, Overlap};
 use crate::slo::{MaintenanceWindow, SloError, SloMethod, SloStatus, SloWindow, TargetSlo};
 use crate::store::rollups::HourlyRollup;
