@@ -21,10 +21,10 @@ pub use catalog::{StartLabels, StartRule};
 pub use events::EventMetrics;
 pub use heal::{HealMetrics, RestartCause};
 pub use health::{HealthMetrics, ProbeInFlight};
-pub use slo::{SloGauges, SloMetrics};
-pub use writer::WriterMetrics;
 /// The registry type, for callers that build their own (tests) without naming the prometheus crate.
 pub use prometheus::Registry;
+pub use slo::{SloGauges, SloMetrics};
+pub use writer::WriterMetrics;
 
 /// The content type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

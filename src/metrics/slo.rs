@@ -68,7 +68,11 @@ impl SloMetrics {
         let target = slo.target;
         set_or_remove(&self.availability, &[target], slo.availability_ratio);
         set_or_remove(&self.p95, &[target], slo.p95_seconds);
-        set_or_remove(&self.budget_remaining, &[target], slo.budget_remaining_ratio);
+        set_or_remove(
+            &self.budget_remaining,
+            &[target],
+            slo.budget_remaining_ratio,
+        );
         self.restarts
             .with_label_values(&[target])
             .set(i64::from(slo.restarts));

@@ -1311,7 +1311,7 @@ fn openapi_files() -> Result<Vec<(String, String)>, String> {
         .map(|kind| {
             Ok((
                 format!("{}.json", kind.as_str()),
-                crate::cli::openapi_text(kind)?,
+                crate::services::openapi_text(kind)?,
             ))
         })
         .collect()

@@ -8,11 +8,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::{Config, SloConfig, MAX_MAINTENANCE_DAYS};
 pub use crate::records::maintenance::{MaintenanceSource, MaintenanceWindow};
 use crate::store::Store;
+use chrono::{DateTime, Utc};
 
 /// How old the calendar's copy of the windows may grow (on hale's clock) before a question reads them again.
 pub const CALENDAR_REFRESH: Duration = Duration::from_secs(30);

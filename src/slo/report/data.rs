@@ -8,9 +8,9 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::records::histogram::LatencyHistogram;
 use crate::records::ChildStartCause;
 use crate::slo::evaluate::hour_outside_maintenance;
-use crate::records::histogram::LatencyHistogram;
 use crate::slo::maintenance::{Exclusions, Overlap};
 use crate::slo::{MaintenanceWindow, SloError, SloMethod, SloStatus, SloWindow, TargetSlo};
 use crate::store::rollups::HourlyRollup;
