@@ -656,15 +656,17 @@ fn imports(relative: &str, code: &str, root: &str) -> Vec<(usize, String)> {
                     inline_mods.push(braces);
                 }
             }
-            Token::Ident(word) if *word == root && !after_path => {
-                if tokens.get(i + 1).map(|t| &t.1) == Some(&Token::Path) {
-                    match tokens.get(i + 2) {
-                        Some((_, Token::Ident(name))) => found.push((*line, (*name).to_owned())),
-                        Some((_, Token::Punct('{'))) => {
-                            group_heads(&tokens[i + 3..], *line, &mut found);
-                        }
-                        _ => {}
+            Token::Ident(word)
+                if *word == root
+                    && !after_path
+                    && tokens.get(i + 1).map(|t| &t.1) == Some(&Token::Path) =>
+            {
+                match tokens.get(i + 2) {
+                    Some((_, Token::Ident(name))) => found.push((*line, (*name).to_owned())),
+                    Some((_, Token::Punct('{'))) => {
+                        group_heads(&tokens[i + 3..], *line, &mut found);
                     }
+                    _ => {}
                 }
             }
             Token::Ident("super") if !after_path => {
