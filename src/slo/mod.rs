@@ -1,6 +1,6 @@
-//! SLOs: windows, maintenance windows (their stored types and the latency histogram live in `records`), and the evaluation of
-//! every objective with its error budget and burn rates. The math is pure; `evaluate` reads the store, and
-//! `report` explains the numbers in a report.
+//! SLOs: windows, maintenance windows, and the evaluation of every objective with its error budget and burn
+//! rates (the latency histogram and the stored maintenance types live in `records`). The arithmetic is pure;
+//! `evaluate` reads the store, and `report` explains the numbers in a report.
 
 pub mod evaluate;
 pub mod maintenance;
