@@ -1,7 +1,7 @@
 //! Tidy tests, in the spirit of rust-analyzer's: they read `src/` and fail when the architecture written in
 //! docs/architecture.md (section "Layering") stops being true. The import graph between top-level modules
-//! follows one table and has no cycle, each outside crate with a framework's reach stays in its module, and
-//! every file opens with a `//!` line saying what it is for.
+//! follows one table and has no cycle, each outside crate with a framework's reach stays in its module, only
+//! the command line prints and exits, and every file opens with a `//!` line saying what it is for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -269,6 +269,44 @@ fn framework_crates_stay_in_their_modules() {
                     places.join(", ")
                 ));
             }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+/// Only the command line prints a command's result and picks the exit status: the engines return values
+/// and typed errors (logs go through `tracing`).
+#[test]
+fn only_the_command_line_prints_and_exits() {
+    let mut problems = Vec::new();
+    for file in source_files() {
+        if within(&file.relative, "cli/") || file.relative == "main.rs" {
+            continue;
+        }
+        let tokens = tokens(&file.code);
+        for (i, (line, token)) in tokens.iter().enumerate() {
+            let next = tokens.get(i + 1).map(|t| &t.1);
+            let found = match token {
+                Token::Ident(m @ ("print" | "println" | "eprint" | "eprintln" | "dbg"))
+                    if next == Some(&Token::Punct('!')) =>
+                {
+                    format!("{m}!")
+                }
+                Token::Ident("ExitCode") => "ExitCode".to_owned(),
+                Token::Ident("exit")
+                    if i >= 2
+                        && tokens[i - 1].1 == Token::Path
+                        && tokens[i - 2].1 == Token::Ident("process") =>
+                {
+                    "process::exit".to_owned()
+                }
+                _ => continue,
+            };
+            problems.push(format!(
+                "src/{}:{line}: `{found}` outside cli/: return a value or a typed error and let cli/ print it \
+                 and choose the exit status",
+                file.relative
+            ));
         }
     }
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));

@@ -9,8 +9,7 @@ use clap::ValueEnum;
 
 use crate::cli::{fail, EXIT_BAD_INPUT};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::slo::report::{self, build, parse_window, render, Verdict};
-use crate::store::Store;
+use crate::slo::report::{self, build, open_database, parse_window, render, Verdict};
 
 /// Exit status of a report in which some objective is breached.
 pub const EXIT_SLO_BREACHED: u8 = 1;
@@ -103,41 +102,10 @@ async fn report(args: ReportArgs) -> ExitCode {
         Ok(window) => window,
         Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
     };
-    let store = match Store::open_read_only(&args.db).await {
+    let store = match open_database(&args.db).await {
         Ok(store) => store,
         Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
     };
-    // Read-only, the report cannot bring an older schema up to date: say so rather than fail on a missing
-    // table.
-    match store.schema().await {
-        Ok(schema) if schema.applied == 0 => {
-            store.close().await;
-            return fail(
-                EXIT_BAD_INPUT,
-                &format!(
-                    "{} is not a hale database (it has no hale schema): give --db the file `hale serve` writes",
-                    args.db.display()
-                ),
-            );
-        }
-        Ok(schema) if schema.applied < schema.known => {
-            store.close().await;
-            return fail(
-                EXIT_BAD_INPUT,
-                &format!(
-                    "{} has schema {} and this hale reads schema {}: start `hale serve` on it once to migrate it, then report",
-                    args.db.display(),
-                    schema.applied,
-                    schema.known
-                ),
-            );
-        }
-        Ok(_) => {}
-        Err(e) => {
-            store.close().await;
-            return fail(EXIT_BAD_INPUT, &e.to_string());
-        }
-    }
     let built = build(
         &store,
         &config,

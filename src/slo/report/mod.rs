@@ -8,7 +8,7 @@ pub mod json;
 pub mod markdown;
 pub mod svg;
 
-pub use data::{build, parse_window, Report, ReportError, TargetReport, Verdict};
+pub use data::{build, open_database, parse_window, Report, ReportError, TargetReport, Verdict};
 
 /// The formats a report renders to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
