@@ -4,7 +4,6 @@
 pub mod alerts;
 pub mod app;
 pub mod auth;
-pub mod backup_cli;
 pub mod breaker;
 pub mod cli;
 pub mod clock;

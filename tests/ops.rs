@@ -2,6 +2,9 @@
 //! probes a real local target, a database with known rollups written by the store's own writer, and a real
 //! terminal under tmux.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 #[allow(dead_code)]
 #[path = "health_proxy/target_server.rs"]

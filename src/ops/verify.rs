@@ -1313,7 +1313,7 @@ fn openapi_files(_: &Config) -> Result<Vec<Generated>, String> {
         .map(|kind| {
             Ok((
                 format!("{}.json", kind.as_str()),
-                crate::cli::openapi_text(kind)?,
+                crate::services::openapi_text(kind)?,
             ))
         })
         .collect()

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::{Config, SloConfig};
+use crate::records::histogram::LatencyHistogram;
 use crate::records::Outcome;
-use crate::slo::histogram::LatencyHistogram;
 use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow, Overlap};
 use crate::slo::model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, RetroactiveMaintenance,

@@ -247,7 +247,7 @@ async fn stored(core: &Core, now: DateTime<Utc>) -> Result<Stored, StoreError> {
             );
         }
     }
-    let (from, until) = crate::ops::status::window(now, core.config.slo.window_days);
+    let (from, until) = crate::slo::window::whole_hours(now, core.config.slo.window_days);
     let p95_ms = store
         .window_totals(from, until)
         .await?
