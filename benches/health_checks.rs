@@ -3,6 +3,9 @@
 //!
 //! Run: `cargo bench --bench health_checks` (env: HALE_BENCH_TARGETS, HALE_BENCH_SECONDS, HALE_BENCH_ROWS).
 
+// A benchmark: an unwrap is an assertion.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

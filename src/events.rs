@@ -164,7 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_subscriber_sees_every_event_in_order() {
-        let bus = EventBus::new(EventMetrics::register(&prometheus::Registry::new()));
+        let bus = EventBus::new(EventMetrics::register(&crate::metrics::Registry::new()));
         let mut a = bus.subscribe("a");
         let mut b = bus.subscribe("b");
         for i in 0..3 {
@@ -179,7 +179,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_subscriber_never_blocks_the_publisher_and_its_loss_is_counted() {
-        let metrics = EventMetrics::register(&prometheus::Registry::new());
+        let metrics = EventMetrics::register(&crate::metrics::Registry::new());
         let bus = EventBus::new(metrics.clone());
         let mut slow = bus.subscribe("slow");
         let extra = 100;

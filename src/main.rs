@@ -1,3 +1,5 @@
+//! The `hale` binary: parses the command line and hands it to `hale::cli`, which runs the command.
+
 use std::process::ExitCode;
 
 use clap::Parser;

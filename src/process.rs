@@ -3,6 +3,9 @@
 //! process only while it is still the one that was looked at (a pidfd). Depends on nothing in hale, so the
 //! store and the supervisor can both use it.
 
+// Unsafe code here: libc calls: sysconf, pidfd_open, kill, prctl, waitpid; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::io::Read;
 
 /// One line of `/proc/<pid>/stat`, the fields hale uses.

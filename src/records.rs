@@ -2,6 +2,9 @@
 //! store never depends on a feature: today health checks; heal events, alerts, SLO results and workflow runs
 //! join them here.
 
+pub mod histogram;
+pub mod maintenance;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,15 +1,17 @@
 //! The tracing subscriber: JSON lines (the default when stdout is not a terminal) or pretty text, filtered
 //! by `HALE_LOG`, with actix-http's per-request refusal errors turned into counted, rate-limited lines.
 
+pub mod refusals;
+
 use std::io::IsTerminal;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
-use crate::http::RefusalLayer;
+use refusals::RefusalLayer;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
     Pretty,
@@ -43,7 +45,7 @@ impl Logs {
 
 /// Installs the global subscriber. `HALE_LOG` takes an env-filter expression such as `info` or
 /// `hale=debug,sqlx=warn`; an invalid one is an error naming it. Requests actix-http refuses before routing
-/// are counted and logged at most once per kind every 10 s (`http::refusals`).
+/// are counted and logged at most once per kind every 10 s (`telemetry::refusals`).
 pub fn init(format: LogFormat) -> Result<Logs, String> {
     let filter = match std::env::var("HALE_LOG") {
         Ok(spec) => EnvFilter::try_new(&spec)

@@ -3,6 +3,9 @@
 //! audit log of every request that tried to change something (counted in the database file). No token ever
 //! shows up in a log line, an error, `check-config` or `/metrics`.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::net::{IpAddr, SocketAddr};

@@ -2,6 +2,9 @@
 //! real SMTP server (aiosmtpd), a real Prometheus Alertmanager, and a port with nothing listening for the
 //! dead letters.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -1,6 +1,9 @@
 //! The HTTP face every service shares, tested against hale running in-process: endpoints, request ids,
 //! JSON error bodies, security headers, metrics (and `promtool`), Swagger UI and OpenAPI drift.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::collections::BTreeSet;

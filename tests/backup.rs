@@ -4,6 +4,9 @@
 //! the backup folder's pruning and a second `hale serve` on one database. Every count is read from the
 //! database files with SQL, never taken from hale's own answers alone.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::net::SocketAddr;

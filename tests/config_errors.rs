@@ -1,6 +1,9 @@
 //! Malformed configs through the real binary: `hale check-config` and `hale serve` both exit 2 with one
 //! message naming the file, the JSON path and the reason, and `serve` touches nothing.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::path::Path;

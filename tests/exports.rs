@@ -4,6 +4,9 @@
 //! and units pass `systemd-analyze verify`. The metric catalog is checked against a running hale's
 //! `/metrics` and against every name a dashboard or rule reads.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

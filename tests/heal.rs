@@ -3,6 +3,9 @@
 //! repeats and resolves after two successes; a target in maintenance is neither healed automatically nor
 //! alerted on, and is after the usual failures once the window ends. Counts come from the database file.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 #[path = "health_proxy/target_server.rs"]
 #[allow(dead_code)]

@@ -1,6 +1,9 @@
 //! hale's life from start to stop: signals, JSON logs, a port in use, a corrupt database, the writer's drain,
 //! `--only`, and the command line's own exits. Most tests run the real binary as a child process.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::net::{SocketAddr, TcpListener};

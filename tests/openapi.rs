@@ -3,6 +3,9 @@
 //! schema-driven fuzzer, finds no 5xx and no response outside its own schema on any of the three services of
 //! a running hale (with every role's token, so the routes that change something are exercised too).
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::io::Write as _;

@@ -2,6 +2,9 @@
 //! probes a real local target, a database with known rollups written by the store's own writer, and a real
 //! terminal under tmux.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 #[allow(dead_code)]
 #[path = "health_proxy/target_server.rs"]
@@ -157,18 +160,20 @@ async fn verify_passes_on_a_healthy_running_hale() {
         .as_str()
         .unwrap()
         .contains("check metrics"));
-    // What is not generated yet is said so, and is not a failure.
+    // Exports whose folder is not there are skipped, saying so, and are not a failure.
     for name in [
         "exports dashboards",
         "exports alert rules",
-        "exports service units",
+        "exports alertmanager",
+        "exports systemd unit",
+        "exports launchd job",
     ] {
         assert_result(&report, name, "skip");
         assert!(
             check(&report, name)["summary"]
                 .as_str()
                 .unwrap()
-                .starts_with("not yet generated"),
+                .starts_with("no folder "),
             "{report:#}"
         );
     }
@@ -181,7 +186,7 @@ async fn verify_passes_on_a_healthy_running_hale() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("| SKIP | exports dashboards | not yet generated"),
+        stdout.contains("| SKIP | exports dashboards | no folder "),
         "{stdout}"
     );
     assert!(!stdout.contains("## Failures"), "{stdout}");
@@ -354,6 +359,170 @@ async fn verify_fails_naming_a_stale_exported_file() {
         "{found:#}"
     );
     assert!(stdout.contains("### FAIL: config"), "{stdout}");
+}
+
+/// Every `hale export ...` into `exports`, the config-driven ones with `--config config`.
+async fn export_everything(exports: &Path, config: &Path) {
+    export_openapi(exports).await;
+    for (what, folder, with_config) in [
+        ("dashboards", "dashboards", true),
+        ("alerts", "alerts", true),
+        ("alertmanager", "deploy/alertmanager", false),
+        ("systemd", "deploy/systemd", false),
+        ("launchd", "deploy/launchd", false),
+    ] {
+        let out = text(&exports.join(folder));
+        let mut args = vec!["export", what, "--out", &out];
+        let config = text(config);
+        if with_config {
+            args.extend(["--config", &config]);
+        }
+        let output = run_hale(exports, &args).await;
+        assert_eq!(exit_code(output.status), 0, "{what}: {output:?}");
+    }
+}
+
+const EXPORT_CHECKS: [&str; 6] = [
+    "exports openapi",
+    "exports dashboards",
+    "exports alert rules",
+    "exports alertmanager",
+    "exports systemd unit",
+    "exports launchd job",
+];
+
+#[tokio::test]
+async fn verify_compares_every_export_with_a_fresh_one_and_names_each_drifted_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Objectives and runbook links that are not the defaults: verify must generate from this config.
+    let mut config_json = test_config_json();
+    config_json["slo"] = json!({"availability_target_percent": 99.9, "p95_latency_target_ms": 300});
+    config_json["alerts"] = json!({"runbook_base_url": "https://runbooks.example/hale"});
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, config_json.to_string()).expect("write the config");
+    let exports = dir.path().join("exports");
+    export_everything(&exports, &config).await;
+    let args = [
+        "--offline",
+        "--config",
+        &text(&config),
+        "--db",
+        &text(&dir.path().join("data/hale.db")),
+        "--exports",
+        &text(&exports),
+    ];
+    let (code, stdout, report) = verify(dir.path(), &args).await;
+    assert_eq!(code, 0, "{stdout}");
+    for name in EXPORT_CHECKS {
+        assert_result(&report, name, "pass");
+    }
+    assert!(
+        check(&report, "exports dashboards")["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("equal what this hale generates"),
+        "{report:#}"
+    );
+
+    // Dashboards exported with the default objectives do not match this config: stale, by file name, and
+    // the hint regenerates them from the config verify was given.
+    let output = run_hale(
+        dir.path(),
+        &[
+            "export",
+            "dashboards",
+            "--out",
+            &text(&exports.join("dashboards")),
+        ],
+    )
+    .await;
+    assert_eq!(exit_code(output.status), 0, "{output:?}");
+    // An edited rule file, a missing unit and a file this hale does not write.
+    let rules = exports.join("alerts/hale-slo-rules.yml");
+    let edited = std::fs::read_to_string(&rules)
+        .unwrap()
+        .replace("severity: \"critical\"", "severity: \"info\"");
+    std::fs::write(&rules, edited + "# a local edit\n").unwrap();
+    let unit = exports.join("deploy/systemd/hale.service");
+    std::fs::remove_file(&unit).unwrap();
+    let foreign = exports.join("deploy/alertmanager/old.yml");
+    std::fs::write(&foreign, "route: {}\n").unwrap();
+    let (code, stdout, report) = verify(dir.path(), &args).await;
+    assert_eq!(code, 1, "{stdout}");
+    for name in ["exports openapi", "exports launchd job"] {
+        assert_result(&report, name, "pass");
+    }
+    let dashboards = check(&report, "exports dashboards");
+    assert_eq!(dashboards["result"], "fail", "{dashboards:#}");
+    let summary = dashboards["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!(
+            "{} is stale: it differs from what this hale generates (first at line ",
+            exports.join("dashboards/hale-slo.json").display()
+        )),
+        "{summary}"
+    );
+    assert!(
+        dashboards["remedy"].as_str().unwrap().contains(&format!(
+            "hale export dashboards --config {} --out {}",
+            config.display(),
+            exports.join("dashboards").display()
+        )),
+        "{dashboards:#}"
+    );
+    let alerts = check(&report, "exports alert rules");
+    assert_eq!(alerts["result"], "fail");
+    assert!(
+        alerts["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{} is stale", rules.display())),
+        "{alerts:#}"
+    );
+    assert!(
+        !alerts["summary"]
+            .as_str()
+            .unwrap()
+            .contains("hale-rules.yml"),
+        "{alerts:#}"
+    );
+    let systemd = check(&report, "exports systemd unit");
+    assert_eq!(systemd["result"], "fail");
+    assert_eq!(
+        systemd["summary"],
+        format!("{} is missing", unit.display()),
+        "{systemd:#}"
+    );
+    let alertmanager = check(&report, "exports alertmanager");
+    assert_eq!(alertmanager["result"], "fail");
+    assert_eq!(
+        alertmanager["summary"],
+        format!(
+            "{} is not generated by this hale (an old or foreign file)",
+            foreign.display()
+        ),
+        "{alertmanager:#}"
+    );
+    assert!(
+        stdout.contains("### FAIL: exports systemd unit"),
+        "{stdout}"
+    );
+
+    // With a config that cannot be loaded, what is generated from it is not compared; the rest still is.
+    std::fs::write(&config, r#"{"listen": {"boss_api": "nowhere"}}"#).unwrap();
+    let (_, _, report) = verify(dir.path(), &args).await;
+    for name in ["exports dashboards", "exports alert rules"] {
+        assert_result(&report, name, "skip");
+        assert!(
+            check(&report, name)["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("not compared: the config is not usable"),
+            "{report:#}"
+        );
+    }
+    assert_result(&report, "exports openapi", "pass");
+    assert_result(&report, "exports systemd unit", "fail");
 }
 
 #[tokio::test]

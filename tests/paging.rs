@@ -5,6 +5,9 @@
 //! page, every other alert about it held back by an inhibit rule. Runbook links are absolute and lead to a
 //! section of docs/runbooks.md.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::collections::BTreeSet;

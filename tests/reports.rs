@@ -1,6 +1,9 @@
 //! `hale history generate`, `hale slo report` and the status page (`GET /` on the Health Proxy), through
 //! the real binary, a real database file and a real headless Chromium.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! SQLite file), rollups against raw checks, the rollup rebuild of older databases, the SLO and maintenance
 //! routes over real HTTP, the `slo_*` gauges, and the burn-rate alert on the test clock.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 #[path = "health_proxy/target_server.rs"]
 #[allow(dead_code)]

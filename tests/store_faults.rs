@@ -3,6 +3,9 @@
 //! database at start. Every count of stored checks is read from the database file with `SELECT count(*)`,
 //! never taken from hale's own counters; every check made is counted by the target that was probed.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -3,6 +3,9 @@
 //! process groups, a hale killed with SIGKILL takes its children with it, and the children a killed hale
 //! left behind are killed at the next start.
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use std::path::Path;

@@ -7,6 +7,9 @@
 //! and it is never in hale's own process group, so a signal to hale's group (a Ctrl-C in its terminal)
 //! does not reach it. A command still running at its timeout is killed with its whole process group.
 
+// Unsafe code here: setsid in the forked heal command before exec, and killing its process group.
+#![allow(unsafe_code)]
+
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

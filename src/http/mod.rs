@@ -6,7 +6,6 @@ mod error;
 mod guard;
 mod middleware;
 mod rate_limit;
-mod refusals;
 
 use actix_cors::Cors;
 use actix_web::error::JsonPayloadError;
@@ -19,7 +18,8 @@ pub use middleware::{
     observe, RequestId, MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES, REQUEST_ID_HEADER,
 };
 pub use rate_limit::{RateGroup, RateLimits};
-pub use refusals::{RefusalKind, RefusalLayer, REPORT_EVERY};
+// Refusals are counted in the log layer (`telemetry::refusals`); re-exported where the HTTP limits are.
+pub use crate::telemetry::refusals::{RefusalKind, RefusalLayer, REPORT_EVERY};
 
 use crate::kind::ServiceKind;
 use crate::metrics::ServiceMetrics;

@@ -12,7 +12,7 @@ mod writer;
 
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGaugeVec, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGaugeVec, TextEncoder};
 
 use crate::kind::ServiceKind;
 
@@ -21,7 +21,9 @@ pub use catalog::{StartLabels, StartRule};
 pub use events::EventMetrics;
 pub use heal::{HealMetrics, RestartCause};
 pub use health::{HealthMetrics, ProbeInFlight};
-pub use slo::SloMetrics;
+/// The registry type, for callers that build their own (tests) without naming the prometheus crate.
+pub use prometheus::Registry;
+pub use slo::{SloGauges, SloMetrics};
 pub use writer::WriterMetrics;
 
 /// The content type of the Prometheus text exposition format.

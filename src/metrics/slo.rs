@@ -4,10 +4,22 @@
 use prometheus::{GaugeVec, IntGaugeVec, Registry};
 
 use crate::metrics::catalog;
-use crate::slo::TargetSlo;
 
 /// The `window` label values of `slo_error_budget_burn_rate`.
 pub const BURN_WINDOWS: [&str; 4] = ["1h", "6h", "1d", "window"];
+
+/// One target's SLO numbers as the gauges show them, in plain values so that metrics need not know the SLO
+/// engine's types. `None` is a number the window has no data for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SloGauges<'a> {
+    pub target: &'a str,
+    pub availability_ratio: Option<f64>,
+    pub p95_seconds: Option<f64>,
+    pub budget_remaining_ratio: Option<f64>,
+    pub restarts: u32,
+    /// Burn rates in the order of `BURN_WINDOWS`.
+    pub burn_rates: [Option<f64>; 4],
+}
 
 #[derive(Debug, Clone)]
 pub struct SloMetrics {
@@ -52,28 +64,19 @@ impl SloMetrics {
 
     /// Sets every gauge of one target from its evaluation. A number the window has no data for (no valid
     /// checks) removes its series rather than report a made-up value.
-    pub fn set(&self, slo: &TargetSlo) {
-        let target = slo.target.as_str();
-        set_or_remove(&self.availability, &[target], slo.availability.ratio);
-        set_or_remove(
-            &self.p95,
-            &[target],
-            slo.latency.p95_ms.map(|ms| ms / 1_000.0),
-        );
+    pub fn set(&self, slo: &SloGauges<'_>) {
+        let target = slo.target;
+        set_or_remove(&self.availability, &[target], slo.availability_ratio);
+        set_or_remove(&self.p95, &[target], slo.p95_seconds);
         set_or_remove(
             &self.budget_remaining,
             &[target],
-            slo.error_budget.remaining_ratio,
+            slo.budget_remaining_ratio,
         );
         self.restarts
             .with_label_values(&[target])
-            .set(i64::from(slo.restarts.count));
-        let burns = &slo.error_budget.burn_rates;
-        for (window, value) in
-            BURN_WINDOWS
-                .into_iter()
-                .zip([burns.h1, burns.h6, burns.d1, burns.window])
-        {
+            .set(i64::from(slo.restarts));
+        for (window, value) in BURN_WINDOWS.into_iter().zip(slo.burn_rates) {
             set_or_remove(&self.burn, &[target, window], value);
         }
     }

@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::breaker::BreakerState;
@@ -20,6 +20,7 @@ use crate::ops::verify::{bytes, duration};
 use crate::ops::{base_url, listen_addr, target_of_breaker, HaleClient, ReadToken};
 use crate::records::Outcome;
 use crate::services::HealthResponse;
+use crate::slo::window::whole_hours;
 use crate::store::health_checks::HistoryQuery;
 use crate::store::{DatabaseFiles, Store, StoreError};
 
@@ -454,7 +455,7 @@ async fn read_store(
         .into_iter()
         .filter_map(|(name, snapshot)| Some((target_of_breaker(&name)?.to_owned(), snapshot.state)))
         .collect();
-    let (since, until) = window(now, config.slo.window_days);
+    let (since, until) = whole_hours(now, config.slo.window_days);
     let windows = store.window_totals(since, until).await?;
     let restarts = store.restarts_since(now - TimeDelta::days(7)).await?;
     let alerts = store.firing_alerts().await?;
@@ -466,17 +467,6 @@ async fn read_store(
         restarts,
         alerts,
     })
-}
-
-/// The SLO window as whole hours: the `days × 24` hourly rollups up to and including the current hour.
-pub fn window(now: DateTime<Utc>, days: u32) -> (DateTime<Utc>, DateTime<Utc>) {
-    let hour = now
-        .with_nanosecond(0)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_minute(0))
-        .unwrap_or(now);
-    let until = hour + TimeDelta::hours(1);
-    (until - TimeDelta::days(i64::from(days)), until)
 }
 
 /// Colours only for a person at a terminal: stdout is a terminal, `NO_COLOR` is unset or empty and `TERM`
@@ -779,7 +769,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-05-08T12:34:56.789Z")
             .unwrap()
             .with_timezone(&Utc);
-        let (since, until) = window(now, 7);
+        let (since, until) = whole_hours(now, 7);
         assert_eq!(since.to_rfc3339(), "2026-05-01T13:00:00+00:00");
         assert_eq!(until.to_rfc3339(), "2026-05-08T13:00:00+00:00");
     }

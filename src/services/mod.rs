@@ -129,6 +129,14 @@ pub fn openapi(kind: ServiceKind) -> OpenApi {
     document_access(collected(kind), &route_roles(kind))
 }
 
+/// The committed form of a service's OpenAPI document: pretty JSON with a final newline.
+pub fn openapi_text(kind: ServiceKind) -> Result<String, String> {
+    openapi(kind)
+        .to_pretty_json()
+        .map(|text| text + "\n")
+        .map_err(|e| format!("cannot encode the {kind} OpenAPI document: {e}"))
+}
+
 /// The document as the handlers' annotations give it.
 fn collected(kind: ServiceKind) -> OpenApi {
     let (_, doc) = App::new()

@@ -6,7 +6,7 @@
 use chrono::Duration;
 
 use crate::config::SloConfig;
-use crate::slo::histogram::LatencyHistogram;
+use crate::records::histogram::LatencyHistogram;
 use crate::slo::maintenance::Overlap;
 use crate::slo::model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, SloMethod, SloStatus,

@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::{Config, SloConfig};
+use crate::records::histogram::LatencyHistogram;
 use crate::records::Outcome;
 use crate::slo::arithmetic::{self, CheckCounts, HourSource, LatencyCounts};
-use crate::slo::histogram::LatencyHistogram;
 use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow};
 use crate::slo::model::{RetroactiveMaintenance, SloMethod, SloWindow, TargetSlo};
 use crate::store::rollups::HourlyRollup;

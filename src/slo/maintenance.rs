@@ -8,13 +8,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
-
 use crate::clock::Clock;
 use crate::config::{Config, SloConfig, MAX_MAINTENANCE_DAYS};
+pub use crate::records::maintenance::{MaintenanceSource, MaintenanceWindow};
 use crate::store::Store;
+use chrono::{DateTime, Utc};
 
 /// How old the calendar's copy of the windows may grow (on hale's clock) before a question reads them again.
 pub const CALENDAR_REFRESH: Duration = Duration::from_secs(30);
@@ -22,65 +20,6 @@ pub const CALENDAR_REFRESH: Duration = Duration::from_secs(30);
 /// How long the calendar keeps a window after it ended, so that a check handled a little late is still
 /// judged by the windows in force when it was made.
 const KEEP_ENDED: chrono::Duration = chrono::Duration::hours(1);
-
-/// Where a maintenance window was declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(example = "api")]
-pub enum MaintenanceSource {
-    /// `slo.maintenance` in the config file.
-    Config,
-    /// `POST /maintenance`.
-    Api,
-}
-
-impl MaintenanceSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Config => "config",
-            Self::Api => "api",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Config, Self::Api]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-    }
-}
-
-/// A maintenance window: `[starts_at, ends_at)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": 3, "target": "db", "starts_at": "2026-11-28T02:00:00Z", "ends_at": "2026-11-28T03:00:00Z",
-    "reason": "database minor version upgrade", "source": "api", "created_at": "2026-11-26T12:00:03Z",
-    "retroactive": false
-}))]
-pub struct MaintenanceWindow {
-    /// The stored row's id; null for a window from the config file.
-    pub id: Option<i64>,
-    /// The target it covers; null: every target.
-    pub target: Option<String>,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: DateTime<Utc>,
-    pub reason: String,
-    pub source: MaintenanceSource,
-    /// When it was posted; null for a window from the config file.
-    pub created_at: Option<DateTime<Utc>>,
-    /// Declared after the fact (`retroactive: true`, admin only): it started more than
-    /// `slo.maintenance_grace_minutes` before it was posted, so it removed checks already made.
-    pub retroactive: bool,
-}
-
-impl MaintenanceWindow {
-    pub fn covers_target(&self, target: &str) -> bool {
-        self.target.as_deref().is_none_or(|t| t == target)
-    }
-
-    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.starts_at <= now && now < self.ends_at
-    }
-}
 
 /// The rules a window posted to the API meets on top of `config::check_maintenance`, by the time it is
 /// posted (`now`): it must end in the future, and it may start at most `grace` in the past unless it is

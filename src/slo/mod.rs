@@ -1,10 +1,9 @@
-//! SLOs: the latency histogram kept in hourly rollups, windows, maintenance windows, and the evaluation of
-//! every objective with its error budget and burn rates. The math is pure (`arithmetic`); `evaluate` reads the
-//! store, and `report` explains the numbers in a report.
+//! SLOs: windows, maintenance windows, and the evaluation of every objective with its error budget and burn
+//! rates (the latency histogram and the stored maintenance types live in `records`). The arithmetic is pure
+//! (`arithmetic`, over counts); `evaluate` reads the store, and `report` explains the numbers in a report.
 
 pub mod arithmetic;
 pub mod evaluate;
-pub mod histogram;
 pub mod maintenance;
 pub mod model;
 pub mod refresher;

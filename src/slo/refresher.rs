@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Ticker};
 use crate::config::Config;
-use crate::metrics::SloMetrics;
-use crate::slo::{evaluate, maintenance_windows, SloWindow};
+use crate::metrics::{SloGauges, SloMetrics};
+use crate::slo::{evaluate, maintenance_windows, SloWindow, TargetSlo};
 use crate::store::Store;
 use crate::worker::Worker;
 
@@ -44,7 +44,7 @@ impl SloRefresher {
         match evaluate(&self.store, &self.config, &window, None, false).await {
             Ok(results) => {
                 for slo in &results {
-                    self.metrics.set(slo);
+                    self.metrics.set(&gauges(slo));
                 }
             }
             Err(e) => {
@@ -83,5 +83,18 @@ impl Worker for SloRefresher {
                 }
             }
         })
+    }
+}
+
+/// What the `slo_*` gauges show of one target's evaluation.
+fn gauges(slo: &TargetSlo) -> SloGauges<'_> {
+    let burns = &slo.error_budget.burn_rates;
+    SloGauges {
+        target: slo.target.as_str(),
+        availability_ratio: slo.availability.ratio,
+        p95_seconds: slo.latency.p95_ms.map(|ms| ms / 1_000.0),
+        budget_remaining_ratio: slo.error_budget.remaining_ratio,
+        restarts: slo.restarts.count,
+        burn_rates: [burns.h1, burns.h6, burns.d1, burns.window],
     }
 }

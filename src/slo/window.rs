@@ -1,7 +1,7 @@
 //! The window an SLO is computed over, parsed from `1h`..`Nd`: only hours and days, from one hour up to the
 //! rollup retention.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, TimeDelta, Timelike, Utc};
 
 use crate::slo::model::SloWindow;
 
@@ -51,6 +51,17 @@ impl SloWindow {
     pub fn length(&self) -> Duration {
         self.until - self.from
     }
+}
+
+/// The SLO window as whole hours: the `days × 24` hourly rollups up to and including the current hour.
+pub fn whole_hours(now: DateTime<Utc>, days: u32) -> (DateTime<Utc>, DateTime<Utc>) {
+    let hour = now
+        .with_nanosecond(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_minute(0))
+        .unwrap_or(now);
+    let until = hour + TimeDelta::hours(1);
+    (until - TimeDelta::days(i64::from(days)), until)
 }
 
 #[cfg(test)]

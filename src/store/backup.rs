@@ -5,6 +5,9 @@
 //! then moves the current database aside and puts the backup in its place, holding the database's lock
 //! file throughout so that no hale runs on it meanwhile.
 
+// Unsafe code here: libc calls: statvfs for the free space, kill(pid, 0) to see whether a lock holder lives; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -202,6 +205,7 @@ pub fn free_space(dir: &Path) -> Option<u64> {
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs only writes into the zeroed struct we own, and reads the NUL-terminated path.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `stat` a live, writable statvfs owned here.
     let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
     // The field types differ by platform (u64 on Linux, u32 or c_ulong elsewhere).
     #[allow(clippy::useless_conversion)]

@@ -12,6 +12,9 @@
 //! The descriptor on the database file is released only after the pool is closed: closing a descriptor of
 //! a file drops every POSIX lock this process holds on it, SQLite's included.
 
+// Unsafe code here: libc flock on the lock files; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::slo::maintenance::{MaintenanceSource, MaintenanceWindow};
+use crate::records::maintenance::{MaintenanceSource, MaintenanceWindow};
 use crate::store::{from_ms, known, to_ms, Store, StoreError};
 
 const TABLE: &str = "maintenance_windows";

@@ -4,6 +4,9 @@
 //! report's hourly rollups, about 17,000 rows with their histograms. Only what that read needs: integer
 //! parameters, and integer, text and blob columns read in place.
 
+// Unsafe code here: SQLite's C API on the connection's own handle; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::ffi::{c_int, CStr};
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};

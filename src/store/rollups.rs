@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use crate::records::histogram::LatencyHistogram;
 use crate::records::{CheckRecord, CheckSource, Outcome};
-use crate::slo::histogram::LatencyHistogram;
 use crate::store::raw::Statement;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 

@@ -6,6 +6,9 @@
 //! the *thread* that forked the child exits, so forking from a pool thread that exits when idle would kill
 //! healthy children.
 
+// Unsafe code here: PR_SET_PDEATHSIG in the forked child before exec, and signalling its process group.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};

@@ -1,6 +1,9 @@
 //! The Health Proxy against real target servers: breakers, restarts, hanging targets, the cache, the
 //! score, history, the rule that every background probe is one stored row, and bounded fan-out (`fanout`).
 
+// A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
+#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 #[path = "../common/mod.rs"]
 mod common;
 mod fanout;

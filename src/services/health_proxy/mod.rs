@@ -4,6 +4,7 @@ mod alerts;
 mod deliveries;
 mod heal;
 mod slo;
+mod status_html;
 pub mod status_page;
 mod views;
 

@@ -7,7 +7,6 @@
 //! nothing else.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
@@ -16,12 +15,12 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use crate::records::Outcome;
 use crate::services::health_proxy::HealthProxyState;
 use crate::services::Core;
-use crate::slo::report::data::{retroactive_line, show_ms, show_percent, show_time};
-use crate::slo::report::html::{escape, STYLE};
-use crate::slo::report::svg::{self, Point};
-use crate::slo::{SloStatus, SloWindow, TargetSlo};
+use crate::slo::{SloWindow, TargetSlo};
 use crate::store::alerts::StoredAlert;
 use crate::store::StoreError;
+
+/// The page as HTML, from what `gather` read (the markup lives in `status_html`).
+pub use crate::services::health_proxy::status_html::render;
 
 /// Days of uptime bars per target.
 pub const UPTIME_DAYS: i64 = 90;
@@ -248,7 +247,7 @@ async fn stored(core: &Core, now: DateTime<Utc>) -> Result<Stored, StoreError> {
             );
         }
     }
-    let (from, until) = crate::ops::status::window(now, core.config.slo.window_days);
+    let (from, until) = crate::slo::window::whole_hours(now, core.config.slo.window_days);
     let p95_ms = store
         .window_totals(from, until)
         .await?
@@ -262,165 +261,4 @@ async fn stored(core: &Core, now: DateTime<Utc>) -> Result<Stored, StoreError> {
         restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
         alerts: store.firing_alerts().await?,
     })
-}
-
-fn state_word(outcome: Option<Outcome>) -> (&'static str, &'static str) {
-    match outcome {
-        Some(Outcome::Up) => ("up", "pass"),
-        Some(Outcome::CircuitOpen) => ("circuit open", "fail"),
-        Some(Outcome::Down) => ("down", "fail"),
-        Some(Outcome::Timeout) => ("timeout", "fail"),
-        Some(Outcome::Error) => ("error", "fail"),
-        None => ("not checked yet", "nodata"),
-    }
-}
-
-/// The SLO status as a word and a badge class.
-fn slo_word(status: Option<SloStatus>) -> (&'static str, &'static str) {
-    match status {
-        Some(SloStatus::Met) => ("met", "pass"),
-        Some(SloStatus::AtRisk) => ("at risk", "risk"),
-        Some(SloStatus::Breached) => ("breached", "fail"),
-        Some(SloStatus::NoData) => ("no data", "nodata"),
-        None => ("unknown", "nodata"),
-    }
-}
-
-/// The page as HTML; every string from the config, the monitor or the database is escaped.
-pub fn render(page: &StatusPage) -> String {
-    let mut out = String::new();
-    let all_up = page.up == page.targets.len();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta http-equiv=\"refresh\" content=\"30\">\n<title>hale status</title>\n<style>{STYLE}\n.strip {{ margin: .2rem 0 .1rem; }} .score {{ font-size: 2.4rem; font-weight: 700; }}</style>\n</head>\n<body>\n"
-    );
-    let _ = write!(
-        out,
-        "<header><h1>hale status {}</h1><p class=\"meta\">Health score <span class=\"score\" id=\"score\">{:.1}</span> / 100; {} of {} targets up. Updated {}; this page refreshes every 30 s.</p>",
-        if all_up {
-            r#"<span class="badge pass">ALL UP</span>"#
-        } else {
-            r#"<span class="badge fail">DEGRADED</span>"#
-        },
-        page.score,
-        page.up,
-        page.targets.len(),
-        escape(&show_time(page.generated_at))
-    );
-    let _ = write!(
-        out,
-        "<p class=\"meta\"><a href=\"/docs/\">API documentation</a> · <a href=\"/metrics\">Prometheus metrics</a></p></header>\n<main>\n"
-    );
-    for note in &page.notes {
-        let _ = writeln!(out, "<p class=\"muted\">{}</p>", escape(note));
-    }
-    out.push_str("<h2>Targets</h2>\n");
-    if page.targets.is_empty() {
-        out.push_str("<p class=\"muted\">No targets are configured.</p>\n");
-    }
-    for t in &page.targets {
-        let (word, class) = state_word(t.outcome);
-        let labels: Vec<String> = if page.hourly {
-            t.hours.iter().map(|(label, _)| label.clone()).collect()
-        } else {
-            t.days.iter().map(|(d, _)| d.to_string()).collect()
-        };
-        let values: Vec<Option<f64>> = if page.hourly {
-            t.hours.iter().map(|(_, v)| *v).collect()
-        } else {
-            t.days.iter().map(|(_, v)| *v).collect()
-        };
-        let points: Vec<Point<'_>> = values
-            .iter()
-            .zip(&labels)
-            .map(|(v, label)| Point { label, value: *v })
-            .collect();
-        let (slo_word, slo_class) = slo_word(t.slo.as_ref().map(|s| s.status));
-        let _ = write!(
-            out,
-            "<section class=\"target\"><h3><span class=\"name\">{}</span> <span class=\"badge {class}\">{word}</span> <span class=\"badge {slo_class}\">SLO {slo_word}</span></h3>",
-            escape(&t.name)
-        );
-        let budget = t
-            .slo
-            .as_ref()
-            .and_then(|s| s.error_budget.remaining_ratio)
-            .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
-        let _ = write!(
-            out,
-            "<p class=\"meta\">SLO over {} days: <span class=\"slo-status\">{slo_word}</span>; availability {} (target {:.3}%); error budget left <span class=\"budget\">{}</span>.</p>",
-            page.window_days,
-            escape(&show_percent(
-                t.slo
-                    .as_ref()
-                    .and_then(|s| s.availability.ratio)
-                    .map(|r| r * 100.0)
-            )),
-            page.availability_target_percent,
-            escape(&budget)
-        );
-        for r in t.slo.iter().flat_map(|s| &s.retroactive_maintenance) {
-            let _ = write!(
-                out,
-                "<p class=\"retroactive\"><span class=\"badge risk\">RETROACTIVE MAINTENANCE</span> {}.</p>",
-                escape(&retroactive_line(r))
-            );
-        }
-        let _ = write!(
-            out,
-            "<p class=\"meta\">Last check {}{}{}. {}-day uptime {}; p95 over {} days {} (target {} ms); restarts this week: {}.</p>",
-            t.checked_at
-                .map_or_else(|| "none yet".to_owned(), |at| escape(&show_time(at))),
-            t.latency_ms
-                .map(|ms| format!(" in {ms:.1} ms"))
-                .unwrap_or_default(),
-            t.error
-                .as_deref()
-                .filter(|_| t.outcome != Some(Outcome::Up))
-                .map(|e| format!(": {}", escape(e)))
-                .unwrap_or_default(),
-            UPTIME_DAYS,
-            escape(&show_percent(t.uptime_percent)),
-            page.window_days,
-            escape(&show_ms(t.p95_ms)),
-            page.p95_target_ms,
-            t.restarts_week
-        );
-        if page.hourly {
-            let _ = writeln!(
-                out,
-                "<div class=\"strip\">{}</div><p class=\"muted\">hourly: {} hours ago · this hour (less than {} days of history)</p></section>",
-                svg::uptime_strip_labelled(&points, page.availability_target_percent, "hourly uptime"),
-                UPTIME_HOURS,
-                HOURLY_UNTIL_DAYS
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "<div class=\"strip\">{}</div><p class=\"muted\">{} days ago · today</p></section>",
-                svg::uptime_strip(&points, page.availability_target_percent),
-                UPTIME_DAYS
-            );
-        }
-    }
-    out.push_str("<h2>Active alerts</h2>\n");
-    if page.alerts.is_empty() {
-        out.push_str("<p class=\"muted\">No alert is firing.</p>\n");
-    } else {
-        out.push_str("<table><thead><tr><th>target</th><th>rule</th><th>level</th><th>since</th><th>summary</th></tr></thead><tbody>\n");
-        for a in &page.alerts {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&a.target),
-                escape(&a.rule),
-                escape(a.level.as_str()),
-                escape(&show_time(a.fired_at)),
-                escape(&a.summary)
-            );
-        }
-        out.push_str("</tbody></table>\n");
-    }
-    out.push_str("</main>\n</body>\n</html>\n");
-    out
 }

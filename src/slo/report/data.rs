@@ -3,14 +3,15 @@
 //! heal attempts and alerts. The renderers (Markdown, JSON, HTML) only format this.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::records::histogram::LatencyHistogram;
 use crate::records::ChildStartCause;
 use crate::slo::evaluate::hour_outside_maintenance;
-use crate::slo::histogram::LatencyHistogram;
 use crate::slo::maintenance::{Exclusions, Overlap};
 use crate::slo::{MaintenanceWindow, SloError, SloMethod, SloStatus, SloWindow, TargetSlo};
 use crate::store::rollups::HourlyRollup;
@@ -27,8 +28,42 @@ pub enum ReportError {
     UnknownService { name: String, known: String },
     #[error("bad window {raw:?}: {reason}")]
     BadWindow { raw: String, reason: String },
+    #[error("{db} is not a hale database (it has no hale schema): give --db the file `hale serve` writes")]
+    NotHale { db: String },
+    #[error("{db} has schema {applied} and this hale reads schema {known}: start `hale serve` on it once to migrate it, then report")]
+    OldSchema {
+        db: String,
+        applied: i64,
+        known: i64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Opens the database read-only for a report. Read-only, a report cannot bring an older schema up to date:
+/// a file without hale's schema, or with an older one, is refused here rather than failing on a missing
+/// table later.
+pub async fn open_database(db: &Path) -> Result<Store, ReportError> {
+    let store = Store::open_read_only(db).await?;
+    let refused = match store.schema().await {
+        Ok(schema) if schema.applied == 0 => Some(ReportError::NotHale {
+            db: db.display().to_string(),
+        }),
+        Ok(schema) if schema.applied < schema.known => Some(ReportError::OldSchema {
+            db: db.display().to_string(),
+            applied: schema.applied,
+            known: schema.known,
+        }),
+        Ok(_) => None,
+        Err(e) => Some(ReportError::Store(e)),
+    };
+    match refused {
+        Some(e) => {
+            store.close().await;
+            Err(e)
+        }
+        None => Ok(store),
+    }
 }
 
 /// What the report, or one target in it, comes to. The exit status of `hale slo report` follows the

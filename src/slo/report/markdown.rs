@@ -2,21 +2,13 @@
 
 use std::fmt::Write as _;
 
+use crate::markdown::cell;
 use crate::slo::report::data::{
     budget_line, exit_reason, hale_line, objective_lines, restart_cause, retroactive_line,
     show_percent, show_time, verdict, Verdict,
 };
 use crate::slo::report::{Report, TargetReport};
 use crate::slo::SloMethod;
-
-/// Text from the database or the config, safe in a table cell: no pipe, no line break, no HTML.
-fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace(['\r', '\n'], " ")
-}
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -211,6 +203,35 @@ fn target(out: &mut String, t: &TargetReport) {
                 show_time(a.fired_at),
                 a.resolved_at.map_or_else(|| "firing".to_owned(), show_time),
                 cell(&a.summary)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slo::report::sample::{hostile, report};
+
+    #[test]
+    fn hostile_names_and_reasons_cannot_link_break_a_table_or_carry_html() {
+        let md = render(&report());
+        assert!(!md.contains("<script"), "{md}");
+        assert!(!md.contains("[x](http://evil)"), "{md}");
+        let shown = crate::markdown::cell(&hostile("summary"));
+        assert!(shown.contains("\\[x\\](http://evil)"), "{shown}");
+        assert!(md.contains(&format!("| {shown} |")), "{md}");
+        for field in [
+            "target",
+            "rule",
+            "level",
+            "api-reason",
+            "trigger",
+            "heal-error",
+        ] {
+            assert!(
+                md.contains(&crate::markdown::cell(&hostile(field))),
+                "{field}: {md}"
             );
         }
     }

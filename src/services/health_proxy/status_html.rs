@@ -1,0 +1,345 @@
+//! The status page's markup: a function from the gathered `StatusPage` to HTML, built with `maud`, which
+//! escapes every interpolated string (target names, errors, alert summaries, labels), so nothing from the
+//! config, the monitor or the database can become markup. No script; the one inline `<style>` is what
+//! `STATUS_PAGE_CSP` allows.
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::records::Outcome;
+use crate::services::health_proxy::status_page::{
+    StatusPage, TargetLine, HOURLY_UNTIL_DAYS, UPTIME_DAYS, UPTIME_HOURS,
+};
+use crate::slo::report::data::{retroactive_line, show_ms, show_percent, show_time};
+use crate::slo::report::html::{badge_span, style, STYLE};
+use crate::slo::report::svg::{self, Point};
+use crate::slo::SloStatus;
+
+/// The page's own rules, after the shared style sheet.
+const PAGE_STYLE: &str =
+    "\n.strip { margin: .2rem 0 .1rem; } .score { font-size: 2.4rem; font-weight: 700; }";
+
+fn state_word(outcome: Option<Outcome>) -> (&'static str, &'static str) {
+    match outcome {
+        Some(Outcome::Up) => ("up", "pass"),
+        Some(Outcome::CircuitOpen) => ("circuit open", "fail"),
+        Some(Outcome::Down) => ("down", "fail"),
+        Some(Outcome::Timeout) => ("timeout", "fail"),
+        Some(Outcome::Error) => ("error", "fail"),
+        None => ("not checked yet", "nodata"),
+    }
+}
+
+/// The SLO status as a word and a badge class.
+fn slo_word(status: Option<SloStatus>) -> (&'static str, &'static str) {
+    match status {
+        Some(SloStatus::Met) => ("met", "pass"),
+        Some(SloStatus::AtRisk) => ("at risk", "risk"),
+        Some(SloStatus::Breached) => ("breached", "fail"),
+        Some(SloStatus::NoData) => ("no data", "nodata"),
+        None => ("unknown", "nodata"),
+    }
+}
+
+/// The page as HTML.
+pub fn render(page: &StatusPage) -> String {
+    let all_up = page.up == page.targets.len();
+    // The newlines keep the output's line layout as it was before maud, for diffs and for people.
+    html! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            "\n"
+            head {
+                "\n"
+                meta charset="utf-8"; "\n"
+                meta name="viewport" content="width=device-width, initial-scale=1"; "\n"
+                meta http-equiv="refresh" content="30"; "\n"
+                title { "hale status" } "\n"
+                (style(&[STYLE, PAGE_STYLE])) "\n"
+            }
+            "\n"
+            body {
+                "\n"
+                header {
+                    h1 {
+                        "hale status "
+                        @if all_up { (badge_span("pass", "ALL UP")) } @else { (badge_span("fail", "DEGRADED")) }
+                    }
+                    p.meta {
+                        "Health score " span.score #score { (format!("{:.1}", page.score)) } " / 100; "
+                        (page.up) " of " (page.targets.len()) " targets up. Updated "
+                        (show_time(page.generated_at)) "; this page refreshes every 30 s."
+                    }
+                    p.meta {
+                        a href="/docs/" { "API documentation" } " · " a href="/metrics" { "Prometheus metrics" }
+                    }
+                }
+                "\n"
+                main {
+                    "\n"
+                    @for note in &page.notes {
+                        p.muted { (note) } "\n"
+                    }
+                    h2 { "Targets" } "\n"
+                    @if page.targets.is_empty() {
+                        p.muted { "No targets are configured." } "\n"
+                    }
+                    @for t in &page.targets {
+                        (target(page, t)) "\n"
+                    }
+                    h2 { "Active alerts" } "\n"
+                    @if page.alerts.is_empty() {
+                        p.muted { "No alert is firing." } "\n"
+                    } @else {
+                        table {
+                            thead { tr {
+                                th { "target" } th { "rule" } th { "level" } th { "since" } th { "summary" }
+                            } }
+                            tbody {
+                                "\n"
+                                @for a in &page.alerts {
+                                    tr {
+                                        td { (a.target) }
+                                        td { (a.rule) }
+                                        td { (a.level.as_str()) }
+                                        td { (show_time(a.fired_at)) }
+                                        td { (a.summary) }
+                                    }
+                                    "\n"
+                                }
+                            }
+                        }
+                        "\n"
+                    }
+                }
+                "\n"
+            }
+            "\n"
+        }
+        "\n"
+    }
+    .into_string()
+}
+
+/// One target's section.
+fn target(page: &StatusPage, t: &TargetLine) -> Markup {
+    let (word, class) = state_word(t.outcome);
+    let labels: Vec<String> = if page.hourly {
+        t.hours.iter().map(|(label, _)| label.clone()).collect()
+    } else {
+        t.days.iter().map(|(d, _)| d.to_string()).collect()
+    };
+    let values: Vec<Option<f64>> = if page.hourly {
+        t.hours.iter().map(|(_, v)| *v).collect()
+    } else {
+        t.days.iter().map(|(_, v)| *v).collect()
+    };
+    let points: Vec<Point<'_>> = values
+        .iter()
+        .zip(&labels)
+        .map(|(v, label)| Point { label, value: *v })
+        .collect();
+    let (slo_word, slo_class) = slo_word(t.slo.as_ref().map(|s| s.status));
+    let availability = show_percent(
+        t.slo
+            .as_ref()
+            .and_then(|s| s.availability.ratio)
+            .map(|r| r * 100.0),
+    );
+    let budget = t
+        .slo
+        .as_ref()
+        .and_then(|s| s.error_budget.remaining_ratio)
+        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let error = t
+        .error
+        .as_deref()
+        .filter(|_| t.outcome != Some(Outcome::Up));
+    html! {
+        section.target {
+            h3 {
+                span.name { (t.name) } " " (badge_span(class, word)) " "
+                (badge_span(slo_class, &format!("SLO {slo_word}")))
+            }
+            p.meta {
+                "SLO over " (page.window_days) " days: " span.slo-status { (slo_word) }
+                "; availability " (availability) " (target "
+                (format!("{:.3}", page.availability_target_percent)) "%); error budget left "
+                span.budget { (budget) } "."
+            }
+            @for r in t.slo.iter().flat_map(|s| &s.retroactive_maintenance) {
+                p.retroactive { (badge_span("risk", "RETROACTIVE MAINTENANCE")) " " (retroactive_line(r)) "." }
+            }
+            p.meta {
+                "Last check "
+                @match t.checked_at { Some(at) => (show_time(at)), None => "none yet" }
+                @if let Some(ms) = t.latency_ms { (format!(" in {ms:.1} ms")) }
+                @if let Some(e) = error { ": " (e) }
+                ". " (UPTIME_DAYS) "-day uptime " (show_percent(t.uptime_percent)) "; p95 over "
+                (page.window_days) " days " (show_ms(t.p95_ms)) " (target " (page.p95_target_ms)
+                " ms); restarts this week: " (t.restarts_week) "."
+            }
+            @if page.hourly {
+                div.strip {
+                    (svg::uptime_strip_labelled(&points, page.availability_target_percent, "hourly uptime"))
+                }
+                p.muted {
+                    "hourly: " (UPTIME_HOURS) " hours ago · this hour (less than " (HOURLY_UNTIL_DAYS)
+                    " days of history)"
+                }
+            } @else {
+                div.strip { (svg::uptime_strip(&points, page.availability_target_percent)) }
+                p.muted { (UPTIME_DAYS) " days ago · today" }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::records::{AlertLevel, AlertState};
+    use crate::services::health_proxy::status_page::STATUS_PAGE_CSP;
+    use crate::slo::report::sample::{at, hostile, target_slo};
+    use crate::store::alerts::StoredAlert;
+
+    /// A status page: one hostile target down (daily bars), a second never checked, a note and an alert.
+    fn status_page(hourly: bool) -> StatusPage {
+        let name = hostile("target");
+        let days = (0..3)
+            .map(|i| {
+                (
+                    NaiveDate::from_ymd_opt(2026, 11, 24 + i).unwrap_or_default(),
+                    (i != 1).then_some(99.0 + f64::from(i) / 2.0),
+                )
+            })
+            .collect::<Vec<_>>();
+        let hours = vec![
+            (hostile("hour-label"), Some(100.0)),
+            ("2026-11-26 11:00 UTC".to_owned(), None),
+            ("2026-11-26 12:00 UTC".to_owned(), Some(50.0)),
+        ];
+        StatusPage {
+            generated_at: at(12),
+            score: 50.0,
+            up: 0,
+            targets: vec![
+                TargetLine {
+                    name: name.clone(),
+                    outcome: Some(Outcome::Down),
+                    checked_at: Some(at(12)),
+                    latency_ms: Some(12.5),
+                    error: Some(hostile("probe-error")),
+                    days: days.clone(),
+                    hours: hours.clone(),
+                    uptime_percent: Some(99.25),
+                    slo: Some(target_slo(&name)),
+                    p95_ms: Some(48.7),
+                    restarts_week: 1,
+                },
+                TargetLine {
+                    name: "quiet".to_owned(),
+                    outcome: None,
+                    checked_at: None,
+                    latency_ms: None,
+                    error: None,
+                    days,
+                    hours,
+                    uptime_percent: None,
+                    slo: None,
+                    p95_ms: None,
+                    restarts_week: 0,
+                },
+            ],
+            alerts: vec![StoredAlert {
+                id: 1,
+                rule: hostile("rule"),
+                target: name,
+                level: AlertLevel::Critical,
+                state: AlertState::Firing,
+                summary: hostile("summary"),
+                fired_at: at(11),
+                last_notified_at: Some(at(11)),
+                resolved_at: None,
+                suppressed: 0,
+            }],
+            availability_target_percent: 99.5,
+            p95_target_ms: 200,
+            window_days: 7,
+            hourly,
+            notes: vec![hostile("note")],
+        }
+    }
+
+    /// What an escaping renderer must write for `text`, worked out independently of maud. maud leaves `'`
+    /// as it is, which is safe: it always quotes attribute values with `"`.
+    fn escaped(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+
+    #[test]
+    fn every_string_from_the_config_the_monitor_or_the_database_comes_out_escaped() {
+        for hourly in [false, true] {
+            let html = render(&status_page(hourly));
+            assert!(!html.contains("<script"), "{html}");
+            assert!(!html.contains("alert(\"x\")"), "{html}");
+            // The target in its heading and in the alerts table; the rest once each.
+            for (field, times) in [
+                ("target", 2),
+                ("note", 1),
+                ("probe-error", 1),
+                ("covered", 1),
+                ("retro-reason", 1),
+                ("rule", 1),
+                ("summary", 1),
+            ] {
+                let shown = escaped(&hostile(field));
+                assert_eq!(html.matches(&shown).count(), times, "{field}: {html}");
+            }
+            // The hourly bars' labels are in each target's strip, as SVG titles.
+            let label = format!(
+                "<title>{}: 100.000%</title>",
+                escaped(&hostile("hour-label"))
+            );
+            assert_eq!(
+                html.matches(&label).count(),
+                if hourly { 2 } else { 0 },
+                "{html}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_page_has_no_script_and_only_the_inline_style_the_policy_allows() {
+        let html = render(&status_page(false));
+        assert!(STATUS_PAGE_CSP.contains("style-src 'unsafe-inline'"));
+        assert!(!STATUS_PAGE_CSP.contains("script-src"));
+        assert_eq!(html.matches("<style>").count(), 1, "{html}");
+        assert!(
+            html.contains(&format!("<style>{STYLE}{PAGE_STYLE}</style>")),
+            "{html}"
+        );
+        assert!(!html.contains(" style="), "{html}");
+    }
+
+    #[test]
+    fn the_state_and_slo_badges_say_what_they_show() {
+        let html = render(&status_page(false));
+        assert!(
+            html.contains(r#"<span class="badge fail">DEGRADED</span>"#),
+            "{html}"
+        );
+        assert!(html.contains(
+            r#"<span class="badge fail">down</span> <span class="badge fail">SLO breached</span>"#
+        ));
+        assert!(html.contains(r#"<span class="badge nodata">not checked yet</span> <span class="badge nodata">SLO unknown</span>"#));
+        assert!(
+            html.contains("Last check none yet. 90-day uptime -;"),
+            "{html}"
+        );
+    }
+}
