@@ -78,7 +78,7 @@ const LAYERING: &[(&str, &[&str])] = &[
     (
         "ops",
         &[
-            "answers", "auth", "breaker", "config", "metrics", "probe", "records",
+            "answers", "auth", "breaker", "config", "export", "metrics", "probe", "records",
             // removed when answers lands: ops takes HealthResponse from services until then (and
             // `services::openapi_text` for verify's exports check).
             "services", "slo", "store",
