@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod breaker;
 pub mod cli;
 pub mod clock;

@@ -1,10 +1,11 @@
-//! The alert manager: rules evaluated on events (`engine.rs`), every alert event persisted, and notices
+//! The alert manager: rules evaluated on events (pure in `policy.rs`, carried out by `engine.rs`), every alert event persisted, and notices
 //! delivered to the channels in the background (`dispatch.rs`, one file per channel under `channels/`).
 
 pub mod channels;
 pub mod dispatch;
 pub mod engine;
 pub mod labels;
+pub mod policy;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

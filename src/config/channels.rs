@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backoff::Backoff;
 use crate::config::{BreakerConfig, Invalid, Secret};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -252,12 +253,11 @@ impl DeliveryConfig {
     /// The wait before attempt `next` (2 for the first retry): `initial_backoff_ms` doubled at each retry,
     /// at most `max_backoff_s`.
     pub fn backoff(&self, next: u32) -> std::time::Duration {
-        let doublings = next.saturating_sub(2).min(40);
-        let ms = self
-            .initial_backoff_ms
-            .saturating_mul(1u64 << doublings)
-            .min(self.max_backoff_s.saturating_mul(1_000));
-        std::time::Duration::from_millis(ms)
+        Backoff::new(
+            std::time::Duration::from_millis(self.initial_backoff_ms),
+            std::time::Duration::from_secs(self.max_backoff_s),
+        )
+        .delay(next.saturating_sub(2))
     }
 }
 

@@ -4,6 +4,7 @@
 //! the target has an action; no workflow run holds it; its child did not exit with a "configuration error"
 //! code; most targets are not failing at once (then hale's own host or network is the likelier cause); its
 //! cooldown has passed; its hourly budget is not spent; no other heal is running.
+//! The rules are pure, in `policy.rs` (`HealPolicy::decide`); this file gathers their facts and acts.
 //! Cooldown and budget are read from the database, so restarting hale cannot reset them.
 //! `worker.rs` runs the automatic triggers: a target's Nth failed scheduled check in a row, and a slower sweep.
 //! While a maintenance window covers a target, nothing heals it automatically (no attempt is made, so none
@@ -11,6 +12,7 @@
 //! after the window its run of failures starts again. A manual heal (`POST /heal/{target}`) still runs.
 
 mod action;
+pub mod policy;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::{Config, HealConfig};
 use crate::events::{Event, EventBus, Subscription};
+use crate::heal::policy::{Attempt, Decision, HealPolicy};
 use crate::metrics::{HealMetrics, RestartCause};
 use crate::probe::streaks::Streaks;
 use crate::probe::Monitor;
@@ -59,6 +62,7 @@ struct TargetPlan {
 #[derive(Debug)]
 pub struct Healer {
     settings: HealConfig,
+    policy: HealPolicy,
     plans: HashMap<Arc<str>, TargetPlan>,
     monitor: Arc<Monitor>,
     supervisor: Arc<Supervisor>,
@@ -151,6 +155,7 @@ impl Healer {
         let streaks = Streaks::new(config.services.iter().map(|t| Arc::from(t.name.as_str())));
         Self {
             settings: config.heal.clone(),
+            policy: HealPolicy::new(&config.heal),
             plans,
             monitor,
             supervisor,
@@ -298,7 +303,8 @@ impl Healer {
         Ok((id, record))
     }
 
-    /// Why this attempt must not act, if it must not.
+    /// Why this attempt must not act, if it must not: the facts gathered, `HealPolicy` decides (the same
+    /// rules, in the same order, as `HealPolicy::decide`).
     async fn refusal(
         &self,
         name: &str,
@@ -306,83 +312,46 @@ impl Healer {
         trigger: HealTrigger,
         now: DateTime<Utc>,
     ) -> Option<(HealOutcome, String)> {
-        if plan.action == HealAction::None {
-            return Some((
-                HealOutcome::SkippedNoAction,
-                "the target has neither a run block nor a heal command".to_owned(),
-            ));
-        }
-        if trigger != HealTrigger::Workflow && self.held(name) {
-            return Some((
-                HealOutcome::SkippedHeld,
-                "a workflow run holds the target".to_owned(),
-            ));
-        }
-        if plan.action == HealAction::RestartChild {
-            if let Some(code) = self.supervisor.last_exit_code(name) {
-                if self.settings.config_error_exit_codes.contains(&code) {
-                    return Some((
-                        HealOutcome::SkippedConfigError,
-                        format!("the child last exited with {code}, a configuration error: a restart cannot help"),
-                    ));
-                }
-            }
-        }
-        let (mass, failing, total) = {
-            let streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                streaks.mass_failure(
-                    self.settings.mass_failure_share,
-                    self.settings.mass_failure_min_targets,
-                ),
-                streaks.failing(),
-                streaks.total(),
-            )
+        let last_exit_code = if plan.action == HealAction::RestartChild {
+            self.supervisor.last_exit_code(name)
+        } else {
+            None
         };
-        if mass {
-            return Some((
-                HealOutcome::SkippedMassFailure,
-                format!("{failing} of {total} targets fail at once: hale's own host or network is the likelier cause"),
-            ));
+        let (failing, total) = {
+            let streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
+            (streaks.failing(), streaks.total())
+        };
+        let attempt = Attempt {
+            action: plan.action,
+            trigger,
+            held: self.held(name),
+            last_exit_code,
+            failing,
+            total,
+        };
+        if let Decision::Refuse { outcome, reason } = self.policy.admit(&attempt) {
+            return Some((outcome, reason));
         }
-        // The database is the memory of cooldown and budget; if it cannot answer, acting blind could
-        // storm, so the attempt is refused.
-        let cooldown = chrono::Duration::seconds(self.settings.cooldown_s as i64);
-        match self.store.last_heal_action(name).await {
-            Ok(Some(last)) if now - last < cooldown => {
-                return Some((
-                    HealOutcome::SkippedCooldown,
-                    format!(
-                        "healed at {}, less than the cooldown of {} s ago",
-                        last.to_rfc3339(),
-                        self.settings.cooldown_s
-                    ),
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Some((
-                    HealOutcome::SkippedCooldown,
-                    format!(
-                        "cannot read the previous heals, so the cooldown cannot be checked: {e}"
-                    ),
-                ))
-            }
+        // The database is the memory of cooldown and budget; if it cannot answer, the policy refuses.
+        // Each is read only when the protections before it let the attempt through.
+        let last_action = self
+            .store
+            .last_heal_action(name)
+            .await
+            .map_err(|e| e.to_string());
+        if let Decision::Refuse { outcome, reason } =
+            self.policy.cooldown(plan.action, &last_action, now)
+        {
+            return Some((outcome, reason));
         }
-        let hour_ago = now - chrono::Duration::hours(1);
-        match self.store.heal_actions_since(name, hour_ago).await {
-            Ok(n) if n >= self.settings.max_per_hour => Some((
-                HealOutcome::SkippedBudget,
-                format!(
-                    "healed {n} times in the last hour; the budget is {} (heal.max_per_hour)",
-                    self.settings.max_per_hour
-                ),
-            )),
-            Ok(_) => None,
-            Err(e) => Some((
-                HealOutcome::SkippedBudget,
-                format!("cannot read the previous heals, so the budget cannot be checked: {e}"),
-            )),
+        let actions_last_hour = self
+            .store
+            .heal_actions_since(name, now - chrono::Duration::hours(1))
+            .await
+            .map_err(|e| e.to_string());
+        match self.policy.budget(plan.action, &actions_last_hour) {
+            Decision::Act(_) => None,
+            Decision::Refuse { outcome, reason } => Some((outcome, reason)),
         }
     }
 
@@ -511,7 +480,7 @@ impl Healer {
         }
         streaks
             .observe(check)
-            .is_some_and(|s| s.consecutive_failures == self.settings.after_failures)
+            .is_some_and(|s| self.policy.heals_on_check(s.consecutive_failures))
     }
 
     /// Targets down long enough to heal and not in maintenance at `now`, for the sweep.
@@ -522,7 +491,10 @@ impl Healer {
             streaks
                 .failing_targets()
                 .into_iter()
-                .filter(|t| streaks.get(t).consecutive_failures >= self.settings.after_failures)
+                .filter(|t| {
+                    self.policy
+                        .down_long_enough(streaks.get(t).consecutive_failures)
+                })
                 .collect()
         };
         down.into_iter()

@@ -105,8 +105,7 @@ impl Worker for HealLoop {
                         let now = healer.clock.now();
                         for target in healer.down_targets(now).await {
                             // Due a sweep interval after its latest attempt (or after the loop started).
-                            let since = last_attempt.get(&target).copied().unwrap_or(started).max(started);
-                            if (now - since).to_std().unwrap_or_default() >= sweep_every {
+                            if healer.policy.sweep_due(last_attempt.get(&target).copied(), started, now) {
                                 start(target, &mut heals, &mut busy);
                             }
                         }

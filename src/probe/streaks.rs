@@ -96,9 +96,13 @@ impl Streaks {
 
     /// More than `share` of at least `min_targets` targets fail at once.
     pub fn mass_failure(&self, share: f64, min_targets: usize) -> bool {
-        let total = self.total();
-        total >= min_targets && (self.failing() as f64) > share * total as f64
+        is_mass_failure(self.failing(), self.total(), share, min_targets)
     }
+}
+
+/// More than `share` of at least `min_targets` targets fail at once, with `failing` of `total` failing.
+pub fn is_mass_failure(failing: usize, total: usize, share: f64, min_targets: usize) -> bool {
+    total >= min_targets && (failing as f64) > share * total as f64
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Evaluates every objective of a target over a window, from the hourly rollups (default) or from every raw
-//! check (`exact`). The math is the same either way; only where the counts come from differs.
+//! check (`exact`). The math is the same either way (`arithmetic.rs`); only where the counts come from differs.
 //!
 //! Rollups and maintenance: an hour entirely inside the window and outside every maintenance window is taken
 //! from its rollup row; an hour entirely inside a maintenance window is dropped whole (its checks are
@@ -15,11 +15,9 @@ use chrono::{DateTime, Duration, Utc};
 use crate::config::{Config, SloConfig};
 use crate::records::histogram::LatencyHistogram;
 use crate::records::Outcome;
-use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow, Overlap};
-use crate::slo::model::{
-    AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, RetroactiveMaintenance,
-    SloMethod, SloStatus, SloWindow, TargetSlo,
-};
+use crate::slo::arithmetic::{self, CheckCounts, HourSource, LatencyCounts};
+use crate::slo::maintenance::{config_windows, Exclusions, MaintenanceWindow};
+use crate::slo::model::{RetroactiveMaintenance, SloMethod, SloWindow, TargetSlo};
 use crate::store::rollups::HourlyRollup;
 use crate::store::slo::ScheduledCheck;
 use crate::store::{Store, StoreError};
@@ -28,10 +26,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// The spans burn rates are reported over besides the whole window, in hours, each ending at the window's
 /// end (whatever the window's length).
 const BURN_SPANS_H: [i64; 3] = [1, 6, 24];
-/// The latency and restarts objectives are `at_risk` within this share of their limit.
-pub const AT_RISK_MARGIN: f64 = 0.10;
-/// The quantile the latency objective is about.
-const QUANTILE: f64 = 0.95;
+pub use crate::slo::arithmetic::AT_RISK_MARGIN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SloError {
@@ -44,9 +39,7 @@ pub enum SloError {
 /// The counts of one span of one target.
 #[derive(Debug, Clone, Default)]
 struct Tally {
-    good: u64,
-    valid: u64,
-    excluded: u64,
+    counts: CheckCounts,
     /// Latencies of valid checks that were made (rollup method).
     latency: LatencyHistogram,
     /// The same latencies, every one (exact method).
@@ -55,12 +48,10 @@ struct Tally {
 
 impl Tally {
     fn add_check(&mut self, check: &ScheduledCheck, excluded: bool, exact: bool) {
+        self.counts.add_check(check.outcome.is_up(), excluded);
         if excluded {
-            self.excluded += 1;
             return;
         }
-        self.valid += 1;
-        self.good += u64::from(check.outcome.is_up());
         if let Some(us) = check
             .latency_us
             .filter(|_| check.outcome != Outcome::CircuitOpen)
@@ -74,13 +65,12 @@ impl Tally {
     }
 
     fn add_rollup(&mut self, row: &HourlyRollup) {
-        self.valid += row.total;
-        self.good += row.good.min(row.total);
+        self.counts.add_hour(row.total, row.good);
         self.latency.merge(&row.latency);
     }
 
-    fn bad(&self) -> u64 {
-        self.valid.saturating_sub(self.good)
+    fn exclude_rollup(&mut self, row: &HourlyRollup) {
+        self.counts.excluded += row.total;
     }
 }
 
@@ -170,10 +160,10 @@ impl<'a> TargetData<'a> {
                 hour = next;
                 continue;
             };
-            match (whole, overlap) {
-                (true, Overlap::None) => tally.add_rollup(row),
-                (true, Overlap::Full) => tally.excluded += row.total,
-                _ => {
+            match arithmetic::hour_source(whole, overlap) {
+                HourSource::Rollup => tally.add_rollup(row),
+                HourSource::Excluded => tally.exclude_rollup(row),
+                HourSource::RawChecks => {
                     if !self.raw_hours.contains_key(&hour) {
                         let checks = store
                             .scheduled_checks(
@@ -188,12 +178,11 @@ impl<'a> TargetData<'a> {
                     let checks = &self.raw_hours[&hour];
                     if checks.is_empty() {
                         // Past raw retention: the hour counts whole, by where it starts.
-                        if hour >= from_ms {
-                            if self.exclusions.overlap(hour, next) == Overlap::Full {
-                                tally.excluded += row.total;
-                            } else {
-                                tally.add_rollup(row);
-                            }
+                        let overlap = self.exclusions.overlap(hour, next);
+                        match arithmetic::hour_past_retention(hour >= from_ms, overlap) {
+                            Some(HourSource::Excluded) => tally.exclude_rollup(row),
+                            Some(_) => tally.add_rollup(row),
+                            None => {}
                         }
                     } else {
                         for check in checks.iter().filter(|c| c.at_ms >= lo && c.at_ms < hi) {
@@ -238,9 +227,9 @@ pub async fn hour_outside_maintenance(
     );
     let tally = data.tally(store, hour, hour + HOUR_MS).await?;
     Ok(HourCounts {
-        valid: tally.valid,
-        good: tally.good,
-        excluded: tally.excluded,
+        valid: tally.counts.valid,
+        good: tally.counts.good,
+        excluded: tally.counts.excluded,
         latency: tally.latency,
     })
 }
@@ -375,7 +364,7 @@ pub async fn evaluate_preloaded(
                 ends_at: w.ends_at,
                 reason: w.reason.clone(),
                 created_at: w.created_at,
-                removed_checks: tally?.excluded,
+                removed_checks: tally?.counts.excluded,
             });
         }
         results.push(result);
@@ -385,18 +374,10 @@ pub async fn evaluate_preloaded(
 
 /// The bad ratio of a span over the ratio the objective allows; null without valid checks.
 fn burn_rate(tally: &Tally, target_ratio: f64) -> Option<f64> {
-    (tally.valid > 0).then(|| (tally.bad() as f64 / tally.valid as f64) / (1.0 - target_ratio))
+    arithmetic::burn_rate(tally.counts.bad(), tally.counts.valid, target_ratio)
 }
 
-fn rank(status: SloStatus) -> u8 {
-    match status {
-        SloStatus::NoData | SloStatus::Met => 0,
-        SloStatus::AtRisk => 1,
-        SloStatus::Breached => 2,
-    }
-}
-
-/// Puts one target's numbers together. Pure: every count is already known.
+/// Puts one target's numbers together from its counts (`arithmetic` does the math).
 fn assemble(
     target: &str,
     window: &SloWindow,
@@ -406,113 +387,26 @@ fn assemble(
     restarts: u32,
     exact: bool,
 ) -> TargetSlo {
-    let target_ratio = slo.availability_target_ratio();
-    let ratio = (tally.valid > 0).then(|| tally.good as f64 / tally.valid as f64);
-    let allowed_bad = (1.0 - target_ratio) * tally.valid as f64;
-    let consumed_bad = tally.bad();
-    let remaining_ratio = ratio.map(|r| {
-        let remaining = 1.0 - consumed_bad as f64 / allowed_bad;
-        // Rounding must not show an objective met exactly as overspent.
-        if r >= target_ratio {
-            remaining.max(0.0)
-        } else {
-            remaining
-        }
-    });
-    let availability_status = match (ratio, remaining_ratio) {
-        (Some(r), _) if r < target_ratio => SloStatus::Breached,
-        (Some(_), Some(left)) if left < slo.at_risk_budget_share => SloStatus::AtRisk,
-        (Some(_), _) => SloStatus::Met,
-        (None, _) => SloStatus::NoData,
-    };
-
     let target_us = slo.p95_latency_target_ms as f64 * 1_000.0;
-    let (measured, p95_us, under) = if exact {
-        tally.exact.sort_unstable();
-        let n = tally.exact.len();
-        let p95 = (n > 0).then(|| {
-            let rank = ((QUANTILE * n as f64).ceil() as usize).clamp(1, n);
-            tally.exact[rank - 1] as f64
-        });
-        let under = tally.exact.partition_point(|&us| us as f64 <= target_us);
-        (n as u64, p95, under as u64)
+    let (latency, method) = if exact {
+        (
+            LatencyCounts::from_exact(&mut tally.exact, target_us),
+            SloMethod::Exact,
+        )
     } else {
         (
-            tally.latency.total(),
-            tally.latency.quantile_us(QUANTILE),
-            tally.latency.count_at_or_under(target_us),
+            LatencyCounts::from_histogram(&tally.latency, target_us),
+            SloMethod::Rollups,
         )
     };
-    let latency_status = match p95_us {
-        None => SloStatus::NoData,
-        Some(p) if p > target_us => SloStatus::Breached,
-        Some(p) if p > (1.0 - AT_RISK_MARGIN) * target_us => SloStatus::AtRisk,
-        Some(_) => SloStatus::Met,
-    };
-
-    // "Fewer than max_restarts_per_week a week", scaled to the window's length; 0 sets no objective.
-    let weeks =
-        window.length().num_milliseconds() as f64 / Duration::weeks(1).num_milliseconds() as f64;
-    let limit = f64::from(slo.max_restarts_per_week) * weeks;
-    let restarts_status = if slo.max_restarts_per_week == 0 {
-        SloStatus::Met
-    } else if f64::from(restarts) >= limit {
-        SloStatus::Breached
-    } else if f64::from(restarts) >= (1.0 - AT_RISK_MARGIN) * limit {
-        SloStatus::AtRisk
-    } else {
-        SloStatus::Met
-    };
-
-    let status = if availability_status == SloStatus::NoData {
-        SloStatus::NoData
-    } else {
-        [availability_status, latency_status, restarts_status]
-            .into_iter()
-            .max_by_key(|s| rank(*s))
-            .unwrap_or(SloStatus::Met)
-    };
-    let window_burn = burn_rate(&tally, target_ratio);
-    TargetSlo {
-        target: target.to_owned(),
-        window: window.clone(),
-        status,
-        availability: AvailabilitySlo {
-            good: tally.good,
-            valid: tally.valid,
-            excluded: tally.excluded,
-            ratio,
-            target_ratio,
-            status: availability_status,
-        },
-        latency: LatencySlo {
-            p95_ms: p95_us.map(|us| us / 1_000.0),
-            target_ms: slo.p95_latency_target_ms,
-            under_target_ratio: (measured > 0).then(|| under as f64 / measured as f64),
-            measured,
-            status: latency_status,
-        },
-        restarts: RestartsSlo {
-            count: restarts,
-            max_per_week: slo.max_restarts_per_week,
-            status: restarts_status,
-        },
-        error_budget: ErrorBudget {
-            allowed_bad,
-            consumed_bad,
-            remaining_ratio,
-            burn_rates: BurnRates {
-                h1: burns[0],
-                h6: burns[1],
-                d1: burns[2],
-                window: window_burn,
-            },
-        },
-        method: if exact {
-            SloMethod::Exact
-        } else {
-            SloMethod::Rollups
-        },
-        retroactive_maintenance: Vec::new(),
-    }
+    arithmetic::target_slo(
+        target,
+        window,
+        slo,
+        tally.counts,
+        latency,
+        burns,
+        restarts,
+        method,
+    )
 }

@@ -1,7 +1,8 @@
 //! SLOs: windows, maintenance windows, and the evaluation of every objective with its error budget and burn
-//! rates (the latency histogram and the stored maintenance types live in `records`). The arithmetic is pure;
-//! `evaluate` reads the store, and `report` explains the numbers in a report.
+//! rates (the latency histogram and the stored maintenance types live in `records`). The arithmetic is pure
+//! (`arithmetic`, over counts); `evaluate` reads the store, and `report` explains the numbers in a report.
 
+pub mod arithmetic;
 pub mod evaluate;
 pub mod maintenance;
 pub mod model;

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::metrics::WriterMetrics;
 use crate::records::CheckRecord;
 use crate::store::rollups::{self, RollupCache};
@@ -30,9 +31,11 @@ use crate::store::{health_checks, txn, Store};
 const QUEUE_CAPACITY: usize = 65_536;
 /// Rows held in memory while the database cannot take them. About 200 bytes each: at most ~20 MB.
 pub const MAX_HELD_ROWS: usize = 100_000;
-/// The first retry after a failed write; each further failure doubles it, up to `RETRY_MAX`.
-const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest wait between two attempts while writes fail.
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// The first retry after a failed write waits 250 ms; each further failure doubles it, up to `RETRY_MAX`.
+/// On tokio's time, not the `Clock`: the wait is about the disk, not the schedule.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(250), RETRY_MAX);
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterSettings {
@@ -410,9 +413,7 @@ impl BatchSink {
             Some(f) => (f.attempts + 1, f.since, f.kind != kind),
             None => (1, now, true),
         };
-        let backoff = RETRY_FIRST
-            .saturating_mul(1 << (attempts - 1).min(16))
-            .min(RETRY_MAX);
+        let backoff = RETRY.delay(attempts - 1);
         self.failing = Some(Failing {
             kind,
             attempts,

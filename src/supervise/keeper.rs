@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::clock::add_saturating;
+use crate::config::RunConfig;
 use crate::events::{ChildExited, ChildStarted, Event};
 use crate::metrics::RestartCause;
 use crate::records::ChildStartCause;
-use crate::supervise::backoff::Backoff;
 use crate::supervise::child::Running;
 use crate::supervise::{RestartRequest, Slot, SuperviseError, Supervisor};
 
@@ -49,7 +50,7 @@ impl Keeper {
         slot: Arc<Slot>,
         inbox: mpsc::Receiver<RestartRequest>,
     ) -> Self {
-        let backoff = Backoff::from_config(&slot.run);
+        let backoff = restart_backoff(&slot.run);
         Self {
             sup,
             slot,
@@ -91,7 +92,7 @@ impl Keeper {
                     }
                 }
                 Err(reason) => {
-                    let delay = self.backoff.after_exit(Duration::ZERO);
+                    let delay = self.backoff.after_run(Duration::ZERO);
                     tracing::error!(
                         target = self.target(),
                         reason = %reason,
@@ -243,7 +244,7 @@ impl Keeper {
         let ran_for = (self.sup.clock.now() - started.at)
             .to_std()
             .unwrap_or_default();
-        let delay = self.backoff.after_exit(ran_for);
+        let delay = self.backoff.after_run(ran_for);
         tracing::warn!(
             target = self.target(),
             pid,
@@ -325,4 +326,14 @@ fn exit_parts(status: ExitStatus) -> (Option<i32>, Option<i32>) {
 #[cfg(not(unix))]
 fn exit_parts(status: ExitStatus) -> (Option<i32>, Option<i32>) {
     (status.code(), None)
+}
+
+/// A child's restart delays: `backoff_initial_ms`, doubling per quick exit up to `backoff_max_s`; a child
+/// that ran at least `stable_after_s` starts over.
+fn restart_backoff(run: &RunConfig) -> Backoff {
+    Backoff::new(
+        Duration::from_millis(run.backoff_initial_ms),
+        Duration::from_secs(run.backoff_max_s),
+    )
+    .with_stable_after(Duration::from_secs(run.stable_after_s))
 }

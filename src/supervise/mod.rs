@@ -2,13 +2,12 @@
 //! stops them on shutdown.
 //!
 //! One task per target (`keeper.rs`) owns its child: it starts it, waits for it to exit, waits out the
-//! backoff (`backoff.rs`) on the `Clock` and starts it again. `restart()` and the cancellation reach it
+//! backoff (`crate::backoff`) on the `Clock` and starts it again. `restart()` and the cancellation reach it
 //! through that task, so a child is only ever started or stopped by one owner. Processes themselves are
 //! handled in `child.rs`, their environment in `env.rs`; processes that a killed hale left behind are found
 //! in `leftovers.rs`. hale is a child subreaper while it supervises children: a grandchild whose parent
 //! dies is reparented to hale, which reaps it, and kills it at shutdown.
 
-mod backoff;
 mod child;
 pub mod env;
 mod keeper;
@@ -31,7 +30,6 @@ use crate::metrics::{HealMetrics, RestartCause};
 use crate::store::Store;
 use crate::worker::Worker;
 
-pub use backoff::Backoff;
 pub use child::{parse_start_ticks, proc_start_ticks, LogBudget, MAX_LINE_BYTES};
 
 /// How often adopted orphans are reaped when no SIGCHLD says so.
