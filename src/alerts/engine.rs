@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::policy::{
-    Action, AlertPolicy, AlertState, FiringAlert, Held, RestoredAlert, Trigger,
+    Action, AlertPolicy, AlertMemory, FiringAlert, Held, RestoredAlert, Trigger,
 };
 use crate::alerts::{labels, AlertClass, Dispatcher, Notice};
 use crate::clock::Clock;
@@ -40,7 +40,7 @@ pub struct AlertEngine {
     clock: Arc<dyn Clock>,
     dispatcher: Arc<Dispatcher>,
     metrics: AlertMetrics,
-    state: tokio::sync::Mutex<AlertState>,
+    state: tokio::sync::Mutex<AlertMemory>,
     events: Mutex<Option<Subscription>>,
 }
 
@@ -180,7 +180,7 @@ impl AlertEngine {
     }
 
     /// Carries out the policy's actions, in order: stores, counts and sends.
-    async fn apply(&self, state: &mut AlertState, actions: Vec<Action>, now: DateTime<Utc>) {
+    async fn apply(&self, state: &mut AlertMemory, actions: Vec<Action>, now: DateTime<Utc>) {
         for action in actions {
             match action {
                 Action::Open {
@@ -311,7 +311,7 @@ impl AlertEngine {
     #[allow(clippy::too_many_arguments)]
     async fn open(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         rule: &AlertRule,
         target: &str,
         kind: AlertEventKind,
@@ -434,7 +434,7 @@ impl AlertEngine {
         format!("{}/alerts?state={state}", self.generator_base)
     }
 
-    fn set_active(&self, state: &AlertState) {
+    fn set_active(&self, state: &AlertMemory) {
         for level in AlertLevel::ALL {
             self.metrics.set_active(*level, state.active(*level));
         }

@@ -1,4 +1,4 @@
-//! The alert rules as a pure state machine: `AlertPolicy` decides, from one event and the `AlertState`
+//! The alert rules as a pure state machine: `AlertPolicy` decides, from one event and the `AlertMemory`
 //! kept since start, which alerts open, repeat, escalate, are held back or resolve, and returns them as
 //! `Action`s. No I/O and no clock: the engine (`engine.rs`) passes `now` and whether a maintenance window
 //! covers the target, then stores, counts and sends what the actions say.
@@ -81,7 +81,7 @@ pub enum Held {
 pub enum Action {
     /// A new alert: store it with `kind` (`Fired`, then tell it, or `Inhibited`, then only count and log
     /// it). `alert` is what the state holds, with id 0: the engine gives the stored id back
-    /// (`AlertState::set_alert_id`).
+    /// (`AlertMemory::set_alert_id`).
     Open {
         rule: AlertRule,
         target: String,
@@ -128,7 +128,7 @@ type Key = (String, String);
 
 /// What the rules remember between events.
 #[derive(Debug)]
-pub struct AlertState {
+pub struct AlertMemory {
     streaks: Streaks,
     /// Failed scheduled checks per target, within the longest `failures_within` window.
     failures: HashMap<Arc<str>, VecDeque<DateTime<Utc>>>,
@@ -144,7 +144,7 @@ pub struct AlertState {
     burning_since: HashMap<Key, DateTime<Utc>>,
 }
 
-impl AlertState {
+impl AlertMemory {
     /// Nothing firing, nothing counted, for these targets.
     pub fn new(targets: &[Arc<str>]) -> Self {
         Self {
@@ -263,13 +263,13 @@ impl AlertPolicy {
     }
 
     /// A fresh state for the configured targets.
-    pub fn new_state(config: &Config) -> AlertState {
+    pub fn new_state(config: &Config) -> AlertMemory {
         let targets: Vec<Arc<str>> = config
             .services
             .iter()
             .map(|t| Arc::from(t.name.as_str()))
             .collect();
-        AlertState::new(&targets)
+        AlertMemory::new(&targets)
     }
 
     pub fn rule(&self, name: &str) -> Option<&AlertRule> {
@@ -290,7 +290,7 @@ impl AlertPolicy {
     /// gone end quietly, those whose rule is now louder are escalated.
     pub fn restore(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         alerts: Vec<RestoredAlert>,
         now: DateTime<Utc>,
     ) -> Vec<Action> {
@@ -339,7 +339,7 @@ impl AlertPolicy {
     /// restart (those made in maintenance already left out).
     pub fn restore_failures(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         failed: impl IntoIterator<Item = (String, DateTime<Utc>)>,
     ) {
         for (target, at) in failed {
@@ -353,7 +353,7 @@ impl AlertPolicy {
     /// before a restart (those made in maintenance already left out), oldest first.
     pub fn restore_recent(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         target: &str,
         checks: impl IntoIterator<Item = (DateTime<Utc>, bool)>,
     ) {
@@ -366,7 +366,7 @@ impl AlertPolicy {
     }
 
     /// Remembers how a supervised child ended, to say why it was restarted.
-    pub fn on_child_exited(&self, state: &mut AlertState, exit: &ChildExited) {
+    pub fn on_child_exited(&self, state: &mut AlertMemory, exit: &ChildExited) {
         let how = match (exit.code, exit.signal) {
             (Some(code), _) => format!("its process exited with {code}"),
             (None, Some(signal)) => format!("its process was killed by signal {signal}"),
@@ -379,7 +379,7 @@ impl AlertPolicy {
     /// maintenance window covers its target.
     pub fn on_child_started(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         started: &ChildStarted,
         maintenance: bool,
         now: DateTime<Utc>,
@@ -413,7 +413,7 @@ impl AlertPolicy {
     /// for that heal).
     pub fn on_heal(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         heal: &HealRecord,
         maintenance: bool,
         now: DateTime<Utc>,
@@ -453,7 +453,7 @@ impl AlertPolicy {
     /// Fires (or repeats) every rule of `target` whose condition matches.
     fn on_condition(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         target: &str,
         trigger: &Trigger,
         now: DateTime<Utc>,
@@ -469,7 +469,7 @@ impl AlertPolicy {
     /// unknown targets change nothing. `maintenance`: a maintenance window covers the target at `check.at`.
     pub fn on_check(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         check: &CheckFinished,
         maintenance: bool,
         now: DateTime<Utc>,
@@ -551,7 +551,7 @@ impl AlertPolicy {
             return actions;
         }
         let target = check.target.as_ref();
-        let failures_in = |state: &AlertState, window_s: u64| {
+        let failures_in = |state: &AlertMemory, window_s: u64| {
             let from = check.at - chrono::Duration::seconds(window_s as i64);
             state
                 .failures
@@ -673,7 +673,7 @@ impl AlertPolicy {
     /// a few checks (the short window must be covered; the long one takes what there is).
     fn burn_rate(
         &self,
-        state: &AlertState,
+        state: &AlertMemory,
         target: &str,
         at: DateTime<Utc>,
         window_s: u64,
@@ -693,7 +693,7 @@ impl AlertPolicy {
     }
 
     /// True when a louder alert holds this one back: a critical alert of the same target, or a mass failure.
-    fn inhibited(&self, state: &AlertState, rule: &AlertRule, target: &str) -> bool {
+    fn inhibited(&self, state: &AlertMemory, rule: &AlertRule, target: &str) -> bool {
         if rule.when == Condition::MassFailure {
             return false;
         }
@@ -712,7 +712,7 @@ impl AlertPolicy {
 
     fn fire_or_repeat(
         &self,
-        state: &mut AlertState,
+        state: &mut AlertMemory,
         rule: &AlertRule,
         target: &str,
         trigger: &Trigger,
@@ -794,7 +794,7 @@ fn notify(
 }
 
 fn resolve(
-    state: &mut AlertState,
+    state: &mut AlertMemory,
     rule: &AlertRule,
     target: &str,
     trigger: Trigger,
@@ -876,8 +876,8 @@ mod tests {
         )
     }
 
-    fn state() -> AlertState {
-        AlertState::new(&["a", "b", "c", "d"].map(Arc::from))
+    fn state() -> AlertMemory {
+        AlertMemory::new(&["a", "b", "c", "d"].map(Arc::from))
     }
 
     fn check(target: &str, outcome: Outcome, when: DateTime<Utc>) -> CheckFinished {
@@ -916,7 +916,7 @@ mod tests {
     /// time; returns what the last check said.
     fn feed(
         p: &AlertPolicy,
-        s: &mut AlertState,
+        s: &mut AlertMemory,
         target: &str,
         outcomes: &[Outcome],
         from: i64,
