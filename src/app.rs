@@ -633,3 +633,65 @@ async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError>
         req.method()
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let mut config = Config::default();
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a literal address");
+        config.listen.health_proxy = any_port;
+        config.listen.mcp_bridge = any_port;
+        config.listen.boss_api = any_port;
+        config.services = Vec::new();
+        config.http.workers = 1;
+        config
+    }
+
+    /// Each service's workers first (producers before what they feed), then the shared ones, ending with
+    /// the watches that exist only on some machines and configs.
+    async fn worker_names(only: Option<ServiceKind>) -> Vec<&'static str> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let app = Application::start(config(), &dir.path().join("hale.db"), only)
+            .await
+            .expect("hale starts");
+        let names = app.worker_names();
+        app.shutdown().await;
+        names
+    }
+
+    fn assert_order(names: &[&'static str], head: &[&str]) {
+        assert_eq!(&names[..head.len()], head, "{names:?}");
+        let tail: Vec<&str> = ["open-file watch", "self-watch"]
+            .into_iter()
+            .filter(|n| names.contains(n))
+            .collect();
+        assert_eq!(&names[head.len()..], tail.as_slice(), "{names:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_health_proxys_workers_stop_first_in_their_order() {
+        let names = worker_names(None).await;
+        assert_order(
+            &names,
+            &[
+                "monitor",
+                "heal",
+                "alerts",
+                "slo",
+                "alert-delivery",
+                "supervisor",
+                "retention",
+                "database file watch",
+                "access-log",
+            ],
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_without_workers_adds_none() {
+        let names = worker_names(Some(ServiceKind::BossApi)).await;
+        assert_order(&names, &["retention", "database file watch", "access-log"]);
+    }
+}

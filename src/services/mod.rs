@@ -259,4 +259,38 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn each_answer_error_keeps_its_status_and_message() {
+        use actix_web::ResponseError;
+
+        let cases = [
+            (
+                AnswerError::BadInput("limit: \"0\" is not a number".into()),
+                400,
+            ),
+            (AnswerError::NotFound("no target named \"x\"".into()), 404),
+            (
+                AnswerError::Forbidden("retroactive: needs admin".into()),
+                403,
+            ),
+            (AnswerError::Refused("ends_at: in the past".into()), 422),
+            (
+                AnswerError::Unavailable("backup failed: disk full".into()),
+                503,
+            ),
+        ];
+        for (error, status) in cases {
+            let message = error.to_string();
+            let api = ApiError::from(error);
+            assert_eq!(api.status_code().as_u16(), status, "{message}");
+            assert_eq!(api.to_string(), message);
+        }
+        let internal = ApiError::from(AnswerError::internal(std::io::Error::other("disk on fire")));
+        assert_eq!(internal.status_code().as_u16(), 500);
+        // The cause goes to the log, never to the body.
+        assert_eq!(internal.to_string(), "internal server error");
+        let source = std::error::Error::source(&internal).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk on fire"));
+    }
 }
