@@ -16,24 +16,21 @@ use tokio::task::JoinHandle;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::alerts::{AlertEngine, Dispatcher};
+use crate::alerts::Dispatcher;
 use crate::auth::{Role, TokenError, Tokens};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
-use crate::heal::{HealLoop, Healer};
+use crate::heal::Healer;
 use crate::http::{self, AccessLog, ApiError, Guard, HttpContext, RateLimits};
 use crate::kind::ServiceKind;
 use crate::limits;
-use crate::metrics::{
-    AlertMetrics, EventMetrics, HealMetrics, HealthMetrics, ServiceMetrics, SloMetrics,
-    StartLabels, StartRule, WriterMetrics,
-};
+use crate::metrics::{EventMetrics, ServiceMetrics, StartLabels, StartRule, WriterMetrics};
 use crate::probe::{Monitor, MonitorError};
 use crate::selfwatch::SelfWatch;
-use crate::services::{self, Core, HealthProxyState, ServiceState};
-use crate::slo::maintenance::MaintenanceCalendar;
-use crate::slo::SloRefresher;
+use crate::services::{
+    self, AssembleError, Assembled, Core, HealthProxyState, ServiceState, Shared,
+};
 use crate::store::retention::Retention;
 use crate::store::status::FileWatch;
 use crate::store::writer::{self, WriterHandle, WriterReport, WriterSettings};
@@ -78,12 +75,8 @@ pub enum StartError {
 /// A running hale: its services, background workers and store.
 pub struct Application {
     core: Core,
-    monitor: Option<Arc<Monitor>>,
-    /// Present when the Health Proxy runs: the targets' children, heals and alerts live beside the monitor.
-    supervisor: Option<Arc<Supervisor>>,
-    dispatcher: Option<Arc<Dispatcher>>,
-    healer: Option<Arc<Healer>>,
     events: EventBus,
+    /// One per service that runs, in `ServiceKind::ALL` order: its assembly and its server.
     servers: Vec<RunningServer>,
     workers: Workers,
     writer: WriterHandle,
@@ -92,10 +85,16 @@ pub struct Application {
 }
 
 struct RunningServer {
-    kind: ServiceKind,
+    assembly: Assembled,
     addr: SocketAddr,
     handle: ServerHandle,
     task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    fn kind(&self) -> ServiceKind {
+        self.assembly.kind()
+    }
 }
 
 /// The parts built from the config before any server starts.
@@ -105,15 +104,8 @@ struct Built {
     access: Arc<AccessLog>,
     writer: WriterHandle,
     events: EventBus,
-    monitor: Option<Arc<Monitor>>,
-    supervisor: Option<Arc<Supervisor>>,
-    dispatcher: Option<Arc<Dispatcher>>,
-    healer: Option<Arc<Healer>>,
-    alert_engine: Option<Arc<AlertEngine>>,
-    /// The maintenance windows auto-heal and the alerts hold off for; built with them.
-    maintenance: Option<Arc<MaintenanceCalendar>>,
-    /// Present when the Health Proxy runs: refreshes the `slo_*` gauges.
-    slo_refresher: Option<Arc<SloRefresher>>,
+    /// Every service that runs here with the listener bound for it, in `ServiceKind::ALL` order.
+    services: Vec<(TcpListener, Assembled)>,
     /// Every service's metrics, one registry each, so a Prometheus scraping all three never counts a series
     /// twice.
     metrics: HashMap<ServiceKind, ServiceMetrics>,
@@ -150,87 +142,76 @@ impl Application {
             }
         }
         let listeners = bind(&config, &kinds)?;
-        let built = build(config, db_path, clock, tokens, &kinds).await?;
+        let built = build(config, db_path, clock, tokens, listeners).await?;
         // Recorded before the servers start: once hale says it is listening, this run is on record, and a
         // kill from then on is seen as unclean by the next start.
         let (run, after_unclean_end) = record_start(&built.core).await;
-        if let (true, Some(supervisor)) = (after_unclean_end, &built.supervisor) {
-            supervisor.follows_unclean_end();
+        if after_unclean_end {
+            for (_, assembly) in &built.services {
+                assembly.follows_unclean_end();
+            }
         }
-        let servers = match start_servers(listeners, &built).await {
+        let Built {
+            core,
+            access,
+            writer,
+            events,
+            services,
+            metrics,
+        } = built;
+        let servers = match start_servers(services, &core, &access, &metrics).await {
             Ok(servers) => servers,
             Err(e) => {
                 // Nothing was probed or written yet: this run ends cleanly, so the next start does not
                 // report it as killed.
                 if let Some(run) = run {
-                    let _ = built
-                        .core
-                        .store
-                        .end_run(run, built.core.clock.now(), 0)
-                        .await;
+                    let _ = core.store.end_run(run, core.clock.now(), 0).await;
                 }
                 return Err(e);
             }
         };
-        // Workers start last, once nothing can fail any more; producers first, so they stop first.
-        let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
-        if let Some(monitor) = &built.monitor {
-            workers.push(monitor.clone());
-        }
-        // Heals and alerts follow the monitor's events; delivery drains what the alerts send.
-        if let Some(healer) = &built.healer {
-            workers.push(Arc::new(HealLoop::new(healer.clone())));
-        }
-        if let Some(engine) = &built.alert_engine {
-            workers.push(engine.clone());
-        }
-        if let Some(refresher) = &built.slo_refresher {
-            workers.push(refresher.clone());
-        }
-        if let Some(dispatcher) = &built.dispatcher {
-            workers.push(dispatcher.clone());
-        }
-        // Children stop after everything that could restart them or report on them.
-        if let Some(supervisor) = &built.supervisor {
-            workers.push(supervisor.clone());
-        }
+        // Workers start last, once nothing can fail any more: each service's own, in the order they stop,
+        // then the ones every service shares.
+        let mut workers: Vec<Arc<dyn Worker>> = servers
+            .iter()
+            .flat_map(|s| s.assembly.workers.iter().cloned())
+            .collect();
         workers.push(Arc::new(Retention {
-            store: built.core.store.clone(),
-            clock: built.core.clock.clone(),
-            raw_days: built.core.config.storage.retention_days,
-            rollup_days: built.core.config.storage.rollup_retention_days,
+            store: core.store.clone(),
+            clock: core.clock.clone(),
+            raw_days: core.config.storage.retention_days,
+            rollup_days: core.config.storage.rollup_retention_days,
         }));
         workers.push(Arc::new(FileWatch {
-            store: built.core.store.clone(),
+            store: core.store.clone(),
         }));
         // The servers stop before any worker: this one then writes every refused attempt they counted.
-        workers.push(built.access.clone());
+        workers.push(access);
         if let Some(watch) = limits::OpenFileWatch::new() {
             workers.push(Arc::new(watch));
         }
         if let Some(watch) = SelfWatch::new(
-            built.core.config.monitor.self_watch_interval_s,
-            built.core.writer.clone(),
+            core.config.monitor.self_watch_interval_s,
+            core.writer.clone(),
         ) {
             workers.push(Arc::new(watch));
         }
         Ok(Self {
-            core: built.core,
-            monitor: built.monitor,
-            supervisor: built.supervisor,
-            dispatcher: built.dispatcher,
-            healer: built.healer,
-            events: built.events,
+            core,
+            events,
             servers,
             workers: Workers::spawn(workers),
-            writer: built.writer,
+            writer,
             run,
         })
     }
 
     /// The bound address of a service, if it runs.
     pub fn addr(&self, kind: ServiceKind) -> Option<SocketAddr> {
-        self.servers.iter().find(|s| s.kind == kind).map(|s| s.addr)
+        self.servers
+            .iter()
+            .find(|s| s.kind() == kind)
+            .map(|s| s.addr)
     }
 
     /// What every service shares: config, store, writer, clock.
@@ -238,24 +219,32 @@ impl Application {
         &self.core
     }
 
+    /// The Health Proxy's own state (monitor, auto-heal, supervisor, alert delivery), when it runs.
+    fn health_proxy(&self) -> Option<&HealthProxyState> {
+        self.servers.iter().find_map(|s| match &s.assembly.state {
+            ServiceState::HealthProxy(state) => Some(&***state),
+            _ => None,
+        })
+    }
+
     /// The Health Proxy's monitor, when the Health Proxy runs.
     pub fn monitor(&self) -> Option<&Arc<Monitor>> {
-        self.monitor.as_ref()
+        self.health_proxy().map(|s| &s.monitor)
     }
 
     /// The supervisor of the targets' children, when the Health Proxy runs.
     pub fn supervisor(&self) -> Option<&Arc<Supervisor>> {
-        self.supervisor.as_ref()
+        self.health_proxy().map(|s| &s.supervisor)
     }
 
     /// Auto-heal, when the Health Proxy runs.
     pub fn healer(&self) -> Option<&Arc<Healer>> {
-        self.healer.as_ref()
+        self.health_proxy().map(|s| &s.healer)
     }
 
     /// The alert notices' delivery, when the Health Proxy runs.
     pub fn dispatcher(&self) -> Option<&Arc<Dispatcher>> {
-        self.dispatcher.as_ref()
+        self.health_proxy().map(|s| &s.dispatcher)
     }
 
     /// The check events the monitor publishes.
@@ -279,7 +268,7 @@ impl Application {
                 true
             }
             (result, index, _) = servers_done => {
-                let service = self.servers[index].kind.as_str();
+                let service = self.servers[index].kind().as_str();
                 tracing::error!(service, outcome = ?result, "an HTTP service stopped by itself; shutting down");
                 false
             }
@@ -436,14 +425,13 @@ fn start_labels(config: &Config) -> StartLabels {
     }
 }
 
-/// Opens the store, starts the writer and builds what the services running here need: the monitor only
-/// when the Health Proxy runs.
+/// Opens the store, starts the writer and assembles each service that has a listener here.
 async fn build(
     config: Config,
     db_path: &Path,
     clock: Arc<dyn Clock>,
     tokens: Arc<Tokens>,
-    kinds: &[ServiceKind],
+    listeners: Vec<(ServiceKind, TcpListener)>,
 ) -> Result<Built, StartError> {
     let store = Store::open(db_path).await?;
     let metrics: HashMap<ServiceKind, ServiceMetrics> = ServiceKind::ALL
@@ -462,80 +450,6 @@ async fn build(
     );
     let events = EventBus::new(EventMetrics::register(health_registry));
     let start_labels = start_labels(&config);
-    let monitor = if kinds.contains(&ServiceKind::HealthProxy) {
-        let health_metrics = HealthMetrics::register(health_registry);
-        health_metrics.start_series(&start_labels);
-        let monitor = Monitor::new(
-            &config,
-            store.clone(),
-            check_writer.clone(),
-            health_metrics,
-            events.clone(),
-            clock.clone(),
-        )
-        .await?;
-        Some(Arc::new(monitor))
-    } else {
-        None
-    };
-    // The targets' children, heals and alerts live beside the monitor.
-    let (supervisor, dispatcher, healer, alert_engine, maintenance) = match &monitor {
-        Some(monitor) => {
-            let heal_metrics = HealMetrics::register(health_registry);
-            heal_metrics.start_series(&start_labels);
-            let alert_metrics = AlertMetrics::register(health_registry);
-            alert_metrics.start_series(&start_labels);
-            let supervisor = Arc::new(Supervisor::new(
-                &config,
-                store.clone(),
-                events.clone(),
-                clock.clone(),
-                heal_metrics.clone(),
-            ));
-            let dispatcher = Arc::new(Dispatcher::new(
-                config.alerts.channels.clone(),
-                store.clone(),
-                clock.clone(),
-                alert_metrics.clone(),
-            ));
-            // One calendar for both, so a window posted to the API reaches them with one read.
-            let maintenance = Arc::new(MaintenanceCalendar::new(
-                store.clone(),
-                &config,
-                clock.clone(),
-            ));
-            let healer = Arc::new(Healer::new(
-                &config,
-                monitor.clone(),
-                supervisor.clone(),
-                store.clone(),
-                events.clone(),
-                clock.clone(),
-                heal_metrics,
-                maintenance.clone(),
-            ));
-            let engine = Arc::new(AlertEngine::new(
-                &config,
-                store.clone(),
-                &events,
-                clock.clone(),
-                dispatcher.clone(),
-                alert_metrics,
-                maintenance.clone(),
-            ));
-            (
-                Some(supervisor),
-                Some(dispatcher),
-                Some(healer),
-                Some(engine),
-                Some(maintenance),
-            )
-        }
-        None => (None, None, None, None, None),
-    };
-    let slo_metrics = monitor
-        .as_ref()
-        .map(|_| SloMetrics::register(health_registry));
     let core = Core {
         config: Arc::new(config),
         store,
@@ -544,27 +458,28 @@ async fn build(
         started_at: Instant::now(),
         tokens,
     };
-    let slo_refresher = slo_metrics.map(|metrics| {
-        Arc::new(SloRefresher::new(
-            core.config.clone(),
-            core.store.clone(),
-            core.clock.clone(),
-            metrics,
-        ))
-    });
+    let mut services = Vec::with_capacity(listeners.len());
+    for (kind, listener) in listeners {
+        let shared = Shared {
+            core: core.clone(),
+            events: events.clone(),
+            start_labels: start_labels.clone(),
+            metrics: metrics[&kind].clone(),
+        };
+        let assembly = services::assemble(kind, &shared)
+            .await
+            .map_err(|e| match e {
+                AssembleError::Monitor(e) => StartError::Monitor(e),
+            })?;
+        services.push((listener, assembly));
+    }
     let access = Arc::new(AccessLog::new(core.store.clone()));
     Ok(Built {
         core,
         access,
         writer,
         events,
-        monitor,
-        supervisor,
-        dispatcher,
-        healer,
-        alert_engine,
-        maintenance,
-        slo_refresher,
+        services,
         metrics,
     })
 }
@@ -574,37 +489,15 @@ async fn build(
 /// descriptor left for a worker's runtime) fails hale's start, the servers already started are stopped, and
 /// `listening` is only said of servers that accept.
 async fn start_servers(
-    listeners: Vec<(ServiceKind, TcpListener)>,
-    built: &Built,
+    services: Vec<(TcpListener, Assembled)>,
+    core: &Core,
+    access: &Arc<AccessLog>,
+    metrics: &HashMap<ServiceKind, ServiceMetrics>,
 ) -> Result<Vec<RunningServer>, StartError> {
-    let mut servers = Vec::new();
-    for (kind, listener) in listeners {
-        let state = match kind {
-            // `build` makes the monitor whenever the Health Proxy is one of `kinds`.
-            ServiceKind::HealthProxy => {
-                ServiceState::HealthProxy(web::Data::new(HealthProxyState {
-                    monitor: built
-                        .monitor
-                        .clone()
-                        .expect("the monitor is built when the Health Proxy runs"),
-                    healer: built
-                        .healer
-                        .clone()
-                        .expect("auto-heal is built when the Health Proxy runs"),
-                    supervisor: built
-                        .supervisor
-                        .clone()
-                        .expect("the supervisor is built when the Health Proxy runs"),
-                    maintenance: built
-                        .maintenance
-                        .clone()
-                        .expect("the maintenance calendar is built when the Health Proxy runs"),
-                }))
-            }
-            ServiceKind::McpBridge => ServiceState::McpBridge,
-            ServiceKind::BossApi => ServiceState::BossApi,
-        };
-        let configured = listen_addr(&built.core.config, kind);
+    let mut servers: Vec<RunningServer> = Vec::new();
+    for (listener, assembly) in services {
+        let kind = assembly.kind();
+        let configured = listen_addr(&core.config, kind);
         let bind_error = |source| StartError::Bind {
             service: kind,
             addr: configured,
@@ -613,17 +506,14 @@ async fn start_servers(
         let addr = listener.local_addr().map_err(bind_error)?;
         let mut server = build_server(
             listener,
-            built.core.clone(),
-            built.access.clone(),
-            state,
-            built.metrics[&kind].clone(),
+            core.clone(),
+            access.clone(),
+            assembly.state.clone(),
+            metrics[&kind].clone(),
         )
         .map_err(bind_error)?;
         if let Poll::Ready(ended) = futures_util::poll!(&mut server) {
-            futures_util::future::join_all(
-                servers.iter().map(|s: &RunningServer| s.handle.stop(false)),
-            )
-            .await;
+            futures_util::future::join_all(servers.iter().map(|s| s.handle.stop(false))).await;
             let source = ended
                 .err()
                 .unwrap_or_else(|| std::io::Error::other("it stopped as soon as it started"));
@@ -634,14 +524,14 @@ async fn start_servers(
             });
         }
         servers.push(RunningServer {
-            kind,
+            assembly,
             addr,
             handle: server.handle(),
             task: tokio::spawn(server),
         });
     }
     for server in &servers {
-        let (service, addr) = (server.kind.as_str(), server.addr);
+        let (service, addr) = (server.kind().as_str(), server.addr);
         tracing::info!(service, %addr, "listening");
         if !addr.ip().is_loopback() {
             // `refuse_exposure` made sure a read token exists.
@@ -742,4 +632,66 @@ async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError>
         "no route for {} {path}",
         req.method()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let mut config = Config::default();
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a literal address");
+        config.listen.health_proxy = any_port;
+        config.listen.mcp_bridge = any_port;
+        config.listen.boss_api = any_port;
+        config.services = Vec::new();
+        config.http.workers = 1;
+        config
+    }
+
+    /// Each service's workers first (producers before what they feed), then the shared ones, ending with
+    /// the watches that exist only on some machines and configs.
+    async fn worker_names(only: Option<ServiceKind>) -> Vec<&'static str> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let app = Application::start(config(), &dir.path().join("hale.db"), only)
+            .await
+            .expect("hale starts");
+        let names = app.worker_names();
+        app.shutdown().await;
+        names
+    }
+
+    fn assert_order(names: &[&'static str], head: &[&str]) {
+        assert_eq!(&names[..head.len()], head, "{names:?}");
+        let tail: Vec<&str> = ["open-file watch", "self-watch"]
+            .into_iter()
+            .filter(|n| names.contains(n))
+            .collect();
+        assert_eq!(&names[head.len()..], tail.as_slice(), "{names:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_health_proxys_workers_stop_first_in_their_order() {
+        let names = worker_names(None).await;
+        assert_order(
+            &names,
+            &[
+                "monitor",
+                "heal",
+                "alerts",
+                "slo",
+                "alert-delivery",
+                "supervisor",
+                "retention",
+                "database file watch",
+                "access-log",
+            ],
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_without_workers_adds_none() {
+        let names = worker_names(Some(ServiceKind::BossApi)).await;
+        assert_order(&names, &["retention", "database file watch", "access-log"]);
+    }
 }

@@ -2,6 +2,7 @@
 //! The modules, in reading order: the command line and the app that wires everything, then the parts.
 
 pub mod alerts;
+pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod backoff;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::cli::{fail, EXIT_BAD_INPUT};
 
 pub(super) async fn run(db: &Path, since: Option<String>, limit: u32, json: bool) -> ExitCode {
-    use crate::services::audit::{audit_entries, AuditParams};
+    use crate::answers::audit::{audit_entries, AuditParams};
     let params = AuditParams {
         since,
         limit: Some(limit.to_string()),

@@ -83,7 +83,7 @@ pub enum Command {
         #[arg(long)]
         since: Option<String>,
         /// At most this many rows, 1 to 1000.
-        #[arg(long, default_value_t = crate::services::audit::DEFAULT_AUDIT_LIMIT)]
+        #[arg(long, default_value_t = crate::answers::audit::DEFAULT_AUDIT_LIMIT)]
         limit: u32,
         /// JSON (the same rows as `GET /audit`) instead of a table.
         #[arg(long)]

@@ -1,7 +1,8 @@
 //! The access layer of every service, inside `observe`: per client and route group rate limits, bearer
 //! tokens checked against the role each route needs, and one audit row for every request that tries to
-//! change something. Which role each route that changes something needs is declared by its service
-//! (`services::route_roles`); this layer only enforces it.
+//! change something. Which role each route needs is declared once, in the list of answers
+//! (`answers::ANSWERS`, turned into this layer's table by `services::route_roles`); this layer only
+//! enforces it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -45,8 +46,8 @@ pub struct Guard {
     /// Where audit rows go (and how 429 lines are sampled), shared by every service; none in benches that
     /// run the middleware alone.
     pub access: Option<Arc<AccessLog>>,
-    /// The role of every route that needs more than `read` (method and pattern): every documented route that
-    /// changes something, and reads such as the audit log.
+    /// The role of every route that needs more than `read` (method and pattern), from the list of answers:
+    /// every route that changes something, and reads such as the audit log.
     pub roles: HashMap<(Method, String), Role>,
 }
 

@@ -13,13 +13,13 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use crate::answers::HealthResponse;
 use crate::breaker::BreakerState;
 use crate::config::Config;
 use crate::kind::ServiceKind;
 use crate::ops::verify::{bytes, duration};
 use crate::ops::{base_url, listen_addr, target_of_breaker, HaleClient, ReadToken};
 use crate::records::Outcome;
-use crate::services::HealthResponse;
 use crate::slo::window::whole_hours;
 use crate::store::health_checks::HistoryQuery;
 use crate::store::{DatabaseFiles, Store, StoreError};

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::answers::HealthResponse;
 use crate::breaker::BreakerState;
 use crate::config::Config;
 use crate::export::{self, units, Generated};
@@ -24,7 +25,6 @@ use crate::metrics::names;
 use crate::ops::prom_text::{self, Exposition};
 use crate::ops::{base_url, listen_addr, target_of_breaker, HaleClient, ReadToken};
 use crate::records::Outcome;
-use crate::services::HealthResponse;
 use crate::store::Store;
 
 /// How long one request to hale may take (`/health/all` gets more: see `health_all_timeout`).

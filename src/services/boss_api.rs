@@ -1,20 +1,26 @@
 //! Boss API (:4000): starts and tracks workflows on a persistent task queue, and takes backups of the
 //! database (`POST /backup`).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::answers::audit::{self, AuditEntry, AuditParams};
+use crate::answers::backup::{self as backups, BackupView};
+use crate::answers::HealthResponse;
 use crate::http::{ApiError, ErrorBody, HttpContext};
-use crate::services::audit::{self, AuditEntry, AuditParams};
-use crate::services::common::{self, HealthResponse};
-use crate::services::Core;
-use crate::store::backup::{BackupError, BackupReport, Destination, NoProgress};
+use crate::services::{common, Assembled, Core, ServiceState, Shared};
+
+/// What the Boss API's handlers use besides the core: nothing yet; the workflow runner goes here.
+#[derive(Debug, Default)]
+pub struct BossApiState {}
+
+/// Builds the Boss API's state and its workers (none yet).
+pub fn assemble(_shared: &Shared) -> Assembled {
+    Assembled {
+        state: ServiceState::BossApi(web::Data::new(BossApiState::default())),
+        workers: Vec::new(),
+    }
+}
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(common::health)
@@ -78,91 +84,6 @@ pub async fn healthz(core: web::Data<Core>, ctx: web::Data<HttpContext>) -> Http
     common::health_response(&core, &ctx)
 }
 
-/// A backup written and verified.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({
-    "path": "/var/lib/hale/backups/hale-20261125T120937Z.db.gz", "bytes": 18234567,
-    "database_bytes": 73400320, "duration_ms": 2140, "integrity": "ok", "schema_version": 5,
-    "tables": {
-        "alert_deliveries": 57, "alert_events": 311, "alerts": 42, "audit_log": 1204,
-        "breaker_transitions": 96, "breakers": 3, "child_runs": 14, "hale_meta": 1, "hale_runs": 9,
-        "heal_events": 23, "health_check_hourly": 2160, "health_checks": 918273, "maintenance_windows": 3
-    },
-    "max_check_id": 918273, "newest_check_at": "2026-11-25T12:09:36Z",
-    "pruned": ["/var/lib/hale/backups/hale-20261118T120902Z.db.gz"]
-}))]
-pub struct BackupView {
-    /// The backup file (gzip), an absolute path on hale's machine. Restore it with `hale restore PATH`.
-    #[schema(example = "/var/lib/hale/backups/hale-20261125T120937Z.db.gz")]
-    pub path: String,
-    /// The size of the backup file.
-    pub bytes: u64,
-    /// The size of the database copied (its pages in use, uncompressed).
-    pub database_bytes: u64,
-    /// How long the copy, its checks, the compression and the pruning took.
-    pub duration_ms: u64,
-    /// `ok`: the copy passed `PRAGMA integrity_check` (a copy that does not is never written).
-    #[schema(example = "ok")]
-    pub integrity: String,
-    /// The newest schema migration in the copy.
-    pub schema_version: i64,
-    /// Rows in each table of the copy.
-    pub tables: BTreeMap<String, i64>,
-    /// Every health check stored before the backup has an id up to this one.
-    pub max_check_id: Option<i64>,
-    /// The newest health check in the copy.
-    pub newest_check_at: Option<DateTime<Utc>>,
-    /// Older backups deleted so the folder keeps the newest `backup.keep`.
-    pub pruned: Vec<String>,
-}
-
-impl From<BackupReport> for BackupView {
-    fn from(report: BackupReport) -> Self {
-        let shown = |path: &std::path::Path| {
-            std::path::absolute(path)
-                .unwrap_or_else(|_| path.to_owned())
-                .display()
-                .to_string()
-        };
-        Self {
-            path: shown(&report.path),
-            bytes: report.bytes,
-            database_bytes: report.database_bytes,
-            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
-            integrity: "ok".to_owned(),
-            schema_version: report.verified.schema_version,
-            tables: report
-                .verified
-                .tables
-                .iter()
-                .map(|t| (t.table.clone(), t.rows))
-                .collect(),
-            max_check_id: report.verified.max_check_id,
-            newest_check_at: report.verified.newest_check_at,
-            pruned: report.pruned.iter().map(|p| shown(p)).collect(),
-        }
-    }
-}
-
-/// Backs up the database into the configured folder (`backup.dir`, `backup.keep`): what `POST /backup`
-/// answers, and what any other face of the same operation should call.
-pub async fn backup_now(core: &Core) -> Result<BackupView, BackupError> {
-    let to = Destination::Folder {
-        dir: core.config.backup.dir.clone(),
-        keep: core.config.backup.keep,
-    };
-    let report = core.store.backup(&to, Arc::new(NoProgress)).await?;
-    let view = BackupView::from(report);
-    tracing::info!(
-        path = %view.path,
-        bytes = view.bytes,
-        duration_ms = view.duration_ms,
-        pruned = view.pruned.len(),
-        "backup written"
-    );
-    Ok(view)
-}
-
 /// Back up the database now.
 ///
 /// A consistent copy of the live database (SQLite's `VACUUM INTO`; health checks keep being written
@@ -180,8 +101,6 @@ pub async fn backup_now(core: &Core) -> Result<BackupView, BackupError> {
 )]
 #[post("/backup")]
 pub async fn backup(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
-    let view = backup_now(&core)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("backup failed: {e}")))?;
+    let view = backups::backup(&core.store, &core.config.backup).await?;
     Ok(HttpResponse::Ok().json(view))
 }

@@ -1,32 +1,35 @@
-//! The three HTTP services: their routes, their OpenAPI documents and the state their handlers share.
+//! The three HTTP services: their routes, their OpenAPI documents, how each is assembled and the state
+//! their handlers share. The handlers translate HTTP into calls of `crate::answers` and back.
 
-pub mod audit;
+mod assembly;
 mod boss_api;
 mod common;
 pub mod health_proxy;
 mod mcp_bridge;
-mod params;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::Method;
-use actix_web::{web, App};
+use actix_web::App;
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
+use crate::answers::{self, AnswerError, Verb};
 use crate::auth::{Role, Tokens};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::ApiError;
 use crate::kind::ServiceKind;
 use crate::store::writer::CheckWriter;
 use crate::store::Store;
 
-pub use boss_api::{backup_now, BackupView};
-pub use common::{HealthDetails, HealthResponse};
+pub use assembly::{assemble, AssembleError, Assembled, ServiceState, Shared};
+pub use boss_api::BossApiState;
 pub use health_proxy::HealthProxyState;
+pub use mcp_bridge::McpBridgeState;
 
 /// What the handlers of every service share, built once in `app.rs`. A service's own state (the Health
 /// Proxy's monitor, later the MCP registry or the workflow queue) is registered next to it, by that service.
@@ -41,34 +44,8 @@ pub struct Core {
     pub tokens: Arc<Tokens>,
 }
 
-/// One service's own state, registered as app data beside the `Core`.
-#[derive(Debug, Clone)]
-pub enum ServiceState {
-    HealthProxy(web::Data<HealthProxyState>),
-    McpBridge,
-    BossApi,
-}
-
-impl ServiceState {
-    pub fn kind(&self) -> ServiceKind {
-        match self {
-            Self::HealthProxy(_) => ServiceKind::HealthProxy,
-            Self::McpBridge => ServiceKind::McpBridge,
-            Self::BossApi => ServiceKind::BossApi,
-        }
-    }
-
-    /// Registers this service's state and its documented routes.
-    pub fn configure(&self, cfg: &mut ServiceConfig) {
-        if let Self::HealthProxy(state) = self {
-            cfg.app_data(state.clone());
-        }
-        routes(self.kind())(cfg);
-    }
-}
-
 /// Registers the documented routes of one service.
-fn routes(kind: ServiceKind) -> fn(&mut ServiceConfig) {
+pub(crate) fn routes(kind: ServiceKind) -> fn(&mut ServiceConfig) {
     match kind {
         ServiceKind::HealthProxy => health_proxy::configure,
         ServiceKind::McpBridge => mcp_bridge::configure,
@@ -76,51 +53,33 @@ fn routes(kind: ServiceKind) -> fn(&mut ServiceConfig) {
     }
 }
 
-/// Routes that need another role than their method implies. Every other documented route that changes
-/// something needs `operate`; every other read needs `read` (and no token from loopback, unless turned off).
-pub const ROLE_OVERRIDES: &[(ServiceKind, &str, &str, Role)] = &[
-    (ServiceKind::BossApi, "POST", "/backup", Role::Admin),
-    (ServiceKind::BossApi, "GET", "/audit", Role::Admin),
-    // Dead letters hold what receivers answered, which may quote what was sent to them.
-    (
-        ServiceKind::HealthProxy,
-        "GET",
-        "/alerts/dead-letters",
-        Role::Operate,
-    ),
-];
-
-/// The role each route needs where it is not `read`: every documented route that changes something (read
-/// from the service's OpenAPI document, so a new route cannot be forgotten here) and the overrides.
+/// The role each route needs where it is not `read`, from the list of answers (`crate::answers::ANSWERS`):
+/// the guard enforces it and the OpenAPI document states it.
 pub fn route_roles(kind: ServiceKind) -> HashMap<(Method, String), Role> {
-    let doc = collected(kind);
-    let mut roles = HashMap::new();
-    for (path, item) in &doc.paths.paths {
-        let operations = [
-            (Method::GET, item.get.is_some()),
-            (Method::POST, item.post.is_some()),
-            (Method::PUT, item.put.is_some()),
-            (Method::PATCH, item.patch.is_some()),
-            (Method::DELETE, item.delete.is_some()),
-        ];
-        for (method, present) in operations {
-            if !present {
-                continue;
-            }
-            let overridden = ROLE_OVERRIDES
-                .iter()
-                .find(|(k, m, p, _)| *k == kind && *m == method.as_str() && p == path)
-                .map(|(_, _, _, role)| *role);
-            let role = match (overridden, method == Method::GET) {
-                (Some(role), _) => role,
-                // A read that is not overridden needs `read`: it is not listed.
-                (None, true) => continue,
-                (None, false) => Role::Operate,
-            };
-            roles.insert((method, path.clone()), role);
+    answers::catalog::served_by(kind)
+        .filter(|answer| answer.role != Role::Read)
+        .map(|answer| ((method(answer.verb), answer.route.to_owned()), answer.role))
+        .collect()
+}
+
+fn method(verb: Verb) -> Method {
+    match verb {
+        Verb::Get => Method::GET,
+        Verb::Post => Method::POST,
+    }
+}
+
+impl From<AnswerError> for ApiError {
+    fn from(e: AnswerError) -> Self {
+        match e {
+            AnswerError::BadInput(message) => Self::BadRequest(message),
+            AnswerError::NotFound(message) => Self::NotFound(message),
+            AnswerError::Forbidden(message) => Self::Forbidden(message),
+            AnswerError::Refused(message) => Self::Unprocessable(message),
+            AnswerError::Unavailable(message) => Self::Unavailable(message),
+            AnswerError::Internal(source) => Self::Internal(source),
         }
     }
-    roles
 }
 
 /// The OpenAPI document of one service: collected from its handlers, with every operation's access
@@ -254,4 +213,84 @@ fn base_document(kind: ServiceKind) -> OpenApi {
         )
         .components(Some(components.build()))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Every (method, route) a service's handlers document, as the router serves them.
+    fn documented(kind: ServiceKind) -> BTreeSet<(String, String)> {
+        let mut routes = BTreeSet::new();
+        for (path, item) in &collected(kind).paths.paths {
+            for (method, present) in [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ] {
+                if present {
+                    routes.insert((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn every_route_is_an_answer_and_every_answer_is_a_route() {
+        for kind in ServiceKind::ALL {
+            let listed: BTreeSet<(String, String)> = answers::catalog::served_by(kind)
+                .map(|a| (a.verb.as_str().to_owned(), a.route.to_owned()))
+                .collect();
+            let served = documented(kind);
+            let unlisted: Vec<_> = served.difference(&listed).collect();
+            let unserved: Vec<_> = listed.difference(&served).collect();
+            assert!(
+                unlisted.is_empty(),
+                "{kind} serves routes missing from answers::ANSWERS: {unlisted:?}"
+            );
+            assert!(
+                unserved.is_empty(),
+                "answers::ANSWERS lists routes {kind} does not serve: {unserved:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_answer_error_keeps_its_status_and_message() {
+        use actix_web::ResponseError;
+
+        let cases = [
+            (
+                AnswerError::BadInput("limit: \"0\" is not a number".into()),
+                400,
+            ),
+            (AnswerError::NotFound("no target named \"x\"".into()), 404),
+            (
+                AnswerError::Forbidden("retroactive: needs admin".into()),
+                403,
+            ),
+            (AnswerError::Refused("ends_at: in the past".into()), 422),
+            (
+                AnswerError::Unavailable("backup failed: disk full".into()),
+                503,
+            ),
+        ];
+        for (error, status) in cases {
+            let message = error.to_string();
+            let api = ApiError::from(error);
+            assert_eq!(api.status_code().as_u16(), status, "{message}");
+            assert_eq!(api.to_string(), message);
+        }
+        let internal = ApiError::from(AnswerError::internal(std::io::Error::other("disk on fire")));
+        assert_eq!(internal.status_code().as_u16(), 500);
+        // The cause goes to the log, never to the body.
+        assert_eq!(internal.to_string(), "internal server error");
+        let source = std::error::Error::source(&internal).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk on fire"));
+    }
 }

@@ -1,85 +1,13 @@
-//! Auto-heal's routes: the stored attempts, and a manual heal under the same protections.
-
-use std::time::Duration;
+//! Auto-heal's routes: the stored attempts, a manual heal under the same protections, the children.
 
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
-use crate::heal::HealError;
+use crate::answers::heal::{self as answer, HealEventsParams, HealView};
 use crate::http::{ApiError, ErrorBody};
-use crate::records::{HealAction, HealOutcome, HealRecord, HealTrigger};
+use crate::records::HealOutcome;
 use crate::services::health_proxy::HealthProxyState;
-use crate::services::params;
 use crate::services::Core;
-use crate::store::heal::StoredHeal;
 use crate::supervise::ChildView;
-
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1_000;
-
-/// One heal attempt.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": 42, "target": "api", "trigger": "automatic", "action": "restart_child",
-    "started_at": "2026-11-26T12:00:03Z", "finished_at": "2026-11-26T12:00:05Z", "outcome": "healed",
-    "verify_latency_ms": 1830.5, "error": null
-}))]
-pub struct HealView {
-    /// The stored row's id (null only when the attempt could not be stored, which hale logs).
-    pub id: Option<i64>,
-    pub target: String,
-    pub trigger: HealTrigger,
-    pub action: HealAction,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub outcome: HealOutcome,
-    /// From the end of the action until the target answered up, for a healed attempt.
-    pub verify_latency_ms: Option<f64>,
-    /// Why it failed or was skipped.
-    pub error: Option<String>,
-}
-
-impl HealView {
-    fn new(id: Option<i64>, record: HealRecord) -> Self {
-        Self {
-            id,
-            target: record.target.to_string(),
-            trigger: record.trigger,
-            action: record.action,
-            started_at: record.started_at,
-            finished_at: record.finished_at,
-            outcome: record.outcome,
-            verify_latency_ms: record.verify_latency.map(millis),
-            error: record.error,
-        }
-    }
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-impl From<StoredHeal> for HealView {
-    fn from(stored: StoredHeal) -> Self {
-        Self::new(Some(stored.id), stored.record)
-    }
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HealEventsParams {
-    /// Only this target.
-    #[param(value_type = Option<String>, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
-    pub target: Option<String>,
-    /// Attempts started at or after this time (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub since: Option<String>,
-    /// At most this many, 1 to 1000 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
-    pub limit: Option<String>,
-}
 
 /// Heal attempts, newest first.
 ///
@@ -98,16 +26,7 @@ pub async fn heal_events(
     core: web::Data<Core>,
     query: web::Query<HealEventsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let target = params::target("target", query.target.as_deref()).map_err(ApiError::BadRequest)?;
-    let since = params::time("since", query.since.as_deref()).map_err(ApiError::BadRequest)?;
-    let limit = params::limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
-        .map_err(ApiError::BadRequest)?;
-    let rows = core
-        .store
-        .heal_events(target.as_deref(), since, limit)
-        .await
-        .map_err(ApiError::internal)?;
-    let views: Vec<HealView> = rows.into_iter().map(HealView::from).collect();
+    let views = answer::heal_events(&core.store, &query).await?;
     Ok(HttpResponse::Ok().json(views))
 }
 
@@ -150,17 +69,8 @@ pub async fn heal_target(
     state: web::Data<HealthProxyState>,
     target: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, record) = state
-        .healer
-        .heal_stored(&target, HealTrigger::Manual, false)
-        .await
-        .map_err(|e| match e {
-            HealError::UnknownTarget(_) => ApiError::NotFound(e.to_string()),
-            // Only automatic heals hold off for maintenance; a manual one never gets here.
-            HealError::InMaintenance { .. } => ApiError::internal(e),
-        })?;
-    let outcome = record.outcome;
-    let view = HealView::new(id, record);
+    let view = answer::heal(&state.healer, &target).await?;
+    let outcome = view.outcome;
     Ok(match outcome {
         HealOutcome::Healed => HttpResponse::Ok().json(view),
         HealOutcome::Failed => HttpResponse::BadGateway().json(view),
@@ -178,5 +88,5 @@ pub async fn heal_target(
 )]
 #[get("/children")]
 pub async fn children(state: web::Data<HealthProxyState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.supervisor.children())
+    HttpResponse::Ok().json(answer::children(&state.supervisor))
 }

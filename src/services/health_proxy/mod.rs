@@ -1,18 +1,19 @@
 //! Health Proxy (:3002): probes every configured service and answers how healthy everything is.
 
 mod alerts;
-mod deliveries;
+mod assembly;
 mod heal;
 mod slo;
 mod status_html;
 pub mod status_page;
-mod views;
 
 use std::sync::Arc;
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::alerts::Dispatcher;
+use crate::answers::checks::{self as answer, AllHealth, HistoryPage, HistoryParams, ServiceView};
 use crate::heal::Healer;
 use crate::http::{ApiError, ErrorBody};
 use crate::probe::check::PROBE_MARKER_HEADER;
@@ -21,14 +22,10 @@ use crate::services::{common, Core};
 use crate::slo::maintenance::MaintenanceCalendar;
 use crate::supervise::Supervisor;
 
-pub use deliveries::{dead_letters, DeadLetterView};
-pub use views::{
-    all_health, history_page, service_views, AllHealth, BreakerView, CheckReport, HistoryItem,
-    HistoryPage, HistoryParams, OutcomeCounts, ServiceView,
-};
+pub use assembly::assemble;
 
 /// What the Health Proxy's handlers use besides the core: the monitor, auto-heal, the supervisor and the
-/// maintenance calendar.
+/// maintenance calendar; and the alert notices' delivery, which the application shows its tests.
 #[derive(Debug, Clone)]
 pub struct HealthProxyState {
     pub monitor: Arc<Monitor>,
@@ -36,6 +33,7 @@ pub struct HealthProxyState {
     pub supervisor: Arc<Supervisor>,
     /// The maintenance windows auto-heal and the alert manager hold off for; nudged when one is posted.
     pub maintenance: Arc<MaintenanceCalendar>,
+    pub dispatcher: Arc<Dispatcher>,
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -50,7 +48,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(heal::children)
         .service(alerts::alerts)
         .service(alerts::active_alerts)
-        .service(deliveries::alert_dead_letters)
+        .service(alerts::alert_dead_letters)
         .service(slo::slo_all)
         .service(slo::slo_target)
         .service(slo::create_maintenance)
@@ -94,7 +92,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[get("/health/all")]
 pub async fn health_all(req: HttpRequest, state: web::Data<HealthProxyState>) -> HttpResponse {
     let from_hale_probe = req.headers().contains_key(PROBE_MARKER_HEADER);
-    let all = views::all_health(&state.monitor, from_hale_probe).await;
+    let all = answer::health_all(&state.monitor, from_hale_probe).await;
     if all.ok {
         HttpResponse::Ok().json(all)
     } else {
@@ -111,7 +109,7 @@ pub async fn health_all(req: HttpRequest, state: web::Data<HealthProxyState>) ->
 )]
 #[get("/services")]
 pub async fn services(state: web::Data<HealthProxyState>) -> HttpResponse {
-    HttpResponse::Ok().json(views::service_views(&state.monitor))
+    HttpResponse::Ok().json(answer::services(&state.monitor))
 }
 
 /// Stored health checks, newest first.
@@ -130,9 +128,6 @@ pub async fn health_history(
     core: web::Data<Core>,
     params: web::Query<HistoryParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.parse().map_err(ApiError::BadRequest)?;
-    let page = views::history_page(&core.store, &query)
-        .await
-        .map_err(ApiError::internal)?;
+    let page = answer::history(&core.store, &params).await?;
     Ok(HttpResponse::Ok().json(page))
 }

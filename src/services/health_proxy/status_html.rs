@@ -5,10 +5,10 @@
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::records::Outcome;
-use crate::services::health_proxy::status_page::{
+use crate::answers::status_page::{
     StatusPage, TargetLine, HOURLY_UNTIL_DAYS, UPTIME_DAYS, UPTIME_HOURS,
 };
+use crate::records::Outcome;
 use crate::slo::report::data::{retroactive_line, show_ms, show_percent, show_time};
 use crate::slo::report::html::{badge_span, style, STYLE};
 use crate::slo::report::svg::{self, Point};

@@ -1,16 +1,14 @@
-//! `GET /alerts/dead-letters`: the alert notices that every attempt failed to deliver, with their payload
-//! and last error (neither ever holds a secret).
+//! The dead letters (`GET /alerts/dead-letters`, operate): the alert notices that every attempt failed to
+//! deliver, with their payload and last error (neither ever holds a secret).
 
-use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::http::{ApiError, ErrorBody};
-use crate::services::audit::AuditParams;
-use crate::services::Core;
+use crate::answers::audit::AuditParams;
+use crate::answers::AnswerError;
 use crate::store::deliveries::DeadLetter;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// One notice that was not delivered.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -59,42 +57,16 @@ impl From<DeadLetter> for DeadLetterView {
     }
 }
 
-/// The dead letters asked for, newest first.
+/// The dead letters `params` ask for (`since`, `limit`), newest first.
 pub async fn dead_letters(
     store: &Store,
-    since: Option<DateTime<Utc>>,
-    limit: u32,
-) -> Result<Vec<DeadLetterView>, StoreError> {
+    params: &AuditParams,
+) -> Result<Vec<DeadLetterView>, AnswerError> {
+    let (since, limit) = params.parse().map_err(AnswerError::BadInput)?;
     Ok(store
         .dead_letters(since, limit)
         .await?
         .into_iter()
         .map(DeadLetterView::from)
         .collect())
-}
-
-/// Alert notices that could not be delivered, newest first.
-///
-/// A notice becomes a dead letter once `alerts.channels.delivery.max_attempts` attempts failed (or at once
-/// when the receiver refused it for good, such as a 404). Each keeps the payload it would have sent and the
-/// last error. Needs the `operate` role: an error is what a receiver answered, and some receivers quote
-/// what they were sent.
-#[utoipa::path(
-    tag = "alerts",
-    params(AuditParams),
-    responses(
-        (status = 200, description = "Dead letters, newest first", body = Vec<DeadLetterView>),
-        (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
-    )
-)]
-#[get("/alerts/dead-letters")]
-pub async fn alert_dead_letters(
-    core: web::Data<Core>,
-    params: web::Query<AuditParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (since, limit) = params.parse().map_err(ApiError::BadRequest)?;
-    let letters = dead_letters(&core.store, since, limit)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().json(letters))
 }

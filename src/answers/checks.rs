@@ -1,15 +1,16 @@
-//! The Health Proxy's answers: their HTTP shapes (`ToSchema`) and the functions that build them. No actix
-//! here, so an MCP tool that answers the same question calls the same function and gets the same answer.
+//! The health of the targets: every target checked now (`/health/all`), the monitored services with their
+//! breakers (`/services`) and the stored checks, one page at a time (`/health/history`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::answers::{params, AnswerError};
 use crate::breaker::BreakerState;
 use crate::probe::{HealthSweep, LatestCheck, Monitor, OutcomeCounts as Counts};
 use crate::records::{CheckSource, Outcome};
-use crate::services::params;
 use crate::store::health_checks::{HistoryCursor, HistoryQuery, StoredCheck};
+use crate::store::Store;
 
 /// The most rows one history page returns, and the default.
 pub const MAX_HISTORY_LIMIT: u32 = 1000;
@@ -119,7 +120,7 @@ impl From<HealthSweep> for AllHealth {
 }
 
 /// Checks every target now (or, for a request from a hale probe, reports the latest results only).
-pub async fn all_health(monitor: &Monitor, from_hale_probe: bool) -> AllHealth {
+pub async fn health_all(monitor: &Monitor, from_hale_probe: bool) -> AllHealth {
     let sweep = if from_hale_probe {
         monitor.latest_all()
     } else {
@@ -164,7 +165,7 @@ pub struct BreakerView {
 }
 
 /// Every monitored service with its configuration, breaker and latest result.
-pub fn service_views(monitor: &Monitor) -> Vec<ServiceView> {
+pub fn services(monitor: &Monitor) -> Vec<ServiceView> {
     monitor
         .targets()
         .iter()
@@ -301,12 +302,10 @@ impl HistoryParams {
     }
 }
 
-/// One page of stored checks for already parsed parameters.
-pub async fn history_page(
-    store: &crate::store::Store,
-    query: &HistoryQuery,
-) -> Result<HistoryPage, crate::store::StoreError> {
-    let (checks, next) = store.check_history(query).await?;
+/// One page of stored checks, newest first.
+pub async fn history(store: &Store, params: &HistoryParams) -> Result<HistoryPage, AnswerError> {
+    let query = params.parse().map_err(AnswerError::BadInput)?;
+    let (checks, next) = store.check_history(&query).await?;
     Ok(HistoryPage {
         items: checks.into_iter().map(HistoryItem::from).collect(),
         next_cursor: next.map(|c| c.encode()),

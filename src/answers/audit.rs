@@ -1,12 +1,12 @@
-//! `GET /audit` (admin): the audit log of requests that tried to change something. The answer's shape and
-//! the parsing of its parameters are here, without actix, so `hale audit` prints the very same rows.
+//! The audit log of requests that tried to change something (`GET /audit`, admin): the answer's shape and
+//! the parsing of its parameters, so `hale audit` prints the very same rows.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::answers::params;
 use crate::records::AuditOutcome;
-use crate::services::params;
 use crate::store::audit::StoredAudit;
 use crate::store::{Store, StoreError};
 

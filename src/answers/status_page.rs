@@ -1,0 +1,213 @@
+//! What the status page (`GET /`) shows, gathered: the monitor's latest results (nothing is checked for
+//! the page), the uptime bars from the rollups, each target's SLO (the numbers `/slo` gives), the p95 over
+//! the SLO window, restarts this week and the alerts firing. The page's markup is the service's.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+use crate::config::Config;
+use crate::probe::Monitor;
+use crate::records::Outcome;
+use crate::slo::{SloWindow, TargetSlo};
+use crate::store::alerts::StoredAlert;
+use crate::store::{Store, StoreError};
+
+/// Days of uptime bars per target.
+pub const UPTIME_DAYS: i64 = 90;
+/// Hourly bars shown instead of daily ones while there is less than `HOURLY_UNTIL_DAYS` of history.
+pub const UPTIME_HOURS: i64 = 48;
+/// History (from the first day with checks) under which the bars are hourly.
+pub const HOURLY_UNTIL_DAYS: i64 = 7;
+/// One target's line on the page.
+#[derive(Debug, Clone)]
+pub struct TargetLine {
+    pub name: String,
+    /// The latest outcome; none when not checked since hale started.
+    pub outcome: Option<Outcome>,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<f64>,
+    pub error: Option<String>,
+    /// Oldest first, one per day of the last `UPTIME_DAYS`: availability in percent, none without checks.
+    pub days: Vec<(NaiveDate, Option<f64>)>,
+    /// Oldest first, one per hour of the last `UPTIME_HOURS` (the current one last), labelled.
+    pub hours: Vec<(String, Option<f64>)>,
+    pub uptime_percent: Option<f64>,
+    /// The SLO over the window (`/slo`'s numbers); none when it could not be computed.
+    pub slo: Option<TargetSlo>,
+    pub p95_ms: Option<f64>,
+    pub restarts_week: u32,
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone)]
+pub struct StatusPage {
+    pub generated_at: DateTime<Utc>,
+    pub score: f64,
+    pub up: usize,
+    pub targets: Vec<TargetLine>,
+    pub alerts: Vec<StoredAlert>,
+    pub availability_target_percent: f64,
+    pub p95_target_ms: u64,
+    pub window_days: u32,
+    /// Hourly bars (less than a week of history) instead of daily ones.
+    pub hourly: bool,
+    /// What could not be read (the database), shown on the page.
+    pub notes: Vec<String>,
+}
+
+/// Reads what the page shows: the monitor's latest results, then the store (one query per kind of data).
+pub async fn gather(
+    store: &Store,
+    config: &Config,
+    monitor: &Monitor,
+    now: DateTime<Utc>,
+) -> StatusPage {
+    let sweep = monitor.latest_all();
+    let slo = &config.slo;
+    let mut notes = Vec::new();
+    let stored = stored(store, config, now).await.unwrap_or_else(|e| {
+        notes.push(format!("the database cannot be read: {e}"));
+        Stored::default()
+    });
+    let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
+    // Less than a week since the first day with checks (or none at all): hourly bars say more.
+    let hourly = stored
+        .daily
+        .values()
+        .flat_map(|days| days.iter().filter(|(_, (t, _))| *t > 0).map(|(d, _)| *d))
+        .min()
+        .is_none_or(|first| first > (now - TimeDelta::days(HOURLY_UNTIL_DAYS)).date_naive());
+    let window = SloWindow::last_days(slo.window_days, now);
+    let mut slos: HashMap<String, TargetSlo> =
+        match crate::slo::evaluate(store, config, &window, None, false).await {
+            Ok(all) => all.into_iter().map(|t| (t.target.clone(), t)).collect(),
+            Err(e) => {
+                notes.push(format!("the slo cannot be computed: {e}"));
+                HashMap::new()
+            }
+        };
+    let hour_ms = 3_600_000;
+    let current_hour = now.timestamp_millis() - now.timestamp_millis().rem_euclid(hour_ms);
+    let targets = monitor
+        .targets()
+        .iter()
+        .map(|target| {
+            let name = target.name().to_owned();
+            let latest = target.latest();
+            let per_day = stored.daily.get(&name);
+            let mut total = (0u64, 0u64);
+            let days = (0..UPTIME_DAYS)
+                .map(|i| {
+                    let day = first_day + TimeDelta::days(i);
+                    let counts = per_day.and_then(|d| d.get(&day)).copied();
+                    if let Some((t, g)) = counts {
+                        total.0 += t;
+                        total.1 += g;
+                    }
+                    (
+                        day,
+                        counts
+                            .filter(|(t, _)| *t > 0)
+                            .map(|(t, g)| g as f64 * 100.0 / t as f64),
+                    )
+                })
+                .collect();
+            let per_hour = stored.hourly.get(&name);
+            let hours = (0..UPTIME_HOURS)
+                .map(|i| {
+                    let hour = current_hour - (UPTIME_HOURS - 1 - i) * hour_ms;
+                    let at = DateTime::<Utc>::from_timestamp_millis(hour).unwrap_or(now);
+                    let value = per_hour
+                        .and_then(|h| h.get(&hour))
+                        .filter(|(t, _)| *t > 0)
+                        .map(|(t, g)| *g as f64 * 100.0 / *t as f64);
+                    (at.format("%Y-%m-%d %H:00 UTC").to_string(), value)
+                })
+                .collect();
+            TargetLine {
+                hours,
+                slo: slos.remove(&name),
+                outcome: latest.as_ref().map(|l| l.outcome),
+                checked_at: latest.as_ref().map(|l| l.checked_at),
+                latency_ms: latest
+                    .as_ref()
+                    .and_then(|l| l.latency)
+                    .map(|d| d.as_secs_f64() * 1000.0),
+                error: latest.and_then(|l| l.error),
+                days,
+                uptime_percent: (total.0 > 0).then(|| total.1 as f64 * 100.0 / total.0 as f64),
+                p95_ms: stored.p95_ms.get(&name).copied(),
+                restarts_week: stored.restarts.get(&name).copied().unwrap_or(0),
+                name,
+            }
+        })
+        .collect();
+    StatusPage {
+        generated_at: now,
+        score: sweep.score,
+        up: sweep.counts.up,
+        targets,
+        alerts: stored.alerts,
+        availability_target_percent: slo.availability_target_percent,
+        p95_target_ms: slo.p95_latency_target_ms,
+        window_days: slo.window_days,
+        hourly,
+        notes,
+    }
+}
+
+#[derive(Default)]
+struct Stored {
+    /// Per target and day: (checks, good).
+    daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>>,
+    /// Per target and hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good).
+    hourly: HashMap<String, HashMap<i64, (u64, u64)>>,
+    p95_ms: HashMap<String, f64>,
+    restarts: HashMap<String, u32>,
+    alerts: Vec<StoredAlert>,
+}
+
+async fn stored(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<Stored, StoreError> {
+    let since = (now - TimeDelta::days(UPTIME_DAYS - 1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(now, |t| t.and_utc());
+    let mut daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>> = HashMap::new();
+    for d in store.daily_totals(since, now + TimeDelta::hours(1)).await? {
+        daily
+            .entry(d.service)
+            .or_default()
+            .insert(d.day, (d.total, d.good));
+    }
+    let mut hourly: HashMap<String, HashMap<i64, (u64, u64)>> = HashMap::new();
+    for (name, rows) in store
+        .rollups_between(
+            now - TimeDelta::hours(UPTIME_HOURS),
+            now + TimeDelta::hours(1),
+        )
+        .await?
+    {
+        let hours = hourly.entry(name).or_default();
+        for row in rows {
+            hours.insert(
+                row.hour.timestamp_millis(),
+                (row.total, row.good.min(row.total)),
+            );
+        }
+    }
+    let (from, until) = crate::slo::window::whole_hours(now, config.slo.window_days);
+    let p95_ms = store
+        .window_totals(from, until)
+        .await?
+        .into_iter()
+        .filter_map(|(name, w)| w.latency.quantile_us(0.95).map(|us| (name, us / 1000.0)))
+        .collect();
+    Ok(Stored {
+        daily,
+        hourly,
+        p95_ms,
+        restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
+        alerts: store.firing_alerts().await?,
+    })
+}
