@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::policy::{
-    Action, AlertPolicy, AlertMemory, FiringAlert, Held, RestoredAlert, Trigger,
+    Action, AlertMemory, AlertPolicy, FiringAlert, Held, RestoredAlert, Trigger,
 };
 use crate::alerts::{labels, AlertClass, Dispatcher, Notice};
 use crate::clock::Clock;

@@ -57,6 +57,7 @@ pub(super) async fn run(args: VerifyArgs) -> ExitCode {
             (Some(path), false) => Promtool::Path(path),
             (None, false) => Promtool::Auto,
         },
+        openapi: crate::services::openapi_text,
     };
     let report = verify::verify(&options).await;
     let markdown = report.to_markdown();

@@ -46,6 +46,9 @@ pub struct VerifyOptions {
     /// Do not call a running hale: config, database and exports only.
     pub offline: bool,
     pub promtool: Promtool,
+    /// Each service's OpenAPI document as `hale export openapi` writes it. The documents are built from
+    /// the HTTP routes, which live above `ops`, so the command line hands the builder in.
+    pub openapi: fn(ServiceKind) -> Result<String, String>,
 }
 
 /// Whether `promtool check metrics` reads the metrics too.
@@ -1291,7 +1294,7 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// Regenerates one export in memory, from the config verify was given.
-type Generator = fn(&Config) -> Result<Vec<Generated>, String>;
+type Generator = fn(&VerifyOptions, &Config) -> Result<Vec<Generated>, String>;
 
 struct ExportKind {
     name: &'static str,
@@ -1307,35 +1310,30 @@ struct ExportKind {
     generate: Generator,
 }
 
-fn openapi_files(_: &Config) -> Result<Vec<Generated>, String> {
+fn openapi_files(options: &VerifyOptions, _: &Config) -> Result<Vec<Generated>, String> {
     ServiceKind::ALL
         .into_iter()
-        .map(|kind| {
-            Ok((
-                format!("{}.json", kind.as_str()),
-                crate::services::openapi_text(kind)?,
-            ))
-        })
+        .map(|kind| Ok((format!("{}.json", kind.as_str()), (options.openapi)(kind)?)))
         .collect()
 }
 
-fn dashboard_files(config: &Config) -> Result<Vec<Generated>, String> {
+fn dashboard_files(_: &VerifyOptions, config: &Config) -> Result<Vec<Generated>, String> {
     Ok(export::dashboard_files(&config.slo))
 }
 
-fn alert_files(config: &Config) -> Result<Vec<Generated>, String> {
+fn alert_files(_: &VerifyOptions, config: &Config) -> Result<Vec<Generated>, String> {
     export::alert_files(&config.slo, &config.alerts.runbook_base_url)
 }
 
-fn alertmanager_files(_: &Config) -> Result<Vec<Generated>, String> {
+fn alertmanager_files(_: &VerifyOptions, _: &Config) -> Result<Vec<Generated>, String> {
     Ok(export::alertmanager_files())
 }
 
-fn systemd_files(_: &Config) -> Result<Vec<Generated>, String> {
+fn systemd_files(_: &VerifyOptions, _: &Config) -> Result<Vec<Generated>, String> {
     Ok(export::systemd_files(&units::SystemdOptions::default()))
 }
 
-fn launchd_files(_: &Config) -> Result<Vec<Generated>, String> {
+fn launchd_files(_: &VerifyOptions, _: &Config) -> Result<Vec<Generated>, String> {
     Ok(export::launchd_files(&units::LaunchdOptions::default()))
 }
 
@@ -1442,7 +1440,7 @@ fn check_exports(options: &VerifyOptions, config: Option<&Config>, checks: &mut 
                 continue;
             }
         };
-        let generated = match (export.generate)(config) {
+        let generated = match (export.generate)(options, config) {
             Ok(files) => files,
             Err(e) => {
                 checks.push(Check::fail(
@@ -1610,6 +1608,7 @@ mod tests {
             only: None,
             offline: true,
             promtool: Promtool::Off,
+            openapi: |_| Ok(String::new()),
         };
         let passing = Report::new(
             &options,
@@ -1662,6 +1661,7 @@ mod tests {
             only: None,
             offline: true,
             promtool: Promtool::Off,
+            openapi: |_| Ok(String::new()),
         };
         let report = Report::new(
             &options,
