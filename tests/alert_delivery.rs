@@ -25,6 +25,7 @@ use tempfile::TempDir;
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
+use common::clock::Pacer;
 use common::db::{count_rows, select_texts};
 use common::receivers::HttpReceiver;
 use common::{dead_port, eventually};
@@ -746,13 +747,15 @@ async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
     assert_eq!(first.path, "/am/api/v2/alerts");
     let posts = || receiver.requests().len();
 
-    clock
-        .advance_in_steps(Duration::from_secs(59), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(59))
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(posts(), 1, "nothing before resend_interval_s");
-    clock
-        .advance_in_steps(Duration::from_secs(1), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(1))
         .await;
     let again = eventually("the firing alert is posted again", || async {
         receiver.requests().get(1).cloned()
@@ -775,8 +778,9 @@ async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
         "{}",
         resolved.body
     );
-    clock
-        .advance_in_steps(Duration::from_secs(180), Duration::from_secs(10))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(10))
+        .advance(Duration::from_secs(180))
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(posts(), 3, "a resolved alert is not posted again");
@@ -1183,8 +1187,9 @@ async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
     })
     .await;
     // The backoff (20 ms) has passed, but the breaker is open for 60 s: nothing is tried.
-    clock
-        .advance_in_steps(Duration::from_secs(59), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(59))
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
@@ -1195,8 +1200,9 @@ async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
     assert_eq!(rows("state = 'pending'").await, 3, "they wait, pending");
 
     // Past open_timeout_s one trial goes out; it fails and the breaker opens again.
-    clock
-        .advance_in_steps(Duration::from_secs(1), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(1))
         .await;
     eventually("one trial", || async {
         (receiver.requests().len() == 3).then_some(())
@@ -1206,8 +1212,9 @@ async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
     assert_eq!(receiver.requests().len(), 3, "one trial at a time");
 
     // The next trial succeeds: the breaker closes and every notice goes out.
-    clock
-        .advance_in_steps(Duration::from_secs(60), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(60))
         .await;
     eventually("every notice delivered", || async {
         (rows("state = 'delivered'").await == 3).then_some(())
@@ -1341,8 +1348,9 @@ async fn rows_left_pending_are_resumed_paced() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(receiver.requests().len(), 1, "the next waits its turn");
     // Two a second: 2 s later, 4 more.
-    clock
-        .advance_in_steps(Duration::from_secs(2), Duration::from_millis(500))
+    Pacer::new(&clock)
+        .step(Duration::from_millis(500))
+        .advance(Duration::from_secs(2))
         .await;
     eventually("four more rows sent", || async {
         (receiver.requests().len() == 5).then_some(())
@@ -1350,8 +1358,9 @@ async fn rows_left_pending_are_resumed_paced() {
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(receiver.requests().len(), 5, "no more than the pace allows");
-    clock
-        .advance_in_steps(Duration::from_secs(3), Duration::from_millis(500))
+    Pacer::new(&clock)
+        .step(Duration::from_millis(500))
+        .advance(Duration::from_secs(3))
         .await;
     eventually("every row delivered", || async {
         (count_rows(&db_path, "alert_deliveries", "state = 'delivered'").await == 10).then_some(())
