@@ -804,11 +804,13 @@ async fn slo_and_maintenance_routes_answer_over_http() {
     );
 }
 
-/// `api` checked every second on `server`, auto-heal off: the burn-rate tests' target.
+/// `api` checked every second on `server`, auto-heal off: the burn-rate tests' target. The pacer waits for
+/// each check's row, so rows are flushed every 10 ms: the clock moves far faster than real time here.
 fn burn_config(server: &TargetServer) -> TestConfig {
     TestConfig::new()
         .target(target("api", &server.url()).every_second())
         .heal(|heal| heal.enabled = false)
+        .flush_every_ms(10)
 }
 
 /// Moves the clock a second at a time, each second waiting for api's scheduled check and its row.
