@@ -13,14 +13,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use hale::auth::Role;
-use hale::config::{Config, RateLimit, TokenSource};
+use hale::config::{Config, RateLimit};
 use hale::kind::ServiceKind;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use common::{
-    client, exit_code, run_hale, sample_value, test_config, test_config_json, HaleProcess, TestApp,
-};
+use common::app::{client, TestApp};
+use common::config::{test_config, test_config_json, TestConfig};
+use common::process::{exit_code, run_hale, HaleProcess};
+use common::prom::sample_value;
 
 const READ: &str = "read-token-aaaaaaaaaaaaaaaa";
 const OPERATE: &str = "operate-token-bbbbbbbbbbbbbbbb";
@@ -28,15 +29,11 @@ const ADMIN: &str = "admin-token-cccccccccccccccc";
 
 /// A config whose tokens come from environment variables named after `prefix` (set here; each test uses its
 /// own prefix, since the environment is shared by the tests of this binary).
-fn with_tokens(mut config: Config, prefix: &str, open_reads_on_loopback: bool) -> Config {
-    for (role, token) in [("READ", READ), ("OPERATE", OPERATE), ("ADMIN", ADMIN)] {
-        std::env::set_var(format!("{prefix}_{role}"), token);
-    }
-    config.auth.tokens.read = Some(TokenSource::Env(format!("{prefix}_READ")));
-    config.auth.tokens.operate = Some(TokenSource::Env(format!("{prefix}_OPERATE")));
-    config.auth.tokens.admin = Some(TokenSource::Env(format!("{prefix}_ADMIN")));
-    config.auth.open_reads_on_loopback = open_reads_on_loopback;
-    config
+fn with_tokens(prefix: &str, open_reads_on_loopback: bool) -> Config {
+    TestConfig::new()
+        .tokens(prefix, READ, OPERATE, ADMIN)
+        .with(|config| config.auth.open_reads_on_loopback = open_reads_on_loopback)
+        .build()
 }
 
 async fn call(
@@ -88,7 +85,7 @@ fn token_of(role: Role) -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_that_needs_more_than_a_read_asks_for_its_role_on_every_service() {
-    let app = common::spawn_app_with(with_tokens(test_config(), "HALE_ACCESS_A", true)).await;
+    let app = common::app::spawn_app_with(with_tokens("HALE_ACCESS_A", true)).await;
     let mut checked = 0;
     for kind in ServiceKind::ALL {
         for ((method, pattern), needed) in hale::services::route_roles(kind) {
@@ -156,7 +153,7 @@ async fn every_route_that_needs_more_than_a_read_asks_for_its_role_on_every_serv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_proxy_on_the_same_host_reads_from_loopback_need_the_read_token() {
-    let app = common::spawn_app_with(with_tokens(test_config(), "HALE_ACCESS_B", false)).await;
+    let app = common::app::spawn_app_with(with_tokens("HALE_ACCESS_B", false)).await;
     for kind in ServiceKind::ALL {
         let (status, _, body) = call(&app, kind, Method::GET, "/metrics", None).await;
         assert_eq!(status, 401, "{kind}: {body}");
@@ -169,7 +166,7 @@ async fn behind_a_proxy_on_the_same_host_reads_from_loopback_need_the_read_token
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_token_configured_an_admin_route_is_403_and_says_how_to_enable_it() {
-    let app = common::spawn_app().await;
+    let app = common::app::spawn_app().await;
     let (status, _, body) = call(&app, ServiceKind::BossApi, Method::GET, "/audit", None).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "forbidden");
@@ -245,7 +242,7 @@ async fn a_burst_over_the_rate_limit_gets_429_while_other_clients_and_groups_are
         per_second: 1,
         burst: 5,
     };
-    let app = common::spawn_app_with(config).await;
+    let app = common::app::spawn_app_with(config).await;
     let all = app.url(ServiceKind::HealthProxy, "/health/all");
     let noisy = client_from([127, 0, 0, 1].into());
     let mut limited = None;
@@ -291,12 +288,12 @@ async fn a_burst_over_the_rate_limit_gets_429_while_other_clients_and_groups_are
 }
 
 async fn audit_rows(db: &Path) -> i64 {
-    common::count_rows(db, "audit_log", "1 = 1").await
+    common::db::count_rows(db, "audit_log", "1 = 1").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_that_tries_to_change_something_is_one_audit_row() {
-    let mut app = common::spawn_app_with(with_tokens(test_config(), "HALE_ACCESS_C", true)).await;
+    let mut app = common::app::spawn_app_with(with_tokens("HALE_ACCESS_C", true)).await;
     // Three attempts: a method the path does not have, an unknown token, a read token on a route.
     let (status, _, _) = call(
         &app,
@@ -425,7 +422,7 @@ async fn no_token_shows_up_in_logs_errors_check_config_or_metrics() {
     let env = [("HALE_LEAK_READ", READ), ("HALE_LEAK_ADMIN", ADMIN)];
     let mut hale = HaleProcess::serve_with_env(&config, &[], &env).await;
     let addrs = hale.wait_listening(&ServiceKind::ALL).await;
-    let client = common::client();
+    let client = common::app::client();
     let boss: SocketAddr = addrs[&ServiceKind::BossApi];
     let near_miss = &ADMIN[..ADMIN.len() - 1];
     let mut bodies = String::new();
@@ -530,7 +527,7 @@ async fn a_flood_of_refused_posts_is_a_few_counted_audit_rows_and_a_few_log_line
         let condition = format!("outcome = '{outcome}'");
         let db = hale.db_path.clone();
         async move {
-            common::select_texts(&db, "audit_log", "count", &condition)
+            common::db::select_texts(&db, "audit_log", "count", &condition)
                 .await
                 .iter()
                 .map(|n| n.parse::<u64>().unwrap())
@@ -539,7 +536,7 @@ async fn a_flood_of_refused_posts_is_a_few_counted_audit_rows_and_a_few_log_line
     };
     assert_eq!(sum("unauthorized").await, unauthorized, "401s counted");
     assert_eq!(sum("rate_limited").await, limited, "429s counted");
-    let routes = common::select_texts(
+    let routes = common::db::select_texts(
         &hale.db_path,
         "audit_log",
         "route || ' ' || client",
@@ -582,7 +579,7 @@ async fn a_flood_of_refused_posts_is_a_few_counted_audit_rows_and_a_few_log_line
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_attempts_share_a_counted_row_and_allowed_changes_keep_their_own() {
-    let mut app = common::spawn_app_with(with_tokens(test_config(), "HALE_ACCESS_D", true)).await;
+    let mut app = common::app::spawn_app_with(with_tokens("HALE_ACCESS_D", true)).await;
     // Allowed (the operate token) and then failed: no such target. One row each.
     for _ in 0..2 {
         let (status, _, body) = call(
@@ -666,7 +663,7 @@ async fn refused_attempts_share_a_counted_row_and_allowed_changes_keep_their_own
     app.shutdown().await;
     let rows = audit_rows(&app.db_path).await;
     assert!((4..=6).contains(&rows), "{rows} rows in the database file");
-    let counts = common::select_texts(
+    let counts = common::db::select_texts(
         &app.db_path,
         "audit_log",
         "count",

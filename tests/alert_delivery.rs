@@ -28,7 +28,10 @@ use tempfile::TempDir;
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
-use common::{count_rows, dead_port, eventually, select_texts, HttpReceiver};
+use common::clock::Pacer;
+use common::db::{count_rows, select_texts};
+use common::receivers::HttpReceiver;
+use common::{dead_port, eventually};
 
 const SECRET_PATH: &str = "SECRETTOKEN123";
 const SMTP_PASSWORD: &str = "PASSWORDXYZZY987";
@@ -300,7 +303,7 @@ async fn the_generic_webhook_gets_its_document_and_the_bearer_token() {
 #[tokio::test]
 async fn a_receiver_that_is_down_ends_as_a_dead_letter_listed_by_the_api() {
     let port = dead_port();
-    let mut config = common::test_config();
+    let mut config = common::config::test_config();
     config.alerts.channels.webhook = Some(WebhookChannel {
         url: Secret::new(format!("http://127.0.0.1:{port}/hook/{SECRET_PATH}")),
         bearer_token: None,
@@ -309,7 +312,7 @@ async fn a_receiver_that_is_down_ends_as_a_dead_letter_listed_by_the_api() {
     // Dead letters need the operate role.
     std::env::set_var("HALE_DEAD_LETTERS_OPERATE", OPERATE_TOKEN);
     config.auth.tokens.operate = Some(TokenSource::Env("HALE_DEAD_LETTERS_OPERATE".into()));
-    let mut app = common::spawn_app_with(config).await;
+    let mut app = common::app::spawn_app_with(config).await;
     let dispatcher = app.app().dispatcher().expect("the dispatcher runs").clone();
     assert!(dispatcher.configured(ChannelKind::Webhook));
     assert!(!dispatcher.configured(ChannelKind::Discord));
@@ -368,7 +371,7 @@ const OPERATE_TOKEN: &str = "operate-token-bbbbbbbbbbbbbbbb";
 const READ_TOKEN: &str = "read-token-aaaaaaaaaaaaaaaa";
 
 /// GET a Health Proxy path with a bearer token; the status and the JSON body.
-async fn get_as(app: &common::TestApp, path: &str, token: &str) -> (u16, serde_json::Value) {
+async fn get_as(app: &common::app::TestApp, path: &str, token: &str) -> (u16, serde_json::Value) {
     let res = app
         .request(reqwest::Method::GET, ServiceKind::HealthProxy, path)
         .bearer_auth(token)
@@ -558,7 +561,7 @@ impl AlertmanagerProcess {
             .spawn()
             .expect("prometheus-alertmanager runs (scripts/test installs it)");
         let url = format!("http://127.0.0.1:{port}");
-        let client = common::client();
+        let client = common::app::client();
         eventually("alertmanager is ready", || {
             let client = client.clone();
             let url = url.clone();
@@ -576,7 +579,7 @@ impl AlertmanagerProcess {
     }
 
     async fn alerts(&self, query: &str) -> Vec<serde_json::Value> {
-        common::client()
+        common::app::client()
             .get(format!("{}/api/v2/alerts{query}", self.url))
             .send()
             .await
@@ -665,7 +668,7 @@ async fn no_secret_reaches_the_logs_or_the_database() {
         store.close().await;
     }
     let port = dead_port();
-    let mut config = common::test_config_json();
+    let mut config = common::config::test_config_json();
     config["alerts"] = serde_json::json!({
         "channels": {
             "webhook": {
@@ -684,8 +687,13 @@ async fn no_secret_reaches_the_logs_or_the_database() {
             "delivery": { "max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_s": 1, "timeout_s": 2 }
         }
     });
-    let mut hale =
-        common::HaleProcess::serve_db(&config, Some(&db_path), &[], &[("HALE_LOG", "debug")]).await;
+    let mut hale = common::process::HaleProcess::serve_db(
+        &config,
+        Some(&db_path),
+        &[],
+        &[("HALE_LOG", "debug")],
+    )
+    .await;
     hale.wait_listening(&[ServiceKind::HealthProxy]).await;
     eventually("both deliveries are dead letters", || async {
         (count_rows(&db_path, "alert_deliveries", "state = 'dead'").await == 2).then_some(())
@@ -742,13 +750,15 @@ async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
     assert_eq!(first.path, "/am/api/v2/alerts");
     let posts = || receiver.requests().len();
 
-    clock
-        .advance_in_steps(Duration::from_secs(59), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(59))
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(posts(), 1, "nothing before resend_interval_s");
-    clock
-        .advance_in_steps(Duration::from_secs(1), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(1))
         .await;
     let again = eventually("the firing alert is posted again", || async {
         receiver.requests().get(1).cloned()
@@ -771,8 +781,9 @@ async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
         "{}",
         resolved.body
     );
-    clock
-        .advance_in_steps(Duration::from_secs(180), Duration::from_secs(10))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(10))
+        .advance(Duration::from_secs(180))
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(posts(), 3, "a resolved alert is not posted again");
@@ -954,7 +965,7 @@ async fn a_receiver_that_hangs_never_exhausts_descriptors_nor_the_next_start() {
     const FD_BOUND: u64 = 200;
     let target = FlippingTarget::start().await;
     let webhook = HangingReceiver::start().await;
-    let mut config = common::test_config_json();
+    let mut config = common::config::test_config_json();
     config["services"] = (0..40)
         .map(|i| {
             serde_json::json!({
@@ -984,7 +995,7 @@ async fn a_receiver_that_hangs_never_exhausts_descriptors_nor_the_next_start() {
 
     // A first run of 15 s: about 40 notices a second, none ever answered.
     let mut hale =
-        common::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
+        common::process::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
     let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
     let health = format!("http://{}/health", addrs[&ServiceKind::HealthProxy]);
     let first = watch_hale(hale.pid, &health, Duration::from_secs(15)).await;
@@ -1068,10 +1079,10 @@ async fn a_receiver_that_hangs_never_exhausts_descriptors_nor_the_next_start() {
     let connections_before = webhook.accepted();
     let started = std::time::Instant::now();
     let mut hale =
-        common::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
+        common::process::HaleProcess::serve_db_with_open_file_limit(&config, &db_path, LIMIT).await;
     let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
     let health = format!("http://{}/health", addrs[&ServiceKind::HealthProxy]);
-    let answered = common::client().get(&health).send().await;
+    let answered = common::app::client().get(&health).send().await;
     let first_answer = started.elapsed();
     let second = watch_hale(hale.pid, &health, Duration::from_secs(6)).await;
     let connections = webhook.accepted() - connections_before;
@@ -1179,8 +1190,9 @@ async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
     })
     .await;
     // The backoff (20 ms) has passed, but the breaker is open for 60 s: nothing is tried.
-    clock
-        .advance_in_steps(Duration::from_secs(59), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(59))
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
@@ -1191,8 +1203,9 @@ async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
     assert_eq!(rows("state = 'pending'").await, 3, "they wait, pending");
 
     // Past open_timeout_s one trial goes out; it fails and the breaker opens again.
-    clock
-        .advance_in_steps(Duration::from_secs(1), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(1))
         .await;
     eventually("one trial", || async {
         (receiver.requests().len() == 3).then_some(())
@@ -1202,8 +1215,9 @@ async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
     assert_eq!(receiver.requests().len(), 3, "one trial at a time");
 
     // The next trial succeeds: the breaker closes and every notice goes out.
-    clock
-        .advance_in_steps(Duration::from_secs(60), Duration::from_secs(1))
+    Pacer::new(&clock)
+        .step(Duration::from_secs(1))
+        .advance(Duration::from_secs(60))
         .await;
     eventually("every notice delivered", || async {
         (rows("state = 'delivered'").await == 3).then_some(())
@@ -1337,8 +1351,9 @@ async fn rows_left_pending_are_resumed_paced() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(receiver.requests().len(), 1, "the next waits its turn");
     // Two a second: 2 s later, 4 more.
-    clock
-        .advance_in_steps(Duration::from_secs(2), Duration::from_millis(500))
+    Pacer::new(&clock)
+        .step(Duration::from_millis(500))
+        .advance(Duration::from_secs(2))
         .await;
     eventually("four more rows sent", || async {
         (receiver.requests().len() == 5).then_some(())
@@ -1346,8 +1361,9 @@ async fn rows_left_pending_are_resumed_paced() {
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(receiver.requests().len(), 5, "no more than the pace allows");
-    clock
-        .advance_in_steps(Duration::from_secs(3), Duration::from_millis(500))
+    Pacer::new(&clock)
+        .step(Duration::from_millis(500))
+        .advance(Duration::from_secs(3))
         .await;
     eventually("every row delivered", || async {
         (count_rows(&db_path, "alert_deliveries", "state = 'delivered'").await == 10).then_some(())
@@ -1442,7 +1458,7 @@ async fn smtp_credentials_a_receiver_echoes_are_scrubbed_and_dead_letters_need_o
                 .unwrap();
             store.close().await;
         }
-        let mut config = common::test_config_json();
+        let mut config = common::config::test_config_json();
         config["auth"] = serde_json::json!({"tokens": {
             "read": {"env": "HALE_SMTP_READ"},
             "operate": {"env": "HALE_SMTP_OPERATE"}
@@ -1460,7 +1476,8 @@ async fn smtp_credentials_a_receiver_echoes_are_scrubbed_and_dead_letters_need_o
             ("HALE_SMTP_READ", READ_TOKEN),
             ("HALE_SMTP_OPERATE", OPERATE_TOKEN),
         ];
-        let mut hale = common::HaleProcess::serve_db(&config, Some(&db_path), &[], &env).await;
+        let mut hale =
+            common::process::HaleProcess::serve_db(&config, Some(&db_path), &[], &env).await;
         let addrs = hale.wait_listening(&[ServiceKind::HealthProxy]).await;
         eventually("the delivery is a dead letter", || async {
             (count_rows(&db_path, "alert_deliveries", "state = 'dead'").await == 1).then_some(())
@@ -1471,7 +1488,7 @@ async fn smtp_credentials_a_receiver_echoes_are_scrubbed_and_dead_letters_need_o
             "http://{}/alerts/dead-letters",
             addrs[&ServiceKind::HealthProxy]
         );
-        let client = common::client();
+        let client = common::app::client();
         let res = client.get(&url).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 401, "{mechanism}: no token");
         let res = client

@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::{sample_value, spawn_app, spawn_app_with, test_config};
+use common::app::{spawn_app, spawn_app_with};
+use common::config::test_config;
+use common::prom::sample_value;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -730,7 +732,7 @@ async fn the_route_label_stays_bounded() {
             .cloned()
             .collect();
         allowed.extend(["unmatched", "/openapi.json", "/docs", "/docs/{_:.*}"].map(String::from));
-        for sample in common::parse_samples(&after) {
+        for sample in common::prom::parse_samples(&after) {
             if let Some(route) = sample.labels.get("route") {
                 assert!(
                     allowed.contains(route),
@@ -760,7 +762,7 @@ async fn each_service_exports_only_its_own_metrics() {
     }
     for kind in ServiceKind::ALL {
         let text = app.metrics(kind).await;
-        let services: BTreeSet<String> = common::parse_samples(&text)
+        let services: BTreeSet<String> = common::prom::parse_samples(&text)
             .into_iter()
             .filter_map(|s| s.labels.get("service").cloned())
             .collect();
@@ -780,7 +782,7 @@ async fn each_service_exports_only_its_own_metrics() {
 
 /// Pipes metrics text through `promtool check metrics`; returns its exit success and output.
 async fn promtool_check(text: &str) -> (bool, String) {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_owned());
+    let promtool = common::prom::promtool();
     let mut child = match tokio::process::Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

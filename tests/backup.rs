@@ -19,10 +19,12 @@ use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
-use common::{
-    client, eventually, exit_code, run_hale, tcp_targets_config, test_config_json, CountingTarget,
-    HaleProcess, Tmpfs,
-};
+use common::app::client;
+use common::config::{tcp_targets_config, test_config_json};
+use common::db::{count_check_rows, open_read_only};
+use common::eventually;
+use common::process::{exit_code, run_hale, HaleProcess, Tmpfs};
+use common::receivers::CountingTarget;
 
 /// The admin token `POST /backup` needs in these tests.
 const ADMIN_TOKEN: &str = "backup-admin-token-0123456789";
@@ -32,24 +34,6 @@ fn config(target: SocketAddr, n: usize, backup: Value) -> Value {
     let mut config = tcp_targets_config(target, n);
     config["backup"] = backup;
     config
-}
-
-/// A read-only connection of the test's own to a database file.
-async fn open_read_only(db: &Path) -> SqliteConnection {
-    let options = SqliteConnectOptions::new().filename(db).read_only(true);
-    SqliteConnection::connect_with(&options)
-        .await
-        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()))
-}
-
-async fn count_rows(db: &Path) -> i64 {
-    let mut conn = open_read_only(db).await;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM health_checks")
-        .fetch_one(&mut conn)
-        .await
-        .expect("count health checks");
-    let _ = conn.close().await;
-    count
 }
 
 async fn integrity(db: &Path) -> String {
@@ -120,7 +104,7 @@ fn names(dir: &Path) -> Vec<String> {
 
 async fn wait_for_rows(db: &Path, more_than: i64) -> i64 {
     eventually(&format!("more than {more_than} checks stored"), || async {
-        let n = count_rows(db).await;
+        let n = count_check_rows(db, "1 = 1").await;
         (n > more_than).then_some(n)
     })
     .await
@@ -142,13 +126,13 @@ async fn a_backup_taken_while_hale_probes_and_writes_restores_every_check_up_to_
 
     let work = tempfile::tempdir().expect("temp dir");
     let backup = work.path().join("hale-live.db.gz");
-    let held_before = count_rows(&db).await;
+    let held_before = count_check_rows(&db, "1 = 1").await;
     let out = run_hale(
         work.path(),
         &["backup", "--db", s(&db), "--out", s(&backup)],
     )
     .await;
-    let held_after = count_rows(&db).await;
+    let held_after = count_check_rows(&db, "1 = 1").await;
     assert_eq!(exit_code(out.status), 0, "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
@@ -168,7 +152,7 @@ async fn a_backup_taken_while_hale_probes_and_writes_restores_every_check_up_to_
         text(&out.stdout)
     );
     assert_eq!(integrity(&fresh).await, "ok");
-    let restored = count_rows(&fresh).await;
+    let restored = count_check_rows(&fresh, "1 = 1").await;
     let restored_max = max_check_id(&fresh).await;
     // The copy is one instant of the live database, between the two counts taken around the backup.
     assert!(
@@ -179,7 +163,7 @@ async fn a_backup_taken_while_hale_probes_and_writes_restores_every_check_up_to_
 
     stop(&mut serving).await;
     assert!(
-        count_rows(&db).await > restored,
+        count_check_rows(&db, "1 = 1").await > restored,
         "the live database went on after the backup"
     );
     let live = checks_up_to(&db, restored_max).await;
@@ -261,11 +245,11 @@ async fn restore_over_a_stopped_hale_keeps_the_replaced_database_aside_and_hale_
         let probe = work.path().join("probe").join("hale.db");
         let out = run_hale(work.path(), &["restore", s(&backup), "--db", s(&probe)]).await;
         assert_eq!(exit_code(out.status), 0, "{}", text(&out.stderr));
-        count_rows(&probe).await
+        count_check_rows(&probe, "1 = 1").await
     };
     wait_for_rows(&db, in_backup + 20).await;
     stop(&mut serving).await;
-    let replaced = count_rows(&db).await;
+    let replaced = count_check_rows(&db, "1 = 1").await;
     assert!(replaced > in_backup);
 
     let out = run_hale(work.path(), &["restore", s(&backup), "--db", s(&db)]).await;
@@ -294,12 +278,12 @@ async fn restore_over_a_stopped_hale_keeps_the_replaced_database_aside_and_hale_
         "{stdout}"
     );
     assert_eq!(
-        count_rows(&kept).await,
+        count_check_rows(&kept, "1 = 1").await,
         replaced,
         "the replaced database is whole"
     );
     assert_eq!(integrity(&kept).await, "ok");
-    assert_eq!(count_rows(&db).await, in_backup);
+    assert_eq!(count_check_rows(&db, "1 = 1").await, in_backup);
     assert_eq!(integrity(&db).await, "ok");
 
     // hale starts on the restored file and keeps writing into it.
@@ -533,7 +517,7 @@ async fn post_backup_answers_json_keeps_the_newest_and_its_file_restores() {
     assert_eq!(exit_code(out.status), 0, "{}", text(&out.stderr));
     assert_eq!(integrity(&fresh).await, "ok");
     assert_eq!(
-        Some(count_rows(&fresh).await),
+        Some(count_check_rows(&fresh, "1 = 1").await),
         last["tables"]["health_checks"].as_i64()
     );
     assert_eq!(
@@ -674,13 +658,13 @@ async fn post_backup_that_cannot_write_its_folder_is_a_503_saying_why_and_writes
     let work = tempfile::tempdir().expect("temp dir");
     let blocker = work.path().join("a-file");
     std::fs::write(&blocker, b"not a folder").expect("write");
-    let mut config = common::test_config();
+    let mut config = common::config::test_config();
     config.backup.dir = Some(blocker.join("backups"));
     std::env::set_var("HALE_BACKUP_ADMIN_503", ADMIN_TOKEN);
     config.auth.tokens.admin = Some(hale::config::TokenSource::Env(
         "HALE_BACKUP_ADMIN_503".to_owned(),
     ));
-    let mut app = common::spawn_app_with(config).await;
+    let mut app = common::app::spawn_app_with(config).await;
     let res = app
         .request(reqwest::Method::POST, ServiceKind::BossApi, "/backup")
         .bearer_auth(ADMIN_TOKEN)
@@ -848,6 +832,9 @@ async fn a_gzip_bomb_is_refused_at_its_cap_and_a_gzip_of_something_else_after_16
     // A real backup (3 to 20 times smaller than its database) restores under the default cap.
     let out = run_hale(work.path(), &["restore", s(&good), "--db", s(&db)]).await;
     assert_eq!(exit_code(out.status), 0, "{}", text(&out.stderr));
-    assert_eq!(count_rows(&db).await, count_rows(&source).await);
-    assert_eq!(count_rows(&db).await, 3 * 2 * 1440);
+    assert_eq!(
+        count_check_rows(&db, "1 = 1").await,
+        count_check_rows(&source, "1 = 1").await
+    );
+    assert_eq!(count_check_rows(&db, "1 = 1").await, 3 * 2 * 1440);
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use hale::config::Config;
 
-use common::{exit_code, run_hale};
+use common::process::{exit_code, run_hale};
 
 /// A malformed config, the JSON path its error must name and a piece of the reason.
 struct Case {

@@ -19,7 +19,10 @@ use hale::kind::ServiceKind;
 use hale::metrics::catalog::{self, Appears, Exporter, CATALOG};
 use serde_json::Value;
 
-use common::{dead_port, parse_samples, repo, run_tool, HttpReceiver, TestApp};
+use common::app::TestApp;
+use common::prom::{parse_samples, run_tool};
+use common::receivers::HttpReceiver;
+use common::{dead_port, repo};
 
 /// Metrics of the catalog that appear only after an event this test does not cause, with the reason.
 const NOT_CAUSED: [(&str, &str); 7] = [
@@ -282,7 +285,7 @@ async fn an_unusable_latency_target_is_refused_by_the_alerts_export() {
     let config = dir.path().join("config.json");
     std::fs::write(&config, r#"{"slo": {"p95_latency_target_ms": 230}}"#).unwrap();
     let out = dir.path().join("alerts");
-    let output = common::run_hale(
+    let output = common::process::run_hale(
         dir.path(),
         &[
             "export",
@@ -294,7 +297,7 @@ async fn an_unusable_latency_target_is_refused_by_the_alerts_export() {
         ],
     )
     .await;
-    assert_eq!(common::exit_code(output.status), 2);
+    assert_eq!(common::process::exit_code(output.status), 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("slo.p95_latency_target_ms 230 is not a bucket"),
@@ -310,7 +313,7 @@ async fn the_exported_units_pass_the_init_systems_checks() {
     let bin_dir = base.join("bin dir");
     std::fs::create_dir_all(&bin_dir).unwrap();
     let binary = bin_dir.join("hale");
-    std::fs::copy(common::hale_bin(), &binary).unwrap();
+    std::fs::copy(common::process::hale_bin(), &binary).unwrap();
     let data = base.join("data dir");
     std::fs::create_dir_all(&data).unwrap();
     let config = base.join("conf dir/config.json");
@@ -318,7 +321,7 @@ async fn the_exported_units_pass_the_init_systems_checks() {
     let systemd_out = dir.path().join("systemd");
     let launchd_out = dir.path().join("launchd");
     let s = |p: &Path| p.to_str().unwrap().to_owned();
-    let output = common::run_hale(
+    let output = common::process::run_hale(
         dir.path(),
         &[
             "export",
@@ -379,7 +382,7 @@ async fn the_exported_units_pass_the_init_systems_checks() {
         "systemd-analyze verify:\n{out}\n{unit}"
     );
 
-    let output = common::run_hale(
+    let output = common::process::run_hale(
         dir.path(),
         &[
             "export",
@@ -446,7 +449,7 @@ async fn the_exported_units_pass_the_init_systems_checks() {
 /// failure) and one whose supervised child keeps crashing (restarts), checked every second.
 async fn spawn_watched_hale() -> (TestApp, HttpReceiver) {
     let receiver = HttpReceiver::start(vec![(200, "ok"); 100_000]).await;
-    let mut config = common::test_config();
+    let mut config = common::config::test_config();
     config.services = serde_json::from_value(serde_json::json!([
         {"name": "web", "url": format!("http://{}/health", receiver.addr), "interval_s": 1, "timeout_ms": 500},
         {"name": "db", "url": format!("http://127.0.0.1:{}/", dead_port()), "interval_s": 1, "timeout_ms": 500,
@@ -457,7 +460,7 @@ async fn spawn_watched_hale() -> (TestApp, HttpReceiver) {
     .expect("target configs");
     // The slo_* gauges are recomputed every second rather than every minute.
     config.slo.refresh_interval_s = 1;
-    let app = common::spawn_app_with(config).await;
+    let app = common::app::spawn_app_with(config).await;
     (app, receiver)
 }
 
@@ -643,7 +646,7 @@ impl Prometheus {
             url: format!("http://127.0.0.1:{port}"),
             _dir: dir,
         };
-        let client = common::client();
+        let client = common::app::client();
         let ready = format!("{}/-/ready", prometheus.url);
         common::eventually("prometheus ready", || {
             let client = client.clone();
@@ -672,7 +675,7 @@ impl Prometheus {
         if let Some(time) = time {
             params.push(("time", format!("{time:.3}")));
         }
-        let res = common::client()
+        let res = common::app::client()
             .get(format!("{}/api/v1/query", self.url))
             .query(&params)
             .send()
@@ -763,7 +766,7 @@ async fn prometheus_answers_every_dashboard_query_with_data() {
 #[tokio::test]
 async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
     let receiver = HttpReceiver::start(vec![(200, "ok"); 100_000]).await;
-    let mut config = common::test_config();
+    let mut config = common::config::test_config();
     config.services = serde_json::from_value(serde_json::json!([
         {"name": "api", "url": receiver.url("/health"), "interval_s": 1, "timeout_ms": 500,
          "heal": {"command": ["true"], "command_timeout_s": 5}},
@@ -784,7 +787,7 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
             })
             .collect(),
     };
-    let mut app = common::spawn_app_with(config).await;
+    let mut app = common::app::spawn_app_with(config).await;
     let mut checked = 0;
     for kind in ServiceKind::ALL {
         let text = app.metrics(kind).await;
@@ -868,18 +871,18 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
         ),
     ] {
         assert_eq!(
-            common::sample_sum(&proxy, name, &labels),
+            common::prom::sample_sum(&proxy, name, &labels),
             Some(0.0),
             "{name} {labels:?}"
         );
     }
     // web cannot be healed, and a held-back notice is never on a real channel.
     assert_eq!(
-        common::sample_sum(&proxy, "heal_attempts_total", &[("target", "web")]),
+        common::prom::sample_sum(&proxy, "heal_attempts_total", &[("target", "web")]),
         None
     );
     assert_eq!(
-        common::sample_sum(
+        common::prom::sample_sum(
             &proxy,
             "alerts_total",
             &[("channel", "log"), ("result", "suppressed")]
@@ -980,7 +983,7 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
         }));
         servers.push(server);
     }
-    let mut config = common::test_config();
+    let mut config = common::config::test_config();
     config.services = serde_json::from_value(Value::Array(services)).expect("target configs");
     // Fixed ports, so Prometheus scrapes them from hale's first moment on.
     let ports: Vec<std::net::SocketAddr> = (0..3)
@@ -991,7 +994,7 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
     config.listen.boss_api = ports[2];
     open.send_replace(true);
     let mut prometheus = Prometheus::start_at(&ports).await;
-    let mut app = common::spawn_app_with(config).await;
+    let mut app = common::app::spawn_app_with(config).await;
     let started = tokio::time::Instant::now();
 
     // The exported rule of the SLO window, as Prometheus evaluates it.

@@ -11,127 +11,36 @@ mod common;
 #[allow(dead_code)]
 mod target_server;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use hale::auth::Role;
 use hale::clock::{Clock, ManualClock};
-use hale::config::{
-    Config, MaintenanceConfig, ServiceName, TargetConfig, TargetHeal, TargetUrl, TokenSource,
-};
-use hale::events::{Event, Subscription};
+use hale::config::MaintenanceConfig;
 use hale::kind::ServiceKind;
-use hale::records::CheckSource;
 use serde_json::Value;
 
-use common::{count_rows, dead_port, spawn_app_with, spawn_app_with_clock, test_config, TestApp};
+use common::app::{spawn_app_with, spawn_app_with_clock, TestApp};
+use common::clock::Pacer;
+use common::config::{target, TestConfig};
+use common::db::count_rows;
+use common::dead_port;
 use target_server::{Mode, TargetServer};
 
-fn target(name: &str, url: &str, heal_command: Option<Vec<String>>) -> TargetConfig {
-    let mut target = TargetConfig::new(
-        ServiceName::parse(name).unwrap(),
-        TargetUrl::parse(url).unwrap(),
-    );
-    target.interval_s = 1;
-    target.timeout_ms = 500;
-    target.heal = heal_command.map(|command| TargetHeal {
-        command: Some(command),
-        command_timeout_s: 5,
-        ..TargetHeal::default()
-    });
-    target
-}
-
-fn argv(words: &[&str]) -> Vec<String> {
-    words.iter().map(|w| (*w).to_owned()).collect()
-}
-
 /// Heals verify for 2 s, one probe a second; the other protections keep their defaults (cooldown 300 s,
-/// 3 heals an hour, sweep every 300 s, mass failure above half of at least 3 targets).
-fn heal_config(targets: Vec<TargetConfig>) -> Config {
-    let mut config = test_config();
-    config.services = targets;
-    config.heal.verify_timeout_s = 2;
-    config.heal.verify_interval_ms = 1_000;
-    // The checks' rows land within milliseconds: the clock moves far faster than real time here.
-    config.storage.flush_interval_ms = 10;
-    config
+/// 3 heals an hour, sweep every 300 s, mass failure above half of at least 3 targets). The checks' rows land
+/// within milliseconds: the clock moves far faster than real time here.
+fn heal_config() -> TestConfig {
+    TestConfig::new().heal_verify(2, 1_000).flush_every_ms(10)
 }
 
-/// Keeps the test clock and the scheduled checks in step: each second the clock moves, the next waits (in real
-/// time) until every target has finished its scheduled check of the new instant, as it would have in real
-/// time. Without this, a loaded machine lets the clock run ahead of the probes, and one target can reach its
-/// third failure before the others were checked at all. Each second also gives a few real milliseconds to
-/// what takes real time besides the checks (a heal stopping and starting a child, a row being written), or an
-/// idle machine would run the clock through minutes while a child restarts.
-struct Pace {
-    events: Subscription,
-    targets: Vec<String>,
-}
-
-impl Pace {
-    /// Subscribes before the clock first moves, so no check is missed.
-    fn new(app: &TestApp, targets: &[&str]) -> Self {
-        Self {
-            events: app.app().events().subscribe("test-pace"),
-            targets: targets.iter().map(|t| (*t).to_owned()).collect(),
-        }
-    }
-
-    async fn advance(&mut self, clock: &ManualClock, seconds: u64) {
-        for _ in 0..seconds {
-            clock.advance(Duration::from_secs(1));
-            let now = clock.now();
-            let mut waiting: HashSet<&str> = self.targets.iter().map(String::as_str).collect();
-            let checked = tokio::time::timeout(Duration::from_secs(15), async {
-                while !waiting.is_empty() {
-                    let Some(event) = self.events.recv().await else {
-                        return;
-                    };
-                    if let Event::CheckFinished(check) = event.as_ref() {
-                        if check.source == CheckSource::Monitor && check.at >= now {
-                            waiting.remove(check.target.as_ref());
-                        }
-                    }
-                }
-            })
-            .await;
-            assert!(
-                checked.is_ok() && waiting.is_empty(),
-                "no scheduled check of {waiting:?} at {now} within 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(3)).await;
-        }
-    }
-
-    /// Moves the clock a second at a time, in step, until `probe` answers true, at most `limit_s` seconds.
-    /// What a check leads to (its row, an alert, a heal) is written a moment after it in real time, so each
-    /// second the probe is asked a few times over some real milliseconds before the clock moves on.
-    async fn advance_until<F, Fut>(
-        &mut self,
-        clock: &ManualClock,
-        what: &str,
-        limit_s: u64,
-        mut probe: F,
-    ) where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        for _ in 0..limit_s {
-            for _ in 0..5 {
-                if probe().await {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            self.advance(clock, 1).await;
-        }
-        assert!(
-            probe().await,
-            "{what}: not within {limit_s} s on the test clock"
-        );
-    }
+/// A pacer that moves the clock a second at a time, each second waiting until every one of `targets` has
+/// finished its scheduled check of the new instant (and its row is written), as it would have in real time.
+/// Without this, a loaded machine lets the clock run ahead of the probes, and one target can reach its third
+/// failure before the others were checked at all.
+fn pacer(app: &TestApp, clock: &ManualClock, targets: &[&str]) -> Pacer {
+    Pacer::for_app(app, clock).checks_of(targets)
 }
 
 fn start_clock() -> ManualClock {
@@ -149,22 +58,25 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
 ) {
     // The child crashes at once, every time: it never listens on its port.
     let down = dead_port();
-    let mut api = target("api", &format!("tcp://127.0.0.1:{down}"), None);
-    api.run = Some(
-        serde_json::from_value(serde_json::json!({
-            "argv": ["sh", "-c", "exit 1"],
-            "backoff_initial_ms": 1000,
-            "backoff_max_s": 60
-        }))
-        .unwrap(),
-    );
-    let config = heal_config(vec![api]);
+    let api = target("api", &format!("tcp://127.0.0.1:{down}"))
+        .every_second()
+        .with(|api| {
+            api.run = Some(
+                serde_json::from_value(serde_json::json!({
+                    "argv": ["sh", "-c", "exit 1"],
+                    "backoff_initial_ms": 1000,
+                    "backoff_max_s": 60
+                }))
+                .unwrap(),
+            );
+        });
+    let config = heal_config().target(api).build();
     let clock = start_clock();
     let mut app = spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
 
     // The 3rd failed check heals at once; the sweep heals again 300 s and 600 s later (the cooldown is
     // over each time), and 900 s later finds the budget spent.
-    Pace::new(&app, &["api"]).advance(&clock, 1_250).await;
+    pacer(&app, &clock, &["api"]).advance_s(1_250).await;
     common::eventually("a heal skipped for its budget", || async {
         (heal_rows(&app, "outcome = 'skipped_budget'").await >= 1).then_some(())
     })
@@ -207,7 +119,7 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
     assert_eq!(children[0]["last_exit_code"], 1, "{children}");
     let metrics = app.metrics(ServiceKind::HealthProxy).await;
     assert_eq!(
-        common::sample_value(
+        common::prom::sample_value(
             &metrics,
             "heal_attempts_total",
             &[("target", "api"), ("outcome", "failed")]
@@ -215,7 +127,7 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
         Some(3.0)
     );
     assert_eq!(
-        common::sample_value(
+        common::prom::sample_value(
             &metrics,
             "restarts_total",
             &[("target", "api"), ("cause", "heal")]
@@ -226,7 +138,7 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
     // hale restarts on the same database: cooldown and budget come from it, so no 4th heal within the hour,
     // and the firing alert is not notified again.
     app.restart(config, Arc::new(clock.clone())).await;
-    Pace::new(&app, &["api"]).advance(&clock, 700).await;
+    pacer(&app, &clock, &["api"]).advance_s(700).await;
     common::eventually(
         "a heal skipped for its budget after the restart",
         || async { (heal_rows(&app, "outcome = 'skipped_budget'").await >= 2).then_some(()) },
@@ -254,20 +166,21 @@ async fn a_crash_looping_child_is_healed_three_times_an_hour_then_skipped_with_o
 
 #[tokio::test]
 async fn when_most_targets_fail_at_once_there_is_one_alert_and_no_heal() {
-    let targets = (0..3)
-        .map(|i| {
-            target(
-                &format!("t{i}"),
-                &format!("tcp://127.0.0.1:{}", dead_port()),
-                Some(argv(&["true"])),
-            )
-        })
-        .collect();
+    let targets = (0..3).map(|i| {
+        target(
+            &format!("t{i}"),
+            &format!("tcp://127.0.0.1:{}", dead_port()),
+        )
+        .every_second()
+        .heal_command(&["true"])
+    });
     let clock = start_clock();
-    let mut app = spawn_app_with_clock(heal_config(targets), Arc::new(clock.clone())).await;
-    Pace::new(&app, &["t0", "t1", "t2"])
-        .advance(&clock, 20)
-        .await;
+    let mut app = spawn_app_with_clock(
+        heal_config().targets(targets).build(),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    pacer(&app, &clock, &["t0", "t1", "t2"]).advance_s(20).await;
     common::eventually("heals refused for the mass failure", || async {
         (heal_rows(&app, "outcome = 'skipped_mass_failure'").await >= 3).then_some(())
     })
@@ -323,14 +236,16 @@ async fn an_alert_fires_once_suppresses_its_repeats_and_resolves_after_two_succe
     let url = format!("http://{}/health", server.addr);
     let clock = start_clock();
     let mut app = spawn_app_with_clock(
-        heal_config(vec![target("api", &url, None)]),
+        heal_config()
+            .target(target("api", &url).every_second())
+            .build(),
         Arc::new(clock.clone()),
     )
     .await;
-    let mut pace = Pace::new(&app, &["api"]);
-    pace.advance(&clock, 5).await;
+    let mut pace = pacer(&app, &clock, &["api"]);
+    pace.advance_s(5).await;
     server.set(Mode::Failing);
-    pace.advance(&clock, 30).await;
+    pace.advance_s(30).await;
     let down = "rule = 'target_down' AND target = 'api'";
     common::eventually("the target_down alert", || async {
         (count_rows(
@@ -364,7 +279,7 @@ async fn an_alert_fires_once_suppresses_its_repeats_and_resolves_after_two_succe
 
     // Once the breaker lets a trial through, one success is not enough (hysteresis); two are.
     server.set(Mode::Healthy);
-    pace.advance(&clock, 150).await;
+    pace.advance_s(150).await;
     common::eventually("the alert resolved", || async {
         (count_rows(
             &app.db_path,
@@ -413,20 +328,17 @@ async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_the
         "python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 & echo $! > {}",
         pid_file.display()
     );
-    let mut api = target(
-        "api",
-        &format!("http://127.0.0.1:{port}/"),
-        Some(argv(&["sh", "-c", &start_server])),
-    );
-    api.interval_s = 60;
-    let mut config = heal_config(vec![api]);
-    config.heal.enabled = false;
-    config.heal.verify_timeout_s = 15;
-    config.heal.verify_interval_ms = 100;
-    std::env::set_var("HEAL_TEST_OPERATE", OPERATE);
-    std::env::set_var("HEAL_TEST_READ", READ);
-    config.auth.tokens.operate = Some(TokenSource::Env("HEAL_TEST_OPERATE".into()));
-    config.auth.tokens.read = Some(TokenSource::Env("HEAL_TEST_READ".into()));
+    let api = target("api", &format!("http://127.0.0.1:{port}/"))
+        .every_second()
+        .heal_command(&["sh", "-c", &start_server])
+        .interval_s(60);
+    let config = heal_config()
+        .target(api)
+        .heal(|heal| heal.enabled = false)
+        .heal_verify(15, 100)
+        .token(Role::Operate, "HEAL_TEST_OPERATE", OPERATE)
+        .token(Role::Read, "HEAL_TEST_READ", READ)
+        .build();
     let mut app = spawn_app_with(config).await;
     let post = |token: Option<&'static str>, path: &'static str| {
         let mut request = app.request(reqwest::Method::POST, ServiceKind::HealthProxy, path);
@@ -446,7 +358,7 @@ async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_the
     assert_eq!(post(Some(READ), "/heal/api").await.0, 403);
     assert_eq!(post(Some(OPERATE), "/heal/nope").await.0, 404);
     let heal_restarts = || async {
-        common::sample_value(
+        common::prom::sample_value(
             &app.metrics(ServiceKind::HealthProxy).await,
             "restarts_total",
             &[("target", "api"), ("cause", "heal")],
@@ -469,7 +381,7 @@ async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_the
     assert_eq!(again["outcome"], "skipped_cooldown");
     // Each answer carries the id of the row it stored, read back from the database file.
     for (answer, outcome) in [(&healed, "healed"), (&again, "skipped_cooldown")] {
-        let stored = common::select_texts(
+        let stored = common::db::select_texts(
             &app.db_path,
             "heal_events",
             "id",
@@ -592,19 +504,24 @@ async fn retention_prunes_old_heals_and_resolved_alerts_but_never_a_firing_alert
 #[tokio::test]
 async fn a_held_target_and_a_child_with_a_configuration_error_are_not_healed() {
     use hale::records::{HealOutcome, HealTrigger};
-    let mut held = target(
-        "held",
-        &format!("tcp://127.0.0.1:{}", dead_port()),
-        Some(argv(&["true"])),
-    );
-    held.interval_s = 60;
+    let held = target("held", &format!("tcp://127.0.0.1:{}", dead_port()))
+        .every_second()
+        .heal_command(&["true"])
+        .interval_s(60);
     // A child that says its configuration is wrong (EX_CONFIG) and is therefore not restarted.
-    let mut broken = target("broken", &format!("tcp://127.0.0.1:{}", dead_port()), None);
-    broken.interval_s = 60;
-    broken.run =
-        Some(serde_json::from_value(serde_json::json!({"argv": ["sh", "-c", "exit 78"]})).unwrap());
-    let mut config = heal_config(vec![held, broken]);
-    config.heal.enabled = false;
+    let broken = target("broken", &format!("tcp://127.0.0.1:{}", dead_port()))
+        .every_second()
+        .interval_s(60)
+        .with(|broken| {
+            broken.run = Some(
+                serde_json::from_value(serde_json::json!({"argv": ["sh", "-c", "exit 78"]}))
+                    .unwrap(),
+            );
+        });
+    let config = heal_config()
+        .targets([held, broken])
+        .heal(|heal| heal.enabled = false)
+        .build();
     let mut app = spawn_app_with(config).await;
     let healer = app
         .app()
@@ -670,16 +587,10 @@ async fn a_target_failing_through_its_maintenance_window_is_neither_healed_nor_a
     use hale::records::HealTrigger;
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("heals");
-    let api = target(
-        "api",
-        &format!("tcp://127.0.0.1:{}", dead_port()),
-        Some(argv(&[
-            "sh",
-            "-c",
-            &format!("echo heal >> {}", marker.display()),
-        ])),
-    );
-    let mut config = heal_config(vec![api]);
+    let api = target("api", &format!("tcp://127.0.0.1:{}", dead_port()))
+        .every_second()
+        .heal_command(&["sh", "-c", &format!("echo heal >> {}", marker.display())]);
+    let mut config = heal_config().target(api).build();
     let clock = start_clock();
     let starts = clock.now();
     let ends = starts + chrono::Duration::seconds(300);
@@ -691,13 +602,18 @@ async fn a_target_failing_through_its_maintenance_window_is_neither_healed_nor_a
     }];
     let end_ms = ends.timestamp_millis();
     let mut app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
-    let mut pace = Pace::new(&app, &["api"]);
+    let mut pace = pacer(&app, &clock, &["api"]);
 
     // Down from the first check, all through the window.
-    pace.advance(&clock, 200).await;
-    pace.advance_until(&clock, "failed checks in the window", 90, || async {
-        common::count_check_rows(&app.db_path, "service = 'api' AND outcome != 'up'").await >= 30
-    })
+    pace.advance_s(200).await;
+    pace.advance_until(
+        "failed checks in the window",
+        Duration::from_secs(90),
+        || async {
+            common::db::count_check_rows(&app.db_path, "service = 'api' AND outcome != 'up'").await
+                >= 30
+        },
+    )
     .await;
     assert!(clock.now() < ends);
     // Asked directly, an automatic heal holds off (and stores nothing); a person's does not.
@@ -715,11 +631,10 @@ async fn a_target_failing_through_its_maintenance_window_is_neither_healed_nor_a
     // The window ends with the target still down: the run of failures starts again at its end, so the 3rd
     // failed check after it (not the first) heals and pages.
     let left = (ends - clock.now()).num_seconds() as u64;
-    pace.advance(&clock, left).await;
+    pace.advance_s(left).await;
     pace.advance_until(
-        &clock,
         "the heal and the alert after the window",
-        120,
+        Duration::from_secs(120),
         || async {
             let healed = heal_rows(&app, ACTED).await >= 1;
             let down = count_rows(
@@ -789,30 +704,26 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
     let server = TargetServer::start(Mode::Healthy).await;
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("heals");
-    let api = target(
-        "api",
-        &server.url(),
-        Some(argv(&[
-            "sh",
-            "-c",
-            &format!("echo heal >> {}", marker.display()),
-        ])),
-    );
-    let mut config = heal_config(vec![api]);
-    config.heal.enabled = false;
-    std::env::set_var("HEAL_TEST_OPERATE", OPERATE);
-    config.auth.tokens.operate = Some(TokenSource::Env("HEAL_TEST_OPERATE".into()));
-    // No cooldown: outside maintenance, every failed check after the 3rd is one `repeated` event.
-    config.alerts.rules = serde_json::from_value(serde_json::json!([
-        {"name": "api_down", "when": {"consecutive_failures": {"count": 3}}, "level": "critical",
-         "cooldown_s": 0, "channels": ["log"]},
-        {"name": "api_restarted", "when": "restarted", "level": "info", "cooldown_s": 0,
-         "channels": ["log"]}
-    ]))
-    .unwrap();
+    let api = target("api", &server.url()).every_second().heal_command(&[
+        "sh",
+        "-c",
+        &format!("echo heal >> {}", marker.display()),
+    ]);
+    let config = heal_config()
+        .target(api)
+        .heal(|heal| heal.enabled = false)
+        .token(Role::Operate, "HEAL_TEST_OPERATE", OPERATE)
+        // No cooldown: outside maintenance, every failed check after the 3rd is one `repeated` event.
+        .alert_rules(serde_json::json!([
+            {"name": "api_down", "when": {"consecutive_failures": {"count": 3}}, "level": "critical",
+             "cooldown_s": 0, "channels": ["log"]},
+            {"name": "api_restarted", "when": "restarted", "level": "info", "cooldown_s": 0,
+             "channels": ["log"]}
+        ]))
+        .build();
     let clock = start_clock();
     let mut app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
-    let mut pace = Pace::new(&app, &["api"]);
+    let mut pace = pacer(&app, &clock, &["api"]);
     let db_path = app.db_path.clone();
     let down_events = |condition: String| {
         let db = db_path.clone();
@@ -828,14 +739,22 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
         }
     };
 
-    pace.advance(&clock, 3).await;
+    pace.advance_s(3).await;
     server.set(Mode::Failing);
-    pace.advance_until(&clock, "the alert fired and repeated", 60, || async {
-        down_events("kind = 'repeated'".into()).await >= 3
+    pace.advance_until(
+        "the alert fired and repeated",
+        Duration::from_secs(60),
+        || async { down_events("kind = 'repeated'".into()).await >= 3 },
+    )
+    .await;
+    // Everything before the window is handled while the clock stands still (the alert engine stamps its rows
+    // with the clock when it handles a check: the check of this instant must be handled before the clock
+    // moves into the window); then the window starts now.
+    let now_ms = clock.now().timestamp_millis();
+    common::eventually("the repeat for the check of this instant", || async {
+        (down_events(format!("kind = 'repeated' AND at_ms >= {now_ms}")).await >= 1).then_some(())
     })
     .await;
-    // Everything before the window is handled while the clock stands still; then the window starts now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let starts = clock.now();
     let ends = starts + chrono::Duration::seconds(300);
     let (start_ms, end_ms) = (starts.timestamp_millis(), ends.timestamp_millis());
@@ -871,7 +790,7 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
         if heal.is_finished() {
             break;
         }
-        pace.advance(&clock, 1).await;
+        pace.advance_s(1).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, healed) = heal.await.unwrap();
@@ -884,9 +803,9 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
     assert_eq!(lines_in(&marker), 1, "the heal command ran");
 
     // Still failing inside the window: no repeat; then two successes resolve the alert fired before it.
-    pace.advance(&clock, 20).await;
+    pace.advance_s(20).await;
     server.set(Mode::Healthy);
-    pace.advance_until(&clock, "the alert resolved", 240, || async {
+    pace.advance_until("the alert resolved", Duration::from_secs(240), || async {
         down_events("kind = 'resolved'".into()).await == 1
     })
     .await;
@@ -894,11 +813,10 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
     // Down again until past the window's end: nothing fires before the 3rd failure after it.
     server.set(Mode::Failing);
     let left = (ends - clock.now()).num_seconds() as u64;
-    pace.advance(&clock, left).await;
+    pace.advance_s(left).await;
     pace.advance_until(
-        &clock,
         "the alert fired again after the window",
-        120,
+        Duration::from_secs(120),
         || async {
             count_rows(
                 &app.db_path,
@@ -957,17 +875,21 @@ async fn a_window_posted_to_the_api_silences_a_firing_alert_lets_it_resolve_and_
 /// hale (this test process) with one target `api` healed by `command` (timeout `timeout_s`), and a manual
 /// heal of it posted with the operate token: the status, the answer and how long it took.
 async fn manual_heal(url: &str, command: &str, timeout_s: u64) -> (TestApp, u16, Value, Duration) {
-    let mut api = target("api", url, Some(argv(&["sh", "-c", command])));
-    api.interval_s = 60;
-    if let Some(heal) = api.heal.as_mut() {
-        heal.command_timeout_s = timeout_s;
-    }
-    let mut config = heal_config(vec![api]);
-    config.heal.enabled = false;
-    config.heal.verify_timeout_s = 15;
-    config.heal.verify_interval_ms = 100;
-    std::env::set_var("HEAL_TEST_OPERATE", OPERATE);
-    config.auth.tokens.operate = Some(TokenSource::Env("HEAL_TEST_OPERATE".into()));
+    let api = target("api", url)
+        .every_second()
+        .heal_command(&["sh", "-c", command])
+        .interval_s(60)
+        .with(|api| {
+            if let Some(heal) = api.heal.as_mut() {
+                heal.command_timeout_s = timeout_s;
+            }
+        });
+    let config = heal_config()
+        .target(api)
+        .heal(|heal| heal.enabled = false)
+        .heal_verify(15, 100)
+        .token(Role::Operate, "HEAL_TEST_OPERATE", OPERATE)
+        .build();
     let app = spawn_app_with(config).await;
     let started = std::time::Instant::now();
     let response = app
@@ -1024,7 +946,7 @@ async fn a_heal_command_that_starts_a_daemon_succeeds_when_it_exits_and_the_daem
 
     app.shutdown().await;
     assert!(
-        common::process_alive(server),
+        common::process::process_alive(server),
         "the healed service outlives hale"
     );
     assert_eq!(
@@ -1057,7 +979,7 @@ async fn a_heal_command_past_its_timeout_is_killed_with_its_whole_process_group(
         "{error}"
     );
     common::eventually("the command's grandchild killed", || async {
-        (!common::process_alive(sleeper)).then_some(())
+        (!common::process::process_alive(sleeper)).then_some(())
     })
     .await;
     app.shutdown().await;

@@ -18,10 +18,12 @@ use hale::records::{CheckRecord, CheckSource, Outcome};
 use hale::store::{Store, StoreError};
 use serde_json::{json, Value};
 
-use common::{
-    client, count_rows, eventually, exit_code, process_alive, run_hale, sample_value, spawn_app,
-    spawn_app_only, test_config, test_config_json, HaleProcess, DEADLINE,
-};
+use common::app::{client, spawn_app, spawn_app_only};
+use common::config::{test_config, test_config_json};
+use common::db::count_rows;
+use common::process::{exit_code, process_alive, run_hale, HaleProcess};
+use common::prom::sample_value;
+use common::{eventually, DEADLINE};
 
 /// A port that is bound (and accepts TCP connections) for as long as the returned listener lives.
 fn hold_port() -> (TcpListener, SocketAddr) {
@@ -352,7 +354,7 @@ async fn under_any_open_file_limit_hale_serves_everything_or_exits_at_start_nami
                     "limit {limit}: no service said it listens"
                 );
                 assert_eq!(
-                    common::count_rows(&hale.db_path, "hale_runs", "ended_at_ms IS NULL").await,
+                    common::db::count_rows(&hale.db_path, "hale_runs", "ended_at_ms IS NULL").await,
                     0,
                     "limit {limit}: the failed start closed its run"
                 );
@@ -658,7 +660,7 @@ async fn the_writer_flushes_a_partial_batch_on_shutdown() {
     let mut config = test_config();
     config.storage.batch_size = 50_000;
     config.storage.flush_interval_ms = 250;
-    let mut app = common::spawn_app_with(config).await;
+    let mut app = common::app::spawn_app_with(config).await;
     let writer = app.core().writer.clone();
     let service: Arc<str> = Arc::from("partial");
     for i in 0..17 {
@@ -771,7 +773,7 @@ async fn bad_command_lines_exit_2() {
 #[tokio::test]
 async fn a_bad_log_format_exits_2_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut cmd = common::hale_command(dir.path());
+    let mut cmd = common::process::hale_command(dir.path());
     cmd.env("HALE_LOG_FORMAT", "xml")
         .args(["serve", "--config", "missing.json"]);
     let output = tokio::time::timeout(common::DEADLINE, cmd.output())
@@ -794,7 +796,7 @@ async fn an_in_process_app_shuts_down_and_its_database_reopens() {
         .expect("a free port below the ephemeral range");
     let mut config = test_config();
     config.listen.health_proxy = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut app = common::spawn_app_with(config).await;
+    let mut app = common::app::spawn_app_with(config).await;
     let (status, _) = app.get_json(ServiceKind::HealthProxy, "/health").await;
     assert_eq!(status, 200);
     let addr = app.addr(ServiceKind::HealthProxy);
@@ -817,7 +819,7 @@ async fn every_run_is_recorded_and_a_killed_one_is_called_unclean_at_the_next_st
     assert_eq!(exit_code(first.wait_exit(Duration::from_secs(10)).await), 0);
     let db = first.db_path.clone();
     assert_eq!(
-        common::count_rows(
+        common::db::count_rows(
             &db,
             "hale_runs",
             "ended_at_ms IS NOT NULL AND lost_checks = 0"
@@ -853,14 +855,14 @@ async fn every_run_is_recorded_and_a_killed_one_is_called_unclean_at_the_next_st
     assert_eq!(warning["previous_pid"], json!(killed_pid));
     next.signal("TERM");
     assert_eq!(exit_code(next.wait_exit(Duration::from_secs(10)).await), 0);
-    assert_eq!(common::count_rows(&db, "hale_runs", "1 = 1").await, 3);
+    assert_eq!(common::db::count_rows(&db, "hale_runs", "1 = 1").await, 3);
     assert_eq!(
-        common::count_rows(&db, "hale_runs", "ended_at_ms IS NULL").await,
+        common::db::count_rows(&db, "hale_runs", "ended_at_ms IS NULL").await,
         1,
         "only the killed run is open"
     );
     assert_eq!(
-        common::count_rows(
+        common::db::count_rows(
             &db,
             "hale_runs",
             &format!("pid = {killed_pid} AND ended_at_ms IS NULL")

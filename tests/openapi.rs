@@ -15,7 +15,9 @@ use std::process::{Command, Stdio};
 use hale::kind::ServiceKind;
 use serde_json::{json, Value};
 
-use common::{tcp_targets_config, CountingTarget, HaleProcess};
+use common::config::tcp_targets_config;
+use common::process::HaleProcess;
+use common::receivers::CountingTarget;
 
 const ADMIN: &str = "openapi-admin-token-cccccccccccc";
 

@@ -24,16 +24,12 @@ use hale::store::writer::{self, WriterSettings};
 use hale::store::Store;
 use serde_json::{json, Value};
 
-use common::{
-    eventually, exit_code, hale_bin, run_hale, spawn_app, spawn_app_with, test_config,
-    test_config_json, HaleProcess, DEADLINE,
-};
+use common::app::{spawn_app, spawn_app_with};
+use common::config::{test_config, test_config_json};
+use common::process::{exit_code, hale_bin, run_hale, HaleProcess};
+use common::prom::promtool;
+use common::{eventually, DEADLINE};
 use target_server::{Mode, TargetServer};
-
-/// `promtool`, or `$PROMTOOL` (scripts/test installs it; tests/api.rs needs it too).
-fn promtool() -> String {
-    std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_owned())
-}
 
 /// A port nothing listens on: bound once to pick it, then closed.
 fn closed_port() -> SocketAddr {
@@ -536,7 +532,7 @@ async fn verify_loads_the_read_token_and_never_shows_it() {
         let path = path.clone();
         let dir = dir.path().to_owned();
         async move {
-            let mut cmd = common::hale_command(&dir);
+            let mut cmd = common::process::hale_command(&dir);
             cmd.args([
                 "verify",
                 "--config",
@@ -717,7 +713,7 @@ async fn status_json_reads_known_rollups_while_hale_is_stopped() {
     )
     .await;
     assert_eq!(
-        common::exit_code(backup.status),
+        common::process::exit_code(backup.status),
         0,
         "{}",
         String::from_utf8_lossy(&backup.stderr)
@@ -1064,13 +1060,15 @@ async fn every_service_exports_the_process_metrics_and_the_writer_queue() {
             "process_threads",
             "process_start_time_seconds",
         ] {
-            let value = common::sample_value(&text, name, &[])
+            let value = common::prom::sample_value(&text, name, &[])
                 .unwrap_or_else(|| panic!("{kind}: no {name}\n{text}"));
             assert!(value >= 0.0, "{kind}: {name} {value}");
         }
-        assert!(common::sample_value(&text, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+        assert!(
+            common::prom::sample_value(&text, "process_resident_memory_bytes", &[]).unwrap() > 1e6
+        );
         assert_eq!(
-            common::sample_value(&text, "store_queue_depth", &[]).is_some(),
+            common::prom::sample_value(&text, "store_queue_depth", &[]).is_some(),
             kind == ServiceKind::HealthProxy,
             "{kind}"
         );
@@ -1139,7 +1137,7 @@ async fn a_sighup_is_logged_as_ignored_and_hale_keeps_running() {
         );
     }
     // Still serving.
-    let health = common::client()
+    let health = common::app::client()
         .get(format!(
             "http://{}/health",
             addrs[&ServiceKind::HealthProxy]
@@ -1207,7 +1205,7 @@ async fn history_generate_prints_its_estimate_and_refuses_one_over_the_cap_or_th
     assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
 
     // Under the cap but over the free space: 604,800 checks, about 58 MB, on a 16 MB file system.
-    let disk = common::Tmpfs::mount("16m");
+    let disk = common::process::Tmpfs::mount("16m");
     let out = run_hale(&disk.path, &generate_args("x.db", "1", "7", "1")).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(exit_code(out.status), 2, "{stderr}");
@@ -1243,7 +1241,7 @@ async fn history_generate_writes_a_temp_file_so_a_stopped_run_leaves_no_database
     let mut args = generate_args("x.db", "200", "60", "10");
     args.push("--force");
     for (signal, code) in [("TERM", 143), ("INT", 130)] {
-        let mut cmd = common::hale_command(dir.path());
+        let mut cmd = common::process::hale_command(dir.path());
         cmd.args(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -1283,7 +1281,7 @@ async fn history_generate_writes_a_temp_file_so_a_stopped_run_leaves_no_database
 
     // Killed outright, it cannot clean up: the temp file stays, but never at the target path, and the next
     // run removes it.
-    let mut cmd = common::hale_command(dir.path());
+    let mut cmd = common::process::hale_command(dir.path());
     cmd.args(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -1304,7 +1302,7 @@ async fn history_generate_writes_a_temp_file_so_a_stopped_run_leaves_no_database
     );
     assert_eq!(listing(dir.path()), ["x.db", "x.db.lock"]);
     assert_eq!(
-        common::count_check_rows(&dir.path().join("x.db"), "1 = 1").await,
+        common::db::count_check_rows(&dir.path().join("x.db"), "1 = 1").await,
         2 * 1440
     );
 
@@ -1322,7 +1320,7 @@ async fn history_generate_writes_a_temp_file_so_a_stopped_run_leaves_no_database
     );
     assert_eq!(listing(dir.path()), ["x.db", "x.db.lock"]);
     assert_eq!(
-        common::count_check_rows(&dir.path().join("x.db"), "1 = 1").await,
+        common::db::count_check_rows(&dir.path().join("x.db"), "1 = 1").await,
         2 * 2 * 1440
     );
 }

@@ -23,7 +23,10 @@ use hale::records::AlertLevel;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use common::{dead_port, repo, run_tool, HttpReceiver, TestApp};
+use common::app::TestApp;
+use common::prom::run_tool;
+use common::receivers::HttpReceiver;
+use common::{dead_port, repo};
 
 /// The committed Alertmanager config.
 fn committed_config() -> PathBuf {
@@ -173,12 +176,12 @@ fn runbook_links_are_absolute_and_lead_to_a_section() {
 #[tokio::test]
 async fn the_runbook_base_url_comes_from_the_config_and_a_relative_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = common::test_config_json();
+    let mut config = common::config::test_config_json();
     config["alerts"] = serde_json::json!({"runbook_base_url": "https://git.example.org/ops/hale/-/blob/main/docs/runbooks.md"});
     let path = dir.path().join("config.json");
     std::fs::write(&path, config.to_string()).unwrap();
     let out = dir.path().join("alerts");
-    let output = common::run_hale(
+    let output = common::process::run_hale(
         dir.path(),
         &[
             "export",
@@ -199,7 +202,7 @@ async fn the_runbook_base_url_comes_from_the_config_and_a_relative_one_is_refuse
 
     config["alerts"] = serde_json::json!({"runbook_base_url": "docs/runbooks.md"});
     std::fs::write(&path, config.to_string()).unwrap();
-    let output = common::run_hale(
+    let output = common::process::run_hale(
         dir.path(),
         &[
             "export",
@@ -211,7 +214,7 @@ async fn the_runbook_base_url_comes_from_the_config_and_a_relative_one_is_refuse
         ],
     )
     .await;
-    assert_eq!(common::exit_code(output.status), 2, "{output:?}");
+    assert_eq!(common::process::exit_code(output.status), 2, "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("alerts.runbook_base_url")
@@ -266,7 +269,7 @@ impl Tool {
             url: format!("http://127.0.0.1:{port}"),
             _dir: dir,
         };
-        let client = common::client();
+        let client = common::app::client();
         let ready = format!("{}/-/ready", tool.url);
         common::eventually(&format!("{program} ready"), || {
             let client = client.clone();
@@ -334,7 +337,7 @@ impl Tool {
     }
 
     async fn get(&self, path_and_query: &str) -> Value {
-        common::client()
+        common::app::client()
             .get(format!("{}{path_and_query}", self.url))
             .send()
             .await
@@ -353,7 +356,7 @@ fn label<'a>(alert: &'a Value, name: &str) -> &'a str {
 /// points at `alertmanager`. Its fast-burn rule looks at 60 s and 10 s instead of 1 h and 5 min, so it can
 /// fire within the test (the engine waits until the short window is covered).
 async fn spawn_hale(web: &HttpReceiver, api: &HttpReceiver, alertmanager: &str) -> TestApp {
-    let mut config = common::test_config();
+    let mut config = common::config::test_config();
     config.services = serde_json::from_value(serde_json::json!([
         {"name": "web", "url": web.url("/health"), "interval_s": 1, "timeout_ms": 500},
         {"name": "api", "url": api.url("/health"), "interval_s": 1, "timeout_ms": 500},
@@ -386,7 +389,7 @@ async fn spawn_hale(web: &HttpReceiver, api: &HttpReceiver, alertmanager: &str) 
     }
     assert!(shortened, "the default rules have a critical slo_burn rule");
     config.validate().expect("a valid test config");
-    common::spawn_app_with(config).await
+    common::app::spawn_app_with(config).await
 }
 
 /// The alerts Alertmanager holds about `target`, by `alertname`.
@@ -531,7 +534,7 @@ fn with_short_for_rewrites_only_for_lines() {
 async fn the_binary_writes_the_committed_alertmanager_config() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("am");
-    let output = common::run_hale(
+    let output = common::process::run_hale(
         dir.path(),
         &["export", "alertmanager", "--out", out.to_str().unwrap()],
     )

@@ -9,10 +9,12 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{
-    count_check_rows, count_rows, dead_port, eventually, exit_code, run_hale, spawn_app_with,
-    test_config_json, HttpReceiver, DEADLINE,
-};
+use common::app::spawn_app_with;
+use common::config::test_config_json;
+use common::db::{count_check_rows, count_rows};
+use common::process::{exit_code, run_hale};
+use common::receivers::HttpReceiver;
+use common::{dead_port, eventually, DEADLINE};
 use hale::config::Config;
 use hale::kind::ServiceKind;
 

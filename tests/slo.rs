@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use hale::auth::Role;
 use hale::breaker::BreakerState;
 use hale::clock::ManualClock;
-use hale::config::{Config, MaintenanceConfig, ServiceName, TargetConfig, TargetUrl, TokenSource};
+use hale::config::{Config, MaintenanceConfig};
 use hale::kind::ServiceKind;
 use hale::records::{CheckRecord, CheckSource, Outcome};
 use hale::slo::{evaluate, SloMethod, SloStatus, SloWindow, TargetSlo};
@@ -25,27 +26,15 @@ use hale::store::Store;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use common::{count_rows, dead_port, spawn_app_with, spawn_app_with_clock, test_config};
+use common::app::{spawn_app_with, spawn_app_with_clock};
+use common::clock::Pacer;
+use common::config::{target, TestConfig};
+use common::db::count_rows;
 use target_server::{Mode, TargetServer};
 
-fn target(name: &str, url: &str) -> TargetConfig {
-    let mut target = TargetConfig::new(
-        ServiceName::parse(name).unwrap(),
-        TargetUrl::parse(url).unwrap(),
-    );
-    target.interval_s = 1;
-    target.timeout_ms = 500;
-    target
-}
-
+/// `names` as targets that are always down (checked every second on a port where nothing listens).
 fn config_with(names: &[&str]) -> Config {
-    let mut config = test_config();
-    let port = dead_port();
-    config.services = names
-        .iter()
-        .map(|n| target(n, &format!("tcp://127.0.0.1:{port}")))
-        .collect();
-    config
+    TestConfig::new().down_targets(names).build()
 }
 
 fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
@@ -494,7 +483,7 @@ const OPERATE: &str = "slo-operate-token-bbbbbbbbbbbbbbbb";
 const ADMIN: &str = "slo-admin-token-cccccccccccccccccccc";
 
 /// POSTs a maintenance window with `token`: (status, body).
-async fn post_maintenance(app: &common::TestApp, token: &str, body: &Value) -> (u16, Value) {
+async fn post_maintenance(app: &common::app::TestApp, token: &str, body: &Value) -> (u16, Value) {
     let res = app
         .request(Method::POST, ServiceKind::HealthProxy, "/maintenance")
         .bearer_auth(token)
@@ -508,14 +497,10 @@ async fn post_maintenance(app: &common::TestApp, token: &str, body: &Value) -> (
 
 /// A config with read, operate and admin tokens (from env vars named after `prefix`) and `names` targets.
 fn config_with_tokens(prefix: &str, names: &[&str]) -> Config {
-    for (role, token) in [("READ", READ), ("OPERATE", OPERATE), ("ADMIN", ADMIN)] {
-        std::env::set_var(format!("{prefix}_{role}"), token);
-    }
-    let mut config = config_with(names);
-    config.auth.tokens.read = Some(TokenSource::Env(format!("{prefix}_READ")));
-    config.auth.tokens.operate = Some(TokenSource::Env(format!("{prefix}_OPERATE")));
-    config.auth.tokens.admin = Some(TokenSource::Env(format!("{prefix}_ADMIN")));
-    config
+    TestConfig::new()
+        .down_targets(names)
+        .tokens(prefix, READ, OPERATE, ADMIN)
+        .build()
 }
 
 /// Issue 16: a window posted now may not rewrite history. It must end in the future and start within the
@@ -693,12 +678,11 @@ async fn a_posted_maintenance_window_cannot_rewrite_history_unless_an_admin_says
 
 #[tokio::test]
 async fn slo_and_maintenance_routes_answer_over_http() {
-    for (role, token) in [("READ", READ), ("OPERATE", OPERATE)] {
-        std::env::set_var(format!("SLO_TEST_{role}"), token);
-    }
-    let mut config = config_with(&["api"]);
-    config.auth.tokens.read = Some(TokenSource::Env("SLO_TEST_READ".to_owned()));
-    config.auth.tokens.operate = Some(TokenSource::Env("SLO_TEST_OPERATE".to_owned()));
+    let mut config = TestConfig::new()
+        .down_targets(&["api"])
+        .token(Role::Read, "SLO_TEST_READ", READ)
+        .token(Role::Operate, "SLO_TEST_OPERATE", OPERATE)
+        .build();
     let starts = Utc::now() - chrono::Duration::hours(1);
     config.slo.maintenance = vec![MaintenanceConfig {
         target: None,
@@ -814,37 +798,42 @@ async fn slo_and_maintenance_routes_answer_over_http() {
     // The refresher ran at start: the gauges are there, and maintenance covers api now.
     let metrics = common::eventually("the slo gauges", || async {
         let text = app.metrics(hp).await;
-        common::sample_value(&text, "slo_restarts", &[("target", "api")]).map(|_| text)
+        common::prom::sample_value(&text, "slo_restarts", &[("target", "api")]).map(|_| text)
     })
     .await;
     assert_eq!(
-        common::sample_value(&metrics, "maintenance_active", &[("target", "api")]),
+        common::prom::sample_value(&metrics, "maintenance_active", &[("target", "api")]),
         Some(1.0)
     );
 }
 
-/// Moves the test clock `seconds` forward one second at a time, giving the real probes and writes a moment.
-async fn advance(clock: &ManualClock, seconds: u64) {
-    for _ in 0..seconds {
-        clock.advance(Duration::from_secs(1));
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
+/// `api` checked every second on `server`, auto-heal off: the burn-rate tests' target. The pacer waits for
+/// each check's row, so rows are flushed every 10 ms: the clock moves far faster than real time here.
+fn burn_config(server: &TargetServer) -> TestConfig {
+    TestConfig::new()
+        .target(target("api", &server.url()).every_second())
+        .heal(|heal| heal.enabled = false)
+        .flush_every_ms(10)
+}
+
+/// Moves the clock a second at a time, each second waiting for api's scheduled check and its row.
+fn pacer(app: &common::app::TestApp, clock: &ManualClock) -> Pacer {
+    Pacer::for_app(app, clock).checks_of(&["api"])
 }
 
 #[tokio::test]
 async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves() {
     let server = TargetServer::start(Mode::Healthy).await;
-    let mut config = test_config();
-    config.services = vec![target("api", &server.url())];
-    config.heal.enabled = false;
+    let config = burn_config(&server).build();
     let clock = ManualClock::new(at(2026, 11, 26, 12, 0, 0));
     let app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut pace = pacer(&app, &clock);
     let hp = ServiceKind::HealthProxy;
     let fast = "rule = 'slo_fast_burn' AND target = 'api' AND level = 'critical'";
 
-    advance(&clock, 60).await;
+    pace.advance_s(60).await;
     server.set(Mode::Failing);
-    advance(&clock, 200).await;
+    pace.advance_s(200).await;
     assert_eq!(
         count_rows(&app.db_path, "alerts", fast).await,
         0,
@@ -852,13 +841,13 @@ async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves
     );
     // Covered from 300 s on; both windows then burn too fast, and the alert fires once that lasted the
     // burn-rate table's 2 minutes.
-    advance(&clock, 150).await;
+    pace.advance_s(150).await;
     assert_eq!(
         count_rows(&app.db_path, "alerts", fast).await,
         0,
         "burning for less than 2 minutes"
     );
-    advance(&clock, 120).await;
+    pace.advance_s(120).await;
     common::eventually("the fast burn alert", || async {
         (count_rows(
             &app.db_path,
@@ -873,10 +862,10 @@ async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves
     // The refresher (every 60 s on the clock) saw the failures.
     let text = app.metrics(hp).await;
     let availability =
-        common::sample_value(&text, "slo_availability_ratio", &[("target", "api")]).unwrap();
+        common::prom::sample_value(&text, "slo_availability_ratio", &[("target", "api")]).unwrap();
     assert!(availability < 0.9, "{availability}");
     assert!(
-        common::sample_value(
+        common::prom::sample_value(
             &text,
             "slo_error_budget_burn_rate",
             &[("target", "api"), ("window", "1h")]
@@ -884,10 +873,13 @@ async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves
         .unwrap()
             > 14.4
     );
-    assert!(common::sample_value(&text, "slo_latency_p95_seconds", &[("target", "api")]).is_some());
+    assert!(
+        common::prom::sample_value(&text, "slo_latency_p95_seconds", &[("target", "api")])
+            .is_some()
+    );
 
     server.set(Mode::Healthy);
-    advance(&clock, 60).await;
+    pace.advance_s(60).await;
     assert_eq!(
         count_rows(
             &app.db_path,
@@ -898,7 +890,7 @@ async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves
         1,
         "the last 5 minutes still burn too fast"
     );
-    advance(&clock, 300).await;
+    pace.advance_s(300).await;
     common::eventually("the fast burn alert resolved", || async {
         (count_rows(
             &app.db_path,
@@ -915,25 +907,27 @@ async fn the_gauges_follow_the_checks_and_the_fast_burn_alert_fires_and_resolves
 #[tokio::test]
 async fn failures_inside_a_maintenance_window_burn_no_budget_and_page_nobody() {
     let server = TargetServer::start(Mode::Healthy).await;
-    let mut config = test_config();
-    config.services = vec![target("api", &server.url())];
-    config.heal.enabled = false;
-    config.slo.maintenance = vec![MaintenanceConfig {
-        target: Some("api".into()),
-        starts_at: at(2026, 11, 26, 12, 0, 30),
-        ends_at: at(2026, 11, 26, 13, 0, 0),
-        reason: "database upgrade".into(),
-    }];
+    let config = burn_config(&server)
+        .slo(|slo| {
+            slo.maintenance = vec![MaintenanceConfig {
+                target: Some("api".into()),
+                starts_at: at(2026, 11, 26, 12, 0, 30),
+                ends_at: at(2026, 11, 26, 13, 0, 0),
+                reason: "database upgrade".into(),
+            }];
+        })
+        .build();
     let clock = ManualClock::new(at(2026, 11, 26, 12, 0, 0));
     let app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut pace = pacer(&app, &clock);
     // The same outage as in the test above, which pages after 410 s: here it is planned.
-    advance(&clock, 60).await;
+    pace.advance_s(60).await;
     server.set(Mode::Failing);
-    advance(&clock, 600).await;
+    pace.advance_s(600).await;
     common::eventually("the outage seen", || async {
         // A failed check made 10 minutes in: where the same outage unplanned has paged twice over.
         let late = at(2026, 11, 26, 12, 10, 0).timestamp_millis();
-        (common::count_check_rows(
+        (common::db::count_check_rows(
             &app.db_path,
             &format!("service = 'api' AND outcome != 'up' AND checked_at_ms >= {late}"),
         )
@@ -961,11 +955,10 @@ async fn failures_inside_a_maintenance_window_burn_no_budget_and_page_nobody() {
 #[tokio::test]
 async fn a_five_percent_error_rate_pages_from_hales_own_fast_burn_alert() {
     let server = TargetServer::start(Mode::Healthy).await;
-    let mut config = test_config();
-    config.services = vec![target("api", &server.url())];
-    config.heal.enabled = false;
+    let config = burn_config(&server).build();
     let clock = ManualClock::new(at(2026, 11, 26, 12, 0, 0));
     let app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut pace = pacer(&app, &clock);
     let fast = "rule = 'slo_fast_burn' AND target = 'api' AND level = 'critical'";
     for second in 0..600u64 {
         server.set(if second % 20 == 10 {
@@ -973,11 +966,12 @@ async fn a_five_percent_error_rate_pages_from_hales_own_fast_burn_alert() {
         } else {
             Mode::Healthy
         });
-        advance(&clock, 1).await;
+        pace.advance_s(1).await;
     }
     server.set(Mode::Healthy);
-    let bad = common::count_check_rows(&app.db_path, "service = 'api' AND outcome != 'up'").await;
-    let all = common::count_check_rows(&app.db_path, "service = 'api'").await;
+    let bad =
+        common::db::count_check_rows(&app.db_path, "service = 'api' AND outcome != 'up'").await;
+    let all = common::db::count_check_rows(&app.db_path, "service = 'api'").await;
     assert!(
         (0.03..0.08).contains(&(bad as f64 / all as f64)),
         "{bad} of {all} checks failed"

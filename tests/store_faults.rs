@@ -22,24 +22,13 @@ use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
-use common::{
-    client, eventually, exit_code, run_hale, sample_value, tcp_targets_config, test_config_json,
-    CountingTarget, HaleProcess, Tmpfs,
-};
-
-/// `SELECT count(*)` of stored checks, through a read-only connection of the test's own.
-async fn count_rows(db: &Path) -> i64 {
-    let options = SqliteConnectOptions::new().filename(db).read_only(true);
-    let mut conn = SqliteConnection::connect_with(&options)
-        .await
-        .unwrap_or_else(|e| panic!("open {} to count rows: {e}", db.display()));
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM health_checks")
-        .fetch_one(&mut conn)
-        .await
-        .expect("count health checks");
-    let _ = conn.close().await;
-    count
-}
+use common::app::client;
+use common::config::{tcp_targets_config, test_config_json};
+use common::db::count_check_rows;
+use common::eventually;
+use common::process::{exit_code, run_hale, HaleProcess, Tmpfs};
+use common::prom::sample_value;
+use common::receivers::CountingTarget;
 
 async fn health(client: &reqwest::Client, addr: SocketAddr) -> (u16, Value) {
     let res = client
@@ -166,7 +155,7 @@ async fn a_full_disk_turns_health_503_counts_nothing_unstored_and_every_check_is
     let proxy = addrs[&ServiceKind::HealthProxy];
     let client = client();
     eventually("checks in the database", || async {
-        (count_rows(&db).await > 0).then_some(())
+        (count_check_rows(&db, "1 = 1").await > 0).then_some(())
     })
     .await;
 
@@ -184,9 +173,19 @@ async fn a_full_disk_turns_health_503_counts_nothing_unstored_and_every_check_is
         assert_eq!(status, 503, "{kind}: {body}");
         assert_eq!(body["details"]["database"], json!("full"), "{kind}");
     }
-    // Stay full a while: checks keep coming and are held, none counted as written.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let text = metrics(&client, proxy).await;
+    // Stay full while two more rounds of checks come (the target counts them) and are held, none counted as
+    // written, and while the writer's failed attempts are counted.
+    let full_since = target.accepted();
+    let text = eventually(
+        "two rounds of checks made while the disk is full",
+        || async {
+            let text = metrics(&client, proxy).await;
+            let failed = sample_value(&text, "store_write_errors_total", &[("kind", "full")]);
+            (target.accepted() >= full_since + 80 && failed.is_some_and(|n| n >= 1.0))
+                .then_some(text)
+        },
+    )
+    .await;
     let claimed = sample_value(&text, "store_rows_written_total", &[]).expect("rows written");
     let failures = sample_value(&text, "store_write_errors_total", &[("kind", "full")])
         .expect("write errors by kind");
@@ -196,13 +195,13 @@ async fn a_full_disk_turns_health_503_counts_nothing_unstored_and_every_check_is
 
     std::fs::remove_file(&filler).expect("free the space");
     health_becomes(&client, proxy, 200, "ok").await;
-    let stored = count_rows(&db).await;
+    let stored = count_check_rows(&db, "1 = 1").await;
     assert!(
         claimed as i64 <= stored,
         "hale claimed {claimed} rows written while the file held {stored}"
     );
     eventually("new checks stored after the space came back", || async {
-        (count_rows(&db).await > stored + 40).then_some(())
+        (count_check_rows(&db, "1 = 1").await > stored + 40).then_some(())
     })
     .await;
 
@@ -216,7 +215,7 @@ async fn a_full_disk_turns_health_503_counts_nothing_unstored_and_every_check_is
     );
     let made = target.accepted();
     assert_eq!(
-        count_rows(&db).await,
+        count_check_rows(&db, "1 = 1").await,
         made as i64,
         "every check made is in the file once"
     );
@@ -247,7 +246,7 @@ async fn a_database_file_deleted_while_running_turns_health_503_and_the_exit_sta
     let client = client();
     let db = hale.db_path.clone();
     eventually("checks in the database", || async {
-        (count_rows(&db).await > 0).then_some(())
+        (count_check_rows(&db, "1 = 1").await > 0).then_some(())
     })
     .await;
 
@@ -291,7 +290,7 @@ async fn a_database_file_made_read_only_while_running_turns_health_503_until_it_
     let client = client();
     let db = hale.db_path.clone();
     eventually("checks in the database", || async {
-        (count_rows(&db).await > 0).then_some(())
+        (count_check_rows(&db, "1 = 1").await > 0).then_some(())
     })
     .await;
 
@@ -307,7 +306,10 @@ async fn a_database_file_made_read_only_while_running_turns_health_503_until_it_
     hale.signal("TERM");
     let status = hale.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(exit_code(status), 0, "stderr: {:?}", hale.stderr_lines());
-    assert_eq!(count_rows(&db).await, target.accepted() as i64);
+    assert_eq!(
+        count_check_rows(&db, "1 = 1").await,
+        target.accepted() as i64
+    );
 }
 
 /// A database created (schema applied) and closed, in its own temp folder.
@@ -391,7 +393,7 @@ fn record(service: &Arc<str>) -> CheckRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_lock_held_by_another_process_is_waited_out_and_nothing_is_lost() {
-    let mut app = common::spawn_app().await;
+    let mut app = common::app::spawn_app().await;
     let writer = app.core().writer.clone();
     let service: Arc<str> = Arc::from("locked");
     for _ in 0..100 {
@@ -399,7 +401,7 @@ async fn a_write_lock_held_by_another_process_is_waited_out_and_nothing_is_lost(
     }
     let db = app.db_path.clone();
     eventually("the first rows stored", || async {
-        (count_rows(&db).await == 100).then_some(())
+        (count_check_rows(&db, "1 = 1").await == 100).then_some(())
     })
     .await;
 
@@ -411,13 +413,17 @@ async fn a_write_lock_held_by_another_process_is_waited_out_and_nothing_is_lost(
     let proxy = app.addr(ServiceKind::HealthProxy);
     let body = health_becomes(&app.client, proxy, 503, "locked").await;
     assert!(body["details"]["writer_queue"].as_u64().unwrap_or_default() >= 100);
-    assert_eq!(count_rows(&db).await, 100, "nothing written under the lock");
+    assert_eq!(
+        count_check_rows(&db, "1 = 1").await,
+        100,
+        "nothing written under the lock"
+    );
     sqlx::query("ROLLBACK")
         .execute(&mut lock)
         .await
         .expect("release the lock");
     health_becomes(&app.client, proxy, 200, "ok").await;
-    assert_eq!(count_rows(&db).await, 200);
+    assert_eq!(count_check_rows(&db, "1 = 1").await, 200);
     let report = app.shutdown_with_report().await;
     assert_eq!(report.written, 200);
     assert_eq!(report.lost(), 0);
@@ -530,7 +536,7 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
     let proxy = addrs[&ServiceKind::HealthProxy];
     let client = client();
     eventually("checks in the database", || async {
-        (count_rows(&db).await > 100).then_some(())
+        (count_check_rows(&db, "1 = 1").await > 100).then_some(())
     })
     .await;
 
@@ -555,16 +561,16 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
     std::fs::remove_file(&filler).expect("free the space");
     target.set(200);
     health_becomes(&client, proxy, 200, "ok").await;
-    let stored = count_rows(&db).await;
+    let stored = count_check_rows(&db, "1 = 1").await;
     // Written for real: the file grows, and the breakers' recovery lands too.
     eventually(
         "checks keep landing in the file after the space came back",
-        || async { (count_rows(&db).await > stored + 200).then_some(()) },
+        || async { (count_check_rows(&db, "1 = 1").await > stored + 200).then_some(()) },
     )
     .await;
     let (status, body) = post_maintenance(&client, proxy, "after the disk").await;
     assert_eq!(status, 201, "{body}");
-    let transitions = common::count_rows(&db, "breaker_transitions", "1 = 1").await;
+    let transitions = common::db::count_rows(&db, "breaker_transitions", "1 = 1").await;
     assert!(transitions > 0, "breaker transitions are stored");
 
     hale.signal("TERM");
@@ -577,7 +583,7 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
     );
     let written = drained_written(&hale);
     assert_eq!(
-        count_rows(&db).await,
+        count_check_rows(&db, "1 = 1").await,
         written,
         "every row the writer counted as written is in the file"
     );
@@ -604,12 +610,12 @@ async fn a_full_disk_during_every_kind_of_write_loses_no_row_counted_and_writing
         "hale_runs",
     ] {
         assert!(
-            common::count_rows(&db, table, "1 = 1").await > 0,
+            common::db::count_rows(&db, table, "1 = 1").await > 0,
             "{table} rows are stored"
         );
     }
     assert_eq!(
-        common::count_rows(&db, "maintenance_windows", "1 = 1").await,
+        common::db::count_rows(&db, "maintenance_windows", "1 = 1").await,
         1,
         "only the window asked for after the disk had room is stored"
     );

@@ -14,37 +14,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hale::clock::{Clock, ManualClock, SystemClock};
-use hale::config::{Config, ServiceName, TargetConfig, TargetUrl};
-use hale::events::{Event, Subscription};
+
+use hale::events::{ChildStarted, Event, Subscription};
 use hale::kind::ServiceKind;
 use hale::records::ChildStartCause;
 use hale::store::Store;
 use hale::supervise::{ChildView, SuperviseError, Supervisor};
 use serde_json::json;
 
-use common::{
-    count_rows, eventually, process_alive, run_hale, sample_value, spawn_app_with,
-    spawn_app_with_clock, test_config, test_config_json, HaleProcess, TestApp, DEADLINE,
-};
-
-/// A target that hale runs itself. Its probe goes to a closed port, once an hour: these tests are about
-/// the child, not the checks.
-fn supervised(name: &str, run: serde_json::Value) -> TargetConfig {
-    let mut target = TargetConfig::new(
-        ServiceName::parse(name).expect("a valid name"),
-        TargetUrl::parse("tcp://127.0.0.1:1").expect("a valid URL"),
-    );
-    target.interval_s = 3_600;
-    target.timeout_ms = 200;
-    target.run = Some(serde_json::from_value(run).expect("a valid run block"));
-    target
-}
-
-fn config_with(targets: Vec<TargetConfig>) -> Config {
-    let mut config = test_config();
-    config.services = targets;
-    config
-}
+use common::app::{spawn_app_with, spawn_app_with_clock, TestApp};
+use common::clock::Pacer;
+use common::config::{supervised, test_config, test_config_json, TestConfig};
+use common::db::count_rows;
+use common::process::{process_alive, run_hale, HaleProcess};
+use common::prom::sample_value;
+use common::{eventually, DEADLINE};
 
 fn supervisor(app: &TestApp) -> &Arc<Supervisor> {
     app.app().supervisor().expect("the Health Proxy runs")
@@ -85,6 +69,15 @@ async fn next_child_event(events: &mut Subscription) -> Arc<Event> {
     }
 }
 
+/// The next start of a child (other events skipped).
+async fn next_start(events: &mut Subscription) -> ChildStarted {
+    loop {
+        if let Event::ChildStarted(started) = &*next_child_event(events).await {
+            return started.clone();
+        }
+    }
+}
+
 fn distinct_pids(file: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
     let mut pids: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -96,15 +89,19 @@ fn distinct_pids(file: &Path) -> Vec<String> {
 async fn a_child_that_crashes_is_restarted_with_a_new_pid_and_each_start_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let pids = dir.path().join("pids");
-    let mut app = spawn_app_with(config_with(vec![supervised(
-        "crashy",
-        json!({
-            "argv": ["sh", "-c", "echo $$ >> pids; echo started; sleep 0.2; exit 3"],
-            "cwd": dir.path(),
-            "backoff_initial_ms": 20,
-            "backoff_max_s": 1,
-        }),
-    )]))
+    let mut app = spawn_app_with(
+        TestConfig::new()
+            .targets([supervised(
+                "crashy",
+                json!({
+                    "argv": ["sh", "-c", "echo $$ >> pids; echo started; sleep 0.2; exit 3"],
+                    "cwd": dir.path(),
+                    "backoff_initial_ms": 20,
+                    "backoff_max_s": 1,
+                }),
+            )])
+            .build(),
+    )
     .await;
     let mut events = app.app().events().subscribe("test");
     assert!(supervisor(&app).supervises("crashy"));
@@ -166,10 +163,10 @@ async fn a_child_that_crashes_is_restarted_with_a_new_pid_and_each_start_is_reco
 async fn the_backoff_waits_on_hales_clock_and_doubles_per_quick_exit() {
     let clock = ManualClock::new(t0());
     let app = spawn_app_with_clock(
-        config_with(vec![supervised(
+        TestConfig::new().targets([supervised(
             "flaky",
             json!({"argv": ["sh", "-c", "exit 4"], "backoff_initial_ms": 5000, "backoff_max_s": 60}),
-        )]),
+        )]).build(),
         Arc::new(clock.clone()),
     )
     .await;
@@ -183,18 +180,29 @@ async fn the_backoff_waits_on_hales_clock_and_doubles_per_quick_exit() {
     assert_eq!(supervisor(&app).last_exit_code("flaky"), Some(4));
     assert!(!first.1.running);
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    clock
-        .advance_in_steps(Duration::from_millis(4_900), Duration::from_millis(100))
-        .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The supervisor set next_restart_at and started its sleep on the clock in one step (the test and
+    // hale share this runtime's one thread), so the clock may move at once. A supervisor woken by a step
+    // clears next_restart_at before anything else (the restart itself waits on real I/O): between steps
+    // the pacer lets it run, so a wake-up before the backoff ends shows here, without sleeping.
+    let mut events = app.events("test");
+    let mut pace = Pacer::new(&clock).step(Duration::from_millis(100));
+    pace.advance(Duration::from_millis(4_900)).await;
+    let waiting = view(&app, "flaky");
     assert_eq!(
-        view(&app, "flaky").restarts,
-        0,
+        (waiting.next_restart_at, waiting.restarts),
+        (Some(first.0), 0),
         "not before the backoff is over"
     );
 
-    clock.advance(Duration::from_millis(100));
+    pace.advance(Duration::from_millis(100)).await;
+    let restarted = next_start(&mut events).await;
+    assert_eq!(restarted.cause, ChildStartCause::Exited);
+    assert!(
+        restarted.at >= first.0,
+        "restarted at {} on hale's clock, before the backoff ended at {}",
+        restarted.at,
+        first.0
+    );
     let second = eventually("the restart and its exit, waiting 10 s", || async {
         let child = view(&app, "flaky");
         (child.restarts == 1)
@@ -211,10 +219,14 @@ async fn the_backoff_waits_on_hales_clock_and_doubles_per_quick_exit() {
 
 #[tokio::test]
 async fn a_heal_restart_stops_the_child_and_starts_a_new_one_at_once() {
-    let mut app = spawn_app_with(config_with(vec![supervised(
-        "api",
-        json!({"argv": ["sleep", "300"], "stop_timeout_s": 5}),
-    )]))
+    let mut app = spawn_app_with(
+        TestConfig::new()
+            .targets([supervised(
+                "api",
+                json!({"argv": ["sleep", "300"], "stop_timeout_s": 5}),
+            )])
+            .build(),
+    )
     .await;
     let first = eventually("the child running", || async { view(&app, "api").pid }).await;
     let mut events = app.app().events().subscribe("test");
@@ -276,10 +288,12 @@ async fn a_heal_restart_stops_the_child_and_starts_a_new_one_at_once() {
 async fn a_config_error_exit_is_not_restarted_but_a_heal_still_restarts_it() {
     let clock = ManualClock::new(t0());
     let mut app = spawn_app_with_clock(
-        config_with(vec![supervised(
-            "misconfigured",
-            json!({"argv": ["sh", "-c", "exit 78"], "backoff_initial_ms": 10}),
-        )]),
+        TestConfig::new()
+            .targets([supervised(
+                "misconfigured",
+                json!({"argv": ["sh", "-c", "exit 78"], "backoff_initial_ms": 10}),
+            )])
+            .build(),
         Arc::new(clock.clone()),
     )
     .await;
@@ -287,11 +301,12 @@ async fn a_config_error_exit_is_not_restarted_but_a_heal_still_restarts_it() {
         (supervisor(&app).last_exit_code("misconfigured") == Some(78)).then_some(())
     })
     .await;
-    // Any backoff would be over many times: the child stays down.
-    clock
-        .advance_in_steps(Duration::from_secs(3_600), Duration::from_secs(60))
+    // Any backoff would be over many times: the child stays down (the first start after this is the heal's).
+    let mut events = app.events("test");
+    Pacer::new(&clock)
+        .step(Duration::from_secs(60))
+        .advance(Duration::from_secs(3_600))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let child = view(&app, "misconfigured");
     assert!(child.config_error);
     assert!(!child.running);
@@ -304,6 +319,11 @@ async fn a_config_error_exit_is_not_restarted_but_a_heal_still_restarts_it() {
         .restart("misconfigured")
         .await
         .expect("a heal restarts it");
+    assert_eq!(
+        next_start(&mut events).await.cause,
+        ChildStartCause::Heal,
+        "the first start after the config-error exit is the heal's"
+    );
     eventually("the healed child's exit", || async {
         let child = view(&app, "misconfigured");
         (child.restarts == 1 && !child.running && child.config_error).then_some(())
@@ -323,7 +343,7 @@ async fn a_config_error_exit_is_not_restarted_but_a_heal_still_restarts_it() {
 async fn a_child_that_cannot_be_started_is_retried_after_its_backoff() {
     let clock = ManualClock::new(t0());
     let app = spawn_app_with_clock(
-        config_with(vec![
+        TestConfig::new().targets([
             supervised(
                 "missing-program",
                 json!({"argv": ["/nonexistent/hale-test-program"], "backoff_initial_ms": 1000}),
@@ -332,7 +352,7 @@ async fn a_child_that_cannot_be_started_is_retried_after_its_backoff() {
                 "missing-cwd",
                 json!({"argv": ["sleep", "300"], "cwd": "/nonexistent/hale-test-dir", "backoff_initial_ms": 1000}),
             ),
-        ]),
+        ]).build(),
         Arc::new(clock.clone()),
     )
     .await;
@@ -376,7 +396,7 @@ async fn a_child_that_cannot_be_started_is_retried_after_its_backoff() {
 #[tokio::test]
 async fn shutdown_stops_every_process_group_even_one_that_ignores_the_stop_signal() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = spawn_app_with(config_with(vec![
+    let mut app = spawn_app_with(TestConfig::new().targets([
         supervised(
             "stubborn",
             json!({
@@ -386,7 +406,7 @@ async fn shutdown_stops_every_process_group_even_one_that_ignores_the_stop_signa
             }),
         ),
         supervised("plain", json!({"argv": ["sleep", "300"]})),
-    ]))
+    ]).build())
     .await;
     let grandchild_file = dir.path().join("grandchild");
     let grandchild: u32 = eventually("the grandchild's pid", || async {
@@ -589,7 +609,7 @@ async fn a_hale_killed_with_sigkill_takes_its_child_with_it_and_the_childs_outpu
             find(&again, "child started")
         })
         .await;
-        let metrics = common::client()
+        let metrics = common::app::client()
             .get(format!(
                 "http://{}/metrics",
                 listening[&ServiceKind::HealthProxy]
@@ -601,7 +621,7 @@ async fn a_hale_killed_with_sigkill_takes_its_child_with_it_and_the_childs_outpu
             .await
             .unwrap();
         let restarts = |cause: &str| {
-            common::sample_value(
+            common::prom::sample_value(
                 &metrics,
                 "restarts_total",
                 &[("target", "worker"), ("cause", cause)],
@@ -685,7 +705,7 @@ async fn a_grandchild_that_survives_a_killed_hale_is_killed_at_the_next_start() 
     first.wait_listening(&[ServiceKind::HealthProxy]).await;
     let leader = child_started(&first, "web").await;
     let serves = || async {
-        common::client()
+        common::app::client()
             .get(format!("http://127.0.0.1:{port}/"))
             .send()
             .await

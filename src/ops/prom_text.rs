@@ -68,6 +68,21 @@ impl Exposition {
             .map(|s| s.value)
     }
 
+    /// The sum of the samples with this name whose labels include these (the other labels are summed
+    /// over); `None` when no sample matches.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+            .reduce(|a, b| a + b)
+    }
+
     /// True when the family is declared or has a sample.
     pub fn has_family(&self, name: &str) -> bool {
         self.types.contains_key(name) || self.samples.iter().any(|s| s.name == name)
@@ -413,6 +428,16 @@ mod tests {
         assert_eq!(exposition.types["req_seconds"], MetricType::Histogram);
         assert!(exposition.has_family("req_seconds"));
         assert!(!exposition.has_family("missing"));
+    }
+
+    #[test]
+    fn a_sum_adds_the_series_whose_labels_include_the_given_ones() {
+        let exposition =
+            parse("x{a=\"1\",b=\"p\"} 2\nx{a=\"1\",b=\"q\"} 3\nx{a=\"2\",b=\"p\"} 5\n").unwrap();
+        assert_eq!(exposition.sum("x", &[("a", "1")]), Some(5.0));
+        assert_eq!(exposition.sum("x", &[]), Some(10.0));
+        assert_eq!(exposition.sum("x", &[("a", "3")]), None);
+        assert_eq!(exposition.sum("y", &[]), None);
     }
 
     fn error_of(text: &str) -> String {

@@ -12,9 +12,11 @@ use serde_json::{json, Value};
 use super::relay::Relay;
 use super::target_server::{Mode, TargetServer};
 use super::{health_all, proxy_config, report, start_time, target};
-use crate::common::{
-    self, count_check_rows, parse_samples, sample_sum, sample_value, HaleProcess, TestApp,
-};
+use crate::common;
+use crate::common::app::TestApp;
+use crate::common::db::count_check_rows;
+use crate::common::process::HaleProcess;
+use crate::common::prom::{parse_samples, sample_sum, sample_value};
 
 /// `n` concurrent `GET /health/all`, each on its own connection; returns every answer's status and body.
 async fn concurrent_health_all(app: &TestApp, n: usize) -> Vec<(u16, Value)> {
@@ -55,7 +57,7 @@ async fn a_target_that_is_hales_own_health_all_is_answered_from_latest_results_w
     // The relay is the target; once hale runs, it forwards to hale's own Health Proxy port (with port 0 the
     // config check cannot know that port, so only the probe marker header stands between hale and a loop).
     let relay = Relay::start().await;
-    let mut app = common::spawn_app_with(proxy_config(vec![target(
+    let mut app = common::app::spawn_app_with(proxy_config(vec![target(
         "myself",
         &format!("http://{}/health/all", relay.addr),
     )]))
@@ -101,7 +103,7 @@ async fn a_thousand_concurrent_health_all_calls_share_one_probe_of_a_hanging_tar
     let mut hung = target("hung", &hanging.url());
     // Long enough for all the calls to arrive while the one probe is still waiting.
     hung.timeout_ms = 5_000;
-    let mut app = common::spawn_app_with(proxy_config(vec![hung])).await;
+    let mut app = common::app::spawn_app_with(proxy_config(vec![hung])).await;
 
     let answers = concurrent_health_all(&app, 1000).await;
     assert_eq!(answers.len(), 1000);
@@ -135,7 +137,7 @@ async fn a_burst_of_health_all_against_an_open_breaker_stores_one_row_per_interv
     config.breaker.failure_threshold = 1;
     // interval_s 30 (default), open_timeout_s 60 (default): the breaker stays open over two intervals.
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
 
     for burst in 0..2 {
         for _ in 0..4 {
@@ -197,7 +199,7 @@ async fn two_thousand_targets_under_a_256_open_file_limit_are_all_up() {
             })
         })
         .collect();
-    let mut config = common::test_config_json();
+    let mut config = common::config::test_config_json();
     config["services"] = Value::Array(services);
     config["monitor"] = json!({"background_checks": false, "cache_ttl_s": 0});
     let mut hale = HaleProcess::serve_with_open_file_limit(&config, 256).await;
@@ -237,7 +239,12 @@ async fn two_thousand_targets_under_a_256_open_file_limit_are_all_up() {
 
     hale.signal("TERM");
     let status = hale.wait_exit(common::DEADLINE).await;
-    assert_eq!(common::exit_code(status), 0, "{:?}", hale.stderr_lines());
+    assert_eq!(
+        common::process::exit_code(status),
+        0,
+        "{:?}",
+        hale.stderr_lines()
+    );
     assert_eq!(count_check_rows(&hale.db_path, "1 = 1").await, 2000);
     assert_eq!(
         count_check_rows(&hale.db_path, "outcome = 'up'").await,
@@ -247,7 +254,8 @@ async fn two_thousand_targets_under_a_256_open_file_limit_are_all_up() {
 
 #[tokio::test]
 async fn running_short_of_open_files_is_logged_once_and_so_is_the_recovery() {
-    let mut hale = HaleProcess::serve_with_open_file_limit(&common::test_config_json(), 256).await;
+    let mut hale =
+        HaleProcess::serve_with_open_file_limit(&common::config::test_config_json(), 256).await;
     let addrs = hale.wait_listening(&[HealthProxy]).await;
     // 200 idle client connections on top of hale's own ~40 descriptors: past 90% of 256.
     let mut held = Vec::new();
@@ -293,12 +301,16 @@ async fn running_short_of_open_files_is_logged_once_and_so_is_the_recovery() {
         "one warning per episode, not one per second"
     );
     hale.signal("TERM");
-    assert_eq!(common::exit_code(hale.wait_exit(common::DEADLINE).await), 0);
+    assert_eq!(
+        common::process::exit_code(hale.wait_exit(common::DEADLINE).await),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepts_failing_for_lack_of_descriptors_are_counted_not_logged_every_500_ms() {
-    let mut hale = HaleProcess::serve_with_open_file_limit(&common::test_config_json(), 100).await;
+    let mut hale =
+        HaleProcess::serve_with_open_file_limit(&common::config::test_config_json(), 100).await;
     let addrs = hale.wait_listening(&[HealthProxy]).await;
     // More idle connections than descriptors left: hale accepts what it can, the rest wait in the
     // kernel's queue while actix-server's accept fails with "Too many open files" every 500 ms.
@@ -328,7 +340,7 @@ async fn accepts_failing_for_lack_of_descriptors_are_counted_not_logged_every_50
     tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     drop(held);
     let res = common::eventually("hale answers again", || async {
-        common::client()
+        common::app::client()
             .get(format!("http://{}/health", addrs[&HealthProxy]))
             .send()
             .await
@@ -337,7 +349,10 @@ async fn accepts_failing_for_lack_of_descriptors_are_counted_not_logged_every_50
     .await;
     assert_eq!(res.status().as_u16(), 200);
     hale.signal("TERM");
-    assert_eq!(common::exit_code(hale.wait_exit(common::DEADLINE).await), 0);
+    assert_eq!(
+        common::process::exit_code(hale.wait_exit(common::DEADLINE).await),
+        0
+    );
     let logs = hale.json_logs();
     let raw = logs
         .iter()
@@ -373,7 +388,7 @@ async fn background_checks_keep_their_rows_under_on_demand_load() {
     let mut config = proxy_config(vec![api]);
     config.monitor.background_checks = true;
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
     // Each second on the clock is one background tick, met by /health/all calls: a check of api is nearly
     // always in flight, so most ticks share an on-demand check instead of probing, and must still store
     // their row.

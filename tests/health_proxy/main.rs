@@ -16,28 +16,24 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use hale::breaker::BreakerState;
 use hale::clock::{Clock, ManualClock};
-use hale::config::{BodyCondition, Config, ServiceName, TargetConfig, TargetUrl};
+use hale::config::{BodyCondition, Config, ServiceName, TargetConfig};
 use hale::kind::ServiceKind::HealthProxy;
 use hale::store::Store;
 use serde_json::Value;
 
-use common::{sample_sum, sample_value, test_config, TestApp};
+use common::app::TestApp;
+use common::config::TestConfig;
+use common::prom::{sample_sum, sample_value};
 use target_server::{Mode, TargetServer};
 
+/// A target with the config's defaults, for the tests to adjust.
 fn target(name: &str, url: &str) -> TargetConfig {
-    TargetConfig::new(
-        ServiceName::parse(name).unwrap(),
-        TargetUrl::parse(url).unwrap(),
-    )
+    common::config::target(name, url).build()
 }
 
 /// On-demand checks only (no background prober), no cache, short timeouts.
 fn proxy_config(targets: Vec<TargetConfig>) -> Config {
-    let mut config = test_config();
-    config.monitor.background_checks = false;
-    config.monitor.cache_ttl_s = 0;
-    config.services = targets;
-    config
+    TestConfig::new().on_demand_only().targets(targets).build()
 }
 
 fn start_time() -> chrono::DateTime<Utc> {
@@ -69,7 +65,7 @@ async fn stored_rows(app: &mut TestApp) -> i64 {
 async fn breaker_opens_after_five_failures_fails_fast_half_opens_and_closes_after_two_successes() {
     let server = TargetServer::start(Mode::Failing).await;
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(
+    let mut app = common::app::spawn_app_with_clock(
         proxy_config(vec![target("api", &server.url())]),
         Arc::new(clock.clone()),
     )
@@ -204,7 +200,7 @@ async fn an_open_breaker_stays_open_across_a_restart_for_the_time_left_and_is_ha
     let server = TargetServer::start(Mode::Failing).await;
     let config = proxy_config(vec![target("api", &server.url())]);
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
     for _ in 0..5 {
         health_all(&app).await;
     }
@@ -243,7 +239,7 @@ async fn health_all_answers_within_the_largest_timeout_when_a_target_hangs() {
     let mut hung = target("hung", &hanging.url());
     hung.timeout_ms = 500;
     let mut app =
-        common::spawn_app_with(proxy_config(vec![target("ok", &healthy.url()), hung])).await;
+        common::app::spawn_app_with(proxy_config(vec![target("ok", &healthy.url()), hung])).await;
 
     let started = Instant::now();
     let (status, all) = health_all(&app).await;
@@ -270,7 +266,7 @@ async fn the_cache_serves_recent_successes_and_never_failures() {
     let mut config = proxy_config(vec![target("good", &good.url()), target("bad", &bad.url())]);
     config.monitor.cache_ttl_s = 120;
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
 
     let (_, first) = health_all(&app).await;
     assert_eq!(report(&first, "good")["cached"], false);
@@ -312,7 +308,7 @@ async fn the_score_weighs_mixed_states_and_a_down_critical_target_caps_it() {
         target("down", &down.url()),
     ]);
     config.monitor.slow_threshold_ms = 100;
-    let mut app = common::spawn_app_with(config.clone()).await;
+    let mut app = common::app::spawn_app_with(config.clone()).await;
     let (_, all) = health_all(&app).await;
     // (2 × 1 + 1 × 0.5 + 1 × 0) / 4
     assert_eq!(all["score"], 62.5);
@@ -330,7 +326,7 @@ async fn the_score_weighs_mixed_states_and_a_down_critical_target_caps_it() {
     app.shutdown().await;
 
     config.services[2].critical = true;
-    let app = common::spawn_app_with(config).await;
+    let app = common::app::spawn_app_with(config).await;
     assert_eq!(
         health_all(&app).await.1["score"],
         50.0,
@@ -345,7 +341,7 @@ async fn tcp_checks_tell_an_open_port_from_a_closed_one() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     }; // dropped: nothing listens there now
-    let app = common::spawn_app_with(proxy_config(vec![
+    let app = common::app::spawn_app_with(proxy_config(vec![
         target("open", &format!("tcp://{}", open.addr)),
         target("closed", &format!("tcp://127.0.0.1:{closed_port}")),
     ]))
@@ -368,7 +364,7 @@ async fn status_and_body_conditions_decide_up_or_down() {
     });
     let mut expects_503 = target("expects-503", &server.url());
     expects_503.expected_status = Some(hale::config::ExpectedStatus::One(503));
-    let app = common::spawn_app_with(proxy_config(vec![pointer, expects_503])).await;
+    let app = common::app::spawn_app_with(proxy_config(vec![pointer, expects_503])).await;
     let (_, all) = health_all(&app).await;
     assert_eq!(report(&all, "pointer")["outcome"], "down");
     assert_eq!(
@@ -396,7 +392,7 @@ async fn every_background_probe_is_one_stored_row_and_rolls_up_hourly() {
         t.interval_s = 1;
         t.timeout_ms = 500;
     }
-    let mut app = common::spawn_app_with(config).await;
+    let mut app = common::app::spawn_app_with(config).await;
     // Wait until both have been probed at least three times.
     let deadline = Instant::now() + common::DEADLINE;
     while a.hits() < 3 || b.hits() < 3 {
@@ -443,7 +439,7 @@ async fn history_pages_newest_first_and_rejects_bad_parameters() {
     for t in &mut config.services {
         t.interval_s = 10;
     }
-    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
     for _ in 0..3 {
         health_all(&app).await;
         clock.advance(Duration::from_secs(10));
@@ -534,7 +530,7 @@ async fn services_lists_each_target_with_config_breaker_and_latest_result() {
     let mut api = target("api", &format!("{}?token=s3cret", server.url()));
     api.tags = vec!["prod".into()];
     api.critical = true;
-    let app = common::spawn_app_with(proxy_config(vec![api])).await;
+    let app = common::app::spawn_app_with(proxy_config(vec![api])).await;
     let (_, before) = app.get_json(HealthProxy, "/services").await;
     assert_eq!(before[0]["name"], "api");
     assert_eq!(
@@ -590,7 +586,7 @@ async fn services_shows_no_path_parameter_fragment_or_query_value() {
         "{};jsessionid=S3SSION?token=T0KEN&v=2#access_token=FR4GMENT",
         server.url()
     );
-    let app = common::spawn_app_with(proxy_config(vec![target("api", &url)])).await;
+    let app = common::app::spawn_app_with(proxy_config(vec![target("api", &url)])).await;
     let (status, services) = app.get_json(HealthProxy, "/services").await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -682,7 +678,7 @@ async fn a_refused_connection_is_down_and_a_failed_tls_handshake_is_an_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let app = common::spawn_app_with(proxy_config(vec![
+    let app = common::app::spawn_app_with(proxy_config(vec![
         target("refused", &format!("http://127.0.0.1:{closed_port}/health")),
         target("not-tls", &format!("https://{}/health", plain_http.addr)),
     ]))
@@ -705,7 +701,7 @@ async fn a_failure_streak_short_of_opening_survives_a_restart() {
     let server = TargetServer::start(Mode::Failing).await;
     let config = proxy_config(vec![target("api", &server.url())]);
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
     for _ in 0..4 {
         health_all(&app).await;
     }
@@ -732,7 +728,7 @@ async fn background_probes_stay_within_max_in_flight() {
     config.monitor.background_checks = true;
     config.monitor.max_in_flight = 3;
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
     // The loops tick on the manual clock: each second advanced is one round of 12 probes, and 12 × 300 ms
     // is more work than 3 slots can do at once, so the bound is what limits.
     for round in 1..=2 {
@@ -765,7 +761,7 @@ async fn first_background_probes_are_spread_over_the_interval() {
     );
     config.monitor.background_checks = true;
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
     let mut events = app.app().events().subscribe("test");
     // One interval, 100 ms at a time: every target's first probe comes at its own point of it. After each
     // step the probes it started (real HTTP) are let finish, so each is stamped with its own step's time.
@@ -810,14 +806,14 @@ async fn a_subscriber_sees_every_check_and_breaker_move_of_a_run() {
     let mut config = proxy_config(vec![api]);
     config.monitor.background_checks = true;
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
     let mut events = app.app().events().subscribe("test");
     // Three background ticks (the breaker opens at the second failure; the third is still made, as the open
     // breaker's trial) and one on-demand check from /health/all, which the open breaker answers.
     for tick in 1..=3 {
         clock.advance(Duration::from_secs(10));
         common::eventually(&format!("tick {tick}"), || async {
-            let made = common::count_check_rows(&app.db_path, "1 = 1").await;
+            let made = common::db::count_check_rows(&app.db_path, "1 = 1").await;
             (made >= tick).then_some(())
         })
         .await;
@@ -869,11 +865,11 @@ async fn next_scheduled_row(
 ) -> (i64, String, String) {
     clock.advance(interval);
     common::eventually(&format!("scheduled check {tick}"), || async {
-        let made = common::count_check_rows(&app.db_path, "source = 'monitor'").await;
+        let made = common::db::count_check_rows(&app.db_path, "source = 'monitor'").await;
         (made >= tick).then_some(())
     })
     .await;
-    let rows = common::select_texts(
+    let rows = common::db::select_texts(
         &app.db_path,
         "health_checks",
         "checked_at_ms || ' ' || outcome || ' ' || breaker_state",
@@ -888,7 +884,7 @@ async fn next_scheduled_row(
 }
 
 async fn alerts_in_state(app: &TestApp, state: &str) -> i64 {
-    common::count_rows(
+    common::db::count_rows(
         &app.db_path,
         "alerts",
         &format!("rule = 'target_down' AND target = 'api' AND state = '{state}'"),
@@ -912,7 +908,7 @@ async fn a_recovered_target_is_up_at_its_next_scheduled_check_and_its_alert_reso
     config.storage.flush_interval_ms = 10;
     let interval = Duration::from_secs(10);
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
 
     for tick in 1..=3 {
         let (_, outcome, _) = next_scheduled_row(&app, &clock, interval, tick).await;
@@ -979,7 +975,7 @@ async fn a_recovered_target_is_up_at_its_next_scheduled_check_and_its_alert_reso
     app.shutdown().await;
 
     assert_eq!(
-        common::count_check_rows(
+        common::db::count_check_rows(
             &app.db_path,
             "source = 'monitor' AND outcome = 'circuit_open'"
         )
@@ -988,14 +984,14 @@ async fn a_recovered_target_is_up_at_its_next_scheduled_check_and_its_alert_reso
         "no scheduled check is ever circuit_open"
     );
     assert_eq!(
-        common::count_check_rows(&app.db_path, "source = 'monitor' AND outcome = 'up'").await,
+        common::db::count_check_rows(&app.db_path, "source = 'monitor' AND outcome = 'up'").await,
         2
     );
     assert_eq!(
-        common::count_check_rows(&app.db_path, "source = 'monitor' AND outcome = 'down'").await,
+        common::db::count_check_rows(&app.db_path, "source = 'monitor' AND outcome = 'down'").await,
         4
     );
-    let resolved_at: i64 = common::select_texts(
+    let resolved_at: i64 = common::db::select_texts(
         &app.db_path,
         "alerts",
         "resolved_at_ms",
@@ -1037,7 +1033,7 @@ async fn a_failed_scheduled_trial_moves_retry_at_and_a_restart_keeps_the_later_o
     config.storage.flush_interval_ms = 10;
     let interval = Duration::from_secs(10);
     let clock = ManualClock::new(start_time());
-    let mut app = common::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
+    let mut app = common::app::spawn_app_with_clock(config.clone(), Arc::new(clock.clone())).await;
 
     let (opened_at, outcome, breaker) = next_scheduled_row(&app, &clock, interval, 1).await;
     assert_eq!((outcome.as_str(), breaker.as_str()), ("down", "open"));
