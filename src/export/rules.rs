@@ -430,10 +430,6 @@ pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
                 labels,
             });
         }
-        groups.push(Group {
-            name: format!("sloth-slo-sli-recordings-{}", slo.id()),
-            rules: sli,
-        });
 
         let objective = objective(slo, config);
         let budget = 1.0 - objective;
@@ -443,9 +439,7 @@ pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
             labels: slo.sloth_labels(),
         };
         let on = "on (sloth_id, sloth_slo, sloth_service) group_left";
-        groups.push(Group {
-            name: format!("sloth-slo-meta-recordings-{}", slo.id()),
-            rules: vec![
+        let meta_rules = vec![
                 meta("slo:objective:ratio", format!("vector({})", num(objective))),
                 meta("slo:error_budget:ratio", format!("vector({})", num(budget))),
                 meta("slo:time_period:days", format!("vector({days})")),
@@ -461,8 +455,7 @@ pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
                     "slo:period_error_budget_remaining:ratio",
                     format!("1 - slo:period_burn_rate:ratio{selector}"),
                 ),
-            ],
-        });
+        ];
 
         let burn = |w: &burn::BurnPair| {
             let threshold = format!("({} * {})", num(w.burn_rate(days)), num(budget));
@@ -490,12 +483,16 @@ pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
                 ],
             )
         };
+        // One group per SLO, in dependency order. Prometheus evaluates the rules of a group one after
+        // another, so a rule reading a recording sees this evaluation's value; across groups it could see
+        // the previous one (and `promtool test rules` evaluates groups in no fixed order).
+        let alerts = [
+            alert_of(BurnSeverity::Page, slo.page(), "page"),
+            alert_of(BurnSeverity::Ticket, slo.ticket(), "ticket"),
+        ];
         groups.push(Group {
-            name: format!("sloth-slo-alerts-{}", slo.id()),
-            rules: vec![
-                alert_of(BurnSeverity::Page, slo.page(), "page"),
-                alert_of(BurnSeverity::Ticket, slo.ticket(), "ticket"),
-            ],
+            name: format!("hale-slo-{}", slo.id()),
+            rules: sli.into_iter().chain(meta_rules).chain(alerts).collect(),
         });
     }
     Ok(RuleFile {
