@@ -168,7 +168,7 @@ pub struct Dispatcher {
     queue: mpsc::UnboundedSender<Job>,
     /// Taken by the worker when it runs.
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
-    /// Published by the loops as they park and by `send`: one watch update each, nothing per attempt else.
+    /// Updated by each loop as it parks and by `send`: one watch update each, nothing more per attempt.
     progress: watch::Sender<Progress>,
 }
 
@@ -770,6 +770,12 @@ impl Dispatcher {
         }
     }
 
+    /// Publishes what Alertmanager's re-post loop is doing.
+    fn publish_resend(&self, resend: Activity) {
+        self.progress
+            .send_if_modified(|p| p.resend.replace(resend) != Some(resend));
+    }
+
     async fn resend_loop(self: Arc<Self>, am: Arc<Alertmanager>, cancel: CancellationToken) {
         let period = am.resend_interval();
         let mut ticker = Ticker::new(self.clock.clone(), period, period);
@@ -791,13 +797,6 @@ impl Dispatcher {
                 tracing::warn!(channel = "alertmanager", firing = am.firing_count(), error = %error, "cannot post the firing alerts again; next try in resend_interval_s");
             }
         }
-    }
-}
-
-impl Dispatcher {
-    fn publish_resend(&self, resend: Activity) {
-        self.progress
-            .send_if_modified(|p| std::mem::replace(&mut p.resend, Some(resend)) != Some(resend));
     }
 }
 
@@ -905,5 +904,57 @@ impl Worker for Dispatcher {
             }
             self.keep_for_next_start(&queues, waiting).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        // 2023-11-14T22:13:20Z is a valid timestamp, so this always returns Some.
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default()
+    }
+
+    fn parked(until: Option<DateTime<Utc>>) -> Progress {
+        Progress {
+            worker: Activity::Parked { until },
+            in_flight: 0,
+            resend: None,
+        }
+    }
+
+    #[test]
+    fn idle_only_when_parked_with_nothing_in_flight_or_due() {
+        let later = t0() + TimeDelta::seconds(60);
+        assert!(parked(None).idle_at(t0()));
+        assert!(parked(Some(later)).idle_at(t0()));
+        // Something waiting may start at `until` itself.
+        assert!(!parked(Some(later)).idle_at(later));
+        assert!(!parked(Some(t0())).idle_at(later));
+        let busy = Progress {
+            worker: Activity::Busy,
+            ..parked(None)
+        };
+        assert!(!busy.idle_at(t0()));
+        let in_flight = Progress {
+            in_flight: 1,
+            ..parked(None)
+        };
+        assert!(!in_flight.idle_at(t0()));
+    }
+
+    #[test]
+    fn the_resend_loop_counts_when_alertmanager_is_configured() {
+        let later = t0() + TimeDelta::seconds(60);
+        let resend = |resend| Progress {
+            resend: Some(resend),
+            ..parked(None)
+        };
+        assert!(resend(Activity::Parked { until: Some(later) }).idle_at(t0()));
+        assert!(!resend(Activity::Parked { until: Some(later) }).idle_at(later));
+        assert!(!resend(Activity::Busy).idle_at(t0()));
     }
 }
