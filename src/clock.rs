@@ -141,6 +141,11 @@ impl Ticker {
         Self::new(clock, Duration::ZERO, period)
     }
 
+    /// When the next tick is due.
+    pub fn next(&self) -> DateTime<Utc> {
+        self.next
+    }
+
     /// Waits for the next tick.
     pub async fn tick(&mut self) {
         let now = self.clock.now();

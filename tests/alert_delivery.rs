@@ -28,7 +28,7 @@ use tempfile::TempDir;
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
-use common::clock::Pacer;
+use common::clock::{dispatcher_settled, Pacer};
 use common::db::{count_rows, select_texts};
 use common::receivers::HttpReceiver;
 use common::{dead_port, eventually};
@@ -754,7 +754,7 @@ async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
         .step(Duration::from_secs(1))
         .advance(Duration::from_secs(59))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    dispatcher_settled(&dispatcher, &clock).await;
     assert_eq!(posts(), 1, "nothing before resend_interval_s");
     Pacer::new(&clock)
         .step(Duration::from_secs(1))
@@ -785,7 +785,7 @@ async fn alertmanager_firing_alerts_are_posted_again_until_resolved() {
         .step(Duration::from_secs(10))
         .advance(Duration::from_secs(180))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    dispatcher_settled(&dispatcher, &clock).await;
     assert_eq!(posts(), 3, "a resolved alert is not posted again");
     cancel.cancel();
     task.await.unwrap();
@@ -1194,7 +1194,7 @@ async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
         .step(Duration::from_secs(1))
         .advance(Duration::from_secs(59))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    dispatcher_settled(&dispatcher, &clock).await;
     assert_eq!(
         receiver.requests().len(),
         2,
@@ -1211,7 +1211,7 @@ async fn a_failing_receiver_opens_its_channel_breaker_and_the_notices_wait() {
         (receiver.requests().len() == 3).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    dispatcher_settled(&dispatcher, &clock).await;
     assert_eq!(receiver.requests().len(), 3, "one trial at a time");
 
     // The next trial succeeds: the breaker closes and every notice goes out.
@@ -1343,12 +1343,12 @@ async fn rows_left_pending_are_resumed_paced() {
         AlertMetrics::register(&prometheus::Registry::new()),
     ));
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(dispatcher.run(cancel.clone()));
+    let task = tokio::spawn(dispatcher.clone().run(cancel.clone()));
     eventually("the first row is sent at once", || async {
         (receiver.requests().len() == 1).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    dispatcher_settled(&dispatcher, &clock).await;
     assert_eq!(receiver.requests().len(), 1, "the next waits its turn");
     // Two a second: 2 s later, 4 more.
     Pacer::new(&clock)
@@ -1359,7 +1359,7 @@ async fn rows_left_pending_are_resumed_paced() {
         (receiver.requests().len() == 5).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    dispatcher_settled(&dispatcher, &clock).await;
     assert_eq!(receiver.requests().len(), 5, "no more than the pace allows");
     Pacer::new(&clock)
         .step(Duration::from_millis(500))

@@ -9,7 +9,8 @@
 //! `retry_after` instead when a receiver asks), without holding a slot while it waits, and the row ends
 //! `delivered` or `dead` (a dead letter with the last error). Rows a previous run left pending go through
 //! the same queue at start, paced at `delivery.resume_per_s` per channel; at cancel, work stops at once and
-//! what is unfinished stays (or is stored as) `pending` for the next start.
+//! what is unfinished stays (or is stored as) `pending` for the next start. Each loop publishes its
+//! `Progress` as it parks, so a test on a `ManualClock` can tell "nothing more will be sent" from "not yet".
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -115,6 +116,47 @@ enum Done {
     Stopped,
 }
 
+/// What the dispatcher's loops are doing, as they last published it (see `Dispatcher::progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The queue loop.
+    worker: Activity,
+    /// Attempts started and not finished yet.
+    in_flight: usize,
+    /// Alertmanager's re-post loop, when Alertmanager is configured.
+    resend: Option<Activity>,
+}
+
+/// One loop of the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    /// Running, or about to: a notice from `send` is waiting for it, or its timer has come.
+    Busy,
+    /// Waiting, with nothing it could start before `until` (`None`: nothing waits for time).
+    Parked { until: Option<DateTime<Utc>> },
+}
+
+impl Activity {
+    fn parked_at(self, now: DateTime<Utc>) -> bool {
+        match self {
+            Self::Busy => false,
+            Self::Parked { until } => until.is_none_or(|until| now < until),
+        }
+    }
+}
+
+impl Progress {
+    /// True when, with the clock at `now`, the dispatcher has nothing to do: every notice handed to `send`
+    /// has been taken, no attempt is in flight, and neither loop has anything due at or before `now` (a
+    /// backoff, a resumed row's turn, a breaker's trial, Alertmanager's re-post). It then sends nothing more
+    /// until the clock moves or `send` is called again.
+    pub fn idle_at(&self, now: DateTime<Utc>) -> bool {
+        self.in_flight == 0
+            && self.worker.parked_at(now)
+            && self.resend.is_none_or(|resend| resend.parked_at(now))
+    }
+}
+
 pub struct Dispatcher {
     delivery: DeliveryConfig,
     channels: HashMap<ChannelKind, Arc<dyn Channel>>,
@@ -126,6 +168,8 @@ pub struct Dispatcher {
     queue: mpsc::UnboundedSender<Job>,
     /// Taken by the worker when it runs.
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    /// Updated by each loop as it parks and by `send`: one watch update each, nothing more per attempt.
+    progress: watch::Sender<Progress>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -183,6 +227,11 @@ impl Dispatcher {
             map.insert(ChannelKind::Alertmanager, am.clone());
         }
         let (queue, receiver) = mpsc::unbounded_channel();
+        let progress = watch::Sender::new(Progress {
+            worker: Activity::Busy,
+            in_flight: 0,
+            resend: alertmanager.as_ref().map(|_| Activity::Busy),
+        });
         Self {
             breaker: channels.delivery.breaker.settings(),
             delivery: channels.delivery,
@@ -193,7 +242,15 @@ impl Dispatcher {
             metrics,
             queue,
             receiver: Mutex::new(Some(receiver)),
+            progress,
         }
+    }
+
+    /// What the dispatcher is doing, updated each time one of its loops is about to wait and each time
+    /// `send` queues a notice. A test on a `ManualClock` waits for `Progress::idle_at(clock.now())` before it
+    /// asserts that nothing more was sent: a negative cannot be waited for, but this barrier can.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
     }
 
     /// Hands a notice to each of `channels` that is configured, and to Alertmanager when it is configured
@@ -211,6 +268,9 @@ impl Dispatcher {
         if self.alertmanager.is_some() && !targets.contains(&ChannelKind::Alertmanager) {
             targets.push(ChannelKind::Alertmanager);
         }
+        if targets.is_empty() {
+            return;
+        }
         let notice = Arc::new(notice);
         for channel in targets {
             let job = Job {
@@ -222,6 +282,10 @@ impl Dispatcher {
                 tracing::warn!(rule = %notice.rule, channel = channel.as_str(), "alert delivery has stopped; notice not sent");
             }
         }
+        // After the jobs are queued: the worker, publishing under the same lock, then sees them waiting.
+        self.progress.send_if_modified(|p| {
+            std::mem::replace(&mut p.worker, Activity::Busy) != Activity::Busy
+        });
     }
 
     /// An alert still firing when hale started (read back from the database): Alertmanager, when configured,
@@ -706,14 +770,24 @@ impl Dispatcher {
         }
     }
 
-    async fn resend_loop(am: Arc<Alertmanager>, clock: Arc<dyn Clock>, cancel: CancellationToken) {
+    /// Publishes what Alertmanager's re-post loop is doing.
+    fn publish_resend(&self, resend: Activity) {
+        self.progress
+            .send_if_modified(|p| p.resend.replace(resend) != Some(resend));
+    }
+
+    async fn resend_loop(self: Arc<Self>, am: Arc<Alertmanager>, cancel: CancellationToken) {
         let period = am.resend_interval();
-        let mut ticker = Ticker::new(clock, period, period);
+        let mut ticker = Ticker::new(self.clock.clone(), period, period);
         loop {
+            self.publish_resend(Activity::Parked {
+                until: Some(ticker.next()),
+            });
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = ticker.tick() => {}
             }
+            self.publish_resend(Activity::Busy);
             let resend = tokio::select! {
                 _ = cancel.cancelled() => return,
                 resend = am.resend() => resend,
@@ -769,19 +843,29 @@ impl Worker for Dispatcher {
             let mut queues = self.queues();
             let mut tasks: JoinSet<Done> = JoinSet::new();
             self.resume(&mut queues).await;
-            let resend = self.alertmanager.clone().map(|am| {
-                tokio::spawn(Self::resend_loop(
-                    am,
-                    self.clock.clone(),
-                    cancel.child_token(),
-                ))
-            });
+            let resend = self
+                .alertmanager
+                .clone()
+                .map(|am| tokio::spawn(self.clone().resend_loop(am, cancel.child_token())));
             loop {
                 // A task that ended because of the cancellation must not start another attempt.
                 if cancel.is_cancelled() {
                     break;
                 }
                 let wake = self.pump(&mut queues, &mut tasks, &cancel);
+                // Under the watch's lock, so a notice `send` queued before it is seen here or marks the
+                // worker busy after it.
+                self.progress.send_if_modified(|p| {
+                    let worker = if receiver.is_empty() {
+                        Activity::Parked { until: wake }
+                    } else {
+                        Activity::Busy
+                    };
+                    let was = (p.worker, p.in_flight);
+                    p.worker = worker;
+                    p.in_flight = queues.in_flight;
+                    was != (worker, queues.in_flight)
+                });
                 let sleep = wake.map(|at| {
                     let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
                     self.clock.sleep(wait)
@@ -820,5 +904,57 @@ impl Worker for Dispatcher {
             }
             self.keep_for_next_start(&queues, waiting).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        // 2023-11-14T22:13:20Z is a valid timestamp, so this always returns Some.
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default()
+    }
+
+    fn parked(until: Option<DateTime<Utc>>) -> Progress {
+        Progress {
+            worker: Activity::Parked { until },
+            in_flight: 0,
+            resend: None,
+        }
+    }
+
+    #[test]
+    fn idle_only_when_parked_with_nothing_in_flight_or_due() {
+        let later = t0() + TimeDelta::seconds(60);
+        assert!(parked(None).idle_at(t0()));
+        assert!(parked(Some(later)).idle_at(t0()));
+        // Something waiting may start at `until` itself.
+        assert!(!parked(Some(later)).idle_at(later));
+        assert!(!parked(Some(t0())).idle_at(later));
+        let busy = Progress {
+            worker: Activity::Busy,
+            ..parked(None)
+        };
+        assert!(!busy.idle_at(t0()));
+        let in_flight = Progress {
+            in_flight: 1,
+            ..parked(None)
+        };
+        assert!(!in_flight.idle_at(t0()));
+    }
+
+    #[test]
+    fn the_resend_loop_counts_when_alertmanager_is_configured() {
+        let later = t0() + TimeDelta::seconds(60);
+        let resend = |resend| Progress {
+            resend: Some(resend),
+            ..parked(None)
+        };
+        assert!(resend(Activity::Parked { until: Some(later) }).idle_at(t0()));
+        assert!(!resend(Activity::Parked { until: Some(later) }).idle_at(later));
+        assert!(!resend(Activity::Busy).idle_at(t0()));
     }
 }

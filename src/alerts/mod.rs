@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::records::{AlertEventKind, AlertLevel};
 
-pub use dispatch::Dispatcher;
+pub use dispatch::{Dispatcher, Progress};
 pub use engine::AlertEngine;
 pub use labels::AlertClass;
 

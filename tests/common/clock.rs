@@ -1,12 +1,14 @@
 //! Driving a `ManualClock` in step with the app: `Pacer` moves the clock a step at a time and, between steps,
 //! waits on what the step caused (each named target's scheduled check of the new instant, on the event bus;
 //! the writer's queue drained into rows) instead of sleeping, so a loaded machine cannot let the clock run
-//! ahead of the probes, and an idle one does not wait for nothing.
+//! ahead of the probes, and an idle one does not wait for nothing. `dispatcher_settled` is the barrier before
+//! asserting that alert delivery sent nothing more.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
+use hale::alerts::Dispatcher;
 use hale::clock::{Clock, ManualClock};
 use hale::events::{Event, Subscription};
 use hale::records::CheckSource;
@@ -158,4 +160,20 @@ impl Pacer {
             "no scheduled check of {waiting:?} at {now} within {DEADLINE:?}"
         );
     }
+}
+
+/// Waits until `dispatcher` has nothing to do at `clock`'s instant: every notice sent so far taken, no
+/// attempt in flight, nothing due until a later instant (see `Progress::idle_at`). A test asserts that nothing
+/// more was sent only after it, instead of sleeping and hoping the dispatcher had its turn.
+pub async fn dispatcher_settled(dispatcher: &Dispatcher, clock: &ManualClock) {
+    let now = clock.now();
+    let mut progress = dispatcher.progress();
+    let settled = tokio::time::timeout(DEADLINE, progress.wait_for(|p| p.idle_at(now)))
+        .await
+        .map(|waited| waited.is_ok());
+    let last = *progress.borrow();
+    assert!(
+        settled == Ok(true),
+        "the dispatcher is not idle at {now} after {DEADLINE:?}: {last:?}"
+    );
 }

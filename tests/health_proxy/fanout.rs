@@ -336,7 +336,9 @@ async fn accepts_failing_for_lack_of_descriptors_are_counted_not_logged_every_50
             .is_some_and(|e| e.contains("Too many open files")),
         "{counted}"
     );
-    // Let actix retry a few times: none of its retries is a line of its own.
+    // Let actix retry a few times: none of its retries is a line of its own. A sleep, not a wait: hale keeps
+    // no running count of failed accepts (only the count since its last line, reset when written), and a
+    // metric of it would have to be read over a connection hale accepted earlier, as it accepts none now.
     tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     drop(held);
     let res = common::eventually("hale answers again", || async {
