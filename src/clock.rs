@@ -63,21 +63,6 @@ impl ManualClock {
     pub fn set(&self, to: DateTime<Utc>) {
         self.now.send_replace(to);
     }
-
-    /// Advances in `step`s until `by` has passed, yielding to the runtime between steps so that loops woken
-    /// by one step run before the next (as they would have in real time).
-    pub async fn advance_in_steps(&self, by: Duration, step: Duration) {
-        let step = step.max(Duration::from_millis(1));
-        let mut left = by;
-        while !left.is_zero() {
-            let now = left.min(step);
-            self.advance(now);
-            left -= now;
-            for _ in 0..8 {
-                tokio::task::yield_now().await;
-            }
-        }
-    }
 }
 
 impl Clock for ManualClock {
