@@ -2,7 +2,7 @@
 //! JSON error bodies, security headers, metrics (and `promtool`), Swagger UI and OpenAPI drift.
 
 // A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
-#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

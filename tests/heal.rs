@@ -4,7 +4,7 @@
 //! alerted on, and is after the usual failures once the window ends. Counts come from the database file.
 
 // A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
-#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 #[path = "health_proxy/target_server.rs"]
@@ -417,8 +417,10 @@ async fn a_manual_heal_needs_the_operate_token_runs_the_command_and_verifies_the
 struct KillOnDrop(i32);
 
 impl Drop for KillOnDrop {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         if self.0 > 0 {
+            // SAFETY: kill takes plain integers; a pid that is gone only makes it return ESRCH.
             unsafe {
                 libc::kill(self.0, libc::SIGKILL);
             }
@@ -937,6 +939,7 @@ async fn a_heal_command_that_starts_a_daemon_succeeds_when_it_exits_and_the_daem
     );
     let stat = hale::process::stat(server).expect("the server runs");
     // SAFETY: getpgrp and getsid(0) only read this process's ids.
+    #[allow(unsafe_code)]
     let (own_group, own_session) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
     assert_ne!(
         stat.pgid as i32, own_group,

@@ -2,7 +2,7 @@
 //! `--only`, and the command line's own exits. Most tests run the real binary as a child process.
 
 // A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
-#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! never taken from hale's own counters; every check made is counted by the target that was probed.
 
 // A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
-#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -68,6 +68,7 @@ async fn metrics(client: &reqwest::Client, addr: SocketAddr) -> String {
         .expect("read /metrics")
 }
 
+#[allow(unsafe_code)]
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }

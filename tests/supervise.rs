@@ -4,7 +4,7 @@
 //! left behind are killed at the next start.
 
 // A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
-#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -730,7 +730,10 @@ async fn a_grandchild_that_survives_a_killed_hale_is_killed_at_the_next_start() 
         if let Ok(pid) = libc::pid_t::try_from(leader) {
             let mut status = 0;
             // SAFETY: waitpid writes into the local; WNOHANG never blocks.
-            unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::waitpid(pid, &mut status, libc::WNOHANG)
+            };
         }
         (!Path::new(&format!("/proc/{leader}")).exists()).then_some(())
     })

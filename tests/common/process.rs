@@ -135,6 +135,7 @@ impl HaleProcess {
         if let Some(limit) = open_file_limit {
             // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
             // async-signal-safe; it allocates nothing and touches no lock.
+            #[allow(unsafe_code)]
             unsafe {
                 cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
             }

@@ -2,7 +2,7 @@
 //! score, history, the rule that every background probe is one stored row, and bounded fan-out (`fanout`).
 
 // A test crate: an unwrap is an assertion, and tests/common sets a child's rlimit in `pre_exec`.
-#![allow(clippy::unwrap_used, unsafe_code, clippy::undocumented_unsafe_blocks)]
+#![allow(clippy::unwrap_used)]
 
 #[path = "../common/mod.rs"]
 mod common;
