@@ -191,12 +191,16 @@ impl Store {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        // Per target, a range scan of its key (the table has no time index), then merged by time.
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT service, checked_at_ms FROM health_checks
-             WHERE checked_at_ms >= ?1 AND source = 'monitor' AND outcome != 'up'
-             ORDER BY checked_at_ms",
+            "SELECT t.name, c.checked_at_ms FROM targets AS t
+             JOIN checks AS c ON c.target_id = t.id AND c.checked_at_ms >= ?1
+             WHERE c.source = ?2 AND c.outcome != ?3
+             ORDER BY c.checked_at_ms",
         )
         .bind(to_ms(since))
+        .bind(crate::store::codes::Code::code(crate::records::CheckSource::Monitor))
+        .bind(crate::store::codes::Code::code(crate::records::Outcome::Up))
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(|(t, at)| (t, from_ms(at))).collect())

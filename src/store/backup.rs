@@ -98,7 +98,8 @@ pub struct Verified {
     pub schema_version: i64,
     /// Every table but SQLite's and sqlx's own, by name.
     pub tables: Vec<TableRows>,
-    /// The highest health check id: every check stored before the copy has an id up to it.
+    /// The highest health check id, in a database older than migration 9; `None` since, when checks have no
+    /// global id (`newest_check_at` says up to when the copy goes).
     pub max_check_id: Option<i64>,
     pub newest_check_at: Option<DateTime<Utc>>,
 }
@@ -570,8 +571,9 @@ async fn verify_with(
         path: shown.to_owned(),
         reason,
     };
+    // Views too: since migration 9, `health_checks` and `health_check_hourly` are views over the compact tables.
     let names: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )
     .fetch_all(&mut *conn)
     .await
@@ -620,6 +622,7 @@ async fn verify_with(
         }
     }
 
+    let compact = names.iter().any(|n| n == "checks");
     let mut tables = Vec::new();
     for table in names.into_iter().filter(|n| n != "_sqlx_migrations") {
         // The name comes from the file; quoted as an identifier, never spliced bare.
@@ -632,11 +635,21 @@ async fn verify_with(
         .map_err(refused)?;
         tables.push(TableRows { table, rows });
     }
-    let (max_check_id, newest): (Option<i64>, Option<i64>) =
+    let (max_check_id, newest): (Option<i64>, Option<i64>) = if compact {
+        // The compact table has no global id; its newest check is the newest of each target's key range.
+        let newest = sqlx::query_scalar(
+            "SELECT max((SELECT max(checked_at_ms) FROM checks WHERE target_id = t.id)) FROM targets AS t",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(refused)?;
+        (None, newest)
+    } else {
         sqlx::query_as("SELECT max(id), max(checked_at_ms) FROM health_checks")
             .fetch_one(&mut *conn)
             .await
-            .map_err(refused)?;
+            .map_err(refused)?
+    };
     Ok(Verified {
         schema_version,
         tables,

@@ -1,40 +1,163 @@
-//! Raw health-check rows.
+//! Raw health-check rows: the compact `checks` table (`migrations/0009_compact_checks.sql`), keyed by target id
+//! and time, with outcome, breaker state and source as small integers (`codes.rs`) and error texts interned.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::breaker::BreakerState;
 use crate::records::{CheckRecord, CheckSource, Outcome};
-use crate::store::{from_ms, known, to_ms, Store, StoreError};
-
-const TABLE: &str = "health_checks";
+use crate::store::codes::{decode, Code};
+use crate::store::{from_ms, to_ms, Store, StoreError};
 
 /// Rows per INSERT statement: 9 bound values each keeps a statement far below SQLite's variable limit.
 const ROWS_PER_STATEMENT: usize = 1_000;
+/// Error texts the writer keeps ids for; past it the map starts over (texts are few in practice).
+const CACHED_ERRORS: usize = 4_096;
+/// An error text's `last_used_ms` is moved forward at most once per this span of check time, so a target that
+/// fails the same way for hours costs one small UPDATE an hour, not one per check.
+pub(crate) const ERROR_STAMP_EVERY_MS: i64 = 3_600_000;
 
-/// Inserts checks inside the caller's transaction.
+/// The writer's map of target names and error texts to their ids. The writer is the only one that adds
+/// either, so once an id is known it stays right until a transaction fails (`invalidate`).
+#[derive(Debug, Default)]
+pub(crate) struct IdCache {
+    targets: HashMap<Arc<str>, i64>,
+    /// Error text -> (id, the `last_used_ms` stored for it).
+    errors: HashMap<String, (i64, i64)>,
+}
+
+impl IdCache {
+    /// Forgets everything, after a failed transaction may have rolled back ids it handed out.
+    pub(crate) fn invalidate(&mut self) {
+        self.targets.clear();
+        self.errors.clear();
+    }
+
+    /// The id of a name `resolve` has seen in this transaction.
+    pub(crate) fn target(&self, name: &str) -> Option<i64> {
+        self.targets.get(name).copied()
+    }
+
+    /// Gives every target and error text of `records` an id, inside the caller's transaction: new names and
+    /// texts are inserted; known ones cost a hash lookup.
+    pub(crate) async fn resolve(
+        &mut self,
+        conn: &mut SqliteConnection,
+        records: &[CheckRecord],
+    ) -> Result<(), sqlx::Error> {
+        for r in records {
+            if !self.targets.contains_key(&r.service) {
+                let id = target_id(conn, &r.service).await?;
+                self.targets.insert(r.service.clone(), id);
+            }
+            if let Some(message) = &r.error {
+                let ms = to_ms(r.checked_at);
+                let stale = self
+                    .errors
+                    .get(message)
+                    .is_none_or(|(_, stamp)| ms > stamp + ERROR_STAMP_EVERY_MS);
+                if stale {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO check_errors (message, last_used_ms) VALUES (?1, ?2)
+                         ON CONFLICT (message) DO UPDATE SET last_used_ms = max(last_used_ms, excluded.last_used_ms)
+                         RETURNING id",
+                    )
+                    .bind(message)
+                    .bind(ms)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if self.errors.len() >= CACHED_ERRORS {
+                        self.errors.clear();
+                    }
+                    let stamp = self.errors.get(message).map_or(ms, |(_, s)| ms.max(*s));
+                    self.errors.insert(message.clone(), (id, stamp));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn error(&self, message: Option<&str>) -> Option<i64> {
+        message.and_then(|m| self.errors.get(m)).map(|(id, _)| *id)
+    }
+}
+
+/// The id of a target name, given one when it has none.
+pub(crate) async fn target_id(conn: &mut SqliteConnection, name: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO targets (name) VALUES (?1) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+    )
+    .bind(name)
+    .fetch_one(conn)
+    .await
+}
+
+fn latency_us(r: &CheckRecord) -> Option<i64> {
+    r.latency
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Inserts checks inside the caller's transaction; `ids.resolve` must have seen `records`. A check whose target
+/// already has one at the same millisecond gets the next `seq`: each chunk is tried as one statement that
+/// skips such rows, and only when one was skipped is the chunk redone row by row.
 pub(crate) async fn insert_batch(
     conn: &mut SqliteConnection,
+    ids: &IdCache,
     records: &[CheckRecord],
 ) -> Result<(), sqlx::Error> {
+    let mut rows = Vec::with_capacity(records.len().min(ROWS_PER_STATEMENT));
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        rows.clear();
+        for r in chunk {
+            let Some(target) = ids.target(&r.service) else {
+                return Err(sqlx::Error::Protocol(format!(
+                    "no target id for {:?}: the batch was not resolved",
+                    r.service
+                )));
+            };
+            rows.push((target, r));
+        }
+        let mut savepoint = conn.begin().await?;
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO health_checks (checked_at_ms, service, outcome, http_status, latency_us, error, breaker_state, source) ",
+            "INSERT INTO checks (target_id, checked_at_ms, outcome, breaker, source, http_status, latency_us, error_id) ",
         );
-        insert.push_values(chunk, |mut row, r| {
-            row.push_bind(to_ms(r.checked_at))
-                .push_bind(r.service.as_ref())
-                .push_bind(r.outcome.as_str())
+        insert.push_values(&rows, |mut row, (target, r)| {
+            row.push_bind(*target)
+                .push_bind(to_ms(r.checked_at))
+                .push_bind(r.outcome.code())
+                .push_bind(r.breaker_state.code())
+                .push_bind(r.source.code())
                 .push_bind(r.http_status.map(i64::from))
-                .push_bind(
-                    r.latency
-                        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-                )
-                .push_bind(r.error.as_deref())
-                .push_bind(r.breaker_state.as_str())
-                .push_bind(r.source.as_str());
+                .push_bind(latency_us(r))
+                .push_bind(ids.error(r.error.as_deref()));
         });
-        insert.build().execute(&mut *conn).await?;
+        insert.push(" ON CONFLICT DO NOTHING");
+        let inserted = insert.build().execute(&mut *savepoint).await?.rows_affected();
+        if inserted == rows.len() as u64 {
+            savepoint.commit().await?;
+            continue;
+        }
+        savepoint.rollback().await?;
+        for (target, r) in &rows {
+            sqlx::query(
+                "INSERT INTO checks (target_id, checked_at_ms, seq, outcome, breaker, source, http_status, latency_us, error_id)
+                 VALUES (?1, ?2, (SELECT coalesce(max(seq) + 1, 0) FROM checks WHERE target_id = ?1 AND checked_at_ms = ?2),
+                         ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(*target)
+            .bind(to_ms(r.checked_at))
+            .bind(r.outcome.code())
+            .bind(r.breaker_state.code())
+            .bind(r.source.code())
+            .bind(r.http_status.map(i64::from))
+            .bind(latency_us(r))
+            .bind(ids.error(r.error.as_deref()))
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(())
 }
@@ -42,9 +165,12 @@ pub(crate) async fn insert_batch(
 impl Store {
     /// Number of stored checks, for one service or all of them.
     pub async fn count_checks(&self, service: Option<&str>) -> Result<i64, StoreError> {
-        let count = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM health_checks WHERE ?1 IS NULL OR service = ?1",
-        )
+        let count = match service {
+            None => sqlx::query_scalar("SELECT count(*) FROM checks"),
+            Some(_) => sqlx::query_scalar(
+                "SELECT count(*) FROM checks WHERE target_id = (SELECT id FROM targets WHERE name = ?1)",
+            ),
+        }
         .bind(service)
         .fetch_one(self.pool())
         .await?;
@@ -55,6 +181,7 @@ impl Store {
 /// A stored health check as read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredCheck {
+    /// Tells the check apart from others at the same `checked_at`: its target's id times 256 plus its `seq`.
     pub id: i64,
     pub checked_at: DateTime<Utc>,
     pub service: String,
@@ -66,6 +193,8 @@ pub struct StoredCheck {
     pub source: CheckSource,
 }
 
+/// `StoredCheck::id` from the key: unique among the checks of one millisecond.
+const ID_SQL: &str = "(c.target_id * 256 + min(c.seq, 255))";
 /// Where a history page starts: just after the last row of the previous page (newest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryCursor {
@@ -102,42 +231,50 @@ struct CheckRow {
     id: i64,
     checked_at_ms: i64,
     service: String,
-    outcome: String,
+    outcome: i64,
     http_status: Option<i64>,
     latency_us: Option<i64>,
     error: Option<String>,
-    breaker_state: String,
-    source: String,
+    breaker: i64,
+    source: i64,
 }
 
 impl Store {
-    /// One page of raw checks, newest first, and the cursor of the next page when there is one.
+    /// One page of raw checks, newest first, and the cursor of the next page when there is one. With a
+    /// service, a range scan of its key; across services, a scan of the span asked for.
     pub async fn check_history(
         &self,
         query: &HistoryQuery,
     ) -> Result<(Vec<StoredCheck>, Option<HistoryCursor>), StoreError> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, checked_at_ms, service, outcome, http_status, latency_us, error, breaker_state, source
-             FROM health_checks WHERE 1 = 1",
-        );
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {ID_SQL} AS id, c.checked_at_ms, t.name AS service, c.outcome, c.http_status, c.latency_us,
+                    e.message AS error, c.breaker, c.source
+             FROM checks AS c JOIN targets AS t ON t.id = c.target_id
+             LEFT JOIN check_errors AS e ON e.id = c.error_id
+             WHERE 1 = 1"
+        ));
         if let Some(service) = &query.service {
-            sql.push(" AND service = ").push_bind(service.clone());
+            sql.push(" AND c.target_id = (SELECT id FROM targets WHERE name = ")
+                .push_bind(service.clone())
+                .push(")");
         }
         if let Some(since) = query.since {
-            sql.push(" AND checked_at_ms >= ").push_bind(to_ms(since));
+            sql.push(" AND c.checked_at_ms >= ").push_bind(to_ms(since));
         }
         if let Some(until) = query.until {
-            sql.push(" AND checked_at_ms < ").push_bind(to_ms(until));
+            sql.push(" AND c.checked_at_ms < ").push_bind(to_ms(until));
         }
         if let Some(cursor) = query.cursor {
-            sql.push(" AND (checked_at_ms, id) < (")
+            sql.push(" AND c.checked_at_ms <= ")
+                .push_bind(cursor.checked_at_ms)
+                .push(format!(" AND (c.checked_at_ms, {ID_SQL}) < ("))
                 .push_bind(cursor.checked_at_ms)
                 .push(", ")
                 .push_bind(cursor.id)
                 .push(")");
         }
         // One row more than asked tells whether another page exists.
-        sql.push(" ORDER BY checked_at_ms DESC, id DESC LIMIT ")
+        sql.push(" ORDER BY c.checked_at_ms DESC, id DESC LIMIT ")
             .push_bind(i64::from(query.limit) + 1);
         let mut rows: Vec<CheckRow> = sql.build_query_as().fetch_all(self.pool()).await?;
         let more = rows.len() > query.limit as usize;
@@ -149,26 +286,15 @@ impl Store {
         let checks = rows
             .into_iter()
             .filter_map(|row| {
-                let column = |name: &str, raw: &str, parsed| known(TABLE, name, raw, parsed);
                 Some(StoredCheck {
                     id: row.id,
                     checked_at: from_ms(row.checked_at_ms),
-                    outcome: column("outcome", &row.outcome, Outcome::parse(&row.outcome))?,
+                    outcome: decode(row.outcome)?,
                     http_status: row.http_status.and_then(|s| u16::try_from(s).ok()),
                     latency_us: row.latency_us.and_then(|l| u64::try_from(l).ok()),
                     error: row.error,
-                    breaker_state: known(
-                        TABLE,
-                        "breaker_state",
-                        &row.breaker_state,
-                        BreakerState::parse(&row.breaker_state),
-                    )?,
-                    source: known(
-                        TABLE,
-                        "source",
-                        &row.source,
-                        CheckSource::parse(&row.source),
-                    )?,
+                    breaker_state: decode(row.breaker)?,
+                    source: decode(row.source)?,
                     service: row.service,
                 })
             })

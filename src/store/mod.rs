@@ -6,6 +6,8 @@ pub mod audit;
 pub mod backup;
 pub mod breakers;
 pub mod children;
+mod codes;
+mod compact;
 pub mod deliveries;
 pub mod heal;
 pub mod health_checks;
@@ -257,6 +259,14 @@ impl Store {
                 reason,
             }
         })?;
+        // Once per database older than migration 9: its raw checks are copied into the compact table.
+        if let Err(e) = compact::copy_legacy_checks(&pool, path).await {
+            pool.close().await;
+            return Err(StoreError::Migrate {
+                path: path.display().to_string(),
+                reason: format!("cannot copy the raw checks into the compact table: {e}"),
+            });
+        }
         // Once per database: rollups written by versions that also counted on-demand checks are rebuilt.
         match rollups::rebuild_scheduled_only(&pool).await {
             Ok(0) => {}

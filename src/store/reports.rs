@@ -47,7 +47,8 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<Vec<DailyTotal>, StoreError> {
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT service, hour_ms / ?3 AS day, sum(total), sum(good) FROM health_check_hourly
+            "SELECT t.name AS service, hour_ms / ?3 AS day, sum(total), sum(good)
+             FROM checks_hourly JOIN targets AS t ON t.id = target_id
              WHERE hour_ms >= ?1 AND hour_ms < ?2 GROUP BY service, day ORDER BY service, day",
         )
         .bind(to_ms(since))
@@ -103,11 +104,11 @@ impl Store {
             .collect())
     }
 
-    /// Row counts of the tables the history generator writes, for its summary; 0 for a table that does not
-    /// exist.
+    /// Row counts of the tables (or views) the history generator writes, for its summary; 0 for a table that
+    /// does not exist.
     pub async fn table_rows(&self, table: &str) -> Result<u64, StoreError> {
         let exists: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
         )
         .bind(table)
         .fetch_one(self.pool())
@@ -115,7 +116,7 @@ impl Store {
         if exists == 0 {
             return Ok(0);
         }
-        // The name is checked against sqlite_master above, so it is a real table name.
+        // The name is checked against sqlite_master above, so it is a real table or view name.
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\""))
             .fetch_one(self.pool())
             .await?;
@@ -131,8 +132,9 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT DISTINCT service FROM health_check_hourly WHERE hour_ms >= ?1 AND hour_ms < ?2
-             ORDER BY service",
+            "SELECT name FROM targets WHERE id IN
+             (SELECT target_id FROM checks_hourly WHERE hour_ms >= ?1 AND hour_ms < ?2)
+             ORDER BY name",
         )
         .bind(super::to_ms(from))
         .bind(super::to_ms(until))

@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Ticker};
+use crate::store::health_checks::ERROR_STAMP_EVERY_MS;
 use crate::store::{to_ms, Store, StoreError};
 use crate::worker::Worker;
 
@@ -47,13 +48,11 @@ impl Store {
         rollups_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError> {
         Ok(Pruned {
-            checks: self
-                .delete_older("health_checks", "rowid", "checked_at_ms", checks_before)
-                .await?,
+            checks: self.delete_old_checks(checks_before).await?,
             rollups: self
                 .delete_older(
-                    "health_check_hourly",
-                    "service, hour_ms",
+                    "checks_hourly",
+                    "target_id, hour_ms",
                     "hour_ms",
                     rollups_before,
                 )
@@ -79,6 +78,45 @@ impl Store {
                     .delete_older("alert_deliveries", "rowid", "created_at_ms", rollups_before)
                     .await?,
         })
+    }
+
+    /// Raw checks older than `before`, target by target: the `checks` table has no time index, so each delete
+    /// is a range of its key (target_id, checked_at_ms), at most about `CHUNK` rows per statement. Then the
+    /// error texts no kept check can use: `last_used_ms` lags the newest use by up to
+    /// `ERROR_STAMP_EVERY_MS`, so only texts last used that much before `before` go.
+    async fn delete_old_checks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let targets: Vec<i64> = sqlx::query_scalar("SELECT id FROM targets ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        let before_ms = to_ms(before);
+        let mut total = 0;
+        for target in targets {
+            loop {
+                // Up to the CHUNK-th oldest old row (ties included, so each pass deletes at least one), or
+                // every old row when there are fewer.
+                let deleted = sqlx::query(
+                    "DELETE FROM checks WHERE target_id = ?1 AND checked_at_ms < ?2 AND checked_at_ms <= coalesce(
+                         (SELECT checked_at_ms FROM checks WHERE target_id = ?1 AND checked_at_ms < ?2
+                          ORDER BY checked_at_ms LIMIT 1 OFFSET ?3), ?2)",
+                )
+                .bind(target)
+                .bind(before_ms)
+                .bind(CHUNK - 1)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+                total += deleted;
+                if deleted < CHUNK as u64 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        sqlx::query("DELETE FROM check_errors WHERE last_used_ms < ?1")
+            .bind(before_ms - ERROR_STAMP_EVERY_MS)
+            .execute(self.pool())
+            .await?;
+        Ok(total)
     }
 
     /// `table`, `key` and `time` are constants of this module, never input.

@@ -1,15 +1,17 @@
 //! Hourly rollups of scheduled health checks, merged in the writer's transaction as checks land. The SLO
 //! engine reads rollups: they outlive raw checks. On-demand checks stay in `health_checks` only: an SLO
-//! counts what the monitor saw at its steady pace, not how often someone asked.
+//! counts what the monitor saw at its steady pace, not how often someone asked. Stored in `checks_hourly`,
+//! keyed by target id (the view `health_check_hourly` shows names).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::records::histogram::LatencyHistogram;
 use crate::records::{CheckRecord, CheckSource, Outcome};
+use crate::store::codes::{decode, Code};
+use crate::store::health_checks::IdCache;
 use crate::store::raw::Statement;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
@@ -61,7 +63,7 @@ impl Aggregate {
 /// loaded once, each batch only adds to memory and writes the changed rows back, without reading them.
 #[derive(Debug, Default)]
 pub(crate) struct RollupCache {
-    rows: HashMap<(Arc<str>, i64), Aggregate>,
+    rows: HashMap<(i64, i64), Aggregate>,
 }
 
 impl RollupCache {
@@ -77,17 +79,24 @@ const CACHED_HOURS: i64 = 2;
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Adds a batch's scheduled checks to their hourly rows inside the caller's transaction (on-demand checks
-/// are skipped). On error the caller must `invalidate` the cache.
+/// are skipped); `ids.resolve` must have seen `records`. On error the caller must `invalidate` the cache.
 pub(crate) async fn merge_batch(
     conn: &mut SqliteConnection,
     cache: &mut RollupCache,
+    ids: &IdCache,
     records: &[CheckRecord],
 ) -> Result<(), sqlx::Error> {
-    let mut deltas: HashMap<(Arc<str>, i64), Aggregate> = HashMap::new();
+    let mut deltas: HashMap<(i64, i64), Aggregate> = HashMap::new();
     for record in records.iter().filter(|r| r.source == CheckSource::Monitor) {
+        let Some(target) = ids.target(&record.service) else {
+            return Err(sqlx::Error::Protocol(format!(
+                "no target id for {:?}: the batch was not resolved",
+                record.service
+            )));
+        };
         let ms = to_ms(record.checked_at);
         let hour = ms - ms.rem_euclid(HOUR_MS);
-        let agg = deltas.entry((record.service.clone(), hour)).or_default();
+        let agg = deltas.entry((target, hour)).or_default();
         let latency_us = record
             .latency
             .map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
@@ -100,17 +109,17 @@ pub(crate) async fn merge_batch(
     let mut dirty = Vec::with_capacity(deltas.len());
     for (key, delta) in deltas {
         if !cache.rows.contains_key(&key) {
-            let stored = load(conn, &key.0, key.1).await?;
-            cache.rows.insert(key.clone(), stored);
+            let stored = load(conn, key.0, key.1).await?;
+            cache.rows.insert(key, stored);
         }
         if let Some(row) = cache.rows.get_mut(&key) {
             row.merge(&delta);
         }
         dirty.push(key);
     }
-    let rows: Vec<(&str, i64, &Aggregate)> = dirty
+    let rows: Vec<(i64, i64, &Aggregate)> = dirty
         .iter()
-        .map(|key| (key.0.as_ref(), key.1, &cache.rows[key]))
+        .map(|key| (key.0, key.1, &cache.rows[key]))
         .collect();
     write_rows(conn, &rows).await?;
     cache
@@ -122,15 +131,15 @@ pub(crate) async fn merge_batch(
 /// Writes (replacing) hourly rows.
 async fn write_rows(
     conn: &mut SqliteConnection,
-    rows: &[(&str, i64, &Aggregate)],
+    rows: &[(i64, i64, &Aggregate)],
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT OR REPLACE INTO health_check_hourly
-             (service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets) ",
+            "INSERT OR REPLACE INTO checks_hourly
+             (target_id, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets) ",
         );
-        upsert.push_values(chunk, |mut row, (service, hour, agg)| {
-            row.push_bind(service.to_string())
+        upsert.push_values(chunk, |mut row, (target, hour, agg)| {
+            row.push_bind(*target)
                 .push_bind(*hour)
                 .push_bind(saturating_i64(agg.total))
                 .push_bind(saturating_i64(agg.good))
@@ -160,17 +169,22 @@ pub(crate) async fn rebuild_scheduled_only(pool: &sqlx::SqlitePool) -> Result<u6
     if done.is_some() {
         return Ok(0);
     }
-    let spans: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT service, min(checked_at_ms), max(checked_at_ms) FROM health_checks GROUP BY service",
+    let spans: Vec<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT id, (SELECT min(checked_at_ms) FROM checks WHERE target_id = id),
+                (SELECT max(checked_at_ms) FROM checks WHERE target_id = id)
+         FROM targets",
     )
     .fetch_all(pool)
     .await?;
     let mut rebuilt = 0u64;
-    for (service, first_ms, last_ms) in spans {
+    for (target, first_ms, last_ms) in spans {
+        let (Some(first_ms), Some(last_ms)) = (first_ms, last_ms) else {
+            continue; // a target with rollups only: nothing to rebuild from
+        };
         let mut from = first_ms - first_ms.rem_euclid(HOUR_MS);
         while from <= last_ms {
             let until = from + REBUILD_HOURS * HOUR_MS;
-            rebuilt += rebuild_range(pool, &service, from, until).await?;
+            rebuilt += rebuild_range(pool, target, from, until).await?;
             from = until;
         }
     }
@@ -181,21 +195,21 @@ pub(crate) async fn rebuild_scheduled_only(pool: &sqlx::SqlitePool) -> Result<u6
     Ok(rebuilt)
 }
 
-/// Rebuilds one service's hours in `[from, until)` that have raw checks, in one transaction.
+/// Rebuilds one target's hours in `[from, until)` that have raw checks, in one transaction.
 async fn rebuild_range(
     pool: &sqlx::SqlitePool,
-    service: &str,
+    target: i64,
     from: i64,
     until: i64,
 ) -> Result<u64, sqlx::Error> {
     use sqlx::Connection;
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let raw: Vec<(i64, String, Option<i64>, String)> = sqlx::query_as(
-        "SELECT checked_at_ms, outcome, latency_us, source FROM health_checks
-         WHERE service = ?1 AND checked_at_ms >= ?2 AND checked_at_ms < ?3",
+    let raw: Vec<(i64, i64, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT checked_at_ms, outcome, latency_us, source FROM checks
+         WHERE target_id = ?1 AND checked_at_ms >= ?2 AND checked_at_ms < ?3",
     )
-    .bind(service)
+    .bind(target)
     .bind(from)
     .bind(until)
     .fetch_all(&mut *tx)
@@ -204,27 +218,27 @@ async fn rebuild_range(
     for (at, outcome, latency_us, source) in raw {
         let hour = at - at.rem_euclid(HOUR_MS);
         let agg = hours.entry(hour).or_default();
-        if source != CheckSource::Monitor.as_str() {
+        if source != CheckSource::Monitor.code() {
             continue;
         }
-        let Some(outcome) = Outcome::parse(&outcome) else {
+        let Some(outcome) = decode::<Outcome>(outcome) else {
             continue;
         };
         agg.record(outcome, latency_us.and_then(|l| u64::try_from(l).ok()));
     }
     for (hour, agg) in &hours {
         if agg.total == 0 {
-            sqlx::query("DELETE FROM health_check_hourly WHERE service = ?1 AND hour_ms = ?2")
-                .bind(service)
+            sqlx::query("DELETE FROM checks_hourly WHERE target_id = ?1 AND hour_ms = ?2")
+                .bind(target)
                 .bind(hour)
                 .execute(&mut *tx)
                 .await?;
         }
     }
-    let rows: Vec<(&str, i64, &Aggregate)> = hours
+    let rows: Vec<(i64, i64, &Aggregate)> = hours
         .iter()
         .filter(|(_, agg)| agg.total > 0)
-        .map(|(hour, agg)| (service, *hour, agg))
+        .map(|(hour, agg)| (target, *hour, agg))
         .collect();
     write_rows(&mut tx, &rows).await?;
     tx.commit().await?;
@@ -244,8 +258,8 @@ struct RollupRow {
 }
 
 const SELECT_ROLLUP: &str =
-    "SELECT service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets
-     FROM health_check_hourly";
+    "SELECT t.name AS service, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets
+     FROM checks_hourly JOIN targets AS t ON t.id = target_id";
 
 impl RollupRow {
     fn aggregate(&self) -> Aggregate {
@@ -268,16 +282,16 @@ fn decode_latency(service: &str, hour_ms: i64, blob: &[u8]) -> LatencyHistogram 
     })
 }
 
-/// The stored row of one service and hour, or an empty one.
+/// The stored row of one target and hour, or an empty one.
 async fn load(
     conn: &mut SqliteConnection,
-    service: &str,
+    target: i64,
     hour: i64,
 ) -> Result<Aggregate, sqlx::Error> {
     let row: Option<RollupRow> = sqlx::query_as(&format!(
-        "{SELECT_ROLLUP} WHERE service = ?1 AND hour_ms = ?2"
+        "{SELECT_ROLLUP} WHERE target_id = ?1 AND hour_ms = ?2"
     ))
-    .bind(service)
+    .bind(target)
     .bind(hour)
     .fetch_optional(&mut *conn)
     .await?;
@@ -301,7 +315,8 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<Vec<HourlyRollup>, StoreError> {
         let rows: Vec<RollupRow> = sqlx::query_as(&format!(
-            "{SELECT_ROLLUP} WHERE service = ?1 AND hour_ms >= ?2 AND hour_ms < ?3 ORDER BY hour_ms"
+            "{SELECT_ROLLUP} WHERE target_id = (SELECT id FROM targets WHERE name = ?1)
+               AND hour_ms >= ?2 AND hour_ms < ?3 ORDER BY hour_ms"
         ))
         .bind(service)
         .bind(to_ms(since))
@@ -483,7 +498,7 @@ mod tests {
     async fn a_failed_read_names_the_problem() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
-        sqlx::query("DROP TABLE health_check_hourly")
+        sqlx::query("DROP TABLE checks_hourly")
             .execute(store.pool())
             .await
             .unwrap();
@@ -492,6 +507,6 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("no such table: health_check_hourly"), "{err}");
+        assert!(err.contains("no such table: checks_hourly"), "{err}");
     }
 }

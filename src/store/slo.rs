@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::records::Outcome;
-use crate::store::{known, to_ms, Store, StoreError};
+use crate::records::{CheckSource, Outcome};
+use crate::store::codes::{decode, Code};
+use crate::store::{to_ms, Store, StoreError};
 
 /// One raw scheduled check, as the SLO engine needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,14 +22,16 @@ impl Store {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<ScheduledCheck>, StoreError> {
-        let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
-            "SELECT checked_at_ms, outcome, latency_us FROM health_checks
-             WHERE service = ?1 AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND source = 'monitor'
+        let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT checked_at_ms, outcome, latency_us FROM checks
+             WHERE target_id = (SELECT id FROM targets WHERE name = ?1)
+               AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND source = ?4
              ORDER BY checked_at_ms",
         )
         .bind(service)
         .bind(to_ms(from))
         .bind(to_ms(until))
+        .bind(CheckSource::Monitor.code())
         .fetch_all(self.pool())
         .await?;
         Ok(rows
@@ -36,12 +39,7 @@ impl Store {
             .filter_map(|(at_ms, outcome, latency_us)| {
                 Some(ScheduledCheck {
                     at_ms,
-                    outcome: known(
-                        "health_checks",
-                        "outcome",
-                        &outcome,
-                        Outcome::parse(&outcome),
-                    )?,
+                    outcome: decode::<Outcome>(outcome)?,
                     latency_us: latency_us.and_then(|l| u64::try_from(l).ok()),
                 })
             })

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::metrics::WriterMetrics;
 use crate::records::CheckRecord;
+use crate::store::health_checks::IdCache;
 use crate::store::rollups::{self, RollupCache};
 use crate::store::status::{StoreProblem, WriteErrorKind};
 use crate::store::{health_checks, txn, Store};
@@ -351,6 +352,7 @@ struct BatchSink {
     observed: Observed,
     conn: Option<PoolConnection<Sqlite>>,
     rollups: RollupCache,
+    ids: IdCache,
     failing: Option<Failing>,
 }
 
@@ -361,6 +363,7 @@ impl BatchSink {
             observed,
             conn: None,
             rollups: RollupCache::default(),
+            ids: IdCache::default(),
             failing: None,
         }
     }
@@ -397,6 +400,7 @@ impl BatchSink {
                 // The transaction did not commit: the rollup cache is ahead of the database, and the connection
                 // may still be inside a transaction. Close it rather than hand it back to the pool.
                 self.rollups.invalidate();
+                self.ids.invalidate();
                 if let Some(conn) = self.conn.take() {
                     let _ = conn.close().await;
                 }
@@ -457,10 +461,14 @@ impl BatchSink {
                 .insert(self.store.pool().acquire().await.map_err(sql_error)?),
         };
         let mut tx = conn.begin().await.map_err(sql_error)?;
-        health_checks::insert_batch(&mut tx, batch)
+        self.ids
+            .resolve(&mut tx, batch)
             .await
             .map_err(sql_error)?;
-        rollups::merge_batch(&mut tx, &mut self.rollups, batch)
+        health_checks::insert_batch(&mut tx, &self.ids, batch)
+            .await
+            .map_err(sql_error)?;
+        rollups::merge_batch(&mut tx, &mut self.rollups, &self.ids, batch)
             .await
             .map_err(sql_error)?;
         tx.commit().await.map_err(sql_error)?;
