@@ -2,17 +2,18 @@
 --  * Targets are integer ids; each name is stored once, in `targets`.
 --  * A check is one row of `checks`, a WITHOUT ROWID table keyed by (target_id, checked_at_ms, seq): no rowid,
 --    no second index. Per-target reads are range scans of the key; retention deletes per target by key range.
---  * Outcome, breaker state and source are small integers (the codes below; src/store/codes.rs maps them).
+--  * Outcome, breaker state and source are small integers in one column (the codes below).
 --  * Error texts are interned in `check_errors` and referenced by id.
 --  * Times stay Unix epoch milliseconds: SQLite stores an integer in 1, 2, 3, 4, 6 or 8 bytes, and any offset
 --    that keeps millisecond precision over more than 24 days needs 6 bytes, as the epoch milliseconds do.
 -- The views `health_checks` and `health_check_hourly` keep the old columns for scripts and `sqlite3` users;
 -- INSTEAD OF triggers make them writable too.
 --
--- Codes (src/store/codes.rs):
---   outcome:  0 up, 1 down, 2 timeout, 3 circuit_open, 4 error
---   breaker:  0 closed, 1 open, 2 half_open
---   source:   0 monitor, 1 on_demand
+-- Codes (src/store/codes.rs), packed into the one column `state` = outcome | breaker << 3 | source << 5:
+--   outcome (bits 0-2):  0 up, 1 down, 2 timeout, 3 circuit_open, 4 error
+--   breaker (bits 3-4):  0 closed, 1 open, 2 half_open
+--   source  (bit 5):     0 monitor, 1 on_demand
+-- The usual check (up, closed, monitor) has state 0, which SQLite stores in its record header alone.
 --
 -- Existing rows are not copied here: the old table is renamed `health_checks_legacy` and hale copies it in
 -- chunks right after the migrations, logging its progress, then drops it (src/store/compact.rs).
@@ -35,9 +36,7 @@ CREATE TABLE checks (
     target_id     INTEGER NOT NULL,
     checked_at_ms INTEGER NOT NULL,
     seq           INTEGER NOT NULL DEFAULT 0,
-    outcome       INTEGER NOT NULL CHECK (outcome BETWEEN 0 AND 4),
-    breaker       INTEGER NOT NULL CHECK (breaker BETWEEN 0 AND 2),
-    source        INTEGER NOT NULL CHECK (source BETWEEN 0 AND 1),
+    state         INTEGER NOT NULL CHECK ((state & 7) <= 4 AND ((state >> 3) & 3) <= 2 AND (state >> 5) <= 1),
     http_status   INTEGER,
     latency_us    INTEGER,
     error_id      INTEGER,
@@ -75,13 +74,13 @@ ALTER TABLE health_checks RENAME TO health_checks_legacy;
 CREATE VIEW health_checks AS
 SELECT c.checked_at_ms AS checked_at_ms,
        t.name AS service,
-       CASE c.outcome WHEN 0 THEN 'up' WHEN 1 THEN 'down' WHEN 2 THEN 'timeout' WHEN 3 THEN 'circuit_open'
+       CASE c.state & 7 WHEN 0 THEN 'up' WHEN 1 THEN 'down' WHEN 2 THEN 'timeout' WHEN 3 THEN 'circuit_open'
                       WHEN 4 THEN 'error' END AS outcome,
        c.http_status AS http_status,
        c.latency_us AS latency_us,
        e.message AS error,
-       CASE c.breaker WHEN 0 THEN 'closed' WHEN 1 THEN 'open' WHEN 2 THEN 'half_open' END AS breaker_state,
-       CASE c.source WHEN 0 THEN 'monitor' WHEN 1 THEN 'on_demand' END AS source,
+       CASE (c.state >> 3) & 3 WHEN 0 THEN 'closed' WHEN 1 THEN 'open' WHEN 2 THEN 'half_open' END AS breaker_state,
+       CASE c.state >> 5 WHEN 0 THEN 'monitor' WHEN 1 THEN 'on_demand' END AS source,
        c.target_id AS target_id,
        c.seq AS seq
 FROM checks AS c
@@ -93,13 +92,13 @@ BEGIN
     INSERT OR IGNORE INTO targets (name) VALUES (NEW.service);
     INSERT INTO check_errors (message, last_used_ms) SELECT NEW.error, NEW.checked_at_ms WHERE NEW.error IS NOT NULL
         ON CONFLICT (message) DO UPDATE SET last_used_ms = max(last_used_ms, excluded.last_used_ms);
-    INSERT INTO checks (target_id, checked_at_ms, seq, outcome, breaker, source, http_status, latency_us, error_id)
+    INSERT INTO checks (target_id, checked_at_ms, seq, state, http_status, latency_us, error_id)
     SELECT t.id, NEW.checked_at_ms,
            (SELECT coalesce(max(seq) + 1, 0) FROM checks WHERE target_id = t.id AND checked_at_ms = NEW.checked_at_ms),
            CASE NEW.outcome WHEN 'up' THEN 0 WHEN 'down' THEN 1 WHEN 'timeout' THEN 2 WHEN 'circuit_open' THEN 3
-                            WHEN 'error' THEN 4 END,
-           CASE coalesce(NEW.breaker_state, 'closed') WHEN 'closed' THEN 0 WHEN 'open' THEN 1 WHEN 'half_open' THEN 2 END,
-           CASE coalesce(NEW.source, 'monitor') WHEN 'monitor' THEN 0 WHEN 'on_demand' THEN 1 END,
+                            WHEN 'error' THEN 4 END
+           | (CASE coalesce(NEW.breaker_state, 'closed') WHEN 'closed' THEN 0 WHEN 'open' THEN 1 WHEN 'half_open' THEN 2 END << 3)
+           | (CASE coalesce(NEW.source, 'monitor') WHEN 'monitor' THEN 0 WHEN 'on_demand' THEN 1 END << 5),
            NEW.http_status, NEW.latency_us,
            (SELECT id FROM check_errors WHERE message = NEW.error)
     FROM targets AS t WHERE t.name = NEW.service;

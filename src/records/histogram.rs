@@ -4,8 +4,11 @@
 
 /// Each bucket is 2% wider than the one before; reporting its geometric middle bounds the error to 1%.
 const GROWTH: f64 = 1.02;
-/// Bytes per encoded bucket: index (u16) then count (u64), little-endian.
+/// Bytes per bucket in the first encoding (still read): index (u16) then count (u64), little-endian.
 const ENTRY_LEN: usize = 10;
+/// The first two bytes of the compact encoding: bucket 0xFFFF cannot occur (the widest latency, `u64::MAX` µs,
+/// falls in bucket 2237), so no blob of the first encoding starts with them.
+const COMPACT_MAGIC: [u8; 2] = [0xff, 0xff];
 
 /// Non-empty buckets as `(bucket, count)`, sorted by bucket: a blob decodes into it with one copy, and two
 /// histograms merge in one linear pass (an SLO window merges hundreds of hourly histograms per target).
@@ -16,9 +19,10 @@ pub struct LatencyHistogram {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("latency histogram blob of {len} bytes is not a whole number of {ENTRY_LEN}-byte entries")]
+#[error("latency histogram blob of {len} bytes is unreadable: {reason}")]
 pub struct DecodeError {
     len: usize,
+    reason: &'static str,
 }
 
 impl LatencyHistogram {
@@ -141,18 +145,63 @@ impl LatencyHistogram {
             .sum()
     }
 
+    /// The compact encoding: `COMPACT_MAGIC`, then per non-empty bucket the gap from the previous bucket and
+    /// the count, each a LEB128 varint (an hour of checks takes 2 to 3 bytes per bucket instead of 10).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.counts.len() * ENTRY_LEN);
+        let mut out = Vec::with_capacity(2 + self.counts.len() * 3);
+        out.extend_from_slice(&COMPACT_MAGIC);
+        let mut previous = 0u16;
         for &(bucket, count) in &self.counts {
-            out.extend_from_slice(&bucket.to_le_bytes());
-            out.extend_from_slice(&count.to_le_bytes());
+            put_varint(&mut out, u64::from(bucket - previous));
+            put_varint(&mut out, count);
+            previous = bucket;
         }
         out
     }
 
+    /// Reads either encoding: the compact one, or the fixed 10-byte entries older versions wrote.
     pub fn decode(blob: &[u8]) -> Result<Self, DecodeError> {
+        match blob.strip_prefix(&COMPACT_MAGIC) {
+            Some(rest) => Self::decode_compact(rest).map_err(|reason| DecodeError {
+                len: blob.len(),
+                reason,
+            }),
+            None => Self::decode_fixed(blob),
+        }
+    }
+
+    fn decode_compact(mut rest: &[u8]) -> Result<Self, &'static str> {
+        let mut histogram = Self {
+            counts: Vec::with_capacity(rest.len() / 2),
+            total: 0,
+        };
+        let mut bucket = 0u64;
+        let mut first = true;
+        while !rest.is_empty() {
+            let gap = take_varint(&mut rest)?;
+            let count = take_varint(&mut rest)?;
+            if !first && gap == 0 {
+                return Err("a bucket appears twice");
+            }
+            first = false;
+            bucket = bucket.checked_add(gap).ok_or("a bucket index overflows")?;
+            let index = u16::try_from(bucket).map_err(|_| "a bucket index overflows")?;
+            if count == 0 {
+                continue;
+            }
+            histogram.counts.push((index, count));
+            histogram.total += count;
+        }
+        Ok(histogram)
+    }
+
+    /// The first encoding: fixed 10-byte entries, in any order.
+    fn decode_fixed(blob: &[u8]) -> Result<Self, DecodeError> {
         if !blob.len().is_multiple_of(ENTRY_LEN) {
-            return Err(DecodeError { len: blob.len() });
+            return Err(DecodeError {
+                len: blob.len(),
+                reason: "not a whole number of 10-byte entries",
+            });
         }
         let mut histogram = Self {
             counts: Vec::with_capacity(blob.len() / ENTRY_LEN),
@@ -184,6 +233,29 @@ impl LatencyHistogram {
         }
         Ok(histogram)
     }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn take_varint(rest: &mut &[u8]) -> Result<u64, &'static str> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let Some((&byte, tail)) = rest.split_first() else {
+            return Err("it ends inside a number");
+        };
+        *rest = tail;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("a number is longer than 64 bits")
 }
 
 fn bucket_of(latency_us: u64) -> u16 {
@@ -288,16 +360,53 @@ mod tests {
             histogram.record(latency);
         }
         let blob = histogram.encode();
-        assert_eq!(LatencyHistogram::decode(&blob), Ok(histogram));
+        assert_eq!(LatencyHistogram::decode(&blob), Ok(histogram.clone()));
         assert_eq!(
             LatencyHistogram::decode(&blob[..blob.len() - 1])
                 .unwrap_err()
                 .to_string(),
             format!(
-                "latency histogram blob of {} bytes is not a whole number of 10-byte entries",
+                "latency histogram blob of {} bytes is unreadable: it ends inside a number",
                 blob.len() - 1
             )
         );
+        // What older versions wrote still reads, and a torn one is refused.
+        let fixed = histogram.encode_fixed();
+        assert_eq!(LatencyHistogram::decode(&fixed), Ok(histogram));
+        assert_eq!(
+            LatencyHistogram::decode(&fixed[..fixed.len() - 1])
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "latency histogram blob of {} bytes is unreadable: not a whole number of 10-byte entries",
+                fixed.len() - 1
+            )
+        );
+    }
+
+    #[test]
+    fn an_hour_of_checks_takes_a_few_bytes_per_bucket() {
+        let mut histogram = LatencyHistogram::new();
+        for i in 0..3_600u64 {
+            histogram.record(8_000 + (i * 7_919) % 70_000);
+        }
+        let buckets = histogram.counts.len();
+        let blob = histogram.encode();
+        assert!(blob.len() <= 2 + 3 * buckets, "{} bytes for {buckets} buckets", blob.len());
+        assert!(blob.len() * 3 < histogram.encode_fixed().len());
+        assert_eq!(LatencyHistogram::decode(&blob), Ok(histogram));
+    }
+
+    impl LatencyHistogram {
+        /// The first encoding, as older versions wrote it.
+        fn encode_fixed(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            for &(bucket, count) in &self.counts {
+                out.extend_from_slice(&bucket.to_le_bytes());
+                out.extend_from_slice(&count.to_le_bytes());
+            }
+            out
+        }
     }
 
     #[test]
@@ -324,7 +433,7 @@ mod tests {
         assert_eq!(merged, all);
         assert_eq!(merged.total(), 7);
         // Entries written out of order (not by `encode`) still decode to the same histogram.
-        let blob = all.encode();
+        let blob = all.encode_fixed();
         let mut entries: Vec<&[u8]> = blob.chunks_exact(ENTRY_LEN).collect();
         entries.reverse();
         let reversed: Vec<u8> = entries.concat();

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Connection;
 
 use crate::records::{AlertEventKind, AlertLevel, AlertState};
+use crate::store::codes;
 use crate::store::{from_ms, known, to_ms, txn, Store, StoreError};
 
 const TABLE: &str = "alerts";
@@ -192,15 +193,17 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         // Per target, a range scan of its key (the table has no time index), then merged by time.
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
             "SELECT t.name, c.checked_at_ms FROM targets AS t
              JOIN checks AS c ON c.target_id = t.id AND c.checked_at_ms >= ?1
-             WHERE c.source = ?2 AND c.outcome != ?3
+             WHERE {} = ?2 AND {} != ?3
              ORDER BY c.checked_at_ms",
-        )
+            codes::source_sql("c.state"),
+            codes::outcome_sql("c.state")
+        ))
         .bind(to_ms(since))
-        .bind(crate::store::codes::Code::code(crate::records::CheckSource::Monitor))
-        .bind(crate::store::codes::Code::code(crate::records::Outcome::Up))
+        .bind(codes::Code::code(crate::records::CheckSource::Monitor))
+        .bind(codes::Code::code(crate::records::Outcome::Up))
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(|(t, at)| (t, from_ms(at))).collect())

@@ -1,6 +1,8 @@
 //! The small integers the `checks` table stores for outcomes, breaker states and sources: one table per set,
-//! the only place the numbers are written in Rust. `migrations/0009_compact_checks.sql` documents the same codes
-//! and decodes them in the `health_checks` view; a test checks that the view and these tables agree.
+//! the only place the numbers are written in Rust, and how the three share the one `state` column (outcome in
+//! bits 0-2, breaker in bits 3-4, source in bit 5: 0 for the usual up, closed, monitor check, which SQLite
+//! stores in no data byte at all). `migrations/0009_compact_checks.sql` documents the same codes and decodes
+//! them in the `health_checks` view; a test checks that the view and these tables agree.
 
 use crate::breaker::BreakerState;
 use crate::records::{CheckSource, Outcome};
@@ -73,6 +75,49 @@ impl Code for CheckSource {
     }
 }
 
+/// Where the breaker's code starts in `state`.
+pub(crate) const BREAKER_SHIFT: u32 = 3;
+/// Where the source's code starts in `state`.
+pub(crate) const SOURCE_SHIFT: u32 = 5;
+/// The outcome's bits.
+pub(crate) const OUTCOME_MASK: i64 = 0b111;
+/// The breaker's bits, once shifted down.
+pub(crate) const BREAKER_MASK: i64 = 0b11;
+
+/// The `state` of a check.
+pub(crate) fn pack(outcome: Outcome, breaker: BreakerState, source: CheckSource) -> i64 {
+    outcome.code() | (breaker.code() << BREAKER_SHIFT) | (source.code() << SOURCE_SHIFT)
+}
+
+/// A `state` read back; `None` (logged) when a part is unknown.
+pub(crate) fn unpack(state: i64) -> Option<(Outcome, BreakerState, CheckSource)> {
+    Some((
+        decode(state & OUTCOME_MASK)?,
+        decode((state >> BREAKER_SHIFT) & BREAKER_MASK)?,
+        decode(state >> SOURCE_SHIFT)?,
+    ))
+}
+
+/// SQL for the outcome code of the `state` column `col`.
+pub(crate) fn outcome_sql(col: &str) -> String {
+    format!("({col} & {OUTCOME_MASK})")
+}
+
+/// SQL for the source code of the `state` column `col`.
+pub(crate) fn source_sql(col: &str) -> String {
+    format!("({col} >> {SOURCE_SHIFT})")
+}
+
+/// SQL turning the old TEXT columns into a `state` (used when copying rows of the old table).
+pub(crate) fn pack_names_sql(outcome: &str, breaker: &str, source: &str) -> String {
+    format!(
+        "({} | ({} << {BREAKER_SHIFT}) | ({} << {SOURCE_SHIFT}))",
+        Outcome::from_name_sql(outcome),
+        BreakerState::from_name_sql(breaker),
+        CheckSource::from_name_sql(source)
+    )
+}
+
 /// A stored code read back; an unknown one is logged (once per read) and the row skipped, like an unknown
 /// TEXT value was.
 pub(crate) fn decode<T: Code>(code: i64) -> Option<T> {
@@ -112,6 +157,15 @@ mod tests {
             assert_eq!(BreakerState::from_code(b.code()), Some(b));
         }
         assert!(distinct::<Outcome>() && distinct::<BreakerState>() && distinct::<CheckSource>());
+        // Every code fits its bits.
+        assert!(Outcome::CODES.iter().all(|(_, c)| *c & !OUTCOME_MASK == 0));
+        assert!(BreakerState::CODES.iter().all(|(_, c)| *c & !BREAKER_MASK == 0));
+        assert!(CheckSource::CODES.iter().all(|(_, c)| *c & !1 == 0));
+        assert_eq!(
+            pack(Outcome::Up, BreakerState::Closed, CheckSource::Monitor),
+            0,
+            "the usual check costs no data byte"
+        );
         assert_eq!(Outcome::from_code(99), None);
     }
 
@@ -129,13 +183,12 @@ mod tests {
             for b in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
                 for s in CheckSource::ALL {
                     at += 1;
+                    assert_eq!(unpack(pack(o, b, s)), Some((o, b, s)));
                     sqlx::query(
-                        "INSERT INTO checks (target_id, checked_at_ms, outcome, breaker, source) VALUES (1, ?1, ?2, ?3, ?4)",
+                        "INSERT INTO checks (target_id, checked_at_ms, state) VALUES (1, ?1, ?2)",
                     )
                     .bind(at)
-                    .bind(o.code())
-                    .bind(b.code())
-                    .bind(s.code())
+                    .bind(pack(o, b, s))
                     .execute(store.pool())
                     .await
                     .unwrap();

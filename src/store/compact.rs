@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, SqlitePool};
 
-use crate::breaker::BreakerState;
-use crate::records::{CheckSource, Outcome};
-use crate::store::codes::Code;
+use crate::store::codes::pack_names_sql;
 
 const LEGACY: &str = "health_checks_legacy";
 /// The `hale_meta` key holding the highest rowid of the old table already copied.
@@ -54,15 +52,13 @@ pub(crate) async fn copy_legacy_checks(
         );
     }
     let copy = format!(
-        "INSERT INTO checks (target_id, checked_at_ms, seq, outcome, breaker, source, http_status, latency_us, error_id)
-         SELECT t.id, l.checked_at_ms, 0, {}, {}, {}, l.http_status, l.latency_us, e.id
+        "INSERT INTO checks (target_id, checked_at_ms, seq, state, http_status, latency_us, error_id)
+         SELECT t.id, l.checked_at_ms, 0, {}, l.http_status, l.latency_us, e.id
          FROM {LEGACY} AS l JOIN targets AS t ON t.name = l.service
          LEFT JOIN check_errors AS e ON e.message = l.error
          WHERE l.rowid > ?1 AND l.rowid <= ?2
          ON CONFLICT DO NOTHING",
-        Outcome::from_name_sql("l.outcome"),
-        BreakerState::from_name_sql("l.breaker_state"),
-        CheckSource::from_name_sql("l.source"),
+        pack_names_sql("l.outcome", "l.breaker_state", "l.source"),
     );
     let mut copied = 0u64;
     let mut from = done_upto;
@@ -166,16 +162,14 @@ async fn copy_one_by_one(
     .fetch_all(&mut *conn)
     .await?;
     let one = format!(
-        "INSERT INTO checks (target_id, checked_at_ms, seq, outcome, breaker, source, http_status, latency_us, error_id)
+        "INSERT INTO checks (target_id, checked_at_ms, seq, state, http_status, latency_us, error_id)
          SELECT t.id, l.checked_at_ms,
                 (SELECT coalesce(max(seq) + 1, 0) FROM checks WHERE target_id = t.id AND checked_at_ms = l.checked_at_ms),
-                {}, {}, {}, l.http_status, l.latency_us, e.id
+                {}, l.http_status, l.latency_us, e.id
          FROM {LEGACY} AS l JOIN targets AS t ON t.name = l.service
          LEFT JOIN check_errors AS e ON e.message = l.error
          WHERE l.rowid = ?1",
-        Outcome::from_name_sql("l.outcome"),
-        BreakerState::from_name_sql("l.breaker_state"),
-        CheckSource::from_name_sql("l.source"),
+        pack_names_sql("l.outcome", "l.breaker_state", "l.source"),
     );
     for rowid in rowids {
         sqlx::query(&one).bind(rowid).execute(&mut *conn).await?;

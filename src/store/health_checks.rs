@@ -9,10 +9,10 @@ use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::breaker::BreakerState;
 use crate::records::{CheckRecord, CheckSource, Outcome};
-use crate::store::codes::{decode, Code};
+use crate::store::codes::{pack, unpack};
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
-/// Rows per INSERT statement: 9 bound values each keeps a statement far below SQLite's variable limit.
+/// Rows per INSERT statement: 6 bound values each keeps a statement far below SQLite's variable limit.
 const ROWS_PER_STATEMENT: usize = 1_000;
 /// Error texts the writer keeps ids for; past it the map starts over (texts are few in practice).
 const CACHED_ERRORS: usize = 4_096;
@@ -122,14 +122,12 @@ pub(crate) async fn insert_batch(
         }
         let mut savepoint = conn.begin().await?;
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO checks (target_id, checked_at_ms, outcome, breaker, source, http_status, latency_us, error_id) ",
+            "INSERT INTO checks (target_id, checked_at_ms, state, http_status, latency_us, error_id) ",
         );
         insert.push_values(&rows, |mut row, (target, r)| {
             row.push_bind(*target)
                 .push_bind(to_ms(r.checked_at))
-                .push_bind(r.outcome.code())
-                .push_bind(r.breaker_state.code())
-                .push_bind(r.source.code())
+                .push_bind(pack(r.outcome, r.breaker_state, r.source))
                 .push_bind(r.http_status.map(i64::from))
                 .push_bind(latency_us(r))
                 .push_bind(ids.error(r.error.as_deref()));
@@ -143,15 +141,13 @@ pub(crate) async fn insert_batch(
         savepoint.rollback().await?;
         for (target, r) in &rows {
             sqlx::query(
-                "INSERT INTO checks (target_id, checked_at_ms, seq, outcome, breaker, source, http_status, latency_us, error_id)
+                "INSERT INTO checks (target_id, checked_at_ms, seq, state, http_status, latency_us, error_id)
                  VALUES (?1, ?2, (SELECT coalesce(max(seq) + 1, 0) FROM checks WHERE target_id = ?1 AND checked_at_ms = ?2),
-                         ?3, ?4, ?5, ?6, ?7, ?8)",
+                         ?3, ?4, ?5, ?6)",
             )
             .bind(*target)
             .bind(to_ms(r.checked_at))
-            .bind(r.outcome.code())
-            .bind(r.breaker_state.code())
-            .bind(r.source.code())
+            .bind(pack(r.outcome, r.breaker_state, r.source))
             .bind(r.http_status.map(i64::from))
             .bind(latency_us(r))
             .bind(ids.error(r.error.as_deref()))
@@ -231,12 +227,10 @@ struct CheckRow {
     id: i64,
     checked_at_ms: i64,
     service: String,
-    outcome: i64,
+    state: i64,
     http_status: Option<i64>,
     latency_us: Option<i64>,
     error: Option<String>,
-    breaker: i64,
-    source: i64,
 }
 
 impl Store {
@@ -247,8 +241,8 @@ impl Store {
         query: &HistoryQuery,
     ) -> Result<(Vec<StoredCheck>, Option<HistoryCursor>), StoreError> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {ID_SQL} AS id, c.checked_at_ms, t.name AS service, c.outcome, c.http_status, c.latency_us,
-                    e.message AS error, c.breaker, c.source
+            "SELECT {ID_SQL} AS id, c.checked_at_ms, t.name AS service, c.state, c.http_status, c.latency_us,
+                    e.message AS error
              FROM checks AS c JOIN targets AS t ON t.id = c.target_id
              LEFT JOIN check_errors AS e ON e.id = c.error_id
              WHERE 1 = 1"
@@ -286,15 +280,16 @@ impl Store {
         let checks = rows
             .into_iter()
             .filter_map(|row| {
+                let (outcome, breaker_state, source) = unpack(row.state)?;
                 Some(StoredCheck {
                     id: row.id,
                     checked_at: from_ms(row.checked_at_ms),
-                    outcome: decode(row.outcome)?,
+                    outcome,
                     http_status: row.http_status.and_then(|s| u16::try_from(s).ok()),
                     latency_us: row.latency_us.and_then(|l| u64::try_from(l).ok()),
                     error: row.error,
-                    breaker_state: decode(row.breaker)?,
-                    source: decode(row.source)?,
+                    breaker_state,
+                    source,
                     service: row.service,
                 })
             })

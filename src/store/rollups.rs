@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::records::histogram::LatencyHistogram;
 use crate::records::{CheckRecord, CheckSource, Outcome};
-use crate::store::codes::{decode, Code};
+use crate::store::codes::unpack;
 use crate::store::health_checks::IdCache;
 use crate::store::raw::Statement;
 use crate::store::{from_ms, to_ms, Store, StoreError};
@@ -205,8 +205,8 @@ async fn rebuild_range(
     use sqlx::Connection;
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let raw: Vec<(i64, i64, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT checked_at_ms, outcome, latency_us, source FROM checks
+    let raw: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT checked_at_ms, state, latency_us FROM checks
          WHERE target_id = ?1 AND checked_at_ms >= ?2 AND checked_at_ms < ?3",
     )
     .bind(target)
@@ -215,15 +215,15 @@ async fn rebuild_range(
     .fetch_all(&mut *tx)
     .await?;
     let mut hours: HashMap<i64, Aggregate> = HashMap::new();
-    for (at, outcome, latency_us, source) in raw {
+    for (at, state, latency_us) in raw {
         let hour = at - at.rem_euclid(HOUR_MS);
         let agg = hours.entry(hour).or_default();
-        if source != CheckSource::Monitor.code() {
-            continue;
-        }
-        let Some(outcome) = decode::<Outcome>(outcome) else {
+        let Some((outcome, _, source)) = unpack(state) else {
             continue;
         };
+        if source != CheckSource::Monitor {
+            continue;
+        }
         agg.record(outcome, latency_us.and_then(|l| u64::try_from(l).ok()));
     }
     for (hour, agg) in &hours {

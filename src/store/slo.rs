@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::records::{CheckSource, Outcome};
-use crate::store::codes::{decode, Code};
+use crate::store::codes::{decode, outcome_sql, source_sql, Code};
 use crate::store::{to_ms, Store, StoreError};
 
 /// One raw scheduled check, as the SLO engine needs it.
@@ -22,11 +22,14 @@ impl Store {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<ScheduledCheck>, StoreError> {
-        let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT checked_at_ms, outcome, latency_us FROM checks
-             WHERE target_id = (SELECT id FROM targets WHERE name = ?1)
-               AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND source = ?4
-             ORDER BY checked_at_ms",
+        let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(&format!(
+                "SELECT checked_at_ms, {}, latency_us FROM checks
+                 WHERE target_id = (SELECT id FROM targets WHERE name = ?1)
+                   AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND {} = ?4
+                 ORDER BY checked_at_ms",
+                outcome_sql("state"),
+                source_sql("state")
+            ),
         )
         .bind(service)
         .bind(to_ms(from))
