@@ -45,7 +45,7 @@ const BREAKER_AFTER: u64 = 5;
 pub const MAX_ROWS_WITHOUT_FORCE: u64 = 50_000_000;
 /// What one generated check takes in the database file, its index entries and share of the rollups included
 /// (measured: docs/operations.md).
-pub const BYTES_PER_ROW: u64 = 96;
+pub const BYTES_PER_ROW: u64 = 28;
 
 /// What to generate; only built by `HistorySpec::parse`, so every value is in range.
 #[derive(Debug, Clone)]

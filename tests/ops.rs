@@ -1204,13 +1204,13 @@ async fn history_generate_prints_its_estimate_and_refuses_one_over_the_cap_or_th
     );
     assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
 
-    // Under the cap but over the free space: 604,800 checks, about 58 MB, on a 16 MB file system.
+    // Under the cap but over the free space: 604,800 checks, about 17 MB, on a 16 MB file system.
     let disk = common::process::Tmpfs::mount("16m");
     let out = run_hale(&disk.path, &generate_args("x.db", "1", "7", "1")).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(exit_code(out.status), 2, "{stderr}");
     assert!(
-        stderr.starts_with("hale: the estimate of 604800 health checks needs about 58060800 bytes (55.4 MiB), more than the "),
+        stderr.starts_with("hale: the estimate of 604800 health checks needs about 16934400 bytes (16.1 MiB), more than the "),
         "{stderr}"
     );
     assert!(

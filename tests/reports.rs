@@ -160,7 +160,7 @@ async fn the_generator_writes_every_check_and_its_rollups_deterministically() {
             .unwrap();
             let row: (i64, i64, String) = sqlx::query_as(
                 "SELECT sum(latency_us), sum(checked_at_ms % 100000), group_concat(outcome, '') FROM
-                 (SELECT * FROM health_checks ORDER BY id)",
+                 (SELECT * FROM health_checks ORDER BY checked_at_ms, service, seq)",
             )
             .fetch_one(&pool)
             .await

@@ -267,8 +267,13 @@ impl Store {
                 .push_bind(cursor.id)
                 .push(")");
         }
-        // One row more than asked tells whether another page exists.
-        sql.push(" ORDER BY c.checked_at_ms DESC, id DESC LIMIT ")
+        // One row more than asked tells whether another page exists. For one target, `seq` orders as the id
+        // does, and the key's own order serves: nothing is sorted.
+        sql.push(if query.service.is_some() {
+            " ORDER BY c.checked_at_ms DESC, c.seq DESC LIMIT "
+        } else {
+            " ORDER BY c.checked_at_ms DESC, id DESC LIMIT "
+        })
             .push_bind(i64::from(query.limit) + 1);
         let mut rows: Vec<CheckRow> = sql.build_query_as().fetch_all(self.pool()).await?;
         let more = rows.len() > query.limit as usize;

@@ -198,3 +198,63 @@ impl Worker for Retention {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// `n` checks of `service`, one a second from `from_s` (epoch seconds), every 7th down with `error`.
+    async fn checks(store: &Store, service: &str, from_s: i64, n: i64, error: &str) {
+        sqlx::query(
+            "WITH RECURSIVE i(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM i WHERE k < ?3 - 1)
+             INSERT INTO health_checks (checked_at_ms, service, outcome, http_status, latency_us, error, breaker_state, source)
+             SELECT (?2 + k) * 1000, ?1, CASE WHEN k % 7 = 0 THEN 'down' ELSE 'up' END, 200, 1000,
+                    CASE WHEN k % 7 = 0 THEN ?4 END, 'closed', 'monitor'
+             FROM i",
+        )
+        .bind(service)
+        .bind(from_s)
+        .bind(n)
+        .bind(error)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+
+    async fn count(store: &Store, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn old_checks_go_target_by_target_in_chunks_and_unused_error_texts_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let day = 86_400;
+        let t0 = 1_790_000_000;
+        // api: 25,000 old checks (more than two chunks) and 100 new; db: 50 old only, with its own error text.
+        checks(&store, "api", t0, 25_000, "refused").await;
+        checks(&store, "api", t0 + 10 * day, 100, "refused").await;
+        checks(&store, "db", t0, 50, "db only").await;
+        let cutoff = Utc.timestamp_opt(t0 + 5 * day, 0).unwrap();
+        let pruned = store.prune(cutoff, cutoff).await.unwrap();
+        assert_eq!(pruned.checks, 25_050);
+        assert_eq!(count(&store, "SELECT count(*) FROM checks").await, 100);
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM health_checks WHERE error = 'refused'").await,
+            15,
+            "kept checks keep their error text"
+        );
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM check_errors WHERE message = 'db only'").await,
+            0,
+            "a text no kept check uses is deleted"
+        );
+        // Nothing left to prune: a second pass deletes nothing.
+        assert_eq!(store.prune(cutoff, cutoff).await.unwrap().checks, 0);
+    }
+}

@@ -413,7 +413,8 @@ async fn background_checks_keep_their_rows_under_on_demand_load() {
     let closer_than_the_interval = count_check_rows(
         &app.db_path,
         "source = 'on_demand' AND EXISTS (SELECT 1 FROM health_checks AS b WHERE b.source = 'on_demand' \
-         AND b.id <> health_checks.id \
+         AND NOT (b.target_id = health_checks.target_id AND b.seq = health_checks.seq \
+         AND b.checked_at_ms = health_checks.checked_at_ms) \
          AND b.checked_at_ms BETWEEN health_checks.checked_at_ms - 999 AND health_checks.checked_at_ms)",
     )
     .await;
