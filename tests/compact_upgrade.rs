@@ -17,7 +17,9 @@ const TWINS: i64 = 25;
 /// A database at schema 8, as the version before the compact store left it.
 async fn old_database(path: &Path) -> SqlitePool {
     let folder = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap() {
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap()
+    {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
         let version: i64 = name[..4].parse().unwrap();
@@ -118,7 +120,10 @@ async fn two_million_old_checks_are_copied_into_the_compact_table_without_losing
         .unwrap();
     let after = totals(&pool).await;
     assert_eq!(after.0, before.0, "every old row was copied");
-    assert_eq!(after.1, before.1, "per service, every column adds up the same");
+    assert_eq!(
+        after.1, before.1,
+        "per service, every column adds up the same"
+    );
     let legacy: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sqlite_master WHERE name = 'health_checks_legacy'",
     )
@@ -130,7 +135,10 @@ async fn two_million_old_checks_are_copied_into_the_compact_table_without_losing
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(twins, TWINS, "each twin got the next seq of its millisecond");
+    assert_eq!(
+        twins, TWINS,
+        "each twin got the next seq of its millisecond"
+    );
     let hourly: Vec<(String, i64, i64)> =
         sqlx::query_as("SELECT service, total, good FROM health_check_hourly ORDER BY service")
             .fetch_all(&pool)

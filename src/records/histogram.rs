@@ -392,7 +392,11 @@ mod tests {
         }
         let buckets = histogram.counts.len();
         let blob = histogram.encode();
-        assert!(blob.len() <= 2 + 3 * buckets, "{} bytes for {buckets} buckets", blob.len());
+        assert!(
+            blob.len() <= 2 + 3 * buckets,
+            "{} bytes for {buckets} buckets",
+            blob.len()
+        );
         assert!(blob.len() * 3 < histogram.encode_fixed().len());
         assert_eq!(LatencyHistogram::decode(&blob), Ok(histogram));
     }

@@ -34,7 +34,10 @@ pub(crate) trait Code: Copy + PartialEq + Sized + 'static {
     }
 
     fn from_code(code: i64) -> Option<Self> {
-        Self::CODES.iter().find(|(_, c)| *c == code).map(|(v, _)| *v)
+        Self::CODES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(v, _)| *v)
     }
 }
 
@@ -153,13 +156,19 @@ mod tests {
         for s in CheckSource::ALL {
             assert_eq!(CheckSource::from_code(s.code()), Some(s));
         }
-        for b in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+        for b in [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+        ] {
             assert_eq!(BreakerState::from_code(b.code()), Some(b));
         }
         assert!(distinct::<Outcome>() && distinct::<BreakerState>() && distinct::<CheckSource>());
         // Every code fits its bits.
         assert!(Outcome::CODES.iter().all(|(_, c)| *c & !OUTCOME_MASK == 0));
-        assert!(BreakerState::CODES.iter().all(|(_, c)| *c & !BREAKER_MASK == 0));
+        assert!(BreakerState::CODES
+            .iter()
+            .all(|(_, c)| *c & !BREAKER_MASK == 0));
         assert!(CheckSource::CODES.iter().all(|(_, c)| *c & !1 == 0));
         assert_eq!(
             pack(Outcome::Up, BreakerState::Closed, CheckSource::Monitor),
@@ -180,7 +189,11 @@ mod tests {
             .unwrap();
         let mut at = 0;
         for o in Outcome::ALL {
-            for b in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+            for b in [
+                BreakerState::Closed,
+                BreakerState::Open,
+                BreakerState::HalfOpen,
+            ] {
                 for s in CheckSource::ALL {
                     at += 1;
                     assert_eq!(unpack(pack(o, b, s)), Some((o, b, s)));
@@ -201,7 +214,11 @@ mod tests {
                     .unwrap();
                     assert_eq!(
                         row,
-                        (o.as_str().to_owned(), b.as_str().to_owned(), s.as_str().to_owned())
+                        (
+                            o.as_str().to_owned(),
+                            b.as_str().to_owned(),
+                            s.as_str().to_owned()
+                        )
                     );
                 }
             }

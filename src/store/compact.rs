@@ -24,19 +24,19 @@ pub(crate) async fn copy_legacy_checks(
     pool: &SqlitePool,
     path: &std::path::Path,
 ) -> Result<u64, sqlx::Error> {
-    let exists: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-    )
-    .bind(LEGACY)
-    .fetch_one(pool)
-    .await?;
+    let exists: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")
+            .bind(LEGACY)
+            .fetch_one(pool)
+            .await?;
     if exists == 0 {
         return Ok(0);
     }
-    let done_upto: Option<String> = sqlx::query_scalar("SELECT value FROM hale_meta WHERE key = ?1")
-        .bind(COPIED_KEY)
-        .fetch_optional(pool)
-        .await?;
+    let done_upto: Option<String> =
+        sqlx::query_scalar("SELECT value FROM hale_meta WHERE key = ?1")
+            .bind(COPIED_KEY)
+            .fetch_optional(pool)
+            .await?;
     let done_upto: i64 = done_upto.and_then(|v| v.parse().ok()).unwrap_or(0);
     let (total, last): (i64, Option<i64>) = sqlx::query_as(&format!(
         "SELECT count(*), max(rowid) FROM {LEGACY} WHERE rowid > ?1"
@@ -71,7 +71,8 @@ pub(crate) async fn copy_legacy_checks(
         if logged.elapsed() >= PROGRESS_EVERY {
             logged = Instant::now();
             tracing::info!(
-                done = copied, total,
+                done = copied,
+                total,
                 elapsed_s = started.elapsed().as_secs(),
                 "copying raw health checks into the compact table"
             );

@@ -133,7 +133,11 @@ pub(crate) async fn insert_batch(
                 .push_bind(ids.error(r.error.as_deref()));
         });
         insert.push(" ON CONFLICT DO NOTHING");
-        let inserted = insert.build().execute(&mut *savepoint).await?.rows_affected();
+        let inserted = insert
+            .build()
+            .execute(&mut *savepoint)
+            .await?
+            .rows_affected();
         if inserted == rows.len() as u64 {
             savepoint.commit().await?;
             continue;
@@ -274,7 +278,7 @@ impl Store {
         } else {
             " ORDER BY c.checked_at_ms DESC, id DESC LIMIT "
         })
-            .push_bind(i64::from(query.limit) + 1);
+        .push_bind(i64::from(query.limit) + 1);
         let mut rows: Vec<CheckRow> = sql.build_query_as().fetch_all(self.pool()).await?;
         let more = rows.len() > query.limit as usize;
         rows.truncate(query.limit as usize);

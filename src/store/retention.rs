@@ -245,12 +245,20 @@ mod tests {
         assert_eq!(pruned.checks, 25_050);
         assert_eq!(count(&store, "SELECT count(*) FROM checks").await, 100);
         assert_eq!(
-            count(&store, "SELECT count(*) FROM health_checks WHERE error = 'refused'").await,
+            count(
+                &store,
+                "SELECT count(*) FROM health_checks WHERE error = 'refused'"
+            )
+            .await,
             15,
             "kept checks keep their error text"
         );
         assert_eq!(
-            count(&store, "SELECT count(*) FROM check_errors WHERE message = 'db only'").await,
+            count(
+                &store,
+                "SELECT count(*) FROM check_errors WHERE message = 'db only'"
+            )
+            .await,
             0,
             "a text no kept check uses is deleted"
         );

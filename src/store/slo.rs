@@ -23,14 +23,13 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<Vec<ScheduledCheck>, StoreError> {
         let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(&format!(
-                "SELECT checked_at_ms, {}, latency_us FROM checks
+            "SELECT checked_at_ms, {}, latency_us FROM checks
                  WHERE target_id = (SELECT id FROM targets WHERE name = ?1)
                    AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND {} = ?4
                  ORDER BY checked_at_ms",
-                outcome_sql("state"),
-                source_sql("state")
-            ),
-        )
+            outcome_sql("state"),
+            source_sql("state")
+        ))
         .bind(service)
         .bind(to_ms(from))
         .bind(to_ms(until))

@@ -461,10 +461,7 @@ impl BatchSink {
                 .insert(self.store.pool().acquire().await.map_err(sql_error)?),
         };
         let mut tx = conn.begin().await.map_err(sql_error)?;
-        self.ids
-            .resolve(&mut tx, batch)
-            .await
-            .map_err(sql_error)?;
+        self.ids.resolve(&mut tx, batch).await.map_err(sql_error)?;
         health_checks::insert_batch(&mut tx, &self.ids, batch)
             .await
             .map_err(sql_error)?;
