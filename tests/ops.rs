@@ -1193,13 +1193,13 @@ async fn history_generate_prints_its_estimate_and_refuses_one_over_the_cap_or_th
     assert_eq!(exit_code(out.status), 2, "{stderr}");
     assert!(
         stdout.starts_with(
-            "estimate: 345600000000 health checks (10000 services x 34560000 checks), about 33177600000000 bytes (30.2 TiB) added to x.db"
+            "estimate: 345600000000 health checks (10000 services x 34560000 checks), about 9676800000000 bytes (8.8 TiB) added to x.db"
         ),
         "{stdout}"
     );
     assert_eq!(
         stderr.trim_end(),
-        "hale: the estimate of 345600000000 health checks (about 30.2 TiB) is over the cap of 50000000 checks; \
+        "hale: the estimate of 345600000000 health checks (about 8.8 TiB) is over the cap of 50000000 checks; \
          pass --force to generate it anyway, or ask for fewer --services or --days or a longer --interval-s"
     );
     assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));

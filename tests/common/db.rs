@@ -32,16 +32,22 @@ pub async fn count_rows(db_path: &Path, table: &str, condition: &str) -> i64 {
     count
 }
 
-/// `SELECT <column> FROM table WHERE condition` on the database file, each value as text (null as empty).
+/// `SELECT <column> FROM table WHERE condition` on the database file, each value as text (null as empty), in
+/// the order rows were written: by id, or for health checks (which have none) by time.
 pub async fn select_texts(
     db_path: &Path,
     table: &str,
     column: &str,
     condition: &str,
 ) -> Vec<String> {
+    let order = if table == "health_checks" {
+        "checked_at_ms, target_id, seq"
+    } else {
+        "id"
+    };
     let mut conn = open_read_only(db_path).await;
     let values: Vec<Option<String>> = sqlx::query_scalar(&format!(
-        "SELECT CAST({column} AS TEXT) FROM {table} WHERE {condition} ORDER BY id"
+        "SELECT CAST({column} AS TEXT) FROM {table} WHERE {condition} ORDER BY {order}"
     ))
     .fetch_all(&mut conn)
     .await
