@@ -192,10 +192,10 @@ impl Store {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        // Per target, a range scan of its key (the table has no time index), then merged by time.
+        // Per target (CROSS JOIN keeps targets first), a range scan of its key: the table has no time index.
         let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
             "SELECT t.name, c.checked_at_ms FROM targets AS t
-             JOIN checks AS c ON c.target_id = t.id AND c.checked_at_ms >= ?1
+             CROSS JOIN checks AS c ON c.target_id = t.id AND c.checked_at_ms >= ?1
              WHERE {} = ?2 AND {} != ?3
              ORDER BY c.checked_at_ms",
             codes::source_sql("c.state"),

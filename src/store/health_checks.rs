@@ -244,28 +244,48 @@ impl Store {
         &self,
         query: &HistoryQuery,
     ) -> Result<(Vec<StoredCheck>, Option<HistoryCursor>), StoreError> {
+        // Newer than every row of the page to come: `until`, or the cursor's time (inclusive: ties follow).
+        let upper = match (query.until.map(to_ms), query.cursor) {
+            (Some(until), Some(c)) => until.min(c.checked_at_ms.saturating_add(1)),
+            (Some(until), None) => until,
+            (None, Some(c)) => c.checked_at_ms.saturating_add(1),
+            (None, None) => i64::MAX,
+        };
+        let mut since = query.since.map_or(i64::MIN, to_ms);
+        if query.service.is_none() {
+            // Across targets, with no time index: the page lies at or after the newest of the targets' own
+            // (limit + 1)-th newest check (that target alone has that many at or after it). One short seek
+            // per target finds that floor; then each target is read from it, a range of its key.
+            let floor: Option<i64> = sqlx::query_scalar(
+                "SELECT max((SELECT checked_at_ms FROM checks WHERE target_id = t.id
+                             AND checked_at_ms >= ?1 AND checked_at_ms < ?2
+                             ORDER BY checked_at_ms DESC LIMIT 1 OFFSET ?3))
+                 FROM targets AS t",
+            )
+            .bind(since)
+            .bind(upper)
+            .bind(i64::from(query.limit))
+            .fetch_one(self.pool())
+            .await?;
+            since = since.max(floor.unwrap_or(i64::MIN));
+        }
+        // Targets first (CROSS JOIN keeps that order): each one's checks are a range of the key.
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
             "SELECT {ID_SQL} AS id, c.checked_at_ms, t.name AS service, c.state, c.http_status, c.latency_us,
                     e.message AS error
-             FROM checks AS c JOIN targets AS t ON t.id = c.target_id
+             FROM targets AS t CROSS JOIN checks AS c ON c.target_id = t.id
              LEFT JOIN check_errors AS e ON e.id = c.error_id
-             WHERE 1 = 1"
+             WHERE c.checked_at_ms < "
         ));
+        sql.push_bind(upper);
         if let Some(service) = &query.service {
-            sql.push(" AND c.target_id = (SELECT id FROM targets WHERE name = ")
-                .push_bind(service.clone())
-                .push(")");
+            sql.push(" AND t.name = ").push_bind(service.clone());
         }
-        if let Some(since) = query.since {
-            sql.push(" AND c.checked_at_ms >= ").push_bind(to_ms(since));
-        }
-        if let Some(until) = query.until {
-            sql.push(" AND c.checked_at_ms < ").push_bind(to_ms(until));
+        if since > i64::MIN {
+            sql.push(" AND c.checked_at_ms >= ").push_bind(since);
         }
         if let Some(cursor) = query.cursor {
-            sql.push(" AND c.checked_at_ms <= ")
-                .push_bind(cursor.checked_at_ms)
-                .push(format!(" AND (c.checked_at_ms, {ID_SQL}) < ("))
+            sql.push(format!(" AND (c.checked_at_ms, {ID_SQL}) < ("))
                 .push_bind(cursor.checked_at_ms)
                 .push(", ")
                 .push_bind(cursor.id)
