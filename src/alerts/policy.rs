@@ -723,7 +723,10 @@ impl AlertPolicy {
         let ring = self.burn_windows.ring(window_s)?;
         if covered {
             let from = at - chrono::Duration::seconds(window_s as i64);
-            if counts.since(&self.burn_windows, at).is_none_or(|since| since > from) {
+            if counts
+                .since(&self.burn_windows, at)
+                .is_none_or(|since| since > from)
+            {
                 return None;
             }
         }
@@ -1360,7 +1363,11 @@ mod tests {
         assert!(p.on_check(&mut s, &check("a", Down, w), true, w).is_empty());
         let ring = p.burn_windows.ring(3_600).unwrap();
         let recent = s.recent.get("a").map(|r| r.sum(&p.burn_windows, ring, w));
-        assert_eq!(recent, Some([5, 0]), "the check in maintenance is not counted");
+        assert_eq!(
+            recent,
+            Some([5, 0]),
+            "the check in maintenance is not counted"
+        );
     }
 
     #[test]

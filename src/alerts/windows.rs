@@ -73,7 +73,8 @@ impl Windows {
     /// map entry that holds them, nor the allocator's own overhead).
     pub fn bytes_per_target<const N: usize>(&self) -> usize {
         std::mem::size_of::<WindowCounts<N>>()
-            + self.rings.len() * (std::mem::size_of::<[u32; N]>() + BUCKETS * std::mem::size_of::<[u16; N]>())
+            + self.rings.len()
+                * (std::mem::size_of::<[u32; N]>() + BUCKETS * std::mem::size_of::<[u16; N]>())
     }
 }
 
@@ -140,7 +141,8 @@ impl<const N: usize> WindowCounts<N> {
                 continue;
             }
             let slot = &mut self.buckets[ring * BUCKETS + slot_of(bucket)];
-            for ((held, sum), count) in slot.iter_mut().zip(self.sums[ring].iter_mut()).zip(counts) {
+            for ((held, sum), count) in slot.iter_mut().zip(self.sums[ring].iter_mut()).zip(counts)
+            {
                 let before = *held;
                 *held = before.saturating_add(count);
                 // The sum grows by what the bucket took, so it stays the sum of the buckets.
@@ -264,7 +266,11 @@ mod tests {
         edge.add(&w, at(599), [1]);
         assert_eq!(edge.sum(&w, 0, at(599)), [2]);
         edge.add(&w, at(600), [1]);
-        assert_eq!(edge.sum(&w, 0, at(600)), [2], "the check at 0 left the window");
+        assert_eq!(
+            edge.sum(&w, 0, at(600)),
+            [2],
+            "the check at 0 left the window"
+        );
         // A check 5 s into the oldest bucket is left out too: the window reads between 590 and 600 s.
         let mut straddle = WindowCounts::<1>::default();
         straddle.add(&w, at(5), [1]);
@@ -340,7 +346,11 @@ mod tests {
         assert_eq!(c.sum(&w, 0, at(250)), [3]);
         // Time going on after the step back: the buckets move on from the newest check, not the latest added.
         c.add(&w, at(310), [1]);
-        assert_eq!(c.sum(&w, 1, at(310)), [3], "270, 300 and 310 in the last 60 s");
+        assert_eq!(
+            c.sum(&w, 1, at(310)),
+            [3],
+            "270, 300 and 310 in the last 60 s"
+        );
     }
 
     #[test]

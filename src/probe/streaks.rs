@@ -250,7 +250,11 @@ mod tests {
             assert_eq!(streaks.failing(), want, "after {target} {outcome:?}");
             assert_eq!(streaks.failing(), counted(&streaks));
         }
-        let failing: Vec<String> = streaks.failing_targets().iter().map(|t| t.to_string()).collect();
+        let failing: Vec<String> = streaks
+            .failing_targets()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
         assert_eq!(failing, ["c", "d"]);
     }
 }
