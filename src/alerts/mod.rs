@@ -1,4 +1,5 @@
-//! The alert manager: rules evaluated on events (pure in `policy.rs`, carried out by `engine.rs`), every alert event persisted, and notices
+//! The alert manager: rules evaluated on events (pure in `policy.rs`, counting checks over time windows in
+//! `windows.rs`, carried out by `engine.rs`), every alert event persisted, and notices
 //! delivered to the channels in the background (`dispatch.rs`, one file per channel under `channels/`).
 
 pub mod channels;
@@ -6,6 +7,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod labels;
 pub mod policy;
+pub mod windows;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -19,21 +19,24 @@
 //!   be covered by checks) and resolves once the short window burns under it again;
 //! - at start, the stored firing alerts come back with their cooldowns (`restore`); those whose rule is
 //!   gone end quietly, those whose rule is now louder are escalated.
+//!
+//! What is kept per target is bounded by the rules, not by time or check rate: a streak, and counts in rings
+//! of time buckets (`windows.rs`) for the failure windows and the burn-rate windows. Each check costs the
+//! same whatever the number of targets: the failing targets and the firing alerts of each level are running
+//! counts, and the mass failure's list of failing targets is only built for a notice that is sent.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::alerts::windows::{WindowCounts, Windows};
 use crate::config::{burn, AlertRule, Condition, Config};
 use crate::events::{CheckFinished, ChildExited, ChildStarted};
 use crate::probe::streaks::Streaks;
 use crate::records::{
     AlertEventKind, AlertLevel, CheckSource, ChildStartCause, HealAction, HealOutcome, HealRecord,
 };
-
-/// The most scheduled checks kept per target for burn rates (a week at one check every 6 s).
-pub const MAX_BURN_CHECKS: usize = 100_000;
 
 /// The target of an alert about all targets at once.
 pub const ALL_TARGETS: &str = "*";
@@ -130,12 +133,15 @@ type Key = (String, String);
 #[derive(Debug)]
 pub struct AlertMemory {
     streaks: Streaks,
-    /// Failed scheduled checks per target, within the longest `failures_within` window.
-    failures: HashMap<Arc<str>, VecDeque<DateTime<Utc>>>,
+    /// Failed scheduled checks per target, counted over each `failures_within` window (allocated at a
+    /// target's first failure).
+    failures: HashMap<Arc<str>, WindowCounts<1>>,
     firing: HashMap<Key, FiringAlert>,
-    /// Recent scheduled checks per target (when, and whether bad), within the longest `slo_burn` window and
-    /// at most `MAX_BURN_CHECKS` per target: what burn rates are computed from, without a query per check.
-    recent: HashMap<Arc<str>, VecDeque<(DateTime<Utc>, bool)>>,
+    /// How many alerts fire at each level (by `AlertLevel::rank`), kept as `firing` changes.
+    active: [usize; 3],
+    /// Scheduled checks and bad ones per target, counted over each `slo_burn` window: what burn rates are
+    /// computed from, without a query per check.
+    recent: HashMap<Arc<str>, WindowCounts<2>>,
     /// Checks in a row without a mass failure while its alert fires.
     mass_clear: u32,
     /// The latest exit of each supervised child, to say why it was restarted.
@@ -151,13 +157,14 @@ impl AlertMemory {
             streaks: Streaks::new(targets.iter().cloned()),
             failures: targets
                 .iter()
-                .map(|t| (t.clone(), VecDeque::new()))
+                .map(|t| (t.clone(), WindowCounts::default()))
                 .collect(),
             recent: targets
                 .iter()
-                .map(|t| (t.clone(), VecDeque::new()))
+                .map(|t| (t.clone(), WindowCounts::default()))
                 .collect(),
             firing: HashMap::new(),
+            active: [0; 3],
             mass_clear: 0,
             last_exit: HashMap::new(),
             burning_since: HashMap::new(),
@@ -171,9 +178,24 @@ impl AlertMemory {
         }
     }
 
-    /// How many alerts fire at `level`.
+    /// How many alerts fire at `level`. O(1).
     pub fn active(&self, level: AlertLevel) -> usize {
-        self.firing.values().filter(|f| f.level == level).count()
+        self.active[usize::from(level.rank())]
+    }
+
+    /// Starts (or replaces) a firing alert, keeping the counts per level.
+    fn insert_firing(&mut self, key: Key, alert: FiringAlert) {
+        self.active[usize::from(alert.level.rank())] += 1;
+        if let Some(old) = self.firing.insert(key, alert) {
+            self.active[usize::from(old.level.rank())] -= 1;
+        }
+    }
+
+    /// Ends a firing alert, keeping the counts per level.
+    fn remove_firing(&mut self, key: &Key) -> Option<FiringAlert> {
+        let alert = self.firing.remove(key)?;
+        self.active[usize::from(alert.level.rank())] -= 1;
+        Some(alert)
     }
 
     /// The alert of `rule` on `target`, while it fires.
@@ -208,10 +230,10 @@ pub struct AlertPolicy {
     resolve_after: u32,
     mass_share: f64,
     mass_min_targets: usize,
-    /// The longest `failures_within` window, in seconds (0: no such rule).
-    longest_window_s: u64,
-    /// The longest `slo_burn` long window, in seconds (0: no such rule).
-    longest_burn_s: u64,
+    /// The `failures_within` windows, each counted in a ring per target.
+    failure_windows: Windows,
+    /// The `slo_burn` windows (long and short), each counted in a ring per target.
+    burn_windows: Windows,
     /// The availability objective, as a ratio: what a burn rate is relative to.
     slo_target_ratio: f64,
     /// `slo.window_days`: what the burn-rate table's thresholds are scaled to.
@@ -234,29 +256,25 @@ impl AlertPolicy {
 
     /// The rules (already filtered to the active ones) and their shared thresholds.
     pub fn with_rules(rules: Vec<AlertRule>, thresholds: Thresholds) -> Self {
-        let longest_window_s = rules
-            .iter()
-            .filter_map(|r| match r.when {
-                Condition::FailuresWithin { window_s, .. } => Some(window_s),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        let longest_burn_s = rules
-            .iter()
-            .filter_map(|r| match r.when {
-                Condition::SloBurn { long_window_s, .. } => Some(long_window_s),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let failure_windows = Windows::new(rules.iter().filter_map(|r| match r.when {
+            Condition::FailuresWithin { window_s, .. } => Some(window_s),
+            _ => None,
+        }));
+        let burn_windows = Windows::new(rules.iter().flat_map(|r| match r.when {
+            Condition::SloBurn {
+                long_window_s,
+                short_window_s,
+                ..
+            } => vec![long_window_s, short_window_s],
+            _ => Vec::new(),
+        }));
         Self {
             rules,
             resolve_after: thresholds.resolve_after,
             mass_share: thresholds.mass_share,
             mass_min_targets: thresholds.mass_min_targets,
-            longest_window_s,
-            longest_burn_s,
+            failure_windows,
+            burn_windows,
             slo_target_ratio: thresholds.slo_target_ratio,
             slo_window_days: thresholds.slo_window_days,
         }
@@ -278,12 +296,28 @@ impl AlertPolicy {
 
     /// How far back the stored failed checks matter at start (0: no `failures_within` rule).
     pub fn failure_lookback_s(&self) -> u64 {
-        self.longest_window_s
+        self.failure_windows.longest_s()
     }
 
     /// How far back the stored scheduled checks matter at start (0: no `slo_burn` rule).
     pub fn burn_lookback_s(&self) -> u64 {
-        self.longest_burn_s
+        self.burn_windows.longest_s()
+    }
+
+    /// The bytes of window counts one target takes at most with these rules: the burn windows' rings
+    /// (allocated at its first check) and the failure windows' (at its first failure).
+    pub fn window_bytes_per_target(&self) -> usize {
+        let burn = if self.burn_windows.is_empty() {
+            0
+        } else {
+            self.burn_windows.bytes_per_target::<2>()
+        };
+        let failures = if self.failure_windows.is_empty() {
+            0
+        } else {
+            self.failure_windows.bytes_per_target::<1>()
+        };
+        burn + failures
     }
 
     /// Takes back the firing alerts stored before a restart: their cooldowns go on; those whose rule is
@@ -330,7 +364,7 @@ impl AlertPolicy {
                     now,
                 ));
             }
-            state.firing.insert((rule.name.clone(), target), alert);
+            state.insert_firing((rule.name.clone(), target), alert);
         }
         actions
     }
@@ -343,8 +377,8 @@ impl AlertPolicy {
         failed: impl IntoIterator<Item = (String, DateTime<Utc>)>,
     ) {
         for (target, at) in failed {
-            if let Some(times) = state.failures.get_mut(target.as_str()) {
-                times.push_back(at);
+            if let Some(counts) = state.failures.get_mut(target.as_str()) {
+                counts.add(&self.failure_windows, at, [1]);
             }
         }
     }
@@ -357,10 +391,9 @@ impl AlertPolicy {
         target: &str,
         checks: impl IntoIterator<Item = (DateTime<Utc>, bool)>,
     ) {
-        if let Some(recent) = state.recent.get_mut(target) {
-            recent.extend(checks);
-            while recent.len() > MAX_BURN_CHECKS {
-                recent.pop_front();
+        if let Some(counts) = state.recent.get_mut(target) {
+            for (at, bad) in checks {
+                counts.add(&self.burn_windows, at, [1, u16::from(bad)]);
             }
         }
     }
@@ -489,25 +522,15 @@ impl AlertPolicy {
         let failed = !check.outcome.is_up();
         // A failure inside a maintenance window fires, repeats and counts nothing for its target.
         let silenced = failed && maintenance;
-        let window_start = check.at - chrono::Duration::seconds(self.longest_window_s as i64);
-        if let Some(times) = state.failures.get_mut(&check.target) {
-            if failed && !maintenance && self.longest_window_s > 0 {
-                times.push_back(check.at);
-            }
-            while times.front().is_some_and(|t| *t < window_start) {
-                times.pop_front();
+        if failed && !maintenance && !self.failure_windows.is_empty() {
+            if let Some(counts) = state.failures.get_mut(&check.target) {
+                counts.add(&self.failure_windows, check.at, [1]);
             }
         }
         // A check inside a maintenance window is not valid for the SLO, so it burns no budget.
-        if self.longest_burn_s > 0 && !maintenance {
-            let from = check.at - chrono::Duration::seconds(self.longest_burn_s as i64);
-            if let Some(recent) = state.recent.get_mut(&check.target) {
-                recent.push_back((check.at, failed));
-                while recent.front().is_some_and(|(t, _)| *t < from)
-                    || recent.len() > MAX_BURN_CHECKS
-                {
-                    recent.pop_front();
-                }
+        if !maintenance && !self.burn_windows.is_empty() {
+            if let Some(counts) = state.recent.get_mut(&check.target) {
+                counts.add(&self.burn_windows, check.at, [1, u16::from(failed)]);
             }
         }
         // Mass failure first, so that it holds back the targets' own alerts of this very check.
@@ -519,19 +542,32 @@ impl AlertPolicy {
             {
                 state.mass_clear = 0;
                 if failed && !maintenance {
-                    let failing = state.streaks.failing_targets();
-                    let trigger = Trigger {
-                        summary: format!(
-                            "{} of {} targets fail at once",
-                            failing.len(),
-                            state.streaks.total()
-                        ),
-                        description: format!(
+                    let summary = format!(
+                        "{} of {} targets fail at once",
+                        state.streaks.failing(),
+                        state.streaks.total()
+                    );
+                    // The list of failing targets is O(targets): built only for a notice that is sent.
+                    let describe = |state: &AlertMemory| {
+                        format!(
                             "failing: {}. hale's own host or network is the likelier cause; auto-heal holds off",
-                            failing.iter().map(|t| t.as_ref()).collect::<Vec<_>>().join(", ")
-                        ),
+                            state
+                                .streaks
+                                .failing_targets()
+                                .iter()
+                                .map(|t| t.as_ref())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
                     };
-                    actions.push(self.fire_or_repeat(state, rule, ALL_TARGETS, &trigger, now));
+                    actions.push(self.fire_or_repeat_with(
+                        state,
+                        rule,
+                        ALL_TARGETS,
+                        summary,
+                        describe,
+                        now,
+                    ));
                 }
             } else if state.firing.contains_key(&key) {
                 state.mass_clear += 1;
@@ -552,11 +588,14 @@ impl AlertPolicy {
         }
         let target = check.target.as_ref();
         let failures_in = |state: &AlertMemory, window_s: u64| {
-            let from = check.at - chrono::Duration::seconds(window_s as i64);
-            state
-                .failures
-                .get(target)
-                .map_or(0, |times| times.iter().filter(|t| **t >= from).count())
+            let (Some(counts), Some(ring)) = (
+                state.failures.get(target),
+                self.failure_windows.ring(window_s),
+            ) else {
+                return 0;
+            };
+            let [failed] = counts.sum(&self.failure_windows, ring, check.at);
+            failed as usize
         };
         for rule in &self.rules {
             let key = (rule.name.clone(), target.to_owned());
@@ -668,9 +707,10 @@ impl AlertPolicy {
         actions
     }
 
-    /// The burn rate of `target` over the `window_s` before `at`: its bad ratio over the ratio the SLO
-    /// allows. With `covered`, None until the record reaches back that far: a fresh start is not judged on
-    /// a few checks (the short window must be covered; the long one takes what there is).
+    /// The burn rate of `target` over the `window_s` before `at` (read from its ring, see `windows.rs`):
+    /// its bad ratio over the ratio the SLO allows. With `covered`, None until the record reaches back that
+    /// far without a gap as long as the longest burn window: a fresh start is not judged on a few checks
+    /// (the short window must be covered; the long one takes what there is).
     fn burn_rate(
         &self,
         state: &AlertMemory,
@@ -679,35 +719,41 @@ impl AlertPolicy {
         window_s: u64,
         covered: bool,
     ) -> Option<f64> {
-        let recent = state.recent.get(target)?;
-        let from = at - chrono::Duration::seconds(window_s as i64);
-        if covered && recent.front().is_none_or(|(first, _)| *first > from) {
-            return None;
+        let counts = state.recent.get(target)?;
+        let ring = self.burn_windows.ring(window_s)?;
+        if covered {
+            let from = at - chrono::Duration::seconds(window_s as i64);
+            if counts
+                .since(&self.burn_windows, at)
+                .is_none_or(|since| since > from)
+            {
+                return None;
+            }
         }
-        let (mut total, mut bad) = (0u64, 0u64);
-        for (_, failed) in recent.iter().rev().take_while(|(t, _)| *t >= from) {
-            total += 1;
-            bad += u64::from(*failed);
-        }
-        crate::slo::arithmetic::burn_rate(bad, total, self.slo_target_ratio)
+        let [total, bad] = counts.sum(&self.burn_windows, ring, at);
+        crate::slo::arithmetic::burn_rate(u64::from(bad), u64::from(total), self.slo_target_ratio)
     }
 
-    /// True when a louder alert holds this one back: a critical alert of the same target, or a mass failure.
+    /// True when a louder alert holds this one back: a critical alert of the same target, or a mass
+    /// failure. O(rules): one lookup per rule, whatever the number of firing alerts.
     fn inhibited(&self, state: &AlertMemory, rule: &AlertRule, target: &str) -> bool {
         if rule.when == Condition::MassFailure {
             return false;
         }
-        state
-            .firing
-            .iter()
-            .any(|((other_rule, other_target), firing)| {
-                let other = self.rule(other_rule);
-                let mass = other.is_some_and(|r| r.when == Condition::MassFailure);
-                mass || (other_target == target
-                    && *other_rule != rule.name
-                    && firing.level == AlertLevel::Critical
-                    && rule.level.rank() < AlertLevel::Critical.rank())
-            })
+        let louder_possible = rule.level.rank() < AlertLevel::Critical.rank();
+        self.rules.iter().any(|other| {
+            if other.when == Condition::MassFailure {
+                return state
+                    .firing
+                    .contains_key(&(other.name.clone(), ALL_TARGETS.to_owned()));
+            }
+            louder_possible
+                && other.name != rule.name
+                && state
+                    .firing
+                    .get(&(other.name.clone(), target.to_owned()))
+                    .is_some_and(|firing| firing.level == AlertLevel::Critical)
+        })
     }
 
     fn fire_or_repeat(
@@ -718,35 +764,63 @@ impl AlertPolicy {
         trigger: &Trigger,
         now: DateTime<Utc>,
     ) -> Action {
+        self.fire_or_repeat_with(
+            state,
+            rule,
+            target,
+            trigger.summary.clone(),
+            |_| trigger.description.clone(),
+            now,
+        )
+    }
+
+    /// Opens, tells again or holds back the alert of `rule` on `target`. `describe` makes the notice's
+    /// description, only when one is opened or told.
+    fn fire_or_repeat_with(
+        &self,
+        state: &mut AlertMemory,
+        rule: &AlertRule,
+        target: &str,
+        summary: String,
+        describe: impl FnOnce(&AlertMemory) -> String,
+        now: DateTime<Utc>,
+    ) -> Action {
         let key = (rule.name.clone(), target.to_owned());
         let inhibited = self.inhibited(state, rule, target);
-        if let Some(firing) = state.firing.get_mut(&key) {
+        let held = state.firing.get(&key).map(|firing| {
             let cooled = firing.last_notified_at.is_none_or(|at| {
                 (now - at).to_std().unwrap_or_default().as_secs() >= rule.cooldown_s
             });
             let never_told = firing.last_notified_at.is_none();
-            if inhibited || !(never_told || cooled) {
-                // Held back by a louder alert, or a repeat within the cooldown: counted, not sent.
-                firing.suppressed += 1;
-                return Action::Hold {
-                    rule: rule.clone(),
-                    alert_id: firing.id,
-                    why: if inhibited {
-                        Held::Inhibited
-                    } else {
-                        Held::Suppressed
-                    },
-                    summary: trigger.summary.clone(),
-                    first: firing.suppressed == 1,
-                };
-            }
+            (inhibited || !(never_told || cooled), never_told)
+        });
+        if let (Some((true, _)), Some(firing)) = (held, state.firing.get_mut(&key)) {
+            // Held back by a louder alert, or a repeat within the cooldown: counted, not sent.
+            firing.suppressed += 1;
+            return Action::Hold {
+                rule: rule.clone(),
+                alert_id: firing.id,
+                why: if inhibited {
+                    Held::Inhibited
+                } else {
+                    Held::Suppressed
+                },
+                summary,
+                first: firing.suppressed == 1,
+            };
+        }
+        let trigger = Trigger {
+            description: describe(&*state),
+            summary,
+        };
+        if let (Some((_, never_told)), Some(firing)) = (held, state.firing.get_mut(&key)) {
             // Held back so far (now it can be told), or due again after its cooldown.
             let kind = if never_told {
                 AlertEventKind::Fired
             } else {
                 AlertEventKind::Repeated
             };
-            return notify(rule, target, firing, kind, trigger.clone(), now);
+            return notify(rule, target, firing, kind, trigger, now);
         }
         let alert = FiringAlert {
             id: 0,
@@ -756,7 +830,7 @@ impl AlertPolicy {
             suppressed: 0,
             summary: trigger.summary.clone(),
         };
-        state.firing.insert(key, alert.clone());
+        state.insert_firing(key, alert.clone());
         Action::Open {
             rule: rule.clone(),
             target: target.to_owned(),
@@ -766,7 +840,7 @@ impl AlertPolicy {
                 AlertEventKind::Fired
             },
             alert,
-            trigger: trigger.clone(),
+            trigger,
         }
     }
 }
@@ -799,9 +873,7 @@ fn resolve(
     target: &str,
     trigger: Trigger,
 ) -> Option<Action> {
-    let alert = state
-        .firing
-        .remove(&(rule.name.clone(), target.to_owned()))?;
+    let alert = state.remove_firing(&(rule.name.clone(), target.to_owned()))?;
     Some(Action::Resolve {
         rule: rule.clone(),
         target: target.to_owned(),
@@ -1289,8 +1361,13 @@ mod tests {
         feed(&p, &mut s, "a", &[Up; 5], 0);
         let w = at(300);
         assert!(p.on_check(&mut s, &check("a", Down, w), true, w).is_empty());
-        let recent = s.recent.get("a").map(|r| r.len());
-        assert_eq!(recent, Some(5), "the check in maintenance is not kept");
+        let ring = p.burn_windows.ring(3_600).unwrap();
+        let recent = s.recent.get("a").map(|r| r.sum(&p.burn_windows, ring, w));
+        assert_eq!(
+            recent,
+            Some([5, 0]),
+            "the check in maintenance is not counted"
+        );
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! many failed (or succeeded) in a row, and how many targets fail right now. On-demand checks are left out:
 //! polling `/health/all` during an outage must change neither a heal nor an alert. A failed check made inside
 //! a maintenance window of its target counts for nothing (`observe_in_maintenance`).
+//!
+//! How many targets fail is a running count, moved when a target starts or stops failing, so reading it (the
+//! mass-failure test, made on every check) costs the same at 10 targets as at 10,000.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +30,8 @@ impl Streak {
 #[derive(Debug, Clone)]
 pub struct Streaks {
     by_target: HashMap<Arc<str>, Streak>,
+    /// How many of them are `failing`: kept as streaks change, never counted over the map.
+    failing: usize,
 }
 
 impl Streaks {
@@ -36,6 +41,7 @@ impl Streaks {
                 .into_iter()
                 .map(|t| (t, Streak::default()))
                 .collect(),
+            failing: 0,
         }
     }
 
@@ -58,6 +64,7 @@ impl Streaks {
             return None;
         }
         let streak = self.by_target.get_mut(&check.target)?;
+        let was_failing = streak.failing();
         if !check.outcome.is_up() && in_maintenance {
             *streak = Streak::default();
         } else if check.outcome.is_up() {
@@ -66,6 +73,11 @@ impl Streaks {
         } else {
             streak.consecutive_successes = 0;
             streak.consecutive_failures = streak.consecutive_failures.saturating_add(1);
+        }
+        match (was_failing, streak.failing()) {
+            (false, true) => self.failing += 1,
+            (true, false) => self.failing -= 1,
+            _ => {}
         }
         Some(*streak)
     }
@@ -78,11 +90,13 @@ impl Streaks {
         self.by_target.len()
     }
 
+    /// How many targets fail now (their latest scheduled check failed). O(1).
     pub fn failing(&self) -> usize {
-        self.by_target.values().filter(|s| s.failing()).count()
+        self.failing
     }
 
-    /// Targets whose latest scheduled check failed, sorted by name.
+    /// Targets whose latest scheduled check failed, sorted by name. O(targets): for a notice's text, not
+    /// for every check.
     pub fn failing_targets(&self) -> Vec<Arc<str>> {
         let mut failing: Vec<Arc<str>> = self
             .by_target
@@ -200,5 +214,47 @@ mod tests {
         assert_eq!(streaks.failing_targets().len(), 3);
         // Too few targets configured for the rule to apply.
         assert!(!streaks.mass_failure(0.5, 5));
+    }
+
+    /// What the running count must always equal.
+    fn counted(streaks: &Streaks) -> usize {
+        streaks.by_target.values().filter(|s| s.failing()).count()
+    }
+
+    #[test]
+    fn the_failing_count_follows_every_start_and_end_of_a_failure() {
+        let mut streaks = Streaks::new(["a", "b", "c", "d"].map(Arc::from));
+        let steps: [(&str, Outcome, CheckSource, bool); 12] = [
+            ("a", Outcome::Down, CheckSource::Monitor, false),
+            ("a", Outcome::Down, CheckSource::Monitor, false),
+            ("b", Outcome::Timeout, CheckSource::Monitor, false),
+            ("b", Outcome::Up, CheckSource::OnDemand, false),
+            ("c", Outcome::Down, CheckSource::Monitor, true),
+            ("a", Outcome::Down, CheckSource::Monitor, true),
+            ("c", Outcome::Down, CheckSource::Monitor, false),
+            ("zzz", Outcome::Down, CheckSource::Monitor, false),
+            ("b", Outcome::Up, CheckSource::Monitor, false),
+            ("b", Outcome::Up, CheckSource::Monitor, false),
+            ("d", Outcome::Up, CheckSource::Monitor, true),
+            ("d", Outcome::CircuitOpen, CheckSource::Monitor, false),
+        ];
+        // After each step: a and b, then b alone (a in maintenance), then c and d.
+        let expected = [1, 1, 2, 2, 2, 1, 2, 2, 1, 1, 1, 2];
+        for ((target, outcome, source, maintenance), want) in steps.into_iter().zip(expected) {
+            let c = check(target, outcome, source);
+            if maintenance {
+                streaks.observe_in_maintenance(&c);
+            } else {
+                streaks.observe(&c);
+            }
+            assert_eq!(streaks.failing(), want, "after {target} {outcome:?}");
+            assert_eq!(streaks.failing(), counted(&streaks));
+        }
+        let failing: Vec<String> = streaks
+            .failing_targets()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(failing, ["c", "d"]);
     }
 }
