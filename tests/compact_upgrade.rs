@@ -2,6 +2,9 @@
 //! TEXT columns) in place: two million old rows, opened with the current store, come out all there, in the
 //! compact table, with the same per-target totals, and the old table is gone.
 
+// A test crate: an unwrap is an assertion.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::str::FromStr;
 

@@ -126,7 +126,7 @@ async fn copy_chunk(
     .bind(until)
     .fetch_one(&mut *tx)
     .await?;
-    let mut savepoint = (&mut *tx).begin().await?;
+    let mut savepoint = (*tx).begin().await?;
     let inserted = sqlx::query(copy)
         .bind(from)
         .bind(until)

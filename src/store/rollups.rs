@@ -108,9 +108,8 @@ pub(crate) async fn merge_batch(
     let newest_hour = deltas.keys().map(|(_, h)| *h).max().unwrap_or(0);
     let mut dirty = Vec::with_capacity(deltas.len());
     for (key, delta) in deltas {
-        if !cache.rows.contains_key(&key) {
-            let stored = load(conn, key.0, key.1).await?;
-            cache.rows.insert(key, stored);
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.rows.entry(key) {
+            slot.insert(load(conn, key.0, key.1).await?);
         }
         if let Some(row) = cache.rows.get_mut(&key) {
             row.merge(&delta);
