@@ -1,23 +1,25 @@
 //! The monitor as a background `Worker`: one scheduler task keeps every target's next due time in a queue and
-//! wakes once per due slot (`SLOT` wide), starting every probe of that slot and driving the probes in flight
-//! itself, rather than one task and one timer per target: at 1,000 checks/s that is 50 timer wake-ups a
-//! second, not 1,000. Each target's first probe comes at a random point of its interval, so targets do not all
-//! fire at once; after that it is probed every interval. The score gauge ticks beside it. Both run on the
-//! monitor's `Clock`, so a test moves them with a `ManualClock`.
+//! wakes once per due slot (`SLOT` wide), starting every probe of that slot as a short task of its own, rather
+//! than one long-lived task and one timer per target: at 1,000 checks/s that is 50 timer wake-ups a second,
+//! not 1,000, while the probes still spread over every runtime worker. Each target's first probe comes at a
+//! random point of its interval, so targets do not all fire at once; after that it is probed every interval,
+//! one probe of a target at a time. The score gauge ticks beside it. Both run on the monitor's `Clock`, so a
+//! test moves them with a `ManualClock`.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::clock::{add_saturating, Sleep, Ticker};
+use crate::clock::{add_saturating, Ticker};
 use crate::probe::Monitor;
 use crate::records::CheckSource;
 use crate::worker::Worker;
@@ -42,7 +44,7 @@ impl Worker for Monitor {
             let mut score = JoinSet::new();
             score.spawn(self.clone().score_loop(started, cancel.clone()));
             if self.background {
-                self.probe_scheduled(started, &cancel).await;
+                self.clone().probe_scheduled(started, &cancel).await;
             }
             while let Some(ended) = score.join_next().await {
                 if let Err(e) = ended {
@@ -56,65 +58,68 @@ impl Worker for Monitor {
 impl Monitor {
     /// Probes every target at its interval until `cancel`; then waits for the probes that have started to
     /// finish and be stored (the ones still waiting for a probe slot give up).
-    async fn probe_scheduled(&self, started: DateTime<Utc>, cancel: &CancellationToken) {
+    async fn probe_scheduled(self: Arc<Self>, started: DateTime<Utc>, cancel: &CancellationToken) {
         let intervals: Vec<Duration> = self.targets.iter().map(|t| t.config.interval()).collect();
+        let runs = Arc::new(Runs::new(intervals.len()));
         let mut schedule = Schedule::new(intervals, started, |interval| {
             interval.mul_f64(rand::rng().random_range(0.0..1.0))
         });
-        let mut in_flight = FuturesUnordered::new();
-        'run: loop {
+        let probes = TaskTracker::new();
+        loop {
             let now = self.clock.now();
             schedule.observe(now);
             for index in schedule.take_due(now) {
-                in_flight.push(self.scheduled_check(index, cancel));
+                if runs.due(index) {
+                    probes.spawn(self.clone().scheduled_checks(
+                        index,
+                        runs.clone(),
+                        cancel.clone(),
+                    ));
+                }
             }
             let Some(wake_at) = schedule.next_wake() else {
                 // No target to probe.
-                break 'run;
+                break;
             };
             let wait = (wake_at - now)
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(schedule.longest_wait());
-            let mut sleep: Sleep = self.clock.sleep(wait);
             schedule.sleeping(now, wait);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break 'run,
-                    _ = &mut sleep => {
-                        schedule.woke();
-                        continue 'run;
-                    }
-                    Some((index, checked)) = in_flight.next() => {
-                        if !checked {
-                            // Cancelled while waiting for its turn or a probe slot.
-                            continue;
-                        }
-                        let now = self.clock.now();
-                        if schedule.finished(index, now) {
-                            in_flight.push(self.scheduled_check(index, cancel));
-                        }
-                        if schedule.next_wake().is_some_and(|next| next < wake_at) {
-                            continue 'run;
-                        }
-                    }
-                }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.clock.sleep(wait) => schedule.woke(),
             }
         }
-        // Each probe in flight ends once cancelled: a started one finishes (within its timeout) and is stored.
-        while in_flight.next().await.is_some() {}
+        // Each probe task ends once cancelled: a started probe finishes (within its timeout) and is stored.
+        probes.close();
+        probes.wait().await;
     }
 
-    /// One scheduled check of the target at `index`; false when it was cancelled before it started.
-    async fn scheduled_check(&self, index: usize, cancel: &CancellationToken) -> (usize, bool) {
-        let checked = match self.targets.get(index) {
-            Some(target) => self
-                .check_until(target, CheckSource::Monitor, Some(cancel))
-                .await
-                .is_some(),
-            None => false,
+    /// The scheduled check of the target at `index`, and again at once each time its due time came while the
+    /// check ran.
+    async fn scheduled_checks(
+        self: Arc<Self>,
+        index: usize,
+        runs: Arc<Runs>,
+        cancel: CancellationToken,
+    ) {
+        let Some(target) = self.targets.get(index) else {
+            return;
         };
-        (index, checked)
+        loop {
+            let checked = self
+                .check_until(target, CheckSource::Monitor, Some(&cancel))
+                .await;
+            if checked.is_none() {
+                // Cancelled while waiting for its turn or a probe slot.
+                runs.stop(index);
+                return;
+            }
+            if !runs.ended(index) {
+                return;
+            }
+        }
     }
 
     async fn score_loop(self: Arc<Self>, started: DateTime<Utc>, cancel: CancellationToken) {
@@ -128,16 +133,61 @@ impl Monitor {
     }
 }
 
-/// Where a target is in its schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    /// Queued for its next due time.
-    Waiting,
-    /// Its check is running; it is not queued.
-    Running,
-    /// Its check is running and its due time (this one) came meanwhile: it is checked again as soon as the
-    /// running check ends, rather than twice at once.
-    RunningDue(DateTime<Utc>),
+/// No check of the target is running.
+const IDLE: u8 = 0;
+/// Its check is running.
+const RUNNING: u8 = 1;
+/// Its check is running and its due time came meanwhile: it runs once more as soon as this one ends, rather
+/// than twice at once.
+const RUNNING_DUE: u8 = 2;
+
+/// Whether each target's scheduled check is running, shared by the scheduler and the probe tasks.
+#[derive(Debug)]
+pub(crate) struct Runs(Vec<AtomicU8>);
+
+impl Runs {
+    pub(crate) fn new(targets: usize) -> Self {
+        Self((0..targets).map(|_| AtomicU8::new(IDLE)).collect())
+    }
+
+    /// The target's due time came. True when its check must start now; false when one is running (that one
+    /// then runs once more when it ends).
+    pub(crate) fn due(&self, index: usize) -> bool {
+        let Some(state) = self.0.get(index) else {
+            return false;
+        };
+        if state
+            .compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return true;
+        }
+        // Already RUNNING_DUE when this fails: the one extra run is noted once.
+        let _ = state.compare_exchange(RUNNING, RUNNING_DUE, Ordering::AcqRel, Ordering::Acquire);
+        false
+    }
+
+    /// The target's check ended. True when it must run again at once (its due time came while it ran).
+    pub(crate) fn ended(&self, index: usize) -> bool {
+        let Some(state) = self.0.get(index) else {
+            return false;
+        };
+        match state.compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => false,
+            Err(_) => {
+                // RUNNING_DUE: only this task moves it out of there.
+                state.store(RUNNING, Ordering::Release);
+                true
+            }
+        }
+    }
+
+    /// The target's check gave up (cancelled): nothing of it runs any more.
+    pub(crate) fn stop(&self, index: usize) {
+        if let Some(state) = self.0.get(index) {
+            state.store(IDLE, Ordering::Release);
+        }
+    }
 }
 
 /// Every target's next due time, soonest first: the pure part of the scheduler, driven by the instants it is
@@ -146,7 +196,6 @@ enum Slot {
 pub(crate) struct Schedule {
     queue: BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
     intervals: Vec<Duration>,
-    slots: Vec<Slot>,
     /// The latest instant seen, and the earliest the clock can read after the current sleep: a reading
     /// before it by more than a slot means the clock was stepped back.
     seen: DateTime<Utc>,
@@ -175,7 +224,6 @@ impl Schedule {
             .max(SLOT);
         Self {
             queue,
-            slots: vec![Slot::Waiting; intervals.len()],
             intervals,
             seen: started,
             sleep: None,
@@ -218,55 +266,24 @@ impl Schedule {
                 .into_iter()
                 .map(|Reverse((due, index))| Reverse((earlier(due), index)))
                 .collect();
-            for slot in &mut self.slots {
-                if let Slot::RunningDue(due) = slot {
-                    *due = earlier(*due);
-                }
-            }
             self.seen = now;
         } else {
             self.seen = self.seen.max(now);
         }
     }
 
-    /// The targets due at `now`, to start now. Each one is queued again for its next due time; one whose check
-    /// is still running is checked again once it ends.
+    /// The targets due at `now`. Each one is queued again for its next due time.
     pub(crate) fn take_due(&mut self, now: DateTime<Utc>) -> Vec<usize> {
-        let mut start = Vec::new();
+        let mut due_now = Vec::new();
         while let Some(Reverse((due, index))) = self.queue.peek().copied() {
             if due > now {
                 break;
             }
             self.queue.pop();
-            match self.slots.get(index) {
-                Some(Slot::Waiting) => {
-                    self.queue_next(index, due, now);
-                    self.slots[index] = Slot::Running;
-                    start.push(index);
-                }
-                Some(Slot::Running) => self.slots[index] = Slot::RunningDue(due),
-                // Never queued while running with a due time, nor outside the targets.
-                Some(Slot::RunningDue(_)) | None => {}
-            }
+            self.queue_next(index, due, now);
+            due_now.push(index);
         }
-        start
-    }
-
-    /// The check of the target at `index` ended at `now`. True when it must start again at once (its due
-    /// time came while it ran); it is then queued for the due time after that.
-    pub(crate) fn finished(&mut self, index: usize, now: DateTime<Utc>) -> bool {
-        match self.slots.get(index).copied() {
-            Some(Slot::RunningDue(due)) => {
-                self.queue_next(index, due, now);
-                self.slots[index] = Slot::Running;
-                true
-            }
-            Some(Slot::Running) => {
-                self.slots[index] = Slot::Waiting;
-                false
-            }
-            Some(Slot::Waiting) | None => false,
-        }
+        due_now
     }
 
     /// Queues the target for the due time after `due`, which was taken at `now`.
@@ -274,12 +291,6 @@ impl Schedule {
         let interval = self.intervals.get(index).copied().unwrap_or(SLOT);
         self.queue
             .push(Reverse((next_due(due, now, interval), index)));
-    }
-
-    /// How many targets are queued (the others are running).
-    #[cfg(test)]
-    fn queued(&self) -> usize {
-        self.queue.len()
     }
 }
 
@@ -365,12 +376,8 @@ mod tests {
     fn each_target_is_due_again_one_interval_after_its_due_time() {
         let mut s = schedule(&[10, 3], &[500, 700]);
         assert_eq!(s.take_due(t0() + ms(720)).len(), 2);
-        assert!(!s.finished(0, t0() + ms(750)));
-        assert!(!s.finished(1, t0() + ms(760)));
         assert_eq!(s.take_due(t0() + ms(3_700)), [1], "3 s after 700 ms");
-        assert!(!s.finished(1, t0() + ms(3_710)));
         assert_eq!(s.take_due(t0() + ms(6_700)), [1]);
-        assert!(!s.finished(1, t0() + ms(6_710)));
         assert_eq!(
             s.take_due(t0() + ms(10_500)),
             [1, 0],
@@ -379,18 +386,24 @@ mod tests {
     }
 
     #[test]
-    fn a_target_still_running_at_its_due_time_is_checked_again_when_it_ends_never_twice_at_once() {
-        let mut s = schedule(&[10], &[0]);
-        assert_eq!(s.take_due(t0()), [0]);
-        // Still running at 10 s: not started a second time.
-        assert!(s.take_due(t0() + ms(10_000)).is_empty());
-        assert_eq!(s.queued(), 0, "not queued while it runs");
-        // It ends at 10.4 s: checked again at once, and next due at 20 s as before.
-        assert!(s.finished(0, t0() + ms(10_400)));
-        assert_eq!(s.queued(), 1);
-        assert_eq!(s.next_wake(), Some(t0() + ms(20_000)));
-        assert!(!s.finished(0, t0() + ms(10_500)));
-        assert_eq!(s.take_due(t0() + ms(20_000)), [0]);
+    fn a_target_still_running_at_its_due_time_runs_once_more_when_it_ends_never_twice_at_once() {
+        let runs = Runs::new(2);
+        assert!(runs.due(0), "idle: starts");
+        assert!(!runs.due(0), "running: not a second time");
+        assert!(
+            !runs.due(0),
+            "due twice while running: still one more run, not two"
+        );
+        assert!(
+            runs.ended(0),
+            "its due time came meanwhile: runs again at once"
+        );
+        assert!(!runs.ended(0), "nothing came during the second run");
+        assert!(runs.due(0), "idle again");
+        runs.stop(0);
+        assert!(runs.due(0), "a cancelled check leaves the target idle");
+        assert!(runs.due(1), "targets are independent");
+        assert!(!runs.due(7) && !runs.ended(7), "no such target");
     }
 
     #[test]
@@ -399,8 +412,6 @@ mod tests {
         let mut started = s.take_due(t0() + ms(3_600_000));
         started.sort_unstable();
         assert_eq!(started, [0, 1], "once each, not 360 times");
-        s.finished(0, t0() + ms(3_600_010));
-        s.finished(1, t0() + ms(3_600_010));
         // Their next due times keep the 5 s between them.
         assert_eq!(s.take_due(t0() + ms(3_601_000)), [0]);
         assert_eq!(s.take_due(t0() + ms(3_606_000)), [1]);
