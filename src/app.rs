@@ -34,7 +34,7 @@ use crate::services::{
 use crate::store::retention::Retention;
 use crate::store::status::FileWatch;
 use crate::store::writer::{self, WriterHandle, WriterReport, WriterSettings};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreSettings};
 use crate::supervise::Supervisor;
 use crate::worker::{Worker, Workers};
 
@@ -433,7 +433,13 @@ async fn build(
     tokens: Arc<Tokens>,
     listeners: Vec<(ServiceKind, TcpListener)>,
 ) -> Result<Built, StartError> {
-    let store = Store::open(db_path).await?;
+    let store = Store::open_with(
+        db_path,
+        StoreSettings {
+            cache_mb: config.storage.cache_mb,
+        },
+    )
+    .await?;
     let metrics: HashMap<ServiceKind, ServiceMetrics> = ServiceKind::ALL
         .into_iter()
         .map(|k| (k, ServiceMetrics::new(k)))

@@ -147,6 +147,12 @@ const CASES: &[Case] = &[
         reason: "5 is out of range 10..=250",
     },
     Case {
+        what: "a page cache too small to give each pooled connection 1 MiB",
+        text: r#"{"storage": {"cache_mb": 4}}"#,
+        path: "$.storage.cache_mb",
+        reason: "4 is out of range 8..=4096",
+    },
+    Case {
         what: "impossible breaker threshold",
         text: r#"{"breaker": {"failure_threshold": 0}}"#,
         path: "$.breaker.failure_threshold",

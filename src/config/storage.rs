@@ -1,4 +1,4 @@
-//! `storage`: the SQLite store's retention and the batching writer.
+//! `storage`: the SQLite store's retention, the batching writer and the page-cache budget.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,8 @@ pub struct StorageConfig {
     pub flush_interval_ms: u64,
     /// Most rows in one write transaction.
     pub batch_size: usize,
+    /// SQLite's page cache for the whole connection pool, in MiB, shared out evenly over its connections.
+    pub cache_mb: u32,
 }
 
 impl Default for StorageConfig {
@@ -26,6 +28,9 @@ impl Default for StorageConfig {
             // Under a backlog a batch this large touches each service's index page once for many rows, which
             // keeps the writer above 100,000 rows/s as the file grows (docs/benchmarks.md).
             batch_size: 10_000,
+            // 4 MiB for each of the pool's 8 connections: a batch of a flush interval touches well under that,
+            // and readers' caches are reset by every commit of the writer anyway (docs/operations.md).
+            cache_mb: 32,
         }
     }
 }
@@ -56,6 +61,20 @@ impl StorageConfig {
                 format!("{} is out of range 1..=50000", self.batch_size),
             ));
         }
+        if !(MIN_CACHE_MB..=MAX_CACHE_MB).contains(&self.cache_mb) {
+            return Err(Invalid::at(
+                "storage.cache_mb",
+                format!(
+                    "{} is out of range {MIN_CACHE_MB}..={MAX_CACHE_MB}",
+                    self.cache_mb
+                ),
+            ));
+        }
         Ok(())
     }
 }
+
+/// The smallest page-cache budget: 1 MiB for each of the pool's connections.
+pub const MIN_CACHE_MB: u32 = 8;
+/// The largest page-cache budget.
+pub const MAX_CACHE_MB: u32 = 4096;

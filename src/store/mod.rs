@@ -42,6 +42,33 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long a statement waits for another connection's write lock before it fails as "locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connections in the read-write pool: the batching writer keeps one for itself, the others serve reads
+/// and the occasional other write.
+pub const POOL_CONNECTIONS: u32 = 8;
+
+/// How the read-write store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// SQLite's page cache for the whole pool, in MiB (`storage.cache_mb`). Each connection gets an even
+    /// share, never less than 1 MiB. A connection fills its share only as it reads pages; in WAL mode its
+    /// cache is dropped whenever another connection committed since its last read, so only the writer's
+    /// connection keeps a warm cache from one batch to the next.
+    pub cache_mb: u32,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self { cache_mb: 32 }
+    }
+}
+
+impl StoreSettings {
+    /// The page cache of one pooled connection, in KiB (what `PRAGMA cache_size` takes, negated).
+    pub fn cache_kib_per_connection(&self) -> u64 {
+        (u64::from(self.cache_mb) * 1024 / u64::from(POOL_CONNECTIONS)).max(1024)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the folder {path} for the database: {source}")]
@@ -180,8 +207,13 @@ impl DatabaseFiles {
 
 impl Store {
     /// Takes the database's lock file, opens (creating if needed) the database file, checks it is sound and
-    /// applies pending migrations.
+    /// applies pending migrations, with the default page-cache budget.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, StoreSettings::default()).await
+    }
+
+    /// `open`, with the page-cache budget (`storage.cache_mb`) shared out over the pool's connections.
+    pub async fn open_with(path: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
                 path: parent.display().to_string(),
@@ -215,11 +247,13 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            // 64 MiB of page cache per connection (SQLite's default is 2 MiB): the (service, time) index
-            // takes inserts all over the tree, and keeping it in memory keeps the writer fast as the file grows.
-            .pragma("cache_size", "-65536");
+            // The budget shared out: the pool never holds more page cache than `storage.cache_mb` in all.
+            .pragma(
+                "cache_size",
+                format!("-{}", settings.cache_kib_per_connection()),
+            );
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(POOL_CONNECTIONS)
             .min_connections(1)
             .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(1))
             // No connection goes back to the pool inside a transaction a failed write left open (`txn.rs`).
@@ -516,4 +550,44 @@ pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_cache_budget_is_shared_out_evenly_and_never_below_1_mib_a_connection() {
+        let per = |cache_mb| StoreSettings { cache_mb }.cache_kib_per_connection();
+        assert_eq!(per(32), 4 * 1024);
+        assert_eq!(per(8), 1024);
+        assert_eq!(per(1), 1024);
+        assert_eq!(per(4096), 512 * 1024);
+        assert_eq!(StoreSettings::default().cache_mb, 32);
+    }
+
+    #[tokio::test]
+    async fn every_pooled_connection_gets_its_share_and_the_pool_stops_at_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(&dir.path().join("hale.db"), StoreSettings { cache_mb: 16 })
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..POOL_CONNECTIONS {
+            held.push(store.pool().acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(size, -2048, "16 MiB over 8 connections, in KiB");
+        }
+        assert!(
+            store.pool().try_acquire().is_none(),
+            "no connection beyond the {POOL_CONNECTIONS} the budget is shared over"
+        );
+        drop(held);
+        store.close().await;
+    }
 }
