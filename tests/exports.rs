@@ -490,6 +490,8 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
             && proxy
                 .lines()
                 .any(|l| l.starts_with("health_check_on_demand_total{") && !l.ends_with(" 0"))
+            && common::prom::sample_sum(proxy, "health_check_total", &[("target", "web")])
+                .is_some_and(|n| n >= 1.0)
             && present("target_up{target=\"worker\"}");
         ready.then_some(texts)
     })
