@@ -917,7 +917,10 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
 async fn every_target_adds_the_catalogs_series_per_target_and_nothing_else_grows() {
     let docs = std::fs::read_to_string(repo().join("docs/metrics.md")).expect("docs/metrics.md");
     let stated = format!("**{} series per target**", catalog::SERIES_PER_TARGET);
-    assert!(docs.contains(&stated), "docs/metrics.md does not say {stated}");
+    assert!(
+        docs.contains(&stated),
+        "docs/metrics.md does not say {stated}"
+    );
 
     let receiver = HttpReceiver::start(vec![(200, "ok"); 100_000]).await;
     let mut totals = Vec::new();
@@ -1119,9 +1122,7 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
         );
         // The time of the latest scrape: the rule evaluated there reads exactly the scraped counts, and hale's
         // SLO over the window ending there (what `/slo` computes, `slo::evaluate`) the checks made before it.
-        let (_, stamp) = prometheus
-            .query("max(timestamp(health_check_total))")
-            .await;
+        let (_, stamp) = prometheus.query("max(timestamp(health_check_total))").await;
         let at = stamp["data"]["result"][0]["value"][1]
             .as_str()
             .and_then(|v| v.parse::<f64>().ok())

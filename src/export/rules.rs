@@ -609,6 +609,9 @@ mod tests {
         assert_eq!(latency_bucket(&SloConfig::default()), "0.2");
         let rules = slo_rules(&slo).unwrap();
         let latency = rules.groups[1].rules[0].expr();
-        assert!(latency.contains("health_check_fast_total{le=\"0.23\"}[5m]"), "{latency}");
+        assert!(
+            latency.contains("health_check_fast_total{le=\"0.23\"}[5m]"),
+            "{latency}"
+        );
     }
 }

@@ -47,8 +47,8 @@ impl HealthMetrics {
     pub fn register(service: &ServiceMetrics, known: &catalog::StartLabels) -> Self {
         let registry = service.registry();
         let on_demand = catalog::HEALTH_CHECK_ON_DEMAND_TOTAL_DEF.int_counter_vec();
-        let durations = catalog::HEALTH_CHECK_DURATION_SECONDS_DEF
-            .histogram_vec(&catalog::CHECK_BUCKETS);
+        let durations =
+            catalog::HEALTH_CHECK_DURATION_SECONDS_DEF.histogram_vec(&catalog::CHECK_BUCKETS);
         let shared = catalog::HEALTH_CHECK_SHARED_TOTAL_DEF.int_counter();
         let not_stored = catalog::HEALTH_CHECK_NOT_STORED_TOTAL_DEF.int_counter();
         let in_flight = catalog::PROBES_IN_FLIGHT_DEF.int_gauge();

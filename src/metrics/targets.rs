@@ -136,7 +136,12 @@ impl TargetTable {
                 outcome.as_str()
             );
             for row in rows {
-                sample(out, &prefix, &row.label, row.checks[i].load(Ordering::Relaxed));
+                sample(
+                    out,
+                    &prefix,
+                    &row.label,
+                    row.checks[i].load(Ordering::Relaxed),
+                );
             }
         }
         family_header(out, &catalog::HEALTH_CHECK_FAST_TOTAL_DEF);
@@ -149,8 +154,13 @@ impl TargetTable {
             sample(out, &prefix, &row.label, row.fast.load(Ordering::Relaxed));
         }
         for (def, gauge) in [
-            (&catalog::TARGET_UP_DEF, (|row: &Row| &row.up) as fn(&Row) -> &AtomicU8),
-            (&catalog::CIRCUIT_BREAKER_STATE_DEF, |row: &Row| &row.breaker),
+            (
+                &catalog::TARGET_UP_DEF,
+                (|row: &Row| &row.up) as fn(&Row) -> &AtomicU8,
+            ),
+            (&catalog::CIRCUIT_BREAKER_STATE_DEF, |row: &Row| {
+                &row.breaker
+            }),
         ] {
             let set = || {
                 rows.iter()
@@ -288,7 +298,10 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
         // web's breaker was never set: no series for it.
-        assert!(!text.contains("circuit_breaker_state{target=\"web\"}"), "{text}");
+        assert!(
+            !text.contains("circuit_breaker_state{target=\"web\"}"),
+            "{text}"
+        );
         assert_eq!(text.matches("# TYPE ").count(), 4, "{text}");
     }
 
