@@ -1,8 +1,7 @@
 //! The Health Proxy's own metrics: probes (made, shared, in flight), targets, the score and breakers.
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::{Gauge, Histogram, IntCounter, IntCounterVec, IntGauge};
 
