@@ -79,6 +79,8 @@ def main() -> int:
     parser.add_argument("--interval-s", type=int, default=10)
     parser.add_argument("--warmup-s", type=int, default=180)
     parser.add_argument("--scrapes", type=int, default=20)
+    parser.add_argument("--idle-s", type=float, help="the idle window for the background CPU (default: as long "
+                        "as the scrapes, at least 5 s)")
     parser.add_argument("--responder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.responder:
@@ -133,7 +135,7 @@ def main() -> int:
             scrape_start = time.monotonic()
             get(f"{base}/metrics")
             one = time.monotonic() - scrape_start
-            idle_s = max(5.0, one * args.scrapes)
+            idle_s = args.idle_s or max(5.0, one * args.scrapes)
             t0, c0 = time.monotonic(), cpu_ticks(hale.pid)
             time.sleep(idle_s)
             t1, c1 = time.monotonic(), cpu_ticks(hale.pid)
