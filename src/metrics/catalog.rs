@@ -124,25 +124,15 @@ pub struct StartRule {
     pub channels: Vec<&'static str>,
 }
 
-/// The label values known at start, from the config: what the series created at 0 are made of.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The label values known at start, from the config: what the series created at 0 are made of. The
+/// default knows nothing: no target, no rule, and a latency objective of 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartLabels {
     pub targets: Vec<String>,
     pub healable: Vec<String>,
     pub rules: Vec<StartRule>,
     /// `slo.p95_latency_target_ms`: the `le` of `health_check_fast_total`.
     pub latency_target_ms: u64,
-}
-
-impl Default for StartLabels {
-    fn default() -> Self {
-        Self {
-            targets: Vec::new(),
-            healable: Vec::new(),
-            rules: Vec::new(),
-            latency_target_ms: crate::config::SloConfig::default().p95_latency_target_ms,
-        }
-    }
 }
 
 /// A latency in milliseconds as the `le` label value of a bucket in seconds, written exactly (200 is `0.2`,

@@ -257,6 +257,7 @@ mod tests {
     fn table(targets: &[&str]) -> TargetTable {
         TargetTable::new(&catalog::StartLabels {
             targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+            latency_target_ms: 200,
             ..catalog::StartLabels::default()
         })
     }
