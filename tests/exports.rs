@@ -272,7 +272,7 @@ async fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
 }
 
 /// Any whole number of milliseconds is a latency target: hale counts the checks within it itself
-/// (`health_check_fast_total{le}`), and the exported rules read that `le`.
+/// (`health_check_fast_total{threshold}`), and the exported rules read that threshold.
 #[tokio::test]
 async fn a_latency_target_between_the_histogram_buckets_is_exported() {
     let dir = tempfile::tempdir().unwrap();
@@ -294,10 +294,10 @@ async fn a_latency_target_between_the_histogram_buckets_is_exported() {
     assert!(output.status.success(), "{output:?}");
     let rules = std::fs::read_to_string(out.join("hale-slo-rules.yml")).unwrap();
     assert!(
-        rules.contains(r#"health_check_fast_total{le="0.23"}[5m]"#),
+        rules.contains(r#"health_check_fast_total{threshold="0.23"}[5m]"#),
         "{rules}"
     );
-    assert!(!rules.contains(r#"le="0.2""#), "{rules}");
+    assert!(!rules.contains(r#"threshold="0.2""#), "{rules}");
 }
 
 #[tokio::test]
@@ -516,7 +516,7 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
         }
         for sample in parse_samples(text) {
             let def = catalog::find(&sample.name).unwrap();
-            // A histogram's buckets add `le`; `health_check_fast_total` declares its own.
+            // A histogram's buckets add `le`.
             let bucket = def.kind == catalog::MetricKind::Histogram;
             let labels: BTreeSet<&str> = sample
                 .labels
@@ -856,7 +856,7 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
         ),
         (
             "health_check_fast_total",
-            vec![("target", "web"), ("le", "0.2")],
+            vec![("target", "web"), ("threshold", "0.2")],
         ),
         (
             "heal_attempts_total",

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::alerts::labels;
 use crate::config::burn::{self, BurnSeverity, BURN_PAIRS};
 use crate::config::SloConfig;
-use crate::metrics::catalog::latency_le;
+use crate::metrics::catalog::latency_threshold;
 use crate::metrics::names;
 
 /// Where the runbook sections live (`docs/runbooks.md#<anchor>`).
@@ -262,10 +262,10 @@ pub fn alert_docs() -> Vec<AlertDoc> {
     docs
 }
 
-/// The `le` label value of the p95 target on `health_check_fast_total`: hale counts the scheduled checks
+/// The `threshold` label value of the p95 target on `health_check_fast_total`: hale counts the scheduled checks
 /// within the objective itself, so any whole number of milliseconds is a valid target.
 pub fn latency_bucket(slo: &SloConfig) -> String {
-    latency_le(slo.p95_latency_target_ms)
+    latency_threshold(slo.p95_latency_target_ms)
 }
 
 /// The share of a target's scheduled checks over `window` slower than the p95 target: the latency SLI's
@@ -275,7 +275,7 @@ fn slow_share(window: &str, le: &str) -> String {
     let fast = names::HEALTH_CHECK_FAST_TOTAL;
     let total = names::HEALTH_CHECK_TOTAL;
     format!(
-        "1 - (\n  sum by (target) (increase({fast}{{le=\"{le}\"}}[{window}]))\n  /\n  (sum by (target) (increase({total}{{outcome!=\"circuit_open\"}}[{window}])) > 0)\n)"
+        "1 - (\n  sum by (target) (increase({fast}{{threshold=\"{le}\"}}[{window}]))\n  /\n  (sum by (target) (increase({total}{{outcome!=\"circuit_open\"}}[{window}])) > 0)\n)"
     )
 }
 
@@ -610,7 +610,7 @@ mod tests {
         let rules = slo_rules(&slo).unwrap();
         let latency = rules.groups[1].rules[0].expr();
         assert!(
-            latency.contains("health_check_fast_total{le=\"0.23\"}[5m]"),
+            latency.contains("health_check_fast_total{threshold=\"0.23\"}[5m]"),
             "{latency}"
         );
     }

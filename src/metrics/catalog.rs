@@ -70,7 +70,7 @@ pub enum StartValues {
     RuleChannel,
     /// Every value of a closed set.
     Closed(ClosedSet),
-    /// The latency objective, `slo.p95_latency_target_ms`, in seconds (`latency_le`).
+    /// The latency objective, `slo.p95_latency_target_ms`, in seconds (`latency_threshold`).
     LatencyTarget,
 }
 
@@ -131,13 +131,13 @@ pub struct StartLabels {
     pub targets: Vec<String>,
     pub healable: Vec<String>,
     pub rules: Vec<StartRule>,
-    /// `slo.p95_latency_target_ms`: the `le` of `health_check_fast_total`.
+    /// `slo.p95_latency_target_ms`: the `threshold` of `health_check_fast_total`.
     pub latency_target_ms: u64,
 }
 
-/// A latency in milliseconds as the `le` label value of a bucket in seconds, written exactly (200 is `0.2`,
+/// A latency in milliseconds as a label value in seconds, written exactly (200 is `0.2`,
 /// 1500 is `1.5`, 2000 is `2`): hale's counter and the exported rules spell it the same way.
-pub fn latency_le(ms: u64) -> String {
+pub fn latency_threshold(ms: u64) -> String {
     let (whole, frac) = (ms / 1000, ms % 1000);
     if frac == 0 {
         return whole.to_string();
@@ -221,7 +221,7 @@ impl MetricDef {
                     StartValues::Closed(set) => {
                         set.values().into_iter().map(str::to_owned).collect()
                     }
-                    StartValues::LatencyTarget => vec![latency_le(known.latency_target_ms)],
+                    StartValues::LatencyTarget => vec![latency_threshold(known.latency_target_ms)],
                 })
                 .collect();
             let mut rows: Vec<Vec<String>> = vec![Vec::new()];
@@ -334,7 +334,7 @@ pub const HTTP_BUCKETS: [f64; 14] = [
 
 /// Probe latency buckets in seconds, of the fleet-wide histogram (no `target` label): dense around the
 /// default 200 ms p95 target. The latency SLI does not read them: it counts `health_check_fast_total`, whose
-/// `le` is the objective itself, whatever it is.
+/// `threshold` is the objective itself, whatever it is.
 pub const CHECK_BUCKETS: [f64; 20] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.4, 0.5,
     0.75, 1.0, 2.0, 5.0, 10.0,
@@ -425,8 +425,8 @@ pub const HEALTH_CHECK_TOTAL_DEF: MetricDef = def(
 pub const HEALTH_CHECK_FAST_TOTAL_DEF: MetricDef = def(
     HEALTH_CHECK_FAST_TOTAL,
     Counter,
-    "Scheduled health checks that took at most le seconds (the p95 latency objective), by target.",
-    &[LABEL_TARGET, LABEL_LE],
+    "Scheduled health checks that took at most threshold seconds (the p95 latency objective), by target.",
+    &[LABEL_TARGET, LABEL_THRESHOLD],
     HealthProxy,
     AfterCheck,
 )
@@ -744,7 +744,7 @@ mod tests {
             (2000, "2"),
             (1, "0.001"),
         ] {
-            assert_eq!(latency_le(ms), le);
+            assert_eq!(latency_threshold(ms), le);
         }
     }
 

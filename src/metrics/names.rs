@@ -64,5 +64,6 @@ pub const LABEL_LEVEL: &str = "level";
 pub const LABEL_RULE: &str = "rule";
 pub const LABEL_CHANNEL: &str = "channel";
 pub const LABEL_RESULT: &str = "result";
-/// The latency objective of `health_check_fast_total`, in seconds, as a histogram bucket's `le`.
-pub const LABEL_LE: &str = "le";
+/// The latency objective of `health_check_fast_total`, in seconds (a histogram bucket's `le`, under a
+/// name of its own: `le` is for histograms only).
+pub const LABEL_THRESHOLD: &str = "threshold";

@@ -59,8 +59,8 @@ struct Rows {
 pub(crate) struct TargetTable {
     /// The latency objective: a scheduled check that took at most this long is fast.
     objective: Duration,
-    /// `le="<objective in seconds>"`.
-    le_label: String,
+    /// `,threshold="<objective in seconds>"`.
+    threshold_label: String,
     rows: RwLock<Rows>,
 }
 
@@ -82,7 +82,10 @@ impl TargetTable {
         }
         Self {
             objective: Duration::from_millis(known.latency_target_ms),
-            le_label: format!("le=\"{}\"", catalog::latency_le(known.latency_target_ms)),
+            threshold_label: format!(
+                ",threshold=\"{}\"",
+                catalog::latency_threshold(known.latency_target_ms)
+            ),
             rows: RwLock::new(rows),
         }
     }
@@ -136,22 +139,15 @@ impl TargetTable {
                 outcome.as_str()
             );
             for row in rows {
-                sample(
-                    out,
-                    &prefix,
-                    &row.label,
-                    row.checks[i].load(Ordering::Relaxed),
-                );
+                let value = row.checks[i].load(Ordering::Relaxed);
+                sample(out, &prefix, &row.label, "", value);
             }
         }
         family_header(out, &catalog::HEALTH_CHECK_FAST_TOTAL_DEF);
-        let prefix = format!(
-            "{}{{{},",
-            catalog::HEALTH_CHECK_FAST_TOTAL_DEF.name,
-            self.le_label
-        );
+        let prefix = format!("{}{{", catalog::HEALTH_CHECK_FAST_TOTAL_DEF.name);
         for row in rows {
-            sample(out, &prefix, &row.label, row.fast.load(Ordering::Relaxed));
+            let value = row.fast.load(Ordering::Relaxed);
+            sample(out, &prefix, &row.label, &self.threshold_label, value);
         }
         for (def, gauge) in [
             (
@@ -173,7 +169,7 @@ impl TargetTable {
             family_header(out, def);
             let prefix = format!("{}{{", def.name);
             for (row, value) in set() {
-                sample(out, &prefix, &row.label, u64::from(value - 1));
+                sample(out, &prefix, &row.label, "", u64::from(value - 1));
             }
         }
     }
@@ -227,11 +223,12 @@ fn family_header(out: &mut String, def: &MetricDef) {
     out.push('\n');
 }
 
-/// One sample line: `<prefix><label>} <value>`, the prefix holding the name, `{` and any labels before the
-/// target's (label names in order, as the prometheus crate writes them).
-fn sample(out: &mut String, prefix: &str, label: &str, value: u64) {
+/// One sample line: `<prefix><label><suffix>} <value>`: the prefix holds the name, `{` and the labels before
+/// the target's, the suffix those after it (label names in order, as the prometheus crate writes them).
+fn sample(out: &mut String, prefix: &str, label: &str, suffix: &str, value: u64) {
     out.push_str(prefix);
     out.push_str(label);
+    out.push_str(suffix);
     out.push_str("} ");
     // Writing to a String cannot fail.
     let _ = write!(out, "{value}");
@@ -290,8 +287,8 @@ mod tests {
             "health_check_total{outcome=\"up\",target=\"web\"} 0",
             "health_check_total{outcome=\"circuit_open\",target=\"web\"} 0",
             // 200 ms is within the objective (le is inclusive), 201 ms is not.
-            "health_check_fast_total{le=\"0.2\",target=\"api\"} 1",
-            "health_check_fast_total{le=\"0.2\",target=\"web\"} 0",
+            "health_check_fast_total{target=\"api\",threshold=\"0.2\"} 1",
+            "health_check_fast_total{target=\"web\",threshold=\"0.2\"} 0",
             "target_up{target=\"api\"} 0",
             "target_up{target=\"web\"} 1",
             "circuit_breaker_state{target=\"api\"} 2",
