@@ -376,7 +376,7 @@ fn bind(
 
 /// The label values the config makes known at start, from which the metrics create their series at 0
 /// (the catalog's `at_start`): the targets, those hale can heal (a `run` block or a heal command, as the
-/// healer decides), and each alert rule in force with the channels its notices reach.
+/// healer decides), each alert rule in force with the channels its notices reach, and the latency objective.
 fn start_labels(config: &Config) -> StartLabels {
     use crate::config::ChannelKind;
     let channels = &config.alerts.channels;
@@ -422,6 +422,7 @@ fn start_labels(config: &Config) -> StartLabels {
                 }
             })
             .collect(),
+        latency_target_ms: config.slo.p95_latency_target_ms,
     }
 }
 

@@ -25,18 +25,10 @@ use common::receivers::HttpReceiver;
 use common::{dead_port, repo};
 
 /// Metrics of the catalog that appear only after an event this test does not cause, with the reason.
-const NOT_CAUSED: [(&str, &str); 7] = [
+const NOT_CAUSED: [(&str, &str); 5] = [
     (
         "http_rate_limited_total",
         "rate limits are off in test configs",
-    ),
-    (
-        "health_check_shared_total",
-        "needs two check requests racing for one target",
-    ),
-    (
-        "health_check_not_stored_total",
-        "needs a second on-demand check within the interval (timing-dependent here)",
     ),
     (
         "store_write_errors_total",
@@ -279,8 +271,10 @@ async fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
     assert!(!ok, "promtool accepted a broken rule file");
 }
 
+/// Any whole number of milliseconds is a latency target: hale counts the checks within it itself
+/// (`health_check_fast_total{threshold}`), and the exported rules read that threshold.
 #[tokio::test]
-async fn an_unusable_latency_target_is_refused_by_the_alerts_export() {
+async fn a_latency_target_between_the_histogram_buckets_is_exported() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.json");
     std::fs::write(&config, r#"{"slo": {"p95_latency_target_ms": 230}}"#).unwrap();
@@ -297,12 +291,13 @@ async fn an_unusable_latency_target_is_refused_by_the_alerts_export() {
         ],
     )
     .await;
-    assert_eq!(common::process::exit_code(output.status), 2);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{output:?}");
+    let rules = std::fs::read_to_string(out.join("hale-slo-rules.yml")).unwrap();
     assert!(
-        stderr.contains("slo.p95_latency_target_ms 230 is not a bucket"),
-        "{stderr}"
+        rules.contains(r#"health_check_fast_total{threshold="0.23"}[5m]"#),
+        "{rules}"
     );
+    assert!(!rules.contains(r#"threshold="0.2""#), "{rules}");
 }
 
 #[tokio::test]
@@ -494,7 +489,9 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
         let ready = caused_by_this_test.iter().all(|n| present(n))
             && proxy
                 .lines()
-                .any(|l| l.starts_with("health_check_total{") && l.contains("source=\"monitor\""))
+                .any(|l| l.starts_with("health_check_on_demand_total{") && !l.ends_with(" 0"))
+            && common::prom::sample_sum(proxy, "health_check_total", &[("target", "web")])
+                .is_some_and(|n| n >= 1.0)
             && present("target_up{target=\"worker\"}");
         ready.then_some(texts)
     })
@@ -519,11 +516,13 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
         }
         for sample in parse_samples(text) {
             let def = catalog::find(&sample.name).unwrap();
+            // A histogram's buckets add `le`.
+            let bucket = def.kind == catalog::MetricKind::Histogram;
             let labels: BTreeSet<&str> = sample
                 .labels
                 .keys()
                 .map(String::as_str)
-                .filter(|l| *l != "le")
+                .filter(|l| !(bucket && *l == "le"))
                 .collect();
             let expected: BTreeSet<&str> = def.labels.iter().copied().collect();
             assert_eq!(labels, expected, "labels of {}", sample.name);
@@ -567,17 +566,30 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
             }
         }
     }
-    // The new `source` label splits scheduled checks from on-demand ones.
+    // Scheduled checks are counted per target, on-demand ones (the test's /health/all) for all targets
+    // together, and the latency histogram has both sources without a target.
     let proxy = &texts[&ServiceKind::HealthProxy];
-    let sources: BTreeSet<String> = parse_samples(proxy)
-        .into_iter()
-        .filter(|s| s.name == "health_check_total")
-        .filter_map(|s| s.labels.get("source").cloned())
-        .collect();
     assert!(
-        sources.contains("monitor") && sources.contains("on_demand"),
-        "{sources:?}"
+        common::prom::sample_sum(proxy, "health_check_total", &[("target", "web")])
+            .is_some_and(|n| n >= 1.0),
+        "{proxy}"
     );
+    assert!(
+        common::prom::sample_sum(proxy, "health_check_on_demand_total", &[])
+            .is_some_and(|n| n >= 3.0),
+        "{proxy}"
+    );
+    for source in ["monitor", "on_demand"] {
+        assert!(
+            common::prom::sample_value(
+                proxy,
+                "health_check_duration_seconds_count",
+                &[("source", source)]
+            )
+            .is_some_and(|n| n >= 1.0),
+            "{source}: {proxy}"
+        );
+    }
     app.shutdown().await;
 }
 
@@ -786,6 +798,7 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
                 channels: vec!["log"],
             })
             .collect(),
+        latency_target_ms: config.slo.p95_latency_target_ms,
     };
     let mut app = common::app::spawn_app_with(config).await;
     let mut checked = 0;
@@ -813,7 +826,8 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
                 // checked already (only its `up` checks and their latencies can have moved).
                 let series = def.series_names().pop().unwrap_or_default();
                 let up = labels.contains(&("outcome", "up"))
-                    || def.name == catalog::HEALTH_CHECK_DURATION_SECONDS_DEF.name;
+                    || def.name == catalog::HEALTH_CHECK_DURATION_SECONDS_DEF.name
+                    || def.name == catalog::HEALTH_CHECK_FAST_TOTAL_DEF.name;
                 let value = samples
                     .iter()
                     .find(|s| {
@@ -838,11 +852,11 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
     for (name, labels) in [
         (
             "health_check_total",
-            vec![
-                ("target", "web"),
-                ("outcome", "timeout"),
-                ("source", "monitor"),
-            ],
+            vec![("target", "web"), ("outcome", "timeout")],
+        ),
+        (
+            "health_check_fast_total",
+            vec![("target", "web"), ("threshold", "0.2")],
         ),
         (
             "heal_attempts_total",
@@ -889,10 +903,76 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
         ),
         None
     );
-    // 2 targets × 5 outcomes × 2 sources, 2 × 2 histograms, 3 services × 14 error types, 9 heal outcomes,
-    // and per default rule (7): 3 results on the log and 2 on none.
-    assert_eq!(checked, 20 + 4 + 42 + 9 + 7 * 5, "series checked");
+    // 2 targets × 5 outcomes and × 1 latency objective, 5 on-demand outcomes, 2 histograms (by source),
+    // 3 services × 14 error types, 9 heal outcomes, and per default rule (7): 3 results on the log and 2 on
+    // none.
+    assert_eq!(checked, 10 + 2 + 5 + 2 + 42 + 9 + 7 * 5, "series checked");
     app.shutdown().await;
+}
+
+/// The cardinality budget: once every target has been checked, each adds exactly the catalog's
+/// `SERIES_PER_TARGET` series to the Health Proxy's `/metrics` (the number docs/metrics.md states), and the
+/// whole answer grows by that slope from 3 targets to 9: nothing else grows with the targets.
+#[tokio::test]
+async fn every_target_adds_the_catalogs_series_per_target_and_nothing_else_grows() {
+    let docs = std::fs::read_to_string(repo().join("docs/metrics.md")).expect("docs/metrics.md");
+    let stated = format!("**{} series per target**", catalog::SERIES_PER_TARGET);
+    assert!(
+        docs.contains(&stated),
+        "docs/metrics.md does not say {stated}"
+    );
+
+    let receiver = HttpReceiver::start(vec![(200, "ok"); 100_000]).await;
+    let mut totals = Vec::new();
+    for n in [3usize, 9] {
+        let mut config = common::config::test_config();
+        config.services = serde_json::from_value(Value::Array(
+            (0..n)
+                .map(|i| {
+                    serde_json::json!({
+                        "name": format!("svc-{i:05}"), "url": receiver.url(&format!("/t{i}")),
+                        "interval_s": 1, "timeout_ms": 500
+                    })
+                })
+                .collect(),
+        ))
+        .expect("target configs");
+        let mut app = common::app::spawn_app_with(config).await;
+        let proxy = ServiceKind::HealthProxy;
+        common::eventually("every target checked", || async {
+            let text = app.metrics(proxy).await;
+            let up = parse_samples(&text)
+                .iter()
+                .filter(|s| s.name == "target_up")
+                .count();
+            (up == n).then_some(())
+        })
+        .await;
+        // One more scrape, so the answer counts the same routes in both runs (its own request included).
+        let text = app.metrics(proxy).await;
+        let samples = parse_samples(&text);
+        let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
+        for sample in &samples {
+            if let Some(target) = sample.labels.get("target") {
+                *per_target.entry(target.clone()).or_default() += 1;
+            }
+        }
+        assert_eq!(per_target.len(), n, "{per_target:?}");
+        for (target, count) in &per_target {
+            assert_eq!(
+                *count,
+                catalog::SERIES_PER_TARGET,
+                "series of {target}:\n{text}"
+            );
+        }
+        totals.push(samples.len());
+        app.shutdown().await;
+    }
+    assert_eq!(
+        totals[1] - totals[0],
+        6 * catalog::SERIES_PER_TARGET,
+        "series with 3 and 9 targets: {totals:?}"
+    );
 }
 
 /// A probe target with a known failure pattern: every `every`-th request is answered with a 500 (`Fail`)
@@ -1021,7 +1101,7 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
         })
         .expect("the window rule");
     let total_expr = format!(
-        "sum by (target) (increase(health_check_total{{source=\"monitor\"}}[{}d]))",
+        "sum by (target) (increase(health_check_total[{}d]))",
         slo.window_days
     );
 
@@ -1042,9 +1122,7 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
         );
         // The time of the latest scrape: the rule evaluated there reads exactly the scraped counts, and hale's
         // SLO over the window ending there (what `/slo` computes, `slo::evaluate`) the checks made before it.
-        let (_, stamp) = prometheus
-            .query("max(timestamp(health_check_total{source=\"monitor\"}))")
-            .await;
+        let (_, stamp) = prometheus.query("max(timestamp(health_check_total))").await;
         let at = stamp["data"]["result"][0]["value"][1]
             .as_str()
             .and_then(|v| v.parse::<f64>().ok())
@@ -1052,7 +1130,7 @@ async fn the_exported_window_rule_agrees_with_hale_slo_on_a_fresh_start() {
         // The run as Prometheus saw it: from its first scrape of hale (checks made before it are in that
         // first sample, so no rule can count them), to this one.
         let (_, raw) = prometheus
-            .query_at("health_check_total{source=\"monitor\"}[1h]", Some(at))
+            .query_at("health_check_total[1h]", Some(at))
             .await;
         let first = raw["data"]["result"]
             .as_array()

@@ -161,21 +161,28 @@ pub fn overview() -> Dashboard {
             .size(4, 4),
         panel("Target status", "Latest check of each target: 1 up, 0 not up.", Table, "short")
             .query(q(format!("{}{{{T}}}", names::TARGET_UP), "{{target}}")),
-        panel("Check latency p95", "p95 latency of each target's checks, scheduled and on demand.", Timeseries, "s")
+        panel("Check latency p95", "p95 latency of all targets' checks, scheduled and on demand (the latency histogram has no target label; per target, see the SLO dashboard).", Timeseries, "s")
             .query(q(
                 format!(
-                    "histogram_quantile(0.95, sum by (target, le) (rate({}_bucket{{{T}}}[$__rate_interval])))",
+                    "histogram_quantile(0.95, sum by (source, le) (rate({}_bucket[$__rate_interval])))",
                     names::HEALTH_CHECK_DURATION_SECONDS
                 ),
-                "{{target}}",
+                "{{source}}",
             )),
-        panel("Checks by outcome", "Checks per second, by target and outcome.", Timeseries, "short")
+        panel("Checks by outcome", "Scheduled checks per second, by target and outcome, and on-demand checks of all targets by outcome.", Timeseries, "short")
             .query(q(
                 format!(
                     "sum by (target, outcome) (rate({}{{{T}}}[$__rate_interval]))",
                     names::HEALTH_CHECK_TOTAL
                 ),
                 "{{target}} {{outcome}}",
+            ))
+            .query(q(
+                format!(
+                    "sum by (outcome) (rate({}[$__rate_interval]))",
+                    names::HEALTH_CHECK_ON_DEMAND_TOTAL
+                ),
+                "on demand {{outcome}}",
             )),
         panel("Health score over time", "Weighted health of all targets.", Timeseries, "short")
             .query(q(names::HEALTH_SCORE, "score"))
@@ -244,25 +251,27 @@ pub fn slo(config: &SloConfig) -> Dashboard {
     use PanelType::*;
     let availability = rules::objective(Slo::Availability, config);
     let p95 = config.p95_latency_target_ms as f64 / 1000.0;
+    let latency_objective = rules::objective(Slo::Latency, config);
     let restarts = f64::from(config.max_restarts_per_week);
     let a = Slo::Availability.id();
     let l = Slo::Latency.id();
+    let period = format!("{}d", config.window_days);
     let panels = vec![
-        panel("Availability over the SLO window", "Share of scheduled checks that were up over the SLO window (hale's SLO engine); red below the objective.", Stat, "percentunit")
-            .query(q(format!("{}{{{T}}}", names::SLO_AVAILABILITY_RATIO), "{{target}}"))
+        panel("Availability over the SLO window", "Share of scheduled checks that were up over the SLO window (the recording rules); red below the objective.", Stat, "percentunit")
+            .query(q(format!("1 - max by (target) (slo:sli_error:ratio_rate{period}{{sloth_id=\"{a}\",{T}}})"), "{{target}}"))
             .red_under(availability)
             .size(6, 5),
-        panel("Error budget remaining", "Share of the availability error budget left over the SLO window (hale's SLO engine).", Gauge, "percentunit")
-            .query(q(format!("{}{{{T}}}", names::SLO_ERROR_BUDGET_REMAINING_RATIO), "{{target}}"))
+        panel("Error budget remaining", "Share of the availability error budget left over the SLO window (the recording rules).", Gauge, "percentunit")
+            .query(q(format!("max by (target) (slo:period_error_budget_remaining:ratio{{sloth_id=\"{a}\",{T}}})"), "{{target}}"))
             .range(0.0, 1.0)
             .red_under(0.0)
             .size(6, 5),
-        panel("p95 latency over the SLO window", "p95 check latency over the SLO window (hale's SLO engine); red above the target.", Stat, "s")
-            .query(q(format!("{}{{{T}}}", names::SLO_LATENCY_P95_SECONDS), "{{target}}"))
-            .red_above(p95)
+        panel("Checks within the latency target over the SLO window", "Share of scheduled checks that took at most the p95 target over the SLO window (the recording rules); the p95 holds while it is 95% or more.", Stat, "percentunit")
+            .query(q(format!("1 - max by (target) (slo:sli_error:ratio_rate{period}{{sloth_id=\"{l}\",{T}}})"), "{{target}}"))
+            .red_under(latency_objective)
             .size(6, 5),
-        panel("Restarts in 7 days", "Restarts over the last 7 days (hale's SLO engine); red at the weekly maximum.", Stat, "short")
-            .query(q(format!("{}{{{T}}}", names::SLO_RESTARTS), "{{target}}"))
+        panel("Restarts in 7 days", "Restarts over the last 7 days; red at the weekly maximum.", Stat, "short")
+            .query(q(format!("sum by (target) (increase({}{{{T}}}[7d]))", names::RESTARTS_TOTAL), "{{target}}"))
             .red_above(restarts)
             .size(6, 5),
         panel("Availability against the target", "Share of scheduled checks that were up, over 1 hour, against the objective.", Timeseries, "percentunit")
@@ -280,23 +289,28 @@ pub fn slo(config: &SloConfig) -> Dashboard {
             .query(q(format!("max by (target) (slo:sli_error:ratio_rate6h{{sloth_id=\"{a}\",{T}}}) / scalar(slo:error_budget:ratio{{sloth_id=\"{a}\"}})"), "{{target}} 6h"))
             .query(q(format!("max by (target) (slo:sli_error:ratio_rate1d{{sloth_id=\"{a}\",{T}}}) / scalar(slo:error_budget:ratio{{sloth_id=\"{a}\"}})"), "{{target}} 1d"))
             .query(q(format!("max by (target) (slo:sli_error:ratio_rate3d{{sloth_id=\"{a}\",{T}}}) / scalar(slo:error_budget:ratio{{sloth_id=\"{a}\"}})"), "{{target}} 3d")),
-        panel("p95 check latency against the target", "p95 latency of scheduled checks; red above the p95 target.", Timeseries, "s")
+        panel("p95 check latency against the target", "p95 latency of all targets' scheduled checks together (the latency histogram has no target label); red above the p95 target.", Timeseries, "s")
             .query(q(
                 format!(
-                    "histogram_quantile(0.95, sum by (target, le) (rate({}_bucket{{source=\"monitor\",{T}}}[$__rate_interval])))",
+                    "histogram_quantile(0.95, sum by (le) (rate({}_bucket{{source=\"monitor\"}}[$__rate_interval])))",
                     names::HEALTH_CHECK_DURATION_SECONDS
                 ),
-                "{{target}}",
+                "all targets",
             ))
             .red_above(p95),
         panel("Checks slower than the target", "Share of scheduled checks slower than the p95 target, over 1 hour (the latency SLI; 5% is the budget).", Timeseries, "percentunit")
             .query(q(format!("max by (target) (slo:sli_error:ratio_rate1h{{sloth_id=\"{l}\",{T}}})"), "{{target}}"))
-            .red_above(1.0 - rules::objective(Slo::Latency, config)),
+            .red_above(1.0 - latency_objective),
         panel("Restarts in 7 days against the maximum", "Restarts of each target over the last 7 days; red at the weekly maximum.", Timeseries, "short")
             .query(q(format!("sum by (target) (increase({}{{{T}}}[7d]))", names::RESTARTS_TOTAL), "{{target}}"))
             .red_above(restarts),
         panel("SLO status", "Error budget left per target and SLO, over the SLO window.", Table, "percentunit")
             .query(q(format!("slo:period_error_budget_remaining:ratio{{{T}}}"), "{{target}} {{sloth_slo}}"))
+            .size(12, 8),
+        panel("Targets out of budget (hale)", "Targets whose availability error budget over the SLO window is spent, as hale's SLO engine counts it (maintenance excluded, history from before Prometheus included); and targets in maintenance now.", Stat, "short")
+            .query(q(names::SLO_BUDGET_EXHAUSTED_TARGETS, "budget spent"))
+            .query(q(names::MAINTENANCE_ACTIVE_TARGETS, "in maintenance"))
+            .red_above(1.0)
             .size(12, 8),
     ];
     Dashboard {

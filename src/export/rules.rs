@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::alerts::labels;
 use crate::config::burn::{self, BurnSeverity, BURN_PAIRS};
 use crate::config::SloConfig;
-use crate::metrics::catalog::CHECK_BUCKETS;
+use crate::metrics::catalog::latency_threshold;
 use crate::metrics::names;
 
 /// Where the runbook sections live (`docs/runbooks.md#<anchor>`).
@@ -262,28 +262,27 @@ pub fn alert_docs() -> Vec<AlertDoc> {
     docs
 }
 
-/// The `le` label value of the p95 target, which must be a bucket of `health_check_duration_seconds`.
-pub fn latency_bucket(slo: &SloConfig) -> Result<String, String> {
-    let seconds = slo.p95_latency_target_ms as f64 / 1000.0;
-    if CHECK_BUCKETS.iter().any(|b| (b - seconds).abs() < 1e-9) {
-        Ok(num(seconds))
-    } else {
-        Err(format!(
-            "slo.p95_latency_target_ms {} is not a bucket of {}: pick one of {} ms",
-            slo.p95_latency_target_ms,
-            names::HEALTH_CHECK_DURATION_SECONDS,
-            CHECK_BUCKETS
-                .iter()
-                .map(|b| num(b * 1000.0))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    }
+/// The `threshold` label value of the p95 target on `health_check_fast_total`: hale counts the scheduled checks
+/// within the objective itself, so any whole number of milliseconds is a valid target.
+pub fn latency_bucket(slo: &SloConfig) -> String {
+    latency_threshold(slo.p95_latency_target_ms)
+}
+
+/// The share of a target's scheduled checks over `window` slower than the p95 target: the latency SLI's
+/// error ratio. Its denominator is the checks that have a latency (all scheduled checks but those an open
+/// breaker skipped); a target without one has no ratio.
+fn slow_share(window: &str, le: &str) -> String {
+    let fast = names::HEALTH_CHECK_FAST_TOTAL;
+    let total = names::HEALTH_CHECK_TOTAL;
+    format!(
+        "1 - (\n  sum by (target) (increase({fast}{{threshold=\"{le}\"}}[{window}]))\n  /\n  (sum by (target) (increase({total}{{outcome!=\"circuit_open\"}}[{window}])) > 0)\n)"
+    )
 }
 
 /// Alerts on the targets and on hale itself.
 pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
-    let le = latency_bucket(slo)?;
+    let le = latency_bucket(slo);
+    let slow_budget = num(1.0 - objective(Slo::Latency, slo));
     let targets = Group {
         name: s("hale-targets"),
         rules: vec![
@@ -295,9 +294,14 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
             ),
             alert(
                 TARGET_SLOW,
+                // p95 above the target is more than 5% of the checks slower than it.
                 format!(
-                    r#"histogram_quantile(0.95, sum by (target, le) (rate({}_bucket{{source="monitor"}}[10m]))) > {le}"#,
-                    names::HEALTH_CHECK_DURATION_SECONDS
+                    "(\n{}\n) > {slow_budget}",
+                    slow_share("10m", &le)
+                        .lines()
+                        .map(|line| format!("  {line}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 ),
                 Some(s("10m")),
                 &[],
@@ -373,24 +377,20 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
     })
 }
 
-/// The SLI error ratio of an SLO over one window, per target, from scheduled checks only: bad checks over
-/// all checks counted over the window (Pyrra's ratio of counts, which is how hale computes its SLO). A
-/// target without a check in the window has no ratio ("no data"): the `> 0` on the denominator drops it
-/// rather than recording 0/0 = NaN, which would poison every rule built on it.
+/// The SLI error ratio of an SLO over one window, per target, from scheduled checks only (the only ones
+/// `health_check_total` counts): bad checks over all checks counted over the window (Pyrra's ratio of
+/// counts, which is how hale computes its SLO). A target without a check in the window has no ratio ("no
+/// data"): the `> 0` on the denominator drops it rather than recording 0/0 = NaN, which would poison every
+/// rule built on it.
 fn sli_error(slo: Slo, window: &str, le: &str) -> String {
     match slo {
         Slo::Availability => {
             let total = names::HEALTH_CHECK_TOTAL;
             format!(
-                "(\n  sum by (target) (increase({total}{{source=\"monitor\",outcome!=\"up\"}}[{window}]))\n  or\n  sum by (target) (increase({total}{{source=\"monitor\"}}[{window}])) * 0\n)\n/\n(sum by (target) (increase({total}{{source=\"monitor\"}}[{window}])) > 0)"
+                "(\n  sum by (target) (increase({total}{{outcome!=\"up\"}}[{window}]))\n  or\n  sum by (target) (increase({total}[{window}])) * 0\n)\n/\n(sum by (target) (increase({total}[{window}])) > 0)"
             )
         }
-        Slo::Latency => {
-            let h = names::HEALTH_CHECK_DURATION_SECONDS;
-            format!(
-                "1 - (\n  sum by (target) (increase({h}_bucket{{source=\"monitor\",le=\"{le}\"}}[{window}]))\n  /\n  (sum by (target) (increase({h}_count{{source=\"monitor\"}}[{window}])) > 0)\n)"
-            )
-        }
+        Slo::Latency => slow_share(window, le),
     }
 }
 
@@ -404,7 +404,7 @@ pub fn objective(slo: Slo, config: &SloConfig) -> f64 {
 
 /// The recording rules and burn-rate alerts of both SLOs.
 pub fn slo_rules(config: &SloConfig) -> Result<RuleFile, String> {
-    let le = latency_bucket(config)?;
+    let le = latency_bucket(config);
     let days = config.window_days;
     let period = format!("{days}d");
     let mut groups = Vec::new();
@@ -600,14 +600,18 @@ mod tests {
     }
 
     #[test]
-    fn a_latency_target_between_buckets_is_refused_with_the_buckets() {
+    fn any_latency_target_is_its_own_le() {
         let slo = SloConfig {
             p95_latency_target_ms: 230,
             ..SloConfig::default()
         };
-        let err = latency_bucket(&slo).unwrap_err();
-        assert!(err.contains("230 is not a bucket"), "{err}");
-        assert!(err.contains("200, 225"), "{err}");
-        assert_eq!(latency_bucket(&SloConfig::default()).unwrap(), "0.2");
+        assert_eq!(latency_bucket(&slo), "0.23");
+        assert_eq!(latency_bucket(&SloConfig::default()), "0.2");
+        let rules = slo_rules(&slo).unwrap();
+        let latency = rules.groups[1].rules[0].expr();
+        assert!(
+            latency.contains("health_check_fast_total{threshold=\"0.23\"}[5m]"),
+            "{latency}"
+        );
     }
 }

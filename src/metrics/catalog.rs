@@ -70,6 +70,20 @@ pub enum StartValues {
     RuleChannel,
     /// Every value of a closed set.
     Closed(ClosedSet),
+    /// The latency objective, `slo.p95_latency_target_ms`, in seconds (`latency_threshold`).
+    LatencyTarget,
+}
+
+/// How many series of a metric each target adds to `/metrics`: the cardinality budget (docs/metrics.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerTarget {
+    /// No `target` label: the same series whatever the number of targets.
+    Fleet,
+    /// Exactly this many for every configured target (once it has been checked).
+    Every(usize),
+    /// At most this many, only for the targets an event concerns (a breaker that moved, a target hale can
+    /// heal or supervise).
+    AtMost(usize),
 }
 
 /// The closed sets label values come from: each is an enum's own list of values.
@@ -110,12 +124,26 @@ pub struct StartRule {
     pub channels: Vec<&'static str>,
 }
 
-/// The label values known at start, from the config: what the series created at 0 are made of.
+/// The label values known at start, from the config: what the series created at 0 are made of. The
+/// default knows nothing: no target, no rule, and a latency objective of 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartLabels {
     pub targets: Vec<String>,
     pub healable: Vec<String>,
     pub rules: Vec<StartRule>,
+    /// `slo.p95_latency_target_ms`: the `threshold` of `health_check_fast_total`.
+    pub latency_target_ms: u64,
+}
+
+/// A latency in milliseconds as a label value in seconds, written exactly (200 is `0.2`,
+/// 1500 is `1.5`, 2000 is `2`): hale's counter and the exported rules spell it the same way.
+pub fn latency_threshold(ms: u64) -> String {
+    let (whole, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:03}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
 /// One metric: everything a collector, a dashboard and a rule file need to agree on.
@@ -131,6 +159,8 @@ pub struct MetricDef {
     /// from start, so `rate()` and `increase()` see the first event (a series that appears at 1 has no
     /// earlier sample to grow from) and panels show 0 rather than "No data".
     pub at_start: &'static [StartValues],
+    /// The series each target adds.
+    pub per_target: PerTarget,
 }
 
 const VALID: &str = "a catalog definition is a valid metric";
@@ -142,6 +172,11 @@ impl MetricDef {
             at_start: values,
             ..self
         }
+    }
+
+    /// The same definition, with the series each target adds.
+    const fn per_target(self, per_target: PerTarget) -> Self {
+        Self { per_target, ..self }
     }
 
     /// The label values of every series this metric has at 0 from start, in label order (`service`: the
@@ -186,6 +221,7 @@ impl MetricDef {
                     StartValues::Closed(set) => {
                         set.values().into_iter().map(str::to_owned).collect()
                     }
+                    StartValues::LatencyTarget => vec![latency_threshold(known.latency_target_ms)],
                 })
                 .collect();
             let mut rows: Vec<Vec<String>> = vec![Vec::new()];
@@ -296,8 +332,9 @@ pub const HTTP_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Probe latency buckets in seconds: dense around the 200 ms p95 target, so an SLO on "checks under
-/// 200 ms" can count `le="0.2"` exactly.
+/// Probe latency buckets in seconds, of the fleet-wide histogram (no `target` label): dense around the
+/// default 200 ms p95 target. The latency SLI does not read them: it counts `health_check_fast_total`, whose
+/// `threshold` is the objective itself, whatever it is.
 pub const CHECK_BUCKETS: [f64; 20] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.4, 0.5,
     0.75, 1.0, 2.0, 5.0, 10.0,
@@ -324,10 +361,14 @@ const fn def(
         exporter,
         appears,
         at_start: &[],
+        per_target: PerTarget::Fleet,
     }
 }
 
-use StartValues::{Closed, HealableTarget, Rule, RuleChannel, RuleLevel, Service, Target};
+use PerTarget::{AtMost, Every};
+use StartValues::{
+    Closed, HealableTarget, LatencyTarget, Rule, RuleChannel, RuleLevel, Service, Target,
+};
 
 pub const SERVICE_UP_DEF: MetricDef = def(
     SERVICE_UP,
@@ -371,26 +412,53 @@ pub const HTTP_RATE_LIMITED_TOTAL_DEF: MetricDef = def(
     AfterEvent("a request refused with 429 for its rate"),
 );
 
-pub const HEALTH_CHECK_TOTAL_DEF: MetricDef = def(HEALTH_CHECK_TOTAL, Counter, "Health checks made, by target, outcome and source (monitor: scheduled; on_demand: asked for by a request).", &[LABEL_TARGET, LABEL_OUTCOME, LABEL_SOURCE], HealthProxy, AfterCheck)
-.at_start(&[Target, Closed(ClosedSet::Outcome), Closed(ClosedSet::CheckSource)]);
-pub const HEALTH_CHECK_DURATION_SECONDS_DEF: MetricDef = def(
-    HEALTH_CHECK_DURATION_SECONDS,
-    Histogram,
-    "Time a health check took, by target and source, in seconds.",
-    &[LABEL_TARGET, LABEL_SOURCE],
+pub const HEALTH_CHECK_TOTAL_DEF: MetricDef = def(
+    HEALTH_CHECK_TOTAL,
+    Counter,
+    "Scheduled health checks (the monitor's), by target and outcome.",
+    &[LABEL_TARGET, LABEL_OUTCOME],
     HealthProxy,
     AfterCheck,
 )
-.at_start(&[Target, Closed(ClosedSet::CheckSource)]);
+.at_start(&[Target, Closed(ClosedSet::Outcome)])
+.per_target(Every(5));
+pub const HEALTH_CHECK_FAST_TOTAL_DEF: MetricDef = def(
+    HEALTH_CHECK_FAST_TOTAL,
+    Counter,
+    "Scheduled health checks that took at most threshold seconds (the p95 latency objective), by target.",
+    &[LABEL_TARGET, LABEL_THRESHOLD],
+    HealthProxy,
+    AfterCheck,
+)
+.at_start(&[Target, LatencyTarget])
+.per_target(Every(1));
+pub const HEALTH_CHECK_ON_DEMAND_TOTAL_DEF: MetricDef = def(
+    HEALTH_CHECK_ON_DEMAND_TOTAL,
+    Counter,
+    "On-demand health checks (asked for by a request), all targets together, by outcome.",
+    &[LABEL_OUTCOME],
+    HealthProxy,
+    AfterCheck,
+)
+.at_start(&[Closed(ClosedSet::Outcome)]);
+pub const HEALTH_CHECK_DURATION_SECONDS_DEF: MetricDef = def(
+    HEALTH_CHECK_DURATION_SECONDS,
+    Histogram,
+    "Time a health check took, all targets together, by source, in seconds.",
+    &[LABEL_SOURCE],
+    HealthProxy,
+    AfterCheck,
+)
+.at_start(&[Closed(ClosedSet::CheckSource)]);
 pub const HEALTH_CHECK_SHARED_TOTAL_DEF: MetricDef = def(
     HEALTH_CHECK_SHARED_TOTAL,
     Counter,
-    "Check requests answered with the result of a check of the target already in flight.",
-    &[LABEL_TARGET],
+    "Check requests answered with the result of a check of the same target already in flight.",
+    &[],
     HealthProxy,
-    AfterEvent("a check request that finds a check of the same target in flight"),
+    AfterCheck,
 );
-pub const HEALTH_CHECK_NOT_STORED_TOTAL_DEF: MetricDef = def(HEALTH_CHECK_NOT_STORED_TOTAL, Counter, "On-demand checks answered but not stored: the target had an on-demand row within its interval.", &[LABEL_TARGET], HealthProxy, AfterEvent("a second on-demand check of a target within its interval"));
+pub const HEALTH_CHECK_NOT_STORED_TOTAL_DEF: MetricDef = def(HEALTH_CHECK_NOT_STORED_TOTAL, Counter, "On-demand checks answered but not stored: the target had an on-demand row within its interval.", &[], HealthProxy, AfterCheck);
 pub const PROBES_IN_FLIGHT_DEF: MetricDef = def(
     PROBES_IN_FLIGHT,
     Gauge,
@@ -407,7 +475,8 @@ pub const TARGET_UP_DEF: MetricDef = def(
     &[LABEL_TARGET],
     HealthProxy,
     AfterCheck,
-);
+)
+.per_target(Every(1));
 pub const HEALTH_SCORE_DEF: MetricDef = def(
     HEALTH_SCORE,
     Gauge,
@@ -423,7 +492,8 @@ pub const CIRCUIT_BREAKER_STATE_DEF: MetricDef = def(
     &[LABEL_TARGET],
     HealthProxy,
     AfterCheck,
-);
+)
+.per_target(Every(1));
 pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL_DEF: MetricDef = def(
     CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
     Counter,
@@ -431,7 +501,8 @@ pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL_DEF: MetricDef = def(
     &[LABEL_TARGET, LABEL_TO],
     HealthProxy,
     AfterEvent("a breaker changing state"),
-);
+)
+.per_target(AtMost(3));
 pub const STORE_ROWS_WRITTEN_TOTAL_DEF: MetricDef = def(
     STORE_ROWS_WRITTEN_TOTAL,
     Counter,
@@ -466,7 +537,8 @@ pub const RESTARTS_TOTAL_DEF: MetricDef = def(
     &[LABEL_TARGET, LABEL_CAUSE],
     HealthProxy,
     AfterEvent("a supervised child restarted, or a heal"),
-);
+)
+.per_target(AtMost(3));
 pub const HEAL_ATTEMPTS_TOTAL_DEF: MetricDef = def(
     HEAL_ATTEMPTS_TOTAL,
     Counter,
@@ -475,7 +547,8 @@ pub const HEAL_ATTEMPTS_TOTAL_DEF: MetricDef = def(
     HealthProxy,
     AfterEvent("a target hale can heal (a run block or a heal command)"),
 )
-.at_start(&[HealableTarget, Closed(ClosedSet::HealOutcome)]);
+.at_start(&[HealableTarget, Closed(ClosedSet::HealOutcome)])
+.per_target(AtMost(9));
 pub const CHILD_RUNNING_DEF: MetricDef = def(
     CHILD_RUNNING,
     Gauge,
@@ -483,7 +556,8 @@ pub const CHILD_RUNNING_DEF: MetricDef = def(
     &[LABEL_TARGET],
     HealthProxy,
     AfterEvent("a target with a run block (a supervised child)"),
-);
+)
+.per_target(AtMost(1));
 pub const ALERTS_TOTAL_DEF: MetricDef = def(ALERTS_TOTAL, Counter, "Alert notices by level, rule, channel and result (sent, retried, dead_letter, superseded, dropped; suppressed and inhibited on channel none).", &[LABEL_LEVEL, LABEL_RULE, LABEL_CHANNEL, LABEL_RESULT], HealthProxy, AfterEvent("an alert rule in force"))
 .at_start(&[RuleLevel, Rule, RuleChannel, Closed(ClosedSet::AlertResult)]);
 pub const ALERTS_ACTIVE_DEF: MetricDef = def(
@@ -496,51 +570,19 @@ pub const ALERTS_ACTIVE_DEF: MetricDef = def(
 );
 
 const SLO_ENGINE: Appears = AfterEvent("the SLO engine's first refresh");
-pub const SLO_AVAILABILITY_RATIO_DEF: MetricDef = def(
-    SLO_AVAILABILITY_RATIO,
+pub const SLO_BUDGET_EXHAUSTED_TARGETS_DEF: MetricDef = def(
+    SLO_BUDGET_EXHAUSTED_TARGETS,
     Gauge,
-    "Good / valid scheduled checks of a target over the SLO window (maintenance excluded).",
-    &[LABEL_TARGET],
+    "Targets whose availability error budget over the SLO window is spent (hale's SLO engine, maintenance excluded).",
+    &[],
     SloEngine,
     SLO_ENGINE,
 );
-pub const SLO_LATENCY_P95_SECONDS_DEF: MetricDef = def(
-    SLO_LATENCY_P95_SECONDS,
+pub const MAINTENANCE_ACTIVE_TARGETS_DEF: MetricDef = def(
+    MAINTENANCE_ACTIVE_TARGETS,
     Gauge,
-    "95th percentile latency of a target's valid checks over the SLO window, from the hourly rollups (within 1%).",
-    &[LABEL_TARGET],
-    SloEngine,
-    SLO_ENGINE,
-);
-pub const SLO_ERROR_BUDGET_REMAINING_RATIO_DEF: MetricDef = def(
-    SLO_ERROR_BUDGET_REMAINING_RATIO,
-    Gauge,
-    "Share of a target's availability error budget left over the SLO window; negative once overspent.",
-    &[LABEL_TARGET],
-    SloEngine,
-    SLO_ENGINE,
-);
-pub const SLO_RESTARTS_DEF: MetricDef = def(
-    SLO_RESTARTS,
-    Gauge,
-    "Restarts of a target over the SLO window (child restarts and heal commands that ran).",
-    &[LABEL_TARGET],
-    SloEngine,
-    SLO_ENGINE,
-);
-pub const SLO_ERROR_BUDGET_BURN_RATE_DEF: MetricDef = def(
-    SLO_ERROR_BUDGET_BURN_RATE,
-    Gauge,
-    "How fast a target spends its error budget over the last 1h, 6h, 1d or the whole SLO window (1 = exactly on budget).",
-    &[LABEL_TARGET, LABEL_WINDOW],
-    SloEngine,
-    SLO_ENGINE,
-);
-pub const MAINTENANCE_ACTIVE_DEF: MetricDef = def(
-    MAINTENANCE_ACTIVE,
-    Gauge,
-    "1 while a maintenance window covers a target, else 0.",
-    &[LABEL_TARGET],
+    "Targets a maintenance window covers now.",
+    &[],
     SloEngine,
     SLO_ENGINE,
 );
@@ -610,6 +652,8 @@ pub const CATALOG: &[MetricDef] = &[
     ERRORS_TOTAL_DEF,
     HTTP_RATE_LIMITED_TOTAL_DEF,
     HEALTH_CHECK_TOTAL_DEF,
+    HEALTH_CHECK_FAST_TOTAL_DEF,
+    HEALTH_CHECK_ON_DEMAND_TOTAL_DEF,
     HEALTH_CHECK_DURATION_SECONDS_DEF,
     HEALTH_CHECK_SHARED_TOTAL_DEF,
     HEALTH_CHECK_NOT_STORED_TOTAL_DEF,
@@ -629,12 +673,8 @@ pub const CATALOG: &[MetricDef] = &[
     CHILD_RUNNING_DEF,
     ALERTS_TOTAL_DEF,
     ALERTS_ACTIVE_DEF,
-    SLO_AVAILABILITY_RATIO_DEF,
-    SLO_LATENCY_P95_SECONDS_DEF,
-    SLO_ERROR_BUDGET_REMAINING_RATIO_DEF,
-    SLO_RESTARTS_DEF,
-    SLO_ERROR_BUDGET_BURN_RATE_DEF,
-    MAINTENANCE_ACTIVE_DEF,
+    SLO_BUDGET_EXHAUSTED_TARGETS_DEF,
+    MAINTENANCE_ACTIVE_TARGETS_DEF,
     PROCESS_RESIDENT_MEMORY_BYTES_DEF,
     PROCESS_VIRTUAL_MEMORY_BYTES_DEF,
     PROCESS_OPEN_FDS_DEF,
@@ -643,6 +683,23 @@ pub const CATALOG: &[MetricDef] = &[
     PROCESS_THREADS_DEF,
     PROCESS_START_TIME_SECONDS_DEF,
 ];
+
+/// The series every configured target adds to the Health Proxy's `/metrics` once it has been checked: the
+/// sum of the catalog's `PerTarget::Every` (docs/metrics.md states it; tests/exports.rs counts it on a
+/// running hale).
+pub const SERIES_PER_TARGET: usize = series_per_target();
+
+const fn series_per_target() -> usize {
+    let mut total = 0;
+    let mut i = 0;
+    while i < CATALOG.len() {
+        if let PerTarget::Every(n) = CATALOG[i].per_target {
+            total += n;
+        }
+        i += 1;
+    }
+    total
+}
 
 #[cfg(test)]
 mod tests {
@@ -678,7 +735,43 @@ mod tests {
     }
 
     #[test]
-    fn the_latency_slo_threshold_is_a_check_bucket() {
-        assert!(CHECK_BUCKETS.contains(&0.2));
+    fn latencies_are_written_as_exact_seconds() {
+        for (ms, le) in [
+            (200, "0.2"),
+            (230, "0.23"),
+            (5, "0.005"),
+            (1500, "1.5"),
+            (2000, "2"),
+            (1, "0.001"),
+        ] {
+            assert_eq!(latency_threshold(ms), le);
+        }
+    }
+
+    /// A metric has a per-target budget exactly when it has a `target` label, and a budget of `Every` is the
+    /// number of series its `at_start` makes for one target.
+    #[test]
+    fn the_per_target_budget_follows_the_labels() {
+        let one = StartLabels {
+            targets: vec!["a".to_owned()],
+            healable: vec!["a".to_owned()],
+            ..StartLabels::default()
+        };
+        for def in CATALOG {
+            let has_target = def.labels.contains(&LABEL_TARGET);
+            assert_eq!(
+                has_target,
+                def.per_target != PerTarget::Fleet,
+                "{}: per_target {:?}",
+                def.name,
+                def.per_target
+            );
+            if let (PerTarget::Every(n) | PerTarget::AtMost(n), false) =
+                (def.per_target, def.at_start.is_empty())
+            {
+                assert_eq!(def.series_at_start(None, &one).len(), n, "{}", def.name);
+            }
+        }
+        assert_eq!(SERIES_PER_TARGET, 8);
     }
 }

@@ -8,8 +8,11 @@ mod heal;
 mod health;
 pub mod names;
 mod slo;
+mod targets;
 mod writer;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGaugeVec, TextEncoder};
@@ -96,6 +99,10 @@ pub struct ServiceMetrics {
     durations: HistogramVec,
     errors: IntCounterVec,
     rate_limited: IntCounterVec,
+    /// The Health Proxy's per-target series, written after the registry's families.
+    targets: Arc<OnceLock<Arc<targets::TargetTable>>>,
+    /// The length of the last scrape, so the next one allocates its buffer once.
+    last_len: Arc<AtomicUsize>,
 }
 
 impl ServiceMetrics {
@@ -134,7 +141,19 @@ impl ServiceMetrics {
             durations,
             errors,
             rate_limited,
+            targets: Arc::new(OnceLock::new()),
+            last_len: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Serves this per-target table on `/metrics` too. One per service: the Health Proxy registers its own
+    /// once, like the names of its registry's collectors.
+    fn render_targets(&self, table: Arc<targets::TargetTable>) {
+        // A second table would repeat the per-target families, as a second registration of a collector
+        // would repeat its name: both are mistakes of assembly, not of input.
+        self.targets
+            .set(table)
+            .expect("one per-target table per service");
     }
 
     pub fn registry(&self) -> &Registry {
@@ -173,11 +192,16 @@ impl ServiceMetrics {
             .inc();
     }
 
-    /// The registry in the Prometheus text format.
+    /// The registry, then the per-target series, in the Prometheus text format.
     pub fn render(&self) -> Result<String, prometheus::Error> {
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(self.last_len.load(Ordering::Relaxed) + 4096);
         TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
-        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+        let mut text = String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
+        if let Some(table) = self.targets.get() {
+            table.render(&mut text);
+        }
+        self.last_len.store(text.len(), Ordering::Relaxed);
+        Ok(text)
     }
 }
 

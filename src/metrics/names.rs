@@ -9,6 +9,8 @@ pub const ERRORS_TOTAL: &str = "errors_total";
 pub const HTTP_RATE_LIMITED_TOTAL: &str = "http_rate_limited_total";
 
 pub const HEALTH_CHECK_TOTAL: &str = "health_check_total";
+pub const HEALTH_CHECK_FAST_TOTAL: &str = "health_check_fast_total";
+pub const HEALTH_CHECK_ON_DEMAND_TOTAL: &str = "health_check_on_demand_total";
 pub const HEALTH_CHECK_DURATION_SECONDS: &str = "health_check_duration_seconds";
 pub const HEALTH_CHECK_SHARED_TOTAL: &str = "health_check_shared_total";
 pub const HEALTH_CHECK_NOT_STORED_TOTAL: &str = "health_check_not_stored_total";
@@ -30,13 +32,10 @@ pub const CHILD_RUNNING: &str = "child_running";
 pub const ALERTS_TOTAL: &str = "alerts_total";
 pub const ALERTS_ACTIVE: &str = "alerts_active";
 
-// The SLO engine's view, refreshed in the background (not computed per scrape).
-pub const SLO_AVAILABILITY_RATIO: &str = "slo_availability_ratio";
-pub const SLO_LATENCY_P95_SECONDS: &str = "slo_latency_p95_seconds";
-pub const SLO_ERROR_BUDGET_REMAINING_RATIO: &str = "slo_error_budget_remaining_ratio";
-pub const SLO_RESTARTS: &str = "slo_restarts";
-pub const SLO_ERROR_BUDGET_BURN_RATE: &str = "slo_error_budget_burn_rate";
-pub const MAINTENANCE_ACTIVE: &str = "maintenance_active";
+// The SLO engine's view of the whole fleet, refreshed in the background (not computed per scrape). Per
+// target, the SLOs are the exported recording rules' (`slo:sli_error:ratio_rate*`), read from the counters.
+pub const SLO_BUDGET_EXHAUSTED_TARGETS: &str = "slo_budget_exhausted_targets";
+pub const MAINTENANCE_ACTIVE_TARGETS: &str = "maintenance_active_targets";
 
 // The standard process metrics, exported by the prometheus crate's `ProcessCollector` (Linux) on every service.
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
@@ -65,4 +64,6 @@ pub const LABEL_LEVEL: &str = "level";
 pub const LABEL_RULE: &str = "rule";
 pub const LABEL_CHANNEL: &str = "channel";
 pub const LABEL_RESULT: &str = "result";
-pub const LABEL_WINDOW: &str = "window";
+/// The latency objective of `health_check_fast_total`, in seconds (a histogram bucket's `le`, under a
+/// name of its own: `le` is for histograms only).
+pub const LABEL_THRESHOLD: &str = "threshold";

@@ -1,15 +1,15 @@
-//! The SLO engine's view of every target, set by the SLO refresher in the background (never computed per
-//! scrape): availability, p95, error budget left and its burn rates, restarts, and maintenance in progress.
+//! The SLO engine's view of the fleet, set by the SLO refresher in the background (never computed per
+//! scrape): how many targets have spent their availability error budget, and how many are in maintenance.
 
-use prometheus::{GaugeVec, IntGaugeVec, Registry};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus::{IntGauge, Registry};
 
 use crate::metrics::catalog;
 
-/// The `window` label values of `slo_error_budget_burn_rate`.
-pub const BURN_WINDOWS: [&str; 4] = ["1h", "6h", "1d", "window"];
-
-/// One target's SLO numbers as the gauges show them, in plain values so that metrics need not know the SLO
-/// engine's types. `None` is a number the window has no data for.
+/// One target's SLO numbers as the SLO engine hands them to the metrics, in plain values so that metrics
+/// need not know the SLO engine's types. `None` is a number the window has no data for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SloGauges<'a> {
     pub target: &'a str,
@@ -17,82 +17,104 @@ pub struct SloGauges<'a> {
     pub p95_seconds: Option<f64>,
     pub budget_remaining_ratio: Option<f64>,
     pub restarts: u32,
-    /// Burn rates in the order of `BURN_WINDOWS`.
+    /// Burn rates over the last 1h, 6h, 1d and the whole window.
     pub burn_rates: [Option<f64>; 4],
 }
 
+/// The SLO engine's fleet-wide gauges. Per target, SLOs are not exported: at 10,000 targets the nine
+/// gauges a target had cost more than the whole `/metrics` budget (docs/metrics.md), and the exported
+/// recording rules compute each target's SLIs and burn rates from the counters (`hale export alerts`).
 #[derive(Debug, Clone)]
 pub struct SloMetrics {
-    availability: GaugeVec,
-    p95: GaugeVec,
-    budget_remaining: GaugeVec,
-    restarts: IntGaugeVec,
-    burn: GaugeVec,
-    maintenance: IntGaugeVec,
+    budget_exhausted: IntGauge,
+    in_maintenance: IntGauge,
+    fleet: Arc<Mutex<Fleet>>,
+}
+
+/// The targets each fleet gauge counts, so that setting one target again does not count it twice.
+#[derive(Debug, Default)]
+struct Fleet {
+    budget_exhausted: HashSet<String>,
+    in_maintenance: HashSet<String>,
 }
 
 impl SloMetrics {
     /// Registers the collectors on the Health Proxy's registry, where the targets are.
     pub fn register(registry: &Registry) -> Self {
-        let availability = catalog::SLO_AVAILABILITY_RATIO_DEF.gauge_vec();
-        let p95 = catalog::SLO_LATENCY_P95_SECONDS_DEF.gauge_vec();
-        let budget_remaining = catalog::SLO_ERROR_BUDGET_REMAINING_RATIO_DEF.gauge_vec();
-        let restarts = catalog::SLO_RESTARTS_DEF.int_gauge_vec();
-        let burn = catalog::SLO_ERROR_BUDGET_BURN_RATE_DEF.gauge_vec();
-        let maintenance = catalog::MAINTENANCE_ACTIVE_DEF.int_gauge_vec();
+        let budget_exhausted = catalog::SLO_BUDGET_EXHAUSTED_TARGETS_DEF.int_gauge();
+        let in_maintenance = catalog::MAINTENANCE_ACTIVE_TARGETS_DEF.int_gauge();
         for collector in [
-            Box::new(availability.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(p95.clone()),
-            Box::new(budget_remaining.clone()),
-            Box::new(restarts.clone()),
-            Box::new(burn.clone()),
-            Box::new(maintenance.clone()),
+            Box::new(budget_exhausted.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(in_maintenance.clone()),
         ] {
             registry
                 .register(collector)
                 .expect("metric names are unique");
         }
         Self {
-            availability,
-            p95,
-            budget_remaining,
-            restarts,
-            burn,
-            maintenance,
+            budget_exhausted,
+            in_maintenance,
+            fleet: Arc::new(Mutex::new(Fleet::default())),
         }
     }
 
-    /// Sets every gauge of one target from its evaluation. A number the window has no data for (no valid
-    /// checks) removes its series rather than report a made-up value.
+    /// Takes one target's evaluation into the fleet gauges: its availability budget is spent when none of
+    /// it remains (a window without valid checks has no budget figure and does not count).
     pub fn set(&self, slo: &SloGauges<'_>) {
-        let target = slo.target;
-        set_or_remove(&self.availability, &[target], slo.availability_ratio);
-        set_or_remove(&self.p95, &[target], slo.p95_seconds);
-        set_or_remove(
-            &self.budget_remaining,
-            &[target],
-            slo.budget_remaining_ratio,
-        );
-        self.restarts
-            .with_label_values(&[target])
-            .set(i64::from(slo.restarts));
-        for (window, value) in BURN_WINDOWS.into_iter().zip(slo.burn_rates) {
-            set_or_remove(&self.burn, &[target, window], value);
-        }
+        let exhausted = slo.budget_remaining_ratio.is_some_and(|r| r <= 0.0);
+        let mut fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = mark(&mut fleet.budget_exhausted, slo.target, exhausted);
+        self.budget_exhausted.set(count);
     }
 
     pub fn maintenance_active(&self, target: &str, active: bool) {
-        self.maintenance
-            .with_label_values(&[target])
-            .set(i64::from(active));
+        let mut fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = mark(&mut fleet.in_maintenance, target, active);
+        self.in_maintenance.set(count);
     }
 }
 
-fn set_or_remove(gauge: &GaugeVec, labels: &[&str], value: Option<f64>) {
-    match value {
-        Some(v) => gauge.with_label_values(labels).set(v),
-        None => {
-            let _ = gauge.remove_label_values(labels);
+/// Adds or removes `target`; the size of the set after.
+fn mark(set: &mut HashSet<String>, target: &str, member: bool) -> i64 {
+    if member {
+        if !set.contains(target) {
+            set.insert(target.to_owned());
         }
+    } else {
+        set.remove(target);
+    }
+    i64::try_from(set.len()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gauges(target: &str, remaining: Option<f64>) -> SloGauges<'_> {
+        SloGauges {
+            target,
+            availability_ratio: None,
+            p95_seconds: None,
+            budget_remaining_ratio: remaining,
+            restarts: 0,
+            burn_rates: [None; 4],
+        }
+    }
+
+    #[test]
+    fn the_fleet_gauges_count_each_target_once() {
+        let metrics = SloMetrics::register(&Registry::new());
+        metrics.set(&gauges("a", Some(-0.5)));
+        metrics.set(&gauges("a", Some(0.0)));
+        metrics.set(&gauges("b", Some(0.3)));
+        metrics.set(&gauges("c", None));
+        assert_eq!(metrics.budget_exhausted.get(), 1);
+        metrics.set(&gauges("a", Some(0.1)));
+        assert_eq!(metrics.budget_exhausted.get(), 0);
+        metrics.maintenance_active("a", true);
+        metrics.maintenance_active("a", true);
+        metrics.maintenance_active("b", true);
+        metrics.maintenance_active("b", false);
+        assert_eq!(metrics.in_maintenance.get(), 1);
     }
 }

@@ -20,7 +20,7 @@ pub fn sample_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
     parse(text).value(name, labels)
 }
 
-/// The sum of the samples with this name whose labels include these (other labels, such as the `source` of
+/// The sum of the samples with this name whose labels include these (other labels, such as the `outcome` of
 /// `health_check_total`, are summed over); `None` when no sample matches.
 pub fn sample_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     parse(text).sum(name, labels)

@@ -16,7 +16,7 @@ use crate::common;
 use crate::common::app::TestApp;
 use crate::common::db::count_check_rows;
 use crate::common::process::HaleProcess;
-use crate::common::prom::{parse_samples, sample_sum, sample_value};
+use crate::common::prom::{parse_samples, sample_value};
 
 /// `n` concurrent `GET /health/all`, each on its own connection; returns every answer's status and body.
 async fn concurrent_health_all(app: &TestApp, n: usize) -> Vec<(u16, Value)> {
@@ -80,10 +80,10 @@ async fn a_target_that_is_hales_own_health_all_is_answered_from_latest_results_w
         "3 from the test and 1 per hale probe, none deeper"
     );
     assert_eq!(
-        sample_sum(
+        sample_value(
             &metrics,
-            "health_check_total",
-            &[("target", "myself"), ("outcome", "down")]
+            "health_check_on_demand_total",
+            &[("outcome", "down")]
         ),
         Some(3.0),
         "one probe per outer request"
@@ -122,7 +122,7 @@ async fn a_thousand_concurrent_health_all_calls_share_one_probe_of_a_hanging_tar
     assert_eq!(shared, 999, "every other caller shared that probe's result");
     let metrics = app.metrics(HealthProxy).await;
     assert_eq!(
-        sample_value(&metrics, "health_check_shared_total", &[("target", "hung")]),
+        sample_value(&metrics, "health_check_shared_total", &[]),
         Some(999.0)
     );
     assert_eq!(sample_value(&metrics, "probes_in_flight", &[]), Some(0.0));
@@ -152,18 +152,14 @@ async fn a_burst_of_health_all_against_an_open_breaker_stores_one_row_per_interv
     }
     assert_eq!(failing.hits(), 1, "only the check that opened the breaker");
     let metrics = app.metrics(HealthProxy).await;
-    let answered_open = sample_sum(
+    // On-demand checks are counted for all targets together; api is the only one.
+    let answered_open = sample_value(
         &metrics,
-        "health_check_total",
-        &[("target", "api"), ("outcome", "circuit_open")],
+        "health_check_on_demand_total",
+        &[("outcome", "circuit_open")],
     )
     .unwrap_or(0.0);
-    let not_stored = sample_value(
-        &metrics,
-        "health_check_not_stored_total",
-        &[("target", "api")],
-    )
-    .unwrap_or(0.0);
+    let not_stored = sample_value(&metrics, "health_check_not_stored_total", &[]).unwrap_or(0.0);
     assert!(answered_open >= 1.0, "{answered_open}");
     app.shutdown().await;
 

@@ -21,8 +21,7 @@ pub async fn assemble(shared: &Shared) -> Result<Assembled, AssembleError> {
     let core = &shared.core;
     let config = &core.config;
     let registry = shared.metrics.registry();
-    let health_metrics = HealthMetrics::register(registry);
-    health_metrics.start_series(&shared.start_labels);
+    let health_metrics = HealthMetrics::register(&shared.metrics, &shared.start_labels);
     let monitor = Arc::new(
         Monitor::new(
             config,
