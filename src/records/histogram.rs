@@ -109,6 +109,46 @@ impl LatencyHistogram {
         true
     }
 
+    /// Takes out one latency recorded before (`record`), for a window that slides: its oldest checks leave.
+    /// False, with nothing changed, when no latency of that bucket is here (nothing to take out).
+    pub fn unrecord(&mut self, latency_us: u64) -> bool {
+        let bucket = bucket_of(latency_us);
+        match self.counts.binary_search_by_key(&bucket, |&(b, _)| b) {
+            Ok(i) => {
+                self.counts[i].1 -= 1;
+                if self.counts[i].1 == 0 {
+                    self.counts.remove(i);
+                }
+                self.total -= 1;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Takes out every latency of `other`, a part of this histogram (say an hour merged in before). Buckets
+    /// left empty are dropped, so the result equals the histogram of what is left. False, with nothing
+    /// changed, when `other` is not a part of this one.
+    pub fn subtract(&mut self, other: &LatencyHistogram) -> bool {
+        let mut at = 0;
+        for &(bucket, count) in &other.counts {
+            match self.counts[at..].binary_search_by_key(&bucket, |&(b, _)| b) {
+                Ok(i) if self.counts[at + i].1 >= count => at += i,
+                _ => return false,
+            }
+        }
+        let mut at = 0;
+        for &(bucket, count) in &other.counts {
+            while self.counts[at].0 != bucket {
+                at += 1;
+            }
+            self.counts[at].1 -= count;
+        }
+        self.counts.retain(|&(_, count)| count > 0);
+        self.total -= other.total;
+        true
+    }
+
     pub fn total(&self) -> u64 {
         self.total
     }

@@ -3,7 +3,9 @@
 //! (`arithmetic`, over counts); `evaluate` reads the store, and `report` explains the numbers in a report.
 
 pub mod arithmetic;
+pub mod board;
 pub mod evaluate;
+pub mod ledger;
 pub mod maintenance;
 pub mod model;
 pub mod refresher;
@@ -18,4 +20,6 @@ pub use model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, RetroactiveMaintenance,
     SloMethod, SloStatus, SloWindow, TargetSlo,
 };
+pub use board::{SloBoard, SloSnapshot};
+pub use ledger::SloLedger;
 pub use refresher::SloRefresher;

@@ -8,6 +8,7 @@ pub mod breakers;
 pub mod children;
 pub mod deliveries;
 pub mod heal;
+pub mod ledger;
 pub mod health_checks;
 pub mod lock;
 pub mod maintenance;

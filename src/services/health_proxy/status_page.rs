@@ -5,8 +5,16 @@
 //! than a week of history), the p95 over the SLO window, restarts this week and the alerts firing.
 //! It refreshes itself every 30 s and carries a Content-Security-Policy that allows inline styles and
 //! nothing else.
+//!
+//! Nothing is computed per request: the SLOs are the refresher's last pass, the database reads are kept
+//! (`answers::status_page::PageReads`), and the page as rendered is kept for `PAGE_MAX_AGE` (and until the
+//! next SLO pass), like `/slo`'s JSON body.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{get, web, HttpResponse};
 
 use crate::answers::status_page as answer;
@@ -15,6 +23,73 @@ use crate::services::Core;
 
 /// The page as HTML, from what `answers::status_page::gather` read (the markup lives in `status_html`).
 pub use crate::services::health_proxy::status_html::render;
+
+/// How long a rendered page is sent again as it is: the monitor's latest results on it are at most this
+/// old. On the process's monotonic time: a page is about the present, whatever hale's clock says.
+pub const PAGE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// Answers kept as sent: the status page (for `PAGE_MAX_AGE`, and only for the SLO pass it shows) and
+/// `/slo`'s body (for one SLO pass).
+#[derive(Debug, Default)]
+pub struct Rendered {
+    page: Mutex<Option<Kept>>,
+    slo_all: Mutex<Option<Kept>>,
+    /// What the page's database reads were when kept.
+    pub reads: answer::PageReads,
+}
+
+#[derive(Debug, Clone)]
+struct Kept {
+    at: Instant,
+    generation: u64,
+    body: Bytes,
+}
+
+impl Rendered {
+    fn kept(slot: &Mutex<Option<Kept>>) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `/slo`'s body for the SLO pass `generation`, serialized once per pass (generation 0, an answer
+    /// evaluated before the first pass, is never kept).
+    pub fn slo_all(
+        &self,
+        generation: u64,
+        body: impl FnOnce() -> Result<Vec<u8>, serde_json::Error>,
+    ) -> Result<Bytes, serde_json::Error> {
+        if let Some(kept) = Self::kept(&self.slo_all)
+            .as_ref()
+            .filter(|k| k.generation == generation && generation != 0)
+        {
+            return Ok(kept.body.clone());
+        }
+        let body = Bytes::from(body()?);
+        if generation != 0 {
+            *Self::kept(&self.slo_all) = Some(Kept {
+                at: Instant::now(),
+                generation,
+                body: body.clone(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// The kept page when it is younger than `PAGE_MAX_AGE` and shows the latest SLO pass.
+    fn page(&self, generation: Option<u64>) -> Option<Bytes> {
+        Self::kept(&self.page)
+            .as_ref()
+            .filter(|k| Some(k.generation) == generation && k.at.elapsed() < PAGE_MAX_AGE)
+            .map(|k| k.body.clone())
+    }
+
+    fn keep_page(&self, generation: u64, body: Bytes) {
+        *Self::kept(&self.page) = Some(Kept {
+            at: Instant::now(),
+            generation,
+            body,
+        });
+    }
+}
 
 /// Allows the page's inline styles and inline SVG (`data:` images), nothing else: no script at all.
 pub const STATUS_PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -53,9 +128,33 @@ pub async fn status_page(
     core: web::Data<Core>,
     state: web::Data<HealthProxyState>,
 ) -> HttpResponse {
-    let page = answer::gather(&core.store, &core.config, &state.monitor, core.clock.now()).await;
+    let generation = state.slo.latest().map(|s| s.generation);
+    let body = match state.answers.page(generation) {
+        Some(body) => {
+            state
+                .slo
+                .nudge_if_older(core.clock.now(), crate::answers::slo::SNAPSHOT_MAX_AGE);
+            body
+        }
+        None => {
+            let page = answer::gather(
+                &core.store,
+                &core.config,
+                &state.monitor,
+                &state.slo,
+                &state.answers.reads,
+                core.clock.now(),
+            )
+            .await;
+            let body = Bytes::from(render(&page));
+            if let Some(generation) = generation {
+                state.answers.keep_page(generation, body.clone());
+            }
+            body
+        }
+    };
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, STATUS_PAGE_CSP))
-        .body(render(&page))
+        .body(body)
 }
