@@ -243,6 +243,32 @@ fn representative(bucket: u16) -> f64 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn taking_out_what_was_recorded_leaves_the_histogram_of_the_rest() {
+        let latencies: Vec<u64> = (0..500).map(|i| 1 + i * 997 % 250_000).collect();
+        let (old, new) = latencies.split_at(200);
+        let mut all = LatencyHistogram::new();
+        latencies.iter().for_each(|&us| all.record(us));
+        let mut rest = LatencyHistogram::new();
+        new.iter().for_each(|&us| rest.record(us));
+        let mut part = LatencyHistogram::new();
+        old.iter().for_each(|&us| part.record(us));
+
+        let mut one_by_one = all.clone();
+        assert!(old.iter().all(|&us| one_by_one.unrecord(us)));
+        assert_eq!(one_by_one, rest);
+        let mut at_once = all.clone();
+        assert!(at_once.subtract(&part));
+        assert_eq!(at_once, rest);
+        // What was never recorded cannot be taken out, and nothing changes.
+        let mut empty = LatencyHistogram::new();
+        assert!(!empty.unrecord(5));
+        assert!(!rest.clone().subtract(&all));
+        let kept = rest.clone();
+        assert!(!rest.subtract(&all));
+        assert_eq!(rest, kept);
+    }
+
     fn exact_quantile(sorted: &[u64], q: f64) -> f64 {
         let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
         sorted[rank - 1] as f64
