@@ -10,6 +10,7 @@
 //! (`answers::status_page::PageReads`), and the page as rendered is kept for `PAGE_MAX_AGE` (and until the
 //! next SLO pass), like `/slo`'s JSON body.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ pub const PAGE_MAX_AGE: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct Rendered {
     page: Mutex<Option<Kept>>,
+    /// Set while one request renders the page again: the others send the kept one meanwhile.
+    rendering: AtomicBool,
     slo_all: Mutex<Option<Kept>>,
     /// What the page's database reads were when kept.
     pub reads: answer::PageReads,
@@ -74,20 +77,40 @@ impl Rendered {
         Ok(body)
     }
 
-    /// The kept page when it is younger than `PAGE_MAX_AGE` and shows the latest SLO pass.
-    fn page(&self, generation: Option<u64>) -> Option<Bytes> {
-        Self::kept(&self.page)
-            .as_ref()
-            .filter(|k| Some(k.generation) == generation && k.at.elapsed() < PAGE_MAX_AGE)
-            .map(|k| k.body.clone())
+    /// The page to send: the kept one when it is younger than `PAGE_MAX_AGE` and shows the latest SLO
+    /// pass, or, older, while another request renders it again. Err: this caller renders it, and keeps it
+    /// with the `Rendering` it holds.
+    fn page(&self, generation: Option<u64>) -> Result<Bytes, Rendering<'_>> {
+        let kept = Self::kept(&self.page);
+        let Some(k) = kept.as_ref() else {
+            return Err(Rendering(self));
+        };
+        if Some(k.generation) == generation && k.at.elapsed() < PAGE_MAX_AGE {
+            return Ok(k.body.clone());
+        }
+        if self.rendering.swap(true, Ordering::AcqRel) {
+            return Ok(k.body.clone());
+        }
+        Err(Rendering(self))
     }
+}
 
-    fn keep_page(&self, generation: u64, body: Bytes) {
-        *Self::kept(&self.page) = Some(Kept {
+/// A request rendering the page again; the others send the kept page until it is dropped.
+struct Rendering<'a>(&'a Rendered);
+
+impl Rendering<'_> {
+    fn keep(self, generation: u64, body: Bytes) {
+        *Rendered::kept(&self.0.page) = Some(Kept {
             at: Instant::now(),
             generation,
             body,
         });
+    }
+}
+
+impl Drop for Rendering<'_> {
+    fn drop(&mut self) {
+        self.0.rendering.store(false, Ordering::Release);
     }
 }
 
@@ -130,13 +153,13 @@ pub async fn status_page(
 ) -> HttpResponse {
     let generation = state.slo.latest().map(|s| s.generation);
     let body = match state.answers.page(generation) {
-        Some(body) => {
+        Ok(body) => {
             state
                 .slo
                 .nudge_if_older(core.clock.now(), crate::answers::slo::SNAPSHOT_MAX_AGE);
             body
         }
-        None => {
+        Err(rendering) => {
             let page = answer::gather(
                 &core.store,
                 &core.config,
@@ -148,7 +171,7 @@ pub async fn status_page(
             .await;
             let body = Bytes::from(render(&page));
             if let Some(generation) = generation {
-                state.answers.keep_page(generation, body.clone());
+                rendering.keep(generation, body.clone());
             }
             body
         }
