@@ -77,7 +77,10 @@ async fn main() {
 
     let mut ledger = SloLedger::new(&config);
     let started = Instant::now();
-    let (first, stats) = ledger.advance(&store, &config, t).await.expect("first pass");
+    let (first, stats) = ledger
+        .advance(&store, &config, t)
+        .await
+        .expect("first pass");
     let first_time = started.elapsed();
     assert_eq!(first, full, "the first pass is evaluate's answer");
     assert_eq!(stats.rebuilt, services as usize);

@@ -1095,7 +1095,10 @@ async fn the_ledger_equals_evaluate_at_every_step_across_hours_and_maintenance()
     assert_eq!(rebuilt_after_first, 0, "short steps never evaluate afresh");
     // The history is not trivial: each case shows up.
     let last = ledger.advance(store, &config, t).await.unwrap().0;
-    assert!(last.iter().all(|s| s.availability.valid > 1_000), "{last:?}");
+    assert!(
+        last.iter().all(|s| s.availability.valid > 1_000),
+        "{last:?}"
+    );
     assert!(last[1].availability.good < last[1].availability.valid);
     assert!(last[0].error_budget.burn_rates.h1.is_some());
 }
@@ -1108,7 +1111,11 @@ async fn a_posted_maintenance_window_changes_the_ledger_to_what_evaluate_says() 
     let mut ledger = SloLedger::new(&config);
     let mut t = start + chrono::Duration::hours(60);
     let (before, _) = ledger.advance(store, &config, t).await.unwrap();
-    assert!(before[1].retroactive_maintenance.is_empty(), "{:?}", before[1]);
+    assert!(
+        before[1].retroactive_maintenance.is_empty(),
+        "{:?}",
+        before[1]
+    );
     // Written off after the fact: b's last 3 hours, and every target's last 20 minutes.
     for (target, minutes) in [(Some("b"), 180), (None, 20)] {
         store

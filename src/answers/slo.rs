@@ -12,7 +12,8 @@ use crate::auth::Role;
 use crate::config::{check_maintenance, Config};
 use crate::slo::maintenance::{check_posted, config_windows, MaintenanceCalendar};
 use crate::slo::{
-    self, MaintenanceSource, MaintenanceWindow, SloBoard, SloError, SloSnapshot, SloWindow, TargetSlo,
+    self, MaintenanceSource, MaintenanceWindow, SloBoard, SloError, SloSnapshot, SloWindow,
+    TargetSlo,
 };
 use crate::store::maintenance::{InsertMaintenanceError, NewWindow};
 use crate::store::Store;

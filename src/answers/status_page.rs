@@ -56,7 +56,8 @@ impl PageReads {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
             let age = now - c.read_at;
-            if c.generation == generation && age < READS_MAX_AGE && age >= chrono::Duration::zero() {
+            if c.generation == generation && age < READS_MAX_AGE && age >= chrono::Duration::zero()
+            {
                 return Ok((c.read_at, c.stored.clone()));
             }
         }

@@ -157,7 +157,8 @@ impl SloLedger {
             .iter()
             .map(|target| {
                 let count = restarts.get(&target.name).copied().unwrap_or(0);
-                let mut slo = from_counted(&target.name, &window, &config.slo, &target.counted, count);
+                let mut slo =
+                    from_counted(&target.name, &window, &config.slo, &target.counted, count);
                 for (w, removed) in &target.retroactive {
                     if w.starts_at.max(window.from) < w.ends_at.min(until) {
                         slo.retroactive_maintenance.push(retroactive(w, *removed));
@@ -357,10 +358,7 @@ fn retroactive_of(
         .iter()
         .filter(|w| w.retroactive && w.covers_target(target))
         .map(|w| {
-            let removed = before
-                .iter()
-                .find(|(b, _)| b == w)
-                .map_or(0, |(_, n)| *n);
+            let removed = before.iter().find(|(b, _)| b == w).map_or(0, |(_, n)| *n);
             (w.clone(), removed)
         })
         .collect()

@@ -12,14 +12,14 @@ pub mod refresher;
 pub mod report;
 pub mod window;
 
+pub use board::{SloBoard, SloSnapshot};
 pub use evaluate::{
     evaluate, evaluate_names, evaluate_preloaded, maintenance_windows, rollup_span, SloError,
 };
+pub use ledger::SloLedger;
 pub use maintenance::{MaintenanceSource, MaintenanceWindow};
 pub use model::{
     AvailabilitySlo, BurnRates, ErrorBudget, LatencySlo, RestartsSlo, RetroactiveMaintenance,
     SloMethod, SloStatus, SloWindow, TargetSlo,
 };
-pub use board::{SloBoard, SloSnapshot};
-pub use ledger::SloLedger;
 pub use refresher::SloRefresher;
