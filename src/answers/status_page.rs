@@ -1,6 +1,6 @@
 //! What the status page (`GET /`) shows, gathered: the monitor's latest results (nothing is checked for
 //! the page), the uptime bars from the rollups, each target's SLO (the numbers `/slo` gives, from the SLO
-//! refresher's last pass), the p95 over the SLO window, restarts this week and the alerts firing. The
+//! refresher's last pass, its p95 included), restarts this week and the alerts firing. The
 //! database reads are kept (`PageReads`) and made again only after the refresher's next pass or once
 //! `READS_MAX_AGE` old, never per request. The page's markup is the service's.
 
@@ -49,7 +49,6 @@ impl PageReads {
     async fn get(
         &self,
         store: &Store,
-        config: &Config,
         now: DateTime<Utc>,
         generation: u64,
     ) -> Result<(DateTime<Utc>, Arc<Stored>), StoreError> {
@@ -61,7 +60,7 @@ impl PageReads {
                 return Ok((c.read_at, c.stored.clone()));
             }
         }
-        let stored = Arc::new(stored(store, config, now).await?);
+        let stored = Arc::new(stored(store, now).await?);
         *cached = Some(CachedReads {
             read_at: now,
             generation,
@@ -128,13 +127,10 @@ pub async fn gather(
     let mut notes = Vec::new();
     let snapshot = crate::answers::slo::slo_all(store, config, board, now).await;
     let generation = snapshot.as_ref().map_or(0, |s| s.generation);
-    let (read_at, stored) = reads
-        .get(store, config, now, generation)
-        .await
-        .unwrap_or_else(|e| {
-            notes.push(format!("the database cannot be read: {e}"));
-            (now, Arc::new(Stored::default()))
-        });
+    let (read_at, stored) = reads.get(store, now, generation).await.unwrap_or_else(|e| {
+        notes.push(format!("the database cannot be read: {e}"));
+        (now, Arc::new(Stored::default()))
+    });
     let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
     // Less than a week since the first day with checks (or none at all): hourly bars say more.
     let hourly = stored
@@ -152,6 +148,10 @@ pub async fn gather(
         }
         Err(e) => notes.push(format!("the slo cannot be computed: {e}")),
     }
+    let slos_p95: HashMap<&str, Option<f64>> = slos
+        .iter()
+        .map(|(name, slo)| (*name, slo.latency.p95_ms))
+        .collect();
     let hour_ms = 3_600_000;
     let current_hour = now.timestamp_millis() - now.timestamp_millis().rem_euclid(hour_ms);
     let targets = monitor
@@ -193,6 +193,8 @@ pub async fn gather(
             TargetLine {
                 hours,
                 slo: slos.remove(name.as_str()).cloned(),
+                // The SLO's own p95, over the same window: no second read of the window's rollups.
+                p95_ms: slos_p95.get(name.as_str()).copied().flatten(),
                 outcome: latest.as_ref().map(|l| l.outcome),
                 checked_at: latest.as_ref().map(|l| l.checked_at),
                 latency_ms: latest
@@ -202,7 +204,6 @@ pub async fn gather(
                 error: latest.and_then(|l| l.error),
                 days,
                 uptime_percent: (total.0 > 0).then(|| total.1 as f64 * 100.0 / total.0 as f64),
-                p95_ms: stored.p95_ms.get(&name).copied(),
                 restarts_week: stored.restarts.get(&name).copied().unwrap_or(0),
                 name,
             }
@@ -230,12 +231,11 @@ struct Stored {
     daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>>,
     /// Per target and hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good).
     hourly: HashMap<String, HashMap<i64, (u64, u64)>>,
-    p95_ms: HashMap<String, f64>,
     restarts: HashMap<String, u32>,
     alerts: Vec<StoredAlert>,
 }
 
-async fn stored(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<Stored, StoreError> {
+async fn stored(store: &Store, now: DateTime<Utc>) -> Result<Stored, StoreError> {
     let since = (now - TimeDelta::days(UPTIME_DAYS - 1))
         .date_naive()
         .and_hms_opt(0, 0, 0)
@@ -263,17 +263,9 @@ async fn stored(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<St
             );
         }
     }
-    let (from, until) = crate::slo::window::whole_hours(now, config.slo.window_days);
-    let p95_ms = store
-        .window_totals(from, until)
-        .await?
-        .into_iter()
-        .filter_map(|(name, w)| w.latency.quantile_us(0.95).map(|us| (name, us / 1000.0)))
-        .collect();
     Ok(Stored {
         daily,
         hourly,
-        p95_ms,
         restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
         alerts: store.firing_alerts().await?,
     })
