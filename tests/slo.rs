@@ -20,7 +20,7 @@ use hale::clock::ManualClock;
 use hale::config::{Config, MaintenanceConfig};
 use hale::kind::ServiceKind;
 use hale::records::{CheckRecord, CheckSource, Outcome};
-use hale::slo::{evaluate, SloMethod, SloStatus, SloWindow, TargetSlo};
+use hale::slo::{evaluate, SloLedger, SloMethod, SloStatus, SloWindow, TargetSlo};
 use hale::store::writer::{CheckWriter, WriterHandle};
 use hale::store::Store;
 use reqwest::Method;
@@ -973,4 +973,232 @@ async fn a_five_percent_error_rate_pages_from_hales_own_fast_burn_alert() {
             .then_some(())
     })
     .await;
+}
+
+/// Lays down 3.5 days of checks every 2 minutes for three targets: failures, varied latencies, checks an
+/// open breaker skipped (no latency), a config maintenance window cutting hours of `a`, one for every
+/// target, and a stored retroactive window of `c`. Returns the config (2-day window) and the history.
+async fn ledger_history(start: DateTime<Utc>) -> (Config, History) {
+    let mut history = History::new().await;
+    for i in 0..2_520i64 {
+        let t = start + chrono::Duration::seconds(i * 120 + (i % 5) * 7);
+        history
+            .scheduled("a", t, i % 13 != 0, 20 + (i * 37 % 400) as u64)
+            .await;
+        history
+            .scheduled("b", t, i % 50 >= 5, 5 + (i * 91 % 900) as u64)
+            .await;
+        if i % 17 == 0 {
+            history
+                .check("c", t, Outcome::CircuitOpen, None, CheckSource::Monitor)
+                .await;
+        } else {
+            history.scheduled("c", t, i % 3 != 0, 150).await;
+        }
+        // On-demand checks count nowhere.
+        if i % 11 == 0 {
+            history
+                .check("b", t, Outcome::Down, Some(5_000), CheckSource::OnDemand)
+                .await;
+        }
+    }
+    history.flush().await;
+    let mut config = config_with(&["a", "b", "c"]);
+    config.slo.window_days = 2;
+    let day = chrono::Duration::days(1);
+    config.slo.maintenance = vec![
+        MaintenanceConfig {
+            target: Some("a".to_owned()),
+            starts_at: start + day * 2 + chrono::Duration::minutes(620),
+            ends_at: start + day * 2 + chrono::Duration::minutes(820),
+            reason: "cuts hours of a".to_owned(),
+        },
+        MaintenanceConfig {
+            target: None,
+            starts_at: start + chrono::Duration::minutes(1_450),
+            ends_at: start + chrono::Duration::minutes(1_570),
+            reason: "every target, at the window's start".to_owned(),
+        },
+    ];
+    history
+        .store
+        .insert_maintenance_capped(
+            hale::store::maintenance::NewWindow {
+                target: Some("c"),
+                starts_at: start + chrono::Duration::minutes(1_300),
+                ends_at: start + chrono::Duration::minutes(1_333),
+                reason: "written off",
+                retroactive: true,
+                created_at: start + day * 3,
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    (config, history)
+}
+
+#[tokio::test]
+async fn the_ledger_equals_evaluate_at_every_step_across_hours_and_maintenance() {
+    let start = at(2026, 3, 1, 0, 0, 0);
+    let (config, history) = ledger_history(start).await;
+    let store = &history.store;
+    let mut ledger = SloLedger::new(&config);
+    // From 2 days in (the window's start at the history's) to 3.4 days, in uneven steps: some within an
+    // hour, some across one, one longer than an hour (evaluated afresh), and one step back.
+    let mut t = start + chrono::Duration::days(2) + chrono::Duration::seconds(17);
+    let steps_s = [
+        1, 59, 120, 600, 3_599, 3_601, 7_200, 900, 45, 1_799, 61, 2_400, 3_000,
+    ];
+    let mut compared = 0;
+    let mut rebuilt_after_first = 0;
+    for round in 0..12 {
+        for (k, step) in steps_s.iter().enumerate() {
+            let step = if round == 1 && k == 7 { -300 } else { *step };
+            if t > start + chrono::Duration::hours(80) {
+                break;
+            }
+            t += chrono::Duration::seconds(step);
+            let (got, stats) = ledger.advance(store, &config, t).await.unwrap();
+            let want = evaluate(
+                store,
+                &config,
+                &SloWindow::last_days(config.slo.window_days, t),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+            assert_eq!(got, want, "at {t} (round {round}, step {step} s)");
+            if compared > 0 && step > 0 && step <= 3_600 {
+                rebuilt_after_first += stats.rebuilt;
+                assert_eq!(stats.advanced, 3, "at {t}: {stats:?}");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared > 40, "{compared}");
+    assert_eq!(rebuilt_after_first, 0, "short steps never evaluate afresh");
+    // The history is not trivial: each case shows up.
+    let last = ledger.advance(store, &config, t).await.unwrap().0;
+    assert!(
+        last.iter().all(|s| s.availability.valid > 1_000),
+        "{last:?}"
+    );
+    assert!(last[1].availability.good < last[1].availability.valid);
+    assert!(last[0].error_budget.burn_rates.h1.is_some());
+}
+
+#[tokio::test]
+async fn a_posted_maintenance_window_changes_the_ledger_to_what_evaluate_says() {
+    let start = at(2026, 3, 1, 0, 0, 0);
+    let (config, history) = ledger_history(start).await;
+    let store = &history.store;
+    let mut ledger = SloLedger::new(&config);
+    let mut t = start + chrono::Duration::hours(60);
+    let (before, _) = ledger.advance(store, &config, t).await.unwrap();
+    assert!(
+        before[1].retroactive_maintenance.is_empty(),
+        "{:?}",
+        before[1]
+    );
+    // Written off after the fact: b's last 3 hours, and every target's last 20 minutes.
+    for (target, minutes) in [(Some("b"), 180), (None, 20)] {
+        store
+            .insert_maintenance_capped(
+                hale::store::maintenance::NewWindow {
+                    target,
+                    starts_at: t - chrono::Duration::minutes(minutes),
+                    ends_at: t + chrono::Duration::hours(1),
+                    reason: "posted late",
+                    retroactive: true,
+                    created_at: t,
+                },
+                100,
+            )
+            .await
+            .unwrap();
+    }
+    for _ in 0..5 {
+        t += chrono::Duration::seconds(599);
+        let (got, stats) = ledger.advance(store, &config, t).await.unwrap();
+        let want = evaluate(
+            store,
+            &config,
+            &SloWindow::last_days(config.slo.window_days, t),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, want, "at {t}: {stats:?}");
+    }
+    let (after, _) = ledger.advance(store, &config, t).await.unwrap();
+    assert!(
+        after[1].availability.excluded >= before[1].availability.excluded + 90,
+        "{:?}",
+        after[1]
+    );
+    assert_eq!(after[1].retroactive_maintenance.len(), 2, "{:?}", after[1]);
+    assert!(after[0].availability.excluded > before[0].availability.excluded);
+}
+
+#[tokio::test]
+async fn slo_and_the_status_page_answer_from_the_last_pass_not_from_the_database() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let config = burn_config(&server).build();
+    let lag = chrono::Duration::from_std(hale::slo::SloRefresher::lag(&config)).unwrap();
+    let t0 = at(2026, 11, 26, 12, 0, 0);
+    let clock = ManualClock::new(t0);
+    let app = spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    let mut pace = pacer(&app, &clock);
+    let hp = ServiceKind::HealthProxy;
+    pace.advance_s(120).await;
+    // The refresher's pass at 120 s counts up to `now - lag`: a request evaluating the database would
+    // end its window at now.
+    let as_of = t0 + chrono::Duration::seconds(120) - lag;
+    let until = |v: &Value| {
+        DateTime::parse_from_rfc3339(v["window"]["until"].as_str()?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let all = common::eventually("the pass at 120 s", || async {
+        let (_, all) = app.get_json(hp, "/slo").await;
+        (until(&all[0]) == Some(as_of)).then_some(all)
+    })
+    .await;
+    assert_eq!(all[0]["status"], "met", "{all}");
+    let valid = all[0]["availability"]["valid"].as_u64().unwrap();
+    assert!(valid >= 100, "{all}");
+    let page = app.get(hp, "/").await.text().await.unwrap();
+    assert!(page.contains("SLOs count the checks made before"), "{page}");
+
+    // 400 failed checks written behind hale's back, before `as_of`: the database now says breached.
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&app.db_path)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    for i in 0..400i64 {
+        sqlx::query(
+            "INSERT INTO health_checks (checked_at_ms, service, outcome, http_status, latency_us, error, breaker_state, source)
+             VALUES (?1, 'api', 'down', 500, 1000, 'injected', 'closed', 'monitor')",
+        )
+        .bind((t0 + chrono::Duration::milliseconds(100 + i * 200)).timestamp_millis())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let (status, fresh) = app.get_json(hp, "/slo/api?window=168h").await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!(fresh["status"], "breached", "{fresh}");
+    assert_eq!(until(&fresh), Some(t0 + chrono::Duration::seconds(120)));
+
+    // `/slo`, `/slo/api` and the page still show the pass: nothing was evaluated for them.
+    let (_, again) = app.get_json(hp, "/slo").await;
+    assert_eq!(again, all);
+    let (_, one) = app.get_json(hp, "/slo/api").await;
+    assert_eq!(one, all[0]);
+    let page_again = app.get(hp, "/").await.text().await.unwrap();
+    assert_eq!(page_again, page);
 }

@@ -1,6 +1,8 @@
 //! SLO answers: every target's objectives over the configured window, one target's over any window, and
 //! maintenance windows (planned downtime that does not count against them), listed and declared.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -9,7 +11,10 @@ use crate::answers::{params, AnswerError};
 use crate::auth::Role;
 use crate::config::{check_maintenance, Config};
 use crate::slo::maintenance::{check_posted, config_windows, MaintenanceCalendar};
-use crate::slo::{self, MaintenanceSource, MaintenanceWindow, SloError, SloWindow, TargetSlo};
+use crate::slo::{
+    self, MaintenanceSource, MaintenanceWindow, SloBoard, SloError, SloSnapshot, SloWindow,
+    TargetSlo,
+};
 use crate::store::maintenance::{InsertMaintenanceError, NewWindow};
 use crate::store::Store;
 
@@ -32,32 +37,59 @@ fn slo_error(e: SloError) -> AnswerError {
     }
 }
 
-/// Every target's SLOs over the configured window, in config order.
+/// A snapshot older than this (on hale's clock) asks the refresher for a pass when it is read.
+pub const SNAPSHOT_MAX_AGE: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Every target's SLOs over the configured window, in config order: the refresher's last pass (`board`),
+/// or, before its first one is done, evaluated from the database. An answer older than
+/// `SNAPSHOT_MAX_AGE` asks for a pass, so the next one is fresher.
 pub async fn slo_all(
     store: &Store,
     config: &Config,
+    board: &SloBoard,
     now: DateTime<Utc>,
-) -> Result<Vec<TargetSlo>, AnswerError> {
+) -> Result<Arc<SloSnapshot>, AnswerError> {
+    if let Some(snapshot) = board.latest() {
+        board.nudge_if_older(now, SNAPSHOT_MAX_AGE);
+        return Ok(snapshot);
+    }
     let window = SloWindow::last_days(config.slo.window_days, now);
-    slo::evaluate(store, config, &window, None, false)
+    let slos = slo::evaluate(store, config, &window, None, false)
         .await
-        .map_err(slo_error)
+        .map_err(slo_error)?;
+    Ok(Arc::new(SloSnapshot {
+        generation: 0,
+        as_of: now,
+        computed_at: now,
+        slos,
+    }))
 }
 
-/// One target's SLOs over the window `params` ask for (default: the configured one).
+/// One target's SLOs over the window `params` ask for (default: the configured one). The configured window
+/// without `exact` is the refresher's last pass (`board`); any other is evaluated from the database.
 pub async fn slo_target(
     store: &Store,
     config: &Config,
+    board: &SloBoard,
     now: DateTime<Utc>,
     service: &str,
     params: &SloParams,
 ) -> Result<TargetSlo, AnswerError> {
+    let exact = params::flag("exact", params.exact.as_deref()).map_err(AnswerError::BadInput)?;
+    let configured = SloWindow::last_days(config.slo.window_days, now);
     let window = match params.window.as_deref() {
-        None => SloWindow::last_days(config.slo.window_days, now),
+        None => configured.clone(),
         Some(raw) => SloWindow::parse(raw, now, config.storage.rollup_retention_days)
             .map_err(|e| AnswerError::BadInput(format!("window: {e}")))?,
     };
-    let exact = params::flag("exact", params.exact.as_deref()).map_err(AnswerError::BadInput)?;
+    if !exact && window.label == configured.label {
+        if let Some(snapshot) = board.latest() {
+            board.nudge_if_older(now, SNAPSHOT_MAX_AGE);
+            if let Some(found) = snapshot.slos.iter().find(|t| t.target == service) {
+                return Ok(found.clone());
+            }
+        }
+    }
     let mut results = slo::evaluate(store, config, &window, Some(service), exact)
         .await
         .map_err(slo_error)?;
@@ -109,12 +141,14 @@ pub struct Declarer<'a> {
     pub request_id: &'a str,
 }
 
-/// Stores a maintenance window and tells auto-heal and the alert manager (`calendar`) to read the windows
-/// again at their next check. A retroactive window needs the admin role.
+/// Stores a maintenance window, tells auto-heal and the alert manager (`calendar`) to read the windows
+/// again at their next check, and asks the SLO refresher (`board`) for a pass. A retroactive window needs
+/// the admin role.
 pub async fn declare_maintenance(
     store: &Store,
     config: &Config,
     calendar: &MaintenanceCalendar,
+    board: &SloBoard,
     now: DateTime<Utc>,
     body: &NewMaintenance,
     by: Declarer<'_>,
@@ -177,6 +211,8 @@ pub async fn declare_maintenance(
     }
     // Auto-heal and the alert manager read the windows again at their next check.
     calendar.nudge();
+    // The SLOs it changes are counted afresh at the next pass.
+    board.nudge();
     Ok(window)
 }
 

@@ -1,15 +1,18 @@
 //! What the status page (`GET /`) shows, gathered: the monitor's latest results (nothing is checked for
-//! the page), the uptime bars from the rollups, each target's SLO (the numbers `/slo` gives), the p95 over
-//! the SLO window, restarts this week and the alerts firing. The page's markup is the service's.
+//! the page), the uptime bars from the rollups, each target's SLO (the numbers `/slo` gives, from the SLO
+//! refresher's last pass, its p95 included), restarts this week and the alerts firing. The
+//! database reads are kept (`PageReads`) and made again only after the refresher's next pass or once
+//! `READS_MAX_AGE` old, never per request. The page's markup is the service's.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use crate::config::Config;
 use crate::probe::Monitor;
 use crate::records::Outcome;
-use crate::slo::{SloWindow, TargetSlo};
+use crate::slo::{SloBoard, TargetSlo};
 use crate::store::alerts::StoredAlert;
 use crate::store::{Store, StoreError};
 
@@ -19,6 +22,54 @@ pub const UPTIME_DAYS: i64 = 90;
 pub const UPTIME_HOURS: i64 = 48;
 /// History (from the first day with checks) under which the bars are hourly.
 pub const HOURLY_UNTIL_DAYS: i64 = 7;
+/// The page's database reads are made again once this old (on hale's clock), or after an SLO pass.
+pub const READS_MAX_AGE: chrono::Duration = chrono::Duration::seconds(10);
+
+/// The status page's database reads (uptime bars, p95, restarts, alerts), kept between requests.
+#[derive(Debug, Default)]
+pub struct PageReads {
+    cached: tokio::sync::Mutex<Option<CachedReads>>,
+}
+
+#[derive(Debug)]
+struct CachedReads {
+    read_at: DateTime<Utc>,
+    /// The SLO snapshot's generation they were read with.
+    generation: u64,
+    stored: Arc<Stored>,
+}
+
+impl PageReads {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The reads, made again when older than `READS_MAX_AGE` or read before the SLO pass `generation`.
+    /// One caller reads at a time; the others wait for its answer.
+    async fn get(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+        generation: u64,
+    ) -> Result<(DateTime<Utc>, Arc<Stored>), StoreError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref() {
+            let age = now - c.read_at;
+            if c.generation == generation && age < READS_MAX_AGE && age >= chrono::Duration::zero()
+            {
+                return Ok((c.read_at, c.stored.clone()));
+            }
+        }
+        let stored = Arc::new(stored(store, now).await?);
+        *cached = Some(CachedReads {
+            read_at: now,
+            generation,
+            stored: stored.clone(),
+        });
+        Ok((now, stored))
+    }
+}
+
 /// One target's line on the page.
 #[derive(Debug, Clone)]
 pub struct TargetLine {
@@ -43,6 +94,11 @@ pub struct TargetLine {
 #[derive(Debug, Clone)]
 pub struct StatusPage {
     pub generated_at: DateTime<Utc>,
+    /// The SLOs count the scheduled checks made before this time (the refresher's last pass); None when
+    /// they could not be computed.
+    pub slo_as_of: Option<DateTime<Utc>>,
+    /// When the uptime bars, p95, restarts and alerts were read from the database.
+    pub read_at: DateTime<Utc>,
     pub score: f64,
     pub up: usize,
     pub targets: Vec<TargetLine>,
@@ -56,19 +112,24 @@ pub struct StatusPage {
     pub notes: Vec<String>,
 }
 
-/// Reads what the page shows: the monitor's latest results, then the store (one query per kind of data).
+/// Gathers what the page shows: the monitor's latest results, the SLO refresher's last pass (`board`) and
+/// the database reads kept in `reads` (read again when due: one query per kind of data).
 pub async fn gather(
     store: &Store,
     config: &Config,
     monitor: &Monitor,
+    board: &SloBoard,
+    reads: &PageReads,
     now: DateTime<Utc>,
 ) -> StatusPage {
     let sweep = monitor.latest_all();
     let slo = &config.slo;
     let mut notes = Vec::new();
-    let stored = stored(store, config, now).await.unwrap_or_else(|e| {
+    let snapshot = crate::answers::slo::slo_all(store, config, board, now).await;
+    let generation = snapshot.as_ref().map_or(0, |s| s.generation);
+    let (read_at, stored) = reads.get(store, now, generation).await.unwrap_or_else(|e| {
         notes.push(format!("the database cannot be read: {e}"));
-        Stored::default()
+        (now, Arc::new(Stored::default()))
     });
     let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
     // Less than a week since the first day with checks (or none at all): hourly bars say more.
@@ -78,15 +139,19 @@ pub async fn gather(
         .flat_map(|days| days.iter().filter(|(_, (t, _))| *t > 0).map(|(d, _)| *d))
         .min()
         .is_none_or(|first| first > (now - TimeDelta::days(HOURLY_UNTIL_DAYS)).date_naive());
-    let window = SloWindow::last_days(slo.window_days, now);
-    let mut slos: HashMap<String, TargetSlo> =
-        match crate::slo::evaluate(store, config, &window, None, false).await {
-            Ok(all) => all.into_iter().map(|t| (t.target.clone(), t)).collect(),
-            Err(e) => {
-                notes.push(format!("the slo cannot be computed: {e}"));
-                HashMap::new()
-            }
-        };
+    let mut slo_as_of = None;
+    let mut slos: HashMap<&str, &TargetSlo> = HashMap::new();
+    match &snapshot {
+        Ok(snapshot) => {
+            slo_as_of = Some(snapshot.as_of);
+            slos.extend(snapshot.slos.iter().map(|t| (t.target.as_str(), t)));
+        }
+        Err(e) => notes.push(format!("the slo cannot be computed: {e}")),
+    }
+    let slos_p95: HashMap<&str, Option<f64>> = slos
+        .iter()
+        .map(|(name, slo)| (*name, slo.latency.p95_ms))
+        .collect();
     let hour_ms = 3_600_000;
     let current_hour = now.timestamp_millis() - now.timestamp_millis().rem_euclid(hour_ms);
     let targets = monitor
@@ -127,7 +192,9 @@ pub async fn gather(
                 .collect();
             TargetLine {
                 hours,
-                slo: slos.remove(&name),
+                slo: slos.remove(name.as_str()).cloned(),
+                // The SLO's own p95, over the same window: no second read of the window's rollups.
+                p95_ms: slos_p95.get(name.as_str()).copied().flatten(),
                 outcome: latest.as_ref().map(|l| l.outcome),
                 checked_at: latest.as_ref().map(|l| l.checked_at),
                 latency_ms: latest
@@ -137,7 +204,6 @@ pub async fn gather(
                 error: latest.and_then(|l| l.error),
                 days,
                 uptime_percent: (total.0 > 0).then(|| total.1 as f64 * 100.0 / total.0 as f64),
-                p95_ms: stored.p95_ms.get(&name).copied(),
                 restarts_week: stored.restarts.get(&name).copied().unwrap_or(0),
                 name,
             }
@@ -145,10 +211,12 @@ pub async fn gather(
         .collect();
     StatusPage {
         generated_at: now,
+        slo_as_of,
+        read_at,
         score: sweep.score,
         up: sweep.counts.up,
         targets,
-        alerts: stored.alerts,
+        alerts: stored.alerts.clone(),
         availability_target_percent: slo.availability_target_percent,
         p95_target_ms: slo.p95_latency_target_ms,
         window_days: slo.window_days,
@@ -157,18 +225,17 @@ pub async fn gather(
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Stored {
     /// Per target and day: (checks, good).
     daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>>,
     /// Per target and hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good).
     hourly: HashMap<String, HashMap<i64, (u64, u64)>>,
-    p95_ms: HashMap<String, f64>,
     restarts: HashMap<String, u32>,
     alerts: Vec<StoredAlert>,
 }
 
-async fn stored(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<Stored, StoreError> {
+async fn stored(store: &Store, now: DateTime<Utc>) -> Result<Stored, StoreError> {
     let since = (now - TimeDelta::days(UPTIME_DAYS - 1))
         .date_naive()
         .and_hms_opt(0, 0, 0)
@@ -196,17 +263,9 @@ async fn stored(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<St
             );
         }
     }
-    let (from, until) = crate::slo::window::whole_hours(now, config.slo.window_days);
-    let p95_ms = store
-        .window_totals(from, until)
-        .await?
-        .into_iter()
-        .filter_map(|(name, w)| w.latency.quantile_us(0.95).map(|us| (name, us / 1000.0)))
-        .collect();
     Ok(Stored {
         daily,
         hourly,
-        p95_ms,
         restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
         alerts: store.firing_alerts().await?,
     })

@@ -113,6 +113,46 @@ impl LatencyHistogram {
         true
     }
 
+    /// Takes out one latency recorded before (`record`), for a window that slides: its oldest checks leave.
+    /// False, with nothing changed, when no latency of that bucket is here (nothing to take out).
+    pub fn unrecord(&mut self, latency_us: u64) -> bool {
+        let bucket = bucket_of(latency_us);
+        match self.counts.binary_search_by_key(&bucket, |&(b, _)| b) {
+            Ok(i) => {
+                self.counts[i].1 -= 1;
+                if self.counts[i].1 == 0 {
+                    self.counts.remove(i);
+                }
+                self.total -= 1;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Takes out every latency of `other`, a part of this histogram (say an hour merged in before). Buckets
+    /// left empty are dropped, so the result equals the histogram of what is left. False, with nothing
+    /// changed, when `other` is not a part of this one.
+    pub fn subtract(&mut self, other: &LatencyHistogram) -> bool {
+        let mut at = 0;
+        for &(bucket, count) in &other.counts {
+            match self.counts[at..].binary_search_by_key(&bucket, |&(b, _)| b) {
+                Ok(i) if self.counts[at + i].1 >= count => at += i,
+                _ => return false,
+            }
+        }
+        let mut at = 0;
+        for &(bucket, count) in &other.counts {
+            while self.counts[at].0 != bucket {
+                at += 1;
+            }
+            self.counts[at].1 -= count;
+        }
+        self.counts.retain(|&(_, count)| count > 0);
+        self.total -= other.total;
+        true
+    }
+
     pub fn total(&self) -> u64 {
         self.total
     }
@@ -274,6 +314,32 @@ fn representative(bucket: u16) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taking_out_what_was_recorded_leaves_the_histogram_of_the_rest() {
+        let latencies: Vec<u64> = (0..500).map(|i| 1 + i * 997 % 250_000).collect();
+        let (old, new) = latencies.split_at(200);
+        let mut all = LatencyHistogram::new();
+        latencies.iter().for_each(|&us| all.record(us));
+        let mut rest = LatencyHistogram::new();
+        new.iter().for_each(|&us| rest.record(us));
+        let mut part = LatencyHistogram::new();
+        old.iter().for_each(|&us| part.record(us));
+
+        let mut one_by_one = all.clone();
+        assert!(old.iter().all(|&us| one_by_one.unrecord(us)));
+        assert_eq!(one_by_one, rest);
+        let mut at_once = all.clone();
+        assert!(at_once.subtract(&part));
+        assert_eq!(at_once, rest);
+        // What was never recorded cannot be taken out, and nothing changes.
+        let mut empty = LatencyHistogram::new();
+        assert!(!empty.unrecord(5));
+        assert!(!rest.clone().subtract(&all));
+        let kept = rest.clone();
+        assert!(!rest.subtract(&all));
+        assert_eq!(rest, kept);
+    }
 
     fn exact_quantile(sorted: &[u64], q: f64) -> f64 {
         let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);

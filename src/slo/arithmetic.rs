@@ -45,6 +45,24 @@ impl CheckCounts {
         }
     }
 
+    /// Takes out one check counted before by `add_check` with the same arguments (a sliding window's oldest
+    /// check leaving). False, with nothing changed, when there is no such check to take out.
+    pub fn remove_check(&mut self, up: bool, excluded: bool) -> bool {
+        if excluded {
+            if self.excluded == 0 {
+                return false;
+            }
+            self.excluded -= 1;
+        } else {
+            if self.valid == 0 || (up && self.good == 0) {
+                return false;
+            }
+            self.valid -= 1;
+            self.good -= u64::from(up);
+        }
+        true
+    }
+
     /// Counts an hour's rollup row (`total` checks, `good` of them up) as valid.
     pub fn add_hour(&mut self, total: u64, good: u64) {
         self.valid += total;

@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError};
 const HOUR_MS: i64 = 3_600_000;
 /// The spans burn rates are reported over besides the whole window, in hours, each ending at the window's
 /// end (whatever the window's length).
-const BURN_SPANS_H: [i64; 3] = [1, 6, 24];
+pub(crate) const BURN_SPANS_H: [i64; 3] = [1, 6, 24];
 pub use crate::slo::arithmetic::AT_RISK_MARGIN;
 
 #[derive(Debug, thiserror::Error)]
@@ -307,6 +307,29 @@ pub async fn evaluate_preloaded(
     exact: bool,
     rollups: Option<&HashMap<String, Vec<HourlyRollup>>>,
 ) -> Result<Vec<TargetSlo>, SloError> {
+    let evaluated = evaluate_counted(store, config, window, targets, exact, rollups, false).await?;
+    Ok(evaluated.into_iter().map(|(slo, _)| slo).collect())
+}
+
+/// One target's counts behind its `TargetSlo` by the rollup method: the whole window's counts and latency
+/// histogram, and the counts of each burn-rate span (`BURN_SPANS_H`). The SLO ledger starts from them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Counted {
+    pub whole: CheckCounts,
+    pub latency: LatencyHistogram,
+    pub spans: [CheckCounts; 3],
+}
+
+/// `evaluate_preloaded`, and with `keep` (rollup method only) the counts behind each result.
+pub(crate) async fn evaluate_counted(
+    store: &Store,
+    config: &Config,
+    window: &SloWindow,
+    targets: &[&str],
+    exact: bool,
+    rollups: Option<&HashMap<String, Vec<HourlyRollup>>>,
+    keep: bool,
+) -> Result<Vec<(TargetSlo, Option<Counted>)>, SloError> {
     let until = window.until;
     let longest_span = Duration::hours(BURN_SPANS_H[BURN_SPANS_H.len() - 1]);
     let load_from = window.from.min(until - longest_span);
@@ -330,19 +353,47 @@ pub async fn evaluate_preloaded(
             TargetData::with_rollups(name, exclusions, rows, load_from, until)
         };
         let until_ms = until.timestamp_millis();
-        let whole = data
+        let mut whole = data
             .tally(store, window.from.timestamp_millis(), until_ms)
             .await?;
         let target_ratio = config.slo.availability_target_ratio();
         let mut burns = [None; 3];
-        for (burn, hours) in burns.iter_mut().zip(BURN_SPANS_H) {
+        let mut spans = [CheckCounts::default(); 3];
+        for ((burn, counts), hours) in burns.iter_mut().zip(spans.iter_mut()).zip(BURN_SPANS_H) {
             let span = data
                 .tally(store, until_ms - hours * HOUR_MS, until_ms)
                 .await?;
             *burn = burn_rate(&span, target_ratio);
+            *counts = span.counts;
         }
         let restarts = restarts.get(name).copied().unwrap_or(0);
-        let mut result = assemble(name, window, &config.slo, whole, burns, restarts, exact);
+        let counted = (keep && !exact).then(|| Counted {
+            whole: whole.counts,
+            latency: whole.latency.clone(),
+            spans,
+        });
+        let target_us = config.slo.p95_latency_target_ms as f64 * 1_000.0;
+        let (latency, method) = if exact {
+            (
+                LatencyCounts::from_exact(&mut whole.exact, target_us),
+                SloMethod::Exact,
+            )
+        } else {
+            (
+                LatencyCounts::from_histogram(&whole.latency, target_us),
+                SloMethod::Rollups,
+            )
+        };
+        let mut result = arithmetic::target_slo(
+            name,
+            window,
+            &config.slo,
+            whole.counts,
+            latency,
+            burns,
+            restarts,
+            method,
+        );
         for w in windows
             .iter()
             .filter(|w| w.retroactive && w.covers_target(name))
@@ -357,56 +408,55 @@ pub async fn evaluate_preloaded(
             let kept = std::mem::replace(&mut data.exclusions, own);
             let tally = data.tally(store, lo, hi).await;
             data.exclusions = kept;
-            result.retroactive_maintenance.push(RetroactiveMaintenance {
-                id: w.id,
-                target: w.target.clone(),
-                starts_at: w.starts_at,
-                ends_at: w.ends_at,
-                reason: w.reason.clone(),
-                created_at: w.created_at,
-                removed_checks: tally?.counts.excluded,
-            });
+            result
+                .retroactive_maintenance
+                .push(retroactive(w, tally?.counts.excluded));
         }
-        results.push(result);
+        results.push((result, counted));
     }
     Ok(results)
+}
+
+/// How `/slo` lists a retroactive window that removed `removed_checks` checks from the window.
+pub(crate) fn retroactive(w: &MaintenanceWindow, removed_checks: u64) -> RetroactiveMaintenance {
+    RetroactiveMaintenance {
+        id: w.id,
+        target: w.target.clone(),
+        starts_at: w.starts_at,
+        ends_at: w.ends_at,
+        reason: w.reason.clone(),
+        created_at: w.created_at,
+        removed_checks,
+    }
+}
+
+/// A target's numbers by the rollup method from counts kept elsewhere (the SLO ledger), by the same
+/// arithmetic `evaluate` uses: equal counts give equal numbers.
+pub(crate) fn from_counted(
+    target: &str,
+    window: &SloWindow,
+    slo: &SloConfig,
+    counted: &Counted,
+    restarts: u32,
+) -> TargetSlo {
+    let target_ratio = slo.availability_target_ratio();
+    let burns = counted
+        .spans
+        .map(|span| arithmetic::burn_rate(span.bad(), span.valid, target_ratio));
+    let target_us = slo.p95_latency_target_ms as f64 * 1_000.0;
+    arithmetic::target_slo(
+        target,
+        window,
+        slo,
+        counted.whole,
+        LatencyCounts::from_histogram(&counted.latency, target_us),
+        burns,
+        restarts,
+        SloMethod::Rollups,
+    )
 }
 
 /// The bad ratio of a span over the ratio the objective allows; null without valid checks.
 fn burn_rate(tally: &Tally, target_ratio: f64) -> Option<f64> {
     arithmetic::burn_rate(tally.counts.bad(), tally.counts.valid, target_ratio)
-}
-
-/// Puts one target's numbers together from its counts (`arithmetic` does the math).
-fn assemble(
-    target: &str,
-    window: &SloWindow,
-    slo: &SloConfig,
-    mut tally: Tally,
-    burns: [Option<f64>; 3],
-    restarts: u32,
-    exact: bool,
-) -> TargetSlo {
-    let target_us = slo.p95_latency_target_ms as f64 * 1_000.0;
-    let (latency, method) = if exact {
-        (
-            LatencyCounts::from_exact(&mut tally.exact, target_us),
-            SloMethod::Exact,
-        )
-    } else {
-        (
-            LatencyCounts::from_histogram(&tally.latency, target_us),
-            SloMethod::Rollups,
-        )
-    };
-    arithmetic::target_slo(
-        target,
-        window,
-        slo,
-        tally.counts,
-        latency,
-        burns,
-        restarts,
-        method,
-    )
 }

@@ -1,18 +1,33 @@
-//! The SLO refresher: every `slo.refresh_interval_s` (on the `Clock`) evaluates every target over the configured window and
-//! sets the `slo_*` gauges and `maintenance_active`, so a scrape never waits on an evaluation.
+//! The SLO refresher: every `slo.refresh_interval_s` (on the `Clock`), or sooner when nudged, moves the SLO
+//! ledger to `now - lag`, publishes every target's SLO on the `SloBoard` (what `/slo` and the status page
+//! show) and sets the `slo_*` gauges and `maintenance_active`, so neither a request nor a scrape waits on an
+//! evaluation.
+//!
+//! The lag: a check is stored once it finished (up to its timeout after it started) and the writer
+//! flushed it, so the ledger stays the longest probe timeout, a flush interval and `LAG_SLACK` behind the
+//! clock, and behind the oldest check the writer still holds unwritten (while the disk refuses writes).
+//! What the ledger counted is never counted again, so a check stored after the ledger passed its time
+//! would be missed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Ticker};
 use crate::config::Config;
 use crate::metrics::{SloGauges, SloMetrics};
+use crate::slo::board::SloBoard;
+use crate::slo::ledger::SloLedger;
 use crate::slo::{evaluate, maintenance_windows, SloWindow, TargetSlo};
+use crate::store::writer::CheckWriter;
 use crate::store::Store;
 use crate::worker::Worker;
+
+/// Added to the longest probe timeout and the writer's flush interval in the ledger's lag.
+pub const LAG_SLACK: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct SloRefresher {
@@ -20,6 +35,9 @@ pub struct SloRefresher {
     store: Store,
     clock: Arc<dyn Clock>,
     metrics: SloMetrics,
+    board: Arc<SloBoard>,
+    writer: CheckWriter,
+    ledger: tokio::sync::Mutex<SloLedger>,
 }
 
 impl SloRefresher {
@@ -28,27 +46,52 @@ impl SloRefresher {
         store: Store,
         clock: Arc<dyn Clock>,
         metrics: SloMetrics,
+        board: Arc<SloBoard>,
+        writer: CheckWriter,
     ) -> Self {
+        let ledger = tokio::sync::Mutex::new(SloLedger::new(&config));
         Self {
             config,
             store,
             clock,
             metrics,
+            board,
+            writer,
+            ledger,
         }
     }
 
-    /// One refresh: every target's SLO and maintenance state.
+    /// How far the ledger stays behind the clock: the longest probe timeout, a flush, and `LAG_SLACK`.
+    pub fn lag(config: &Config) -> Duration {
+        let longest_timeout = config
+            .services
+            .iter()
+            .map(|t| t.timeout())
+            .max()
+            .unwrap_or_default();
+        longest_timeout + Duration::from_millis(config.storage.flush_interval_ms) + LAG_SLACK
+    }
+
+    /// The end of the window a pass at `now` may count up to: `now - lag` (returned first), and not past the
+    /// oldest check the writer holds unwritten (returned second).
+    fn counted_until(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let lag = chrono::Duration::from_std(Self::lag(&self.config)).unwrap_or_default();
+        let natural = now - lag;
+        let held = self.writer.stats().first_unwritten().map(|at| at - lag);
+        (natural, held.map_or(natural, |h| h.min(natural)))
+    }
+
+    /// One refresh: every target's SLO, published and in the gauges, and the maintenance state.
     pub async fn refresh(&self) {
         let now = self.clock.now();
-        let window = SloWindow::last_days(self.config.slo.window_days, now);
-        match evaluate(&self.store, &self.config, &window, None, false).await {
+        match self.pass(now).await {
             Ok(results) => {
                 for slo in &results {
                     self.metrics.set(&gauges(slo));
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot evaluate the SLOs; the slo_* gauges keep their last values")
+                tracing::warn!(error = %e, "cannot evaluate the SLOs; /slo, the status page and the slo_* gauges keep their last values")
             }
         }
         let second = chrono::Duration::seconds(1);
@@ -65,6 +108,38 @@ impl SloRefresher {
             Err(e) => tracing::warn!(error = %e, "cannot read the maintenance windows"),
         }
     }
+
+    /// Moves the ledger (or, when raw checks are not kept as long as the window, evaluates afresh) and
+    /// publishes the result.
+    async fn pass(&self, now: DateTime<Utc>) -> Result<Vec<TargetSlo>, crate::slo::SloError> {
+        let started = Instant::now();
+        let (natural, mut until) = self.counted_until(now);
+        let results = if self.config.storage.retention_days > self.config.slo.window_days {
+            let mut ledger = self.ledger.lock().await;
+            if let Some(before) = ledger.until() {
+                // Rows the writer holds keep the ledger where it was; only a clock stepped back moves it
+                // back (and so evaluates afresh).
+                if until < before && natural >= before {
+                    until = before;
+                }
+            }
+            let (results, stats) = ledger.advance(&self.store, &self.config, until).await?;
+            tracing::debug!(
+                rebuilt = stats.rebuilt,
+                advanced = stats.advanced,
+                checks_read = stats.checks_read,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "slo ledger pass"
+            );
+            results
+        } else {
+            // Raw checks leave before the window does: the ledger could not take them out; evaluate.
+            let window = SloWindow::last_days(self.config.slo.window_days, until);
+            evaluate(&self.store, &self.config, &window, None, false).await?
+        };
+        self.board.publish(until, now, results.clone());
+        Ok(results)
+    }
 }
 
 impl Worker for SloRefresher {
@@ -80,6 +155,7 @@ impl Worker for SloRefresher {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = ticker.tick() => self.refresh().await,
+                    _ = self.board.nudged() => self.refresh().await,
                 }
             }
         })

@@ -11,6 +11,7 @@ mod compact;
 pub mod deliveries;
 pub mod heal;
 pub mod health_checks;
+pub mod ledger;
 pub mod lock;
 pub mod maintenance;
 mod raw;

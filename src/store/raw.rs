@@ -1,7 +1,8 @@
 //! Calls on a connection's own SQLite handle (sqlx's `lock_handle`): whether the connection is inside a
-//! transaction (`autocommit`), which sqlx does not tell; and a prepared statement stepped in place, for the one
-//! read where sqlx's hand-off of every row from its worker thread costs more than SQLite's scan: a whole
-//! report's hourly rollups, about 17,000 rows with their histograms. Only what that read needs: integer
+//! transaction (`autocommit`), which sqlx does not tell; and a prepared statement stepped in place, for the
+//! reads where sqlx's hand-off of every row from its worker thread costs more than SQLite's scan: a whole
+//! report's hourly rollups, about 17,000 rows with their histograms, and the SLO ledger's raw checks over
+//! many short ranges, one statement run again per range. Only what those reads need: integer and text
 //! parameters, and integer, text and blob columns read in place.
 
 // Unsafe code here: SQLite's C API on the connection's own handle; each block says why it is sound.
@@ -78,6 +79,44 @@ impl<'h> Statement<'h> {
         } else {
             Err(error(self.db, rc))
         }
+    }
+
+    /// Binds `value` to the parameter `?index` (from 1) as text; SQLite copies it.
+    pub(crate) fn bind_text(&mut self, index: c_int, value: &str) -> Result<(), StoreError> {
+        let len = c_int::try_from(value.len()).map_err(|_| StoreError::Raw {
+            code: ffi::SQLITE_TOOBIG,
+            reason: "parameter too long".to_owned(),
+        })?;
+        // SAFETY: `stmt` is a live prepared statement of this connection; `value` is valid for `len` bytes and
+        // SQLITE_TRANSIENT makes SQLite copy it before the call returns.
+        let rc = unsafe {
+            ffi::sqlite3_bind_text(
+                self.stmt.as_ptr(),
+                index,
+                value.as_ptr().cast(),
+                len,
+                ffi::SQLITE_TRANSIENT(),
+            )
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(error(self.db, rc))
+        }
+    }
+
+    /// Resets the statement after its last row, keeping its bindings, so it can run again with new ones.
+    pub(crate) fn reset(&mut self) {
+        // SAFETY: as in `bind_i64`. The return code repeats the last step's error, already reported.
+        unsafe {
+            ffi::sqlite3_reset(self.stmt.as_ptr());
+        }
+    }
+
+    /// True when column `index` of the current row is NULL.
+    pub(crate) fn column_is_null(&self, index: c_int) -> bool {
+        // SAFETY: as in `column_i64`.
+        unsafe { ffi::sqlite3_column_type(self.stmt.as_ptr(), index) == ffi::SQLITE_NULL }
     }
 
     /// Moves to the next row: true when there is one, false once the statement is done.

@@ -8,11 +8,11 @@
 //! One ERROR line when a failure starts (or changes kind), one INFO line when writes recover.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Sqlite};
 use tokio::sync::mpsc;
@@ -57,6 +57,8 @@ pub struct WriterStats {
     pub failed_batches: AtomicU64,
     /// Rows received and held until they are written.
     held: AtomicU64,
+    /// The check time (epoch ms) of the first row held, in the order rows arrived; 0 when none is held.
+    first_held_ms: AtomicI64,
     /// Failed write attempts by `WriteErrorKind`, in `WriteErrorKind::ALL` order.
     errors: [AtomicU64; WriteErrorKind::ALL.len()],
 }
@@ -65,6 +67,16 @@ impl WriterStats {
     /// Failed write attempts of one kind.
     pub fn errors(&self, kind: WriteErrorKind) -> u64 {
         self.errors[kind_index(kind)].load(Ordering::Relaxed)
+    }
+
+    /// The check time of the first row the writer holds unwritten (rows arrive as checks finish, so a row
+    /// held behind it was made at most one probe timeout earlier); None when it holds none. Rows still in
+    /// the queue are not counted: the writer takes them within a flush interval, even while writes fail.
+    pub fn first_unwritten(&self) -> Option<DateTime<Utc>> {
+        match self.first_held_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        }
     }
 
     fn count_error(&self, kind: WriteErrorKind) {
@@ -190,8 +202,10 @@ impl Observed {
         self.metrics.write_failed(kind.as_str());
     }
 
-    fn held(&self, rows: usize, queued: usize) {
+    fn held(&self, rows: usize, queued: usize, first: Option<&CheckRecord>) {
         self.stats.held.store(rows as u64, Ordering::Relaxed);
+        let first_ms = first.map_or(0, |r| r.checked_at.timestamp_millis().max(1));
+        self.stats.first_held_ms.store(first_ms, Ordering::Relaxed);
         self.metrics.queued(rows + queued);
     }
 }
@@ -319,7 +333,8 @@ impl Pending {
             }
         }
         self.rows.extend(received.drain(..));
-        self.observed.held(self.rows.len(), queued);
+        self.observed
+            .held(self.rows.len(), queued, self.rows.front());
     }
 
     /// The oldest `n` rows, as one slice.
@@ -333,7 +348,7 @@ impl Pending {
         if self.rows.len() < MAX_HELD_ROWS {
             self.overflowing = false;
         }
-        self.observed.held(self.rows.len(), 0);
+        self.observed.held(self.rows.len(), 0, self.rows.front());
     }
 }
 

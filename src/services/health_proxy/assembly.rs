@@ -9,10 +9,10 @@ use crate::alerts::{AlertEngine, Dispatcher};
 use crate::heal::{HealLoop, Healer};
 use crate::metrics::{AlertMetrics, HealMetrics, HealthMetrics, SloMetrics};
 use crate::probe::Monitor;
-use crate::services::health_proxy::HealthProxyState;
+use crate::services::health_proxy::{HealthProxyState, Rendered};
 use crate::services::{AssembleError, Assembled, ServiceState, Shared};
 use crate::slo::maintenance::MaintenanceCalendar;
-use crate::slo::SloRefresher;
+use crate::slo::{SloBoard, SloRefresher};
 use crate::supervise::Supervisor;
 use crate::worker::Worker;
 
@@ -75,12 +75,15 @@ pub async fn assemble(shared: &Shared) -> Result<Assembled, AssembleError> {
         alert_metrics,
         maintenance.clone(),
     ));
-    // Refreshes the `slo_*` gauges.
+    // Keeps every target's SLO (for `/slo` and the status page) and the `slo_*` gauges up to date.
+    let slo = Arc::new(SloBoard::new());
     let slo_refresher = Arc::new(SloRefresher::new(
         config.clone(),
         core.store.clone(),
         core.clock.clone(),
         SloMetrics::register(registry),
+        slo.clone(),
+        core.writer.clone(),
     ));
     // Producers first, so they stop first: heals and alerts follow the monitor's events, delivery drains
     // what the alerts send, and the children stop after everything that could restart them or report on
@@ -100,6 +103,8 @@ pub async fn assemble(shared: &Shared) -> Result<Assembled, AssembleError> {
             supervisor,
             maintenance,
             dispatcher,
+            slo,
+            answers: Arc::new(Rendered::default()),
         })),
         workers,
     })

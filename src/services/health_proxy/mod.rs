@@ -20,12 +20,15 @@ use crate::probe::check::PROBE_MARKER_HEADER;
 use crate::probe::Monitor;
 use crate::services::{common, Core};
 use crate::slo::maintenance::MaintenanceCalendar;
+use crate::slo::SloBoard;
 use crate::supervise::Supervisor;
 
 pub use assembly::assemble;
+pub use status_page::Rendered;
 
-/// What the Health Proxy's handlers use besides the core: the monitor, auto-heal, the supervisor and the
-/// maintenance calendar; and the alert notices' delivery, which the application shows its tests.
+/// What the Health Proxy's handlers use besides the core: the monitor, auto-heal, the supervisor, the
+/// maintenance calendar, the SLO board and the answers kept from it; and the alert notices' delivery,
+/// which the application shows its tests.
 #[derive(Debug, Clone)]
 pub struct HealthProxyState {
     pub monitor: Arc<Monitor>,
@@ -34,6 +37,10 @@ pub struct HealthProxyState {
     /// The maintenance windows auto-heal and the alert manager hold off for; nudged when one is posted.
     pub maintenance: Arc<MaintenanceCalendar>,
     pub dispatcher: Arc<Dispatcher>,
+    /// Every target's SLO from the refresher's last pass: what `/slo` and the status page show.
+    pub slo: Arc<SloBoard>,
+    /// `/slo` and the status page as sent, kept between requests.
+    pub answers: Arc<Rendered>,
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {

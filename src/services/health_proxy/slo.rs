@@ -12,15 +12,25 @@ use crate::slo::{MaintenanceWindow, TargetSlo};
 /// Every target's SLOs over the configured window.
 ///
 /// Availability (good / valid scheduled checks, maintenance excluded), p95 latency, restarts, the error
-/// budget and its burn rates, from the hourly rollups. See docs/slo.md.
+/// budget and its burn rates, as of the SLO refresher's last pass (each entry's `window.until`). See
+/// docs/slo.md.
 #[utoipa::path(
     tag = "slo",
     responses((status = 200, description = "One entry per target, in config order", body = Vec<TargetSlo>))
 )]
 #[get("/slo")]
-pub async fn slo_all(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
-    let results = answer::slo_all(&core.store, &core.config, core.clock.now()).await?;
-    Ok(HttpResponse::Ok().json(results))
+pub async fn slo_all(
+    core: web::Data<Core>,
+    state: web::Data<HealthProxyState>,
+) -> Result<HttpResponse, ApiError> {
+    let snapshot = answer::slo_all(&core.store, &core.config, &state.slo, core.clock.now()).await?;
+    let body = state
+        .answers
+        .slo_all(snapshot.generation, || serde_json::to_vec(&snapshot.slos))
+        .map_err(|e| ApiError::from(crate::answers::AnswerError::internal(e)))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// One target's SLOs over a window.
@@ -39,12 +49,14 @@ pub async fn slo_all(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
 #[get("/slo/{service}")]
 pub async fn slo_target(
     core: web::Data<Core>,
+    state: web::Data<HealthProxyState>,
     service: web::Path<String>,
     query: web::Query<SloParams>,
 ) -> Result<HttpResponse, ApiError> {
     let result = answer::slo_target(
         &core.store,
         &core.config,
+        &state.slo,
         core.clock.now(),
         &service,
         &query,
@@ -89,6 +101,7 @@ pub async fn create_maintenance(
         &core.store,
         &core.config,
         &state.maintenance,
+        &state.slo,
         core.clock.now(),
         &body,
         Declarer {

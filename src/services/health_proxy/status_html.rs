@@ -70,6 +70,12 @@ pub fn render(page: &StatusPage) -> String {
                         (show_time(page.generated_at)) "; this page refreshes every 30 s."
                     }
                     p.meta {
+                        @if let Some(as_of) = page.slo_as_of {
+                            "SLOs count the checks made before " (show_time(as_of)) "; "
+                        }
+                        "uptime, p95, restarts and alerts read " (show_time(page.read_at)) "."
+                    }
+                    p.meta {
                         a href="/docs/" { "API documentation" } " · " a href="/metrics" { "Prometheus metrics" }
                     }
                 }
@@ -222,6 +228,8 @@ mod tests {
         ];
         StatusPage {
             generated_at: at(12),
+            slo_as_of: Some(at(11)),
+            read_at: at(12),
             score: 50.0,
             up: 0,
             targets: vec![

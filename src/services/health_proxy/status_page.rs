@@ -5,8 +5,17 @@
 //! than a week of history), the p95 over the SLO window, restarts this week and the alerts firing.
 //! It refreshes itself every 30 s and carries a Content-Security-Policy that allows inline styles and
 //! nothing else.
+//!
+//! Nothing is computed per request: the SLOs are the refresher's last pass, the database reads are kept
+//! (`answers::status_page::PageReads`), and the page as rendered is kept for `PAGE_MAX_AGE` (and until the
+//! next SLO pass), like `/slo`'s JSON body.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{get, web, HttpResponse};
 
 use crate::answers::status_page as answer;
@@ -15,6 +24,95 @@ use crate::services::Core;
 
 /// The page as HTML, from what `answers::status_page::gather` read (the markup lives in `status_html`).
 pub use crate::services::health_proxy::status_html::render;
+
+/// How long a rendered page is sent again as it is: the monitor's latest results on it are at most this
+/// old. On the process's monotonic time: a page is about the present, whatever hale's clock says.
+pub const PAGE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// Answers kept as sent: the status page (for `PAGE_MAX_AGE`, and only for the SLO pass it shows) and
+/// `/slo`'s body (for one SLO pass).
+#[derive(Debug, Default)]
+pub struct Rendered {
+    page: Mutex<Option<Kept>>,
+    /// Set while one request renders the page again: the others send the kept one meanwhile.
+    rendering: AtomicBool,
+    slo_all: Mutex<Option<Kept>>,
+    /// What the page's database reads were when kept.
+    pub reads: answer::PageReads,
+}
+
+#[derive(Debug, Clone)]
+struct Kept {
+    at: Instant,
+    generation: u64,
+    body: Bytes,
+}
+
+impl Rendered {
+    fn kept(slot: &Mutex<Option<Kept>>) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `/slo`'s body for the SLO pass `generation`, serialized once per pass (generation 0, an answer
+    /// evaluated before the first pass, is never kept).
+    pub fn slo_all(
+        &self,
+        generation: u64,
+        body: impl FnOnce() -> Result<Vec<u8>, serde_json::Error>,
+    ) -> Result<Bytes, serde_json::Error> {
+        if let Some(kept) = Self::kept(&self.slo_all)
+            .as_ref()
+            .filter(|k| k.generation == generation && generation != 0)
+        {
+            return Ok(kept.body.clone());
+        }
+        let body = Bytes::from(body()?);
+        if generation != 0 {
+            *Self::kept(&self.slo_all) = Some(Kept {
+                at: Instant::now(),
+                generation,
+                body: body.clone(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// The page to send: the kept one when it is younger than `PAGE_MAX_AGE` and shows the latest SLO
+    /// pass, or, older, while another request renders it again. Err: this caller renders it, and keeps it
+    /// with the `Rendering` it holds.
+    fn page(&self, generation: Option<u64>) -> Result<Bytes, Rendering<'_>> {
+        let kept = Self::kept(&self.page);
+        let Some(k) = kept.as_ref() else {
+            return Err(Rendering(self));
+        };
+        if Some(k.generation) == generation && k.at.elapsed() < PAGE_MAX_AGE {
+            return Ok(k.body.clone());
+        }
+        if self.rendering.swap(true, Ordering::AcqRel) {
+            return Ok(k.body.clone());
+        }
+        Err(Rendering(self))
+    }
+}
+
+/// A request rendering the page again; the others send the kept page until it is dropped.
+struct Rendering<'a>(&'a Rendered);
+
+impl Rendering<'_> {
+    fn keep(self, generation: u64, body: Bytes) {
+        *Rendered::kept(&self.0.page) = Some(Kept {
+            at: Instant::now(),
+            generation,
+            body,
+        });
+    }
+}
+
+impl Drop for Rendering<'_> {
+    fn drop(&mut self) {
+        self.0.rendering.store(false, Ordering::Release);
+    }
+}
 
 /// Allows the page's inline styles and inline SVG (`data:` images), nothing else: no script at all.
 pub const STATUS_PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -53,9 +151,33 @@ pub async fn status_page(
     core: web::Data<Core>,
     state: web::Data<HealthProxyState>,
 ) -> HttpResponse {
-    let page = answer::gather(&core.store, &core.config, &state.monitor, core.clock.now()).await;
+    let generation = state.slo.latest().map(|s| s.generation);
+    let body = match state.answers.page(generation) {
+        Ok(body) => {
+            state
+                .slo
+                .nudge_if_older(core.clock.now(), crate::answers::slo::SNAPSHOT_MAX_AGE);
+            body
+        }
+        Err(rendering) => {
+            let page = answer::gather(
+                &core.store,
+                &core.config,
+                &state.monitor,
+                &state.slo,
+                &state.answers.reads,
+                core.clock.now(),
+            )
+            .await;
+            let body = Bytes::from(render(&page));
+            if let Some(generation) = generation {
+                rendering.keep(generation, body.clone());
+            }
+            body
+        }
+    };
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, STATUS_PAGE_CSP))
-        .body(render(&page))
+        .body(body)
 }

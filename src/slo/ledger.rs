@@ -1,0 +1,365 @@
+//! The SLO ledger: every configured target's SLO over the configured window, kept up to date in memory as
+//! the window slides. `evaluate` stays the source of truth: the ledger starts from it, and its answer as of
+//! `t` equals `evaluate(last_days(slo.window_days, t))` (the same counts, p95, burn rates, restarts and
+//! retroactive maintenance).
+//!
+//! What it keeps per target: the window's counts (valid, good, excluded) and latency histogram, the counts
+//! of each burn-rate span (1 h, 6 h, 24 h), and the checks each retroactive maintenance window removed. A
+//! pass from `t` to `t'` reads only what changed, as raw scheduled checks (one index seek per range):
+//! - the leading edge `[t, t')`, added to everything;
+//! - each trailing edge `[t - span, t' - span)` (the window and the three burn spans), taken out.
+//!
+//! A check counts by its time, so with the maintenance windows unchanged, adding and taking out checks
+//! gives what counting afresh gives. When a window is posted or removed (the stored windows are read once
+//! per pass and compared), the targets it covers are evaluated afresh, as are all targets at the first
+//! pass, after a step back or a step longer than `MAX_STEP`, and a target whose counts ever disagree with
+//! what leaves them. Restarts are read afresh each pass (one grouped count).
+//!
+//! The caller picks `t'`: checks are stored after they finish and after the writer's flush, so `t'` must
+//! lag the clock by at least the longest probe timeout and a flush (see `SloRefresher`), or a check stored
+//! late would never be counted.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::Config;
+use crate::records::Outcome;
+use crate::slo::evaluate::{
+    evaluate_counted, from_counted, maintenance_windows, retroactive, rollup_span, Counted,
+    BURN_SPANS_H,
+};
+use crate::slo::maintenance::{Exclusions, MaintenanceWindow};
+use crate::slo::model::{SloWindow, TargetSlo};
+use crate::slo::SloError;
+use crate::store::ledger::CheckRange;
+use crate::store::slo::ScheduledCheck;
+use crate::store::Store;
+
+/// The longest step a pass takes incrementally; a longer one (hale was stopped, the clock jumped) is
+/// evaluated afresh.
+pub const MAX_STEP: Duration = Duration::hours(1);
+/// Targets evaluated afresh at once above which their rollups are read in one scan for all of them.
+const PRELOAD_FROM: usize = 16;
+
+/// One target's share of the ledger.
+#[derive(Debug, Clone)]
+struct TargetLedger {
+    name: String,
+    exclusions: Exclusions,
+    counted: Counted,
+    /// The retroactive windows that cover the target, in `SloLedger::windows` order, each with the checks
+    /// of the SLO window it removes.
+    retroactive: Vec<(MaintenanceWindow, u64)>,
+    /// Its counts disagreed with a check leaving them: evaluated afresh at the next pass.
+    stale: bool,
+}
+
+/// What one pass did, for the refresher's log and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassStats {
+    /// Targets evaluated afresh from the database.
+    pub rebuilt: usize,
+    /// Targets moved incrementally.
+    pub advanced: usize,
+    /// Raw checks read for the incremental targets.
+    pub checks_read: usize,
+}
+
+/// Every configured target's counts over `[until - window, until)`, in config order.
+#[derive(Debug, Clone)]
+pub struct SloLedger {
+    window_days: u32,
+    /// The end of the window the counts are for; None before the first pass.
+    until: Option<DateTime<Utc>>,
+    /// Maintenance windows (config and stored) that end after the oldest check the ledger may still take
+    /// out, by start and end as `evaluate` lists them.
+    windows: Vec<MaintenanceWindow>,
+    targets: Vec<TargetLedger>,
+}
+
+impl SloLedger {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            window_days: config.slo.window_days,
+            until: None,
+            windows: Vec::new(),
+            targets: config
+                .services
+                .iter()
+                .map(|t| TargetLedger {
+                    name: t.name.as_str().to_owned(),
+                    exclusions: Exclusions::default(),
+                    counted: Counted::default(),
+                    retroactive: Vec::new(),
+                    stale: true,
+                })
+                .collect(),
+        }
+    }
+
+    /// The end of the window of the last pass (the numbers are "as of" it); None before the first.
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        self.until
+    }
+
+    /// The first instant the ledger may still take checks out from, for a window ending at `until`.
+    fn load_from(&self, until: DateTime<Utc>) -> DateTime<Utc> {
+        let longest_span = Duration::hours(BURN_SPANS_H[BURN_SPANS_H.len() - 1]);
+        (until - Duration::days(i64::from(self.window_days))).min(until - longest_span)
+    }
+
+    /// Makes every target evaluated afresh at the next pass.
+    pub fn invalidate(&mut self) {
+        for target in &mut self.targets {
+            target.stale = true;
+        }
+    }
+
+    /// Moves the window to end at `until` and returns every target's SLO over it, in config order. A step
+    /// back, or one longer than `MAX_STEP`, evaluates everything afresh.
+    pub async fn advance(
+        &mut self,
+        store: &Store,
+        config: &Config,
+        until: DateTime<Utc>,
+    ) -> Result<(Vec<TargetSlo>, PassStats), SloError> {
+        let window = SloWindow::last_days(self.window_days, until);
+        let fresh = maintenance_windows(
+            store,
+            config,
+            self.load_from(self.until.unwrap_or(until).min(until)),
+            DateTime::<Utc>::MAX_UTC,
+        )
+        .await?;
+        let from = match self.until {
+            Some(t) if t <= until && until - t <= MAX_STEP => t,
+            _ => {
+                self.invalidate();
+                until
+            }
+        };
+        self.mark_changed_windows(&fresh, from);
+        for target in &mut self.targets {
+            target.exclusions = Exclusions::for_target(&fresh, &target.name);
+            target.retroactive = retroactive_of(&fresh, &target.name, &target.retroactive);
+        }
+        self.windows = fresh;
+        let mut stats = PassStats::default();
+        if from < until {
+            stats = self.step(store, from, until).await?;
+        }
+        stats.rebuilt = self.rebuild_stale(store, config, &window).await?;
+        self.until = Some(until);
+        let restarts = store.restarts_between(window.from, until).await?;
+        let results = self
+            .targets
+            .iter()
+            .map(|target| {
+                let count = restarts.get(&target.name).copied().unwrap_or(0);
+                let mut slo =
+                    from_counted(&target.name, &window, &config.slo, &target.counted, count);
+                for (w, removed) in &target.retroactive {
+                    if w.starts_at.max(window.from) < w.ends_at.min(until) {
+                        slo.retroactive_maintenance.push(retroactive(w, *removed));
+                    }
+                }
+                slo
+            })
+            .collect();
+        Ok((results, stats))
+    }
+
+    /// Marks stale every target a window posted or removed since the last pass covers. `from` is where
+    /// the pass starts: windows that ended before the ledger's reach at `from` no longer matter.
+    fn mark_changed_windows(&mut self, fresh: &[MaintenanceWindow], from: DateTime<Utc>) {
+        let reach = self.load_from(from);
+        let known: Vec<&MaintenanceWindow> =
+            self.windows.iter().filter(|w| w.ends_at > reach).collect();
+        let now: Vec<&MaintenanceWindow> = fresh.iter().filter(|w| w.ends_at > reach).collect();
+        if known == now {
+            return;
+        }
+        let changed: Vec<&MaintenanceWindow> = known
+            .iter()
+            .filter(|w| !now.contains(w))
+            .chain(now.iter().filter(|w| !known.contains(w)))
+            .copied()
+            .collect();
+        let everyone = changed.iter().any(|w| w.target.is_none());
+        let names: HashSet<&str> = changed.iter().filter_map(|w| w.target.as_deref()).collect();
+        for target in &mut self.targets {
+            if everyone || names.contains(target.name.as_str()) {
+                target.stale = true;
+            }
+        }
+    }
+
+    /// Adds the checks of `[from, until)` and takes out those that left each span, for every target not
+    /// stale. Returns what it read.
+    async fn step(
+        &mut self,
+        store: &Store,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<PassStats, SloError> {
+        let (from_ms, until_ms) = (from.timestamp_millis(), until.timestamp_millis());
+        let window_ms = Duration::days(i64::from(self.window_days)).num_milliseconds();
+        // Per target: the leading edge, then the trailing edges of the window and of each burn span.
+        let shifts: [i64; 5] = [
+            0,
+            window_ms,
+            BURN_SPANS_H[0] * HOUR_MS,
+            BURN_SPANS_H[1] * HOUR_MS,
+            BURN_SPANS_H[2] * HOUR_MS,
+        ];
+        let moving: Vec<usize> = (0..self.targets.len())
+            .filter(|&i| !self.targets[i].stale)
+            .collect();
+        let mut ranges = Vec::with_capacity(moving.len() * shifts.len());
+        for &i in &moving {
+            for shift in shifts {
+                ranges.push(CheckRange {
+                    target: &self.targets[i].name,
+                    from_ms: from_ms - shift,
+                    until_ms: until_ms - shift,
+                });
+            }
+        }
+        let read = store.scheduled_checks_in_ranges(&ranges).await?;
+        drop(ranges);
+        let mut stats = PassStats {
+            advanced: moving.len(),
+            ..PassStats::default()
+        };
+        for (&i, edges) in moving.iter().zip(read.chunks(shifts.len())) {
+            stats.checks_read += edges.iter().map(Vec::len).sum::<usize>();
+            let target = &mut self.targets[i];
+            if !target.apply(edges) {
+                tracing::debug!(
+                    target = %target.name,
+                    "the slo ledger's counts disagree with the checks leaving them; evaluated afresh"
+                );
+                target.stale = true;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Evaluates the stale targets afresh at the end of `window`; returns how many.
+    async fn rebuild_stale(
+        &mut self,
+        store: &Store,
+        config: &Config,
+        window: &SloWindow,
+    ) -> Result<usize, SloError> {
+        let names: Vec<&str> = self
+            .targets
+            .iter()
+            .filter(|t| t.stale)
+            .map(|t| t.name.as_str())
+            .collect();
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let rollups = if names.len() >= PRELOAD_FROM {
+            let (since, until) = rollup_span(window);
+            Some(store.rollups_between(since, until).await?)
+        } else {
+            None
+        };
+        let evaluated =
+            evaluate_counted(store, config, window, &names, false, rollups.as_ref(), true).await?;
+        let rebuilt = evaluated.len();
+        let mut evaluated = evaluated.into_iter();
+        for target in self.targets.iter_mut().filter(|t| t.stale) {
+            let Some((slo, Some(counted))) = evaluated.next() else {
+                break;
+            };
+            target.counted = counted;
+            for (w, removed) in &mut target.retroactive {
+                *removed = slo
+                    .retroactive_maintenance
+                    .iter()
+                    .find(|r| r.id == w.id)
+                    .map_or(0, |r| r.removed_checks);
+            }
+            target.stale = false;
+        }
+        Ok(rebuilt)
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl TargetLedger {
+    /// Applies one step's edges: `[leading, window, 1 h, 6 h, 24 h]` as `step` reads them. False when a
+    /// check leaving was never counted (the caller evaluates the target afresh).
+    fn apply(&mut self, edges: &[Vec<ScheduledCheck>]) -> bool {
+        let [leading, window, spans @ ..] = edges else {
+            return false;
+        };
+        let mut consistent = true;
+        for check in leading {
+            let excluded = self.exclusions.covers(check.at_ms);
+            let up = check.outcome.is_up();
+            self.counted.whole.add_check(up, excluded);
+            for span in &mut self.counted.spans {
+                span.add_check(up, excluded);
+            }
+            if let Some(us) = latency(check, excluded) {
+                self.counted.latency.record(us);
+            }
+            for (w, removed) in &mut self.retroactive {
+                *removed += u64::from(w.is_active(crate::store::from_ms(check.at_ms)));
+            }
+        }
+        for check in window {
+            let excluded = self.exclusions.covers(check.at_ms);
+            consistent &= self
+                .counted
+                .whole
+                .remove_check(check.outcome.is_up(), excluded);
+            if let Some(us) = latency(check, excluded) {
+                consistent &= self.counted.latency.unrecord(us);
+            }
+            for (w, removed) in &mut self.retroactive {
+                if w.is_active(crate::store::from_ms(check.at_ms)) {
+                    consistent &= *removed > 0;
+                    *removed = removed.saturating_sub(1);
+                }
+            }
+        }
+        for (span, leaving) in self.counted.spans.iter_mut().zip(spans) {
+            for check in leaving {
+                let excluded = self.exclusions.covers(check.at_ms);
+                consistent &= span.remove_check(check.outcome.is_up(), excluded);
+            }
+        }
+        consistent
+    }
+}
+
+/// The latency a check adds to the window's histogram: valid checks that were made.
+fn latency(check: &ScheduledCheck, excluded: bool) -> Option<u64> {
+    check
+        .latency_us
+        .filter(|_| !excluded && check.outcome != Outcome::CircuitOpen)
+}
+
+/// The retroactive windows of `windows` that cover `target`, in order, each with the count it had in
+/// `before` (0 for a new one).
+fn retroactive_of(
+    windows: &[MaintenanceWindow],
+    target: &str,
+    before: &[(MaintenanceWindow, u64)],
+) -> Vec<(MaintenanceWindow, u64)> {
+    windows
+        .iter()
+        .filter(|w| w.retroactive && w.covers_target(target))
+        .map(|w| {
+            let removed = before.iter().find(|(b, _)| b == w).map_or(0, |(_, n)| *n);
+            (w.clone(), removed)
+        })
+        .collect()
+}
