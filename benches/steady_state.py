@@ -301,24 +301,42 @@ class Run:
         wrk = {}
         for path in ("/health", "/", "/slo"):
             self.alive()
+            t0 = time.time()  # one request alone first: its time says more than wrk when pages take seconds
+            try:
+                status, size = 200, len(get(self.base + path, timeout=300))
+            except urllib.error.HTTPError as e:
+                status, size = e.code, len(e.read())
+            except OSError as e:
+                status, size = f"no answer: {e}", 0
+            single = {"single_s": round(time.time() - t0, 3), "bytes": size, "single_status": status}
             p = subprocess.run([self.args.wrk, f"-t{self.args.wrk_threads}", f"-c{self.args.wrk_connections}",
                                 f"-d{self.args.wrk_s}s", "--timeout", "30s", self.base + path],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             m = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
             if p.returncode != 0 or not m:
                 raise RunFailed(f"wrk on {path} failed ({p.returncode}): {p.stdout.strip()[-500:]}")
-            time.sleep(1)  # requests wrk left in flight finish before the next path is loaded
+            self.settle()  # requests wrk left in flight finish before the next path is loaded
             non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", p.stdout)
             total = re.search(r"(\d+) requests in", p.stdout)
             lat = re.search(r"Latency\s+(\S+)", p.stdout)
             wrk[path] = {"rps": float(m.group(1)), "requests": int(total.group(1)) if total else None,
-                         "non_2xx": int(non2xx.group(1)) if non2xx else 0, "latency_avg": lat.group(1) if lat else None}
+                         "non_2xx": int(non2xx.group(1)) if non2xx else 0, "latency_avg": lat.group(1) if lat else None,
+                         **single}
         h = wrk["/health"]["rps"]
         for path in ("/", "/slo"):
             wrk[path]["ratio_to_health"] = float(f"{wrk[path]['rps'] / h:.3g}") if h else None
         self.r["wrk"] = wrk
-        self.log("wrk: " + ", ".join(f"{p} {v['rps']:,.1f} req/s" + (f" ({v['non_2xx']} non-2xx)" if v["non_2xx"] else "")
+        self.log("wrk: " + ", ".join(f"{p} {v['rps']:,.1f} req/s (one alone {v['single_status']} in {v['single_s']} s, {v['bytes']:,} bytes)"
+                                     + (f" ({v['non_2xx']} non-2xx)" if v["non_2xx"] else "")
                                      for p, v in wrk.items()))
+
+    def settle(self, most_s=60):
+        """Waits (up to `most_s`) until hale's CPU is back near the window's steady rate."""
+        steady = self.r["cpu_pct"]
+        for _ in range(most_s):
+            c0 = cpu_ticks(self.hale.pid); time.sleep(1)
+            if 100 * (cpu_ticks(self.hale.pid) - c0) / CLK_TCK <= max(1.5 * steady, steady + 10):
+                return
 
     def stop_hale(self):
         t0 = time.time()
@@ -418,8 +436,9 @@ def table(results):
             out.append(f"| {r['targets']:,} | {store} | failed: {r['error']} |||||||| |")
             continue
         w = r.get("wrk")
-        wrk = (f"{w['/health']['rps']:,.0f}; {w['/']['rps']:,.1f} ({w['/']['ratio_to_health']}x); "
-               f"{w['/slo']['rps']:,.1f} ({w['/slo']['ratio_to_health']}x)") if w else ""
+        wrk = (f"{w['/health']['rps']:,.0f}; {w['/']['rps']:,.1f} ({w['/']['ratio_to_health']}x, one alone "
+               f"{w['/'].get('single_s')} s); {w['/slo']['rps']:,.1f} ({w['/slo']['ratio_to_health']}x, one alone "
+               f"{w['/slo'].get('single_s')} s)") if w else ""
         out.append(f"| {r['targets']:,} | {store} | {r['cpu_pct']} % | {r['us_per_check']} | "
                    f"{r['rss_first_mb']} → {r['rss_last_mb']} MB ({r['rss_peak_mb']}) | "
                    f"{r['drift_p99_ms']} ms ({r['drift_max_ms']}) | {r['rows_window']:,} / {r['served_window']:,} | "
