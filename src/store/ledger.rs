@@ -3,10 +3,11 @@
 
 use std::ffi::c_int;
 
-use crate::records::Outcome;
+use crate::records::{CheckSource, Outcome};
+use crate::store::codes::{decode, outcome_sql, source_sql, Code};
 use crate::store::raw::Statement;
 use crate::store::slo::ScheduledCheck;
-use crate::store::{known, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// One target's checks over `[from_ms, until_ms)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,9 +21,19 @@ pub struct CheckRange<'a> {
 /// runtime a turn between chunks.
 const RANGES_PER_HOLD: usize = 2_000;
 
-const SELECT_RANGE: &str = "SELECT checked_at_ms, outcome, latency_us FROM health_checks
-     WHERE service = ?1 AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND source = 'monitor'
-     ORDER BY checked_at_ms";
+/// A range of one target's key in `checks`; the source is filtered after the seek (scheduled checks are
+/// almost all of them).
+fn select_range() -> String {
+    format!(
+        "SELECT checked_at_ms, {}, latency_us FROM checks
+         WHERE target_id = (SELECT id FROM targets WHERE name = ?1)
+           AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND {} = {}
+         ORDER BY checked_at_ms",
+        outcome_sql("state"),
+        source_sql("state"),
+        CheckSource::Monitor.code()
+    )
+}
 
 impl Store {
     /// The raw scheduled (`monitor`) checks of each range, oldest first, in the order of `ranges`. An empty
@@ -52,7 +63,7 @@ fn read_chunk(
     chunk: &[CheckRange<'_>],
     out: &mut Vec<Vec<ScheduledCheck>>,
 ) -> Result<(), StoreError> {
-    let mut rows = Statement::prepare(handle, SELECT_RANGE)?;
+    let mut rows = Statement::prepare(handle, &select_range())?;
     for range in chunk {
         let mut checks = Vec::new();
         if range.from_ms < range.until_ms {
@@ -73,8 +84,7 @@ fn read_range(rows: &mut Statement<'_>, into: &mut Vec<ScheduledCheck>) -> Resul
     const OUTCOME: c_int = 1;
     const LATENCY: c_int = 2;
     while rows.step()? {
-        let raw = String::from_utf8_lossy(rows.column_bytes(OUTCOME));
-        let Some(outcome) = known("health_checks", "outcome", &raw, Outcome::parse(&raw)) else {
+        let Some(outcome) = decode::<Outcome>(rows.column_i64(OUTCOME)) else {
             continue;
         };
         let latency_us = if rows.column_is_null(LATENCY) {
