@@ -116,6 +116,20 @@ impl History {
     }
 }
 
+/// Every target's SLOs over the configured window ending at `t`, counted afresh from the database: what the
+/// ledger must equal.
+async fn evaluate_at(store: &Store, config: &Config, t: DateTime<Utc>) -> Vec<TargetSlo> {
+    evaluate(
+        store,
+        config,
+        &SloWindow::last_days(config.slo.window_days, t),
+        None,
+        false,
+    )
+    .await
+    .unwrap()
+}
+
 async fn one(
     store: &Store,
     config: &Config,
@@ -1060,15 +1074,7 @@ async fn the_ledger_equals_evaluate_at_every_step_across_hours_and_maintenance()
             }
             t += chrono::Duration::seconds(step);
             let (got, stats) = ledger.advance(store, &config, t).await.unwrap();
-            let want = evaluate(
-                store,
-                &config,
-                &SloWindow::last_days(config.slo.window_days, t),
-                None,
-                false,
-            )
-            .await
-            .unwrap();
+            let want = evaluate_at(store, &config, t).await;
             assert_eq!(got, want, "at {t} (round {round}, step {step} s)");
             if compared > 0 && step > 0 && step <= 3_600 {
                 rebuilt_after_first += stats.rebuilt;
@@ -1122,15 +1128,7 @@ async fn a_posted_maintenance_window_changes_the_ledger_to_what_evaluate_says() 
     for _ in 0..5 {
         t += chrono::Duration::seconds(599);
         let (got, stats) = ledger.advance(store, &config, t).await.unwrap();
-        let want = evaluate(
-            store,
-            &config,
-            &SloWindow::last_days(config.slo.window_days, t),
-            None,
-            false,
-        )
-        .await
-        .unwrap();
+        let want = evaluate_at(store, &config, t).await;
         assert_eq!(got, want, "at {t}: {stats:?}");
     }
     let (after, _) = ledger.advance(store, &config, t).await.unwrap();
