@@ -153,9 +153,14 @@ fn fail_with(e: &BackupError) -> ExitCode {
 /// `integrity_check ok, schema version 1, 1200 health checks up to id 1200 (newest ...); tables: ...`.
 fn describe(v: &Verified) -> String {
     let checks = v.rows("health_checks").unwrap_or(0);
+    // A compact store (schema 9 on) has no global check id; the newest check's time says up to when.
     let upto = match (v.max_check_id, v.newest_check_at) {
         (Some(id), Some(at)) => format!(
             " up to id {id} (newest {})",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        (None, Some(at)) => format!(
+            ", the newest at {}",
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
         _ => String::new(),
