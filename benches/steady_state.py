@@ -22,8 +22,8 @@ Per run it reports:
   ratio of /health), after the scrapes, while hale keeps checking its targets.
 
 History is written by `hale history generate --services N --days 7 --interval-s I` before hale starts
-(I: 300 s for N >= 5,000, 60 s below, or --history-interval-s). The generator takes at most 10,000 services
-today; for more, the first 10,000 targets get history and the report says so. A history run is skipped when
+(I: 300 s for N >= 5,000, 60 s below, or --history-interval-s). The generator takes up to 99,999 services;
+with a build that takes fewer, the first ones it takes get history and the report says so. A history run is skipped when
 it would leave less than --min-free-gb free on the temp dir's disk.
 
 Rate limits are off in the config written (`rate_limits.enabled: false`): the window itself makes no request

@@ -33,6 +33,9 @@ use crate::store::backup::{human_bytes, BackupError, StagedDb};
 use crate::store::writer::{self, WriterSettings};
 use crate::store::{Store, StoreError};
 
+/// The most services one run writes: their names (`svc-00001` ...) have five digits from 1,000 up.
+pub const MAX_SERVICES: u32 = 99_999;
+
 /// Rows per transaction: the most `storage.batch_size` allows. Big transactions are what makes bulk
 /// inserts fast in SQLite; the writer's other settings are production's.
 const BATCH_SIZE: usize = 50_000;
@@ -66,8 +69,10 @@ impl HistorySpec {
         end: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Self, String> {
-        if !(1..=10_000).contains(&services) {
-            return Err(format!("--services {services} is out of range 1..=10000"));
+        if !(1..=MAX_SERVICES).contains(&services) {
+            return Err(format!(
+                "--services {services} is out of range 1..={MAX_SERVICES}"
+            ));
         }
         if !(1..=400).contains(&days) {
             return Err(format!("--days {days} is out of range 1..=400"));

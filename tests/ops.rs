@@ -1229,6 +1229,29 @@ async fn history_generate_prints_its_estimate_and_refuses_one_over_the_cap_or_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_generate_takes_up_to_99999_services() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 20,000 services are taken: the run goes as far as its estimate (over the cap, so nothing is written).
+    let out = run_hale(dir.path(), &generate_args("x.db", "20000", "400", "1")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(exit_code(out.status), 2, "{stdout}");
+    assert!(
+        stdout
+            .starts_with("estimate: 691200000000 health checks (20000 services x 34560000 checks)"),
+        "{stdout}"
+    );
+
+    let out = run_hale(dir.path(), &generate_args("y.db", "100000", "1", "86400")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(out.status), 2, "{stderr}");
+    assert!(
+        stderr.contains("--services") && stderr.contains("100000"),
+        "{stderr}"
+    );
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_generate_writes_a_temp_file_so_a_stopped_run_leaves_no_database() {
     let dir = tempfile::tempdir().expect("temp dir");
     let temp_files = |dir: &Path| -> Vec<String> {

@@ -25,8 +25,8 @@ pub struct GenerateArgs {
     /// The database file to create (refused when it exists, unless --append).
     #[arg(long)]
     pub db: PathBuf,
-    /// Services to generate, 1 to 10000, named svc-001, svc-002, ...
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Services to generate, 1 to 99999, named svc-001, svc-002, ... (svc-00001 ... from 1000)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::history::MAX_SERVICES)))]
     pub services: u32,
     /// Days of history, 1 to 400, ending at --end.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=400))]
