@@ -34,7 +34,9 @@ pub fn page(name: &str, raw: Option<&str>, pages: u32) -> Result<u32, String> {
             Ok(n) if (1..=pages).contains(&n) => Ok(n),
             _ => {
                 let shown: String = raw.chars().take(32).collect();
-                Err(format!("{name}: {shown:?} is not a page number from 1 to {pages}"))
+                Err(format!(
+                    "{name}: {shown:?} is not a page number from 1 to {pages}"
+                ))
             }
         },
     }

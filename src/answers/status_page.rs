@@ -56,7 +56,10 @@ pub struct PageParams {
 }
 
 /// The page number `params` ask for, among `page_count(targets)`.
-pub fn page_number(params: &PageParams, targets: usize) -> Result<u32, crate::answers::AnswerError> {
+pub fn page_number(
+    params: &PageParams,
+    targets: usize,
+) -> Result<u32, crate::answers::AnswerError> {
     crate::answers::params::page("page", params.page.as_deref(), page_count(targets))
         .map_err(crate::answers::AnswerError::BadInput)
 }

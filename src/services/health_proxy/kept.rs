@@ -35,7 +35,9 @@ impl KeptBody {
         let mut hasher = std::hash::DefaultHasher::new();
         body.hash(&mut hasher);
         let hash = hasher.finish();
-        let gzip = gzip(&body).filter(|z| z.len() < body.len()).map(Bytes::from);
+        let gzip = gzip(&body)
+            .filter(|z| z.len() < body.len())
+            .map(Bytes::from);
         Self {
             at: Instant::now(),
             generation,
@@ -210,7 +212,10 @@ mod tests {
     fn the_bound_holds_and_an_older_pass_is_dropped() {
         let mut kept = Bounded::new(3);
         for page in 0..10u32 {
-            kept.keep(page, Arc::new(KeptBody::new(1, Bytes::from(page.to_string()))));
+            kept.keep(
+                page,
+                Arc::new(KeptBody::new(1, Bytes::from(page.to_string()))),
+            );
             assert!(kept.len() <= 3);
         }
         assert!(kept.get(&9).is_some());

@@ -143,7 +143,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -341,10 +341,18 @@ fn row(page: &StatusPage, t: &TargetLine) -> Markup {
         let values: Vec<Option<f64>> = t.hours.iter().map(|(_, v)| *v).collect();
         let known: Vec<f64> = values.iter().flatten().copied().collect();
         let uptime = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
-        (values, uptime, format!("hourly uptime, the last {UPTIME_HOURS} hours"))
+        (
+            values,
+            uptime,
+            format!("hourly uptime, the last {UPTIME_HOURS} hours"),
+        )
     } else {
         let values: Vec<Option<f64>> = t.days.iter().map(|(_, v)| *v).collect();
-        (values, t.uptime_percent, format!("daily uptime, the last {UPTIME_DAYS} days"))
+        (
+            values,
+            t.uptime_percent,
+            format!("daily uptime, the last {UPTIME_DAYS} days"),
+        )
     };
     let below = values
         .iter()
@@ -375,9 +383,7 @@ fn row(page: &StatusPage, t: &TargetLine) -> Markup {
     }
 }
 
-fn alerts_table<'a>(
-    alerts: impl Iterator<Item = &'a crate::store::alerts::StoredAlert>,
-) -> Markup {
+fn alerts_table<'a>(alerts: impl Iterator<Item = &'a crate::store::alerts::StoredAlert>) -> Markup {
     html! {
         table {
             thead { tr {
@@ -606,6 +612,50 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains(" style="), "{html}");
+    }
+
+    #[test]
+    fn a_large_fleet_is_paged_escaped_and_counted() {
+        for hourly in [false, true] {
+            let mut page = status_page(hourly);
+            let first = page.targets[0].clone();
+            page.targets = (0..120).map(|_| first.clone()).collect();
+            page.targets[119].name = "last".to_owned();
+            page.targets[119].outcome = Some(Outcome::Up);
+            page.targets[119].slo = None;
+            let html = render_view(&page, 3);
+            assert!(!html.contains("<script"), "{html}");
+            assert!(!html.contains(" style="), "{html}");
+            assert!(html.contains("Targets 101-120 of 120"), "{html}");
+            assert!(html.contains(r#"<a href="/?page=2" rel="prev">"#), "{html}");
+            assert!(!html.contains(r#"rel="next""#), "{html}");
+            assert!(html.contains("Needs attention (119)"), "{html}");
+            assert!(html.contains("and 94 more"), "{html}");
+            assert!(
+                html.contains(r#"<span class="badge fail">down</span> 119"#),
+                "{html}"
+            );
+            assert!(
+                html.contains(r#"<span class="badge fail">breached</span> 119"#),
+                "{html}"
+            );
+            // 25 needing attention and the page's 20, each with its name escaped.
+            let name = escaped(&hostile("target"));
+            assert_eq!(
+                html.matches(&format!(r#"<span class="name">{name}</span>"#))
+                    .count(),
+                25 + 19,
+                "{html}"
+            );
+            assert!(html.contains(r#"<span class="name">last</span>"#));
+            assert_eq!(html.matches("<svg").count(), 45, "{html}");
+            assert!(html.contains(&escaped(&hostile("probe-error"))));
+            assert!(html.contains(&escaped(&hostile("summary"))));
+            // A fleet this size with page 1 asked for: the first 50.
+            assert!(render_view(&page, 1).contains("Targets 1-50 of 120"));
+        }
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 
     #[test]
