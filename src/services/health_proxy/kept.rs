@@ -27,6 +27,9 @@ pub struct KeptBody {
     /// `"<hash of the body>"`; the gzip copy's is the same with `-gz` before the closing quote.
     etag: String,
     etag_gzip: String,
+    /// The two as header values, made once.
+    etag_value: Option<HeaderValue>,
+    etag_gzip_value: Option<HeaderValue>,
 }
 
 impl KeptBody {
@@ -38,13 +41,17 @@ impl KeptBody {
         let gzip = gzip(&body)
             .filter(|z| z.len() < body.len())
             .map(Bytes::from);
+        let etag = format!("\"{hash:016x}\"");
+        let etag_gzip = format!("\"{hash:016x}-gz\"");
         Self {
             at: Instant::now(),
             generation,
             identity: body,
             gzip,
-            etag: format!("\"{hash:016x}\""),
-            etag_gzip: format!("\"{hash:016x}-gz\""),
+            etag_value: HeaderValue::from_str(&etag).ok(),
+            etag_gzip_value: HeaderValue::from_str(&etag_gzip).ok(),
+            etag,
+            etag_gzip,
         }
     }
 
@@ -59,13 +66,13 @@ impl KeptBody {
     pub fn send(&self, req: &HttpRequest, mut response: HttpResponseBuilder) -> HttpResponse {
         let gzip = self.gzip.as_ref().filter(|_| accepts_gzip(req));
         let etag = if gzip.is_some() {
-            &self.etag_gzip
+            &self.etag_gzip_value
         } else {
-            &self.etag
+            &self.etag_value
         };
-        response.insert_header((header::VARY, "Accept-Encoding"));
-        if let Ok(value) = HeaderValue::from_str(etag) {
-            response.insert_header((header::ETAG, value));
+        response.insert_header((header::VARY, HeaderValue::from_static("Accept-Encoding")));
+        if let Some(value) = etag {
+            response.insert_header((header::ETAG, value.clone()));
         }
         if none_match(req, &[&self.etag, &self.etag_gzip]) {
             return response

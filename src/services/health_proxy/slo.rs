@@ -57,7 +57,10 @@ pub async fn slo_all(
     let mut response = HttpResponse::Ok();
     response
         .content_type("application/json")
-        .insert_header(("X-Total-Count", total.to_string()));
+        .insert_header((
+            header::HeaderName::from_static("x-total-count"),
+            header::HeaderValue::from(total),
+        ));
     if to < total {
         response.insert_header((
             header::LINK,
