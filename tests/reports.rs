@@ -474,6 +474,49 @@ async fn reports_refuse_bad_input_with_exit_2() {
     assert!(md.contains("# SLO report: 24h"), "{md}");
 }
 
+/// The DOM headless chromium builds from `url` (it sends `Accept-Encoding: gzip`, as browsers do), and
+/// its log.
+async fn chromium_dom(url: &str) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(DEADLINE, run)
+        .await
+        .expect("chromium finished in time")
+        .expect("chromium runs (scripts/test installs it)");
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    (text(&out.stdout), log)
+}
+
+/// The lines of chromium's log that say the page broke a rule: a console message, a refused resource.
+fn console_problems(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.contains("CONSOLE")
+                || l.contains("Content Security Policy")
+                || l.contains("Refused to")
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     let up_a = HttpReceiver::start(vec![(200, "ok")]).await;
@@ -552,34 +595,7 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     assert!(body.contains(r#"<meta http-equiv="refresh" content="30">"#));
     assert!(body.contains(r#"href="/docs/""#) && body.contains(r#"href="/metrics""#));
 
-    let profile = tempfile::tempdir().unwrap();
-    let url = app.url(ServiceKind::HealthProxy, "/");
-    let run = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(DEADLINE, run)
-        .await
-        .expect("chromium finished in time")
-        .expect("chromium runs (scripts/test installs it)");
-    let dom = text(&out.stdout);
-    let log = text(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let (dom, log) = chromium_dom(&app.url(ServiceKind::HealthProxy, "/")).await;
     for name in ["alpha", "beta", "gamma"] {
         assert!(
             dom.contains(&format!(r#"<span class="name">{name}</span>"#)),
@@ -628,17 +644,13 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     );
     assert!(gamma.contains(" of this target: written off."), "{gamma}");
     assert!(!section("alpha").contains("RETROACTIVE"));
-    let problems: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("CONSOLE")
-                || l.contains("Content Security Policy")
-                || l.contains("Refused to")
-        })
-        .collect();
+    let problems = console_problems(&log);
     assert!(problems.is_empty(), "console errors: {problems:#?}");
     // A fleet this small has one page: page 1 is the page, page 2 does not exist.
-    assert_eq!(app.get(ServiceKind::HealthProxy, "/?page=1").await.status(), 200);
+    assert_eq!(
+        app.get(ServiceKind::HealthProxy, "/?page=1").await.status(),
+        200
+    );
     let (status, body) = app.get_json(ServiceKind::HealthProxy, "/?page=2").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
@@ -670,7 +682,11 @@ async fn a_large_fleet_gets_the_status_page_one_page_of_targets_at_a_time() {
     assert!(two.contains(r#"<a href="/?page=3" rel="next">"#), "{two}");
     // The page's own list, after the targets that need attention (which every page shows).
     let listed = two.split(r#"<h2 id="targets">"#).nth(1).unwrap_or_default();
-    assert_eq!(listed.matches(r#"<tr><td><span class="name">"#).count(), 50, "{two}");
+    assert_eq!(
+        listed.matches(r#"<tr><td><span class="name">"#).count(),
+        50,
+        "{two}"
+    );
     for shown in ["t-051", "t-075", "t-100"] {
         assert!(listed.contains(&row(shown)), "{shown}: {two}");
     }
@@ -705,6 +721,13 @@ async fn a_large_fleet_gets_the_status_page_one_page_of_targets_at_a_time() {
     }
     let body = app.check_kept_body(hp, "/?page=2").await;
     assert!(text(&body).contains("Targets 51-100 of 120"));
+    // A real browser, which asks for gzip, reads the page and finds nothing to refuse.
+    let (dom, log) = chromium_dom(&app.url(hp, "/?page=2")).await;
+    assert!(dom.contains("Targets 51-100 of 120"), "{dom}");
+    assert!(dom.contains(r#"<span class="name">t-100</span>"#), "{dom}");
+    assert!(dom.contains("<svg"), "{dom}");
+    let problems = console_problems(&log);
+    assert!(problems.is_empty(), "console errors: {problems:#?}");
 }
 
 /// A database damaged after its schema (the report's read fails half-way) and a truncated one both exit 2,
