@@ -55,12 +55,10 @@ pub async fn slo_all(
         })
         .map_err(|e| ApiError::from(crate::answers::AnswerError::internal(e)))?;
     let mut response = HttpResponse::Ok();
-    response
-        .content_type("application/json")
-        .insert_header((
-            header::HeaderName::from_static("x-total-count"),
-            header::HeaderValue::from(total),
-        ));
+    response.content_type("application/json").insert_header((
+        header::HeaderName::from_static("x-total-count"),
+        header::HeaderValue::from(total),
+    ));
     if to < total {
         response.insert_header((
             header::LINK,
