@@ -18,7 +18,9 @@ use crate::slo::SloStatus;
 /// The page's own rules, after the shared style sheet.
 const PAGE_STYLE: &str =
     "\n.strip { margin: .2rem 0 .1rem; } .score { font-size: 2.4rem; font-weight: 700; }\n\
-     .pager { display: flex; gap: 1rem; align-items: baseline; } svg.compact { display: block; }";
+     .pager { display: flex; gap: 1rem; align-items: baseline; } svg.compact { display: block; max-width: 100%; height: auto; }\n\
+     table.targets .badge { white-space: nowrap; } table.targets td:last-child { min-width: 12rem; }\n\
+     table.targets .muted { font-size: .8rem; }";
 
 fn state_word(outcome: Option<Outcome>) -> (&'static str, &'static str) {
     match outcome {
