@@ -19,7 +19,8 @@ Per run it reports:
 - one `/metrics` scrape: its size, and hale's CPU for it (utime+stime around 10 scrapes, / 10; also net of the
   steady rate measured in the window);
 - with history: `wrk` for 10 s each on `GET /health`, `GET /` and `GET /slo` (requests/s, and / and /slo as a
-  ratio of /health), after the scrapes, while hale keeps checking its targets.
+  ratio of /health, and the body's bytes), after the scrapes, while hale keeps checking its targets; / and /slo
+  both without and with `Accept-Encoding: gzip` (as browsers send it; --accept-gzip no|yes|both).
 
 History is written by `hale history generate --services N --days 7 --interval-s I` before hale starts
 (I: 300 s for N >= 5,000, 60 s below, or --history-interval-s). The generator takes up to 99,999 services;
@@ -33,7 +34,8 @@ the default limits). wrk's non-2xx answers are reported either way.
     cargo build --release
     python3 benches/steady_state.py --hale target/release/hale --targets 1000,5000,10000,20000 --with-history \\
         --json steady.json
-    # --history-only, --empty-only, --warmup-s 20, --window-s 60, --keep (leave the temp dirs), --tmp DIR
+    # --history-only, --empty-only, --warmup-s 20, --window-s 60, --keep (leave the temp dirs), --tmp DIR,
+    # --history-db DB (copy a week kept by an earlier --keep run instead of generating it), --accept-gzip both
 
 One line per run as it finishes, then a markdown table and (--json) every figure with the per-second samples.
 Figures and the build they came from: docs/benchmarks.md. Needs Python 3.11 (stdlib only) and wrk for history
@@ -111,8 +113,8 @@ def service_name(i, n):
     return f"svc-{i + 1:0{5 if n >= 1000 else 3}d}"
 
 
-def get(url, timeout=60):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+def get(url, timeout=60, headers=None):
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
         return r.read()
 
 
@@ -160,6 +162,19 @@ class Run:
     def generate(self):
         a = self.args
         interval = a.history_interval_s or (300 if self.n >= 5000 else 60)
+        if a.history_db:
+            t0 = time.time()
+            for suffix in ("", "-wal"):
+                if os.path.exists(a.history_db + suffix):
+                    shutil.copyfile(a.history_db + suffix, self.db + suffix)
+            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as c:
+                services = c.execute("SELECT COUNT(DISTINCT service) FROM health_checks").fetchone()[0]
+            self.r.update(history_services=services, history_interval_s=interval, history_days=a.history_days,
+                          history_db=a.history_db, history_generate_s=round(time.time() - t0, 1),
+                          history_file_bytes=self.file_bytes())
+            self.log(f"history: a copy of {a.history_db} ({services:,} services, "
+                     f"{self.r['history_file_bytes'] / 2**20:,.0f} MiB)")
+            return
         services = self.n
         need = services * (a.history_days * 86400 // interval) * 100  # about 96 bytes a check (docs/operations.md)
         free = df_free(self.dir)
@@ -299,18 +314,23 @@ class Run:
         if not shutil.which(self.args.wrk):
             raise RunFailed(f"{self.args.wrk} not found: apt-get install -y wrk, or pass --wrk PATH")
         wrk = {}
-        for path in ("/health", "/", "/slo"):
+        gzip = {"no": [False], "yes": [True], "both": [False, True]}[self.args.accept_gzip]
+        runs = [("/health", False)] + [(path, z) for path in ("/", "/slo") for z in gzip]
+        for path, z in runs:
             self.alive()
+            key = path + (" gzip" if z else "")
+            headers = {"Accept-Encoding": "gzip"} if z else {}
             t0 = time.time()  # one request alone first: its time says more than wrk when pages take seconds
             try:
-                status, size = 200, len(get(self.base + path, timeout=300))
+                status, size = 200, len(get(self.base + path, timeout=300, headers=headers))
             except urllib.error.HTTPError as e:
                 status, size = e.code, len(e.read())
             except OSError as e:
                 status, size = f"no answer: {e}", 0
             single = {"single_s": round(time.time() - t0, 3), "bytes": size, "single_status": status}
+            extra = ["-H", "Accept-Encoding: gzip"] if z else []
             p = subprocess.run([self.args.wrk, f"-t{self.args.wrk_threads}", f"-c{self.args.wrk_connections}",
-                                f"-d{self.args.wrk_s}s", "--timeout", "30s", self.base + path],
+                                f"-d{self.args.wrk_s}s", "--timeout", "30s", *extra, self.base + path],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             m = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
             if p.returncode != 0 or not m:
@@ -319,12 +339,13 @@ class Run:
             non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", p.stdout)
             total = re.search(r"(\d+) requests in", p.stdout)
             lat = re.search(r"Latency\s+(\S+)", p.stdout)
-            wrk[path] = {"rps": float(m.group(1)), "requests": int(total.group(1)) if total else None,
-                         "non_2xx": int(non2xx.group(1)) if non2xx else 0, "latency_avg": lat.group(1) if lat else None,
-                         **single}
+            wrk[key] = {"rps": float(m.group(1)), "requests": int(total.group(1)) if total else None,
+                        "non_2xx": int(non2xx.group(1)) if non2xx else 0, "latency_avg": lat.group(1) if lat else None,
+                        "accept_gzip": z, **single}
         h = wrk["/health"]["rps"]
-        for path in ("/", "/slo"):
-            wrk[path]["ratio_to_health"] = float(f"{wrk[path]['rps'] / h:.3g}") if h else None
+        for key in wrk:
+            if key != "/health":
+                wrk[key]["ratio_to_health"] = float(f"{wrk[key]['rps'] / h:.3g}") if h else None
         self.r["wrk"] = wrk
         self.log("wrk: " + ", ".join(f"{p} {v['rps']:,.1f} req/s (one alone {v['single_status']} in {v['single_s']} s, {v['bytes']:,} bytes)"
                                      + (f" ({v['non_2xx']} non-2xx)" if v["non_2xx"] else "")
@@ -419,15 +440,15 @@ def line(r):
          f"{r['bytes_per_check']} B/check, /metrics {r['metrics_bytes'] / 1e6:.2f} MB {r['metrics_cpu_ms']} ms CPU")
     if "wrk" in r:
         w = r["wrk"]
-        s += (f", wrk /health {w['/health']['rps']:,.0f} / {w['/']['rps']:,.1f} ({w['/']['ratio_to_health']}x)"
-              f" /slo {w['/slo']['rps']:,.1f} ({w['/slo']['ratio_to_health']}x) req/s")
+        s += f", wrk /health {w['/health']['rps']:,.0f}" + "".join(
+            f" {k} {v['rps']:,.1f} ({v['ratio_to_health']}x, {v['bytes']:,} B)" for k, v in w.items() if k != "/health") + " req/s"
     return s
 
 
 def table(results):
     out = ["| targets | store | hale CPU, % of one core | µs per check | RSS first → last of window (peak) | "
            "drift p99 (max) | scheduled checks stored / served, window | bytes per stored check | "
-           "`/metrics`: size, CPU per scrape (net) | wrk req/s: `/health`, `/` (ratio), `/slo` (ratio) |",
+           "`/metrics`: size, CPU per scrape (net) | wrk req/s: `/health`; `/`, `/slo` (ratio, body bytes), also with gzip |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         store = "empty" if not r["history"] else (
@@ -436,9 +457,9 @@ def table(results):
             out.append(f"| {r['targets']:,} | {store} | failed: {r['error']} |||||||| |")
             continue
         w = r.get("wrk")
-        wrk = (f"{w['/health']['rps']:,.0f}; {w['/']['rps']:,.1f} ({w['/']['ratio_to_health']}x, one alone "
-               f"{w['/'].get('single_s')} s); {w['/slo']['rps']:,.1f} ({w['/slo']['ratio_to_health']}x, one alone "
-               f"{w['/slo'].get('single_s')} s)") if w else ""
+        wrk = (f"{w['/health']['rps']:,.0f}; " + "; ".join(
+            f"{k} {v['rps']:,.1f} ({v['ratio_to_health']}x, {v['bytes']:,} B, one alone {v.get('single_s')} s)"
+            for k, v in w.items() if k != "/health")) if w else ""
         out.append(f"| {r['targets']:,} | {store} | {r['cpu_pct']} % | {r['us_per_check']} | "
                    f"{r['rss_first_mb']} → {r['rss_last_mb']} MB ({r['rss_peak_mb']}) | "
                    f"{r['drift_p99_ms']} ms ({r['drift_max_ms']}) | {r['rows_window']:,} / {r['served_window']:,} | "
@@ -468,6 +489,11 @@ def main():
     p.add_argument("--wrk-s", type=int, default=10)
     p.add_argument("--wrk-threads", type=int, default=1)
     p.add_argument("--wrk-connections", type=int, default=8)
+    p.add_argument("--accept-gzip", choices=("no", "yes", "both"), default="both",
+                   help="wrk on / and /slo without and/or with `Accept-Encoding: gzip`, as browsers send it "
+                        "(default %(default)s; /health is never compressed)")
+    p.add_argument("--history-db", help="copy this database (a generated week for the same N, from an earlier run "
+                                        "with --keep) instead of generating the history")
     p.add_argument("--json", help="write every figure (and the per-second samples) to this file")
     p.add_argument("--tmp", default=None, help="where the temp dirs go (default: the system's)")
     p.add_argument("--keep", action="store_true", help="leave each run's temp dir (config, log, database)")

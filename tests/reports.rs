@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::app::spawn_app_with;
-use common::config::test_config_json;
+use common::config::{test_config_json, TestConfig};
 use common::db::{count_check_rows, count_rows};
 use common::process::{exit_code, run_hale};
 use common::receivers::HttpReceiver;
@@ -474,6 +474,49 @@ async fn reports_refuse_bad_input_with_exit_2() {
     assert!(md.contains("# SLO report: 24h"), "{md}");
 }
 
+/// The DOM headless chromium builds from `url` (it sends `Accept-Encoding: gzip`, as browsers do), and
+/// its log.
+async fn chromium_dom(url: &str) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(DEADLINE, run)
+        .await
+        .expect("chromium finished in time")
+        .expect("chromium runs (scripts/test installs it)");
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    (text(&out.stdout), log)
+}
+
+/// The lines of chromium's log that say the page broke a rule: a console message, a refused resource.
+fn console_problems(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.contains("CONSOLE")
+                || l.contains("Content Security Policy")
+                || l.contains("Refused to")
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     let up_a = HttpReceiver::start(vec![(200, "ok")]).await;
@@ -552,34 +595,7 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     assert!(body.contains(r#"<meta http-equiv="refresh" content="30">"#));
     assert!(body.contains(r#"href="/docs/""#) && body.contains(r#"href="/metrics""#));
 
-    let profile = tempfile::tempdir().unwrap();
-    let url = app.url(ServiceKind::HealthProxy, "/");
-    let run = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(DEADLINE, run)
-        .await
-        .expect("chromium finished in time")
-        .expect("chromium runs (scripts/test installs it)");
-    let dom = text(&out.stdout);
-    let log = text(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let (dom, log) = chromium_dom(&app.url(ServiceKind::HealthProxy, "/")).await;
     for name in ["alpha", "beta", "gamma"] {
         assert!(
             dom.contains(&format!(r#"<span class="name">{name}</span>"#)),
@@ -628,14 +644,89 @@ async fn the_status_page_renders_in_a_real_browser_without_console_errors() {
     );
     assert!(gamma.contains(" of this target: written off."), "{gamma}");
     assert!(!section("alpha").contains("RETROACTIVE"));
-    let problems: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("CONSOLE")
-                || l.contains("Content Security Policy")
-                || l.contains("Refused to")
-        })
-        .collect();
+    let problems = console_problems(&log);
+    assert!(problems.is_empty(), "console errors: {problems:#?}");
+    // A fleet this small has one page: page 1 is the page, page 2 does not exist.
+    assert_eq!(
+        app.get(ServiceKind::HealthProxy, "/?page=1").await.status(),
+        200
+    );
+    let (status, body) = app.get_json(ServiceKind::HealthProxy, "/?page=2").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        r#"page: "2" is not a page number from 1 to 1"#
+    );
+}
+
+/// A fleet of 120: page 2 shows targets 51-100 with links either way, a bad page number is a 400 naming
+/// `page`, and every page is sent gzipped to a request that accepts it and answers `If-None-Match`.
+#[tokio::test]
+async fn a_large_fleet_gets_the_status_page_one_page_of_targets_at_a_time() {
+    let names: Vec<String> = (1..=120).map(|i| format!("t-{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let app = spawn_app_with(TestConfig::new().down_targets(&refs).build()).await;
+    let hp = ServiceKind::HealthProxy;
+    let app = &app;
+    let page = move |path: &'static str| async move {
+        let res = app.get(hp, path).await;
+        assert_eq!(res.status(), 200, "{path}");
+        res.text().await.unwrap()
+    };
+    let row = |name: &str| format!(r#"<tr><td><span class="name">{name}</span>"#);
+
+    let two = page("/?page=2").await;
+    assert!(two.contains("Targets 51-100 of 120"), "{two}");
+    assert!(two.contains("targets 51-100 of 120 (page 2 of 3)"), "{two}");
+    assert!(two.contains(r#"<a href="/?page=1" rel="prev">"#), "{two}");
+    assert!(two.contains(r#"<a href="/?page=3" rel="next">"#), "{two}");
+    // The page's own list, after the targets that need attention (which every page shows).
+    let listed = two.split(r#"<h2 id="targets">"#).nth(1).unwrap_or_default();
+    assert_eq!(
+        listed.matches(r#"<tr><td><span class="name">"#).count(),
+        50,
+        "{two}"
+    );
+    for shown in ["t-051", "t-075", "t-100"] {
+        assert!(listed.contains(&row(shown)), "{shown}: {two}");
+    }
+    for hidden in ["t-030", "t-050", "t-101"] {
+        assert!(!listed.contains(&row(hidden)), "{hidden}: {two}");
+    }
+    assert!(two.contains("Needs attention"), "{two}");
+    assert!(!two.contains("<script"), "{two}");
+    let one = page("/").await;
+    assert!(one.contains("Targets 1-50 of 120"), "{one}");
+    assert!(one.contains(&row("t-001")) && !one.contains(r#"rel="prev""#));
+    let three = page("/?page=3").await;
+    assert!(three.contains("Targets 101-120 of 120"), "{three}");
+    assert!(three.contains(&row("t-120")) && !three.contains(r#"rel="next""#));
+    // Once the monitor has checked them: every target is down, 25 are listed, then how many more.
+    eventually("the attention list", || async move {
+        let one = page("/").await;
+        one.contains("Needs attention (120)")
+            .then_some(())
+            .filter(|()| one.contains("and 95 more"))
+    })
+    .await;
+
+    for query in ["page=0", "page=4", "page=two", "page=-1", "page="] {
+        let (status, body) = app.get_json(hp, &format!("/?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("page: ") && message.ends_with("is not a page number from 1 to 3"),
+            "{query}: {message}"
+        );
+    }
+    let body = app.check_kept_body(hp, "/?page=2").await;
+    assert!(text(&body).contains("Targets 51-100 of 120"));
+    // A real browser, which asks for gzip, reads the page and finds nothing to refuse.
+    let (dom, log) = chromium_dom(&app.url(hp, "/?page=2")).await;
+    assert!(dom.contains("Targets 51-100 of 120"), "{dom}");
+    assert!(dom.contains(r#"<span class="name">t-100</span>"#), "{dom}");
+    assert!(dom.contains("<svg"), "{dom}");
+    let problems = console_problems(&log);
     assert!(problems.is_empty(), "console errors: {problems:#?}");
 }
 

@@ -691,6 +691,90 @@ async fn a_posted_maintenance_window_cannot_rewrite_history_unless_an_admin_says
 }
 
 #[tokio::test]
+async fn slo_pages_with_limit_and_offset_and_sends_each_page_gzipped_and_tagged() {
+    let config = TestConfig::new()
+        .down_targets(&["a", "b", "c", "d"])
+        .build();
+    let app = spawn_app_with(config).await;
+    let hp = ServiceKind::HealthProxy;
+    let get = |path: &'static str| {
+        let res = app.get(hp, path);
+        async move {
+            let res = res.await;
+            let status = res.status().as_u16();
+            let total = res
+                .headers()
+                .get("x-total-count")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let link = res
+                .headers()
+                .get("link")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (
+                status,
+                total,
+                link,
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["target"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Under the default limit: every target, no next page.
+    let (status, total, link, all) = get("/slo").await;
+    assert_eq!(
+        (status, total.as_deref(), link),
+        (200, Some("4"), None),
+        "{all}"
+    );
+    assert_eq!(names(&all), ["a", "b", "c", "d"]);
+    let (status, total, link, page) = get("/slo?limit=2&offset=1").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(names(&page), ["b", "c"]);
+    assert_eq!(total.as_deref(), Some("4"));
+    assert_eq!(
+        link.as_deref(),
+        Some(r#"</slo?limit=2&offset=3>; rel="next""#)
+    );
+    let (_, _, link, last) = get("/slo?limit=2&offset=3").await;
+    assert_eq!((names(&last), link), (vec!["d".to_owned()], None));
+    let (status, total, _, past) = get("/slo?offset=9").await;
+    assert_eq!(
+        (status, total.as_deref(), past),
+        (200, Some("4"), json!([]))
+    );
+    for (query, message) in [
+        ("limit=0", r#"limit: "0" is not a number from 1 to 1000"#),
+        (
+            "limit=1001",
+            r#"limit: "1001" is not a number from 1 to 1000"#,
+        ),
+        (
+            "offset=-1",
+            r#"offset: "-1" is not a number from 0 to 1000000"#,
+        ),
+        (
+            "offset=x",
+            r#"offset: "x" is not a number from 0 to 1000000"#,
+        ),
+    ] {
+        let (status, body) = app.get_json(hp, &format!("/slo?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["message"], message, "{body}");
+    }
+    // Once the refresher's pass is kept: gzip when accepted, 304 for the current tag.
+    let body = app.check_kept_body(hp, "/slo?limit=2&offset=1").await;
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(names(&page), ["b", "c"]);
+    app.check_kept_body(hp, "/slo").await;
+}
+
+#[tokio::test]
 async fn slo_and_maintenance_routes_answer_over_http() {
     let mut config = TestConfig::new()
         .down_targets(&["api"])

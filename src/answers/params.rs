@@ -26,6 +26,36 @@ pub fn limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, String> {
     }
 }
 
+/// A page number such as `page`: 1 to `pages`, 1 when absent.
+pub fn page(name: &str, raw: Option<&str>, pages: u32) -> Result<u32, String> {
+    match raw {
+        None => Ok(1),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=pages).contains(&n) => Ok(n),
+            _ => {
+                let shown: String = raw.chars().take(32).collect();
+                Err(format!(
+                    "{name}: {shown:?} is not a page number from 1 to {pages}"
+                ))
+            }
+        },
+    }
+}
+
+/// An offset such as `offset`: 0 to `max`, 0 when absent.
+pub fn offset(name: &str, raw: Option<&str>, max: u32) -> Result<u32, String> {
+    match raw {
+        None => Ok(0),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => {
+                let shown: String = raw.chars().take(32).collect();
+                Err(format!("{name}: {shown:?} is not a number from 0 to {max}"))
+            }
+        },
+    }
+}
+
 /// A target's name, as a filter.
 pub fn target(name: &str, raw: Option<&str>) -> Result<Option<String>, String> {
     raw.map(|s| {

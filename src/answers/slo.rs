@@ -65,6 +65,35 @@ pub async fn slo_all(
     }))
 }
 
+/// `/slo`'s entries per page by default: a fleet of up to this many targets gets them all at once.
+pub const SLO_DEFAULT_LIMIT: u32 = 100;
+/// The most entries one page of `/slo` holds.
+pub const SLO_MAX_LIMIT: u32 = 1_000;
+/// The furthest `/slo`'s `offset` reaches.
+pub const SLO_MAX_OFFSET: u32 = 1_000_000;
+
+/// `/slo`'s paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SloListParams {
+    /// At most this many targets, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<String>,
+    /// Skip this many first, in config order (default 0): the next page starts at `offset + limit`, and
+    /// the `Link` header's `rel="next"` says so.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 1000000, default = 0)]
+    pub offset: Option<String>,
+}
+
+/// `(limit, offset)` as `params` ask for them.
+pub fn slo_paging(params: &SloListParams) -> Result<(u32, u32), AnswerError> {
+    let limit = params::limit(params.limit.as_deref(), SLO_DEFAULT_LIMIT, SLO_MAX_LIMIT)
+        .map_err(AnswerError::BadInput)?;
+    let offset = params::offset("offset", params.offset.as_deref(), SLO_MAX_OFFSET)
+        .map_err(AnswerError::BadInput)?;
+    Ok((limit, offset))
+}
+
 /// One target's SLOs over the window `params` ask for (default: the configured one). The configured window
 /// without `exact` is the refresher's last pass (`board`); any other is evaluated from the database.
 pub async fn slo_target(

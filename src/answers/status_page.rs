@@ -25,6 +25,45 @@ pub const HOURLY_UNTIL_DAYS: i64 = 7;
 /// The page's database reads are made again once this old (on hale's clock), or after an SLO pass.
 pub const READS_MAX_AGE: chrono::Duration = chrono::Duration::seconds(10);
 
+/// Fleets of up to this many targets get the whole page: every target's section with its bars. Larger
+/// ones get a summary, the targets that need attention and the targets one page of `PAGE_SIZE` at a time.
+pub const FULL_PAGE_UP_TO: usize = 50;
+/// Targets per page, above `FULL_PAGE_UP_TO`.
+pub const PAGE_SIZE: usize = 50;
+/// Targets listed under "needs attention" (then "and N more").
+pub const ATTENTION_SHOWN: usize = 25;
+/// Firing alerts listed on a paged page (then "and N more").
+pub const ALERTS_SHOWN: usize = 25;
+
+/// How many pages the status page has for `targets` targets: 1 up to `FULL_PAGE_UP_TO`, then one per
+/// `PAGE_SIZE`.
+pub fn page_count(targets: usize) -> u32 {
+    if targets <= FULL_PAGE_UP_TO {
+        1
+    } else {
+        u32::try_from(targets.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX)
+    }
+}
+
+/// The status page's query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Which page of targets, 1 to the number of pages (default 1). Fleets of more than 50 targets are
+    /// shown 50 at a time; smaller ones have only page 1.
+    #[param(value_type = Option<u32>, minimum = 1, default = 1)]
+    pub page: Option<String>,
+}
+
+/// The page number `params` ask for, among `page_count(targets)`.
+pub fn page_number(
+    params: &PageParams,
+    targets: usize,
+) -> Result<u32, crate::answers::AnswerError> {
+    crate::answers::params::page("page", params.page.as_deref(), page_count(targets))
+        .map_err(crate::answers::AnswerError::BadInput)
+}
+
 /// The status page's database reads (uptime bars, p95, restarts, alerts), kept between requests.
 #[derive(Debug, Default)]
 pub struct PageReads {

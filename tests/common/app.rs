@@ -219,3 +219,74 @@ impl TestApp {
         self.app().events().subscribe(name)
     }
 }
+
+impl TestApp {
+    /// Checks a body hale keeps as sent (the status page, `/slo`'s pages) at `path`: a request that
+    /// accepts gzip gets a gzip copy that decompresses to the identity body (compared when both carry the
+    /// same entity tag, that is, the same kept body), both say `Vary: Accept-Encoding`, and
+    /// `If-None-Match` with the tag gets `304` with no body. Returns the identity body.
+    pub async fn check_kept_body(&self, kind: ServiceKind, path: &str) -> Vec<u8> {
+        use std::io::Read;
+        let header = |res: &reqwest::Response, name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let identity = super::eventually("a gzip copy of the same kept body", || async {
+            let plain = self.get(kind, path).await;
+            assert_eq!(plain.status(), 200, "{path}");
+            assert_eq!(header(&plain, "content-encoding"), None, "{path}");
+            assert_eq!(header(&plain, "vary").as_deref(), Some("Accept-Encoding"));
+            let tag = header(&plain, "etag").expect("an ETag");
+            let plain = plain.bytes().await.unwrap().to_vec();
+            let zipped = self
+                .request(reqwest::Method::GET, kind, path)
+                .header("accept-encoding", "gzip, deflate, br")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(zipped.status(), 200, "{path}");
+            assert_eq!(header(&zipped, "vary").as_deref(), Some("Accept-Encoding"));
+            assert_eq!(
+                header(&zipped, "content-encoding").as_deref(),
+                Some("gzip"),
+                "{path}"
+            );
+            let zipped_tag = header(&zipped, "etag").expect("an ETag");
+            let zipped = zipped.bytes().await.unwrap();
+            let mut unzipped = Vec::new();
+            flate2::read::GzDecoder::new(&zipped[..])
+                .read_to_end(&mut unzipped)
+                .expect("a gzip body");
+            assert!(zipped.len() < plain.len(), "{path}");
+            let same = zipped_tag == format!("{}-gz\"", tag.trim_end_matches('"'));
+            same.then(|| {
+                assert_eq!(unzipped, plain, "{path}");
+                plain
+            })
+        })
+        .await;
+        super::eventually("304 for the current ETag", || async {
+            let res = self.get(kind, path).await;
+            let tag = header(&res, "etag").expect("an ETag");
+            let again = self
+                .request(reqwest::Method::GET, kind, path)
+                .header("if-none-match", &tag)
+                .send()
+                .await
+                .unwrap();
+            if again.status() != 304 {
+                // A new SLO pass or a new render in between: another tag, another try.
+                assert_eq!(again.status(), 200, "{path}");
+                assert_ne!(header(&again, "etag").as_deref(), Some(tag.as_str()));
+                return None;
+            }
+            assert_eq!(header(&again, "etag").as_deref(), Some(tag.as_str()));
+            assert!(again.bytes().await.unwrap().is_empty(), "{path}");
+            Some(())
+        })
+        .await;
+        identity
+    }
+}

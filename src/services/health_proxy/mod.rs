@@ -3,6 +3,7 @@
 mod alerts;
 mod assembly;
 mod heal;
+mod kept;
 mod slo;
 mod status_html;
 pub mod status_page;

@@ -1,36 +1,71 @@
 //! SLO routes: every target's objectives over the configured window, or one target's over any window, and
 //! maintenance windows (planned downtime that does not count against them).
 
+use actix_web::http::header;
 use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
 
-use crate::answers::slo::{self as answer, Declarer, MaintenanceParams, NewMaintenance, SloParams};
+use crate::answers::slo::{
+    self as answer, Declarer, MaintenanceParams, NewMaintenance, SloListParams, SloParams,
+};
 use crate::http::{ApiError, Caller, ErrorBody, RequestId};
 use crate::services::health_proxy::HealthProxyState;
 use crate::services::Core;
 use crate::slo::{MaintenanceWindow, TargetSlo};
 
-/// Every target's SLOs over the configured window.
+/// Every target's SLOs over the configured window, a page at a time.
 ///
 /// Availability (good / valid scheduled checks, maintenance excluded), p95 latency, restarts, the error
 /// budget and its burn rates, as of the SLO refresher's last pass (each entry's `window.until`). See
 /// docs/slo.md.
+///
+/// In config order, `limit` targets (default 100) after the first `offset`: a fleet of up to 100 targets
+/// gets them all. `X-Total-Count` says how many targets there are, and while more follow, a `Link` header
+/// (RFC 8288) names the next page with `rel="next"`. Each page is serialized and compressed once per SLO
+/// pass: a request that accepts gzip gets the compressed copy, and a matching `If-None-Match` gets `304`.
 #[utoipa::path(
     tag = "slo",
-    responses((status = 200, description = "One entry per target, in config order", body = Vec<TargetSlo>))
+    params(SloListParams),
+    responses(
+        (status = 200, description = "One entry per target, in config order: `limit` after the first `offset`", body = Vec<TargetSlo>,
+            headers(
+                ("X-Total-Count" = u64, description = "How many targets there are, on every page"),
+                ("Link" = String, description = "While more targets follow: `</slo?limit=L&offset=O>; rel=\"next\"` (RFC 8288)"),
+                ("ETag" = String, description = "This page of this SLO pass; send it back in `If-None-Match`"),
+            )),
+        (status = 304, description = "The page the request's `If-None-Match` names is still current"),
+        (status = 400, description = "`limit` or `offset` is invalid; the message names it", body = ErrorBody),
+    )
 )]
 #[get("/slo")]
 pub async fn slo_all(
+    req: HttpRequest,
     core: web::Data<Core>,
     state: web::Data<HealthProxyState>,
+    query: web::Query<SloListParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = answer::slo_paging(&query)?;
     let snapshot = answer::slo_all(&core.store, &core.config, &state.slo, core.clock.now()).await?;
-    let body = state
+    let total = snapshot.slos.len();
+    let from = (offset as usize).min(total);
+    let to = from.saturating_add(limit as usize).min(total);
+    let kept = state
         .answers
-        .slo_all(snapshot.generation, || serde_json::to_vec(&snapshot.slos))
+        .slo_page(snapshot.generation, (limit, offset), || {
+            serde_json::to_vec(&snapshot.slos[from..to])
+        })
         .map_err(|e| ApiError::from(crate::answers::AnswerError::internal(e)))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body))
+    let mut response = HttpResponse::Ok();
+    response.content_type("application/json").insert_header((
+        header::HeaderName::from_static("x-total-count"),
+        header::HeaderValue::from(total),
+    ));
+    if to < total {
+        response.insert_header((
+            header::LINK,
+            format!("</slo?limit={limit}&offset={to}>; rel=\"next\""),
+        ));
+    }
+    Ok(kept.send(&req, response))
 }
 
 /// One target's SLOs over a window.

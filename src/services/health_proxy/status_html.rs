@@ -6,7 +6,8 @@
 use maud::{html, Markup, DOCTYPE};
 
 use crate::answers::status_page::{
-    StatusPage, TargetLine, HOURLY_UNTIL_DAYS, UPTIME_DAYS, UPTIME_HOURS,
+    page_count, StatusPage, TargetLine, ALERTS_SHOWN, ATTENTION_SHOWN, FULL_PAGE_UP_TO,
+    HOURLY_UNTIL_DAYS, PAGE_SIZE, UPTIME_DAYS, UPTIME_HOURS,
 };
 use crate::records::Outcome;
 use crate::slo::report::data::{retroactive_line, show_ms, show_percent, show_time};
@@ -16,7 +17,10 @@ use crate::slo::SloStatus;
 
 /// The page's own rules, after the shared style sheet.
 const PAGE_STYLE: &str =
-    "\n.strip { margin: .2rem 0 .1rem; } .score { font-size: 2.4rem; font-weight: 700; }";
+    "\n.strip { margin: .2rem 0 .1rem; } .score { font-size: 2.4rem; font-weight: 700; }\n\
+     .pager { display: flex; gap: 1rem; align-items: baseline; } svg.compact { display: block; max-width: 100%; height: auto; }\n\
+     table.targets .badge { white-space: nowrap; } table.targets td:last-child { min-width: 12rem; }\n\
+     table.targets .muted { font-size: .8rem; }";
 
 fn state_word(outcome: Option<Outcome>) -> (&'static str, &'static str) {
     match outcome {
@@ -40,7 +44,17 @@ fn slo_word(status: Option<SloStatus>) -> (&'static str, &'static str) {
     }
 }
 
-/// The page as HTML.
+/// Page `number` of the status page as HTML: the whole page (`render`) for a fleet of up to
+/// `FULL_PAGE_UP_TO` targets, else `render_paged`.
+pub fn render_view(page: &StatusPage, number: u32) -> String {
+    if page.targets.len() <= FULL_PAGE_UP_TO {
+        render(page)
+    } else {
+        render_paged(page, number)
+    }
+}
+
+/// The whole page as HTML: every target's section with its bars.
 pub fn render(page: &StatusPage) -> String {
     let all_up = page.up == page.targets.len();
     // The newlines keep the output's line layout as it was before maud, for diffs and for people.
@@ -124,6 +138,274 @@ pub fn render(page: &StatusPage) -> String {
         "\n"
     }
     .into_string()
+}
+
+/// `n` with thousands separators: 1,000.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether a target is listed under "needs attention": not up (checked and failing), or its SLO at risk
+/// or breached.
+fn needs_attention(t: &TargetLine) -> bool {
+    let failing = t.outcome.is_some_and(|o| o != Outcome::Up);
+    let slo = t
+        .slo
+        .as_ref()
+        .is_some_and(|s| matches!(s.status, SloStatus::AtRisk | SloStatus::Breached));
+    failing || slo
+}
+
+/// Page `number` of a large fleet: the summary (score, targets by state, SLOs by status), the targets
+/// that need attention (the first `ATTENTION_SHOWN`), the page's `PAGE_SIZE` targets as table rows with
+/// a compact strip, links to the pages before and after, and the firing alerts (the first
+/// `ALERTS_SHOWN`). A page number out of range shows the last page.
+pub fn render_paged(page: &StatusPage, number: u32) -> String {
+    let total = page.targets.len();
+    let pages = page_count(total);
+    let number = number.clamp(1, pages);
+    let first = (number as usize - 1) * PAGE_SIZE;
+    let shown = &page.targets[first.min(total)..(first + PAGE_SIZE).min(total)];
+    let all_up = page.up == total;
+    let mut states: Vec<(&str, &str, usize)> = Vec::new();
+    for t in &page.targets {
+        let (word, class) = state_word(t.outcome);
+        match states.iter_mut().find(|(w, _, _)| *w == word) {
+            Some(entry) => entry.2 += 1,
+            None => states.push((word, class, 1)),
+        }
+    }
+    states.sort_by_key(|(word, _, _)| *word != "up");
+    let mut slo_counts = [0usize; 4];
+    for t in &page.targets {
+        match t.slo.as_ref().map(|s| s.status) {
+            Some(SloStatus::Met) => slo_counts[0] += 1,
+            Some(SloStatus::AtRisk) => slo_counts[1] += 1,
+            Some(SloStatus::Breached) => slo_counts[2] += 1,
+            Some(SloStatus::NoData) | None => slo_counts[3] += 1,
+        }
+    }
+    let attention: Vec<&TargetLine> = page.targets.iter().filter(|t| needs_attention(t)).collect();
+    let pager = html! {
+        nav.pager {
+            @if number > 1 {
+                a href={ "/?page=" (number - 1) } rel="prev" { "← previous" }
+            } @else { span.muted { "← previous" } }
+            span { "targets " (thousands(first + 1)) "-" (thousands(first + shown.len())) " of " (thousands(total))
+                " (page " (number) " of " (pages) ")" }
+            @if number < pages {
+                a href={ "/?page=" (number + 1) } rel="next" { "next →" }
+            } @else { span.muted { "next →" } }
+        }
+    };
+    html! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            "\n"
+            head {
+                "\n"
+                meta charset="utf-8"; "\n"
+                meta name="viewport" content="width=device-width, initial-scale=1"; "\n"
+                meta http-equiv="refresh" content="30"; "\n"
+                title { "hale status" } "\n"
+                (style(&[STYLE, PAGE_STYLE])) "\n"
+            }
+            "\n"
+            body {
+                "\n"
+                header {
+                    h1 {
+                        "hale status "
+                        @if all_up { (badge_span("pass", "ALL UP")) } @else { (badge_span("fail", "DEGRADED")) }
+                    }
+                    p.meta {
+                        "Health score " span.score #score { (format!("{:.1}", page.score)) } " / 100; "
+                        (thousands(page.up)) " of " (thousands(total)) " targets up. Updated "
+                        (show_time(page.generated_at)) "; this page refreshes every 30 s."
+                    }
+                    p.meta #states {
+                        "Targets: "
+                        @for (i, (word, class, n)) in states.iter().enumerate() {
+                            @if i > 0 { " · " }
+                            (badge_span(class, word)) " " (thousands(*n))
+                        }
+                    }
+                    p.meta #slos {
+                        "SLOs over " (page.window_days) " days: "
+                        (badge_span("pass", "met")) " " (thousands(slo_counts[0])) " · "
+                        (badge_span("risk", "at risk")) " " (thousands(slo_counts[1])) " · "
+                        (badge_span("fail", "breached")) " " (thousands(slo_counts[2])) " · "
+                        (badge_span("nodata", "no data")) " " (thousands(slo_counts[3]))
+                    }
+                    p.meta {
+                        @if let Some(as_of) = page.slo_as_of {
+                            "SLOs count the checks made before " (show_time(as_of)) "; "
+                        }
+                        "uptime, p95, restarts and alerts read " (show_time(page.read_at)) "."
+                    }
+                    p.meta {
+                        a href="/docs/" { "API documentation" } " · " a href="/metrics" { "Prometheus metrics" }
+                        " · " a href="/health/all" { "every target's state (JSON)" }
+                        " · " a href="/slo" { "SLOs (JSON)" }
+                    }
+                }
+                "\n"
+                main {
+                    "\n"
+                    @for note in &page.notes {
+                        p.muted { (note) } "\n"
+                    }
+                    h2 #attention { "Needs attention (" (thousands(attention.len())) ")" } "\n"
+                    @if attention.is_empty() {
+                        p.muted { "Every target is up and no SLO is at risk or breached." } "\n"
+                    } @else {
+                        (rows(page, attention.iter().take(ATTENTION_SHOWN).copied())) "\n"
+                        @if attention.len() > ATTENTION_SHOWN {
+                            p.more {
+                                "and " (thousands(attention.len() - ATTENTION_SHOWN)) " more: every target's state is at "
+                                a href="/health/all" { "/health/all" } " and its SLO at " a href="/slo" { "/slo" }
+                                "; the pages below list them all."
+                            } "\n"
+                        }
+                    }
+                    h2 #targets { "Targets " (thousands(first + 1)) "-" (thousands(first + shown.len())) " of " (thousands(total)) } "\n"
+                    (pager) "\n"
+                    (rows(page, shown.iter())) "\n"
+                    (pager) "\n"
+                    h2 { "Active alerts" } "\n"
+                    @if page.alerts.is_empty() {
+                        p.muted { "No alert is firing." } "\n"
+                    } @else {
+                        (alerts_table(page.alerts.iter().take(ALERTS_SHOWN))) "\n"
+                        @if page.alerts.len() > ALERTS_SHOWN {
+                            p.more {
+                                "and " (thousands(page.alerts.len() - ALERTS_SHOWN)) " more at "
+                                a href="/alerts/active" { "/alerts/active" } "."
+                            } "\n"
+                        }
+                    }
+                }
+                "\n"
+            }
+            "\n"
+        }
+        "\n"
+    }
+    .into_string()
+}
+
+/// Targets as table rows: state, SLO, availability, error budget left, p95, uptime and a compact strip.
+fn rows<'a>(page: &StatusPage, targets: impl Iterator<Item = &'a TargetLine>) -> Markup {
+    let span = if page.hourly {
+        format!("{UPTIME_HOURS} h")
+    } else {
+        format!("{UPTIME_DAYS} d")
+    };
+    html! {
+        table.targets {
+            thead { tr {
+                th { "target" } th { "state" } th { "SLO" } th { "availability" } th { "budget left" }
+                th { "p95" } th { "uptime " (span) } th { "bars" }
+            } }
+            tbody {
+                "\n"
+                @for t in targets {
+                    (row(page, t)) "\n"
+                }
+            }
+        }
+    }
+}
+
+fn row(page: &StatusPage, t: &TargetLine) -> Markup {
+    let (word, class) = state_word(t.outcome);
+    let (slo_word, slo_class) = slo_word(t.slo.as_ref().map(|s| s.status));
+    let availability = show_percent(
+        t.slo
+            .as_ref()
+            .and_then(|s| s.availability.ratio)
+            .map(|r| r * 100.0),
+    );
+    let budget = t
+        .slo
+        .as_ref()
+        .and_then(|s| s.error_budget.remaining_ratio)
+        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let (values, uptime, summary): (Vec<Option<f64>>, Option<f64>, String) = if page.hourly {
+        let values: Vec<Option<f64>> = t.hours.iter().map(|(_, v)| *v).collect();
+        let known: Vec<f64> = values.iter().flatten().copied().collect();
+        let uptime = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
+        (
+            values,
+            uptime,
+            format!("hourly uptime, the last {UPTIME_HOURS} hours"),
+        )
+    } else {
+        let values: Vec<Option<f64>> = t.days.iter().map(|(_, v)| *v).collect();
+        (
+            values,
+            t.uptime_percent,
+            format!("daily uptime, the last {UPTIME_DAYS} days"),
+        )
+    };
+    let below = values
+        .iter()
+        .flatten()
+        .filter(|v| **v < page.availability_target_percent)
+        .count();
+    let summary = format!("{summary}: {below} below the target");
+    let error = t
+        .error
+        .as_deref()
+        .filter(|_| t.outcome != Some(Outcome::Up));
+    html! {
+        tr {
+            td { span.name { (t.name) }
+                @if let Some(e) = error { br; span.muted { (e) } }
+                @for r in t.slo.iter().flat_map(|s| &s.retroactive_maintenance) {
+                    br; (badge_span("risk", "RETROACTIVE MAINTENANCE")) " " (retroactive_line(r))
+                }
+            }
+            td { (badge_span(class, word)) }
+            td { (badge_span(slo_class, slo_word)) }
+            td { (availability) }
+            td.budget { (budget) }
+            td { (show_ms(t.p95_ms)) }
+            td { (show_percent(uptime)) }
+            td { (svg::uptime_strip_compact(&values, page.availability_target_percent, &summary)) }
+        }
+    }
+}
+
+fn alerts_table<'a>(alerts: impl Iterator<Item = &'a crate::store::alerts::StoredAlert>) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                th { "target" } th { "rule" } th { "level" } th { "since" } th { "summary" }
+            } }
+            tbody {
+                "\n"
+                @for a in alerts {
+                    tr {
+                        td { (a.target) }
+                        td { (a.rule) }
+                        td { (a.level.as_str()) }
+                        td { (show_time(a.fired_at)) }
+                        td { (a.summary) }
+                    }
+                    "\n"
+                }
+            }
+        }
+    }
 }
 
 /// One target's section.
@@ -332,6 +614,50 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains(" style="), "{html}");
+    }
+
+    #[test]
+    fn a_large_fleet_is_paged_escaped_and_counted() {
+        for hourly in [false, true] {
+            let mut page = status_page(hourly);
+            let first = page.targets[0].clone();
+            page.targets = (0..120).map(|_| first.clone()).collect();
+            page.targets[119].name = "last".to_owned();
+            page.targets[119].outcome = Some(Outcome::Up);
+            page.targets[119].slo = None;
+            let html = render_view(&page, 3);
+            assert!(!html.contains("<script"), "{html}");
+            assert!(!html.contains(" style="), "{html}");
+            assert!(html.contains("Targets 101-120 of 120"), "{html}");
+            assert!(html.contains(r#"<a href="/?page=2" rel="prev">"#), "{html}");
+            assert!(!html.contains(r#"rel="next""#), "{html}");
+            assert!(html.contains("Needs attention (119)"), "{html}");
+            assert!(html.contains("and 94 more"), "{html}");
+            assert!(
+                html.contains(r#"<span class="badge fail">down</span> 119"#),
+                "{html}"
+            );
+            assert!(
+                html.contains(r#"<span class="badge fail">breached</span> 119"#),
+                "{html}"
+            );
+            // 25 needing attention and the page's 20, each with its name escaped.
+            let name = escaped(&hostile("target"));
+            assert_eq!(
+                html.matches(&format!(r#"<span class="name">{name}</span>"#))
+                    .count(),
+                25 + 19,
+                "{html}"
+            );
+            assert!(html.contains(r#"<span class="name">last</span>"#));
+            assert_eq!(html.matches("<svg").count(), 45, "{html}");
+            assert!(html.contains(&escaped(&hostile("probe-error"))));
+            assert!(html.contains(&escaped(&hostile("summary"))));
+            // A fleet this size with page 1 asked for: the first 50.
+            assert!(render_view(&page, 1).contains("Targets 1-50 of 120"));
+        }
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 
     #[test]
