@@ -1,8 +1,8 @@
 //! What the status page (`GET /`) shows, gathered: the monitor's latest results (nothing is checked for
 //! the page), the uptime bars from the rollups, each target's SLO (the numbers `/slo` gives, from the SLO
 //! refresher's last pass, its p95 included), restarts this week and the alerts firing. The
-//! database reads are kept (`PageReads`) and made again only after the refresher's next pass or once
-//! `READS_MAX_AGE` old, never per request. The page's markup is the service's.
+//! database reads are kept (`PageReads`) and made again once `READS_MAX_AGE` old, never per request: the
+//! bars then only for the hours since the last read. The page's markup is the service's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +24,8 @@ pub const UPTIME_HOURS: i64 = 48;
 pub const HOURLY_UNTIL_DAYS: i64 = 7;
 /// The page's database reads are made again once this old (on hale's clock), or after an SLO pass.
 pub const READS_MAX_AGE: chrono::Duration = chrono::Duration::seconds(10);
+/// The uptime bars are read whole again this often (in between, only the hours since the last read).
+pub const BARS_REREAD_WHOLE: chrono::Duration = chrono::Duration::hours(1);
 
 /// Fleets of up to this many targets get the whole page: every target's section with its bars. Larger
 /// ones get a summary, the targets that need attention and the targets one page of `PAGE_SIZE` at a time.
@@ -64,7 +66,7 @@ pub fn page_number(
         .map_err(crate::answers::AnswerError::BadInput)
 }
 
-/// The status page's database reads (uptime bars, p95, restarts, alerts), kept between requests.
+/// The status page's database reads (uptime bars, restarts, alerts), kept between requests.
 #[derive(Debug, Default)]
 pub struct PageReads {
     cached: tokio::sync::Mutex<Option<CachedReads>>,
@@ -73,8 +75,8 @@ pub struct PageReads {
 #[derive(Debug)]
 struct CachedReads {
     read_at: DateTime<Utc>,
-    /// The SLO snapshot's generation they were read with.
-    generation: u64,
+    /// When the bars were last read whole (`BARS_REREAD_WHOLE`).
+    bars_read_whole_at: DateTime<Utc>,
     stored: Arc<Stored>,
 }
 
@@ -83,26 +85,40 @@ impl PageReads {
         Self::default()
     }
 
-    /// The reads, made again when older than `READS_MAX_AGE` or read before the SLO pass `generation`.
-    /// One caller reads at a time; the others wait for its answer.
+    /// The reads, made again when older than `READS_MAX_AGE`: the restarts and alerts whole, the uptime
+    /// bars only from the hour before the last read on (rollups of older hours do not change), and whole
+    /// again every `BARS_REREAD_WHOLE` or after the clock stepped back. One caller reads at a time; the
+    /// others wait for its answer.
     async fn get(
         &self,
         store: &Store,
         now: DateTime<Utc>,
-        generation: u64,
     ) -> Result<(DateTime<Utc>, Arc<Stored>), StoreError> {
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref() {
-            let age = now - c.read_at;
-            if c.generation == generation && age < READS_MAX_AGE && age >= chrono::Duration::zero()
-            {
-                return Ok((c.read_at, c.stored.clone()));
+        let previous = match cached.as_ref() {
+            Some(c) => {
+                let age = now - c.read_at;
+                if age < READS_MAX_AGE && age >= TimeDelta::zero() {
+                    return Ok((c.read_at, c.stored.clone()));
+                }
+                let whole_age = now - c.bars_read_whole_at;
+                (whole_age < BARS_REREAD_WHOLE && age >= TimeDelta::zero())
+                    .then(|| (c.read_at, c.bars_read_whole_at))
             }
-        }
-        let stored = Arc::new(stored(store, now).await?);
+            None => None,
+        };
+        let (stored, bars_read_whole_at) = match (previous, cached.take()) {
+            (Some((read_at, whole_at)), Some(c)) => {
+                // Without a copy unless a request still holds the last reads.
+                let previous = Arc::try_unwrap(c.stored).unwrap_or_else(|kept| (*kept).clone());
+                (stored_since(store, now, read_at, previous).await?, whole_at)
+            }
+            _ => (stored(store, now).await?, now),
+        };
+        let stored = Arc::new(stored);
         *cached = Some(CachedReads {
             read_at: now,
-            generation,
+            bars_read_whole_at,
             stored: stored.clone(),
         });
         Ok((now, stored))
@@ -165,8 +181,7 @@ pub async fn gather(
     let slo = &config.slo;
     let mut notes = Vec::new();
     let snapshot = crate::answers::slo::slo_all(store, config, board, now).await;
-    let generation = snapshot.as_ref().map_or(0, |s| s.generation);
-    let (read_at, stored) = reads.get(store, now, generation).await.unwrap_or_else(|e| {
+    let (read_at, stored) = reads.get(store, now).await.unwrap_or_else(|e| {
         notes.push(format!("the database cannot be read: {e}"));
         (now, Arc::new(Stored::default()))
     });
@@ -225,7 +240,7 @@ pub async fn gather(
                     let value = per_hour
                         .and_then(|h| h.get(&hour))
                         .filter(|(t, _)| *t > 0)
-                        .map(|(t, g)| *g as f64 * 100.0 / *t as f64);
+                        .map(|(t, g)| (*g).min(*t) as f64 * 100.0 / *t as f64);
                     (at.format("%Y-%m-%d %H:00 UTC").to_string(), value)
                 })
                 .collect();
@@ -264,11 +279,12 @@ pub async fn gather(
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Stored {
     /// Per target and day: (checks, good).
     daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>>,
-    /// Per target and hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good).
+    /// Per target and hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good as stored; the bar shows
+    /// at most all of them good).
     hourly: HashMap<String, HashMap<i64, (u64, u64)>>,
     restarts: HashMap<String, u32>,
     alerts: Vec<StoredAlert>,
@@ -296,10 +312,7 @@ async fn stored(store: &Store, now: DateTime<Utc>) -> Result<Stored, StoreError>
     {
         let hours = hourly.entry(name).or_default();
         for row in rows {
-            hours.insert(
-                row.hour.timestamp_millis(),
-                (row.total, row.good.min(row.total)),
-            );
+            hours.insert(row.hour.timestamp_millis(), (row.total, row.good));
         }
     }
     Ok(Stored {
@@ -308,4 +321,150 @@ async fn stored(store: &Store, now: DateTime<Utc>) -> Result<Stored, StoreError>
         restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
         alerts: store.firing_alerts().await?,
     })
+}
+
+/// The reads made again after `previous` (read at `read_at`): the rollups of the hours from the one before
+/// `read_at` on (the writer may still have added to it) replace theirs in the hourly bars and in their
+/// day's totals, bars older than shown are dropped; restarts and alerts are read whole.
+async fn stored_since(
+    store: &Store,
+    now: DateTime<Utc>,
+    read_at: DateTime<Utc>,
+    previous: Stored,
+) -> Result<Stored, StoreError> {
+    const HOUR_MS: i64 = 3_600_000;
+    let from_ms = read_at.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS;
+    let from = DateTime::<Utc>::from_timestamp_millis(from_ms).unwrap_or(read_at);
+    let Stored {
+        mut daily,
+        mut hourly,
+        ..
+    } = previous;
+    for (name, rows) in store
+        .rollups_between(from, now + TimeDelta::hours(1))
+        .await?
+    {
+        let hours = hourly.entry(name.clone()).or_default();
+        let days = daily.entry(name).or_default();
+        for row in rows {
+            let (total, good) = (row.total, row.good);
+            let (old_total, old_good) = hours
+                .insert(row.hour.timestamp_millis(), (total, good))
+                .unwrap_or((0, 0));
+            let day = days.entry(row.hour.date_naive()).or_insert((0, 0));
+            day.0 = (day.0 + total).saturating_sub(old_total);
+            day.1 = (day.1 + good).saturating_sub(old_good);
+        }
+    }
+    // As a whole read keeps them: the hours from `now - UPTIME_HOURS` on.
+    let first_hour = (now - TimeDelta::hours(UPTIME_HOURS)).timestamp_millis();
+    let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
+    for hours in hourly.values_mut() {
+        hours.retain(|hour, _| *hour >= first_hour);
+    }
+    for days in daily.values_mut() {
+        days.retain(|day, _| *day >= first_day);
+    }
+    Ok(Stored {
+        daily,
+        hourly,
+        restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
+        alerts: store.firing_alerts().await?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::breaker::BreakerState;
+    use crate::kind::ServiceKind;
+    use crate::metrics::{ServiceMetrics, WriterMetrics};
+    use crate::records::{CheckRecord, CheckSource};
+    use crate::store::writer::{self, WriterSettings};
+
+    /// Writes `checks` (target, time, up) through the production writer, and waits until they are stored.
+    async fn write(store: &Store, checks: &[(&str, DateTime<Utc>, bool)]) {
+        let metrics = ServiceMetrics::new(ServiceKind::HealthProxy);
+        let (writer, handle) = writer::spawn(
+            store.clone(),
+            WriterSettings {
+                flush_interval: Duration::from_millis(20),
+                batch_size: 5_000,
+            },
+            WriterMetrics::register(metrics.registry()),
+        );
+        for (target, at, up) in checks {
+            writer
+                .submit(CheckRecord {
+                    checked_at: *at,
+                    service: Arc::from(*target),
+                    outcome: if *up { Outcome::Up } else { Outcome::Down },
+                    http_status: None,
+                    latency: Some(Duration::from_millis(5)),
+                    error: None,
+                    breaker_state: BreakerState::Closed,
+                    source: CheckSource::Monitor,
+                })
+                .await
+                .unwrap();
+        }
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn bars_read_since_the_last_read_equal_a_whole_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 30, 0).unwrap();
+        // Three days of two targets every 20 minutes, one check of b in four failed.
+        let history: Vec<(&str, DateTime<Utc>, bool)> = (0..216)
+            .flat_map(|i| {
+                let at = now - TimeDelta::minutes(20 * i + 1);
+                [("a", at, true), ("b", at, i % 4 != 0)]
+            })
+            .collect();
+        write(&store, &history).await;
+        let reads = PageReads::new();
+        let (_, first) = reads.get(&store, now).await.unwrap();
+        assert_eq!(first.daily, stored(&store, now).await.unwrap().daily);
+
+        // Within READS_MAX_AGE the kept reads are answered, whatever was written since.
+        write(&store, &[("a", now + TimeDelta::minutes(1), false)]).await;
+        let (read_at, kept) = reads
+            .get(&store, now + TimeDelta::seconds(5))
+            .await
+            .unwrap();
+        assert_eq!((read_at, &kept.daily), (now, &first.daily));
+
+        // Later: more checks in the hour of the last read (some before it) and the next, a new target, and
+        // a new day.
+        write(
+            &store,
+            &[
+                ("b", now - TimeDelta::minutes(10), false),
+                ("b", now + TimeDelta::minutes(40), true),
+                ("c", now + TimeDelta::minutes(45), true),
+            ],
+        )
+        .await;
+        let later = now + TimeDelta::minutes(50);
+        let (read_at, since) = reads.get(&store, later).await.unwrap();
+        let whole = stored(&store, later).await.unwrap();
+        assert_eq!(read_at, later);
+        assert_eq!(since.daily, whole.daily);
+        assert_eq!(since.hourly, whole.hourly);
+        assert_ne!(since.daily, first.daily, "the new checks are counted");
+
+        // Across midnight, hours and days older than the page shows leave.
+        let next_day = Utc.with_ymd_and_hms(2026, 12, 2, 0, 20, 0).unwrap();
+        write(&store, &[("a", next_day - TimeDelta::minutes(5), true)]).await;
+        let (_, since) = reads.get(&store, next_day).await.unwrap();
+        let whole = stored(&store, next_day).await.unwrap();
+        assert_eq!(since.daily, whole.daily);
+        assert_eq!(since.hourly, whole.hourly);
+    }
 }

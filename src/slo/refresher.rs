@@ -85,8 +85,8 @@ impl SloRefresher {
     pub async fn refresh(&self) {
         let now = self.clock.now();
         match self.pass(now).await {
-            Ok(results) => {
-                for slo in &results {
+            Ok(()) => {
+                for slo in self.board.latest().iter().flat_map(|s| s.slos.iter()) {
                     self.metrics.set(&gauges(slo));
                 }
             }
@@ -111,7 +111,7 @@ impl SloRefresher {
 
     /// Moves the ledger (or, when raw checks are not kept as long as the window, evaluates afresh) and
     /// publishes the result.
-    async fn pass(&self, now: DateTime<Utc>) -> Result<Vec<TargetSlo>, crate::slo::SloError> {
+    async fn pass(&self, now: DateTime<Utc>) -> Result<(), crate::slo::SloError> {
         let started = Instant::now();
         let (natural, mut until) = self.counted_until(now);
         let results = if self.config.storage.retention_days > self.config.slo.window_days {
@@ -137,8 +137,8 @@ impl SloRefresher {
             let window = SloWindow::last_days(self.config.slo.window_days, until);
             evaluate(&self.store, &self.config, &window, None, false).await?
         };
-        self.board.publish(until, now, results.clone());
-        Ok(results)
+        self.board.publish(until, now, started.elapsed(), results);
+        Ok(())
     }
 }
 
