@@ -103,7 +103,7 @@ impl PageReads {
                 }
                 let whole_age = now - c.bars_read_whole_at;
                 (whole_age < BARS_REREAD_WHOLE && age >= TimeDelta::zero())
-                    .then(|| (c.read_at, c.bars_read_whole_at))
+                    .then_some((c.read_at, c.bars_read_whole_at))
             }
             None => None,
         };
