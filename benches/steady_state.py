@@ -43,7 +43,9 @@ the default limits). wrk's non-2xx answers are reported either way.
     python3 benches/steady_state.py --hale target/release/hale --targets 1000,5000,10000,20000 --with-history \\
         --json steady.json
     # --history-only, --empty-only, --warmup-s 20, --window-s 60, --keep (leave the temp dirs), --tmp DIR,
-    # --history-db-dir DIR (reuse a generated week), --perf-dir DIR (perf record the window)
+    # --history-db-dir DIR (reuse a generated week), --perf-dir DIR (perf record the window), --no-wrk,
+    # --extra-config JSON (settings to add to the config written, e.g. '{"storage": {"cache_mb": 64}}')
+    # With HALE_LOG=info,hale::slo=debug in the environment, the SLO ledger's passes are reported too.
 
 One line per run as it finishes, then a markdown table and (--json) every figure with the per-second samples.
 Figures and the build they came from: docs/benchmarks.md. Needs Python 3.11 (stdlib only) and wrk for history
@@ -168,9 +170,10 @@ class Run:
             self.write_config()
             self.start_hale()
             self.measure()
-            if self.history:
+            if self.history and not self.args.no_wrk:
                 self.load()
             self.stop_hale()
+            self.ledger_passes()
             self.analyse()
             return self.r
         finally:
@@ -258,6 +261,8 @@ class Run:
                              "interval_s": INTERVAL_S} for i, s in enumerate(names)]}
         if not self.args.rate_limits:
             cfg["rate_limits"] = {"enabled": False}
+        for key, value in json.loads(self.args.extra_config or "{}").items():
+            cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
         self.config = os.path.join(self.dir, "config.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f)
@@ -414,6 +419,24 @@ class Run:
             raise RunFailed(f"hale exited {rc} after SIGTERM: {self.log_tail()}")
         self.log(f"hale stopped in {self.r['stop_s']} s")
 
+    def ledger_passes(self):
+        """The SLO ledger's passes from hale's log: logged at debug (`HALE_LOG=info,hale::slo=debug`)."""
+        self.logfile.flush()
+        passes = []
+        with open(self.logfile.name, errors="replace") as f:
+            for line in f:
+                if "slo ledger pass" not in line:
+                    continue
+                try:
+                    fields = json.loads(line).get("fields", {})
+                except ValueError:
+                    continue
+                passes.append({k: fields.get(k) for k in ("elapsed_ms", "rebuilt", "advanced", "checks_read")})
+        if passes:
+            self.r["ledger_passes"] = passes
+            self.log("slo ledger passes (elapsed ms, rebuilt, advanced, checks read): " +
+                     ", ".join(f"{p['elapsed_ms']} {p['rebuilt']} {p['advanced']} {p['checks_read']}" for p in passes))
+
     # the stored rows
     def file_bytes(self):
         return sum(os.path.getsize(self.db + sfx) for sfx in ("", "-wal") if os.path.exists(self.db + sfx))
@@ -528,6 +551,9 @@ def main():
     p.add_argument("--ready-timeout-s", type=float, default=600)
     p.add_argument("--stop-timeout-s", type=float, default=180)
     p.add_argument("--rate-limits", action="store_true", help="keep the default rate limits (off otherwise)")
+    p.add_argument("--extra-config", default=None,
+                   help='JSON merged into the config written, a level deep, e.g. \'{"storage": {"cache_mb": 64}}\'')
+    p.add_argument("--no-wrk", action="store_true", help="skip the wrk runs of the history runs")
     p.add_argument("--wrk", default="wrk")
     p.add_argument("--wrk-s", type=int, default=10)
     p.add_argument("--wrk-threads", type=int, default=1)

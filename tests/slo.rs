@@ -1156,6 +1156,14 @@ async fn the_ledger_equals_evaluate_over_dense_checks_and_bursts_at_one_instant(
     assert!(compared > 30, "{compared}");
 }
 
+/// docs/operations.md "Memory bounds" states the read-ahead's bound per target.
+#[test]
+fn the_ledger_read_ahead_takes_at_most_the_documented_bytes_per_target() {
+    assert_eq!(SloLedger::read_ahead_bytes_per_target(), 1_760);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md")).unwrap();
+    assert!(doc.contains("1,760 bytes per target"), "docs/operations.md");
+}
+
 #[tokio::test]
 async fn a_posted_maintenance_window_changes_the_ledger_to_what_evaluate_says() {
     let start = at(2026, 3, 1, 0, 0, 0);
