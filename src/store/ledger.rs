@@ -82,10 +82,10 @@ impl Ahead {
 }
 
 impl ReadAhead {
-    /// Buffers of at most `rows` checks each (at least 1).
+    /// Buffers of at most `rows` checks each; with 0, a range given a slot is read as if it had none.
     pub fn new(rows: usize) -> Self {
         Self {
-            rows: rows.max(1),
+            rows,
             slots: Vec::new(),
         }
     }
@@ -130,7 +130,7 @@ impl Store {
         ranges: &[CheckRange<'_>],
     ) -> Result<Vec<Vec<ScheduledCheck>>, StoreError> {
         let slots = vec![None; ranges.len()];
-        self.scheduled_checks_ahead(ranges, &slots, &mut ReadAhead::new(1), i64::MIN)
+        self.scheduled_checks_ahead(ranges, &slots, &mut ReadAhead::new(0), i64::MIN)
             .await
     }
 
@@ -177,7 +177,7 @@ fn read_chunk(
     for (range, slot) in chunk.iter().zip(slots) {
         let mut checks = Vec::new();
         match slot {
-            Some(slot) if range.until_ms <= horizon_ms => {
+            Some(slot) if range.until_ms <= horizon_ms && ahead.rows > 0 => {
                 let limit = ahead.rows;
                 read_ahead(
                     &mut rows,
