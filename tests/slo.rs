@@ -1160,7 +1160,8 @@ async fn the_ledger_equals_evaluate_over_dense_checks_and_bursts_at_one_instant(
 #[test]
 fn the_ledger_read_ahead_takes_at_most_the_documented_bytes_per_target() {
     assert_eq!(SloLedger::read_ahead_bytes_per_target(), 1_760);
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+        .unwrap();
     assert!(doc.contains("1,760 bytes per target"), "docs/operations.md");
 }
 
