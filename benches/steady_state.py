@@ -10,6 +10,8 @@ answer) it measures a window (60 s), then stops hale with SIGTERM and reads the 
 Per run it reports:
 
 - hale's CPU over the window from /proc/PID/stat (utime+stime): % of one core and µs per check served;
+- I/O over the window from /proc/PID/io, in MiB/s: rchar and wchar (read and written through system calls,
+  the OS page cache included), read_bytes and write_bytes (what reached the disk);
 - RSS from /proc/PID/status (VmRSS) every second: the window's first sample, last sample and peak;
 - schedule drift: per target, the gap between two consecutive scheduled checks minus the interval, from the
   stored rows (`health_checks`: `service`, `checked_at_ms`, `source`; a table or a view): p99 and max of |drift|;
@@ -27,6 +29,13 @@ History is written by `hale history generate --services N --days 7 --interval-s 
 with a build that takes fewer, the first ones it takes get history and the report says so. A history run is skipped when
 it would leave less than --min-free-gb free on the temp dir's disk.
 
+Generating a week takes minutes (about 10 at 10,000 targets). With --history-db-dir DIR, the week is kept in
+DIR as `history-<N>x<days>d-<interval>s.db` (N as asked for) and each run copies it into its temp dir instead
+of generating: the first run that finds no such file generates it and stores a copy there. hale only ever opens
+the copy (it writes to its database). The generated week ends when it was written; an older copy still works
+(the checks of the last hours are missing, as if hale had been stopped), but it is no longer "a week up to now":
+delete the file to generate afresh.
+
 Rate limits are off in the config written (`rate_limits.enabled: false`): the window itself makes no request
 but the 10 scrapes, and wrk from one address would otherwise measure 429 answers (pass --rate-limits to keep
 the default limits). wrk's non-2xx answers are reported either way.
@@ -35,7 +44,12 @@ the default limits). wrk's non-2xx answers are reported either way.
     python3 benches/steady_state.py --hale target/release/hale --targets 1000,5000,10000,20000 --with-history \\
         --json steady.json
     # --history-only, --empty-only, --warmup-s 20, --window-s 60, --keep (leave the temp dirs), --tmp DIR,
-    # --history-db DB (copy a week kept by an earlier --keep run instead of generating it), --accept-gzip both
+    # --history-db DB (copy a week kept by an earlier --keep run instead of generating it), --accept-gzip both,
+    # --history-db-dir DIR (reuse a generated week), --perf-dir DIR (perf record the window), --no-wrk,
+    # --extra-config JSON (settings to add to the config written, e.g. '{"storage": {"cache_mb": 64}}')
+    # --after-first-slo-pass (the warm-up starts once the SLO ledger's first pass is done: over a week it
+    # evaluates every target afresh, for tens of seconds at 10,000 targets, and would fall in the window).
+    # With HALE_LOG=info,hale::slo=debug (set by --after-first-slo-pass), the ledger's passes are reported.
 
 One line per run as it finishes, then a markdown table and (--json) every figure with the per-second samples.
 Figures and the build they came from: docs/benchmarks.md. Needs Python 3.11 (stdlib only) and wrk for history
@@ -100,6 +114,16 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
 
 
+def io_counters(pid):
+    """/proc/PID/io: rchar, wchar (bytes through read/write calls, page cache or not), read_bytes and
+    write_bytes (what reached the block layer); {} where the kernel does not allow reading it."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            return {k: int(v) for k, v in (line.split(": ") for line in f)}
+    except OSError:
+        return {}
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -150,9 +174,10 @@ class Run:
             self.write_config()
             self.start_hale()
             self.measure()
-            if self.history:
+            if self.history and not self.args.no_wrk:
                 self.load()
             self.stop_hale()
+            self.ledger_passes()
             self.analyse()
             return self.r
         finally:
@@ -176,6 +201,16 @@ class Run:
                      f"{self.r['history_file_bytes'] / 2**20:,.0f} MiB)")
             return
         services = self.n
+        kept = None
+        if a.history_db_dir:
+            os.makedirs(a.history_db_dir, exist_ok=True)
+            kept = os.path.join(a.history_db_dir, f"history-{self.n}x{a.history_days}d-{interval}s.db")
+            if os.path.exists(kept):
+                need = os.path.getsize(kept)
+                if df_free(self.dir) - need < a.min_free_gb * 2**30:
+                    raise RunFailed(f"skipped: copying {kept} needs {need / 2**30:.1f} GiB, and --min-free-gb is "
+                                    f"{a.min_free_gb}")
+                return self.copy_history(kept, interval)
         need = services * (a.history_days * 86400 // interval) * 100  # about 96 bytes a check (docs/operations.md)
         free = df_free(self.dir)
         if free - need < a.min_free_gb * 2**30:
@@ -202,6 +237,26 @@ class Run:
                       history_checks=services * (a.history_days * 86400 // interval),
                       history_generate_s=round(time.time() - t0, 1), history_file_bytes=self.file_bytes())
         self.log(f"history written in {self.r['history_generate_s']} s, {self.r['history_file_bytes'] / 2**20:,.0f} MiB")
+        if kept:
+            tmp = f"{kept}.{os.getpid()}.tmp"
+            shutil.copyfile(self.db, tmp)  # the generator leaves no WAL behind: the file is the whole database
+            os.replace(tmp, kept)
+            self.log(f"history kept in {kept} for the next runs")
+
+    def copy_history(self, kept, interval):
+        t0 = time.time()
+        shutil.copyfile(kept, self.db)
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            services = conn.execute("SELECT count(*) FROM targets").fetchone()[0]
+            checks = conn.execute("SELECT count(*) FROM checks").fetchone()[0]
+        finally:
+            conn.close()
+        self.r.update(history_services=services, history_interval_s=interval, history_days=self.args.history_days,
+                      history_checks=checks, history_reused=kept, history_copy_s=round(time.time() - t0, 1),
+                      history_file_bytes=self.file_bytes())
+        self.log(f"history copied from {kept} in {self.r['history_copy_s']} s: {services:,} services, "
+                 f"{checks:,} checks, {self.r['history_file_bytes'] / 2**20:,.0f} MiB")
 
     # processes
     def start_responder(self):
@@ -223,6 +278,8 @@ class Run:
                              "interval_s": INTERVAL_S} for i, s in enumerate(names)]}
         if not self.args.rate_limits:
             cfg["rate_limits"] = {"enabled": False}
+        for key, value in json.loads(self.args.extra_config or "{}").items():
+            cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
         self.config = os.path.join(self.dir, "config.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f)
@@ -234,6 +291,8 @@ class Run:
     def start_hale(self):
         self.logfile = open(os.path.join(self.dir, "hale.log"), "w")
         env = {**os.environ, "HALE_LOG_FORMAT": "json"}
+        if self.args.after_first_slo_pass and "HALE_LOG" not in env:
+            env["HALE_LOG"] = "info,hale::slo=debug"
         for k in ("HALE_CONFIG", "HALE_DB"):
             env.pop(k, None)
         self.started = time.time()
@@ -266,14 +325,40 @@ class Run:
             raise RunFailed(f"hale exited {self.hale.returncode} during the run: {self.log_tail()}")
 
     # the window
+    def first_slo_pass(self):
+        """Waits for the SLO ledger's first pass (its debug line in hale's log): over a week of history it
+        evaluates every target afresh, a start-up cost that is not the steady state."""
+        t0 = time.time()
+        while True:
+            self.alive()
+            self.logfile.flush()
+            with open(self.logfile.name, errors="replace") as f:
+                if any("slo ledger pass" in line for line in f):
+                    break
+            if time.time() - t0 > self.args.ready_timeout_s:
+                raise RunFailed(f"no SLO ledger pass within {self.args.ready_timeout_s} s (HALE_LOG must let "
+                                f"hale::slo debug lines through): {self.log_tail()}")
+            time.sleep(0.5)
+        self.r["first_slo_pass_s"] = round(time.time() - self.started, 1)
+        self.log(f"the SLO ledger's first pass is done, {self.r['first_slo_pass_s']} s after start")
+
     def measure(self):
         a, pid = self.args, self.hale.pid
         rss_all, samples = [], []
+        if a.after_first_slo_pass:
+            self.first_slo_pass()
         t_end_warm = time.time() + a.warmup_s
         while time.time() < t_end_warm:
             self.alive(); rss_all.append(rss_kb(pid)); time.sleep(1)
         self.log(f"warm-up done ({a.warmup_s} s), window of {a.window_s} s")
-        t0, c0, s0 = time.time(), cpu_ticks(pid), self.served.value
+        perf = None
+        if a.perf_dir:
+            os.makedirs(a.perf_dir, exist_ok=True)
+            out = os.path.join(a.perf_dir, f"perf-{self.n}-{'hist' if self.history else 'empty'}-{pid}.data")
+            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o", out, "--",
+                                     "sleep", str(a.window_s)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.r["perf_data"] = out
+        t0, c0, s0, io0 = time.time(), cpu_ticks(pid), self.served.value, io_counters(pid)
         self.window_ms = (int(t0 * 1000), None)
         next_at = t0
         while True:
@@ -285,8 +370,10 @@ class Run:
                 break
             next_at += 1
             time.sleep(max(0.0, min(next_at, t0 + a.window_s) - time.time()))
-        t1, c1, s1 = time.time(), cpu_ticks(pid), self.served.value
+        t1, c1, s1, io1 = time.time(), cpu_ticks(pid), self.served.value, io_counters(pid)
         self.window_ms = (int(t0 * 1000), int(t1 * 1000))
+        if perf is not None:
+            perf.wait()
         wall, cpu_s, served = t1 - t0, (c1 - c0) / CLK_TCK, s1 - s0
         rss = [s["rss_kb"] for s in samples]
         rss_all += rss
@@ -294,9 +381,12 @@ class Run:
                       served_window=served, us_per_check=round(cpu_s * 1e6 / served, 1) if served else None,
                       rss_first_mb=round(rss[0] / 1024, 1), rss_last_mb=round(rss[-1] / 1024, 1),
                       rss_peak_mb=round(max(rss) / 1024, 1), rss_peak_run_mb=round(max(rss_all) / 1024, 1),
-                      samples=samples)
+                      samples=samples,
+                      io_mb_per_s={k: round((io1[k] - io0[k]) / wall / 2**20, 2) for k in io0 if k in io1
+                                   and k in ("rchar", "wchar", "read_bytes", "write_bytes")})
         self.log(f"CPU {self.r['cpu_pct']} % of a core, {self.r['us_per_check']} µs per check ({served:,} served); "
-                 f"RSS {self.r['rss_first_mb']} -> {self.r['rss_last_mb']} MB, peak {self.r['rss_peak_mb']} MB")
+                 f"RSS {self.r['rss_first_mb']} -> {self.r['rss_last_mb']} MB, peak {self.r['rss_peak_mb']} MB; "
+                 f"I/O MiB/s {self.r['io_mb_per_s']}")
         # /metrics: 10 scrapes, one after another
         c0, w0, sizes = cpu_ticks(pid), time.time(), []
         for _ in range(a.scrapes):
@@ -372,6 +462,25 @@ class Run:
         if rc != 0:
             raise RunFailed(f"hale exited {rc} after SIGTERM: {self.log_tail()}")
         self.log(f"hale stopped in {self.r['stop_s']} s")
+
+    def ledger_passes(self):
+        """The SLO ledger's passes from hale's log: logged at debug (`HALE_LOG=info,hale::slo=debug`)."""
+        self.logfile.flush()
+        passes = []
+        with open(self.logfile.name, errors="replace") as f:
+            for line in f:
+                if "slo ledger pass" not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                    fields = entry.get("fields", entry)  # hale's JSON lines carry the fields at the top
+                except ValueError:
+                    continue
+                passes.append({k: fields.get(k) for k in ("elapsed_ms", "rebuilt", "advanced", "checks_read")})
+        if passes:
+            self.r["ledger_passes"] = passes
+            self.log("slo ledger passes (elapsed ms, rebuilt, advanced, checks read): " +
+                     ", ".join(f"{p['elapsed_ms']} {p['rebuilt']} {p['advanced']} {p['checks_read']}" for p in passes))
 
     # the stored rows
     def file_bytes(self):
@@ -478,13 +587,20 @@ def main():
     p.add_argument("--history-days", type=int, default=7)
     p.add_argument("--history-interval-s", type=int, default=0,
                    help="seconds between generated checks (default: 300 for N >= 5000, else 60)")
+    p.add_argument("--history-db-dir", default=None,
+                   help="keep generated weeks here (history-<N>x<days>d-<interval>s.db) and copy them per run")
     p.add_argument("--min-free-gb", type=float, default=20, help="skip a history run that would leave less free")
     p.add_argument("--warmup-s", type=float, default=20)
+    p.add_argument("--after-first-slo-pass", action="store_true",
+                   help="start the warm-up once the SLO ledger's first pass is done (read from hale's debug log)")
     p.add_argument("--window-s", type=float, default=60)
     p.add_argument("--scrapes", type=int, default=10)
     p.add_argument("--ready-timeout-s", type=float, default=600)
     p.add_argument("--stop-timeout-s", type=float, default=180)
     p.add_argument("--rate-limits", action="store_true", help="keep the default rate limits (off otherwise)")
+    p.add_argument("--extra-config", default=None,
+                   help='JSON merged into the config written, a level deep, e.g. \'{"storage": {"cache_mb": 64}}\'')
+    p.add_argument("--no-wrk", action="store_true", help="skip the wrk runs of the history runs")
     p.add_argument("--wrk", default="wrk")
     p.add_argument("--wrk-s", type=int, default=10)
     p.add_argument("--wrk-threads", type=int, default=1)
@@ -496,6 +612,8 @@ def main():
                                         "with --keep) instead of generating the history")
     p.add_argument("--json", help="write every figure (and the per-second samples) to this file")
     p.add_argument("--tmp", default=None, help="where the temp dirs go (default: the system's)")
+    p.add_argument("--perf-dir", default=None,
+                   help="record the window with `perf record -F 499 -g -p PID` into this folder")
     p.add_argument("--keep", action="store_true", help="leave each run's temp dir (config, log, database)")
     a = p.parse_args()
     if not os.access(a.hale, os.X_OK):

@@ -1179,6 +1179,76 @@ async fn the_ledger_equals_evaluate_at_every_step_across_hours_and_maintenance()
     assert!(last[0].error_budget.burn_rates.h1.is_some());
 }
 
+/// The ledger reads its trailing edges ahead, a few dozen checks at a time: over dense checks (an hour's
+/// step takes many reads ahead), bursts of more checks at one instant than one read takes, and a check whose
+/// latency does not fit the buffer's packing, it still equals `evaluate` at every step.
+#[tokio::test]
+async fn the_ledger_equals_evaluate_over_dense_checks_and_bursts_at_one_instant() {
+    let start = at(2026, 5, 1, 0, 0, 0);
+    let mut history = History::new().await;
+    for i in 0..15_000i64 {
+        let t = start + chrono::Duration::seconds(i * 15);
+        history
+            .scheduled("a", t, i % 7 != 0, 10 + (i * 13 % 300) as u64)
+            .await;
+        history.scheduled("b", t, i % 29 >= 3, 40).await;
+        if i % 9 == 0 {
+            history
+                .check("a", t, Outcome::Down, Some(9), CheckSource::OnDemand)
+                .await;
+        }
+        // Every 47 minutes, 40 checks of `a` at one instant (more than one read ahead takes), and 33 of `b`
+        // after a check of 72 minutes' latency.
+        if i % 188 == 0 {
+            let burst = t + chrono::Duration::milliseconds(7_001);
+            for k in 0..40u64 {
+                history.scheduled("a", burst, k % 3 != 0, 100 + k).await;
+            }
+            history
+                .scheduled(
+                    "b",
+                    burst - chrono::Duration::milliseconds(1),
+                    false,
+                    4_320_000,
+                )
+                .await;
+            for k in 0..33u64 {
+                history.scheduled("b", burst, k % 4 != 0, 5 + k).await;
+            }
+        }
+    }
+    history.flush().await;
+    let mut config = config_with(&["a", "b"]);
+    config.slo.window_days = 2;
+    let store = &history.store;
+    let mut ledger = SloLedger::new(&config);
+    let mut t = start + chrono::Duration::days(2) + chrono::Duration::seconds(17);
+    let steps_s = [1, 60, 600, 3_599, 1_800, 45, 3_600, 59, 2_999];
+    let mut compared = 0;
+    while t < start + chrono::Duration::hours(61) {
+        for step in steps_s {
+            t += chrono::Duration::seconds(step);
+            let (got, stats) = ledger.advance(store, &config, t).await.unwrap();
+            let want = evaluate_at(store, &config, t).await;
+            assert_eq!(got, want, "at {t} (step {step} s): {stats:?}");
+            if compared > 0 {
+                assert_eq!(stats.rebuilt, 0, "at {t}: {stats:?}");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared > 30, "{compared}");
+}
+
+/// docs/operations.md "Memory bounds" states the read-ahead's bound per target.
+#[test]
+fn the_ledger_read_ahead_takes_at_most_the_documented_bytes_per_target() {
+    assert_eq!(SloLedger::read_ahead_bytes_per_target(), 1_760);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+        .unwrap();
+    assert!(doc.contains("1,760 bytes per target"), "docs/operations.md");
+}
+
 #[tokio::test]
 async fn a_posted_maintenance_window_changes_the_ledger_to_what_evaluate_says() {
     let start = at(2026, 3, 1, 0, 0, 0);

@@ -1,5 +1,10 @@
 //! What the SLO ledger reads as its window slides: the raw scheduled checks of many (target, time range)
 //! pairs, each an index seek, all through one prepared statement run again per range.
+//!
+//! A range that moves forward pass after pass over rows that no longer change (a trailing edge of the
+//! ledger, at least an hour behind what it counts) can be read ahead: one seek takes up to
+//! `ReadAhead::rows` rows past the range, kept in a small buffer per slot, and the next passes take their
+//! rows from it, seeking again only once it runs out.
 
 use std::ffi::c_int;
 
@@ -21,14 +26,96 @@ pub struct CheckRange<'a> {
 /// runtime a turn between chunks.
 const RANGES_PER_HOLD: usize = 2_000;
 
-/// A range of one target's key in `checks`; the source is filtered after the seek (scheduled checks are
-/// almost all of them).
+/// Read-ahead buffers, one per slot (the caller gives each range that moves forward its own slot, and keeps
+/// a slot for one target). A slot holds at most `rows` checks of 12 bytes, and its bookkeeping.
+#[derive(Debug, Clone)]
+pub struct ReadAhead {
+    rows: usize,
+    slots: Vec<Slot>,
+}
+
+/// What one slot knows: every scheduled check of its target in `[from_ms, until_ms)` is in `rows[next..]`,
+/// oldest first.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    from_ms: i64,
+    until_ms: i64,
+    /// `rows` hold their time as an offset from this.
+    base_ms: i64,
+    rows: Vec<Ahead>,
+    next: usize,
+}
+
+/// One check read ahead, packed: 12 bytes against `ScheduledCheck`'s 32.
+#[derive(Debug, Clone, Copy)]
+struct Ahead {
+    after_base_ms: u32,
+    /// `NO_LATENCY` for none.
+    latency_us: u32,
+    outcome: Outcome,
+}
+
+const NO_LATENCY: u32 = u32::MAX;
+
+impl Ahead {
+    /// None when the check does not fit (more than 49 days after `base_ms`, a latency of 71 minutes or
+    /// more): the read-ahead stops before it.
+    fn pack(base_ms: i64, check: &ScheduledCheck) -> Option<Self> {
+        let latency_us = match check.latency_us {
+            None => NO_LATENCY,
+            Some(us) => u32::try_from(us).ok().filter(|us| *us != NO_LATENCY)?,
+        };
+        Some(Self {
+            after_base_ms: u32::try_from(check.at_ms.checked_sub(base_ms)?).ok()?,
+            latency_us,
+            outcome: check.outcome,
+        })
+    }
+
+    fn unpack(self, base_ms: i64) -> ScheduledCheck {
+        ScheduledCheck {
+            at_ms: base_ms + i64::from(self.after_base_ms),
+            outcome: self.outcome,
+            latency_us: (self.latency_us != NO_LATENCY).then_some(u64::from(self.latency_us)),
+        }
+    }
+}
+
+impl ReadAhead {
+    /// Buffers of at most `rows` checks each; with 0, a range given a slot is read as if it had none.
+    pub fn new(rows: usize) -> Self {
+        Self {
+            rows,
+            slots: Vec::new(),
+        }
+    }
+
+    /// The checks a slot holds at most.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The bytes one slot takes at most: its bookkeeping and a full buffer.
+    pub fn bytes_per_slot(&self) -> usize {
+        std::mem::size_of::<Slot>() + self.rows * std::mem::size_of::<Ahead>()
+    }
+
+    fn slot(&mut self, index: usize) -> &mut Slot {
+        if self.slots.len() <= index {
+            self.slots.resize_with(index + 1, Slot::default);
+        }
+        &mut self.slots[index]
+    }
+}
+
+/// The SQL: a range of one target's key in `checks`, at most `?4` rows (all for a negative `?4`); the
+/// source is filtered after the seek (scheduled checks are almost all of them).
 fn select_range() -> String {
     format!(
         "SELECT checked_at_ms, {}, latency_us FROM checks
          WHERE target_id = (SELECT id FROM targets WHERE name = ?1)
            AND checked_at_ms >= ?2 AND checked_at_ms < ?3 AND {} = {}
-         ORDER BY checked_at_ms",
+         ORDER BY checked_at_ms LIMIT ?4",
         outcome_sql("state"),
         source_sql("state"),
         CheckSource::Monitor.code()
@@ -42,13 +129,33 @@ impl Store {
         &self,
         ranges: &[CheckRange<'_>],
     ) -> Result<Vec<Vec<ScheduledCheck>>, StoreError> {
+        let slots = vec![None; ranges.len()];
+        self.scheduled_checks_ahead(ranges, &slots, &mut ReadAhead::new(0), i64::MIN)
+            .await
+    }
+
+    /// As `scheduled_checks_in_ranges`, with the ranges that have a slot in `slots` (same length as
+    /// `ranges`) read through `ahead`'s buffer of that slot. `horizon_ms`: every check before it is stored
+    /// and none will be added, changed or removed while the slots are used (a buffer never reads past it);
+    /// a slot's range must end at or before it, else it is read as if it had no slot. A slot's range that
+    /// does not start where its last one ended drops what the slot held.
+    pub async fn scheduled_checks_ahead(
+        &self,
+        ranges: &[CheckRange<'_>],
+        slots: &[Option<usize>],
+        ahead: &mut ReadAhead,
+        horizon_ms: i64,
+    ) -> Result<Vec<Vec<ScheduledCheck>>, StoreError> {
         let mut out = Vec::with_capacity(ranges.len());
-        for chunk in ranges.chunks(RANGES_PER_HOLD) {
+        for (chunk, chunk_slots) in ranges
+            .chunks(RANGES_PER_HOLD)
+            .zip(slots.chunks(RANGES_PER_HOLD))
+        {
             // Stepped on the connection's own handle: through sqlx, each query costs a round trip to the
             // connection's thread, more than the seek itself.
             let mut conn = self.pool().acquire().await?;
             let mut handle = conn.lock_handle().await?;
-            read_chunk(&mut handle, chunk, &mut out)?;
+            read_chunk(&mut handle, chunk, chunk_slots, ahead, horizon_ms, &mut out)?;
             drop(handle);
             drop(conn);
             tokio::task::yield_now().await;
@@ -61,29 +168,157 @@ impl Store {
 fn read_chunk(
     handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>,
     chunk: &[CheckRange<'_>],
+    slots: &[Option<usize>],
+    ahead: &mut ReadAhead,
+    horizon_ms: i64,
     out: &mut Vec<Vec<ScheduledCheck>>,
 ) -> Result<(), StoreError> {
     let mut rows = Statement::prepare(handle, &select_range())?;
-    for range in chunk {
+    for (range, slot) in chunk.iter().zip(slots) {
         let mut checks = Vec::new();
-        if range.from_ms < range.until_ms {
-            rows.bind_text(1, range.target)?;
-            rows.bind_i64(2, range.from_ms)?;
-            rows.bind_i64(3, range.until_ms)?;
-            let read = read_range(&mut rows, &mut checks);
-            rows.reset();
-            read?;
+        match slot {
+            Some(slot) if range.until_ms <= horizon_ms && ahead.rows > 0 => {
+                let limit = ahead.rows;
+                read_ahead(
+                    &mut rows,
+                    range,
+                    limit,
+                    ahead.slot(*slot),
+                    horizon_ms,
+                    &mut checks,
+                )?;
+            }
+            _ => {
+                read(&mut rows, range, -1, &mut checks)?;
+            }
         }
         out.push(checks);
     }
     Ok(())
 }
 
-fn read_range(rows: &mut Statement<'_>, into: &mut Vec<ScheduledCheck>) -> Result<(), StoreError> {
+/// The checks of `range` into `out`, from `slot` and, as it runs out, from reads of up to `limit` rows
+/// ahead (never at or past `horizon_ms`).
+fn read_ahead(
+    rows: &mut Statement<'_>,
+    range: &CheckRange<'_>,
+    limit: usize,
+    slot: &mut Slot,
+    horizon_ms: i64,
+    out: &mut Vec<ScheduledCheck>,
+) -> Result<(), StoreError> {
+    if slot.from_ms != range.from_ms {
+        // Not where the slot's last range ended: what it holds is of no use.
+        *slot = Slot {
+            from_ms: range.from_ms,
+            until_ms: range.from_ms,
+            base_ms: range.from_ms,
+            rows: std::mem::take(&mut slot.rows),
+            next: 0,
+        };
+        slot.rows.clear();
+    }
+    if range.from_ms >= range.until_ms {
+        return Ok(());
+    }
+    loop {
+        while let Some(check) = slot.rows.get(slot.next).map(|a| a.unpack(slot.base_ms)) {
+            if check.at_ms >= range.until_ms {
+                break;
+            }
+            out.push(check);
+            slot.next += 1;
+        }
+        if slot.until_ms >= range.until_ms {
+            slot.from_ms = range.until_ms;
+            return Ok(());
+        }
+        // Everything held is taken: read on from where the slot's knowledge ends.
+        let start = slot.until_ms;
+        let mut fresh = Vec::new();
+        let read_ahead = CheckRange {
+            target: range.target,
+            from_ms: start,
+            until_ms: horizon_ms,
+        };
+        let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (stepped, last_ms) = read(rows, &read_ahead, limit_i64, &mut fresh)?;
+        // Known up to the horizon when the read ended before the limit; else up to the last row's time, the
+        // rows at that very time left out (more may share it past the limit).
+        let mut known_until = if stepped < limit { horizon_ms } else { last_ms };
+        let mut packed = std::mem::take(&mut slot.rows);
+        packed.clear();
+        for check in &fresh {
+            if check.at_ms >= known_until {
+                break;
+            }
+            match Ahead::pack(start, check) {
+                Some(a) => packed.push(a),
+                None => {
+                    known_until = check.at_ms;
+                    break;
+                }
+            }
+        }
+        if known_until <= start {
+            // No progress (more than `limit` checks at one instant, or one that does not pack): this
+            // range is read whole, and the slot starts again after it.
+            let whole = CheckRange {
+                from_ms: start,
+                ..*range
+            };
+            read(rows, &whole, -1, out)?;
+            packed.clear();
+            *slot = Slot {
+                from_ms: range.until_ms,
+                until_ms: range.until_ms,
+                base_ms: range.until_ms,
+                rows: packed,
+                next: 0,
+            };
+            return Ok(());
+        }
+        *slot = Slot {
+            from_ms: start,
+            until_ms: known_until,
+            base_ms: start,
+            rows: packed,
+            next: 0,
+        };
+    }
+}
+
+/// Runs `rows` over `range`, at most `limit` rows (all when negative), appending the checks to `into`.
+/// Returns how many rows it stepped through and the time of the last (0 when none).
+fn read(
+    rows: &mut Statement<'_>,
+    range: &CheckRange<'_>,
+    limit: i64,
+    into: &mut Vec<ScheduledCheck>,
+) -> Result<(usize, i64), StoreError> {
+    if range.from_ms >= range.until_ms {
+        return Ok((0, 0));
+    }
+    rows.bind_text(1, range.target)?;
+    rows.bind_i64(2, range.from_ms)?;
+    rows.bind_i64(3, range.until_ms)?;
+    rows.bind_i64(4, limit)?;
+    let read = read_rows(rows, into);
+    rows.reset();
+    read
+}
+
+fn read_rows(
+    rows: &mut Statement<'_>,
+    into: &mut Vec<ScheduledCheck>,
+) -> Result<(usize, i64), StoreError> {
     const AT: c_int = 0;
     const OUTCOME: c_int = 1;
     const LATENCY: c_int = 2;
+    let (mut stepped, mut last_ms) = (0, 0);
     while rows.step()? {
+        stepped += 1;
+        last_ms = rows.column_i64(AT);
         let Some(outcome) = decode::<Outcome>(rows.column_i64(OUTCOME)) else {
             continue;
         };
@@ -93,10 +328,10 @@ fn read_range(rows: &mut Statement<'_>, into: &mut Vec<ScheduledCheck>) -> Resul
             u64::try_from(rows.column_i64(LATENCY)).ok()
         };
         into.push(ScheduledCheck {
-            at_ms: rows.column_i64(AT),
+            at_ms: last_ms,
             outcome,
             latency_us,
         });
     }
-    Ok(())
+    Ok((stepped, last_ms))
 }
