@@ -43,7 +43,7 @@ the default limits). wrk's non-2xx answers are reported either way.
     cargo build --release
     python3 benches/steady_state.py --hale target/release/hale --targets 1000,5000,10000,20000 --with-history \\
         --json steady.json
-    # --history-only, --empty-only, --warmup-s 20, --window-s 60, --keep (leave the temp dirs), --tmp DIR,
+    # --history-only, --warmup-s 20, --window-s 60, --keep (leave the temp dirs), --tmp DIR,
     # --history-db DB (copy a week kept by an earlier --keep run instead of generating it), --accept-gzip both,
     # --history-db-dir DIR (reuse a generated week), --perf-dir DIR (perf record the window), --no-wrk,
     # --extra-config JSON (settings to add to the config written, e.g. '{"storage": {"cache_mb": 64}}')
