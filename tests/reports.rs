@@ -194,7 +194,7 @@ async fn the_generator_refuses_bad_flags_with_a_clear_message() {
             "--services",
         ),
         (
-            ["--services", "10001", "--days", "1", "--interval-s", "60"],
+            ["--services", "100000", "--days", "1", "--interval-s", "60"],
             "--services",
         ),
         (

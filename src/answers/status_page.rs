@@ -165,6 +165,63 @@ pub struct StatusPage {
     pub hourly: bool,
     /// What could not be read (the database), shown on the page.
     pub notes: Vec<String>,
+    /// Where each target's uptime bars come from when a page shows it (`with_bars`).
+    pub bars: Bars,
+}
+
+/// The kept reads the uptime bars are made from, for the targets a page shows only: at 10,000 targets,
+/// 90 days and 48 hours of bars for each would cost more than everything else on the page. None: the
+/// lines carry their bars already.
+#[derive(Debug, Clone, Default)]
+pub struct Bars(Option<Arc<Stored>>);
+
+impl StatusPage {
+    /// The line with its uptime bars (90 days, 48 hours) and 90-day uptime, as of `generated_at`.
+    pub fn with_bars<'a>(&self, line: &'a TargetLine) -> std::borrow::Cow<'a, TargetLine> {
+        let Some(stored) = &self.bars.0 else {
+            return std::borrow::Cow::Borrowed(line);
+        };
+        let now = self.generated_at;
+        let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
+        let per_day = stored.daily.get(&line.name);
+        let mut total = (0u64, 0u64);
+        let days = (0..UPTIME_DAYS)
+            .map(|i| {
+                let day = first_day + TimeDelta::days(i);
+                let counts = per_day.and_then(|d| d.get(&day)).copied();
+                if let Some((t, g)) = counts {
+                    total.0 += t;
+                    total.1 += g;
+                }
+                (
+                    day,
+                    counts
+                        .filter(|(t, _)| *t > 0)
+                        .map(|(t, g)| g as f64 * 100.0 / t as f64),
+                )
+            })
+            .collect();
+        let hour_ms = 3_600_000;
+        let current_hour = now.timestamp_millis() - now.timestamp_millis().rem_euclid(hour_ms);
+        let per_hour = stored.hourly.get(&line.name);
+        let hours = (0..UPTIME_HOURS)
+            .map(|i| {
+                let hour = current_hour - (UPTIME_HOURS - 1 - i) * hour_ms;
+                let at = DateTime::<Utc>::from_timestamp_millis(hour).unwrap_or(now);
+                let value = per_hour
+                    .and_then(|h| h.get(&hour))
+                    .filter(|(t, _)| *t > 0)
+                    .map(|(t, g)| (*g).min(*t) as f64 * 100.0 / *t as f64);
+                (at.format("%Y-%m-%d %H:00 UTC").to_string(), value)
+            })
+            .collect();
+        std::borrow::Cow::Owned(TargetLine {
+            days,
+            hours,
+            uptime_percent: (total.0 > 0).then(|| total.1 as f64 * 100.0 / total.0 as f64),
+            ..line.clone()
+        })
+    }
 }
 
 /// Gathers what the page shows: the monitor's latest results, the SLO refresher's last pass (`board`) and
@@ -185,13 +242,9 @@ pub async fn gather(
         notes.push(format!("the database cannot be read: {e}"));
         (now, Arc::new(Stored::default()))
     });
-    let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
     // Less than a week since the first day with checks (or none at all): hourly bars say more.
     let hourly = stored
-        .daily
-        .values()
-        .flat_map(|days| days.iter().filter(|(_, (t, _))| *t > 0).map(|(d, _)| *d))
-        .min()
+        .first_day()
         .is_none_or(|first| first > (now - TimeDelta::days(HOURLY_UNTIL_DAYS)).date_naive());
     let mut slo_as_of = None;
     let mut slos: HashMap<&str, &TargetSlo> = HashMap::new();
@@ -206,46 +259,17 @@ pub async fn gather(
         .iter()
         .map(|(name, slo)| (*name, slo.latency.p95_ms))
         .collect();
-    let hour_ms = 3_600_000;
-    let current_hour = now.timestamp_millis() - now.timestamp_millis().rem_euclid(hour_ms);
     let targets = monitor
         .targets()
         .iter()
         .map(|target| {
             let name = target.name().to_owned();
             let latest = target.latest();
-            let per_day = stored.daily.get(&name);
-            let mut total = (0u64, 0u64);
-            let days = (0..UPTIME_DAYS)
-                .map(|i| {
-                    let day = first_day + TimeDelta::days(i);
-                    let counts = per_day.and_then(|d| d.get(&day)).copied();
-                    if let Some((t, g)) = counts {
-                        total.0 += t;
-                        total.1 += g;
-                    }
-                    (
-                        day,
-                        counts
-                            .filter(|(t, _)| *t > 0)
-                            .map(|(t, g)| g as f64 * 100.0 / t as f64),
-                    )
-                })
-                .collect();
-            let per_hour = stored.hourly.get(&name);
-            let hours = (0..UPTIME_HOURS)
-                .map(|i| {
-                    let hour = current_hour - (UPTIME_HOURS - 1 - i) * hour_ms;
-                    let at = DateTime::<Utc>::from_timestamp_millis(hour).unwrap_or(now);
-                    let value = per_hour
-                        .and_then(|h| h.get(&hour))
-                        .filter(|(t, _)| *t > 0)
-                        .map(|(t, g)| (*g).min(*t) as f64 * 100.0 / *t as f64);
-                    (at.format("%Y-%m-%d %H:00 UTC").to_string(), value)
-                })
-                .collect();
             TargetLine {
-                hours,
+                // Filled for the targets a page shows (`StatusPage::with_bars`).
+                days: Vec::new(),
+                hours: Vec::new(),
+                uptime_percent: None,
                 slo: slos.remove(name.as_str()).cloned(),
                 // The SLO's own p95, over the same window: no second read of the window's rollups.
                 p95_ms: slos_p95.get(name.as_str()).copied().flatten(),
@@ -256,8 +280,6 @@ pub async fn gather(
                     .and_then(|l| l.latency)
                     .map(|d| d.as_secs_f64() * 1000.0),
                 error: latest.and_then(|l| l.error),
-                days,
-                uptime_percent: (total.0 > 0).then(|| total.1 as f64 * 100.0 / total.0 as f64),
                 restarts_week: stored.restarts.get(&name).copied().unwrap_or(0),
                 name,
             }
@@ -276,11 +298,12 @@ pub async fn gather(
         window_days: slo.window_days,
         hourly,
         notes,
+        bars: Bars(Some(stored)),
     }
 }
 
 #[derive(Debug, Default, Clone)]
-struct Stored {
+pub struct Stored {
     /// Per target and day: (checks, good).
     daily: HashMap<String, HashMap<NaiveDate, (u64, u64)>>,
     /// Per target and hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good as stored; the bar shows
@@ -288,6 +311,16 @@ struct Stored {
     hourly: HashMap<String, HashMap<i64, (u64, u64)>>,
     restarts: HashMap<String, u32>,
     alerts: Vec<StoredAlert>,
+}
+
+impl Stored {
+    /// The first day with checks of any target.
+    fn first_day(&self) -> Option<NaiveDate> {
+        self.daily
+            .values()
+            .flat_map(|days| days.iter().filter(|(_, (t, _))| *t > 0).map(|(d, _)| *d))
+            .min()
+    }
 }
 
 async fn stored(store: &Store, now: DateTime<Utc>) -> Result<Stored, StoreError> {

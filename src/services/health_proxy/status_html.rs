@@ -326,6 +326,7 @@ fn rows<'a>(page: &StatusPage, targets: impl Iterator<Item = &'a TargetLine>) ->
 }
 
 fn row(page: &StatusPage, t: &TargetLine) -> Markup {
+    let t = &*page.with_bars(t);
     let (word, class) = state_word(t.outcome);
     let (slo_word, slo_class) = slo_word(t.slo.as_ref().map(|s| s.status));
     let availability = show_percent(
@@ -410,6 +411,7 @@ fn alerts_table<'a>(alerts: impl Iterator<Item = &'a crate::store::alerts::Store
 
 /// One target's section.
 fn target(page: &StatusPage, t: &TargetLine) -> Markup {
+    let t = &*page.with_bars(t);
     let (word, class) = state_word(t.outcome);
     let labels: Vec<String> = if page.hourly {
         t.hours.iter().map(|(label, _)| label.clone()).collect()
@@ -559,6 +561,7 @@ mod tests {
             window_days: 7,
             hourly,
             notes: vec![hostile("note")],
+            bars: crate::answers::status_page::Bars::default(),
         }
     }
 
