@@ -277,8 +277,7 @@ impl SloLedger {
                     .map(|&i| self.targets[i].name.as_str())
                     .collect();
                 let rollups = store.rollups_of(&names, since, until).await?;
-                evaluate_counted(store, config, window, &names, false, Some(&rollups), true)
-                    .await?
+                evaluate_counted(store, config, window, &names, false, Some(&rollups), true).await?
             };
             for (&i, (slo, counted)) in chunk.iter().zip(evaluated) {
                 let Some(counted) = counted else {
