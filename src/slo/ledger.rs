@@ -40,8 +40,8 @@ use crate::store::Store;
 /// evaluated afresh.
 pub const MAX_STEP: Duration = Duration::hours(1);
 /// Targets evaluated afresh together (`SloLedger::new`): their rollups over the window are read, held and
-/// dropped together, about 40 KB per target over 7 days of hourly rows with their latency histograms, so
-/// a first pass over every target holds about 10 MB of rollups at a time, whatever the number of targets.
+/// dropped together, about 50 KB per target over 7 days of hourly rows with their latency histograms, so
+/// a first pass over every target holds about 13 MB of rollups at a time, whatever the number of targets.
 pub const REBUILD_CHUNK: usize = 256;
 
 /// One target's share of the ledger.
