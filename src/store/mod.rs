@@ -598,4 +598,23 @@ mod tests {
         drop(held);
         store.close().await;
     }
+
+    #[tokio::test]
+    async fn a_pooled_connection_keeps_at_most_its_share_of_prepared_statements() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        for i in 0..STATEMENT_CACHE + 10 {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT {i} + ?1"))
+                .bind(1_i64)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(n, i as i64 + 1);
+        }
+        assert_eq!(conn.cached_statements_size(), STATEMENT_CACHE);
+        drop(conn);
+        store.close().await;
+    }
 }
