@@ -1,9 +1,10 @@
 //! What `/proc` says about a process (its parent, group, session, start time, environment) and the few
-//! process-wide calls hale makes on Linux: becoming a child subreaper, reaping orphans, and signalling a
-//! process only while it is still the one that was looked at (a pidfd). Depends on nothing in hale, so the
-//! store and the supervisor can both use it.
+//! process-wide calls hale makes on Linux: becoming a child subreaper, reaping orphans, signalling a
+//! process only while it is still the one that was looked at (a pidfd), and giving the allocator's free
+//! memory back to the system. Depends on nothing in hale, so the store and the supervisor can both use it.
 
-// Unsafe code here: libc calls: sysconf, pidfd_open, kill, prctl, waitpid; each block says why it is sound.
+// Unsafe code here: libc calls: sysconf, pidfd_open, kill, prctl, waitpid, malloc_trim; each block says why
+// it is sound.
 #![allow(unsafe_code)]
 
 use std::io::Read;
@@ -161,6 +162,22 @@ pub fn signal_if_same(_pid: u32, _start_ticks: u64, _signal: libc::c_int) -> boo
 
 /// Makes this process a child subreaper: a process it started (or one of theirs) whose parent dies is
 /// reparented to this process instead of init, so it can still be found, stopped and reaped.
+/// Gives the memory the C allocator holds free back to the system (glibc's `malloc_trim(0)`), for after a
+/// burst of short-lived allocations: glibc keeps freed memory in each thread's arena, and returns on its
+/// own only what is free at the top of the main one. True when some was released; false (nothing done)
+/// off glibc.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn release_free_memory() -> bool {
+    // SAFETY: malloc_trim takes no pointer: it walks the allocator's own free lists under the allocator's
+    // locks and releases whole free pages, whatever other threads allocate meanwhile.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_free_memory() -> bool {
+    false
+}
+
 #[cfg(target_os = "linux")]
 pub fn become_subreaper() -> std::io::Result<()> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER reads only its integer arguments.

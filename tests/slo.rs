@@ -1250,6 +1250,38 @@ fn the_ledger_read_ahead_takes_at_most_the_documented_bytes_per_target() {
 }
 
 #[tokio::test]
+async fn the_first_pass_a_chunk_of_targets_at_a_time_gives_what_evaluate_gives() {
+    let start = at(2026, 3, 1, 0, 0, 0);
+    let (config, history) = ledger_history(start).await;
+    let store = &history.store;
+    // Chunks of one and two targets (the second chunk shorter), and one chunk for all three.
+    let mut ledgers: Vec<SloLedger> = [1, 2, 3, 0]
+        .into_iter()
+        .map(|chunk| SloLedger::with_rebuild_chunk(&config, chunk))
+        .collect();
+    ledgers.push(SloLedger::new(&config));
+    let mut t = start + chrono::Duration::hours(55) + chrono::Duration::seconds(13);
+    // The first pass (everything afresh), a step, and a step too long to take incrementally.
+    for step_s in [0, 600, 7_300] {
+        t += chrono::Duration::seconds(step_s);
+        let want = evaluate_at(store, &config, t).await;
+        for (k, ledger) in ledgers.iter_mut().enumerate() {
+            let (got, stats) = ledger.advance(store, &config, t).await.unwrap();
+            assert_eq!(got, want, "ledger {k} at {t}");
+            let rebuilt = if step_s == 600 { 0 } else { 3 };
+            assert_eq!(stats.rebuilt, rebuilt, "ledger {k} at {t}: {stats:?}");
+        }
+    }
+    assert!(
+        ledgers[0].advance(store, &config, t).await.unwrap().0[2]
+            .retroactive_maintenance
+            .len()
+            == 1,
+        "c's retroactive window counts in every chunking"
+    );
+}
+
+#[tokio::test]
 async fn a_posted_maintenance_window_changes_the_ledger_to_what_evaluate_says() {
     let start = at(2026, 3, 1, 0, 0, 0);
     let (config, history) = ledger_history(start).await;

@@ -18,7 +18,7 @@ use crate::alerts::policy::{
 };
 use crate::alerts::{labels, AlertClass, Dispatcher, Notice};
 use crate::clock::Clock;
-use crate::config::{AlertRule, Config};
+use crate::config::{AlertRule, Config, SloConfig};
 use crate::events::{Event, EventBus, Subscription};
 use crate::metrics::{AlertMetrics, AlertResult, NO_CHANNEL};
 use crate::records::{AlertEventKind, AlertLevel, CheckSource, ChildStartCause};
@@ -31,8 +31,10 @@ pub use crate::alerts::policy::ALL_TARGETS;
 #[derive(Debug)]
 pub struct AlertEngine {
     policy: AlertPolicy,
-    /// The config, for the maintenance windows it declares (read once at start, for the stored checks).
-    config: Config,
+    /// The config's `slo` section, for the maintenance windows it declares (read once at start, for the
+    /// stored checks).
+    slo: SloConfig,
+    runbook_base_url: String,
     /// Which targets are in maintenance now, shared with auto-heal: read at start and again every 30 s.
     maintenance: Arc<MaintenanceCalendar>,
     generator_base: String,
@@ -56,7 +58,8 @@ impl AlertEngine {
     ) -> Self {
         Self {
             policy: AlertPolicy::new(config),
-            config: config.clone(),
+            slo: config.slo.clone(),
+            runbook_base_url: config.alerts.runbook_base_url.clone(),
             maintenance,
             generator_base: format!("http://{}", config.listen.health_proxy),
             store,
@@ -412,7 +415,7 @@ impl AlertEngine {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Vec<MaintenanceWindow> {
-        crate::slo::maintenance_windows(&self.store, &self.config, from, until)
+        crate::slo::maintenance_windows_of(&self.store, &self.slo, from, until)
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot read the maintenance windows; the stored checks all count");
@@ -423,7 +426,7 @@ impl AlertEngine {
     /// The absolute link to the runbook section of a rule's alerts at `level`.
     fn runbook_url(&self, rule: &AlertRule, level: AlertLevel) -> String {
         labels::runbook_url(
-            &self.config.alerts.runbook_base_url,
+            &self.runbook_base_url,
             AlertClass::of(&rule.when).runbook_anchor(level),
         )
     }

@@ -40,7 +40,14 @@ impl LatencyHistogram {
         }
         match self.counts.binary_search_by_key(&bucket, |&(b, _)| b) {
             Ok(i) => self.counts[i].1 += count,
-            Err(i) => self.counts.insert(i, (bucket, count)),
+            Err(i) => {
+                if self.counts.len() == self.counts.capacity() {
+                    // Grown by an eighth, not doubled: a window's histogram (one per target in the SLO
+                    // ledger) lives as long as hale, and once warm it gains a bucket only now and then.
+                    self.counts.reserve_exact(self.counts.len() / 8 + 4);
+                }
+                self.counts.insert(i, (bucket, count));
+            }
         }
         self.total += count;
     }

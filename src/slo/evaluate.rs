@@ -241,7 +241,18 @@ pub async fn maintenance_windows(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<MaintenanceWindow>, StoreError> {
-    let mut windows: Vec<MaintenanceWindow> = config_windows(&config.slo)
+    maintenance_windows_of(store, &config.slo, from, until).await
+}
+
+/// `maintenance_windows` with only the config's `slo` section, for a holder that keeps no more of the
+/// config than it needs (the config's targets are a few hundred bytes each).
+pub async fn maintenance_windows_of(
+    store: &Store,
+    slo: &SloConfig,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<MaintenanceWindow>, StoreError> {
+    let mut windows: Vec<MaintenanceWindow> = config_windows(slo)
         .into_iter()
         .filter(|w| w.ends_at > from && w.starts_at < until)
         .collect();

@@ -42,8 +42,10 @@ use crate::store::Store;
 /// The longest step a pass takes incrementally; a longer one (hale was stopped, the clock jumped) is
 /// evaluated afresh.
 pub const MAX_STEP: Duration = Duration::hours(1);
-/// Targets evaluated afresh at once above which their rollups are read in one scan for all of them.
-const PRELOAD_FROM: usize = 16;
+/// Targets evaluated afresh together (`SloLedger::new`): their rollups over the window are read, held and
+/// dropped together, about 50 KB per target over 7 days of hourly rows with their latency histograms, so
+/// a first pass over every target holds about 13 MB of rollups at a time, whatever the number of targets.
+pub const REBUILD_CHUNK: usize = 256;
 
 /// One target's share of the ledger.
 #[derive(Debug, Clone)]
@@ -81,6 +83,8 @@ pub struct SloLedger {
     targets: Vec<TargetLedger>,
     /// The trailing edges' read-ahead: `TRAILING_EDGES` slots per target, in `targets` order.
     ahead: ReadAhead,
+    /// Stale targets evaluated afresh together (`REBUILD_CHUNK`).
+    rebuild_chunk: usize,
 }
 
 /// Checks read ahead per trailing edge (the window's and each burn span's) of a target: at a check every
@@ -91,7 +95,14 @@ pub const TRAILING_EDGES: usize = 1 + BURN_SPANS_H.len();
 
 impl SloLedger {
     pub fn new(config: &Config) -> Self {
+        Self::with_rebuild_chunk(config, REBUILD_CHUNK)
+    }
+
+    /// `new`, evaluating afresh `rebuild_chunk` targets at a time (at least one): the same numbers whatever
+    /// the chunk, a smaller one holds less at once.
+    pub fn with_rebuild_chunk(config: &Config, rebuild_chunk: usize) -> Self {
         Self {
+            rebuild_chunk: rebuild_chunk.max(1),
             window_days: config.slo.window_days,
             until: None,
             windows: Vec::new(),
@@ -283,47 +294,45 @@ impl SloLedger {
         Ok(stats)
     }
 
-    /// Evaluates the stale targets afresh at the end of `window`; returns how many.
+    /// Evaluates the stale targets afresh at the end of `window`, `rebuild_chunk` of them at a time (each
+    /// chunk's rollups read, evaluated and dropped before the next is read, so a first pass over every
+    /// target holds one chunk's rollups at most); returns how many.
     async fn rebuild_stale(
         &mut self,
         store: &Store,
         config: &Config,
         window: &SloWindow,
     ) -> Result<usize, SloError> {
-        let names: Vec<&str> = self
-            .targets
-            .iter()
-            .filter(|t| t.stale)
-            .map(|t| t.name.as_str())
+        let stale: Vec<usize> = (0..self.targets.len())
+            .filter(|&i| self.targets[i].stale)
             .collect();
-        if names.is_empty() {
-            return Ok(0);
-        }
-        let rollups = if names.len() >= PRELOAD_FROM {
-            let (since, until) = rollup_span(window);
-            Some(store.rollups_between(since, until).await?)
-        } else {
-            None
-        };
-        let evaluated =
-            evaluate_counted(store, config, window, &names, false, rollups.as_ref(), true).await?;
-        let rebuilt = evaluated.len();
-        let mut evaluated = evaluated.into_iter();
-        for target in self.targets.iter_mut().filter(|t| t.stale) {
-            let Some((slo, Some(counted))) = evaluated.next() else {
-                break;
-            };
-            target.counted = counted;
-            for (w, removed) in &mut target.retroactive {
-                *removed = slo
-                    .retroactive_maintenance
+        let (since, until) = rollup_span(window);
+        for chunk in stale.chunks(self.rebuild_chunk) {
+            let evaluated = {
+                let names: Vec<&str> = chunk
                     .iter()
-                    .find(|r| r.id == w.id)
-                    .map_or(0, |r| r.removed_checks);
+                    .map(|&i| self.targets[i].name.as_str())
+                    .collect();
+                let rollups = store.rollups_of(&names, since, until).await?;
+                evaluate_counted(store, config, window, &names, false, Some(&rollups), true).await?
+            };
+            for (&i, (slo, counted)) in chunk.iter().zip(evaluated) {
+                let Some(counted) = counted else {
+                    continue;
+                };
+                let target = &mut self.targets[i];
+                target.counted = counted;
+                for (w, removed) in &mut target.retroactive {
+                    *removed = slo
+                        .retroactive_maintenance
+                        .iter()
+                        .find(|r| r.id == w.id)
+                        .map_or(0, |r| r.removed_checks);
+                }
+                target.stale = false;
             }
-            target.stale = false;
         }
-        Ok(rebuilt)
+        Ok(stale.len())
     }
 }
 

@@ -81,8 +81,8 @@ pub fn config_windows(config: &SloConfig) -> Vec<MaintenanceWindow> {
 #[derive(Debug)]
 pub struct MaintenanceCalendar {
     store: Store,
-    /// The config, for the windows it declares (`slo.maintenance`).
-    config: Config,
+    /// The config's `slo` section, for the windows it declares (`slo.maintenance`).
+    slo: SloConfig,
     clock: Arc<dyn Clock>,
     cached: Mutex<Cached>,
     /// One read at a time: callers that find a read in progress wait for it rather than read again.
@@ -104,7 +104,7 @@ impl MaintenanceCalendar {
     pub fn new(store: Store, config: &Config, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
-            config: config.clone(),
+            slo: config.slo.clone(),
             clock,
             cached: Mutex::new(Cached::default()),
             reading: tokio::sync::Mutex::new(()),
@@ -139,7 +139,7 @@ impl MaintenanceCalendar {
         let nudges = self.cached().nudges;
         let from = now - KEEP_ENDED;
         let until = now + chrono::Duration::days(MAX_MAINTENANCE_DAYS + 1);
-        let read = crate::slo::maintenance_windows(&self.store, &self.config, from, until).await;
+        let read = crate::slo::maintenance_windows_of(&self.store, &self.slo, from, until).await;
         let mut cached = self.cached();
         match read {
             Ok(windows) => cached.windows = windows,

@@ -14,7 +14,8 @@ pub mod window;
 
 pub use board::{SloBoard, SloSnapshot};
 pub use evaluate::{
-    evaluate, evaluate_names, evaluate_preloaded, maintenance_windows, rollup_span, SloError,
+    evaluate, evaluate_names, evaluate_preloaded, maintenance_windows, maintenance_windows_of,
+    rollup_span, SloError,
 };
 pub use ledger::SloLedger;
 pub use maintenance::{MaintenanceSource, MaintenanceWindow};

@@ -384,6 +384,69 @@ impl Store {
         }
         Ok(by_service)
     }
+
+    /// The hourly rollups of each of `services` whose hour starts in `[since, until)`, by service, oldest
+    /// first; a service without rows is left out. One seek of the `(target, hour)` key per service, through
+    /// one prepared statement, so a caller that evaluates many targets can read them a bounded number at
+    /// a time (what `rollups_between` reads grows with every target's history at once).
+    pub async fn rollups_of(
+        &self,
+        services: &[&str],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<HashMap<String, Vec<HourlyRollup>>, StoreError> {
+        let mut by_service: HashMap<String, Vec<HourlyRollup>> =
+            HashMap::with_capacity(services.len());
+        if services.is_empty() {
+            return Ok(by_service);
+        }
+        // Stepped on the connection's own handle, as `rollups_between`.
+        let mut conn = self.pool().acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        let mut rows = Statement::prepare(
+            &mut handle,
+            &format!(
+                "{SELECT_ROLLUP} WHERE target_id = (SELECT id FROM targets WHERE name = ?1)
+                   AND hour_ms >= ?2 AND hour_ms < ?3 ORDER BY hour_ms"
+            ),
+        )?;
+        for &service in services {
+            rows.bind_text(1, service)?;
+            rows.bind_i64(2, to_ms(since))?;
+            rows.bind_i64(3, to_ms(until))?;
+            let mut hours = Vec::new();
+            let read = read_rollups(&mut rows, service, &mut hours);
+            rows.reset();
+            read?;
+            if !hours.is_empty() {
+                // Sized to what was read: the caller holds every service's rows until it is done.
+                hours.shrink_to_fit();
+                by_service.insert(service.to_owned(), hours);
+            }
+        }
+        Ok(by_service)
+    }
+}
+
+/// The rows of one service's rollup query (`SELECT_ROLLUP`'s columns), appended to `into`.
+fn read_rollups(
+    rows: &mut Statement<'_>,
+    service: &str,
+    into: &mut Vec<HourlyRollup>,
+) -> Result<(), StoreError> {
+    while rows.step()? {
+        let hour_ms = rows.column_i64(1);
+        into.push(HourlyRollup {
+            hour: from_ms(hour_ms),
+            total: non_negative(rows.column_i64(2)),
+            good: non_negative(rows.column_i64(3)),
+            latency_sum_us: non_negative(rows.column_i64(4)),
+            latency_max_us: non_negative(rows.column_i64(5)),
+            latency: decode_latency(service, hour_ms, rows.column_bytes(6)),
+            service: service.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// One service's hourly rollups over a window, merged: what an SLO over that window is computed from.
@@ -488,6 +551,26 @@ mod tests {
 
         assert!(store
             .rollups_between(hour(100), hour(200))
+            .await
+            .unwrap()
+            .is_empty());
+
+        // The same rows, read service by service: only those asked for, unknown names left out.
+        let some = store
+            .rollups_of(&["db", "nobody", "api"], hour(0), hour(9))
+            .await
+            .unwrap();
+        assert_eq!(some.len(), 2, "{some:?}");
+        for (name, rows) in &some {
+            assert_eq!(rows, &by_service[name], "{name}");
+        }
+        assert!(store
+            .rollups_of(&["api"], hour(100), hour(200))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .rollups_of(&[], hour(0), hour(9))
             .await
             .unwrap()
             .is_empty());
