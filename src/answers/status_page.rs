@@ -336,17 +336,17 @@ async fn stored(store: &Store, now: DateTime<Utc>) -> Result<Stored, StoreError>
             .insert(d.day, (d.total, d.good));
     }
     let mut hourly: HashMap<String, HashMap<i64, (u64, u64)>> = HashMap::new();
-    for (name, rows) in store
-        .rollups_between(
+    for row in store
+        .hourly_totals(
             now - TimeDelta::hours(UPTIME_HOURS),
             now + TimeDelta::hours(1),
         )
         .await?
     {
-        let hours = hourly.entry(name).or_default();
-        for row in rows {
-            hours.insert(row.hour.timestamp_millis(), (row.total, row.good));
-        }
+        hourly
+            .entry(row.service)
+            .or_default()
+            .insert(row.hour_ms, (row.total, row.good));
     }
     Ok(Stored {
         daily,
@@ -373,21 +373,23 @@ async fn stored_since(
         mut hourly,
         ..
     } = previous;
-    for (name, rows) in store
-        .rollups_between(from, now + TimeDelta::hours(1))
-        .await?
-    {
-        let hours = hourly.entry(name.clone()).or_default();
-        let days = daily.entry(name).or_default();
-        for row in rows {
-            let (total, good) = (row.total, row.good);
-            let (old_total, old_good) = hours
-                .insert(row.hour.timestamp_millis(), (total, good))
-                .unwrap_or((0, 0));
-            let day = days.entry(row.hour.date_naive()).or_insert((0, 0));
-            day.0 = (day.0 + total).saturating_sub(old_total);
-            day.1 = (day.1 + good).saturating_sub(old_good);
-        }
+    for row in store.hourly_totals(from, now + TimeDelta::hours(1)).await? {
+        let (total, good) = (row.total, row.good);
+        let (old_total, old_good) = hourly
+            .entry(row.service.clone())
+            .or_default()
+            .insert(row.hour_ms, (total, good))
+            .unwrap_or((0, 0));
+        let Some(hour) = DateTime::<Utc>::from_timestamp_millis(row.hour_ms) else {
+            continue;
+        };
+        let day = daily
+            .entry(row.service)
+            .or_default()
+            .entry(hour.date_naive())
+            .or_insert((0, 0));
+        day.0 = (day.0 + total).saturating_sub(old_total);
+        day.1 = (day.1 + good).saturating_sub(old_good);
     }
     // As a whole read keeps them: the hours from `now - UPTIME_HOURS` on.
     let first_hour = (now - TimeDelta::hours(UPTIME_HOURS)).timestamp_millis();

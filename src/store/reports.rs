@@ -19,6 +19,15 @@ pub struct DailyTotal {
     pub good: u64,
 }
 
+/// One target's scheduled checks in one hour: counts only, without the latency histogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyTotal {
+    pub service: String,
+    pub hour_ms: i64,
+    pub total: u64,
+    pub good: u64,
+}
+
 /// A restart of a supervised child: after it exited (`Exited`), by a heal (`Heal`), or at a start of hale
 /// after hale was killed or crashed with it (`Start`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +70,33 @@ impl Store {
             .map(|(service, day, total, good)| DailyTotal {
                 service,
                 day: from_ms(day * DAY_MS).date_naive(),
+                total: count(total),
+                good: count(good),
+            })
+            .collect())
+    }
+
+    /// Every target's counts per hour in `[since, until)`, without decoding any latency histogram (what the
+    /// status page's hourly bars need).
+    pub async fn hourly_totals(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<HourlyTotal>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT t.name AS service, hour_ms, total, good
+             FROM checks_hourly JOIN targets AS t ON t.id = target_id
+             WHERE hour_ms >= ?1 AND hour_ms < ?2",
+        )
+        .bind(to_ms(since))
+        .bind(to_ms(until))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(service, hour_ms, total, good)| HourlyTotal {
+                service,
+                hour_ms,
                 total: count(total),
                 good: count(good),
             })
