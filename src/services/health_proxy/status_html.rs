@@ -54,35 +54,49 @@ pub fn render_view(page: &StatusPage, number: u32) -> String {
     }
 }
 
+/// The page's `head`: the same for every page.
+fn head() -> Markup {
+    html! {
+        head {
+            "\n"
+            meta charset="utf-8"; "\n"
+            meta name="viewport" content="width=device-width, initial-scale=1"; "\n"
+            meta http-equiv="refresh" content="30"; "\n"
+            title { "hale status" } "\n"
+            (style(&[STYLE, PAGE_STYLE])) "\n"
+        }
+    }
+}
+
+/// The title with the fleet's badge, and the health score with the count of targets up.
+fn headline(page: &StatusPage) -> Markup {
+    let all_up = page.up == page.targets.len();
+    html! {
+        h1 {
+            "hale status "
+            @if all_up { (badge_span("pass", "ALL UP")) } @else { (badge_span("fail", "DEGRADED")) }
+        }
+        p.meta {
+            "Health score " span.score #score { (format!("{:.1}", page.score)) } " / 100; "
+            (thousands(page.up)) " of " (thousands(page.targets.len())) " targets up. Updated "
+            (show_time(page.generated_at)) "; this page refreshes every 30 s."
+        }
+    }
+}
+
 /// The whole page as HTML: every target's section with its bars.
 pub fn render(page: &StatusPage) -> String {
-    let all_up = page.up == page.targets.len();
     // The newlines keep the output's line layout as it was before maud, for diffs and for people.
     html! {
         (DOCTYPE) "\n"
         html lang="en" {
             "\n"
-            head {
-                "\n"
-                meta charset="utf-8"; "\n"
-                meta name="viewport" content="width=device-width, initial-scale=1"; "\n"
-                meta http-equiv="refresh" content="30"; "\n"
-                title { "hale status" } "\n"
-                (style(&[STYLE, PAGE_STYLE])) "\n"
-            }
+            (head())
             "\n"
             body {
                 "\n"
                 header {
-                    h1 {
-                        "hale status "
-                        @if all_up { (badge_span("pass", "ALL UP")) } @else { (badge_span("fail", "DEGRADED")) }
-                    }
-                    p.meta {
-                        "Health score " span.score #score { (format!("{:.1}", page.score)) } " / 100; "
-                        (page.up) " of " (page.targets.len()) " targets up. Updated "
-                        (show_time(page.generated_at)) "; this page refreshes every 30 s."
-                    }
+                    (headline(page))
                     p.meta {
                         @if let Some(as_of) = page.slo_as_of {
                             "SLOs count the checks made before " (show_time(as_of)) "; "
@@ -174,7 +188,6 @@ pub fn render_paged(page: &StatusPage, number: u32) -> String {
     let number = number.clamp(1, pages);
     let first = (number as usize - 1) * PAGE_SIZE;
     let shown = &page.targets[first.min(total)..(first + PAGE_SIZE).min(total)];
-    let all_up = page.up == total;
     let mut states: Vec<(&str, &str, usize)> = Vec::new();
     for t in &page.targets {
         let (word, class) = state_word(t.outcome);
@@ -210,27 +223,12 @@ pub fn render_paged(page: &StatusPage, number: u32) -> String {
         (DOCTYPE) "\n"
         html lang="en" {
             "\n"
-            head {
-                "\n"
-                meta charset="utf-8"; "\n"
-                meta name="viewport" content="width=device-width, initial-scale=1"; "\n"
-                meta http-equiv="refresh" content="30"; "\n"
-                title { "hale status" } "\n"
-                (style(&[STYLE, PAGE_STYLE])) "\n"
-            }
+            (head())
             "\n"
             body {
                 "\n"
                 header {
-                    h1 {
-                        "hale status "
-                        @if all_up { (badge_span("pass", "ALL UP")) } @else { (badge_span("fail", "DEGRADED")) }
-                    }
-                    p.meta {
-                        "Health score " span.score #score { (format!("{:.1}", page.score)) } " / 100; "
-                        (thousands(page.up)) " of " (thousands(total)) " targets up. Updated "
-                        (show_time(page.generated_at)) "; this page refreshes every 30 s."
-                    }
+                    (headline(page))
                     p.meta #states {
                         "Targets: "
                         @for (i, (word, class, n)) in states.iter().enumerate() {
@@ -325,21 +323,42 @@ fn rows<'a>(page: &StatusPage, targets: impl Iterator<Item = &'a TargetLine>) ->
     }
 }
 
+/// A target's SLO as the page shows it: the status badge, availability and budget left.
+struct SloCells {
+    word: &'static str,
+    class: &'static str,
+    availability: String,
+    budget: String,
+}
+
+fn slo_cells(t: &TargetLine) -> SloCells {
+    let (word, class) = slo_word(t.slo.as_ref().map(|s| s.status));
+    SloCells {
+        word,
+        class,
+        availability: show_percent(
+            t.slo
+                .as_ref()
+                .and_then(|s| s.availability.ratio)
+                .map(|r| r * 100.0),
+        ),
+        budget: t
+            .slo
+            .as_ref()
+            .and_then(|s| s.error_budget.remaining_ratio)
+            .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0)),
+    }
+}
+
 fn row(page: &StatusPage, t: &TargetLine) -> Markup {
     let t = &*page.with_bars(t);
     let (word, class) = state_word(t.outcome);
-    let (slo_word, slo_class) = slo_word(t.slo.as_ref().map(|s| s.status));
-    let availability = show_percent(
-        t.slo
-            .as_ref()
-            .and_then(|s| s.availability.ratio)
-            .map(|r| r * 100.0),
-    );
-    let budget = t
-        .slo
-        .as_ref()
-        .and_then(|s| s.error_budget.remaining_ratio)
-        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let SloCells {
+        word: slo_word,
+        class: slo_class,
+        availability,
+        budget,
+    } = slo_cells(t);
     let (values, uptime, summary): (Vec<Option<f64>>, Option<f64>, String) = if page.hourly {
         let values: Vec<Option<f64>> = t.hours.iter().map(|(_, v)| *v).collect();
         let known: Vec<f64> = values.iter().flatten().copied().collect();
@@ -428,18 +447,12 @@ fn target(page: &StatusPage, t: &TargetLine) -> Markup {
         .zip(&labels)
         .map(|(v, label)| Point { label, value: *v })
         .collect();
-    let (slo_word, slo_class) = slo_word(t.slo.as_ref().map(|s| s.status));
-    let availability = show_percent(
-        t.slo
-            .as_ref()
-            .and_then(|s| s.availability.ratio)
-            .map(|r| r * 100.0),
-    );
-    let budget = t
-        .slo
-        .as_ref()
-        .and_then(|s| s.error_budget.remaining_ratio)
-        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let SloCells {
+        word: slo_word,
+        class: slo_class,
+        availability,
+        budget,
+    } = slo_cells(t);
     let error = t
         .error
         .as_deref()
