@@ -155,6 +155,7 @@ fn spawn_writer(store: &Store) -> (CheckWriter, writer::WriterHandle) {
         WriterSettings {
             flush_interval: Duration::from_millis(StorageConfig::default().flush_interval_ms),
             batch_size: StorageConfig::default().batch_size,
+            settle_interval: Duration::ZERO,
         },
         WriterMetrics::register(&prometheus::Registry::new()),
     )

@@ -79,6 +79,7 @@ async fn writer_throughput(path: &std::path::Path, rows: u64, batch_size: usize)
         WriterSettings {
             flush_interval: Duration::from_millis(StorageConfig::default().flush_interval_ms),
             batch_size,
+            settle_interval: Duration::from_secs(StorageConfig::default().settle_interval_s),
         },
         WriterMetrics::register(&prometheus::Registry::new()),
     );

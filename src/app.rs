@@ -452,6 +452,7 @@ async fn build(
         WriterSettings {
             flush_interval: Duration::from_millis(config.storage.flush_interval_ms),
             batch_size: config.storage.batch_size,
+            settle_interval: Duration::from_secs(config.storage.settle_interval_s),
         },
         WriterMetrics::register(health_registry),
     );

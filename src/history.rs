@@ -270,6 +270,7 @@ async fn write_all(
         WriterSettings {
             flush_interval: Duration::from_millis(250),
             batch_size: BATCH_SIZE,
+            settle_interval: Duration::from_secs(3_600),
         },
         WriterMetrics::register(metrics.registry()),
     );

@@ -713,8 +713,9 @@ async fn serve_only_boss_api_serves_only_the_boss_api() {
         .send()
         .await
         .expect("GET /healthz");
-    assert_eq!(res.status().as_u16(), 200);
+    let status = res.status().as_u16();
     let body: Value = res.json().await.expect("JSON");
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["details"]["service"], json!("boss-api"));
     hale.signal("TERM");
     assert_eq!(exit_code(hale.wait_exit(Duration::from_secs(5)).await), 0);
@@ -870,6 +871,68 @@ async fn every_run_is_recorded_and_a_killed_one_is_called_unclean_at_the_next_st
         .await,
         1
     );
+}
+
+/// Checks staged between settles survive a SIGKILL: the next start settles them into `checks` and the rollups
+/// before anything reads, and a graceful stop settles the rest, so the file alone tells the whole story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_staged_when_hale_is_killed_are_settled_at_the_next_start() {
+    let target = common::receivers::CountingTarget::start().await;
+    let mut config = common::config::tcp_targets_config(target.addr, 5);
+    config["storage"] = json!({ "settle_interval_s": 3600 });
+    let mut killed = HaleProcess::serve(&config, &[]).await;
+    killed.wait_listening(&ServiceKind::ALL).await;
+    let db = killed.db_path.clone();
+    eventually("15 checks staged", || async {
+        (count_rows(&db, "checks_recent", "1 = 1").await >= 15).then_some(())
+    })
+    .await;
+    killed.signal("KILL");
+    killed.wait_exit(Duration::from_secs(10)).await;
+    // Staged, none settled: an hour-long settle interval and a kill.
+    let staged = count_rows(&db, "checks_recent", "1 = 1").await;
+    assert!(staged >= 15, "{staged} checks staged");
+    assert_eq!(count_rows(&db, "checks", "1 = 1").await, 0);
+    assert_eq!(count_rows(&db, "health_checks", "1 = 1").await, staged);
+
+    let mut next = HaleProcess::serve_db(&config, Some(&db), &[], &[]).await;
+    next.wait_listening(&ServiceKind::ALL).await;
+    let settled = common::eventually("the leftovers settled at start", || async {
+        next.json_logs()
+            .into_iter()
+            .find(|l| l["message"] == "settled the health checks the last run left unsettled")
+    })
+    .await;
+    assert_eq!(settled["checks"], json!(staged));
+    next.signal("TERM");
+    assert_eq!(exit_code(next.wait_exit(Duration::from_secs(10)).await), 0);
+
+    // After the graceful stop: everything settled, the killed run's checks among them, and each hour's
+    // rollup counts exactly its checks.
+    assert_eq!(count_rows(&db, "checks_recent", "1 = 1").await, 0);
+    let all = count_rows(&db, "checks", "1 = 1").await;
+    assert!(
+        all >= staged,
+        "{all} checks in all, {staged} from the killed run"
+    );
+    assert_eq!(count_rows(&db, "health_checks", "1 = 1").await, all);
+    let mut conn = common::db::open_read_only(&db).await;
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM checks_hourly AS h
+         WHERE h.total != (SELECT count(*) FROM checks AS c WHERE c.target_id = h.target_id
+                           AND c.checked_at_ms >= h.hour_ms AND c.checked_at_ms < h.hour_ms + 3600000
+                           AND (c.state >> 5) = 0)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("compare rollups");
+    let rolled: i64 = sqlx::query_scalar("SELECT coalesce(sum(total), 0) FROM checks_hourly")
+        .fetch_one(&mut conn)
+        .await
+        .expect("sum rollups");
+    drop(conn);
+    assert_eq!(mismatched, 0);
+    assert_eq!(rolled, all, "every check here is a scheduled one");
 }
 
 /// The database lock is the file's, not the name's: a second hale on a symlink or a hard link to a live

@@ -610,6 +610,7 @@ async fn status_json_reads_known_rollups_while_hale_is_stopped() {
         WriterSettings {
             flush_interval: Duration::from_millis(10),
             batch_size: 1000,
+            settle_interval: Duration::ZERO,
         },
         hale::metrics::WriterMetrics::register(&prometheus::Registry::new()),
     );

@@ -60,6 +60,7 @@ impl History {
             hale::store::writer::WriterSettings {
                 flush_interval: Duration::from_millis(20),
                 batch_size: 5_000,
+                settle_interval: std::time::Duration::ZERO,
             },
             hale::metrics::WriterMetrics::register(&prometheus::Registry::new()),
         );

@@ -429,6 +429,7 @@ mod tests {
             WriterSettings {
                 flush_interval: Duration::from_millis(20),
                 batch_size: 5_000,
+                settle_interval: Duration::ZERO,
             },
             WriterMetrics::register(metrics.registry()),
         );

@@ -15,6 +15,9 @@ pub struct StorageConfig {
     pub flush_interval_ms: u64,
     /// Most rows in one write transaction.
     pub batch_size: usize,
+    /// Checks are staged in time order and settled into the per-target table and the hourly rollups at least
+    /// this often (0: after every flush). Rollups and SLOs trail the newest checks by up to this much.
+    pub settle_interval_s: u64,
     /// SQLite's page cache for the whole connection pool, in MiB, shared out evenly over its connections.
     pub cache_mb: u32,
 }
@@ -28,6 +31,9 @@ impl Default for StorageConfig {
             // Under a backlog a batch this large touches each service's index page once for many rows, which
             // keeps the writer above 100,000 rows/s as the file grows (docs/benchmarks.md).
             batch_size: 10_000,
+            // A minute of checks per settle writes each target's leaves once for about 6 checks at a 10 s
+            // interval (docs/benchmarks.md), and SLOs, refreshed each minute, trail by about as much.
+            settle_interval_s: 60,
             // 4 MiB for each of the pool's 8 connections: a batch of a flush interval touches well under that,
             // and readers' caches are reset by every commit of the writer anyway (docs/operations.md).
             cache_mb: 32,
@@ -61,6 +67,15 @@ impl StorageConfig {
                 format!("{} is out of range 1..=50000", self.batch_size),
             ));
         }
+        if self.settle_interval_s > MAX_SETTLE_INTERVAL_S {
+            return Err(Invalid::at(
+                "storage.settle_interval_s",
+                format!(
+                    "{} is out of range 0..={MAX_SETTLE_INTERVAL_S}",
+                    self.settle_interval_s
+                ),
+            ));
+        }
         if !(MIN_CACHE_MB..=MAX_CACHE_MB).contains(&self.cache_mb) {
             return Err(Invalid::at(
                 "storage.cache_mb",
@@ -74,6 +89,8 @@ impl StorageConfig {
     }
 }
 
+/// The longest settle interval: an hour of staged checks is still a short read for a settle.
+pub const MAX_SETTLE_INTERVAL_S: u64 = 3_600;
 /// The smallest page-cache budget: 1 MiB for each of the pool's connections.
 pub const MIN_CACHE_MB: u32 = 8;
 /// The largest page-cache budget.

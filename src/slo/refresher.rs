@@ -5,7 +5,9 @@
 //!
 //! The lag: a check is stored once it finished (up to its timeout after it started) and the writer
 //! flushed it, so the ledger stays the longest probe timeout, a flush interval and `LAG_SLACK` behind the
-//! clock, and behind the oldest check the writer still holds unwritten (while the disk refuses writes).
+//! clock, behind the oldest check the writer still holds unwritten (while the disk refuses writes), and
+//! behind the oldest check not yet settled into `checks` and the rollups (`store/settle.rs`), which is
+//! what it reads.
 //! What the ledger counted is never counted again, so a check stored after the ledger passed its time
 //! would be missed.
 
@@ -73,12 +75,17 @@ impl SloRefresher {
     }
 
     /// The end of the window a pass at `now` may count up to: `now - lag` (returned first), and not past the
-    /// oldest check the writer holds unwritten (returned second).
+    /// oldest check the writer holds unwritten or has not settled (returned second).
     fn counted_until(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
         let lag = chrono::Duration::from_std(Self::lag(&self.config)).unwrap_or_default();
         let natural = now - lag;
-        let held = self.writer.stats().first_unwritten().map(|at| at - lag);
-        (natural, held.map_or(natural, |h| h.min(natural)))
+        let stats = self.writer.stats();
+        let behind = [stats.first_unwritten(), stats.first_unsettled()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at - lag);
+        (natural, behind.map_or(natural, |b| b.min(natural)))
     }
 
     /// One refresh: every target's SLO, published and in the gauges, and the maintenance state.

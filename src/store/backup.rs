@@ -623,6 +623,7 @@ async fn verify_with(
     }
 
     let compact = names.iter().any(|n| n == "checks");
+    let staged = names.iter().any(|n| n == "checks_recent");
     let mut tables = Vec::new();
     for table in names.into_iter().filter(|n| n != "_sqlx_migrations") {
         // The name comes from the file; quoted as an identifier, never spliced bare.
@@ -636,14 +637,23 @@ async fn verify_with(
         tables.push(TableRows { table, rows });
     }
     let (max_check_id, newest): (Option<i64>, Option<i64>) = if compact {
-        // The compact table has no global id; its newest check is the newest of each target's key range.
-        let newest = sqlx::query_scalar(
+        // The compact table has no global id; its newest check is the newest of each target's key range, or
+        // a check not settled yet.
+        let settled: Option<i64> = sqlx::query_scalar(
             "SELECT max((SELECT max(checked_at_ms) FROM checks WHERE target_id = t.id)) FROM targets AS t",
         )
         .fetch_one(&mut *conn)
         .await
         .map_err(refused)?;
-        (None, newest)
+        let recent: Option<i64> = if staged {
+            sqlx::query_scalar("SELECT max(checked_at_ms) FROM checks_recent")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(refused)?
+        } else {
+            None
+        };
+        (None, settled.max(recent))
     } else {
         sqlx::query_as("SELECT max(id), max(checked_at_ms) FROM health_checks")
             .fetch_one(&mut *conn)

@@ -100,10 +100,11 @@ fn latency_us(r: &CheckRecord) -> Option<i64> {
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// Inserts checks inside the caller's transaction; `ids.resolve` must have seen `records`. A check whose target
-/// already has one at the same millisecond gets the next `seq`: each chunk is tried as one statement that
-/// skips such rows, and only when one was skipped is the chunk redone row by row.
-pub(crate) async fn insert_batch(
+/// Stages checks in `checks_recent` inside the caller's transaction, for the next settle (`settle.rs`) to move
+/// into `checks`; `ids.resolve` must have seen `records`. A check whose target already has a recent one at
+/// the same millisecond gets the next `seq`: each chunk is tried as one statement that skips such rows, and
+/// only when one was skipped is the chunk redone row by row.
+pub(crate) async fn stage_batch(
     conn: &mut SqliteConnection,
     ids: &IdCache,
     records: &[CheckRecord],
@@ -122,7 +123,7 @@ pub(crate) async fn insert_batch(
         }
         let mut savepoint = conn.begin().await?;
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO checks (target_id, checked_at_ms, state, http_status, latency_us, error_id) ",
+            "INSERT INTO checks_recent (target_id, checked_at_ms, state, http_status, latency_us, error_id) ",
         );
         insert.push_values(&rows, |mut row, (target, r)| {
             row.push_bind(*target)
@@ -145,8 +146,8 @@ pub(crate) async fn insert_batch(
         savepoint.rollback().await?;
         for (target, r) in &rows {
             sqlx::query(
-                "INSERT INTO checks (target_id, checked_at_ms, seq, state, http_status, latency_us, error_id)
-                 VALUES (?1, ?2, (SELECT coalesce(max(seq) + 1, 0) FROM checks WHERE target_id = ?1 AND checked_at_ms = ?2),
+                "INSERT INTO checks_recent (target_id, checked_at_ms, seq, state, http_status, latency_us, error_id)
+                 VALUES (?1, ?2, (SELECT coalesce(max(seq) + 1, 0) FROM checks_recent WHERE checked_at_ms = ?2 AND target_id = ?1),
                          ?3, ?4, ?5, ?6)",
             )
             .bind(*target)
@@ -163,8 +164,42 @@ pub(crate) async fn insert_batch(
 }
 
 impl Store {
-    /// Number of stored checks, for one service or all of them.
+    /// Whether the file stages checks in `checks_recent` (migration 10). A store opened for writing is always
+    /// migrated; one opened read-only may be older (a new `hale status` beside an old `hale serve`).
+    async fn stages_checks(&self) -> Result<bool, StoreError> {
+        if !self.read_only {
+            return Ok(true);
+        }
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'checks_recent'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(tables > 0)
+    }
+
+    /// Number of stored checks, settled or not, for one service or all of them.
     pub async fn count_checks(&self, service: Option<&str>) -> Result<i64, StoreError> {
+        if !self.stages_checks().await? {
+            return self.count_settled_checks(service).await;
+        }
+        let count = match service {
+            None => sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM checks) + (SELECT count(*) FROM checks_recent)",
+            ),
+            Some(_) => sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM checks WHERE target_id = t.id)
+                        + (SELECT count(*) FROM checks_recent WHERE target_id = t.id)
+                 FROM (SELECT coalesce((SELECT id FROM targets WHERE name = ?1), -1) AS id) AS t",
+            ),
+        }
+        .bind(service)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(count)
+    }
+
+    async fn count_settled_checks(&self, service: Option<&str>) -> Result<i64, StoreError> {
         let count = match service {
             None => sqlx::query_scalar("SELECT count(*) FROM checks"),
             Some(_) => sqlx::query_scalar(
@@ -226,6 +261,46 @@ pub struct HistoryQuery {
     pub cursor: Option<HistoryCursor>,
 }
 
+/// One page (and one row more) of raw checks `from` one table, newest first: `from` names it `c` and
+/// `targets` `t`.
+fn history_page_sql<'q>(
+    from: &str,
+    query: &'q HistoryQuery,
+    since: i64,
+    upper: i64,
+) -> QueryBuilder<'q, Sqlite> {
+    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "SELECT {ID_SQL} AS id, c.checked_at_ms, t.name AS service, c.state, c.http_status, c.latency_us,
+                e.message AS error
+         {from}
+         LEFT JOIN check_errors AS e ON e.id = c.error_id
+         WHERE c.checked_at_ms < "
+    ));
+    sql.push_bind(upper);
+    if let Some(service) = &query.service {
+        sql.push(" AND t.name = ").push_bind(service.as_str());
+    }
+    if since > i64::MIN {
+        sql.push(" AND c.checked_at_ms >= ").push_bind(since);
+    }
+    if let Some(cursor) = query.cursor {
+        sql.push(format!(" AND (c.checked_at_ms, {ID_SQL}) < ("))
+            .push_bind(cursor.checked_at_ms)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    // One row more than asked tells whether another page exists. For one target, `seq` orders as the id
+    // does, and the key's own order serves: nothing is sorted.
+    sql.push(if query.service.is_some() {
+        " ORDER BY c.checked_at_ms DESC, c.seq DESC LIMIT "
+    } else {
+        " ORDER BY c.checked_at_ms DESC, id DESC LIMIT "
+    })
+    .push_bind(i64::from(query.limit) + 1);
+    sql
+}
+
 #[derive(sqlx::FromRow)]
 struct CheckRow {
     id: i64,
@@ -255,7 +330,8 @@ impl Store {
         if query.service.is_none() {
             // Across targets, with no time index: the page lies at or after the newest of the targets' own
             // (limit + 1)-th newest check (that target alone has that many at or after it). One short seek
-            // per target finds that floor; then each target is read from it, a range of its key.
+            // per target finds that floor; then each target is read from it, a range of its key. Checks not
+            // settled yet only add rows at the top, so a floor from the settled ones alone is never too high.
             let floor: Option<i64> = sqlx::query_scalar(
                 "SELECT max((SELECT checked_at_ms FROM checks WHERE target_id = t.id
                              AND checked_at_ms >= ?1 AND checked_at_ms < ?2
@@ -269,37 +345,26 @@ impl Store {
             .await?;
             since = since.max(floor.unwrap_or(i64::MIN));
         }
-        // Targets first (CROSS JOIN keeps that order): each one's checks are a range of the key.
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {ID_SQL} AS id, c.checked_at_ms, t.name AS service, c.state, c.http_status, c.latency_us,
-                    e.message AS error
-             FROM targets AS t CROSS JOIN checks AS c ON c.target_id = t.id
-             LEFT JOIN check_errors AS e ON e.id = c.error_id
-             WHERE c.checked_at_ms < "
-        ));
-        sql.push_bind(upper);
-        if let Some(service) = &query.service {
-            sql.push(" AND t.name = ").push_bind(service.clone());
-        }
-        if since > i64::MIN {
-            sql.push(" AND c.checked_at_ms >= ").push_bind(since);
-        }
-        if let Some(cursor) = query.cursor {
-            sql.push(format!(" AND (c.checked_at_ms, {ID_SQL}) < ("))
-                .push_bind(cursor.checked_at_ms)
-                .push(", ")
-                .push_bind(cursor.id)
-                .push(")");
-        }
-        // One row more than asked tells whether another page exists. For one target, `seq` orders as the id
-        // does, and the key's own order serves: nothing is sorted.
-        sql.push(if query.service.is_some() {
-            " ORDER BY c.checked_at_ms DESC, c.seq DESC LIMIT "
+        // Settled checks, targets first (CROSS JOIN keeps that order): each one's checks are a range of the key.
+        let settled = "FROM targets AS t CROSS JOIN checks AS c ON c.target_id = t.id";
+        // Checks not settled yet: the newest rows of a table keyed by time, read newest first.
+        let recent = "FROM checks_recent AS c CROSS JOIN targets AS t ON t.id = c.target_id";
+        let mut rows = Vec::new();
+        let tables = if self.stages_checks().await? {
+            &[settled, recent][..]
         } else {
-            " ORDER BY c.checked_at_ms DESC, id DESC LIMIT "
-        })
-        .push_bind(i64::from(query.limit) + 1);
-        let mut rows: Vec<CheckRow> = sql.build_query_as().fetch_all(self.pool()).await?;
+            &[settled][..]
+        };
+        for &from in tables {
+            let mut sql = history_page_sql(from, query, since, upper);
+            rows.extend(
+                sql.build_query_as::<CheckRow>()
+                    .fetch_all(self.pool())
+                    .await?,
+            );
+        }
+        // Newest first across both, ties by id as each query ordered them.
+        rows.sort_by(|a, b| (b.checked_at_ms, b.id).cmp(&(a.checked_at_ms, a.id)));
         let more = rows.len() > query.limit as usize;
         rows.truncate(query.limit as usize);
         let next = rows.last().filter(|_| more).map(|last| HistoryCursor {

@@ -19,6 +19,7 @@ pub mod reports;
 pub mod retention;
 pub mod rollups;
 pub mod runs;
+pub mod settle;
 pub mod slo;
 pub mod status;
 mod txn;
@@ -323,6 +324,19 @@ impl Store {
                     reason: format!("cannot rebuild the hourly rollups from raw checks: {e}"),
                 });
             }
+        }
+        // Checks an earlier run staged and never settled (it was killed, or the disk failed) join the rest now,
+        // before anything reads `checks`. Failing that, the writer settles them once the disk takes writes.
+        match settle::settle_leftovers(&pool).await {
+            Ok(settled) if settled.checks > 0 => tracing::info!(
+                path = %path.display(), checks = settled.checks,
+                "settled the health checks the last run left unsettled"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                path = %path.display(), error = %e,
+                "cannot settle the health checks the last run left unsettled; the writer will retry"
+            ),
         }
         Self::assemble(pool, path, false, Some(lock))
     }

@@ -1,17 +1,17 @@
-//! Hourly rollups of scheduled health checks, merged in the writer's transaction as checks land. The SLO
+//! Hourly rollups of scheduled health checks, merged in the transaction that settles checks into `checks`
+//! (`settle.rs`), so a rollup always counts exactly the settled checks of its hour. The SLO
 //! engine reads rollups: they outlive raw checks. On-demand checks stay in `health_checks` only: an SLO
 //! counts what the monitor saw at its steady pace, not how often someone asked. Stored in `checks_hourly`,
 //! keyed by target id (the view `health_check_hourly` shows names).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::records::histogram::LatencyHistogram;
-use crate::records::{CheckRecord, CheckSource, Outcome};
+use crate::records::{CheckSource, Outcome};
 use crate::store::codes::unpack;
-use crate::store::health_checks::IdCache;
 use crate::store::raw::Statement;
 use crate::store::{from_ms, to_ms, Store, StoreError};
 
@@ -59,72 +59,45 @@ impl Aggregate {
     }
 }
 
-/// The writer's copy of recent hourly rows. The writer is the only writer of rollups, so after a row is
-/// loaded once, each batch only adds to memory and writes the changed rows back, without reading them.
-#[derive(Debug, Default)]
-pub(crate) struct RollupCache {
-    rows: HashMap<(i64, i64), Aggregate>,
-}
-
-impl RollupCache {
-    /// Forgets everything, after a failed transaction left the database behind the cache.
-    pub(crate) fn invalidate(&mut self) {
-        self.rows.clear();
-    }
-}
-
-/// Hours kept in the cache behind the newest one seen; older rows are read again if a late check arrives.
-const CACHED_HOURS: i64 = 2;
 /// Rollup rows per INSERT statement (7 bound values each).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// Adds a batch's scheduled checks to their hourly rows inside the caller's transaction (on-demand checks
-/// are skipped); `ids.resolve` must have seen `records`. On error the caller must `invalidate` the cache.
-pub(crate) async fn merge_batch(
+/// One raw check as a settle reads it from `checks_recent`: target id, time (epoch ms), packed state
+/// (`codes.rs`) and latency in µs.
+pub(crate) type RawCheck = (i64, i64, i64, Option<i64>);
+
+/// Adds scheduled checks to their hourly rows inside the caller's transaction (on-demand checks are skipped).
+/// Each (target, hour) touched is read once, added to and written back, in key order, so a settle writes
+/// each target's current leaf of `checks_hourly` once however many of its checks it brings. Returns the
+/// rows written.
+pub(crate) async fn add_checks(
     conn: &mut SqliteConnection,
-    cache: &mut RollupCache,
-    ids: &IdCache,
-    records: &[CheckRecord],
-) -> Result<(), sqlx::Error> {
-    let mut deltas: HashMap<(i64, i64), Aggregate> = HashMap::new();
-    for record in records.iter().filter(|r| r.source == CheckSource::Monitor) {
-        let Some(target) = ids.target(&record.service) else {
-            return Err(sqlx::Error::Protocol(format!(
-                "no target id for {:?}: the batch was not resolved",
-                record.service
-            )));
+    checks: &[RawCheck],
+) -> Result<usize, sqlx::Error> {
+    let mut deltas: BTreeMap<(i64, i64), Aggregate> = BTreeMap::new();
+    for &(target, ms, state, latency_us) in checks {
+        let Some((outcome, _, source)) = unpack(state) else {
+            continue;
         };
-        let ms = to_ms(record.checked_at);
+        if source != CheckSource::Monitor {
+            continue;
+        }
         let hour = ms - ms.rem_euclid(HOUR_MS);
-        let agg = deltas.entry((target, hour)).or_default();
-        let latency_us = record
-            .latency
-            .map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
-        agg.record(record.outcome, latency_us);
+        let latency_us = latency_us.and_then(|l| u64::try_from(l).ok());
+        deltas
+            .entry((target, hour))
+            .or_default()
+            .record(outcome, latency_us);
     }
-    if deltas.is_empty() {
-        return Ok(());
+    let mut merged = Vec::with_capacity(deltas.len());
+    for ((target, hour), delta) in deltas {
+        let mut row = load(conn, target, hour).await?;
+        row.merge(&delta);
+        merged.push((target, hour, row));
     }
-    let newest_hour = deltas.keys().map(|(_, h)| *h).max().unwrap_or(0);
-    let mut dirty = Vec::with_capacity(deltas.len());
-    for (key, delta) in deltas {
-        if let std::collections::hash_map::Entry::Vacant(slot) = cache.rows.entry(key) {
-            slot.insert(load(conn, key.0, key.1).await?);
-        }
-        if let Some(row) = cache.rows.get_mut(&key) {
-            row.merge(&delta);
-        }
-        dirty.push(key);
-    }
-    let rows: Vec<(i64, i64, &Aggregate)> = dirty
-        .iter()
-        .map(|key| (key.0, key.1, &cache.rows[key]))
-        .collect();
+    let rows: Vec<(i64, i64, &Aggregate)> = merged.iter().map(|(t, h, a)| (*t, *h, a)).collect();
     write_rows(conn, &rows).await?;
-    cache
-        .rows
-        .retain(|(_, hour), _| *hour >= newest_hour - CACHED_HOURS * HOUR_MS);
-    Ok(())
+    Ok(rows.len())
 }
 
 /// Writes (replacing) hourly rows.

@@ -1,5 +1,7 @@
 //! The batching writer: every high-rate record goes through one task that writes a batch per transaction,
-//! flushed when the batch is full or at least every `flush_interval`, and drained on shutdown.
+//! flushed when the batch is full or at least every `flush_interval`, and drained on shutdown. A flush stages
+//! its checks in `checks_recent`; at least every `settle_interval` (and at shutdown) the writer settles them
+//! into `checks` and the hourly rollups (`settle.rs`).
 //!
 //! A row counts as written only once its transaction committed. When a write fails (disk full, read-only,
 //! locked, the file deleted) the connection is closed, never handed back to the pool, and the rows stay in
@@ -24,14 +26,17 @@ use crate::backoff::Backoff;
 use crate::metrics::WriterMetrics;
 use crate::records::CheckRecord;
 use crate::store::health_checks::IdCache;
-use crate::store::rollups::{self, RollupCache};
 use crate::store::status::{StoreProblem, WriteErrorKind};
-use crate::store::{health_checks, txn, Store};
+use crate::store::{health_checks, settle, txn, Store};
 
 /// Records waiting in the queue before `submit` applies backpressure.
 const QUEUE_CAPACITY: usize = 65_536;
 /// Rows held in memory while the database cannot take them. About 200 bytes each: at most ~20 MB.
 pub const MAX_HELD_ROWS: usize = 100_000;
+/// Staged checks are settled once this many wait, whatever the settle interval: a settle reads its scheduled
+/// checks into memory (about 40 bytes each, so 4 MB), and a bulk load (`hale history generate`) settles as it
+/// goes.
+pub const SETTLE_MAX_ROWS: usize = 100_000;
 /// The longest wait between two attempts while writes fail.
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// The first retry after a failed write waits 250 ms; each further failure doubles it, up to `RETRY_MAX`.
@@ -42,6 +47,8 @@ const RETRY: Backoff = Backoff::new(Duration::from_millis(250), RETRY_MAX);
 pub struct WriterSettings {
     pub flush_interval: Duration,
     pub batch_size: usize,
+    /// Staged checks are settled at least this often (zero: after every flush).
+    pub settle_interval: Duration,
 }
 
 /// Counters shared between the writer task and whoever reports on it.
@@ -49,6 +56,8 @@ pub struct WriterSettings {
 pub struct WriterStats {
     /// Rows in committed transactions.
     pub written: AtomicU64,
+    /// Rows moved from `checks_recent` into `checks` by committed settles.
+    pub settled: AtomicU64,
     /// Committed transactions.
     pub batches: AtomicU64,
     /// Rows given up on: past `MAX_HELD_ROWS` while the database failed, or still unwritten at shutdown.
@@ -59,6 +68,8 @@ pub struct WriterStats {
     held: AtomicU64,
     /// The check time (epoch ms) of the first row held, in the order rows arrived; 0 when none is held.
     first_held_ms: AtomicI64,
+    /// The check time (epoch ms) of the oldest row staged and not settled; 0 when none is.
+    first_unsettled_ms: AtomicI64,
     /// Failed write attempts by `WriteErrorKind`, in `WriteErrorKind::ALL` order.
     errors: [AtomicU64; WriteErrorKind::ALL.len()],
 }
@@ -76,6 +87,29 @@ impl WriterStats {
         match self.first_held_ms.load(Ordering::Relaxed) {
             0 => None,
             ms => DateTime::from_timestamp_millis(ms),
+        }
+    }
+
+    /// The check time of the oldest row written and not yet settled into `checks` and the rollups; None when
+    /// every written row is settled.
+    pub fn first_unsettled(&self) -> Option<DateTime<Utc>> {
+        match self.first_unsettled_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        }
+    }
+
+    fn staged(&self, batch: &[CheckRecord]) {
+        if let Some(oldest) = batch
+            .iter()
+            .map(|r| r.checked_at.timestamp_millis().max(1))
+            .min()
+        {
+            let _ =
+                self.first_unsettled_ms
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                        Some(if now == 0 { oldest } else { now.min(oldest) })
+                    });
         }
     }
 
@@ -221,11 +255,17 @@ async fn run(
     let batch_size = settings.batch_size.max(1);
     let mut received = Vec::with_capacity(batch_size);
     let mut pending = Pending::new(observed.clone());
-    let mut sink = BatchSink::new(store, observed);
+    let mut sink = BatchSink::new(store, observed, settings.settle_interval);
+    sink.settle(0).await;
     'serve: loop {
         if pending.is_empty() {
+            let settle_at = sink.settle_at();
             let n = tokio::select! {
                 _ = stop.cancelled() => break 'serve,
+                _ = sleep_until(settle_at) => {
+                    sink.settle(pending.len()).await;
+                    continue 'serve;
+                }
                 n = rx.recv_many(&mut received, batch_size) => n,
             };
             if n == 0 {
@@ -252,7 +292,11 @@ async fn run(
                 Ok(_) => pending.extend(&mut received, rx.len()),
             }
         }
-        sink.write_front(&mut pending, batch_size).await;
+        if sink.write_front(&mut pending, batch_size).await
+            && sink.settle_at().is_some_and(|at| at <= Instant::now())
+        {
+            sink.settle(pending.len()).await;
+        }
     }
 
     // Shutdown: accept nothing new, write what is queued and held, as long as the database takes it.
@@ -264,6 +308,11 @@ async fn run(
         if !sink.write_front(&mut pending, batch_size).await {
             break;
         }
+    }
+    // What was staged is settled now, so a stopped hale leaves every check in `checks`; if the database
+    // refuses, the next start settles it.
+    if sink.settle_at().is_some() {
+        sink.settle(pending.len()).await;
     }
     let unwritten = pending.len() as u64;
     // What the database never took is given up on: the metric counts it with the rows dropped while running.
@@ -361,31 +410,113 @@ struct Failing {
 }
 
 /// Where batches go: one pooled connection kept for the writer's life, so its page cache stays warm (another
-/// connection would start cold after every write), and the rollup cache that goes with it.
+/// connection would start cold after every write).
 struct BatchSink {
     store: Store,
     observed: Observed,
     conn: Option<PoolConnection<Sqlite>>,
-    rollups: RollupCache,
     ids: IdCache,
     failing: Option<Failing>,
+    settle_interval: Duration,
+    /// When the oldest staged batch not yet settled was written; None when everything is settled.
+    unsettled_since: Option<Instant>,
+    /// Rows staged since the last settle.
+    unsettled_rows: usize,
+    /// Set until the first settle committed: anything an earlier run left staged and `Store::open` could
+    /// not settle joins the rest as soon as the database takes it (on an empty table it writes nothing).
+    settle_at_start: bool,
 }
 
 impl BatchSink {
-    fn new(store: Store, observed: Observed) -> Self {
+    fn new(store: Store, observed: Observed, settle_interval: Duration) -> Self {
         Self {
             store,
             observed,
             conn: None,
-            rollups: RollupCache::default(),
             ids: IdCache::default(),
             failing: None,
+            settle_interval,
+            unsettled_since: None,
+            unsettled_rows: 0,
+            settle_at_start: true,
         }
     }
 
     /// When the next attempt may be made, while writes are failing.
     fn retry_at(&self) -> Option<Instant> {
         self.failing.as_ref().map(|f| f.retry_at)
+    }
+
+    /// When the next settle is due: a settle interval after the oldest unsettled batch, and not before the
+    /// next retry while writes fail. None when everything is settled.
+    fn settle_at(&self) -> Option<Instant> {
+        let due = match self.unsettled_since {
+            _ if self.settle_at_start => Instant::now(),
+            None => return None,
+            Some(since) if self.unsettled_rows >= SETTLE_MAX_ROWS => since,
+            Some(since) => since + self.settle_interval,
+        };
+        Some(self.retry_at().map_or(due, |retry| retry.max(due)))
+    }
+
+    /// Settles every staged check in one transaction. True when it committed.
+    async fn settle(&mut self, held: usize) -> bool {
+        let started = Instant::now();
+        match self.settle_once().await {
+            Ok(settled) => {
+                self.unsettled_since = None;
+                self.unsettled_rows = 0;
+                self.settle_at_start = false;
+                let stats = &self.observed.stats;
+                stats.first_unsettled_ms.store(0, Ordering::Relaxed);
+                stats.settled.fetch_add(settled.checks, Ordering::Relaxed);
+                tracing::debug!(
+                    checks = settled.checks,
+                    rollups = settled.rollups,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "settled staged health checks"
+                );
+                self.recovered(held);
+                true
+            }
+            Err((kind, message)) => {
+                self.abandon_connection().await;
+                self.observed.failed(kind);
+                self.failed(kind, message, held);
+                false
+            }
+        }
+    }
+
+    async fn settle_once(&mut self) -> Result<settle::Settled, (WriteErrorKind, String)> {
+        let conn = connection(&self.store, &mut self.conn).await?;
+        let mut tx = conn.begin().await.map_err(sql_error)?;
+        let settled = settle::settle(&mut tx).await.map_err(sql_error)?;
+        tx.commit().await.map_err(sql_error)?;
+        txn::confirm_committed(conn).await.map_err(sql_error)?;
+        Ok(settled)
+    }
+
+    /// After a failed transaction: the connection may still be inside it, so it is closed rather than handed
+    /// back to the pool, and ids it handed out may have been rolled back.
+    async fn abandon_connection(&mut self) {
+        self.ids.invalidate();
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+
+    /// Ends a failure episode, if one was going on.
+    fn recovered(&mut self, held: usize) {
+        if let Some(failing) = self.failing.take() {
+            tracing::info!(
+                kind = failing.kind.as_str(),
+                failed_attempts = failing.attempts,
+                failing_for_s = failing.since.elapsed().as_secs_f64(),
+                held,
+                "database writes recovered; held health checks are being written"
+            );
+        }
     }
 
     /// Writes the oldest rows (up to `batch_size`) in one transaction. True when they were committed.
@@ -397,28 +528,17 @@ impl BatchSink {
         }
         match self.write_once(batch).await {
             Ok(()) => {
+                self.observed.stats.staged(&pending.front(rows)[..rows]);
+                self.unsettled_since.get_or_insert_with(Instant::now);
+                self.unsettled_rows += rows;
                 pending.remove_front(rows);
                 self.observed.written(rows);
                 self.store.status().committed(Utc::now());
-                if let Some(failing) = self.failing.take() {
-                    tracing::info!(
-                        kind = failing.kind.as_str(),
-                        failed_attempts = failing.attempts,
-                        failing_for_s = failing.since.elapsed().as_secs_f64(),
-                        held = pending.len(),
-                        "database writes recovered; held health checks are being written"
-                    );
-                }
+                self.recovered(pending.len());
                 true
             }
             Err((kind, message)) => {
-                // The transaction did not commit: the rollup cache is ahead of the database, and the connection
-                // may still be inside a transaction. Close it rather than hand it back to the pool.
-                self.rollups.invalidate();
-                self.ids.invalidate();
-                if let Some(conn) = self.conn.take() {
-                    let _ = conn.close().await;
-                }
+                self.abandon_connection().await;
                 self.observed.failed(kind);
                 self.failed(kind, message, pending.len());
                 false
@@ -459,32 +579,45 @@ impl BatchSink {
     }
 
     async fn write_once(&mut self, batch: &[CheckRecord]) -> Result<(), (WriteErrorKind, String)> {
-        // Rows written into a deleted file would vanish with it: hold them instead.
-        if let Some(problem) = self
-            .store
-            .status()
-            .file_problem()
-            .filter(|p| p.kind == WriteErrorKind::FileGone)
-        {
-            return Err((problem.kind, problem.message));
-        }
-        let sql_error = |e: sqlx::Error| (WriteErrorKind::classify(&e), e.to_string());
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => self
-                .conn
-                .insert(self.store.pool().acquire().await.map_err(sql_error)?),
-        };
+        let conn = connection(&self.store, &mut self.conn).await?;
         let mut tx = conn.begin().await.map_err(sql_error)?;
         self.ids.resolve(&mut tx, batch).await.map_err(sql_error)?;
-        health_checks::insert_batch(&mut tx, &self.ids, batch)
-            .await
-            .map_err(sql_error)?;
-        rollups::merge_batch(&mut tx, &mut self.rollups, &self.ids, batch)
+        health_checks::stage_batch(&mut tx, &self.ids, batch)
             .await
             .map_err(sql_error)?;
         tx.commit().await.map_err(sql_error)?;
         // A commit that left the connection inside a transaction stored nothing (`txn.rs`).
         txn::confirm_committed(conn).await.map_err(sql_error)
+    }
+}
+
+/// The writer's connection, opened when it has none. Rows written into a deleted file would vanish with it:
+/// the file's problem is returned instead, so they are held.
+async fn connection<'c>(
+    store: &Store,
+    slot: &'c mut Option<PoolConnection<Sqlite>>,
+) -> Result<&'c mut PoolConnection<Sqlite>, (WriteErrorKind, String)> {
+    if let Some(problem) = store
+        .status()
+        .file_problem()
+        .filter(|p| p.kind == WriteErrorKind::FileGone)
+    {
+        return Err((problem.kind, problem.message));
+    }
+    match slot {
+        Some(conn) => Ok(conn),
+        None => Ok(slot.insert(store.pool().acquire().await.map_err(sql_error)?)),
+    }
+}
+
+fn sql_error(e: sqlx::Error) -> (WriteErrorKind, String) {
+    (WriteErrorKind::classify(&e), e.to_string())
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

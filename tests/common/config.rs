@@ -40,6 +40,8 @@ impl TestConfig {
         config.http.workers = 1;
         config.http.shutdown_timeout_s = 5;
         config.rate_limits.enabled = false;
+        // Checks settle into `checks` and the rollups after every flush, so a test reads them at once.
+        config.storage.settle_interval_s = 0;
         Self { config }
     }
 
@@ -182,6 +184,8 @@ pub fn test_config_json() -> serde_json::Value {
         },
         "http": { "workers": 1, "shutdown_timeout_s": 5 },
         "rate_limits": { "enabled": false },
+        // As `TestConfig`: checks settle after every flush, so a test reads rollups and SLOs at once.
+        "storage": { "settle_interval_s": 0 },
         "services": []
     })
 }

@@ -612,6 +612,7 @@ async fn retention_prunes_old_raw_checks_and_keeps_their_rollups() {
         hale::store::writer::WriterSettings {
             flush_interval: Duration::from_millis(50),
             batch_size: 100,
+            settle_interval: std::time::Duration::ZERO,
         },
         hale::metrics::WriterMetrics::register(&prometheus::Registry::new()),
     );

@@ -1,0 +1,355 @@
+//! Settling: the checks the writer staged in `checks_recent` (keyed by time, so each flush appends to its
+//! last pages) are moved into `checks` (keyed by target) in target order, and added to their hourly rollups,
+//! in one transaction. Each target's leaves of `checks` and `checks_hourly` are then written once per settle
+//! for all its checks since the last one, not once per check (`migrations/0010_recent_checks.sql` says what
+//! that saves).
+//!
+//! A check is in exactly one of the two tables at any time, and the rollups count exactly the settled ones,
+//! so a crash between settles loses nothing: the next start settles what was left (`Store::open`).
+
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+
+use crate::store::rollups::{self, RawCheck};
+use crate::store::{from_ms, txn};
+
+/// What one settle moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Checks moved into `checks`.
+    pub checks: u64,
+    /// Hourly rollup rows written.
+    pub rollups: usize,
+}
+
+/// Moves every staged check into `checks` and the rollups, inside the caller's transaction.
+pub(crate) async fn settle(conn: &mut SqliteConnection) -> Result<Settled, sqlx::Error> {
+    // Only scheduled checks count in rollups (source bit 5 clear: `codes.rs`).
+    let scheduled: Vec<RawCheck> = sqlx::query_as(
+        "SELECT target_id, checked_at_ms, state, latency_us FROM checks_recent WHERE (state >> 5) = 0",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let rollups = rollups::add_checks(conn, &scheduled).await?;
+    drop(scheduled);
+    // A row keeps its `seq` unless `checks` already holds checks of its target at its millisecond (the clock
+    // stepped back, or a script added history): then it goes after them. A later row of the same millisecond
+    // always lands above an earlier one, so no key is taken twice.
+    let checks = sqlx::query(
+        "INSERT INTO checks (target_id, checked_at_ms, seq, state, http_status, latency_us, error_id)
+         SELECT r.target_id, r.checked_at_ms,
+                r.seq + coalesce((SELECT max(c.seq) + 1 FROM checks AS c
+                                  WHERE c.target_id = r.target_id AND c.checked_at_ms = r.checked_at_ms), 0),
+                r.state, r.http_status, r.latency_us, r.error_id
+         FROM checks_recent AS r
+         ORDER BY r.target_id, r.checked_at_ms, r.seq",
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM checks_recent")
+        .execute(&mut *conn)
+        .await?;
+    Ok(Settled { checks, rollups })
+}
+
+/// The time of the oldest staged check, if any.
+pub(crate) async fn oldest_staged(
+    conn: &mut SqliteConnection,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let ms: Option<i64> = sqlx::query_scalar("SELECT min(checked_at_ms) FROM checks_recent")
+        .fetch_one(conn)
+        .await?;
+    Ok(ms.map(from_ms))
+}
+
+/// Settles what an earlier run left staged (it stopped without its last settle: killed, or the disk failed),
+/// in one transaction of its own.
+pub(crate) async fn settle_leftovers(pool: &SqlitePool) -> Result<Settled, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    if oldest_staged(&mut conn).await?.is_none() {
+        return Ok(Settled::default());
+    }
+    let mut tx = conn.begin().await?;
+    let settled = settle(&mut tx).await?;
+    tx.commit().await?;
+    txn::confirm_committed(&mut conn).await?;
+    Ok(settled)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::breaker::BreakerState;
+    use crate::kind::ServiceKind;
+    use crate::metrics::{ServiceMetrics, WriterMetrics};
+    use crate::records::{CheckRecord, CheckSource, Outcome};
+    use crate::store::health_checks::HistoryQuery;
+    use crate::store::writer::{self, CheckWriter, WriterHandle, WriterSettings};
+    use crate::store::Store;
+
+    fn start_writer(store: &Store, settle_interval: Duration) -> (CheckWriter, WriterHandle) {
+        let metrics = ServiceMetrics::new(ServiceKind::HealthProxy);
+        writer::spawn(
+            store.clone(),
+            WriterSettings {
+                flush_interval: Duration::from_millis(10),
+                batch_size: 1_000,
+                settle_interval,
+            },
+            WriterMetrics::register(metrics.registry()),
+        )
+    }
+
+    fn check(service: &str, at_ms: i64, outcome: Outcome, source: CheckSource) -> CheckRecord {
+        CheckRecord {
+            checked_at: from_ms(at_ms),
+            service: Arc::from(service),
+            outcome,
+            http_status: Some(200),
+            latency: Some(Duration::from_millis(7)),
+            error: (outcome != Outcome::Up).then(|| "refused".to_owned()),
+            breaker_state: BreakerState::Closed,
+            source,
+        }
+    }
+
+    async fn count(store: &Store, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the writer has committed `rows` rows in all.
+    async fn written(writer: &CheckWriter, rows: u64) {
+        for _ in 0..500 {
+            if writer
+                .stats()
+                .written
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= rows
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the writer did not write {rows} rows");
+    }
+
+    /// Two hours of 3 targets, a check every 10 s, every 5th down, and one on-demand check in 7.
+    fn history() -> Vec<CheckRecord> {
+        let start = Utc
+            .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
+            .unwrap()
+            .timestamp_millis();
+        (0..720)
+            .flat_map(|i| {
+                ["a", "b", "c"]
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(k, name)| {
+                        let outcome = if (i + k) % 5 == 0 {
+                            Outcome::Down
+                        } else {
+                            Outcome::Up
+                        };
+                        let source = if i % 7 == 3 {
+                            CheckSource::OnDemand
+                        } else {
+                            CheckSource::Monitor
+                        };
+                        check(name, start + i as i64 * 10_000 + k as i64, outcome, source)
+                    })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn staged_checks_are_seen_at_once_and_settle_into_checks_and_rollups_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let (writer, handle) = start_writer(&store, Duration::from_secs(3_600));
+        let checks = history();
+        for c in &checks {
+            writer.submit(c.clone()).await.unwrap();
+        }
+        written(&writer, checks.len() as u64).await;
+        let total = checks.len() as i64;
+
+        // Before a settle: everything staged, nothing in `checks` or the rollups, all of it readable.
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM checks_recent").await,
+            total
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM checks").await, 0);
+        assert_eq!(count(&store, "SELECT count(*) FROM checks_hourly").await, 0);
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM health_checks").await,
+            total
+        );
+        assert_eq!(store.count_checks(None).await.unwrap(), total);
+        assert_eq!(store.count_checks(Some("b")).await.unwrap(), 720);
+        let oldest = checks.iter().map(|c| c.checked_at).min();
+        assert_eq!(writer.stats().first_unsettled(), oldest);
+        let page = HistoryQuery {
+            service: Some("b".to_owned()),
+            limit: 5,
+            ..HistoryQuery::default()
+        };
+        let (newest, next) = store.check_history(&page).await.unwrap();
+        assert_eq!(newest.len(), 5);
+        assert!(next.is_some());
+        assert_eq!(newest[0].checked_at, checks[checks.len() - 2].checked_at);
+
+        handle.shutdown().await;
+
+        // After: all in `checks`, none staged, and each hour's rollup counts its scheduled checks.
+        assert_eq!(count(&store, "SELECT count(*) FROM checks").await, total);
+        assert_eq!(count(&store, "SELECT count(*) FROM checks_recent").await, 0);
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM health_checks").await,
+            total
+        );
+        let expected: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT service, checked_at_ms / 3600000 * 3600000, count(*), sum(outcome = 'up')
+             FROM health_checks WHERE source = 'monitor' GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let rollups: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT service, hour_ms, total, good FROM health_check_hourly ORDER BY 1, 2",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(rollups, expected);
+        assert_eq!(expected.len(), 6);
+        // The same page, now from `checks`.
+        let (settled, _) = store.check_history(&page).await.unwrap();
+        assert_eq!(settled, newest);
+    }
+
+    #[tokio::test]
+    async fn settles_every_interval_and_adds_to_rollups_already_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let (writer, handle) = start_writer(&store, Duration::ZERO);
+        let checks = history();
+        // In small pieces: each settle adds a few checks to hours that already have rows.
+        for piece in checks.chunks(50) {
+            for c in piece {
+                writer.submit(c.clone()).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        written(&writer, checks.len() as u64).await;
+        for _ in 0..500 {
+            if writer.stats().first_unsettled().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(writer.stats().first_unsettled(), None);
+        assert_eq!(count(&store, "SELECT count(*) FROM checks_recent").await, 0);
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM checks").await,
+            checks.len() as i64
+        );
+        let monitor = checks.iter().filter(|c| c.source == CheckSource::Monitor);
+        let good = monitor.clone().filter(|c| c.outcome == Outcome::Up).count() as i64;
+        assert_eq!(
+            count(&store, "SELECT sum(total) FROM checks_hourly").await,
+            monitor.count() as i64
+        );
+        assert_eq!(
+            count(&store, "SELECT sum(good) FROM checks_hourly").await,
+            good
+        );
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_staged_check_at_a_settled_checks_millisecond_is_renumbered_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
+            .unwrap()
+            .timestamp_millis();
+        // Settled first, then two more of the same target and millisecond staged.
+        let (writer, handle) = start_writer(&store, Duration::ZERO);
+        writer
+            .submit(check("a", at, Outcome::Up, CheckSource::Monitor))
+            .await
+            .unwrap();
+        handle.shutdown().await;
+        let (writer, handle) = start_writer(&store, Duration::from_secs(3_600));
+        for outcome in [Outcome::Down, Outcome::Timeout] {
+            writer
+                .submit(check("a", at, outcome, CheckSource::Monitor))
+                .await
+                .unwrap();
+        }
+        written(&writer, 2).await;
+        assert_eq!(count(&store, "SELECT count(*) FROM checks_recent").await, 2);
+        handle.shutdown().await;
+
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, outcome FROM health_checks ORDER BY seq")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
+        let outcomes: Vec<&str> = rows.iter().map(|(_, o)| o.as_str()).collect();
+        assert_eq!(seqs, [0, 1, 2]);
+        assert_eq!(outcomes, ["up", "down", "timeout"]);
+        assert_eq!(count(&store, "SELECT total FROM checks_hourly").await, 3);
+    }
+
+    #[tokio::test]
+    async fn checks_left_staged_by_a_run_that_was_killed_are_settled_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hale.db");
+        let store = Store::open(&path).await.unwrap();
+        let (writer, handle) = start_writer(&store, Duration::from_secs(3_600));
+        let checks = history();
+        for c in &checks {
+            writer.submit(c.clone()).await.unwrap();
+        }
+        written(&writer, checks.len() as u64).await;
+        // What a kill leaves: the staged rows, committed, and no settle. (The writer task is dropped, not
+        // shut down; the copy below is taken while it holds its rows staged.)
+        let copy = dir.path().join("copy.db");
+        sqlx::query("VACUUM INTO ?1")
+            .bind(copy.display().to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        drop(handle);
+        drop(writer);
+        let reopened = Store::open(&copy).await.unwrap();
+        assert_eq!(
+            count(&reopened, "SELECT count(*) FROM checks_recent").await,
+            0
+        );
+        assert_eq!(
+            count(&reopened, "SELECT count(*) FROM checks").await,
+            checks.len() as i64
+        );
+        let monitor = checks
+            .iter()
+            .filter(|c| c.source == CheckSource::Monitor)
+            .count();
+        assert_eq!(
+            count(&reopened, "SELECT sum(total) FROM checks_hourly").await,
+            monitor as i64
+        );
+    }
+}
