@@ -364,7 +364,7 @@ impl Store {
             );
         }
         // Newest first across both, ties by id as each query ordered them.
-        rows.sort_by(|a, b| (b.checked_at_ms, b.id).cmp(&(a.checked_at_ms, a.id)));
+        rows.sort_by_key(|row| std::cmp::Reverse((row.checked_at_ms, row.id)));
         let more = rows.len() > query.limit as usize;
         rows.truncate(query.limit as usize);
         let next = rows.last().filter(|_| more).map(|last| HistoryCursor {
