@@ -3,8 +3,13 @@
 -- rows sit in a leaf page of their own, and writing every check there dirties one page of `checks` and one
 -- of `checks_hourly` per check: thousands of 4 KiB pages a second at 10,000 targets, each written to the
 -- WAL and again by the next checkpoint. Here new rows land on the last pages of a table keyed by time, and a
--- settle every `storage.settle_interval_s` moves them in target order: each target's leaves are written once
--- per settle, for all its checks since the last one.
+-- settle every `storage.settle_interval_s` moves them in target order: each target's leaf of `checks` is
+-- written once per settle, for all its checks since the last one.
+--
+-- `checks_hourly` is keyed by hour first now, so the current hour's rows of every target are a few
+-- neighbouring pages that each settle rewrites, instead of one leaf per target. Reads of one target's hours
+-- go through the index on (target_id, hour_ms), which changes only when a target's hour gets its first
+-- row: a settle updates rows in place.
 --
 -- Same columns and codes as `checks`. `seq` tells apart checks of one target in the same millisecond among
 -- the recent rows; a settle renumbers a row only when `checks` already holds that (target, time, seq).
@@ -61,4 +66,56 @@ CREATE TRIGGER health_checks_delete INSTEAD OF DELETE ON health_checks
 BEGIN
     DELETE FROM checks WHERE target_id = OLD.target_id AND checked_at_ms = OLD.checked_at_ms AND seq = OLD.seq;
     DELETE FROM checks_recent WHERE checked_at_ms = OLD.checked_at_ms AND target_id = OLD.target_id AND seq = OLD.seq;
+END;
+
+-- `checks_hourly`, keyed by (hour_ms, target_id). The view and its triggers name the table: dropped first,
+-- made again after.
+DROP VIEW health_check_hourly;
+CREATE TABLE checks_hourly_by_hour (
+    hour_ms         INTEGER NOT NULL,
+    target_id       INTEGER NOT NULL,
+    total           INTEGER NOT NULL,
+    good            INTEGER NOT NULL,
+    latency_sum_us  INTEGER NOT NULL,
+    latency_max_us  INTEGER NOT NULL,
+    latency_buckets BLOB    NOT NULL,
+    PRIMARY KEY (hour_ms, target_id)
+) WITHOUT ROWID;
+INSERT INTO checks_hourly_by_hour (hour_ms, target_id, total, good, latency_sum_us, latency_max_us, latency_buckets)
+SELECT hour_ms, target_id, total, good, latency_sum_us, latency_max_us, latency_buckets
+FROM checks_hourly ORDER BY hour_ms, target_id;
+DROP TABLE checks_hourly;
+ALTER TABLE checks_hourly_by_hour RENAME TO checks_hourly;
+-- One target's hours: the SLO ledger's rebuild, reports and `/slo` of one target.
+CREATE INDEX checks_hourly_by_target ON checks_hourly (target_id, hour_ms);
+
+CREATE VIEW health_check_hourly AS
+SELECT t.name AS service, h.hour_ms AS hour_ms, h.total AS total, h.good AS good,
+       h.latency_sum_us AS latency_sum_us, h.latency_max_us AS latency_max_us,
+       h.latency_buckets AS latency_buckets
+FROM checks_hourly AS h JOIN targets AS t ON t.id = h.target_id;
+
+CREATE TRIGGER health_check_hourly_insert INSTEAD OF INSERT ON health_check_hourly
+BEGIN
+    INSERT OR IGNORE INTO targets (name) VALUES (NEW.service);
+    INSERT INTO checks_hourly (target_id, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets)
+    SELECT t.id, NEW.hour_ms, NEW.total, NEW.good, NEW.latency_sum_us, NEW.latency_max_us, NEW.latency_buckets
+    FROM targets AS t WHERE t.name = NEW.service
+    ON CONFLICT (hour_ms, target_id) DO UPDATE SET
+        total = excluded.total, good = excluded.good, latency_sum_us = excluded.latency_sum_us,
+        latency_max_us = excluded.latency_max_us, latency_buckets = excluded.latency_buckets;
+END;
+
+CREATE TRIGGER health_check_hourly_update INSTEAD OF UPDATE ON health_check_hourly
+BEGIN
+    UPDATE checks_hourly
+    SET total = NEW.total, good = NEW.good, latency_sum_us = NEW.latency_sum_us,
+        latency_max_us = NEW.latency_max_us, latency_buckets = NEW.latency_buckets
+    WHERE hour_ms = OLD.hour_ms AND target_id = (SELECT id FROM targets WHERE name = OLD.service);
+END;
+
+CREATE TRIGGER health_check_hourly_delete INSTEAD OF DELETE ON health_check_hourly
+BEGIN
+    DELETE FROM checks_hourly
+    WHERE hour_ms = OLD.hour_ms AND target_id = (SELECT id FROM targets WHERE name = OLD.service);
 END;

@@ -31,9 +31,9 @@ impl Default for StorageConfig {
             // Under a backlog a batch this large touches each service's index page once for many rows, which
             // keeps the writer above 100,000 rows/s as the file grows (docs/benchmarks.md).
             batch_size: 10_000,
-            // A minute of checks per settle writes each target's leaves once for about 6 checks at a 10 s
-            // interval (docs/benchmarks.md), and SLOs, refreshed each minute, trail by about as much.
-            settle_interval_s: 60,
+            // Two minutes of checks per settle: each target's leaf of `checks` is written once for about 12
+            // checks at a 10 s interval (docs/benchmarks.md), and SLOs trail the newest checks by as much.
+            settle_interval_s: 120,
             // 4 MiB for each of the pool's 8 connections: a batch of a flush interval touches well under that,
             // and readers' caches are reset by every commit of the writer anyway (docs/operations.md).
             cache_mb: 32,

@@ -52,7 +52,7 @@ impl Store {
             rollups: self
                 .delete_older(
                     "checks_hourly",
-                    "target_id, hour_ms",
+                    "hour_ms, target_id",
                     "hour_ms",
                     rollups_before,
                 )

@@ -62,37 +62,56 @@ impl Aggregate {
 /// Rollup rows per INSERT statement (7 bound values each).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// One raw check as a settle reads it from `checks_recent`: target id, time (epoch ms), packed state
-/// (`codes.rs`) and latency in µs.
-pub(crate) type RawCheck = (i64, i64, i64, Option<i64>);
+/// Scheduled checks added up by hour and target, to be added to their stored rows (`add_to_stored`).
+/// On-demand checks are skipped. Keyed by hour, then target: the table's key order.
+#[derive(Debug, Default)]
+pub(crate) struct HourlyDeltas {
+    deltas: BTreeMap<(i64, i64), Aggregate>,
+}
 
-/// Adds scheduled checks to their hourly rows inside the caller's transaction (on-demand checks are skipped).
-/// Each (target, hour) touched is read once, added to and written back, in key order, so a settle writes
-/// each target's current leaf of `checks_hourly` once however many of its checks it brings. Returns the
-/// rows written.
-pub(crate) async fn add_checks(
-    conn: &mut SqliteConnection,
-    checks: &[RawCheck],
-) -> Result<usize, sqlx::Error> {
-    let mut deltas: BTreeMap<(i64, i64), Aggregate> = BTreeMap::new();
-    for &(target, ms, state, latency_us) in checks {
+impl HourlyDeltas {
+    /// Counts one raw check: target id, time (epoch ms), packed state (`codes.rs`), latency in µs.
+    pub(crate) fn add(&mut self, target: i64, ms: i64, state: i64, latency_us: Option<i64>) {
         let Some((outcome, _, source)) = unpack(state) else {
-            continue;
+            return;
         };
         if source != CheckSource::Monitor {
-            continue;
+            return;
         }
         let hour = ms - ms.rem_euclid(HOUR_MS);
         let latency_us = latency_us.and_then(|l| u64::try_from(l).ok());
-        deltas
-            .entry((target, hour))
+        self.deltas
+            .entry((hour, target))
             .or_default()
             .record(outcome, latency_us);
     }
+}
+
+/// Adds the deltas to their hourly rows inside the caller's transaction. Each (target, hour) is read once,
+/// added to and written back in place, in key order: the table is keyed by hour first, so the rows a settle
+/// touches (most targets' current hour) are a few neighbouring pages. Returns the rows written.
+pub(crate) async fn add_to_stored(
+    conn: &mut SqliteConnection,
+    deltas: HourlyDeltas,
+) -> Result<usize, sqlx::Error> {
+    let deltas = deltas.deltas;
     let mut merged = Vec::with_capacity(deltas.len());
-    for ((target, hour), delta) in deltas {
-        let mut row = load(conn, target, hour).await?;
-        row.merge(&delta);
+    // The stored rows of the hour being merged, when it has many: read in one range, not each by its key.
+    let mut hour_rows: Option<(i64, HashMap<i64, Aggregate>)> = None;
+    for (&(hour, target), delta) in &deltas {
+        if hour_rows.as_ref().is_none_or(|(h, _)| *h != hour) {
+            let many = deltas.range((hour, i64::MIN)..=(hour, i64::MAX)).count() > BULK_LOAD_ROWS;
+            hour_rows = if many {
+                Some((hour, load_hour(conn, hour).await?))
+            } else {
+                None
+            };
+        }
+        let mut row = match hour_rows.as_mut() {
+            Some((_, rows)) => rows.remove(&target).unwrap_or_default(),
+            None => load(conn, target, hour).await?,
+        };
+        row.merge(delta);
         merged.push((target, hour, row));
     }
     let rows: Vec<(i64, i64, &Aggregate)> = merged.iter().map(|(t, h, a)| (*t, *h, a)).collect();
@@ -100,14 +119,15 @@ pub(crate) async fn add_checks(
     Ok(rows.len())
 }
 
-/// Writes (replacing) hourly rows.
+/// Writes hourly rows: new ones inserted, stored ones updated in place (a replace would also delete and insert
+/// the row's entry in the index by target).
 async fn write_rows(
     conn: &mut SqliteConnection,
     rows: &[(i64, i64, &Aggregate)],
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT OR REPLACE INTO checks_hourly
+            "INSERT INTO checks_hourly
              (target_id, hour_ms, total, good, latency_sum_us, latency_max_us, latency_buckets) ",
         );
         upsert.push_values(chunk, |mut row, (target, hour, agg)| {
@@ -119,6 +139,11 @@ async fn write_rows(
                 .push_bind(saturating_i64(agg.latency_max_us))
                 .push_bind(agg.latency.encode());
         });
+        upsert.push(
+            " ON CONFLICT (hour_ms, target_id) DO UPDATE SET total = excluded.total, good = excluded.good,
+              latency_sum_us = excluded.latency_sum_us, latency_max_us = excluded.latency_max_us,
+              latency_buckets = excluded.latency_buckets",
+        );
         upsert.build().execute(&mut *conn).await?;
     }
     Ok(())
@@ -261,13 +286,45 @@ async fn load(
     hour: i64,
 ) -> Result<Aggregate, sqlx::Error> {
     let row: Option<RollupRow> = sqlx::query_as(&format!(
-        "{SELECT_ROLLUP} WHERE target_id = ?1 AND hour_ms = ?2"
+        "{SELECT_ROLLUP} WHERE hour_ms = ?1 AND target_id = ?2"
     ))
-    .bind(target)
     .bind(hour)
+    .bind(target)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(|r| r.aggregate()).unwrap_or_default())
+}
+
+/// Past this many rows of one hour, a settle reads every target's row of the hour at once.
+const BULK_LOAD_ROWS: usize = 64;
+
+/// Every target's stored row of one hour, by target id: one range of the key.
+async fn load_hour(
+    conn: &mut SqliteConnection,
+    hour: i64,
+) -> Result<HashMap<i64, Aggregate>, sqlx::Error> {
+    let rows: Vec<(i64, RollupRow)> = sqlx::query_as::<_, StoredHour>(
+        "SELECT target_id, t.name AS service, hour_ms, total, good, latency_sum_us, latency_max_us,
+                latency_buckets
+         FROM checks_hourly JOIN targets AS t ON t.id = target_id WHERE hour_ms = ?1",
+    )
+    .bind(hour)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| (r.target_id, r.row))
+    .collect();
+    Ok(rows
+        .into_iter()
+        .map(|(target, row)| (target, row.aggregate()))
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredHour {
+    target_id: i64,
+    #[sqlx(flatten)]
+    row: RollupRow,
 }
 
 fn non_negative(v: i64) -> u64 {

@@ -10,7 +10,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
-use crate::store::rollups::{self, RawCheck};
+use futures_util::TryStreamExt;
+
+use crate::store::rollups::{self, HourlyDeltas};
 use crate::store::{from_ms, txn};
 
 /// What one settle moved.
@@ -24,14 +26,19 @@ pub struct Settled {
 
 /// Moves every staged check into `checks` and the rollups, inside the caller's transaction.
 pub(crate) async fn settle(conn: &mut SqliteConnection) -> Result<Settled, sqlx::Error> {
-    // Only scheduled checks count in rollups (source bit 5 clear: `codes.rs`).
-    let scheduled: Vec<RawCheck> = sqlx::query_as(
-        "SELECT target_id, checked_at_ms, state, latency_us FROM checks_recent WHERE (state >> 5) = 0",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let rollups = rollups::add_checks(conn, &scheduled).await?;
-    drop(scheduled);
+    // Only scheduled checks count in rollups (source bit 5 clear: `codes.rs`). Streamed: what is held is one
+    // sum per target and hour, however many checks wait.
+    let mut deltas = HourlyDeltas::default();
+    {
+        let mut staged = sqlx::query_as::<_, (i64, i64, i64, Option<i64>)>(
+            "SELECT target_id, checked_at_ms, state, latency_us FROM checks_recent WHERE (state >> 5) = 0",
+        )
+        .fetch(&mut *conn);
+        while let Some((target, ms, state, latency_us)) = staged.try_next().await? {
+            deltas.add(target, ms, state, latency_us);
+        }
+    }
+    let rollups = rollups::add_to_stored(conn, deltas).await?;
     // A row keeps its `seq` unless `checks` already holds checks of its target at its millisecond (the clock
     // stepped back, or a script added history): then it goes after them. A later row of the same millisecond
     // always lands above an earlier one, so no key is taken twice.
@@ -273,6 +280,63 @@ mod tests {
             good
         );
         handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_settle_over_many_targets_adds_to_the_hours_rows_read_in_one_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let (writer, handle) = start_writer(&store, Duration::ZERO);
+        let hour = Utc
+            .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
+            .unwrap()
+            .timestamp_millis();
+        // 200 targets, three waves in one hour, each settled on its own: the second and third add to rows
+        // the first stored. Target t7 fails every time.
+        for wave in 0..3i64 {
+            for t in 0..200 {
+                let outcome = if t == 7 { Outcome::Down } else { Outcome::Up };
+                let name = format!("t{t}");
+                let at = hour + wave * 600_000 + t;
+                writer
+                    .submit(check(&name, at, outcome, CheckSource::Monitor))
+                    .await
+                    .unwrap();
+            }
+            written(&writer, 200 * (wave as u64 + 1)).await;
+            for _ in 0..500 {
+                if writer.stats().first_unsettled().is_none() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(count(&store, "SELECT count(*) FROM checks_recent").await, 0);
+        }
+        handle.shutdown().await;
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM checks_hourly").await,
+            200
+        );
+        assert_eq!(
+            count(&store, "SELECT min(total) FROM checks_hourly").await,
+            3
+        );
+        assert_eq!(
+            count(&store, "SELECT max(total) FROM checks_hourly").await,
+            3
+        );
+        assert_eq!(
+            count(&store, "SELECT sum(good) FROM checks_hourly").await,
+            597
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT good FROM health_check_hourly WHERE service = 't7'"
+            )
+            .await,
+            0
+        );
     }
 
     #[tokio::test]

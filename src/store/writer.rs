@@ -33,10 +33,9 @@ use crate::store::{health_checks, settle, txn, Store};
 const QUEUE_CAPACITY: usize = 65_536;
 /// Rows held in memory while the database cannot take them. About 200 bytes each: at most ~20 MB.
 pub const MAX_HELD_ROWS: usize = 100_000;
-/// Staged checks are settled once this many wait, whatever the settle interval: a settle reads its scheduled
-/// checks into memory (about 40 bytes each, so 4 MB), and a bulk load (`hale history generate`) settles as it
-/// goes.
-pub const SETTLE_MAX_ROWS: usize = 100_000;
+/// Staged checks are settled once this many wait, whatever the settle interval, so a settle stays a
+/// transaction of a few seconds at most and a bulk load (`hale history generate`) settles as it goes.
+pub const SETTLE_MAX_ROWS: usize = 250_000;
 /// The longest wait between two attempts while writes fail.
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// The first retry after a failed write waits 250 ms; each further failure doubles it, up to `RETRY_MAX`.
