@@ -214,6 +214,8 @@ pub(crate) struct Schedule {
     /// before it by more than a slot means the clock was stepped back.
     seen: DateTime<Utc>,
     sleep: Option<(DateTime<Utc>, Duration)>,
+    /// A sleep ended since the last reading: only then can the clock read past where it should.
+    after_sleep: bool,
     /// No wait is longer than the longest interval, so a clock stepped far back cannot stall the schedule.
     longest_wait: Duration,
 }
@@ -241,6 +243,7 @@ impl Schedule {
             intervals,
             seen: started,
             sleep: None,
+            after_sleep: false,
             longest_wait,
         }
     }
@@ -266,6 +269,7 @@ impl Schedule {
     pub(crate) fn woke(&mut self, slept: Duration) {
         if let Some((from, wait)) = self.sleep.take() {
             self.seen = self.seen.max(add_saturating(from, wait.max(slept)));
+            self.after_sleep = true;
         }
     }
 
@@ -275,8 +279,11 @@ impl Schedule {
     /// suspend, an NTP step) would make every target due in the time it skipped due at once: each of them
     /// is queued instead for its next due time after `now` on its own phase (`next_due`), so they spread
     /// over their interval as before the jump, none is probed twice and none waits more than an interval.
-    /// The targets due by where the clock should read are due now, as without a jump. Returns the jump.
+    /// The targets due by where the clock should read are due now, as without a jump. Only a reading after
+    /// a sleep can be a jump: before the first, the clock may have moved on while the task waited to run.
+    /// Returns the jump.
     pub(crate) fn observe(&mut self, now: DateTime<Utc>) -> Option<ForwardJump> {
+        let after_sleep = std::mem::take(&mut self.after_sleep);
         let step_back = (self.seen - now).to_std().unwrap_or(Duration::ZERO);
         if step_back > SLOT {
             let back = TimeDelta::from_std(step_back).unwrap_or(TimeDelta::MAX);
@@ -289,7 +296,7 @@ impl Schedule {
             return None;
         }
         let ahead = (now - self.seen).to_std().unwrap_or(Duration::ZERO);
-        if ahead <= FORWARD_JUMP {
+        if !after_sleep || ahead <= FORWARD_JUMP {
             self.seen = self.seen.max(now);
             return None;
         }
@@ -570,6 +577,14 @@ mod tests {
         assert_eq!(s.take_due(base + ms(6_000)), [2]);
         assert_eq!(s.take_due(base + ms(8_500)), [3]);
         assert_eq!(s.take_due(base + ms(11_000)), [0]);
+    }
+
+    #[test]
+    fn a_clock_that_moved_on_before_the_first_sleep_is_no_jump() {
+        let mut s = schedule(&[10, 10], &[1_000, 6_000]);
+        let now = t0() + ms(10_000);
+        assert_eq!(s.observe(now), None);
+        assert_eq!(s.take_due(now), [0, 1]);
     }
 
     #[test]
