@@ -385,6 +385,7 @@ fn slot_end(at: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
 
     fn t0() -> DateTime<Utc> {
         // 2023-11-14T22:13:20Z is a valid timestamp, so this always returns Some.
@@ -545,12 +546,15 @@ mod tests {
     #[test]
     fn a_forward_jump_spreads_the_targets_it_skipped_over_their_interval_each_at_its_phase() {
         // Four targets every 10 s, spread over the interval; the scheduler sleeps until the first is due.
+        let clock = ManualClock::new(t0());
         let mut s = schedule(&[10, 10, 10, 10], &[1_000, 3_500, 6_000, 8_500]);
-        assert_eq!(s.observe(t0()), None);
-        s.sleeping(t0(), secs(1));
+        assert_eq!(s.observe(clock.now()), None);
+        s.sleeping(clock.now(), secs(1));
         // A suspend of an hour: the sleep ends after 1 s of real time, the clock reads an hour more.
+        clock.advance(Duration::from_millis(3_601_200));
         s.woke(secs(1));
-        let resumed = t0() + ms(3_601_000 + 200);
+        let resumed = clock.now();
+        assert_eq!(resumed, t0() + ms(3_601_000 + 200));
         let jump = s.observe(resumed);
         // Only the target the scheduler woke for is due now: not all four at once.
         assert_eq!(s.take_due(resumed), [0]);
