@@ -683,6 +683,7 @@ mod tests {
         assert_order(
             &names,
             &[
+                "status-page-reads",
                 "monitor",
                 "heal",
                 "alerts",
