@@ -2,7 +2,9 @@
 //! the page), the uptime bars from the rollups, each target's SLO (the numbers `/slo` gives, from the SLO
 //! refresher's last pass, its p95 included), restarts this week and the alerts firing. The
 //! database reads are kept (`PageReads`) and made again once `READS_MAX_AGE` old, never per request: the
-//! bars then only for the hours since the last read. The page's markup is the service's.
+//! bars then only for the hours since the last read. Their whole reads are made in the background by the
+//! `PageReader` worker (at start, then hourly), so no request waits for one; before the first is done the
+//! page shows the current states and says the history is loading. The page's markup is the service's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -275,11 +277,7 @@ impl PageReader {
                 // The rows read (tens of MB at 10,000 targets) are freed by now, but glibc keeps them in the
                 // arena of the thread that read them; given back, RSS stays at what the page keeps.
                 let released = crate::process::release_free_memory();
-                tracing::info!(
-                    elapsed_ms = read_ms,
-                    released,
-                    "status page history read"
-                );
+                tracing::info!(elapsed_ms = read_ms, released, "status page history read");
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the status page's history; the page shows what it kept");
