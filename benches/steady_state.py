@@ -46,6 +46,7 @@ the default limits). wrk's non-2xx answers are reported either way.
     # --history-only, --warmup-s 20, --window-s 60, --keep (leave the temp dirs), --tmp DIR,
     # --history-db DB (copy a week kept by an earlier --keep run instead of generating it), --accept-gzip both,
     # --history-db-dir DIR (reuse a generated week), --perf-dir DIR (perf record the window), --no-wrk,
+    # --first-get-at-start (one GET / timed as soon as /health answers, then until the page's history shows),
     # --extra-config JSON (settings to add to the config written, e.g. '{"storage": {"cache_mb": 64}}')
     # --after-first-slo-pass (the warm-up starts once the SLO ledger's first pass is done: over a week it
     # evaluates every target afresh, for tens of seconds at 10,000 targets, and would fall in the window).
@@ -61,6 +62,8 @@ INTERVAL_S = 10
 RESPONDER_PORTS = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+# What the status page says while its history is read in the background after start.
+LOADING_NOTE = "still being read from the database"
 
 
 class RunFailed(Exception):
@@ -314,6 +317,25 @@ class Run:
             time.sleep(0.1)
         self.r["ready_s"] = round(time.time() - self.started, 2)
         self.log(f"hale (pid {self.hale.pid}) answers /health after {self.r['ready_s']} s")
+        if self.args.first_get_at_start:
+            self.first_get()
+
+    def first_get(self):
+        """One `GET /` as soon as hale answers /health, timed; then, while its answer says the history is still
+        loading, one every 0.25 s until it does not (the status page's whole read, made in the background)."""
+        t0 = time.time()
+        body = get(self.base + "/", timeout=300).decode(errors="replace")
+        loading = LOADING_NOTE in body
+        self.r.update(first_get_s=round(time.time() - t0, 3), first_get_bytes=len(body),
+                      first_get_loading=loading)
+        while LOADING_NOTE in body:
+            self.alive()
+            time.sleep(0.25)
+            body = get(self.base + "/", timeout=300).decode(errors="replace")
+        self.r["page_history_s"] = round(time.time() - self.started, 2)
+        self.log(f"first GET / {self.r['first_get_s']} s after /health answered ({len(body):,} bytes"
+                 f"{', history loading' if loading else ''}); the page shows the history "
+                 f"{self.r['page_history_s']} s after start")
 
     def log_tail(self):
         self.logfile.flush()
@@ -601,6 +623,9 @@ def main():
     p.add_argument("--extra-config", default=None,
                    help='JSON merged into the config written, a level deep, e.g. \'{"storage": {"cache_mb": 64}}\'')
     p.add_argument("--no-wrk", action="store_true", help="skip the wrk runs of the history runs")
+    p.add_argument("--first-get-at-start", action="store_true",
+                   help="one GET / as soon as /health answers, timed, then GET / every 0.25 s until the page no "
+                        "longer says its history is loading")
     p.add_argument("--wrk", default="wrk")
     p.add_argument("--wrk-s", type=int, default=10)
     p.add_argument("--wrk-threads", type=int, default=1)

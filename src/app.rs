@@ -684,6 +684,7 @@ mod tests {
         assert_order(
             &names,
             &[
+                "status-page-reads",
                 "monitor",
                 "heal",
                 "alerts",

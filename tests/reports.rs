@@ -730,6 +730,71 @@ async fn a_large_fleet_gets_the_status_page_one_page_of_targets_at_a_time() {
     assert!(problems.is_empty(), "console errors: {problems:#?}");
 }
 
+/// A week of history in the database when hale starts: the status page answers 200 from the first request
+/// on, with the current states and a note while its history is read in the background, then with the
+/// week's daily bars, read without any request waiting for them.
+#[tokio::test]
+async fn the_status_page_answers_while_its_history_loads_then_shows_it() {
+    let up = HttpReceiver::start(vec![(200, "ok")]).await;
+    let mut json = test_config_json();
+    json["services"] = serde_json::json!([
+        { "name": "svc-001", "url": up.url("/health"), "interval_s": 1, "timeout_ms": 500 },
+        { "name": "svc-002", "url": up.url("/health"), "interval_s": 1, "timeout_ms": 500 },
+    ]);
+    let config = Config::from_json(&json.to_string(), "test").unwrap();
+    let mut app = spawn_app_with(config.clone()).await;
+    app.shutdown().await;
+    let out = run_hale(
+        app.dir.path(),
+        &[
+            "history",
+            "generate",
+            "--db",
+            "hale.db",
+            "--append",
+            "--services",
+            "2",
+            "--days",
+            "7",
+            "--interval-s",
+            "300",
+            "--seed",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(exit_code(out.status), 0, "{}", text(&out.stderr));
+    app.restart(config, std::sync::Arc::new(hale::clock::SystemClock))
+        .await;
+
+    let hp = ServiceKind::HealthProxy;
+    let loading = "still being read from the database";
+    let app = &app;
+    let body = eventually("the status page with the week's bars", || async move {
+        let res = app.get(hp, "/").await;
+        assert_eq!(res.status(), 200);
+        let body = res.text().await.unwrap();
+        if body.contains(loading) {
+            // Loading: the current states, a quick refresh, and no bars or alerts made up.
+            assert!(body.contains(r#"content="5""#), "{body}");
+            assert!(
+                body.contains(r#"<span class="name">svc-002</span>"#),
+                "{body}"
+            );
+            assert!(!body.contains("No alert is firing."), "{body}");
+            return None;
+        }
+        body.contains("90 days ago · today").then_some(body)
+    })
+    .await;
+    assert!(body.contains(r#"content="30""#), "{body}");
+    assert!(
+        body.contains("uptime, p95, restarts and alerts read "),
+        "{body}"
+    );
+    assert_eq!(body.matches("<svg").count(), 2, "{body}");
+}
+
 /// A database damaged after its schema (the report's read fails half-way) and a truncated one both exit 2,
 /// never 1, which says an objective is breached: a CI gate on the report can tell the two apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,19 +2,26 @@
 //! the page), the uptime bars from the rollups, each target's SLO (the numbers `/slo` gives, from the SLO
 //! refresher's last pass, its p95 included), restarts this week and the alerts firing. The
 //! database reads are kept (`PageReads`) and made again once `READS_MAX_AGE` old, never per request: the
-//! bars then only for the hours since the last read. The page's markup is the service's.
+//! bars then only for the hours since the last read. Their whole reads are made in the background by the
+//! `PageReader` worker (at start, then hourly), so no request waits for one; before the first is done the
+//! page shows the current states and says the history is loading. The page's markup is the service's.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::probe::Monitor;
 use crate::records::Outcome;
 use crate::slo::{SloBoard, TargetSlo};
 use crate::store::alerts::StoredAlert;
 use crate::store::{Store, StoreError};
+use crate::worker::Worker;
 
 /// Days of uptime bars per target.
 pub const UPTIME_DAYS: i64 = 90;
@@ -26,6 +33,17 @@ pub const HOURLY_UNTIL_DAYS: i64 = 7;
 pub const READS_MAX_AGE: chrono::Duration = chrono::Duration::seconds(10);
 /// The uptime bars are read whole again this often (in between, only the hours since the last read).
 pub const BARS_REREAD_WHOLE: chrono::Duration = chrono::Duration::hours(1);
+
+/// The page's note while the first whole read since start runs (`PageData::Loading`).
+pub const HISTORY_LOADING_NOTE: &str = "The uptime history, restarts and alerts are still being read from the \
+    database (hale has just started): this page shows each target's current state and refreshes in a few \
+    seconds.";
+/// The page's note before the SLO refresher's first pass.
+pub const SLO_LOADING_NOTE: &str =
+    "The SLOs are still being computed (hale has just started): they show once the first pass is done.";
+/// How often the page refreshes itself while its history is loading (`HISTORY_LOADING_NOTE`), in seconds;
+/// 30 s once loaded.
+pub const LOADING_REFRESH_S: u32 = 5;
 
 /// Fleets of up to this many targets get the whole page: every target's section with its bars. Larger
 /// ones get a summary, the targets that need attention and the targets one page of `PAGE_SIZE` at a time.
@@ -67,9 +85,35 @@ pub fn page_number(
 }
 
 /// The status page's database reads (uptime bars, restarts, alerts), kept between requests.
-#[derive(Debug, Default)]
+///
+/// A state machine in three states: *loading* (nothing read yet: the first whole read, started with hale,
+/// is running), *ready* (the kept reads, brought up to date by a request once `READS_MAX_AGE` old, from the
+/// hour before the last read on: a few rows per target) and *re-reading* (ready, while a whole read runs in
+/// the background: once `BARS_REREAD_WHOLE` old, or after the clock stepped back). Whole reads (90 days of
+/// daily totals for every target: seconds at 10,000 targets) are made only by `read_whole`, which the
+/// `PageReader` worker calls; a request never waits for one, and gets the kept reads meanwhile (or
+/// `PageData::Loading` before the first).
+#[derive(Debug)]
 pub struct PageReads {
     cached: tokio::sync::Mutex<Option<CachedReads>>,
+    /// True while a whole read is asked for or running: requests that find one due ask only once.
+    whole_wanted: AtomicBool,
+    /// Wakes the `PageReader` when a request asks for a whole read.
+    ask: tokio::sync::Notify,
+    /// Why the last whole read failed, while none has succeeded since.
+    failed: std::sync::Mutex<Option<String>>,
+}
+
+impl Default for PageReads {
+    fn default() -> Self {
+        Self {
+            cached: tokio::sync::Mutex::new(None),
+            // The first whole read is wanted from the start: the `PageReader` makes it when hale starts.
+            whole_wanted: AtomicBool::new(true),
+            ask: tokio::sync::Notify::new(),
+            failed: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -80,48 +124,190 @@ struct CachedReads {
     stored: Arc<Stored>,
 }
 
+/// What a request gets of the page's reads.
+#[derive(Debug, Clone)]
+pub enum PageData {
+    /// No whole read has finished since hale started (the last one failed with the error, if any).
+    Loading { failed: Option<String> },
+    /// The reads, made at `read_at`.
+    Read {
+        read_at: DateTime<Utc>,
+        stored: Arc<Stored>,
+    },
+}
+
 impl PageReads {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The reads, made again when older than `READS_MAX_AGE`: the restarts and alerts whole, the uptime
-    /// bars only from the hour before the last read on (rollups of older hours do not change), and whole
-    /// again every `BARS_REREAD_WHOLE` or after the clock stepped back. One caller reads at a time; the
-    /// others wait for its answer.
-    async fn get(
-        &self,
-        store: &Store,
-        now: DateTime<Utc>,
-    ) -> Result<(DateTime<Utc>, Arc<Stored>), StoreError> {
+    /// The kept reads for a request at `now`: as kept while younger than `READS_MAX_AGE`, else brought up to
+    /// date (the rollups from the hour before the last read on, the restarts and alerts whole). Never a whole
+    /// read: when one is due (`BARS_REREAD_WHOLE`, a clock stepped back, nothing read yet) it is asked of
+    /// the `PageReader` and this request gets what is kept. One caller brings the reads up to date at a
+    /// time; the others wait for its answer.
+    pub async fn get(&self, store: &Store, now: DateTime<Utc>) -> Result<PageData, StoreError> {
         let mut cached = self.cached.lock().await;
-        let previous = match cached.as_ref() {
-            Some(c) => {
-                let age = now - c.read_at;
-                if age < READS_MAX_AGE && age >= TimeDelta::zero() {
-                    return Ok((c.read_at, c.stored.clone()));
-                }
-                let whole_age = now - c.bars_read_whole_at;
-                (whole_age < BARS_REREAD_WHOLE && age >= TimeDelta::zero())
-                    .then_some((c.read_at, c.bars_read_whole_at))
-            }
-            None => None,
+        let Some(c) = cached.as_mut() else {
+            self.ask_whole();
+            let failed = locked(&self.failed).clone();
+            return Ok(PageData::Loading { failed });
         };
-        let (stored, bars_read_whole_at) = match (previous, cached.take()) {
-            (Some((read_at, whole_at)), Some(c)) => {
-                // Without a copy unless a request still holds the last reads.
-                let previous = Arc::try_unwrap(c.stored).unwrap_or_else(|kept| (*kept).clone());
-                (stored_since(store, now, read_at, previous).await?, whole_at)
+        let age = now - c.read_at;
+        let stepped_back = age < TimeDelta::zero();
+        if stepped_back || now - c.bars_read_whole_at >= BARS_REREAD_WHOLE {
+            self.ask_whole();
+        }
+        if age < READS_MAX_AGE {
+            // Fresh, or read after `now` (the clock stepped back): the whole read asked for replaces it.
+            return Ok(PageData::Read {
+                read_at: c.read_at,
+                stored: c.stored.clone(),
+            });
+        }
+        match stored_since(store, now, c.read_at, take_stored(&mut c.stored)).await {
+            Ok(updated) => {
+                c.stored = Arc::new(updated);
+                c.read_at = now;
             }
-            _ => (stored(store, now).await?, now),
-        };
-        let stored = Arc::new(stored);
-        *cached = Some(CachedReads {
+            Err(e) => {
+                // What was kept went into the failed read: loading again, until a whole read succeeds.
+                *cached = None;
+                *locked(&self.failed) = Some(e.to_string());
+                self.ask_whole();
+                return Err(e);
+            }
+        }
+        Ok(PageData::Read {
             read_at: now,
-            bars_read_whole_at,
-            stored: stored.clone(),
+            stored: c.stored.clone(),
+        })
+    }
+
+    /// Asks the `PageReader` for a whole read, unless one is asked for or running already.
+    fn ask_whole(&self) {
+        if !self.whole_wanted.swap(true, Ordering::AcqRel) {
+            self.ask.notify_one();
+        }
+    }
+
+    /// Whether a whole read is asked for or running.
+    pub fn whole_wanted(&self) -> bool {
+        self.whole_wanted.load(Ordering::Acquire)
+    }
+
+    /// Reads everything whole as of the clock's `now`, without holding the kept reads (requests keep getting
+    /// them meanwhile), then brings the result up to date with what was written during the read and keeps
+    /// it. The caller marks the whole read done (`whole_read_done`).
+    pub async fn read_whole(&self, store: &Store, clock: &dyn Clock) -> Result<(), StoreError> {
+        let started = clock.now();
+        let whole = stored(store, started).await;
+        let whole = match whole {
+            Ok(whole) => whole,
+            Err(e) => {
+                *locked(&self.failed) = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        let mut cached = self.cached.lock().await;
+        let now = clock.now();
+        let (read_at, stored) = if now - started >= READS_MAX_AGE {
+            (now, stored_since(store, now, started, whole).await?)
+        } else {
+            (started, whole)
+        };
+        *cached = Some(CachedReads {
+            read_at,
+            bars_read_whole_at: started,
+            stored: Arc::new(stored),
         });
-        Ok((now, stored))
+        *locked(&self.failed) = None;
+        Ok(())
+    }
+
+    /// The whole read asked for is done (or given up): a request that finds the next one due asks again.
+    pub fn whole_read_done(&self) {
+        self.whole_wanted.store(false, Ordering::Release);
+    }
+
+    /// Waits until a request asks for a whole read.
+    pub async fn whole_asked(&self) {
+        self.ask.notified().await;
+    }
+}
+
+fn locked<T>(slot: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The kept reads to update, without a copy unless a request still holds them.
+fn take_stored(kept: &mut Arc<Stored>) -> Stored {
+    let kept = std::mem::take(kept);
+    Arc::try_unwrap(kept).unwrap_or_else(|shared| (*shared).clone())
+}
+
+/// Makes the status page's whole reads in the background: the first when hale starts (so the first request
+/// does not wait seconds for 90 days of rollups), then each one a request asks for (`PageReads::get`).
+#[derive(Debug)]
+pub struct PageReader {
+    reads: Arc<PageReads>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl PageReader {
+    pub fn new(reads: Arc<PageReads>, store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            reads,
+            store,
+            clock,
+        }
+    }
+
+    /// One whole read, logged; after a failure, waits `READS_MAX_AGE` before a request may ask again.
+    async fn read_once(&self) {
+        let started = std::time::Instant::now();
+        match self
+            .reads
+            .read_whole(&self.store, self.clock.as_ref())
+            .await
+        {
+            Ok(()) => {
+                let read_ms = started.elapsed().as_millis() as u64;
+                // The rows read (tens of MB at 10,000 targets) are freed by now, but glibc keeps them in the
+                // arena of the thread that read them; given back, RSS stays at what the page keeps.
+                let released = crate::process::release_free_memory();
+                tracing::info!(elapsed_ms = read_ms, released, "status page history read");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the status page's history; the page shows what it kept");
+                self.clock
+                    .sleep(READS_MAX_AGE.to_std().unwrap_or_default())
+                    .await;
+            }
+        }
+        self.reads.whole_read_done();
+    }
+}
+
+impl Worker for PageReader {
+    fn name(&self) -> &'static str {
+        "status-page-reads"
+    }
+
+    fn run(self: Arc<Self>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.read_once() => {}
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.reads.whole_asked() => {}
+                }
+            }
+        })
     }
 }
 
@@ -152,8 +338,10 @@ pub struct StatusPage {
     /// The SLOs count the scheduled checks made before this time (the refresher's last pass); None when
     /// they could not be computed.
     pub slo_as_of: Option<DateTime<Utc>>,
-    /// When the uptime bars, p95, restarts and alerts were read from the database.
-    pub read_at: DateTime<Utc>,
+    /// When the uptime bars, restarts and alerts were read from the database; None while the first read
+    /// since start runs (or when the database could not be read): the page then shows the current states,
+    /// and the SLOs if the refresher has made its first pass.
+    pub read_at: Option<DateTime<Utc>>,
     pub score: f64,
     pub up: usize,
     pub targets: Vec<TargetLine>,
@@ -237,23 +425,37 @@ pub async fn gather(
     let sweep = monitor.latest_all();
     let slo = &config.slo;
     let mut notes = Vec::new();
-    let snapshot = crate::answers::slo::slo_all(store, config, board, now).await;
-    let (read_at, stored) = reads.get(store, now).await.unwrap_or_else(|e| {
-        notes.push(format!("the database cannot be read: {e}"));
-        (now, Arc::new(Stored::default()))
-    });
+    // The refresher's last pass only: before its first one the page says so rather than evaluating the
+    // window for the request (seconds at thousands of targets).
+    let snapshot = board.latest();
+    if snapshot.is_some() {
+        board.nudge_if_older(now, crate::answers::slo::SNAPSHOT_MAX_AGE);
+    } else {
+        notes.push(SLO_LOADING_NOTE.to_owned());
+    }
+    let (read_at, stored) = match reads.get(store, now).await {
+        Ok(PageData::Read { read_at, stored }) => (Some(read_at), stored),
+        Ok(PageData::Loading { failed }) => {
+            notes.push(HISTORY_LOADING_NOTE.to_owned());
+            if let Some(e) = failed {
+                notes.push(format!("the database cannot be read: {e}"));
+            }
+            (None, Arc::new(Stored::default()))
+        }
+        Err(e) => {
+            notes.push(format!("the database cannot be read: {e}"));
+            (None, Arc::new(Stored::default()))
+        }
+    };
     // Less than a week since the first day with checks (or none at all): hourly bars say more.
     let hourly = stored
         .first_day()
         .is_none_or(|first| first > (now - TimeDelta::days(HOURLY_UNTIL_DAYS)).date_naive());
     let mut slo_as_of = None;
     let mut slos: HashMap<&str, &TargetSlo> = HashMap::new();
-    match &snapshot {
-        Ok(snapshot) => {
-            slo_as_of = Some(snapshot.as_of);
-            slos.extend(snapshot.slos.iter().map(|t| (t.target.as_str(), t)));
-        }
-        Err(e) => notes.push(format!("the slo cannot be computed: {e}")),
+    if let Some(snapshot) = &snapshot {
+        slo_as_of = Some(snapshot.as_of);
+        slos.extend(snapshot.slos.iter().map(|t| (t.target.as_str(), t)));
     }
     let slos_p95: HashMap<&str, Option<f64>> = slos
         .iter()
@@ -416,6 +618,7 @@ mod tests {
 
     use super::*;
     use crate::breaker::BreakerState;
+    use crate::clock::ManualClock;
     use crate::kind::ServiceKind;
     use crate::metrics::{ServiceMetrics, WriterMetrics};
     use crate::records::{CheckRecord, CheckSource};
@@ -465,15 +668,21 @@ mod tests {
             .collect();
         write(&store, &history).await;
         let reads = PageReads::new();
-        let (_, first) = reads.get(&store, now).await.unwrap();
+        reads
+            .read_whole(&store, &ManualClock::new(now))
+            .await
+            .unwrap();
+        let (_, first) = read(reads.get(&store, now).await.unwrap());
         assert_eq!(first.daily, stored(&store, now).await.unwrap().daily);
 
         // Within READS_MAX_AGE the kept reads are answered, whatever was written since.
         write(&store, &[("a", now + TimeDelta::minutes(1), false)]).await;
-        let (read_at, kept) = reads
-            .get(&store, now + TimeDelta::seconds(5))
-            .await
-            .unwrap();
+        let (read_at, kept) = read(
+            reads
+                .get(&store, now + TimeDelta::seconds(5))
+                .await
+                .unwrap(),
+        );
         assert_eq!((read_at, &kept.daily), (now, &first.daily));
 
         // Later: more checks in the hour of the last read (some before it) and the next, a new target, and
@@ -488,7 +697,7 @@ mod tests {
         )
         .await;
         let later = now + TimeDelta::minutes(50);
-        let (read_at, since) = reads.get(&store, later).await.unwrap();
+        let (read_at, since) = read(reads.get(&store, later).await.unwrap());
         let whole = stored(&store, later).await.unwrap();
         assert_eq!(read_at, later);
         assert_eq!(since.daily, whole.daily);
@@ -498,9 +707,134 @@ mod tests {
         // Across midnight, hours and days older than the page shows leave.
         let next_day = Utc.with_ymd_and_hms(2026, 12, 2, 0, 20, 0).unwrap();
         write(&store, &[("a", next_day - TimeDelta::minutes(5), true)]).await;
-        let (_, since) = reads.get(&store, next_day).await.unwrap();
+        let (_, since) = read(reads.get(&store, next_day).await.unwrap());
         let whole = stored(&store, next_day).await.unwrap();
         assert_eq!(since.daily, whole.daily);
         assert_eq!(since.hourly, whole.hourly);
+    }
+
+    /// The kept reads of a request, which must not be loading.
+    fn read(data: PageData) -> (DateTime<Utc>, Arc<Stored>) {
+        match data {
+            PageData::Read { read_at, stored } => (read_at, stored),
+            PageData::Loading { failed } => panic!("still loading ({failed:?})"),
+        }
+    }
+
+    fn checks_of(stored: &Stored, target: &str) -> u64 {
+        stored
+            .daily
+            .get(target)
+            .map_or(0, |days| days.values().map(|(t, _)| t).sum())
+    }
+
+    /// Loading until the first whole read, then ready; a whole read due is asked for, never made by a
+    /// request, which keeps getting the kept page (brought up to date) until the background read replaces
+    /// it.
+    #[tokio::test]
+    async fn requests_get_loading_then_the_kept_reads_and_never_make_a_whole_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 30, 0).unwrap();
+        let clock = ManualClock::new(now);
+        write(&store, &[("a", now - TimeDelta::minutes(5), true)]).await;
+        let reads = PageReads::new();
+
+        // Loading: nothing read yet, and the whole read is wanted from the start.
+        assert!(matches!(
+            reads.get(&store, now).await.unwrap(),
+            PageData::Loading { failed: None }
+        ));
+        assert!(reads.whole_wanted());
+
+        // Ready once the whole read is done.
+        reads.read_whole(&store, &clock).await.unwrap();
+        reads.whole_read_done();
+        assert!(!reads.whole_wanted());
+        let (read_at, first) = read(reads.get(&store, now).await.unwrap());
+        assert_eq!((read_at, checks_of(&first, "a")), (now, 1));
+
+        // A check two days back, behind the page's back: only a whole read sees it. Within the hour, a
+        // request brings the kept reads up to date (the recent hours) and asks for nothing.
+        write(&store, &[("a", now - TimeDelta::days(2), true)]).await;
+        let half_hour = now + TimeDelta::minutes(30);
+        let (read_at, kept) = read(reads.get(&store, half_hour).await.unwrap());
+        assert_eq!((read_at, checks_of(&kept, "a")), (half_hour, 1));
+        assert!(!reads.whole_wanted());
+
+        // Re-reading: an hour after the whole read, a request asks for the next one and gets the kept page
+        // meanwhile, brought up to date, still without the old check.
+        let hour_on = now + TimeDelta::minutes(61);
+        clock.set(hour_on);
+        let (read_at, kept) = read(reads.get(&store, hour_on).await.unwrap());
+        assert_eq!((read_at, checks_of(&kept, "a")), (hour_on, 1));
+        assert!(reads.whole_wanted(), "the whole read is asked for");
+        let (_, again) = read(
+            reads
+                .get(&store, hour_on + TimeDelta::seconds(1))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(checks_of(&again, "a"), 1);
+
+        // The background read replaces it.
+        reads.read_whole(&store, &clock).await.unwrap();
+        reads.whole_read_done();
+        let (read_at, whole) = read(
+            reads
+                .get(&store, hour_on + TimeDelta::seconds(1))
+                .await
+                .unwrap(),
+        );
+        assert_eq!((read_at, checks_of(&whole, "a")), (hour_on, 2));
+        assert!(!reads.whole_wanted());
+
+        // A clock stepped back: the kept reads are answered as they are, and a whole read is asked for.
+        let (read_at, kept) = read(reads.get(&store, now).await.unwrap());
+        assert_eq!((read_at, checks_of(&kept, "a")), (hour_on, 2));
+        assert!(reads.whole_wanted());
+    }
+
+    /// The worker makes the first whole read at start, without a request, and the one a request asks for.
+    #[tokio::test]
+    async fn the_page_reader_reads_at_start_and_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 30, 0).unwrap();
+        let clock = ManualClock::new(now);
+        write(&store, &[("a", now - TimeDelta::minutes(5), true)]).await;
+        let reads = Arc::new(PageReads::new());
+        let reader = Arc::new(PageReader::new(
+            reads.clone(),
+            store.clone(),
+            Arc::new(clock.clone()),
+        ));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(reader.run(cancel.clone()));
+        // No request: the read at start is done once the worker says so.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while reads.whole_wanted() {
+            assert!(std::time::Instant::now() < deadline, "no read at start");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (_, first) = read(reads.get(&store, now).await.unwrap());
+        assert_eq!(checks_of(&first, "a"), 1);
+
+        // A request an hour on asks; the worker reads whole, and the old check shows.
+        write(&store, &[("a", now - TimeDelta::days(2), true)]).await;
+        clock.advance(Duration::from_secs(3_660));
+        let (_, kept) = read(reads.get(&store, clock.now()).await.unwrap());
+        assert_eq!(checks_of(&kept, "a"), 1);
+        loop {
+            let (_, page) = read(reads.get(&store, clock.now()).await.unwrap());
+            if checks_of(&page, "a") == 2 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no read when asked");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            clock.advance(Duration::from_secs(10));
+        }
+        cancel.cancel();
+        task.await.unwrap();
     }
 }

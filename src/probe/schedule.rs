@@ -27,6 +27,11 @@ use crate::worker::Worker;
 /// How often the health-score gauge is recomputed from the latest results.
 const SCORE_REFRESH: Duration = Duration::from_secs(1);
 
+/// A clock that reads more than this past the end of the scheduler's sleep (beyond the real time the sleep
+/// took, so a scheduler that ran late is not mistaken for it) jumped forward: a resume from suspend, or an
+/// NTP step.
+pub(crate) const FORWARD_JUMP: Duration = Duration::from_secs(1);
+
 /// The width of a due slot: the scheduler wakes at most once per slot and starts every probe due by then, so
 /// a probe starts at most this much after its due time (plus the runtime's own lateness).
 pub(crate) const SLOT: Duration = Duration::from_millis(20);
@@ -67,7 +72,15 @@ impl Monitor {
         let probes = TaskTracker::new();
         loop {
             let now = self.clock.now();
-            schedule.observe(now);
+            if let Some(jump) = schedule.observe(now) {
+                tracing::info!(
+                    jumped_ms = jump.by.as_millis() as u64,
+                    spread = jump.spread,
+                    "the clock jumped forward by {:.1} s: {} targets it skipped over are spread over their interval again, each at its phase",
+                    jump.by.as_secs_f64(),
+                    jump.spread
+                );
+            }
             for index in schedule.take_due(now) {
                 if runs.due(index) {
                     probes.spawn(self.clone().scheduled_checks(
@@ -86,9 +99,10 @@ impl Monitor {
                 .unwrap_or(Duration::ZERO)
                 .min(schedule.longest_wait());
             schedule.sleeping(now, wait);
+            let slept_from = std::time::Instant::now();
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = self.clock.sleep(wait) => schedule.woke(),
+                _ = self.clock.sleep(wait) => schedule.woke(slept_from.elapsed()),
             }
         }
         // Each probe task ends once cancelled: a started probe finishes (within its timeout) and is stored.
@@ -200,6 +214,8 @@ pub(crate) struct Schedule {
     /// before it by more than a slot means the clock was stepped back.
     seen: DateTime<Utc>,
     sleep: Option<(DateTime<Utc>, Duration)>,
+    /// A sleep ended since the last reading: only then can the clock read past where it should.
+    after_sleep: bool,
     /// No wait is longer than the longest interval, so a clock stepped far back cannot stall the schedule.
     longest_wait: Duration,
 }
@@ -227,6 +243,7 @@ impl Schedule {
             intervals,
             seen: started,
             sleep: None,
+            after_sleep: false,
             longest_wait,
         }
     }
@@ -247,17 +264,26 @@ impl Schedule {
         self.sleep = Some((now, wait));
     }
 
-    /// The sleep ended: the clock has moved on by at least its length.
-    pub(crate) fn woke(&mut self) {
+    /// The sleep ended, after `slept` of real (monotonic) time: the clock has moved on by at least the
+    /// longer of the two.
+    pub(crate) fn woke(&mut self, slept: Duration) {
         if let Some((from, wait)) = self.sleep.take() {
-            self.seen = self.seen.max(add_saturating(from, wait));
+            self.seen = self.seen.max(add_saturating(from, wait.max(slept)));
+            self.after_sleep = true;
         }
     }
 
     /// Notes the clock's reading. A clock stepped back by more than a slot (a wall clock set back) moves every
     /// due time back by as much, so the targets keep their spacing and nothing stalls until the clock catches
-    /// up; a clock that moved forward is followed as it is.
-    pub(crate) fn observe(&mut self, now: DateTime<Utc>) {
+    /// up. A clock that jumped forward by more than `FORWARD_JUMP` past where it should read (a resume from
+    /// suspend, an NTP step) would make every target due in the time it skipped due at once: each of them
+    /// is queued instead for its next due time after `now` on its own phase (`next_due`), so they spread
+    /// over their interval as before the jump, none is probed twice and none waits more than an interval.
+    /// The targets due by where the clock should read are due now, as without a jump. Only a reading after
+    /// a sleep can be a jump: before the first, the clock may have moved on while the task waited to run.
+    /// Returns the jump.
+    pub(crate) fn observe(&mut self, now: DateTime<Utc>) -> Option<ForwardJump> {
+        let after_sleep = std::mem::take(&mut self.after_sleep);
         let step_back = (self.seen - now).to_std().unwrap_or(Duration::ZERO);
         if step_back > SLOT {
             let back = TimeDelta::from_std(step_back).unwrap_or(TimeDelta::MAX);
@@ -267,9 +293,29 @@ impl Schedule {
                 .map(|Reverse((due, index))| Reverse((earlier(due), index)))
                 .collect();
             self.seen = now;
-        } else {
-            self.seen = self.seen.max(now);
+            return None;
         }
+        let ahead = (now - self.seen).to_std().unwrap_or(Duration::ZERO);
+        if !after_sleep || ahead <= FORWARD_JUMP {
+            self.seen = self.seen.max(now);
+            return None;
+        }
+        let expected = self.seen;
+        let mut spread = 0;
+        let queue = std::mem::take(&mut self.queue);
+        self.queue = queue
+            .into_iter()
+            .map(|Reverse((due, index))| {
+                if due <= expected || due > now {
+                    return Reverse((due, index));
+                }
+                spread += 1;
+                let interval = self.intervals.get(index).copied().unwrap_or(SLOT);
+                Reverse((next_due(due, now, interval), index))
+            })
+            .collect();
+        self.seen = now;
+        Some(ForwardJump { by: ahead, spread })
     }
 
     /// The targets due at `now`. Each one is queued again for its next due time.
@@ -292,6 +338,15 @@ impl Schedule {
         self.queue
             .push(Reverse((next_due(due, now, interval), index)));
     }
+}
+
+/// A forward jump of the clock, as `Schedule::observe` found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ForwardJump {
+    /// How far past where it should have read the clock was.
+    pub(crate) by: Duration,
+    /// How many targets were due in the time it skipped, each queued again on its phase.
+    pub(crate) spread: usize,
 }
 
 /// The due time after `due`, taken at `now`: one interval later. When that has passed too (the probe, or
@@ -330,6 +385,7 @@ fn slot_end(at: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
 
     fn t0() -> DateTime<Utc> {
         // 2023-11-14T22:13:20Z is a valid timestamp, so this always returns Some.
@@ -429,7 +485,7 @@ mod tests {
         // A reading a few ms early (a sleep that ended a little before the wall clock caught up) moves nothing.
         let mut s = schedule(&[10], &[1_000]);
         s.sleeping(t0(), secs(1));
-        s.woke();
+        s.woke(Duration::ZERO);
         s.observe(t0() + ms(995));
         assert!(s.take_due(t0() + ms(995)).is_empty());
         assert_eq!(s.take_due(t0() + ms(1_000)), [0]);
@@ -440,7 +496,7 @@ mod tests {
         let mut s = schedule(&[10], &[5_000]);
         s.observe(t0());
         s.sleeping(t0(), secs(5));
-        s.woke();
+        s.woke(Duration::ZERO);
         // The sleep took 5 s, but the clock reads 2 s: it was set back 3 s meanwhile.
         s.observe(t0() + ms(2_000));
         assert_eq!(s.take_due(t0() + ms(2_000)), [0]);
@@ -477,5 +533,81 @@ mod tests {
             t0() + ms(40)
         );
         assert_eq!(slot_end(DateTime::<Utc>::MAX_UTC), DateTime::<Utc>::MAX_UTC);
+    }
+
+    /// The targets' due times in the order they come, from the queue as it is.
+    fn due_times(s: &Schedule) -> Vec<(DateTime<Utc>, usize)> {
+        let mut due: Vec<(DateTime<Utc>, usize)> =
+            s.queue.iter().map(|Reverse(entry)| *entry).collect();
+        due.sort_unstable();
+        due
+    }
+
+    #[test]
+    fn a_forward_jump_spreads_the_targets_it_skipped_over_their_interval_each_at_its_phase() {
+        // Four targets every 10 s, spread over the interval; the scheduler sleeps until the first is due.
+        let clock = ManualClock::new(t0());
+        let mut s = schedule(&[10, 10, 10, 10], &[1_000, 3_500, 6_000, 8_500]);
+        assert_eq!(s.observe(clock.now()), None);
+        s.sleeping(clock.now(), secs(1));
+        // A suspend of an hour: the sleep ends after 1 s of real time, the clock reads an hour more.
+        clock.advance(Duration::from_millis(3_601_200));
+        s.woke(secs(1));
+        let resumed = clock.now();
+        assert_eq!(resumed, t0() + ms(3_601_000 + 200));
+        let jump = s.observe(resumed);
+        // Only the target the scheduler woke for is due now: not all four at once.
+        assert_eq!(s.take_due(resumed), [0]);
+        assert_eq!(
+            jump,
+            Some(ForwardJump {
+                by: Duration::from_millis(3_600_200),
+                spread: 3
+            })
+        );
+        // The others come at their own phase within the next interval, each once; the first comes back
+        // one interval after its due time's phase.
+        let base = t0() + ms(3_600_000);
+        assert_eq!(
+            due_times(&s),
+            [
+                (base + ms(3_500), 1),
+                (base + ms(6_000), 2),
+                (base + ms(8_500), 3),
+                (base + ms(11_000), 0),
+            ]
+        );
+        assert_eq!(s.take_due(base + ms(3_500)), [1]);
+        assert_eq!(s.take_due(base + ms(6_000)), [2]);
+        assert_eq!(s.take_due(base + ms(8_500)), [3]);
+        assert_eq!(s.take_due(base + ms(11_000)), [0]);
+    }
+
+    #[test]
+    fn a_clock_that_moved_on_before_the_first_sleep_is_no_jump() {
+        let mut s = schedule(&[10, 10], &[1_000, 6_000]);
+        let now = t0() + ms(10_000);
+        assert_eq!(s.observe(now), None);
+        assert_eq!(s.take_due(now), [0, 1]);
+    }
+
+    #[test]
+    fn a_scheduler_that_ran_late_is_no_jump_and_starts_what_it_owes() {
+        // The sleep of 1 s took 3 s of real time (a starved runtime): the clock reads what it should.
+        let mut s = schedule(&[10, 10], &[1_000, 2_500]);
+        s.observe(t0());
+        s.sleeping(t0(), secs(1));
+        s.woke(secs(3));
+        let now = t0() + ms(3_000);
+        assert_eq!(s.observe(now), None);
+        assert_eq!(s.take_due(now), [0, 1]);
+        // A step forward within FORWARD_JUMP is followed as it is.
+        let mut s = schedule(&[10, 10], &[1_000, 1_900]);
+        s.observe(t0());
+        s.sleeping(t0(), secs(1));
+        s.woke(Duration::ZERO);
+        let now = t0() + ms(1_000) + TimeDelta::from_std(FORWARD_JUMP).unwrap();
+        assert_eq!(s.observe(now), None);
+        assert_eq!(s.take_due(now), [0, 1]);
     }
 }

@@ -1069,3 +1069,77 @@ async fn a_failed_scheduled_trial_moves_retry_at_and_a_restart_keeps_the_later_o
     );
     app.shutdown().await;
 }
+
+/// After a forward jump of the clock (a resume from suspend, an NTP step), the targets are not all probed at
+/// once: only the ones due when the scheduler woke; the others each once at its phase over the next interval,
+/// none probed twice and none skipped for more than an interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_forward_clock_jump_the_targets_stay_spread_over_their_interval() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let names: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    let targets = names
+        .iter()
+        .map(|name| {
+            let mut t = target(name, &server.url());
+            t.interval_s = 10;
+            t
+        })
+        .collect();
+    let mut config = proxy_config(targets);
+    config.monitor.background_checks = true;
+    let clock = ManualClock::new(start_time());
+    let app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
+    // Waits until no probe has reached the server for a moment and every row is written: what a step of the
+    // clock started has finished.
+    let quiet = || async {
+        let deadline = Instant::now() + common::DEADLINE;
+        loop {
+            let hits = server.hits();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if server.hits() == hits && app.core().writer.queued() == 0 {
+                return hits;
+            }
+            assert!(Instant::now() < deadline, "the probes never settled");
+        }
+    };
+    // One interval, a second at a time: each target is checked once, at its phase.
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(1));
+        quiet().await;
+    }
+    let before = quiet().await;
+    assert_eq!(before, 10);
+
+    // An hour at once.
+    clock.advance(Duration::from_secs(3_600));
+    let jumped = clock.now();
+    let at_jump = quiet().await - before;
+    assert!(
+        at_jump <= 3,
+        "{at_jump} of 10 targets probed at once after the jump"
+    );
+    // The next interval, a second at a time: every target once more, at its phase.
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(1));
+        quiet().await;
+    }
+    let rows = common::db::select_texts(
+        &app.db_path,
+        "health_checks",
+        "service",
+        &format!(
+            "source = 'monitor' AND checked_at_ms >= {}",
+            jumped.timestamp_millis()
+        ),
+    )
+    .await;
+    for name in &names {
+        let checks = rows.iter().filter(|r| *r == name).count();
+        assert!(
+            (1..=2).contains(&checks),
+            "{name}: {checks} checks in the interval after the jump: {rows:?}"
+        );
+    }
+    // Only the targets probed at the jump are probed again within the interval.
+    assert_eq!(rows.len(), 10 + at_jump, "{rows:?}");
+}

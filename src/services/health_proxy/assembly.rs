@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::web;
 
 use crate::alerts::{AlertEngine, Dispatcher};
+use crate::answers::status_page::PageReader;
 use crate::heal::{HealLoop, Healer};
 use crate::metrics::{AlertMetrics, HealMetrics, HealthMetrics, SloMetrics};
 use crate::probe::Monitor;
@@ -88,7 +89,16 @@ pub async fn assemble(shared: &Shared) -> Result<Assembled, AssembleError> {
     // Producers first, so they stop first: heals and alerts follow the monitor's events, delivery drains
     // what the alerts send, and the children stop after everything that could restart them or report on
     // them.
+    // The status page's whole reads (90 days of rollups) in the background, from start: no request waits
+    // for them. It feeds nothing, so it stops first.
+    let answers = Arc::new(Rendered::default());
+    let page_reader = Arc::new(PageReader::new(
+        answers.reads.clone(),
+        core.store.clone(),
+        core.clock.clone(),
+    ));
     let workers: Vec<Arc<dyn Worker>> = vec![
+        page_reader,
         monitor.clone(),
         Arc::new(HealLoop::new(healer.clone())),
         engine,
@@ -104,7 +114,7 @@ pub async fn assemble(shared: &Shared) -> Result<Assembled, AssembleError> {
             maintenance,
             dispatcher,
             slo,
-            answers: Arc::new(Rendered::default()),
+            answers,
         })),
         workers,
     })

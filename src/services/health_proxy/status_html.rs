@@ -7,7 +7,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::answers::status_page::{
     page_count, StatusPage, TargetLine, ALERTS_SHOWN, ATTENTION_SHOWN, FULL_PAGE_UP_TO,
-    HOURLY_UNTIL_DAYS, PAGE_SIZE, UPTIME_DAYS, UPTIME_HOURS,
+    HOURLY_UNTIL_DAYS, LOADING_REFRESH_S, PAGE_SIZE, UPTIME_DAYS, UPTIME_HOURS,
 };
 use crate::records::Outcome;
 use crate::slo::report::data::{retroactive_line, show_ms, show_percent, show_time};
@@ -54,14 +54,23 @@ pub fn render_view(page: &StatusPage, number: u32) -> String {
     }
 }
 
-/// The page's `head`: the same for every page.
-fn head() -> Markup {
+/// How often the page refreshes itself: every 30 s, every `LOADING_REFRESH_S` while its history loads.
+fn refresh_s(page: &StatusPage) -> u32 {
+    if page.read_at.is_some() {
+        30
+    } else {
+        LOADING_REFRESH_S
+    }
+}
+
+/// The page's `head`: the same for every page (but for the refresh while the history loads).
+fn head(page: &StatusPage) -> Markup {
     html! {
         head {
             "\n"
             meta charset="utf-8"; "\n"
             meta name="viewport" content="width=device-width, initial-scale=1"; "\n"
-            meta http-equiv="refresh" content="30"; "\n"
+            meta http-equiv="refresh" content=(refresh_s(page)); "\n"
             title { "hale status" } "\n"
             (style(&[STYLE, PAGE_STYLE])) "\n"
         }
@@ -79,7 +88,7 @@ fn headline(page: &StatusPage) -> Markup {
         p.meta {
             "Health score " span.score #score { (format!("{:.1}", page.score)) } " / 100; "
             (thousands(page.up)) " of " (thousands(page.targets.len())) " targets up. Updated "
-            (show_time(page.generated_at)) "; this page refreshes every 30 s."
+            (show_time(page.generated_at)) "; this page refreshes every " (refresh_s(page)) " s."
         }
     }
 }
@@ -91,7 +100,7 @@ pub fn render(page: &StatusPage) -> String {
         (DOCTYPE) "\n"
         html lang="en" {
             "\n"
-            (head())
+            (head(page))
             "\n"
             body {
                 "\n"
@@ -101,7 +110,11 @@ pub fn render(page: &StatusPage) -> String {
                         @if let Some(as_of) = page.slo_as_of {
                             "SLOs count the checks made before " (show_time(as_of)) "; "
                         }
-                        "uptime, p95, restarts and alerts read " (show_time(page.read_at)) "."
+                        @if let Some(read_at) = page.read_at {
+                            "uptime, p95, restarts and alerts read " (show_time(read_at)) "."
+                        } @else {
+                            "uptime history, restarts and alerts loading."
+                        }
                     }
                     p.meta {
                         a href="/docs/" { "API documentation" } " · " a href="/metrics" { "Prometheus metrics" }
@@ -121,7 +134,9 @@ pub fn render(page: &StatusPage) -> String {
                         (target(page, t)) "\n"
                     }
                     h2 { "Active alerts" } "\n"
-                    @if page.alerts.is_empty() {
+                    @if page.read_at.is_none() {
+                        (alerts_loading()) "\n"
+                    } @else if page.alerts.is_empty() {
                         p.muted { "No alert is firing." } "\n"
                     } @else {
                         table {
@@ -223,7 +238,7 @@ pub fn render_paged(page: &StatusPage, number: u32) -> String {
         (DOCTYPE) "\n"
         html lang="en" {
             "\n"
-            (head())
+            (head(page))
             "\n"
             body {
                 "\n"
@@ -247,7 +262,11 @@ pub fn render_paged(page: &StatusPage, number: u32) -> String {
                         @if let Some(as_of) = page.slo_as_of {
                             "SLOs count the checks made before " (show_time(as_of)) "; "
                         }
-                        "uptime, p95, restarts and alerts read " (show_time(page.read_at)) "."
+                        @if let Some(read_at) = page.read_at {
+                            "uptime, p95, restarts and alerts read " (show_time(read_at)) "."
+                        } @else {
+                            "uptime history, restarts and alerts loading."
+                        }
                     }
                     p.meta {
                         a href="/docs/" { "API documentation" } " · " a href="/metrics" { "Prometheus metrics" }
@@ -279,7 +298,9 @@ pub fn render_paged(page: &StatusPage, number: u32) -> String {
                     (rows(page, shown.iter())) "\n"
                     (pager) "\n"
                     h2 { "Active alerts" } "\n"
-                    @if page.alerts.is_empty() {
+                    @if page.read_at.is_none() {
+                        (alerts_loading()) "\n"
+                    } @else if page.alerts.is_empty() {
                         p.muted { "No alert is firing." } "\n"
                     } @else {
                         (alerts_table(page.alerts.iter().take(ALERTS_SHOWN))) "\n"
@@ -400,8 +421,21 @@ fn row(page: &StatusPage, t: &TargetLine) -> Markup {
             td.budget { (budget) }
             td { (show_ms(t.p95_ms)) }
             td { (show_percent(uptime)) }
-            td { (svg::uptime_strip_compact(&values, page.availability_target_percent, &summary)) }
+            td {
+                @if page.read_at.is_some() {
+                    (svg::uptime_strip_compact(&values, page.availability_target_percent, &summary))
+                } @else {
+                    span.muted { "loading" }
+                }
+            }
         }
+    }
+}
+
+/// In place of the alerts while the page's reads load.
+fn alerts_loading() -> Markup {
+    html! {
+        p.muted { "The firing alerts are still being read; " a href="/alerts/active" { "/alerts/active" } " lists them." }
     }
 }
 
@@ -479,9 +513,13 @@ fn target(page: &StatusPage, t: &TargetLine) -> Markup {
                 @if let Some(e) = error { ": " (e) }
                 ". " (UPTIME_DAYS) "-day uptime " (show_percent(t.uptime_percent)) "; p95 over "
                 (page.window_days) " days " (show_ms(t.p95_ms)) " (target " (page.p95_target_ms)
-                " ms); restarts this week: " (t.restarts_week) "."
+                " ms); restarts this week: "
+                @if page.read_at.is_some() { (t.restarts_week) } @else { "-" }
+                "."
             }
-            @if page.hourly {
+            @if page.read_at.is_none() {
+                p.muted { "uptime history loading" }
+            } @else if page.hourly {
                 div.strip {
                     (svg::uptime_strip_labelled(&points, page.availability_target_percent, "hourly uptime"))
                 }
@@ -526,7 +564,7 @@ mod tests {
         StatusPage {
             generated_at: at(12),
             slo_as_of: Some(at(11)),
-            read_at: at(12),
+            read_at: Some(at(12)),
             score: 50.0,
             up: 0,
             targets: vec![
@@ -691,5 +729,50 @@ mod tests {
             html.contains("Last check none yet. 90-day uptime -;"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn while_the_history_loads_the_page_shows_the_current_states_and_says_so() {
+        for targets in [2, 120] {
+            let mut page = status_page(false);
+            let first = page.targets[0].clone();
+            page.targets = (0..targets).map(|_| first.clone()).collect();
+            page.read_at = None;
+            page.alerts.clear();
+            page.notes = vec![crate::answers::status_page::HISTORY_LOADING_NOTE.to_owned()];
+            let html = render_view(&page, 1);
+            assert!(
+                html.contains(r#"<meta http-equiv="refresh" content="5">"#),
+                "{html}"
+            );
+            assert!(html.contains("this page refreshes every 5 s."), "{html}");
+            assert!(
+                html.contains("still being read from the database"),
+                "{html}"
+            );
+            assert!(html.contains("uptime history, restarts and alerts loading."));
+            // The current state is there; no bars, no "no alert", no restart count made up.
+            assert!(
+                html.contains(r#"<span class="badge fail">down</span>"#),
+                "{html}"
+            );
+            assert!(!html.contains("<svg"), "{html}");
+            assert!(!html.contains("No alert is firing."), "{html}");
+            assert!(
+                html.contains("The firing alerts are still being read"),
+                "{html}"
+            );
+            if targets == 2 {
+                assert!(html.contains("restarts this week: -."), "{html}");
+                assert!(html.contains("uptime history loading"), "{html}");
+            }
+            // Once read, the usual page.
+            page.read_at = Some(at(12));
+            let html = render_view(&page, 1);
+            assert!(
+                html.contains(r#"content="30""#) && html.contains("<svg"),
+                "{html}"
+            );
+        }
     }
 }

@@ -8,7 +8,9 @@
 //! attention, and one page of targets as compact rows.
 //!
 //! Nothing is computed per request: the SLOs are the refresher's last pass, the database reads are kept
-//! (`answers::status_page::PageReads`), what the pages show is gathered once per `PAGE_MAX_AGE`, and each
+//! (`answers::status_page::PageReads`; their whole reads, at start and hourly, are made in the background
+//! by the `PageReader` worker, and until the first one is done the page shows the current states with a
+//! note that the history is loading), what the pages show is gathered once per `PAGE_MAX_AGE`, and each
 //! page as rendered is kept for `PAGE_MAX_AGE` (and until the next SLO pass) with its gzip copy and
 //! `ETag` (`kept`), like `/slo`'s JSON pages.
 
@@ -50,18 +52,25 @@ pub struct Rendered {
     /// the same moment are rendered from it without gathering again.
     gathered: Mutex<Option<(Instant, u64, Arc<StatusPage>)>>,
     slo_pages: Mutex<Bounded<(u32, u32)>>,
-    /// What the page's database reads were when kept.
-    pub reads: answer::PageReads,
+    /// What the page's database reads were when kept; the `PageReader` worker makes their whole reads.
+    pub reads: Arc<answer::PageReads>,
 }
 
 impl Default for Rendered {
     fn default() -> Self {
+        Self::new(Arc::new(answer::PageReads::default()))
+    }
+}
+
+impl Rendered {
+    /// Pages kept from `reads`, which a `PageReader` keeps read.
+    pub fn new(reads: Arc<answer::PageReads>) -> Self {
         Self {
             pages: Mutex::new(Bounded::new(PAGES_KEPT)),
             rendering: AtomicBool::new(false),
             gathered: Mutex::new(None),
             slo_pages: Mutex::new(Bounded::new(SLO_PAGES_KEPT)),
-            reads: answer::PageReads::default(),
+            reads,
         }
     }
 }
