@@ -27,7 +27,7 @@ pub struct CheckRange<'a> {
 const RANGES_PER_HOLD: usize = 2_000;
 
 /// Read-ahead buffers, one per slot (the caller gives each range that moves forward its own slot, and keeps
-/// a slot for one target). A slot holds at most `rows` checks of 12 bytes, and its bookkeeping.
+/// a slot for one target). A slot holds at most `rows` checks of 8 bytes, and its bookkeeping.
 #[derive(Debug, Clone)]
 pub struct ReadAhead {
     rows: usize,
@@ -46,37 +46,45 @@ struct Slot {
     next: usize,
 }
 
-/// One check read ahead, packed: 12 bytes against `ScheduledCheck`'s 32.
+/// One check read ahead, packed: 8 bytes against `ScheduledCheck`'s 32.
 #[derive(Debug, Clone, Copy)]
 struct Ahead {
     after_base_ms: u32,
-    /// `NO_LATENCY` for none.
-    latency_us: u32,
-    outcome: Outcome,
+    /// The outcome (its place in `Outcome::ALL`) in the top `OUTCOME_BITS`, the latency in µs below it
+    /// (`NO_LATENCY` for none).
+    outcome_latency: u32,
 }
 
-const NO_LATENCY: u32 = u32::MAX;
+/// Bits of `Ahead::outcome_latency` that hold the outcome: room for 8, `Outcome::ALL` has 5.
+const OUTCOME_BITS: u32 = 3;
+const LATENCY_BITS: u32 = u32::BITS - OUTCOME_BITS;
+/// No latency; also the mask of the latency bits. A check's latency is at most the probe's timeout (60 s
+/// at most, 26 bits); anything from here on (537 s) does not pack.
+const NO_LATENCY: u32 = (1 << LATENCY_BITS) - 1;
 
 impl Ahead {
-    /// None when the check does not fit (more than 49 days after `base_ms`, a latency of 71 minutes or
-    /// more): the read-ahead stops before it.
+    /// None when the check does not fit (more than 49 days after `base_ms`, a latency of 537 s or more):
+    /// the read-ahead stops before it.
     fn pack(base_ms: i64, check: &ScheduledCheck) -> Option<Self> {
         let latency_us = match check.latency_us {
             None => NO_LATENCY,
-            Some(us) => u32::try_from(us).ok().filter(|us| *us != NO_LATENCY)?,
+            Some(us) => u32::try_from(us).ok().filter(|us| *us < NO_LATENCY)?,
         };
+        let outcome = Outcome::ALL.iter().position(|o| *o == check.outcome)?;
         Some(Self {
             after_base_ms: u32::try_from(check.at_ms.checked_sub(base_ms)?).ok()?,
-            latency_us,
-            outcome: check.outcome,
+            outcome_latency: (u32::try_from(outcome).ok()? << LATENCY_BITS) | latency_us,
         })
     }
 
     fn unpack(self, base_ms: i64) -> ScheduledCheck {
+        let latency_us = self.outcome_latency & NO_LATENCY;
+        let outcome = (self.outcome_latency >> LATENCY_BITS) as usize;
         ScheduledCheck {
             at_ms: base_ms + i64::from(self.after_base_ms),
-            outcome: self.outcome,
-            latency_us: (self.latency_us != NO_LATENCY).then_some(u64::from(self.latency_us)),
+            // `pack` stored a place in `Outcome::ALL`, so the index holds; `Error` is never reached.
+            outcome: Outcome::ALL.get(outcome).copied().unwrap_or(Outcome::Error),
+            latency_us: (latency_us != NO_LATENCY).then_some(u64::from(latency_us)),
         }
     }
 }
@@ -334,4 +342,49 @@ fn read_rows(
         });
     }
     Ok((stepped, last_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_read_ahead_comes_back_as_it_was_or_does_not_pack() {
+        assert_eq!(std::mem::size_of::<Ahead>(), 8);
+        let base = 1_700_000_000_000;
+        for outcome in Outcome::ALL {
+            for latency_us in [
+                None,
+                Some(0),
+                Some(1),
+                Some(60_000_000),
+                Some(u64::from(NO_LATENCY) - 1),
+            ] {
+                let check = ScheduledCheck {
+                    at_ms: base + 10_000,
+                    outcome,
+                    latency_us,
+                };
+                let packed = Ahead::pack(base, &check).unwrap();
+                assert_eq!(packed.unpack(base), check);
+            }
+        }
+        let too_slow = ScheduledCheck {
+            at_ms: base,
+            outcome: Outcome::Timeout,
+            latency_us: Some(u64::from(NO_LATENCY)),
+        };
+        assert!(Ahead::pack(base, &too_slow).is_none());
+        let too_late = ScheduledCheck {
+            at_ms: base + i64::from(u32::MAX) + 1,
+            outcome: Outcome::Up,
+            latency_us: None,
+        };
+        assert!(Ahead::pack(base, &too_late).is_none());
+        let before = ScheduledCheck {
+            at_ms: base - 1,
+            ..too_late
+        };
+        assert!(Ahead::pack(base, &before).is_none());
+    }
 }

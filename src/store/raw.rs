@@ -1,5 +1,5 @@
 //! Calls on a connection's own SQLite handle (sqlx's `lock_handle`): whether the connection is inside a
-//! transaction (`autocommit`), which sqlx does not tell; and a prepared statement stepped in place, for the
+//! transaction (`autocommit`), which sqlx does not tell; giving back its page cache; and a prepared statement stepped in place, for the
 //! reads where sqlx's hand-off of every row from its worker thread costs more than SQLite's scan: a whole
 //! report's hourly rollups, about 17,000 rows with their histograms, and the SLO ledger's raw checks over
 //! many short ranges, one statement run again per range. Only what those reads need: integer and text
@@ -24,6 +24,34 @@ pub(crate) fn autocommit(handle: &mut LockedSqliteHandle<'_>) -> bool {
     // SAFETY: `db` is an open connection, held locked (and so used by no other thread) while `handle` lives;
     // sqlite3_get_autocommit only reads the connection's flag.
     unsafe { ffi::sqlite3_get_autocommit(db.as_ptr()) != 0 }
+}
+
+/// Gives back the connection's page cache (`sqlite3_db_release_memory`): every page not in use by a running
+/// statement is freed to the allocator. The pages are read again from the file (the OS's cache) when needed.
+pub(crate) fn release_page_cache(handle: &mut LockedSqliteHandle<'_>) -> bool {
+    let db = handle.as_raw_handle();
+    // SAFETY: `db` is an open connection, held locked (and so used by no other thread) while `handle` lives;
+    // sqlite3_db_release_memory only frees the connection's unused cache pages, under its own mutexes.
+    unsafe { ffi::sqlite3_db_release_memory(db.as_ptr()) == ffi::SQLITE_OK }
+}
+
+/// The bytes of heap the connection's page caches hold now (`SQLITE_DBSTATUS_CACHE_USED`).
+#[cfg(test)]
+pub(crate) fn page_cache_bytes(handle: &mut LockedSqliteHandle<'_>) -> i64 {
+    let db = handle.as_raw_handle();
+    let (mut current, mut highwater): (c_int, c_int) = (0, 0);
+    // SAFETY: `db` is an open connection held locked while `handle` lives; sqlite3_db_status writes only the
+    // two integers it is given, which live on this stack frame.
+    unsafe {
+        ffi::sqlite3_db_status(
+            db.as_ptr(),
+            ffi::SQLITE_DBSTATUS_CACHE_USED,
+            &mut current,
+            &mut highwater,
+            0,
+        );
+    }
+    i64::from(current)
 }
 
 /// A statement prepared on a locked connection; finalized when dropped. It borrows the lock, so the
