@@ -77,7 +77,8 @@ pub(crate) async fn settle_leftovers(pool: &SqlitePool) -> Result<Settled, sqlx:
     if oldest_staged(&mut conn).await?.is_none() {
         return Ok(Settled::default());
     }
-    let mut tx = conn.begin().await?;
+    // IMMEDIATE, as the writer's settles (`writer.rs`): it reads before it writes.
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let settled = settle(&mut tx).await?;
     tx.commit().await?;
     txn::confirm_committed(&mut conn).await?;
@@ -375,6 +376,43 @@ mod tests {
         assert_eq!(seqs, [0, 1, 2]);
         assert_eq!(outcomes, ["up", "down", "timeout"]);
         assert_eq!(count(&store, "SELECT total FROM checks_hourly").await, 3);
+    }
+
+    /// A settle reads before it writes; begun as a deferred transaction, a commit of another connection while
+    /// it read would make its first write fail at once (SQLITE_BUSY on a stale snapshot).
+    #[tokio::test]
+    async fn a_settle_waits_for_another_writer_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hale.db")).await.unwrap();
+        sqlx::query(
+            "INSERT INTO targets (id, name) VALUES (1, 'a');
+             INSERT INTO checks_recent (checked_at_ms, target_id, state, latency_us)
+             VALUES (1764583200000, 1, 0, 900), (1764583210000, 1, 1, 1200)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        // Another writer holds the write lock, and commits while the settle waits.
+        let mut other = store.pool().acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO hale_meta (key, value) VALUES ('probe', 'x')")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let pool = store.pool().clone();
+        let settling = tokio::spawn(async move { settle_leftovers(&pool).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+        let settled = settling
+            .await
+            .unwrap()
+            .expect("the settle waits for the lock, then succeeds");
+        assert_eq!(settled.checks, 2);
+        assert_eq!(count(&store, "SELECT count(*) FROM checks").await, 2);
+        assert_eq!(count(&store, "SELECT total FROM checks_hourly").await, 2);
     }
 
     #[tokio::test]

@@ -489,7 +489,12 @@ impl BatchSink {
 
     async fn settle_once(&mut self) -> Result<settle::Settled, (WriteErrorKind, String)> {
         let conn = connection(&self.store, &mut self.conn).await?;
-        let mut tx = conn.begin().await.map_err(sql_error)?;
+        // IMMEDIATE: a settle reads before it writes, and a read transaction that another connection's commit
+        // overtakes cannot become a write one (SQLITE_BUSY at once, not after the busy timeout).
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql_error)?;
         let settled = settle::settle(&mut tx).await.map_err(sql_error)?;
         tx.commit().await.map_err(sql_error)?;
         txn::confirm_committed(conn).await.map_err(sql_error)?;
