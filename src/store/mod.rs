@@ -290,6 +290,7 @@ impl Store {
             return Err(StoreError::classify(path, e));
         }
 
+        settle::announce_rollup_rewrite(&pool, path).await;
         MIGRATOR.run(&pool).await.map_err(|e| {
             let reason = match &e {
                 sqlx::migrate::MigrateError::VersionMissing(v) => format!(
