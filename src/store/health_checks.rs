@@ -180,35 +180,25 @@ impl Store {
 
     /// Number of stored checks, settled or not, for one service or all of them.
     pub async fn count_checks(&self, service: Option<&str>) -> Result<i64, StoreError> {
+        let settled = self.count_checks_in("checks", service).await?;
         if !self.stages_checks().await? {
-            return self.count_settled_checks(service).await;
+            return Ok(settled);
         }
-        let count = match service {
-            None => sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM checks) + (SELECT count(*) FROM checks_recent)",
-            ),
-            Some(_) => sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM checks WHERE target_id = t.id)
-                        + (SELECT count(*) FROM checks_recent WHERE target_id = t.id)
-                 FROM (SELECT coalesce((SELECT id FROM targets WHERE name = ?1), -1) AS id) AS t",
-            ),
-        }
-        .bind(service)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(count)
+        Ok(settled + self.count_checks_in("checks_recent", service).await?)
     }
 
-    async fn count_settled_checks(&self, service: Option<&str>) -> Result<i64, StoreError> {
-        let count = match service {
-            None => sqlx::query_scalar("SELECT count(*) FROM checks"),
-            Some(_) => sqlx::query_scalar(
-                "SELECT count(*) FROM checks WHERE target_id = (SELECT id FROM targets WHERE name = ?1)",
+    /// Checks in `table` (`checks` or `checks_recent`), for one service or all of them.
+    async fn count_checks_in(&self, table: &str, service: Option<&str>) -> Result<i64, StoreError> {
+        let sql = match service {
+            None => format!("SELECT count(*) FROM {table}"),
+            Some(_) => format!(
+                "SELECT count(*) FROM {table} WHERE target_id = (SELECT id FROM targets WHERE name = ?1)"
             ),
-        }
-        .bind(service)
-        .fetch_one(self.pool())
-        .await?;
+        };
+        let count = sqlx::query_scalar(&sql)
+            .bind(service)
+            .fetch_one(self.pool())
+            .await?;
         Ok(count)
     }
 }

@@ -55,8 +55,6 @@ pub struct WriterSettings {
 pub struct WriterStats {
     /// Rows in committed transactions.
     pub written: AtomicU64,
-    /// Rows moved from `checks_recent` into `checks` by committed settles.
-    pub settled: AtomicU64,
     /// Committed transactions.
     pub batches: AtomicU64,
     /// Rows given up on: past `MAX_HELD_ROWS` while the database failed, or still unwritten at shutdown.
@@ -468,7 +466,6 @@ impl BatchSink {
                 self.settle_at_start = false;
                 let stats = &self.observed.stats;
                 stats.first_unsettled_ms.store(0, Ordering::Relaxed);
-                stats.settled.fetch_add(settled.checks, Ordering::Relaxed);
                 tracing::debug!(
                     checks = settled.checks,
                     rollups = settled.rollups,
