@@ -18,6 +18,7 @@ pub mod http;
 pub mod kind;
 pub mod limits;
 pub mod markdown;
+pub mod mcp;
 pub mod metrics;
 pub mod ops;
 pub mod probe;

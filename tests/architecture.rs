@@ -68,6 +68,7 @@ const LAYERING: &[(&str, &[&str])] = &[
             "events",
             "heal",
             "http",
+            "mcp",
             "metrics",
             "probe",
             "records",
@@ -114,6 +115,8 @@ const LAYERING: &[(&str, &[&str])] = &[
     ),
     // The engines.
     ("export", &["alerts", "config", "metrics"]),
+    // The MCP client side: the bridge's connections, catalog and call path.
+    ("mcp", &["backoff", "breaker", "config", "supervise"]),
     ("history", &["breaker", "metrics", "records", "store"]),
     ("selfwatch", &["limits", "store"]),
     (
@@ -169,6 +172,7 @@ const CONFINED: &[(&str, &[&str])] = &[
     ("actix", &["services/", "http/", "app.rs"]),
     ("prometheus", &["metrics/"]),
     ("clap", &["cli/", "main.rs"]),
+    ("rmcp", &["mcp/"]),
 ];
 
 #[test]

@@ -58,6 +58,7 @@ pub enum Form {
 const ALL: &[ServiceKind] = &ServiceKind::ALL;
 const HEALTH_PROXY: &[ServiceKind] = &[ServiceKind::HealthProxy];
 const BOSS_API: &[ServiceKind] = &[ServiceKind::BossApi];
+const MCP_BRIDGE: &[ServiceKind] = &[ServiceKind::McpBridge];
 
 const fn answer(
     name: &'static str,
@@ -136,6 +137,11 @@ pub const ANSWERS: &[Answer] = &[
         HEALTH_PROXY,
         Json,
     ),
+    // MCP WebBridge. A call needs operate, which the handler checks, unless the tool's server has
+    // `call_role: read`: the guard asks only for read.
+    answer("mcp_servers", Read, Get, "/servers", MCP_BRIDGE, Json),
+    answer("mcp_tools", Read, Get, "/tools", MCP_BRIDGE, Json),
+    answer("call_tool", Read, Post, "/tools/{name}", MCP_BRIDGE, Json),
     // Boss API: operations.
     answer("healthz", Read, Get, "/healthz", BOSS_API, Json),
     answer("audit", Admin, Get, "/audit", BOSS_API, Json),

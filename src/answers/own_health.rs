@@ -51,6 +51,9 @@ pub struct HealthDetails {
     pub writer: String,
     /// Health checks waiting to be written (queued, or held while the database fails).
     pub writer_queue: usize,
+    /// The MCP WebBridge only: the configured MCP servers that are not ready (empty when all are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_servers_not_ready: Option<Vec<String>>,
 }
 
 /// The health of the service `kind`: `ok` when health checks can be stored and the writer runs.
@@ -84,6 +87,7 @@ pub fn own_health(
             last_write_at: condition.last_write_at,
             writer: if writer_ok { "running" } else { "stopped" }.to_owned(),
             writer_queue: writer.queued(),
+            mcp_servers_not_ready: None,
         },
         timestamp: now,
     }

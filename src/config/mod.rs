@@ -41,7 +41,9 @@ pub use channels::{
 pub use heal::{HealConfig, TargetHeal};
 pub use http::HttpConfig;
 pub use listen::ListenConfig;
-pub use mcp::{McpServerConfig, McpTransport};
+pub use mcp::{
+    CallRole, EditorMcpFile, McpCommand, McpHttp, McpServerConfig, McpServersMap, McpTransport,
+};
 pub use monitor::MonitorConfig;
 pub use print::{REDACTED_URL, REDACTED_VALUE};
 pub use rate_limits::{RateLimit, RateLimitsConfig};
@@ -108,6 +110,10 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub slo: SloConfig,
     pub mcp_servers: Vec<McpServerConfig>,
+    /// The same servers in the editors' form (`mcpServers`, as Claude Desktop writes it): moved into
+    /// `mcp_servers` as the file is read, so nothing else ever looks here.
+    #[serde(rename = "mcpServers", skip_serializing)]
+    pub mcp_servers_from_editors: McpServersMap,
     pub workflows: WorkflowsConfig,
     pub auth: AuthConfig,
 }
@@ -127,6 +133,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             slo: SloConfig::default(),
             mcp_servers: Vec::new(),
+            mcp_servers_from_editors: McpServersMap::default(),
             workflows: WorkflowsConfig::default(),
             auth: AuthConfig::default(),
         }
@@ -152,7 +159,7 @@ impl Config {
             reason,
         };
         let mut de = serde_json::Deserializer::from_str(text);
-        let config: Config = serde_path_to_error::deserialize(&mut de)
+        let mut config: Config = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| invalid(json_path(&e.path().to_string()), e.inner().to_string()))?;
         de.end()
             .map_err(|e| invalid("$".to_owned(), e.to_string()))?;
@@ -169,6 +176,8 @@ impl Config {
                 "expected an object with named fields, found an array".to_owned(),
             ));
         }
+        let from_editors = std::mem::take(&mut config.mcp_servers_from_editors.0);
+        config.mcp_servers.extend(from_editors);
         config
             .validate()
             .map_err(|Invalid { path, reason }| invalid(path, reason))?;

@@ -26,9 +26,20 @@ impl Config {
             }
         }
         for server in &mut shown.mcp_servers {
-            if let McpTransport::Http(url) = &server.transport {
-                if let TargetUrl::Http(url) = redacted_url(&TargetUrl::Http(url.clone())) {
-                    server.transport = McpTransport::Http(url);
+            match &mut server.transport {
+                McpTransport::Http(http) => {
+                    if let TargetUrl::Http(url) = redacted_url(&TargetUrl::Http(http.url.clone())) {
+                        http.url = url;
+                    }
+                    // A header is where an API key travels.
+                    for value in http.headers.values_mut() {
+                        *value = REDACTED_VALUE.to_owned();
+                    }
+                }
+                McpTransport::Command(command) => {
+                    for value in command.env.values_mut() {
+                        *value = REDACTED_VALUE.to_owned();
+                    }
                 }
             }
         }

@@ -48,6 +48,25 @@ pub struct RunConfig {
     pub stable_after_s: u64,
 }
 
+impl RunConfig {
+    /// A process started with every other setting at its default: an MCP server the bridge runs.
+    pub fn process(argv: Vec<String>, cwd: Option<PathBuf>, env: BTreeMap<String, String>) -> Self {
+        Self {
+            argv,
+            cwd,
+            env,
+            inherit_env: Vec::new(),
+            log_lines_per_s: default_log_lines_per_s(),
+            log_burst: default_log_burst(),
+            stop_signal: StopSignal::default(),
+            stop_timeout_s: default_stop_timeout_s(),
+            backoff_initial_ms: default_backoff_initial_ms(),
+            backoff_max_s: default_backoff_max_s(),
+            stable_after_s: default_stable_after_s(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopSignal {
     #[default]

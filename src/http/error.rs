@@ -60,6 +60,15 @@ pub enum ApiError {
     /// The service cannot do it now, and says why (503): a backup whose copy cannot be written.
     #[error("{0}")]
     Unavailable(String),
+    /// Refused for now, with when to try again (503, with `Retry-After`): an open circuit breaker.
+    #[error("{message}")]
+    UnavailableFor { message: String, retry_after_s: u64 },
+    /// An upstream server failed or answered something unusable (502).
+    #[error("{0}")]
+    BadGateway(String),
+    /// An upstream server did not answer in time (504).
+    #[error("{0}")]
+    GatewayTimeout(String),
     /// Over the rate limit of this client and route group (429, with `Retry-After`).
     #[error("too many requests; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
@@ -88,7 +97,9 @@ impl ApiError {
             Self::Unauthorized(_) => ErrorType::Unauthorized,
             Self::Forbidden(_) => ErrorType::Forbidden,
             Self::RateLimited { .. } => ErrorType::RateLimited,
-            Self::Unavailable(_) => ErrorType::Unavailable,
+            Self::Unavailable(_) | Self::UnavailableFor { .. } => ErrorType::Unavailable,
+            Self::BadGateway(_) => ErrorType::BadGateway,
+            Self::GatewayTimeout(_) => ErrorType::Timeout,
             Self::Internal(_) => ErrorType::Internal,
         }
     }
@@ -118,7 +129,9 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::UnavailableFor { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,7 +142,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"hale\""));
             }
-            Self::RateLimited { retry_after_s } => {
+            Self::RateLimited { retry_after_s } | Self::UnavailableFor { retry_after_s, .. } => {
                 res.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
             }
             _ => {}
@@ -161,6 +174,7 @@ pub(crate) fn describe_status(status: StatusCode) -> (ErrorType, String) {
             ErrorType::HeadersTooLarge,
             "request headers are too large".to_owned(),
         ),
+        502 => (ErrorType::BadGateway, "bad gateway".to_owned()),
         503 => (ErrorType::Unavailable, "service unavailable".to_owned()),
         504 => (ErrorType::Timeout, "upstream timed out".to_owned()),
         s if s >= 500 => (ErrorType::Internal, "internal server error".to_owned()),

@@ -47,12 +47,13 @@ pub enum ErrorType {
     RateLimited,
     Internal,
     Unavailable,
+    BadGateway,
     Timeout,
     Other,
 }
 
 impl ErrorType {
-    pub const ALL: [ErrorType; 14] = [
+    pub const ALL: [ErrorType; 15] = [
         Self::BadRequest,
         Self::Unprocessable,
         Self::Unauthorized,
@@ -65,6 +66,7 @@ impl ErrorType {
         Self::RateLimited,
         Self::Internal,
         Self::Unavailable,
+        Self::BadGateway,
         Self::Timeout,
         Self::Other,
     ];
@@ -83,6 +85,7 @@ impl ErrorType {
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::BadGateway => "bad_gateway",
             Self::Timeout => "timeout",
             Self::Other => "other",
         }

@@ -1,22 +1,319 @@
-//! MCP WebBridge (:3003): exposes the tools of Model Context Protocol servers over HTTP.
+//! MCP WebBridge (:3003): exposes the tools of Model Context Protocol servers over HTTP. The engine is
+//! `crate::mcp`; these handlers translate HTTP into its calls and back.
 
-use actix_web::web;
+use std::sync::Arc;
+
+use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::services::{common, Assembled, ServiceState, Shared};
+use crate::answers::{self, HealthResponse};
+use crate::auth::Role;
+use crate::config::CallRole;
+use crate::http::{ApiError, Caller, ErrorBody, HttpContext};
+use crate::mcp::{CallError, Connections, McpRegistry, ServerView, ToolView};
+use crate::services::{Assembled, Core, ServiceState, Shared};
+use crate::supervise::env::EnvPolicy;
 
-/// What the bridge's handlers use besides the core: nothing yet; the registry of MCP clients goes here.
-#[derive(Debug, Default)]
-pub struct McpBridgeState {}
+/// What the bridge's handlers use besides the core: the registry of MCP servers and their tools.
+#[derive(Debug)]
+pub struct McpBridgeState {
+    pub registry: Arc<McpRegistry>,
+}
 
-/// Builds the bridge's state and its workers (none yet).
-pub fn assemble(_shared: &Shared) -> Assembled {
+/// Builds the bridge's registry and the worker that keeps its servers connected.
+pub fn assemble(shared: &Shared) -> Assembled {
+    let config = &shared.core.config;
+    let registry = Arc::new(McpRegistry::new(
+        &config.mcp_servers,
+        config.breaker.settings(),
+        shared.core.clock.clone(),
+    ));
+    let mark = std::fs::canonicalize(shared.core.store.path())
+        .unwrap_or_else(|_| shared.core.store.path().to_owned())
+        .display()
+        .to_string();
+    let connections = Connections::new(registry.clone(), EnvPolicy::from_config(config), mark);
     Assembled {
-        state: ServiceState::McpBridge(web::Data::new(McpBridgeState::default())),
-        workers: Vec::new(),
+        state: ServiceState::McpBridge(web::Data::new(McpBridgeState { registry })),
+        workers: vec![Arc::new(connections)],
     }
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(common::health).service(common::metrics);
+    cfg.service(health)
+        .service(crate::services::common::metrics)
+        .service(servers)
+        .service(tools)
+        .service(call_tool);
+}
+
+/// Is the bridge able to do its job?
+///
+/// 200 with `ok: true` while health checks can be stored and at least one configured MCP server is ready
+/// (or none is configured); 503 when every configured server is down. `details.mcp_servers_not_ready`
+/// always names the servers that are not ready.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "The bridge can do its job", body = HealthResponse),
+        (status = 503, description = "Every configured MCP server is down, or health checks cannot be stored", body = HealthResponse),
+    )
+)]
+#[get("/health")]
+pub async fn health(
+    core: web::Data<Core>,
+    ctx: web::Data<HttpContext>,
+    state: web::Data<McpBridgeState>,
+) -> HttpResponse {
+    let mut body = answers::own_health(
+        ctx.kind,
+        &core.store,
+        &core.writer,
+        core.started_at,
+        core.clock.now(),
+    );
+    let not_ready: Vec<String> = state
+        .registry
+        .servers()
+        .into_iter()
+        .filter(|s| s.state != crate::mcp::ServerState::Ready)
+        .map(|s| s.name)
+        .collect();
+    body.ok &= state.registry.any_ready();
+    body.details.mcp_servers_not_ready = Some(not_ready);
+    ctx.metrics.set_up(body.ok);
+    if body.ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// One configured MCP server and its connection.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "name": "everything", "transport": "stdio", "state": "ready", "protocol_version": "2025-06-18",
+    "server_name": "example-servers/everything", "server_version": "1.0.0", "tool_count": 11,
+    "last_error": null, "stderr_tail": ["Starting default (STDIO) server..."],
+    "connected_since": "2026-12-05T12:00:01Z", "reconnects": 0, "retry_at": null
+}))]
+pub struct ServerEntry {
+    pub name: String,
+    /// `stdio` or `streamable_http`.
+    pub transport: String,
+    /// `connecting`, `ready` or `backing_off` (failed or ended; `retry_at` says when the next attempt is).
+    pub state: String,
+    /// The protocol version the handshake settled on.
+    pub protocol_version: Option<String>,
+    /// The server's own name and version, as it gave them.
+    pub server_name: Option<String>,
+    pub server_version: Option<String>,
+    /// Tools of this server the bridge exposes.
+    pub tool_count: usize,
+    /// Why the last connection failed or ended.
+    pub last_error: Option<String>,
+    /// The server's last lines on stderr (stdio servers), oldest first.
+    pub stderr_tail: Vec<String>,
+    pub connected_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Connections made after the first.
+    pub reconnects: u64,
+    /// When the next connection attempt is due, while backing off.
+    pub retry_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<ServerView> for ServerEntry {
+    fn from(view: ServerView) -> Self {
+        Self {
+            name: view.name,
+            transport: view.transport.to_owned(),
+            state: serde_json::to_value(view.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            protocol_version: view.protocol_version,
+            server_name: view.server_name,
+            server_version: view.server_version,
+            tool_count: view.tool_count,
+            last_error: view.last_error,
+            stderr_tail: view.stderr_tail,
+            connected_since: view.connected_since,
+            reconnects: view.reconnects,
+            retry_at: view.retry_at,
+        }
+    }
+}
+
+/// The configured MCP servers and the state of each connection.
+#[utoipa::path(
+    tag = "mcp",
+    responses((status = 200, description = "Every configured server, in config order", body = Vec<ServerEntry>))
+)]
+#[get("/servers")]
+pub async fn servers(state: web::Data<McpBridgeState>) -> HttpResponse {
+    let entries: Vec<ServerEntry> = state.registry.servers().into_iter().map(Into::into).collect();
+    HttpResponse::Ok().json(entries)
+}
+
+/// One tool the bridge exposes.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "name": "echo", "server": "everything", "tool": "echo", "description": "Echoes back the input",
+    "input_schema": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
+    "schema_error": null
+}))]
+pub struct ToolEntry {
+    /// The name to call it by: the tool's own name, or `server__tool` when two servers have one like it.
+    pub name: String,
+    pub server: String,
+    /// The server's own name for it.
+    pub tool: String,
+    pub description: Option<String>,
+    /// The JSON Schema its arguments are checked against.
+    #[schema(value_type = Object)]
+    pub input_schema: Value,
+    /// Set when the input schema cannot be used (for example a `$ref` to another document, which hale never
+    /// fetches): the tool's calls are refused.
+    pub schema_error: Option<String>,
+}
+
+impl From<ToolView> for ToolEntry {
+    fn from(view: ToolView) -> Self {
+        Self {
+            name: view.name,
+            server: view.server,
+            tool: view.tool,
+            description: view.description,
+            input_schema: view.input_schema,
+            schema_error: view.schema_error,
+        }
+    }
+}
+
+/// Every tool of every ready MCP server, by name (served from memory).
+#[utoipa::path(
+    tag = "mcp",
+    responses((status = 200, description = "The tools, by name", body = Vec<ToolEntry>))
+)]
+#[get("/tools")]
+pub async fn tools(state: web::Data<McpBridgeState>) -> HttpResponse {
+    let entries: Vec<ToolEntry> = state.registry.tools().into_iter().map(Into::into).collect();
+    HttpResponse::Ok().json(entries)
+}
+
+/// What a call returns.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "tool": "echo", "server": "everything", "is_error": false, "latency_ms": 2.4,
+    "result": {"content": [{"type": "text", "text": "Echo: hi"}]}
+}))]
+pub struct CallAnswer {
+    /// The name it was called by.
+    pub tool: String,
+    pub server: String,
+    /// The tool reported a failure (`isError: true`): its content says what went wrong.
+    pub is_error: bool,
+    pub latency_ms: f64,
+    /// The tool's result as its server sent it: every content item, and `structuredContent`.
+    #[schema(value_type = Object)]
+    pub result: Value,
+}
+
+/// Call a tool with a JSON object of arguments.
+///
+/// The arguments are checked against the tool's input schema before anything is sent. Needs the operate
+/// role, unless the tool's server has `call_role: read`. The call has the server's `timeout_s`; past it the
+/// call is cancelled upstream (`notifications/cancelled`). Each tool has a circuit breaker: while it is open,
+/// calls are refused at once.
+#[utoipa::path(
+    tag = "mcp",
+    params(("name" = String, Path, description = "The tool's name, as `GET /tools` lists it")),
+    request_body(content = Object, description = "The tool's arguments (an empty body is `{}`)", content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tool answered (`is_error` says whether it reports a failure)", body = CallAnswer),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role is too weak for this server's tools", body = ErrorBody),
+        (status = 404, description = "No tool by that name", body = ErrorBody),
+        (status = 422, description = "The arguments are not an object, or do not fit the input schema; the message names the field", body = ErrorBody),
+        (status = 502, description = "The server failed the call, its answer is unusable, or the result is over `max_result_bytes`", body = ErrorBody),
+        (status = 503, description = "The server is not connected, or the tool's circuit breaker is open (with `Retry-After`)", body = ErrorBody),
+        (status = 504, description = "The server did not answer within its `timeout_s`; the call was cancelled upstream", body = ErrorBody),
+    )
+)]
+#[post("/tools/{name}")]
+pub async fn call_tool(
+    req: HttpRequest,
+    state: web::Data<McpBridgeState>,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let required = state
+        .registry
+        .call_role(&name)
+        .ok_or_else(|| ApiError::NotFound(CallError::UnknownTool(name.clone()).to_string()))?;
+    if required == CallRole::Operate {
+        let role = req.extensions().get::<Caller>().and_then(|c| c.role);
+        if role.is_none_or(|r| r < Role::Operate) {
+            let message = format!("POST /tools/{name} needs the operate role");
+            return Err(match role {
+                None => ApiError::Unauthorized(format!("{message}: send Authorization: Bearer <token>")),
+                Some(role) => ApiError::Forbidden(format!("{message}; this token grants {role}")),
+            });
+        }
+    }
+    let arguments = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map,
+            Ok(other) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "the body must be a JSON object of the tool's arguments, not {}",
+                    json_kind(&other)
+                )))
+            }
+            Err(e) => return Err(ApiError::BadRequest(format!("the body is not JSON: {e}"))),
+        }
+    };
+    let outcome = state.registry.call(&name, arguments).await.map_err(call_error)?;
+    Ok(HttpResponse::Ok().json(CallAnswer {
+        tool: name,
+        server: outcome.server.to_string(),
+        is_error: outcome.is_error,
+        latency_ms: outcome.latency.as_secs_f64() * 1000.0,
+        result: outcome.result,
+    }))
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn call_error(e: CallError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        CallError::UnknownTool(_) => ApiError::NotFound(message),
+        CallError::Invalid(_) => ApiError::Unprocessable(message),
+        CallError::UnusableSchema(_) | CallError::TooLarge { .. } | CallError::Upstream { .. } => {
+            ApiError::BadGateway(message)
+        }
+        CallError::NotReady { .. } => ApiError::Unavailable(message),
+        CallError::BreakerOpen { retry_after, .. } => ApiError::UnavailableFor {
+            message,
+            retry_after_s: retry_after.map_or(1, |d| d.as_secs().max(1)),
+        },
+        CallError::Timeout { .. } => ApiError::GatewayTimeout(message),
+    }
 }

@@ -34,6 +34,8 @@ const SUPPRESSED_REPORT_EVERY: Duration = Duration::from_secs(1);
 struct SpawnRequest {
     run: Arc<RunConfig>,
     env: Arc<Vec<(String, String)>>,
+    /// The child reads hale's requests on its stdin (an MCP server), rather than nothing.
+    stdin_piped: bool,
     runtime: tokio::runtime::Handle,
     reply: oneshot::Sender<io::Result<Child>>,
 }
@@ -54,7 +56,8 @@ impl Spawner {
                 while let Ok(request) = rx.recv() {
                     // tokio's child handling (reaping, pipes) needs its runtime while spawning.
                     let _runtime = request.runtime.enter();
-                    let result = command(&request.run, &request.env).and_then(|mut c| c.spawn());
+                    let result = command(&request.run, &request.env, request.stdin_piped)
+                        .and_then(|mut c| c.spawn());
                     // A requester that gave up drops the child, which kills it (kill_on_drop).
                     let _ = request.reply.send(result);
                 }
@@ -64,16 +67,35 @@ impl Spawner {
         })
     }
 
-    /// Starts a child on the spawner thread.
+    /// Starts a child on the spawner thread, with no stdin.
     pub async fn spawn(
         &self,
         run: Arc<RunConfig>,
         env: Arc<Vec<(String, String)>>,
     ) -> io::Result<Child> {
+        self.request(run, env, false).await
+    }
+
+    /// Starts a child on the spawner thread with its stdin piped from hale: a server hale talks to.
+    pub async fn spawn_with_stdin(
+        &self,
+        run: Arc<RunConfig>,
+        env: Arc<Vec<(String, String)>>,
+    ) -> io::Result<Child> {
+        self.request(run, env, true).await
+    }
+
+    async fn request(
+        &self,
+        run: Arc<RunConfig>,
+        env: Arc<Vec<(String, String)>>,
+        stdin_piped: bool,
+    ) -> io::Result<Child> {
         let (reply, answer) = oneshot::channel();
         let request = SpawnRequest {
             run,
             env,
+            stdin_piped,
             runtime: tokio::runtime::Handle::current(),
             reply,
         };
@@ -92,8 +114,8 @@ impl Spawner {
 }
 
 /// The command for a child: argv run directly, its own process group, exactly the environment `env`
-/// (see `env.rs`), output piped, no stdin.
-fn command(run: &RunConfig, env: &[(String, String)]) -> io::Result<Command> {
+/// (see `env.rs`), output piped, stdin piped or none.
+fn command(run: &RunConfig, env: &[(String, String)], stdin_piped: bool) -> io::Result<Command> {
     let (program, args) = run
         .argv
         .split_first()
@@ -102,7 +124,11 @@ fn command(run: &RunConfig, env: &[(String, String)]) -> io::Result<Command> {
     cmd.args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(if stdin_piped {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

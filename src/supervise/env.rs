@@ -15,6 +15,11 @@ use crate::config::{Config, TokenSource, BASE_ENV};
 /// get it: a service a heal command started is not hale's to stop.
 pub const SUPERVISED_BY: &str = "HALE_SUPERVISED_BY";
 
+/// Set in the environment of every stdio MCP server hale starts, with the database's canonical path as its
+/// value: the MCP bridge's next start kills what a killed hale left of them. A different mark from
+/// `SUPERVISED_BY`, so the supervisor's sweep never takes the bridge's servers for its own children.
+pub const MCP_SERVER_OF: &str = "HALE_MCP_SERVER_OF";
+
 /// What must never reach a child.
 #[derive(Debug, Clone, Default)]
 pub struct EnvPolicy {

@@ -131,20 +131,55 @@ fn sweep(rows: &[ChildRun], mark: &str, when: &str) -> Vec<RowOutcome> {
         }
         outcomes.push(outcome);
     }
-    for p in &procs {
-        if !killed.contains(&p.pid)
-            && process::environ_has(p.pid, SUPERVISED_BY, mark)
+    kill_marked(&procs, &killed, SUPERVISED_BY, mark, when);
+    outcomes
+}
+
+/// Kills every process (but those in `spared`) whose environment has `variable` set to `mark`; returns how
+/// many.
+#[cfg(target_os = "linux")]
+fn kill_marked(
+    procs: &[ProcStat],
+    spared: &BTreeSet<u32>,
+    variable: &str,
+    mark: &str,
+    when: &str,
+) -> usize {
+    let mut killed = 0;
+    for p in procs {
+        if !spared.contains(&p.pid)
+            && process::environ_has(p.pid, variable, mark)
             && process::signal_if_same(p.pid, p.start_ticks, libc::SIGKILL)
         {
+            killed += 1;
             tracing::warn!(
                 pid = p.pid,
                 pgid = p.pgid,
+                variable,
                 when,
-                "killed a process started for a supervised child of this database that outlived it"
+                "killed a process hale started for this database that outlived its run"
             );
         }
     }
-    outcomes
+    killed
+}
+
+/// Kills every process whose environment has `variable` set to `mark`, other than hale itself: what a
+/// killed hale left of the processes it marks so (its MCP servers). Returns how many were killed.
+#[cfg(target_os = "linux")]
+pub fn kill_marked_processes(variable: &str, mark: &str, when: &str) -> usize {
+    let me = std::process::id();
+    let procs: Vec<ProcStat> = process::all()
+        .into_iter()
+        .filter(|p| p.pid != me && p.pid > 1 && p.state != 'Z')
+        .collect();
+    kill_marked(&procs, &BTreeSet::new(), variable, mark, when)
+}
+
+/// Without `/proc`, nothing can be told apart: nothing is killed.
+#[cfg(not(target_os = "linux"))]
+pub fn kill_marked_processes(_variable: &str, _mark: &str, _when: &str) -> usize {
+    0
 }
 
 /// Without `/proc`, a pid cannot be told from a reused one: nothing is killed, the rows are only closed.

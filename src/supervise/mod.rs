@@ -11,7 +11,7 @@
 mod child;
 pub mod env;
 mod keeper;
-mod leftovers;
+pub mod leftovers;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +30,10 @@ use crate::metrics::{HealMetrics, RestartCause};
 use crate::store::Store;
 use crate::worker::Worker;
 
-pub use child::{parse_start_ticks, proc_start_ticks, LogBudget, MAX_LINE_BYTES};
+pub use child::{
+    parse_start_ticks, proc_start_ticks, read_capped_line, signal_group, LogBudget, Spawner,
+    MAX_LINE_BYTES,
+};
 
 /// How often adopted orphans are reaped when no SIGCHLD says so.
 const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);

@@ -285,6 +285,22 @@ pub fn process_alive(pid: u32) -> bool {
         .is_some_and(|state| state != "Z" && state != "X")
 }
 
+/// The live processes whose environment has `name=value` (zombies excluded).
+pub fn pids_with_env(name: &str, value: &str) -> Vec<u32> {
+    let wanted = format!("{name}={value}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()))
+        })
+        .filter(|pid| process_alive(*pid))
+        .collect()
+}
+
 /// A small tmpfs, a real filesystem that fills up; unmounted when dropped. Mounting needs root (CI runs as
 /// root); without it the test fails and says why.
 pub struct Tmpfs {

@@ -1,0 +1,367 @@
+//! The MCP WebBridge against real MCP servers: the in-repo fixture (`examples/mcp_fixture.rs`, built with
+//! rmcp) as a stdio child and over streamable HTTP, with hale in-process or as a real `hale serve`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hale::auth::Role;
+use hale::config::{Config, McpServerConfig};
+use hale::kind::ServiceKind::McpBridge;
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+
+use common::app::{client, spawn_app_with, TestApp};
+use common::config::{test_config_json, TestConfig};
+use common::process::HaleProcess;
+use common::{eventually, DEADLINE};
+
+/// The fixture server's binary, built once if `cargo test` did not build the examples.
+fn fixture() -> &'static PathBuf {
+    static FIXTURE: OnceLock<PathBuf> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        // target/<profile>/deps/mcp-HASH -> target/<profile>/examples/mcp_fixture
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("the test binary is in target/<profile>/deps")
+            .to_owned();
+        let path = profile_dir.join("examples").join("mcp_fixture");
+        if !path.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--example", "mcp_fixture"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build --example mcp_fixture");
+            assert!(status.success(), "cargo build --example mcp_fixture failed");
+        }
+        path
+    })
+}
+
+fn stdio_server(name: &str, mode: &str, extra: Value) -> McpServerConfig {
+    let mut server = json!({
+        "name": name,
+        "command": [fixture().display().to_string(), mode],
+        "timeout_s": 5,
+    });
+    merge(&mut server, extra);
+    serde_json::from_value(server).expect("a valid MCP server")
+}
+
+fn http_server(name: &str, url: &str, extra: Value) -> McpServerConfig {
+    let mut server = json!({"name": name, "url": url, "timeout_s": 5});
+    merge(&mut server, extra);
+    serde_json::from_value(server).expect("a valid MCP server")
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    if let (Value::Object(into), Value::Object(extra)) = (into, extra) {
+        into.extend(extra);
+    }
+}
+
+fn bridge_config(servers: Vec<McpServerConfig>) -> TestConfig {
+    TestConfig::new().with(move |c: &mut Config| c.mcp_servers = servers)
+}
+
+/// The fixture serving streamable HTTP, killed when dropped.
+struct HttpFixture {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl HttpFixture {
+    async fn start() -> Self {
+        let mut child = tokio::process::Command::new(fixture())
+            .arg("http")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the HTTP fixture");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the fixture prints its address")
+            .expect("read the fixture's stdout")
+            .expect("an address line");
+        Self {
+            child,
+            url: format!("http://{addr}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpFixture {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn servers(app: &TestApp) -> Vec<Value> {
+    let (status, body) = app.get_json(McpBridge, "/servers").await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().cloned().expect("an array")
+}
+
+async fn wait_state(app: &TestApp, server: &str, state: &str) -> Value {
+    eventually(&format!("MCP server {server} {state}"), || async {
+        servers(app)
+            .await
+            .into_iter()
+            .find(|s| s["name"] == server && s["state"] == state)
+    })
+    .await
+}
+
+async fn call(app: &TestApp, tool: &str, args: Value, token: Option<&str>) -> (u16, Value, Option<String>) {
+    let mut request = client().post(app.url(McpBridge, &format!("/tools/{tool}"))).json(&args);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("POST /tools");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, retry_after)
+}
+
+const OPERATE: &str = "mcp-operate-token-7f3a9c2e1b";
+const READ: &str = "mcp-read-token-4d8e2a6c9f";
+
+fn with_tokens(config: TestConfig, prefix: &str) -> TestConfig {
+    config
+        .token(Role::Read, &format!("{prefix}_READ"), READ)
+        .token(Role::Operate, &format!("{prefix}_OPERATE"), OPERATE)
+}
+
+#[tokio::test]
+async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
+    let cancel_log = tempfile::NamedTempFile::new().unwrap();
+    let server = stdio_server(
+        "fixture",
+        "stdio",
+        json!({"env": {"FIXTURE_CANCEL_LOG": cancel_log.path().display().to_string()}, "timeout_s": 2}),
+    );
+    let mut app = spawn_app_with(with_tokens(bridge_config(vec![server]), "MCP_A").build()).await;
+    let ready = wait_state(&app, "fixture", "ready").await;
+    assert_eq!(ready["transport"], "stdio");
+    assert_eq!(ready["server_name"], "hale-fixture");
+    assert_eq!(ready["server_version"], "1.0.0");
+    assert!(ready["protocol_version"].as_str().is_some_and(|v| !v.is_empty()), "{ready}");
+    // 17 tools in pages of 4: the catalog followed every cursor.
+    assert_eq!(ready["tool_count"], 17, "{ready}");
+    assert!(ready["stderr_tail"].as_array().unwrap().iter().any(|l| l == "fixture: serving on stdio"), "{ready}");
+
+    let (status, tools) = app.get_json(McpBridge, "/tools").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = tools.as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names.len(), 17, "{names:?}");
+    assert!(names.contains(&"echo") && names.contains(&"filler_9"), "{names:?}");
+    let add = tools.as_array().unwrap().iter().find(|t| t["name"] == "add").unwrap();
+    assert_eq!(add["input_schema"]["required"], json!(["a", "b"]));
+
+    // A call comes back whole: content and structured content.
+    let (status, answer, _) = call(&app, "echo", json!({"message": "hi"}), Some(OPERATE)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["is_error"], false);
+    assert_eq!(answer["server"], "fixture");
+    assert_eq!(answer["result"]["content"][0]["text"], "Echo: hi");
+    assert_eq!(answer["result"]["structuredContent"]["echo"], "hi");
+
+    // Checked against the schema before anything is sent: the failing field is named.
+    let (status, body, _) = call(&app, "add", json!({"a": "one", "b": 2}), Some(OPERATE)).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("\"/a\""), "{body}");
+    let (status, body, _) = call(&app, "add", json!([1, 2]), Some(OPERATE)).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body, _) = call(&app, "no_such_tool", json!({}), Some(OPERATE)).await;
+    assert_eq!(status, 404, "{body}");
+
+    // A tool that reports a failure is an answer.
+    let (status, body, _) = call(&app, "fail", json!({}), Some(OPERATE)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_error"], true);
+
+    // Over max_result_bytes (1 MiB by default): a clear 502.
+    let (status, body, _) = call(&app, "big", json!({"bytes": 1_200_000}), Some(OPERATE)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("max_result_bytes"), "{body}");
+
+    // Past the server's 2 s timeout: 504, and the server saw the cancellation.
+    let (status, body, _) = call(&app, "slow", json!({"seconds": 30}), Some(OPERATE)).await;
+    assert_eq!(status, 504, "{body}");
+    eventually("the fixture logs the cancelled call", || async {
+        std::fs::read_to_string(cancel_log.path())
+            .ok()
+            .filter(|log| log.contains("cancelled slow 30"))
+    })
+    .await;
+
+    // A server that dies is started again, and /servers says so.
+    let (status, _, _) = call(&app, "crash", json!({}), Some(OPERATE)).await;
+    assert!(status == 502 || status == 503, "{status}");
+    let again = eventually("the fixture reconnected", || async {
+        servers(&app)
+            .await
+            .into_iter()
+            .find(|s| s["state"] == "ready" && s["reconnects"].as_u64() >= Some(1))
+    })
+    .await;
+    assert_eq!(again["tool_count"], 17);
+    let (status, _, _) = call(&app, "echo", json!({"message": "back"}), Some(OPERATE)).await;
+    assert_eq!(status, 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn calls_need_operate_unless_the_server_only_reads() {
+    let writer = stdio_server("writer", "stdio", json!({}));
+    let reader = http_server("reader", &HttpFixture::start().await.url, json!({"call_role": "read"}));
+    // The HTTP fixture must outlive the app: keep it.
+    let http = HttpFixture::start().await;
+    let reader = McpServerConfig { transport: http_server("reader", &http.url, json!({})).transport, ..reader };
+    let mut app = spawn_app_with(with_tokens(bridge_config(vec![writer, reader]), "MCP_B").build()).await;
+    wait_state(&app, "writer", "ready").await;
+    wait_state(&app, "reader", "ready").await;
+    // Every name is shared by the two servers: each is exposed with its server's name.
+    let (_, tools) = app.get_json(McpBridge, "/tools").await;
+    let names: Vec<&str> = tools.as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names.len(), 34, "{names:?}");
+    assert!(names.contains(&"writer__echo") && names.contains(&"reader__echo"), "{names:?}");
+    assert!(!names.contains(&"echo"));
+
+    let args = json!({"message": "x"});
+    assert_eq!(call(&app, "writer__echo", args.clone(), None).await.0, 401);
+    assert_eq!(call(&app, "writer__echo", args.clone(), Some(READ)).await.0, 403);
+    assert_eq!(call(&app, "writer__echo", args.clone(), Some("not-a-token-at-all")).await.0, 401);
+    assert_eq!(call(&app, "writer__echo", args.clone(), Some(OPERATE)).await.0, 200);
+    // `call_role: read`: a read token (or an open loopback read) may call it.
+    let (status, body, _) = call(&app, "reader__echo", args.clone(), Some(READ)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["server"], "reader");
+    assert_eq!(body["result"]["structuredContent"]["echo"], "x");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stdio_server_gets_a_minimal_environment_without_hales_tokens() {
+    std::env::set_var("HALE_MCP_TEST_UNRELATED", "must-not-leak");
+    let server = stdio_server("fixture", "stdio", json!({"env": {"GIVEN": "yes"}, "call_role": "read"}));
+    let mut app = spawn_app_with(with_tokens(bridge_config(vec![server]), "MCP_C").build()).await;
+    wait_state(&app, "fixture", "ready").await;
+    let (status, body, _) = call(&app, "env", json!({}), Some(READ)).await;
+    assert_eq!(status, 200, "{body}");
+    let env = body["result"]["structuredContent"].as_object().unwrap().clone();
+    let names: Vec<&String> = env.keys().collect();
+    assert_eq!(env["GIVEN"], "yes");
+    assert!(env.contains_key("PATH"), "{names:?}");
+    assert!(env.contains_key("HALE_MCP_SERVER_OF"), "{names:?}");
+    for (name, value) in &env {
+        assert!(
+            !name.starts_with("MCP_C_") && value != READ && value != OPERATE && value != "must-not-leak",
+            "{name} reached the server: {names:?}"
+        );
+    }
+    let allowed = ["PATH", "HOME", "LANG", "TZ", "GIVEN", "HALE_MCP_SERVER_OF"];
+    assert!(names.iter().all(|n| allowed.contains(&n.as_str())), "{names:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_broken_server_never_holds_up_the_others_and_health_names_it() {
+    let good = stdio_server("good", "garbage", json!({}));
+    let mute = stdio_server("mute", "mute", json!({"timeout_s": 1}));
+    let missing = stdio_server("missing", "stdio", json!({}));
+    let missing = McpServerConfig {
+        transport: serde_json::from_value::<McpServerConfig>(
+            json!({"name": "x", "command": ["/nonexistent/mcp-server"]}),
+        )
+        .unwrap()
+        .transport,
+        ..missing
+    };
+    let mut app = spawn_app_with(bridge_config(vec![good, mute, missing]).build()).await;
+    // Lines that are not JSON-RPC on stdout are skipped: the server still connects.
+    wait_state(&app, "good", "ready").await;
+    let mute = wait_state(&app, "mute", "backing_off").await;
+    assert!(mute["last_error"].as_str().unwrap().contains("no answer to initialize within 1 s"), "{mute}");
+    assert_eq!(mute["stderr_tail"][0], "fixture: never answering");
+    let missing = wait_state(&app, "missing", "backing_off").await;
+    assert!(missing["last_error"].as_str().unwrap().contains("cannot start"), "{missing}");
+    let (status, health) = app.get_json(McpBridge, "/health").await;
+    assert_eq!(status, 200, "{health}");
+    let not_ready = health["details"]["mcp_servers_not_ready"].as_array().unwrap().clone();
+    assert!(not_ready.contains(&json!("mute")) && not_ready.contains(&json!("missing")), "{health}");
+    assert!(!not_ready.contains(&json!("good")));
+    app.shutdown().await;
+
+    // Every configured server down: 503.
+    let dead = stdio_server("dead", "mute", json!({"timeout_s": 1}));
+    let mut app = spawn_app_with(bridge_config(vec![dead]).build()).await;
+    wait_state(&app, "dead", "backing_off").await;
+    let (status, health) = app.get_json(McpBridge, "/health").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["details"]["mcp_servers_not_ready"], json!(["dead"]));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tool_whose_calls_keep_failing_has_its_breaker_opened() {
+    let server = stdio_server("fixture", "stdio", json!({"timeout_s": 1, "call_role": "read"}));
+    let config = bridge_config(vec![server]).with(|c: &mut Config| {
+        c.breaker.failure_threshold = 2;
+        c.breaker.open_timeout_s = 60;
+    });
+    let mut app = spawn_app_with(config.build()).await;
+    wait_state(&app, "fixture", "ready").await;
+    for _ in 0..2 {
+        let (status, body, _) = call(&app, "slow", json!({"seconds": 10}), None).await;
+        assert_eq!(status, 504, "{body}");
+    }
+    let (status, body, retry_after) = call(&app, "slow", json!({"seconds": 0}), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("circuit breaker"), "{body}");
+    let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Another tool of the same server has its own breaker.
+    assert_eq!(call(&app, "echo", json!({"message": "x"}), None).await.0, 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn kill_9_of_hale_leaves_no_mcp_server_running() {
+    let marker = format!("hale-fixture-{}", std::process::id());
+    let mut config = test_config_json();
+    config["mcp_servers"] = json!([{
+        "name": "fixture",
+        "command": [fixture().display().to_string(), "stdio"],
+        "env": {"FIXTURE_NAME": marker},
+    }]);
+    let mut hale = HaleProcess::serve(&config, &[]).await;
+    let listening = hale.wait_listening(&[McpBridge]).await;
+    let url = format!("http://{}/servers", listening[&McpBridge]);
+    eventually("the fixture is ready", || async {
+        let body: Value = client().get(&url).send().await.ok()?.json().await.ok()?;
+        (body[0]["state"] == "ready" && body[0]["server_name"] == marker.as_str()).then_some(())
+    })
+    .await;
+    let with_marker = || common::process::pids_with_env("FIXTURE_NAME", &marker);
+    assert_eq!(with_marker().len(), 1, "one fixture runs");
+    hale.signal("KILL");
+    hale.wait_exit(DEADLINE).await;
+    eventually("the fixture died with hale", || async { with_marker().is_empty().then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(with_marker().is_empty());
+}
