@@ -88,11 +88,15 @@ impl HourlyDeltas {
     }
 }
 
+/// A `checks_hourly` row: target, hour, total, good, latency sum and max, encoded histogram.
+#[cfg(test)]
+pub(crate) type StoredRow = (i64, i64, i64, i64, i64, i64, Vec<u8>);
+
 #[cfg(test)]
 impl HourlyDeltas {
     /// Each (target, hour) as its row would be stored: target, hour, total, good, latency sum and max, and
     /// the encoded histogram, in key order (hour, then target).
-    pub(crate) fn stored_rows(&self) -> Vec<(i64, i64, i64, i64, i64, i64, Vec<u8>)> {
+    pub(crate) fn stored_rows(&self) -> Vec<StoredRow> {
         self.deltas
             .iter()
             .map(|(&(hour, target), a)| {

@@ -450,7 +450,7 @@ mod tests {
         targets: i64,
     ) -> (
         Vec<(i64, i64, i64, i64, Option<i64>)>,
-        Vec<(i64, i64, i64, i64, i64, i64, Vec<u8>)>,
+        Vec<rollups::StoredRow>,
     ) {
         use crate::breaker::BreakerState;
         use crate::store::codes::pack;
