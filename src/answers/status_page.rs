@@ -504,56 +504,171 @@ pub async fn gather(
     }
 }
 
-/// (checks, good) by day or hour, sorted by it: 12 or 16 bytes an entry. The page's reads are kept for
-/// every target from start, and a map per target took about 5 KB of them (50 MB at 10,000 targets).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Counts<K>(Vec<(K, u32, u32)>);
+/// (checks, good) by day or hour: 8 bytes a day or hour, kept densely from a target's first one to its
+/// last (a day or hour without checks is (0, 0), which reads as none). The page's reads are kept for every
+/// target from start, and both ends are bounded by the bars shown (`UPTIME_DAYS` days, `UPTIME_HOURS` hours
+/// and the one ahead): at most 91 days and 50 hours, 1.1 KB per target. A key that has no place in the
+/// dense run (an hour not on the hour, which the rollups never write) is kept aside, sparsely.
+#[derive(Debug, Clone)]
+struct Counts<K> {
+    /// The index (`Slot::index`) of `counts[0]`.
+    first: i64,
+    counts: Vec<[u32; 2]>,
+    aside: Option<Box<Vec<(K, u32, u32)>>>,
+}
 
-impl<K> Default for Counts<K> {
-    fn default() -> Self {
-        Self(Vec::new())
+/// A day or an hour, numbered so that the next one is the next number.
+trait Slot: Copy + Ord {
+    /// Its number; None when it has none (an hour not on the hour).
+    fn index(self) -> Option<i64>;
+    fn at(index: i64) -> Option<Self>;
+}
+
+impl Slot for NaiveDate {
+    fn index(self) -> Option<i64> {
+        Some(i64::from(chrono::Datelike::num_days_from_ce(&self)))
+    }
+
+    fn at(index: i64) -> Option<Self> {
+        NaiveDate::from_num_days_from_ce_opt(i32::try_from(index).ok()?)
     }
 }
 
-impl<K: Ord + Copy> Counts<K> {
+const HOUR_MS: i64 = 3_600_000;
+
+/// An hour as the rollups key it: its start in epoch ms.
+impl Slot for i64 {
+    fn index(self) -> Option<i64> {
+        (self.rem_euclid(HOUR_MS) == 0).then(|| self.div_euclid(HOUR_MS))
+    }
+
+    fn at(index: i64) -> Option<Self> {
+        index.checked_mul(HOUR_MS)
+    }
+}
+
+impl<K> Default for Counts<K> {
+    fn default() -> Self {
+        Self {
+            first: 0,
+            counts: Vec::new(),
+            aside: None,
+        }
+    }
+}
+
+/// Equal when they hold the same non-zero counts, however laid out.
+impl<K: Slot> PartialEq for Counts<K> {
+    fn eq(&self, other: &Self) -> bool {
+        let sorted = |c: &Self| {
+            let mut all: Vec<(K, u64, u64)> = c.iter().collect();
+            all.sort_unstable();
+            all
+        };
+        sorted(self) == sorted(other)
+    }
+}
+
+impl<K: Slot> Eq for Counts<K> {}
+
+impl<K: Slot> Counts<K> {
     fn get(&self, key: &K) -> Option<(u64, u64)> {
-        let at = self.0.binary_search_by(|(k, _, _)| k.cmp(key)).ok()?;
-        let (_, total, good) = self.0[at];
-        Some((u64::from(total), u64::from(good)))
+        let found = match key.index() {
+            Some(index) => {
+                let at = usize::try_from(index.checked_sub(self.first)?).ok()?;
+                self.counts.get(at).map(|&[t, g]| (t, g))
+            }
+            None => self
+                .aside
+                .as_deref()?
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|&(_, t, g)| (t, g)),
+        };
+        found.map(|(t, g)| (u64::from(t), u64::from(g)))
     }
 
     /// Sets the counts of `key`, returning the ones it had.
     fn insert(&mut self, key: K, (total, good): (u64, u64)) -> Option<(u64, u64)> {
-        let counts = (saturating_u32(total), saturating_u32(good));
-        match self.0.binary_search_by(|(k, _, _)| k.cmp(&key)) {
-            Ok(at) => {
-                let (_, old_total, old_good) = self.0[at];
-                self.0[at] = (key, counts.0, counts.1);
-                Some((u64::from(old_total), u64::from(old_good)))
-            }
-            Err(at) => {
-                self.0.insert(at, (key, counts.0, counts.1));
-                None
-            }
+        let counts = [saturating_u32(total), saturating_u32(good)];
+        let old = self.get(&key);
+        let Some(index) = key.index() else {
+            let aside = self.aside.get_or_insert_with(Box::default);
+            aside.retain(|(k, _, _)| *k != key);
+            aside.push((key, counts[0], counts[1]));
+            return old;
+        };
+        if counts == [0, 0] && old.is_none() {
+            // Nothing to keep: none reads as (0, 0).
+            return old;
         }
+        if self.counts.is_empty() {
+            self.first = index;
+        }
+        if index < self.first {
+            // Before the first: the run grows at its front, to exactly what it holds.
+            let gap = usize::try_from(self.first - index).unwrap_or(usize::MAX);
+            let mut grown = Vec::with_capacity(gap.saturating_add(self.counts.len()));
+            grown.resize(gap, [0, 0]);
+            grown.extend_from_slice(&self.counts);
+            self.counts = grown;
+            self.first = index;
+        }
+        let at = usize::try_from(index - self.first).unwrap_or(usize::MAX);
+        if at >= self.counts.len() {
+            // Kept for hours to days: no room left over from growing.
+            self.counts.reserve_exact(at + 1 - self.counts.len());
+            self.counts.resize(at + 1, [0, 0]);
+        }
+        self.counts[at] = counts;
+        old
     }
 
-    fn retain(&mut self, keep: impl Fn(&K) -> bool) {
-        self.0.retain(|(k, _, _)| keep(k));
+    /// Keeps the keys from `first` on (none before it).
+    fn keep_from(&mut self, first: K) {
+        let keep = self
+            .counts
+            .iter()
+            .enumerate()
+            .position(|(i, _)| {
+                let index = self.first + i64::try_from(i).unwrap_or(i64::MAX);
+                K::at(index).is_none_or(|k| k >= first)
+            })
+            .unwrap_or(self.counts.len());
+        self.counts.drain(..keep);
+        self.first += i64::try_from(keep).unwrap_or(0);
+        if let Some(aside) = self.aside.as_deref_mut() {
+            aside.retain(|(k, _, _)| *k >= first);
+        }
+        if self.aside.as_deref().is_some_and(Vec::is_empty) {
+            self.aside = None;
+        }
         self.shrink();
     }
 
-    /// Kept for hours to days: no room left over from growing.
+    /// Drops the (0, 0) ends and the room left over.
     fn shrink(&mut self) {
-        if self.0.capacity() > self.0.len() + 8 {
-            self.0.shrink_to_fit();
-        }
+        let zeros = self.counts.iter().position(|c| *c != [0, 0]);
+        let leading = zeros.unwrap_or(self.counts.len());
+        self.counts.drain(..leading);
+        self.first += i64::try_from(leading).unwrap_or(0);
+        let last = self.counts.iter().rposition(|c| *c != [0, 0]);
+        self.counts.truncate(last.map_or(0, |at| at + 1));
+        self.counts.shrink_to_fit();
     }
 
+    /// The non-zero counts.
     fn iter(&self) -> impl Iterator<Item = (K, u64, u64)> + '_ {
-        self.0
+        let first = self.first;
+        self.counts
             .iter()
-            .map(|(k, t, g)| (*k, u64::from(*t), u64::from(*g)))
+            .enumerate()
+            .filter(|(_, c)| **c != [0, 0])
+            .filter_map(move |(i, &[t, g])| {
+                let key = K::at(first + i64::try_from(i).ok()?)?;
+                Some((key, u64::from(t), u64::from(g)))
+            })
+            .chain(self.aside.as_deref().into_iter().flatten().map(|&(k, t, g)| (k, u64::from(t), u64::from(g))))
     }
 }
 
@@ -626,9 +741,13 @@ async fn stored_since(
     read_at: DateTime<Utc>,
     previous: Stored,
 ) -> Result<Stored, StoreError> {
-    const HOUR_MS: i64 = 3_600_000;
     let from_ms = read_at.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS;
     let from = DateTime::<Utc>::from_timestamp_millis(from_ms).unwrap_or(read_at);
+    // As a whole read keeps them: the hours from `now - UPTIME_HOURS` on, the days from `UPTIME_DAYS - 1`
+    // days back. What falls before is not kept (after a step of the clock, a run from the last read on
+    // would be long), only read for what it had.
+    let first_hour = (now - TimeDelta::hours(UPTIME_HOURS)).timestamp_millis();
+    let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
     let Stored {
         mut daily,
         mut hourly,
@@ -636,32 +755,35 @@ async fn stored_since(
     } = previous;
     for row in store.hourly_totals(from, now + TimeDelta::hours(1)).await? {
         let (total, good) = (row.total, row.good);
-        let (old_total, old_good) = hourly
-            .entry(row.service.clone())
-            .or_default()
-            .insert(row.hour_ms, (total, good))
-            .unwrap_or((0, 0));
+        let hours = hourly.entry(row.service.clone()).or_default();
+        let (old_total, old_good) = if row.hour_ms >= first_hour {
+            hours.insert(row.hour_ms, (total, good))
+        } else {
+            hours.get(&row.hour_ms)
+        }
+        .unwrap_or((0, 0));
         let Some(hour) = DateTime::<Utc>::from_timestamp_millis(row.hour_ms) else {
             continue;
         };
         let days = daily.entry(row.service).or_default();
-        let (day_total, day_good) = days.get(&hour.date_naive()).unwrap_or((0, 0));
+        let day = hour.date_naive();
+        if day < first_day {
+            continue;
+        }
+        let (day_total, day_good) = days.get(&day).unwrap_or((0, 0));
         days.insert(
-            hour.date_naive(),
+            day,
             (
                 (day_total + total).saturating_sub(old_total),
                 (day_good + good).saturating_sub(old_good),
             ),
         );
     }
-    // As a whole read keeps them: the hours from `now - UPTIME_HOURS` on.
-    let first_hour = (now - TimeDelta::hours(UPTIME_HOURS)).timestamp_millis();
-    let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
     for hours in hourly.values_mut() {
-        hours.retain(|hour| *hour >= first_hour);
+        hours.keep_from(first_hour);
     }
     for days in daily.values_mut() {
-        days.retain(|day| *day >= first_day);
+        days.keep_from(first_day);
     }
     Ok(Stored {
         daily,
