@@ -603,7 +603,10 @@ mod tests {
         assert_eq!(histogram.counts[2].index(), u16::MAX);
         assert_eq!(histogram.counts[2].count(), 3);
         assert_eq!(histogram.quantile_us(1.0), Some(representative(u16::MAX)));
-        assert_eq!(LatencyHistogram::decode(&histogram.encode()), Ok(histogram.clone()));
+        assert_eq!(
+            LatencyHistogram::decode(&histogram.encode()),
+            Ok(histogram.clone())
+        );
         assert!(histogram.unrecord(u64::MAX));
         assert_eq!(histogram.total(), 4);
 

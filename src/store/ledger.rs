@@ -313,7 +313,12 @@ fn read_ahead(
                 ..*range
             };
             read(rows, &whole, -1, out)?;
-            *slot = Slot::new(range.until_ms, range.until_ms, range.until_ms, Box::default());
+            *slot = Slot::new(
+                range.until_ms,
+                range.until_ms,
+                range.until_ms,
+                Box::default(),
+            );
             return Ok(());
         }
         *slot = Slot::new(start, start, known_until, packed.into_boxed_slice());
