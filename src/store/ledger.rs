@@ -60,11 +60,11 @@ impl Slot {
         }
     }
 
-    fn from_ms(&self) -> i64 {
+    fn known_from_ms(&self) -> i64 {
         self.base_ms + i64::from(self.from_after_base)
     }
 
-    fn until_ms(&self) -> i64 {
+    fn known_until_ms(&self) -> i64 {
         self.base_ms + i64::from(self.until_after_base)
     }
 }
@@ -253,7 +253,7 @@ fn read_ahead(
     horizon_ms: i64,
     out: &mut Vec<ScheduledCheck>,
 ) -> Result<(), StoreError> {
-    if slot.from_ms() != range.from_ms {
+    if slot.known_from_ms() != range.from_ms {
         // Not where the slot's last range ended: what it holds is of no use.
         *slot = Slot::new(range.from_ms, range.from_ms, range.from_ms, Box::default());
     }
@@ -272,13 +272,13 @@ fn read_ahead(
             out.push(check);
             slot.next += 1;
         }
-        if slot.until_ms() >= range.until_ms {
+        if slot.known_until_ms() >= range.until_ms {
             // Within what the slot knows, so the offset holds.
             slot.from_after_base = u32::try_from(range.until_ms - slot.base_ms).unwrap_or(u32::MAX);
             return Ok(());
         }
         // Everything held is taken: read on from where the slot's knowledge ends.
-        let start = slot.until_ms();
+        let start = slot.known_until_ms();
         let mut fresh = Vec::new();
         let read_ahead = CheckRange {
             target: range.target,
