@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -230,7 +231,7 @@ impl TargetConfig {
 
 /// Checks every target and that no name is used twice. `own` is the Health Proxy's listen address.
 pub(crate) fn validate_all(
-    targets: &[TargetConfig],
+    targets: &[Arc<TargetConfig>],
     global: &BreakerConfig,
     own: SocketAddr,
 ) -> Result<(), Invalid> {
@@ -278,12 +279,12 @@ fn is_own_ip(ip: IpAddr, listen: IpAddr) -> bool {
 }
 
 /// With no `services` in the file, hale watches its own three services.
-pub(crate) fn default_services() -> Vec<TargetConfig> {
+pub(crate) fn default_services() -> Vec<Arc<TargetConfig>> {
     let own = |name: &str, url: &str| {
-        TargetConfig::new(
+        Arc::new(TargetConfig::new(
             ServiceName::parse(name).expect("built-in name is valid"),
             TargetUrl::parse(url).expect("built-in url is valid"),
-        )
+        ))
     };
     vec![
         own("health-proxy", "http://127.0.0.1:3002/health"),

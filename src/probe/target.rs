@@ -13,7 +13,8 @@ use crate::records::CheckRecord;
 
 #[derive(Debug)]
 pub struct Target {
-    pub config: TargetConfig,
+    /// The target's config, shared with the loaded `Config`'s `services` (held once).
+    pub config: Arc<TargetConfig>,
     pub(crate) name: Arc<str>,
     pub(crate) breaker: SharedBreaker,
     latest: Mutex<Option<LatestCheck>>,
@@ -30,12 +31,13 @@ pub(crate) struct OnDemandRows {
     /// When the latest on-demand row of this target was submitted.
     last_stored: Option<DateTime<Utc>>,
     /// The latest on-demand check that was answered but not stored. A background check that shares its
-    /// result stores it, so background rows are never lost to the limit.
-    pub(crate) unstored: Option<CheckRecord>,
+    /// result stores it, so background rows are never lost to the limit. Boxed: most targets never hold
+    /// one, and the box keeps them 8 bytes rather than a whole record.
+    pub(crate) unstored: Option<Box<CheckRecord>>,
 }
 
 impl Target {
-    pub(crate) fn new(config: TargetConfig, breaker: SharedBreaker) -> Self {
+    pub(crate) fn new(config: Arc<TargetConfig>, breaker: SharedBreaker) -> Self {
         Self {
             name: Arc::from(config.name.as_str()),
             config,

@@ -47,7 +47,9 @@ impl TestConfig {
 
     /// Adds one monitored target.
     pub fn target(mut self, target: impl Into<TargetConfig>) -> Self {
-        self.config.services.push(target.into());
+        self.config
+            .services
+            .push(std::sync::Arc::new(target.into()));
         self
     }
 
@@ -55,7 +57,7 @@ impl TestConfig {
     pub fn targets<T: Into<TargetConfig>>(mut self, targets: impl IntoIterator<Item = T>) -> Self {
         self.config
             .services
-            .extend(targets.into_iter().map(Into::into));
+            .extend(targets.into_iter().map(|t| std::sync::Arc::new(t.into())));
         self
     }
 

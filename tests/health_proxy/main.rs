@@ -326,7 +326,7 @@ async fn the_score_weighs_mixed_states_and_a_down_critical_target_caps_it() {
     );
     app.shutdown().await;
 
-    config.services[2].critical = true;
+    Arc::make_mut(&mut config.services[2]).critical = true;
     let app = common::app::spawn_app_with(config).await;
     assert_eq!(
         health_all(&app).await.1["score"],
@@ -390,6 +390,7 @@ async fn every_background_probe_is_one_stored_row_and_rolls_up_hourly() {
     // Keep the failing target's breaker closed so every probe reaches it (open-breaker rows have no request).
     config.breaker.failure_threshold = 1000;
     for t in &mut config.services {
+        let t = Arc::make_mut(t);
         t.interval_s = 1;
         t.timeout_ms = 500;
     }
@@ -438,6 +439,7 @@ async fn history_pages_newest_first_and_rejects_bad_parameters() {
     ]);
     // One on-demand row per target per interval: checks 10 s apart are all stored.
     for t in &mut config.services {
+        let t = Arc::make_mut(t);
         t.interval_s = 10;
     }
     let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
