@@ -98,3 +98,23 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_shares_its_config_and_stays_small() {
+        // One per target for hale's life: the config is shared with the loaded `Config` (8 bytes here),
+        // and an on-demand row held back is boxed.
+        assert!(
+            std::mem::size_of::<Target>() <= 256,
+            "{} bytes",
+            std::mem::size_of::<Target>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<Box<CheckRecord>>>(),
+            std::mem::size_of::<usize>()
+        );
+    }
+}

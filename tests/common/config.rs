@@ -250,11 +250,11 @@ impl Target {
     /// Healed by running `argv`, given 5 s.
     pub fn heal_command(self, argv: &[&str]) -> Self {
         self.with(|target| {
-            target.heal = Some(TargetHeal {
+            target.heal = Some(Box::new(TargetHeal {
                 command: Some(argv.iter().map(|w| (*w).to_owned()).collect()),
                 command_timeout_s: 5,
                 ..TargetHeal::default()
-            });
+            }));
         })
     }
 

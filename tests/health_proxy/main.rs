@@ -355,14 +355,35 @@ async fn tcp_checks_tell_an_open_port_from_a_closed_one() {
 }
 
 #[tokio::test]
+async fn each_targets_config_is_held_once_by_the_config_and_its_probe_target() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let app = common::app::spawn_app_with(proxy_config(vec![
+        target("a", &server.url()),
+        target("b", &server.url()),
+    ]))
+    .await;
+    let config = &app.core().config;
+    let targets = app.monitor().targets();
+    assert_eq!(targets.len(), 2);
+    for (target, loaded) in targets.iter().zip(&config.services) {
+        assert_eq!(target.name(), loaded.name.as_str());
+        assert!(
+            Arc::ptr_eq(&target.config, loaded),
+            "{} holds its own copy of its config",
+            target.name()
+        );
+    }
+}
+
+#[tokio::test]
 async fn status_and_body_conditions_decide_up_or_down() {
     let server = TargetServer::start(Mode::Degraded).await;
     let mut pointer = target("pointer", &server.url());
-    pointer.body = Some(BodyCondition {
+    pointer.body = Some(Box::new(BodyCondition {
         contains: None,
         json_pointer: Some("/status".into()),
         equals: Some(serde_json::json!("ok")),
-    });
+    }));
     let mut expects_503 = target("expects-503", &server.url());
     expects_503.expected_status = Some(hale::config::ExpectedStatus::One(503));
     let app = common::app::spawn_app_with(proxy_config(vec![pointer, expects_503])).await;
