@@ -39,7 +39,7 @@ pub(crate) struct OnDemandRows {
 impl Target {
     pub(crate) fn new(config: Arc<TargetConfig>, breaker: SharedBreaker) -> Self {
         Self {
-            name: Arc::from(config.name.as_str()),
+            name: config.name.shared(),
             config,
             breaker,
             latest: Mutex::new(None),

@@ -372,6 +372,11 @@ async fn each_targets_config_is_held_once_by_the_config_and_its_probe_target() {
             "{} holds its own copy of its config",
             target.name()
         );
+        assert!(
+            std::ptr::eq(target.name().as_ptr(), loaded.name.as_str().as_ptr()),
+            "{} holds its own copy of its name",
+            target.name()
+        );
     }
 }
 
