@@ -144,10 +144,10 @@ async fn persisted_checks(
     config.services = (0..targets)
         .map(|i| {
             let addr = servers[i % servers.len()];
-            TargetConfig::new(
+            std::sync::Arc::new(TargetConfig::new(
                 ServiceName::parse(&format!("target-{i}")).unwrap(),
                 TargetUrl::parse(&format!("http://{addr}/health/{i}")).unwrap(),
-            )
+            ))
         })
         .collect();
     let app = Application::start(config, path, None)

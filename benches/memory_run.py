@@ -95,4 +95,4 @@ print(f"CPU over the last {w} s: {100 * (cpus[-1] - cpus[-1 - w]) / ss.CLK_TCK /
 print("every 10 s:", " ".join(f"{r/1024:.0f}" for _, r in samples[::10]))
 print(smaps)
 print("\n".join(l for l in status.splitlines() if l.startswith(("VmHWM", "VmRSS", "RssAnon", "RssFile", "Threads"))))
-json.dump({"samples": samples}, open(os.path.join(a.out, "rss.json"), "w"))
+json.dump({"t0": t0, "samples": samples}, open(os.path.join(a.out, "rss.json"), "w"))

@@ -282,11 +282,7 @@ impl AlertPolicy {
 
     /// A fresh state for the configured targets.
     pub fn new_state(config: &Config) -> AlertMemory {
-        let targets: Vec<Arc<str>> = config
-            .services
-            .iter()
-            .map(|t| Arc::from(t.name.as_str()))
-            .collect();
+        let targets: Vec<Arc<str>> = config.services.iter().map(|t| t.name.shared()).collect();
         AlertMemory::new(&targets)
     }
 

@@ -14,6 +14,14 @@
 //! counts, in its own bucket, while that bucket is in the ring; one older than the ring counts for nothing.
 //! Since when the record runs without a gap (no check for longer than the longest window empties it) is
 //! kept to the millisecond: it says whether a window is covered.
+//!
+//! A bucket holds each count in one byte while every count of the record fits one (255), and the whole
+//! record moves to two bytes a count the first time one would not: the counts are the same either way (a
+//! two-byte count stops at `u16::MAX`). A target checked every `I` seconds puts at most
+//! `floor(width / I) + 1` scheduled checks in a bucket `width` seconds wide (a few more after a clock step
+//! back or checks finishing out of order), so the byte holds for every ring whose buckets are narrower than
+//! 254 intervals: with the default rules (widest bucket 6 h / 60 = 360 s) every target checked every 2 s
+//! or slower. A target checked every second on a 6 h window takes two bytes a count.
 
 use chrono::{DateTime, Utc};
 
@@ -70,8 +78,16 @@ impl Windows {
     }
 
     /// The bytes one target's counts take with `N` counters per bucket, headers and sums included (not the
-    /// map entry that holds them, nor the allocator's own overhead).
+    /// map entry that holds them, nor the allocator's own overhead), while every count fits a byte (see the
+    /// module doc): the usual case.
     pub fn bytes_per_target<const N: usize>(&self) -> usize {
+        std::mem::size_of::<WindowCounts<N>>()
+            + self.rings.len()
+                * (std::mem::size_of::<[u32; N]>() + BUCKETS * std::mem::size_of::<[u8; N]>())
+    }
+
+    /// `bytes_per_target` once a count has outgrown a byte: the most one target's counts take.
+    pub fn bytes_per_target_wide<const N: usize>(&self) -> usize {
         std::mem::size_of::<WindowCounts<N>>()
             + self.rings.len()
                 * (std::mem::size_of::<[u32; N]>() + BUCKETS * std::mem::size_of::<[u16; N]>())
@@ -90,12 +106,97 @@ pub struct WindowCounts<const N: usize> {
     /// Per ring, the sum of its buckets.
     sums: Box<[[u32; N]]>,
     /// Per ring, `BUCKETS` buckets; bucket number b (time / width) sits at b mod `BUCKETS`.
-    buckets: Box<[[u16; N]]>,
+    buckets: Buckets<N>,
+}
+
+/// The buckets of every ring of a record: a byte a count until one count outgrows it, then two bytes.
+#[derive(Debug, Clone)]
+enum Buckets<const N: usize> {
+    Narrow(Box<[[u8; N]]>),
+    Wide(Box<[[u16; N]]>),
+}
+
+impl<const N: usize> Default for Buckets<N> {
+    fn default() -> Self {
+        Self::Narrow(Box::default())
+    }
+}
+
+impl<const N: usize> Buckets<N> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Narrow(b) => b.len(),
+            Self::Wide(b) => b.len(),
+        }
+    }
+
+    /// `len` empty buckets, a byte a count.
+    fn empty(len: usize) -> Self {
+        Self::Narrow(vec![[0; N]; len].into_boxed_slice())
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Self::Narrow(b) => b.fill([0; N]),
+            Self::Wide(b) => b.fill([0; N]),
+        }
+    }
+
+    fn get(&self, slot: usize) -> [u16; N] {
+        match self {
+            Self::Narrow(b) => b[slot].map(u16::from),
+            Self::Wide(b) => b[slot],
+        }
+    }
+
+    /// Empties a bucket and returns what it held.
+    fn take(&mut self, slot: usize) -> [u16; N] {
+        match self {
+            Self::Narrow(b) => std::mem::replace(&mut b[slot], [0; N]).map(u16::from),
+            Self::Wide(b) => std::mem::replace(&mut b[slot], [0; N]),
+        }
+    }
+
+    /// Adds `counts` to a bucket, each count stopping at `u16::MAX`, and returns what the bucket took.
+    fn add(&mut self, slot: usize, counts: [u16; N]) -> [u16; N] {
+        let before = self.get(slot);
+        let mut after = before;
+        for (held, count) in after.iter_mut().zip(counts) {
+            *held = held.saturating_add(count);
+        }
+        if let Self::Narrow(narrow) = self {
+            match after.map(u8::try_from) {
+                bytes if bytes.iter().all(Result::is_ok) => {
+                    narrow[slot] = bytes.map(|b| b.unwrap_or(u8::MAX));
+                }
+                _ => {
+                    // A count outgrew its byte: every bucket moves to two bytes, with the same counts.
+                    let wide: Box<[[u16; N]]> =
+                        narrow.iter().map(|bucket| bucket.map(u16::from)).collect();
+                    *self = Self::Wide(wide);
+                }
+            }
+        }
+        if let Self::Wide(wide) = self {
+            wide[slot] = after;
+        }
+        let mut took = after;
+        for (t, b) in took.iter_mut().zip(before) {
+            *t -= b;
+        }
+        took
+    }
+
+    #[cfg(test)]
+    fn is_wide(&self) -> bool {
+        matches!(self, Self::Wide(_))
+    }
 }
 
 impl<const N: usize> WindowCounts<N> {
     /// Counts one check made at `at`: `counts` is added to the bucket of `at` in every ring. A bucket
-    /// stops at `u16::MAX` (at one check a second, the widest bucket, 12 h, holds 43,200).
+    /// stops at `u16::MAX` (at one check a second, the widest bucket, 12 h, holds 43,200); it takes a byte a
+    /// count until one count passes 255 (see the module doc).
     pub fn add(&mut self, windows: &Windows, at: DateTime<Utc>, counts: [u16; N]) {
         let at_ms = at.timestamp_millis();
         let rings = windows.rings.len();
@@ -105,7 +206,7 @@ impl<const N: usize> WindowCounts<N> {
         if self.buckets.len() != rings * BUCKETS {
             // The first check (or rules that changed): start empty.
             self.sums = vec![[0; N]; rings].into_boxed_slice();
-            self.buckets = vec![[0; N]; rings * BUCKETS].into_boxed_slice();
+            self.buckets = Buckets::empty(rings * BUCKETS);
             self.newest_ms = None;
         }
         let newest = match self.newest_ms {
@@ -117,7 +218,7 @@ impl<const N: usize> WindowCounts<N> {
                 if at_ms - newest > windows.longest_ms {
                     // Every check left every window: the record starts again.
                     self.sums.fill([0; N]);
-                    self.buckets.fill([0; N]);
+                    self.buckets.clear();
                     self.since_ms = at_ms;
                 } else {
                     for (ring, (_, width)) in windows.rings.iter().enumerate() {
@@ -140,13 +241,10 @@ impl<const N: usize> WindowCounts<N> {
                 // Older than this ring reaches back.
                 continue;
             }
-            let slot = &mut self.buckets[ring * BUCKETS + slot_of(bucket)];
-            for ((held, sum), count) in slot.iter_mut().zip(self.sums[ring].iter_mut()).zip(counts)
-            {
-                let before = *held;
-                *held = before.saturating_add(count);
+            let took = self.buckets.add(ring * BUCKETS + slot_of(bucket), counts);
+            for (sum, took) in self.sums[ring].iter_mut().zip(took) {
                 // The sum grows by what the bucket took, so it stays the sum of the buckets.
-                *sum += u32::from(*held - before);
+                *sum += u32::from(took);
             }
         }
     }
@@ -157,10 +255,7 @@ impl<const N: usize> WindowCounts<N> {
         let head = from_ms.div_euclid(width);
         let steps = (to_ms.div_euclid(width) - head).min(BUCKETS as i64);
         for step in 1..=steps {
-            let emptied = std::mem::replace(
-                &mut self.buckets[ring * BUCKETS + slot_of(head + step)],
-                [0; N],
-            );
+            let emptied = self.buckets.take(ring * BUCKETS + slot_of(head + step));
             for (sum, count) in self.sums[ring].iter_mut().zip(emptied) {
                 *sum = sum.saturating_sub(u32::from(count));
             }
@@ -188,9 +283,9 @@ impl<const N: usize> WindowCounts<N> {
         // Read ahead of the newest check: the ring's oldest `skip` buckets are already out of the window.
         let mut sum = self.sums[ring];
         for bucket in head - BUCKETS as i64 + 1..=head - BUCKETS as i64 + skip {
-            let slot = &self.buckets[ring * BUCKETS + slot_of(bucket)];
+            let slot = self.buckets.get(ring * BUCKETS + slot_of(bucket));
             for (total, count) in sum.iter_mut().zip(slot) {
-                *total = total.saturating_sub(u32::from(*count));
+                *total = total.saturating_sub(u32::from(count));
             }
         }
         sum
@@ -372,11 +467,74 @@ mod tests {
         let empty = WindowCounts::<2>::default();
         assert_eq!(empty.sum(&w, 0, at(0)), [0, 0]);
         assert_eq!(empty.since(&w, at(0)), None);
-        // 4 rings of 60 buckets of 2 x u16, their sums, and the header.
+        // 4 rings of 60 buckets of 2 x u8, their sums, and the header; 2 x u16 once a count outgrows a byte.
         assert_eq!(
             w.bytes_per_target::<2>(),
+            std::mem::size_of::<WindowCounts<2>>() + 4 * (8 + 60 * 2)
+        );
+        assert_eq!(
+            w.bytes_per_target_wide::<2>(),
             std::mem::size_of::<WindowCounts<2>>() + 4 * (8 + 60 * 4)
         );
-        assert!(w.bytes_per_target::<2>() < 1_100);
+        assert!(w.bytes_per_target::<2>() < 600);
+        assert!(w.bytes_per_target_wide::<2>() < 1_100);
+    }
+
+    #[test]
+    fn a_bucket_at_a_bytes_maximum_stays_a_byte_and_one_more_widens_every_bucket_exactly() {
+        let w = Windows::new([60, 600]);
+        let mut c = WindowCounts::<2>::default();
+        c.add(&w, at(0), [7, 3]);
+        // 255 in one bucket of the 60 s ring (1 s wide): still a byte a count.
+        for _ in 0..255 {
+            c.add(&w, at(10), [1, 0]);
+        }
+        assert!(!c.buckets.is_wide());
+        assert_eq!(c.sum(&w, 0, at(10)), [262, 3]);
+        // The 256th: the whole record moves to two bytes, every count kept.
+        c.add(&w, at(10), [1, 1]);
+        assert!(c.buckets.is_wide());
+        assert_eq!(c.sum(&w, 0, at(10)), [263, 4]);
+        assert_eq!(c.sum(&w, 1, at(10)), [263, 4]);
+        // The buckets leave the window with exactly what they held: at 60 s the check at 0 is out of the
+        // 60 s ring, at 70 s the 256 at 10 s are too.
+        assert_eq!(c.sum(&w, 0, at(60)), [256, 1]);
+        c.add(&w, at(70), [1, 0]);
+        assert_eq!(c.sum(&w, 0, at(70)), [1, 0]);
+        assert_eq!(c.sum(&w, 1, at(70)), [264, 4]);
+        // Emptied by a long gap, the record stays wide (no count is lost either way).
+        c.add(&w, at(2_000), [1, 0]);
+        assert_eq!(c.sum(&w, 1, at(2_000)), [1, 0]);
+    }
+
+    #[test]
+    fn a_byte_holds_every_count_of_a_target_checked_every_two_seconds_on_a_six_hour_window() {
+        // The default rules' widest bucket: 6 h / 60 = 360 s, 181 checks at one every 2 s.
+        let w = Windows::new([300, 1_800, 3_600, 21_600]);
+        let mut every_2s = WindowCounts::<2>::default();
+        for i in 0..(21_600 / 2) {
+            every_2s.add(&w, at(2 * i), [1, u16::from(i % 2 == 0)]);
+        }
+        assert!(!every_2s.buckets.is_wide());
+        // Whole buckets: the 6 h ring reads the checks of its last 60 buckets (the oldest, partial one left out).
+        let bucket = |s: i64| at(s).timestamp_millis().div_euclid(360_000);
+        let in_ring = |s: i64, newest: i64| bucket(s) > bucket(newest) - 60;
+        let checks = (0..21_600 / 2).filter(|i| in_ring(2 * i, 21_598)).count() as u32;
+        let bad = (0..21_600 / 2)
+            .filter(|i| i % 2 == 0 && in_ring(2 * i, 21_598))
+            .count() as u32;
+        assert!(checks > 10_600);
+        assert_eq!(every_2s.sum(&w, 3, at(21_598)), [checks, bad]);
+        assert_eq!(every_2s.sum(&w, 0, at(21_598)), [150, 75]);
+        // Every second: 360 checks in a 360 s bucket, two bytes a count, the same sums.
+        let mut every_1s = WindowCounts::<2>::default();
+        for i in 0..21_600 {
+            every_1s.add(&w, at(i), [1, 0]);
+        }
+        assert!(every_1s.buckets.is_wide());
+        let checks = (0..21_600).filter(|s| in_ring(*s, 21_599)).count() as u32;
+        assert!(checks > 21_200);
+        assert_eq!(every_1s.sum(&w, 3, at(21_599)), [checks, 0]);
+        assert_eq!(every_1s.sum(&w, 0, at(21_599)), [300, 0]);
     }
 }

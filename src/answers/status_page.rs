@@ -371,7 +371,8 @@ impl StatusPage {
         };
         let now = self.generated_at;
         let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
-        let per_day = stored.daily.get(&line.name);
+        let kept = stored.counts.get(&line.name);
+        let per_day = kept.map(|c| &c.daily);
         let mut total = (0u64, 0u64);
         let days = (0..UPTIME_DAYS)
             .map(|i| {
@@ -391,7 +392,7 @@ impl StatusPage {
             .collect();
         let hour_ms = 3_600_000;
         let current_hour = now.timestamp_millis() - now.timestamp_millis().rem_euclid(hour_ms);
-        let per_hour = stored.hourly.get(&line.name);
+        let per_hour = kept.map(|c| &c.hourly);
         let hours = (0..UPTIME_HOURS)
             .map(|i| {
                 let hour = current_hour - (UPTIME_HOURS - 1 - i) * hour_ms;
@@ -504,56 +505,179 @@ pub async fn gather(
     }
 }
 
-/// (checks, good) by day or hour, sorted by it: 12 or 16 bytes an entry. The page's reads are kept for
-/// every target from start, and a map per target took about 5 KB of them (50 MB at 10,000 targets).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Counts<K>(Vec<(K, u32, u32)>);
+/// (checks, good) by day or hour: 8 bytes a day or hour, kept densely from a target's first one to its
+/// last (a day or hour without checks is (0, 0), which reads as none). The page's reads are kept for every
+/// target from start, and both ends are bounded by the bars shown (`UPTIME_DAYS` days, `UPTIME_HOURS` hours
+/// and the one ahead): at most 91 days and 50 hours, 1.1 KB per target. A key that has no place in the
+/// dense run (an hour not on the hour, which the rollups never write) is kept aside, sparsely.
+#[derive(Debug, Clone)]
+struct Counts<K> {
+    /// The index (`Slot::index`) of `counts[0]`.
+    first: i64,
+    counts: Vec<[u32; 2]>,
+    /// Boxed: 8 bytes where a bare vector takes 24, for what is almost always nothing.
+    #[allow(clippy::box_collection)]
+    aside: Option<Box<Vec<(K, u32, u32)>>>,
+}
 
-impl<K> Default for Counts<K> {
-    fn default() -> Self {
-        Self(Vec::new())
+/// A day or an hour, numbered so that the next one is the next number.
+trait Slot: Copy + Ord {
+    /// Its number; None when it has none (an hour not on the hour).
+    fn index(self) -> Option<i64>;
+    fn at(index: i64) -> Option<Self>;
+}
+
+impl Slot for NaiveDate {
+    fn index(self) -> Option<i64> {
+        Some(i64::from(chrono::Datelike::num_days_from_ce(&self)))
+    }
+
+    fn at(index: i64) -> Option<Self> {
+        NaiveDate::from_num_days_from_ce_opt(i32::try_from(index).ok()?)
     }
 }
 
-impl<K: Ord + Copy> Counts<K> {
+const HOUR_MS: i64 = 3_600_000;
+
+/// An hour as the rollups key it: its start in epoch ms.
+impl Slot for i64 {
+    fn index(self) -> Option<i64> {
+        (self.rem_euclid(HOUR_MS) == 0).then(|| self.div_euclid(HOUR_MS))
+    }
+
+    fn at(index: i64) -> Option<Self> {
+        index.checked_mul(HOUR_MS)
+    }
+}
+
+impl<K> Default for Counts<K> {
+    fn default() -> Self {
+        Self {
+            first: 0,
+            counts: Vec::new(),
+            aside: None,
+        }
+    }
+}
+
+/// Equal when they hold the same non-zero counts, however laid out.
+impl<K: Slot> PartialEq for Counts<K> {
+    fn eq(&self, other: &Self) -> bool {
+        let sorted = |c: &Self| {
+            let mut all: Vec<(K, u64, u64)> = c.iter().collect();
+            all.sort_unstable();
+            all
+        };
+        sorted(self) == sorted(other)
+    }
+}
+
+impl<K: Slot> Eq for Counts<K> {}
+
+impl<K: Slot> Counts<K> {
     fn get(&self, key: &K) -> Option<(u64, u64)> {
-        let at = self.0.binary_search_by(|(k, _, _)| k.cmp(key)).ok()?;
-        let (_, total, good) = self.0[at];
-        Some((u64::from(total), u64::from(good)))
+        let found = match key.index() {
+            Some(index) => {
+                let at = usize::try_from(index.checked_sub(self.first)?).ok()?;
+                self.counts.get(at).map(|&[t, g]| (t, g))
+            }
+            None => self
+                .aside
+                .as_deref()?
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|&(_, t, g)| (t, g)),
+        };
+        found.map(|(t, g)| (u64::from(t), u64::from(g)))
     }
 
     /// Sets the counts of `key`, returning the ones it had.
     fn insert(&mut self, key: K, (total, good): (u64, u64)) -> Option<(u64, u64)> {
-        let counts = (saturating_u32(total), saturating_u32(good));
-        match self.0.binary_search_by(|(k, _, _)| k.cmp(&key)) {
-            Ok(at) => {
-                let (_, old_total, old_good) = self.0[at];
-                self.0[at] = (key, counts.0, counts.1);
-                Some((u64::from(old_total), u64::from(old_good)))
-            }
-            Err(at) => {
-                self.0.insert(at, (key, counts.0, counts.1));
-                None
-            }
+        let counts = [saturating_u32(total), saturating_u32(good)];
+        let old = self.get(&key);
+        let Some(index) = key.index() else {
+            let aside = self.aside.get_or_insert_with(Box::default);
+            aside.retain(|(k, _, _)| *k != key);
+            aside.push((key, counts[0], counts[1]));
+            return old;
+        };
+        if counts == [0, 0] && old.is_none() {
+            // Nothing to keep: none reads as (0, 0).
+            return old;
         }
+        if self.counts.is_empty() {
+            self.first = index;
+        }
+        if index < self.first {
+            // Before the first: the run grows at its front, to exactly what it holds.
+            let gap = usize::try_from(self.first - index).unwrap_or(usize::MAX);
+            let mut grown = Vec::with_capacity(gap.saturating_add(self.counts.len()));
+            grown.resize(gap, [0, 0]);
+            grown.extend_from_slice(&self.counts);
+            self.counts = grown;
+            self.first = index;
+        }
+        let at = usize::try_from(index - self.first).unwrap_or(usize::MAX);
+        if at >= self.counts.len() {
+            // Kept for hours to days: no room left over from growing.
+            self.counts.reserve_exact(at + 1 - self.counts.len());
+            self.counts.resize(at + 1, [0, 0]);
+        }
+        self.counts[at] = counts;
+        old
     }
 
-    fn retain(&mut self, keep: impl Fn(&K) -> bool) {
-        self.0.retain(|(k, _, _)| keep(k));
+    /// Keeps the keys from `first` on (none before it).
+    fn keep_from(&mut self, first: K) {
+        let keep = self
+            .counts
+            .iter()
+            .enumerate()
+            .position(|(i, _)| {
+                let index = self.first + i64::try_from(i).unwrap_or(i64::MAX);
+                K::at(index).is_none_or(|k| k >= first)
+            })
+            .unwrap_or(self.counts.len());
+        self.counts.drain(..keep);
+        self.first += i64::try_from(keep).unwrap_or(0);
+        if let Some(aside) = self.aside.as_deref_mut() {
+            aside.retain(|(k, _, _)| *k >= first);
+        }
+        if self.aside.as_deref().is_some_and(Vec::is_empty) {
+            self.aside = None;
+        }
         self.shrink();
     }
 
-    /// Kept for hours to days: no room left over from growing.
+    /// Drops the (0, 0) ends and the room left over.
     fn shrink(&mut self) {
-        if self.0.capacity() > self.0.len() + 8 {
-            self.0.shrink_to_fit();
-        }
+        let zeros = self.counts.iter().position(|c| *c != [0, 0]);
+        let leading = zeros.unwrap_or(self.counts.len());
+        self.counts.drain(..leading);
+        self.first += i64::try_from(leading).unwrap_or(0);
+        let last = self.counts.iter().rposition(|c| *c != [0, 0]);
+        self.counts.truncate(last.map_or(0, |at| at + 1));
+        self.counts.shrink_to_fit();
     }
 
+    /// The non-zero counts.
     fn iter(&self) -> impl Iterator<Item = (K, u64, u64)> + '_ {
-        self.0
+        let first = self.first;
+        self.counts
             .iter()
-            .map(|(k, t, g)| (*k, u64::from(*t), u64::from(*g)))
+            .enumerate()
+            .filter(|(_, c)| **c != [0, 0])
+            .filter_map(move |(i, &[t, g])| {
+                let key = K::at(first + i64::try_from(i).ok()?)?;
+                Some((key, u64::from(t), u64::from(g)))
+            })
+            .chain(
+                self.aside
+                    .as_deref()
+                    .into_iter()
+                    .flatten()
+                    .map(|&(k, t, g)| (k, u64::from(t), u64::from(g))),
+            )
     }
 }
 
@@ -563,21 +687,28 @@ fn saturating_u32(n: u64) -> u32 {
 
 #[derive(Debug, Default, Clone)]
 pub struct Stored {
-    /// Per target and day: (checks, good).
-    daily: HashMap<String, Counts<NaiveDate>>,
-    /// Per target and hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good as stored; the bar shows
-    /// at most all of them good).
-    hourly: HashMap<String, Counts<i64>>,
+    /// Per target, its days and hours (one entry, one name, for both).
+    counts: HashMap<String, TargetCounts>,
     restarts: HashMap<String, u32>,
     alerts: Vec<StoredAlert>,
+}
+
+/// One target's kept counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct TargetCounts {
+    /// Per day: (checks, good).
+    daily: Counts<NaiveDate>,
+    /// Per hour (epoch ms) of the last `UPTIME_HOURS`: (checks, good as stored; the bar shows at most all
+    /// of them good).
+    hourly: Counts<i64>,
 }
 
 impl Stored {
     /// The first day with checks of any target.
     fn first_day(&self) -> Option<NaiveDate> {
-        self.daily
+        self.counts
             .values()
-            .flat_map(|days| days.iter().filter(|(_, t, _)| *t > 0).map(|(d, _, _)| d))
+            .flat_map(|c| c.daily.iter().filter(|(_, t, _)| *t > 0).map(|(d, _, _)| d))
             .min()
     }
 }
@@ -587,14 +718,14 @@ async fn stored(store: &Store, now: DateTime<Utc>) -> Result<Stored, StoreError>
         .date_naive()
         .and_hms_opt(0, 0, 0)
         .map_or(now, |t| t.and_utc());
-    let mut daily: HashMap<String, Counts<NaiveDate>> = HashMap::new();
+    let mut counts: HashMap<String, TargetCounts> = HashMap::new();
     for d in store.daily_totals(since, now + TimeDelta::hours(1)).await? {
-        daily
+        counts
             .entry(d.service)
             .or_default()
+            .daily
             .insert(d.day, (d.total, d.good));
     }
-    let mut hourly: HashMap<String, Counts<i64>> = HashMap::new();
     for row in store
         .hourly_totals(
             now - TimeDelta::hours(UPTIME_HOURS),
@@ -602,16 +733,18 @@ async fn stored(store: &Store, now: DateTime<Utc>) -> Result<Stored, StoreError>
         )
         .await?
     {
-        hourly
+        counts
             .entry(row.service)
             .or_default()
+            .hourly
             .insert(row.hour_ms, (row.total, row.good));
     }
-    daily.values_mut().for_each(Counts::shrink);
-    hourly.values_mut().for_each(Counts::shrink);
+    for c in counts.values_mut() {
+        c.daily.shrink();
+        c.hourly.shrink();
+    }
     Ok(Stored {
-        daily,
-        hourly,
+        counts,
         restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
         alerts: store.firing_alerts().await?,
     })
@@ -626,46 +759,47 @@ async fn stored_since(
     read_at: DateTime<Utc>,
     previous: Stored,
 ) -> Result<Stored, StoreError> {
-    const HOUR_MS: i64 = 3_600_000;
     let from_ms = read_at.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS;
     let from = DateTime::<Utc>::from_timestamp_millis(from_ms).unwrap_or(read_at);
-    let Stored {
-        mut daily,
-        mut hourly,
-        ..
-    } = previous;
+    // As a whole read keeps them: the hours from `now - UPTIME_HOURS` on, the days from `UPTIME_DAYS - 1`
+    // days back. What falls before is not kept (after a step of the clock, a run from the last read on
+    // would be long), only read for what it had.
+    let first_hour = (now - TimeDelta::hours(UPTIME_HOURS)).timestamp_millis();
+    let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
+    let Stored { mut counts, .. } = previous;
     for row in store.hourly_totals(from, now + TimeDelta::hours(1)).await? {
         let (total, good) = (row.total, row.good);
-        let (old_total, old_good) = hourly
-            .entry(row.service.clone())
-            .or_default()
-            .insert(row.hour_ms, (total, good))
-            .unwrap_or((0, 0));
+        let target = counts.entry(row.service).or_default();
+        let hours = &mut target.hourly;
+        let (old_total, old_good) = if row.hour_ms >= first_hour {
+            hours.insert(row.hour_ms, (total, good))
+        } else {
+            hours.get(&row.hour_ms)
+        }
+        .unwrap_or((0, 0));
         let Some(hour) = DateTime::<Utc>::from_timestamp_millis(row.hour_ms) else {
             continue;
         };
-        let days = daily.entry(row.service).or_default();
-        let (day_total, day_good) = days.get(&hour.date_naive()).unwrap_or((0, 0));
+        let days = &mut target.daily;
+        let day = hour.date_naive();
+        if day < first_day {
+            continue;
+        }
+        let (day_total, day_good) = days.get(&day).unwrap_or((0, 0));
         days.insert(
-            hour.date_naive(),
+            day,
             (
                 (day_total + total).saturating_sub(old_total),
                 (day_good + good).saturating_sub(old_good),
             ),
         );
     }
-    // As a whole read keeps them: the hours from `now - UPTIME_HOURS` on.
-    let first_hour = (now - TimeDelta::hours(UPTIME_HOURS)).timestamp_millis();
-    let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
-    for hours in hourly.values_mut() {
-        hours.retain(|hour| *hour >= first_hour);
-    }
-    for days in daily.values_mut() {
-        days.retain(|day| *day >= first_day);
+    for c in counts.values_mut() {
+        c.hourly.keep_from(first_hour);
+        c.daily.keep_from(first_day);
     }
     Ok(Stored {
-        daily,
-        hourly,
+        counts,
         restarts: store.restarts_since(now - TimeDelta::days(7)).await?,
         alerts: store.firing_alerts().await?,
     })
@@ -734,7 +868,7 @@ mod tests {
             .await
             .unwrap();
         let (_, first) = read(reads.get(&store, now).await.unwrap());
-        assert_eq!(first.daily, stored(&store, now).await.unwrap().daily);
+        assert_eq!(first.counts, stored(&store, now).await.unwrap().counts);
 
         // Within READS_MAX_AGE the kept reads are answered, whatever was written since.
         write(&store, &[("a", now + TimeDelta::minutes(1), false)]).await;
@@ -744,7 +878,7 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        assert_eq!((read_at, &kept.daily), (now, &first.daily));
+        assert_eq!((read_at, &kept.counts), (now, &first.counts));
 
         // Later: more checks in the hour of the last read (some before it) and the next, a new target, and
         // a new day.
@@ -761,17 +895,88 @@ mod tests {
         let (read_at, since) = read(reads.get(&store, later).await.unwrap());
         let whole = stored(&store, later).await.unwrap();
         assert_eq!(read_at, later);
-        assert_eq!(since.daily, whole.daily);
-        assert_eq!(since.hourly, whole.hourly);
-        assert_ne!(since.daily, first.daily, "the new checks are counted");
+        assert_eq!(since.counts, whole.counts);
+        assert_ne!(since.counts, first.counts, "the new checks are counted");
 
         // Across midnight, hours and days older than the page shows leave.
         let next_day = Utc.with_ymd_and_hms(2026, 12, 2, 0, 20, 0).unwrap();
         write(&store, &[("a", next_day - TimeDelta::minutes(5), true)]).await;
         let (_, since) = read(reads.get(&store, next_day).await.unwrap());
         let whole = stored(&store, next_day).await.unwrap();
-        assert_eq!(since.daily, whole.daily);
-        assert_eq!(since.hourly, whole.hourly);
+        assert_eq!(since.counts, whole.counts);
+    }
+
+    /// The dense counts give back what was put in, at both ends of the days and hours the page keeps,
+    /// whatever order the keys come in, with counts past u16, and take 8 bytes a day or hour.
+    #[test]
+    fn kept_counts_give_back_every_day_and_hour_at_the_ends_of_the_window() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 23, 30, 0).unwrap();
+        let first_day = (now - TimeDelta::days(UPTIME_DAYS - 1)).date_naive();
+        // The day ahead: `now + 1 h` is past midnight.
+        let last_day = (now + TimeDelta::hours(1)).date_naive();
+        let past_u16 = u64::from(u16::MAX) + 5;
+        let mut days: Counts<NaiveDate> = Counts::default();
+        assert_eq!(days.insert(now.date_naive(), (10, 9)), None);
+        assert_eq!(days.insert(last_day, (past_u16, past_u16 - 1)), None);
+        assert_eq!(days.insert(first_day, (3, 0)), None);
+        assert_eq!(days.insert(first_day - TimeDelta::days(1), (7, 7)), None);
+        assert_eq!(days.get(&first_day), Some((3, 0)));
+        assert_eq!(days.get(&last_day), Some((past_u16, past_u16 - 1)));
+        assert_eq!(days.insert(first_day, (4, 1)), Some((3, 0)));
+        // A day between without checks reads as none would: (0, 0).
+        assert_eq!(
+            days.get(&(first_day + TimeDelta::days(1)))
+                .unwrap_or((0, 0)),
+            (0, 0)
+        );
+        assert_eq!(days.get(&(last_day + TimeDelta::days(1))), None);
+        days.keep_from(first_day);
+        assert_eq!(days.get(&(first_day - TimeDelta::days(1))), None);
+        let kept: Vec<(NaiveDate, u64, u64)> = days.iter().collect();
+        assert_eq!(
+            kept,
+            [
+                (first_day, 4, 1),
+                (now.date_naive(), 10, 9),
+                (last_day, past_u16, past_u16 - 1)
+            ]
+        );
+        // 91 days from the first kept to the day ahead, 8 bytes each, and no room left over.
+        assert_eq!(days.counts.len(), 91);
+        assert_eq!(
+            days.counts.capacity() * std::mem::size_of::<[u32; 2]>(),
+            728
+        );
+        // Counts past u32 saturate, as they always did.
+        days.insert(first_day, (u64::MAX, 1));
+        assert_eq!(days.get(&first_day), Some((u64::from(u32::MAX), 1)));
+
+        // Hours: the first kept (`now - UPTIME_HOURS`, rounded up) to the one ahead, inserted newest first.
+        let hour = |h: i64| (now.timestamp_millis() / HOUR_MS + h) * HOUR_MS;
+        let first_hour = (now - TimeDelta::hours(UPTIME_HOURS)).timestamp_millis();
+        let mut hours: Counts<i64> = Counts::default();
+        for h in (-UPTIME_HOURS..=1).rev() {
+            hours.insert(hour(h), (360 + h.unsigned_abs(), 300));
+        }
+        // An hour not on the hour (never written by the rollups) is kept aside, and found again.
+        assert_eq!(hours.insert(hour(0) + 1, (2, 1)), None);
+        assert_eq!(hours.insert(hour(0) + 1, (3, 1)), Some((2, 1)));
+        hours.keep_from(first_hour);
+        assert_eq!(hours.get(&hour(-UPTIME_HOURS)), None);
+        assert_eq!(hours.get(&hour(1 - UPTIME_HOURS)), Some((407, 300)));
+        assert_eq!(hours.get(&hour(1)), Some((361, 300)));
+        assert_eq!(hours.get(&(hour(0) + 1)), Some((3, 1)));
+        assert_eq!(hours.counts.len(), 49);
+        assert_eq!(hours.counts.capacity(), 49);
+        assert_eq!(hours.iter().count(), 50);
+        // Laid out differently, the same counts are equal.
+        let mut again: Counts<i64> = Counts::default();
+        again.insert(hour(0) + 1, (3, 1));
+        for h in 1 - UPTIME_HOURS..=1 {
+            again.insert(hour(h), (360 + h.unsigned_abs(), 300));
+        }
+        again.insert(hour(5), (0, 0));
+        assert_eq!(again, hours);
     }
 
     /// The kept reads of a request, which must not be loading.
@@ -784,9 +989,9 @@ mod tests {
 
     fn checks_of(stored: &Stored, target: &str) -> u64 {
         stored
-            .daily
+            .counts
             .get(target)
-            .map_or(0, |days| days.iter().map(|(_, t, _)| t).sum())
+            .map_or(0, |c| c.daily.iter().map(|(_, t, _)| t).sum())
     }
 
     /// Loading until the first whole read, then ready; a whole read due is asked for, never made by a

@@ -24,6 +24,7 @@ mod types;
 mod workflows;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +102,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub rate_limits: RateLimitsConfig,
     /// The monitored targets; without this field hale watches its own three services.
-    pub services: Vec<TargetConfig>,
+    pub services: Vec<Arc<TargetConfig>>,
     pub monitor: MonitorConfig,
     pub breaker: BreakerConfig,
     pub storage: StorageConfig,
@@ -161,6 +162,8 @@ impl Config {
         let mut de = serde_json::Deserializer::from_str(text);
         let mut config: Config = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| invalid(json_path(&e.path().to_string()), e.inner().to_string()))?;
+        // The list grew by doubling while it was read; it is kept for as long as hale runs.
+        config.services.shrink_to_fit();
         de.end()
             .map_err(|e| invalid("$".to_owned(), e.to_string()))?;
         // serde also accepts a struct written as an array of its fields in order (`"listen": []` silently meant

@@ -18,6 +18,8 @@ impl Config {
     pub fn printable(&self) -> Result<Value, serde_json::Error> {
         let mut shown = self.clone();
         for target in &mut shown.services {
+            // A copy of this target's config, for this printout only.
+            let target = std::sync::Arc::make_mut(target);
             target.url = redacted_url(&target.url);
             if let Some(run) = &mut target.run {
                 for value in run.env.values_mut() {

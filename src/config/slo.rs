@@ -1,6 +1,8 @@
 //! `slo`: the service-level objectives every target is held to, over a rolling window, and the maintenance
 //! windows known in advance (their checks do not count).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +72,7 @@ pub fn check_maintenance(
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     reason: &str,
-    targets: &[TargetConfig],
+    targets: &[Arc<TargetConfig>],
 ) -> Result<(), (&'static str, String)> {
     if let Some(target) = target {
         if target.contains('\0') {
@@ -134,7 +136,7 @@ impl SloConfig {
     pub(crate) fn validate(
         &self,
         storage: &StorageConfig,
-        targets: &[TargetConfig],
+        targets: &[Arc<TargetConfig>],
     ) -> Result<(), Invalid> {
         if !(1..=3_600).contains(&self.refresh_interval_s) {
             return Err(Invalid::at(

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -51,9 +52,10 @@ pub struct TargetConfig {
     /// Accepted status codes; any 2xx when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_status: Option<ExpectedStatus>,
-    /// Extra condition on the response body.
+    /// Extra condition on the response body. Boxed, as `run` and `heal` are: few targets set one, and
+    /// the box keeps the others 8 bytes rather than the whole field (a config is held for hale's life).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<BodyCondition>,
+    pub body: Option<Box<BodyCondition>>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     #[serde(default = "default_interval_s")]
@@ -71,10 +73,10 @@ pub struct TargetConfig {
     pub breaker: Option<BreakerOverride>,
     /// Run the service as a child of hale, supervised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<RunConfig>,
+    pub run: Option<Box<RunConfig>>,
     /// How auto-heal heals this target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heal: Option<TargetHeal>,
+    pub heal: Option<Box<TargetHeal>>,
 }
 
 // A target has required fields, so its defaults are per field; each is written here once.
@@ -125,7 +127,7 @@ impl TargetConfig {
 
     /// How this target is healed: its own settings, or the defaults.
     pub fn heal_settings(&self) -> TargetHeal {
-        self.heal.clone().unwrap_or_default()
+        self.heal.as_deref().cloned().unwrap_or_default()
     }
 
     /// The breaker settings of this target: its override over the global section.
@@ -230,7 +232,7 @@ impl TargetConfig {
 
 /// Checks every target and that no name is used twice. `own` is the Health Proxy's listen address.
 pub(crate) fn validate_all(
-    targets: &[TargetConfig],
+    targets: &[Arc<TargetConfig>],
     global: &BreakerConfig,
     own: SocketAddr,
 ) -> Result<(), Invalid> {
@@ -278,12 +280,12 @@ fn is_own_ip(ip: IpAddr, listen: IpAddr) -> bool {
 }
 
 /// With no `services` in the file, hale watches its own three services.
-pub(crate) fn default_services() -> Vec<TargetConfig> {
+pub(crate) fn default_services() -> Vec<Arc<TargetConfig>> {
     let own = |name: &str, url: &str| {
-        TargetConfig::new(
+        Arc::new(TargetConfig::new(
             ServiceName::parse(name).expect("built-in name is valid"),
             TargetUrl::parse(url).expect("built-in url is valid"),
-        )
+        ))
     };
     vec![
         own("health-proxy", "http://127.0.0.1:3002/health"),
@@ -295,6 +297,34 @@ pub(crate) fn default_services() -> Vec<TargetConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_config_keeps_its_rarely_set_fields_out_of_line() {
+        // Held for hale's life, once per target: `run`, `heal` and `body` are boxed.
+        assert!(
+            std::mem::size_of::<TargetConfig>() <= 256,
+            "{} bytes",
+            std::mem::size_of::<TargetConfig>()
+        );
+        let parsed: TargetConfig = serde_json::from_str(
+            r#"{"name": "a", "url": "http://h/", "body": {"contains": "ok"}, "heal": {"command_timeout_s": 5},
+                "run": {"argv": ["true"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.body.as_ref().and_then(|b| b.contains.as_deref()),
+            Some("ok")
+        );
+        assert_eq!(parsed.heal_settings().command_timeout_s, 5);
+        assert_eq!(
+            parsed.run.as_ref().map(|r| r.argv.clone()),
+            Some(vec!["true".to_owned()])
+        );
+        // They serialize as before: no trace of the boxes.
+        let again: TargetConfig =
+            serde_json::from_value(serde_json::to_value(&parsed).unwrap()).unwrap();
+        assert_eq!(again, parsed);
+    }
 
     #[test]
     fn a_method_is_one_of_the_http_methods_in_capitals() {

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -10,7 +11,7 @@ use url::Url;
 /// The name of a monitored service or an MCP server: 1-64 characters of `A-Z a-z 0-9 - _ .`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct ServiceName(String);
+pub struct ServiceName(Arc<str>);
 
 impl ServiceName {
     pub const MAX_LEN: usize = 64;
@@ -33,11 +34,16 @@ impl ServiceName {
                 "name {raw:?} contains {bad:?}; use letters, digits, '-', '_' or '.'"
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(Arc::from(raw)))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The name itself, shared: what keeps one target's name allocated once, however many parts hold it.
+    pub fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
     }
 }
 
@@ -50,7 +56,7 @@ impl TryFrom<String> for ServiceName {
 
 impl From<ServiceName> for String {
     fn from(name: ServiceName) -> Self {
-        name.0
+        name.0.to_string()
     }
 }
 
@@ -300,6 +306,10 @@ mod tests {
     #[test]
     fn service_names_are_checked() {
         assert!(ServiceName::parse("api-1.prod_x").is_ok());
+        // Every holder of a name shares one allocation of it.
+        let name = ServiceName::parse("api").unwrap();
+        assert!(Arc::ptr_eq(&name.shared(), &name.clone().shared()));
+        assert_eq!(String::from(name), "api");
         assert!(ServiceName::parse("")
             .unwrap_err()
             .contains("must not be empty"));

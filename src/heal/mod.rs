@@ -149,10 +149,10 @@ impl Healer {
                     command_timeout: Duration::from_secs(heal.command_timeout_s),
                     automatic: config.heal.enabled && heal.enabled,
                 };
-                (Arc::from(target.name.as_str()), plan)
+                (target.name.shared(), plan)
             })
             .collect();
-        let streaks = Streaks::new(config.services.iter().map(|t| Arc::from(t.name.as_str())));
+        let streaks = Streaks::new(config.services.iter().map(|t| t.name.shared()));
         Self {
             settings: config.heal.clone(),
             policy: HealPolicy::new(&config.heal),

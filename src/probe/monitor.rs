@@ -64,7 +64,7 @@ pub fn target_of_breaker(saved_name: &str) -> Option<&str> {
 }
 
 /// How many distinct (scheme, host, port) the HTTP targets use: the probe client pools connections per host.
-fn distinct_http_hosts(targets: &[TargetConfig]) -> usize {
+fn distinct_http_hosts(targets: &[Arc<TargetConfig>]) -> usize {
     targets
         .iter()
         .filter_map(|t| match &t.url {
@@ -306,7 +306,8 @@ impl Monitor {
     /// A background check that shared an on-demand check whose row was not stored stores it, as its own.
     async fn store_unstored_as_background(&self, target: &Target) {
         let record = target.rows().unstored.take();
-        if let Some(mut record) = record {
+        if let Some(record) = record {
+            let mut record = *record;
             record.source = CheckSource::Monitor;
             if let Err(e) = self.writer.submit(record).await {
                 tracing::warn!(target = target.name(), error = %e, "check result not stored");
@@ -351,7 +352,7 @@ impl Monitor {
             }
         } else {
             self.metrics.check_not_stored(target.name());
-            target.rows().unstored = Some(record);
+            target.rows().unstored = Some(Box::new(record));
         }
         self.events.publish(Event::CheckFinished(CheckFinished {
             target: target.name.clone(),

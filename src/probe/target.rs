@@ -13,7 +13,8 @@ use crate::records::CheckRecord;
 
 #[derive(Debug)]
 pub struct Target {
-    pub config: TargetConfig,
+    /// The target's config, shared with the loaded `Config`'s `services` (held once).
+    pub config: Arc<TargetConfig>,
     pub(crate) name: Arc<str>,
     pub(crate) breaker: SharedBreaker,
     latest: Mutex<Option<LatestCheck>>,
@@ -30,14 +31,15 @@ pub(crate) struct OnDemandRows {
     /// When the latest on-demand row of this target was submitted.
     last_stored: Option<DateTime<Utc>>,
     /// The latest on-demand check that was answered but not stored. A background check that shares its
-    /// result stores it, so background rows are never lost to the limit.
-    pub(crate) unstored: Option<CheckRecord>,
+    /// result stores it, so background rows are never lost to the limit. Boxed: most targets never hold
+    /// one, and the box keeps them 8 bytes rather than a whole record.
+    pub(crate) unstored: Option<Box<CheckRecord>>,
 }
 
 impl Target {
-    pub(crate) fn new(config: TargetConfig, breaker: SharedBreaker) -> Self {
+    pub(crate) fn new(config: Arc<TargetConfig>, breaker: SharedBreaker) -> Self {
         Self {
-            name: Arc::from(config.name.as_str()),
+            name: config.name.shared(),
             config,
             breaker,
             latest: Mutex::new(None),
@@ -95,4 +97,24 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_shares_its_config_and_stays_small() {
+        // One per target for hale's life: the config is shared with the loaded `Config` (8 bytes here),
+        // and an on-demand row held back is boxed.
+        assert!(
+            std::mem::size_of::<Target>() <= 256,
+            "{} bytes",
+            std::mem::size_of::<Target>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<Box<CheckRecord>>>(),
+            std::mem::size_of::<usize>()
+        );
+    }
 }

@@ -10,12 +10,53 @@ const ENTRY_LEN: usize = 10;
 /// falls in bucket 2237), so no blob of the first encoding starts with them.
 const COMPACT_MAGIC: [u8; 2] = [0xff, 0xff];
 
-/// Non-empty buckets as `(bucket, count)`, sorted by bucket: a blob decodes into it with one copy, and two
-/// histograms merge in one linear pass (an SLO window merges hundreds of hourly histograms per target).
+/// Non-empty buckets, sorted by bucket: a blob decodes into it with one copy, and two histograms merge in
+/// one linear pass (an SLO window merges hundreds of hourly histograms per target). Each bucket is 8 bytes,
+/// its index and count packed (`Bucket`), and the vector is sized to what it holds: the SLO ledger keeps one
+/// per target for as long as hale runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LatencyHistogram {
-    counts: Vec<(u16, u64)>,
+    counts: Vec<Bucket>,
+    /// The sum of the counts.
     total: u64,
+}
+
+/// One non-empty bucket: its index in the top 16 bits, its count in the low `COUNT_BITS`. Ordering the
+/// packed values orders the buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Bucket(u64);
+
+const COUNT_BITS: u32 = 48;
+/// The most latencies one bucket counts: 2^48 - 1, nine years of a million checks a second in a single
+/// bucket. Past it a bucket stays full, and `total` counts only what the buckets hold.
+pub const MAX_BUCKET_COUNT: u64 = (1 << COUNT_BITS) - 1;
+
+impl Bucket {
+    fn new(index: u16, count: u64) -> Self {
+        Self((u64::from(index) << COUNT_BITS) | count.min(MAX_BUCKET_COUNT))
+    }
+
+    fn index(self) -> u16 {
+        // The top 16 bits of a u64: the shift leaves nothing above them.
+        (self.0 >> COUNT_BITS) as u16
+    }
+
+    fn count(self) -> u64 {
+        self.0 & MAX_BUCKET_COUNT
+    }
+
+    /// Adds `count`, up to `MAX_BUCKET_COUNT`; returns what was added.
+    fn add(&mut self, count: u64) -> u64 {
+        let before = self.count();
+        let after = before.saturating_add(count).min(MAX_BUCKET_COUNT);
+        self.0 += after - before;
+        after - before
+    }
+
+    /// Takes out `count`, at most what the bucket holds (the caller checks).
+    fn take(&mut self, count: u64) {
+        self.0 -= count.min(self.count());
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,22 +75,27 @@ impl LatencyHistogram {
         self.add(bucket_of(latency_us), 1);
     }
 
+    fn find(&self, bucket: u16) -> Result<usize, usize> {
+        self.counts.binary_search_by_key(&bucket, |b| b.index())
+    }
+
     fn add(&mut self, bucket: u16, count: u64) {
         if count == 0 {
             return;
         }
-        match self.counts.binary_search_by_key(&bucket, |&(b, _)| b) {
-            Ok(i) => self.counts[i].1 += count,
+        match self.find(bucket) {
+            Ok(i) => self.total += self.counts[i].add(count),
             Err(i) => {
                 if self.counts.len() == self.counts.capacity() {
-                    // Grown by an eighth, not doubled: a window's histogram (one per target in the SLO
-                    // ledger) lives as long as hale, and once warm it gains a bucket only now and then.
-                    self.counts.reserve_exact(self.counts.len() / 8 + 4);
+                    // One bucket more, not doubled: a window's histogram (one per target in the SLO ledger)
+                    // lives as long as hale, and once warm it gains a bucket only now and then.
+                    self.counts.reserve_exact(1);
                 }
-                self.counts.insert(i, (bucket, count));
+                let entry = Bucket::new(bucket, count);
+                self.total += entry.count();
+                self.counts.insert(i, entry);
             }
         }
-        self.total += count;
     }
 
     pub fn merge(&mut self, other: &LatencyHistogram) {
@@ -58,76 +104,89 @@ impl LatencyHistogram {
         }
         if self.counts.is_empty() {
             self.counts.clone_from(&other.counts);
+            self.counts.shrink_to_fit();
             self.total = other.total;
             return;
         }
         if self.add_in_place(other) {
             return;
         }
-        let mut merged = Vec::with_capacity(self.counts.len() + other.counts.len());
+        // Sized to the buckets of both: the result is kept as it is.
+        let mut merged = Vec::with_capacity(self.union_len(other));
         let (mut a, mut b) = (
-            self.counts.iter().peekable(),
-            other.counts.iter().peekable(),
+            self.counts.iter().copied().peekable(),
+            other.counts.iter().copied().peekable(),
         );
+        let mut total = 0;
         loop {
-            match (a.peek(), b.peek()) {
-                (Some(&&(ba, ca)), Some(&&(bb, cb))) => {
-                    if ba == bb {
-                        merged.push((ba, ca + cb));
-                        a.next();
-                        b.next();
-                    } else if ba < bb {
-                        merged.push((ba, ca));
-                        a.next();
-                    } else {
-                        merged.push((bb, cb));
-                        b.next();
-                    }
-                }
-                (Some(&&entry), None) => {
-                    merged.push(entry);
+            let next = match (a.peek().copied(), b.peek().copied()) {
+                (Some(x), Some(y)) if x.index() == y.index() => {
                     a.next();
-                }
-                (None, Some(&&entry)) => {
-                    merged.push(entry);
                     b.next();
+                    let mut sum = x;
+                    sum.add(y.count());
+                    sum
+                }
+                (Some(x), Some(y)) if x.index() < y.index() => {
+                    a.next();
+                    x
+                }
+                (_, Some(y)) => {
+                    b.next();
+                    y
+                }
+                (Some(x), None) => {
+                    a.next();
+                    x
                 }
                 (None, None) => break,
-            }
+            };
+            total += next.count();
+            merged.push(next);
         }
         self.counts = merged;
-        self.total += other.total;
+        self.total = total;
+    }
+
+    /// How many buckets `self` and `other` have between them.
+    fn union_len(&self, other: &LatencyHistogram) -> usize {
+        let (mut i, mut j, mut n) = (0, 0, 0);
+        while i < self.counts.len() && j < other.counts.len() {
+            let (x, y) = (self.counts[i].index(), other.counts[j].index());
+            i += usize::from(x <= y);
+            j += usize::from(y <= x);
+            n += 1;
+        }
+        n + (self.counts.len() - i) + (other.counts.len() - j)
     }
 
     /// Adds `other` without allocating when each of its buckets is already here (the usual case once a few
     /// hours of one target are merged); false, with nothing changed, otherwise.
     fn add_in_place(&mut self, other: &LatencyHistogram) -> bool {
         let mut at = 0;
-        for &(bucket, _) in &other.counts {
-            match self.counts[at..].binary_search_by_key(&bucket, |&(b, _)| b) {
+        for bucket in &other.counts {
+            match self.counts[at..].binary_search_by_key(&bucket.index(), |b| b.index()) {
                 Ok(i) => at += i,
                 Err(_) => return false,
             }
         }
         let mut at = 0;
-        for &(bucket, count) in &other.counts {
-            while self.counts[at].0 != bucket {
+        for bucket in &other.counts {
+            while self.counts[at].index() != bucket.index() {
                 at += 1;
             }
-            self.counts[at].1 += count;
+            self.total += self.counts[at].add(bucket.count());
         }
-        self.total += other.total;
         true
     }
 
     /// Takes out one latency recorded before (`record`), for a window that slides: its oldest checks leave.
     /// False, with nothing changed, when no latency of that bucket is here (nothing to take out).
     pub fn unrecord(&mut self, latency_us: u64) -> bool {
-        let bucket = bucket_of(latency_us);
-        match self.counts.binary_search_by_key(&bucket, |&(b, _)| b) {
+        match self.find(bucket_of(latency_us)) {
             Ok(i) => {
-                self.counts[i].1 -= 1;
-                if self.counts[i].1 == 0 {
+                self.counts[i].take(1);
+                if self.counts[i].count() == 0 {
                     self.counts.remove(i);
                 }
                 self.total -= 1;
@@ -142,20 +201,20 @@ impl LatencyHistogram {
     /// changed, when `other` is not a part of this one.
     pub fn subtract(&mut self, other: &LatencyHistogram) -> bool {
         let mut at = 0;
-        for &(bucket, count) in &other.counts {
-            match self.counts[at..].binary_search_by_key(&bucket, |&(b, _)| b) {
-                Ok(i) if self.counts[at + i].1 >= count => at += i,
+        for bucket in &other.counts {
+            match self.counts[at..].binary_search_by_key(&bucket.index(), |b| b.index()) {
+                Ok(i) if self.counts[at + i].count() >= bucket.count() => at += i,
                 _ => return false,
             }
         }
         let mut at = 0;
-        for &(bucket, count) in &other.counts {
-            while self.counts[at].0 != bucket {
+        for bucket in &other.counts {
+            while self.counts[at].index() != bucket.index() {
                 at += 1;
             }
-            self.counts[at].1 -= count;
+            self.counts[at].take(bucket.count());
         }
-        self.counts.retain(|&(_, count)| count > 0);
+        self.counts.retain(|b| b.count() > 0);
         self.total -= other.total;
         true
     }
@@ -172,13 +231,13 @@ impl LatencyHistogram {
         let q = q.clamp(0.0, 1.0);
         let rank = ((q * self.total as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for &(bucket, count) in &self.counts {
-            seen += count;
+        for bucket in &self.counts {
+            seen += bucket.count();
             if seen >= rank {
-                return Some(representative(bucket));
+                return Some(representative(bucket.index()));
             }
         }
-        self.counts.last().map(|&(b, _)| representative(b))
+        self.counts.last().map(|b| representative(b.index()))
     }
 
     /// Latencies whose bucket's representative (the value `quantile_us` reports for it) is at most
@@ -187,8 +246,8 @@ impl LatencyHistogram {
     pub fn count_at_or_under(&self, limit_us: f64) -> u64 {
         self.counts
             .iter()
-            .take_while(|(bucket, _)| representative(*bucket) <= limit_us)
-            .map(|(_, count)| count)
+            .take_while(|bucket| representative(bucket.index()) <= limit_us)
+            .map(|bucket| bucket.count())
             .sum()
     }
 
@@ -198,10 +257,10 @@ impl LatencyHistogram {
         let mut out = Vec::with_capacity(2 + self.counts.len() * 3);
         out.extend_from_slice(&COMPACT_MAGIC);
         let mut previous = 0u16;
-        for &(bucket, count) in &self.counts {
-            put_varint(&mut out, u64::from(bucket - previous));
-            put_varint(&mut out, count);
-            previous = bucket;
+        for bucket in &self.counts {
+            put_varint(&mut out, u64::from(bucket.index() - previous));
+            put_varint(&mut out, bucket.count());
+            previous = bucket.index();
         }
         out
     }
@@ -236,8 +295,9 @@ impl LatencyHistogram {
             if count == 0 {
                 continue;
             }
-            histogram.counts.push((index, count));
-            histogram.total += count;
+            let entry = Bucket::new(index, count);
+            histogram.counts.push(entry);
+            histogram.total += entry.count();
         }
         Ok(histogram)
     }
@@ -266,16 +326,17 @@ impl LatencyHistogram {
             sorted &= histogram
                 .counts
                 .last()
-                .is_none_or(|&(last, _)| last < bucket);
-            histogram.counts.push((bucket, count));
-            histogram.total += count;
+                .is_none_or(|last| last.index() < bucket);
+            let entry = Bucket::new(bucket, count);
+            histogram.counts.push(entry);
+            histogram.total += entry.count();
         }
         if !sorted {
             // `encode` writes buckets in order; anything else is put in order rather than misread.
             let entries = std::mem::take(&mut histogram.counts);
             histogram.total = 0;
-            for (bucket, count) in entries {
-                histogram.add(bucket, count);
+            for entry in entries {
+                histogram.add(entry.index(), entry.count());
             }
         }
         Ok(histogram)
@@ -478,12 +539,89 @@ mod tests {
         /// The first encoding, as older versions wrote it.
         fn encode_fixed(&self) -> Vec<u8> {
             let mut out = Vec::new();
-            for &(bucket, count) in &self.counts {
-                out.extend_from_slice(&bucket.to_le_bytes());
-                out.extend_from_slice(&count.to_le_bytes());
+            for bucket in &self.counts {
+                out.extend_from_slice(&bucket.index().to_le_bytes());
+                out.extend_from_slice(&bucket.count().to_le_bytes());
             }
             out
         }
+    }
+
+    #[test]
+    fn a_bucket_takes_8_bytes_and_the_buckets_are_sized_to_what_they_hold() {
+        assert_eq!(std::mem::size_of::<Bucket>(), 8);
+        let mut recorded = LatencyHistogram::new();
+        for latency in (1_000..400_000u64).step_by(1_013) {
+            recorded.record(latency);
+        }
+        assert_eq!(recorded.counts.capacity(), recorded.counts.len());
+        // A merge that adds buckets allocates the union, no more.
+        let mut wide = LatencyHistogram::new();
+        for latency in (300_000..3_000_000u64).step_by(9_973) {
+            wide.record(latency);
+        }
+        let mut merged = recorded.clone();
+        merged.merge(&wide);
+        assert_eq!(merged.counts.capacity(), merged.counts.len());
+        assert!(merged.counts.len() < recorded.counts.len() + wide.counts.len());
+        let mut empty = LatencyHistogram::new();
+        empty.merge(&wide);
+        assert_eq!(empty.counts.capacity(), empty.counts.len());
+        assert_eq!(empty, wide);
+    }
+
+    #[test]
+    fn counts_past_u16_and_u32_are_kept_exactly() {
+        let (past_u16, past_u32) = (u64::from(u16::MAX) + 2, u64::from(u32::MAX) + 3);
+        let mut histogram = LatencyHistogram::new();
+        histogram.add(bucket_of(5_000), past_u16);
+        histogram.add(bucket_of(90_000), past_u32);
+        histogram.record(5_000);
+        assert_eq!(histogram.total(), past_u16 + past_u32 + 1);
+        assert_eq!(histogram.count_at_or_under(10_000.0), past_u16 + 1);
+        let blob = histogram.encode();
+        assert_eq!(LatencyHistogram::decode(&blob), Ok(histogram.clone()));
+        // Merged and taken out again, across the u32 boundary of one bucket.
+        let mut twice = histogram.clone();
+        twice.merge(&histogram);
+        assert_eq!(twice.total(), 2 * histogram.total());
+        assert_eq!(twice.count_at_or_under(10_000.0), 2 * (past_u16 + 1));
+        assert!(twice.subtract(&histogram));
+        assert_eq!(twice, histogram);
+        assert!(histogram.unrecord(5_000));
+        assert_eq!(histogram.count_at_or_under(10_000.0), past_u16);
+    }
+
+    #[test]
+    fn the_largest_latency_bucket_packs_and_a_full_bucket_stays_full() {
+        // The widest latency there is, and the largest index a blob can name.
+        let mut histogram = LatencyHistogram::new();
+        histogram.record(u64::MAX);
+        histogram.add(u16::MAX, 3);
+        histogram.record(1);
+        assert_eq!(histogram.counts[1].index(), bucket_of(u64::MAX));
+        assert_eq!(histogram.counts[2].index(), u16::MAX);
+        assert_eq!(histogram.counts[2].count(), 3);
+        assert_eq!(histogram.quantile_us(1.0), Some(representative(u16::MAX)));
+        assert_eq!(
+            LatencyHistogram::decode(&histogram.encode()),
+            Ok(histogram.clone())
+        );
+        assert!(histogram.unrecord(u64::MAX));
+        assert_eq!(histogram.total(), 4);
+
+        // Past `MAX_BUCKET_COUNT` a bucket stays full, and the total counts what the buckets hold.
+        let mut full = LatencyHistogram::new();
+        full.add(u16::MAX, MAX_BUCKET_COUNT - 1);
+        full.add(u16::MAX, 5);
+        full.record(1);
+        assert_eq!(full.counts[1].index(), u16::MAX);
+        assert_eq!(full.counts[1].count(), MAX_BUCKET_COUNT);
+        assert_eq!(full.total(), MAX_BUCKET_COUNT + 1);
+        let mut merged = full.clone();
+        merged.merge(&full);
+        assert_eq!(merged.total(), MAX_BUCKET_COUNT + 2);
+        assert_eq!(LatencyHistogram::decode(&full.encode()), Ok(full));
     }
 
     #[test]

@@ -135,6 +135,11 @@ impl SloLedger {
         TRAILING_EDGES * ReadAhead::new(READ_AHEAD_ROWS).bytes_per_slot()
     }
 
+    /// The read-ahead's slots, as allocated (`TRAILING_EDGES` per target once a pass has moved).
+    pub fn read_ahead_slots(&self) -> usize {
+        self.ahead.slot_capacity()
+    }
+
     /// The end of the window of the last pass (the numbers are "as of" it); None before the first.
     pub fn until(&self) -> Option<DateTime<Utc>> {
         self.until
@@ -253,6 +258,11 @@ impl SloLedger {
         let moving: Vec<usize> = (0..self.targets.len())
             .filter(|&i| !self.targets[i].stale)
             .collect();
+        if self.ahead.rows() > 0 {
+            // Every target's slots at once, sized exactly: grown as targets first move, the table doubled.
+            self.ahead
+                .reserve_slots(self.targets.len() * TRAILING_EDGES);
+        }
         let mut ranges = Vec::with_capacity(moving.len() * shifts.len());
         let mut slots = Vec::with_capacity(ranges.capacity());
         for &i in &moving {

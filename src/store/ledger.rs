@@ -27,7 +27,7 @@ pub struct CheckRange<'a> {
 const RANGES_PER_HOLD: usize = 2_000;
 
 /// Read-ahead buffers, one per slot (the caller gives each range that moves forward its own slot, and keeps
-/// a slot for one target). A slot holds at most `rows` checks of 8 bytes, and its bookkeeping.
+/// a slot for one target). A slot holds at most `rows` checks of 8 bytes, and its bookkeeping (40 bytes).
 #[derive(Debug, Clone)]
 pub struct ReadAhead {
     rows: usize,
@@ -35,15 +35,38 @@ pub struct ReadAhead {
 }
 
 /// What one slot knows: every scheduled check of its target in `[from_ms, until_ms)` is in `rows[next..]`,
-/// oldest first.
+/// oldest first. Its times are offsets from `base_ms`: a slot knows at most `u32::MAX` ms (49 days) past
+/// it.
 #[derive(Debug, Clone, Default)]
 struct Slot {
-    from_ms: i64,
-    until_ms: i64,
-    /// `rows` hold their time as an offset from this.
     base_ms: i64,
-    rows: Vec<Ahead>,
-    next: usize,
+    from_after_base: u32,
+    until_after_base: u32,
+    /// Exactly the rows read ahead: a buffer of `rows` checks at most.
+    rows: Box<[Ahead]>,
+    next: u32,
+}
+
+impl Slot {
+    /// A slot that knows `[from_ms, until_ms)` (`until_ms` cut to what an offset from `base_ms` holds).
+    fn new(base_ms: i64, from_ms: i64, until_ms: i64, rows: Box<[Ahead]>) -> Self {
+        let offset = |ms: i64| u32::try_from(ms.saturating_sub(base_ms).max(0)).unwrap_or(u32::MAX);
+        Self {
+            base_ms,
+            from_after_base: offset(from_ms),
+            until_after_base: offset(until_ms),
+            rows,
+            next: 0,
+        }
+    }
+
+    fn known_from_ms(&self) -> i64 {
+        self.base_ms + i64::from(self.from_after_base)
+    }
+
+    fn known_until_ms(&self) -> i64 {
+        self.base_ms + i64::from(self.until_after_base)
+    }
 }
 
 /// One check read ahead, packed: 8 bytes against `ScheduledCheck`'s 32.
@@ -93,7 +116,8 @@ impl ReadAhead {
     /// Buffers of at most `rows` checks each; with 0, a range given a slot is read as if it had none.
     pub fn new(rows: usize) -> Self {
         Self {
-            rows,
+            // A slot counts its rows in a u32.
+            rows: rows.min(u32::MAX as usize),
             slots: Vec::new(),
         }
     }
@@ -106,6 +130,20 @@ impl ReadAhead {
     /// The bytes one slot takes at most: its bookkeeping and a full buffer.
     pub fn bytes_per_slot(&self) -> usize {
         std::mem::size_of::<Slot>() + self.rows * std::mem::size_of::<Ahead>()
+    }
+
+    /// Makes room for `slots` slots, exactly: the table lives as long as its reader (a slot grown into
+    /// later doubles it).
+    pub fn reserve_slots(&mut self, slots: usize) {
+        if self.slots.len() < slots {
+            self.slots.reserve_exact(slots - self.slots.len());
+            self.slots.resize_with(slots, Slot::default);
+        }
+    }
+
+    /// The slots the table has room for.
+    pub fn slot_capacity(&self) -> usize {
+        self.slots.capacity()
     }
 
     fn slot(&mut self, index: usize) -> &mut Slot {
@@ -215,34 +253,32 @@ fn read_ahead(
     horizon_ms: i64,
     out: &mut Vec<ScheduledCheck>,
 ) -> Result<(), StoreError> {
-    if slot.from_ms != range.from_ms {
+    if slot.known_from_ms() != range.from_ms {
         // Not where the slot's last range ended: what it holds is of no use.
-        *slot = Slot {
-            from_ms: range.from_ms,
-            until_ms: range.from_ms,
-            base_ms: range.from_ms,
-            rows: std::mem::take(&mut slot.rows),
-            next: 0,
-        };
-        slot.rows.clear();
+        *slot = Slot::new(range.from_ms, range.from_ms, range.from_ms, Box::default());
     }
     if range.from_ms >= range.until_ms {
         return Ok(());
     }
     loop {
-        while let Some(check) = slot.rows.get(slot.next).map(|a| a.unpack(slot.base_ms)) {
+        while let Some(check) = slot
+            .rows
+            .get(slot.next as usize)
+            .map(|a| a.unpack(slot.base_ms))
+        {
             if check.at_ms >= range.until_ms {
                 break;
             }
             out.push(check);
             slot.next += 1;
         }
-        if slot.until_ms >= range.until_ms {
-            slot.from_ms = range.until_ms;
+        if slot.known_until_ms() >= range.until_ms {
+            // Within what the slot knows, so the offset holds.
+            slot.from_after_base = u32::try_from(range.until_ms - slot.base_ms).unwrap_or(u32::MAX);
             return Ok(());
         }
         // Everything held is taken: read on from where the slot's knowledge ends.
-        let start = slot.until_ms;
+        let start = slot.known_until_ms();
         let mut fresh = Vec::new();
         let read_ahead = CheckRange {
             target: range.target,
@@ -254,8 +290,9 @@ fn read_ahead(
         // Known up to the horizon when the read ended before the limit; else up to the last row's time, the
         // rows at that very time left out (more may share it past the limit).
         let mut known_until = if stepped < limit { horizon_ms } else { last_ms };
-        let mut packed = std::mem::take(&mut slot.rows);
-        packed.clear();
+        // What an offset from `start` holds: the slot knows no further (read again from there).
+        known_until = known_until.min(start.saturating_add(i64::from(u32::MAX)));
+        let mut packed = Vec::with_capacity(fresh.len());
         for check in &fresh {
             if check.at_ms >= known_until {
                 break;
@@ -276,23 +313,15 @@ fn read_ahead(
                 ..*range
             };
             read(rows, &whole, -1, out)?;
-            packed.clear();
-            *slot = Slot {
-                from_ms: range.until_ms,
-                until_ms: range.until_ms,
-                base_ms: range.until_ms,
-                rows: packed,
-                next: 0,
-            };
+            *slot = Slot::new(
+                range.until_ms,
+                range.until_ms,
+                range.until_ms,
+                Box::default(),
+            );
             return Ok(());
         }
-        *slot = Slot {
-            from_ms: start,
-            until_ms: known_until,
-            base_ms: start,
-            rows: packed,
-            next: 0,
-        };
+        *slot = Slot::new(start, start, known_until, packed.into_boxed_slice());
     }
 }
 

@@ -35,6 +35,24 @@ pub(crate) fn release_page_cache(handle: &mut LockedSqliteHandle<'_>) -> bool {
     unsafe { ffi::sqlite3_db_release_memory(db.as_ptr()) == ffi::SQLITE_OK }
 }
 
+/// The bytes of heap SQLite holds now in the whole process, and the most it held since the last call
+/// (`SQLITE_STATUS_MEMORY_USED`, whose high-water mark each call resets): what a transaction cost SQLite
+/// itself (page caches, sorters, prepared statements), apart from what hale's own code allocated.
+pub(crate) fn sqlite_heap_bytes() -> (i64, i64) {
+    let (mut current, mut highwater): (i64, i64) = (0, 0);
+    // SAFETY: sqlite3_status64 reads SQLite's global counters under its own mutex and writes only the two
+    // integers it is given, which live on this stack frame.
+    unsafe {
+        ffi::sqlite3_status64(
+            ffi::SQLITE_STATUS_MEMORY_USED,
+            &mut current,
+            &mut highwater,
+            1,
+        );
+    }
+    (current, highwater)
+}
+
 /// The bytes of heap the connection's page caches hold now (`SQLITE_DBSTATUS_CACHE_USED`).
 #[cfg(test)]
 pub(crate) fn page_cache_bytes(handle: &mut LockedSqliteHandle<'_>) -> i64 {

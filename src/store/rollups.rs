@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::records::histogram::LatencyHistogram;
@@ -59,7 +60,7 @@ impl Aggregate {
     }
 }
 
-/// Rollup rows per INSERT statement (7 bound values each).
+/// Rollup rows per INSERT statement (7 bound values each), and per piece a settle merges at a time.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Scheduled checks added up by hour and target, to be added to their stored rows (`add_to_stored`).
@@ -87,43 +88,110 @@ impl HourlyDeltas {
     }
 }
 
-/// Adds the deltas to their hourly rows inside the caller's transaction. Each (target, hour) is read once,
-/// added to and written back in place, in key order: the table is keyed by hour first, so the rows a settle
-/// touches (most targets' current hour) are a few neighbouring pages. Returns the rows written.
+/// A `checks_hourly` row: target, hour, total, good, latency sum and max, encoded histogram.
+#[cfg(test)]
+pub(crate) type StoredRow = (i64, i64, i64, i64, i64, i64, Vec<u8>);
+
+#[cfg(test)]
+impl HourlyDeltas {
+    /// Each (target, hour) as its row would be stored: target, hour, total, good, latency sum and max, and
+    /// the encoded histogram, in key order (hour, then target).
+    pub(crate) fn stored_rows(&self) -> Vec<StoredRow> {
+        self.deltas
+            .iter()
+            .map(|(&(hour, target), a)| {
+                (
+                    target,
+                    hour,
+                    saturating_i64(a.total),
+                    saturating_i64(a.good),
+                    saturating_i64(a.latency_sum_us),
+                    saturating_i64(a.latency_max_us),
+                    a.latency.encode(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Adds the deltas to their hourly rows inside the caller's transaction, `ROWS_PER_STATEMENT` rows at a time
+/// in key order: each piece's stored rows are read (one range of the key when the piece is large, else each
+/// by its key), added into the deltas in place and written back, before the next piece is taken. The table
+/// is keyed by hour first, so the rows a settle touches (most targets' current hour) are a few neighbouring
+/// pages. What is held beside the deltas is one piece, whatever the number of targets. Returns the rows
+/// written.
 pub(crate) async fn add_to_stored(
     conn: &mut SqliteConnection,
     deltas: HourlyDeltas,
 ) -> Result<usize, sqlx::Error> {
-    let deltas = deltas.deltas;
-    let mut merged = Vec::with_capacity(deltas.len());
-    // The stored rows of the hour being merged, when it has many: read in one range, not each by its key.
-    let mut hour_rows: Option<(i64, HashMap<i64, Aggregate>)> = None;
-    for (&(hour, target), delta) in &deltas {
-        if hour_rows.as_ref().is_none_or(|(h, _)| *h != hour) {
-            let many = deltas.range((hour, i64::MIN)..=(hour, i64::MAX)).count() > BULK_LOAD_ROWS;
-            hour_rows = if many {
-                Some((hour, load_hour(conn, hour).await?))
-            } else {
-                None
-            };
+    let mut written = 0;
+    // Consumed as it goes: the map's nodes are freed as their rows are written.
+    let mut deltas = deltas.deltas.into_iter().peekable();
+    let mut piece: Vec<(i64, i64, Aggregate)> = Vec::new();
+    while let Some(&((hour, _), _)) = deltas.peek() {
+        piece.clear();
+        while piece.len() < ROWS_PER_STATEMENT {
+            match deltas.next_if(|((h, _), _)| *h == hour) {
+                Some(((_, target), delta)) => piece.push((target, hour, delta)),
+                None => break,
+            }
         }
-        let mut row = match hour_rows.as_mut() {
-            Some((_, rows)) => rows.remove(&target).unwrap_or_default(),
-            None => load(conn, target, hour).await?,
-        };
-        row.merge(delta);
-        merged.push((target, hour, row));
+        add_stored(conn, hour, &mut piece).await?;
+        write_rows(conn, &piece).await?;
+        written += piece.len();
     }
-    let rows: Vec<(i64, i64, &Aggregate)> = merged.iter().map(|(t, h, a)| (*t, *h, a)).collect();
-    write_rows(conn, &rows).await?;
-    Ok(rows.len())
+    Ok(written)
+}
+
+/// Adds the stored rows of `piece` (one hour's rows, in target order) into it.
+async fn add_stored(
+    conn: &mut SqliteConnection,
+    hour: i64,
+    piece: &mut [(i64, i64, Aggregate)],
+) -> Result<(), sqlx::Error> {
+    let (Some(&(first, ..)), Some(&(last, ..))) = (piece.first(), piece.last()) else {
+        return Ok(());
+    };
+    if piece.len() <= BULK_LOAD_ROWS {
+        for (target, _, delta) in piece.iter_mut() {
+            delta.merge(&load(conn, *target, hour).await?);
+        }
+        return Ok(());
+    }
+    // One range of the key, streamed in target order beside the piece: a merge join, one stored row held
+    // at a time.
+    let mut stored = sqlx::query_as::<_, (i64, i64, i64, i64, i64, Vec<u8>)>(
+        "SELECT target_id, total, good, latency_sum_us, latency_max_us, latency_buckets
+         FROM checks_hourly WHERE hour_ms = ?1 AND target_id BETWEEN ?2 AND ?3 ORDER BY target_id",
+    )
+    .bind(hour)
+    .bind(first)
+    .bind(last)
+    .fetch(&mut *conn);
+    let mut at = 0;
+    while let Some((target, total, good, sum, max, buckets)) = stored.try_next().await? {
+        while at < piece.len() && piece[at].0 < target {
+            at += 1;
+        }
+        let Some((_, _, delta)) = piece.get_mut(at).filter(|(t, ..)| *t == target) else {
+            continue; // a target this settle has no checks of
+        };
+        delta.merge(&Aggregate {
+            total: non_negative(total),
+            good: non_negative(good),
+            latency_sum_us: non_negative(sum),
+            latency_max_us: non_negative(max),
+            latency: decode_target_latency(target, hour, &buckets),
+        });
+    }
+    Ok(())
 }
 
 /// Writes hourly rows: new ones inserted, stored ones updated in place (a replace would also delete and insert
 /// the row's entry in the index by target).
 async fn write_rows(
     conn: &mut SqliteConnection,
-    rows: &[(i64, i64, &Aggregate)],
+    rows: &[(i64, i64, Aggregate)],
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -144,7 +212,9 @@ async fn write_rows(
               latency_sum_us = excluded.latency_sum_us, latency_max_us = excluded.latency_max_us,
               latency_buckets = excluded.latency_buckets",
         );
-        upsert.build().execute(&mut *conn).await?;
+        // Prepared each time, not kept in the connection's statement cache: a statement of 1,000 rows of 7
+        // values is a large program, and pieces of other sizes (across an hour's end) would each add one.
+        upsert.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -232,15 +302,16 @@ async fn rebuild_range(
                 .await?;
         }
     }
-    let rows: Vec<(i64, i64, &Aggregate)> = hours
-        .iter()
+    let rebuilt = hours.len() as u64;
+    let rows: Vec<(i64, i64, Aggregate)> = hours
+        .into_iter()
         .filter(|(_, agg)| agg.total > 0)
-        .map(|(hour, agg)| (target, *hour, agg))
+        .map(|(hour, agg)| (target, hour, agg))
         .collect();
     write_rows(&mut tx, &rows).await?;
     tx.commit().await?;
     crate::store::txn::confirm_committed(&mut conn).await?;
-    Ok(hours.len() as u64)
+    Ok(rebuilt)
 }
 
 #[derive(sqlx::FromRow)]
@@ -279,6 +350,14 @@ fn decode_latency(service: &str, hour_ms: i64, blob: &[u8]) -> LatencyHistogram 
     })
 }
 
+/// `decode_latency` for a row read by target id, without its name.
+fn decode_target_latency(target_id: i64, hour_ms: i64, blob: &[u8]) -> LatencyHistogram {
+    LatencyHistogram::decode(blob).unwrap_or_else(|e| {
+        tracing::warn!(target_id, hour_ms, error = %e, "ignoring an unreadable latency histogram");
+        LatencyHistogram::new()
+    })
+}
+
 /// The stored row of one target and hour, or an empty one.
 async fn load(
     conn: &mut SqliteConnection,
@@ -295,37 +374,8 @@ async fn load(
     Ok(row.map(|r| r.aggregate()).unwrap_or_default())
 }
 
-/// Past this many rows of one hour, a settle reads every target's row of the hour at once.
+/// Past this many rows in a piece of one hour, a settle reads the piece's stored rows in one range of the key.
 const BULK_LOAD_ROWS: usize = 64;
-
-/// Every target's stored row of one hour, by target id: one range of the key.
-async fn load_hour(
-    conn: &mut SqliteConnection,
-    hour: i64,
-) -> Result<HashMap<i64, Aggregate>, sqlx::Error> {
-    let rows: Vec<(i64, RollupRow)> = sqlx::query_as::<_, StoredHour>(
-        "SELECT target_id, t.name AS service, hour_ms, total, good, latency_sum_us, latency_max_us,
-                latency_buckets
-         FROM checks_hourly JOIN targets AS t ON t.id = target_id WHERE hour_ms = ?1",
-    )
-    .bind(hour)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|r| (r.target_id, r.row))
-    .collect();
-    Ok(rows
-        .into_iter()
-        .map(|(target, row)| (target, row.aggregate()))
-        .collect())
-}
-
-#[derive(sqlx::FromRow)]
-struct StoredHour {
-    target_id: i64,
-    #[sqlx(flatten)]
-    row: RollupRow,
-}
 
 fn non_negative(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)

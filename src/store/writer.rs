@@ -27,7 +27,7 @@ use crate::metrics::WriterMetrics;
 use crate::records::CheckRecord;
 use crate::store::health_checks::IdCache;
 use crate::store::status::{StoreProblem, WriteErrorKind};
-use crate::store::{health_checks, settle, txn, Store};
+use crate::store::{health_checks, raw, settle, txn, Store};
 
 /// Records waiting in the queue before `submit` applies backpressure.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -459,8 +459,10 @@ impl BatchSink {
     /// Settles every staged check in one transaction. True when it committed.
     async fn settle(&mut self, held: usize) -> bool {
         let started = Instant::now();
+        let (sqlite_before, _) = raw::sqlite_heap_bytes();
         match self.settle_once().await {
             Ok(settled) => {
+                let (sqlite_after, sqlite_peak) = raw::sqlite_heap_bytes();
                 self.unsettled_since = None;
                 self.unsettled_rows = 0;
                 self.settle_at_start = false;
@@ -470,6 +472,9 @@ impl BatchSink {
                     checks = settled.checks,
                     rollups = settled.rollups,
                     took_ms = started.elapsed().as_millis() as u64,
+                    sqlite_heap_before_kb = sqlite_before / 1024,
+                    sqlite_heap_peak_kb = sqlite_peak / 1024,
+                    sqlite_heap_after_kb = sqlite_after / 1024,
                     "settled staged health checks"
                 );
                 self.recovered(held);
@@ -495,6 +500,15 @@ impl BatchSink {
         let settled = settle::settle(&mut tx).await.map_err(sql_error)?;
         tx.commit().await.map_err(sql_error)?;
         txn::confirm_committed(conn).await.map_err(sql_error)?;
+        // A settle fills the writer's page cache (`storage.cache_mb` shared out) with leaves of `checks` and
+        // the rollups that the next flushes do not touch (they append to `checks_recent`); kept, it is memory
+        // held until the next settle. Given back, and what the settle freed (its sums, SQLite's sort) with it:
+        // glibc would keep that in the arena of the thread that used it.
+        // (Committed already: a connection that cannot be locked now only keeps its cache.)
+        if let Ok(mut handle) = conn.lock_handle().await {
+            raw::release_page_cache(&mut handle);
+        }
+        crate::process::release_free_memory();
         Ok(settled)
     }
 

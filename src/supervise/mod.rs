@@ -167,7 +167,7 @@ impl Supervisor {
             .services
             .iter()
             .filter_map(|target| {
-                let run = target.run.clone()?;
+                let run = target.run.as_deref().cloned()?;
                 let name = target.name.as_str().to_owned();
                 let mut child_env = policy.build(&name, &run.inherit_env, &run.env, env::from_hale);
                 child_env.retain(|(k, _)| k != env::SUPERVISED_BY);

@@ -47,7 +47,9 @@ impl TestConfig {
 
     /// Adds one monitored target.
     pub fn target(mut self, target: impl Into<TargetConfig>) -> Self {
-        self.config.services.push(target.into());
+        self.config
+            .services
+            .push(std::sync::Arc::new(target.into()));
         self
     }
 
@@ -55,7 +57,7 @@ impl TestConfig {
     pub fn targets<T: Into<TargetConfig>>(mut self, targets: impl IntoIterator<Item = T>) -> Self {
         self.config
             .services
-            .extend(targets.into_iter().map(Into::into));
+            .extend(targets.into_iter().map(|t| std::sync::Arc::new(t.into())));
         self
     }
 
@@ -248,11 +250,11 @@ impl Target {
     /// Healed by running `argv`, given 5 s.
     pub fn heal_command(self, argv: &[&str]) -> Self {
         self.with(|target| {
-            target.heal = Some(TargetHeal {
+            target.heal = Some(Box::new(TargetHeal {
                 command: Some(argv.iter().map(|w| (*w).to_owned()).collect()),
                 command_timeout_s: 5,
                 ..TargetHeal::default()
-            });
+            }));
         })
     }
 

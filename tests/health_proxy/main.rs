@@ -326,7 +326,7 @@ async fn the_score_weighs_mixed_states_and_a_down_critical_target_caps_it() {
     );
     app.shutdown().await;
 
-    config.services[2].critical = true;
+    Arc::make_mut(&mut config.services[2]).critical = true;
     let app = common::app::spawn_app_with(config).await;
     assert_eq!(
         health_all(&app).await.1["score"],
@@ -355,14 +355,40 @@ async fn tcp_checks_tell_an_open_port_from_a_closed_one() {
 }
 
 #[tokio::test]
+async fn each_targets_config_is_held_once_by_the_config_and_its_probe_target() {
+    let server = TargetServer::start(Mode::Healthy).await;
+    let app = common::app::spawn_app_with(proxy_config(vec![
+        target("a", &server.url()),
+        target("b", &server.url()),
+    ]))
+    .await;
+    let config = &app.core().config;
+    let targets = app.monitor().targets();
+    assert_eq!(targets.len(), 2);
+    for (target, loaded) in targets.iter().zip(&config.services) {
+        assert_eq!(target.name(), loaded.name.as_str());
+        assert!(
+            Arc::ptr_eq(&target.config, loaded),
+            "{} holds its own copy of its config",
+            target.name()
+        );
+        assert!(
+            std::ptr::eq(target.name().as_ptr(), loaded.name.as_str().as_ptr()),
+            "{} holds its own copy of its name",
+            target.name()
+        );
+    }
+}
+
+#[tokio::test]
 async fn status_and_body_conditions_decide_up_or_down() {
     let server = TargetServer::start(Mode::Degraded).await;
     let mut pointer = target("pointer", &server.url());
-    pointer.body = Some(BodyCondition {
+    pointer.body = Some(Box::new(BodyCondition {
         contains: None,
         json_pointer: Some("/status".into()),
         equals: Some(serde_json::json!("ok")),
-    });
+    }));
     let mut expects_503 = target("expects-503", &server.url());
     expects_503.expected_status = Some(hale::config::ExpectedStatus::One(503));
     let app = common::app::spawn_app_with(proxy_config(vec![pointer, expects_503])).await;
@@ -390,6 +416,7 @@ async fn every_background_probe_is_one_stored_row_and_rolls_up_hourly() {
     // Keep the failing target's breaker closed so every probe reaches it (open-breaker rows have no request).
     config.breaker.failure_threshold = 1000;
     for t in &mut config.services {
+        let t = Arc::make_mut(t);
         t.interval_s = 1;
         t.timeout_ms = 500;
     }
@@ -438,6 +465,7 @@ async fn history_pages_newest_first_and_rejects_bad_parameters() {
     ]);
     // One on-demand row per target per interval: checks 10 s apart are all stored.
     for t in &mut config.services {
+        let t = Arc::make_mut(t);
         t.interval_s = 10;
     }
     let mut app = common::app::spawn_app_with_clock(config, Arc::new(clock.clone())).await;
