@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock as Content, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock as Content,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
@@ -61,12 +61,28 @@ impl Fixture {
                 "Returns a text of `bytes` bytes",
                 json!({"type": "object", "properties": {"bytes": {"type": "integer", "minimum": 0}}, "required": ["bytes"]}),
             ),
-            tool("env", "Returns its own environment", json!({"type": "object"})),
-            tool("fail", "Always reports a failure", json!({"type": "object"})),
-            tool("crash", "Exits the server at once", json!({"type": "object"})),
+            tool(
+                "env",
+                "Returns its own environment",
+                json!({"type": "object"}),
+            ),
+            tool(
+                "fail",
+                "Always reports a failure",
+                json!({"type": "object"}),
+            ),
+            tool(
+                "crash",
+                "Exits the server at once",
+                json!({"type": "object"}),
+            ),
         ];
         for i in 0..10 {
-            tools.push(tool(&format!("filler_{i}"), "Does nothing", json!({"type": "object"})));
+            tools.push(tool(
+                &format!("filler_{i}"),
+                "Does nothing",
+                json!({"type": "object"}),
+            ));
         }
         Self {
             tools: Arc::new(tools),
@@ -144,16 +160,21 @@ impl ServerHandler for Fixture {
                 CallToolResult::success(vec![Content::text("x".repeat(bytes))])
             }
             "env" => {
-                let env: serde_json::Map<String, Value> =
-                    std::env::vars().map(|(k, v)| (k, Value::String(v))).collect();
+                let env: serde_json::Map<String, Value> = std::env::vars()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
                 text_result(
                     serde_json::to_string(&env).unwrap_or_default(),
                     Value::Object(env),
                 )
             }
-            "fail" => CallToolResult::error(vec![Content::text("the fixture always fails this one")]),
+            "fail" => {
+                CallToolResult::error(vec![Content::text("the fixture always fails this one")])
+            }
             "crash" => std::process::exit(3),
-            name if name.starts_with("filler_") => CallToolResult::success(vec![Content::text("ok")]),
+            name if name.starts_with("filler_") => {
+                CallToolResult::success(vec![Content::text("ok")])
+            }
             other => {
                 return Err(McpError::invalid_params(format!("no tool {other}"), None));
             }

@@ -904,9 +904,9 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
         None
     );
     // 2 targets × 5 outcomes and × 1 latency objective, 5 on-demand outcomes, 2 histograms (by source),
-    // 3 services × 14 error types, 9 heal outcomes, and per default rule (7): 3 results on the log and 2 on
+    // 3 services × 15 error types, 9 heal outcomes, and per default rule (7): 3 results on the log and 2 on
     // none.
-    assert_eq!(checked, 10 + 2 + 5 + 2 + 42 + 9 + 7 * 5, "series checked");
+    assert_eq!(checked, 10 + 2 + 5 + 2 + 45 + 9 + 7 * 5, "series checked");
     app.shutdown().await;
 }
 

@@ -1,6 +1,8 @@
 //! The MCP WebBridge against real MCP servers: the in-repo fixture (`examples/mcp_fixture.rs`, built with
 //! rmcp) as a stdio child and over streamable HTTP, with hale in-process or as a real `hale serve`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::PathBuf;
@@ -121,8 +123,15 @@ async fn wait_state(app: &TestApp, server: &str, state: &str) -> Value {
     .await
 }
 
-async fn call(app: &TestApp, tool: &str, args: Value, token: Option<&str>) -> (u16, Value, Option<String>) {
-    let mut request = client().post(app.url(McpBridge, &format!("/tools/{tool}"))).json(&args);
+async fn call(
+    app: &TestApp,
+    tool: &str,
+    args: Value,
+    token: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut request = client()
+        .post(app.url(McpBridge, &format!("/tools/{tool}")))
+        .json(&args);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -159,17 +168,42 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
     assert_eq!(ready["transport"], "stdio");
     assert_eq!(ready["server_name"], "hale-fixture");
     assert_eq!(ready["server_version"], "1.0.0");
-    assert!(ready["protocol_version"].as_str().is_some_and(|v| !v.is_empty()), "{ready}");
+    assert!(
+        ready["protocol_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "{ready}"
+    );
     // 17 tools in pages of 4: the catalog followed every cursor.
     assert_eq!(ready["tool_count"], 17, "{ready}");
-    assert!(ready["stderr_tail"].as_array().unwrap().iter().any(|l| l == "fixture: serving on stdio"), "{ready}");
+    assert!(
+        ready["stderr_tail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "fixture: serving on stdio"),
+        "{ready}"
+    );
 
     let (status, tools) = app.get_json(McpBridge, "/tools").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = tools.as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     assert_eq!(names.len(), 17, "{names:?}");
-    assert!(names.contains(&"echo") && names.contains(&"filler_9"), "{names:?}");
-    let add = tools.as_array().unwrap().iter().find(|t| t["name"] == "add").unwrap();
+    assert!(
+        names.contains(&"echo") && names.contains(&"filler_9"),
+        "{names:?}"
+    );
+    let add = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "add")
+        .unwrap();
     assert_eq!(add["input_schema"]["required"], json!(["a", "b"]));
 
     // A call comes back whole: content and structured content.
@@ -183,7 +217,13 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
     // Checked against the schema before anything is sent: the failing field is named.
     let (status, body, _) = call(&app, "add", json!({"a": "one", "b": 2}), Some(OPERATE)).await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("\"/a\""), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"/a\""),
+        "{body}"
+    );
     let (status, body, _) = call(&app, "add", json!([1, 2]), Some(OPERATE)).await;
     assert_eq!(status, 422, "{body}");
     let (status, body, _) = call(&app, "no_such_tool", json!({}), Some(OPERATE)).await;
@@ -197,7 +237,13 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
     // Over max_result_bytes (1 MiB by default): a clear 502.
     let (status, body, _) = call(&app, "big", json!({"bytes": 1_200_000}), Some(OPERATE)).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("max_result_bytes"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_result_bytes"),
+        "{body}"
+    );
 
     // Past the server's 2 s timeout: 504, and the server saw the cancellation.
     let (status, body, _) = call(&app, "slow", json!({"seconds": 30}), Some(OPERATE)).await;
@@ -228,25 +274,59 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
 #[tokio::test]
 async fn calls_need_operate_unless_the_server_only_reads() {
     let writer = stdio_server("writer", "stdio", json!({}));
-    let reader = http_server("reader", &HttpFixture::start().await.url, json!({"call_role": "read"}));
+    let reader = http_server(
+        "reader",
+        &HttpFixture::start().await.url,
+        json!({"call_role": "read"}),
+    );
     // The HTTP fixture must outlive the app: keep it.
     let http = HttpFixture::start().await;
-    let reader = McpServerConfig { transport: http_server("reader", &http.url, json!({})).transport, ..reader };
-    let mut app = spawn_app_with(with_tokens(bridge_config(vec![writer, reader]), "MCP_B").build()).await;
+    let reader = McpServerConfig {
+        transport: http_server("reader", &http.url, json!({})).transport,
+        ..reader
+    };
+    let mut app =
+        spawn_app_with(with_tokens(bridge_config(vec![writer, reader]), "MCP_B").build()).await;
     wait_state(&app, "writer", "ready").await;
     wait_state(&app, "reader", "ready").await;
     // Every name is shared by the two servers: each is exposed with its server's name.
     let (_, tools) = app.get_json(McpBridge, "/tools").await;
-    let names: Vec<&str> = tools.as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     assert_eq!(names.len(), 34, "{names:?}");
-    assert!(names.contains(&"writer__echo") && names.contains(&"reader__echo"), "{names:?}");
+    assert!(
+        names.contains(&"writer__echo") && names.contains(&"reader__echo"),
+        "{names:?}"
+    );
     assert!(!names.contains(&"echo"));
 
     let args = json!({"message": "x"});
     assert_eq!(call(&app, "writer__echo", args.clone(), None).await.0, 401);
-    assert_eq!(call(&app, "writer__echo", args.clone(), Some(READ)).await.0, 403);
-    assert_eq!(call(&app, "writer__echo", args.clone(), Some("not-a-token-at-all")).await.0, 401);
-    assert_eq!(call(&app, "writer__echo", args.clone(), Some(OPERATE)).await.0, 200);
+    assert_eq!(
+        call(&app, "writer__echo", args.clone(), Some(READ)).await.0,
+        403
+    );
+    assert_eq!(
+        call(
+            &app,
+            "writer__echo",
+            args.clone(),
+            Some("not-a-token-at-all")
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        call(&app, "writer__echo", args.clone(), Some(OPERATE))
+            .await
+            .0,
+        200
+    );
     // `call_role: read`: a read token (or an open loopback read) may call it.
     let (status, body, _) = call(&app, "reader__echo", args.clone(), Some(READ)).await;
     assert_eq!(status, 200, "{body}");
@@ -258,24 +338,37 @@ async fn calls_need_operate_unless_the_server_only_reads() {
 #[tokio::test]
 async fn a_stdio_server_gets_a_minimal_environment_without_hales_tokens() {
     std::env::set_var("HALE_MCP_TEST_UNRELATED", "must-not-leak");
-    let server = stdio_server("fixture", "stdio", json!({"env": {"GIVEN": "yes"}, "call_role": "read"}));
+    let server = stdio_server(
+        "fixture",
+        "stdio",
+        json!({"env": {"GIVEN": "yes"}, "call_role": "read"}),
+    );
     let mut app = spawn_app_with(with_tokens(bridge_config(vec![server]), "MCP_C").build()).await;
     wait_state(&app, "fixture", "ready").await;
     let (status, body, _) = call(&app, "env", json!({}), Some(READ)).await;
     assert_eq!(status, 200, "{body}");
-    let env = body["result"]["structuredContent"].as_object().unwrap().clone();
+    let env = body["result"]["structuredContent"]
+        .as_object()
+        .unwrap()
+        .clone();
     let names: Vec<&String> = env.keys().collect();
     assert_eq!(env["GIVEN"], "yes");
     assert!(env.contains_key("PATH"), "{names:?}");
     assert!(env.contains_key("HALE_MCP_SERVER_OF"), "{names:?}");
     for (name, value) in &env {
         assert!(
-            !name.starts_with("MCP_C_") && value != READ && value != OPERATE && value != "must-not-leak",
+            !name.starts_with("MCP_C_")
+                && value != READ
+                && value != OPERATE
+                && value != "must-not-leak",
             "{name} reached the server: {names:?}"
         );
     }
     let allowed = ["PATH", "HOME", "LANG", "TZ", "GIVEN", "HALE_MCP_SERVER_OF"];
-    assert!(names.iter().all(|n| allowed.contains(&n.as_str())), "{names:?}");
+    assert!(
+        names.iter().all(|n| allowed.contains(&n.as_str())),
+        "{names:?}"
+    );
     app.shutdown().await;
 }
 
@@ -296,14 +389,32 @@ async fn a_broken_server_never_holds_up_the_others_and_health_names_it() {
     // Lines that are not JSON-RPC on stdout are skipped: the server still connects.
     wait_state(&app, "good", "ready").await;
     let mute = wait_state(&app, "mute", "backing_off").await;
-    assert!(mute["last_error"].as_str().unwrap().contains("no answer to initialize within 1 s"), "{mute}");
+    assert!(
+        mute["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer to initialize within 1 s"),
+        "{mute}"
+    );
     assert_eq!(mute["stderr_tail"][0], "fixture: never answering");
     let missing = wait_state(&app, "missing", "backing_off").await;
-    assert!(missing["last_error"].as_str().unwrap().contains("cannot start"), "{missing}");
+    assert!(
+        missing["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot start"),
+        "{missing}"
+    );
     let (status, health) = app.get_json(McpBridge, "/health").await;
     assert_eq!(status, 200, "{health}");
-    let not_ready = health["details"]["mcp_servers_not_ready"].as_array().unwrap().clone();
-    assert!(not_ready.contains(&json!("mute")) && not_ready.contains(&json!("missing")), "{health}");
+    let not_ready = health["details"]["mcp_servers_not_ready"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        not_ready.contains(&json!("mute")) && not_ready.contains(&json!("missing")),
+        "{health}"
+    );
     assert!(!not_ready.contains(&json!("good")));
     app.shutdown().await;
 
@@ -319,7 +430,11 @@ async fn a_broken_server_never_holds_up_the_others_and_health_names_it() {
 
 #[tokio::test]
 async fn a_tool_whose_calls_keep_failing_has_its_breaker_opened() {
-    let server = stdio_server("fixture", "stdio", json!({"timeout_s": 1, "call_role": "read"}));
+    let server = stdio_server(
+        "fixture",
+        "stdio",
+        json!({"timeout_s": 1, "call_role": "read"}),
+    );
     let config = bridge_config(vec![server]).with(|c: &mut Config| {
         c.breaker.failure_threshold = 2;
         c.breaker.open_timeout_s = 60;
@@ -332,11 +447,20 @@ async fn a_tool_whose_calls_keep_failing_has_its_breaker_opened() {
     }
     let (status, body, retry_after) = call(&app, "slow", json!({"seconds": 0}), None).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("circuit breaker"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("circuit breaker"),
+        "{body}"
+    );
     let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // Another tool of the same server has its own breaker.
-    assert_eq!(call(&app, "echo", json!({"message": "x"}), None).await.0, 200);
+    assert_eq!(
+        call(&app, "echo", json!({"message": "x"}), None).await.0,
+        200
+    );
     app.shutdown().await;
 }
 
@@ -361,7 +485,10 @@ async fn kill_9_of_hale_leaves_no_mcp_server_running() {
     assert_eq!(with_marker().len(), 1, "one fixture runs");
     hale.signal("KILL");
     hale.wait_exit(DEADLINE).await;
-    eventually("the fixture died with hale", || async { with_marker().is_empty().then_some(()) }).await;
+    eventually("the fixture died with hale", || async {
+        with_marker().is_empty().then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(with_marker().is_empty());
 }

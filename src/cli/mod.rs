@@ -9,6 +9,7 @@ mod backup;
 mod check_config;
 mod export;
 mod history;
+mod mcp;
 mod serve;
 mod slo;
 mod status;
@@ -109,6 +110,11 @@ pub enum Command {
         #[command(subcommand)]
         what: slo::SloCommand,
     },
+    /// The MCP WebBridge's servers.
+    Mcp {
+        #[command(subcommand)]
+        what: mcp::McpCommand,
+    },
     /// Print a new random bearer token (256 bits, 64 hex characters) that `auth.tokens` accepts, e.g.
     /// `hale token > /run/secrets/hale-admin`.
     Token,
@@ -159,6 +165,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Restore(args) => backup::restore(args).await,
         Command::History { what } => history::run(what).await,
         Command::Slo { what } => slo::run(what).await,
+        Command::Mcp { what } => mcp::run(what),
         Command::Token => token::run(),
     }
 }

@@ -161,7 +161,9 @@ fn server(name: ServiceName, raw: RawMcpServer) -> Result<McpServerConfig, Strin
                 .to_owned(),
         );
     }
-    if let Some(kind) = kind.filter(|k| !["stdio", "http", "streamable-http", "streamable_http"].contains(k)) {
+    if let Some(kind) =
+        kind.filter(|k| !["stdio", "http", "streamable-http", "streamable_http"].contains(k))
+    {
         return Err(format!(
             "type: {kind:?} is not a transport; use \"stdio\" or \"http\""
         ));
@@ -212,12 +214,16 @@ fn server(name: ServiceName, raw: RawMcpServer) -> Result<McpServerConfig, Strin
                     return Err(format!("headers: {header:?} is not a header name"));
                 }
                 if reqwest::header::HeaderValue::from_str(value).is_err() {
-                    return Err(format!("headers.{header}: the value is not a valid header value"));
+                    return Err(format!(
+                        "headers.{header}: the value is not a valid header value"
+                    ));
                 }
             }
             match &raw.bearer_token {
                 Some(TokenSource::Env(var)) if var.is_empty() || var.contains('=') => {
-                    return Err(format!("bearer_token.env: {var:?} is not an environment variable name"))
+                    return Err(format!(
+                        "bearer_token.env: {var:?} is not an environment variable name"
+                    ))
                 }
                 Some(TokenSource::File(path)) if path.as_os_str().is_empty() => {
                     return Err("bearer_token.file: the path is empty".to_owned())
@@ -303,7 +309,9 @@ impl<'de> Deserialize<'de> for McpServersMap {
                     "{key:?}: the entry's name differs from its key"
                 )));
             }
-            servers.push(server(name, raw).map_err(|e| serde::de::Error::custom(format!("{key:?}: {e}")))?);
+            servers.push(
+                server(name, raw).map_err(|e| serde::de::Error::custom(format!("{key:?}: {e}")))?,
+            );
         }
         Ok(Self(servers))
     }
@@ -371,23 +379,43 @@ mod tests {
         let http = parse(r#"{"name": "web", "url": "http://127.0.0.1:9000/mcp"}"#).unwrap();
         assert!(matches!(http.transport, McpTransport::Http(ref h) if h.url.port() == Some(9000)));
         let both = parse(r#"{"name": "x", "command": ["a"], "url": "http://h/"}"#).unwrap_err();
-        assert!(both.starts_with("give a command or a url, not both"), "{both}");
+        assert!(
+            both.starts_with("give a command or a url, not both"),
+            "{both}"
+        );
         let neither = parse(r#"{"name": "x"}"#).unwrap_err();
         assert!(neither.starts_with("give a command or a url"), "{neither}");
         let tcp = parse(r#"{"name": "x", "url": "tcp://h:1"}"#).unwrap_err();
-        assert!(tcp.starts_with("url: \"tcp://h:1\" is not an http(s) URL"), "{tcp}");
+        assert!(
+            tcp.starts_with("url: \"tcp://h:1\" is not an http(s) URL"),
+            "{tcp}"
+        );
         let unknown = parse(r#"{"name": "x", "command": ["a"], "environment": {}}"#).unwrap_err();
         assert!(unknown.contains("unknown field `environment`"), "{unknown}");
-        let misplaced = parse(r#"{"name": "x", "url": "http://h/", "env": {"A": "1"}}"#).unwrap_err();
-        assert!(misplaced.starts_with("args, env and cwd are for a server with a command"), "{misplaced}");
+        let misplaced =
+            parse(r#"{"name": "x", "url": "http://h/", "env": {"A": "1"}}"#).unwrap_err();
+        assert!(
+            misplaced.starts_with("args, env and cwd are for a server with a command"),
+            "{misplaced}"
+        );
         let sse = parse(r#"{"name": "x", "url": "http://h/sse", "type": "sse"}"#).unwrap_err();
         assert!(sse.contains("legacy HTTP+SSE"), "{sse}");
         let slow = parse(r#"{"name": "x", "command": ["a"], "timeout_s": 0}"#).unwrap_err();
-        assert!(slow.starts_with("timeout_s: 0 is not between 1 and 3600"), "{slow}");
+        assert!(
+            slow.starts_with("timeout_s: 0 is not between 1 and 3600"),
+            "{slow}"
+        );
         let tiny = parse(r#"{"name": "x", "command": ["a"], "max_result_bytes": 10}"#).unwrap_err();
-        assert!(tiny.starts_with("max_result_bytes: 10 is not between"), "{tiny}");
-        let header = parse(r#"{"name": "x", "url": "http://h/", "headers": {"bad header": "v"}}"#).unwrap_err();
-        assert!(header.starts_with("headers: \"bad header\" is not a header name"), "{header}");
+        assert!(
+            tiny.starts_with("max_result_bytes: 10 is not between"),
+            "{tiny}"
+        );
+        let header = parse(r#"{"name": "x", "url": "http://h/", "headers": {"bad header": "v"}}"#)
+            .unwrap_err();
+        assert!(
+            header.starts_with("headers: \"bad header\" is not a header name"),
+            "{header}"
+        );
     }
 
     #[test]
@@ -398,7 +426,10 @@ mod tests {
         .unwrap();
         assert_eq!(argv(&server), ["uvx", "mcp-server-time"]);
         let printed = serde_json::to_value(&server).unwrap();
-        assert_eq!(printed["command"], serde_json::json!(["uvx", "mcp-server-time"]));
+        assert_eq!(
+            printed["command"],
+            serde_json::json!(["uvx", "mcp-server-time"])
+        );
         assert!(printed.get("args").is_none());
         assert_eq!(printed["env"]["TZ"], "UTC");
         // What hale prints reads back as the same server.
@@ -426,7 +457,10 @@ mod tests {
         let bad: Result<EditorMcpFile, _> =
             serde_json::from_str(r#"{"mcpServers": {"x": {"command": "a", "url": "http://h/"}}}"#);
         let bad = bad.unwrap_err().to_string();
-        assert!(bad.contains("\"x\": give a command or a url, not both"), "{bad}");
+        assert!(
+            bad.contains("\"x\": give a command or a url, not both"),
+            "{bad}"
+        );
         let none: EditorMcpFile = serde_json::from_str(r#"{"other": 1}"#).unwrap();
         assert!(none.into_servers().unwrap_err().contains("no `mcpServers`"));
     }

@@ -199,7 +199,10 @@ mod tests {
         let echo = catalog.get("time__echo").unwrap();
         assert_eq!(&*echo.server, "time");
         assert_eq!(&*echo.tool, "echo");
-        assert_eq!(&*catalog.get("get_current_time_").unwrap().tool, "get current time!");
+        assert_eq!(
+            &*catalog.get("get_current_time_").unwrap().tool,
+            "get current time!"
+        );
     }
 
     #[test]

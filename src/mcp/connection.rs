@@ -183,8 +183,9 @@ async fn connect(connections: &Connections, slot: &Arc<Slot>) -> Result<Live, St
             if let Some(stderr) = child.stderr.take() {
                 tokio::spawn(keep_stderr(slot.clone(), stderr));
             }
-            let transport = AsyncRwTransport::new_client(stdout, stdin)
-                .with_max_line_length(slot.config.max_result_bytes.saturating_mul(2) + LINE_OVERHEAD);
+            let transport = AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(
+                slot.config.max_result_bytes.saturating_mul(2) + LINE_OVERHEAD,
+            );
             match tokio::time::timeout(timeout, client.serve(transport)).await {
                 Ok(Ok(service)) => (service, Some(child)),
                 Ok(Err(e)) => {
@@ -193,7 +194,10 @@ async fn connect(connections: &Connections, slot: &Arc<Slot>) -> Result<Live, St
                 }
                 Err(_) => {
                     stop_child(&mut child).await;
-                    return Err(format!("no answer to initialize within {} s", slot.config.timeout_s));
+                    return Err(format!(
+                        "no answer to initialize within {} s",
+                        slot.config.timeout_s
+                    ));
                 }
             }
         }
@@ -204,7 +208,10 @@ async fn connect(connections: &Connections, slot: &Arc<Slot>) -> Result<Live, St
                 Ok(Ok(service)) => (service, None),
                 Ok(Err(e)) => return Err(format!("the handshake failed: {e}")),
                 Err(_) => {
-                    return Err(format!("no answer to initialize within {} s", slot.config.timeout_s))
+                    return Err(format!(
+                        "no answer to initialize within {} s",
+                        slot.config.timeout_s
+                    ))
                 }
             }
         }
@@ -252,7 +259,10 @@ async fn list_tools(live: &Live, timeout: Duration) -> Result<Vec<Tool>, String>
     match tokio::time::timeout(timeout, live.service.peer().list_all_tools()).await {
         Ok(Ok(tools)) => Ok(tools),
         Ok(Err(e)) => Err(format!("listing its tools failed: {e}")),
-        Err(_) => Err(format!("no answer to tools/list within {} s", timeout.as_secs())),
+        Err(_) => Err(format!(
+            "no answer to tools/list within {} s",
+            timeout.as_secs()
+        )),
     }
 }
 
@@ -331,14 +341,21 @@ async fn stop_child(child: &mut Child) {
         return; // already reaped
     };
     supervise::signal_group(pgid, libc::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         supervise::signal_group(pgid, libc::SIGKILL);
         let _ = child.wait().await;
     }
 }
 
 /// Starts a stdio server from its minimal environment.
-async fn spawn(connections: &Connections, slot: &Slot, command: &McpCommand) -> Result<Child, String> {
+async fn spawn(
+    connections: &Connections,
+    slot: &Slot,
+    command: &McpCommand,
+) -> Result<Child, String> {
     let spawner = connections
         .spawner
         .as_ref()
@@ -348,7 +365,11 @@ async fn spawn(connections: &Connections, slot: &Slot, command: &McpCommand) -> 
         .build(&slot.name, &[], &command.env, child_env::from_hale);
     env.retain(|(k, _)| k != MCP_SERVER_OF && k != child_env::SUPERVISED_BY);
     env.push((MCP_SERVER_OF.to_owned(), connections.mark.clone()));
-    let run = RunConfig::process(command.argv.clone(), command.cwd.clone(), command.env.clone());
+    let run = RunConfig::process(
+        command.argv.clone(),
+        command.cwd.clone(),
+        command.env.clone(),
+    );
     spawner
         .spawn_with_stdin(Arc::new(run), Arc::new(env))
         .await
@@ -370,7 +391,10 @@ async fn keep_stderr(slot: Arc<Slot>, stderr: tokio::process::ChildStderr) {
 }
 
 /// The streamable HTTP transport's settings: headers, the bearer token read now, response size caps.
-fn http_config(http: &McpHttp, max_result_bytes: usize) -> Result<StreamableHttpClientTransportConfig, String> {
+fn http_config(
+    http: &McpHttp,
+    max_result_bytes: usize,
+) -> Result<StreamableHttpClientTransportConfig, String> {
     let mut headers = std::collections::HashMap::new();
     for (name, value) in &http.headers {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
@@ -392,11 +416,15 @@ fn http_config(http: &McpHttp, max_result_bytes: usize) -> Result<StreamableHttp
 /// A bearer token from its environment variable or file (a file's trailing newline is not part of it).
 fn read_token(source: &TokenSource) -> Result<String, String> {
     let raw = match source {
-        TokenSource::Env(name) => {
-            std::env::var(name).map_err(|_| format!("the bearer token's {} is not set", source.describe()))?
-        }
-        TokenSource::File(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("the bearer token's {} cannot be read: {}", source.describe(), e.kind()))?,
+        TokenSource::Env(name) => std::env::var(name)
+            .map_err(|_| format!("the bearer token's {} is not set", source.describe()))?,
+        TokenSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "the bearer token's {} cannot be read: {}",
+                source.describe(),
+                e.kind()
+            )
+        })?,
     };
     let token = raw.trim_end_matches(['\n', '\r']);
     if token.is_empty() {

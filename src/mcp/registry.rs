@@ -175,7 +175,13 @@ impl Slot {
     }
 
     /// Connected: the peer takes calls, and its (filtered) tools go into the catalog.
-    pub fn ready(&self, peer: Peer<RoleClient>, handshake: Handshake, tools: Vec<Tool>, now: DateTime<Utc>) {
+    pub fn ready(
+        &self,
+        peer: Peer<RoleClient>,
+        handshake: Handshake,
+        tools: Vec<Tool>,
+        now: DateTime<Utc>,
+    ) {
         {
             let mut status = self.status();
             status.state = ServerState::Ready;
@@ -262,11 +268,14 @@ impl Slot {
     }
 }
 
+/// A tool's breaker is keyed by its server and the server's own name for it.
+type ToolKey = (Arc<str>, Arc<str>);
+
 /// Every configured server, the catalog of their tools and a breaker per tool.
 pub struct McpRegistry {
     slots: Vec<Arc<Slot>>,
     catalog: RwLock<Arc<Catalog>>,
-    breakers: Mutex<HashMap<(Arc<str>, Arc<str>), SharedBreaker>>,
+    breakers: Mutex<HashMap<ToolKey, SharedBreaker>>,
     breaker_settings: BreakerSettings,
     clock: Arc<dyn Clock>,
 }
@@ -287,7 +296,11 @@ impl McpRegistry {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            slots: servers.iter().cloned().map(|c| Arc::new(Slot::new(c))).collect(),
+            slots: servers
+                .iter()
+                .cloned()
+                .map(|c| Arc::new(Slot::new(c)))
+                .collect(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             breakers: Mutex::new(HashMap::new()),
             breaker_settings,
@@ -305,7 +318,10 @@ impl McpRegistry {
 
     /// The catalog as it stands (a snapshot: rebuilt, never changed in place).
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Rebuilds the catalog from every ready server's tools (after a server came, went or relisted).
@@ -371,7 +387,11 @@ impl McpRegistry {
     }
 
     /// Calls tool `name` with `arguments` (a JSON object).
-    pub async fn call(&self, name: &str, arguments: serde_json::Map<String, Value>) -> Result<CallOutcome, CallError> {
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: serde_json::Map<String, Value>,
+    ) -> Result<CallOutcome, CallError> {
         let catalog = self.catalog();
         let tool = catalog
             .get(name)
@@ -393,19 +413,23 @@ impl McpRegistry {
         };
         let peer = slot.peer().ok_or_else(not_ready)?;
         let breaker = self.breaker(&tool.server, &tool.tool);
-        let (permit, _) = breaker.try_acquire().map_err(|rejected| CallError::BreakerOpen {
-            tool: name.to_owned(),
-            retry_after: rejected
-                .retry_at
-                .and_then(|at| (at - self.clock.now()).to_std().ok()),
-        })?;
+        let (permit, _) = breaker
+            .try_acquire()
+            .map_err(|rejected| CallError::BreakerOpen {
+                tool: name.to_owned(),
+                retry_after: rejected
+                    .retry_at
+                    .and_then(|at| (at - self.clock.now()).to_std().ok()),
+            })?;
         let timeout = Duration::from_secs(slot.config.timeout_s);
         let mut params = CallToolRequestParams::new(tool.tool.to_string());
         params.arguments = Some(arguments);
         let started = Instant::now();
         let answer = peer
             .send_request_with_option(
-                rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(params)),
+                rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+                    params,
+                )),
                 PeerRequestOptions::with_timeout(timeout),
             )
             .await;
@@ -420,7 +444,8 @@ impl McpRegistry {
                 permit.failure();
                 return Err(CallError::Upstream {
                     server: slot.name.to_string(),
-                    message: "the server answered with something other than a tool result".to_owned(),
+                    message: "the server answered with something other than a tool result"
+                        .to_owned(),
                 });
             }
             Err(ServiceError::Timeout { .. }) => {
@@ -451,14 +476,19 @@ impl McpRegistry {
             server: slot.name.to_string(),
             message: format!("the result cannot be read: {e}"),
         })?;
-        let bytes = serde_json::to_vec(&result).map(|b| b.len()).unwrap_or(usize::MAX);
+        let bytes = serde_json::to_vec(&result)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX);
         if bytes > slot.config.max_result_bytes {
             return Err(CallError::TooLarge {
                 bytes,
                 limit: slot.config.max_result_bytes,
             });
         }
-        let is_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
+        let is_error = result
+            .get("isError")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(CallOutcome {
             server: tool.server.clone(),
             tool: tool.tool.clone(),

@@ -16,6 +16,7 @@ use crate::http::{ApiError, Caller, ErrorBody, HttpContext};
 use crate::mcp::{CallError, Connections, McpRegistry, ServerView, ToolView};
 use crate::services::{Assembled, Core, ServiceState, Shared};
 use crate::supervise::env::EnvPolicy;
+use crate::worker::Worker;
 
 /// What the bridge's handlers use besides the core: the registry of MCP servers and their tools.
 #[derive(Debug)]
@@ -35,10 +36,19 @@ pub fn assemble(shared: &Shared) -> Assembled {
         .unwrap_or_else(|_| shared.core.store.path().to_owned())
         .display()
         .to_string();
-    let connections = Connections::new(registry.clone(), EnvPolicy::from_config(config), mark);
+    // No server, no worker.
+    let workers: Vec<Arc<dyn Worker>> = if config.mcp_servers.is_empty() {
+        Vec::new()
+    } else {
+        vec![Arc::new(Connections::new(
+            registry.clone(),
+            EnvPolicy::from_config(config),
+            mark,
+        ))]
+    };
     Assembled {
         state: ServiceState::McpBridge(web::Data::new(McpBridgeState { registry })),
-        workers: vec![Arc::new(connections)],
+        workers,
     }
 }
 
@@ -153,7 +163,12 @@ impl From<ServerView> for ServerEntry {
 )]
 #[get("/servers")]
 pub async fn servers(state: web::Data<McpBridgeState>) -> HttpResponse {
-    let entries: Vec<ServerEntry> = state.registry.servers().into_iter().map(Into::into).collect();
+    let entries: Vec<ServerEntry> = state
+        .registry
+        .servers()
+        .into_iter()
+        .map(Into::into)
+        .collect();
     HttpResponse::Ok().json(entries)
 }
 
@@ -230,7 +245,8 @@ pub struct CallAnswer {
 #[utoipa::path(
     tag = "mcp",
     params(("name" = String, Path, description = "The tool's name, as `GET /tools` lists it")),
-    request_body(content = Object, description = "The tool's arguments (an empty body is `{}`)", content_type = "application/json"),
+    request_body(content = Object, description = "The tool's arguments (an empty body is `{}`)", content_type = "application/json",
+        example = json!({"message": "hi"})),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The tool answered (`is_error` says whether it reports a failure)", body = CallAnswer),
@@ -261,7 +277,9 @@ pub async fn call_tool(
         if role.is_none_or(|r| r < Role::Operate) {
             let message = format!("POST /tools/{name} needs the operate role");
             return Err(match role {
-                None => ApiError::Unauthorized(format!("{message}: send Authorization: Bearer <token>")),
+                None => {
+                    ApiError::Unauthorized(format!("{message}: send Authorization: Bearer <token>"))
+                }
                 Some(role) => ApiError::Forbidden(format!("{message}; this token grants {role}")),
             });
         }
@@ -280,7 +298,11 @@ pub async fn call_tool(
             Err(e) => return Err(ApiError::BadRequest(format!("the body is not JSON: {e}"))),
         }
     };
-    let outcome = state.registry.call(&name, arguments).await.map_err(call_error)?;
+    let outcome = state
+        .registry
+        .call(&name, arguments)
+        .await
+        .map_err(call_error)?;
     Ok(HttpResponse::Ok().json(CallAnswer {
         tool: name,
         server: outcome.server.to_string(),
