@@ -89,6 +89,10 @@ async fn every_route_that_needs_more_than_a_read_asks_for_its_role_on_every_serv
     let mut checked = 0;
     for kind in ServiceKind::ALL {
         for ((method, pattern), needed) in hale::services::route_roles(kind) {
+            // A change whose handler decides the role (a tool call): tests/mcp.rs checks it per server.
+            if needed == Role::Read {
+                continue;
+            }
             let path = concrete(&pattern);
             let method = Method::from_bytes(method.as_str().as_bytes()).unwrap();
             let what = format!("{kind} {method} {path}");
