@@ -492,3 +492,31 @@ async fn kill_9_of_hale_leaves_no_mcp_server_running() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(with_marker().is_empty());
 }
+
+#[tokio::test]
+async fn tool_calls_are_rate_limited_per_client_and_tool() {
+    let server = stdio_server("fixture", "stdio", json!({"call_role": "read"}));
+    let config = bridge_config(vec![server]).with(|c: &mut Config| {
+        c.rate_limits.enabled = true;
+        c.rate_limits.tool_call = hale::config::RateLimit {
+            per_second: 1,
+            burst: 2,
+        };
+    });
+    let mut app = spawn_app_with(config.build()).await;
+    wait_state(&app, "fixture", "ready").await;
+    let args = json!({"message": "x"});
+    assert_eq!(call(&app, "echo", args.clone(), None).await.0, 200);
+    assert_eq!(call(&app, "echo", args.clone(), None).await.0, 200);
+    let (status, body, retry_after) = call(&app, "echo", args.clone(), None).await;
+    assert_eq!(status, 429, "{body}");
+    let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Another tool has its own bucket, and so do the reads.
+    assert_eq!(
+        call(&app, "add", json!({"a": 1, "b": 2}), None).await.0,
+        200
+    );
+    assert_eq!(app.get_json(McpBridge, "/tools").await.0, 200);
+    app.shutdown().await;
+}

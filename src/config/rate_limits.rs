@@ -18,8 +18,10 @@ pub struct RateLimitsConfig {
     pub check: RateLimit,
     /// Every other read.
     pub read: RateLimit,
-    /// Every request that changes something.
+    /// Every request that changes something, but a tool call.
     pub write: RateLimit,
+    /// `POST /tools/{name}` on the MCP WebBridge: a bucket per client and tool.
+    pub tool_call: RateLimit,
 }
 
 /// A token bucket: `per_second` on average, up to `burst` at once.
@@ -50,18 +52,23 @@ impl Default for RateLimitsConfig {
                 per_second: 2,
                 burst: 10,
             },
+            tool_call: RateLimit {
+                per_second: 10,
+                burst: 20,
+            },
         }
     }
 }
 
 impl RateLimitsConfig {
     /// The groups with their names, in a fixed order.
-    pub fn groups(&self) -> [(&'static str, RateLimit); 4] {
+    pub fn groups(&self) -> [(&'static str, RateLimit); 5] {
         [
             ("ops", self.ops),
             ("check", self.check),
             ("read", self.read),
             ("write", self.write),
+            ("tool_call", self.tool_call),
         ]
     }
 

@@ -63,10 +63,17 @@ impl Guard {
         }
         self.roles.get(&key).map(|role| RoutePolicy {
             role: *role,
-            group: RateGroup::Write,
+            group: if route == TOOL_CALL_ROUTE {
+                RateGroup::ToolCall
+            } else {
+                RateGroup::Write
+            },
         })
     }
 }
+
+/// The MCP WebBridge's tool call: rate-limited per client and tool.
+const TOOL_CALL_ROUTE: &str = "/tools/{name}";
 
 /// The bucket of a read: what monitors and scrapers poll, `/health/all`, or any other read.
 fn read_group(route: &str) -> RateGroup {
@@ -186,7 +193,14 @@ pub async fn guard(
 
     let mut decision: Result<Option<Role>, ApiError> = Ok(None);
     if let Some(limits) = &guard.limits {
-        if let Err(retry_after) = limits.check(group, client) {
+        let checked = match group {
+            // The tool is the path's last segment (routing has not run yet, so no match info).
+            RateGroup::ToolCall => {
+                limits.check_tool(client, req.path().rsplit('/').next().unwrap_or(""))
+            }
+            _ => limits.check(group, client),
+        };
+        if let Err(retry_after) = checked {
             ctx.metrics.rate_limited(&route);
             decision = Err(ApiError::RateLimited {
                 retry_after_s: retry_after.as_secs().max(1),
@@ -272,7 +286,14 @@ async fn limited_or_next(
             .peer_addr()
             .map(|a| a.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if let Err(retry_after) = limits.check(group, client) {
+        let checked = match group {
+            // The tool is the path's last segment (routing has not run yet, so no match info).
+            RateGroup::ToolCall => {
+                limits.check_tool(client, req.path().rsplit('/').next().unwrap_or(""))
+            }
+            _ => limits.check(group, client),
+        };
+        if let Err(retry_after) = checked {
             ctx.metrics.rate_limited(route);
             return Ok(req.error_response(ApiError::RateLimited {
                 retry_after_s: retry_after.as_secs().max(1),

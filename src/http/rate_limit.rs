@@ -20,8 +20,10 @@ pub enum RateGroup {
     Check,
     /// Every other read.
     Read,
-    /// Everything that changes something.
+    /// Everything that changes something, but a tool call.
     Write,
+    /// `POST /tools/{name}`: a bucket per client and tool (`RateLimits::check_tool`).
+    ToolCall,
 }
 
 /// Checks between two sweeps of client addresses not seen lately.
@@ -32,6 +34,7 @@ pub struct RateLimits {
     check: DefaultKeyedRateLimiter<IpAddr>,
     read: DefaultKeyedRateLimiter<IpAddr>,
     write: DefaultKeyedRateLimiter<IpAddr>,
+    tool_call: DefaultKeyedRateLimiter<(IpAddr, String)>,
     checks: AtomicU64,
 }
 
@@ -41,7 +44,7 @@ impl std::fmt::Debug for RateLimits {
     }
 }
 
-fn limiter(limit: RateLimit) -> DefaultKeyedRateLimiter<IpAddr> {
+fn limiter<K: std::hash::Hash + Eq + Clone>(limit: RateLimit) -> DefaultKeyedRateLimiter<K> {
     // The config is validated to 1..=100000 for both; `max(1)` keeps a bad value from panicking anyway.
     let per_second = NonZeroU32::new(limit.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -56,28 +59,45 @@ impl RateLimits {
             check: limiter(config.check),
             read: limiter(config.read),
             write: limiter(config.write),
+            tool_call: limiter(config.tool_call),
             checks: AtomicU64::new(0),
         })
     }
 
-    /// Takes one request from `client`'s bucket of `group`; `Err` says how long until one is free.
+    /// Takes one request from `client`'s bucket of `group`; `Err` says how long until one is free. A tool
+    /// call (`RateGroup::ToolCall`) is checked by `check_tool`, which knows the tool.
     pub fn check(&self, group: RateGroup, client: IpAddr) -> Result<(), Duration> {
         let limiter = match group {
             RateGroup::Ops => &self.ops,
             RateGroup::Check => &self.check,
             RateGroup::Read => &self.read,
-            RateGroup::Write => &self.write,
+            RateGroup::Write | RateGroup::ToolCall => &self.write,
         };
+        self.sweep_now_and_then();
+        limiter
+            .check_key(&client)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Takes one call of `tool` from `client`'s bucket for it.
+    pub fn check_tool(&self, client: IpAddr, tool: &str) -> Result<(), Duration> {
+        self.sweep_now_and_then();
+        self.tool_call
+            .check_key(&(client, tool.to_owned()))
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    fn sweep_now_and_then(&self) {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            // Forget clients whose buckets are full again, so a scan of many addresses cannot grow memory.
+            // Forget clients whose buckets are full again, so a scan of many addresses (or tool names) cannot
+            // grow memory.
             for limiter in [&self.ops, &self.check, &self.read, &self.write] {
                 limiter.retain_recent();
                 limiter.shrink_to_fit();
             }
+            self.tool_call.retain_recent();
+            self.tool_call.shrink_to_fit();
         }
-        limiter
-            .check_key(&client)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
 
