@@ -265,6 +265,19 @@ fn content_length(head: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_answers_every_get_route_like_get_without_a_body() {
     let app = spawn_app().await;
+    // The status page changes once its history and the first SLO pass are read: compare GET and HEAD after.
+    common::eventually("the status page is loaded", || async {
+        let page = app
+            .get(ServiceKind::HealthProxy, "/")
+            .await
+            .text()
+            .await
+            .ok()?;
+        (!page.contains(hale::answers::status_page::HISTORY_LOADING_NOTE)
+            && !page.contains(hale::answers::status_page::SLO_LOADING_NOTE))
+        .then_some(())
+    })
+    .await;
     for kind in ServiceKind::ALL {
         let doc: Value =
             serde_json::from_str(&hale::cli::openapi_text(kind).expect("document")).expect("JSON");

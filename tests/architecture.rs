@@ -116,7 +116,10 @@ const LAYERING: &[(&str, &[&str])] = &[
     // The engines.
     ("export", &["alerts", "config", "metrics"]),
     // The MCP client side: the bridge's connections, catalog and call path.
-    ("mcp", &["backoff", "breaker", "config", "supervise"]),
+    (
+        "mcp",
+        &["backoff", "breaker", "config", "metrics", "supervise"],
+    ),
     ("history", &["breaker", "metrics", "records", "store"]),
     ("selfwatch", &["limits", "store"]),
     (

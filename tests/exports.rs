@@ -25,7 +25,7 @@ use common::receivers::HttpReceiver;
 use common::{dead_port, repo};
 
 /// Metrics of the catalog that appear only after an event this test does not cause, with the reason.
-const NOT_CAUSED: [(&str, &str); 5] = [
+const NOT_CAUSED: [(&str, &str); 8] = [
     (
         "http_rate_limited_total",
         "rate limits are off in test configs",
@@ -45,6 +45,18 @@ const NOT_CAUSED: [(&str, &str); 5] = [
     (
         "alerts_total",
         "needs an alert rule to fire and notify (tests/alert_delivery.rs)",
+    ),
+    (
+        "mcp_servers",
+        "needs an MCP server configured (tests/mcp.rs)",
+    ),
+    (
+        "mcp_tool_calls_total",
+        "needs a tool call through the MCP WebBridge (tests/mcp.rs)",
+    ),
+    (
+        "mcp_tool_duration_seconds",
+        "needs a tool call through the MCP WebBridge (tests/mcp.rs)",
     ),
 ];
 
@@ -532,11 +544,12 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
             let here = match def.exporter {
                 Exporter::EveryService | Exporter::Process => true,
                 Exporter::HealthProxy | Exporter::SloEngine => *kind == ServiceKind::HealthProxy,
+                Exporter::McpBridge => *kind == ServiceKind::McpBridge,
             };
             if !here {
                 assert!(
                     !types.contains_key(def.name),
-                    "{kind} serves {}, a Health Proxy metric",
+                    "{kind} serves {}, another service's metric",
                     def.name
                 );
                 continue;
@@ -809,6 +822,7 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
             let here = match def.exporter {
                 Exporter::EveryService | Exporter::Process => true,
                 Exporter::HealthProxy | Exporter::SloEngine => kind == ServiceKind::HealthProxy,
+                Exporter::McpBridge => kind == ServiceKind::McpBridge,
             };
             if !here {
                 continue;

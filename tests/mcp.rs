@@ -255,6 +255,47 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
     })
     .await;
 
+    // Every call of a listed tool is counted by outcome; a name no server listed adds no series.
+    let text = app.metrics(McpBridge).await;
+    let calls = |tool: &str, outcome: &str| {
+        common::prom::sample_sum(
+            &text,
+            "mcp_tool_calls_total",
+            &[("server", "fixture"), ("tool", tool), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(calls("echo", "ok"), Some(1.0));
+    // The array body was refused by the route, before the bridge: one invalid call.
+    assert_eq!(calls("add", "invalid"), Some(1.0));
+    assert_eq!(calls("fail", "tool_error"), Some(1.0));
+    assert_eq!(calls("big", "too_large"), Some(1.0));
+    assert_eq!(calls("slow", "timeout"), Some(1.0));
+    assert_eq!(
+        common::prom::sample_sum(&text, "mcp_tool_calls_total", &[("tool", "no_such_tool")]),
+        None
+    );
+    // Sent calls are timed; a refused one (invalid arguments) never reached the server.
+    assert_eq!(
+        common::prom::sample_sum(
+            &text,
+            "mcp_tool_duration_seconds_count",
+            &[("server", "fixture"), ("tool", "slow")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        common::prom::sample_sum(&text, "mcp_tool_duration_seconds_count", &[("tool", "add")]),
+        None
+    );
+    assert_eq!(
+        common::prom::sample_sum(&text, "mcp_servers", &[("state", "ready")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        common::prom::sample_sum(&text, "mcp_servers", &[("state", "backing_off")]),
+        Some(0.0)
+    );
+
     // A server that dies is started again, and /servers says so.
     let (status, _, _) = call(&app, "crash", json!({}), Some(OPERATE)).await;
     assert!(status == 502 || status == 503, "{status}");

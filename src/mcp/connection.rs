@@ -113,6 +113,7 @@ async fn keep(connections: Arc<Connections>, slot: Arc<Slot>, cancel: Cancellati
     let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX).with_stable_after(STABLE_AFTER);
     loop {
         slot.connecting();
+        registry.publish_states();
         let started = tokio::time::Instant::now();
         let attempt = tokio::select! {
             attempt = connect(&connections, &slot) => attempt,
@@ -122,6 +123,7 @@ async fn keep(connections: Arc<Connections>, slot: Arc<Slot>, cancel: Cancellati
             Ok(mut live) => {
                 tracing::info!(server = %slot.name, tools = live.tool_count, "connected to MCP server");
                 registry.rebuild_catalog();
+                registry.publish_states();
                 let ended = live.serve(&slot, registry, &cancel).await;
                 slot.gone();
                 registry.rebuild_catalog();
@@ -137,6 +139,7 @@ async fn keep(connections: Arc<Connections>, slot: Arc<Slot>, cancel: Cancellati
         let retry_at = crate::clock::add_saturating(registry.clock().now(), delay);
         tracing::warn!(server = %slot.name, error = %error, retry_in_ms = delay.as_millis() as u64, "MCP server is not connected; retrying");
         slot.down(error, retry_at);
+        registry.publish_states();
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = cancel.cancelled() => return,

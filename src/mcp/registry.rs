@@ -18,7 +18,8 @@ use tokio::sync::Notify;
 use crate::breaker::{BreakerSettings, SharedBreaker};
 use crate::clock::Clock;
 use crate::config::{CallRole, McpServerConfig};
-use crate::mcp::catalog::{Catalog, CheckError, SchemaViolation, ServerTools};
+use crate::mcp::catalog::{Catalog, CatalogTool, CheckError, SchemaViolation, ServerTools};
+use crate::metrics::{McpCallOutcome, McpMetrics};
 
 /// How many of a stdio server's last stderr lines `/servers` shows.
 pub const STDERR_LINES_KEPT: usize = 20;
@@ -35,6 +36,16 @@ pub enum ServerState {
     Ready,
     /// The last attempt failed or the connection ended; a retry is waited for (`retry_at`).
     BackingOff,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Ready => "ready",
+            Self::BackingOff => "backing_off",
+        }
+    }
 }
 
 /// One server as `/servers` shows it.
@@ -278,6 +289,7 @@ pub struct McpRegistry {
     breakers: Mutex<HashMap<ToolKey, SharedBreaker>>,
     breaker_settings: BreakerSettings,
     clock: Arc<dyn Clock>,
+    metrics: Option<McpMetrics>,
 }
 
 impl std::fmt::Debug for McpRegistry {
@@ -290,12 +302,14 @@ impl std::fmt::Debug for McpRegistry {
 }
 
 impl McpRegistry {
+    /// `metrics`: the bridge's collectors (none in tests that build a registry alone).
     pub fn new(
         servers: &[McpServerConfig],
         breaker_settings: BreakerSettings,
         clock: Arc<dyn Clock>,
+        metrics: Option<McpMetrics>,
     ) -> Self {
-        Self {
+        let registry = Self {
             slots: servers
                 .iter()
                 .cloned()
@@ -305,7 +319,10 @@ impl McpRegistry {
             breakers: Mutex::new(HashMap::new()),
             breaker_settings,
             clock,
-        }
+            metrics,
+        };
+        registry.publish_states();
+        registry
     }
 
     pub(crate) fn slots(&self) -> &[Arc<Slot>] {
@@ -393,34 +410,83 @@ impl McpRegistry {
         arguments: serde_json::Map<String, Value>,
     ) -> Result<CallOutcome, CallError> {
         let catalog = self.catalog();
+        // An unknown name is not counted: the metrics' labels are tools a server listed, never client input.
         let tool = catalog
             .get(name)
             .ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
+        let (result, sent_for) = self.call_listed(name, tool, arguments).await;
+        if let Some(metrics) = &self.metrics {
+            let outcome = match &result {
+                Ok(outcome) if outcome.is_error => McpCallOutcome::ToolError,
+                Ok(_) => McpCallOutcome::Ok,
+                Err(CallError::Invalid(_)) => McpCallOutcome::Invalid,
+                Err(CallError::NotReady { .. }) => McpCallOutcome::NotReady,
+                Err(CallError::BreakerOpen { .. }) => McpCallOutcome::BreakerOpen,
+                Err(CallError::Timeout { .. }) => McpCallOutcome::Timeout,
+                Err(CallError::TooLarge { .. }) => McpCallOutcome::TooLarge,
+                Err(
+                    CallError::UnknownTool(_)
+                    | CallError::UnusableSchema(_)
+                    | CallError::Upstream { .. },
+                ) => McpCallOutcome::UpstreamError,
+            };
+            metrics.call(
+                &tool.server,
+                &tool.tool,
+                outcome,
+                sent_for.map(|d| d.as_secs_f64()),
+            );
+        }
+        result
+    }
+
+    /// The call of a tool the catalog lists, and how long it waited for its server when it was sent.
+    async fn call_listed(
+        &self,
+        name: &str,
+        tool: &CatalogTool,
+        arguments: serde_json::Map<String, Value>,
+    ) -> (Result<CallOutcome, CallError>, Option<Duration>) {
         let arguments_value = Value::Object(arguments);
-        tool.check(&arguments_value).map_err(|e| match e {
-            CheckError::Violation(v) => CallError::Invalid(v),
-            CheckError::UnusableSchema(reason) => CallError::UnusableSchema(reason),
-        })?;
+        if let Err(e) = tool.check(&arguments_value) {
+            let error = match e {
+                CheckError::Violation(v) => CallError::Invalid(v),
+                CheckError::UnusableSchema(reason) => CallError::UnusableSchema(reason),
+            };
+            return (Err(error), None);
+        }
         let Value::Object(arguments) = arguments_value else {
             unreachable!("built as an object above")
         };
-        let slot = self
-            .slot(&tool.server)
-            .ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
-        let not_ready = || CallError::NotReady {
-            server: slot.name.to_string(),
-            state: format!("{:?}", slot.status().state).to_lowercase(),
+        let Some(slot) = self.slot(&tool.server) else {
+            return (Err(CallError::UnknownTool(name.to_owned())), None);
         };
-        let peer = slot.peer().ok_or_else(not_ready)?;
+        let Some(peer) = slot.peer() else {
+            let state = format!("{:?}", slot.status().state).to_lowercase();
+            return (
+                Err(CallError::NotReady {
+                    server: slot.name.to_string(),
+                    state,
+                }),
+                None,
+            );
+        };
         let breaker = self.breaker(&tool.server, &tool.tool);
-        let (permit, _) = breaker
-            .try_acquire()
-            .map_err(|rejected| CallError::BreakerOpen {
-                tool: name.to_owned(),
-                retry_after: rejected
+        let permit = match breaker.try_acquire() {
+            Ok((permit, _)) => permit,
+            Err(rejected) => {
+                let retry_after = rejected
                     .retry_at
-                    .and_then(|at| (at - self.clock.now()).to_std().ok()),
-            })?;
+                    .and_then(|at| (at - self.clock.now()).to_std().ok());
+                return (
+                    Err(CallError::BreakerOpen {
+                        tool: name.to_owned(),
+                        retry_after,
+                    }),
+                    None,
+                );
+            }
+        };
         let timeout = Duration::from_secs(slot.config.timeout_s);
         let mut params = CallToolRequestParams::new(tool.tool.to_string());
         params.arguments = Some(arguments);
@@ -433,69 +499,88 @@ impl McpRegistry {
                 PeerRequestOptions::with_timeout(timeout),
             )
             .await;
-        let latency = started.elapsed();
         let result = match answer {
             Ok(handle) => handle.await_response().await,
             Err(e) => Err(e),
+        };
+        let latency = started.elapsed();
+        let upstream = |message: String| CallError::Upstream {
+            server: slot.name.to_string(),
+            message,
         };
         let result = match result {
             Ok(rmcp::model::ServerResult::CallToolResult(result)) => result,
             Ok(_) => {
                 permit.failure();
-                return Err(CallError::Upstream {
-                    server: slot.name.to_string(),
-                    message: "the server answered with something other than a tool result"
-                        .to_owned(),
-                });
+                let message = "the server answered with something other than a tool result";
+                return (Err(upstream(message.to_owned())), Some(latency));
             }
             Err(ServiceError::Timeout { .. }) => {
                 permit.failure();
-                return Err(CallError::Timeout {
+                let error = CallError::Timeout {
                     server: slot.name.to_string(),
                     timeout_s: slot.config.timeout_s,
-                });
+                };
+                return (Err(error), Some(latency));
             }
             Err(ServiceError::McpError(error)) => {
                 // The server refused the call (bad arguments by its own rules, unknown tool): it is up.
                 permit.success();
-                return Err(CallError::Upstream {
-                    server: slot.name.to_string(),
-                    message: error.message.to_string(),
-                });
+                return (Err(upstream(error.message.to_string())), Some(latency));
             }
             Err(e) => {
                 permit.failure();
-                return Err(CallError::Upstream {
-                    server: slot.name.to_string(),
-                    message: e.to_string(),
-                });
+                return (Err(upstream(e.to_string())), Some(latency));
             }
         };
         permit.success();
-        let result = serde_json::to_value(&result).map_err(|e| CallError::Upstream {
-            server: slot.name.to_string(),
-            message: format!("the result cannot be read: {e}"),
-        })?;
-        let bytes = serde_json::to_vec(&result)
-            .map(|b| b.len())
-            .unwrap_or(usize::MAX);
+        let result = match serde_json::to_value(&result) {
+            Ok(result) => result,
+            Err(e) => {
+                let message = format!("the result cannot be read: {e}");
+                return (Err(upstream(message)), Some(latency));
+            }
+        };
+        let bytes = serde_json::to_vec(&result).map_or(usize::MAX, |b| b.len());
         if bytes > slot.config.max_result_bytes {
-            return Err(CallError::TooLarge {
+            let error = CallError::TooLarge {
                 bytes,
                 limit: slot.config.max_result_bytes,
-            });
+            };
+            return (Err(error), Some(latency));
         }
         let is_error = result
             .get("isError")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        Ok(CallOutcome {
+        let outcome = CallOutcome {
             server: tool.server.clone(),
             tool: tool.tool.clone(),
             result,
             is_error,
             latency,
-        })
+        };
+        (Ok(outcome), Some(latency))
+    }
+
+    /// Sets `mcp_servers{state}` from every server's state.
+    pub(crate) fn publish_states(&self) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let mut counts = [
+            (ServerState::Connecting, 0usize),
+            (ServerState::Ready, 0),
+            (ServerState::BackingOff, 0),
+        ];
+        for slot in &self.slots {
+            let state = slot.status().state;
+            if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == state) {
+                *n += 1;
+            }
+        }
+        let named: Vec<(&str, usize)> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+        metrics.servers_in(&named);
     }
 
     /// Whether any configured server is ready; true when none is configured.

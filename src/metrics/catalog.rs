@@ -40,6 +40,8 @@ pub enum Exporter {
     Process,
     /// The SLO engine, on the Health Proxy (registered by the `slo` module).
     SloEngine,
+    /// The MCP WebBridge's registry only.
+    McpBridge,
 }
 
 /// When the first series of a metric appears on `/metrics`.
@@ -539,6 +541,30 @@ pub const RESTARTS_TOTAL_DEF: MetricDef = def(
     AfterEvent("a supervised child restarted, or a heal"),
 )
 .per_target(AtMost(3));
+pub const MCP_SERVERS_DEF: MetricDef = def(
+    MCP_SERVERS,
+    Gauge,
+    "Configured MCP servers, by connection state (connecting, ready, backing_off).",
+    &[LABEL_STATE],
+    McpBridge,
+    AfterEvent("an MCP server in the config"),
+);
+pub const MCP_TOOL_CALLS_TOTAL_DEF: MetricDef = def(
+    MCP_TOOL_CALLS_TOTAL,
+    Counter,
+    "Calls of MCP tools through the bridge, by server, tool and outcome.",
+    &[LABEL_SERVER, LABEL_TOOL, LABEL_OUTCOME],
+    McpBridge,
+    AfterEvent("a call of a tool the catalog lists"),
+);
+pub const MCP_TOOL_DURATION_SECONDS_DEF: MetricDef = def(
+    MCP_TOOL_DURATION_SECONDS,
+    Histogram,
+    "Time from sending a tool call to its answer (or timeout), by server and tool, in seconds.",
+    &[LABEL_SERVER, LABEL_TOOL],
+    McpBridge,
+    AfterEvent("a call of a tool the catalog lists, sent to its server"),
+);
 pub const HEAL_ATTEMPTS_TOTAL_DEF: MetricDef = def(
     HEAL_ATTEMPTS_TOTAL,
     Counter,
@@ -671,6 +697,9 @@ pub const CATALOG: &[MetricDef] = &[
     RESTARTS_TOTAL_DEF,
     HEAL_ATTEMPTS_TOTAL_DEF,
     CHILD_RUNNING_DEF,
+    MCP_SERVERS_DEF,
+    MCP_TOOL_CALLS_TOTAL_DEF,
+    MCP_TOOL_DURATION_SECONDS_DEF,
     ALERTS_TOTAL_DEF,
     ALERTS_ACTIVE_DEF,
     SLO_BUDGET_EXHAUSTED_TARGETS_DEF,

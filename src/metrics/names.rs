@@ -37,6 +37,11 @@ pub const ALERTS_ACTIVE: &str = "alerts_active";
 pub const SLO_BUDGET_EXHAUSTED_TARGETS: &str = "slo_budget_exhausted_targets";
 pub const MAINTENANCE_ACTIVE_TARGETS: &str = "maintenance_active_targets";
 
+// The MCP WebBridge: its servers and the tool calls it made.
+pub const MCP_SERVERS: &str = "mcp_servers";
+pub const MCP_TOOL_CALLS_TOTAL: &str = "mcp_tool_calls_total";
+pub const MCP_TOOL_DURATION_SECONDS: &str = "mcp_tool_duration_seconds";
+
 // The standard process metrics, exported by the prometheus crate's `ProcessCollector` (Linux) on every service.
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
 pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
@@ -64,6 +69,12 @@ pub const LABEL_LEVEL: &str = "level";
 pub const LABEL_RULE: &str = "rule";
 pub const LABEL_CHANNEL: &str = "channel";
 pub const LABEL_RESULT: &str = "result";
+/// An MCP server's name (from the config).
+pub const LABEL_SERVER: &str = "server";
+/// An MCP tool's own name on its server (only tools a server listed, never a name a client sent).
+pub const LABEL_TOOL: &str = "tool";
+/// An MCP server's connection state: `connecting`, `ready`, `backing_off`.
+pub const LABEL_STATE: &str = "state";
 /// The latency objective of `health_check_fast_total`, in seconds (a histogram bucket's `le`, under a
 /// name of its own: `le` is for histograms only).
 pub const LABEL_THRESHOLD: &str = "threshold";

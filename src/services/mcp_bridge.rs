@@ -14,6 +14,7 @@ use crate::auth::Role;
 use crate::config::CallRole;
 use crate::http::{ApiError, Caller, ErrorBody, HttpContext};
 use crate::mcp::{CallError, Connections, McpRegistry, ServerView, ToolView};
+use crate::metrics::McpMetrics;
 use crate::services::{Assembled, Core, ServiceState, Shared};
 use crate::supervise::env::EnvPolicy;
 use crate::worker::Worker;
@@ -31,6 +32,7 @@ pub fn assemble(shared: &Shared) -> Assembled {
         &config.mcp_servers,
         config.breaker.settings(),
         shared.core.clock.clone(),
+        (!config.mcp_servers.is_empty()).then(|| McpMetrics::register(shared.metrics.registry())),
     ));
     let mark = std::fs::canonicalize(shared.core.store.path())
         .unwrap_or_else(|_| shared.core.store.path().to_owned())
