@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Tools: `echo`, `add`, `slow` (waits; a cancelled call is appended to `$FIXTURE_CANCEL_LOG`), `big` (a
-//! result of N bytes), `env` (its own environment), `fail` (`isError: true`), `crash` (exits at once) and
-//! `filler_0`..`filler_9`. `tools/list` answers in pages of `$FIXTURE_PAGE_SIZE` (default 4). The server's
+//! result of N bytes), `env` (its own environment), `fail` (`isError: true`), `crash` (exits at once), `grow`
+//! (adds a tool and sends `notifications/tools/list_changed`) and `filler_0`..`filler_9`. `tools/list` answers in pages of `$FIXTURE_PAGE_SIZE` (default 4). The server's
 //! name is `$FIXTURE_NAME` (default `hale-fixture`).
 
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 #[derive(Clone)]
 struct Fixture {
-    tools: Arc<Vec<Tool>>,
+    tools: Arc<std::sync::Mutex<Vec<Tool>>>,
     page_size: usize,
     name: String,
 }
@@ -76,6 +76,11 @@ impl Fixture {
                 "Exits the server at once",
                 json!({"type": "object"}),
             ),
+            tool(
+                "grow",
+                "Adds a tool `grown_N` and says the tool list changed",
+                json!({"type": "object"}),
+            ),
         ];
         for i in 0..10 {
             tools.push(tool(
@@ -85,7 +90,7 @@ impl Fixture {
             ));
         }
         Self {
-            tools: Arc::new(tools),
+            tools: Arc::new(std::sync::Mutex::new(tools)),
             page_size: std::env::var("FIXTURE_PAGE_SIZE")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -117,9 +122,13 @@ impl ServerHandler for Fixture {
             .and_then(|r| r.cursor)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let end = (start + self.page_size).min(self.tools.len());
-        let mut page = ListToolsResult::with_all_items(self.tools[start.min(end)..end].to_vec());
-        page.next_cursor = (end < self.tools.len()).then(|| end.to_string());
+        let tools = self
+            .tools
+            .lock()
+            .map_err(|_| McpError::internal_error("lock", None))?;
+        let end = (start + self.page_size).min(tools.len());
+        let mut page = ListToolsResult::with_all_items(tools[start.min(end)..end].to_vec());
+        page.next_cursor = (end < tools.len()).then(|| end.to_string());
         Ok(page)
     }
 
@@ -172,7 +181,20 @@ impl ServerHandler for Fixture {
                 CallToolResult::error(vec![Content::text("the fixture always fails this one")])
             }
             "crash" => std::process::exit(3),
-            name if name.starts_with("filler_") => {
+            "grow" => {
+                let name = {
+                    let mut tools = self
+                        .tools
+                        .lock()
+                        .map_err(|_| McpError::internal_error("lock", None))?;
+                    let name = format!("grown_{}", tools.len());
+                    tools.push(tool(&name, "Added by grow", json!({"type": "object"})));
+                    name
+                };
+                let _ = context.peer.notify_tool_list_changed().await;
+                text_result(format!("added {name}"), json!({"added": name}))
+            }
+            name if name.starts_with("filler_") || name.starts_with("grown_") => {
                 CallToolResult::success(vec![Content::text("ok")])
             }
             other => {

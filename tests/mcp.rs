@@ -21,7 +21,8 @@ use common::config::{test_config_json, TestConfig};
 use common::process::HaleProcess;
 use common::{eventually, DEADLINE};
 
-/// The fixture server's binary, built once if `cargo test` did not build the examples.
+/// The fixture server's binary, brought up to date once per test run (`cargo test --test mcp` alone does not
+/// build examples, and a stale fixture would test old code).
 fn fixture() -> &'static PathBuf {
     static FIXTURE: OnceLock<PathBuf> = OnceLock::new();
     FIXTURE.get_or_init(|| {
@@ -32,17 +33,27 @@ fn fixture() -> &'static PathBuf {
             .and_then(|deps| deps.parent())
             .expect("the test binary is in target/<profile>/deps")
             .to_owned();
-        let path = profile_dir.join("examples").join("mcp_fixture");
-        if !path.exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--example", "mcp_fixture"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build --example mcp_fixture");
-            assert!(status.success(), "cargo build --example mcp_fixture failed");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut build = std::process::Command::new(cargo);
+        build
+            .args(["build", "--offline", "--example", "mcp_fixture"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        // The variables cargo sets for a test would change build scripts' fingerprints, and the next
+        // `cargo test` would build those crates again: the nested build gets the developer's environment.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if (name.starts_with("CARGO_") && name != "CARGO_HOME") || name == "OUT_DIR" {
+                build.env_remove(name.as_ref());
+            }
         }
-        path
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build
+            .status()
+            .expect("run cargo build --example mcp_fixture");
+        assert!(status.success(), "cargo build --example mcp_fixture failed");
+        profile_dir.join("examples").join("mcp_fixture")
     })
 }
 
@@ -174,8 +185,8 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
             .is_some_and(|v| !v.is_empty()),
         "{ready}"
     );
-    // 17 tools in pages of 4: the catalog followed every cursor.
-    assert_eq!(ready["tool_count"], 17, "{ready}");
+    // 18 tools in pages of 4: the catalog followed every cursor.
+    assert_eq!(ready["tool_count"], 18, "{ready}");
     assert!(
         ready["stderr_tail"]
             .as_array()
@@ -193,7 +204,7 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names.len(), 17, "{names:?}");
+    assert_eq!(names.len(), 18, "{names:?}");
     assert!(
         names.contains(&"echo") && names.contains(&"filler_9"),
         "{names:?}"
@@ -306,7 +317,7 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
             .find(|s| s["state"] == "ready" && s["reconnects"].as_u64() >= Some(1))
     })
     .await;
-    assert_eq!(again["tool_count"], 17);
+    assert_eq!(again["tool_count"], 18);
     let (status, _, _) = call(&app, "echo", json!({"message": "back"}), Some(OPERATE)).await;
     assert_eq!(status, 200);
     app.shutdown().await;
@@ -338,7 +349,7 @@ async fn calls_need_operate_unless_the_server_only_reads() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names.len(), 34, "{names:?}");
+    assert_eq!(names.len(), 36, "{names:?}");
     assert!(
         names.contains(&"writer__echo") && names.contains(&"reader__echo"),
         "{names:?}"
@@ -559,5 +570,33 @@ async fn tool_calls_are_rate_limited_per_client_and_tool() {
         200
     );
     assert_eq!(app.get_json(McpBridge, "/tools").await.0, 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_changed_tool_list_is_listed_again() {
+    let server = stdio_server("fixture", "stdio", json!({"call_role": "read"}));
+    let mut app = spawn_app_with(bridge_config(vec![server]).build()).await;
+    wait_state(&app, "fixture", "ready").await;
+    let (status, body, _) = call(&app, "grow", json!({}), None).await;
+    assert_eq!(status, 200, "{body}");
+    let added = body["result"]["structuredContent"]["added"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The server said its list changed: the catalog has the new tool without a reconnect.
+    eventually("the new tool in /tools", || async {
+        let (_, tools) = app.get_json(McpBridge, "/tools").await;
+        tools
+            .as_array()?
+            .iter()
+            .any(|t| t["name"] == added.as_str())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(call(&app, &added, json!({}), None).await.0, 200);
+    let fixture = servers(&app).await.into_iter().next().unwrap();
+    assert_eq!(fixture["tool_count"], 19);
+    assert_eq!(fixture["reconnects"], 0);
     app.shutdown().await;
 }
