@@ -273,6 +273,12 @@ async fn main() -> ExitCode {
     println!("| {:<34} | {:>9.0} |", "GET /tools", per_s[2]);
     println!("| {:<34} | {:>9.0} |", "GET /health", per_s[3]);
     let ratio = per_s[2] / per_s[3];
+    println!(
+        "bodies: GET /tools {} bytes ({} tools), GET /health {} bytes",
+        body_len(&http, &tools_url).await,
+        tool_count(&http, &tools_url).await,
+        body_len(&http, &health_url).await
+    );
 
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
@@ -331,6 +337,25 @@ async fn wait_ready(http: &reqwest::Client, bridge: &str) {
             "the bridge did not list the fixture's tools within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn body_len(http: &reqwest::Client, url: &str) -> usize {
+    match http.get(url).send().await {
+        Ok(response) => response.bytes().await.map_or(0, |b| b.len()),
+        Err(_) => 0,
+    }
+}
+
+async fn tool_count(http: &reqwest::Client, url: &str) -> usize {
+    match http.get(url).send().await {
+        Ok(response) => response
+            .json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0),
+        Err(_) => 0,
     }
 }
 
