@@ -279,6 +279,20 @@ impl Slot {
     }
 }
 
+fn tool_views(catalog: &Catalog) -> Vec<ToolView> {
+    catalog
+        .tools()
+        .map(|tool| ToolView {
+            name: tool.name.clone(),
+            server: tool.server.to_string(),
+            tool: tool.tool.to_string(),
+            description: tool.description.clone(),
+            input_schema: (*tool.input_schema).clone(),
+            schema_error: tool.validator.as_ref().err().cloned(),
+        })
+        .collect()
+}
+
 /// A tool's breaker is keyed by its server and the server's own name for it.
 type ToolKey = (Arc<str>, Arc<str>);
 
@@ -286,6 +300,8 @@ type ToolKey = (Arc<str>, Arc<str>);
 pub struct McpRegistry {
     slots: Vec<Arc<Slot>>,
     catalog: RwLock<Arc<Catalog>>,
+    /// `tools()` as JSON, made when the catalog is rebuilt: `GET /tools` sends it as it is.
+    tools_json: RwLock<Arc<str>>,
     breakers: Mutex<HashMap<ToolKey, SharedBreaker>>,
     breaker_settings: BreakerSettings,
     clock: Arc<dyn Clock>,
@@ -316,6 +332,7 @@ impl McpRegistry {
                 .map(|c| Arc::new(Slot::new(c)))
                 .collect(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            tools_json: RwLock::new(Arc::from("[]")),
             breakers: Mutex::new(HashMap::new()),
             breaker_settings,
             clock,
@@ -355,7 +372,21 @@ impl McpRegistry {
             })
             .collect();
         let catalog = Arc::new(Catalog::build(&servers));
+        let json = serde_json::to_string(&tool_views(&catalog)).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot write the MCP tool catalog as JSON");
+            "[]".to_owned()
+        });
+        // The JSON first: a reader that sees the new catalog never gets the old list.
+        *self.tools_json.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(json);
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    }
+
+    /// `tools()` as JSON, as made at the last rebuild of the catalog.
+    pub fn tools_json(&self) -> Arc<str> {
+        self.tools_json
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every server, in config order.
@@ -365,17 +396,7 @@ impl McpRegistry {
 
     /// Every exposed tool, by name.
     pub fn tools(&self) -> Vec<ToolView> {
-        self.catalog()
-            .tools()
-            .map(|tool| ToolView {
-                name: tool.name.clone(),
-                server: tool.server.to_string(),
-                tool: tool.tool.to_string(),
-                description: tool.description.clone(),
-                input_schema: (*tool.input_schema).clone(),
-                schema_error: tool.validator.as_ref().err().cloned(),
-            })
-            .collect()
+        tool_views(&self.catalog())
     }
 
     /// The role a call of tool `name` needs, when the tool exists.

@@ -13,7 +13,7 @@ use crate::answers::{self, HealthResponse};
 use crate::auth::Role;
 use crate::config::CallRole;
 use crate::http::{ApiError, Caller, ErrorBody, HttpContext};
-use crate::mcp::{CallError, Connections, McpRegistry, ServerView, ToolView};
+use crate::mcp::{CallError, Connections, McpRegistry, ServerView};
 use crate::metrics::McpMetrics;
 use crate::services::{Assembled, Core, ServiceState, Shared};
 use crate::supervise::env::EnvPolicy;
@@ -196,19 +196,6 @@ pub struct ToolEntry {
     pub schema_error: Option<String>,
 }
 
-impl From<ToolView> for ToolEntry {
-    fn from(view: ToolView) -> Self {
-        Self {
-            name: view.name,
-            server: view.server,
-            tool: view.tool,
-            description: view.description,
-            input_schema: view.input_schema,
-            schema_error: view.schema_error,
-        }
-    }
-}
-
 /// Every tool of every ready MCP server, by name (served from memory).
 #[utoipa::path(
     tag = "mcp",
@@ -216,8 +203,10 @@ impl From<ToolView> for ToolEntry {
 )]
 #[get("/tools")]
 pub async fn tools(state: web::Data<McpBridgeState>) -> HttpResponse {
-    let entries: Vec<ToolEntry> = state.registry.tools().into_iter().map(Into::into).collect();
-    HttpResponse::Ok().json(entries)
+    // Made once per change of the catalog (the same fields as `ToolEntry`), not per request.
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(state.registry.tools_json().to_string())
 }
 
 /// What a call returns.
