@@ -152,13 +152,22 @@ fn kill_marked(
             && process::signal_if_same(p.pid, p.start_ticks, libc::SIGKILL)
         {
             killed += 1;
-            tracing::warn!(
-                pid = p.pid,
-                pgid = p.pgid,
-                variable,
-                when,
-                "killed a process hale started for this database that outlived its run"
-            );
+            if variable == SUPERVISED_BY {
+                tracing::warn!(
+                    pid = p.pid,
+                    pgid = p.pgid,
+                    when,
+                    "killed a process started for a supervised child of this database that outlived it"
+                );
+            } else {
+                tracing::warn!(
+                    pid = p.pid,
+                    pgid = p.pgid,
+                    variable,
+                    when,
+                    "killed a process hale started for this database that outlived its run"
+                );
+            }
         }
     }
     killed
