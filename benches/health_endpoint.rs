@@ -16,9 +16,10 @@
 //! request lines at `info` written to /dev/null, as a production hale writes them; `sink`: formatted, not
 //! written; `off`: no subscriber).
 
+#[path = "common/wrk.rs"]
+mod wrk;
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
@@ -28,23 +29,7 @@ use hale::config::Config;
 use hale::http::HttpContext;
 use hale::kind::ServiceKind;
 use hale::metrics::ServiceMetrics;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// One `wrk` measurement.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    requests_per_s: f64,
-    p99: Duration,
-    /// Answers that were not 2xx or 3xx, and socket errors (connect, read, write, timeout).
-    non_2xx: u64,
-    socket_errors: u64,
-}
+use wrk::{env_number, ms, wrk, Run};
 
 struct Target {
     name: &'static str,
@@ -134,13 +119,13 @@ async fn main() -> ExitCode {
     );
     // Warm-up: connections, caches, the database pool.
     for target in &targets {
-        wrk(&target.url, wrk_threads, connections, 1).await;
+        wrk(&target.url, wrk_threads, connections, 1, None).await;
     }
     for round in 0..rounds as usize {
         for i in 0..targets.len() {
             let index = (i + round) % targets.len();
             let target = &mut targets[index];
-            let run = wrk(&target.url, wrk_threads, connections, seconds).await;
+            let run = wrk(&target.url, wrk_threads, connections, seconds, None).await;
             println!(
                 "round {}: {:<32} {:>9.0} req/s  p99 {:>8.3} ms  non-2xx {}  socket errors {}",
                 round + 1,
@@ -252,73 +237,6 @@ fn medians(runs: &[Run]) -> (f64, f64) {
         median(runs.iter().map(|r| r.requests_per_s).collect()),
         median(runs.iter().map(|r| ms(r.p99)).collect()),
     )
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn wrk(url: &str, threads: u64, connections: u64, seconds: u64) -> Run {
-    let output = tokio::process::Command::new("wrk")
-        .arg(format!("-t{threads}"))
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{seconds}s"))
-        .arg("--latency")
-        .arg(url)
-        .output()
-        .await
-        .expect("run wrk");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "wrk failed: {text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    parse_wrk(&text).unwrap_or_else(|| panic!("cannot read wrk's report:\n{text}"))
-}
-
-/// Reads `Requests/sec`, the 99% latency, and the error lines of a `wrk --latency` report.
-fn parse_wrk(text: &str) -> Option<Run> {
-    let mut requests_per_s = None;
-    let mut p99 = None;
-    let mut non_2xx = 0;
-    let mut socket_errors = 0;
-    for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("Requests/sec:") {
-            requests_per_s = rest.trim().parse().ok();
-        } else if let Some(rest) = line.strip_prefix("99%") {
-            p99 = parse_duration(rest.trim());
-        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            non_2xx = rest.trim().parse().unwrap_or(0);
-        } else if let Some(rest) = line.strip_prefix("Socket errors:") {
-            // "connect 0, read 0, write 0, timeout 0"
-            socket_errors = rest
-                .split(',')
-                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum();
-        }
-    }
-    Some(Run {
-        requests_per_s: requests_per_s?,
-        p99: p99?,
-        non_2xx,
-        socket_errors,
-    })
-}
-
-/// wrk's durations: `812.00us`, `1.20ms`, `2.01s`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "us" => number / 1e6,
-        "ms" => number / 1e3,
-        "s" => number,
-        "m" => number * 60.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
 }
 
 #[derive(serde::Serialize)]

@@ -23,6 +23,8 @@
 //! HALE_BENCH_SECONDS (5 per load measurement), HALE_BENCH_ROUNDS (3), HALE_BENCH_WRK_THREADS (1),
 //! HALE_BENCH_FIXTURE (the fixture's binary, instead of target/release/examples/mcp_fixture).
 
+#[path = "common/wrk.rs"]
+mod wrk;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,22 +39,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// One `wrk` measurement.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    requests_per_s: f64,
-    p99: Duration,
-    non_2xx: u64,
-    socket_errors: u64,
-}
+use wrk::{env_number, ms, wrk, Run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -445,10 +432,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn run_line(run: &Run) -> String {
     format!(
         "{:>9.0} req/s  p99 {:>8.3} ms  non-2xx {}  socket errors {}",
@@ -490,75 +473,6 @@ fn clock_ticks_per_s() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
-}
-
-async fn wrk(
-    url: &str,
-    threads: u64,
-    connections: u64,
-    seconds: u64,
-    script: Option<&std::path::Path>,
-) -> Run {
-    let mut command = tokio::process::Command::new("wrk");
-    command
-        .arg(format!("-t{threads}"))
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{seconds}s"))
-        .arg("--latency");
-    if let Some(script) = script {
-        command.arg("-s").arg(script);
-    }
-    let output = command.arg(url).output().await.expect("run wrk");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "wrk failed: {text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    parse_wrk(&text).unwrap_or_else(|| panic!("cannot read wrk's report:\n{text}"))
-}
-
-/// Reads `Requests/sec`, the 99% latency, and the error lines of a `wrk --latency` report.
-fn parse_wrk(text: &str) -> Option<Run> {
-    let mut requests_per_s = None;
-    let mut p99 = None;
-    let mut non_2xx = 0;
-    let mut socket_errors = 0;
-    for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("Requests/sec:") {
-            requests_per_s = rest.trim().parse().ok();
-        } else if let Some(rest) = line.strip_prefix("99%") {
-            p99 = parse_duration(rest.trim());
-        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            non_2xx = rest.trim().parse().unwrap_or(0);
-        } else if let Some(rest) = line.strip_prefix("Socket errors:") {
-            socket_errors = rest
-                .split(',')
-                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum();
-        }
-    }
-    Some(Run {
-        requests_per_s: requests_per_s?,
-        p99: p99?,
-        non_2xx,
-        socket_errors,
-    })
-}
-
-/// wrk's durations: `812.00us`, `1.20ms`, `2.01s`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "us" => number / 1e6,
-        "ms" => number / 1e3,
-        "s" => number,
-        "m" => number * 60.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
 }
 
 /// What `hale serve` installs for JSON logs (`hale::telemetry`), writing to /dev/null: each request line is

@@ -27,8 +27,9 @@ pub const STDERR_LINES_KEPT: usize = 20;
 const STDERR_LINE_MAX: usize = 1024;
 
 /// Where a server's connection is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "ready")]
 pub enum ServerState {
     /// Starting the process or opening the session, then the handshake and the first tool listing.
     Connecting,
@@ -48,8 +49,14 @@ impl ServerState {
     }
 }
 
-/// One server as `/servers` shows it.
-#[derive(Debug, Clone, Serialize)]
+/// One configured MCP server and its connection, as `GET /servers` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "name": "everything", "transport": "stdio", "state": "ready", "protocol_version": "2025-06-18",
+    "server_name": "example-servers/everything", "server_version": "1.0.0", "tool_count": 11,
+    "last_error": null, "stderr_tail": ["Starting default (STDIO) server..."],
+    "connected_since": "2026-12-05T12:00:01Z", "reconnects": 0, "retry_at": null
+}))]
 pub struct ServerView {
     pub name: String,
     /// `stdio` or `streamable_http`.
@@ -72,17 +79,25 @@ pub struct ServerView {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
-/// One tool as `/tools` shows it.
-#[derive(Debug, Clone, Serialize)]
+/// One tool the bridge exposes, as `GET /tools` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "name": "echo", "server": "everything", "tool": "echo", "description": "Echoes back the input",
+    "input_schema": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
+    "schema_error": null
+}))]
 pub struct ToolView {
-    /// The name to call it by (`POST /tools/{name}`).
+    /// The name to call it by: the tool's own name, or `server__tool` when two servers have one like it.
     pub name: String,
     pub server: String,
     /// The server's own name for it.
     pub tool: String,
     pub description: Option<String>,
+    /// The JSON Schema its arguments are checked against.
+    #[schema(value_type = Object)]
     pub input_schema: Value,
-    /// Set when the input schema cannot be used: the tool's calls are refused.
+    /// Set when the input schema cannot be used (for example a `$ref` to another document, which hale never
+    /// fetches): the tool's calls are refused.
     pub schema_error: Option<String>,
 }
 

@@ -13,7 +13,7 @@ use crate::answers::{self, HealthResponse};
 use crate::auth::Role;
 use crate::config::CallRole;
 use crate::http::{ApiError, Caller, ErrorBody, HttpContext};
-use crate::mcp::{CallError, Connections, McpRegistry, ServerView};
+use crate::mcp::{CallError, Connections, McpRegistry, ServerView, ToolView};
 use crate::metrics::McpMetrics;
 use crate::services::{Assembled, Core, ServiceState, Shared};
 use crate::supervise::env::EnvPolicy;
@@ -104,106 +104,24 @@ pub async fn health(
     }
 }
 
-/// One configured MCP server and its connection.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "name": "everything", "transport": "stdio", "state": "ready", "protocol_version": "2025-06-18",
-    "server_name": "example-servers/everything", "server_version": "1.0.0", "tool_count": 11,
-    "last_error": null, "stderr_tail": ["Starting default (STDIO) server..."],
-    "connected_since": "2026-12-05T12:00:01Z", "reconnects": 0, "retry_at": null
-}))]
-pub struct ServerEntry {
-    pub name: String,
-    /// `stdio` or `streamable_http`.
-    pub transport: String,
-    /// `connecting`, `ready` or `backing_off` (failed or ended; `retry_at` says when the next attempt is).
-    pub state: String,
-    /// The protocol version the handshake settled on.
-    pub protocol_version: Option<String>,
-    /// The server's own name and version, as it gave them.
-    pub server_name: Option<String>,
-    pub server_version: Option<String>,
-    /// Tools of this server the bridge exposes.
-    pub tool_count: usize,
-    /// Why the last connection failed or ended.
-    pub last_error: Option<String>,
-    /// The server's last lines on stderr (stdio servers), oldest first.
-    pub stderr_tail: Vec<String>,
-    pub connected_since: Option<chrono::DateTime<chrono::Utc>>,
-    /// Connections made after the first.
-    pub reconnects: u64,
-    /// When the next connection attempt is due, while backing off.
-    pub retry_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl From<ServerView> for ServerEntry {
-    fn from(view: ServerView) -> Self {
-        Self {
-            name: view.name,
-            transport: view.transport.to_owned(),
-            state: serde_json::to_value(view.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            protocol_version: view.protocol_version,
-            server_name: view.server_name,
-            server_version: view.server_version,
-            tool_count: view.tool_count,
-            last_error: view.last_error,
-            stderr_tail: view.stderr_tail,
-            connected_since: view.connected_since,
-            reconnects: view.reconnects,
-            retry_at: view.retry_at,
-        }
-    }
-}
-
 /// The configured MCP servers and the state of each connection.
 #[utoipa::path(
     tag = "mcp",
-    responses((status = 200, description = "Every configured server, in config order", body = Vec<ServerEntry>))
+    responses((status = 200, description = "Every configured server, in config order", body = Vec<ServerView>))
 )]
 #[get("/servers")]
 pub async fn servers(state: web::Data<McpBridgeState>) -> HttpResponse {
-    let entries: Vec<ServerEntry> = state
-        .registry
-        .servers()
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    HttpResponse::Ok().json(entries)
-}
-
-/// One tool the bridge exposes.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "name": "echo", "server": "everything", "tool": "echo", "description": "Echoes back the input",
-    "input_schema": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
-    "schema_error": null
-}))]
-pub struct ToolEntry {
-    /// The name to call it by: the tool's own name, or `server__tool` when two servers have one like it.
-    pub name: String,
-    pub server: String,
-    /// The server's own name for it.
-    pub tool: String,
-    pub description: Option<String>,
-    /// The JSON Schema its arguments are checked against.
-    #[schema(value_type = Object)]
-    pub input_schema: Value,
-    /// Set when the input schema cannot be used (for example a `$ref` to another document, which hale never
-    /// fetches): the tool's calls are refused.
-    pub schema_error: Option<String>,
+    HttpResponse::Ok().json(state.registry.servers())
 }
 
 /// Every tool of every ready MCP server, by name (served from memory).
 #[utoipa::path(
     tag = "mcp",
-    responses((status = 200, description = "The tools, by name", body = Vec<ToolEntry>))
+    responses((status = 200, description = "The tools, by name", body = Vec<ToolView>))
 )]
 #[get("/tools")]
 pub async fn tools(state: web::Data<McpBridgeState>) -> HttpResponse {
-    // Made once per change of the catalog (the same fields as `ToolEntry`), not per request.
+    // `ToolView`s, written once per change of the catalog, not per request.
     HttpResponse::Ok()
         .content_type(actix_web::http::header::ContentType::json())
         .body(state.registry.tools_json().to_string())
