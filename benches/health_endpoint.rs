@@ -39,19 +39,8 @@ struct Target {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match std::process::Command::new("wrk").arg("--version").output() {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
-                "health_endpoint: `wrk` is not installed; this benchmark needs it as its load generator.\n\
-                 Install it with: apt-get install -y wrk"
-            );
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("health_endpoint: cannot run wrk: {e}");
-            return ExitCode::FAILURE;
-        }
+    if !wrk::installed("health_endpoint") {
+        return ExitCode::FAILURE;
     }
     let workers = env_number("HALE_BENCH_WORKERS", 2) as usize;
     let connections = env_number("HALE_BENCH_CONNECTIONS", 32);

@@ -43,19 +43,8 @@ use wrk::{env_number, ms, wrk, Run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match std::process::Command::new("wrk").arg("--version").output() {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
-                "mcp_bridge: `wrk` is not installed; this benchmark needs it as its load generator.\n\
-                 Install it with: apt-get install -y wrk"
-            );
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("mcp_bridge: cannot run wrk: {e}");
-            return ExitCode::FAILURE;
-        }
+    if !wrk::installed("mcp_bridge") {
+        return ExitCode::FAILURE;
     }
     let workers = env_number("HALE_BENCH_WORKERS", 2) as usize;
     let calls = env_number("HALE_BENCH_CALLS", 2_000) as usize;

@@ -22,6 +22,24 @@ pub struct Run {
     pub socket_errors: u64,
 }
 
+/// Whether `wrk` can be run; when not, says so on stderr for the benchmark `bench`, with how to install it.
+pub fn installed(bench: &str) -> bool {
+    match std::process::Command::new("wrk").arg("--version").output() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "{bench}: `wrk` is not installed; this benchmark needs it as its load generator.\n\
+                 Install it with: apt-get install -y wrk"
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("{bench}: cannot run wrk: {e}");
+            false
+        }
+    }
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -9,13 +9,22 @@ use crate::services::Core;
 /// `/health` (and the Boss API's `/healthz`): 200 with the service's health when it can do its job, else
 /// 503; `service_up` follows the answer.
 pub(crate) fn health_response(core: &Core, ctx: &HttpContext) -> HttpResponse {
-    let body = answers::own_health(
+    health_answer(own_health(core, ctx), ctx)
+}
+
+/// The service's own health, before a service adds what it alone knows (the bridge's MCP servers).
+pub(crate) fn own_health(core: &Core, ctx: &HttpContext) -> HealthResponse {
+    answers::own_health(
         ctx.kind,
         &core.store,
         &core.writer,
         core.started_at,
         core.clock.now(),
-    );
+    )
+}
+
+/// 200 with `body` when it says ok, else 503; `service_up` follows it.
+pub(crate) fn health_answer(body: HealthResponse, ctx: &HttpContext) -> HttpResponse {
     ctx.metrics.set_up(body.ok);
     if body.ok {
         HttpResponse::Ok().json(body)

@@ -9,13 +9,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::answers::{self, HealthResponse};
+use crate::answers::HealthResponse;
 use crate::auth::Role;
 use crate::config::CallRole;
 use crate::http::{ApiError, Caller, ErrorBody, HttpContext};
 use crate::mcp::{CallError, Connections, McpRegistry, ServerView, ToolView};
 use crate::metrics::McpMetrics;
-use crate::services::{Assembled, Core, ServiceState, Shared};
+use crate::services::{common, Assembled, Core, ServiceState, Shared};
 use crate::supervise::env::EnvPolicy;
 use crate::worker::Worker;
 
@@ -56,7 +56,7 @@ pub fn assemble(shared: &Shared) -> Assembled {
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health)
-        .service(crate::services::common::metrics)
+        .service(common::metrics)
         .service(servers)
         .service(tools)
         .service(call_tool);
@@ -80,13 +80,7 @@ pub async fn health(
     ctx: web::Data<HttpContext>,
     state: web::Data<McpBridgeState>,
 ) -> HttpResponse {
-    let mut body = answers::own_health(
-        ctx.kind,
-        &core.store,
-        &core.writer,
-        core.started_at,
-        core.clock.now(),
-    );
+    let mut body = common::own_health(&core, &ctx);
     let not_ready: Vec<String> = state
         .registry
         .servers()
@@ -96,12 +90,7 @@ pub async fn health(
         .collect();
     body.ok &= state.registry.any_ready();
     body.details.mcp_servers_not_ready = Some(not_ready);
-    ctx.metrics.set_up(body.ok);
-    if body.ok {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    common::health_answer(body, &ctx)
 }
 
 /// The configured MCP servers and the state of each connection.
