@@ -118,7 +118,15 @@ const LAYERING: &[(&str, &[&str])] = &[
     // The MCP client side: the bridge's connections, catalog and call path.
     (
         "mcp",
-        &["backoff", "breaker", "config", "metrics", "supervise"],
+        &[
+            "backoff",
+            "breaker",
+            "config",
+            "metrics",
+            "records",
+            "store",
+            "supervise",
+        ],
     ),
     ("history", &["breaker", "metrics", "records", "store"]),
     ("selfwatch", &["limits", "store"]),

@@ -145,6 +145,7 @@ pub const ANSWERS: &[Answer] = &[
     // `call_role: read`: the guard asks only for read.
     answer("mcp_servers", Read, Get, "/servers", MCP_BRIDGE, Json),
     answer("mcp_tools", Read, Get, "/tools", MCP_BRIDGE, Json),
+    answer("tool_calls", Read, Get, "/tools/calls", MCP_BRIDGE, Json),
     answer("call_tool", Read, Post, "/tools/{name}", MCP_BRIDGE, Json),
     // Boss API: operations.
     answer("healthz", Read, Get, "/healthz", BOSS_API, Json),
