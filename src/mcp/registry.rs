@@ -471,7 +471,7 @@ impl McpRegistry {
             .slot(&tool.server)
             .is_some_and(|slot| slot.config.log_arguments);
         let arguments_text = log_arguments.then(|| Value::Object(arguments.clone()).to_string());
-        let argument_bytes = json_size(&arguments);
+        let argument_bytes = json_len(&arguments);
         let at = self.clock.now();
         let (result, sent_for) = self.call_listed(name, tool, arguments).await;
         let outcome = match &result {
@@ -626,7 +626,7 @@ impl McpRegistry {
                 return (Err(upstream(message)), Some(latency));
             }
         };
-        let bytes = serde_json::to_vec(&result).map_or(usize::MAX, |b| b.len());
+        let bytes = usize::try_from(json_len(&result)).unwrap_or(usize::MAX);
         if bytes > slot.config.max_result_bytes {
             let error = CallError::TooLarge {
                 bytes,
@@ -679,8 +679,8 @@ impl McpRegistry {
     }
 }
 
-/// The size of `arguments` as compact JSON, counted without building the text.
-fn json_size(arguments: &serde_json::Map<String, Value>) -> u64 {
+/// The size of `value` as compact JSON, counted without building the text.
+fn json_len(value: &impl Serialize) -> u64 {
     struct Counter(u64);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -693,6 +693,6 @@ fn json_size(arguments: &serde_json::Map<String, Value>) -> u64 {
     }
     let mut counter = Counter(0);
     // Writing JSON values into a sink that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut counter, arguments);
+    let _ = serde_json::to_writer(&mut counter, value);
     counter.0
 }
