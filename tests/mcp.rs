@@ -121,6 +121,16 @@ async fn call(
     (status, body, retry_after)
 }
 
+/// The `key` string of every object of the array `items`, in order.
+fn strings<'a>(items: &'a Value, key: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|item| item[key].as_str())
+        .collect()
+}
+
 const OPERATE: &str = "mcp-operate-token-7f3a9c2e1b";
 const READ: &str = "mcp-read-token-4d8e2a6c9f";
 
@@ -162,12 +172,7 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
 
     let (status, tools) = app.get_json(McpBridge, "/tools").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = tools
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = strings(&tools, "name");
     assert_eq!(names.len(), 18, "{names:?}");
     assert!(
         names.contains(&"echo") && names.contains(&"filler_9"),
@@ -307,12 +312,7 @@ async fn calls_need_operate_unless_the_server_only_reads() {
     wait_state(&app, "reader", "ready").await;
     // Every name is shared by the two servers: each is exposed with its server's name.
     let (_, tools) = app.get_json(McpBridge, "/tools").await;
-    let names: Vec<&str> = tools
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = strings(&tools, "name");
     assert_eq!(names.len(), 36, "{names:?}");
     assert!(
         names.contains(&"writer__echo") && names.contains(&"reader__echo"),
@@ -617,11 +617,9 @@ async fn every_call_is_stored_without_its_arguments_unless_the_server_logs_them(
     })
     .await;
     assert_eq!(status, 200, "{calls}");
-    let calls = calls.as_array().unwrap();
     // Newest first.
-    let order: Vec<&str> = calls.iter().map(|c| c["tool"].as_str().unwrap()).collect();
     assert_eq!(
-        order,
+        strings(&calls, "tool"),
         [
             "logged__echo",
             "plain__slow",
@@ -630,7 +628,14 @@ async fn every_call_is_stored_without_its_arguments_unless_the_server_logs_them(
             "plain__echo"
         ]
     );
-    let by_tool = |tool: &str| calls.iter().find(|c| c["tool"] == tool).unwrap();
+    let by_tool = |tool: &str| {
+        calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["tool"] == tool)
+            .unwrap()
+    };
     let echo = by_tool("plain__echo");
     assert_eq!(echo["outcome"], "ok");
     assert_eq!(echo["server"], "plain");
@@ -675,22 +680,10 @@ async fn every_call_is_stored_without_its_arguments_unless_the_server_logs_them(
 
     // Filters and paging.
     let (_, plain) = stored_calls(&app, "?server=plain&limit=2", None).await;
-    let plain_tools: Vec<&str> = plain
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["tool"].as_str().unwrap())
-        .collect();
-    assert_eq!(plain_tools, ["plain__slow", "plain__fail"]);
+    assert_eq!(strings(&plain, "tool"), ["plain__slow", "plain__fail"]);
     let last = plain[1]["id"].as_i64().unwrap();
     let (_, next) = stored_calls(&app, &format!("?server=plain&before={last}"), None).await;
-    let next_tools: Vec<&str> = next
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["tool"].as_str().unwrap())
-        .collect();
-    assert_eq!(next_tools, ["plain__add", "plain__echo"]);
+    assert_eq!(strings(&next, "tool"), ["plain__add", "plain__echo"]);
     let (_, none) = stored_calls(&app, "?since=2999-01-01T00:00:00Z", None).await;
     assert_eq!(none, json!([]));
     for bad in ["?limit=0", "?before=x", "?since=yesterday", "?tool="] {
