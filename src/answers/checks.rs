@@ -199,7 +199,7 @@ pub fn services(monitor: &Monitor) -> Vec<ServiceView> {
 // annotations give the OpenAPI document the real types and bounds.
 pub struct HistoryParams {
     /// Only this service.
-    #[param(value_type = Option<String>, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 68, pattern = "^(mcp:)?[A-Za-z0-9._-]+$")]
     pub service: Option<String>,
     /// Checks at or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]

@@ -130,6 +130,10 @@ async fn keep(connections: Arc<Connections>, slot: Arc<Slot>, cancel: Cancellati
         };
         let error = match attempt {
             Ok(mut live) => {
+                // A reconnect asked for while this attempt ran is this connection.
+                if slot.reconnect_asked.swap(false, Ordering::AcqRel) {
+                    let _ = slot.reconnect.notified().now_or_never();
+                }
                 tracing::info!(server = %slot.name, tools = live.tool_count, "connected to MCP server");
                 registry.rebuild_catalog();
                 registry.publish_states();

@@ -103,19 +103,14 @@ impl McpRegistry {
     }
 
     /// Drops the connection to `server` so that its task connects again at once (no backoff): a stdio
-    /// server's process group is stopped and the server started again. Refused while the server is
-    /// connecting (that attempt is the reconnect).
+    /// server's process group is stopped and the server started again. While an attempt is under way, it
+    /// is the reconnect; if it fails, the next one starts without waiting out the backoff. Returns the
+    /// state the server was in.
     pub fn reconnect(&self, server: &str) -> Result<ServerState, String> {
         let slot = self
             .slot(server)
             .ok_or_else(|| format!("no MCP server named {server:?}"))?;
         let state = slot.view().state;
-        if state == ServerState::Connecting {
-            return Err(format!(
-                "MCP server {server:?} is connecting already; its attempt is bounded by timeout_s ({} s)",
-                slot.config.timeout_s
-            ));
-        }
         slot.reconnect_asked.store(true, Ordering::Release);
         slot.reconnect.notify_one();
         tracing::info!(server = %server, from = state.as_str(), "reconnecting to MCP server");
