@@ -21,9 +21,8 @@ use common::{eventually, repo, DEADLINE};
 
 /// server-everything's entry point, as `npm ci` in `tests/node/` installs it.
 fn everything() -> PathBuf {
-    let path = repo().join(
-        "tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
-    );
+    let path = repo()
+        .join("tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     assert!(
         path.is_file(),
         "{} is missing: install the test peers with scripts/test (npm ci in tests/node)",
@@ -194,7 +193,8 @@ async fn server_everything_and_mcp_server_time_are_bridged_and_watched() {
         }
     }
     assert!(
-        names.contains(&"convert_time".to_owned()) && names.contains(&"get_current_time".to_owned()),
+        names.contains(&"convert_time".to_owned())
+            && names.contains(&"get_current_time".to_owned()),
         "{names:?}"
     );
     for view in servers(&app).await {
@@ -221,7 +221,12 @@ async fn server_everything_and_mcp_server_time_are_bridged_and_watched() {
             echoed["result"]["content"],
             json!([{"type": "text", "text": "Echo: hale says hi"}])
         );
-        let sum = call(&app, &format!("{server}__get-sum"), json!({"a": 2, "b": 40})).await;
+        let sum = call(
+            &app,
+            &format!("{server}__get-sum"),
+            json!({"a": 2, "b": 40}),
+        )
+        .await;
         assert_eq!(
             sum["result"]["content"][0]["text"],
             "The sum of 2 and 40 is 42."
@@ -265,21 +270,24 @@ async fn server_everything_and_mcp_server_time_are_bridged_and_watched() {
                 .cloned()
         })
         .await;
-        let stored = eventually(&format!("a stored check of {target} that is up"), || async {
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(&app.db_path)
-                .read_only(true);
-            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-            let up: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM health_checks WHERE service = ? AND outcome = 'up'",
-            )
-            .bind(target)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-            (up > 0).then_some(up)
-        })
+        let stored = eventually(
+            &format!("a stored check of {target} that is up"),
+            || async {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&app.db_path)
+                    .read_only(true);
+                let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+                let up: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM health_checks WHERE service = ? AND outcome = 'up'",
+                )
+                .bind(target)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+                (up > 0).then_some(up)
+            },
+        )
         .await;
         assert!(stored > 0);
     }

@@ -174,7 +174,10 @@ pub fn services(monitor: &Monitor) -> Vec<ServiceView> {
             ServiceView {
                 name: t.name().to_owned(),
                 url: t.config.url.redacted(),
-                method: t.config.url.is_http()
+                method: t
+                    .config
+                    .url
+                    .is_http()
                     .then(|| t.config.http_method().as_str().to_owned()),
                 timeout_ms: t.config.timeout_ms,
                 interval_s: t.config.interval_s,

@@ -192,7 +192,11 @@ impl TargetConfig {
             return Err(Invalid::at(at("url"), reason));
         }
         if !self.url.is_http() {
-            let kind = if self.url.is_tcp() { "a tcp://" } else { "an MCP" };
+            let kind = if self.url.is_tcp() {
+                "a tcp://"
+            } else {
+                "an MCP"
+            };
             if self.method.is_some() {
                 return Err(Invalid::at(
                     at("method"),
@@ -206,7 +210,10 @@ impl TargetConfig {
                 ));
             }
             if self.body.is_some() {
-                return Err(Invalid::at(at("body"), format!("{kind} target has no body")));
+                return Err(Invalid::at(
+                    at("body"),
+                    format!("{kind} target has no body"),
+                ));
             }
         }
         if let Some(expected) = &self.expected_status {

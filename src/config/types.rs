@@ -23,8 +23,9 @@ impl ServiceName {
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         if let Some(server) = raw.strip_prefix(Self::MCP_PREFIX) {
-            Self::parse_plain(server)
-                .map_err(|e| format!("{raw:?} names an MCP server's target, but its server: {e}"))?;
+            Self::parse_plain(server).map_err(|e| {
+                format!("{raw:?} names an MCP server's target, but its server: {e}")
+            })?;
             return Ok(Self(Arc::from(raw)));
         }
         Self::parse_plain(raw)
@@ -35,7 +36,11 @@ impl ServiceName {
         match server.mcp_server() {
             // Already a target's name: it stays what it is.
             Some(_) => server.clone(),
-            None => Self(Arc::from(format!("{}{}", Self::MCP_PREFIX, server.as_str()))),
+            None => Self(Arc::from(format!(
+                "{}{}",
+                Self::MCP_PREFIX,
+                server.as_str()
+            ))),
         }
     }
 

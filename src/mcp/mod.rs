@@ -13,7 +13,7 @@ mod watch;
 
 pub use catalog::{sanitize, Catalog, CatalogTool, CheckError, SchemaViolation, SEPARATOR};
 pub use connection::Connections;
-pub use watch::PingError;
 pub use registry::{
     CallError, CallOutcome, McpRegistry, ServerState, ServerView, ToolView, STDERR_LINES_KEPT,
 };
+pub use watch::PingError;

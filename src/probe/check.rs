@@ -77,7 +77,9 @@ async fn check(client: &reqwest::Client, target: &TargetConfig) -> CheckResult {
         TargetUrl::Mcp { server } => CheckResult::new(
             Outcome::Error,
             None,
-            Some(format!("MCP server {server:?} is checked by the monitor, not by a plain probe")),
+            Some(format!(
+                "MCP server {server:?} is checked by the monitor, not by a plain probe"
+            )),
         ),
     }
 }

@@ -53,7 +53,9 @@ pub fn assemble(shared: &Shared) -> Assembled {
         ))]
     };
     // The Health Proxy's monitor checks and heals the servers' targets (`mcp:<name>`) through the registry.
-    shared.mcp.connect(Arc::new(WatchedServers(registry.clone())));
+    shared
+        .mcp
+        .connect(Arc::new(WatchedServers(registry.clone())));
     Assembled {
         state: ServiceState::McpBridge(web::Data::new(McpBridgeState { registry })),
         workers,
