@@ -370,6 +370,32 @@ mod tests {
     }
 
     #[test]
+    fn an_mcp_servers_target_is_named_mcp_and_its_url_is_never_parsed() {
+        let server = ServiceName::parse("fs").unwrap();
+        let target = ServiceName::mcp_target(&server);
+        assert_eq!(target.as_str(), "mcp:fs");
+        assert_eq!(target.mcp_server(), Some("fs"));
+        assert_eq!(server.mcp_server(), None);
+        // A reference to it (a route's path, an alert rule's target) parses; the server part is checked.
+        assert_eq!(ServiceName::parse("mcp:fs"), Ok(target));
+        let long = format!("mcp:{}", "x".repeat(64));
+        assert!(ServiceName::parse(&long).is_ok());
+        assert_eq!(
+            ServiceName::parse("mcp:a:b").unwrap_err(),
+            r#""mcp:a:b" names an MCP server's target, but its server: name "a:b" contains ':'; use letters, digits, '-', '_' or '.'"#
+        );
+        assert!(ServiceName::parse("mcp:")
+            .unwrap_err()
+            .contains("must not be empty"));
+        let url = TargetUrl::Mcp { server };
+        assert_eq!(url.to_string(), "mcp://fs");
+        assert!(url.is_mcp() && !url.is_http() && !url.is_tcp());
+        assert!(TargetUrl::parse("mcp://fs")
+            .unwrap_err()
+            .contains("listing it in mcp_servers"));
+    }
+
+    #[test]
     fn target_urls_parse_http_and_tcp() {
         assert!(matches!(
             TargetUrl::parse("http://127.0.0.1:8080/health"),

@@ -107,3 +107,17 @@ impl McpLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_empty_link_fails_every_check_and_heal_saying_the_bridge_is_not_here() {
+        let link = McpLink::default();
+        let result = link.check("fs", Duration::from_secs(1)).await;
+        assert_eq!(result.outcome, Outcome::Error);
+        assert_eq!(result.error.as_deref(), Some(NO_BRIDGE));
+        assert_eq!(link.reconnect("fs").await, Err(NO_BRIDGE.to_owned()));
+    }
+}
