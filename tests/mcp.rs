@@ -813,3 +813,34 @@ fn a_written_target_cannot_take_an_mcp_servers_name_and_the_made_ones_are_not_wr
     assert_eq!(Config::from_json(&text, "again.json").unwrap(), config);
     assert_eq!(config.clone().with_mcp_targets(), config);
 }
+
+#[tokio::test]
+async fn a_server_without_ping_is_checked_by_listing_its_tools() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let server = stdio_server(
+        "noping",
+        "stdio",
+        json!({
+            "env": {"FIXTURE_NO_PING": "1", "FIXTURE_LIST_LOG": log.path().display().to_string()},
+            "interval_s": 1,
+        }),
+    );
+    let config = bridge_config(vec![server]).flush_every_ms(50);
+    let mut app = spawn_app_with(config.build()).await;
+    wait_state(&app, "noping", "ready").await;
+    // The connection listed every page once (5 pages of 4); each check after that asks for a first page.
+    eventually("two checks of mcp:noping, up, by tools/list", || async {
+        let rows = stored_checks(&app, "mcp:noping").await;
+        let firsts = std::fs::read_to_string(log.path())
+            .unwrap()
+            .lines()
+            .filter(|l| *l == "list first")
+            .count();
+        (rows.iter().filter(|(outcome, _)| outcome == "up").count() >= 2 && firsts >= 3)
+            .then_some(())
+    })
+    .await;
+    let rows = stored_checks(&app, "mcp:noping").await;
+    assert!(rows.iter().all(|(outcome, _)| outcome == "up"), "{rows:?}");
+    app.shutdown().await;
+}
