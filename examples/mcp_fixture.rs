@@ -11,7 +11,8 @@
 //! Tools: `echo`, `add`, `slow` (waits; a cancelled call is appended to `$FIXTURE_CANCEL_LOG`), `big` (a
 //! result of N bytes), `env` (its own environment), `fail` (`isError: true`), `crash` (exits at once), `grow`
 //! (adds a tool and sends `notifications/tools/list_changed`) and `filler_0`..`filler_9`. `tools/list` answers in pages of `$FIXTURE_PAGE_SIZE` (default 4). The server's
-//! name is `$FIXTURE_NAME` (default `hale-fixture`).
+//! name is `$FIXTURE_NAME` (default `hale-fixture`). With `$FIXTURE_NO_PING` set it answers `ping` with
+//! "method not found", and with `$FIXTURE_LIST_LOG` set it appends a line per `tools/list` request to that file.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ struct Fixture {
     tools: Arc<std::sync::Mutex<Vec<Tool>>>,
     page_size: usize,
     name: String,
+    no_ping: bool,
 }
 
 fn tool(name: &str, description: &str, schema: Value) -> Tool {
@@ -96,6 +98,7 @@ impl Fixture {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(4),
             name: std::env::var("FIXTURE_NAME").unwrap_or_else(|_| "hale-fixture".to_owned()),
+            no_ping: std::env::var_os("FIXTURE_NO_PING").is_some(),
         }
     }
 }
@@ -113,11 +116,33 @@ impl ServerHandler for Fixture {
         config
     }
 
+    async fn ping(&self, _context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        if self.no_ping {
+            return Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                "ping",
+                None,
+            ));
+        }
+        Ok(())
+    }
+
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        if let Ok(path) = std::env::var("FIXTURE_LIST_LOG") {
+            use std::io::Write;
+            let cursor = request.as_ref().and_then(|r| r.cursor.clone());
+            if let Ok(mut log) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(log, "list {}", cursor.as_deref().unwrap_or("first"));
+            }
+        }
         let start: usize = request
             .and_then(|r| r.cursor)
             .and_then(|c| c.parse().ok())

@@ -26,7 +26,7 @@ use crate::http::{self, AccessLog, ApiError, Guard, HttpContext, RateLimits};
 use crate::kind::ServiceKind;
 use crate::limits;
 use crate::metrics::{EventMetrics, ServiceMetrics, StartLabels, StartRule, WriterMetrics};
-use crate::probe::{Monitor, MonitorError};
+use crate::probe::{McpLink, Monitor, MonitorError};
 use crate::selfwatch::SelfWatch;
 use crate::services::{
     self, AssembleError, Assembled, Core, HealthProxyState, ServiceState, Shared,
@@ -128,6 +128,8 @@ impl Application {
         only: Option<ServiceKind>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
+        // A config built in code (not read by `Config::load`) gets its MCP servers' targets here.
+        let config = config.with_mcp_targets();
         let kinds: Vec<ServiceKind> = ServiceKind::ALL
             .into_iter()
             .filter(|k| only.is_none_or(|o| o == *k))
@@ -467,12 +469,14 @@ async fn build(
         tokens,
     };
     let mut services = Vec::with_capacity(listeners.len());
+    let mcp = McpLink::default();
     for (kind, listener) in listeners {
         let shared = Shared {
             core: core.clone(),
             events: events.clone(),
             start_labels: start_labels.clone(),
             metrics: metrics[&kind].clone(),
+            mcp: mcp.clone(),
         };
         let assembly = services::assemble(kind, &shared)
             .await

@@ -209,6 +209,8 @@ named_set! {
         RestartChild => "restart_child",
         /// Run the target's configured command (`systemctl restart x`, `launchctl kickstart -k ...`).
         Command => "command",
+        /// Connect again to the MCP server of an `mcp:<name>` target (a stdio server is restarted).
+        Reconnect => "reconnect",
         /// Nothing could be done: the target has neither a child nor a command.
         None => "none",
     }

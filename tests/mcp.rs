@@ -712,3 +712,247 @@ async fn every_call_is_stored_without_its_arguments_unless_the_server_logs_them(
     .await;
     assert!((1..=4).contains(&audited), "{audited} audit rows");
 }
+
+/// Rows of `target` in `health_checks`, read with SQL from the database file while hale runs: (outcome,
+/// error) per row, oldest first.
+async fn stored_checks(app: &TestApp, target: &str) -> Vec<(String, Option<String>)> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&app.db_path)
+        .read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT outcome, error FROM health_checks WHERE service = ? ORDER BY checked_at_ms, seq",
+    )
+    .bind(target)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn an_mcp_server_is_a_target_whose_checks_are_stored_and_whose_heal_reconnects_it() {
+    use hale::kind::ServiceKind::HealthProxy;
+
+    let dir = tempfile::tempdir().unwrap();
+    // While this file exists, the server started is one that never answers `initialize`.
+    let down_flag = dir.path().join("down");
+    let marker = format!("hale-target-fixture-{}", std::process::id());
+    let script = format!(
+        "if [ -e '{flag}' ]; then exec '{fixture}' mute; else exec '{fixture}' stdio; fi",
+        flag = down_flag.display(),
+        fixture = fixture().display()
+    );
+    let server: McpServerConfig = serde_json::from_value(json!({
+        "name": "fixture",
+        "command": ["sh", "-c", script],
+        "env": {"FIXTURE_NAME": marker},
+        "timeout_s": 1,
+        "interval_s": 1,
+    }))
+    .unwrap();
+    let mute = stdio_server("mute", "mute", json!({"timeout_s": 1, "interval_s": 1}));
+    let config = with_tokens(bridge_config(vec![server, mute]), "MCP_T")
+        .heal(|heal| {
+            // Only the manual heal below acts.
+            heal.enabled = false;
+            heal.verify_timeout_s = 20;
+            heal.verify_interval_ms = 100;
+        })
+        .flush_every_ms(50);
+    let mut app = spawn_app_with(config.build()).await;
+    wait_state(&app, "fixture", "ready").await;
+
+    // Checked by ping on its interval: rows in health_checks, up.
+    eventually("two stored checks of mcp:fixture that are up", || async {
+        let rows = stored_checks(&app, "mcp:fixture").await;
+        (rows.iter().filter(|(outcome, _)| outcome == "up").count() >= 2).then_some(rows)
+    })
+    .await;
+    // A server that never connected fails its checks, saying why.
+    let failed = eventually("a stored failed check of mcp:mute", || async {
+        stored_checks(&app, "mcp:mute")
+            .await
+            .into_iter()
+            .find(|(outcome, _)| outcome != "up")
+    })
+    .await;
+    assert_eq!(failed.0, "down", "{failed:?}");
+    let error = failed.1.unwrap_or_default();
+    assert!(
+        error.contains("MCP server \"mute\" is not connected"),
+        "{error}"
+    );
+
+    // The targets are in /health/all, /services and /slo like any other.
+    let (status, all) = app.get_json(HealthProxy, "/health/all").await;
+    assert!(status == 200 || status == 503, "{all}");
+    let target = all["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["service"] == "mcp:fixture")
+        .unwrap_or_else(|| panic!("mcp:fixture missing from {all}"))
+        .clone();
+    assert_eq!(target["outcome"], "up", "{target}");
+    let (status, services) = app.get_json(HealthProxy, "/services").await;
+    assert_eq!(status, 200, "{services}");
+    assert!(services.to_string().contains("mcp://fixture"), "{services}");
+    let (status, slo) = app.get_json(HealthProxy, "/slo/mcp:fixture").await;
+    assert_eq!(status, 200, "{slo}");
+    assert_eq!(slo["target"], "mcp:fixture", "{slo}");
+    let (status, all_slo) = app.get_json(HealthProxy, "/slo").await;
+    assert_eq!(status, 200, "{all_slo}");
+    assert!(
+        all_slo
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["target"] == "mcp:fixture"),
+        "{all_slo}"
+    );
+
+    // kill -9 of the server: it comes back as one that never answers, and its checks fail.
+    std::fs::write(&down_flag, "").unwrap();
+    let pids = common::process::pids_with_env("FIXTURE_NAME", &marker);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let before = stored_checks(&app, "mcp:fixture").await.len();
+    let failed = eventually("a failed check of mcp:fixture after the kill", || async {
+        stored_checks(&app, "mcp:fixture")
+            .await
+            .into_iter()
+            .skip(before)
+            .find(|(outcome, _)| outcome != "up")
+    })
+    .await;
+    assert!(
+        failed
+            .1
+            .as_deref()
+            .is_some_and(|e| e.contains("MCP server \"fixture\" is not connected")),
+        "{failed:?}"
+    );
+
+    // The heal is a reconnect: the server is started again (a working one now) and answers.
+    std::fs::remove_file(&down_flag).unwrap();
+    let response = app
+        .request(reqwest::Method::POST, HealthProxy, "/heal/mcp:fixture")
+        .bearer_auth(OPERATE)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let healed: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{healed}");
+    assert_eq!(healed["target"], "mcp:fixture");
+    assert_eq!(healed["action"], "reconnect");
+    assert_eq!(healed["outcome"], "healed");
+    let fixture = wait_state(&app, "fixture", "ready").await;
+    assert!(fixture["reconnects"].as_u64() >= Some(1), "{fixture}");
+    let new_pids = common::process::pids_with_env("FIXTURE_NAME", &marker);
+    assert_eq!(new_pids.len(), 1, "{new_pids:?}");
+    assert_ne!(new_pids, pids);
+
+    // The heal is on record, as every heal is.
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&app.db_path)
+        .read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let heals: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT target, action, outcome FROM heal_events ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(
+        heals,
+        [(
+            "mcp:fixture".to_owned(),
+            "reconnect".to_owned(),
+            "healed".to_owned()
+        )]
+    );
+    app.shutdown().await;
+}
+
+#[test]
+fn a_written_target_cannot_take_an_mcp_servers_name_and_the_made_ones_are_not_written_back() {
+    let refused = Config::from_json(
+        r#"{"services": [{"name": "mcp:x", "url": "http://127.0.0.1:9/"}]}"#,
+        "c.json",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("$.services[0].name")
+            && refused.contains("belongs to the target hale makes of an MCP server"),
+        "{refused}"
+    );
+    let refused = Config::from_json(
+        r#"{"services": [{"name": "x", "url": "mcp://x"}]}"#,
+        "c.json",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("listing it in mcp_servers"), "{refused}");
+    let refused = Config::from_json(
+        r#"{"mcp_servers": [{"name": "mcp:x", "command": ["x"]}]}"#,
+        "c.json",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("leave out the \"mcp:\""), "{refused}");
+
+    let config = Config::from_json(
+        r#"{"services": [], "mcp_servers": [{"name": "x", "command": ["x"], "timeout_s": 5, "interval_s": 10}]}"#,
+        "c.json",
+    )
+    .unwrap();
+    let names: Vec<&str> = config.services.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["mcp:x"]);
+    assert_eq!(config.services[0].url.to_string(), "mcp://x");
+    assert_eq!(config.services[0].interval_s, 10);
+    assert_eq!(config.services[0].timeout_ms, 5_000);
+    // Written back, the config has no target of its own, and reads back to the same config.
+    let text = serde_json::to_string(&config).unwrap();
+    assert!(!text.contains("mcp://"), "{text}");
+    assert_eq!(Config::from_json(&text, "again.json").unwrap(), config);
+    assert_eq!(config.clone().with_mcp_targets(), config);
+}
+
+#[tokio::test]
+async fn a_server_without_ping_is_checked_by_listing_its_tools() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let server = stdio_server(
+        "noping",
+        "stdio",
+        json!({
+            "env": {"FIXTURE_NO_PING": "1", "FIXTURE_LIST_LOG": log.path().display().to_string()},
+            "interval_s": 1,
+        }),
+    );
+    let config = bridge_config(vec![server]).flush_every_ms(50);
+    let mut app = spawn_app_with(config.build()).await;
+    wait_state(&app, "noping", "ready").await;
+    // The connection listed every page once (5 pages of 4); each check after that asks for a first page.
+    eventually("two checks of mcp:noping, up, by tools/list", || async {
+        let rows = stored_checks(&app, "mcp:noping").await;
+        let firsts = std::fs::read_to_string(log.path())
+            .unwrap()
+            .lines()
+            .filter(|l| *l == "list first")
+            .count();
+        (rows.iter().filter(|(outcome, _)| outcome == "up").count() >= 2 && firsts >= 3)
+            .then_some(())
+    })
+    .await;
+    let rows = stored_checks(&app, "mcp:noping").await;
+    assert!(rows.iter().all(|(outcome, _)| outcome == "up"), "{rows:?}");
+    app.shutdown().await;
+}

@@ -174,7 +174,10 @@ pub fn services(monitor: &Monitor) -> Vec<ServiceView> {
             ServiceView {
                 name: t.name().to_owned(),
                 url: t.config.url.redacted(),
-                method: (!t.config.url.is_tcp())
+                method: t
+                    .config
+                    .url
+                    .is_http()
                     .then(|| t.config.http_method().as_str().to_owned()),
                 timeout_ms: t.config.timeout_ms,
                 interval_s: t.config.interval_s,
@@ -199,7 +202,7 @@ pub fn services(monitor: &Monitor) -> Vec<ServiceView> {
 // annotations give the OpenAPI document the real types and bounds.
 pub struct HistoryParams {
     /// Only this service.
-    #[param(value_type = Option<String>, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 68, pattern = "^(mcp:)?[A-Za-z0-9._-]+$")]
     pub service: Option<String>,
     /// Checks at or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]

@@ -69,7 +69,7 @@ impl From<StoredHeal> for HealView {
 #[into_params(parameter_in = Query)]
 pub struct HealEventsParams {
     /// Only this target.
-    #[param(value_type = Option<String>, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 68, pattern = "^(mcp:)?[A-Za-z0-9._-]+$")]
     pub target: Option<String>,
     /// Attempts started at or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]

@@ -25,8 +25,11 @@ pub const MAX_RESULT_BYTES_LIMIT: usize = 64 << 20;
 pub struct McpServerConfig {
     pub name: ServiceName,
     pub transport: McpTransport,
-    /// Seconds for the handshake, a tool listing and each call (1..=3600).
+    /// Seconds for the handshake, a tool listing and each call (1..=3600); also the longest wait for the
+    /// answer to the `ping` of its target (`mcp:<name>`), at most its interval and 60 s.
     pub timeout_s: u64,
+    /// Seconds between two checks of its target `mcp:<name>` (1..=86400); a target's default when absent.
+    pub interval_s: Option<u64>,
     /// When not empty, only these tools are exposed.
     pub enabled_tools: Vec<String>,
     /// Tools never exposed (applied after `enabled_tools`).
@@ -125,6 +128,8 @@ struct RawMcpServer {
     bearer_token: Option<TokenSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    interval_s: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     enabled_tools: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -154,6 +159,12 @@ impl TryFrom<RawMcpServer> for McpServerConfig {
 
 /// A server from its raw form, under `name`.
 fn server(name: ServiceName, raw: RawMcpServer) -> Result<McpServerConfig, String> {
+    if name.mcp_server().is_some() {
+        return Err(format!(
+            "name: {:?}: an MCP server's name is its own (its target is then mcp:<name>); leave out the \"mcp:\"",
+            name.as_str()
+        ));
+    }
     let kind = raw.kind.as_deref();
     if kind == Some("sse") {
         return Err(
@@ -243,6 +254,11 @@ fn server(name: ServiceName, raw: RawMcpServer) -> Result<McpServerConfig, Strin
     if !(1..=3600).contains(&timeout_s) {
         return Err(format!("timeout_s: {timeout_s} is not between 1 and 3600"));
     }
+    if let Some(interval_s) = raw.interval_s.filter(|s| !(1..=86_400).contains(s)) {
+        return Err(format!(
+            "interval_s: {interval_s} is not between 1 and 86400"
+        ));
+    }
     let max_result_bytes = raw.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES);
     if !(1024..=MAX_RESULT_BYTES_LIMIT).contains(&max_result_bytes) {
         return Err(format!(
@@ -253,6 +269,7 @@ fn server(name: ServiceName, raw: RawMcpServer) -> Result<McpServerConfig, Strin
         name,
         transport,
         timeout_s,
+        interval_s: raw.interval_s,
         enabled_tools: raw.enabled_tools,
         disabled_tools: raw.disabled_tools,
         max_result_bytes,
@@ -266,6 +283,7 @@ impl From<McpServerConfig> for RawMcpServer {
         let mut raw = RawMcpServer {
             name: Some(server.name),
             timeout_s: Some(server.timeout_s),
+            interval_s: server.interval_s,
             enabled_tools: server.enabled_tools,
             disabled_tools: server.disabled_tools,
             max_result_bytes: Some(server.max_result_bytes),

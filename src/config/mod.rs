@@ -101,7 +101,10 @@ pub struct Config {
     pub listen: ListenConfig,
     pub http: HttpConfig,
     pub rate_limits: RateLimitsConfig,
-    /// The monitored targets; without this field hale watches its own three services.
+    /// The monitored targets; without this field hale watches its own three services. After loading it
+    /// also holds one target per MCP server (`mcp:<name>`, see `with_mcp_targets`), which is never written
+    /// back: the server's entry in `mcp_servers` is what makes it.
+    #[serde(serialize_with = "targets::serialize_written")]
     pub services: Vec<Arc<TargetConfig>>,
     pub monitor: MonitorConfig,
     pub breaker: BreakerConfig,
@@ -181,10 +184,24 @@ impl Config {
         }
         let from_editors = std::mem::take(&mut config.mcp_servers_from_editors.0);
         config.mcp_servers.extend(from_editors);
+        let config = config.with_mcp_targets();
         config
             .validate()
             .map_err(|Invalid { path, reason }| invalid(path, reason))?;
         Ok(config)
+    }
+
+    /// The config with one target per MCP server, `mcp:<name>` (`TargetUrl::Mcp`), after the written
+    /// targets, so that their checks go into the same history, breakers, SLOs, alerts and heals. Adds only
+    /// what is missing: calling it again changes nothing.
+    pub fn with_mcp_targets(mut self) -> Self {
+        for server in &self.mcp_servers {
+            let name = ServiceName::mcp_target(&server.name);
+            if !self.services.iter().any(|t| t.name == name) {
+                self.services.push(Arc::new(targets::mcp_target(server)));
+            }
+        }
+        self
     }
 
     /// Checks what types alone cannot (ranges, uniqueness, combinations), section by section.

@@ -78,7 +78,7 @@ fn redacted_url(url: &TargetUrl) -> TargetUrl {
             bare.set_path("/");
             TargetUrl::Http(bare)
         }
-        TargetUrl::Tcp { .. } => url.clone(),
+        TargetUrl::Tcp { .. } | TargetUrl::Mcp { .. } => url.clone(),
     })
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    BodyCondition, BreakerConfig, BreakerOverride, ExpectedStatus, Invalid, RunConfig, ServiceName,
-    TargetHeal, TargetUrl,
+    BodyCondition, BreakerConfig, BreakerOverride, ExpectedStatus, Invalid, McpServerConfig,
+    RunConfig, ServiceName, TargetHeal, TargetUrl,
 };
 
 /// The HTTP method of a probe.
@@ -137,6 +137,15 @@ impl TargetConfig {
 
     fn validate(&self, i: usize, global: &BreakerConfig, own: SocketAddr) -> Result<(), Invalid> {
         let at = |field: &str| format!("services[{i}].{field}");
+        if self.name.mcp_server().is_some() != self.url.is_mcp() {
+            return Err(Invalid::at(
+                at("name"),
+                format!(
+                    "{:?}: a name starting with \"mcp:\" belongs to the target hale makes of an MCP server; list the server in mcp_servers, or give this target another name",
+                    self.name.as_str()
+                ),
+            ));
+        }
         if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
             return Err(Invalid::at(
                 at("timeout_ms"),
@@ -182,21 +191,29 @@ impl TargetConfig {
         if let Some(reason) = probes_own_aggregate(&self.url, own) {
             return Err(Invalid::at(at("url"), reason));
         }
-        if self.url.is_tcp() {
+        if !self.url.is_http() {
+            let kind = if self.url.is_tcp() {
+                "a tcp://"
+            } else {
+                "an MCP"
+            };
             if self.method.is_some() {
                 return Err(Invalid::at(
                     at("method"),
-                    "a tcp:// target takes no HTTP method",
+                    format!("{kind} target takes no HTTP method"),
                 ));
             }
             if self.expected_status.is_some() {
                 return Err(Invalid::at(
                     at("expected_status"),
-                    "a tcp:// target has no HTTP status",
+                    format!("{kind} target has no HTTP status"),
                 ));
             }
             if self.body.is_some() {
-                return Err(Invalid::at(at("body"), "a tcp:// target has no body"));
+                return Err(Invalid::at(
+                    at("body"),
+                    format!("{kind} target has no body"),
+                ));
             }
         }
         if let Some(expected) = &self.expected_status {
@@ -277,6 +294,36 @@ fn probes_own_aggregate(url: &TargetUrl, own: SocketAddr) -> Option<String> {
 
 fn is_own_ip(ip: IpAddr, listen: IpAddr) -> bool {
     ip.is_loopback() || ip.is_unspecified() || ip == listen
+}
+
+/// The target hale makes of an MCP server: `mcp:<name>`, checked by an MCP `ping` every `interval_s` (the
+/// server's, else a target's default), within the server's `timeout_s` (at most the interval and 60 s).
+pub(crate) fn mcp_target(server: &McpServerConfig) -> TargetConfig {
+    let mut target = TargetConfig::new(
+        ServiceName::mcp_target(&server.name),
+        TargetUrl::Mcp {
+            server: server.name.clone(),
+        },
+    );
+    if let Some(interval_s) = server.interval_s {
+        target.interval_s = interval_s;
+    }
+    target.timeout_ms = server
+        .timeout_s
+        .saturating_mul(1000)
+        .min(target.interval_s.saturating_mul(1000))
+        .min(60_000);
+    target.tags = vec!["mcp".to_owned()];
+    target
+}
+
+/// `services` as written in a file: without the targets hale makes of MCP servers, so a config written back
+/// (`check-config`, a test's file) loads again.
+pub(crate) fn serialize_written<S: serde::Serializer>(
+    targets: &[Arc<TargetConfig>],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(targets.iter().filter(|t| !t.url.is_mcp()))
 }
 
 /// With no `services` in the file, hale watches its own three services.

@@ -8,15 +8,48 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// The name of a monitored service or an MCP server: 1-64 characters of `A-Z a-z 0-9 - _ .`.
+/// The name of a monitored service or an MCP server: 1-64 characters of `A-Z a-z 0-9 - _ .`; or the name of
+/// the target hale makes of an MCP server, `mcp:<server>` (`ServiceName::mcp_target`). A name written in
+/// `services` or `mcp_servers` never takes that form (`Config::validate` refuses it), so `mcp:x` is always
+/// the MCP server `x`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ServiceName(Arc<str>);
 
 impl ServiceName {
     pub const MAX_LEN: usize = 64;
+    /// What the name of an MCP server's target starts with.
+    pub const MCP_PREFIX: &'static str = "mcp:";
 
     pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(server) = raw.strip_prefix(Self::MCP_PREFIX) {
+            Self::parse_plain(server).map_err(|e| {
+                format!("{raw:?} names an MCP server's target, but its server: {e}")
+            })?;
+            return Ok(Self(Arc::from(raw)));
+        }
+        Self::parse_plain(raw)
+    }
+
+    /// The target hale makes of the MCP server `server`: `mcp:<server>`.
+    pub fn mcp_target(server: &ServiceName) -> Self {
+        match server.mcp_server() {
+            // Already a target's name: it stays what it is.
+            Some(_) => server.clone(),
+            None => Self(Arc::from(format!(
+                "{}{}",
+                Self::MCP_PREFIX,
+                server.as_str()
+            ))),
+        }
+    }
+
+    /// The MCP server this name is the target of, when it is `mcp:<server>`.
+    pub fn mcp_server(&self) -> Option<&str> {
+        self.0.strip_prefix(Self::MCP_PREFIX)
+    }
+
+    fn parse_plain(raw: &str) -> Result<Self, String> {
         if raw.is_empty() {
             return Err("a name must not be empty".to_owned());
         }
@@ -72,12 +105,15 @@ impl AsRef<str> for ServiceName {
     }
 }
 
-/// Where a target is probed: an HTTP(S) URL, or `tcp://host:port` for a plain connect check.
+/// Where a target is probed: an HTTP(S) URL, `tcp://host:port` for a plain connect check, or a configured MCP
+/// server (`mcp://<server>`, an MCP `ping`). The last is never written in a config: hale makes one target of
+/// each `mcp_servers` entry (`Config::with_mcp_targets`), and `parse` refuses the scheme.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum TargetUrl {
     Http(Url),
     Tcp { host: String, port: u16 },
+    Mcp { server: ServiceName },
 }
 
 impl TargetUrl {
@@ -118,6 +154,9 @@ impl TargetUrl {
                 }
                 Ok(Self::Tcp { host, port })
             }
+            "mcp" => Err(format!(
+                "{shown:?}: an MCP server is watched as a target by listing it in mcp_servers (its target is mcp:<name>)"
+            )),
             other => Err(format!(
                 "{shown:?} has scheme {other:?}; use http://, https:// or tcp://host:port"
             )),
@@ -126,6 +165,16 @@ impl TargetUrl {
 
     pub fn is_tcp(&self) -> bool {
         matches!(self, Self::Tcp { .. })
+    }
+
+    /// Whether this is an MCP server's target (`mcp://<server>`).
+    pub fn is_mcp(&self) -> bool {
+        matches!(self, Self::Mcp { .. })
+    }
+
+    /// Whether a probe of it is an HTTP request.
+    pub fn is_http(&self) -> bool {
+        matches!(self, Self::Http(_))
     }
 
     /// The URL as hale shows it in answers: the values of query pairs and of path parameters
@@ -221,6 +270,7 @@ impl fmt::Display for TargetUrl {
             Self::Http(url) => f.write_str(url.as_str()),
             Self::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Self::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Self::Mcp { server } => write!(f, "mcp://{server}"),
         }
     }
 }
@@ -317,6 +367,32 @@ mod tests {
         assert!(ServiceName::parse(&"x".repeat(65))
             .unwrap_err()
             .contains("longer than 64"));
+    }
+
+    #[test]
+    fn an_mcp_servers_target_is_named_mcp_and_its_url_is_never_parsed() {
+        let server = ServiceName::parse("fs").unwrap();
+        let target = ServiceName::mcp_target(&server);
+        assert_eq!(target.as_str(), "mcp:fs");
+        assert_eq!(target.mcp_server(), Some("fs"));
+        assert_eq!(server.mcp_server(), None);
+        // A reference to it (a route's path, an alert rule's target) parses; the server part is checked.
+        assert_eq!(ServiceName::parse("mcp:fs"), Ok(target));
+        let long = format!("mcp:{}", "x".repeat(64));
+        assert!(ServiceName::parse(&long).is_ok());
+        assert_eq!(
+            ServiceName::parse("mcp:a:b").unwrap_err(),
+            r#""mcp:a:b" names an MCP server's target, but its server: name "a:b" contains ':'; use letters, digits, '-', '_' or '.'"#
+        );
+        assert!(ServiceName::parse("mcp:")
+            .unwrap_err()
+            .contains("must not be empty"));
+        let url = TargetUrl::Mcp { server };
+        assert_eq!(url.to_string(), "mcp://fs");
+        assert!(url.is_mcp() && !url.is_http() && !url.is_tcp());
+        assert!(TargetUrl::parse("mcp://fs")
+            .unwrap_err()
+            .contains("listing it in mcp_servers"));
     }
 
     #[test]

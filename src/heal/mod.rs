@@ -1,4 +1,5 @@
-//! Auto-heal: acts on a target that is down (restart its supervised child, or run its heal command), then
+//! Auto-heal: acts on a target that is down (restart its supervised child, run its heal command, or connect
+//! again to the MCP server of an `mcp:<name>` target), then
 //! verifies that it answers again. Every attempt passes the same protections, in this order, and each one
 //! that refuses is recorded as the attempt's outcome:
 //! the target has an action; no workflow run holds it; its child did not exit with a "configuration error"
@@ -22,7 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::config::{Config, HealConfig};
+use crate::config::{Config, HealConfig, ServiceName};
 use crate::events::{Event, EventBus, Subscription};
 use crate::heal::policy::{Attempt, Decision, HealPolicy};
 use crate::metrics::{HealMetrics, RestartCause};
@@ -122,7 +123,9 @@ impl Healer {
             .iter()
             .map(|target| {
                 let heal = target.heal_settings();
-                let action = if heal.command.is_some() {
+                let action = if target.url.is_mcp() {
+                    HealAction::Reconnect
+                } else if heal.command.is_some() {
                     HealAction::Command
                 } else if target.run.is_some() {
                     HealAction::RestartChild
@@ -378,6 +381,10 @@ impl Healer {
                 }
                 done
             }
+            HealAction::Reconnect => match name.strip_prefix(ServiceName::MCP_PREFIX) {
+                Some(server) => self.monitor.mcp().reconnect(server).await,
+                None => Err(format!("{name} is not an MCP server's target")),
+            },
             HealAction::None => Err("nothing to do".to_owned()),
         };
         let (outcome, verify_latency, error) = match acted {

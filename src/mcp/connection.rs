@@ -3,17 +3,21 @@
 //! listing (each within the server's `timeout_s`), then serve until the connection ends, relisting tools
 //! when the server says they changed. A failed or ended connection is retried with capped backoff that
 //! starts over only after a connection that lasted (`STABLE_AFTER`), so a server that crashes at once is not
-//! restarted in a loop. One server's trouble never touches another's task.
+//! restarted in a loop. One server's trouble never touches another's task. A reconnect asked for (the heal
+//! of the server's target, `McpRegistry::reconnect`) ends the connection, or the wait of a backoff, and
+//! connects again at once.
 //!
 //! A stdio server is forked by the supervisor's `Spawner` thread: its own process group, killed by the
 //! kernel if hale dies (`PR_SET_PDEATHSIG`), a minimal environment (`PATH`, `HOME`, `LANG`, `TZ` and the
 //! server's `env`; never a role token) carrying `MCP_SERVER_OF`, by which the next start kills what a
 //! `kill -9` of hale left. Its stderr is kept (the last lines, for `/servers`) and logged at debug.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use rmcp::model::{ClientCapabilities, Implementation, InitializeRequestParams, Tool};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::async_rw::AsyncRwTransport;
@@ -112,6 +116,11 @@ async fn keep(connections: Arc<Connections>, slot: Arc<Slot>, cancel: Cancellati
     let registry = &connections.registry;
     let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX).with_stable_after(STABLE_AFTER);
     loop {
+        // A reconnect that was asked for is this attempt: a wake-up left over must not end the connection it
+        // makes.
+        if slot.reconnect_asked.swap(false, Ordering::AcqRel) {
+            let _ = slot.reconnect.notified().now_or_never();
+        }
         slot.connecting();
         registry.publish_states();
         let started = tokio::time::Instant::now();
@@ -121,6 +130,10 @@ async fn keep(connections: Arc<Connections>, slot: Arc<Slot>, cancel: Cancellati
         };
         let error = match attempt {
             Ok(mut live) => {
+                // A reconnect asked for while this attempt ran is this connection.
+                if slot.reconnect_asked.swap(false, Ordering::AcqRel) {
+                    let _ = slot.reconnect.notified().now_or_never();
+                }
                 tracing::info!(server = %slot.name, tools = live.tool_count, "connected to MCP server");
                 registry.rebuild_catalog();
                 registry.publish_states();
@@ -130,6 +143,10 @@ async fn keep(connections: Arc<Connections>, slot: Arc<Slot>, cancel: Cancellati
                 live.close().await;
                 match ended {
                     None => return,
+                    Some(why) if slot.reconnect_asked.load(Ordering::Acquire) => {
+                        tracing::info!(server = %slot.name, ended = %why, "reconnecting to MCP server as asked");
+                        continue;
+                    }
                     Some(why) => why,
                 }
             }
@@ -142,6 +159,8 @@ async fn keep(connections: Arc<Connections>, slot: Arc<Slot>, cancel: Cancellati
         registry.publish_states();
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
+            // A reconnect asked for (a heal) does not wait out the backoff.
+            () = slot.reconnect.notified() => {}
             () = cancel.cancelled() => return,
         }
     }
@@ -288,6 +307,9 @@ impl Live {
                 () = transport_closed(&self.service) => {
                     let _ = &closed;
                     return Some("the connection closed".to_owned());
+                }
+                () = slot.reconnect.notified() => {
+                    return Some("a reconnect was asked for".to_owned());
                 }
                 () = slot.tools_changed.notified() => {
                     tokio::time::sleep(RELIST_DEBOUNCE).await;

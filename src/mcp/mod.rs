@@ -2,12 +2,14 @@
 //! connection per server (`connection.rs`, a `Worker` that connects, lists tools, follows
 //! `tools/list_changed` and reconnects with backoff), the catalog of their tools under the names HTTP clients
 //! call (`catalog.rs`), and the call path (`registry.rs`: schema check, a breaker per tool, timeout with
-//! upstream cancellation, a cap on the result). The routes are in `services/mcp_bridge.rs`; this module
+//! upstream cancellation, a cap on the result), and what watching a server as a target needs (`watch.rs`: a
+//! `ping`, a reconnect). The routes are in `services/mcp_bridge.rs`; this module
 //! knows nothing of HTTP, and it is the only one that knows `rmcp`.
 
 mod catalog;
 mod connection;
 mod registry;
+mod watch;
 
 pub use catalog::{sanitize, Catalog, CatalogTool, CheckError, SchemaViolation, SEPARATOR};
 pub use connection::Connections;
@@ -15,3 +17,4 @@ pub use registry::{
     CallContext, CallError, CallOutcome, McpRegistry, ServerState, ServerView, ToolView,
     STDERR_LINES_KEPT,
 };
+pub use watch::PingError;

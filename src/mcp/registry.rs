@@ -156,6 +156,10 @@ pub(crate) struct Slot {
     stderr: Mutex<VecDeque<String>>,
     /// Rung by a `tools/list_changed` notification.
     pub tools_changed: Notify,
+    /// Rung to drop the connection and connect again at once (`McpRegistry::reconnect`).
+    pub reconnect: Notify,
+    /// Set while a reconnect asked for is under way: the connection's end is no failure to back off from.
+    pub reconnect_asked: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +201,8 @@ impl Slot {
             peer: RwLock::new(None),
             stderr: Mutex::new(VecDeque::with_capacity(STDERR_LINES_KEPT)),
             tools_changed: Notify::new(),
+            reconnect: Notify::new(),
+            reconnect_asked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -275,11 +281,11 @@ impl Slot {
             .collect()
     }
 
-    fn peer(&self) -> Option<Peer<RoleClient>> {
+    pub(crate) fn peer(&self) -> Option<Peer<RoleClient>> {
         self.peer.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn view(&self) -> ServerView {
+    pub(crate) fn view(&self) -> ServerView {
         let status = self.status().clone();
         ServerView {
             name: self.name.to_string(),
@@ -436,7 +442,7 @@ impl McpRegistry {
         self.slot(&tool.server).map(|slot| slot.config.call_role)
     }
 
-    fn slot(&self, server: &str) -> Option<&Arc<Slot>> {
+    pub(crate) fn slot(&self, server: &str) -> Option<&Arc<Slot>> {
         self.slots.iter().find(|slot| &*slot.name == server)
     }
 

@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::answers::HealthResponse;
 use crate::breaker::BreakerState;
-use crate::config::Config;
+use crate::config::{Config, TargetUrl};
 use crate::export::{self, units, Generated};
 use crate::kind::ServiceKind;
 use crate::markdown::cell;
@@ -887,7 +887,12 @@ impl Online<'_> {
                         target.name,
                         found.error.clone().unwrap_or_else(|| "not the expected answer".to_owned())
                     ),
-                    if target.url.is_tcp() {
+                    if let TargetUrl::Mcp { server } = &target.url {
+                        format!(
+                            "hale is not connected to the MCP server {server}: GET /servers on the MCP WebBridge \
+                             shows its state, last error and stderr; fix its entry in mcp_servers or start it"
+                        )
+                    } else if target.url.is_tcp() {
                         format!(
                             "nothing accepts connections at {url}: start the service, or fix {at}.url if it moved"
                         )

@@ -1,4 +1,5 @@
-//! One check of one target, HTTP or TCP, never longer than the target's timeout.
+//! One check of one target, HTTP or TCP, never longer than the target's timeout (an MCP server's target is
+//! checked through `probe::mcp`).
 
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,14 @@ async fn check(client: &reqwest::Client, target: &TargetConfig) -> CheckResult {
     match &target.url {
         TargetUrl::Http(url) => check_http(client, target, url.clone()).await,
         TargetUrl::Tcp { host, port } => check_tcp(host, *port).await,
+        // The monitor checks these through its `McpLink`; here there is no MCP client to ask.
+        TargetUrl::Mcp { server } => CheckResult::new(
+            Outcome::Error,
+            None,
+            Some(format!(
+                "MCP server {server:?} is checked by the monitor, not by a plain probe"
+            )),
+        ),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::limits::{self, ProbeBudget};
 use crate::metrics::HealthMetrics;
 use crate::probe::check::{self, CheckResult};
 use crate::probe::score::{self, ScoreInput};
-use crate::probe::{HealthSweep, LatestCheck, OutcomeCounts, Target};
+use crate::probe::{HealthSweep, LatestCheck, McpLink, OutcomeCounts, Target};
 use crate::records::{CheckRecord, CheckSource, Outcome};
 use crate::store::writer::CheckWriter;
 use crate::store::{Store, StoreError};
@@ -40,6 +40,8 @@ pub struct Monitor {
     probes: Semaphore,
     /// Probe every target at its interval (`monitor.background_checks`); else only on request.
     pub(crate) background: bool,
+    /// Where the MCP servers' targets (`mcp:<name>`) are checked and healed.
+    mcp: McpLink,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +75,7 @@ fn distinct_http_hosts(targets: &[Arc<TargetConfig>]) -> usize {
                 url.host_str().map(str::to_owned),
                 url.port_or_known_default(),
             )),
-            TargetUrl::Tcp { .. } => None,
+            TargetUrl::Tcp { .. } | TargetUrl::Mcp { .. } => None,
         })
         .collect::<HashSet<_>>()
         .len()
@@ -122,6 +124,7 @@ impl Monitor {
             slow_threshold: Duration::from_millis(config.monitor.slow_threshold_ms),
             probes: Semaphore::new(budget.concurrency),
             background: config.monitor.background_checks,
+            mcp: McpLink::default(),
         };
         for (target, transition) in restored {
             monitor.breaker_moved(&target, &transition).await;
@@ -162,6 +165,27 @@ impl Monitor {
         budget
     }
 
+    /// The monitor, checking the MCP servers' targets through `link` (filled by the MCP WebBridge's assembly).
+    pub fn with_mcp(mut self, link: McpLink) -> Self {
+        self.mcp = link;
+        self
+    }
+
+    /// Where the MCP servers' targets are checked and healed.
+    pub fn mcp(&self) -> &McpLink {
+        &self.mcp
+    }
+
+    /// One probe of a target: an HTTP or TCP check, or an MCP server's ping.
+    async fn probe(&self, target: &TargetConfig) -> CheckResult {
+        match &target.url {
+            TargetUrl::Mcp { server } => self.mcp.check(server.as_str(), target.timeout()).await,
+            TargetUrl::Http(_) | TargetUrl::Tcp { .. } => {
+                check::run_check(&self.client, target).await
+            }
+        }
+    }
+
     pub fn targets(&self) -> &[Arc<Target>] {
         &self.targets
     }
@@ -182,7 +206,7 @@ impl Monitor {
             .await
             .expect("the probe semaphore stays open");
         let _running = self.metrics.probe_started();
-        check::run_check(&self.client, &target.config).await
+        self.probe(&target.config).await
     }
 
     /// Checks one target: through its breaker (an on-demand check of an open breaker is answered
@@ -273,7 +297,7 @@ impl Monitor {
                 // The semaphore is never closed.
                 let _slot = slot.expect("the probe semaphore stays open");
                 let _running = self.metrics.probe_started();
-                let result: CheckResult = check::run_check(&self.client, &target.config).await;
+                let result: CheckResult = self.probe(&target.config).await;
                 let transition = if result.outcome.is_up() {
                     permit.success()
                 } else {

@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::events::EventBus;
 use crate::kind::ServiceKind;
 use crate::metrics::{ServiceMetrics, StartLabels};
-use crate::probe::MonitorError;
+use crate::probe::{McpLink, MonitorError};
 use crate::services::boss_api::{self, BossApiState};
 use crate::services::health_proxy::{self, HealthProxyState};
 use crate::services::mcp_bridge::{self, McpBridgeState};
@@ -26,6 +26,9 @@ pub struct Shared {
     pub start_labels: StartLabels,
     /// This service's metrics; its own collectors are registered in their registry.
     pub metrics: ServiceMetrics,
+    /// One for all services: the MCP WebBridge's assembly fills it, the Health Proxy's monitor checks and
+    /// heals the MCP servers' targets (`mcp:<name>`) through it.
+    pub mcp: McpLink,
 }
 
 /// One service, assembled: its handlers' state and its background workers.

@@ -2,8 +2,10 @@
 //! `crate::mcp`; these handlers translate HTTP into its calls and back.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -14,8 +16,12 @@ use crate::answers::HealthResponse;
 use crate::auth::Role;
 use crate::config::CallRole;
 use crate::http::{ApiError, Caller, ErrorBody, HttpContext, RequestId};
-use crate::mcp::{CallContext, CallError, Connections, McpRegistry, ServerView, ToolView};
+use crate::mcp::{
+    CallContext, CallError, Connections, McpRegistry, PingError, ServerView, ToolView,
+};
 use crate::metrics::McpMetrics;
+use crate::probe::{McpCheckFailure, McpServers};
+use crate::records::Outcome;
 use crate::services::{common, Assembled, Core, ServiceState, Shared};
 use crate::supervise::env::EnvPolicy;
 use crate::worker::Worker;
@@ -50,9 +56,42 @@ pub fn assemble(shared: &Shared) -> Assembled {
             mark,
         ))]
     };
+    // The Health Proxy's monitor checks and heals the servers' targets (`mcp:<name>`) through the registry.
+    shared
+        .mcp
+        .connect(Arc::new(WatchedServers(registry.clone())));
     Assembled {
         state: ServiceState::McpBridge(web::Data::new(McpBridgeState { registry })),
         workers,
+    }
+}
+
+/// The registry as the monitor and auto-heal see it: a check is a ping, a heal is a reconnect.
+struct WatchedServers(Arc<McpRegistry>);
+
+impl McpServers for WatchedServers {
+    fn check<'a>(
+        &'a self,
+        server: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), McpCheckFailure>> {
+        Box::pin(async move {
+            self.0.ping(server, timeout).await.map_err(|e| {
+                let outcome = match e {
+                    PingError::Timeout { .. } => Outcome::Timeout,
+                    PingError::NotReady { .. } => Outcome::Down,
+                    PingError::Unknown(_) | PingError::Failed { .. } => Outcome::Error,
+                };
+                McpCheckFailure {
+                    outcome,
+                    error: e.to_string(),
+                }
+            })
+        })
+    }
+
+    fn reconnect<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.0.reconnect(server).map(|_| ()) })
     }
 }
 

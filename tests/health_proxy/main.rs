@@ -603,7 +603,8 @@ fn the_openapi_document_gives_history_parameters_their_real_types() {
     }
     assert_eq!(
         schema("service"),
-        serde_json::json!({"type": "string", "minLength": 1, "maxLength": ServiceName::MAX_LEN, "pattern": "^[A-Za-z0-9._-]+$"})
+        // A written target's name, or an MCP server's target (`mcp:<name>`).
+        serde_json::json!({"type": "string", "minLength": 1, "maxLength": ServiceName::MAX_LEN + ServiceName::MCP_PREFIX.len(), "pattern": "^(mcp:)?[A-Za-z0-9._-]+$"})
     );
     assert_eq!(schema("cursor"), serde_json::json!({"type": "string"}));
 }

@@ -32,7 +32,8 @@ pub async fn assemble(shared: &Shared) -> Result<Assembled, AssembleError> {
             shared.events.clone(),
             core.clock.clone(),
         )
-        .await?,
+        .await?
+        .with_mcp(shared.mcp.clone()),
     );
     let heal_metrics = HealMetrics::register(registry);
     heal_metrics.start_series(&shared.start_labels);

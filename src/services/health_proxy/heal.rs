@@ -39,7 +39,7 @@ pub async fn heal_events(
 /// back, 409 when a protection refused it; the body is the attempt in every case.
 #[utoipa::path(
     tag = "heal",
-    params(("target" = String, Path, description = "A configured target's name", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")),
+    params(("target" = String, Path, description = "A configured target's name", min_length = 1, max_length = 68, pattern = "^(mcp:)?[A-Za-z0-9._-]+$")),
     responses(
         (status = 200, description = "Healed", body = HealView, example = json!({
             "id": 43, "target": "api", "trigger": "manual", "action": "restart_child",

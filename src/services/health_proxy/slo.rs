@@ -72,7 +72,7 @@ pub async fn slo_all(
 #[utoipa::path(
     tag = "slo",
     params(
-        ("service" = String, Path, description = "A configured target's name", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$"),
+        ("service" = String, Path, description = "A configured target's name", min_length = 1, max_length = 68, pattern = "^(mcp:)?[A-Za-z0-9._-]+$"),
         SloParams,
     ),
     responses(
