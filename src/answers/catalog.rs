@@ -79,8 +79,9 @@ const fn answer(
 }
 
 /// Changes whose route the guard lets `read` through because the handler decides the role: a tool call
-/// needs `operate` unless the tool's server has `call_role: read`.
-pub const ROLE_CHECKED_BY_HANDLER: &[&str] = &["call_tool"];
+/// needs `operate` unless the tool's server has `call_role: read`; an MCP message to `/mcp` needs `operate`
+/// only for the `heal` tool.
+pub const ROLE_CHECKED_BY_HANDLER: &[&str] = &["call_tool", "mcp"];
 
 /// Every answer of every service. A change needs at least `operate`; a read needs `read` unless what it
 /// shows calls for more.
@@ -146,6 +147,10 @@ pub const ANSWERS: &[Answer] = &[
     answer("mcp_servers", Read, Get, "/servers", MCP_BRIDGE, Json),
     answer("mcp_tools", Read, Get, "/tools", MCP_BRIDGE, Json),
     answer("call_tool", Read, Post, "/tools/{name}", MCP_BRIDGE, Json),
+    // hale's own MCP server (streamable HTTP): reads need read; its `heal` tool checks for operate on each
+    // call. A GET would open a stream, which this stateless server does not offer (405).
+    answer("mcp", Read, Post, "/mcp", MCP_BRIDGE, Json),
+    answer("mcp_stream", Read, Get, "/mcp", MCP_BRIDGE, Json),
     // Boss API: operations.
     answer("healthz", Read, Get, "/healthz", BOSS_API, Json),
     answer("audit", Admin, Get, "/audit", BOSS_API, Json),

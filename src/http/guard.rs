@@ -65,6 +65,9 @@ impl Guard {
             role: *role,
             group: if route == TOOL_CALL_ROUTE {
                 RateGroup::ToolCall
+            } else if route == MCP_ROUTE {
+                // An MCP session is several messages (initialize, the list, the calls), mostly reads.
+                RateGroup::Read
             } else {
                 RateGroup::Write
             },
@@ -74,6 +77,8 @@ impl Guard {
 
 /// The MCP WebBridge's tool call: rate-limited per client and tool.
 const TOOL_CALL_ROUTE: &str = "/tools/{name}";
+/// hale's own MCP server.
+const MCP_ROUTE: &str = "/mcp";
 
 /// The bucket of a read: what monitors and scrapers poll, `/health/all`, or any other read.
 fn read_group(route: &str) -> RateGroup {

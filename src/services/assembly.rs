@@ -26,6 +26,8 @@ pub struct Shared {
     pub start_labels: StartLabels,
     /// This service's metrics; its own collectors are registered in their registry.
     pub metrics: ServiceMetrics,
+    /// The Health Proxy's state, once it is assembled in this process: hale's MCP tools answer from it.
+    pub health_proxy: Option<web::Data<HealthProxyState>>,
 }
 
 /// One service, assembled: its handlers' state and its background workers.
