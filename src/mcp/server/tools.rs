@@ -269,6 +269,14 @@ fn clean(value: Value, defs: &HashMap<String, Value>, depth: usize) -> Value {
             for (key, value) in map {
                 match key.as_str() {
                     "example" => {}
+                    // `["string", "null"]` as `anyOf` branches of one type each, which more clients map.
+                    "type" if value.as_array().is_some_and(|types| types.len() > 1) => {
+                        let branches: Vec<Value> = value
+                            .as_array()
+                            .map(|types| types.iter().map(|t| json!({ "type": t })).collect())
+                            .unwrap_or_default();
+                        out.insert("anyOf".to_owned(), Value::Array(branches));
+                    }
                     "format" if value.as_str().is_some_and(|f| OPENAPI_FORMATS.contains(&f)) => {}
                     "properties" => {
                         let properties = match value {
