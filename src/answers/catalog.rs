@@ -147,10 +147,9 @@ pub const ANSWERS: &[Answer] = &[
     answer("mcp_servers", Read, Get, "/servers", MCP_BRIDGE, Json),
     answer("mcp_tools", Read, Get, "/tools", MCP_BRIDGE, Json),
     answer("call_tool", Read, Post, "/tools/{name}", MCP_BRIDGE, Json),
-    // hale's own MCP server (streamable HTTP): reads need read; its `heal` tool checks for operate on each
-    // call. A GET would open a stream, which this stateless server does not offer (405).
+    // hale's own MCP server (streamable HTTP, stateless): reads need read; its `heal` tool checks for
+    // operate on each call. No GET: the server opens no stream of its own (405).
     answer("mcp", Read, Post, "/mcp", MCP_BRIDGE, Json),
-    answer("mcp_stream", Read, Get, "/mcp", MCP_BRIDGE, Json),
     // Boss API: operations.
     answer("healthz", Read, Get, "/healthz", BOSS_API, Json),
     answer("audit", Admin, Get, "/audit", BOSS_API, Json),

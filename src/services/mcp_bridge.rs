@@ -77,8 +77,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(servers)
         .service(tools)
         .service(call_tool)
-        .service(mcp_post)
-        .service(mcp_get);
+        .service(mcp_post);
 }
 
 /// hale's own MCP server (streamable HTTP, stateless): a JSON-RPC message in, its answer as JSON.
@@ -86,13 +85,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// The tools are hale's answers (`health_all`, `health_history`, `slo`, `slo_target`, `slo_report`,
 /// `heal_events`, `active_alerts`, `heal`), each built by the function its route calls. Reads need the read
 /// role (or loopback); the `heal` tool needs the operate role, checked on each call. The client must
-/// accept `application/json` and `text/event-stream`.
+/// accept `application/json` and `text/event-stream`. There is no `GET /mcp` (405): the server opens no
+/// stream of its own, every answer comes back in its POST's response.
 #[utoipa::path(
     tag = "mcp",
     request_body(content = Object, description = "A JSON-RPC message of the Model Context Protocol", content_type = "application/json",
         example = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
     responses(
-        (status = 200, description = "The JSON-RPC answer (an error answer names the bad argument)", content_type = "application/json", body = Object),
+        (status = 200, description = "The JSON-RPC answer (an error answer names the bad argument)", content_type = "application/json", body = Object,
+            example = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "health_all", "description": "Checks every target now", "inputSchema": {"type": "object", "properties": {}}}]}})),
         (status = 202, description = "A notification or a response was accepted"),
         (status = 400, description = "The body is not a JSON-RPC message"),
         (status = 403, description = "The `Host` or `Origin` header is not allowed (DNS rebinding protection)"),
@@ -109,22 +110,6 @@ pub async fn mcp_post(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     mcp(req, state, body).await
-}
-
-/// hale's MCP server offers no stream of its own: 405 (every answer comes in the POST's response).
-#[utoipa::path(
-    tag = "mcp",
-    responses(
-        (status = 405, description = "No server-initiated stream: send each message with POST"),
-        (status = 403, description = "The `Host` or `Origin` header is not allowed (DNS rebinding protection)"),
-    )
-)]
-#[get("/mcp")]
-pub async fn mcp_get(
-    req: HttpRequest,
-    state: web::Data<McpBridgeState>,
-) -> Result<HttpResponse, ApiError> {
-    mcp(req, state, web::Bytes::new()).await
 }
 
 /// The actix request as an `http` request for rmcp's service (with the caller's role in its extensions),
