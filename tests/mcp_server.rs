@@ -343,6 +343,19 @@ async fn over_http_each_tool_answers_as_its_route_and_heal_needs_operate() {
     let open = http_client(app, None).await;
     let operate = http_client(app, Some(OPERATE)).await;
     heal_needs_operate(app, &open, &client, &operate).await;
+    // No stream of its own: a GET is 405.
+    let get = app.get(McpBridge, "/mcp").await;
+    assert_eq!(get.status().as_u16(), 405);
+    // On loopback, a Host that is not a loopback name is refused (DNS rebinding).
+    let rebound = app
+        .request(reqwest::Method::POST, McpBridge, "/mcp")
+        .header("host", "evil.example")
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .expect("POST /mcp");
+    assert_eq!(rebound.status().as_u16(), 403);
     // A token that is not one is refused before any MCP message.
     let mut config = StreamableHttpClientTransportConfig::with_uri(app.url(McpBridge, "/mcp"));
     config = config.auth_header("not-a-token-of-this-hale".to_owned());
@@ -360,6 +373,21 @@ async fn over_stdio_each_tool_answers_as_its_route_and_heal_needs_operate() {
     let (open, _open_child) = stdio_client(app, None).await;
     let (operate, _operate_child) = stdio_client(app, Some(OPERATE)).await;
     heal_needs_operate(app, &open, &client, &operate).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_health_proxy_its_tools_say_so_and_the_stored_answers_still_come() {
+    let app = common::app::spawn_app_only(TestConfig::new().build(), Some(McpBridge)).await;
+    let client = http_client(&app, None).await;
+    let error = call(&client, "health_all", json!({}))
+        .await
+        .expect_err("no monitor in this process");
+    assert!(
+        error.contains("the Health Proxy does not run in this hale process"),
+        "{error}"
+    );
+    let events = structured(&client, "heal_events", json!({})).await;
+    assert_eq!(events, json!({"events": []}));
 }
 
 #[tokio::test]
