@@ -2,6 +2,9 @@
 //! report` prints), over `/mcp` and over `hale mcp` (stdio), with rmcp's client and with the MCP
 //! Inspector's CLI; `heal` needs the operate role on each call; a bad argument is an error that names it.
 
+// The shared helpers in `common` unwrap outside `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -52,8 +55,13 @@ async fn start() -> Setup {
     let (status, _) = app.get_json(HealthProxy, "/health/all").await;
     assert_eq!(status, 200, "api is up");
     common::eventually("the first stored check of api", || async {
-        let (_, page) = app.get_json(HealthProxy, "/health/history?service=api").await;
-        (page["items"].as_array().is_some_and(|items| !items.is_empty())).then_some(())
+        let (_, page) = app
+            .get_json(HealthProxy, "/health/history?service=api")
+            .await;
+        (page["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty()))
+        .then_some(())
     })
     .await;
     Setup {
@@ -167,7 +175,10 @@ where
             return;
         }
         if tokio::time::Instant::now() > deadline {
-            assert_eq!(from_tool, from_route, "{what}: the tool and its route disagree");
+            assert_eq!(
+                from_tool, from_route,
+                "{what}: the tool and its route disagree"
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -179,7 +190,9 @@ async fn cli_report(setup: &Setup) -> Value {
     let config = setup.config_path.display().to_string();
     let output = run_hale(
         setup.app.dir.path(),
-        &["slo", "report", "--format", "json", "--db", &db, "--config", &config],
+        &[
+            "slo", "report", "--format", "json", "--db", &db, "--config", &config,
+        ],
     )
     .await;
     let code = exit_code(output.status);
@@ -194,11 +207,7 @@ async fn cli_report(setup: &Setup) -> Value {
 /// Every read tool against its route on the same hale, then the report against the command line's.
 async fn every_tool_answers_as_its_route(setup: &Setup, client: &Client) {
     let app = &setup.app;
-    let tools = client
-        .peer()
-        .list_all_tools()
-        .await
-        .expect("tools/list");
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort_unstable();
     assert_eq!(
@@ -215,14 +224,29 @@ async fn every_tool_answers_as_its_route(setup: &Setup, client: &Client) {
         ]
     );
     for tool in &tools {
-        assert!(tool.output_schema.is_some(), "{}: no output schema", tool.name);
+        assert!(
+            tool.output_schema.is_some(),
+            "{}: no output schema",
+            tool.name
+        );
         assert_eq!(tool.input_schema["type"], "object", "{}", tool.name);
     }
 
     agree(
         "health_history",
-        async || app.get_json(HealthProxy, "/health/history?service=api&limit=5").await.1,
-        async || structured(client, "health_history", json!({"service": "api", "limit": 5})).await,
+        async || {
+            app.get_json(HealthProxy, "/health/history?service=api&limit=5")
+                .await
+                .1
+        },
+        async || {
+            structured(
+                client,
+                "health_history",
+                json!({"service": "api", "limit": 5}),
+            )
+            .await
+        },
     )
     .await;
     agree(
@@ -270,7 +294,9 @@ async fn every_tool_answers_as_its_route(setup: &Setup, client: &Client) {
         },
     )
     .await;
-    let markdown = call(client, "slo_report", json!({})).await.expect("the report");
+    let markdown = call(client, "slo_report", json!({}))
+        .await
+        .expect("the report");
     let text = serde_json::to_value(&markdown.content).expect("content")[0]["text"]
         .as_str()
         .unwrap_or_default()
@@ -288,7 +314,11 @@ async fn bad_arguments_are_named(client: &Client) {
         ("health_history", json!({"limt": 5}), "limt: "),
         ("health_history", json!({"since": "yesterday"}), "since: "),
         ("slo_target", json!({}), "service: missing"),
-        ("slo_target", json!({"service": "nope"}), "no target named \"nope\""),
+        (
+            "slo_target",
+            json!({"service": "nope"}),
+            "no target named \"nope\"",
+        ),
         ("slo_report", json!({"format": "pdf"}), "format: "),
         ("heal_events", json!({"limit": [1]}), "limit: must be"),
         ("no_such_tool", json!({}), "no tool named \"no_such_tool\""),
@@ -297,7 +327,10 @@ async fn bad_arguments_are_named(client: &Client) {
         let error = call(client, tool, args.clone())
             .await
             .expect_err(&format!("{tool} {args} is refused"));
-        assert!(error.contains(expected), "{tool} {args}: {error:?} should say {expected:?}");
+        assert!(
+            error.contains(expected),
+            "{tool} {args}: {error:?} should say {expected:?}"
+        );
     }
 }
 
@@ -316,7 +349,9 @@ async fn heal_needs_operate(app: &TestApp, open: &Client, read: &Client, operate
         refused.contains("needs the operate role") && refused.contains("grants read"),
         "{refused}"
     );
-    let healed = heal_answer(operate).await.expect("heal with an operate token");
+    let healed = heal_answer(operate)
+        .await
+        .expect("heal with an operate token");
     assert_eq!(healed["outcome"], "healed", "{healed}");
     assert_eq!(healed["target"], "api");
     // Stored as `POST /heal/{target}` stores its heals (times kept to the millisecond).
@@ -327,7 +362,9 @@ async fn heal_needs_operate(app: &TestApp, open: &Client, read: &Client, operate
             .all(|k| e[*k] == healed[*k])
     };
     assert!(
-        events.as_array().is_some_and(|e| e.iter().any(|e| same(&e))),
+        events
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| same(&e))),
         "the tool's heal is a stored one: {healed} not in {events}"
     );
     assert_eq!(healed["trigger"], "manual");
@@ -448,7 +485,12 @@ async fn run_inspector(dir: &Path, args: &[&str]) -> Value {
 fn tool_names(listed: &Value) -> Vec<String> {
     let mut names: Vec<String> = listed["tools"]
         .as_array()
-        .map(|tools| tools.iter().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect())
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort_unstable();
     names
@@ -461,31 +503,64 @@ async fn the_inspector_lists_and_calls_hales_tools_over_http_and_stdio() {
     let dir = app.dir.path();
     let url = app.url(McpBridge, "/mcp");
     let bearer = format!("Authorization: Bearer {READ}");
-    let over_http = ["--transport", "http", "--server-url", &url, "--header", &bearer];
+    let over_http = [
+        "--transport",
+        "http",
+        "--server-url",
+        &url,
+        "--header",
+        &bearer,
+    ];
     let hale = hale_bin();
     let over_stdio = [hale, "mcp", "--url", &url];
 
     let listed = run_inspector(dir, &[&over_http[..], &["--method", "tools/list"]].concat()).await;
     assert_eq!(tool_names(&listed).len(), 8, "{listed}");
     assert!(tool_names(&listed).contains(&"slo_report".to_owned()));
-    let listed_stdio =
-        run_inspector(dir, &[&over_stdio[..], &["--method", "tools/list"]].concat()).await;
+    let listed_stdio = run_inspector(
+        dir,
+        &[&over_stdio[..], &["--method", "tools/list"]].concat(),
+    )
+    .await;
     assert_eq!(tool_names(&listed_stdio), tool_names(&listed));
 
-    let history = ["--method", "tools/call", "--tool-name", "health_history", "--tool-arg", "service=api", "limit=5"];
+    let history = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "health_history",
+        "--tool-arg",
+        "service=api",
+        "limit=5",
+    ];
     for transport in [&over_http[..], &over_stdio[..]] {
         agree(
             "health_history through the inspector",
-            async || app.get_json(HealthProxy, "/health/history?service=api&limit=5").await.1,
-            async || run_inspector(dir, &[transport, &history[..]].concat()).await["structuredContent"].clone(),
+            async || {
+                app.get_json(HealthProxy, "/health/history?service=api&limit=5")
+                    .await
+                    .1
+            },
+            async || {
+                run_inspector(dir, &[transport, &history[..]].concat()).await["structuredContent"]
+                    .clone()
+            },
         )
         .await;
         agree(
             "slo_target through the inspector",
             async || app.get_json(HealthProxy, "/slo/api").await.1,
             async || {
-                let args = ["--method", "tools/call", "--tool-name", "slo_target", "--tool-arg", "service=api"];
-                run_inspector(dir, &[transport, &args[..]].concat()).await["structuredContent"].clone()
+                let args = [
+                    "--method",
+                    "tools/call",
+                    "--tool-name",
+                    "slo_target",
+                    "--tool-arg",
+                    "service=api",
+                ];
+                run_inspector(dir, &[transport, &args[..]].concat()).await["structuredContent"]
+                    .clone()
             },
         )
         .await;

@@ -61,10 +61,7 @@ pub fn assemble(shared: &Shared) -> Assembled {
             slo: state.slo.clone(),
         }),
     };
-    let endpoint = McpEndpoint::new(
-        Arc::new(parts),
-        config.listen.mcp_bridge.ip().is_loopback(),
-    );
+    let endpoint = McpEndpoint::new(Arc::new(parts), config.listen.mcp_bridge.ip().is_loopback());
     Assembled {
         state: ServiceState::McpBridge(web::Data::new(McpBridgeState { registry, endpoint })),
         workers,
@@ -129,7 +126,8 @@ async fn mcp(
     let bad = |what: &str| ApiError::BadRequest(format!("the request's {what} cannot be read"));
     let mut builder = http::Request::builder()
         .method(
-            http::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad("method"))?,
+            http::Method::from_bytes(req.method().as_str().as_bytes())
+                .map_err(|_| bad("method"))?,
         )
         .uri(req.uri().to_string());
     for (name, value) in req.headers() {

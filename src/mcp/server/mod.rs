@@ -161,7 +161,8 @@ impl HaleServer {
                             "heal needs the {} role; {}",
                             tool.role(),
                             match caller {
-                                None => "send Authorization: Bearer <token> with an operate token".to_owned(),
+                                None => "send Authorization: Bearer <token> with an operate token"
+                                    .to_owned(),
                                 Some(role) => format!("this token grants {role}"),
                             }
                         ),
@@ -186,7 +187,10 @@ impl HaleServer {
             match args.get(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(McpError::invalid_params(format!("{name}: must be a string"), None)),
+                Some(_) => Err(McpError::invalid_params(
+                    format!("{name}: must be a string"),
+                    None,
+                )),
             }
         };
         let format = match text_arg("format")?.as_deref() {
@@ -202,11 +206,17 @@ impl HaleServer {
         let exact = match args.get("exact") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(McpError::invalid_params("exact: must be true or false", None)),
+            Some(_) => {
+                return Err(McpError::invalid_params(
+                    "exact: must be true or false",
+                    None,
+                ))
+            }
         };
         let service = text_arg("service")?;
         let now = chrono::Utc::now();
-        let raw = text_arg("window")?.unwrap_or_else(|| format!("{}d", parts.config.slo.window_days));
+        let raw =
+            text_arg("window")?.unwrap_or_else(|| format!("{}d", parts.config.slo.window_days));
         let window = parse_window(&raw, now, parts.config.storage.rollup_retention_days)
             .map_err(|e| McpError::invalid_params(format!("window: {e}"), None))?;
         let report = build(
@@ -226,8 +236,9 @@ impl HaleServer {
             other => McpError::invalid_params(other.to_string(), None),
         })?;
         let json = render(&report, ReportFormat::Json);
-        let value: Value = serde_json::from_str(&json)
-            .map_err(|e| McpError::internal_error(format!("cannot read the JSON report back: {e}"), None))?;
+        let value: Value = serde_json::from_str(&json).map_err(|e| {
+            McpError::internal_error(format!("cannot read the JSON report back: {e}"), None)
+        })?;
         let text = match format {
             ReportFormat::Json => json,
             _ => render(&report, format),
@@ -273,7 +284,11 @@ impl ServerHandler for HaleServer {
         let Some(tool) = HaleTool::by_name(&request.name) else {
             let names: Vec<&str> = HaleTool::ALL.iter().map(|t| t.name()).collect();
             return Err(McpError::invalid_params(
-                format!("name: no tool named {:?} (hale's tools: {})", request.name, names.join(", ")),
+                format!(
+                    "name: no tool named {:?} (hale's tools: {})",
+                    request.name,
+                    names.join(", ")
+                ),
                 None,
             ));
         };
@@ -326,7 +341,10 @@ impl McpEndpoint {
     }
 
     /// One HTTP request to `/mcp`, answered.
-    pub async fn handle(&self, request: http::Request<Full<Bytes>>) -> http::Response<BoxBody<Bytes, Infallible>> {
+    pub async fn handle(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> http::Response<BoxBody<Bytes, Infallible>> {
         self.service.handle(request).await
     }
 }
@@ -361,7 +379,9 @@ pub async fn relay_stdio(url: &str, token: Option<&str>) -> Result<(), RelayErro
         .map_err(|e| RelayError::Stdio(e.to_string()))?;
     let ended = served.waiting().await;
     let _ = upstream.cancel().await;
-    ended.map(|_| ()).map_err(|e| RelayError::Stdio(e.to_string()))
+    ended
+        .map(|_| ())
+        .map_err(|e| RelayError::Stdio(e.to_string()))
 }
 
 /// Forwards `tools/list` and `tools/call` to hale's `/mcp`.

@@ -116,9 +116,14 @@ impl HaleTool {
             Self::HealthAll | Self::ActiveAlerts => object_schema(Map::new(), &[]),
             Self::HealthHistory => params_schema::<HistoryParams>(Vec::new()),
             Self::Slo => params_schema::<SloListParams>(Vec::new()),
-            Self::SloTarget => params_schema::<SloParams>(vec![("service", name_schema("A configured target's name"))]),
+            Self::SloTarget => params_schema::<SloParams>(vec![(
+                "service",
+                name_schema("A configured target's name"),
+            )]),
             Self::HealEvents => params_schema::<HealEventsParams>(Vec::new()),
-            Self::Heal => params_schema::<NoParams>(vec![("target", name_schema("The target to heal"))]),
+            Self::Heal => {
+                params_schema::<NoParams>(vec![("target", name_schema("The target to heal"))])
+            }
             Self::SloReport => {
                 let mut properties = Map::new();
                 properties.insert(
@@ -146,8 +151,14 @@ impl HaleTool {
             Self::HealthHistory => type_schema::<HistoryPage>(),
             Self::Slo => object_schema(
                 Map::from_iter([
-                    ("targets".to_owned(), json!({"type": "array", "items": type_schema::<TargetSlo>()})),
-                    ("total".to_owned(), json!({"type": "integer", "minimum": 0, "description": "How many targets there are"})),
+                    (
+                        "targets".to_owned(),
+                        json!({"type": "array", "items": type_schema::<TargetSlo>()}),
+                    ),
+                    (
+                        "total".to_owned(),
+                        json!({"type": "integer", "minimum": 0, "description": "How many targets there are"}),
+                    ),
                 ]),
                 &["targets", "total"],
             ),
@@ -198,7 +209,10 @@ fn object_schema(properties: Map<String, Value>, required: &[&str]) -> Value {
 
 fn list_schema<T: ToSchema>(field: &str) -> Value {
     object_schema(
-        Map::from_iter([(field.to_owned(), json!({"type": "array", "items": type_schema::<T>()}))]),
+        Map::from_iter([(
+            field.to_owned(),
+            json!({"type": "array", "items": type_schema::<T>()}),
+        )]),
         &[field],
     )
 }
@@ -295,14 +309,19 @@ fn clean(value: Value, defs: &HashMap<String, Value>, depth: usize) -> Value {
             }
             Value::Object(out)
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| clean(v, defs, depth)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| clean(v, defs, depth)).collect())
+        }
         other => other,
     }
 }
 
 /// The arguments of a call, checked against the tool's input schema's property names, as the route's
 /// query parameters (each value a string, as in a query), so the answer parses them as the route does.
-pub fn query<P: DeserializeOwned>(tool: HaleTool, arguments: &Map<String, Value>) -> Result<P, McpError> {
+pub fn query<P: DeserializeOwned>(
+    tool: HaleTool,
+    arguments: &Map<String, Value>,
+) -> Result<P, McpError> {
     let schema = tool.input_schema();
     let known: Vec<&str> = schema["properties"]
         .as_object()
@@ -315,7 +334,11 @@ pub fn query<P: DeserializeOwned>(tool: HaleTool, arguments: &Map<String, Value>
                 format!(
                     "{name}: {} takes no such argument (it takes {})",
                     tool.name(),
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
                 None,
             ));
@@ -339,11 +362,20 @@ pub fn query<P: DeserializeOwned>(tool: HaleTool, arguments: &Map<String, Value>
 }
 
 /// A required string argument (a route's path parameter).
-pub fn required_name<'a>(arguments: &'a Map<String, Value>, name: &str) -> Result<&'a str, McpError> {
+pub fn required_name<'a>(
+    arguments: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, McpError> {
     match arguments.get(name) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(McpError::invalid_params(format!("{name}: must be a string"), None)),
-        None => Err(McpError::invalid_params(format!("{name}: missing (required)"), None)),
+        Some(_) => Err(McpError::invalid_params(
+            format!("{name}: must be a string"),
+            None,
+        )),
+        None => Err(McpError::invalid_params(
+            format!("{name}: missing (required)"),
+            None,
+        )),
     }
 }
 
@@ -375,7 +407,10 @@ pub fn result(value: Value, text: String, is_error: bool) -> CallToolResult {
 }
 
 /// A serialisable answer as a result, its text the pretty JSON of the structured content.
-pub fn json_result<T: serde::Serialize>(answer: &T, is_error: bool) -> Result<CallToolResult, McpError> {
+pub fn json_result<T: serde::Serialize>(
+    answer: &T,
+    is_error: bool,
+) -> Result<CallToolResult, McpError> {
     let value = serde_json::to_value(answer)
         .map_err(|e| McpError::internal_error(format!("cannot encode the answer: {e}"), None))?;
     let text = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -392,7 +427,11 @@ mod tests {
             for schema in [tool.input_schema(), tool.output_schema()] {
                 assert_eq!(schema["type"], "object", "{}: {schema}", tool.name());
                 let text = schema.to_string();
-                assert!(!text.contains("$ref"), "{}: a $ref is left: {text}", tool.name());
+                assert!(
+                    !text.contains("$ref"),
+                    "{}: a $ref is left: {text}",
+                    tool.name()
+                );
                 assert!(!text.contains("\"example\""), "{}: {text}", tool.name());
             }
             assert!(HaleTool::by_name(tool.name()) == Some(tool));
@@ -403,7 +442,11 @@ mod tests {
     fn tools_with_a_route_take_its_name_and_role() {
         for tool in HaleTool::ALL {
             if tool != HaleTool::SloReport {
-                assert!(tool.route().is_some(), "{} has no answer in the catalog", tool.name());
+                assert!(
+                    tool.route().is_some(),
+                    "{} has no answer in the catalog",
+                    tool.name()
+                );
             }
         }
         assert_eq!(HaleTool::Heal.role(), Role::Operate);
@@ -413,10 +456,14 @@ mod tests {
     #[test]
     fn arguments_are_parsed_as_the_route_parses_its_query() {
         let args = json!({"limit": 5, "service": "api"});
-        let Value::Object(args) = args else { unreachable!() };
+        let Value::Object(args) = args else {
+            unreachable!()
+        };
         let p: HistoryParams = query(HaleTool::HealthHistory, &args).expect("valid");
         assert_eq!(p.limit.as_deref(), Some("5"));
-        let Value::Object(bad) = json!({"limt": 5}) else { unreachable!() };
+        let Value::Object(bad) = json!({"limt": 5}) else {
+            unreachable!()
+        };
         let e = query::<HistoryParams>(HaleTool::HealthHistory, &bad).expect_err("unknown");
         assert!(e.message.starts_with("limt: "), "{}", e.message);
     }
