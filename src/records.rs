@@ -331,3 +331,66 @@ impl AlertEventKind {
         )
     }
 }
+
+named_set! {
+    /// How a call of an MCP tool through the bridge ended; also `mcp_tool_calls_total`'s `outcome`.
+    #[schema(example = "ok")]
+    ToolCallOutcome {
+        /// The tool answered.
+        Ok => "ok",
+        /// The tool answered with `isError: true`.
+        ToolError => "tool_error",
+        /// The arguments did not fit the input schema (nothing was sent).
+        Invalid => "invalid",
+        /// The server was not connected.
+        NotReady => "not_ready",
+        /// The tool's breaker was open (nothing was sent).
+        BreakerOpen => "breaker_open",
+        /// No answer within the server's timeout; the call was cancelled.
+        Timeout => "timeout",
+        /// The result was over `max_result_bytes`.
+        TooLarge => "too_large",
+        /// The server failed the call, or its answer could not be used.
+        UpstreamError => "upstream_error",
+    }
+}
+
+/// One call of an MCP tool through the bridge, as `tool_calls` keeps it. The arguments and the result are
+/// kept only for a server with `log_arguments`, and then cut at `LOGGED_BYTES_MAX`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallRecord {
+    pub at: DateTime<Utc>,
+    /// The configured server.
+    pub server: Arc<str>,
+    /// The name the call was made with (`POST /tools/{name}`; `server__tool` when two servers share it).
+    pub tool: String,
+    pub outcome: ToolCallOutcome,
+    /// How long the server took; none when nothing was sent.
+    pub latency: Option<Duration>,
+    pub request_id: String,
+    /// The role the caller's token granted; none on loopback without a token.
+    pub role: Option<&'static str>,
+    /// The size of the arguments object as JSON.
+    pub argument_bytes: u64,
+    /// Why the call failed, when it did (never the arguments).
+    pub error: Option<String>,
+    pub arguments: Option<String>,
+    pub result: Option<String>,
+}
+
+impl ToolCallRecord {
+    /// Logged arguments and results are cut at this many bytes.
+    pub const LOGGED_BYTES_MAX: usize = 64 * 1024;
+
+    /// `text` as kept: whole up to `LOGGED_BYTES_MAX`, else cut at a character boundary and marked.
+    pub fn logged(text: String) -> String {
+        if text.len() <= Self::LOGGED_BYTES_MAX {
+            return text;
+        }
+        let mut end = Self::LOGGED_BYTES_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}… ({} bytes in all)", &text[..end], text.len())
+    }
+}

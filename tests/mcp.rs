@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use hale::auth::Role;
@@ -18,44 +16,10 @@ use tokio::io::AsyncBufReadExt;
 
 use common::app::{client, spawn_app_with, TestApp};
 use common::config::{test_config_json, TestConfig};
+use common::db::count_rows;
+use common::mcp_fixture::fixture;
 use common::process::HaleProcess;
 use common::{eventually, DEADLINE};
-
-/// The fixture server's binary, brought up to date once per test run (`cargo test --test mcp` alone does not
-/// build examples, and a stale fixture would test old code).
-fn fixture() -> &'static PathBuf {
-    static FIXTURE: OnceLock<PathBuf> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        // target/<profile>/deps/mcp-HASH -> target/<profile>/examples/mcp_fixture
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("the test binary is in target/<profile>/deps")
-            .to_owned();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut build = std::process::Command::new(cargo);
-        build
-            .args(["build", "--offline", "--example", "mcp_fixture"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        // The variables cargo sets for a test would change build scripts' fingerprints, and the next
-        // `cargo test` would build those crates again: the nested build gets the developer's environment.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if (name.starts_with("CARGO_") && name != "CARGO_HOME") || name == "OUT_DIR" {
-                build.env_remove(name.as_ref());
-            }
-        }
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
-        }
-        let status = build
-            .status()
-            .expect("run cargo build --example mcp_fixture");
-        assert!(status.success(), "cargo build --example mcp_fixture failed");
-        profile_dir.join("examples").join("mcp_fixture")
-    })
-}
 
 fn stdio_server(name: &str, mode: &str, extra: Value) -> McpServerConfig {
     let mut server = json!({
@@ -157,6 +121,16 @@ async fn call(
     (status, body, retry_after)
 }
 
+/// The `key` string of every object of the array `items`, in order.
+fn strings<'a>(items: &'a Value, key: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|item| item[key].as_str())
+        .collect()
+}
+
 const OPERATE: &str = "mcp-operate-token-7f3a9c2e1b";
 const READ: &str = "mcp-read-token-4d8e2a6c9f";
 
@@ -198,12 +172,7 @@ async fn a_stdio_server_is_listed_whole_and_its_tools_answer_over_http() {
 
     let (status, tools) = app.get_json(McpBridge, "/tools").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = tools
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = strings(&tools, "name");
     assert_eq!(names.len(), 18, "{names:?}");
     assert!(
         names.contains(&"echo") && names.contains(&"filler_9"),
@@ -343,12 +312,7 @@ async fn calls_need_operate_unless_the_server_only_reads() {
     wait_state(&app, "reader", "ready").await;
     // Every name is shared by the two servers: each is exposed with its server's name.
     let (_, tools) = app.get_json(McpBridge, "/tools").await;
-    let names: Vec<&str> = tools
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = strings(&tools, "name");
     assert_eq!(names.len(), 36, "{names:?}");
     assert!(
         names.contains(&"writer__echo") && names.contains(&"reader__echo"),
@@ -599,4 +563,152 @@ async fn a_changed_tool_list_is_listed_again() {
     assert_eq!(fixture["tool_count"], 19);
     assert_eq!(fixture["reconnects"], 0);
     app.shutdown().await;
+}
+
+/// `GET /tools/calls` with a token, as JSON.
+async fn stored_calls(app: &TestApp, query: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = client().get(app.url(McpBridge, &format!("/tools/calls{query}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("GET /tools/calls");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_call_is_stored_without_its_arguments_unless_the_server_logs_them() {
+    let plain = stdio_server("plain", "stdio", json!({"timeout_s": 1}));
+    let logged = stdio_server("logged", "stdio", json!({"log_arguments": true}));
+    let mut app =
+        spawn_app_with(with_tokens(bridge_config(vec![plain, logged]), "MCP_C").build()).await;
+    wait_state(&app, "plain", "ready").await;
+    wait_state(&app, "logged", "ready").await;
+
+    let secret = "the-argument-nobody-should-keep";
+    let response = client()
+        .post(app.url(McpBridge, "/tools/plain__echo"))
+        .bearer_auth(OPERATE)
+        .json(&json!({"message": secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let outcomes = [
+        ("plain__add", json!({"a": "one", "b": 2}), 422),
+        ("plain__fail", json!({}), 200),
+        ("plain__slow", json!({"seconds": 3}), 504),
+        ("logged__echo", json!({"message": "kept on purpose"}), 200),
+    ];
+    for (tool, args, status) in &outcomes {
+        let (got, body, _) = call(&app, tool, args.clone(), Some(OPERATE)).await;
+        assert_eq!(got, *status, "{tool}: {body}");
+    }
+    // An unknown tool is no call: nothing is stored for it.
+    assert_eq!(call(&app, "nope", json!({}), Some(OPERATE)).await.0, 404);
+
+    let (status, calls) = eventually("five stored calls", || async {
+        let (status, calls) = stored_calls(&app, "", Some(OPERATE)).await;
+        (calls.as_array().map_or(0, Vec::len) == 5).then_some((status, calls))
+    })
+    .await;
+    assert_eq!(status, 200, "{calls}");
+    // Newest first.
+    assert_eq!(
+        strings(&calls, "tool"),
+        [
+            "logged__echo",
+            "plain__slow",
+            "plain__fail",
+            "plain__add",
+            "plain__echo"
+        ]
+    );
+    let by_tool = |tool: &str| {
+        calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["tool"] == tool)
+            .unwrap()
+    };
+    let echo = by_tool("plain__echo");
+    assert_eq!(echo["outcome"], "ok");
+    assert_eq!(echo["server"], "plain");
+    assert_eq!(echo["request_id"], request_id.as_str());
+    assert_eq!(echo["role"], "operate");
+    assert_eq!(
+        echo["argument_bytes"],
+        json!({"message": secret}).to_string().len()
+    );
+    assert!(echo["latency_ms"].as_f64().unwrap() > 0.0, "{echo}");
+    assert_eq!(echo["arguments"], Value::Null);
+    assert_eq!(by_tool("plain__add")["outcome"], "invalid");
+    assert_eq!(
+        by_tool("plain__add")["latency_ms"],
+        Value::Null,
+        "nothing was sent"
+    );
+    assert_eq!(by_tool("plain__fail")["outcome"], "tool_error");
+    let slow = by_tool("plain__slow");
+    assert_eq!(slow["outcome"], "timeout");
+    assert!(
+        slow["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 1 s"),
+        "{slow}"
+    );
+    // `log_arguments`: the arguments and result are kept, and shown to operate only.
+    let kept = by_tool("logged__echo");
+    assert_eq!(kept["arguments"], r#"{"message":"kept on purpose"}"#);
+    assert!(
+        kept["result"]
+            .as_str()
+            .unwrap()
+            .contains("Echo: kept on purpose"),
+        "{kept}"
+    );
+    let (_, read_view) = stored_calls(&app, "?tool=logged__echo", Some(READ)).await;
+    assert_eq!(read_view[0]["tool"], "logged__echo");
+    assert_eq!(read_view[0]["arguments"], Value::Null, "{read_view}");
+    assert_eq!(read_view[0]["result"], Value::Null, "{read_view}");
+
+    // Filters and paging.
+    let (_, plain) = stored_calls(&app, "?server=plain&limit=2", None).await;
+    assert_eq!(strings(&plain, "tool"), ["plain__slow", "plain__fail"]);
+    let last = plain[1]["id"].as_i64().unwrap();
+    let (_, next) = stored_calls(&app, &format!("?server=plain&before={last}"), None).await;
+    assert_eq!(strings(&next, "tool"), ["plain__add", "plain__echo"]);
+    let (_, none) = stored_calls(&app, "?since=2999-01-01T00:00:00Z", None).await;
+    assert_eq!(none, json!([]));
+    for bad in ["?limit=0", "?before=x", "?since=yesterday", "?tool="] {
+        let (status, body) = stored_calls(&app, bad, None).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    app.shutdown().await;
+    // Counted on the file: every call once, and the argument that was not to be kept is nowhere.
+    assert_eq!(count_rows(&app.db_path, "tool_calls", "1").await, 5);
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "tool_calls",
+            &format!("arguments LIKE '%{secret}%' OR result LIKE '%{secret}%' OR error LIKE '%{secret}%'")
+        )
+        .await,
+        0
+    );
+    // The audit log counts the allowed calls per minute instead of a row each.
+    let audited: i64 = count_rows(
+        &app.db_path,
+        "audit_log",
+        "route = '/tools/{name}' AND outcome IN ('done', 'failed')",
+    )
+    .await;
+    assert!((1..=4).contains(&audited), "{audited} audit rows");
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use hale::breaker::BreakerState;
 use hale::kind::ServiceKind;
-use hale::records::{CheckRecord, CheckSource, Outcome};
+use hale::records::{CheckRecord, CheckSource, Outcome, ToolCallOutcome, ToolCallRecord};
 use hale::store::Store;
 use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -24,7 +24,7 @@ use sqlx::{Connection, SqliteConnection};
 
 use common::app::client;
 use common::config::{tcp_targets_config, test_config_json};
-use common::db::count_check_rows;
+use common::db::{count_check_rows, count_rows};
 use common::eventually;
 use common::process::{exit_code, run_hale, HaleProcess, Tmpfs};
 use common::prom::sample_value;
@@ -392,23 +392,48 @@ fn record(service: &Arc<str>) -> CheckRecord {
     }
 }
 
+/// The record of one MCP tool call, as the bridge hands it to the same writer as the checks.
+fn tool_call(i: usize) -> ToolCallRecord {
+    ToolCallRecord {
+        at: chrono::Utc::now(),
+        server: Arc::from("tools"),
+        tool: "echo".to_owned(),
+        outcome: ToolCallOutcome::Ok,
+        latency: Some(Duration::from_micros(1_500)),
+        request_id: format!("call-{i}"),
+        role: Some("operate"),
+        argument_bytes: 17,
+        error: None,
+        arguments: None,
+        result: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_lock_held_by_another_process_is_waited_out_and_nothing_is_lost() {
     let mut app = common::app::spawn_app().await;
     let writer = app.core().writer.clone();
     let service: Arc<str> = Arc::from("locked");
-    for _ in 0..100 {
+    for i in 0..100 {
         writer.submit(record(&service)).await.expect("submit");
+        if i % 2 == 0 {
+            writer.submit_tool_call(tool_call(i)).await.expect("submit");
+        }
     }
     let db = app.db_path.clone();
     eventually("the first rows stored", || async {
-        (count_check_rows(&db, "1 = 1").await == 100).then_some(())
+        (count_check_rows(&db, "1 = 1").await == 100
+            && count_rows(&db, "tool_calls", "1 = 1").await == 50)
+            .then_some(())
     })
     .await;
 
     let mut lock = hold_write_lock(&db).await;
-    for _ in 0..100 {
+    for i in 100..200 {
         writer.submit(record(&service)).await.expect("submit");
+        if i % 2 == 0 {
+            writer.submit_tool_call(tool_call(i)).await.expect("submit");
+        }
     }
     // The writer gives up on the lock after the busy timeout (5 s) and says why.
     let proxy = app.addr(ServiceKind::HealthProxy);
@@ -425,8 +450,14 @@ async fn a_write_lock_held_by_another_process_is_waited_out_and_nothing_is_lost(
         .expect("release the lock");
     health_becomes(&app.client, proxy, 200, "ok").await;
     assert_eq!(count_check_rows(&db, "1 = 1").await, 200);
+    assert_eq!(count_rows(&db, "tool_calls", "1 = 1").await, 100);
+    assert_eq!(
+        count_rows(&db, "tool_calls", "request_id = 'call-198'").await,
+        1,
+        "each call once"
+    );
     let report = app.shutdown_with_report().await;
-    assert_eq!(report.written, 200);
+    assert_eq!(report.written, 300, "checks and tool calls");
     assert_eq!(report.lost(), 0);
     let _ = lock.close().await;
 }

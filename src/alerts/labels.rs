@@ -47,7 +47,8 @@ pub enum AlertClass {
     MassFailure,
     /// `HaleHealthScoreLow`.
     HealthScore,
-    /// An alert about hale itself (5xx answers, slow answers, dropped rows, a service or scrape down).
+    /// An alert about hale itself (5xx answers, slow answers, dropped rows, a service or scrape down, an
+    /// MCP server the bridge cannot reach).
     Hale,
 }
 

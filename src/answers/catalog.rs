@@ -146,6 +146,7 @@ pub const ANSWERS: &[Answer] = &[
     // `call_role: read`: the guard asks only for read.
     answer("mcp_servers", Read, Get, "/servers", MCP_BRIDGE, Json),
     answer("mcp_tools", Read, Get, "/tools", MCP_BRIDGE, Json),
+    answer("tool_calls", Read, Get, "/tools/calls", MCP_BRIDGE, Json),
     answer("call_tool", Read, Post, "/tools/{name}", MCP_BRIDGE, Json),
     // hale's own MCP server (streamable HTTP, stateless): reads need read; its `heal` tool checks for
     // operate on each call. No GET: the server opens no stream of its own (405).

@@ -13,6 +13,7 @@ pub mod own_health;
 pub mod params;
 pub mod slo;
 pub mod status_page;
+pub mod tool_calls;
 
 pub use catalog::{Answer, Verb, ANSWERS};
 pub use own_health::{own_health, HealthDetails, HealthResponse};

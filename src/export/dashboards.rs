@@ -36,11 +36,14 @@ pub enum PanelType {
     Stat,
     Gauge,
     Table,
+    /// A heading across the dashboard, over the panels after it (no query).
+    Row,
 }
 
 impl PanelType {
     fn as_str(self) -> &'static str {
         match self {
+            Self::Row => "row",
             Self::Timeseries => "timeseries",
             Self::Stat => "stat",
             Self::Gauge => "gauge",
@@ -236,6 +239,31 @@ pub fn overview() -> Dashboard {
             .query(q(format!("increase({}[$__interval])", names::STORE_ROWS_DROPPED_TOTAL), "dropped")),
         panel("hale resident memory", "Resident memory of each hale process.", Timeseries, "bytes")
             .query(q(format!("max by (instance) ({})", names::PROCESS_RESIDENT_MEMORY_BYTES), "{{instance}}")),
+        row("MCP WebBridge", "The MCP servers the bridge connects to, and the calls of their tools (POST /tools/{name})."),
+        panel("MCP servers ready", "MCP servers the bridge is connected to, with their tools listed.", Stat, "short")
+            .query(q(format!("sum({})", names::MCP_SERVER_READY), "ready"))
+            .size(6, 4),
+        panel("MCP servers not ready", "Configured MCP servers the bridge is not connected to (GET /servers says why).", Stat, "short")
+            .query(q(format!("count({} == 0) or vector(0)", names::MCP_SERVER_READY), "not ready"))
+            .red_above(1.0)
+            .size(6, 4),
+        panel("MCP server connected", "1 while the bridge is connected to the server, 0 while it connects or backs off.", Timeseries, "short")
+            .query(q(names::MCP_SERVER_READY, "{{server}}"))
+            .range(0.0, 1.0)
+            .size(12, 4),
+        panel("Tool calls by outcome", "Calls of MCP tools per second, by server and outcome (ok, tool_error, invalid, not_ready, breaker_open, timeout, too_large, upstream_error).", Timeseries, "short")
+            .query(q(
+                format!("sum by (server, outcome) (rate({}[$__rate_interval]))", names::MCP_TOOL_CALLS_TOTAL),
+                "{{server}} {{outcome}}",
+            )),
+        panel("Tool call latency p95", "p95 time from sending a call to its server to the answer, per server and tool.", Timeseries, "s")
+            .query(q(
+                format!(
+                    "histogram_quantile(0.95, sum by (server, tool, le) (rate({}_bucket[$__rate_interval])))",
+                    names::MCP_TOOL_DURATION_SECONDS
+                ),
+                "{{server}} {{tool}}",
+            )),
     ];
     Dashboard {
         file: "hale-overview.json",
@@ -338,7 +366,23 @@ fn thresholds(panel: &Panel) -> Value {
     json!({"mode": "absolute", "steps": steps})
 }
 
+/// A row: a heading over the panels that follow it.
+fn row(title: &'static str, description: &'static str) -> Panel {
+    panel(title, description, PanelType::Row, "short").size(GRID_WIDTH, 1)
+}
+
 fn panel_json(panel: &Panel, id: u32, x: u32, y: u32) -> Value {
+    if panel.kind == PanelType::Row {
+        return json!({
+            "id": id,
+            "type": "row",
+            "title": panel.title,
+            "description": panel.description,
+            "collapsed": false,
+            "gridPos": {"h": panel.height, "w": panel.width, "x": x, "y": y},
+            "panels": [],
+        });
+    }
     let table = panel.kind == PanelType::Table;
     let targets: Vec<Value> = panel
         .queries
@@ -382,6 +426,7 @@ fn panel_json(panel: &Panel, id: u32, x: u32, y: u32) -> Value {
             json!({"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}, "showThresholdLabels": false, "showThresholdMarkers": true})
         }
         PanelType::Table => json!({"showHeader": true, "cellHeight": "sm"}),
+        PanelType::Row => json!({}),
     };
     let mut value = json!({
         "id": id,
@@ -547,6 +592,11 @@ mod tests {
                     for cy in y..y + h {
                         assert!(cells.insert((cx, cy)), "{} overlaps", panel["title"]);
                     }
+                }
+                if panel["type"] == "row" {
+                    // A heading: no query, no datasource.
+                    assert_eq!(w, 24, "{} spans the dashboard", panel["title"]);
+                    continue;
                 }
                 assert_eq!(panel["datasource"], datasource());
                 for target in panel["targets"].as_array().unwrap() {

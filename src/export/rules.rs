@@ -164,6 +164,13 @@ pub const SCRAPE_DOWN: AlertDoc = AlertDoc {
     description: "The scrape of {{ $labels.instance }} (job hale) has failed for 1 minute: hale is not running or not listening.",
 };
 
+pub const MCP_SERVER_DOWN: AlertDoc = AlertDoc {
+    name: "HaleMcpServerDown",
+    severity: "warning",
+    summary: "the MCP WebBridge is not connected to MCP server {{ $labels.server }}",
+    description: "mcp_server_ready of {{ $labels.server }} has been 0 for 2 minutes: its tools are missing from GET /tools and calls to them answer 503. GET /servers on the bridge shows its last error and stderr.",
+};
+
 /// The SLOs as Sloth names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slo {
@@ -254,6 +261,7 @@ pub fn alert_docs() -> Vec<AlertDoc> {
         ROWS_DROPPED,
         SERVICE_DOWN,
         SCRAPE_DOWN,
+        MCP_SERVER_DOWN,
     ];
     for slo in Slo::ALL {
         docs.push(slo.page());
@@ -367,6 +375,12 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
                 SCRAPE_DOWN,
                 format!(r#"up{{job="{SCRAPE_JOB}"}} == 0"#),
                 Some(s("1m")),
+                &[],
+            ),
+            alert(
+                MCP_SERVER_DOWN,
+                format!("{} == 0", names::MCP_SERVER_READY),
+                Some(s("2m")),
                 &[],
             ),
         ],

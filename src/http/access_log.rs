@@ -1,7 +1,9 @@
 //! What the access layer writes down, at a cost that does not grow with a flood: the audit rows and the
 //! `429` log lines.
 //!
-//! An allowed request that tries to change something is one audit row, written before its answer leaves. A
+//! An allowed request that tries to change something is one audit row, written before its answer leaves
+//! (an MCP tool call is counted like a refusal below: each call is a row of `tool_calls`, written by the
+//! batching writer). A
 //! refused attempt (401, 403, a method the route does not have: 405) and a rate-limited one (429) is counted
 //! in memory instead: one row per service, client, role, method, route and outcome per minute, with a
 //! `count`. The counts are written every `FLUSH_EVERY` (in one transaction; a minute's row is inserted once

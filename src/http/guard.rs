@@ -265,8 +265,12 @@ pub async fn guard(
             count: 1,
         };
         // Refusals, rate limits and methods the route does not have (nothing could change) are counted per
-        // client and minute; an allowed request is a row of its own.
+        // client and minute; an allowed request is a row of its own, except a tool call: the bridge stores
+        // each call in `tool_calls` (with its request id and role), and the audit log counts them per minute;
+        // so are the messages to hale's own MCP server, mostly reads (a heal it makes is in `heal_events`).
         let aggregate = policy.is_none()
+            || group == RateGroup::ToolCall
+            || route == MCP_ROUTE
             || matches!(
                 outcome,
                 AuditOutcome::Unauthorized | AuditOutcome::Forbidden | AuditOutcome::RateLimited

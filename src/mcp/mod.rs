@@ -14,5 +14,6 @@ pub mod server;
 pub use catalog::{sanitize, Catalog, CatalogTool, CheckError, SchemaViolation, SEPARATOR};
 pub use connection::Connections;
 pub use registry::{
-    CallError, CallOutcome, McpRegistry, ServerState, ServerView, ToolView, STDERR_LINES_KEPT,
+    CallContext, CallError, CallOutcome, McpRegistry, ServerState, ServerView, ToolView,
+    STDERR_LINES_KEPT,
 };

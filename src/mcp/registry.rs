@@ -19,7 +19,9 @@ use crate::breaker::{BreakerSettings, SharedBreaker};
 use crate::clock::Clock;
 use crate::config::{CallRole, McpServerConfig};
 use crate::mcp::catalog::{Catalog, CatalogTool, CheckError, SchemaViolation, ServerTools};
-use crate::metrics::{McpCallOutcome, McpMetrics};
+use crate::metrics::McpMetrics;
+use crate::records::{ToolCallOutcome, ToolCallRecord};
+use crate::store::writer::CheckWriter;
 
 /// How many of a stdio server's last stderr lines `/servers` shows.
 pub const STDERR_LINES_KEPT: usize = 20;
@@ -99,6 +101,14 @@ pub struct ToolView {
     /// Set when the input schema cannot be used (for example a `$ref` to another document, which hale never
     /// fetches): the tool's calls are refused.
     pub schema_error: Option<String>,
+}
+
+/// Who asked for a call, for its stored record.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    pub request_id: String,
+    /// The role the caller's token granted; none on loopback without a token.
+    pub role: Option<&'static str>,
 }
 
 /// A call that was answered by its server.
@@ -321,6 +331,8 @@ pub struct McpRegistry {
     breaker_settings: BreakerSettings,
     clock: Arc<dyn Clock>,
     metrics: Option<McpMetrics>,
+    /// Where every call's record goes; none in tests that build a registry alone.
+    writer: Option<CheckWriter>,
 }
 
 impl std::fmt::Debug for McpRegistry {
@@ -333,12 +345,14 @@ impl std::fmt::Debug for McpRegistry {
 }
 
 impl McpRegistry {
-    /// `metrics`: the bridge's collectors (none in tests that build a registry alone).
+    /// `metrics`: the bridge's collectors, and `writer`: where calls are stored (none in tests that build a
+    /// registry alone).
     pub fn new(
         servers: &[McpServerConfig],
         breaker_settings: BreakerSettings,
         clock: Arc<dyn Clock>,
         metrics: Option<McpMetrics>,
+        writer: Option<CheckWriter>,
     ) -> Self {
         let registry = Self {
             slots: servers
@@ -352,6 +366,7 @@ impl McpRegistry {
             breaker_settings,
             clock,
             metrics,
+            writer,
         };
         registry.publish_states();
         registry
@@ -439,39 +454,73 @@ impl McpRegistry {
             .clone()
     }
 
-    /// Calls tool `name` with `arguments` (a JSON object).
+    /// Calls tool `name` with `arguments` (a JSON object), and stores the call's record.
     pub async fn call(
         &self,
         name: &str,
         arguments: serde_json::Map<String, Value>,
+        context: CallContext,
     ) -> Result<CallOutcome, CallError> {
         let catalog = self.catalog();
-        // An unknown name is not counted: the metrics' labels are tools a server listed, never client input.
+        // An unknown name is neither counted nor stored: the metrics' labels are tools a server listed,
+        // never client input.
         let tool = catalog
             .get(name)
             .ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
+        let log_arguments = self
+            .slot(&tool.server)
+            .is_some_and(|slot| slot.config.log_arguments);
+        let arguments_text = log_arguments.then(|| Value::Object(arguments.clone()).to_string());
+        let argument_bytes = json_len(&arguments);
+        let at = self.clock.now();
         let (result, sent_for) = self.call_listed(name, tool, arguments).await;
+        let outcome = match &result {
+            Ok(outcome) if outcome.is_error => ToolCallOutcome::ToolError,
+            Ok(_) => ToolCallOutcome::Ok,
+            Err(CallError::Invalid(_)) => ToolCallOutcome::Invalid,
+            Err(CallError::NotReady { .. }) => ToolCallOutcome::NotReady,
+            Err(CallError::BreakerOpen { .. }) => ToolCallOutcome::BreakerOpen,
+            Err(CallError::Timeout { .. }) => ToolCallOutcome::Timeout,
+            Err(CallError::TooLarge { .. }) => ToolCallOutcome::TooLarge,
+            Err(
+                CallError::UnknownTool(_)
+                | CallError::UnusableSchema(_)
+                | CallError::Upstream { .. },
+            ) => ToolCallOutcome::UpstreamError,
+        };
         if let Some(metrics) = &self.metrics {
-            let outcome = match &result {
-                Ok(outcome) if outcome.is_error => McpCallOutcome::ToolError,
-                Ok(_) => McpCallOutcome::Ok,
-                Err(CallError::Invalid(_)) => McpCallOutcome::Invalid,
-                Err(CallError::NotReady { .. }) => McpCallOutcome::NotReady,
-                Err(CallError::BreakerOpen { .. }) => McpCallOutcome::BreakerOpen,
-                Err(CallError::Timeout { .. }) => McpCallOutcome::Timeout,
-                Err(CallError::TooLarge { .. }) => McpCallOutcome::TooLarge,
-                Err(
-                    CallError::UnknownTool(_)
-                    | CallError::UnusableSchema(_)
-                    | CallError::Upstream { .. },
-                ) => McpCallOutcome::UpstreamError,
-            };
             metrics.call(
                 &tool.server,
                 &tool.tool,
                 outcome,
                 sent_for.map(|d| d.as_secs_f64()),
             );
+        }
+        if let Some(writer) = &self.writer {
+            let record = ToolCallRecord {
+                at,
+                server: tool.server.clone(),
+                tool: name.to_owned(),
+                outcome,
+                latency: sent_for,
+                request_id: context.request_id,
+                role: context.role,
+                argument_bytes,
+                error: result.as_ref().err().map(CallError::to_string),
+                arguments: arguments_text.map(ToolCallRecord::logged),
+                result: match &result {
+                    Ok(answered) if log_arguments => {
+                        Some(ToolCallRecord::logged(answered.result.to_string()))
+                    }
+                    _ => None,
+                },
+            };
+            if writer.submit_tool_call(record).await.is_err() {
+                tracing::warn!(
+                    tool = name,
+                    "hale is stopping: the tool call was not stored"
+                );
+            }
         }
         result
     }
@@ -577,7 +626,7 @@ impl McpRegistry {
                 return (Err(upstream(message)), Some(latency));
             }
         };
-        let bytes = serde_json::to_vec(&result).map_or(usize::MAX, |b| b.len());
+        let bytes = usize::try_from(json_len(&result)).unwrap_or(usize::MAX);
         if bytes > slot.config.max_result_bytes {
             let error = CallError::TooLarge {
                 bytes,
@@ -614,6 +663,7 @@ impl McpRegistry {
             if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == state) {
                 *n += 1;
             }
+            metrics.server_ready(&slot.name, state == ServerState::Ready);
         }
         let named: Vec<(&str, usize)> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
         metrics.servers_in(&named);
@@ -627,4 +677,22 @@ impl McpRegistry {
                 .iter()
                 .any(|slot| slot.status().state == ServerState::Ready)
     }
+}
+
+/// The size of `value` as compact JSON, counted without building the text.
+fn json_len(value: &impl Serialize) -> u64 {
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing JSON values into a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }

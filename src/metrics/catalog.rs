@@ -549,6 +549,14 @@ pub const MCP_SERVERS_DEF: MetricDef = def(
     McpBridge,
     AfterEvent("an MCP server in the config"),
 );
+pub const MCP_SERVER_READY_DEF: MetricDef = def(
+    MCP_SERVER_READY,
+    Gauge,
+    "1 while the bridge is connected to the MCP server and has its tools, else 0, by configured server.",
+    &[LABEL_SERVER],
+    McpBridge,
+    AfterEvent("an MCP server in the config"),
+);
 pub const MCP_TOOL_CALLS_TOTAL_DEF: MetricDef = def(
     MCP_TOOL_CALLS_TOTAL,
     Counter,
@@ -698,6 +706,7 @@ pub const CATALOG: &[MetricDef] = &[
     HEAL_ATTEMPTS_TOTAL_DEF,
     CHILD_RUNNING_DEF,
     MCP_SERVERS_DEF,
+    MCP_SERVER_READY_DEF,
     MCP_TOOL_CALLS_TOTAL_DEF,
     MCP_TOOL_DURATION_SECONDS_DEF,
     ALERTS_TOTAL_DEF,

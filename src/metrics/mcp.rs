@@ -5,53 +5,7 @@
 use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Registry};
 
 use crate::metrics::catalog;
-
-/// How a tool call ended, as `mcp_tool_calls_total`'s `outcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallOutcome {
-    /// The tool answered.
-    Ok,
-    /// The tool answered with `isError: true`.
-    ToolError,
-    /// The arguments did not fit the input schema (nothing was sent).
-    Invalid,
-    /// The server was not connected.
-    NotReady,
-    /// The tool's breaker was open.
-    BreakerOpen,
-    /// No answer within the server's timeout.
-    Timeout,
-    /// The result was over `max_result_bytes`.
-    TooLarge,
-    /// The server failed the call, or its answer could not be used.
-    UpstreamError,
-}
-
-impl CallOutcome {
-    pub const ALL: [CallOutcome; 8] = [
-        Self::Ok,
-        Self::ToolError,
-        Self::Invalid,
-        Self::NotReady,
-        Self::BreakerOpen,
-        Self::Timeout,
-        Self::TooLarge,
-        Self::UpstreamError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::ToolError => "tool_error",
-            Self::Invalid => "invalid",
-            Self::NotReady => "not_ready",
-            Self::BreakerOpen => "breaker_open",
-            Self::Timeout => "timeout",
-            Self::TooLarge => "too_large",
-            Self::UpstreamError => "upstream_error",
-        }
-    }
-}
+use crate::records::ToolCallOutcome;
 
 /// Buckets of `mcp_tool_duration_seconds`: from a local call's milliseconds to a slow tool's half minute.
 pub const TOOL_BUCKETS: [f64; 14] = [
@@ -61,6 +15,7 @@ pub const TOOL_BUCKETS: [f64; 14] = [
 #[derive(Debug, Clone)]
 pub struct McpMetrics {
     servers: IntGaugeVec,
+    ready: IntGaugeVec,
     calls: IntCounterVec,
     duration: HistogramVec,
 }
@@ -70,11 +25,13 @@ impl McpMetrics {
     pub fn register(registry: &Registry) -> Self {
         let metrics = Self {
             servers: catalog::MCP_SERVERS_DEF.int_gauge_vec(),
+            ready: catalog::MCP_SERVER_READY_DEF.int_gauge_vec(),
             calls: catalog::MCP_TOOL_CALLS_TOTAL_DEF.int_counter_vec(),
             duration: catalog::MCP_TOOL_DURATION_SECONDS_DEF.histogram_vec(&TOOL_BUCKETS),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 3] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
             Box::new(metrics.servers.clone()),
+            Box::new(metrics.ready.clone()),
             Box::new(metrics.calls.clone()),
             Box::new(metrics.duration.clone()),
         ];
@@ -96,8 +53,21 @@ impl McpMetrics {
         }
     }
 
+    /// Whether the bridge is connected to `server` and has its tools.
+    pub fn server_ready(&self, server: &str, ready: bool) {
+        self.ready
+            .with_label_values(&[server])
+            .set(i64::from(ready));
+    }
+
     /// One call of `tool` on `server`: its outcome, and how long it waited for the server when it was sent.
-    pub fn call(&self, server: &str, tool: &str, outcome: CallOutcome, sent_for_s: Option<f64>) {
+    pub fn call(
+        &self,
+        server: &str,
+        tool: &str,
+        outcome: ToolCallOutcome,
+        sent_for_s: Option<f64>,
+    ) {
         self.calls
             .with_label_values(&[server, tool, outcome.as_str()])
             .inc();

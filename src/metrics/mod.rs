@@ -25,7 +25,7 @@ pub use catalog::{StartLabels, StartRule};
 pub use events::EventMetrics;
 pub use heal::{HealMetrics, RestartCause};
 pub use health::{HealthMetrics, ProbeInFlight};
-pub use mcp::{CallOutcome as McpCallOutcome, McpMetrics, TOOL_BUCKETS as MCP_TOOL_BUCKETS};
+pub use mcp::{McpMetrics, TOOL_BUCKETS as MCP_TOOL_BUCKETS};
 /// The registry type, for callers that build their own (tests) without naming the prometheus crate.
 pub use prometheus::Registry;
 pub use slo::{SloGauges, SloMetrics};

@@ -39,6 +39,7 @@ pub const MAINTENANCE_ACTIVE_TARGETS: &str = "maintenance_active_targets";
 
 // The MCP WebBridge: its servers and the tool calls it made.
 pub const MCP_SERVERS: &str = "mcp_servers";
+pub const MCP_SERVER_READY: &str = "mcp_server_ready";
 pub const MCP_TOOL_CALLS_TOTAL: &str = "mcp_tool_calls_total";
 pub const MCP_TOOL_DURATION_SECONDS: &str = "mcp_tool_duration_seconds";
 

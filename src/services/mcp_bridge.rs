@@ -9,12 +9,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::answers::tool_calls::{self as calls_answer, ToolCallView, ToolCallsParams};
 use crate::answers::HealthResponse;
 use crate::auth::Role;
 use crate::config::CallRole;
-use crate::http::{ApiError, Caller, ErrorBody, HttpContext};
+use crate::http::{ApiError, Caller, ErrorBody, HttpContext, RequestId};
 use crate::mcp::server::{HealthParts, McpCaller, McpEndpoint, ToolParts, MAX_MCP_BODY};
-use crate::mcp::{CallError, Connections, McpRegistry, ServerView, ToolView};
+use crate::mcp::{CallContext, CallError, Connections, McpRegistry, ServerView, ToolView};
 use crate::metrics::McpMetrics;
 use crate::services::{common, Assembled, Core, ServiceState, Shared};
 use crate::supervise::env::EnvPolicy;
@@ -36,6 +37,7 @@ pub fn assemble(shared: &Shared) -> Assembled {
         config.breaker.settings(),
         shared.core.clock.clone(),
         (!config.mcp_servers.is_empty()).then(|| McpMetrics::register(shared.metrics.registry())),
+        Some(shared.core.writer.clone()),
     ));
     let mark = std::fs::canonicalize(shared.core.store.path())
         .unwrap_or_else(|_| shared.core.store.path().to_owned())
@@ -73,6 +75,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(common::metrics)
         .service(servers)
         .service(tools)
+        // Before `/tools/{name}`, so `calls` is this route, not a tool's name.
+        .service(tool_calls)
         .service(call_tool)
         .service(mcp_post);
 }
@@ -208,6 +212,31 @@ pub async fn tools(state: web::Data<McpBridgeState>) -> HttpResponse {
         .body(state.registry.tools_json().to_string())
 }
 
+/// Past calls of tools, newest first.
+///
+/// Every call through `POST /tools/{name}` is stored (time, tool, server, outcome, latency, request id,
+/// the caller's role and the size of the arguments), never its arguments or result unless the server has
+/// `log_arguments: true`; those are shown only to the operate and admin roles.
+#[utoipa::path(
+    tag = "mcp",
+    params(ToolCallsParams),
+    responses(
+        (status = 200, description = "Calls, newest first", body = Vec<ToolCallView>),
+        (status = 400, description = "A parameter is invalid; the message names it", body = ErrorBody),
+    )
+)]
+#[get("/tools/calls")]
+pub async fn tool_calls(
+    req: HttpRequest,
+    core: web::Data<Core>,
+    query: web::Query<ToolCallsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let role = req.extensions().get::<Caller>().and_then(|c| c.role);
+    let show_payloads = role.is_some_and(|r| r >= Role::Operate);
+    let views = calls_answer::tool_calls(&core.store, &query, show_payloads).await?;
+    Ok(HttpResponse::Ok().json(views))
+}
+
 /// What a call returns.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -288,9 +317,21 @@ pub async fn call_tool(
             Err(e) => return Err(ApiError::BadRequest(format!("the body is not JSON: {e}"))),
         }
     };
+    let context = CallContext {
+        request_id: req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default(),
+        role: req
+            .extensions()
+            .get::<Caller>()
+            .and_then(|c| c.role)
+            .map(Role::as_str),
+    };
     let outcome = state
         .registry
-        .call(&name, arguments)
+        .call(&name, arguments, context)
         .await
         .map_err(call_error)?;
     Ok(HttpResponse::Ok().json(CallAnswer {

@@ -46,7 +46,7 @@ impl IdCache {
     pub(crate) async fn resolve(
         &mut self,
         conn: &mut SqliteConnection,
-        records: &[CheckRecord],
+        records: &[&CheckRecord],
     ) -> Result<(), sqlx::Error> {
         for r in records {
             if !self.targets.contains_key(&r.service) {
@@ -107,7 +107,7 @@ fn latency_us(r: &CheckRecord) -> Option<i64> {
 pub(crate) async fn stage_batch(
     conn: &mut SqliteConnection,
     ids: &IdCache,
-    records: &[CheckRecord],
+    records: &[&CheckRecord],
 ) -> Result<(), sqlx::Error> {
     let mut rows = Vec::with_capacity(records.len().min(ROWS_PER_STATEMENT));
     for chunk in records.chunks(ROWS_PER_STATEMENT) {

@@ -22,6 +22,7 @@ pub mod runs;
 pub mod settle;
 pub mod slo;
 pub mod status;
+pub mod tool_calls;
 mod txn;
 pub mod writer;
 

@@ -30,6 +30,8 @@ pub struct Pruned {
     pub heals: u64,
     /// Resolved alerts (with their events) and alert deliveries.
     pub alerts: u64,
+    /// Calls of MCP tools through the bridge.
+    pub tool_calls: u64,
 }
 
 impl Pruned {
@@ -77,6 +79,10 @@ impl Store {
                 + self
                     .delete_older("alert_deliveries", "rowid", "created_at_ms", rollups_before)
                     .await?,
+            // Tool calls are kept as long as the raw checks, like the audit log.
+            tool_calls: self
+                .delete_older("tool_calls", "rowid", "at_ms", checks_before)
+                .await?,
         })
     }
 
@@ -171,6 +177,7 @@ impl Retention {
                 audit = pruned.audit,
                 heals = pruned.heals,
                 alerts = pruned.alerts,
+                tool_calls = pruned.tool_calls,
                 "pruned old rows"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),

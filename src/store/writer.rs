@@ -1,4 +1,4 @@
-//! The batching writer: every high-rate record goes through one task that writes a batch per transaction,
+//! The batching writer: every high-rate record (health checks, and the MCP bridge's tool calls) goes through one task that writes a batch per transaction,
 //! flushed when the batch is full or at least every `flush_interval`, and drained on shutdown. A flush stages
 //! its checks in `checks_recent`; at least every `settle_interval` (and at shutdown) the writer settles them
 //! into `checks` and the hourly rollups (`settle.rs`).
@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::metrics::WriterMetrics;
-use crate::records::CheckRecord;
+use crate::records::{CheckRecord, ToolCallRecord};
 use crate::store::health_checks::IdCache;
 use crate::store::status::{StoreProblem, WriteErrorKind};
-use crate::store::{health_checks, raw, settle, txn, Store};
+use crate::store::{health_checks, raw, settle, tool_calls, txn, Store};
 
 /// Records waiting in the queue before `submit` applies backpressure.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -96,9 +96,10 @@ impl WriterStats {
         }
     }
 
-    fn staged(&self, batch: &[CheckRecord]) {
+    fn staged(&self, batch: &[Row]) {
         if let Some(oldest) = batch
             .iter()
+            .filter_map(Row::check)
             .map(|r| r.checked_at.timestamp_millis().max(1))
             .min()
         {
@@ -127,17 +128,52 @@ fn kind_index(kind: WriteErrorKind) -> usize {
 #[error("the check writer has shut down; the record was not stored")]
 pub struct WriterClosed;
 
+/// What the writer stores: health checks, and the calls of MCP tools through the bridge.
+#[derive(Debug)]
+enum Row {
+    Check(CheckRecord),
+    /// Boxed: a call is rare beside checks, and the box keeps every held row the size of a check.
+    ToolCall(Box<ToolCallRecord>),
+}
+
+impl Row {
+    fn check(&self) -> Option<&CheckRecord> {
+        match self {
+            Self::Check(check) => Some(check),
+            Self::ToolCall(_) => None,
+        }
+    }
+
+    fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Check(check) => check.checked_at,
+            Self::ToolCall(call) => call.at,
+        }
+    }
+}
+
 /// The sending side, cloned into every producer.
 #[derive(Debug, Clone)]
 pub struct CheckWriter {
-    tx: mpsc::Sender<CheckRecord>,
+    tx: mpsc::Sender<Row>,
     stats: Arc<WriterStats>,
 }
 
 impl CheckWriter {
-    /// Queues a record, waiting for room when the queue is full.
+    /// Queues a check, waiting for room when the queue is full.
     pub async fn submit(&self, record: CheckRecord) -> Result<(), WriterClosed> {
-        self.tx.send(record).await.map_err(|_| WriterClosed)
+        self.tx
+            .send(Row::Check(record))
+            .await
+            .map_err(|_| WriterClosed)
+    }
+
+    /// Queues the record of a tool call, waiting for room when the queue is full.
+    pub async fn submit_tool_call(&self, record: ToolCallRecord) -> Result<(), WriterClosed> {
+        self.tx
+            .send(Row::ToolCall(Box::new(record)))
+            .await
+            .map_err(|_| WriterClosed)
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -233,9 +269,9 @@ impl Observed {
         self.metrics.write_failed(kind.as_str());
     }
 
-    fn held(&self, rows: usize, queued: usize, first: Option<&CheckRecord>) {
+    fn held(&self, rows: usize, queued: usize, first: Option<&Row>) {
         self.stats.held.store(rows as u64, Ordering::Relaxed);
-        let first_ms = first.map_or(0, |r| r.checked_at.timestamp_millis().max(1));
+        let first_ms = first.map_or(0, |r| r.at().timestamp_millis().max(1));
         self.stats.first_held_ms.store(first_ms, Ordering::Relaxed);
         self.metrics.queued(rows + queued);
     }
@@ -244,7 +280,7 @@ impl Observed {
 async fn run(
     store: Store,
     settings: WriterSettings,
-    mut rx: mpsc::Receiver<CheckRecord>,
+    mut rx: mpsc::Receiver<Row>,
     observed: Observed,
     stop: CancellationToken,
 ) -> WriterReport {
@@ -337,7 +373,7 @@ async fn run(
 
 /// Rows received and not yet committed, bounded by `MAX_HELD_ROWS`.
 struct Pending {
-    rows: VecDeque<CheckRecord>,
+    rows: VecDeque<Row>,
     observed: Observed,
     /// Set while rows are being dropped, so the drop is logged once per episode.
     overflowing: bool,
@@ -363,7 +399,7 @@ impl Pending {
     /// Takes every record of `received`; those past the bound are dropped and counted. The oldest are kept:
     /// what is stored stays one unbroken stretch of history.
     /// `queued` is what still waits in the channel, for the queue gauge.
-    fn extend(&mut self, received: &mut Vec<CheckRecord>, queued: usize) {
+    fn extend(&mut self, received: &mut Vec<Row>, queued: usize) {
         let room = MAX_HELD_ROWS.saturating_sub(self.rows.len());
         if received.len() > room {
             let dropped = (received.len() - room) as u64;
@@ -384,7 +420,7 @@ impl Pending {
     }
 
     /// The oldest `n` rows, as one slice.
-    fn front(&mut self, n: usize) -> &[CheckRecord] {
+    fn front(&mut self, n: usize) -> &[Row] {
         let n = n.min(self.rows.len());
         &self.rows.make_contiguous()[..n]
     }
@@ -543,9 +579,14 @@ impl BatchSink {
         }
         match self.write_once(batch).await {
             Ok(()) => {
-                self.observed.stats.staged(&pending.front(rows)[..rows]);
-                self.unsettled_since.get_or_insert_with(Instant::now);
-                self.unsettled_rows += rows;
+                let written = &pending.front(rows)[..rows];
+                // Only checks are staged for the settle; tool calls are stored as they are.
+                let checks = written.iter().filter_map(Row::check).count();
+                if checks > 0 {
+                    self.observed.stats.staged(written);
+                    self.unsettled_since.get_or_insert_with(Instant::now);
+                    self.unsettled_rows += checks;
+                }
                 pending.remove_front(rows);
                 self.observed.written(rows);
                 self.store.status().committed(Utc::now());
@@ -593,13 +634,31 @@ impl BatchSink {
         });
     }
 
-    async fn write_once(&mut self, batch: &[CheckRecord]) -> Result<(), (WriteErrorKind, String)> {
+    async fn write_once(&mut self, batch: &[Row]) -> Result<(), (WriteErrorKind, String)> {
+        let checks: Vec<&CheckRecord> = batch.iter().filter_map(Row::check).collect();
+        let calls: Vec<&ToolCallRecord> = batch
+            .iter()
+            .filter_map(|row| match row {
+                Row::ToolCall(call) => Some(&**call),
+                Row::Check(_) => None,
+            })
+            .collect();
         let conn = connection(&self.store, &mut self.conn).await?;
         let mut tx = conn.begin().await.map_err(sql_error)?;
-        self.ids.resolve(&mut tx, batch).await.map_err(sql_error)?;
-        health_checks::stage_batch(&mut tx, &self.ids, batch)
-            .await
-            .map_err(sql_error)?;
+        if !checks.is_empty() {
+            self.ids
+                .resolve(&mut tx, &checks)
+                .await
+                .map_err(sql_error)?;
+            health_checks::stage_batch(&mut tx, &self.ids, &checks)
+                .await
+                .map_err(sql_error)?;
+        }
+        if !calls.is_empty() {
+            tool_calls::insert_batch(&mut tx, &calls)
+                .await
+                .map_err(sql_error)?;
+        }
         tx.commit().await.map_err(sql_error)?;
         // A commit that left the connection inside a transaction stored nothing (`txn.rs`).
         txn::confirm_committed(conn).await.map_err(sql_error)

@@ -10,6 +10,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod mcp_fixture;
 pub mod process;
 pub mod prom;
 pub mod receivers;
