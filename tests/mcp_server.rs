@@ -441,6 +441,29 @@ async fn hale_mcp_says_on_stderr_when_hale_cannot_be_reached() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hale_mcp_with_a_token_hale_does_not_accept_says_so() {
+    let setup = start().await;
+    let url = setup.app.url(McpBridge, "/mcp");
+    let mut command = common::process::hale_command(setup.app.dir.path());
+    command
+        .args(["mcp", "--url", &url])
+        .env("HALE_TOKEN", "not-a-token-of-this-hale-0123456789")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = tokio::time::timeout(DEADLINE, command.output())
+        .await
+        .expect("hale mcp exits")
+        .expect("run hale mcp");
+    assert_eq!(exit_code(output.status), 1);
+    assert!(output.stdout.is_empty(), "stdout is the protocol's alone");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot reach hale's MCP server at") && stderr.contains("HALE_TOKEN"),
+        "{stderr}"
+    );
+}
+
 /// The MCP Inspector's CLI, installed by scripts/test into tests/node (fails, never skips, without it).
 fn inspector() -> PathBuf {
     let path = common::repo().join("tests/node/node_modules/.bin/mcp-inspector");

@@ -1,6 +1,6 @@
 //! The list of every answer, declared once: its name, the role it needs, the route it is served on and by
-//! which services. The guard's role table is derived from it (`services::route_roles`), and so will the MCP
-//! tools be, so a route and its tool cannot need different roles.
+//! which services. The guard's role table is derived from it (`services::route_roles`), and so are the roles
+//! of hale's MCP tools (`mcp::server::HaleTool::role`), so a route and its tool cannot need different roles.
 
 use crate::auth::Role;
 use crate::kind::ServiceKind;
@@ -11,7 +11,7 @@ use Verb::{Get, Post};
 /// One question hale answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
-    /// Its name, unique: the future MCP tool's name.
+    /// Its name, unique: the name of hale's MCP tool that gives the same answer, where there is one.
     pub name: &'static str,
     /// The weakest role that may ask it.
     pub role: Role,

@@ -352,7 +352,7 @@ impl McpEndpoint {
 /// Why `hale mcp` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("cannot reach hale's MCP server at {url}: {reason} (is `hale serve` running with the MCP WebBridge?)")]
+    #[error("cannot reach hale's MCP server at {url}: {reason} (is `hale serve` running with the MCP WebBridge, and does it accept the token in HALE_TOKEN?)")]
     Connect { url: String, reason: String },
     #[error("the stdio session failed: {0}")]
     Stdio(String),
