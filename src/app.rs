@@ -470,6 +470,8 @@ async fn build(
     };
     let mut services = Vec::with_capacity(listeners.len());
     let mcp = McpLink::default();
+    // The Health Proxy is assembled first (`ServiceKind::ALL` order): the MCP bridge's tools answer from it.
+    let mut health_proxy = None;
     for (kind, listener) in listeners {
         let shared = Shared {
             core: core.clone(),
@@ -477,12 +479,16 @@ async fn build(
             start_labels: start_labels.clone(),
             metrics: metrics[&kind].clone(),
             mcp: mcp.clone(),
+            health_proxy: health_proxy.clone(),
         };
         let assembly = services::assemble(kind, &shared)
             .await
             .map_err(|e| match e {
                 AssembleError::Monitor(e) => StartError::Monitor(e),
             })?;
+        if let ServiceState::HealthProxy(state) = &assembly.state {
+            health_proxy = Some(state.clone());
+        }
         services.push((listener, assembly));
     }
     let access = Arc::new(AccessLog::new(core.store.clone()));

@@ -26,6 +26,7 @@ const LAYERING: &[(&str, &[&str])] = &[
             "config",
             "export",
             "history",
+            "mcp",
             "ops",
             "probe",
             "services",
@@ -85,6 +86,25 @@ const LAYERING: &[(&str, &[&str])] = &[
             "store",
         ],
     ),
+    // The MCP client side (the bridge's connections, catalog and call path) and hale's own MCP server, whose
+    // tools call the answers (and the parts they take: the monitor, the healer, the SLO board).
+    (
+        "mcp",
+        &[
+            "answers",
+            "auth",
+            "backoff",
+            "breaker",
+            "config",
+            "heal",
+            "metrics",
+            "probe",
+            "records",
+            "slo",
+            "store",
+            "supervise",
+        ],
+    ),
     // One actix-free function per question hale answers, and the schema types of the answers.
     (
         "answers",
@@ -115,19 +135,6 @@ const LAYERING: &[(&str, &[&str])] = &[
     ),
     // The engines.
     ("export", &["alerts", "config", "metrics"]),
-    // The MCP client side: the bridge's connections, catalog and call path.
-    (
-        "mcp",
-        &[
-            "backoff",
-            "breaker",
-            "config",
-            "metrics",
-            "records",
-            "store",
-            "supervise",
-        ],
-    ),
     ("history", &["breaker", "metrics", "records", "store"]),
     ("selfwatch", &["limits", "store"]),
     (

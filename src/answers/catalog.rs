@@ -1,6 +1,6 @@
 //! The list of every answer, declared once: its name, the role it needs, the route it is served on and by
-//! which services. The guard's role table is derived from it (`services::route_roles`), and so will the MCP
-//! tools be, so a route and its tool cannot need different roles.
+//! which services. The guard's role table is derived from it (`services::route_roles`), and so are the roles
+//! of hale's MCP tools (`mcp::server::HaleTool::role`), so a route and its tool cannot need different roles.
 
 use crate::auth::Role;
 use crate::kind::ServiceKind;
@@ -11,7 +11,7 @@ use Verb::{Get, Post};
 /// One question hale answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
-    /// Its name, unique: the future MCP tool's name.
+    /// Its name, unique: the name of hale's MCP tool that gives the same answer, where there is one.
     pub name: &'static str,
     /// The weakest role that may ask it.
     pub role: Role,
@@ -79,8 +79,9 @@ const fn answer(
 }
 
 /// Changes whose route the guard lets `read` through because the handler decides the role: a tool call
-/// needs `operate` unless the tool's server has `call_role: read`.
-pub const ROLE_CHECKED_BY_HANDLER: &[&str] = &["call_tool"];
+/// needs `operate` unless the tool's server has `call_role: read`; an MCP message to `/mcp` needs `operate`
+/// only for the `heal` tool.
+pub const ROLE_CHECKED_BY_HANDLER: &[&str] = &["call_tool", "mcp"];
 
 /// Every answer of every service. A change needs at least `operate`; a read needs `read` unless what it
 /// shows calls for more.
@@ -147,6 +148,9 @@ pub const ANSWERS: &[Answer] = &[
     answer("mcp_tools", Read, Get, "/tools", MCP_BRIDGE, Json),
     answer("tool_calls", Read, Get, "/tools/calls", MCP_BRIDGE, Json),
     answer("call_tool", Read, Post, "/tools/{name}", MCP_BRIDGE, Json),
+    // hale's own MCP server (streamable HTTP, stateless): reads need read; its `heal` tool checks for
+    // operate on each call. No GET: the server opens no stream of its own (405).
+    answer("mcp", Read, Post, "/mcp", MCP_BRIDGE, Json),
     // Boss API: operations.
     answer("healthz", Read, Get, "/healthz", BOSS_API, Json),
     answer("audit", Admin, Get, "/audit", BOSS_API, Json),

@@ -1,5 +1,5 @@
 //! Every question hale answers, once: one function per answer, without actix, taking typed parameters and
-//! returning the schema types the HTTP services serialise (and the coming MCP tools will). The catalog
+//! returning the schema types the HTTP services serialise (and hale's MCP tools return). The catalog
 //! (`ANSWERS`) lists them with the role each needs and the route each is served on.
 
 pub mod alerts;

@@ -1,11 +1,31 @@
-//! `hale mcp import FILE`: the MCP servers of a Claude Desktop, VS Code or Cursor config (`mcpServers`, or
-//! VS Code's `servers`), printed as hale's `mcp_servers`, ready to paste; 2 for a file that cannot be read.
+//! `hale mcp`: hale's MCP tools on stdin/stdout for an AI assistant (Claude Desktop, VS Code), relayed to
+//! the running hale's `/mcp`; 1 when it cannot be reached. `hale mcp import FILE`: the MCP servers of a
+//! Claude Desktop, VS Code or Cursor config (`mcpServers`, or VS Code's `servers`), printed as hale's
+//! `mcp_servers`, ready to paste; 2 for a file that cannot be read.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cli::{fail, EXIT_BAD_INPUT};
-use crate::config::EditorMcpFile;
+use crate::config::{Config, EditorMcpFile, DEFAULT_CONFIG_PATH};
+use crate::mcp::server::relay_stdio;
+
+/// The variable `hale mcp` reads its bearer token from (a read token for the reads; operate for `heal`).
+pub const TOKEN_VARIABLE: &str = "HALE_TOKEN";
+
+/// `hale mcp [--url URL] [--config FILE]`, or `hale mcp import FILE`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub what: Option<McpCommand>,
+    /// hale's MCP endpoint (default: `/mcp` on the config's `listen.mcp_bridge`).
+    #[arg(long, env = "HALE_MCP_URL")]
+    pub url: Option<String>,
+    /// The JSON config file, for the MCP WebBridge's address.
+    #[arg(long, env = "HALE_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum McpCommand {
@@ -17,9 +37,33 @@ pub enum McpCommand {
     },
 }
 
-pub(super) fn run(what: McpCommand) -> ExitCode {
-    match what {
-        McpCommand::Import { file } => import(&file),
+pub(super) async fn run(args: McpArgs) -> ExitCode {
+    match args.what {
+        Some(McpCommand::Import { file }) => import(&file),
+        None => serve_stdio(args.url, &args.config).await,
+    }
+}
+
+/// Serves hale's tools on stdio (stdout is the protocol: nothing else is printed there).
+async fn serve_stdio(url: Option<String>, config: &Path) -> ExitCode {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let addr = if config.exists() {
+                match Config::load(config) {
+                    Ok(config) => config.listen.mcp_bridge,
+                    Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
+                }
+            } else {
+                Config::default().listen.mcp_bridge
+            };
+            format!("http://{addr}/mcp")
+        }
+    };
+    let token = std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
+    match relay_stdio(&url, token.as_deref()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, &e.to_string()),
     }
 }
 

@@ -110,11 +110,9 @@ pub enum Command {
         #[command(subcommand)]
         what: slo::SloCommand,
     },
-    /// The MCP WebBridge's servers.
-    Mcp {
-        #[command(subcommand)]
-        what: mcp::McpCommand,
-    },
+    /// hale's MCP tools on stdio for an AI assistant (relayed to the running hale's `/mcp`; the bearer
+    /// token, if any, from HALE_TOKEN), or `import`: an editor's MCP servers in hale's form.
+    Mcp(mcp::McpArgs),
     /// Print a new random bearer token (256 bits, 64 hex characters) that `auth.tokens` accepts, e.g.
     /// `hale token > /run/secrets/hale-admin`.
     Token,
@@ -165,7 +163,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Restore(args) => backup::restore(args).await,
         Command::History { what } => history::run(what).await,
         Command::Slo { what } => slo::run(what).await,
-        Command::Mcp { what } => mcp::run(what),
+        Command::Mcp(args) => mcp::run(args).await,
         Command::Token => token::run(),
     }
 }

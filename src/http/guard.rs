@@ -65,6 +65,9 @@ impl Guard {
             role: *role,
             group: if route == TOOL_CALL_ROUTE {
                 RateGroup::ToolCall
+            } else if route == MCP_ROUTE {
+                // An MCP session is several messages (initialize, the list, the calls), mostly reads.
+                RateGroup::Read
             } else {
                 RateGroup::Write
             },
@@ -74,6 +77,8 @@ impl Guard {
 
 /// The MCP WebBridge's tool call: rate-limited per client and tool.
 const TOOL_CALL_ROUTE: &str = "/tools/{name}";
+/// hale's own MCP server.
+const MCP_ROUTE: &str = "/mcp";
 
 /// The bucket of a read: what monitors and scrapers poll, `/health/all`, or any other read.
 fn read_group(route: &str) -> RateGroup {
@@ -261,9 +266,11 @@ pub async fn guard(
         };
         // Refusals, rate limits and methods the route does not have (nothing could change) are counted per
         // client and minute; an allowed request is a row of its own, except a tool call: the bridge stores
-        // each call in `tool_calls` (with its request id and role), and the audit log counts them per minute.
+        // each call in `tool_calls` (with its request id and role), and the audit log counts them per minute;
+        // so are the messages to hale's own MCP server, mostly reads (a heal it makes is in `heal_events`).
         let aggregate = policy.is_none()
             || group == RateGroup::ToolCall
+            || route == MCP_ROUTE
             || matches!(
                 outcome,
                 AuditOutcome::Unauthorized | AuditOutcome::Forbidden | AuditOutcome::RateLimited

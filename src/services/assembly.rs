@@ -29,6 +29,8 @@ pub struct Shared {
     /// One for all services: the MCP WebBridge's assembly fills it, the Health Proxy's monitor checks and
     /// heals the MCP servers' targets (`mcp:<name>`) through it.
     pub mcp: McpLink,
+    /// The Health Proxy's state, once it is assembled in this process: hale's MCP tools answer from it.
+    pub health_proxy: Option<web::Data<HealthProxyState>>,
 }
 
 /// One service, assembled: its handlers' state and its background workers.

@@ -16,6 +16,7 @@ use crate::answers::HealthResponse;
 use crate::auth::Role;
 use crate::config::CallRole;
 use crate::http::{ApiError, Caller, ErrorBody, HttpContext, RequestId};
+use crate::mcp::server::{HealthParts, McpCaller, McpEndpoint, ToolParts, MAX_MCP_BODY};
 use crate::mcp::{
     CallContext, CallError, Connections, McpRegistry, PingError, ServerView, ToolView,
 };
@@ -26,10 +27,12 @@ use crate::services::{common, Assembled, Core, ServiceState, Shared};
 use crate::supervise::env::EnvPolicy;
 use crate::worker::Worker;
 
-/// What the bridge's handlers use besides the core: the registry of MCP servers and their tools.
+/// What the bridge's handlers use besides the core: the registry of MCP servers and their tools, and
+/// hale's own MCP server (`/mcp`).
 #[derive(Debug)]
 pub struct McpBridgeState {
     pub registry: Arc<McpRegistry>,
+    pub endpoint: McpEndpoint,
 }
 
 /// Builds the bridge's registry and the worker that keeps its servers connected.
@@ -60,8 +63,19 @@ pub fn assemble(shared: &Shared) -> Assembled {
     shared
         .mcp
         .connect(Arc::new(WatchedServers(registry.clone())));
+    let parts = ToolParts {
+        store: shared.core.store.clone(),
+        config: shared.core.config.clone(),
+        clock: shared.core.clock.clone(),
+        health: shared.health_proxy.as_ref().map(|state| HealthParts {
+            monitor: state.monitor.clone(),
+            healer: state.healer.clone(),
+            slo: state.slo.clone(),
+        }),
+    };
+    let endpoint = McpEndpoint::new(Arc::new(parts), config.listen.mcp_bridge.ip().is_loopback());
     Assembled {
-        state: ServiceState::McpBridge(web::Data::new(McpBridgeState { registry })),
+        state: ServiceState::McpBridge(web::Data::new(McpBridgeState { registry, endpoint })),
         workers,
     }
 }
@@ -102,7 +116,85 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(tools)
         // Before `/tools/{name}`, so `calls` is this route, not a tool's name.
         .service(tool_calls)
-        .service(call_tool);
+        .service(call_tool)
+        .service(mcp_post);
+}
+
+/// hale's own MCP server (streamable HTTP, stateless): a JSON-RPC message in, its answer as JSON.
+///
+/// The tools are hale's answers (`health_all`, `health_history`, `slo`, `slo_target`, `slo_report`,
+/// `heal_events`, `active_alerts`, `heal`), each built by the function its route calls. Reads need the read
+/// role (or loopback); the `heal` tool needs the operate role, checked on each call. The client must
+/// accept `application/json` and `text/event-stream`. There is no `GET /mcp` (405): the server opens no
+/// stream of its own, every answer comes back in its POST's response.
+#[utoipa::path(
+    tag = "mcp",
+    request_body(content = Object, description = "A JSON-RPC message of the Model Context Protocol", content_type = "application/json",
+        example = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
+    responses(
+        (status = 200, description = "The JSON-RPC answer (an error answer names the bad argument)", content_type = "application/json", body = Object,
+            example = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "health_all", "description": "Checks every target now", "inputSchema": {"type": "object", "properties": {}}}]}})),
+        (status = 202, description = "A notification or a response was accepted"),
+        (status = 400, description = "The body is not a JSON-RPC message"),
+        (status = 403, description = "The `Host` or `Origin` header is not allowed (DNS rebinding protection)"),
+        (status = 406, description = "The `Accept` header does not name both `application/json` and `text/event-stream`"),
+        (status = 413, description = "The body is over 1 MiB"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 422, description = "The message is not one the server takes"),
+    )
+)]
+#[post("/mcp")]
+pub async fn mcp_post(
+    req: HttpRequest,
+    state: web::Data<McpBridgeState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    mcp(req, state, body).await
+}
+
+/// The actix request as an `http` request for rmcp's service (with the caller's role in its extensions),
+/// and its answer back.
+async fn mcp(
+    req: HttpRequest,
+    state: web::Data<McpBridgeState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    use http_body_util::BodyExt;
+
+    if body.len() > MAX_MCP_BODY {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_MCP_BODY,
+        });
+    }
+    let bad = |what: &str| ApiError::BadRequest(format!("the request's {what} cannot be read"));
+    let mut builder = http::Request::builder()
+        .method(
+            http::Method::from_bytes(req.method().as_str().as_bytes())
+                .map_err(|_| bad("method"))?,
+        )
+        .uri(req.uri().to_string());
+    for (name, value) in req.headers() {
+        builder = builder.header(name.as_str(), value.as_bytes());
+    }
+    let role = req.extensions().get::<Caller>().and_then(|c| c.role);
+    builder = builder.extension(McpCaller { role });
+    let request = builder
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_vec())))
+        .map_err(|_| bad("headers"))?;
+    let answer = state.endpoint.handle(request).await;
+    let (parts, body) = answer.into_parts();
+    let status = actix_web::http::StatusCode::from_u16(parts.status.as_u16())
+        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+    let mut response = HttpResponse::build(status);
+    for (name, value) in &parts.headers {
+        response.append_header((name.as_str(), value.as_bytes()));
+    }
+    // Stateless and JSON: the body ends with the answer, so it is read whole.
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    Ok(response.body(bytes.to_vec()))
 }
 
 /// Is the bridge able to do its job?
