@@ -128,12 +128,18 @@ impl Application {
         only: Option<ServiceKind>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
-        // A config built in code (not read by `Config::load`) gets its MCP servers' targets here.
-        let config = config.with_mcp_targets();
         let kinds: Vec<ServiceKind> = ServiceKind::ALL
             .into_iter()
             .filter(|k| only.is_none_or(|o| o == *k))
             .collect();
+        // A config built in code (not read by `Config::load`) gets its MCP servers' targets here. They are
+        // checked through the bridge's connections: a process without the bridge cannot reach the servers,
+        // and does not watch them rather than record failures that are not theirs.
+        let config = if kinds.contains(&ServiceKind::McpBridge) {
+            config.with_mcp_targets()
+        } else {
+            config.without_mcp_targets()
+        };
         let tokens = Arc::new(Tokens::load(&config.auth)?);
         refuse_exposure(&config, &kinds, &tokens)?;
         // Before anything opens files: the soft limit goes up to the hard one, and the budget of probes

@@ -14,7 +14,7 @@ use hale::kind::ServiceKind::McpBridge;
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 
-use common::app::{client, spawn_app_with, TestApp};
+use common::app::{client, spawn_app_only, spawn_app_with, TestApp};
 use common::config::{test_config_json, TestConfig};
 use common::db::count_rows;
 use common::mcp_fixture::fixture;
@@ -955,4 +955,25 @@ async fn a_server_without_ping_is_checked_by_listing_its_tools() {
     let rows = stored_checks(&app, "mcp:noping").await;
     assert!(rows.iter().all(|(outcome, _)| outcome == "up"), "{rows:?}");
     app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hale_without_the_bridge_does_not_watch_the_mcp_servers() {
+    let server = stdio_server("fixture", "stdio", json!({}));
+    let mut config = bridge_config(vec![server]).build();
+    config.services = serde_json::from_value(json!([
+        {"name": "web", "url": format!("tcp://127.0.0.1:{}", common::dead_port()), "interval_s": 1}
+    ]))
+    .unwrap();
+    let mut app = spawn_app_only(config, Some(hale::kind::ServiceKind::HealthProxy)).await;
+    let (status, services) = app
+        .get_json(hale::kind::ServiceKind::HealthProxy, "/services")
+        .await;
+    assert_eq!(status, 200, "{services}");
+    assert_eq!(strings(&services, "name"), ["web"], "{services}");
+    app.shutdown().await;
+    assert_eq!(
+        count_rows(&app.db_path, "health_checks", "service LIKE 'mcp:%'").await,
+        0
+    );
 }

@@ -204,6 +204,12 @@ impl Config {
         self
     }
 
+    /// The config without the targets of its MCP servers: for a process that does not run the bridge.
+    pub fn without_mcp_targets(mut self) -> Self {
+        self.services.retain(|t| !t.url.is_mcp());
+        self
+    }
+
     /// Checks what types alone cannot (ranges, uniqueness, combinations), section by section.
     pub fn validate(&self) -> Result<(), Invalid> {
         self.listen.validate()?;
