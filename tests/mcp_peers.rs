@@ -17,6 +17,7 @@ use tokio::io::AsyncBufReadExt;
 
 use common::app::{client, spawn_app_with, TestApp};
 use common::config::TestConfig;
+use common::db::count_rows;
 use common::{eventually, repo, DEADLINE};
 
 /// server-everything's entry point, as `npm ci` in `tests/node/` installs it.
@@ -273,18 +274,8 @@ async fn server_everything_and_mcp_server_time_are_bridged_and_watched() {
         let stored = eventually(
             &format!("a stored check of {target} that is up"),
             || async {
-                let options = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(&app.db_path)
-                    .read_only(true);
-                let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-                let up: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM health_checks WHERE service = ? AND outcome = 'up'",
-                )
-                .bind(target)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-                pool.close().await;
+                let condition = format!("service = '{target}' AND outcome = 'up'");
+                let up = count_rows(&app.db_path, "health_checks", &condition).await;
                 (up > 0).then_some(up)
             },
         )

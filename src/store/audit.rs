@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::kind::ServiceKind;
 use crate::records::{AuditOutcome, AuditRecord};
-use crate::store::{from_ms, known, to_ms, Store, StoreError};
+use crate::store::{from_ms, known, role_name, to_ms, Store, StoreError};
 
 const TABLE: &str = "audit_log";
 
@@ -30,10 +30,6 @@ struct AuditRow {
     outcome: String,
     request_id: String,
     count: i64,
-}
-
-fn role_str(raw: &str) -> Option<&'static str> {
-    ["read", "operate", "admin"].into_iter().find(|r| *r == raw)
 }
 
 impl Store {
@@ -111,7 +107,7 @@ impl Store {
                 )?;
                 let role = match row.role.as_deref() {
                     None => None,
-                    Some(raw) => Some(known(TABLE, "role", raw, role_str(raw))?),
+                    Some(raw) => Some(known(TABLE, "role", raw, role_name(raw))?),
                 };
                 Some(StoredAudit {
                     id: row.id,

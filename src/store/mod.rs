@@ -553,6 +553,11 @@ pub(crate) fn primary_code(err: &sqlx::Error) -> Option<i32> {
 
 /// A value stored as text, read back. An unknown one (written by a newer hale, or edited by hand) is an error
 /// for the operator, logged with where it was found; the caller skips the row rather than guess.
+/// A role's name as stored (`audit_log.role`, `tool_calls.role`), as the `&'static str` the records hold.
+pub(crate) fn role_name(raw: &str) -> Option<&'static str> {
+    ["read", "operate", "admin"].into_iter().find(|r| *r == raw)
+}
+
 pub(crate) fn known<T>(table: &str, column: &str, raw: &str, parsed: Option<T>) -> Option<T> {
     if parsed.is_none() {
         tracing::error!(

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::records::{ToolCallOutcome, ToolCallRecord};
-use crate::store::{from_ms, known, to_ms, Store, StoreError};
+use crate::store::{from_ms, known, role_name, to_ms, Store, StoreError};
 
 const TABLE: &str = "tool_calls";
 /// Rows per INSERT statement: 12 columns each, under SQLite's 32,766 bound variables.
@@ -45,10 +45,6 @@ struct ToolCallRow {
     error: Option<String>,
     arguments: Option<String>,
     result: Option<String>,
-}
-
-fn role_str(raw: &str) -> Option<&'static str> {
-    ["read", "operate", "admin"].into_iter().find(|r| *r == raw)
 }
 
 /// Inserts `calls` inside the writer's transaction.
@@ -116,7 +112,7 @@ impl Store {
                 )?;
                 let role = match row.role.as_deref() {
                     None => None,
-                    Some(raw) => Some(known(TABLE, "role", raw, role_str(raw))?),
+                    Some(raw) => Some(known(TABLE, "role", raw, role_name(raw))?),
                 };
                 Some(StoredToolCall {
                     id: row.id,
