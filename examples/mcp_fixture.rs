@@ -13,6 +13,7 @@
 //! (adds a tool and sends `notifications/tools/list_changed`) and `filler_0`..`filler_9`. `tools/list` answers in pages of `$FIXTURE_PAGE_SIZE` (default 4). The server's
 //! name is `$FIXTURE_NAME` (default `hale-fixture`). With `$FIXTURE_NO_PING` set it answers `ping` with
 //! "method not found", and with `$FIXTURE_LIST_LOG` set it appends a line per `tools/list` request to that file.
+//! With `$FIXTURE_HANG_AFTER_PINGS=N` it answers N pings, then never answers another (a hung server).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,9 @@ struct Fixture {
     page_size: usize,
     name: String,
     no_ping: bool,
+    /// Pings answered before the server hangs, when set.
+    hang_after_pings: Option<u64>,
+    pings: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn tool(name: &str, description: &str, schema: Value) -> Tool {
@@ -99,6 +103,10 @@ impl Fixture {
                 .unwrap_or(4),
             name: std::env::var("FIXTURE_NAME").unwrap_or_else(|_| "hale-fixture".to_owned()),
             no_ping: std::env::var_os("FIXTURE_NO_PING").is_some(),
+            hang_after_pings: std::env::var("FIXTURE_HANG_AFTER_PINGS")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            pings: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 }
@@ -117,6 +125,10 @@ impl ServerHandler for Fixture {
     }
 
     async fn ping(&self, _context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let answered = self.pings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.hang_after_pings.is_some_and(|n| answered >= n) {
+            std::future::pending::<()>().await;
+        }
         if self.no_ping {
             return Err(McpError::new(
                 rmcp::model::ErrorCode::METHOD_NOT_FOUND,

@@ -977,3 +977,42 @@ async fn a_hale_without_the_bridge_does_not_watch_the_mcp_servers() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_hung_mcp_server_is_healed_automatically_by_a_reconnect() {
+    // Each start of the server answers 3 pings, then hangs: its checks time out until auto-heal reconnects,
+    // which starts it again.
+    let server = stdio_server(
+        "hangs",
+        "stdio",
+        json!({"env": {"FIXTURE_HANG_AFTER_PINGS": "3"}, "timeout_s": 1, "interval_s": 1}),
+    );
+    let config = bridge_config(vec![server])
+        .heal(|heal| {
+            heal.enabled = true;
+            heal.after_failures = 2;
+            heal.cooldown_s = 1;
+            heal.verify_timeout_s = 20;
+            heal.verify_interval_ms = 100;
+        })
+        .flush_every_ms(50);
+    let mut app = spawn_app_with(config.build()).await;
+    wait_state(&app, "hangs", "ready").await;
+    let healed = "target = 'mcp:hangs' AND action = 'reconnect' AND trigger = 'automatic' AND outcome = 'healed'";
+    eventually("an automatic reconnect that healed mcp:hangs", || async {
+        (count_rows(&app.db_path, "heal_events", healed).await >= 1).then_some(())
+    })
+    .await;
+    let checks = stored_checks(&app, "mcp:hangs").await;
+    let timeouts = checks.iter().filter(|(o, _)| o == "timeout").count();
+    assert!(
+        timeouts >= 2,
+        "the hung server's pings timed out: {checks:?}"
+    );
+    let reconnected = wait_state(&app, "hangs", "ready").await;
+    assert!(
+        reconnected["reconnects"].as_u64().unwrap() >= 1,
+        "{reconnected}"
+    );
+    app.shutdown().await;
+}
