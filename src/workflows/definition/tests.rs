@@ -59,6 +59,27 @@ fn refused(value: &Value, path: &str, reason: &str) {
     assert!(e.reason.contains(reason), "{:?} does not say {reason:?}", e.reason);
 }
 
+/// The JSON blocks of docs/workflows.md, in order.
+fn documented_blocks() -> Vec<Value> {
+    let doc = include_str!("../../../docs/workflows.md");
+    doc.split("```json\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_documented_example_is_the_tested_one_and_its_risk_section_loads() {
+    let blocks = documented_blocks();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0], example(), "docs/workflows.md and example() differ");
+    let d = load(&blocks[1]).unwrap();
+    assert_eq!(d.risk().approval_from, RiskLevel::High);
+    assert_eq!(d.risk().expiry(RiskLevel::Critical), Duration::from_secs(14_400));
+    assert_eq!(d.risk().patterns[0].level, RiskLevel::Critical);
+}
+
 #[test]
 fn an_empty_section_has_no_workflows() {
     let d = load(&json!({})).unwrap();
