@@ -22,7 +22,9 @@ pub const OUTPUT_CAP_BYTES: usize = 64 * 1024;
 pub enum RunStoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the idempotency key {key:?} already started run {run} of {workflow} with another body")]
+    #[error(
+        "the idempotency key {key:?} already started run {run} of {workflow} with another body"
+    )]
     IdempotencyConflict {
         workflow: String,
         key: String,
@@ -287,7 +289,8 @@ const RUN_COLUMNS: &str = "id, workflow, definition, inputs, reason, state, wait
      created_ms, started_ms, finished_ms";
 const ATTEMPT_COLUMNS: &str =
     "id, run_id, step_index, step_id, attempt, state, started_ms, finished_ms, output, output_truncated, error";
-const APPROVAL_COLUMNS: &str = "id, run_id, step_index, step_id, risk, requested_ms, expires_ms, decided_ms, \
+const APPROVAL_COLUMNS: &str =
+    "id, run_id, step_index, step_id, risk, requested_ms, expires_ms, decided_ms, \
      decision, decided_by_role, reason";
 
 #[derive(sqlx::FromRow)]
@@ -455,11 +458,12 @@ fn capped(text: String) -> (String, bool) {
 }
 
 async fn run_in(conn: &mut SqliteConnection, id: RunId) -> Result<Option<StoredRun>, sqlx::Error> {
-    let row: Option<RunRow> =
-        sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = ?1"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row: Option<RunRow> = sqlx::query_as(&format!(
+        "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = ?1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.and_then(RunRow::parse))
 }
 
@@ -492,7 +496,8 @@ impl Store {
     where
         F: for<'c> FnOnce(
                 &'c mut SqliteConnection,
-            ) -> futures_util::future::BoxFuture<'c, Result<T, RunStoreError>>
+            )
+                -> futures_util::future::BoxFuture<'c, Result<T, RunStoreError>>
             + Send,
         T: Send,
     {
@@ -506,7 +511,11 @@ impl Store {
 }
 
 impl RunStore for Store {
-    async fn create_or_get(&self, run: &NewRun, now: DateTime<Utc>) -> Result<Created, RunStoreError> {
+    async fn create_or_get(
+        &self,
+        run: &NewRun,
+        now: DateTime<Utc>,
+    ) -> Result<Created, RunStoreError> {
         let run = run.clone();
         self.change(move |conn| {
             Box::pin(async move {

@@ -89,7 +89,10 @@ impl Definitions {
             if workflows.iter().any(|w| w.id == workflow.id) {
                 return Err(Invalid::at(
                     format!("{at}.id"),
-                    format!("{} is the id of an earlier workflow; ids are unique", workflow.id),
+                    format!(
+                        "{} is the id of an earlier workflow; ids are unique",
+                        workflow.id
+                    ),
                 ));
             }
             workflows.push(workflow);
@@ -341,7 +344,13 @@ impl RetryPolicy {
 
     fn validate(&self, at: &str) -> Result<(), Invalid> {
         range(at, "attempts", u64::from(self.attempts), 1, 100)?;
-        range(at, "initial_backoff_ms", self.initial_backoff_ms, 10, 3_600_000)?;
+        range(
+            at,
+            "initial_backoff_ms",
+            self.initial_backoff_ms,
+            10,
+            3_600_000,
+        )?;
         if !(1.0..=10.0).contains(&self.factor) {
             return Err(Invalid::at(
                 format!("{at}.factor"),
@@ -404,7 +413,10 @@ pub enum Action {
         expect_status: Vec<u16>,
     },
     /// Until the target passed `consecutive` checks in a row.
-    WaitHealthy { target: Template, consecutive: u32 },
+    WaitHealthy {
+        target: Template,
+        consecutive: u32,
+    },
     /// A program run directly (no shell): argv, cwd, env and inherited variables as in a target's `run`.
     Command {
         argv: Vec<Template>,
@@ -413,17 +425,25 @@ pub enum Action {
         /// After SIGTERM to its process group on timeout, how long before SIGKILL.
         kill_grace: Duration,
     },
-    Sleep { duration: Duration },
+    Sleep {
+        duration: Duration,
+    },
     /// A heal of the target, through auto-heal's protections.
-    Heal { target: Template },
+    Heal {
+        target: Template,
+    },
     McpTool {
         tool: String,
         arguments: JsonTemplate,
     },
     /// A message through the alert channels.
-    Notify { message: Template },
+    Notify {
+        message: Template,
+    },
     /// Waits for a person with the operate token to approve or reject.
-    Approval { message: Option<Template> },
+    Approval {
+        message: Option<Template>,
+    },
 }
 
 impl Action {
@@ -561,7 +581,9 @@ struct RawApproval {
 }
 
 /// Shells that would run a command line hale cannot see into (`sh -c "..."`).
-const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "ash"];
+const SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "ash",
+];
 
 impl Workflow {
     fn from_json(
@@ -737,7 +759,11 @@ impl Step {
                         format!("a {} request has no body", r.method.as_str()),
                     ));
                 }
-                if let Some(i) = r.expect_status.iter().position(|s| !(100..=599).contains(s)) {
+                if let Some(i) = r
+                    .expect_status
+                    .iter()
+                    .position(|s| !(100..=599).contains(s))
+                {
                     return Err(Invalid::at(
                         format!("{at}.expect_status[{i}]"),
                         format!("{} is not an HTTP status (100..=599)", r.expect_status[i]),
@@ -747,7 +773,10 @@ impl Step {
                 if !r.path.starts_with('/') && !r.path.starts_with("{{") {
                     return Err(Invalid::at(
                         format!("{at}.path"),
-                        format!("{:?} must start with '/': it is appended to the target's base URL", r.path),
+                        format!(
+                            "{:?} must start with '/': it is appended to the target's base URL",
+                            r.path
+                        ),
                     ));
                 }
                 Action::Http {
@@ -781,9 +810,18 @@ impl Step {
                     .iter()
                     .map(|(role, var)| (*role, var.as_str()))
                     .collect();
-                refuse_token_variables(&[(format!("{at}.inherit_env"), &run.inherit_env)], &tokens)?;
+                refuse_token_variables(
+                    &[(format!("{at}.inherit_env"), &run.inherit_env)],
+                    &tokens,
+                )?;
                 refuse_shell(at, &r.argv)?;
-                range(at, "output_cap_bytes", r.output_cap_bytes, 1, MAX_OUTPUT_CAP_BYTES)?;
+                range(
+                    at,
+                    "output_cap_bytes",
+                    r.output_cap_bytes,
+                    1,
+                    MAX_OUTPUT_CAP_BYTES,
+                )?;
                 range(at, "kill_grace_s", r.kill_grace_s, 1, 600)?;
                 let argv = r
                     .argv
@@ -814,17 +852,26 @@ impl Step {
             StepKind::McpTool => {
                 let r: RawMcpTool = typed(&rest, at).map_err(unknown_kind_field)?;
                 if r.tool.trim().is_empty() {
-                    return Err(Invalid::at(format!("{at}.tool"), "a tool's name cannot be empty"));
+                    return Err(Invalid::at(
+                        format!("{at}.tool"),
+                        "a tool's name cannot be empty",
+                    ));
                 }
                 Action::McpTool {
                     tool: r.tool,
-                    arguments: json_template(&format!("{at}.arguments"), &Value::Object(r.arguments))?,
+                    arguments: json_template(
+                        &format!("{at}.arguments"),
+                        &Value::Object(r.arguments),
+                    )?,
                 }
             }
             StepKind::Notify => {
                 let r: RawNotify = typed(&rest, at).map_err(unknown_kind_field)?;
                 if r.message.trim().is_empty() {
-                    return Err(Invalid::at(format!("{at}.message"), "a notice needs a message"));
+                    return Err(Invalid::at(
+                        format!("{at}.message"),
+                        "a notice needs a message",
+                    ));
                 }
                 Action::Notify {
                     message: template(&format!("{at}.message"), &r.message)?,
@@ -885,9 +932,9 @@ impl Step {
 /// A step's targets written literally must exist; returns whether the step's (literal) target is critical.
 fn check_targets(at: &str, action: &Action, env: &Environment) -> Result<bool, Invalid> {
     let target = match action {
-        Action::Http { target, .. } | Action::WaitHealthy { target, .. } | Action::Heal { target } => {
-            target
-        }
+        Action::Http { target, .. }
+        | Action::WaitHealthy { target, .. }
+        | Action::Heal { target } => target,
         _ => return Ok(false),
     };
     let Some(name) = target.literal() else {
@@ -931,7 +978,12 @@ fn refuse_shell(at: &str, argv: &[String]) -> Result<(), Invalid> {
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a))
         .unwrap_or_default();
-    if SHELLS.contains(&program) && argv.iter().skip(1).any(|a| a.starts_with('-') && a.contains('c')) {
+    if SHELLS.contains(&program)
+        && argv
+            .iter()
+            .skip(1)
+            .any(|a| a.starts_with('-') && a.contains('c'))
+    {
         return Err(Invalid::at(
             format!("{at}.argv"),
             format!(
@@ -975,7 +1027,8 @@ fn template(at: &str, text: &str) -> Result<Template, Invalid> {
 }
 
 fn json_template(at: &str, value: &Value) -> Result<JsonTemplate, Invalid> {
-    JsonTemplate::parse(value).map_err(|(below, reason)| Invalid::at(format!("{at}{below}"), reason))
+    JsonTemplate::parse(value)
+        .map_err(|(below, reason)| Invalid::at(format!("{at}{below}"), reason))
 }
 
 /// Deserializes `value`, naming the path of a field serde refuses below `at`.

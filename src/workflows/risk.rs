@@ -113,10 +113,20 @@ impl RiskConfig {
 /// What a step does, as far as its risk goes.
 #[derive(Debug, Clone, Copy)]
 pub enum StepSummary<'a> {
-    Http { method: HttpMethod, path: &'a str },
-    Command { argv: &'a [String] },
-    Heal { target: &'a str, critical: bool },
-    McpTool { tool: &'a str },
+    Http {
+        method: HttpMethod,
+        path: &'a str,
+    },
+    Command {
+        argv: &'a [String],
+    },
+    Heal {
+        target: &'a str,
+        critical: bool,
+    },
+    McpTool {
+        tool: &'a str,
+    },
     /// `wait_healthy`, `sleep`, `notify`, `approval`: they change nothing.
     Harmless,
 }
@@ -212,25 +222,43 @@ fn command(argv: &[String]) -> Risk {
                 raise(RiskLevel::High, format!("runs {name} (elevated rights)"));
             }
             "rm" if recursive_force(rest) => {
-                raise(RiskLevel::High, "rm with -r and -f (recursive delete)".to_owned());
+                raise(
+                    RiskLevel::High,
+                    "rm with -r and -f (recursive delete)".to_owned(),
+                );
             }
-            "chmod" if rest.iter().any(|a| a == "777" || a == "0777" || a == "a+rwx") => {
+            "chmod"
+                if rest
+                    .iter()
+                    .any(|a| a == "777" || a == "0777" || a == "a+rwx") =>
+            {
                 raise(RiskLevel::High, "chmod 777 (world-writable)".to_owned());
             }
             "chown" if rest.iter().any(|a| a == "-R" || a == "--recursive") => {
                 raise(RiskLevel::High, "chown -R".to_owned());
             }
-            "dd" if rest.iter().any(|a| a.starts_with("if=") || a.starts_with("of=")) => {
-                raise(RiskLevel::Critical, "dd (raw copy onto a file or device)".to_owned());
+            "dd" if rest
+                .iter()
+                .any(|a| a.starts_with("if=") || a.starts_with("of=")) =>
+            {
+                raise(
+                    RiskLevel::Critical,
+                    "dd (raw copy onto a file or device)".to_owned(),
+                );
             }
             "shutdown" | "reboot" | "halt" | "poweroff" => {
                 raise(RiskLevel::Critical, format!("{name} (stops the machine)"));
             }
             _ if name.starts_with("mkfs") || name == "wipefs" || name == "fdisk" => {
-                raise(RiskLevel::Critical, format!("{name} (erases a file system)"));
+                raise(
+                    RiskLevel::Critical,
+                    format!("{name} (erases a file system)"),
+                );
             }
             _ if (name == "kill" || name == "pkill" || name == "killall")
-                && rest.iter().any(|a| a == "-9" || a == "-KILL" || a == "-SIGKILL") =>
+                && rest
+                    .iter()
+                    .any(|a| a == "-9" || a == "-KILL" || a == "-SIGKILL") =>
             {
                 raise(RiskLevel::High, format!("{name} -9"));
             }
@@ -275,7 +303,11 @@ mod tests {
             ("rm -rf /var/cache/api", RiskLevel::High, "recursive delete"),
             ("/bin/rm -fr build", RiskLevel::High, "recursive delete"),
             ("rm -r -f build", RiskLevel::High, "recursive delete"),
-            ("rm --recursive --force x", RiskLevel::High, "recursive delete"),
+            (
+                "rm --recursive --force x",
+                RiskLevel::High,
+                "recursive delete",
+            ),
             ("rm -r build", RiskLevel::Medium, "runs a command"),
             ("rm -f one.log", RiskLevel::Medium, "runs a command"),
             ("sudo systemctl restart api", RiskLevel::High, "sudo"),
@@ -283,7 +315,11 @@ mod tests {
             ("chmod 755 /srv", RiskLevel::Medium, "runs a command"),
             ("mkfs.ext4 /dev/sdb1", RiskLevel::Critical, "mkfs.ext4"),
             ("dd if=/dev/zero of=/dev/sda", RiskLevel::Critical, "dd"),
-            ("sudo dd if=/dev/zero of=/dev/sda", RiskLevel::Critical, "dd"),
+            (
+                "sudo dd if=/dev/zero of=/dev/sda",
+                RiskLevel::Critical,
+                "dd",
+            ),
             ("kill -9 1234", RiskLevel::High, "kill -9"),
             ("kill 1234", RiskLevel::Medium, "runs a command"),
             ("reboot", RiskLevel::Critical, "stops the machine"),
@@ -352,10 +388,7 @@ mod tests {
             RiskLevel::High,
             "a lower pattern never lowers a step"
         );
-        assert_eq!(
-            score(&StepSummary::Harmless, &config).level,
-            RiskLevel::Low
-        );
+        assert_eq!(score(&StepSummary::Harmless, &config).level, RiskLevel::Low);
     }
 
     #[test]
@@ -369,9 +402,18 @@ mod tests {
         assert_eq!(highest(&steps).map(|r| r.why.as_str()), Some("b"));
         assert_eq!(highest(&[]), None);
         let config = RiskConfig::default();
-        assert_eq!(config.expiry(RiskLevel::Critical), Duration::from_secs(4 * 3600));
-        assert_eq!(config.expiry(RiskLevel::High), Duration::from_secs(8 * 3600));
-        assert_eq!(config.expiry(RiskLevel::Medium), Duration::from_secs(24 * 3600));
+        assert_eq!(
+            config.expiry(RiskLevel::Critical),
+            Duration::from_secs(4 * 3600)
+        );
+        assert_eq!(
+            config.expiry(RiskLevel::High),
+            Duration::from_secs(8 * 3600)
+        );
+        assert_eq!(
+            config.expiry(RiskLevel::Medium),
+            Duration::from_secs(24 * 3600)
+        );
         assert!(config.needs_approval(RiskLevel::High));
         assert!(config.needs_approval(RiskLevel::Critical));
         assert!(!config.needs_approval(RiskLevel::Medium));

@@ -114,7 +114,8 @@ impl Template {
 
     /// Refuses a reference to an undeclared input, or to a step that is unknown, this one or a later one.
     pub fn check(&self, scope: Scope<'_>) -> Result<(), String> {
-        self.references().try_for_each(|r| check_reference(r, scope))
+        self.references()
+            .try_for_each(|r| check_reference(r, scope))
     }
 
     /// The text with every reference replaced by its value: a string as it is, anything else as JSON.
@@ -255,12 +256,13 @@ impl JsonTemplate {
         match self {
             Self::Plain(_) => Ok(()),
             Self::Text(t) => t.check(scope).map_err(|e| (String::new(), e)),
-            Self::Array(items) => items.iter().enumerate().try_for_each(|(i, t)| {
-                t.check(scope).map_err(|(at, e)| (format!("[{i}]{at}"), e))
-            }),
-            Self::Object(fields) => fields.iter().try_for_each(|(k, t)| {
-                t.check(scope).map_err(|(at, e)| (format!(".{k}{at}"), e))
-            }),
+            Self::Array(items) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, t)| t.check(scope).map_err(|(at, e)| (format!("[{i}]{at}"), e))),
+            Self::Object(fields) => fields
+                .iter()
+                .try_for_each(|(k, t)| t.check(scope).map_err(|(at, e)| (format!(".{k}{at}"), e))),
         }
     }
 
@@ -328,7 +330,10 @@ mod tests {
         let refs: Vec<String> = t.references().map(ToString::to_string).collect();
         assert_eq!(refs, ["inputs.target", "inputs.count"]);
         assert_eq!(t.literal(), None);
-        assert_eq!(Template::parse("/plain }} text").unwrap().literal(), Some("/plain }} text"));
+        assert_eq!(
+            Template::parse("/plain }} text").unwrap().literal(),
+            Some("/plain }} text")
+        );
         let deep = Template::parse("{{steps.drain.output.body.left.1.id}}").unwrap();
         assert_eq!(
             deep.references().next(),
@@ -362,13 +367,20 @@ mod tests {
         let ok = Template::parse("{{inputs.target}} {{steps.drain.output.status}}").unwrap();
         assert_eq!(ok.check(scope(1)), Ok(()));
         let cases = [
-            ("{{inputs.region}}", 1, "does not declare (inputs: target, count)"),
+            (
+                "{{inputs.region}}",
+                1,
+                "does not declare (inputs: target, count)",
+            ),
             ("{{steps.drain.output}}", 0, "this step's own output"),
             ("{{steps.verify.output}}", 1, "which runs later"),
             ("{{steps.nope.output}}", 2, "does not have"),
         ];
         for (source, current, why) in cases {
-            let err = Template::parse(source).unwrap().check(scope(current)).unwrap_err();
+            let err = Template::parse(source)
+                .unwrap()
+                .check(scope(current))
+                .unwrap_err();
             assert!(err.contains(why), "{source}: {err}");
         }
         let none = Scope {
@@ -376,7 +388,10 @@ mod tests {
             steps: STEPS,
             current: 0,
         };
-        let err = Template::parse("{{inputs.x}}").unwrap().check(none).unwrap_err();
+        let err = Template::parse("{{inputs.x}}")
+            .unwrap()
+            .check(none)
+            .unwrap_err();
         assert!(err.ends_with("(inputs: none)"), "{err}");
     }
 
@@ -397,11 +412,20 @@ mod tests {
         for (source, named) in [
             ("{{inputs.other}}", "inputs.other"),
             ("{{steps.restart.output}}", "steps.restart.output"),
-            ("{{steps.drain.output.body.left.9}}", "steps.drain.output.body.left.9"),
-            ("{{steps.drain.output.status.x}}", "steps.drain.output.status.x"),
+            (
+                "{{steps.drain.output.body.left.9}}",
+                "steps.drain.output.body.left.9",
+            ),
+            (
+                "{{steps.drain.output.status.x}}",
+                "steps.drain.output.status.x",
+            ),
         ] {
             let err = Template::parse(source).unwrap().render(values).unwrap_err();
-            assert_eq!(err.to_string(), format!("{{{{{named}}}}} has no value in this run"));
+            assert_eq!(
+                err.to_string(),
+                format!("{{{{{named}}}}} has no value in this run")
+            );
         }
     }
 

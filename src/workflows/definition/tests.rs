@@ -56,7 +56,11 @@ fn with(change: impl FnOnce(&mut Value)) -> Value {
 fn refused(value: &Value, path: &str, reason: &str) {
     let e = load(value).unwrap_err();
     assert_eq!(e.path, path, "{e:?}");
-    assert!(e.reason.contains(reason), "{:?} does not say {reason:?}", e.reason);
+    assert!(
+        e.reason.contains(reason),
+        "{:?} does not say {reason:?}",
+        e.reason
+    );
 }
 
 /// The JSON blocks of docs/workflows.md, in order.
@@ -73,10 +77,17 @@ fn documented_blocks() -> Vec<Value> {
 fn the_documented_example_is_the_tested_one_and_its_risk_section_loads() {
     let blocks = documented_blocks();
     assert_eq!(blocks.len(), 2);
-    assert_eq!(blocks[0], example(), "docs/workflows.md and example() differ");
+    assert_eq!(
+        blocks[0],
+        example(),
+        "docs/workflows.md and example() differ"
+    );
     let d = load(&blocks[1]).unwrap();
     assert_eq!(d.risk().approval_from, RiskLevel::High);
-    assert_eq!(d.risk().expiry(RiskLevel::Critical), Duration::from_secs(14_400));
+    assert_eq!(
+        d.risk().expiry(RiskLevel::Critical),
+        Duration::from_secs(14_400)
+    );
     assert_eq!(d.risk().patterns[0].level, RiskLevel::Critical);
 }
 
@@ -97,10 +108,20 @@ fn the_documented_example_loads_with_its_defaults() {
     let kinds: Vec<StepKind> = w.steps.iter().map(Step::kind).collect();
     assert_eq!(
         kinds,
-        [StepKind::Http, StepKind::Command, StepKind::Sleep, StepKind::WaitHealthy, StepKind::Notify]
+        [
+            StepKind::Http,
+            StepKind::Command,
+            StepKind::Sleep,
+            StepKind::WaitHealthy,
+            StepKind::Notify
+        ]
     );
     let idempotent: Vec<bool> = w.steps.iter().map(|s| s.idempotent).collect();
-    assert_eq!(idempotent, [false, false, true, true, false], "POST and commands are not idempotent");
+    assert_eq!(
+        idempotent,
+        [false, false, true, true, false],
+        "POST and commands are not idempotent"
+    );
     let drain = &w.steps[0];
     assert_eq!(drain.retry.attempts, 3);
     assert_eq!(drain.retry_on, DEFAULT_RETRY_ON);
@@ -109,19 +130,37 @@ fn the_documented_example_loads_with_its_defaults() {
     assert_eq!(w.steps[4].on_failure, OnFailure::Continue);
     assert_eq!(w.steps[3].timeout, Duration::from_secs(300));
     assert_eq!(w.steps[4].timeout, Duration::from_secs(60), "the default");
-    assert_eq!(w.source, example()["definitions"][0], "the copy a run keeps");
+    assert_eq!(
+        w.source,
+        example()["definitions"][0],
+        "the copy a run keeps"
+    );
     let levels: Vec<RiskLevel> = w.steps.iter().map(|s| s.risk.level).collect();
     assert_eq!(
         levels,
-        [RiskLevel::Medium, RiskLevel::Medium, RiskLevel::Low, RiskLevel::Low, RiskLevel::Low]
+        [
+            RiskLevel::Medium,
+            RiskLevel::Medium,
+            RiskLevel::Low,
+            RiskLevel::Low,
+            RiskLevel::Low
+        ]
     );
     assert_eq!(w.risk().map(|r| r.level), Some(RiskLevel::Medium));
     assert!(!d.risk().needs_approval(RiskLevel::Medium));
     match &w.steps[1].action {
-        Action::Command { argv, run, output_cap_bytes, kill_grace } => {
+        Action::Command {
+            argv,
+            run,
+            output_cap_bytes,
+            kill_grace,
+        } => {
             assert_eq!(argv[2].source(), "{{inputs.target}}");
             assert_eq!(run.inherit_env, ["SYSTEMD_LOG_LEVEL"]);
-            assert_eq!((*output_cap_bytes, *kill_grace), (65_536, Duration::from_secs(10)));
+            assert_eq!(
+                (*output_cap_bytes, *kill_grace),
+                (65_536, Duration::from_secs(10))
+            );
         }
         other => panic!("not a command: {other:?}"),
     }
@@ -141,14 +180,29 @@ fn idempotent_defaults_follow_the_kind_and_can_be_declared() {
         ]);
     });
     let d = load(&v).unwrap();
-    let flags: Vec<bool> = d.iter().next().unwrap().steps.iter().map(|s| s.idempotent).collect();
+    let flags: Vec<bool> = d
+        .iter()
+        .next()
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.idempotent)
+        .collect();
     assert_eq!(flags, [true, true, false, false, true, false, false]);
 }
 
 #[test]
 fn ids_are_names_and_unique() {
-    refused(&with(|w| w["id"] = json!("restart api")), "$.workflows.definitions[0].id", "contains ' '");
-    refused(&with(|w| w["id"] = json!("")), "$.workflows.definitions[0].id", "cannot be empty");
+    refused(
+        &with(|w| w["id"] = json!("restart api")),
+        "$.workflows.definitions[0].id",
+        "contains ' '",
+    );
+    refused(
+        &with(|w| w["id"] = json!("")),
+        "$.workflows.definitions[0].id",
+        "cannot be empty",
+    );
     refused(
         &with(|w| w["steps"][1]["id"] = json!("drain")),
         "$.workflows.definitions[0].steps[1].id",
@@ -167,13 +221,25 @@ fn ids_are_names_and_unique() {
     let mut two = example();
     let copy = two["definitions"][0].clone();
     two["definitions"].as_array_mut().unwrap().push(copy);
-    refused(&two, "$.workflows.definitions[1].id", "restart-api is the id of an earlier workflow");
+    refused(
+        &two,
+        "$.workflows.definitions[1].id",
+        "restart-api is the id of an earlier workflow",
+    );
 }
 
 #[test]
 fn unknown_fields_and_kinds_are_refused_where_they_stand() {
-    refused(&json!({"definitons": []}), "$.workflows.definitons", "unknown field `definitons`");
-    refused(&with(|w| w["deadline"] = json!(3)), "$.workflows.definitions[0].deadline", "unknown field `deadline`");
+    refused(
+        &json!({"definitons": []}),
+        "$.workflows.definitons",
+        "unknown field `definitons`",
+    );
+    refused(
+        &with(|w| w["deadline"] = json!(3)),
+        "$.workflows.definitions[0].deadline",
+        "unknown field `deadline`",
+    );
     refused(
         &with(|w| w["steps"][2]["argv"] = json!(["x"])),
         "$.workflows.definitions[0].steps[2].argv",
@@ -219,16 +285,66 @@ fn unknown_fields_and_kinds_are_refused_where_they_stand() {
 #[test]
 fn ranges_name_the_field() {
     let cases: [(&str, Value, &str, &str); 10] = [
-        ("/steps/2/timeout_s", json!(0), "steps[2].timeout_s", "0 is out of range 1..=604800"),
-        ("/deadline_s", json!(604_801), "deadline_s", "604801 is out of range 1..=604800"),
-        ("/concurrency/limit", json!(0), "concurrency.limit", "0 is out of range 1..=1000"),
-        ("/steps/0/retry/attempts", json!(0), "steps[0].retry.attempts", "0 is out of range 1..=100"),
-        ("/steps/0/retry/factor", json!(0.5), "steps[0].retry.factor", "0.5 is out of range 1..=10"),
-        ("/steps/0/retry/cap_s", json!(0), "steps[0].retry.cap_s", "0 is out of range 1..=86400"),
-        ("/steps/2/duration_s", json!(0), "steps[2].duration_s", "0 is out of range"),
-        ("/steps/3/consecutive", json!(0), "steps[3].consecutive", "0 is out of range 1..=100"),
-        ("/steps/1/kill_grace_s", json!(0), "steps[1].kill_grace_s", "0 is out of range 1..=600"),
-        ("/steps/1/output_cap_bytes", json!(0), "steps[1].output_cap_bytes", "0 is out of range"),
+        (
+            "/steps/2/timeout_s",
+            json!(0),
+            "steps[2].timeout_s",
+            "0 is out of range 1..=604800",
+        ),
+        (
+            "/deadline_s",
+            json!(604_801),
+            "deadline_s",
+            "604801 is out of range 1..=604800",
+        ),
+        (
+            "/concurrency/limit",
+            json!(0),
+            "concurrency.limit",
+            "0 is out of range 1..=1000",
+        ),
+        (
+            "/steps/0/retry/attempts",
+            json!(0),
+            "steps[0].retry.attempts",
+            "0 is out of range 1..=100",
+        ),
+        (
+            "/steps/0/retry/factor",
+            json!(0.5),
+            "steps[0].retry.factor",
+            "0.5 is out of range 1..=10",
+        ),
+        (
+            "/steps/0/retry/cap_s",
+            json!(0),
+            "steps[0].retry.cap_s",
+            "0 is out of range 1..=86400",
+        ),
+        (
+            "/steps/2/duration_s",
+            json!(0),
+            "steps[2].duration_s",
+            "0 is out of range",
+        ),
+        (
+            "/steps/3/consecutive",
+            json!(0),
+            "steps[3].consecutive",
+            "0 is out of range 1..=100",
+        ),
+        (
+            "/steps/1/kill_grace_s",
+            json!(0),
+            "steps[1].kill_grace_s",
+            "0 is out of range 1..=600",
+        ),
+        (
+            "/steps/1/output_cap_bytes",
+            json!(0),
+            "steps[1].output_cap_bytes",
+            "0 is out of range",
+        ),
     ];
     for (pointer, value, path, reason) in cases {
         let v = with(|w| {
@@ -374,9 +490,19 @@ fn risk_is_scored_per_step_with_the_configured_rules() {
     let levels: Vec<RiskLevel> = w.steps.iter().map(|s| s.risk.level).collect();
     assert_eq!(
         levels,
-        [RiskLevel::Low, RiskLevel::Critical, RiskLevel::High, RiskLevel::High, RiskLevel::High]
+        [
+            RiskLevel::Low,
+            RiskLevel::Critical,
+            RiskLevel::High,
+            RiskLevel::High,
+            RiskLevel::High
+        ]
     );
-    assert!(w.steps[4].risk.why.contains("critical target"), "{:?}", w.steps[4].risk);
+    assert!(
+        w.steps[4].risk.why.contains("critical target"),
+        "{:?}",
+        w.steps[4].risk
+    );
     assert_eq!(w.risk().map(|r| r.level), Some(RiskLevel::Critical));
     assert_eq!(w.first_step_at(RiskLevel::High), Some(1));
     assert!(d.risk().needs_approval(RiskLevel::Medium));
@@ -398,10 +524,16 @@ fn inputs_of_a_start_are_checked_by_name() {
     let w = d.get("restart-api").unwrap();
     let inputs = |v: Value| v.as_object().cloned().unwrap();
     assert_eq!(w.check_inputs(&inputs(json!({"target": "api"}))), Ok(()));
-    assert_eq!(w.check_inputs(&inputs(json!({"target": "api", "drain_s": 30}))), Ok(()));
+    assert_eq!(
+        w.check_inputs(&inputs(json!({"target": "api", "drain_s": 30}))),
+        Ok(())
+    );
     let err = |v: Value| w.check_inputs(&inputs(v)).unwrap_err().to_string();
     assert_eq!(err(json!({})), "inputs.target: a required input is missing");
-    assert_eq!(err(json!({"target": 3})), "inputs.target: expected a string, found 3");
+    assert_eq!(
+        err(json!({"target": 3})),
+        "inputs.target: expected a string, found 3"
+    );
     assert_eq!(
         err(json!({"target": "api", "drain_s": 1.5})),
         "inputs.drain_s: expected an integer, found 1.5"
@@ -410,7 +542,11 @@ fn inputs_of_a_start_are_checked_by_name() {
         err(json!({"target": "api", "region": "eu"})),
         "inputs.region: restart-api declares no input \"region\""
     );
-    assert_eq!(w.concurrency_key(&inputs(json!({"target": "api"}))).as_deref(), Some("api"));
+    assert_eq!(
+        w.concurrency_key(&inputs(json!({"target": "api"})))
+            .as_deref(),
+        Some("api")
+    );
 }
 
 #[test]
