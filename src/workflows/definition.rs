@@ -946,14 +946,26 @@ fn check_targets(at: &str, action: &Action, env: &Environment) -> Result<bool, I
             format!("{at}.target"),
             format!(
                 "{name:?} is not a configured target ({})",
-                env.targets
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                known_targets(env)
             ),
         )
     })
+}
+
+/// The configured targets' names for a message: the first ten, then how many in all.
+fn known_targets(env: &Environment) -> String {
+    const SHOWN: usize = 10;
+    let names: Vec<&str> = env
+        .targets
+        .iter()
+        .take(SHOWN)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    match env.targets.len() {
+        0 => "none are configured".to_owned(),
+        n if n > SHOWN => format!("{}, ... {n} in all", names.join(", ")),
+        _ => names.join(", "),
+    }
 }
 
 fn summary(action: &Action, critical: bool) -> StepSummary<'_> {

@@ -574,3 +574,36 @@ fn the_config_section_still_accepts_only_an_empty_object() {
     let e = Config::from_json(&text(example()), "t.json").unwrap_err();
     assert!(e.to_string().contains("unknown field `definitions`"), "{e}");
 }
+
+#[test]
+fn the_environment_comes_from_the_config() {
+    let text = json!({
+        "services": [
+            {"name": "api", "url": "http://127.0.0.1:9001"},
+            {"name": "db", "url": "http://127.0.0.1:9002", "critical": true}
+        ],
+        "auth": {"tokens": {"operate": {"env": "OPS_TOKEN"}, "admin": {"file": "/run/secrets/admin"}}}
+    })
+    .to_string();
+    let config = Config::from_json(&text, "t.json").unwrap();
+    let env = Environment::of(&config);
+    assert_eq!(
+        env.targets,
+        vec![("api".to_owned(), false), ("db".to_owned(), true)]
+    );
+    assert_eq!(
+        env.token_variables,
+        vec![("operate", "OPS_TOKEN".to_owned())]
+    );
+    let v = with(|w| {
+        w["steps"][1]["inherit_env"] = json!(["OPS_TOKEN"]);
+    });
+    let e = Definitions::from_json(&v, &env).unwrap_err();
+    assert_eq!(e.path, "$.workflows.definitions[0].steps[1].inherit_env[0]");
+    let heal = with(|w| w["steps"] = json!([{"id": "h", "kind": "heal", "target": "db"}]));
+    let d = Definitions::from_json(&heal, &env).unwrap();
+    assert_eq!(
+        d.iter().next().unwrap().steps[0].risk.level,
+        RiskLevel::High
+    );
+}
