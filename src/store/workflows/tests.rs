@@ -462,3 +462,35 @@ async fn a_restart_interrupts_running_attempts_and_times_out_late_runs() {
     );
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_take_each_run_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(
+            create(&store, &new_run("w", Some(&i.to_string()), 1))
+                .await
+                .id,
+        );
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(run) = store.claim_next(1_000, at(1)).await.unwrap() {
+                mine.push(run.id);
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.unwrap());
+    }
+    claimed.sort_unstable();
+    assert_eq!(claimed, ids, "every run claimed once, none twice");
+    store.close().await;
+}
