@@ -31,3 +31,4 @@ pub mod store;
 pub mod supervise;
 pub mod telemetry;
 pub mod worker;
+pub mod workflows;

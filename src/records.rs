@@ -396,3 +396,82 @@ impl ToolCallRecord {
         format!("{}… ({} bytes in all)", &text[..end], text.len())
     }
 }
+
+named_set! {
+    /// Where a workflow run is: `queued -> running <-> waiting -> succeeded | failed | timed_out | cancelled |
+    /// interrupted`.
+    #[schema(example = "running")]
+    RunState {
+        /// Accepted, waiting for a free slot (the global cap or its concurrency group).
+        Queued => "queued",
+        /// A step is being attempted.
+        Running => "running",
+        /// Between attempts: a backoff, a sleep or an approval (`WaitReason`), until its stored wake time.
+        Waiting => "waiting",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        /// Its deadline passed.
+        TimedOut => "timed_out",
+        Cancelled => "cancelled",
+        /// hale stopped during a step that could not be run again.
+        Interrupted => "interrupted",
+    }
+}
+
+impl RunState {
+    /// A state the run never leaves.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running | Self::Waiting)
+    }
+}
+
+named_set! {
+    /// Why a workflow run is waiting.
+    #[schema(example = "approval")]
+    WaitReason {
+        /// Before the next attempt of a failed step.
+        Backoff => "backoff",
+        /// A `sleep` step.
+        Sleep => "sleep",
+        /// An approval by someone with the operate token.
+        Approval => "approval",
+    }
+}
+
+named_set! {
+    /// Where one attempt of a workflow step is.
+    #[schema(example = "succeeded")]
+    AttemptState {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        /// hale stopped while it ran.
+        Interrupted => "interrupted",
+    }
+}
+
+named_set! {
+    /// How an approval of a workflow step was decided.
+    #[schema(example = "approved")]
+    ApprovalDecision {
+        Approved => "approved",
+        Rejected => "rejected",
+        /// Nobody decided before it expired.
+        Expired => "expired",
+        /// The run's risk was below the approval threshold: approved by hale, and recorded.
+        Automatic => "automatic",
+    }
+}
+
+named_set! {
+    /// How much harm a workflow step can do, from least to most; runs at or above a threshold wait for an
+    /// approval.
+    #[derive(PartialOrd, Ord)]
+    #[schema(example = "high")]
+    RiskLevel {
+        Low => "low",
+        Medium => "medium",
+        High => "high",
+        Critical => "critical",
+    }
+}

@@ -168,6 +168,8 @@ const LAYERING: &[(&str, &[&str])] = &[
         "supervise",
         &["backoff", "config", "events", "metrics", "records", "store"],
     ),
+    // Boss API's workflows: definitions, templates and risk (pure), over the config's checks.
+    ("workflows", &["config", "records"]),
     // The store: the only module that knows SQL; nothing above it.
     ("store", &["backoff", "breaker", "metrics", "records"]),
     ("events", &["breaker", "metrics", "records"]),

@@ -48,6 +48,7 @@ pub use mcp::{
 pub use monitor::MonitorConfig;
 pub use print::{REDACTED_URL, REDACTED_VALUE};
 pub use rate_limits::{RateLimit, RateLimitsConfig};
+pub(crate) use run::refuse_token_variables;
 pub use run::{RunConfig, StopSignal, BASE_ENV};
 pub use secret::{Secret, REDACTED};
 pub use slo::{

@@ -24,6 +24,7 @@ pub mod slo;
 pub mod status;
 pub mod tool_calls;
 mod txn;
+pub mod workflows;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
