@@ -14,17 +14,16 @@ pub use risk::{Risk, RiskConfig, RiskLevel};
 pub use template::{JsonTemplate, Reference, RenderError, Scope, Template, Values};
 
 /// A stable hash of a start's body (its inputs and reason), for idempotent starts: the same key with the
-/// same body finds the run it started, with another body is refused. 64-bit FNV-1a of the JSON text with
-/// object keys sorted, written as 16 hex digits.
+/// same body finds the run it started, with another body is refused. SHA-256 of the JSON text with object
+/// keys sorted, as 64 hex digits: two bodies cannot be made to share it.
 pub fn body_hash(body: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
     let mut text = String::new();
     canonical(body, &mut text);
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// `value` as JSON text with every object's keys in sorted order, whatever order the map keeps.
@@ -74,6 +73,6 @@ mod tests {
         let c = body_hash(&json!({"reason": "deploy", "inputs": {"n": 2, "target": "api"}}));
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert_eq!(a.len(), 16);
+        assert_eq!(a.len(), 64);
     }
 }
