@@ -29,6 +29,13 @@ pub struct Caller {
     pub role: Option<Role>,
 }
 
+impl Caller {
+    /// The role the caller of `req` proved; none without a token (or before the guard ran).
+    pub fn role_of(req: &impl HttpMessage) -> Option<Role> {
+        req.extensions().get::<Self>().and_then(|c| c.role)
+    }
+}
+
 /// What a route needs: the role that may call it and the rate-limit bucket it draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoutePolicy {
@@ -183,11 +190,7 @@ pub async fn guard(
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let audited = changes_something(&method);
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default();
+    let request_id = RequestId::of(&req);
 
     // The role a presented token grants, whatever the route needs: the audit row records it.
     let presented = bearer(&req);

@@ -31,6 +31,16 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+impl RequestId {
+    /// The id of `req` (empty before the middleware gave it one).
+    pub fn of(req: &impl HttpMessage) -> String {
+        req.extensions()
+            .get::<Self>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// Wraps every request of a service (install with `actix_web::middleware::from_fn(observe)`).
 pub async fn observe(
     mut req: ServiceRequest,

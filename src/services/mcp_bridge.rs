@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
@@ -176,10 +176,11 @@ async fn mcp(
     for (name, value) in req.headers() {
         builder = builder.header(name.as_str(), value.as_bytes());
     }
-    let role = req.extensions().get::<Caller>().and_then(|c| c.role);
-    builder = builder.extension(McpCaller { role });
+    builder = builder.extension(McpCaller {
+        role: Caller::role_of(&req),
+    });
     let request = builder
-        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_vec())))
+        .body(http_body_util::Full::new(body))
         .map_err(|_| bad("headers"))?;
     let answer = state.endpoint.handle(request).await;
     let (parts, body) = answer.into_parts();
@@ -194,7 +195,7 @@ async fn mcp(
         Ok(collected) => collected.to_bytes(),
         Err(never) => match never {},
     };
-    Ok(response.body(bytes.to_vec()))
+    Ok(response.body(bytes))
 }
 
 /// Is the bridge able to do its job?
@@ -270,8 +271,7 @@ pub async fn tool_calls(
     core: web::Data<Core>,
     query: web::Query<ToolCallsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let role = req.extensions().get::<Caller>().and_then(|c| c.role);
-    let show_payloads = role.is_some_and(|r| r >= Role::Operate);
+    let show_payloads = Caller::role_of(&req).is_some_and(|r| r >= Role::Operate);
     let views = calls_answer::tool_calls(&core.store, &query, show_payloads).await?;
     Ok(HttpResponse::Ok().json(views))
 }
@@ -326,21 +326,19 @@ pub async fn call_tool(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
+    let role = Caller::role_of(&req);
     let required = state
         .registry
         .call_role(&name)
         .ok_or_else(|| ApiError::NotFound(CallError::UnknownTool(name.clone()).to_string()))?;
-    if required == CallRole::Operate {
-        let role = req.extensions().get::<Caller>().and_then(|c| c.role);
-        if role.is_none_or(|r| r < Role::Operate) {
-            let message = format!("POST /tools/{name} needs the operate role");
-            return Err(match role {
-                None => {
-                    ApiError::Unauthorized(format!("{message}: send Authorization: Bearer <token>"))
-                }
-                Some(role) => ApiError::Forbidden(format!("{message}; this token grants {role}")),
-            });
-        }
+    if required == CallRole::Operate && role.is_none_or(|r| r < Role::Operate) {
+        let message = format!("POST /tools/{name} needs the operate role");
+        return Err(match role {
+            None => {
+                ApiError::Unauthorized(format!("{message}: send Authorization: Bearer <token>"))
+            }
+            Some(role) => ApiError::Forbidden(format!("{message}; this token grants {role}")),
+        });
     }
     let arguments = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::Map::new()
@@ -357,16 +355,8 @@ pub async fn call_tool(
         }
     };
     let context = CallContext {
-        request_id: req
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.0.clone())
-            .unwrap_or_default(),
-        role: req
-            .extensions()
-            .get::<Caller>()
-            .and_then(|c| c.role)
-            .map(Role::as_str),
+        request_id: RequestId::of(&req),
+        role: role.map(Role::as_str),
     };
     let outcome = state
         .registry

@@ -2,7 +2,7 @@
 //! maintenance windows (planned downtime that does not count against them).
 
 use actix_web::http::header;
-use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use crate::answers::slo::{
     self as answer, Declarer, MaintenanceParams, NewMaintenance, SloListParams, SloParams,
@@ -126,12 +126,8 @@ pub async fn create_maintenance(
     state: web::Data<HealthProxyState>,
     body: web::Json<NewMaintenance>,
 ) -> Result<HttpResponse, ApiError> {
-    let role = req.extensions().get::<Caller>().and_then(|c| c.role);
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default();
+    let role = Caller::role_of(&req);
+    let request_id = RequestId::of(&req);
     let window = answer::declare_maintenance(
         &core.store,
         &core.config,
