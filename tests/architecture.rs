@@ -169,7 +169,7 @@ const LAYERING: &[(&str, &[&str])] = &[
         &["backoff", "config", "events", "metrics", "records", "store"],
     ),
     // Boss API's workflows: definitions, templates and risk (pure), over the config's checks.
-    ("workflows", &["config", "records"]),
+    ("workflows", &["config", "events", "metrics", "records", "store", "supervise"]),
     // The store: the only module that knows SQL; nothing above it.
     ("store", &["backoff", "breaker", "metrics", "records"]),
     ("events", &["breaker", "metrics", "records"]),

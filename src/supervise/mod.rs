@@ -8,7 +8,7 @@
 //! in `leftovers.rs`. hale is a child subreaper while it supervises children: a grandchild whose parent
 //! dies is reparented to hale, which reaps it, and kills it at shutdown.
 
-mod child;
+pub mod child;
 pub mod env;
 mod keeper;
 pub mod leftovers;

@@ -4,6 +4,7 @@
 
 pub mod definition;
 pub mod risk;
+pub mod steps;
 pub mod template;
 
 pub use definition::{
