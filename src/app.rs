@@ -46,6 +46,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Monitor(#[from] MonitorError),
+    #[error("cannot start the workflow engine: {0}")]
+    Workflows(std::io::Error),
     #[error(transparent)]
     Tokens(#[from] TokenError),
     #[error("{path} is {addr}, which is not a loopback address, and no read token is set: anyone who can reach it could read and change hale. Set auth.tokens.read (and operate and admin for changes; docs/operations.md#tokens-and-roles), or listen on 127.0.0.1")]
@@ -292,6 +294,9 @@ impl Application {
             timeout_s = self.core.config.http.shutdown_timeout_s,
             "stopping HTTP services; in-flight requests may finish"
         );
+        for server in &self.servers {
+            server.assembly.drain();
+        }
         futures_util::future::join_all(self.servers.iter().map(|s| s.handle.stop(true))).await;
         for server in self.servers {
             if !server.task.is_finished() {
@@ -478,6 +483,7 @@ async fn build(
     let mcp = McpLink::default();
     // The Health Proxy is assembled first (`ServiceKind::ALL` order): the MCP bridge's tools answer from it.
     let mut health_proxy = None;
+    let mut mcp_bridge = None;
     for (kind, listener) in listeners {
         let shared = Shared {
             core: core.clone(),
@@ -486,14 +492,18 @@ async fn build(
             metrics: metrics[&kind].clone(),
             mcp: mcp.clone(),
             health_proxy: health_proxy.clone(),
+            mcp_bridge: mcp_bridge.clone(),
         };
         let assembly = services::assemble(kind, &shared)
             .await
             .map_err(|e| match e {
                 AssembleError::Monitor(e) => StartError::Monitor(e),
+                AssembleError::Workflows(e) => StartError::Workflows(e),
             })?;
-        if let ServiceState::HealthProxy(state) = &assembly.state {
-            health_proxy = Some(state.clone());
+        match &assembly.state {
+            ServiceState::HealthProxy(state) => health_proxy = Some(state.clone()),
+            ServiceState::McpBridge(state) => mcp_bridge = Some(state.clone()),
+            ServiceState::BossApi(_) => {}
         }
         services.push((listener, assembly));
     }

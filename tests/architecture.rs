@@ -76,6 +76,7 @@ const LAYERING: &[(&str, &[&str])] = &[
             "slo",
             "store",
             "supervise",
+            "workflows",
         ],
     ),
     // The operator's commands that read a running hale and its database: `hale status`, `hale verify`.
@@ -126,6 +127,7 @@ const LAYERING: &[(&str, &[&str])] = &[
             "slo",
             "store",
             "supervise",
+            "workflows",
         ],
     ),
     // What every HTTP service shares: middleware, errors, the guard.

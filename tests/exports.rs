@@ -563,6 +563,7 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
                 Exporter::EveryService | Exporter::Process => true,
                 Exporter::HealthProxy | Exporter::SloEngine => *kind == ServiceKind::HealthProxy,
                 Exporter::McpBridge => *kind == ServiceKind::McpBridge,
+                Exporter::BossApi => *kind == ServiceKind::BossApi,
             };
             if !here {
                 assert!(
@@ -841,6 +842,7 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
                 Exporter::EveryService | Exporter::Process => true,
                 Exporter::HealthProxy | Exporter::SloEngine => kind == ServiceKind::HealthProxy,
                 Exporter::McpBridge => kind == ServiceKind::McpBridge,
+                Exporter::BossApi => kind == ServiceKind::BossApi,
             };
             if !here {
                 continue;

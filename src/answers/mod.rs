@@ -14,6 +14,7 @@ pub mod params;
 pub mod slo;
 pub mod status_page;
 pub mod tool_calls;
+pub mod workflows;
 
 pub use catalog::{Answer, Verb, ANSWERS};
 pub use own_health::{own_health, HealthDetails, HealthResponse};
@@ -33,6 +34,9 @@ pub enum AnswerError {
     /// Well formed, but refused: a field out of bounds, a limit reached (422).
     #[error("{0}")]
     Refused(String),
+    /// The request does not apply to the thing as it is now (409).
+    #[error("{0}")]
+    Conflict(String),
     /// The work could not be done now (503).
     #[error("{0}")]
     Unavailable(String),

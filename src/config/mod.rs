@@ -21,7 +21,7 @@ mod slo;
 mod storage;
 mod targets;
 mod types;
-mod workflows;
+pub mod workflows;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -185,9 +185,15 @@ impl Config {
         }
         let from_editors = std::mem::take(&mut config.mcp_servers_from_editors.0);
         config.mcp_servers.extend(from_editors);
-        let config = config.with_mcp_targets();
+        let mut config = config.with_mcp_targets();
         config
             .validate()
+            .map_err(|Invalid { path, reason }| invalid(path, reason))?;
+        // Definitions are checked against the targets and token variables, so after the rest.
+        let env = workflows::definition::Environment::of(&config);
+        config
+            .workflows
+            .load(&env)
             .map_err(|Invalid { path, reason }| invalid(path, reason))?;
         Ok(config)
     }

@@ -45,6 +45,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request does not apply to the thing as it is now (409): a run that already ended, a group full.
+    #[error("{0}")]
+    Conflict(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("request URI is longer than the limit of {limit} bytes")]
@@ -91,6 +94,7 @@ impl ApiError {
             Self::Unprocessable(_) => ErrorType::Unprocessable,
             Self::NotFound(_) => ErrorType::NotFound,
             Self::MethodNotAllowed => ErrorType::MethodNotAllowed,
+            Self::Conflict(_) => ErrorType::Conflict,
             Self::PayloadTooLarge { .. } => ErrorType::PayloadTooLarge,
             Self::UriTooLong { .. } => ErrorType::UriTooLong,
             Self::HeadersTooLarge { .. } => ErrorType::HeadersTooLarge,
@@ -123,6 +127,7 @@ impl ResponseError for ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -164,6 +169,7 @@ pub(crate) fn describe_status(status: StatusCode) -> (ErrorType, String) {
         422 => (ErrorType::Unprocessable, "unprocessable content".to_owned()),
         404 => (ErrorType::NotFound, "no such route".to_owned()),
         405 => (ErrorType::MethodNotAllowed, "method not allowed".to_owned()),
+        409 => (ErrorType::Conflict, "conflict".to_owned()),
         413 => (
             ErrorType::PayloadTooLarge,
             "request body is too large".to_owned(),

@@ -42,6 +42,8 @@ pub enum Exporter {
     SloEngine,
     /// The MCP WebBridge's registry only.
     McpBridge,
+    /// The Boss API's registry only.
+    BossApi,
 }
 
 /// When the first series of a metric appears on `/metrics`.
@@ -573,6 +575,62 @@ pub const MCP_TOOL_DURATION_SECONDS_DEF: MetricDef = def(
     McpBridge,
     AfterEvent("a call of a tool the catalog lists, sent to its server"),
 );
+pub const WORKFLOW_RUNS_STARTED_TOTAL_DEF: MetricDef = def(
+    WORKFLOW_RUNS_STARTED_TOTAL,
+    Counter,
+    "Workflow runs accepted (queued), by workflow.",
+    &[LABEL_WORKFLOW],
+    BossApi,
+    AfterEvent("a workflow in the config"),
+);
+pub const WORKFLOW_RUNS_FINISHED_TOTAL_DEF: MetricDef = def(
+    WORKFLOW_RUNS_FINISHED_TOTAL,
+    Counter,
+    "Workflow runs that ended, by workflow and final state (succeeded, failed, timed_out, cancelled, interrupted).",
+    &[LABEL_WORKFLOW, LABEL_STATUS],
+    BossApi,
+    AfterEvent("a workflow in the config"),
+);
+pub const WORKFLOW_RUN_DURATION_SECONDS_DEF: MetricDef = def(
+    WORKFLOW_RUN_DURATION_SECONDS,
+    Histogram,
+    "Time from a run's acceptance to its end, by workflow, in seconds.",
+    &[LABEL_WORKFLOW],
+    BossApi,
+    AfterEvent("a workflow run that ended"),
+);
+pub const WORKFLOW_STEP_ATTEMPTS_TOTAL_DEF: MetricDef = def(
+    WORKFLOW_STEP_ATTEMPTS_TOTAL,
+    Counter,
+    "Attempts of workflow steps, by step kind and outcome (succeeded, failed, interrupted).",
+    &[LABEL_KIND, LABEL_OUTCOME],
+    BossApi,
+    AfterEvent("a workflow in the config"),
+);
+pub const WORKFLOW_RUNS_ACTIVE_DEF: MetricDef = def(
+    WORKFLOW_RUNS_ACTIVE,
+    Gauge,
+    "Workflow runs in progress (running or waiting).",
+    &[],
+    BossApi,
+    AfterEvent("a workflow in the config"),
+);
+pub const WORKFLOW_QUEUE_DEPTH_DEF: MetricDef = def(
+    WORKFLOW_QUEUE_DEPTH,
+    Gauge,
+    "Workflow runs queued for a free slot (the global cap or their concurrency group).",
+    &[],
+    BossApi,
+    AfterEvent("a workflow in the config"),
+);
+pub const WORKFLOW_APPROVALS_WAITING_DEF: MetricDef = def(
+    WORKFLOW_APPROVALS_WAITING,
+    Gauge,
+    "Workflow runs waiting for an approval.",
+    &[],
+    BossApi,
+    AfterEvent("a workflow in the config"),
+);
 pub const HEAL_ATTEMPTS_TOTAL_DEF: MetricDef = def(
     HEAL_ATTEMPTS_TOTAL,
     Counter,
@@ -709,6 +767,13 @@ pub const CATALOG: &[MetricDef] = &[
     MCP_SERVER_READY_DEF,
     MCP_TOOL_CALLS_TOTAL_DEF,
     MCP_TOOL_DURATION_SECONDS_DEF,
+    WORKFLOW_RUNS_STARTED_TOTAL_DEF,
+    WORKFLOW_RUNS_FINISHED_TOTAL_DEF,
+    WORKFLOW_RUN_DURATION_SECONDS_DEF,
+    WORKFLOW_STEP_ATTEMPTS_TOTAL_DEF,
+    WORKFLOW_RUNS_ACTIVE_DEF,
+    WORKFLOW_QUEUE_DEPTH_DEF,
+    WORKFLOW_APPROVALS_WAITING_DEF,
     ALERTS_TOTAL_DEF,
     ALERTS_ACTIVE_DEF,
     SLO_BUDGET_EXHAUSTED_TARGETS_DEF,

@@ -10,6 +10,7 @@ mod mcp;
 pub mod names;
 mod slo;
 mod targets;
+mod workflows;
 mod writer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +30,7 @@ pub use mcp::{McpMetrics, TOOL_BUCKETS as MCP_TOOL_BUCKETS};
 /// The registry type, for callers that build their own (tests) without naming the prometheus crate.
 pub use prometheus::Registry;
 pub use slo::{SloGauges, SloMetrics};
+pub use workflows::WorkflowMetrics;
 pub use writer::WriterMetrics;
 
 /// The content type of the Prometheus text exposition format.
@@ -43,6 +45,7 @@ pub enum ErrorType {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    Conflict,
     PayloadTooLarge,
     UriTooLong,
     HeadersTooLarge,
@@ -55,13 +58,14 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
-    pub const ALL: [ErrorType; 15] = [
+    pub const ALL: [ErrorType; 16] = [
         Self::BadRequest,
         Self::Unprocessable,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::Conflict,
         Self::PayloadTooLarge,
         Self::UriTooLong,
         Self::HeadersTooLarge,
@@ -81,6 +85,7 @@ impl ErrorType {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UriTooLong => "uri_too_long",
             Self::HeadersTooLarge => "headers_too_large",

@@ -43,6 +43,15 @@ pub const MCP_SERVER_READY: &str = "mcp_server_ready";
 pub const MCP_TOOL_CALLS_TOTAL: &str = "mcp_tool_calls_total";
 pub const MCP_TOOL_DURATION_SECONDS: &str = "mcp_tool_duration_seconds";
 
+// The Boss API's workflow runs.
+pub const WORKFLOW_RUNS_STARTED_TOTAL: &str = "workflow_runs_started_total";
+pub const WORKFLOW_RUNS_FINISHED_TOTAL: &str = "workflow_runs_finished_total";
+pub const WORKFLOW_RUN_DURATION_SECONDS: &str = "workflow_run_duration_seconds";
+pub const WORKFLOW_STEP_ATTEMPTS_TOTAL: &str = "workflow_step_attempts_total";
+pub const WORKFLOW_RUNS_ACTIVE: &str = "workflow_runs_active";
+pub const WORKFLOW_QUEUE_DEPTH: &str = "workflow_queue_depth";
+pub const WORKFLOW_APPROVALS_WAITING: &str = "workflow_approvals_waiting";
+
 // The standard process metrics, exported by the prometheus crate's `ProcessCollector` (Linux) on every service.
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
 pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
@@ -70,6 +79,8 @@ pub const LABEL_LEVEL: &str = "level";
 pub const LABEL_RULE: &str = "rule";
 pub const LABEL_CHANNEL: &str = "channel";
 pub const LABEL_RESULT: &str = "result";
+/// A workflow's id (from the config).
+pub const LABEL_WORKFLOW: &str = "workflow";
 /// An MCP server's name (from the config).
 pub const LABEL_SERVER: &str = "server";
 /// An MCP tool's own name on its server (only tools a server listed, never a name a client sent).

@@ -31,6 +31,8 @@ pub struct Shared {
     pub mcp: McpLink,
     /// The Health Proxy's state, once it is assembled in this process: hale's MCP tools answer from it.
     pub health_proxy: Option<web::Data<HealthProxyState>>,
+    /// The MCP WebBridge's state, once it is assembled in this process: workflows call its tools.
+    pub mcp_bridge: Option<web::Data<McpBridgeState>>,
 }
 
 /// One service, assembled: its handlers' state and its background workers.
@@ -55,6 +57,13 @@ impl Assembled {
         self.state.kind()
     }
 
+    /// Told when shutdown begins, before the servers stop: the Boss API takes no new runs (503).
+    pub fn drain(&self) {
+        if let ServiceState::BossApi(state) = &self.state {
+            state.engine.drain();
+        }
+    }
+
     /// Told before the servers start when the previous run of hale was killed or crashed.
     pub fn follows_unclean_end(&self) {
         if let ServiceState::HealthProxy(state) = &self.state {
@@ -68,6 +77,8 @@ impl Assembled {
 pub enum AssembleError {
     #[error(transparent)]
     Monitor(#[from] MonitorError),
+    #[error("cannot start the workflow engine: {0}")]
+    Workflows(#[from] std::io::Error),
 }
 
 /// Assembles the service `kind`.
@@ -75,7 +86,7 @@ pub async fn assemble(kind: ServiceKind, shared: &Shared) -> Result<Assembled, A
     match kind {
         ServiceKind::HealthProxy => health_proxy::assemble(shared).await,
         ServiceKind::McpBridge => Ok(mcp_bridge::assemble(shared)),
-        ServiceKind::BossApi => Ok(boss_api::assemble(shared)),
+        ServiceKind::BossApi => Ok(boss_api::assemble(shared)?),
     }
 }
 

@@ -78,6 +78,7 @@ impl From<AnswerError> for ApiError {
             AnswerError::NotFound(message) => Self::NotFound(message),
             AnswerError::Forbidden(message) => Self::Forbidden(message),
             AnswerError::Refused(message) => Self::Unprocessable(message),
+            AnswerError::Conflict(message) => Self::Conflict(message),
             AnswerError::Unavailable(message) => Self::Unavailable(message),
             AnswerError::Internal(source) => Self::Internal(source),
         }

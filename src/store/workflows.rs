@@ -44,6 +44,8 @@ pub enum RunStoreError {
     AttemptFinished(AttemptId),
     #[error("run {run} has no open approval for step {step_index}")]
     NoOpenApproval { run: RunId, step_index: u32 },
+    #[error("{workflow} already has its limit of runs in progress for this group (runs {runs:?})")]
+    GroupFull { workflow: String, runs: Vec<RunId> },
 }
 
 impl From<sqlx::Error> for RunStoreError {
@@ -191,6 +193,14 @@ pub trait RunStore: Send + Sync {
     /// Queues a run; with an idempotency key that already started a run of the workflow, returns that run
     /// when the body hash is the same and `IdempotencyConflict` when it is not.
     fn create_or_get(
+        &self,
+        run: &NewRun,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Created, RunStoreError>> + Send;
+
+    /// `create_or_get`, but a new run is refused (`GroupFull`) while its (workflow, key) group already has
+    /// its limit of runs queued, running or waiting: `on_conflict: reject`, decided in the same transaction.
+    fn create_unless_full(
         &self,
         run: &NewRun,
         now: DateTime<Utc>,
@@ -517,53 +527,18 @@ impl RunStore for Store {
         now: DateTime<Utc>,
     ) -> Result<Created, RunStoreError> {
         let run = run.clone();
-        self.change(move |conn| {
-            Box::pin(async move {
-                if let Some(idem) = &run.idempotency {
-                    let found: Option<(i64, Option<String>)> = sqlx::query_as(
-                        "SELECT id, body_hash FROM workflow_runs WHERE workflow = ?1 AND idempotency_key = ?2",
-                    )
-                    .bind(&run.workflow)
-                    .bind(&idem.key)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    if let Some((id, hash)) = found {
-                        if hash.as_deref() != Some(idem.body_hash.as_str()) {
-                            return Err(RunStoreError::IdempotencyConflict {
-                                workflow: run.workflow.clone(),
-                                key: idem.key.clone(),
-                                run: id,
-                            });
-                        }
-                        let existing = run_in(conn, id).await?.ok_or(RunStoreError::NoRun(id))?;
-                        return Ok(Created::Existing(existing));
-                    }
-                }
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO workflow_runs (workflow, definition, inputs, reason, state, step_index,
-                         concurrency_key, concurrency_limit, idempotency_key, body_hash, deadline_ms, retry_of,
-                         created_ms)
-                     VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
-                )
-                .bind(&run.workflow)
-                .bind(run.definition.to_string())
-                .bind(run.inputs.to_string())
-                .bind(&run.reason)
-                .bind(i64::from(run.start_step))
-                .bind(&run.concurrency_key)
-                .bind(i64::from(run.concurrency_limit.max(1)))
-                .bind(run.idempotency.as_ref().map(|i| i.key.as_str()))
-                .bind(run.idempotency.as_ref().map(|i| i.body_hash.as_str()))
-                .bind(to_ms(run.deadline))
-                .bind(run.retry_of)
-                .bind(to_ms(now))
-                .fetch_one(&mut *conn)
-                .await?;
-                let created = run_in(conn, id).await?.ok_or(RunStoreError::NoRun(id))?;
-                Ok(Created::New(created))
-            })
-        })
-        .await
+        self.change(move |conn| Box::pin(async move { create_in(conn, &run, now, false).await }))
+            .await
+    }
+
+    async fn create_unless_full(
+        &self,
+        run: &NewRun,
+        now: DateTime<Utc>,
+    ) -> Result<Created, RunStoreError> {
+        let run = run.clone();
+        self.change(move |conn| Box::pin(async move { create_in(conn, &run, now, true).await }))
+            .await
     }
 
     async fn claim_next(
@@ -916,6 +891,75 @@ impl RunStore for Store {
         .await?;
         Ok(rows.into_iter().filter_map(ApprovalRow::parse).collect())
     }
+}
+
+/// Queues a run, or finds the one its idempotency key started; with `refuse_when_full`, refuses a new run
+/// while its (workflow, key) group already has its limit of runs queued, running or waiting.
+async fn create_in(
+    conn: &mut SqliteConnection,
+    run: &NewRun,
+    now: DateTime<Utc>,
+    refuse_when_full: bool,
+) -> Result<Created, RunStoreError> {
+    if let Some(idem) = &run.idempotency {
+        let found: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, body_hash FROM workflow_runs WHERE workflow = ?1 AND idempotency_key = ?2",
+        )
+        .bind(&run.workflow)
+        .bind(&idem.key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some((id, hash)) = found {
+            if hash.as_deref() != Some(idem.body_hash.as_str()) {
+                return Err(RunStoreError::IdempotencyConflict {
+                    workflow: run.workflow.clone(),
+                    key: idem.key.clone(),
+                    run: id,
+                });
+            }
+            let existing = run_in(conn, id).await?.ok_or(RunStoreError::NoRun(id))?;
+            return Ok(Created::Existing(existing));
+        }
+    }
+    if refuse_when_full {
+        let in_group: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM workflow_runs
+             WHERE workflow = ?1 AND concurrency_key IS ?2 AND state IN ('queued', 'running', 'waiting')
+             ORDER BY id",
+        )
+        .bind(&run.workflow)
+        .bind(&run.concurrency_key)
+        .fetch_all(&mut *conn)
+        .await?;
+        if in_group.len() >= run.concurrency_limit.max(1) as usize {
+            return Err(RunStoreError::GroupFull {
+                workflow: run.workflow.clone(),
+                runs: in_group,
+            });
+        }
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO workflow_runs (workflow, definition, inputs, reason, state, step_index,
+             concurrency_key, concurrency_limit, idempotency_key, body_hash, deadline_ms, retry_of,
+             created_ms)
+         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+    )
+    .bind(&run.workflow)
+    .bind(run.definition.to_string())
+    .bind(run.inputs.to_string())
+    .bind(&run.reason)
+    .bind(i64::from(run.start_step))
+    .bind(&run.concurrency_key)
+    .bind(i64::from(run.concurrency_limit.max(1)))
+    .bind(run.idempotency.as_ref().map(|i| i.key.as_str()))
+    .bind(run.idempotency.as_ref().map(|i| i.body_hash.as_str()))
+    .bind(to_ms(run.deadline))
+    .bind(run.retry_of)
+    .bind(to_ms(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    let created = run_in(conn, id).await?.ok_or(RunStoreError::NoRun(id))?;
+    Ok(Created::New(created))
 }
 
 /// Ends a run: its final state, its error, the time; a running attempt of it is interrupted.

@@ -2,17 +2,15 @@
 //! steps (`template`) and the risk of each step (`risk`). Runs are kept by `store::workflows`; the engine
 //! that executes them comes on top of these parts.
 
-pub mod definition;
-pub mod risk;
+pub mod engine;
 pub mod steps;
-pub mod template;
 
-pub use definition::{
+pub use crate::config::workflows::definition::{
     Action, Concurrency, Definitions, Environment, FailureClass, InputError, InputSpec, InputType,
     OnConflict, OnFailure, RetryPolicy, Step, StepKind, Workflow,
 };
-pub use risk::{Risk, RiskConfig, RiskLevel};
-pub use template::{JsonTemplate, Reference, RenderError, Scope, Template, Values};
+pub use crate::config::workflows::risk::{Risk, RiskConfig, RiskLevel};
+pub use crate::config::workflows::template::{JsonTemplate, Reference, RenderError, Scope, Template, Values};
 
 /// A stable hash of a start's body (its inputs and reason), for idempotent starts: the same key with the
 /// same body finds the run it started, with another body is refused. SHA-256 of the JSON text with object

@@ -383,7 +383,10 @@ pub fn required_name<'a>(
 /// to the log only.
 pub fn answer_error(tool: HaleTool, e: AnswerError) -> McpError {
     match e {
-        AnswerError::BadInput(m) | AnswerError::NotFound(m) | AnswerError::Refused(m) => {
+        AnswerError::BadInput(m)
+        | AnswerError::NotFound(m)
+        | AnswerError::Refused(m)
+        | AnswerError::Conflict(m) => {
             McpError::invalid_params(m, None)
         }
         AnswerError::Forbidden(m) => McpError::invalid_request(m, None),

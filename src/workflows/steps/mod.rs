@@ -82,6 +82,13 @@ pub trait Effects: Send + Sync + std::fmt::Debug {
     fn notify<'a>(&'a self, message: &'a str, context: &'a StepContext)
         -> BoxFuture<'a, StepResult>;
 
+    /// Raises the alert of a run that ended `interrupted` (hale stopped during a step it cannot run again).
+    fn alert_interrupted<'a>(
+        &'a self,
+        message: &'a str,
+        context: &'a StepContext,
+    ) -> BoxFuture<'a, StepResult>;
+
     /// Holds `target` while a run works on it: auto-heal leaves it alone until the hold is dropped. None
     /// when nothing heals targets in this process.
     fn hold(&self, target: &str) -> Option<Box<dyn std::any::Any + Send + Sync>>;

@@ -1,25 +1,78 @@
-//! Boss API (:4000): starts and tracks workflows on a persistent task queue, and takes backups of the
-//! database (`POST /backup`).
+//! Boss API (:4000): runs the runbook workflows of the config on a persistent queue (`workflows.rs`, the
+//! engine is `crate::workflows`), and takes backups of the database (`POST /backup`).
+
+mod effects;
+mod workflows;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{get, post, web, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
+
+pub use effects::LiveEffects;
 
 use crate::answers::audit::{self, AuditEntry, AuditParams};
 use crate::answers::backup::{self as backups, BackupView};
 use crate::answers::HealthResponse;
 use crate::http::{ApiError, ErrorBody, HttpContext};
+use crate::alerts::Announcer;
+use crate::metrics::WorkflowMetrics;
+use crate::probe::Monitor;
 use crate::services::{common, Assembled, Core, ServiceState, Shared};
+use crate::supervise::env::EnvPolicy;
+use crate::worker::Worker;
+use crate::workflows::engine::{Engine, EngineParts};
+use crate::workflows::Environment;
 
-/// What the Boss API's handlers use besides the core: nothing yet; the workflow runner goes here.
-#[derive(Debug, Default)]
-pub struct BossApiState {}
+/// What the Boss API's handlers use besides the core: the workflow engine, and the monitor (for the open
+/// breakers `/status` shows) when the Health Proxy runs in this process.
+#[derive(Debug)]
+pub struct BossApiState {
+    pub engine: Arc<Engine>,
+    pub monitor: Option<Arc<Monitor>>,
+}
 
-/// Builds the Boss API's state and its workers (none yet).
-pub fn assemble(_shared: &Shared) -> Assembled {
-    Assembled {
-        state: ServiceState::BossApi(web::Data::new(BossApiState::default())),
-        workers: Vec::new(),
-    }
+/// Builds the workflow engine (a worker) from the config's definitions and the parts of this process its
+/// steps act through.
+pub fn assemble(shared: &Shared) -> std::io::Result<Assembled> {
+    let config = &shared.core.config;
+    let definitions = config.workflows.definitions().clone();
+    let ids: Vec<&str> = definitions.iter().map(|w| w.id.as_str()).collect();
+    let metrics = WorkflowMetrics::register(shared.metrics.registry(), &ids);
+    let health = shared.health_proxy.as_ref();
+    let effects = LiveEffects {
+        monitor: health.map(|h| h.monitor.clone()),
+        healer: health.map(|h| h.healer.clone()),
+        tools: shared.mcp_bridge.as_ref().map(|b| b.registry.clone()),
+        announcer: health.map(|h| {
+            Announcer::new(
+                config,
+                shared.core.store.clone(),
+                shared.core.clock.clone(),
+                h.dispatcher.clone(),
+            )
+        }),
+    };
+    let engine = Arc::new(Engine::new(EngineParts {
+        store: shared.core.store.clone(),
+        definitions,
+        environment: Environment::of(config),
+        clock: shared.core.clock.clone(),
+        events: shared.events.clone(),
+        effects: Arc::new(effects),
+        env_policy: EnvPolicy::from_config(config),
+        metrics,
+        shutdown_grace: Duration::from_secs(config.http.shutdown_timeout_s),
+    })?);
+    let workers: Vec<Arc<dyn Worker>> = vec![engine.clone()];
+    Ok(Assembled {
+        state: ServiceState::BossApi(web::Data::new(BossApiState {
+            engine,
+            monitor: health.map(|h| h.monitor.clone()),
+        })),
+        workers,
+    })
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -27,7 +80,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(healthz)
         .service(common::metrics)
         .service(audit_log)
-        .service(backup);
+        .service(backup)
+        .service(workflows::status)
+        .service(workflows::workflows)
+        .service(workflows::start_workflow)
+        .service(workflows::workflow_status)
+        .service(workflows::workflow_runs)
+        .service(workflows::run_detail)
+        .service(workflows::cancel_run)
+        .service(workflows::retry_run)
+        .service(workflows::approve_run)
+        .service(workflows::reject_run);
 }
 
 /// The audit log: every request that tried to change something, newest first.

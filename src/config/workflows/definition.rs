@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::{refuse_token_variables, Config, HttpMethod, Invalid, RunConfig, TokenSource};
-use crate::workflows::risk::{self, Risk, RiskConfig, RiskLevel, StepSummary};
-use crate::workflows::template::{JsonTemplate, Scope, Template};
+use crate::config::workflows::risk::{self, Risk, RiskConfig, RiskLevel, StepSummary};
+use crate::config::workflows::template::{JsonTemplate, Scope, Template};
 
 /// The longest id of a workflow, a step or an input.
 pub const MAX_NAME_LEN: usize = 64;
@@ -65,7 +65,21 @@ impl Environment {
 pub struct Definitions {
     workflows: Vec<Workflow>,
     risk: RiskConfig,
+    max_running: u32,
 }
+
+impl Default for Definitions {
+    fn default() -> Self {
+        Self {
+            workflows: Vec::new(),
+            risk: RiskConfig::default(),
+            max_running: DEFAULT_MAX_RUNNING,
+        }
+    }
+}
+
+/// How many runs may be running at once, across workflows, unless the section says.
+pub const DEFAULT_MAX_RUNNING: u32 = 4;
 
 /// The `workflows` section as written.
 #[derive(Debug, Deserialize)]
@@ -75,6 +89,13 @@ struct Section {
     definitions: Vec<Value>,
     #[serde(default)]
     risk: RiskConfig,
+    /// The global cap on running runs; more wait in the queue.
+    #[serde(default = "default_max_running")]
+    max_running: u32,
+}
+
+fn default_max_running() -> u32 {
+    DEFAULT_MAX_RUNNING
 }
 
 impl Definitions {
@@ -82,6 +103,7 @@ impl Definitions {
     pub fn from_json(value: &Value, env: &Environment) -> Result<Self, Invalid> {
         let section: Section = typed(value, "workflows")?;
         section.risk.validate("workflows.risk")?;
+        range("workflows", "max_running", u64::from(section.max_running), 1, 1_000)?;
         let mut workflows: Vec<Workflow> = Vec::with_capacity(section.definitions.len());
         for (i, raw) in section.definitions.iter().enumerate() {
             let at = format!("workflows.definitions[{i}]");
@@ -100,7 +122,13 @@ impl Definitions {
         Ok(Self {
             workflows,
             risk: section.risk,
+            max_running: section.max_running,
         })
+    }
+
+    /// The global cap on running runs.
+    pub fn max_running(&self) -> u32 {
+        self.max_running
     }
 
     pub fn get(&self, id: &str) -> Option<&Workflow> {
@@ -586,6 +614,11 @@ const SHELLS: &[&str] = &[
 ];
 
 impl Workflow {
+    /// Reads the copy of its definition a run keeps, against today's targets and risk rules.
+    pub fn from_copy(value: &Value, env: &Environment, risk: &RiskConfig) -> Result<Self, Invalid> {
+        Self::from_json(value, "definition", env, risk)
+    }
+
     fn from_json(
         value: &Value,
         at: &str,
