@@ -1034,7 +1034,7 @@ impl RunStore for Store {
         // Only the clauses the filter uses, so the planner sees each one (`?1 IS NULL OR ...` hides the
         // index): a workflow's runs come from its (workflow, id) index, every workflow's from the table in
         // id order; both stop after `limit` matches.
-        let mut query = sqlx::QueryBuilder::new(format!(
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
             "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE 1 = 1"
         ));
         if let Some(workflow) = &filter.workflow {
@@ -1204,14 +1204,17 @@ impl RunStore for Store {
     ) -> Result<Vec<StoredRun>, RunStoreError> {
         let rows: Vec<RunRow> = sqlx::query_as(&format!(
             "SELECT {RUN_COLUMNS} FROM workflow_runs
-             WHERE workflow = ?1 AND concurrency_key IS ?2 AND state IN ({IN_PROGRESS_STATES})
-             ORDER BY id"
+             WHERE workflow = ?1 AND concurrency_key IS ?2 AND state IN ({IN_PROGRESS_STATES})"
         ))
         .bind(workflow)
         .bind(key)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().filter_map(RunRow::parse).collect())
+        // Sorted here, not by an ORDER BY id: that would make SQLite walk every run of the workflow in its
+        // (workflow, id) index rather than seek the group's few in its (workflow, key, state) index.
+        let mut runs: Vec<StoredRun> = rows.into_iter().filter_map(RunRow::parse).collect();
+        runs.sort_by_key(|r| r.id);
+        Ok(runs)
     }
 
     async fn group_in_progress(
