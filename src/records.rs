@@ -399,7 +399,8 @@ impl ToolCallRecord {
 
 named_set! {
     /// Where a workflow run is: `queued -> running <-> waiting -> succeeded | failed | timed_out | cancelled |
-    /// interrupted`.
+    /// interrupted`. Ordered as listed (a map by state reads in this order).
+    #[derive(PartialOrd, Ord)]
     #[schema(example = "running")]
     RunState {
         /// Accepted, waiting for a free slot (the global cap or its concurrency group).

@@ -32,6 +32,8 @@ pub struct Pruned {
     pub alerts: u64,
     /// Calls of MCP tools through the bridge.
     pub tool_calls: u64,
+    /// Finished workflow runs, with their step attempts and approvals.
+    pub workflow_runs: u64,
 }
 
 impl Pruned {
@@ -41,7 +43,7 @@ impl Pruned {
 }
 
 impl Store {
-    /// Deletes raw checks and audit rows older than `checks_before`, and hourly rollups, breaker
+    /// Deletes raw checks, audit rows, tool calls and finished workflow runs older than `checks_before`, and hourly rollups, breaker
     /// transitions, heal attempts, child starts, resolved alerts and deliveries older than `rollups_before`
     /// (the SLO reports count restarts and alerts over the rollups' horizon).
     pub async fn prune(
@@ -83,6 +85,9 @@ impl Store {
             tool_calls: self
                 .delete_older("tool_calls", "rowid", "at_ms", checks_before)
                 .await?,
+            // Finished workflow runs are kept as long as the raw checks and the audit log that records who
+            // started them; a run in progress is never pruned.
+            workflow_runs: self.delete_finished_runs(checks_before).await?,
         })
     }
 
@@ -178,6 +183,7 @@ impl Retention {
                 heals = pruned.heals,
                 alerts = pruned.alerts,
                 tool_calls = pruned.tool_calls,
+                workflow_runs = pruned.workflow_runs,
                 "pruned old rows"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),

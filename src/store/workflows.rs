@@ -3,6 +3,7 @@
 //! short `BEGIN IMMEDIATE` transaction, never through the batching writer: a restart finds every run where
 //! it was, and `recover_at_start` settles what hale left half done.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -187,6 +188,56 @@ pub struct Recovery {
     pub waiting: Vec<StoredRun>,
 }
 
+/// Which runs `list_runs` reads: newest (highest id) first, at most `limit` (capped at `MAX_RUNS_PAGE`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// One workflow's runs, or every workflow's.
+    pub workflow: Option<String>,
+    /// Runs in one of these states; empty for every state.
+    pub states: Vec<RunState>,
+    /// The cursor: only runs with an id below it. The next page's cursor is the last id of a full page.
+    pub before: Option<RunId>,
+    pub limit: u32,
+}
+
+/// The most runs one `list_runs` reads, whatever limit it is given.
+pub const MAX_RUNS_PAGE: u32 = 1000;
+
+/// Runs of every workflow at a glance, for `GET /status` and the gauges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub running: u64,
+    pub waiting: u64,
+    pub queued: u64,
+    /// When the oldest queued run was created.
+    pub oldest_queued: Option<DateTime<Utc>>,
+    /// Approvals nobody has decided yet.
+    pub approvals_waiting: u64,
+    /// Each workflow that has runs in the store, by name.
+    pub workflows: Vec<WorkflowSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowSummary {
+    pub workflow: String,
+    /// The run that finished last (by finish time): its id, final state and finish time.
+    pub last_finished: Option<(RunId, RunState, DateTime<Utc>)>,
+    /// Runs that ended failed, timed_out or interrupted with a finish time in (now - 24 h, now].
+    pub failed_24h: u64,
+    /// Runs running or waiting (queued ones are counted in `RunSummary::queued`).
+    pub in_progress: u64,
+}
+
+/// The final states `WorkflowSummary::failed_24h` counts.
+const FAILED_STATES: &str = "'failed', 'timed_out', 'interrupted'";
+/// The states of a run in progress, which holds its concurrency group's slot and is never pruned.
+const IN_PROGRESS_STATES: &str = "'running', 'waiting'";
+/// The states a run has not left yet.
+const UNFINISHED_STATES: &str = "'queued', 'running', 'waiting'";
+
+/// Finished runs deleted per transaction by `delete_finished_runs` (with their attempts and approvals).
+const PRUNE_RUNS_CHUNK: i64 = 500;
+
 /// Where workflow runs live. Every method is one short transaction; a method that changes a state checks
 /// the state it changes from, so two callers never both move a run.
 pub trait RunStore: Send + Sync {
@@ -292,6 +343,60 @@ pub trait RunStore: Send + Sync {
         &self,
         run: RunId,
     ) -> impl Future<Output = Result<Vec<StoredApproval>, RunStoreError>> + Send;
+    /// Runs matching `filter`, newest (highest id) first.
+    fn list_runs(
+        &self,
+        filter: &RunFilter,
+    ) -> impl Future<Output = Result<Vec<StoredRun>, RunStoreError>> + Send;
+
+    /// The workflow's newest run (highest id).
+    fn latest_run(
+        &self,
+        workflow: &str,
+    ) -> impl Future<Output = Result<Option<StoredRun>, RunStoreError>> + Send;
+
+    /// How many runs of the workflow are in each state; every state is in the map, with 0 when none is.
+    fn state_counts(
+        &self,
+        workflow: &str,
+    ) -> impl Future<Output = Result<BTreeMap<RunState, u64>, RunStoreError>> + Send;
+
+    /// Runs of every workflow at a glance, read in one snapshot.
+    fn summary(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<RunSummary, RunStoreError>> + Send;
+
+    /// Waiting runs whose wake time is at or before `now`, the earliest wake first.
+    fn due_waits(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<StoredRun>, RunStoreError>> + Send;
+
+    /// The earliest wake time of any waiting run.
+    fn next_wake(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, RunStoreError>> + Send;
+
+    /// Approvals nobody has decided yet, the oldest request first.
+    fn open_approvals(
+        &self,
+    ) -> impl Future<Output = Result<Vec<StoredApproval>, RunStoreError>> + Send;
+
+    /// The running or waiting runs of a (workflow, concurrency key) group, oldest first; `key` None is the
+    /// group of the workflow's runs without a key.
+    fn in_progress(
+        &self,
+        workflow: &str,
+        key: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<StoredRun>, RunStoreError>> + Send;
+
+    /// How many runs of the group `in_progress` reads there are.
+    fn group_in_progress(
+        &self,
+        workflow: &str,
+        key: Option<&str>,
+    ) -> impl Future<Output = Result<u64, RunStoreError>> + Send;
 }
 
 const RUN_COLUMNS: &str = "id, workflow, definition, inputs, reason, state, wait_reason, wake_at_ms, step_index, \
@@ -361,6 +466,11 @@ const RUNS: &str = "workflow_runs";
 
 fn count(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(0)
+}
+
+/// A `count(*)` as a u64.
+fn tally(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 /// A JSON column read back; text that is not JSON (edited by hand) is kept as a string rather than lost.
@@ -890,6 +1000,261 @@ impl RunStore for Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().filter_map(ApprovalRow::parse).collect())
+    }
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<StoredRun>, RunStoreError> {
+        let limit = filter.limit.min(MAX_RUNS_PAGE);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Only the clauses the filter uses, so the planner sees each one (`?1 IS NULL OR ...` hides the
+        // index): a workflow's runs come from its (workflow, id) index, every workflow's from the table in
+        // id order; both stop after `limit` matches.
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE 1 = 1"
+        ));
+        if let Some(workflow) = &filter.workflow {
+            query.push(" AND workflow = ").push_bind(workflow.clone());
+        }
+        if !filter.states.is_empty() {
+            query.push(" AND state IN (");
+            let mut states = query.separated(", ");
+            for state in &filter.states {
+                states.push_bind(state.as_str());
+            }
+            query.push(")");
+        }
+        if let Some(before) = filter.before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows: Vec<RunRow> = query.build_query_as().fetch_all(self.pool()).await?;
+        Ok(rows.into_iter().filter_map(RunRow::parse).collect())
+    }
+
+    async fn latest_run(&self, workflow: &str) -> Result<Option<StoredRun>, RunStoreError> {
+        let row: Option<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workflow = ?1 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(workflow)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.and_then(RunRow::parse))
+    }
+
+    async fn state_counts(&self, workflow: &str) -> Result<BTreeMap<RunState, u64>, RunStoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, count(*) FROM workflow_runs WHERE workflow = ?1 GROUP BY state",
+        )
+        .bind(workflow)
+        .fetch_all(self.pool())
+        .await?;
+        let mut counts: BTreeMap<RunState, u64> =
+            RunState::ALL.iter().map(|state| (*state, 0)).collect();
+        for (raw, n) in rows {
+            if let Some(state) = known(RUNS, "state", &raw, RunState::parse(&raw)) {
+                counts.insert(state, tally(n));
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn summary(&self, now: DateTime<Utc>) -> Result<RunSummary, RunStoreError> {
+        let mut conn = self.pool().acquire().await?;
+        // One read transaction: every count comes from the same snapshot. It only reads, so it is rolled
+        // back when dropped.
+        let mut tx = conn.begin().await?;
+        let mut summary = RunSummary::default();
+        let states: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT state, count(*) FROM workflow_runs WHERE state IN ({UNFINISHED_STATES}) GROUP BY state"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (state, n) in states {
+            match RunState::parse(&state) {
+                Some(RunState::Queued) => summary.queued = tally(n),
+                Some(RunState::Running) => summary.running = tally(n),
+                Some(RunState::Waiting) => summary.waiting = tally(n),
+                _ => {}
+            }
+        }
+        summary.oldest_queued = sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT min(created_ms) FROM workflow_runs WHERE state = 'queued'",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .map(from_ms);
+        summary.approvals_waiting = tally(
+            sqlx::query_scalar("SELECT count(*) FROM workflow_approvals WHERE decision IS NULL")
+                .fetch_one(&mut *tx)
+                .await?,
+        );
+        let in_progress: BTreeMap<String, i64> = sqlx::query_as::<_, (String, i64)>(&format!(
+            "SELECT workflow, count(*) FROM workflow_runs WHERE state IN ({IN_PROGRESS_STATES})
+             GROUP BY workflow"
+        ))
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let now_ms = to_ms(now);
+        let day_ago_ms = to_ms(now - chrono::TimeDelta::hours(24));
+        // The workflows that have runs, one index seek each (a DISTINCT would read every run's entry).
+        let mut next: Option<String> =
+            sqlx::query_scalar("SELECT workflow FROM workflow_runs ORDER BY workflow LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        while let Some(workflow) = next {
+            let last: Option<(i64, String, i64)> = sqlx::query_as(
+                "SELECT id, state, finished_ms FROM workflow_runs
+                 WHERE workflow = ?1 AND finished_ms IS NOT NULL
+                 ORDER BY finished_ms DESC, id DESC LIMIT 1",
+            )
+            .bind(&workflow)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let last_finished = last.and_then(|(id, raw, finished_ms)| {
+                let state = known(RUNS, "state", &raw, RunState::parse(&raw))?;
+                Some((id, state, from_ms(finished_ms)))
+            });
+            let failed: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM workflow_runs
+                 WHERE workflow = ?1 AND finished_ms > ?2 AND finished_ms <= ?3 AND state IN ({FAILED_STATES})"
+            ))
+            .bind(&workflow)
+            .bind(day_ago_ms)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            next = sqlx::query_scalar(
+                "SELECT workflow FROM workflow_runs WHERE workflow > ?1 ORDER BY workflow LIMIT 1",
+            )
+            .bind(&workflow)
+            .fetch_optional(&mut *tx)
+            .await?;
+            summary.workflows.push(WorkflowSummary {
+                in_progress: tally(in_progress.get(&workflow).copied().unwrap_or(0)),
+                workflow,
+                last_finished,
+                failed_24h: tally(failed),
+            });
+        }
+        Ok(summary)
+    }
+
+    async fn due_waits(&self, now: DateTime<Utc>) -> Result<Vec<StoredRun>, RunStoreError> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE state = 'waiting' AND wake_at_ms <= ?1
+             ORDER BY wake_at_ms, id"
+        ))
+        .bind(to_ms(now))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter_map(RunRow::parse).collect())
+    }
+
+    async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, RunStoreError> {
+        let ms: Option<i64> =
+            sqlx::query_scalar("SELECT min(wake_at_ms) FROM workflow_runs WHERE state = 'waiting'")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(ms.map(from_ms))
+    }
+
+    async fn open_approvals(&self) -> Result<Vec<StoredApproval>, RunStoreError> {
+        let rows: Vec<ApprovalRow> = sqlx::query_as(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM workflow_approvals WHERE decision IS NULL
+             ORDER BY requested_ms, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().filter_map(ApprovalRow::parse).collect())
+    }
+
+    async fn in_progress(
+        &self,
+        workflow: &str,
+        key: Option<&str>,
+    ) -> Result<Vec<StoredRun>, RunStoreError> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs
+             WHERE workflow = ?1 AND concurrency_key IS ?2 AND state IN ({IN_PROGRESS_STATES})"
+        ))
+        .bind(workflow)
+        .bind(key)
+        .fetch_all(self.pool())
+        .await?;
+        // Sorted here, not by an ORDER BY id: that would make SQLite walk every run of the workflow in its
+        // (workflow, id) index rather than seek the group's few in its (workflow, key, state) index.
+        let mut runs: Vec<StoredRun> = rows.into_iter().filter_map(RunRow::parse).collect();
+        runs.sort_by_key(|r| r.id);
+        Ok(runs)
+    }
+
+    async fn group_in_progress(
+        &self,
+        workflow: &str,
+        key: Option<&str>,
+    ) -> Result<u64, RunStoreError> {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM workflow_runs
+             WHERE workflow = ?1 AND concurrency_key IS ?2 AND state IN ({IN_PROGRESS_STATES})"
+        ))
+        .bind(workflow)
+        .bind(key)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(tally(n))
+    }
+}
+
+impl Store {
+    /// Deletes the finished runs (final state) whose finish time is before `before`, with their attempts
+    /// and approvals, `PRUNE_RUNS_CHUNK` runs per short transaction; returns how many runs went. A run in
+    /// progress is never deleted, however old. A newer run that retried a deleted one keeps running or
+    /// stays in the history: its `retry_of` link is cleared first (set NULL) rather than the old run kept,
+    /// so a chain of retries never holds old runs back.
+    pub(crate) async fn delete_finished_runs(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        // The same chunk in every statement of one transaction: nothing else writes in between, and none of
+        // the statements before the last changes a run's state or finish time.
+        let chunk = format!(
+            "SELECT id FROM workflow_runs
+             WHERE finished_ms < ?1 AND state NOT IN ({UNFINISHED_STATES})
+             ORDER BY finished_ms, id LIMIT ?2"
+        );
+        let statements = [
+            format!("UPDATE workflow_runs SET retry_of = NULL WHERE retry_of IN ({chunk})"),
+            format!("DELETE FROM workflow_attempts WHERE run_id IN ({chunk})"),
+            format!("DELETE FROM workflow_approvals WHERE run_id IN ({chunk})"),
+            format!("DELETE FROM workflow_runs WHERE id IN ({chunk})"),
+        ];
+        let before_ms = to_ms(before);
+        let mut total = 0;
+        loop {
+            let mut conn = self.pool().acquire().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let mut deleted = 0;
+            for sql in &statements {
+                deleted = sqlx::query(sql)
+                    .bind(before_ms)
+                    .bind(PRUNE_RUNS_CHUNK)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            txn::confirm_committed(&mut conn).await?;
+            drop(conn);
+            total += deleted;
+            if deleted < PRUNE_RUNS_CHUNK as u64 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
 
