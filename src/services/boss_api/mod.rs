@@ -81,7 +81,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(common::metrics)
         .service(audit_log)
         .service(backup)
-        .service(workflows::status)
+        .service(workflows::boss_status)
         .service(workflows::workflows)
         .service(workflows::start_workflow)
         .service(workflows::workflow_status)

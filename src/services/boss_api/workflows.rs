@@ -345,7 +345,7 @@ pub async fn reject_run(
     responses((status = 200, description = "The queue and its workflows", body = BossStatus))
 )]
 #[get("/status")]
-pub async fn status(state: web::Data<BossApiState>) -> Result<HttpResponse, ApiError> {
+pub async fn boss_status(state: web::Data<BossApiState>) -> Result<HttpResponse, ApiError> {
     let open_breakers = state
         .monitor
         .as_ref()
