@@ -175,15 +175,20 @@ async fn an_announcement_is_stored_resolved_and_delivered_once() {
     assert_eq!(body["alert"]["state"], "resolved");
     assert_eq!(body["alert"]["resolved_at"], body["alert"]["fired_at"]);
 
-    eventually("the delivery is recorded against the stored event", || async {
-        (h.rows(
-            "alert_deliveries",
-            &format!("alert_event_id = {event_id} AND channel = 'webhook' AND state = 'delivered'"),
-        )
-        .await
-            == 1)
-            .then_some(())
-    })
+    eventually(
+        "the delivery is recorded against the stored event",
+        || async {
+            (h.rows(
+                "alert_deliveries",
+                &format!(
+                    "alert_event_id = {event_id} AND channel = 'webhook' AND state = 'delivered'"
+                ),
+            )
+            .await
+                == 1)
+                .then_some(())
+        },
+    )
     .await;
     h.settled().await;
     assert_eq!(receiver.requests().len(), 1, "exactly one notice");
@@ -219,7 +224,10 @@ async fn an_announcement_is_stored_resolved_and_delivered_once() {
             &format!("alert_id = {alert_id}")
         )
         .await,
-        vec![AlertEventKind::Fired.as_str(), AlertEventKind::Resolved.as_str()]
+        vec![
+            AlertEventKind::Fired.as_str(),
+            AlertEventKind::Resolved.as_str()
+        ]
     );
     assert_eq!(
         select_texts(

@@ -274,9 +274,15 @@ mod tests {
         let runbooks = include_str!("../../docs/runbooks.md");
         for rule in AnnouncementRule::ALL {
             let heading = format!("\n## {}\n", rule.runbook_anchor());
-            assert!(runbooks.contains(&heading), "docs/runbooks.md has no {heading:?}");
+            assert!(
+                runbooks.contains(&heading),
+                "docs/runbooks.md has no {heading:?}"
+            );
         }
-        let class = format!("\n## {}\n", AlertClass::Workflow.runbook_anchor(AlertLevel::Info));
+        let class = format!(
+            "\n## {}\n",
+            AlertClass::Workflow.runbook_anchor(AlertLevel::Info)
+        );
         assert!(runbooks.contains(&class));
     }
 

@@ -386,7 +386,7 @@ impl Dispatcher {
         };
         let same_alert = match &item.lane {
             Lane::Alert { .. } => queue.waiting.iter().position(|w| w.lane == item.lane),
-            Lane::Row(_) => None,
+            Lane::Row(_) | Lane::OneOff(_) => None,
         };
         if let Some(at) = same_alert {
             if front {
@@ -541,10 +541,12 @@ impl Dispatcher {
             };
             let lane = match (&row.rule, &row.target) {
                 // An announcement's rule is reserved (`alerts.rules` cannot use it): each row is its own.
-                (Some(rule), Some(target)) if AnnouncementRule::parse(rule).is_none() => Lane::Alert {
-                    rule: rule.clone(),
-                    target: target.clone(),
-                },
+                (Some(rule), Some(target)) if AnnouncementRule::parse(rule).is_none() => {
+                    Lane::Alert {
+                        rule: rule.clone(),
+                        target: target.clone(),
+                    }
+                }
                 _ => Lane::Row(row.id),
             };
             let item = Queued {

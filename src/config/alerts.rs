@@ -414,7 +414,14 @@ mod tests {
         rule.name = "workflow_notify".into();
         config.rules.push(rule);
         let err = config.validate().unwrap_err();
-        assert_eq!(err.path, format!("$.alerts.rules[{}].name", config.rules.len() - 1));
-        assert!(err.reason.contains("reserved for workflow announcements"), "{}", err.reason);
+        assert_eq!(
+            err.path,
+            format!("$.alerts.rules[{}].name", config.rules.len() - 1)
+        );
+        assert!(
+            err.reason.contains("reserved for workflow announcements"),
+            "{}",
+            err.reason
+        );
     }
 }

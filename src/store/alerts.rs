@@ -188,7 +188,15 @@ impl Store {
         .last_insert_rowid();
         let event_id =
             insert_event(&mut tx, alert_id, AlertEventKind::Fired, level, summary, at).await?;
-        insert_event(&mut tx, alert_id, AlertEventKind::Resolved, level, summary, at).await?;
+        insert_event(
+            &mut tx,
+            alert_id,
+            AlertEventKind::Resolved,
+            level,
+            summary,
+            at,
+        )
+        .await?;
         tx.commit().await?;
         txn::confirm_committed(&mut conn).await?;
         Ok((alert_id, event_id))
