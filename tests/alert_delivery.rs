@@ -54,6 +54,7 @@ fn notice(kind: AlertEventKind) -> Notice {
         generator_url: "http://127.0.0.1:3002/alerts/7".into(),
         class: hale::alerts::AlertClass::TargetDown,
         runbook_url: "https://runbooks.example/hale.md#haletargetdown".into(),
+        one_off: false,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Delivers notices to the channels in the background. `send` only queues; the worker ("alert-delivery")
 //! stores one `pending` row per notice and channel and queues it for its channel. A notice waiting when a
-//! later one about the same alert (rule and target) reaches the same channel is `superseded` by it; past
-//! `delivery.max_queued_per_channel` the oldest waiting notice becomes a dead letter. Attempts are bounded:
+//! later one about the same alert (rule and target) reaches the same channel is `superseded` by it (never an
+//! announcement: each is alone in its lane); past `delivery.max_queued_per_channel` the oldest waiting
+//! notice becomes a dead letter. Attempts are bounded:
 //! at most `delivery.max_concurrent` in flight, `delivery.max_concurrent_per_channel` per channel, one per
 //! alert and channel at a time (its notices go out in order), each through the channel's circuit breaker,
 //! so a dead or hanging receiver holds a few connections and its queue waits while the breaker is open. A
@@ -28,7 +29,7 @@ use crate::alerts::channels::email::Email;
 use crate::alerts::channels::log::LogChannel;
 use crate::alerts::channels::webhook::Webhook;
 use crate::alerts::channels::{scrub, Channel, Failure};
-use crate::alerts::Notice;
+use crate::alerts::{AnnouncementRule, Notice};
 use crate::breaker::{BreakerState, Permit, SharedBreaker, Transition};
 use crate::clock::{Clock, Ticker};
 use crate::config::{ChannelKind, ChannelsConfig, DeliveryConfig};
@@ -52,8 +53,10 @@ struct Job {
 enum Lane {
     /// One alert: its rule and target (every incident of it, so a flapping target keeps one lane).
     Alert { rule: String, target: String },
-    /// A resumed row whose alert is no longer known: alone in its lane.
+    /// A resumed row whose alert is no longer known, or a resumed announcement: alone in its lane.
     Row(i64),
+    /// An announcement (`Notice::one_off`): alone in its lane, numbered by the worker.
+    OneOff(u64),
 }
 
 /// A notice waiting for, or in, a delivery attempt.
@@ -97,6 +100,8 @@ struct Queues {
     in_flight: usize,
     /// The channel and lane of each attempt task, to free them even when the task panicked.
     tasks: HashMap<tokio::task::Id, (ChannelKind, Lane)>,
+    /// The last `Lane::OneOff` number given.
+    one_offs: u64,
 }
 
 /// Notices taken out of a queue unsent, to mark in the database and count.
@@ -114,6 +119,18 @@ enum Done {
     Retry(Queued),
     /// Cancelled: the row stays pending for the next start.
     Stopped,
+}
+
+/// Where `Dispatcher::hand` put a notice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handed {
+    /// The channels it was queued for: those asked for that are configured, and Alertmanager when it is
+    /// configured.
+    pub queued: Vec<ChannelKind>,
+    /// The channels asked for that are not configured: skipped.
+    pub skipped: Vec<ChannelKind>,
+    /// Delivery had stopped (hale is shutting down): the notice was not queued for some channel.
+    pub stopped: bool,
 }
 
 /// What the dispatcher's loops are doing, as they last published it (see `Dispatcher::progress`).
@@ -257,10 +274,20 @@ impl Dispatcher {
     /// (it receives every notice, whichever channels the rule names: it routes and silences by itself).
     /// Never waits: the worker delivers in the background.
     pub fn send(&self, notice: Notice, channels: &[ChannelKind]) {
+        self.hand(notice, channels);
+    }
+
+    /// `send`, saying where the notice went: the channels it was queued for, those skipped as not
+    /// configured, and whether delivery had stopped (hale is shutting down: nothing was queued).
+    pub fn hand(&self, notice: Notice, channels: &[ChannelKind]) -> Handed {
+        let mut handed = Handed::default();
         let mut targets: Vec<ChannelKind> = Vec::new();
         for &channel in channels {
             if !self.configured(channel) {
                 tracing::debug!(rule = %notice.rule, channel = channel.as_str(), "channel not configured; notice skipped");
+                if !handed.skipped.contains(&channel) {
+                    handed.skipped.push(channel);
+                }
             } else if !targets.contains(&channel) {
                 targets.push(channel);
             }
@@ -269,7 +296,7 @@ impl Dispatcher {
             targets.push(ChannelKind::Alertmanager);
         }
         if targets.is_empty() {
-            return;
+            return handed;
         }
         let notice = Arc::new(notice);
         for channel in targets {
@@ -280,12 +307,24 @@ impl Dispatcher {
             if self.queue.send(job).is_err() {
                 // The receiver lives as long as the dispatcher; it is only gone once the worker stopped.
                 tracing::warn!(rule = %notice.rule, channel = channel.as_str(), "alert delivery has stopped; notice not sent");
+                handed.stopped = true;
+            } else {
+                handed.queued.push(channel);
             }
         }
         // After the jobs are queued: the worker, publishing under the same lock, then sees them waiting.
         self.progress.send_if_modified(|p| {
             std::mem::replace(&mut p.worker, Activity::Busy) != Activity::Busy
         });
+        handed
+    }
+
+    /// Every configured channel (`log` always), in `ChannelKind::ALL`'s order.
+    pub fn configured_channels(&self) -> Vec<ChannelKind> {
+        ChannelKind::ALL
+            .into_iter()
+            .filter(|&channel| self.configured(channel))
+            .collect()
     }
 
     /// An alert still firing when hale started (read back from the database): Alertmanager, when configured,
@@ -327,6 +366,7 @@ impl Dispatcher {
             channels,
             in_flight: 0,
             tasks: HashMap::new(),
+            one_offs: 0,
         }
     }
 
@@ -346,7 +386,7 @@ impl Dispatcher {
         };
         let same_alert = match &item.lane {
             Lane::Alert { .. } => queue.waiting.iter().position(|w| w.lane == item.lane),
-            Lane::Row(_) => None,
+            Lane::Row(_) | Lane::OneOff(_) => None,
         };
         if let Some(at) = same_alert {
             if front {
@@ -452,13 +492,19 @@ impl Dispatcher {
                 None
             }
         };
+        let lane = if notice.one_off {
+            queues.one_offs += 1;
+            Lane::OneOff(queues.one_offs)
+        } else {
+            Lane::Alert {
+                rule: notice.rule.clone(),
+                target: notice.target.clone(),
+            }
+        };
         let item = Queued {
             row,
             event_id: Some(notice.event_id),
-            lane: Lane::Alert {
-                rule: notice.rule.clone(),
-                target: notice.target.clone(),
-            },
+            lane,
             payload,
             attempts: 0,
             limit: self.delivery.max_attempts.max(1),
@@ -494,10 +540,13 @@ impl Dispatcher {
                 continue;
             };
             let lane = match (&row.rule, &row.target) {
-                (Some(rule), Some(target)) => Lane::Alert {
-                    rule: rule.clone(),
-                    target: target.clone(),
-                },
+                // An announcement's rule is reserved (`alerts.rules` cannot use it): each row is its own.
+                (Some(rule), Some(target)) if AnnouncementRule::parse(rule).is_none() => {
+                    Lane::Alert {
+                        rule: rule.clone(),
+                        target: target.clone(),
+                    }
+                }
                 _ => Lane::Row(row.id),
             };
             let item = Queued {

@@ -304,6 +304,7 @@ impl AlertEngine {
                         generator_url: self.generator_url(false),
                         class: AlertClass::of(&rule.when),
                         runbook_url: self.runbook_url(&rule, alert.level),
+                        one_off: false,
                     });
                 }
             }
@@ -404,6 +405,7 @@ impl AlertEngine {
             generator_url: self.generator_url(resolved_at.is_some()),
             class: AlertClass::of(&rule.when),
             runbook_url: self.runbook_url(rule, firing.level),
+            one_off: false,
         };
         self.dispatcher.send(notice, &rule.channels);
     }

@@ -50,10 +50,13 @@ pub enum AlertClass {
     /// An alert about hale itself (5xx answers, slow answers, dropped rows, a service or scrape down, an
     /// MCP server the bridge cannot reach).
     Hale,
+    /// A workflow's announcement (`alerts::announce`): a `notify` step's message, a run interrupted by a
+    /// restart. Its target is the workflow's id. No rule has it, and nothing holds it back.
+    Workflow,
 }
 
 impl AlertClass {
-    pub const ALL: [AlertClass; 11] = [
+    pub const ALL: [AlertClass; 12] = [
         Self::TargetDown,
         Self::Flapping,
         Self::Latency,
@@ -65,6 +68,7 @@ impl AlertClass {
         Self::MassFailure,
         Self::HealthScore,
         Self::Hale,
+        Self::Workflow,
     ];
 
     /// What a target-down page holds back for the same target: symptoms of the same outage.
@@ -99,6 +103,7 @@ impl AlertClass {
             Self::MassFailure => "mass_failure",
             Self::HealthScore => "health_score",
             Self::Hale => "hale",
+            Self::Workflow => "workflow",
         }
     }
 
@@ -136,6 +141,9 @@ impl AlertClass {
             Self::RestartsTooOften => "haletargetrestartingtoooften",
             Self::HealthScore => "halehealthscorelow",
             Self::Hale => "haleservicedown",
+            // Each announcement links its own section (`AnnouncementRule::runbook_anchor`); this is the
+            // first of them.
+            Self::Workflow => "workflow-notify",
         }
     }
 }

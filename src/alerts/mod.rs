@@ -1,7 +1,10 @@
 //! The alert manager: rules evaluated on events (pure in `policy.rs`, counting checks over time windows in
 //! `windows.rs`, carried out by `engine.rs`), every alert event persisted, and notices
 //! delivered to the channels in the background (`dispatch.rs`, one file per channel under `channels/`).
+//! One-off notices that no rule makes (a workflow's `notify` step, a run interrupted by a restart) go the
+//! same way through `announce.rs`.
 
+pub mod announce;
 pub mod channels;
 pub mod dispatch;
 pub mod engine;
@@ -14,7 +17,8 @@ use serde::Serialize;
 
 use crate::records::{AlertEventKind, AlertLevel};
 
-pub use dispatch::{Dispatcher, Progress};
+pub use announce::{AnnounceError, AnnounceReceipt, Announcement, AnnouncementRule, Announcer};
+pub use dispatch::{Dispatcher, Handed, Progress};
 pub use engine::AlertEngine;
 pub use labels::AlertClass;
 
@@ -46,4 +50,9 @@ pub struct Notice {
     pub class: AlertClass,
     /// The absolute link to its runbook section, under `alerts.runbook_base_url`.
     pub runbook_url: String,
+    /// An announcement (`announce.rs`): one event, not a condition that lasts. Its alert is stored already
+    /// resolved (`resolved_at` is its own time), it has a delivery lane of its own (a later notice of the
+    /// same rule and target never supersedes it), and Alertmanager gets it with a short `endsAt` instead of
+    /// keeping it in the set it re-posts.
+    pub one_off: bool,
 }

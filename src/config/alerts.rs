@@ -24,6 +24,10 @@ pub struct AlertsConfig {
     pub runbook_base_url: String,
 }
 
+/// The rule names of announcements (`alerts::AnnouncementRule`): one-off notices that no rule makes, such as
+/// a workflow's `notify` step. A rule of `alerts.rules` cannot take them, so an alert's rule says which is which.
+pub const ANNOUNCEMENT_RULES: [&str; 2] = ["workflow_notify", "workflow_run_interrupted"];
+
 /// Used when Cargo.toml names no `repository`: a placeholder to replace with where the runbooks are served.
 pub const FALLBACK_RUNBOOK_BASE_URL: &str = "https://example.com/hale/docs/runbooks.md";
 
@@ -237,6 +241,15 @@ impl AlertsConfig {
                     ),
                 ));
             }
+            if ANNOUNCEMENT_RULES.contains(&rule.name.as_str()) {
+                return Err(Invalid::at(
+                    at("name"),
+                    format!(
+                        "{:?} is reserved for workflow announcements; name the rule otherwise",
+                        rule.name
+                    ),
+                ));
+            }
             if !names.insert(rule.name.as_str()) {
                 return Err(Invalid::at(
                     at("name"),
@@ -392,5 +405,23 @@ mod tests {
         };
         let err = config.validate().unwrap_err();
         assert_eq!(err.path, "$.alerts.runbook_base_url");
+    }
+
+    #[test]
+    fn a_rule_cannot_take_an_announcements_name() {
+        let mut config = AlertsConfig::default();
+        let mut rule = config.rules[0].clone();
+        rule.name = "workflow_notify".into();
+        config.rules.push(rule);
+        let err = config.validate().unwrap_err();
+        assert_eq!(
+            err.path,
+            format!("$.alerts.rules[{}].name", config.rules.len() - 1)
+        );
+        assert!(
+            err.reason.contains("reserved for workflow announcements"),
+            "{}",
+            err.reason
+        );
     }
 }

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use alerts::{
     check_runbook_base_url, default_runbook_base_url, AlertRule, AlertsConfig, ChannelKind,
-    Condition,
+    Condition, ANNOUNCEMENT_RULES,
 };
 pub use auth::{AuthConfig, RoleTokens, TokenSource};
 pub use backup::BackupConfig;

@@ -159,6 +159,49 @@ impl Store {
         Ok(event_id)
     }
 
+    /// A one-off announcement (a workflow's notice, not a rule's condition): an alert stored already
+    /// resolved, opened and ended at `at`, with its `fired` event (the one its deliveries point to) and its
+    /// `resolved` event. It is in the history (`alerts`) but never firing, so nothing restores it at start.
+    /// Returns the alert's id and the `fired` event's.
+    pub async fn record_announcement(
+        &self,
+        rule: &str,
+        target: &str,
+        level: AlertLevel,
+        summary: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(i64, i64), StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let mut tx = conn.begin().await?;
+        let alert_id = sqlx::query(
+            "INSERT INTO alerts (rule, target, level, state, summary, fired_at_ms, last_notified_at_ms,
+                                 resolved_at_ms)
+             VALUES (?1, ?2, ?3, 'resolved', ?4, ?5, ?5, ?5)",
+        )
+        .bind(rule)
+        .bind(target)
+        .bind(level.as_str())
+        .bind(summary)
+        .bind(to_ms(at))
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        let event_id =
+            insert_event(&mut tx, alert_id, AlertEventKind::Fired, level, summary, at).await?;
+        insert_event(
+            &mut tx,
+            alert_id,
+            AlertEventKind::Resolved,
+            level,
+            summary,
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        txn::confirm_committed(&mut conn).await?;
+        Ok((alert_id, event_id))
+    }
+
     /// Every alert firing now.
     pub async fn firing_alerts(&self) -> Result<Vec<StoredAlert>, StoreError> {
         self.alerts(&AlertFilter {

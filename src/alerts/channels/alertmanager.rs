@@ -16,6 +16,11 @@ use crate::alerts::{labels, Notice};
 use crate::config::{AlertmanagerChannel, ChannelKind, Secret};
 use crate::records::AlertEventKind;
 
+/// How long Alertmanager shows an announcement (a one-off notice) as active: its `endsAt` is this after it
+/// was made. As long as Alertmanager's default `resolve_timeout` keeps an alert it hears of once, and longer
+/// than the exported route's `group_wait` (30 s), so its receivers are notified before it ends.
+pub const ONE_OFF_ACTIVE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// Identifies an alert in the firing set: its `alertname` and `target` labels.
 type Key = (String, String);
 
@@ -88,7 +93,8 @@ fn key(alert: &Value) -> Key {
     (label("alertname"), label("target"))
 }
 
-/// One alert as Alertmanager takes it. `endsAt` only when resolved. The labels are those the exported
+/// One alert as Alertmanager takes it. `endsAt` only when resolved, or `ONE_OFF_ACTIVE` after an
+/// announcement was made (it then never joins the set re-posted: Alertmanager notifies it once and ends it). The labels are those the exported
 /// Prometheus rules carry too (`target`, `severity`, `class`, and `slo` for a burn rate), plus
 /// `source="hale"`, so the exported Alertmanager config groups and inhibits both alike.
 pub fn alert(notice: &Notice) -> Value {
@@ -112,6 +118,12 @@ pub fn alert(notice: &Notice) -> Value {
     }
     if notice.kind == AlertEventKind::Resolved {
         alert["endsAt"] = json!(notice.resolved_at.unwrap_or(notice.at).to_rfc3339());
+    } else if notice.one_off {
+        let ends_at = notice
+            .at
+            .checked_add_signed(ONE_OFF_ACTIVE)
+            .unwrap_or(notice.at);
+        alert["endsAt"] = json!(ends_at.to_rfc3339());
     }
     if !notice.generator_url.is_empty() {
         alert["generatorURL"] = json!(notice.generator_url);
@@ -203,6 +215,7 @@ mod tests {
             generator_url: String::new(),
             class: AlertClass::TargetDown,
             runbook_url: "https://x.example/runbooks.md#haletargetdown".into(),
+            one_off: false,
         };
         am.restore(&notice);
         assert_eq!(am.firing_count(), 1);
@@ -230,6 +243,7 @@ mod tests {
             generator_url: String::new(),
             class,
             runbook_url: format!("https://x.example/r.md#{rule}"),
+            one_off: false,
         };
         let down = alert(&notice("target_down", AlertClass::TargetDown));
         assert_eq!(

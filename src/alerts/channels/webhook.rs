@@ -23,7 +23,8 @@ impl Webhook {
 
 /// The generic JSON document of a notice (version 1).
 pub fn document(notice: &Notice) -> serde_json::Value {
-    let state = if notice.kind == AlertEventKind::Resolved {
+    // An announcement is stored resolved at once: its `resolved_at` is set although its kind is `fired`.
+    let state = if notice.kind == AlertEventKind::Resolved || notice.resolved_at.is_some() {
         AlertState::Resolved
     } else {
         AlertState::Firing
