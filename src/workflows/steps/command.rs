@@ -60,7 +60,10 @@ pub async fn run(spawner: &Spawner, spec: &CommandSpec, cancel: &CancellationTok
         )));
     };
     // From here on, the group is killed however this step ends (even when its future is dropped).
-    let group = GroupGuard { pgid: pid };
+    let mut group = GroupGuard {
+        pgid: pid,
+        killed: false,
+    };
 
     let cap = usize::try_from(spec.output_cap_bytes).unwrap_or(usize::MAX);
     let mut stdout = Capture::new(cap);
@@ -212,11 +215,15 @@ async fn wait(
 /// midway.
 struct GroupGuard {
     pgid: u32,
+    killed: bool,
 }
 
 impl GroupGuard {
-    fn kill(&self) {
-        signal_group(self.pgid, libc::SIGKILL);
+    fn kill(&mut self) {
+        if !self.killed {
+            self.killed = true;
+            signal_group(self.pgid, libc::SIGKILL);
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! The `http` step: one request to a target's base URL, refused at once (retryably) while the target's
 //! breaker is open.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
