@@ -9,6 +9,9 @@ pub mod command;
 pub mod http;
 pub mod wait_healthy;
 
+#[cfg(test)]
+mod tests;
+
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
@@ -79,8 +82,11 @@ pub trait Effects: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, StepResult>;
 
     /// Sends `message` through the alert channels.
-    fn notify<'a>(&'a self, message: &'a str, context: &'a StepContext)
-        -> BoxFuture<'a, StepResult>;
+    fn notify<'a>(
+        &'a self,
+        message: &'a str,
+        context: &'a StepContext,
+    ) -> BoxFuture<'a, StepResult>;
 
     /// Raises the alert of a run that ended `interrupted` (hale stopped during a step it cannot run again).
     fn alert_interrupted<'a>(
