@@ -181,9 +181,13 @@ impl Application {
             }
         };
         // Workers start last, once nothing can fail any more: each service's own, in the order they stop,
-        // then the ones every service shares.
+        // then the ones every service shares. The Boss API's workflow engine stops first: its running steps
+        // may finish within the shutdown grace while the monitor, auto-heal and the alert channels they
+        // use still run.
         let mut workers: Vec<Arc<dyn Worker>> = servers
             .iter()
+            .filter(|s| s.kind() == ServiceKind::BossApi)
+            .chain(servers.iter().filter(|s| s.kind() != ServiceKind::BossApi))
             .flat_map(|s| s.assembly.workers.iter().cloned())
             .collect();
         workers.push(Arc::new(Retention {
@@ -710,6 +714,7 @@ mod tests {
         assert_order(
             &names,
             &[
+                "workflows",
                 "status-page-reads",
                 "monitor",
                 "heal",
@@ -725,8 +730,16 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_service_without_workers_adds_none() {
+    async fn the_boss_api_alone_runs_its_workflow_engine_and_the_shared_workers() {
         let names = worker_names(Some(ServiceKind::BossApi)).await;
-        assert_order(&names, &["retention", "database file watch", "access-log"]);
+        assert_order(
+            &names,
+            &[
+                "workflows",
+                "retention",
+                "database file watch",
+                "access-log",
+            ],
+        );
     }
 }

@@ -474,13 +474,13 @@ fn active(registry: &prometheus::Registry, level: &str) -> Option<f64> {
     registry
         .gather()
         .into_iter()
-        .find(|f| f.get_name() == "alerts_active")?
+        .find(|f| f.name() == "alerts_active")?
         .get_metric()
         .iter()
         .find(|m| {
             m.get_label()
                 .iter()
-                .any(|l| l.get_name() == "level" && l.get_value() == level)
+                .any(|l| l.name() == "level" && l.value() == level)
         })
         .map(|m| m.get_gauge().get_value())
 }

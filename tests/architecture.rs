@@ -171,7 +171,17 @@ const LAYERING: &[(&str, &[&str])] = &[
         &["backoff", "config", "events", "metrics", "records", "store"],
     ),
     // Boss API's workflows: definitions, templates and risk (pure), over the config's checks.
-    ("workflows", &["config", "events", "metrics", "records", "store", "supervise"]),
+    (
+        "workflows",
+        &[
+            "config",
+            "events",
+            "metrics",
+            "records",
+            "store",
+            "supervise",
+        ],
+    ),
     // The store: the only module that knows SQL; nothing above it.
     ("store", &["backoff", "breaker", "metrics", "records"]),
     ("events", &["breaker", "metrics", "records"]),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use chrono::{TimeZone, Utc};
+use hale::auth::Role;
 use hale::clock::ManualClock;
 use hale::config::workflows::WorkflowsConfig;
 use hale::config::Config;
@@ -44,14 +45,18 @@ impl Service {
         let server = HttpServer::new(move || {
             let (d, f) = (d.clone(), f.clone());
             App::new()
-                .route("/health", web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }))
+                .route(
+                    "/health",
+                    web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
+                )
                 .route(
                     "/drain",
                     web::post().to(move |body: web::Json<Value>| {
                         let d = d.clone();
                         async move {
                             let n = d.fetch_add(1, Ordering::SeqCst) + 1;
-                            HttpResponse::Ok().json(json!({"drained": n, "echo": body.into_inner()}))
+                            HttpResponse::Ok()
+                                .json(json!({"drained": n, "echo": body.into_inner()}))
                         }
                     }),
                 )
@@ -91,6 +96,21 @@ impl Service {
     }
 }
 
+const OPS_ENV: &str = "HALE_TEST_WORKFLOWS_OPERATE";
+const OPS_TOKEN: &str = "wf-operate-7Hq2xLp9Vm4Rz8Kd";
+
+/// Every change of the Boss API needs the operate role.
+fn base() -> TestConfig {
+    TestConfig::new().token(Role::Operate, OPS_ENV, OPS_TOKEN)
+}
+
+/// A shell script in `dir` (a command step runs `sh FILE`: argv, never `sh -c`).
+fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
 /// `config` with the `workflows` section `section`, read as hale reads its config file.
 fn with_workflows(config: TestConfig, section: Value) -> Config {
     let mut config = config.build();
@@ -99,9 +119,19 @@ fn with_workflows(config: TestConfig, section: Value) -> Config {
     config
 }
 
-async fn start(app: &TestApp, workflow: &str, body: Value, key: Option<&str>) -> (u16, Value, Option<String>) {
+async fn start(
+    app: &TestApp,
+    workflow: &str,
+    body: Value,
+    key: Option<&str>,
+) -> (u16, Value, Option<String>) {
     let mut request = app
-        .request(reqwest::Method::POST, BossApi, &format!("/workflow/{workflow}/start"))
+        .request(
+            reqwest::Method::POST,
+            BossApi,
+            &format!("/workflow/{workflow}/start"),
+        )
+        .bearer_auth(OPS_TOKEN)
         .json(&body);
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
@@ -117,7 +147,13 @@ async fn start(app: &TestApp, workflow: &str, body: Value, key: Option<&str>) ->
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let res = app.post_json(BossApi, path, &body).await;
+    let res = app
+        .request(reqwest::Method::POST, BossApi, path)
+        .bearer_auth(OPS_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap())
 }
@@ -133,7 +169,9 @@ async fn run_in(app: &TestApp, run: i64, states: &[&str]) -> Value {
 }
 
 fn run_id(body: &Value) -> i64 {
-    body["id"].as_i64().unwrap_or_else(|| panic!("no run id in {body}"))
+    body["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no run id in {body}"))
 }
 
 #[tokio::test]
@@ -143,7 +181,7 @@ async fn a_three_step_runbook_drains_runs_a_command_and_waits_until_healthy_and_
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("restarted");
     let config = with_workflows(
-        TestConfig::new().target(target("api", &service.url()).every_second()),
+        base().target(target("api", &service.url()).every_second()),
         json!({"definitions": [{
             "id": "restart-api",
             "inputs": {"target": {"type": "string"}, "ticket": {"type": "string", "required": false}},
@@ -174,20 +212,39 @@ async fn a_three_step_runbook_drains_runs_a_command_and_waits_until_healthy_and_
     assert!(marker.exists(), "the command ran");
     let steps = detail["steps"].as_array().unwrap();
     assert_eq!(steps[0]["attempts"][0]["output"]["status"], 200);
-    assert_eq!(steps[0]["attempts"][0]["output"]["body"]["echo"]["ticket"], "T-1");
+    assert_eq!(
+        steps[0]["attempts"][0]["output"]["body"]["echo"]["ticket"],
+        "T-1"
+    );
     assert_eq!(steps[1]["attempts"][0]["output"]["exit_code"], 0);
     assert_eq!(steps[2]["attempts"][0]["output"]["consecutive"], 2);
     // The database file holds the run and one succeeded attempt per step, and the automatic approval.
     assert_eq!(
-        count_rows(&app.db_path, "workflow_runs", &format!("id = {run} AND state = 'succeeded'")).await,
+        count_rows(
+            &app.db_path,
+            "workflow_runs",
+            &format!("id = {run} AND state = 'succeeded'")
+        )
+        .await,
         1
     );
     assert_eq!(
-        select_texts(&app.db_path, "workflow_attempts", "step_id", &format!("run_id = {run} AND state = 'succeeded'")).await,
+        select_texts(
+            &app.db_path,
+            "workflow_attempts",
+            "step_id",
+            &format!("run_id = {run} AND state = 'succeeded'")
+        )
+        .await,
         vec!["drain", "restart", "verify"]
     );
     assert_eq!(
-        count_rows(&app.db_path, "workflow_approvals", &format!("run_id = {run} AND decision = 'automatic'")).await,
+        count_rows(
+            &app.db_path,
+            "workflow_approvals",
+            &format!("run_id = {run} AND decision = 'automatic'")
+        )
+        .await,
         1
     );
     // The status of the workflow and the queue say the same.
@@ -209,7 +266,7 @@ async fn a_three_step_runbook_drains_runs_a_command_and_waits_until_healthy_and_
 async fn a_flaky_target_is_retried_with_backoff_until_it_answers() {
     let service = Service::start(2).await;
     let config = with_workflows(
-        TestConfig::new()
+        base()
             .on_demand_only()
             .target(target("api", &service.url())),
         json!({"definitions": [{
@@ -229,7 +286,9 @@ async fn a_flaky_target_is_retried_with_backoff_until_it_answers() {
     assert!(attempts[0]["error"].as_str().unwrap().contains("503"));
     assert_eq!(attempts[2]["state"], "succeeded");
     // The backoff doubled: the third attempt started at least 50 + 100 ms after the first.
-    let at = |i: usize| chrono::DateTime::parse_from_rfc3339(attempts[i]["started_at"].as_str().unwrap()).unwrap();
+    let at = |i: usize| {
+        chrono::DateTime::parse_from_rfc3339(attempts[i]["started_at"].as_str().unwrap()).unwrap()
+    };
     assert!((at(2) - at(0)).num_milliseconds() >= 150);
     assert_eq!(service.flaky.load(Ordering::SeqCst), 3);
 }
@@ -238,12 +297,16 @@ async fn a_flaky_target_is_retried_with_backoff_until_it_answers() {
 async fn a_step_timeout_kills_the_whole_process_group_and_a_cancel_stops_a_command_midway() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("grandchild.pid");
-    let script = format!("sleep 600 & echo $! > {}; wait", pid_file.display());
+    let hang = script(
+        dir.path(),
+        "hang.sh",
+        &format!("sleep 600 & echo $! > {}; wait\n", pid_file.display()),
+    );
     let config = with_workflows(
-        TestConfig::new(),
+        base(),
         json!({"definitions": [
             {"id": "hang", "steps": [{"id": "forever", "kind": "command", "timeout_s": 1, "kill_grace_s": 1,
-                                      "argv": ["sh", "-c", script]}]},
+                                      "argv": ["sh", hang]}]},
             {"id": "long", "steps": [{"id": "wait", "kind": "command", "argv": ["sleep", "600"]}]}
         ]}),
     );
@@ -252,9 +315,16 @@ async fn a_step_timeout_kills_the_whole_process_group_and_a_cancel_stops_a_comma
     let run = run_id(&body);
     let detail = run_in(&app, run, &["failed", "succeeded"]).await;
     assert_eq!(detail["run"]["state"], "failed");
-    let error = detail["steps"][0]["attempts"][0]["error"].as_str().unwrap().to_owned();
+    let error = detail["steps"][0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(error.contains("killed"), "{error}");
-    let grandchild: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let grandchild: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     eventually("the grandchild is gone with its group", || async {
         (!process_alive(grandchild)).then_some(())
     })
@@ -268,7 +338,12 @@ async fn a_step_timeout_kills_the_whole_process_group_and_a_cancel_stops_a_comma
         (d["steps"][0]["attempts"].as_array().map_or(0, Vec::len) == 1).then_some(())
     })
     .await;
-    let (status, cancelled) = post(&app, &format!("/runs/{run}/cancel"), json!({"reason": "wrong host"})).await;
+    let (status, cancelled) = post(
+        &app,
+        &format!("/runs/{run}/cancel"),
+        json!({"reason": "wrong host"}),
+    )
+    .await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["state"], "cancelled");
     assert!(cancelled["error"].as_str().unwrap().contains("wrong host"));
@@ -278,7 +353,12 @@ async fn a_step_timeout_kills_the_whole_process_group_and_a_cancel_stops_a_comma
     let detail = run_in(&app, run, &["cancelled"]).await;
     assert_eq!(detail["steps"][0]["attempts"][0]["state"], "interrupted");
     assert_eq!(
-        count_rows(&app.db_path, "workflow_attempts", &format!("run_id = {run} AND state = 'running'")).await,
+        count_rows(
+            &app.db_path,
+            "workflow_attempts",
+            &format!("run_id = {run} AND state = 'running'")
+        )
+        .await,
         0
     );
     // A finished run cannot be cancelled.
@@ -291,15 +371,21 @@ async fn a_risky_step_waits_for_approval_which_is_approved_rejected_or_expires()
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let side = dir.path().join("side");
+    let mark = script(
+        dir.path(),
+        "mark.sh",
+        &format!("echo x >> {}\n", side.display()),
+    );
     let config = with_workflows(
-        TestConfig::new(),
+        base(),
         json!({"definitions": [{
             "id": "wipe",
+            "deadline_s": 86400,
             "concurrency": {"limit": 5},
             "steps": [
                 {"id": "note", "kind": "command", "argv": ["true"]},
                 {"id": "wipe", "kind": "command", "argv": ["sudo", "-n", "true"], "on_failure": "continue"},
-                {"id": "mark", "kind": "command", "argv": ["sh", "-c", format!("echo x >> {}", side.display())]}
+                {"id": "mark", "kind": "command", "argv": ["sh", mark]}
             ]
         }]}),
     );
@@ -316,30 +402,54 @@ async fn a_risky_step_waits_for_approval_which_is_approved_rejected_or_expires()
         // The first step ran; the run waits before the risky one.
         assert_eq!(detail["run"]["step"], "wipe");
         assert_eq!(detail["steps"][0]["attempts"][0]["state"], "succeeded");
-        assert_eq!(detail["approvals"][0]["risk"], "critical");
+        assert_eq!(detail["approvals"][0]["risk"], "high");
     }
     // Approved: goes on at once.
-    let (status, approval) = post(&app, &format!("/runs/{}/approve", runs[0]), json!({"reason": "ticket 7"})).await;
+    let (status, approval) = post(
+        &app,
+        &format!("/runs/{}/approve", runs[0]),
+        json!({"reason": "ticket 7"}),
+    )
+    .await;
     assert_eq!(status, 200, "{approval}");
     assert_eq!(approval["decision"], "approved");
     let done = run_in(&app, runs[0], &["succeeded"]).await;
     assert_eq!(done["approvals"][0]["reason"], "ticket 7");
     // Rejected: cancelled, the risky step never ran.
-    let (status, _) = post(&app, &format!("/runs/{}/reject", runs[1]), json!({"reason": "no"})).await;
+    let (status, _) = post(
+        &app,
+        &format!("/runs/{}/reject", runs[1]),
+        json!({"reason": "no"}),
+    )
+    .await;
     assert_eq!(status, 200);
     let rejected = run_in(&app, runs[1], &["cancelled"]).await;
-    assert!(rejected["steps"][1]["attempts"].as_array().unwrap().is_empty());
-    // Expired: critical approvals stay open 4 h.
-    clock.advance(Duration::from_secs(4 * 3600 + 1));
+    assert!(rejected["steps"][1]["attempts"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // Expired: high-risk approvals stay open 8 h.
+    clock.advance(Duration::from_secs(8 * 3600 + 1));
     let expired = run_in(&app, runs[2], &["failed"]).await;
     assert_eq!(expired["approvals"][0]["decision"], "expired");
-    assert!(expired["run"]["error"].as_str().unwrap().contains("expired"));
+    assert!(expired["run"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
     // Only the approved run reached its last step.
     assert_eq!(std::fs::read_to_string(&side).unwrap().lines().count(), 1);
-    assert_eq!(
-        select_texts(&app.db_path, "workflow_approvals", "decision", "1").await,
-        vec!["approved", "rejected", "expired"]
-    );
+    for (run, decision) in runs.iter().zip(["approved", "rejected", "expired"]) {
+        assert_eq!(
+            select_texts(
+                &app.db_path,
+                "workflow_approvals",
+                "decision",
+                &format!("run_id = {run}")
+            )
+            .await,
+            vec![decision]
+        );
+    }
     // A run that waits for nothing cannot be approved.
     let (status, _) = post(&app, &format!("/runs/{}/approve", runs[0]), json!({})).await;
     assert_eq!(status, 409);
@@ -348,7 +458,7 @@ async fn a_risky_step_waits_for_approval_which_is_approved_rejected_or_expires()
 #[tokio::test]
 async fn an_idempotency_key_finds_its_run_and_refuses_another_body() {
     let config = with_workflows(
-        TestConfig::new(),
+        base(),
         json!({"definitions": [{"id": "noop", "concurrency": {"limit": 10},
                                  "inputs": {"n": {"type": "integer"}},
                                  "steps": [{"id": "one", "kind": "command", "argv": ["true"]}]}]}),
@@ -361,14 +471,29 @@ async fn an_idempotency_key_finds_its_run_and_refuses_another_body() {
     assert_eq!(status, 200);
     assert_eq!(again["id"], first["id"]);
     assert_eq!(location, Some(format!("/runs/{}", first["id"])));
-    let (status, conflict, _) = start(&app, "noop", json!({"inputs": {"n": 2}, "reason": "r"}), Some("key-1")).await;
+    let (status, conflict, _) = start(
+        &app,
+        "noop",
+        json!({"inputs": {"n": 2}, "reason": "r"}),
+        Some("key-1"),
+    )
+    .await;
     assert_eq!(status, 422, "{conflict}");
-    assert!(conflict["error"]["message"].as_str().unwrap().contains("key-1"));
+    assert!(conflict["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("key-1"));
     assert_eq!(count_rows(&app.db_path, "workflow_runs", "1").await, 1);
     // Bad starts are named.
     let (status, bad, _) = start(&app, "noop", json!({"inputs": {"n": "one"}}), None).await;
     assert_eq!(status, 422);
-    assert!(bad["error"]["message"].as_str().unwrap().contains("inputs.n"), "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inputs.n"),
+        "{bad}"
+    );
     let (status, _, _) = start(&app, "nope", json!({}), None).await;
     assert_eq!(status, 404);
     let (status, _, _) = start(&app, "noop", json!({"inputs": {"n": 1}, "extra": 1}), None).await;
@@ -379,7 +504,7 @@ async fn an_idempotency_key_finds_its_run_and_refuses_another_body() {
 #[tokio::test]
 async fn a_full_group_queues_or_rejects_and_runs_for_other_keys_go_on() {
     let config = with_workflows(
-        TestConfig::new(),
+        base(),
         json!({"definitions": [
             {"id": "queued", "inputs": {"target": {"type": "string"}},
              "concurrency": {"limit": 1, "key": "target", "on_conflict": "queue"},
@@ -389,14 +514,28 @@ async fn a_full_group_queues_or_rejects_and_runs_for_other_keys_go_on() {
         ]}),
     );
     let app = spawn_app_with(config).await;
-    let a1 = run_id(&start(&app, "queued", json!({"inputs": {"target": "a"}}), None).await.1);
-    let a2 = run_id(&start(&app, "queued", json!({"inputs": {"target": "a"}}), None).await.1);
-    let b1 = run_id(&start(&app, "queued", json!({"inputs": {"target": "b"}}), None).await.1);
+    let a1 = run_id(
+        &start(&app, "queued", json!({"inputs": {"target": "a"}}), None)
+            .await
+            .1,
+    );
+    let a2 = run_id(
+        &start(&app, "queued", json!({"inputs": {"target": "a"}}), None)
+            .await
+            .1,
+    );
+    let b1 = run_id(
+        &start(&app, "queued", json!({"inputs": {"target": "b"}}), None)
+            .await
+            .1,
+    );
     for run in [a1, a2, b1] {
         run_in(&app, run, &["succeeded"]).await;
     }
     // The second run of group "a" started after the first ended; "b" did not wait for "a".
-    let time = |d: &Value, f: &str| chrono::DateTime::parse_from_rfc3339(d["run"][f].as_str().unwrap()).unwrap();
+    let time = |d: &Value, f: &str| {
+        chrono::DateTime::parse_from_rfc3339(d["run"][f].as_str().unwrap()).unwrap()
+    };
     let (d1, d2, db) = (
         run_in(&app, a1, &["succeeded"]).await,
         run_in(&app, a2, &["succeeded"]).await,
@@ -409,7 +548,10 @@ async fn a_full_group_queues_or_rejects_and_runs_for_other_keys_go_on() {
     assert_eq!(status, 202);
     let (status, refused, _) = start(&app, "rejected", json!({}), None).await;
     assert_eq!(status, 409, "{refused}");
-    assert_eq!(count_rows(&app.db_path, "workflow_runs", "workflow = 'rejected'").await, 1);
+    assert_eq!(
+        count_rows(&app.db_path, "workflow_runs", "workflow = 'rejected'").await,
+        1
+    );
     post(&app, &format!("/runs/{}/cancel", first["id"]), json!({})).await;
 }
 
@@ -418,7 +560,7 @@ async fn auto_heal_leaves_a_target_alone_while_a_run_holds_it_and_the_runs_heal_
     let service = Service::start(0).await;
     let down = common::dead_port();
     let config = with_workflows(
-        TestConfig::new()
+        base()
             .heal_verify(1, 200)
             .heal(|heal| heal.cooldown_s = 0)
             .target(
@@ -451,7 +593,10 @@ async fn auto_heal_leaves_a_target_alone_while_a_run_holds_it_and_the_runs_heal_
     .await;
     let held = count_rows(&app.db_path, "heal_events", "outcome = 'skipped_held'").await;
     let by_workflow = count_rows(&app.db_path, "heal_events", "trigger = 'workflow'").await;
-    assert_eq!(automatic_acted, 0, "no automatic heal acted while the run held api");
+    assert_eq!(
+        automatic_acted, 0,
+        "no automatic heal acted while the run held api"
+    );
     assert!(held >= 1, "auto-heal tried and was held off");
     assert_eq!(by_workflow, 1);
     assert_eq!(detail["steps"][1]["attempts"][0]["state"], "failed");

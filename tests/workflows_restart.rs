@@ -20,21 +20,34 @@ use common::db::{count_rows, select_texts};
 use common::eventually;
 use common::process::HaleProcess;
 
+const OPS_ENV: &str = "HALE_TEST_RESTART_OPERATE";
+const OPS_TOKEN: &str = "wf-restart-3Nb8Qz5Tc1Wy6Pk";
+
 fn config(steps: Value) -> Value {
     let mut config = test_config_json();
+    config["auth"] = json!({"tokens": {"operate": {"env": OPS_ENV}}});
     config["workflows"] = json!({"definitions": [{"id": "job", "steps": steps}]});
     config
 }
 
+/// A shell script in `dir` (a command step runs `sh FILE`: argv, never `sh -c`).
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
 async fn serve(config: &Value, db: &Path) -> (HaleProcess, SocketAddr) {
-    let mut hale = HaleProcess::serve_db(config, Some(db), &[], &[]).await;
-    let addrs: HashMap<ServiceKind, SocketAddr> = hale.wait_listening(&[ServiceKind::BossApi]).await;
+    let mut hale = HaleProcess::serve_db(config, Some(db), &[], &[(OPS_ENV, OPS_TOKEN)]).await;
+    let addrs: HashMap<ServiceKind, SocketAddr> =
+        hale.wait_listening(&[ServiceKind::BossApi]).await;
     (hale, addrs[&ServiceKind::BossApi])
 }
 
 async fn start(boss: SocketAddr) -> i64 {
     let res = reqwest::Client::new()
         .post(format!("http://{boss}/workflow/job/start"))
+        .bearer_auth(OPS_TOKEN)
         .json(&json!({"reason": "test"}))
         .send()
         .await
@@ -79,16 +92,23 @@ async fn an_idempotent_step_interrupted_by_kill_9_runs_again_after_the_restart()
         dir.path().join("side"),
     );
     // The first attempt leaves a marker and hangs; the one after the restart finds it and succeeds.
-    let script = format!(
-        "echo x >> {side}; if [ -f {marker} ]; then exit 0; fi; touch {marker}; sleep 600",
-        side = side.display(),
-        marker = marker.display()
+    let work = script(
+        dir.path(),
+        "work.sh",
+        &format!(
+            "echo x >> {side}\nif [ -f {marker} ]; then exit 0; fi\ntouch {marker}\nsleep 600\n",
+            side = side.display(),
+            marker = marker.display()
+        ),
     );
     let config = config(json!([{"id": "work", "kind": "command", "idempotent": true,
-                                "argv": ["sh", "-c", script]}]));
+                                "argv": ["sh", work]}]));
     let (mut hale, boss) = serve(&config, &db).await;
     let run = start(boss).await;
-    eventually("the first attempt ran", || async { marker.exists().then_some(()) }).await;
+    eventually("the first attempt ran", || async {
+        marker.exists().then_some(())
+    })
+    .await;
     kill_9(&hale);
     hale.wait_exit(Duration::from_secs(10)).await;
 
@@ -100,45 +120,79 @@ async fn an_idempotent_step_interrupted_by_kill_9_runs_again_after_the_restart()
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0]["state"], "interrupted");
     assert_eq!(attempts[1]["state"], "succeeded");
-    assert_eq!(lines(&side), 2, "the idempotent step ran once before and once after");
+    assert_eq!(
+        lines(&side),
+        2,
+        "the idempotent step ran once before and once after"
+    );
     hale.signal("TERM");
     hale.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(
-        select_texts(&db, "workflow_attempts", "state", &format!("run_id = {run}")).await,
+        select_texts(
+            &db,
+            "workflow_attempts",
+            "state",
+            &format!("run_id = {run}")
+        )
+        .await,
         vec!["interrupted", "succeeded"]
     );
 }
 
 #[tokio::test]
-async fn a_non_idempotent_step_interrupted_by_kill_9_never_runs_twice_and_its_run_ends_interrupted() {
+async fn a_non_idempotent_step_interrupted_by_kill_9_never_runs_twice_and_its_run_ends_interrupted()
+{
     let dir = tempfile::tempdir().unwrap();
     let (db, side) = (dir.path().join("hale.db"), dir.path().join("side"));
-    let script = format!("echo x >> {}; sleep 600", side.display());
+    let charge = script(
+        dir.path(),
+        "charge.sh",
+        &format!("echo x >> {}\nsleep 600\n", side.display()),
+    );
     let config = config(json!([
-        {"id": "charge", "kind": "command", "argv": ["sh", "-c", script]},
+        {"id": "charge", "kind": "command", "argv": ["sh", charge]},
         {"id": "after", "kind": "command", "argv": ["true"]}
     ]));
     let (mut hale, boss) = serve(&config, &db).await;
     let run = start(boss).await;
-    eventually("the step ran", || async { (lines(&side) == 1).then_some(()) }).await;
+    eventually("the step ran", || async {
+        (lines(&side) == 1).then_some(())
+    })
+    .await;
     kill_9(&hale);
     hale.wait_exit(Duration::from_secs(10)).await;
 
     let (mut hale, boss) = serve(&config, &db).await;
     let ended = run_in(boss, run, &["interrupted", "succeeded", "failed"]).await;
     assert_eq!(ended["run"]["state"], "interrupted", "{ended:#}");
-    assert!(ended["run"]["error"].as_str().unwrap().contains("not idempotent"));
-    let status: Value = reqwest::get(format!("http://{boss}/status")).await.unwrap().json().await.unwrap();
+    assert!(ended["run"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not idempotent"));
+    let status: Value = reqwest::get(format!("http://{boss}/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(status["interrupted_at_start"], json!([run]));
     // Give a wrongly resumed step every chance to write again.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(lines(&side), 1, "the non-idempotent step ran exactly once");
     hale.signal("TERM");
     hale.wait_exit(Duration::from_secs(20)).await;
-    assert_eq!(count_rows(&db, "workflow_attempts", &format!("run_id = {run}")).await, 1);
+    assert_eq!(
+        count_rows(&db, "workflow_attempts", &format!("run_id = {run}")).await,
+        1
+    );
     // The alert is in the history, never firing.
     assert_eq!(
-        count_rows(&db, "alerts", "rule = 'workflow_run_interrupted' AND resolved_at_ms IS NOT NULL").await,
+        count_rows(
+            &db,
+            "alerts",
+            "rule = 'workflow_run_interrupted' AND resolved_at_ms IS NOT NULL"
+        )
+        .await,
         1
     );
 }
@@ -154,16 +208,22 @@ async fn a_sleep_that_spans_a_restart_wakes_at_its_stored_time() {
     let (mut hale, boss) = serve(&config, &db).await;
     let run = start(boss).await;
     let waiting = run_in(boss, run, &["waiting"]).await;
-    let wake_at = chrono::DateTime::parse_from_rfc3339(waiting["run"]["wake_at"].as_str().unwrap()).unwrap();
+    let wake_at =
+        chrono::DateTime::parse_from_rfc3339(waiting["run"]["wake_at"].as_str().unwrap()).unwrap();
     kill_9(&hale);
     hale.wait_exit(Duration::from_secs(10)).await;
 
     let (mut hale, boss) = serve(&config, &db).await;
     let still = detail(boss, run).await;
-    assert_eq!(still["run"]["wake_at"], waiting["run"]["wake_at"], "the restart kept the wake time");
+    assert_eq!(
+        still["run"]["wake_at"], waiting["run"]["wake_at"],
+        "the restart kept the wake time"
+    );
     let done = run_in(boss, run, &["succeeded"]).await;
     let after = chrono::DateTime::parse_from_rfc3339(
-        done["steps"][1]["attempts"][0]["started_at"].as_str().unwrap(),
+        done["steps"][1]["attempts"][0]["started_at"]
+            .as_str()
+            .unwrap(),
     )
     .unwrap();
     assert!(after >= wake_at, "woke at {after}, not before {wake_at}");
@@ -180,7 +240,9 @@ async fn a_sleep_that_spans_a_restart_wakes_at_its_stored_time() {
 async fn sigterm_refuses_new_runs_and_leaves_the_running_step_to_the_restart_rules() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hale.db");
-    let mut config = config(json!([{"id": "long", "kind": "command", "idempotent": true, "argv": ["sleep", "600"]}]));
+    let mut config = config(
+        json!([{"id": "long", "kind": "command", "idempotent": true, "argv": ["sleep", "600"]}]),
+    );
     config["http"]["shutdown_timeout_s"] = json!(1);
     let (mut hale, boss) = serve(&config, &db).await;
     let run = start(boss).await;
@@ -188,11 +250,22 @@ async fn sigterm_refuses_new_runs_and_leaves_the_running_step_to_the_restart_rul
     hale.signal("TERM");
     hale.wait_exit(Duration::from_secs(20)).await;
     // The run is still in progress in the file, its attempt left for the next start to settle.
-    assert_eq!(count_rows(&db, "workflow_runs", &format!("id = {run} AND state = 'running'")).await, 1);
+    assert_eq!(
+        count_rows(
+            &db,
+            "workflow_runs",
+            &format!("id = {run} AND state = 'running'")
+        )
+        .await,
+        1
+    );
     let logs: Vec<String> = hale
         .json_logs()
         .iter()
         .filter_map(|l| l["message"].as_str().map(str::to_owned))
         .collect();
-    assert!(logs.iter().any(|m| m.contains("workflow engine draining")), "{logs:?}");
+    assert!(
+        logs.iter().any(|m| m.contains("workflow engine draining")),
+        "{logs:?}"
+    );
 }

@@ -346,7 +346,9 @@ fn store_error(e: impl std::fmt::Display) -> AnswerError {
 
 fn workflow_of<'e>(engine: &'e Engine, id: &str) -> Result<&'e Workflow, AnswerError> {
     engine.definitions().get(id).ok_or_else(|| {
-        AnswerError::NotFound(format!("no workflow named {id:?}; GET /workflows lists them"))
+        AnswerError::NotFound(format!(
+            "no workflow named {id:?}; GET /workflows lists them"
+        ))
     })
 }
 
@@ -427,7 +429,11 @@ pub async fn workflow_runs(
         .map_err(store_error)?;
     let more = runs.len() > limit as usize;
     let runs: Vec<RunView> = runs.iter().take(limit as usize).map(RunView::of).collect();
-    let next_cursor = if more { runs.last().map(|r| r.id) } else { None };
+    let next_cursor = if more {
+        runs.last().map(|r| r.id)
+    } else {
+        None
+    };
     Ok(RunsPage { runs, next_cursor })
 }
 
@@ -456,8 +462,16 @@ pub async fn run_detail(engine: &Engine, id: RunId) -> Result<RunDetail, AnswerE
             let step = definition.as_ref().and_then(|d| d.steps.get(i));
             RunStepView {
                 index,
-                id: raw.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
-                kind: raw.get("kind").and_then(Value::as_str).unwrap_or("").to_owned(),
+                id: raw
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                kind: raw
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
                 risk: step.map(|s| s.risk.level),
                 idempotent: step.map(|s| s.idempotent),
                 attempts: attempts

@@ -80,7 +80,9 @@ impl WorkflowMetrics {
                     AttemptState::Failed,
                     AttemptState::Interrupted,
                 ] {
-                    metrics.attempts.with_label_values(&[kind, outcome.as_str()]);
+                    metrics
+                        .attempts
+                        .with_label_values(&[kind, outcome.as_str()]);
                 }
             }
         }

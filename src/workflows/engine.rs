@@ -285,7 +285,11 @@ impl Engine {
         role: Option<&str>,
         reason: Option<&str>,
     ) -> Result<StoredRun, EngineError> {
-        let run = self.store.run(id).await?.ok_or(EngineError::UnknownRun(id))?;
+        let run = self
+            .store
+            .run(id)
+            .await?
+            .ok_or(EngineError::UnknownRun(id))?;
         if run.state == RunState::Cancelled {
             return Ok(run);
         }
@@ -300,10 +304,7 @@ impl Engine {
             _ => format!("cancelled by {}", who(role)),
         };
         self.end_by_request(id, RunState::Cancelled, &why).await?;
-        self.store
-            .run(id)
-            .await?
-            .ok_or(EngineError::UnknownRun(id))
+        self.store.run(id).await?.ok_or(EngineError::UnknownRun(id))
     }
 
     /// Ends a run from outside its drive (a cancel), and stops its running step.
@@ -313,7 +314,10 @@ impl Engine {
         state: RunState,
         why: &str,
     ) -> Result<(), EngineError> {
-        let ended = self.store.finish_run(id, state, Some(why), self.clock.now()).await?;
+        let ended = self
+            .store
+            .finish_run(id, state, Some(why), self.clock.now())
+            .await?;
         if ended {
             if let Some(run) = self.store.run(id).await? {
                 self.ended(&run, state, Some(why));
@@ -337,7 +341,11 @@ impl Engine {
         if !self.accepting() {
             return Err(EngineError::Draining);
         }
-        let old = self.store.run(id).await?.ok_or(EngineError::UnknownRun(id))?;
+        let old = self
+            .store
+            .run(id)
+            .await?
+            .ok_or(EngineError::UnknownRun(id))?;
         if !old.state.is_final() {
             return Err(EngineError::Conflict(format!(
                 "run {id} is {}; only an ended run can be retried",
@@ -391,7 +399,11 @@ impl Engine {
         role: Option<&'static str>,
         reason: Option<&str>,
     ) -> Result<StoredApproval, EngineError> {
-        let run = self.store.run(id).await?.ok_or(EngineError::UnknownRun(id))?;
+        let run = self
+            .store
+            .run(id)
+            .await?
+            .ok_or(EngineError::UnknownRun(id))?;
         if run.state != RunState::Waiting || run.wait_reason != Some(WaitReason::Approval) {
             return Err(EngineError::Conflict(format!(
                 "run {id} is {}, not waiting for an approval",
@@ -427,7 +439,9 @@ impl Engine {
             Ok(()) => match self.store.run(id).await {
                 Ok(Some(run)) => self.spawn_drive(run, Entry::Woken(reason)),
                 Ok(None) => {}
-                Err(e) => tracing::error!(run_id = id, error = %e, "cannot read a woken workflow run"),
+                Err(e) => {
+                    tracing::error!(run_id = id, error = %e, "cannot read a woken workflow run")
+                }
             },
             Err(RunStoreError::WrongState { .. }) => {}
             Err(e) => tracing::error!(run_id = id, error = %e, "cannot wake a workflow run"),
@@ -464,7 +478,9 @@ impl Engine {
 
     /// Logs and counts a run that ended.
     fn ended(&self, run: &StoredRun, state: RunState, error: Option<&str>) {
-        let took = (self.clock.now() - run.created).to_std().unwrap_or_default();
+        let took = (self.clock.now() - run.created)
+            .to_std()
+            .unwrap_or_default();
         self.metrics.run_finished(&run.workflow, state, took);
         match state {
             RunState::Succeeded => {
@@ -590,7 +606,11 @@ impl Engine {
         self.drain();
         self.drives.close();
         if !self.drives.is_empty() {
-            tracing::info!(runs = lock(&self.live).len(), grace_s = self.shutdown_grace.as_secs(), "waiting for running workflow steps to finish");
+            tracing::info!(
+                runs = lock(&self.live).len(),
+                grace_s = self.shutdown_grace.as_secs(),
+                "waiting for running workflow steps to finish"
+            );
         }
         if tokio::time::timeout(self.shutdown_grace, self.drives.wait())
             .await
@@ -612,7 +632,8 @@ impl Engine {
         let workflow = match self.read_copy(&run) {
             Ok(w) => w,
             Err(e) => {
-                self.finish(&run, RunState::Failed, Some(&e.to_string())).await;
+                self.finish(&run, RunState::Failed, Some(&e.to_string()))
+                    .await;
                 return;
             }
         };
@@ -658,7 +679,9 @@ impl Engine {
                 return;
             };
             let step_no = u32::try_from(index).unwrap_or(u32::MAX);
-            if Some(index) == gate.map(|(i, _)| i) || step.kind() == crate::workflows::StepKind::Approval {
+            if Some(index) == gate.map(|(i, _)| i)
+                || step.kind() == crate::workflows::StepKind::Approval
+            {
                 let level = gate
                     .filter(|(i, _)| *i == index)
                     .map_or(step.risk.level, |(_, level)| level.max(step.risk.level));
@@ -690,7 +713,10 @@ impl Engine {
                 }
                 Some(AttemptState::Failed) if !after_backoff => {
                     // hale stopped between the failure and its backoff: the failure stands.
-                    match self.after_failure(&run, step, index, "hale stopped before its retry").await {
+                    match self
+                        .after_failure(&run, step, index, "hale stopped before its retry")
+                        .await
+                    {
                         Some(next) => {
                             index = next;
                             continue;
@@ -790,14 +816,25 @@ impl Engine {
                     if retryable && attempt.attempt < step.retry.attempts {
                         let delay = step.retry.delay(attempt.attempt - 1);
                         let wake = after(now, delay).min(run.deadline);
-                        match self.store.wait(run.id, WaitReason::Backoff, wake, step_no).await {
-                            Ok(()) => tracing::info!(run_id = run.id, step = %step.id, wake_at = %wake.to_rfc3339(), "workflow step retries after a backoff"),
-                            Err(e) => tracing::info!(run_id = run.id, error = %e, "workflow backoff not stored"),
+                        match self
+                            .store
+                            .wait(run.id, WaitReason::Backoff, wake, step_no)
+                            .await
+                        {
+                            Ok(()) => {
+                                tracing::info!(run_id = run.id, step = %step.id, wake_at = %wake.to_rfc3339(), "workflow step retries after a backoff")
+                            }
+                            Err(e) => {
+                                tracing::info!(run_id = run.id, error = %e, "workflow backoff not stored")
+                            }
                         }
                         self.nudge.notify_one();
                         return;
                     }
-                    match self.after_failure(&run, step, index, &failure.message).await {
+                    match self
+                        .after_failure(&run, step, index, &failure.message)
+                        .await
+                    {
                         Some(next) => index = next,
                         None => return,
                     }
@@ -825,7 +862,11 @@ impl Engine {
 
     /// The outputs of the steps that succeeded: this run's, and for a retry the earlier run's before the
     /// step it starts from.
-    async fn outputs_of(&self, run: &StoredRun, attempts: &[StoredAttempt]) -> BTreeMap<String, Value> {
+    async fn outputs_of(
+        &self,
+        run: &StoredRun,
+        attempts: &[StoredAttempt],
+    ) -> BTreeMap<String, Value> {
         let mut outputs = BTreeMap::new();
         if let Some(old) = run.retry_of {
             if let Ok(earlier) = self.store.attempts(old).await {
@@ -945,7 +986,8 @@ impl Engine {
                     tracing::error!(run_id = run.id, error = %e, "cannot ask for a workflow approval");
                     return Gate::Ended;
                 }
-                self.wait_for_approval(run, step_no, step_id, level, expires).await;
+                self.wait_for_approval(run, step_no, step_id, level, expires)
+                    .await;
                 Gate::Wait
             }
             Some(a) => match a.decision {
@@ -980,8 +1022,13 @@ impl Engine {
                 Some(ApprovalDecision::Approved | ApprovalDecision::Automatic) => Gate::Pass(a),
                 Some(ApprovalDecision::Rejected) => {
                     let why = match &a.reason {
-                        Some(r) => format!("step {step_id} was rejected by {}: {r}", who(a.decided_by_role)),
-                        None => format!("step {step_id} was rejected by {}", who(a.decided_by_role)),
+                        Some(r) => format!(
+                            "step {step_id} was rejected by {}: {r}",
+                            who(a.decided_by_role)
+                        ),
+                        None => {
+                            format!("step {step_id} was rejected by {}", who(a.decided_by_role))
+                        }
                     };
                     self.finish(run, RunState::Cancelled, Some(&why)).await;
                     Gate::Ended
@@ -1013,14 +1060,26 @@ impl Engine {
                 tracing::info!(run_id = run.id, step = %step_id, risk = level.as_str(), expires_at = %expires.to_rfc3339(), "workflow run waits for an approval");
                 self.nudge.notify_one();
             }
-            Err(e) => tracing::info!(run_id = run.id, error = %e, "workflow approval wait not stored"),
+            Err(e) => {
+                tracing::info!(run_id = run.id, error = %e, "workflow approval wait not stored")
+            }
         }
     }
 
     /// A step that does its work at once (an approval passed): one attempt, succeeded.
-    async fn record_instant(&self, run: &StoredRun, step_no: u32, step_id: &str, output: &Value) -> bool {
+    async fn record_instant(
+        &self,
+        run: &StoredRun,
+        step_no: u32,
+        step_id: &str,
+        output: &Value,
+    ) -> bool {
         let now = self.clock.now();
-        let attempt = match self.store.start_attempt(run.id, step_no, step_id, now).await {
+        let attempt = match self
+            .store
+            .start_attempt(run.id, step_no, step_id, now)
+            .await
+        {
             Ok(a) => a,
             Err(_) => return false,
         };
@@ -1029,7 +1088,11 @@ impl Engine {
             output: Some(output),
             error: None,
         };
-        let ok = self.store.finish_attempt(attempt.id, end, now).await.is_ok();
+        let ok = self
+            .store
+            .finish_attempt(attempt.id, end, now)
+            .await
+            .is_ok();
         if ok {
             self.metrics.attempt("approval", AttemptState::Succeeded);
         }
@@ -1040,7 +1103,11 @@ impl Engine {
     /// does not start the sleep over.
     async fn sleep_step(&self, run: &StoredRun, step_no: u32, step_id: &str, duration: Duration) {
         let now = self.clock.now();
-        let Ok(attempt) = self.store.start_attempt(run.id, step_no, step_id, now).await else {
+        let Ok(attempt) = self
+            .store
+            .start_attempt(run.id, step_no, step_id, now)
+            .await
+        else {
             return;
         };
         let wake = after(now, duration).min(run.deadline);
@@ -1059,7 +1126,12 @@ impl Engine {
             output: Some(&output),
             error: None,
         };
-        if self.store.finish_attempt(attempt.id, end, now).await.is_ok() {
+        if self
+            .store
+            .finish_attempt(attempt.id, end, now)
+            .await
+            .is_ok()
+        {
             self.metrics.attempt("sleep", AttemptState::Succeeded);
         }
         tracing::info!(run_id = run.id, step = %step_id, wake_at = %wake.to_rfc3339(), "workflow run sleeps");
@@ -1079,7 +1151,9 @@ impl Engine {
     ) -> StepResult {
         let step = &workflow.steps[index];
         let values = Values { inputs, outputs };
-        let left = (run.deadline - self.clock.now()).to_std().unwrap_or_default();
+        let left = (run.deadline - self.clock.now())
+            .to_std()
+            .unwrap_or_default();
         let timeout = step.timeout.min(left);
         let context = StepContext {
             workflow: workflow.id.clone(),
@@ -1099,7 +1173,10 @@ impl Engine {
             } => {
                 let target = self.effects.http_target(&render(target)?)?;
                 let body = match body {
-                    Some(b) => Some(b.render(values).map_err(|e| Failure::fatal(e.to_string()))?),
+                    Some(b) => Some(
+                        b.render(values)
+                            .map_err(|e| Failure::fatal(e.to_string()))?,
+                    ),
                     None => None,
                 };
                 let request = HttpRequest {
@@ -1108,7 +1185,11 @@ impl Engine {
                     body,
                     expect_status: expect_status.clone(),
                 };
-                cancellable(token, steps::http::run(&self.http, &target, &request, timeout)).await
+                cancellable(
+                    token,
+                    steps::http::run(&self.http, &target, &request, timeout),
+                )
+                .await
             }
             Action::WaitHealthy {
                 target,
@@ -1155,7 +1236,12 @@ impl Engine {
                     Ok(_) => return Err(Failure::fatal("the tool's arguments are not an object")),
                     Err(e) => return Err(Failure::fatal(e.to_string())),
                 };
-                within(timeout, token, self.effects.call_tool(tool, arguments, &context)).await
+                within(
+                    timeout,
+                    token,
+                    self.effects.call_tool(tool, arguments, &context),
+                )
+                .await
             }
             Action::Notify { message } => {
                 let message = render(message)?;
@@ -1174,7 +1260,10 @@ impl Engine {
             run_id: run.id,
             step_id: String::new(),
         };
-        let message = format!("workflow run {} of {} ended interrupted: {why}", run.id, run.workflow);
+        let message = format!(
+            "workflow run {} of {} ended interrupted: {why}",
+            run.id, run.workflow
+        );
         if let Err(e) = self.effects.alert_interrupted(&message, &context).await {
             tracing::error!(run_id = run.id, error = %e.message, "cannot raise the alert of an interrupted workflow run");
         }
@@ -1249,7 +1338,10 @@ async fn within(
         Ok(result) => result,
         Err(_) => Err(Failure::of(
             crate::workflows::FailureClass::Timeout,
-            format!("no answer within the step's timeout ({} s)", timeout.as_secs()),
+            format!(
+                "no answer within the step's timeout ({} s)",
+                timeout.as_secs()
+            ),
         )),
     }
 }

@@ -10,7 +10,9 @@ pub use crate::config::workflows::definition::{
     OnConflict, OnFailure, RetryPolicy, Step, StepKind, Workflow,
 };
 pub use crate::config::workflows::risk::{Risk, RiskConfig, RiskLevel};
-pub use crate::config::workflows::template::{JsonTemplate, Reference, RenderError, Scope, Template, Values};
+pub use crate::config::workflows::template::{
+    JsonTemplate, Reference, RenderError, Scope, Template, Values,
+};
 
 /// A stable hash of a start's body (its inputs and reason), for idempotent starts: the same key with the
 /// same body finds the run it started, with another body is refused. SHA-256 of the JSON text with object

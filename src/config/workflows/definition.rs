@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{refuse_token_variables, Config, HttpMethod, Invalid, RunConfig, TokenSource};
 use crate::config::workflows::risk::{self, Risk, RiskConfig, RiskLevel, StepSummary};
 use crate::config::workflows::template::{JsonTemplate, Scope, Template};
+use crate::config::{refuse_token_variables, Config, HttpMethod, Invalid, RunConfig, TokenSource};
 
 /// The longest id of a workflow, a step or an input.
 pub const MAX_NAME_LEN: usize = 64;
@@ -103,7 +103,13 @@ impl Definitions {
     pub fn from_json(value: &Value, env: &Environment) -> Result<Self, Invalid> {
         let section: Section = typed(value, "workflows")?;
         section.risk.validate("workflows.risk")?;
-        range("workflows", "max_running", u64::from(section.max_running), 1, 1_000)?;
+        range(
+            "workflows",
+            "max_running",
+            u64::from(section.max_running),
+            1,
+            1_000,
+        )?;
         let mut workflows: Vec<Workflow> = Vec::with_capacity(section.definitions.len());
         for (i, raw) in section.definitions.iter().enumerate() {
             let at = format!("workflows.definitions[{i}]");

@@ -386,9 +386,7 @@ pub fn answer_error(tool: HaleTool, e: AnswerError) -> McpError {
         AnswerError::BadInput(m)
         | AnswerError::NotFound(m)
         | AnswerError::Refused(m)
-        | AnswerError::Conflict(m) => {
-            McpError::invalid_params(m, None)
-        }
+        | AnswerError::Conflict(m) => McpError::invalid_params(m, None),
         AnswerError::Forbidden(m) => McpError::invalid_request(m, None),
         AnswerError::Unavailable(m) => McpError::internal_error(m, None),
         AnswerError::Internal(cause) => {

@@ -31,9 +31,16 @@ const NO_HEALTH_PROXY: &str =
     "the Health Proxy does not run in this process (hale serve --only), so its targets cannot be used";
 
 impl LiveEffects {
-    async fn announce(&self, rule: AnnouncementRule, message: &str, context: &StepContext) -> StepResult {
+    async fn announce(
+        &self,
+        rule: AnnouncementRule,
+        message: &str,
+        context: &StepContext,
+    ) -> StepResult {
         let announcer = self.announcer.as_ref().ok_or_else(|| {
-            Failure::fatal("the alert channels do not run in this process (they belong to the Health Proxy)")
+            Failure::fatal(
+                "the alert channels do not run in this process (they belong to the Health Proxy)",
+            )
         })?;
         let description = if context.step_id.is_empty() {
             format!("workflow {} run {}", context.workflow, context.run_id)
@@ -66,7 +73,10 @@ impl LiveEffects {
 
 impl Effects for LiveEffects {
     fn http_target(&self, target: &str) -> Result<HttpTarget, Failure> {
-        let monitor = self.monitor.as_ref().ok_or_else(|| Failure::fatal(NO_HEALTH_PROXY))?;
+        let monitor = self
+            .monitor
+            .as_ref()
+            .ok_or_else(|| Failure::fatal(NO_HEALTH_PROXY))?;
         let found = monitor
             .target(target)
             .ok_or_else(|| Failure::fatal(format!("no target named {target:?}")))?;
@@ -87,7 +97,10 @@ impl Effects for LiveEffects {
 
     fn heal<'a>(&'a self, target: &'a str, _context: &'a StepContext) -> BoxFuture<'a, StepResult> {
         Box::pin(async move {
-            let healer = self.healer.as_ref().ok_or_else(|| Failure::fatal(NO_HEALTH_PROXY))?;
+            let healer = self
+                .healer
+                .as_ref()
+                .ok_or_else(|| Failure::fatal(NO_HEALTH_PROXY))?;
             let (id, record) = healer
                 .heal_stored(target, HealTrigger::Workflow, true)
                 .await
@@ -152,7 +165,11 @@ impl Effects for LiveEffects {
         })
     }
 
-    fn notify<'a>(&'a self, message: &'a str, context: &'a StepContext) -> BoxFuture<'a, StepResult> {
+    fn notify<'a>(
+        &'a self,
+        message: &'a str,
+        context: &'a StepContext,
+    ) -> BoxFuture<'a, StepResult> {
         Box::pin(self.announce(AnnouncementRule::WorkflowNotify, message, context))
     }
 

@@ -12,11 +12,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use effects::LiveEffects;
 
+use crate::alerts::Announcer;
 use crate::answers::audit::{self, AuditEntry, AuditParams};
 use crate::answers::backup::{self as backups, BackupView};
 use crate::answers::HealthResponse;
 use crate::http::{ApiError, ErrorBody, HttpContext};
-use crate::alerts::Announcer;
 use crate::metrics::WorkflowMetrics;
 use crate::probe::Monitor;
 use crate::services::{common, Assembled, Core, ServiceState, Shared};

@@ -61,7 +61,9 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         .to_str()
         .ok()
         .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN && k.chars().all(|c| c.is_ascii_graphic()))
+        .filter(|k| {
+            !k.is_empty() && k.len() <= MAX_KEY_LEN && k.chars().all(|c| c.is_ascii_graphic())
+        })
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "Idempotency-Key: expected 1 to {MAX_KEY_LEN} visible ASCII characters"

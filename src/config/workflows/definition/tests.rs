@@ -65,7 +65,7 @@ fn refused(value: &Value, path: &str, reason: &str) {
 
 /// The JSON blocks of docs/workflows.md, in order.
 fn documented_blocks() -> Vec<Value> {
-    let doc = include_str!("../../../docs/workflows.md");
+    let doc = include_str!("../../../../docs/workflows.md");
     doc.split("```json\n")
         .skip(1)
         .filter_map(|block| block.split("```").next())
@@ -568,11 +568,38 @@ fn retry_delays_grow_by_the_factor_up_to_the_cap() {
 }
 
 #[test]
-fn the_config_section_still_accepts_only_an_empty_object() {
-    let text = |workflows: Value| json!({"workflows": workflows}).to_string();
+fn the_config_reads_the_definitions_against_its_targets_and_names_a_bad_one() {
+    let text = |workflows: Value| {
+        json!({
+            "services": [{"name": "api", "url": "http://127.0.0.1:9001"}],
+            "workflows": workflows
+        })
+        .to_string()
+    };
     assert!(Config::from_json(&text(json!({})), "t.json").is_ok());
-    let e = Config::from_json(&text(example()), "t.json").unwrap_err();
-    assert!(e.to_string().contains("unknown field `definitions`"), "{e}");
+    let config = Config::from_json(&text(example()), "t.json").unwrap();
+    assert_eq!(
+        config
+            .workflows
+            .definitions()
+            .get("restart-api")
+            .unwrap()
+            .steps
+            .len(),
+        5
+    );
+    let mut bad = example();
+    bad["definitions"][0]["steps"][4]["message"] = json!("{{steps.nope.output}}");
+    let e = Config::from_json(&text(bad), "t.json").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("$.workflows.definitions[0].steps[4].message"),
+        "{e}"
+    );
+    let mut bad = example();
+    bad["definitions"][0]["steps"][0]["target"] = json!("nowhere");
+    let e = Config::from_json(&text(bad), "t.json").unwrap_err();
+    assert!(e.to_string().contains("nowhere"), "{e}");
 }
 
 #[test]
