@@ -601,3 +601,46 @@ async fn auto_heal_leaves_a_target_alone_while_a_run_holds_it_and_the_runs_heal_
     assert_eq!(by_workflow, 1);
     assert_eq!(detail["steps"][1]["attempts"][0]["state"], "failed");
 }
+
+#[tokio::test]
+async fn a_step_that_cannot_be_done_here_fails_at_once_and_says_why() {
+    let service = Service::start(0).await;
+    let section = json!({"definitions": [
+        {"id": "watch", "inputs": {"t": {"type": "string"}},
+         "steps": [{"id": "wait", "kind": "wait_healthy", "target": "{{inputs.t}}", "timeout_s": 600}]},
+        {"id": "poke", "steps": [{"id": "get", "kind": "http", "target": "api", "path": "/health"}]}
+    ]});
+    let app = spawn_app_with(with_workflows(
+        base().target(target("api", &service.url()).every_second()),
+        section.clone(),
+    ))
+    .await;
+    let run = run_id(
+        &start(&app, "watch", json!({"inputs": {"t": "ghost"}}), None)
+            .await
+            .1,
+    );
+    let failed = run_in(&app, run, &["failed"]).await;
+    assert!(
+        failed["run"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no target named \"ghost\""),
+        "{failed:#}"
+    );
+    // Without the Health Proxy in this process, a step on a target fails at once and names why.
+    let only = common::app::spawn_app_only(
+        with_workflows(base().target(target("api", &service.url())), section),
+        Some(BossApi),
+    )
+    .await;
+    let run = run_id(&start(&only, "poke", json!({}), None).await.1);
+    let failed = run_in(&only, run, &["failed"]).await;
+    assert!(
+        failed["run"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Health Proxy does not run"),
+        "{failed:#}"
+    );
+}

@@ -1196,6 +1196,7 @@ impl Engine {
                 consecutive,
             } => {
                 let target = render(target)?;
+                self.effects.watches(&target)?;
                 let checks = self.events.subscribe("workflow wait_healthy");
                 cancellable(
                     token,

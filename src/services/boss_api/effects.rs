@@ -72,6 +72,17 @@ impl LiveEffects {
 }
 
 impl Effects for LiveEffects {
+    fn watches(&self, target: &str) -> Result<(), Failure> {
+        let monitor = self
+            .monitor
+            .as_ref()
+            .ok_or_else(|| Failure::fatal(NO_HEALTH_PROXY))?;
+        monitor
+            .target(target)
+            .map(|_| ())
+            .ok_or_else(|| Failure::fatal(format!("no target named {target:?}")))
+    }
+
     fn http_target(&self, target: &str) -> Result<HttpTarget, Failure> {
         let monitor = self
             .monitor

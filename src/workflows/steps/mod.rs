@@ -67,6 +67,9 @@ pub struct StepContext {
 /// Proxy (targets, breakers, auto-heal), the MCP WebBridge and the alert channels running in this process;
 /// a part that is not running answers with a fatal failure that says so.
 pub trait Effects: Send + Sync + std::fmt::Debug {
+    /// Ok when the monitor of this process checks `target` (a `wait_healthy` step counts its checks).
+    fn watches(&self, target: &str) -> Result<(), Failure>;
+
     /// The target of an `http` step.
     fn http_target(&self, target: &str) -> Result<HttpTarget, Failure>;
 
