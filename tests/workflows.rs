@@ -644,3 +644,81 @@ async fn a_step_that_cannot_be_done_here_fails_at_once_and_says_why() {
         "{failed:#}"
     );
 }
+
+#[tokio::test]
+async fn a_runbook_calls_an_mcp_tool_and_says_so_through_the_alert_channels() {
+    use common::receivers::HttpReceiver;
+    use hale::config::{ChannelsConfig, McpServerConfig, Secret, WebhookChannel};
+
+    let receiver = HttpReceiver::start(vec![(200, "{}")]).await;
+    let server: McpServerConfig = serde_json::from_value(json!({
+        "name": "fixture",
+        "command": [common::mcp_fixture::fixture().display().to_string(), "stdio"],
+        "timeout_s": 5,
+    }))
+    .unwrap();
+    let webhook = receiver.url("/hook");
+    let config = with_workflows(
+        base().with(move |c| {
+            c.mcp_servers = vec![server];
+            c.alerts.channels = ChannelsConfig {
+                webhook: Some(WebhookChannel {
+                    url: Secret::new(webhook),
+                    bearer_token: None,
+                }),
+                ..ChannelsConfig::default()
+            };
+        }),
+        json!({"definitions": [{
+            "id": "ask",
+            "inputs": {"word": {"type": "string"}},
+            "steps": [
+                {"id": "echo", "kind": "mcp_tool", "tool": "echo", "arguments": {"message": "{{inputs.word}}"},
+                 "retry": {"attempts": 5, "initial_backoff_ms": 200}},
+                {"id": "tell", "kind": "notify", "message": "the tool said {{steps.echo.output.structuredContent.echo}}"}
+            ]
+        }]}),
+    );
+    let app = spawn_app_with(config).await;
+    let run = run_id(
+        &start(&app, "ask", json!({"inputs": {"word": "hello"}}), None)
+            .await
+            .1,
+    );
+    let done = run_in(&app, run, &["succeeded", "failed"]).await;
+    assert_eq!(done["run"]["state"], "succeeded", "{done:#}");
+    let got = eventually("the webhook hears the notice", || async {
+        receiver
+            .requests()
+            .into_iter()
+            .find(|r| r.body.contains("the tool said hello"))
+    })
+    .await;
+    assert!(
+        got.json()["class"] == "workflow" || got.body.contains("workflow"),
+        "{}",
+        got.body
+    );
+    // The call is one row of the bridge's call log (written by the batching writer), the notice one alert
+    // in the history, never firing.
+    eventually("the call is stored", || async {
+        (count_rows(
+            &app.db_path,
+            "tool_calls",
+            "outcome = 'ok' AND tool = 'echo'",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        count_rows(
+            &app.db_path,
+            "alerts",
+            "rule = 'workflow_notify' AND state = 'resolved'"
+        )
+        .await,
+        1
+    );
+}

@@ -12,7 +12,7 @@ use crate::alerts::{Announcement, AnnouncementRule, Announcer};
 use crate::breaker::BreakerState;
 use crate::config::TargetUrl;
 use crate::heal::{HealError, Healer};
-use crate::mcp::{CallContext, CallError, McpRegistry};
+use crate::mcp::{CallContext, CallError, McpRegistry, ServerState};
 use crate::probe::Monitor;
 use crate::records::{AlertLevel, HealOutcome, HealTrigger};
 use crate::workflows::steps::{Effects, Failure, HttpTarget, StepContext, StepResult};
@@ -167,8 +167,24 @@ impl Effects for LiveEffects {
                     CallError::Upstream { .. } => {
                         Failure::of(FailureClass::ServerError, e.to_string())
                     }
-                    CallError::UnknownTool(_)
-                    | CallError::Invalid(_)
+                    CallError::UnknownTool(_) => {
+                        // A server still connecting has not listed its tools yet: worth a retry.
+                        let waiting: Vec<String> = tools
+                            .servers()
+                            .into_iter()
+                            .filter(|s| s.state != ServerState::Ready)
+                            .map(|s| s.name)
+                            .collect();
+                        if waiting.is_empty() {
+                            Failure::fatal(e.to_string())
+                        } else {
+                            Failure::of(
+                                FailureClass::Connect,
+                                format!("{e} (not connected yet: {})", waiting.join(", ")),
+                            )
+                        }
+                    }
+                    CallError::Invalid(_)
                     | CallError::UnusableSchema(_)
                     | CallError::TooLarge { .. } => Failure::fatal(e.to_string()),
                 }),
