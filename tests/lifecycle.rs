@@ -107,17 +107,19 @@ async fn stops_gracefully_on(signal: &str) {
             "missing log {step:?} in {messages:?}"
         );
     }
-    // Producers stop before what they feed: the status page's background reads (which feed nothing) and
-    // the monitor first, then what follows its events (heals, alerts, the SLO gauges, alert delivery), the
-    // children, and last the store's own workers.
+    // The workflow engine first (its running steps may finish while what they use still runs), then
+    // producers before what they feed: the status page's background reads (which feed nothing) and the
+    // monitor, then what follows its events (heals, alerts, the SLO gauges, alert delivery), the children,
+    // and last the store's own workers.
     let stopped: Vec<&str> = logs
         .iter()
         .filter(|l| l["message"] == "stopping background worker")
         .filter_map(|l| l["worker"].as_str())
         .collect();
     assert_eq!(
-        stopped[..9],
+        stopped[..10],
         [
+            "workflows",
             "status-page-reads",
             "monitor",
             "heal",
