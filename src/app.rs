@@ -393,7 +393,8 @@ fn bind(
 
 /// The label values the config makes known at start, from which the metrics create their series at 0
 /// (the catalog's `at_start`): the targets, those hale can heal (a `run` block or a heal command, as the
-/// healer decides), each alert rule in force with the channels its notices reach, and the latency objective.
+/// healer decides), each alert rule in force with the channels its notices reach, the latency objective, and
+/// the workflows.
 fn start_labels(config: &Config) -> StartLabels {
     use crate::config::ChannelKind;
     let channels = &config.alerts.channels;
@@ -440,6 +441,12 @@ fn start_labels(config: &Config) -> StartLabels {
             })
             .collect(),
         latency_target_ms: config.slo.p95_latency_target_ms,
+        workflows: config
+            .workflows
+            .definitions()
+            .iter()
+            .map(|w| w.id.as_str().to_owned())
+            .collect(),
     }
 }
 

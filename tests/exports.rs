@@ -457,11 +457,37 @@ async fn the_exported_units_pass_the_init_systems_checks() {
     assert!(ok, "{out}");
 }
 
+/// The operate token of the watched hale, which starts workflow runs.
+const OPS_ENV: &str = "HALE_EXPORTS_TEST_OPERATE";
+const OPS_TOKEN: &str = "exports-operate-5Tg8Wc2Nq7Lr4Yb";
+
+/// `config` with one workflow, `probe`: an HTTP step on the `web` target and a command step, so its runs
+/// end quickly and succeed.
+fn with_probe_workflow(mut config: hale::config::Config) -> hale::config::Config {
+    let section = serde_json::json!({"definitions": [{
+        "id": "probe",
+        "concurrency": {"limit": 10},
+        "steps": [
+            {"id": "ask", "kind": "http", "target": "web", "path": "/health"},
+            {"id": "done", "kind": "command", "argv": ["true"]}
+        ]
+    }]});
+    config.workflows = hale::config::workflows::WorkflowsConfig::from_value(
+        section,
+        &hale::workflows::Environment::of(&config),
+    )
+    .unwrap_or_else(|e| panic!("invalid workflows: {}: {}", e.path, e.reason));
+    config
+}
+
 /// hale with one target up (a local HTTP server), one down (a closed port, its breaker opening at the first
-/// failure) and one whose supervised child keeps crashing (restarts), checked every second.
+/// failure) and one whose supervised child keeps crashing (restarts), checked every second, and one
+/// workflow (`probe`) the operate token may start.
 async fn spawn_watched_hale() -> (TestApp, HttpReceiver) {
     let receiver = HttpReceiver::start(vec![(200, "ok"); 100_000]).await;
-    let mut config = common::config::test_config();
+    let mut config = common::config::TestConfig::new()
+        .token(hale::auth::Role::Operate, OPS_ENV, OPS_TOKEN)
+        .build();
     config.services = serde_json::from_value(serde_json::json!([
         {"name": "web", "url": format!("http://{}/health", receiver.addr), "interval_s": 1, "timeout_ms": 500},
         {"name": "db", "url": format!("http://127.0.0.1:{}/", dead_port()), "interval_s": 1, "timeout_ms": 500,
@@ -479,12 +505,13 @@ async fn spawn_watched_hale() -> (TestApp, HttpReceiver) {
     .expect("an MCP server config")];
     // The slo_* gauges are recomputed every second rather than every minute.
     config.slo.refresh_interval_s = 1;
+    let config = with_probe_workflow(config);
     let app = common::app::spawn_app_with(config).await;
     (app, receiver)
 }
 
-/// Requests that cause the events the dashboards show: answered requests and a 404 on every service, and
-/// on-demand checks.
+/// Requests that cause the events the dashboards show: answered requests and a 404 on every service,
+/// on-demand checks, a tool call and a run of the `probe` workflow.
 async fn cause_events(app: &TestApp) {
     for kind in ServiceKind::ALL {
         let _ = app.get(kind, "/no-such-route").await;
@@ -497,6 +524,18 @@ async fn cause_events(app: &TestApp) {
         .json(&serde_json::json!({"message": "dashboards"}))
         .send()
         .await;
+    let started = app
+        .request(
+            reqwest::Method::POST,
+            ServiceKind::BossApi,
+            "/workflow/probe/start",
+        )
+        .bearer_auth(OPS_TOKEN)
+        .json(&serde_json::json!({"reason": "exports test"}))
+        .send()
+        .await
+        .expect("start a run of probe");
+    assert_eq!(started.status().as_u16(), 202, "start a run of probe");
 }
 
 #[tokio::test]
@@ -508,6 +547,7 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
         "circuit_breaker_transitions_total",
         "restarts_total",
         "child_running",
+        "workflow_run_duration_seconds",
     ];
     let texts = common::eventually("every expected metric", || async {
         let mut texts = std::collections::HashMap::new();
@@ -515,7 +555,11 @@ async fn every_catalog_metric_is_on_metrics_or_documented_as_after_an_event() {
             texts.insert(kind, app.metrics(kind).await);
         }
         let proxy = &texts[&ServiceKind::HealthProxy];
-        let present = |name: &str| proxy.lines().any(|l| l.starts_with(name));
+        let present = |name: &str| {
+            texts
+                .values()
+                .any(|text| text.lines().any(|l| l.starts_with(name)))
+        };
         let ready = caused_by_this_test.iter().all(|n| present(n))
             && proxy
                 .lines()
@@ -817,6 +861,7 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
         {"name": "web", "url": receiver.url("/health"), "interval_s": 1, "timeout_ms": 500}
     ]))
     .expect("target configs");
+    let config = with_probe_workflow(config);
     let known = hale::metrics::StartLabels {
         targets: vec!["api".to_owned(), "web".to_owned()],
         healable: vec!["api".to_owned()],
@@ -831,6 +876,7 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
             })
             .collect(),
         latency_target_ms: config.slo.p95_latency_target_ms,
+        workflows: vec!["probe".to_owned()],
     };
     let mut app = common::app::spawn_app_with(config).await;
     let mut checked = 0;
@@ -937,10 +983,36 @@ async fn a_fresh_hale_exports_every_catalog_start_series_at_zero() {
         ),
         None
     );
+    // The workflow of the config, in each final state, and every step kind by outcome.
+    let boss = app.metrics(ServiceKind::BossApi).await;
+    for (name, labels) in [
+        ("workflow_runs_started_total", vec![("workflow", "probe")]),
+        (
+            "workflow_runs_finished_total",
+            vec![("workflow", "probe"), ("status", "interrupted")],
+        ),
+        (
+            "workflow_step_attempts_total",
+            vec![("kind", "approval"), ("outcome", "failed")],
+        ),
+        ("workflow_runs_active", vec![]),
+        ("workflow_queue_depth", vec![]),
+        ("workflow_approvals_waiting", vec![]),
+    ] {
+        assert_eq!(
+            common::prom::sample_sum(&boss, name, &labels),
+            Some(0.0),
+            "{name} {labels:?}"
+        );
+    }
     // 2 targets × 5 outcomes and × 1 latency objective, 5 on-demand outcomes, 2 histograms (by source),
-    // 3 services × 15 error types, 9 heal outcomes, and per default rule (7): 3 results on the log and 2 on
-    // none.
-    assert_eq!(checked, 10 + 2 + 5 + 2 + 45 + 9 + 7 * 5, "series checked");
+    // 3 services × 16 error types, 9 heal outcomes, per default rule (7): 3 results on the log and 2 on
+    // none; and 1 workflow started and in 5 final states, 8 step kinds × 3 outcomes.
+    assert_eq!(
+        checked,
+        10 + 2 + 5 + 2 + 48 + 9 + 7 * 5 + (1 + 5) + 8 * 3,
+        "series checked"
+    );
     app.shutdown().await;
 }
 

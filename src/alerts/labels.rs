@@ -51,7 +51,9 @@ pub enum AlertClass {
     /// MCP server the bridge cannot reach).
     Hale,
     /// A workflow's announcement (`alerts::announce`): a `notify` step's message, a run interrupted by a
-    /// restart. Its target is the workflow's id. No rule has it, and nothing holds it back.
+    /// restart; its target is the workflow's id. The exported workflow alerts (`HaleWorkflowRunInterrupted`,
+    /// with the workflow as `target`, `HaleWorkflowApprovalWaiting`, `HaleWorkflowQueueStuck`) have it too.
+    /// No hale rule has it, and no other class holds it back.
     Workflow,
 }
 

@@ -27,7 +27,7 @@ pub const GROUP_BY: [&str; 1] = ["target"];
 
 /// The class of an exported alert, by its name.
 pub fn class_of(alert: &str) -> Option<AlertClass> {
-    let table: [(&AlertDoc, AlertClass); 11] = [
+    let table: [(&AlertDoc, AlertClass); 14] = [
         (&rules::TARGET_DOWN, AlertClass::TargetDown),
         (&rules::TARGET_SLOW, AlertClass::Latency),
         (&rules::TARGET_RESTARTS, AlertClass::RestartsTooOften),
@@ -39,6 +39,9 @@ pub fn class_of(alert: &str) -> Option<AlertClass> {
         (&rules::SERVICE_DOWN, AlertClass::Hale),
         (&rules::SCRAPE_DOWN, AlertClass::Hale),
         (&rules::MCP_SERVER_DOWN, AlertClass::Hale),
+        (&rules::WORKFLOW_RUN_INTERRUPTED, AlertClass::Workflow),
+        (&rules::WORKFLOW_APPROVAL_WAITING, AlertClass::Workflow),
+        (&rules::WORKFLOW_QUEUE_STUCK, AlertClass::Workflow),
     ];
     if let Some((_, class)) = table.iter().find(|(doc, _)| doc.name == alert) {
         return Some(*class);

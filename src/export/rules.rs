@@ -171,6 +171,25 @@ pub const MCP_SERVER_DOWN: AlertDoc = AlertDoc {
     description: "mcp_server_ready of {{ $labels.server }} has been 0 for 2 minutes: its tools are missing from GET /tools and calls to them answer 503. GET /servers on the bridge shows its last error and stderr.",
 };
 
+pub const WORKFLOW_RUN_INTERRUPTED: AlertDoc = AlertDoc {
+    name: "HaleWorkflowRunInterrupted",
+    severity: "critical",
+    summary: "a run of workflow {{ $labels.workflow }} was interrupted",
+    description: "A run of {{ $labels.workflow }} ended interrupted in the last 15 minutes (workflow_runs_finished_total{status=\"interrupted\"}): hale stopped during a step that cannot be run again, and the run was not resumed. hale announces the same run itself (rule workflow_run_interrupted).",
+};
+pub const WORKFLOW_APPROVAL_WAITING: AlertDoc = AlertDoc {
+    name: "HaleWorkflowApprovalWaiting",
+    severity: "warning",
+    summary: "workflow runs have waited for an approval for 4 hours",
+    description: "workflow_approvals_waiting has been above 0 for 4 hours on {{ $labels.instance }}: a run waits for someone with the operate token to approve or reject it (GET :4000/workflow/ID/runs shows the runs waiting).",
+};
+pub const WORKFLOW_QUEUE_STUCK: AlertDoc = AlertDoc {
+    name: "HaleWorkflowQueueStuck",
+    severity: "warning",
+    summary: "the workflow queue on {{ $labels.instance }} has not moved for 15 minutes",
+    description: "Runs have been queued for a free slot for 15 minutes (workflow_queue_depth) and no run ended in that time (workflow_runs_finished_total), so no slot was freed: the runs holding the slots hang, wait, or the engine stopped.",
+};
+
 /// The SLOs as Sloth names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slo {
@@ -262,6 +281,9 @@ pub fn alert_docs() -> Vec<AlertDoc> {
         SERVICE_DOWN,
         SCRAPE_DOWN,
         MCP_SERVER_DOWN,
+        WORKFLOW_RUN_INTERRUPTED,
+        WORKFLOW_APPROVAL_WAITING,
+        WORKFLOW_QUEUE_STUCK,
     ];
     for slo in Slo::ALL {
         docs.push(slo.page());
@@ -385,9 +407,45 @@ pub fn hale_rules(slo: &SloConfig) -> Result<RuleFile, String> {
             ),
         ],
     };
+    let workflows = Group {
+        name: s("hale-workflows"),
+        rules: vec![
+            // `target` is the workflow's id, as on hale's own announcement of the same run, so
+            // Alertmanager groups them together and the announcement holds this echo back.
+            alert(
+                WORKFLOW_RUN_INTERRUPTED,
+                format!(
+                    r#"label_replace(sum by (instance, workflow) (increase({}{{status="interrupted"}}[15m])) > 0, "target", "$1", "workflow", "(.+)")"#,
+                    names::WORKFLOW_RUNS_FINISHED_TOTAL
+                ),
+                None,
+                &[],
+            ),
+            alert(
+                WORKFLOW_APPROVAL_WAITING,
+                format!("sum by (instance) ({}) > 0", names::WORKFLOW_APPROVALS_WAITING),
+                Some(s("4h")),
+                &[],
+            ),
+            // Runs started (accepted) keep counting while the queue is stuck, so they cannot tell a
+            // stuck queue from a busy one; a queued run only moves when a run in progress ends and frees
+            // its slot. A queue never empty for 15 minutes with no run ended in them is stuck; a busy
+            // healthy queue ends runs.
+            alert(
+                WORKFLOW_QUEUE_STUCK,
+                format!(
+                    "min by (instance) (min_over_time({}[15m])) > 0 and on (instance) sum by (instance) (increase({}[15m])) == 0",
+                    names::WORKFLOW_QUEUE_DEPTH,
+                    names::WORKFLOW_RUNS_FINISHED_TOTAL
+                ),
+                None,
+                &[],
+            ),
+        ],
+    };
     Ok(RuleFile {
         file: "hale-rules.yml",
-        groups: vec![targets, me],
+        groups: vec![targets, me, workflows],
     })
 }
 

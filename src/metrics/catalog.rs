@@ -76,6 +76,10 @@ pub enum StartValues {
     Closed(ClosedSet),
     /// The latency objective, `slo.p95_latency_target_ms`, in seconds (`latency_threshold`).
     LatencyTarget,
+    /// Every workflow of the config.
+    Workflow,
+    /// Every step kind, when the config has a workflow; none otherwise.
+    StepKind,
 }
 
 /// How many series of a metric each target adds to `/metrics`: the cardinality budget (docs/metrics.md).
@@ -98,6 +102,10 @@ pub enum ClosedSet {
     HealOutcome,
     ErrorType,
     AlertResult,
+    /// The states a workflow run ends in.
+    FinalRunState,
+    /// The ends of a workflow step's attempt.
+    AttemptOutcome,
 }
 
 impl ClosedSet {
@@ -115,6 +123,15 @@ impl ClosedSet {
                 .iter()
                 .map(|r| r.as_str())
                 .collect(),
+            Self::FinalRunState => crate::records::RunState::ALL
+                .iter()
+                .filter(|s| s.is_final())
+                .map(|s| s.as_str())
+                .collect(),
+            Self::AttemptOutcome => crate::metrics::workflows::ATTEMPT_OUTCOMES
+                .iter()
+                .map(|o| o.as_str())
+                .collect(),
         }
     }
 }
@@ -129,7 +146,7 @@ pub struct StartRule {
 }
 
 /// The label values known at start, from the config: what the series created at 0 are made of. The
-/// default knows nothing: no target, no rule, and a latency objective of 0.
+/// default knows nothing: no target, no rule, no workflow, and a latency objective of 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartLabels {
     pub targets: Vec<String>,
@@ -137,6 +154,8 @@ pub struct StartLabels {
     pub rules: Vec<StartRule>,
     /// `slo.p95_latency_target_ms`: the `threshold` of `health_check_fast_total`.
     pub latency_target_ms: u64,
+    /// The ids of the config's workflows.
+    pub workflows: Vec<String>,
 }
 
 /// A latency in milliseconds as a label value in seconds, written exactly (200 is `0.2`,
@@ -226,6 +245,12 @@ impl MetricDef {
                         set.values().into_iter().map(str::to_owned).collect()
                     }
                     StartValues::LatencyTarget => vec![latency_threshold(known.latency_target_ms)],
+                    StartValues::Workflow => known.workflows.clone(),
+                    StartValues::StepKind if known.workflows.is_empty() => Vec::new(),
+                    StartValues::StepKind => crate::metrics::workflows::STEP_KINDS
+                        .iter()
+                        .map(|k| (*k).to_owned())
+                        .collect(),
                 })
                 .collect();
             let mut rows: Vec<Vec<String>> = vec![Vec::new()];
@@ -371,7 +396,8 @@ const fn def(
 
 use PerTarget::{AtMost, Every};
 use StartValues::{
-    Closed, HealableTarget, LatencyTarget, Rule, RuleChannel, RuleLevel, Service, Target,
+    Closed, HealableTarget, LatencyTarget, Rule, RuleChannel, RuleLevel, Service, StepKind, Target,
+    Workflow,
 };
 
 pub const SERVICE_UP_DEF: MetricDef = def(
@@ -582,7 +608,8 @@ pub const WORKFLOW_RUNS_STARTED_TOTAL_DEF: MetricDef = def(
     &[LABEL_WORKFLOW],
     BossApi,
     AfterEvent("a workflow in the config"),
-);
+)
+.at_start(&[Workflow]);
 pub const WORKFLOW_RUNS_FINISHED_TOTAL_DEF: MetricDef = def(
     WORKFLOW_RUNS_FINISHED_TOTAL,
     Counter,
@@ -590,7 +617,8 @@ pub const WORKFLOW_RUNS_FINISHED_TOTAL_DEF: MetricDef = def(
     &[LABEL_WORKFLOW, LABEL_STATUS],
     BossApi,
     AfterEvent("a workflow in the config"),
-);
+)
+.at_start(&[Workflow, Closed(ClosedSet::FinalRunState)]);
 pub const WORKFLOW_RUN_DURATION_SECONDS_DEF: MetricDef = def(
     WORKFLOW_RUN_DURATION_SECONDS,
     Histogram,
@@ -606,14 +634,15 @@ pub const WORKFLOW_STEP_ATTEMPTS_TOTAL_DEF: MetricDef = def(
     &[LABEL_KIND, LABEL_OUTCOME],
     BossApi,
     AfterEvent("a workflow in the config"),
-);
+)
+.at_start(&[StepKind, Closed(ClosedSet::AttemptOutcome)]);
 pub const WORKFLOW_RUNS_ACTIVE_DEF: MetricDef = def(
     WORKFLOW_RUNS_ACTIVE,
     Gauge,
     "Workflow runs in progress (running or waiting).",
     &[],
     BossApi,
-    AfterEvent("a workflow in the config"),
+    AfterCheck,
 );
 pub const WORKFLOW_QUEUE_DEPTH_DEF: MetricDef = def(
     WORKFLOW_QUEUE_DEPTH,
@@ -621,7 +650,7 @@ pub const WORKFLOW_QUEUE_DEPTH_DEF: MetricDef = def(
     "Workflow runs queued for a free slot (the global cap or their concurrency group).",
     &[],
     BossApi,
-    AfterEvent("a workflow in the config"),
+    AfterCheck,
 );
 pub const WORKFLOW_APPROVALS_WAITING_DEF: MetricDef = def(
     WORKFLOW_APPROVALS_WAITING,
@@ -629,7 +658,7 @@ pub const WORKFLOW_APPROVALS_WAITING_DEF: MetricDef = def(
     "Workflow runs waiting for an approval.",
     &[],
     BossApi,
-    AfterEvent("a workflow in the config"),
+    AfterCheck,
 );
 pub const HEAL_ATTEMPTS_TOTAL_DEF: MetricDef = def(
     HEAL_ATTEMPTS_TOTAL,

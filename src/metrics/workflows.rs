@@ -25,6 +25,13 @@ pub const STEP_KINDS: [&str; 8] = [
     "approval",
 ];
 
+/// The ends of a step's attempt, the `outcome` label of `workflow_step_attempts_total`.
+pub const ATTEMPT_OUTCOMES: [AttemptState; 3] = [
+    AttemptState::Succeeded,
+    AttemptState::Failed,
+    AttemptState::Interrupted,
+];
+
 #[derive(Debug, Clone)]
 pub struct WorkflowMetrics {
     started: IntCounterVec,
@@ -37,9 +44,9 @@ pub struct WorkflowMetrics {
 }
 
 impl WorkflowMetrics {
-    /// Registers the collectors on the Boss API's registry, with a zero series for every workflow of the
-    /// config (started, and finished in each final state) and every step kind and outcome, so that a rate
-    /// over them reads 0 rather than nothing before the first run.
+    /// Registers the collectors on the Boss API's registry, with the catalog's series at 0 from start: every
+    /// workflow of the config (started, and finished in each final state) and, when there is one, every step
+    /// kind and outcome, so that a rate over them reads 0 rather than nothing before the first run.
     pub fn register(registry: &Registry, workflows: &[&str]) -> Self {
         let metrics = Self {
             started: catalog::WORKFLOW_RUNS_STARTED_TOTAL_DEF.int_counter_vec(),
@@ -65,25 +72,17 @@ impl WorkflowMetrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
-        for workflow in workflows {
-            metrics.started.with_label_values(&[workflow]);
-            for state in RunState::ALL.iter().filter(|s| s.is_final()) {
-                metrics
-                    .finished
-                    .with_label_values(&[workflow, state.as_str()]);
-            }
-        }
-        if !workflows.is_empty() {
-            for kind in STEP_KINDS {
-                for outcome in [
-                    AttemptState::Succeeded,
-                    AttemptState::Failed,
-                    AttemptState::Interrupted,
-                ] {
-                    metrics
-                        .attempts
-                        .with_label_values(&[kind, outcome.as_str()]);
-                }
+        let known = catalog::StartLabels {
+            workflows: workflows.iter().map(|w| (*w).to_owned()).collect(),
+            ..catalog::StartLabels::default()
+        };
+        for (def, vec) in [
+            (catalog::WORKFLOW_RUNS_STARTED_TOTAL_DEF, &metrics.started),
+            (catalog::WORKFLOW_RUNS_FINISHED_TOTAL_DEF, &metrics.finished),
+            (catalog::WORKFLOW_STEP_ATTEMPTS_TOTAL_DEF, &metrics.attempts),
+        ] {
+            for labels in def.series_at_start(None, &known) {
+                vec.with_label_values(&labels);
             }
         }
         metrics
