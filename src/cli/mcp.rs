@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use crate::cli::{fail, EXIT_BAD_INPUT};
 use crate::config::{Config, EditorMcpFile, DEFAULT_CONFIG_PATH};
 use crate::kind::ServiceKind;
-use crate::ops::listen_addr;
 use crate::mcp::server::relay_stdio;
+use crate::ops::listen_addr;
 
 /// The variable `hale mcp` reads its bearer token from (a read token for the reads; operate for `heal`).
 pub const TOKEN_VARIABLE: &str = "HALE_TOKEN";

@@ -26,7 +26,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `--follow` reads the run again.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 /// The run states after which nothing changes.
-const ENDED: [&str; 5] = ["succeeded", "failed", "timed_out", "cancelled", "interrupted"];
+const ENDED: [&str; 5] = [
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "interrupted",
+];
 /// The widest a step's output or error is shown in the table.
 const CELL_WIDTH: usize = 72;
 
@@ -559,7 +565,14 @@ fn render_list(list: &Value) -> String {
         })
         .collect();
     table(
-        &["WORKFLOW", "RISK", "APPROVAL", "CONCURRENCY", "INPUTS", "STEPS"],
+        &[
+            "WORKFLOW",
+            "RISK",
+            "APPROVAL",
+            "CONCURRENCY",
+            "INPUTS",
+            "STEPS",
+        ],
         &rows,
         None,
     )
@@ -684,7 +697,9 @@ fn render_run(detail: &Value, colour: bool) -> String {
                 None => "pending".to_owned(),
             };
             let detail = match latest {
-                Some(a) if !a["error"].is_null() => format!("error: {}", first_line(&text(&a["error"]))),
+                Some(a) if !a["error"].is_null() => {
+                    format!("error: {}", first_line(&text(&a["error"])))
+                }
                 Some(a) => output_line(&a["output"]),
                 None => String::new(),
             };
@@ -699,7 +714,14 @@ fn render_run(detail: &Value, colour: bool) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["STEP", "KIND", "RISK", "STATE", "ATTEMPTS", "OUTPUT / LATEST ERROR"],
+        &[
+            "STEP",
+            "KIND",
+            "RISK",
+            "STATE",
+            "ATTEMPTS",
+            "OUTPUT / LATEST ERROR",
+        ],
         &rows,
         Some((3, &|cell: &str| paint(colour, cell))),
     ));
@@ -786,10 +808,15 @@ mod tests {
     use super::*;
 
     fn declared() -> BTreeMap<String, String> {
-        [("n", "integer"), ("x", "number"), ("on", "boolean"), ("s", "string")]
-            .into_iter()
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .collect()
+        [
+            ("n", "integer"),
+            ("x", "number"),
+            ("on", "boolean"),
+            ("s", "string"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect()
     }
 
     #[test]
@@ -798,8 +825,9 @@ mod tests {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let inputs =
-            typed_inputs(&declared(), Some(r#"{"n": 1, "kept": [1]}"#), &pairs).ok().unwrap();
+        let inputs = typed_inputs(&declared(), Some(r#"{"n": 1, "kept": [1]}"#), &pairs)
+            .ok()
+            .unwrap();
         assert_eq!(
             Value::Object(inputs),
             json!({"n": 3, "x": 2.5, "on": true, "s": "12", "other": "a=b", "kept": [1]})
@@ -814,7 +842,10 @@ mod tests {
         assert_eq!(bad.code, EXIT_BAD_INPUT);
         assert!(bad.message.contains("--input n") && bad.message.contains("integer"));
         for pair in ["on=maybe", "x=NaN", "novalue", "=1"] {
-            assert!(typed_inputs(&declared(), None, &[pair.to_owned()]).is_err(), "{pair}");
+            assert!(
+                typed_inputs(&declared(), None, &[pair.to_owned()]).is_err(),
+                "{pair}"
+            );
         }
         assert!(typed_inputs(&declared(), Some("[1]"), &[]).is_err());
     }
@@ -833,10 +864,27 @@ mod tests {
             "approvals": [{"step": "root", "risk": "high", "decision": null, "expires_at": "2026-12-05T18:00:00Z"}]
         });
         let screen = render_run(&detail, false);
-        assert!(screen.starts_with("run 4 of risky: waiting for approval (expires 2026-12-05 18:00:00Z)"), "{screen}");
-        assert!(screen.lines().any(|l| l.starts_with("hello") && l.contains("succeeded") && l.ends_with("hi…")), "{screen}");
-        assert!(screen.lines().any(|l| l.starts_with("root") && l.contains("waiting")), "{screen}");
-        assert!(screen.contains("step root (high risk): open, expires 2026-12-05 18:00:00Z"), "{screen}");
+        assert!(
+            screen
+                .starts_with("run 4 of risky: waiting for approval (expires 2026-12-05 18:00:00Z)"),
+            "{screen}"
+        );
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.starts_with("hello") && l.contains("succeeded") && l.ends_with("hi…")),
+            "{screen}"
+        );
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.starts_with("root") && l.contains("waiting")),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("step root (high risk): open, expires 2026-12-05 18:00:00Z"),
+            "{screen}"
+        );
         let coloured = render_run(&detail, true);
         assert!(coloured.contains("\x1b[32msucceeded\x1b[0m"), "{coloured}");
     }
