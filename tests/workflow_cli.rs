@@ -358,9 +358,18 @@ async fn a_risky_run_waits_for_approval_then_is_approved_rejected_or_cancelled()
     let out = workflow(d, &url, None, &["status", &run.to_string(), "--follow"]).await;
     assert_eq!(exit_code(out.status), 1);
 
-    // Cancelled in its sleep.
+    // Cancelled in its sleep, which the status shows as the step it waits at.
     let run = start("nap").await;
     run_in(&url, run, &["waiting"]).await;
+    let out = workflow(d, &url, None, &["status", &run.to_string()]).await;
+    let screen = stdout(&out);
+    assert!(screen.contains(": waiting for sleep (wakes "), "{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("nap ") && l.contains(" waiting ")),
+        "{screen}"
+    );
     let out = workflow(
         d,
         &url,

@@ -565,13 +565,24 @@ async fn runs_in_progress(
         .take(RUNS_SHOWN)
         .map(|run| {
             let view = RunView::of(run);
+            // A sleeping run is stored at the step after its sleep: the page shows the sleep.
+            let step = match (view.wait_reason, view.step_index.checked_sub(1)) {
+                (Some(WaitReason::Sleep), Some(sleep)) => run
+                    .definition
+                    .get("steps")
+                    .and_then(|s| s.get(sleep as usize))
+                    .and_then(|s| s.get("id"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
+                _ => view.step,
+            };
             RunLine {
                 id: view.id,
                 workflow: view.workflow,
                 state: view.state,
                 wait_reason: view.wait_reason,
                 wake_at: view.wake_at,
-                step: view.step,
+                step,
                 started_at: view.started_at,
             }
         })

@@ -678,7 +678,11 @@ fn render_run(detail: &Value, colour: bool) -> String {
         let _ = writeln!(out, "error: {error}");
     }
     out.push('\n');
-    let at = run["step_index"].as_u64().unwrap_or(0);
+    // A sleeping run is stored at the step after its sleep: the sleep is the step it waits at.
+    let at = match run["step_index"].as_u64().unwrap_or(0) {
+        after if run["wait_reason"] == "sleep" => after.saturating_sub(1),
+        at => at,
+    };
     let ended = ENDED.contains(&state);
     let steps = detail["steps"].as_array().cloned().unwrap_or_default();
     let rows: Vec<Vec<String>> = steps
