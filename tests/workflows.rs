@@ -722,3 +722,43 @@ async fn a_runbook_calls_an_mcp_tool_and_says_so_through_the_alert_channels() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_status_page_lists_a_waiting_run_until_it_ends() {
+    let config = with_workflows(
+        base(),
+        json!({"definitions": [{"id": "nap", "steps": [{"id": "doze", "kind": "sleep", "duration_s": 600}]}]}),
+    );
+    let app = spawn_app_with(config).await;
+    let hp = hale::kind::ServiceKind::HealthProxy;
+    let page = app.get(hp, "/").await.text().await.unwrap();
+    assert!(
+        page.contains("No workflow run is running or waiting."),
+        "{page}"
+    );
+    let (_, body, _) = start(&app, "nap", json!({"reason": "page"}), None).await;
+    let run = run_id(&body);
+    run_in(&app, run, &["waiting"]).await;
+    // The page is kept for a second: it shows the run once rendered again.
+    let row = eventually("the waiting run on the status page", || async {
+        let page = app.get(hp, "/").await.text().await.unwrap();
+        let row = page
+            .lines()
+            .find(|l| l.starts_with(&format!("<tr><td>{run}</td>")))?
+            .to_owned();
+        Some(row)
+    })
+    .await;
+    assert!(row.contains("<td>nap</td>"), "{row}");
+    assert!(row.contains("<td>waiting for sleep until "), "{row}");
+    assert!(row.contains("<td>doze</td>"), "{row}");
+    let (status, _) = post(&app, &format!("/runs/{run}/cancel"), json!({})).await;
+    assert_eq!(status, 200);
+    run_in(&app, run, &["cancelled"]).await;
+    eventually("the ended run leaves the page", || async {
+        let page = app.get(hp, "/").await.text().await.unwrap();
+        page.contains("No workflow run is running or waiting.")
+            .then_some(())
+    })
+    .await;
+}

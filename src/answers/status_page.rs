@@ -1,6 +1,7 @@
 //! What the status page (`GET /`) shows, gathered: the monitor's latest results (nothing is checked for
 //! the page), the uptime bars from the rollups, each target's SLO (the numbers `/slo` gives, from the SLO
-//! refresher's last pass, its p95 included), restarts this week and the alerts firing. The
+//! refresher's last pass, its p95 included), restarts this week, the alerts firing and, when workflows are
+//! configured, the workflow runs in progress (running or waiting). The
 //! database reads are kept (`PageReads`) and made again once `READS_MAX_AGE` old, never per request: the
 //! bars then only for the hours since the last read. Their whole reads are made in the background by the
 //! `PageReader` worker (at start, then hourly), so no request waits for one; before the first is done the
@@ -14,12 +15,14 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use crate::answers::workflows::RunView;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::probe::Monitor;
-use crate::records::Outcome;
+use crate::records::{Outcome, RunState, WaitReason};
 use crate::slo::{SloBoard, TargetSlo};
 use crate::store::alerts::StoredAlert;
+use crate::store::workflows::{RunFilter, RunId, RunStore};
 use crate::store::{Store, StoreError};
 use crate::worker::Worker;
 
@@ -54,6 +57,8 @@ pub const PAGE_SIZE: usize = 50;
 pub const ATTENTION_SHOWN: usize = 25;
 /// Firing alerts listed on a paged page (then "and N more").
 pub const ALERTS_SHOWN: usize = 25;
+/// Workflow runs in progress listed, newest first (then "and more").
+pub const RUNS_SHOWN: usize = 20;
 
 /// How many pages the status page has for `targets` targets: 1 up to `FULL_PAGE_UP_TO`, then one per
 /// `PAGE_SIZE`.
@@ -331,6 +336,30 @@ pub struct TargetLine {
     pub restarts_week: u32,
 }
 
+/// A workflow run in progress, on the page.
+#[derive(Debug, Clone)]
+pub struct RunLine {
+    pub id: RunId,
+    pub workflow: String,
+    /// Running or waiting.
+    pub state: RunState,
+    /// Why a waiting run waits: backoff, sleep or approval.
+    pub wait_reason: Option<WaitReason>,
+    /// When a waiting run goes on (for an approval: when it expires).
+    pub wake_at: Option<DateTime<Utc>>,
+    /// The step the run is at.
+    pub step: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// The workflow runs in progress: the newest `RUNS_SHOWN`.
+#[derive(Debug, Clone, Default)]
+pub struct RunsInProgress {
+    pub runs: Vec<RunLine>,
+    /// More runs are in progress than are listed.
+    pub more: bool,
+}
+
 /// Everything the page shows.
 #[derive(Debug, Clone)]
 pub struct StatusPage {
@@ -351,6 +380,8 @@ pub struct StatusPage {
     pub window_days: u32,
     /// Hourly bars (less than a week of history) instead of daily ones.
     pub hourly: bool,
+    /// The workflow runs running or waiting; None when the config has no workflows.
+    pub runs: Option<RunsInProgress>,
     /// What could not be read (the database), shown on the page.
     pub notes: Vec<String>,
     /// Where each target's uptime bars come from when a page shows it (`with_bars`).
@@ -488,6 +519,14 @@ pub async fn gather(
             }
         })
         .collect();
+    let runs = if config.workflows.definitions().iter().next().is_some() {
+        Some(runs_in_progress(store).await.unwrap_or_else(|e| {
+            notes.push(format!("the workflow runs cannot be read: {e}"));
+            RunsInProgress::default()
+        }))
+    } else {
+        None
+    };
     StatusPage {
         generated_at: now,
         slo_as_of,
@@ -500,9 +539,55 @@ pub async fn gather(
         p95_target_ms: slo.p95_latency_target_ms,
         window_days: slo.window_days,
         hourly,
+        runs,
         notes,
         bars: Bars(Some(stored)),
     }
+}
+
+/// The newest `RUNS_SHOWN` runs running or waiting: one indexed read, made with the rest of what the page
+/// gathers (at most once per `PAGE_MAX_AGE`, never per request).
+async fn runs_in_progress(
+    store: &Store,
+) -> Result<RunsInProgress, crate::store::workflows::RunStoreError> {
+    let shown = u32::try_from(RUNS_SHOWN).unwrap_or(u32::MAX);
+    let runs = store
+        .list_runs(&RunFilter {
+            workflow: None,
+            states: vec![RunState::Running, RunState::Waiting],
+            before: None,
+            limit: shown.saturating_add(1),
+        })
+        .await?;
+    let more = runs.len() > RUNS_SHOWN;
+    let runs = runs
+        .iter()
+        .take(RUNS_SHOWN)
+        .map(|run| {
+            let view = RunView::of(run);
+            // A sleeping run is stored at the step after its sleep: the page shows the sleep.
+            let step = match (view.wait_reason, view.step_index.checked_sub(1)) {
+                (Some(WaitReason::Sleep), Some(sleep)) => run
+                    .definition
+                    .get("steps")
+                    .and_then(|s| s.get(sleep as usize))
+                    .and_then(|s| s.get("id"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
+                _ => view.step,
+            };
+            RunLine {
+                id: view.id,
+                workflow: view.workflow,
+                state: view.state,
+                wait_reason: view.wait_reason,
+                wake_at: view.wake_at,
+                step,
+                started_at: view.started_at,
+            }
+        })
+        .collect();
+    Ok(RunsInProgress { runs, more })
 }
 
 /// (checks, good) by day or hour: 8 bytes a day or hour, kept densely from a target's first one to its

@@ -65,6 +65,7 @@ pub struct WorkflowView {
 
 /// A step of a workflow as configured.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "restart", "kind": "command", "risk": "high", "risk_why": "runs sudo", "idempotent": false, "timeout_s": 120}))]
 pub struct StepSummaryView {
     pub id: String,
     /// http, wait_healthy, command, sleep, heal, mcp_tool, notify or approval.
@@ -87,7 +88,7 @@ pub struct StepSummaryView {
     "created_at": "2026-12-05T10:00:00Z", "started_at": "2026-12-05T10:00:00.020Z", "finished_at": null
 }))]
 pub struct RunView {
-    pub id: RunId,
+    pub id: i64,
     pub workflow: String,
     pub state: RunState,
     /// Why a waiting run waits: backoff, sleep or approval.
@@ -107,7 +108,7 @@ pub struct RunView {
     /// How many times the run went on after a restart.
     pub resumes: u32,
     /// The run this one retries.
-    pub retry_of: Option<RunId>,
+    pub retry_of: Option<i64>,
     /// Why it failed, was cancelled, timed out or was interrupted.
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -149,6 +150,11 @@ impl RunView {
 
 /// One attempt of a step.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "attempt": 1, "state": "succeeded", "started_at": "2026-12-05T10:00:00.020Z",
+    "finished_at": "2026-12-05T10:00:00.031Z", "output": {"status": 200, "body": {"drained": true}, "latency_ms": 11},
+    "output_truncated": false, "error": null
+}))]
 pub struct AttemptView {
     /// 1 for the step's first attempt in this run.
     pub attempt: u32,
@@ -181,6 +187,12 @@ impl AttemptView {
 
 /// A step of a run: what it is and its attempts.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "index": 0, "id": "drain", "kind": "http", "risk": "medium", "idempotent": false,
+    "attempts": [{"attempt": 1, "state": "failed", "started_at": "2026-12-05T10:00:00.020Z",
+                  "finished_at": "2026-12-05T10:00:00.031Z", "output": null, "output_truncated": false,
+                  "error": "503 from /admin/drain"}]
+}))]
 pub struct RunStepView {
     pub index: u32,
     pub id: String,
@@ -192,6 +204,11 @@ pub struct RunStepView {
 
 /// An approval a run asked for, or was given automatically.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "step_index": 1, "step": "restart", "risk": "high", "requested_at": "2026-12-05T10:00:01Z",
+    "expires_at": "2026-12-05T18:00:01Z", "decided_at": "2026-12-05T10:04:12Z", "decision": "approved",
+    "decided_by_role": "operate", "reason": "ticket 7"
+}))]
 pub struct ApprovalView {
     pub step_index: u32,
     pub step: String,
@@ -224,6 +241,20 @@ impl ApprovalView {
 
 /// One run in full: its steps with their attempts, outputs and errors, and its approvals.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "run": {"id": 17, "workflow": "restart-api", "state": "succeeded", "wait_reason": null, "wake_at": null,
+            "step_index": 0, "step": "drain", "inputs": {"target": "api"}, "reason": "deploy 4.2",
+            "concurrency_key": "api", "idempotency_key": null, "deadline": "2026-12-05T11:00:00Z", "resumes": 0,
+            "retry_of": null, "error": null, "created_at": "2026-12-05T10:00:00Z",
+            "started_at": "2026-12-05T10:00:00.010Z", "finished_at": "2026-12-05T10:00:00.040Z"},
+    "steps": [{"index": 0, "id": "drain", "kind": "http", "risk": "medium", "idempotent": false,
+               "attempts": [{"attempt": 1, "state": "succeeded", "started_at": "2026-12-05T10:00:00.020Z",
+                             "finished_at": "2026-12-05T10:00:00.031Z", "output": {"status": 200},
+                             "output_truncated": false, "error": null}]}],
+    "approvals": [{"step_index": 0, "step": "drain", "risk": "medium", "requested_at": "2026-12-05T10:00:00.010Z",
+                   "expires_at": "2026-12-05T10:00:00.010Z", "decided_at": "2026-12-05T10:00:00.010Z",
+                   "decision": "automatic", "decided_by_role": null, "reason": "below the approval threshold"}]
+}))]
 pub struct RunDetail {
     pub run: RunView,
     pub steps: Vec<RunStepView>,
@@ -232,6 +263,14 @@ pub struct RunDetail {
 
 /// A workflow's definition, its latest run and how many runs it has in each state.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "workflow": {"id": "poke", "description": null, "inputs": {}, "deadline_s": 3600,
+                 "concurrency": {"limit": 1, "on_conflict": "queue"}, "risk": "low", "approval_required": false,
+                 "steps": [{"id": "get", "kind": "http", "risk": "low", "risk_why": "a GET", "idempotent": true, "timeout_s": 60}]},
+    "definition": {"id": "poke", "steps": [{"id": "get", "kind": "http", "target": "api"}]},
+    "latest_run": null,
+    "counts": {"queued": 0, "running": 0, "waiting": 0, "succeeded": 3, "failed": 1, "timed_out": 0, "cancelled": 0, "interrupted": 0}
+}))]
 pub struct WorkflowStatus {
     pub workflow: WorkflowView,
     /// The definition as configured.
@@ -244,10 +283,11 @@ pub struct WorkflowStatus {
 
 /// A page of runs, newest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"runs": [], "next_cursor": null}))]
 pub struct RunsPage {
     pub runs: Vec<RunView>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
-    pub next_cursor: Option<RunId>,
+    pub next_cursor: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -287,7 +327,7 @@ pub struct BossStatus {
     pub approvals_waiting: u64,
     pub workflows: Vec<WorkflowLine>,
     /// Runs the last start of hale ended `interrupted`.
-    pub interrupted_at_start: Vec<RunId>,
+    pub interrupted_at_start: Vec<i64>,
     /// Targets whose circuit breaker is open now.
     pub open_breakers: Vec<String>,
     pub version: String,
@@ -295,10 +335,12 @@ pub struct BossStatus {
 
 /// One workflow's line in `/status`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "restart-api", "in_progress": 1, "last_run": 16, "last_result": "succeeded",
+                          "last_finished_at": "2026-12-05T09:10:00Z", "failed_24h": 0}))]
 pub struct WorkflowLine {
     pub id: String,
     pub in_progress: u64,
-    pub last_run: Option<RunId>,
+    pub last_run: Option<i64>,
     pub last_result: Option<RunState>,
     pub last_finished_at: Option<DateTime<Utc>>,
     /// Runs that ended failed, timed_out or interrupted in the last 24 hours.

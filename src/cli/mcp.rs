@@ -3,12 +3,15 @@
 //! Claude Desktop, VS Code or Cursor config (`mcpServers`, or VS Code's `servers`), printed as hale's
 //! `mcp_servers`, ready to paste; 2 for a file that cannot be read.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cli::{fail, EXIT_BAD_INPUT};
 use crate::config::{Config, EditorMcpFile, DEFAULT_CONFIG_PATH};
+use crate::kind::ServiceKind;
 use crate::mcp::server::relay_stdio;
+use crate::ops::listen_addr;
 
 /// The variable `hale mcp` reads its bearer token from (a read token for the reads; operate for `heal`).
 pub const TOKEN_VARIABLE: &str = "HALE_TOKEN";
@@ -48,23 +51,32 @@ pub(super) async fn run(args: McpArgs) -> ExitCode {
 async fn serve_stdio(url: Option<String>, config: &Path) -> ExitCode {
     let url = match url {
         Some(url) => url,
-        None => {
-            let addr = if config.exists() {
-                match Config::load(config) {
-                    Ok(config) => config.listen.mcp_bridge,
-                    Err(e) => return fail(EXIT_BAD_INPUT, &e.to_string()),
-                }
-            } else {
-                Config::default().listen.mcp_bridge
-            };
-            format!("http://{addr}/mcp")
-        }
+        None => match listen_addr_of(config, ServiceKind::McpBridge) {
+            Ok(addr) => format!("http://{addr}/mcp"),
+            Err(e) => return fail(EXIT_BAD_INPUT, &e),
+        },
     };
-    let token = std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
+    let token = env_token();
     match relay_stdio(&url, token.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, &e.to_string()),
     }
+}
+
+/// Where a running hale's service `kind` listens, from the config file `config` (the defaults when the file
+/// does not exist); the config's error when it cannot be read. `hale mcp` and `hale workflow` find hale so.
+pub(super) fn listen_addr_of(config: &Path, kind: ServiceKind) -> Result<SocketAddr, String> {
+    let config = if config.exists() {
+        Config::load(config).map_err(|e| e.to_string())?
+    } else {
+        Config::default()
+    };
+    Ok(listen_addr(&config, kind))
+}
+
+/// The bearer token from `HALE_TOKEN`, when set and not empty.
+pub(super) fn env_token() -> Option<String> {
+    std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.is_empty())
 }
 
 fn import(file: &Path) -> ExitCode {

@@ -1,7 +1,7 @@
 //! The command line: the clap root, `run`, the exit statuses and `fail`, one file per command: `hale serve`,
 //! `hale check-config`, `hale export openapi|dashboards|alerts|alertmanager|systemd|launchd`, `hale verify`,
-//! `hale status`, `hale audit`, `hale token`, `hale backup` and `hale restore`, `hale history generate` and
-//! `hale slo report`. Only this module prints a command's result and chooses its exit status; the engines
+//! `hale status`, `hale audit`, `hale token`, `hale backup` and `hale restore`, `hale history generate`,
+//! `hale slo report` and `hale workflow ...`. Only this module prints a command's result and chooses its exit status; the engines
 //! below it return typed errors.
 
 mod audit;
@@ -15,6 +15,7 @@ mod slo;
 mod status;
 mod token;
 mod verify;
+mod workflow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ pub use history::{GenerateArgs, HistoryCommand};
 pub use slo::{ReportArgs, SloCommand};
 pub use status::StatusArgs;
 pub use verify::{ReportFormat, VerifyArgs};
+pub use workflow::{WorkflowArgs, WorkflowCommand};
 
 /// Exit status for bad input: a config error, a port in use, an unusable database file, a bad flag.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -113,6 +115,9 @@ pub enum Command {
     /// hale's MCP tools on stdio for an AI assistant (relayed to the running hale's `/mcp`; the bearer
     /// token, if any, from HALE_TOKEN), or `import`: an editor's MCP servers in hale's form.
     Mcp(mcp::McpArgs),
+    /// The Boss API's workflows from the command line, over HTTP to the running hale (the bearer token
+    /// from HALE_TOKEN): list, start, status (--follow to watch a run), approve, reject, cancel.
+    Workflow(workflow::WorkflowArgs),
     /// Print a new random bearer token (256 bits, 64 hex characters) that `auth.tokens` accepts, e.g.
     /// `hale token > /run/secrets/hale-admin`.
     Token,
@@ -164,6 +169,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::History { what } => history::run(what).await,
         Command::Slo { what } => slo::run(what).await,
         Command::Mcp(args) => mcp::run(args).await,
+        Command::Workflow(args) => workflow::run(args).await,
         Command::Token => token::run(),
     }
 }

@@ -40,6 +40,7 @@ pub struct StartBody {
 /// A reason for an action on a run.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "ticket 7"}))]
 pub struct ReasonBody {
     pub reason: Option<String>,
 }
@@ -47,6 +48,7 @@ pub struct ReasonBody {
 /// A retry of a run.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"from_step": "restart", "reason": "the restart failed on a full disk, now freed"}))]
 pub struct RetryBody {
     /// The step the new run starts from; the step where the run stopped when absent.
     pub from_step: Option<String>,
@@ -216,7 +218,7 @@ pub async fn run_detail(
 #[utoipa::path(
     tag = "workflows",
     params(("run_id" = i64, Path, description = "The run's id")),
-    request_body(content = Option<ReasonBody>, description = "Why, kept with the run"),
+    request_body(content = Option<ReasonBody>, description = "Why, kept with the run", example = json!({"reason": "wrong host"})),
     responses(
         (status = 200, description = "The run, cancelled", body = RunView),
         (status = 404, description = "No run of that id", body = ErrorBody),
@@ -249,7 +251,7 @@ pub async fn cancel_run(
 #[utoipa::path(
     tag = "workflows",
     params(("run_id" = i64, Path, description = "The run to retry")),
-    request_body(content = Option<RetryBody>, description = "Where to start and why"),
+    request_body(content = Option<RetryBody>, description = "Where to start and why", example = json!({"from_step": "restart", "reason": "the disk is freed"})),
     responses(
         (status = 202, description = "The new run, queued; `Location` is its URL", body = RunView),
         (status = 404, description = "No run of that id", body = ErrorBody),
@@ -300,7 +302,7 @@ async fn decide(
 #[utoipa::path(
     tag = "workflows",
     params(("run_id" = i64, Path, description = "The run's id")),
-    request_body(content = Option<ReasonBody>, description = "Why, kept with the approval"),
+    request_body(content = Option<ReasonBody>, description = "Why, kept with the approval", example = json!({"reason": "ticket 7"})),
     responses(
         (status = 200, description = "The approval, decided", body = ApprovalView),
         (status = 404, description = "No run of that id", body = ErrorBody),
@@ -322,7 +324,7 @@ pub async fn approve_run(
 #[utoipa::path(
     tag = "workflows",
     params(("run_id" = i64, Path, description = "The run's id")),
-    request_body(content = Option<ReasonBody>, description = "Why, kept with the approval"),
+    request_body(content = Option<ReasonBody>, description = "Why, kept with the approval", example = json!({"reason": "ticket 7"})),
     responses(
         (status = 200, description = "The approval, rejected", body = ApprovalView),
         (status = 404, description = "No run of that id", body = ErrorBody),

@@ -1,13 +1,14 @@
 //! The status page's markup: a function from the gathered `StatusPage` to HTML, built with `maud`, which
-//! escapes every interpolated string (target names, errors, alert summaries, labels), so nothing from the
+//! escapes every interpolated string (target names, errors, alert summaries, labels, workflow and step
+//! ids), so nothing from the
 //! config, the monitor or the database can become markup. No script; the one inline `<style>` is what
 //! `STATUS_PAGE_CSP` allows.
 
 use maud::{html, Markup, DOCTYPE};
 
 use crate::answers::status_page::{
-    page_count, StatusPage, TargetLine, ALERTS_SHOWN, ATTENTION_SHOWN, FULL_PAGE_UP_TO,
-    HOURLY_UNTIL_DAYS, LOADING_REFRESH_S, PAGE_SIZE, UPTIME_DAYS, UPTIME_HOURS,
+    page_count, RunsInProgress, StatusPage, TargetLine, ALERTS_SHOWN, ATTENTION_SHOWN,
+    FULL_PAGE_UP_TO, HOURLY_UNTIL_DAYS, LOADING_REFRESH_S, PAGE_SIZE, UPTIME_DAYS, UPTIME_HOURS,
 };
 use crate::records::Outcome;
 use crate::slo::report::data::{retroactive_line, show_ms, show_percent, show_time};
@@ -159,6 +160,9 @@ pub fn render(page: &StatusPage) -> String {
                         }
                         "\n"
                     }
+                    @if let Some(runs) = &page.runs {
+                        (runs_section(runs)) "\n"
+                    }
                 }
                 "\n"
             }
@@ -167,6 +171,48 @@ pub fn render(page: &StatusPage) -> String {
         "\n"
     }
     .into_string()
+}
+
+/// "Workflow runs in progress": the runs running or waiting, newest first.
+fn runs_section(runs: &RunsInProgress) -> Markup {
+    html! {
+        h2 #runs { "Workflow runs in progress" } "\n"
+        @if runs.runs.is_empty() {
+            p.muted { "No workflow run is running or waiting." }
+        } @else {
+            table.runs {
+                thead { tr {
+                    th { "run" } th { "workflow" } th { "state" } th { "step" } th { "started" }
+                } }
+                tbody {
+                    "\n"
+                    @for r in &runs.runs {
+                        tr {
+                            td { (r.id) }
+                            td { (r.workflow) }
+                            td {
+                                (r.state.as_str())
+                                @if let Some(reason) = r.wait_reason {
+                                    " for " (reason.as_str())
+                                    @if let Some(wake) = r.wake_at {
+                                        @if reason.as_str() == "approval" { ", expires " } @else { " until " }
+                                        (show_time(wake))
+                                    }
+                                }
+                            }
+                            td { (r.step.as_deref().unwrap_or("-")) }
+                            td { (r.started_at.map_or_else(|| "not yet".to_owned(), show_time)) }
+                        }
+                        "\n"
+                    }
+                }
+            }
+            @if runs.more {
+                "\n"
+                p.more { "and more: the Boss API's " code { "GET /status" } " counts them." }
+            }
+        }
+    }
 }
 
 /// `n` with thousands separators: 1,000.
@@ -310,6 +356,9 @@ pub fn render_paged(page: &StatusPage, number: u32) -> String {
                                 a href="/alerts/active" { "/alerts/active" } "."
                             } "\n"
                         }
+                    }
+                    @if let Some(runs) = &page.runs {
+                        (runs_section(runs)) "\n"
                     }
                 }
                 "\n"
@@ -611,6 +660,7 @@ mod tests {
             p95_target_ms: 200,
             window_days: 7,
             hourly,
+            runs: None,
             notes: vec![hostile("note")],
             bars: crate::answers::status_page::Bars::default(),
         }
@@ -654,6 +704,58 @@ mod tests {
                 if hourly { 2 } else { 0 },
                 "{html}"
             );
+        }
+    }
+
+    #[test]
+    fn workflow_runs_in_progress_show_only_with_workflows_escaped_on_both_layouts() {
+        use crate::answers::status_page::{RunLine, RunsInProgress};
+        use crate::records::{RunState, WaitReason};
+        let mut page = status_page(false);
+        assert!(!render(&page).contains("Workflow runs in progress"));
+        page.runs = Some(RunsInProgress::default());
+        assert!(render(&page).contains("No workflow run is running or waiting."));
+        page.runs = Some(RunsInProgress {
+            runs: vec![
+                RunLine {
+                    id: 17,
+                    workflow: hostile("workflow"),
+                    state: RunState::Waiting,
+                    wait_reason: Some(WaitReason::Approval),
+                    wake_at: Some(at(18)),
+                    step: Some(hostile("step")),
+                    started_at: Some(at(11)),
+                },
+                RunLine {
+                    id: 16,
+                    workflow: "nap".to_owned(),
+                    state: RunState::Running,
+                    wait_reason: None,
+                    wake_at: None,
+                    step: None,
+                    started_at: None,
+                },
+            ],
+            more: true,
+        });
+        for html in [render(&page), render_paged(&page, 1)] {
+            assert!(html.contains("Workflow runs in progress"), "{html}");
+            assert!(
+                html.contains(&format!(
+                    "<td>waiting for approval, expires {}</td>",
+                    show_time(at(18))
+                )),
+                "{html}"
+            );
+            assert!(
+                html.contains("<td>running</td><td>-</td><td>not yet</td>"),
+                "{html}"
+            );
+            assert!(html.contains("and more"), "{html}");
+            for field in ["workflow", "step"] {
+                assert_eq!(html.matches(&escaped(&hostile(field))).count(), 1, "{html}");
+            }
+            assert!(!html.contains("<script"), "{html}");
         }
     }
 

@@ -2,7 +2,8 @@
 //! target's current state (the monitor's latest results; nothing is checked for the page), its SLO status
 //! and error budget left over the SLO window (the numbers `/slo` gives), any retroactive maintenance
 //! window, uptime bars from the rollups (90 daily bars, or 48 hourly ones while the database holds less
-//! than a week of history), the p95 over the SLO window, restarts this week and the alerts firing.
+//! than a week of history), the p95 over the SLO window, restarts this week, the alerts firing and, when
+//! workflows are configured, the workflow runs in progress (running or waiting, newest first).
 //! It refreshes itself every 30 s and carries a Content-Security-Policy that allows inline styles and
 //! nothing else. Above `FULL_PAGE_UP_TO` targets it is paged (`?page=N`): a summary, the targets that need
 //! attention, and one page of targets as compact rows.
