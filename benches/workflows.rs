@@ -258,10 +258,8 @@ async fn main() -> ExitCode {
 
 /// The hale binary: HALE_BENCH_HALE, or the one cargo built with this benchmark.
 fn hale_path() -> PathBuf {
-    std::env::var("HALE_BENCH_HALE").map_or_else(
-        |_| PathBuf::from(env!("CARGO_BIN_EXE_hale")),
-        PathBuf::from,
-    )
+    std::env::var("HALE_BENCH_HALE")
+        .map_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_hale")), PathBuf::from)
 }
 
 /// Reads hale's JSON log lines until the Boss API says where it listens; the rest are read and dropped (as a
