@@ -164,6 +164,9 @@ pub struct Store {
     lock: Arc<Mutex<Option<DbLock>>>,
     /// One backup at a time (`backup.rs`).
     backups: Arc<tokio::sync::Mutex<()>>,
+    /// One workflow change at a time (`workflows.rs`): its transactions wait their turn here, in order,
+    /// instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+    workflow_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Which schema migrations a database has, compared with the ones this binary knows.
@@ -432,6 +435,7 @@ impl Store {
             read_only,
             lock: Arc::new(Mutex::new(lock)),
             backups: Arc::default(),
+            workflow_writes: Arc::default(),
         })
     }
 
@@ -458,6 +462,11 @@ impl Store {
     /// The database file's path, as given.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The turn every workflow change takes before its transaction (`workflows.rs`).
+    pub(crate) fn workflow_writes(&self) -> &tokio::sync::Mutex<()> {
+        &self.workflow_writes
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

@@ -621,6 +621,10 @@ impl Store {
             + Send,
         T: Send,
     {
+        // Two of these at once would both ask SQLite for the write lock, and the one refused would sleep in
+        // the busy handler (1, 2, 5, 10 ... 100 ms between tries) long after the lock is free: the 80 to
+        // 100 ms tail of the starts and runs measured by `benches/workflows.rs`.
+        let _turn = self.workflow_writes().lock().await;
         let mut conn = self.pool().acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let value = body(&mut tx).await?;
