@@ -43,6 +43,9 @@ pub const MAX_RESUMES: u32 = 3;
 /// runs wake it at once, and the next stored wake time bounds the sleep).
 const IDLE_LOOK: Duration = Duration::from_secs(30);
 
+/// How often the queue gauges are read from the store, at most.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
 /// Everything the engine is built from.
 pub struct EngineParts {
     pub store: Store,
@@ -152,6 +155,8 @@ pub struct Engine {
     drives: TaskTracker,
     /// Runs ended `interrupted` by the last start's recovery.
     interrupted_at_start: Mutex<Vec<RunId>>,
+    /// When the queue gauges were last read.
+    gauges_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -187,6 +192,7 @@ impl Engine {
             abandon: CancellationToken::new(),
             drives: TaskTracker::new(),
             interrupted_at_start: Mutex::new(Vec::new()),
+            gauges_at: Mutex::new(None),
         })
     }
 
@@ -573,11 +579,22 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "cannot read the workflow runs due to wake"),
             }
         }
-        match self.store.summary(now).await {
-            Ok(s) => self
-                .metrics
-                .queue(s.running + s.waiting, s.queued, s.approvals_waiting),
-            Err(e) => tracing::debug!(error = %e, "cannot count the workflow queue"),
+        // The gauges are read from the store at most once a second, not on every pass of a busy loop.
+        let due = {
+            let mut last = lock(&self.gauges_at);
+            let due = last.is_none_or(|at| at.elapsed() >= GAUGES_EVERY);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            match self.store.summary(now).await {
+                Ok(s) => self
+                    .metrics
+                    .queue(s.running + s.waiting, s.queued, s.approvals_waiting),
+                Err(e) => tracing::debug!(error = %e, "cannot count the workflow queue"),
+            }
         }
     }
 
