@@ -762,3 +762,45 @@ async fn the_status_page_lists_a_waiting_run_until_it_ends() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn cancel_running_cancels_the_groups_run_and_starts_the_new_one() {
+    let config = with_workflows(
+        base(),
+        json!({"definitions": [
+            {"id": "deploy", "inputs": {"target": {"type": "string"}},
+             "concurrency": {"limit": 1, "key": "target", "on_conflict": "cancel_running"},
+             "steps": [{"id": "work", "kind": "command", "argv": ["sleep", "600"]}]}
+        ]}),
+    );
+    let app = spawn_app_with(config).await;
+    let first = run_id(
+        &start(&app, "deploy", json!({"inputs": {"target": "a"}}), None)
+            .await
+            .1,
+    );
+    run_in(&app, first, &["running"]).await;
+    let other = run_id(
+        &start(&app, "deploy", json!({"inputs": {"target": "b"}}), None)
+            .await
+            .1,
+    );
+    let (status, body, _) = start(&app, "deploy", json!({"inputs": {"target": "a"}}), None).await;
+    assert_eq!(status, 202, "{body}");
+    let second = run_id(&body);
+    let cancelled = run_in(&app, first, &["cancelled"]).await;
+    assert!(
+        cancelled["run"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancel_running"),
+        "{cancelled:#}"
+    );
+    run_in(&app, second, &["running"]).await;
+    // Another key's run is left alone.
+    let (_, b) = app.get_json(BossApi, &format!("/runs/{other}")).await;
+    assert_eq!(b["run"]["state"], "running");
+    for run in [second, other] {
+        post(&app, &format!("/runs/{run}/cancel"), json!({})).await;
+    }
+}
