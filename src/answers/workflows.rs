@@ -446,19 +446,8 @@ pub async fn workflow_runs(
                 })?,
         ),
     };
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                AnswerError::BadInput(format!(
-                    "limit: {text:?} is not a number from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-    };
+    let limit = crate::answers::params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
+        .map_err(AnswerError::BadInput)?;
     let runs = engine
         .store()
         .list_runs(&RunFilter {

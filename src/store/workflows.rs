@@ -634,15 +634,29 @@ impl Store {
     }
 }
 
+impl Store {
+    /// `create_in`, in its own transaction.
+    async fn create(
+        &self,
+        run: &NewRun,
+        now: DateTime<Utc>,
+        refuse_when_full: bool,
+    ) -> Result<Created, RunStoreError> {
+        let run = run.clone();
+        self.change(move |conn| {
+            Box::pin(async move { create_in(conn, &run, now, refuse_when_full).await })
+        })
+        .await
+    }
+}
+
 impl RunStore for Store {
     async fn create_or_get(
         &self,
         run: &NewRun,
         now: DateTime<Utc>,
     ) -> Result<Created, RunStoreError> {
-        let run = run.clone();
-        self.change(move |conn| Box::pin(async move { create_in(conn, &run, now, false).await }))
-            .await
+        self.create(run, now, false).await
     }
 
     async fn create_unless_full(
@@ -650,9 +664,7 @@ impl RunStore for Store {
         run: &NewRun,
         now: DateTime<Utc>,
     ) -> Result<Created, RunStoreError> {
-        let run = run.clone();
-        self.change(move |conn| Box::pin(async move { create_in(conn, &run, now, true).await }))
-            .await
+        self.create(run, now, true).await
     }
 
     async fn claim_next(

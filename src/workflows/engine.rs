@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::clock::Clock;
+use crate::clock::{add_saturating as after, Clock};
 use crate::events::EventBus;
 use crate::metrics::WorkflowMetrics;
 use crate::records::{ApprovalDecision, AttemptState, RiskLevel, RunState, WaitReason};
@@ -826,7 +826,7 @@ impl Engine {
                         return;
                     }
                     self.metrics.attempt(kind, AttemptState::Failed);
-                    tracing::warn!(run_id = run.id, step = %step.id, attempt = attempt.attempt, class = failure.class.map(class_name), error = %failure.message, "workflow step failed");
+                    tracing::warn!(run_id = run.id, step = %step.id, attempt = attempt.attempt, class = failure.class.map(|c| c.as_str()), error = %failure.message, "workflow step failed");
                     stored.state = AttemptState::Failed;
                     attempts.push(stored);
                     let retryable = failure.class.is_some_and(|c| step.retries(c));
@@ -1364,29 +1364,11 @@ async fn within(
     }
 }
 
-fn class_name(class: crate::workflows::FailureClass) -> &'static str {
-    use crate::workflows::FailureClass::*;
-    match class {
-        Timeout => "timeout",
-        Connect => "connect",
-        ServerError => "5xx",
-        BreakerOpen => "breaker_open",
-        NonzeroExit => "nonzero_exit",
-    }
-}
-
 fn who(role: Option<&str>) -> String {
     match role {
         Some(role) => format!("a caller with the {role} role"),
         None => "a loopback caller without a token".to_owned(),
     }
-}
-
-fn after(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    chrono::TimeDelta::from_std(by)
-        .ok()
-        .and_then(|d| at.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

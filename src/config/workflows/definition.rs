@@ -417,6 +417,19 @@ pub enum FailureClass {
     NonzeroExit,
 }
 
+impl FailureClass {
+    /// The class as `retry_on` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::ServerError => "5xx",
+            Self::BreakerOpen => "breaker_open",
+            Self::NonzeroExit => "nonzero_exit",
+        }
+    }
+}
+
 /// Failures retried when a step does not say: the passing ones, not a command's own verdict.
 pub const DEFAULT_RETRY_ON: [FailureClass; 4] = [
     FailureClass::Timeout,

@@ -14,7 +14,7 @@ use crate::config::TargetUrl;
 use crate::heal::{HealError, Healer};
 use crate::mcp::{CallContext, CallError, McpRegistry, ServerState};
 use crate::probe::Monitor;
-use crate::records::{AlertLevel, HealOutcome, HealTrigger};
+use crate::records::{HealOutcome, HealTrigger};
 use crate::workflows::steps::{Effects, Failure, HttpTarget, StepContext, StepResult};
 use crate::workflows::FailureClass;
 
@@ -54,10 +54,7 @@ impl LiveEffects {
             .announce(Announcement {
                 rule,
                 target: context.workflow.clone(),
-                level: match rule {
-                    AnnouncementRule::WorkflowNotify => AlertLevel::Info,
-                    AnnouncementRule::WorkflowRunInterrupted => AlertLevel::Critical,
-                },
+                level: rule.default_level(),
                 summary: message.to_owned(),
                 description,
                 channels: None,
