@@ -223,7 +223,7 @@ pub(super) async fn run(args: WorkflowArgs) -> ExitCode {
 
 async fn command(args: WorkflowArgs) -> Result<ExitCode, Failure> {
     let boss = Boss::new(&args)?;
-    let colour = std::io::stdout().is_terminal();
+    let colour = crate::ops::status::colour_wanted();
     match args.what {
         WorkflowCommand::List { json } => {
             let list = boss.get("/workflows").await?;
