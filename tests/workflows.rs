@@ -496,6 +496,24 @@ async fn an_idempotency_key_finds_its_run_and_refuses_another_body() {
     );
     let (status, _, _) = start(&app, "nope", json!({}), None).await;
     assert_eq!(status, 404);
+    // Bad reads are named too.
+    for (path, names) in [
+        ("/workflow/noop/runs?status=done", "status"),
+        ("/workflow/noop/runs?limit=0", "limit"),
+        ("/workflow/noop/runs?cursor=x", "cursor"),
+    ] {
+        let (status, body) = app.get_json(BossApi, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(names),
+            "{path}: {body}"
+        );
+    }
+    let (status, _) = app.get_json(BossApi, "/runs/not-a-run").await;
+    assert_eq!(status, 404);
     let (status, _, _) = start(&app, "noop", json!({"inputs": {"n": 1}, "extra": 1}), None).await;
     assert_eq!(status, 400);
     assert_eq!(count_rows(&app.db_path, "workflow_runs", "1").await, 1);
